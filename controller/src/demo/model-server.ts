@@ -1,0 +1,104 @@
+// A small demo model server answering the seed's output shape:
+//   {"prediction": "<label>", "confidence": 0.0-1.0, "model_version": "<version>"}
+// Behaviour (error rate, added latency) can be set at start and changed at run time through
+// PUT /__demo/behavior, so tests and demos can make a canary misbehave.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface ModelBehavior {
+  /** Fraction of requests answered with HTTP 500. */
+  errorRate: number;
+  /** Added latency per request, in milliseconds. */
+  latencyMs: number;
+}
+
+export interface ModelServer {
+  url: string;
+  port: number;
+  version: string;
+  behavior: ModelBehavior;
+  /** Requests answered so far (excluding /__demo calls). */
+  served(): number;
+  close(): Promise<void>;
+}
+
+const LABELS = ["approve", "review", "decline"];
+
+function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+export function prediction(version: string, body: string): { prediction: string; confidence: number; model_version: string } {
+  const h = hash32(body);
+  return {
+    prediction: LABELS[h % LABELS.length],
+    confidence: Math.round(((h >>> 8) % 1000) / 10) / 100,
+    model_version: version,
+  };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+export async function startModelServer(opts: { version: string; host?: string; port?: number; behavior?: Partial<ModelBehavior> }): Promise<ModelServer> {
+  const behavior: ModelBehavior = { errorRate: 0, latencyMs: 0, ...opts.behavior };
+  let served = 0;
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const body = await readBody(req);
+    if (req.url === "/__demo/behavior") {
+      if (req.method === "PUT") {
+        try {
+          const next = JSON.parse(body) as Partial<ModelBehavior>;
+          if (typeof next.errorRate === "number") behavior.errorRate = next.errorRate;
+          if (typeof next.latencyMs === "number") behavior.latencyMs = next.latencyMs;
+        } catch {
+          res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "model server: behavior must be JSON" }));
+          return;
+        }
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(behavior));
+      return;
+    }
+    served++;
+    if (behavior.latencyMs > 0) await new Promise((r) => setTimeout(r, behavior.latencyMs));
+    const headers = { "content-type": "application/json", "x-model-version": opts.version };
+    if (behavior.errorRate > 0 && Math.random() < behavior.errorRate) {
+      res.writeHead(500, headers).end(JSON.stringify({ error: "model failed", model_version: opts.version }));
+      return;
+    }
+    res.writeHead(200, headers).end(JSON.stringify(prediction(opts.version, `${req.url} ${body}`)));
+  };
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500).end();
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://${opts.host ?? "127.0.0.1"}:${port}`,
+    port,
+    version: opts.version,
+    behavior,
+    served: () => served,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}

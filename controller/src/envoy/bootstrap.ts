@@ -1,0 +1,79 @@
+// Renders deploy/envoy/envoy.template.yaml into a concrete bootstrap.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "../paths.ts";
+
+export interface HostPort { host: string; port: number }
+
+export interface BootstrapOptions {
+  listen: HostPort;
+  admin: HostPort; // admin always binds 127.0.0.1; only the port is taken from here
+  stable: HostPort;
+  canary: HostPort;
+  controller: HostPort;
+  wasmPath?: string;
+  variantHeader?: string;
+  routeTimeout?: string;
+  pollWaitSeconds?: number;
+}
+
+export const TEMPLATE_PATH = join(repoRoot, "deploy", "envoy", "envoy.template.yaml");
+export const DEFAULT_WASM_PATH = join(repoRoot, "build", "filter.wasm");
+
+export function parseHostPort(text: string, what: string): HostPort {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 0 || port > 65535) throw new Error(`${what}: expected host:port, got '${text}'`);
+  return { host: m[1].replace(/^\[|\]$/g, ""), port };
+}
+
+export function parseUrlHostPort(url: string, what: string): HostPort {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`${what}: not a URL: '${url}'`);
+  }
+  if (u.protocol !== "http:") throw new Error(`${what}: only http:// upstreams are supported, got '${url}'`);
+  if (u.pathname !== "/" && u.pathname !== "") throw new Error(`${what}: give the server's base URL without a path, got '${url}'`);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  if (!/^[0-9.]+$|:/.test(host)) throw new Error(`${what}: give an IP address (STATIC cluster), got '${host}'`);
+  return { host, port: u.port ? Number(u.port) : 80 };
+}
+
+/** The plugin configuration JSON the filter parses (filter/config.ts). */
+export function pluginConfig(opts: BootstrapOptions): string {
+  return JSON.stringify({
+    variantHeader: opts.variantHeader ?? "x-rollout-variant",
+    controller: {
+      cluster: "modelroll_controller",
+      authority: `${opts.controller.host}:${opts.controller.port}`,
+      path: "/v1/filter-config",
+      pollWaitSeconds: opts.pollWaitSeconds ?? 20,
+    },
+  });
+}
+
+export function renderBootstrap(opts: BootstrapOptions): string {
+  const values: Record<string, string> = {
+    ADMIN_PORT: String(opts.admin.port),
+    LISTEN_HOST: opts.listen.host,
+    LISTEN_PORT: String(opts.listen.port),
+    STABLE_HOST: opts.stable.host,
+    STABLE_PORT: String(opts.stable.port),
+    CANARY_HOST: opts.canary.host,
+    CANARY_PORT: String(opts.canary.port),
+    CONTROLLER_HOST: opts.controller.host,
+    CONTROLLER_PORT: String(opts.controller.port),
+    WASM_PATH: JSON.stringify(opts.wasmPath ?? DEFAULT_WASM_PATH),
+    VARIANT_HEADER: opts.variantHeader ?? "x-rollout-variant",
+    ROUTE_TIMEOUT: opts.routeTimeout ?? "30s",
+    // Inside a single-quoted YAML scalar a quote is written twice.
+    PLUGIN_CONFIG: pluginConfig(opts).replace(/'/g, "''"),
+  };
+  const template = readFileSync(TEMPLATE_PATH, "utf8");
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
+    if (!(name in values)) throw new Error(`envoy template: unknown placeholder {{${name}}}`);
+    return values[name];
+  });
+}

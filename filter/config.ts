@@ -1,0 +1,218 @@
+// Pure parsing of the two configs the filter receives into typed objects:
+//  - the plugin configuration from Envoy's bootstrap / WasmPlugin (static; unknown keys are typos and refused),
+//  - the rollout table from the controller's long-poll (dynamic; unknown keys are ignored so an
+//    older filter keeps working with a newer controller).
+// Errors name the field: "rollouts[2].canaryBasisPoints: must be an integer 0..10000".
+import { JsonKind, JsonValue, parseJson } from "./json";
+
+export class RolloutConfig {
+  name: string = "";
+  pathPrefix: string = "";
+  stickyHeader: string = "";
+  canaryBasisPoints: u32 = 0;
+}
+
+export class RolloutTable {
+  epoch: string = "";
+  version: i64 = 0;
+  rollouts: Array<RolloutConfig> = [];
+}
+
+export class ControllerConfig {
+  cluster: string = "";
+  authority: string = "";
+  path: string = "/v1/filter-config";
+  pollWaitSeconds: u32 = 20;
+}
+
+export class PluginConfig {
+  variantHeader: string = "x-rollout-variant";
+  responseVariantHeader: string = "x-rollout-variant";
+  controller: ControllerConfig | null = null;
+  /** Rollouts given statically (e.g. through Istio's pluginConfig); replaced by the controller's once it answers. */
+  staticRollouts: RolloutTable | null = null;
+}
+
+export class ParseResult<T> {
+  constructor(public value: T | null, public error: string) {}
+}
+
+function isLowerToken(s: string): bool {
+  if (s.length == 0 || s.length > 128) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** DNS-label rollout names: they are embedded in Envoy stat names, so no dots. */
+export function isRolloutName(s: string): bool {
+  if (s.length == 0 || s.length > 63) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || (c == 0x2d && i > 0 && i < s.length - 1);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+function stringField(obj: JsonValue, key: string, path: string, required: bool, out: Array<string>): string | null {
+  const v = obj.get(key);
+  if (v === null) {
+    if (required) out.push(path + key + ": is required");
+    return null;
+  }
+  if (v.kind != JsonKind.String) {
+    out.push(path + key + ": must be a string");
+    return null;
+  }
+  return v.str;
+}
+
+function integerField(obj: JsonValue, key: string, path: string, min: f64, max: f64, out: Array<string>): f64 {
+  const v = obj.get(key);
+  if (v === null) return NaN;
+  if (v.kind != JsonKind.Number || !isFinite(v.num) || Math.floor(v.num) != v.num || v.num < min || v.num > max) {
+    out.push(path + key + ": must be an integer " + (<i64>min).toString() + ".." + (<i64>max).toString());
+    return NaN;
+  }
+  return v.num;
+}
+
+function rejectUnknownKeys(obj: JsonValue, allowed: Array<string>, path: string, out: Array<string>): void {
+  for (let i = 0; i < obj.keys.length; i++) {
+    if (!allowed.includes(obj.keys[i])) out.push(path + obj.keys[i] + ": unknown field");
+  }
+}
+
+function parseRollout(v: JsonValue, path: string, out: Array<string>): RolloutConfig | null {
+  if (v.kind != JsonKind.Object) {
+    out.push(path + ": must be an object");
+    return null;
+  }
+  const before = out.length;
+  const r = new RolloutConfig();
+  const p = path + ".";
+  const name = stringField(v, "name", p, true, out);
+  if (name !== null) {
+    if (isRolloutName(name)) r.name = name;
+    else out.push(p + "name: must be a DNS label (a-z, 0-9, '-', at most 63)");
+  }
+  const prefix = stringField(v, "pathPrefix", p, true, out);
+  if (prefix !== null) {
+    if (prefix.length > 0 && prefix.charCodeAt(0) == 0x2f) r.pathPrefix = prefix;
+    else out.push(p + "pathPrefix: must start with '/'");
+  }
+  const sticky = stringField(v, "stickyHeader", p, true, out);
+  if (sticky !== null) {
+    if (isLowerToken(sticky)) r.stickyHeader = sticky;
+    else out.push(p + "stickyHeader: must be a lowercase header name");
+  }
+  const bp = integerField(v, "canaryBasisPoints", p, 0, 10000, out);
+  if (!isNaN(bp)) r.canaryBasisPoints = <u32>bp;
+  return out.length == before ? r : null;
+}
+
+function parseRolloutList(v: JsonValue | null, path: string, out: Array<string>): Array<RolloutConfig> {
+  const list = new Array<RolloutConfig>();
+  if (v === null) {
+    out.push(path + ": is required");
+    return list;
+  }
+  if (v.kind != JsonKind.Array) {
+    out.push(path + ": must be an array");
+    return list;
+  }
+  for (let i = 0; i < v.items.length; i++) {
+    const r = parseRollout(v.items[i], path + "[" + i.toString() + "]", out);
+    if (r === null) continue;
+    for (let j = 0; j < list.length; j++) {
+      if (list[j].name == r.name) out.push(path + "[" + i.toString() + "].name: duplicate rollout " + r.name);
+    }
+    list.push(r);
+  }
+  return list;
+}
+
+/** The controller's answer: `{ epoch, version, rollouts: [...] }`. */
+export function parseRolloutTable(text: string): ParseResult<RolloutTable> {
+  const parsed = parseJson(text, 16);
+  if (!parsed.ok) return new ParseResult<RolloutTable>(null, "not JSON: " + parsed.error + " at byte " + parsed.offset.toString());
+  const root = parsed.value!;
+  if (root.kind != JsonKind.Object) return new ParseResult<RolloutTable>(null, "must be a JSON object");
+  const errors = new Array<string>();
+  const table = new RolloutTable();
+  const epoch = stringField(root, "epoch", "", false, errors);
+  if (epoch !== null) table.epoch = epoch;
+  const version = integerField(root, "version", "", 0, 9007199254740991, errors);
+  if (isNaN(version)) {
+    if (!root.has("version")) errors.push("version: is required");
+  } else {
+    table.version = <i64>version;
+  }
+  table.rollouts = parseRolloutList(root.get("rollouts"), "rollouts", errors);
+  if (errors.length > 0) return new ParseResult<RolloutTable>(null, errors.join("; "));
+  return new ParseResult<RolloutTable>(table, "");
+}
+
+/** The plugin configuration from Envoy; an empty string means all defaults and no controller. */
+export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
+  const config = new PluginConfig();
+  if (text.trim().length == 0) return new ParseResult<PluginConfig>(config, "");
+  const parsed = parseJson(text, 16);
+  if (!parsed.ok) return new ParseResult<PluginConfig>(null, "not JSON: " + parsed.error + " at byte " + parsed.offset.toString());
+  const root = parsed.value!;
+  if (root.kind != JsonKind.Object) return new ParseResult<PluginConfig>(null, "must be a JSON object");
+  const errors = new Array<string>();
+  rejectUnknownKeys(root, ["variantHeader", "responseVariantHeader", "controller", "rollouts"], "", errors);
+
+  const variant = stringField(root, "variantHeader", "", false, errors);
+  if (variant !== null) {
+    if (isLowerToken(variant)) config.variantHeader = variant;
+    else errors.push("variantHeader: must be a lowercase header name");
+  }
+  const responseVariant = stringField(root, "responseVariantHeader", "", false, errors);
+  if (responseVariant !== null) {
+    if (isLowerToken(responseVariant)) config.responseVariantHeader = responseVariant;
+    else errors.push("responseVariantHeader: must be a lowercase header name");
+  }
+
+  const ctl = root.get("controller");
+  if (ctl !== null) {
+    if (ctl.kind != JsonKind.Object) {
+      errors.push("controller: must be an object");
+    } else {
+      rejectUnknownKeys(ctl, ["cluster", "authority", "path", "pollWaitSeconds"], "controller.", errors);
+      const c = new ControllerConfig();
+      const cluster = stringField(ctl, "cluster", "controller.", true, errors);
+      if (cluster !== null) {
+        if (cluster.length > 0) c.cluster = cluster;
+        else errors.push("controller.cluster: must not be empty");
+      }
+      const authority = stringField(ctl, "authority", "controller.", true, errors);
+      if (authority !== null) {
+        if (authority.length > 0) c.authority = authority;
+        else errors.push("controller.authority: must not be empty");
+      }
+      const path = stringField(ctl, "path", "controller.", false, errors);
+      if (path !== null) {
+        if (path.length > 0 && path.charCodeAt(0) == 0x2f && !path.includes("?")) c.path = path;
+        else errors.push("controller.path: must start with '/' and have no query");
+      }
+      const wait = integerField(ctl, "pollWaitSeconds", "controller.", 1, 60, errors);
+      if (!isNaN(wait)) c.pollWaitSeconds = <u32>wait;
+      config.controller = c;
+    }
+  }
+
+  if (root.has("rollouts")) {
+    const table = new RolloutTable();
+    table.epoch = "static";
+    table.rollouts = parseRolloutList(root.get("rollouts"), "rollouts", errors);
+    config.staticRollouts = table;
+  }
+  if (errors.length > 0) return new ParseResult<PluginConfig>(null, errors.join("; "));
+  return new ParseResult<PluginConfig>(config, "");
+}

@@ -1,0 +1,133 @@
+// Context bookkeeping and the proxy_on_* exports, written for Envoy's lifecycle.
+//
+// Why not the SDK's exports.ts: it keeps ONE root context for every root id, and looks contexts up
+// with Map.get, which traps when an id is unknown. Envoy creates a new root context on the same VM
+// for each plugin configuration (and the VM's own root for on_vm_start), delivers proxy_on_done /
+// proxy_on_delete for root ids too, and may deliver HTTP-call callbacks after a stream is gone.
+// Here each root id has its own context, and an unknown id is a no-op with a fail-open answer.
+import { log, LogLevel } from "./host";
+
+export const enum HeadersStatus { Continue = 0, StopIteration = 1 }
+export const enum DataStatus { Continue = 0, StopIterationAndBuffer = 1, StopIterationNoBuffer = 3 }
+
+export class RootContextBase {
+  constructor(public readonly id: u32) {}
+  onVmStart(vmConfigSize: u32): bool { return true; }
+  onConfigure(pluginConfigSize: u32): bool { return true; }
+  onTick(): void {}
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
+  createStream(id: u32): StreamContextBase { return new StreamContextBase(id, this); }
+  onDone(): bool { return true; }
+  onDelete(): void {}
+}
+
+export class StreamContextBase {
+  constructor(public readonly id: u32, public readonly root: RootContextBase) {}
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus { return HeadersStatus.Continue; }
+  onRequestBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
+  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus { return HeadersStatus.Continue; }
+  onResponseBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
+  onLog(): void {}
+  onDone(): bool { return true; }
+  onDelete(): void {}
+}
+
+let rootFactory: (id: u32) => RootContextBase = (id: u32): RootContextBase => new RootContextBase(id);
+const roots = new Map<u32, RootContextBase>();
+const streams = new Map<u32, StreamContextBase>();
+
+export function setRootContextFactory(factory: (id: u32) => RootContextBase): void {
+  rootFactory = factory;
+}
+
+/** True while the stream with this id has not been deleted: HTTP-call callbacks must check it. */
+export function streamAlive(id: u32): bool {
+  return streams.has(id);
+}
+
+export function proxy_abi_version_0_2_1(): void {}
+
+export function proxy_on_context_create(id: u32, parentId: u32): void {
+  if (parentId == 0) {
+    if (!roots.has(id)) roots.set(id, rootFactory(id));
+    return;
+  }
+  if (!roots.has(parentId)) {
+    log(LogLevel.Error, "modelroll: stream " + id.toString() + " created under unknown root " + parentId.toString());
+    return;
+  }
+  streams.set(id, roots.get(parentId).createStream(id));
+}
+
+export function proxy_on_vm_start(rootId: u32, vmConfigSize: u32): u32 {
+  if (!roots.has(rootId)) roots.set(rootId, rootFactory(rootId));
+  return roots.get(rootId).onVmStart(vmConfigSize) ? 1 : 0;
+}
+
+export function proxy_validate_configuration(rootId: u32, configSize: u32): u32 {
+  return 1;
+}
+
+export function proxy_on_configure(rootId: u32, configSize: u32): u32 {
+  if (!roots.has(rootId)) roots.set(rootId, rootFactory(rootId));
+  return roots.get(rootId).onConfigure(configSize) ? 1 : 0;
+}
+
+export function proxy_on_tick(rootId: u32): void {
+  if (roots.has(rootId)) roots.get(rootId).onTick();
+}
+
+export function proxy_on_http_call_response(rootId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  if (roots.has(rootId)) roots.get(rootId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+}
+
+export function proxy_on_queue_ready(rootId: u32, token: u32): void {}
+export function proxy_on_foreign_function(rootId: u32, functionId: u32, dataSize: u32): void {}
+
+export function proxy_on_request_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
+  if (!streams.has(id)) return HeadersStatus.Continue;
+  return streams.get(id).onRequestHeaders(headerCount, endOfStream != 0);
+}
+
+export function proxy_on_request_body(id: u32, bodySize: u32, endOfStream: u32): i32 {
+  if (!streams.has(id)) return DataStatus.Continue;
+  return streams.get(id).onRequestBody(bodySize, endOfStream != 0);
+}
+
+export function proxy_on_request_trailers(id: u32, trailerCount: u32): i32 { return 0; }
+export function proxy_on_request_metadata(id: u32, count: u32): i32 { return 0; }
+
+export function proxy_on_response_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
+  if (!streams.has(id)) return HeadersStatus.Continue;
+  return streams.get(id).onResponseHeaders(headerCount, endOfStream != 0);
+}
+
+export function proxy_on_response_body(id: u32, bodySize: u32, endOfStream: u32): i32 {
+  if (!streams.has(id)) return DataStatus.Continue;
+  return streams.get(id).onResponseBody(bodySize, endOfStream != 0);
+}
+
+export function proxy_on_response_trailers(id: u32, trailerCount: u32): i32 { return 0; }
+export function proxy_on_response_metadata(id: u32, count: u32): i32 { return 0; }
+
+export function proxy_on_log(id: u32): void {
+  if (streams.has(id)) streams.get(id).onLog();
+}
+
+export function proxy_on_done(id: u32): u32 {
+  if (streams.has(id)) return streams.get(id).onDone() ? 1 : 0;
+  if (roots.has(id)) return roots.get(id).onDone() ? 1 : 0;
+  return 1;
+}
+
+export function proxy_on_delete(id: u32): void {
+  if (streams.has(id)) {
+    streams.get(id).onDelete();
+    streams.delete(id);
+    return;
+  }
+  if (roots.has(id)) {
+    roots.get(id).onDelete();
+    roots.delete(id);
+  }
+}

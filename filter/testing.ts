@@ -1,0 +1,74 @@
+// Pure filter logic exported for unit tests through @assemblyscript/loader (build/filter-testing.wasm).
+// Nothing here touches the host; Envoy runs build/filter.wasm (filter/main.ts).
+import { parsePluginConfig, parseRolloutTable } from "./config";
+import { parseJson, JsonKind } from "./json";
+import { isCanary, matchRollout, stickyBucket } from "./routing";
+
+/** "" when the plugin config is accepted, else the error naming the field. */
+export function pluginConfigError(text: string): string {
+  const r = parsePluginConfig(text);
+  return r.value === null ? r.error : "";
+}
+
+/** "ok <variantHeader> <controller cluster or -> <static rollout count or ->" or "error: ...". */
+export function pluginConfigSummary(text: string): string {
+  const r = parsePluginConfig(text);
+  if (r.value === null) return "error: " + r.error;
+  const c = r.value!;
+  const ctl = c.controller;
+  const st = c.staticRollouts;
+  return "ok " + c.variantHeader + " " + (ctl === null ? "-" : ctl.cluster + "@" + ctl.authority + ctl.path + "/" + ctl.pollWaitSeconds.toString())
+    + " " + (st === null ? "-" : st.rollouts.length.toString());
+}
+
+/** "v<version> <name>:<prefix>:<header>:<bp>,..." or "error: ...". */
+export function rolloutTableSummary(text: string): string {
+  const r = parseRolloutTable(text);
+  if (r.value === null) return "error: " + r.error;
+  const t = r.value!;
+  const parts = new Array<string>();
+  for (let i = 0; i < t.rollouts.length; i++) {
+    const x = t.rollouts[i];
+    parts.push(x.name + ":" + x.pathPrefix + ":" + x.stickyHeader + ":" + x.canaryBasisPoints.toString());
+  }
+  return "v" + t.version.toString() + " " + t.epoch + " " + parts.join(",");
+}
+
+/** The name of the rollout the path matches under the given table, "" for none. */
+export function matchedRollout(tableText: string, path: string): string {
+  const r = parseRolloutTable(tableText);
+  if (r.value === null) return "error: " + r.error;
+  const m = matchRollout(r.value!.rollouts, path);
+  return m === null ? "" : m.name;
+}
+
+export function bucketFor(rollout: string, key: string): u32 {
+  return stickyBucket(rollout, key);
+}
+
+export function canaryAt(bucket: u32, basisPoints: u32): bool {
+  return isCanary(bucket, basisPoints);
+}
+
+/** Buckets for keys "<prefix>0" .. "<prefix>{n-1}" in one call, so a test can hash 100k keys quickly. */
+export function bucketHistogram(rollout: string, prefix: string, n: i32, bins: i32): Int32Array {
+  const out = new Int32Array(bins);
+  for (let i = 0; i < n; i++) {
+    const b = stickyBucket(rollout, prefix + i.toString());
+    out[<i32>((<u64>b * <u64>bins) / 10000)]++;
+  }
+  return out;
+}
+
+/** "kind" of a parsed JSON document or "error: ..." — exercises the parser on hostile input. */
+export function jsonKind(text: string, maxDepth: i32): string {
+  const r = parseJson(text, maxDepth);
+  if (r.value === null) return "error: " + r.error;
+  const k = r.value!.kind;
+  if (k == JsonKind.Object) return "object";
+  if (k == JsonKind.Array) return "array";
+  if (k == JsonKind.String) return "string";
+  if (k == JsonKind.Number) return "number";
+  if (k == JsonKind.Bool) return "bool";
+  return "null";
+}
