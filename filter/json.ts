@@ -90,7 +90,9 @@ class Parser {
     if (this.peek() == 0x7d) { this.pos++; return obj; }
     while (true) {
       this.skipWhitespace();
-      if (this.peek() != 0x22) return this.fail("expected a string key");
+      const k = this.peek();
+      if (k < 0) return this.fail("unexpected end of input");
+      if (k != 0x22) return this.fail("expected a string key");
       const key = this.parseString();
       if (key === null) return null;
       this.skipWhitespace();

@@ -1,0 +1,57 @@
+// What `npm start` will do, decided from argv and the environment without side effects.
+import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
+
+export interface StartPlan {
+  listen: HostPort;
+  controller: HostPort;
+  admin: HostPort;
+  /** Given model server URLs, or null to start the demo models (stable v1, canary v2) on these ports. */
+  stable: { url: string; hostPort: HostPort } | { demo: HostPort };
+  canary: { url: string; hostPort: HostPort } | { demo: HostPort };
+  concurrency: number;
+}
+
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N]
+  --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
+  --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
+  --controller        controller REST API                (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
+  --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
+  --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)`;
+
+const FLAGS = new Set(["--stable", "--canary", "--listen", "--controller", "--admin", "--concurrency"]);
+
+export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
+
+export function planStart(argv: string[], env: Record<string, string | undefined>): PlanResult {
+  const given = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--help" || arg === "-h") return { help: true };
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    if (!FLAGS.has(flag)) return { error: `unknown argument '${arg}'` };
+    const value = inline ?? argv[++i];
+    if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
+    given.set(flag, value);
+  }
+  try {
+    const stableUrl = given.get("--stable") ?? env.MODELROLL_STABLE_URL;
+    const canaryUrl = given.get("--canary") ?? env.MODELROLL_CANARY_URL;
+    if ((stableUrl === undefined) !== (canaryUrl === undefined)) return { error: "give both --stable and --canary, or neither (to start the demo models)" };
+    const admin = parseHostPort(given.get("--admin") ?? env.MODELROLL_ADMIN ?? "127.0.0.1:9901", "--admin");
+    if (admin.host !== "127.0.0.1" && admin.host !== "localhost") return { error: `--admin: Envoy's admin listens on 127.0.0.1 only, got ${admin.host}` };
+    const concurrency = Number(given.get("--concurrency") ?? env.MODELROLL_CONCURRENCY ?? "2");
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) return { error: "--concurrency: expected an integer 1..64" };
+    return {
+      plan: {
+        listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_LISTEN ?? "127.0.0.1:10000", "--listen"),
+        controller: parseHostPort(given.get("--controller") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--controller"),
+        admin: { host: "127.0.0.1", port: admin.port },
+        stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: { host: "127.0.0.1", port: 9001 } },
+        canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: { host: "127.0.0.1", port: 9002 } },
+        concurrency,
+      },
+    };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
