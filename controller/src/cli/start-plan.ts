@@ -16,7 +16,8 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--l
   --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
   --controller        controller REST API                (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
-  --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)`;
+  --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)
+  env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.`;
 
 const FLAGS = new Set(["--stable", "--canary", "--listen", "--controller", "--admin", "--concurrency"]);
 
@@ -46,8 +47,8 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_LISTEN ?? "127.0.0.1:10000", "--listen"),
         controller: parseHostPort(given.get("--controller") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--controller"),
         admin: { host: "127.0.0.1", port: admin.port },
-        stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: { host: "127.0.0.1", port: 9001 } },
-        canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: { host: "127.0.0.1", port: 9002 } },
+        stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
+        canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         concurrency,
       },
     };

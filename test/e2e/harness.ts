@@ -1,0 +1,153 @@
+// Starts what an end-to-end test needs on 127.0.0.1: two demo model servers, the controller and a real
+// Envoy running build/filter.wasm, on free ports. Every wait is a bounded loop.
+import { createServer } from "node:net";
+import { Agent, request } from "node:http";
+import { renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
+import { startEnvoy, type EnvoyProcess } from "../../controller/src/envoy/process.ts";
+import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
+import { startController } from "../../controller/src/server.ts";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Stack {
+  stable: ModelServer;
+  canary: ModelServer;
+  controller: { url: string; close(): Promise<void> } | null;
+  controllerPort: number;
+  envoy: EnvoyProcess;
+  dataUrl: string;
+  adminUrl: string;
+  startController(): Promise<void>;
+  stopController(): Promise<void>;
+  restartEnvoy(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number } = {}): Promise<Stack> {
+  const stable = await startModelServer({ version: "v1" });
+  const canary = await startModelServer({ version: "v2" });
+  const [controllerPort, listenPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const yaml = renderBootstrap({
+    listen: { host: "127.0.0.1", port: listenPort },
+    admin: { host: "127.0.0.1", port: adminPort },
+    stable: { host: "127.0.0.1", port: stable.port },
+    canary: { host: "127.0.0.1", port: opts.canaryPort ?? canary.port },
+    controller: { host: "127.0.0.1", port: controllerPort },
+    pollWaitSeconds: opts.pollWaitSeconds ?? 20,
+  });
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const stack: Stack = {
+    stable,
+    canary,
+    controller: null,
+    controllerPort,
+    envoy: null as unknown as EnvoyProcess,
+    dataUrl: `http://127.0.0.1:${listenPort}`,
+    adminUrl,
+    async startController() {
+      stack.controller = await startController({ host: "127.0.0.1", port: controllerPort, envoyAdminUrls: [adminUrl], logger: false });
+    },
+    async stopController() {
+      await stack.controller?.close();
+      stack.controller = null;
+    },
+    async restartEnvoy() {
+      await stack.envoy.stop();
+      stack.envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort, concurrency: opts.concurrency ?? 2 });
+    },
+    async stop() {
+      await stack.envoy?.stop();
+      await stack.controller?.close();
+      await stable.close();
+      await canary.close();
+      agent.destroy();
+    },
+  };
+  await stack.startController();
+  stack.envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort, concurrency: opts.concurrency ?? 2 });
+  return stack;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+export interface Reply {
+  status: number;
+  /** The variant the filter says it chose (response header). */
+  variant: string | null;
+  /** The model version that actually answered: v1 = stable server, v2 = canary server. */
+  modelVersion: string | null;
+  body: string;
+}
+
+export function send(url: string, headers: Record<string, string> = {}, body = '{"features":[1,2,3]}'): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: "POST", agent, headers: { "content-type": "application/json", ...headers }, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let modelVersion: string | null = null;
+        try {
+          modelVersion = (JSON.parse(text) as { model_version?: string }).model_version ?? null;
+        } catch {
+          modelVersion = null;
+        }
+        resolve({ status: res.statusCode ?? 0, variant: (res.headers["x-rollout-variant"] as string) ?? null, modelVersion, body: text });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`request to ${url} timed out`)));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** Sends n requests, `concurrency` at a time; headersFor(i) gives each request's headers. */
+export async function sendMany(url: string, n: number, headersFor: (i: number) => Record<string, string>, concurrency = 32): Promise<Reply[]> {
+  const replies = new Array<Reply>(n);
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      replies[i] = await send(url, headersFor(i));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return replies;
+}
+
+export async function api(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+/** Polls `check` every `intervalMs` until it returns true or `timeoutMs` passes; returns the elapsed ms or throws. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000, intervalMs = 5): Promise<number> {
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    if (await check()) return performance.now() - start;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Waits until every Envoy worker has the rollout: `probes` consecutive keyed requests all carry a variant header. */
+export async function waitForRolloutActive(dataUrl: string, probes = 20): Promise<void> {
+  await waitFor("the filter to receive the rollout", async () => {
+    const replies = await sendMany(dataUrl, probes, (i) => ({ "x-user-id": `probe-${i}` }), 4);
+    return replies.every((r) => r.variant !== null);
+  }, 15_000, 20);
+}

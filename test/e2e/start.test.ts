@@ -1,0 +1,86 @@
+// `npm start` as a user runs it: a child process, with the demo models or with given model URLs.
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
+import { repoRoot } from "../../controller/src/paths.ts";
+import { api, freePort, send, waitFor } from "./harness.ts";
+
+let child: ChildProcess | null = null;
+const servers: ModelServer[] = [];
+
+afterEach(async () => {
+  if (child && child.exitCode === null) {
+    child.kill("SIGKILL");
+  }
+  child = null;
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function runStart(args: string[], env: Record<string, string> = {}): Promise<{ output: () => string; exited: Promise<number | null> }> {
+  let output = "";
+  child = spawn(process.execPath, [join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), join(repoRoot, "controller", "src", "cli", "start.ts"), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout!.on("data", (c: Buffer) => { output += c.toString(); });
+  child.stderr!.on("data", (c: Buffer) => { output += c.toString(); });
+  const exited = new Promise<number | null>((resolve) => child!.on("exit", (code) => resolve(code)));
+  await waitFor("npm start to print its URLs", async () => output.includes("modelroll is running") || child!.exitCode !== null, 30_000, 50);
+  if (!output.includes("modelroll is running")) throw new Error(`start failed:\n${output}`);
+  return { output: () => output, exited };
+}
+
+async function exercise(listen: string, controller: string, expectCanaryVersion: string): Promise<void> {
+  const created = await api(`http://${controller}`, "POST", "/v1/rollouts", { name: "fraud-model", match: { pathPrefix: "/v1/predict" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 });
+  expect(created.status).toBe(201);
+  await waitFor("canary traffic", async () => (await send(`http://${listen}/v1/predict`, { "x-user-id": "alice" })).variant === "canary", 10_000, 50);
+  const reply = await send(`http://${listen}/v1/predict`, { "x-user-id": "alice" });
+  expect(reply.modelVersion).toBe(expectCanaryVersion);
+  const parsed = JSON.parse(reply.body);
+  expect(typeof parsed.prediction).toBe("string");
+  expect(parsed.confidence).toBeGreaterThanOrEqual(0);
+  expect(parsed.confidence).toBeLessThanOrEqual(1);
+}
+
+describe("npm start", () => {
+  it("starts the demo models, the controller and Envoy, prints the URLs, and stops on SIGINT", async () => {
+    const [listen, controller, admin, demoStable, demoCanary] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    const run = await runStart([], {
+      MODELROLL_LISTEN: `127.0.0.1:${listen}`, MODELROLL_CONTROLLER: `127.0.0.1:${controller}`, MODELROLL_ADMIN: `127.0.0.1:${admin}`,
+      MODELROLL_DEMO_STABLE: `127.0.0.1:${demoStable}`, MODELROLL_DEMO_CANARY: `127.0.0.1:${demoCanary}`,
+    });
+    expect(run.output()).toContain(`data plane (Envoy):  http://127.0.0.1:${listen}`);
+    expect(run.output()).toContain(`controller (API):    http://127.0.0.1:${controller}`);
+    expect(run.output()).toContain(`Envoy admin:         http://127.0.0.1:${admin}`);
+    expect(run.output()).toContain("(demo model v1)");
+    await exercise(`127.0.0.1:${listen}`, `127.0.0.1:${controller}`, "v2");
+    child!.kill("SIGINT");
+    expect(await run.exited).toBe(0);
+    await expect(fetch(`http://127.0.0.1:${admin}/ready`)).rejects.toThrow();
+  });
+
+  it("uses model servers given with --stable/--canary and the --listen/--controller/--admin flags", async () => {
+    const stable = await startModelServer({ version: "given-v1" });
+    const canary = await startModelServer({ version: "given-v7" });
+    servers.push(stable, canary);
+    const [listen, controller, admin] = await Promise.all([freePort(), freePort(), freePort()]);
+    const run = await runStart(["--stable", stable.url, "--canary", canary.url, "--listen", `127.0.0.1:${listen}`, "--controller", `127.0.0.1:${controller}`, "--admin", `127.0.0.1:${admin}`]);
+    expect(run.output()).toContain(`canary model:        ${canary.url}`);
+    await exercise(`127.0.0.1:${listen}`, `127.0.0.1:${controller}`, "given-v7");
+    const other = await send(`http://127.0.0.1:${listen}/v1/predict`, { "x-user-id": "bob" });
+    expect(other.modelVersion).toBe("given-v7");
+    child!.kill("SIGTERM");
+    expect(await run.exited).toBe(0);
+  });
+
+  it("refuses a bad argument with a clear message and exit code 2", async () => {
+    const p = spawn(process.execPath, [join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), join(repoRoot, "controller", "src", "cli", "start.ts"), "--stable", "http://127.0.0.1:1"], { cwd: repoRoot });
+    let err = "";
+    p.stderr.on("data", (c: Buffer) => { err += c.toString(); });
+    const code = await new Promise<number | null>((resolve) => p.on("exit", resolve));
+    expect(code).toBe(2);
+    expect(err).toContain("give both --stable and --canary, or neither");
+  });
+});
