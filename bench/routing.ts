@@ -2,10 +2,12 @@
 // rollback propagates. Both Envoys run one worker in front of the same upstream (a second Envoy that
 // answers with a fixed model response), driven by wrk, in one run, so the ratios compare like with like.
 //   npm run bench            (needs wrk: apt-get install wrk)
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { promisify } from "node:util";
 import { renderBootstrap } from "../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../controller/src/envoy/process.ts";
 import { startController } from "../controller/src/server.ts";
+import { envoyBinary } from "../controller/src/paths.ts";
 import { api, freePort, sendMany, waitFor } from "../test/e2e/harness.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +16,11 @@ import { join } from "node:path";
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const ROLLBACKS = Number(process.env.BENCH_ROLLBACKS ?? 50);
+
+function envoyVersion(): string {
+  const out = spawnSync(envoyBinary(), ["--version"], { encoding: "utf8" }).stdout ?? "";
+  return `Envoy ${/\/(\d+\.\d+\.\d+)\//.exec(out)?.[1] ?? "unknown"}`;
+}
 
 function requireWrk(): void {
   if (spawnSync("wrk", ["--version"]).error) {
@@ -93,7 +100,7 @@ interface WrkResult { rps: number; p50us: number; p99us: number; errors: number 
 const LUA = `counter = 0
 request = function()
   counter = counter + 1
-  return wrk.format("POST", "/v1/predict", { ["x-user-id"] = "user-" .. counter, ["content-type"] = "application/json" }, '{"features":[1,2,3]}')
+  return wrk.format("POST", nil, { ["x-user-id"] = "user-" .. counter, ["content-type"] = "application/json" }, '{"features":[1,2,3]}')
 end
 `;
 const luaPath = join(mkdtempSync(join(tmpdir(), "modelroll-bench-")), "keys.lua");
@@ -106,8 +113,10 @@ function toMicros(text: string): number {
   return m[2] === "us" ? v : m[2] === "ms" ? v * 1000 : v * 1e6;
 }
 
-function wrk(url: string, connections: number, seconds: number): WrkResult {
-  const r = spawnSync("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", luaPath, url], { encoding: "utf8" });
+// Asynchronous on purpose: the controller lives in this process and must keep answering the filters' long-polls.
+async function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
+  if (!new URL(url).pathname || new URL(url).pathname === "/") url = `${url}/v1/predict`;
+  const r = await promisify(execFile)("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", luaPath, url], { encoding: "utf8" });
   const out = r.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = toMicros(/\n\s+50%\s+(\S+)/.exec(out)?.[1] ?? "");
@@ -159,15 +168,15 @@ try {
   const nativeUrl = `http://127.0.0.1:${natListen}`;
 
   // Warm up both, then alternate runs so drift on the machine hits both sides alike.
-  wrk(nativeUrl, 8, 2);
-  wrk(wasmUrl, 8, 2);
+  await wrk(nativeUrl, 8, 2);
+  await wrk(wasmUrl, 8, 2);
   const sat = { a: [] as WrkResult[], b: [] as WrkResult[] };
   const light = { a: [] as WrkResult[], b: [] as WrkResult[] };
   for (let i = 0; i < REPEATS; i++) {
-    sat.a.push(wrk(nativeUrl, 32, DURATION_S));
-    sat.b.push(wrk(wasmUrl, 32, DURATION_S));
-    light.a.push(wrk(nativeUrl, 2, DURATION_S));
-    light.b.push(wrk(wasmUrl, 2, DURATION_S));
+    sat.a.push(await wrk(nativeUrl, 32, DURATION_S));
+    sat.b.push(await wrk(wasmUrl, 32, DURATION_S));
+    light.a.push(await wrk(nativeUrl, 2, DURATION_S));
+    light.b.push(await wrk(wasmUrl, 2, DURATION_S));
   }
   const m = (rs: WrkResult[], k: keyof WrkResult) => median(rs.map((r) => r[k]));
   const errors = [...sat.a, ...sat.b, ...light.a, ...light.b].reduce((s, r) => s + r.errors, 0);
@@ -186,7 +195,7 @@ try {
   }
 
   const ratio = m(sat.b, "rps") / m(sat.a, "rps");
-  console.log(`\nmodelroll bench (${REPEATS} x ${DURATION_S}s per point, medians; Envoy ${process.env.ENVOY_VERSION ?? "from .envoy/envoy"}, 1 worker each, wrk 1 thread)`);
+  console.log(`\nmodelroll bench (${REPEATS} x ${DURATION_S}s per point, medians; ${envoyVersion()}, 1 worker each, wrk 1 thread)`);
   console.log(`throughput, 32 connections: native weighted_clusters ${m(sat.a, "rps").toFixed(0)} rps, with filter ${m(sat.b, "rps").toFixed(0)} rps, ratio b/a = ${ratio.toFixed(3)}  (target >= 0.90)`);
   console.log(`latency, 2 connections (below saturation): native p50 ${m(light.a, "p50us").toFixed(0)} us p99 ${m(light.a, "p99us").toFixed(0)} us; with filter p50 ${m(light.b, "p50us").toFixed(0)} us p99 ${m(light.b, "p99us").toFixed(0)} us`);
   console.log(`added by the filter: p50 ${(m(light.b, "p50us") - m(light.a, "p50us")).toFixed(0)} us (target <= 50), p99 ${(m(light.b, "p99us") - m(light.a, "p99us")).toFixed(0)} us (target <= 200)`);

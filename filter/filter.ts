@@ -21,10 +21,23 @@ export class ActiveRollout {
   constructor(public config: RolloutConfig, public metrics: RolloutMetrics) {}
 }
 
+/** The rollouts in force, with their configs in a parallel array for matching without allocation per request. */
+class ActiveSet {
+  rollouts: Array<ActiveRollout> = [];
+  configs: Array<RolloutConfig> = [];
+
+  find(path: string): ActiveRollout | null {
+    const match = matchRollout(this.configs, path);
+    if (match === null) return null;
+    for (let i = 0; i < this.rollouts.length; i++) if (this.rollouts[i].config === match) return this.rollouts[i];
+    return null;
+  }
+}
+
 export class ModelrollRoot extends RootContextBase {
   plugin: PluginConfig = new PluginConfig();
   // No config yet means no rollout matches, so every request goes to stable.
-  active: Array<ActiveRollout> = [];
+  active: ActiveSet = new ActiveSet();
   table: RolloutTable | null = null;
   metricsByRollout: Map<string, RolloutMetrics> = new Map();
   filterMetrics: FilterMetrics | null = null;
@@ -63,12 +76,13 @@ export class ModelrollRoot extends RootContextBase {
   }
 
   apply(table: RolloutTable): void {
-    const next = new Array<ActiveRollout>();
+    const next = new ActiveSet();
     for (let i = 0; i < table.rollouts.length; i++) {
       const r = table.rollouts[i];
       // Metrics are defined when a rollout first appears, never on the request path.
       if (!this.metricsByRollout.has(r.name)) this.metricsByRollout.set(r.name, new RolloutMetrics(r.name));
-      next.push(new ActiveRollout(r, this.metricsByRollout.get(r.name)));
+      next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(r.name)));
+      next.configs.push(r);
     }
     this.active = next;
     this.table = table;
@@ -156,7 +170,7 @@ export class ModelrollStream extends StreamContextBase {
     const variantHeader = root.plugin.variantHeader;
     const path = getHeader(HeaderMap.RequestHeaders, ":path");
     let found: ActiveRollout | null = null;
-    if (path !== null) found = findActive(root.active, path);
+    if (path !== null) found = root.active.find(path);
     if (found === null) {
       // Not ours: a client-sent variant header must not pick the canary route.
       removeHeader(HeaderMap.RequestHeaders, variantHeader);
@@ -192,20 +206,17 @@ export class ModelrollStream extends StreamContextBase {
   }
 }
 
-function findActive(active: Array<ActiveRollout>, path: string): ActiveRollout | null {
-  const configs = new Array<RolloutConfig>(active.length);
-  for (let i = 0; i < active.length; i++) configs[i] = active[i].config;
-  const match = matchRollout(configs, path);
-  if (match === null) return null;
-  for (let i = 0; i < active.length; i++) if (active[i].config === match) return active[i];
-  return null;
-}
-
-/** Local replies (timeouts, no upstream, resets) are told apart from upstream answers by Envoy's code details. */
+/**
+ * Local replies (timeouts, no upstream, resets) are told apart from upstream answers by Envoy's code
+ * details. Envoy's local replies are all errors, so the property (a comparatively costly host call) is
+ * read only for statuses >= 400.
+ */
 function responseClass(): i32 {
-  const details = getProperty(["response", "code_details"]);
-  if (details !== null && String.UTF8.decode(details) != "via_upstream") return CLASS_LOCAL;
   const status = getHeader(HeaderMap.ResponseHeaders, ":status");
   if (status === null) return CLASS_LOCAL;
-  return statusClass(I32.parseInt(status));
+  const code = I32.parseInt(status);
+  if (code < 400) return statusClass(code);
+  const details = getProperty(["response", "code_details"]);
+  if (details !== null && String.UTF8.decode(details) != "via_upstream") return CLASS_LOCAL;
+  return statusClass(code);
 }

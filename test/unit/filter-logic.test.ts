@@ -2,7 +2,7 @@
 // the same AssemblyScript sources Envoy runs, through @assemblyscript/loader.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import loader from "@assemblyscript/loader";
+import * as loader from "@assemblyscript/loader";
 import { beforeAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../../controller/src/paths.ts";
 

@@ -1,0 +1,95 @@
+import swagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { REASONS_KEYWORD } from "./errors.ts";
+import { filterConfigRoutes } from "./filter-config/routes.ts";
+import { installErrorHandling } from "./http/error-handler.ts";
+import { registerBodyParsers } from "./http/body-parsers.ts";
+import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
+import type { MetricProvider } from "./metrics/provider.ts";
+import { rolloutRoutes } from "./rollouts/routes.ts";
+import { RolloutStore } from "./rollouts/store.ts";
+import { statsRoutes } from "./stats/routes.ts";
+import { systemRoutes } from "./system/routes.ts";
+import { ControllerTelemetry } from "./telemetry.ts";
+
+export interface BuildAppOptions {
+  /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
+  envoyAdminUrls?: string[];
+  /** Per admin endpoint; default 2000 ms. */
+  envoyAdminTimeoutMs?: number;
+  /** Replaces the Envoy admin reader (tests, or another metric source). */
+  metricProvider?: MetricProvider;
+  /** Fixed config epoch (tests); random 16 hex characters otherwise. */
+  epoch?: string;
+  clock?: () => Date;
+  logger?: FastifyServerOptions["logger"];
+}
+
+export interface ModelrollContext {
+  store: RolloutStore;
+  telemetry: ControllerTelemetry;
+  metricProvider: MetricProvider;
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    modelroll: ModelrollContext;
+  }
+}
+
+export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    ajv: {
+      customOptions: {
+        // Report every bad field at once, not the first one.
+        allErrors: true,
+        // Fastify's defaults would drop unknown fields silently (a typo'd "canaryPrecent" would be
+        // accepted and ignored) and turn "5" into 5; a release tool must reject both.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        // parentSchema in errors, to read the human reasons the schemas carry.
+        verbose: true,
+        // multipleOf: 0.01 on floats (0.07 / 0.01 = 7.000000000000001) needs a tolerance.
+        multipleOfPrecision: 9,
+        keywords: [REASONS_KEYWORD],
+      },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock });
+  const telemetry = new ControllerTelemetry(store);
+  const metricProvider =
+    options.metricProvider ??
+    new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  app.decorate("modelroll", { store, telemetry, metricProvider });
+
+  installErrorHandling(app);
+  registerBodyParsers(app);
+  // Held long-polls would keep server.close() waiting for their full timeout; release them first.
+  app.addHook("preClose", async () => store.close());
+  app.addHook("onClose", async () => store.close());
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "modelroll controller",
+        description: "Rollouts of ML models on Envoy: weighted canary, sticky users, instant rollback.",
+        version: "1",
+      },
+      tags: [
+        { name: "rollouts", description: "Rollout specs, weights and rollback" },
+        { name: "filter", description: "Config for the Envoy Wasm filter" },
+        { name: "system", description: "Health" },
+      ],
+    },
+  });
+  await app.register(systemRoutes, { telemetry });
+  await app.register(rolloutRoutes, { store });
+  await app.register(statsRoutes, { store, metricProvider });
+  await app.register(filterConfigRoutes, { store, telemetry });
+  return app;
+}

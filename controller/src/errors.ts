@@ -1,0 +1,53 @@
+/**
+ * Schema annotation replacing ajv's generic message for a keyword ("must match pattern ...") with one a
+ * person can act on, e.g. `{ "x-reasons": { pattern: "must start with /" } }`. The error handler reads it
+ * from the failing schema (ajv runs with `verbose`).
+ */
+export const REASONS_KEYWORD = "x-reasons";
+
+/** One problem with one field of a request, addressed by JSON pointer. */
+export interface ErrorDetail {
+  path: string;
+  reason: string;
+}
+
+/**
+ * Errors the controller means to show to API clients. The message must name the object
+ * ("rollout fraud-model: ...") because it is printed as-is by CLIs and logs far from the request.
+ */
+export class ModelrollError extends Error {
+  readonly statusCode: number;
+  readonly details?: ErrorDetail[];
+
+  constructor(statusCode: number, message: string, details?: ErrorDetail[]) {
+    super(message);
+    this.name = new.target.name;
+    this.statusCode = statusCode;
+    this.details = details;
+  }
+}
+
+export class InvalidRequestError extends ModelrollError {
+  constructor(message: string, details?: ErrorDetail[]) {
+    super(400, message, details);
+  }
+}
+
+export class NotFoundError extends ModelrollError {
+  constructor(message: string) {
+    super(404, message);
+  }
+}
+
+export class ConflictError extends ModelrollError {
+  constructor(message: string) {
+    super(409, message);
+  }
+}
+
+/** A dependency we read from (Envoy admin, Prometheus) could not answer. */
+export class UnavailableError extends ModelrollError {
+  constructor(message: string) {
+    super(503, message);
+  }
+}

@@ -1,0 +1,102 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyReply } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { REASONS_KEYWORD } from "../errors.ts";
+import { ErrorBody } from "../rollouts/schemas.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
+import type { ControllerTelemetry } from "../telemetry.ts";
+
+export const DEFAULT_WAIT_SECONDS = 20;
+export const MAX_WAIT_SECONDS = 60;
+
+export const FilterConfigBody = Type.Object({
+  epoch: Type.String(),
+  version: Type.Integer(),
+  rollouts: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      pathPrefix: Type.String(),
+      stickyHeader: Type.String(),
+      canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
+    }),
+  ),
+});
+
+// Query values arrive as strings and the app's ajv does not coerce (coercion would let a body's "5"
+// pass as 5), so the numbers are checked as digit strings here.
+const FilterConfigQuery = Type.Object({
+  version: Type.Optional(
+    Type.String({
+      pattern: "^[0-9]{1,15}$",
+      description: "Version the filter has.",
+      [REASONS_KEYWORD]: { pattern: "must be a non-negative integer" },
+    }),
+  ),
+  epoch: Type.Optional(Type.String({ maxLength: 64, description: "Epoch of the config the filter has." })),
+  wait: Type.Optional(
+    Type.String({
+      pattern: "^[0-9]{1,6}(\\.[0-9]{1,3})?$",
+      description: `Seconds to hold the request when nothing changed (default ${DEFAULT_WAIT_SECONDS}, at most ${MAX_WAIT_SECONDS}).`,
+      [REASONS_KEYWORD]: { pattern: "must be a number of seconds, e.g. 20 or 0.5" },
+    }),
+  ),
+});
+
+/** How long to hold a poll, from its `wait` parameter (seconds, as validated by the query schema). */
+export function holdMilliseconds(wait: string | undefined): number {
+  const seconds = wait === undefined ? DEFAULT_WAIT_SECONDS : Number(wait);
+  return Math.round(Math.min(MAX_WAIT_SECONDS, Math.max(0, seconds)) * 1000);
+}
+
+export interface FilterConfigRoutesOptions {
+  store: RolloutStore;
+  telemetry: ControllerTelemetry;
+}
+
+export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (
+  app,
+  { store, telemetry },
+) => {
+  const push = (reply: FastifyReply) => {
+    telemetry.configPushes.inc();
+    return reply.code(200).header("cache-control", "no-store").send(store.filterConfig());
+  };
+
+  app.get(
+    "/v1/filter-config",
+    {
+      config: { subject: () => "filter-config" },
+      schema: {
+        tags: ["filter"],
+        summary: "Config for the Wasm filter (long-poll)",
+        description:
+          "Answers 200 at once when the caller's epoch or version differs from the controller's; otherwise holds " +
+          "the request until the version changes (200) or `wait` seconds pass (304, empty body).",
+        querystring: FilterConfigQuery,
+        response: {
+          200: FilterConfigBody,
+          304: Type.Null({ description: "Nothing changed within `wait` seconds; empty body." }),
+          400: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { version, epoch, wait } = request.query;
+      // A different epoch means another controller run: its version numbers say nothing about ours.
+      if (version === undefined || epoch !== store.epoch || Number(version) !== store.version) {
+        return push(reply);
+      }
+      const clientGone = new AbortController();
+      const onClose = () => clientGone.abort();
+      reply.raw.once("close", onClose);
+      try {
+        const outcome = await store.changes.waitForChange(Number(version), holdMilliseconds(wait), clientGone.signal);
+        if (outcome === "changed") return push(reply);
+        // Timeout, shutdown, or a caller that left: "nothing new" is true in every case.
+        return reply.code(304).header("cache-control", "no-store").send(null);
+      } finally {
+        reply.raw.off("close", onClose);
+      }
+    },
+  );
+};

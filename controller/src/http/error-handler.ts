@@ -1,0 +1,90 @@
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import { ModelrollError, REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
+
+declare module "fastify" {
+  interface FastifyContextConfig {
+    /** Names the object a request is about ("rollout fraud-model"), for error messages. */
+    subject?: (request: FastifyRequest) => string;
+  }
+}
+
+/** An ajv error as Fastify passes it on, with `verbose` on (parentSchema present). */
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+  parentSchema?: Record<string, unknown>;
+}
+
+const PART_NAMES: Record<string, string> = {
+  body: "request body",
+  querystring: "query string",
+  params: "path parameters",
+  headers: "headers",
+};
+
+/**
+ * The one place errors become responses, so every failure has the same shape:
+ * `{ error: "<object>: <what went wrong>", details?: [{ path, reason }] }`.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | ModelrollError, request, reply) => {
+    const subject = subjectOf(request);
+    if ("validation" in error && error.validation) {
+      const details = (error.validation as SchemaError[]).map(toDetail);
+      const part = PART_NAMES[error.validationContext ?? "body"] ?? "request";
+      const summary = details.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
+      return reply.code(400).send({ error: `${subject}: invalid ${part}: ${summary}`, details });
+    }
+    if (error instanceof ModelrollError) {
+      const body = error.details ? { error: error.message, details: error.details } : { error: error.message };
+      return reply.code(error.statusCode).send(body);
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: `${subject}: ${error.message}` });
+    }
+    request.log.error({ err: error }, "request failed");
+    return reply.code(status >= 500 && status < 600 ? status : 500).send({
+      error: `${subject}: internal error (${error.message})`,
+    });
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ error: `route ${request.method} ${request.url.split("?")[0]}: not found` });
+  });
+}
+
+function subjectOf(request: FastifyRequest): string {
+  const describe = request.routeOptions.config?.subject;
+  if (describe) {
+    try {
+      return describe(request);
+    } catch {
+      // A describer must never turn a 400 into a 500; fall through to the route.
+    }
+  }
+  return `request ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]}`;
+}
+
+export function toDetail(error: SchemaError): ErrorDetail {
+  const base = error.instancePath;
+  switch (error.keyword) {
+    case "required":
+      return { path: `${base}/${escapePointer(String(error.params.missingProperty))}`, reason: "is required" };
+    case "additionalProperties": {
+      const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
+      const reason = known.length > 0 ? `is not a known field (known: ${known.join(", ")})` : "is not a known field";
+      return { path: `${base}/${escapePointer(String(error.params.additionalProperty))}`, reason };
+    }
+    default: {
+      const reasons = error.parentSchema?.[REASONS_KEYWORD] as Record<string, string> | undefined;
+      return { path: base, reason: reasons?.[error.keyword] ?? error.message ?? `fails ${error.keyword}` };
+    }
+  }
+}
+
+function escapePointer(token: string): string {
+  return token.replace(/~/g, "~0").replace(/\//g, "~1");
+}

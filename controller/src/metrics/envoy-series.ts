@@ -1,0 +1,26 @@
+/**
+ * How the filter's stats look in Envoy's /stats/prometheus output. The filter defines the metrics and
+ * `stats_config.stats_tags` turns parts of the names into these labels; if Envoy prints them
+ * differently, this is the one place to change.
+ */
+// Anchored on the stored name (wasmcustom.<name>) so Envoy's own stats about the modelroll_controller
+// cluster are not fetched along.
+export const ENVOY_STATS_PATH = `/stats/prometheus?usedonly&filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.")}`;
+
+export const SERIES = {
+  requests: "modelroll_requests",
+  responses: "modelroll_responses",
+  latencyBucket: "modelroll_latency_us_bucket",
+  latencySum: "modelroll_latency_us_sum",
+  latencyCount: "modelroll_latency_us_count",
+} as const;
+
+export const LABELS = {
+  rollout: "modelroll_rollout",
+  variant: "modelroll_variant",
+  responseClass: "modelroll_class",
+  upperBound: "le",
+} as const;
+
+/** The latency histogram records microseconds. */
+export const LATENCY_UNITS_PER_MS = 1000;

@@ -1,0 +1,66 @@
+/**
+ * Where rollout telemetry comes from. One small interface per outside system: Envoy admin endpoints now,
+ * Prometheus later. Providers return raw cumulative counts, not rates or percentiles, so that the gate
+ * engine can subtract two readings to get a stage window and only then summarize.
+ */
+
+export const VARIANTS = ["stable", "canary"] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+/** "local": answered by Envoy itself (no upstream response), e.g. a timeout or an overflow. */
+export const RESPONSE_CLASSES = ["2xx", "3xx", "4xx", "5xx", "local"] as const;
+export type ResponseClass = (typeof RESPONSE_CLASSES)[number];
+
+export interface HistogramBucket {
+  /** Inclusive upper bound; the last bucket is +Infinity. */
+  upperBound: number;
+  /** Observations <= upperBound (cumulative, as Prometheus exposes them). */
+  cumulativeCount: number;
+}
+
+export interface LatencyHistogram {
+  /** Sorted by upperBound, ending with +Infinity when any observation exists. Microseconds. */
+  bucketsUs: HistogramBucket[];
+  sumUs: number;
+  count: number;
+}
+
+export interface VariantCounts {
+  requests: number;
+  responses: Record<ResponseClass, number>;
+  latency: LatencyHistogram;
+}
+
+export type RolloutCounts = Record<Variant, VariantCounts>;
+
+export interface SourceStatus {
+  url: string;
+  ok: boolean;
+  error?: string;
+}
+
+/**
+ * A reading either measured something (possibly zero traffic: all counts 0) or could not measure at all.
+ * The two must stay distinct: zero traffic makes a gate inconclusive, a failed reading is an error.
+ * `sources` lists every endpoint asked, so a partial reading (some endpoints down) is visible.
+ */
+export type MetricReading<T> =
+  | { status: "measured"; value: T; sources: SourceStatus[] }
+  | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
+
+export interface MetricProvider {
+  /** Cumulative counts since the data-path processes started, summed over every source that answered. */
+  readRollout(rollout: string): Promise<MetricReading<RolloutCounts>>;
+}
+
+export function emptyVariantCounts(): VariantCounts {
+  return {
+    requests: 0,
+    responses: { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, local: 0 },
+    latency: { bucketsUs: [], sumUs: 0, count: 0 },
+  };
+}
+
+export function emptyRolloutCounts(): RolloutCounts {
+  return { stable: emptyVariantCounts(), canary: emptyVariantCounts() };
+}

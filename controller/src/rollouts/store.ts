@@ -1,0 +1,205 @@
+import { randomBytes } from "node:crypto";
+import { ConflictError, NotFoundError } from "../errors.ts";
+import { VersionWatch } from "../filter-config/version-watch.ts";
+import type { RolloutSpec } from "./schemas.ts";
+
+export type NormalizedSpec = Required<RolloutSpec>;
+
+export interface Rollout {
+  readonly spec: NormalizedSpec;
+  readonly canaryPercent: number;
+  /** Config version at which this rollout last changed. */
+  readonly configVersion: number;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly lastRollbackAt: Date | null;
+}
+
+export type RolloutEvent =
+  | { type: "created"; rollout: string; version: number; at: Date }
+  | { type: "weight-changed"; rollout: string; version: number; at: Date; from: number; to: number }
+  | { type: "rolled-back"; rollout: string; version: number; at: Date; from: number }
+  | { type: "deleted"; rollout: string; version: number; at: Date };
+
+export interface FilterRollout {
+  name: string;
+  pathPrefix: string;
+  stickyHeader: string;
+  canaryBasisPoints: number;
+}
+
+export interface FilterConfig {
+  epoch: string;
+  version: number;
+  rollouts: FilterRollout[];
+}
+
+export interface RolloutStoreOptions {
+  /** Fixed epoch for tests; a random one otherwise. */
+  epoch?: string;
+  clock?: () => Date;
+}
+
+/** The filter's unit: 1 basis point = 0.01%. Specs are validated to two decimals, so this is exact. */
+export function toBasisPoints(percent: number): number {
+  return Math.min(10_000, Math.max(0, Math.round(percent * 100)));
+}
+
+export function newEpoch(): string {
+  return randomBytes(8).toString("hex");
+}
+
+/**
+ * Rollouts and the config version the filters follow. Kept in memory for now; every mutation goes
+ * through here so a persistent store can replace the Map without touching the routes.
+ */
+export class RolloutStore {
+  /** Lets filters tell this controller's versions from those of a previous run that counted from 1 too. */
+  readonly epoch: string;
+  readonly changes: VersionWatch;
+  readonly #rollouts = new Map<string, Rollout>();
+  readonly #listeners = new Set<(event: RolloutEvent) => void>();
+  readonly #clock: () => Date;
+  #version = 1;
+
+  constructor(options: RolloutStoreOptions = {}) {
+    this.epoch = options.epoch ?? newEpoch();
+    this.#clock = options.clock ?? (() => new Date());
+    this.changes = new VersionWatch(() => this.#version);
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get size(): number {
+    return this.#rollouts.size;
+  }
+
+  subscribe(listener: (event: RolloutEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  list(): Rollout[] {
+    return [...this.#rollouts.values()].sort((a, b) => compareNames(a.spec.name, b.spec.name));
+  }
+
+  get(name: string): Rollout {
+    const rollout = this.#rollouts.get(name);
+    if (!rollout) throw new NotFoundError(`rollout ${name}: not found`);
+    return rollout;
+  }
+
+  create(spec: RolloutSpec): Rollout {
+    const normalized: NormalizedSpec = {
+      name: spec.name,
+      match: { pathPrefix: spec.match.pathPrefix },
+      stickyKey: { header: spec.stickyKey.header },
+      canaryPercent: spec.canaryPercent ?? 0,
+    };
+    if (this.#rollouts.has(normalized.name)) {
+      throw new ConflictError(`rollout ${normalized.name}: already exists`);
+    }
+    // Two rollouts on one prefix would make the filter's choice depend on config order.
+    const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
+    if (rival) {
+      throw new ConflictError(
+        `rollout ${normalized.name}: pathPrefix ${normalized.match.pathPrefix} is already used by rollout ${rival.spec.name}`,
+      );
+    }
+    const at = this.#clock();
+    const version = this.#bump();
+    const rollout: Rollout = {
+      spec: normalized,
+      canaryPercent: normalized.canaryPercent,
+      configVersion: version,
+      createdAt: at,
+      updatedAt: at,
+      lastRollbackAt: null,
+    };
+    this.#rollouts.set(normalized.name, rollout);
+    this.#publish({ type: "created", rollout: normalized.name, version, at });
+    return rollout;
+  }
+
+  setCanaryPercent(name: string, canaryPercent: number): Rollout {
+    const current = this.get(name);
+    if (toBasisPoints(current.canaryPercent) === toBasisPoints(canaryPercent)) return current;
+    const at = this.#clock();
+    const version = this.#bump();
+    const next: Rollout = { ...current, canaryPercent, configVersion: version, updatedAt: at };
+    this.#rollouts.set(name, next);
+    this.#publish({
+      type: "weight-changed",
+      rollout: name,
+      version,
+      at,
+      from: current.canaryPercent,
+      to: canaryPercent,
+    });
+    return next;
+  }
+
+  /**
+   * Canary to 0 at once. Recorded even when the canary already had no traffic (someone judged it bad),
+   * but the version only moves when filters have something to change.
+   */
+  rollback(name: string): Rollout {
+    const current = this.get(name);
+    const at = this.#clock();
+    const changed = current.canaryPercent !== 0;
+    const version = changed ? this.#bump() : current.configVersion;
+    const next: Rollout = {
+      ...current,
+      canaryPercent: 0,
+      configVersion: version,
+      updatedAt: at,
+      lastRollbackAt: at,
+    };
+    this.#rollouts.set(name, next);
+    this.#publish({ type: "rolled-back", rollout: name, version, at, from: current.canaryPercent });
+    return next;
+  }
+
+  delete(name: string): void {
+    this.get(name);
+    this.#rollouts.delete(name);
+    const version = this.#bump();
+    this.#publish({ type: "deleted", rollout: name, version, at: this.#clock() });
+  }
+
+  filterConfig(): FilterConfig {
+    return {
+      epoch: this.epoch,
+      version: this.#version,
+      rollouts: this.list().map((r) => ({
+        name: r.spec.name,
+        pathPrefix: r.spec.match.pathPrefix,
+        stickyHeader: r.spec.stickyKey.header,
+        canaryBasisPoints: toBasisPoints(r.canaryPercent),
+      })),
+    };
+  }
+
+  /** Releases held long-polls; the store stays readable. */
+  close(): void {
+    this.changes.close();
+  }
+
+  #bump(): number {
+    this.#version += 1;
+    return this.#version;
+  }
+
+  #publish(event: RolloutEvent): void {
+    // Waiters first: a slow or throwing listener must not delay the push to the filters.
+    this.changes.notify();
+    for (const listener of this.#listeners) listener(event);
+  }
+}
+
+// Plain code-unit order, identical on every machine (localeCompare is not), so filters see a stable order.
+function compareNames(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,66 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import { UnavailableError } from "../errors.ts";
+import type { MetricProvider } from "../metrics/provider.ts";
+import { summarizeVariant } from "../metrics/summary.ts";
+import { rolloutFromPath } from "../rollouts/routes.ts";
+import { ErrorBody, RolloutNameParams } from "../rollouts/schemas.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
+
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+const VariantStats = Type.Object({
+  requests: Type.Number(),
+  responses: Type.Object({
+    "2xx": Type.Number(),
+    "3xx": Type.Number(),
+    "4xx": Type.Number(),
+    "5xx": Type.Number(),
+    local: Type.Number(),
+  }),
+  errorRate: NullableNumber,
+  latencyMs: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number() }),
+});
+
+export const RolloutStatsBody = Type.Object({
+  rollout: Type.String(),
+  sources: Type.Array(
+    Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
+  ),
+  variants: Type.Object({ stable: VariantStats, canary: VariantStats }),
+});
+
+export interface StatsRoutesOptions {
+  store: RolloutStore;
+  metricProvider: MetricProvider;
+}
+
+export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async (app, { store, metricProvider }) => {
+  app.get(
+    "/v1/rollouts/:name/stats",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags: ["rollouts"],
+        summary: "Per-variant traffic, errors and latency since the proxies started",
+        params: RolloutNameParams,
+        response: { 200: RolloutStatsBody, 404: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (request) => {
+      const name = store.get(request.params.name).spec.name;
+      const reading = await metricProvider.readRollout(name);
+      if (reading.status === "unmeasurable") {
+        throw new UnavailableError(`rollout ${name}: could not read stats: ${reading.error}`);
+      }
+      return {
+        rollout: name,
+        sources: reading.sources,
+        variants: {
+          stable: summarizeVariant(reading.value.stable),
+          canary: summarizeVariant(reading.value.canary),
+        },
+      };
+    },
+  );
+};

@@ -1,0 +1,28 @@
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { Type } from "@sinclair/typebox";
+import type { ControllerTelemetry } from "../telemetry.ts";
+
+export interface SystemRoutesOptions {
+  telemetry: ControllerTelemetry;
+}
+
+export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = async (app, { telemetry }) => {
+  app.get(
+    "/healthz",
+    {
+      schema: {
+        tags: ["system"],
+        summary: "Liveness",
+        response: { 200: Type.Object({ status: Type.Literal("ok") }) },
+      },
+    },
+    async () => ({ status: "ok" as const }),
+  );
+
+  app.get("/metrics", { schema: { hide: true } }, async (_request, reply) => {
+    const text = await telemetry.registry.metrics();
+    return reply.header("content-type", telemetry.registry.contentType).send(text);
+  });
+
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+};
