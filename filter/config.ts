@@ -5,11 +5,32 @@
 // Errors name the field: "rollouts[2].canaryBasisPoints: must be an integer 0..10000".
 import { JsonKind, JsonValue, parseJson } from "./json";
 
+export const SEGMENT_HEADER: i32 = 0;
+export const SEGMENT_PATH: i32 = 1;
+export const SEGMENT_SIZE: i32 = 2;
+
+/**
+ * One segment dimension. Its value for a request is one of `values`, or "other" (always the last index,
+ * values.length), so a client cannot create new stat names.
+ *  - header: the lowercased header value if listed;
+ *  - path:   the value of the longest matching prefix (prefixes[i] -> values[i]);
+ *  - size:   content-length <= bounds[i] -> values[i]; above the last bound -> values[bounds.length].
+ */
+export class SegmentConfig {
+  name: string = "";
+  kind: i32 = SEGMENT_HEADER;
+  header: string = "";
+  values: Array<string> = [];
+  prefixes: Array<string> = [];
+  bounds: Array<i64> = [];
+}
+
 export class RolloutConfig {
   name: string = "";
   pathPrefix: string = "";
   stickyHeader: string = "";
   canaryBasisPoints: u32 = 0;
+  segments: Array<SegmentConfig> = [];
 }
 
 export class RolloutTable {
@@ -42,6 +63,17 @@ function isLowerToken(s: string): bool {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Segment names and values become parts of stat names: a-z, 0-9, '_' and '-', no dots. */
+export function isStatToken(s: string): bool {
+  if (s.length == 0 || s.length > 32) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f;
     if (!ok) return false;
   }
   return true;
@@ -112,7 +144,82 @@ function parseRollout(v: JsonValue, path: string, out: Array<string>): RolloutCo
   }
   const bp = integerField(v, "canaryBasisPoints", p, 0, 10000, out);
   if (!isNaN(bp)) r.canaryBasisPoints = <u32>bp;
+  const segments = v.get("segments");
+  if (segments !== null) r.segments = parseSegments(segments, p + "segments", out);
   return out.length == before ? r : null;
+}
+
+const MAX_SEGMENTS = 4;
+const MAX_SEGMENT_VALUES = 16;
+
+function stringList(v: JsonValue | null, path: string, out: Array<string>): Array<string> {
+  const list = new Array<string>();
+  if (v === null) { out.push(path + ": is required"); return list; }
+  if (v.kind != JsonKind.Array) { out.push(path + ": must be an array"); return list; }
+  for (let i = 0; i < v.items.length; i++) {
+    const item = v.items[i];
+    if (item.kind != JsonKind.String) out.push(path + "[" + i.toString() + "]: must be a string");
+    else list.push(item.str);
+  }
+  return list;
+}
+
+function parseSegments(v: JsonValue, path: string, out: Array<string>): Array<SegmentConfig> {
+  const list = new Array<SegmentConfig>();
+  if (v.kind != JsonKind.Array) { out.push(path + ": must be an array"); return list; }
+  if (v.items.length > MAX_SEGMENTS) { out.push(path + ": at most " + MAX_SEGMENTS.toString() + " dimensions"); return list; }
+  for (let i = 0; i < v.items.length; i++) {
+    const item = v.items[i];
+    const p = path + "[" + i.toString() + "].";
+    if (item.kind != JsonKind.Object) { out.push(p + ": must be an object"); continue; }
+    const seg = new SegmentConfig();
+    const name = stringField(item, "name", p, true, out);
+    if (name !== null) {
+      if (isStatToken(name)) seg.name = name;
+      else out.push(p + "name: must be 1-32 of a-z 0-9 _ -");
+    }
+    seg.values = stringList(item.get("values"), p + "values", out);
+    if (seg.values.length == 0 || seg.values.length > MAX_SEGMENT_VALUES) out.push(p + "values: must have 1.." + MAX_SEGMENT_VALUES.toString() + " entries");
+    for (let j = 0; j < seg.values.length; j++) {
+      if (!isStatToken(seg.values[j]) || seg.values[j] == "other") out.push(p + "values[" + j.toString() + "]: must be 1-32 of a-z 0-9 _ - and not 'other'");
+    }
+    const header = stringField(item, "header", p, false, out);
+    const prefixes = item.get("prefixes");
+    const bounds = item.get("bounds");
+    const sources = (header !== null ? 1 : 0) + (prefixes !== null ? 1 : 0) + (bounds !== null ? 1 : 0);
+    if (sources != 1) out.push(p + ": needs exactly one of header, prefixes, bounds");
+    if (header !== null) {
+      seg.kind = SEGMENT_HEADER;
+      if (isLowerToken(header)) seg.header = header;
+      else out.push(p + "header: must be a lowercase header name");
+    } else if (prefixes !== null) {
+      seg.kind = SEGMENT_PATH;
+      seg.prefixes = stringList(prefixes, p + "prefixes", out);
+      if (seg.prefixes.length != seg.values.length) out.push(p + "prefixes: must pair with values one to one");
+    } else if (bounds !== null) {
+      seg.kind = SEGMENT_SIZE;
+      if (bounds.kind != JsonKind.Array) {
+        out.push(p + "bounds: must be an array");
+      } else {
+        let boundsValid = bounds.items.length > 0;
+        for (let j = 0; j < bounds.items.length; j++) {
+          const b = bounds.items[j];
+          if (b.kind != JsonKind.Number || !isFinite(b.num) || Math.floor(b.num) != b.num || b.num < 0 || (j > 0 && b.num <= <f64>seg.bounds[j - 1])) {
+            out.push(p + "bounds[" + j.toString() + "]: must be an ascending non-negative integer");
+            boundsValid = false;
+            break;
+          }
+          seg.bounds.push(<i64>b.num);
+        }
+        if (bounds.items.length == 0) out.push(p + "bounds: must not be empty");
+        // Only meaningful once the bounds themselves are right.
+        if (boundsValid && seg.values.length != seg.bounds.length + 1) out.push(p + "values: a size dimension has one value per bound plus one above the last");
+      }
+    }
+    for (let j = 0; j < list.length; j++) if (list[j].name == seg.name) out.push(p + "name: duplicate dimension " + seg.name);
+    list.push(seg);
+  }
+  return list;
 }
 
 function parseRolloutList(v: JsonValue | null, path: string, out: Array<string>): Array<RolloutConfig> {

@@ -5,10 +5,13 @@ import {
   nowNanos, recordMetric, removeHeader, replaceHeader, setTickPeriodMs,
 } from "./sdk/host";
 import { HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
-import { parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable } from "./config";
-import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
 import {
-  CLASS_LOCAL, FilterMetrics, RolloutMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE,
+  parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
+} from "./config";
+import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
+import { parseContentLength, segmentValueIndex } from "./segments";
+import {
+  CLASS_LOCAL, FilterMetrics, RolloutMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics,
 } from "./stats";
 
 const TICK_MS: u32 = 100;
@@ -79,9 +82,10 @@ export class ModelrollRoot extends RootContextBase {
     const next = new ActiveSet();
     for (let i = 0; i < table.rollouts.length; i++) {
       const r = table.rollouts[i];
-      // Metrics are defined when a rollout first appears, never on the request path.
-      if (!this.metricsByRollout.has(r.name)) this.metricsByRollout.set(r.name, new RolloutMetrics(r.name));
-      next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(r.name)));
+      // Metrics are defined when a rollout (or its set of segments) first appears, never on the request path.
+      const key = metricsKey(r);
+      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments));
+      next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(key)));
       next.configs.push(r);
     }
     this.active = next;
@@ -164,6 +168,8 @@ export class ModelrollStream extends StreamContextBase {
   rollout: ActiveRollout | null = null;
   variant: i32 = VARIANT_STABLE;
   startNs: u64 = 0;
+  /** Where this request is counted: the variant overall, then its value in each segment dimension. */
+  slices: Array<VariantMetrics> = [];
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
     const root = changetype<ModelrollRoot>(this.root);
@@ -188,7 +194,8 @@ export class ModelrollStream extends StreamContextBase {
     }
     this.rollout = rollout;
     this.startNs = nowNanos();
-    incrementMetric(rollout.metrics.variants[this.variant].requests);
+    this.slices = slicesFor(rollout, this.variant, path!);
+    for (let i = 0; i < this.slices.length; i++) incrementMetric(this.slices[i].requests);
     return HeadersStatus.Continue;
   }
 
@@ -197,13 +204,39 @@ export class ModelrollStream extends StreamContextBase {
     if (rollout === null) return HeadersStatus.Continue;
     this.rollout = null; // count each stream's response once
     const root = changetype<ModelrollRoot>(this.root);
-    const metrics = rollout.metrics.variants[this.variant];
     const now = nowNanos();
-    if (this.startNs > 0 && now > this.startNs) recordMetric(metrics.latencyUs, (now - this.startNs) / 1000);
-    incrementMetric(metrics.responses[responseClass()]);
+    const latencyUs: u64 = this.startNs > 0 && now > this.startNs ? (now - this.startNs) / 1000 : 0;
+    const cls = responseClass();
+    for (let i = 0; i < this.slices.length; i++) {
+      const m = this.slices[i];
+      if (latencyUs > 0) recordMetric(m.latencyUs, latencyUs);
+      incrementMetric(m.responses[cls]);
+    }
     replaceHeader(HeaderMap.ResponseHeaders, root.plugin.responseVariantHeader, VARIANT_NAMES[this.variant]);
     return HeadersStatus.Continue;
   }
+}
+
+function metricsKey(r: RolloutConfig): string {
+  let key = r.name;
+  for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
+  return key;
+}
+
+function slicesFor(rollout: ActiveRollout, variant: i32, path: string): Array<VariantMetrics> {
+  const segments = rollout.config.segments;
+  const slices = new Array<VariantMetrics>(1 + segments.length);
+  slices[0] = rollout.metrics.variants[variant];
+  let contentLength: i64 = -2; // read once, and only if a size dimension asks
+  for (let d = 0; d < segments.length; d++) {
+    const seg = segments[d];
+    let header: string | null = null;
+    if (seg.kind == SEGMENT_HEADER) header = getHeader(HeaderMap.RequestHeaders, seg.header);
+    else if (seg.kind == SEGMENT_SIZE && contentLength == -2) contentLength = parseContentLength(getHeader(HeaderMap.RequestHeaders, "content-length"));
+    const k = segmentValueIndex(seg, header, path, contentLength);
+    slices[1 + d] = rollout.metrics.segments[d][k][variant];
+  }
+  return slices;
 }
 
 /**

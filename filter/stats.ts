@@ -1,11 +1,13 @@
 // The filter's stat names. One scheme; Envoy's stats_tags (deploy/envoy) turn the dotted parts into labels:
-//   modelroll.rollout.<rollout>.variant.<variant>.requests
-//   modelroll.rollout.<rollout>.variant.<variant>.class.<2xx|3xx|4xx|5xx|local>.responses
-//   modelroll.rollout.<rollout>.variant.<variant>.latency_us          (histogram, microseconds)
+//   modelroll.rollout.<rollout>.variant.<variant>[.seg.<dimension>.<value>].requests
+//   modelroll.rollout.<rollout>.variant.<variant>[.seg.<dimension>.<value>].class.<2xx|3xx|4xx|5xx|local>.responses
+//   modelroll.rollout.<rollout>.variant.<variant>[.seg.<dimension>.<value>].latency_us   (histogram, microseconds)
 //   modelroll.config.<updates|fetch_failures|rejected>                 (filter-wide)
+// Without the seg part a stat covers all of the variant's traffic; with it, one value of one dimension.
 // Envoy stores them as wasmcustom.<name>; /stats/prometheus prints e.g.
 //   modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"} 42
 import { defineMetric, MetricType } from "./sdk/host";
+import { SegmentConfig } from "./config";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -26,12 +28,12 @@ export function statusClass(status: i32): i32 {
   return CLASS_5XX;
 }
 
+/** The metric ids for one slice of traffic: a variant overall, or a variant within one segment value. */
 export class VariantMetrics {
   requests: u32;
   responses: Array<u32> = new Array<u32>(5);
   latencyUs: u32;
-  constructor(rollout: string, variant: string) {
-    const base = "modelroll.rollout." + rollout + ".variant." + variant + ".";
+  constructor(base: string) {
     this.requests = defineMetric(MetricType.Counter, base + "requests");
     for (let c = 0; c < CLASS_NAMES.length; c++) {
       this.responses[c] = defineMetric(MetricType.Counter, base + "class." + CLASS_NAMES[c] + ".responses");
@@ -40,11 +42,30 @@ export class VariantMetrics {
   }
 }
 
+/**
+ * All metric ids of a rollout: variants[v] overall, and segments[d][k][v] for dimension d, value index k
+ * (the last k is "other"). Defined once per rollout config, never on the request path.
+ */
 export class RolloutMetrics {
   variants: Array<VariantMetrics> = new Array<VariantMetrics>(2);
-  constructor(rollout: string) {
-    this.variants[VARIANT_STABLE] = new VariantMetrics(rollout, "stable");
-    this.variants[VARIANT_CANARY] = new VariantMetrics(rollout, "canary");
+  segments: Array<Array<Array<VariantMetrics>>> = [];
+  constructor(rollout: string, segments: Array<SegmentConfig>) {
+    for (let v = 0; v < 2; v++) {
+      this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".");
+    }
+    for (let d = 0; d < segments.length; d++) {
+      const seg = segments[d];
+      const perValue = new Array<Array<VariantMetrics>>();
+      for (let k = 0; k <= seg.values.length; k++) {
+        const value = k < seg.values.length ? seg.values[k] : "other";
+        const perVariant = new Array<VariantMetrics>(2);
+        for (let v = 0; v < 2; v++) {
+          perVariant[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".seg." + seg.name + "." + value + ".");
+        }
+        perValue.push(perVariant);
+      }
+      this.segments.push(perValue);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 import { parsePluginConfig, parseRolloutTable } from "./config";
 import { parseJson, JsonKind } from "./json";
 import { isCanary, matchRollout, stickyBucket } from "./routing";
+import { parseContentLength, segmentValueIndex } from "./segments";
 
 /** "" when the plugin config is accepted, else the error naming the field. */
 export function pluginConfigError(text: string): string {
@@ -71,4 +72,19 @@ export function jsonKind(text: string, maxDepth: i32): string {
   if (k == JsonKind.Number) return "number";
   if (k == JsonKind.Bool) return "bool";
   return "null";
+}
+
+/** The segment value each dimension of the first rollout gives a request: "tier=pro,size=le_1024", or "error: ...". */
+export function segmentValues(tableText: string, headerValue: string, path: string, contentLength: string): string {
+  const r = parseRolloutTable(tableText);
+  if (r.value === null) return "error: " + r.error;
+  const t = r.value!;
+  if (t.rollouts.length == 0) return "error: no rollout";
+  const segs = t.rollouts[0].segments;
+  const parts = new Array<string>();
+  for (let d = 0; d < segs.length; d++) {
+    const k = segmentValueIndex(segs[d], headerValue == "<absent>" ? null : headerValue, path, parseContentLength(contentLength == "<absent>" ? null : contentLength));
+    parts.push(segs[d].name + "=" + (k < segs[d].values.length ? segs[d].values[k] : "other"));
+  }
+  return parts.join(",");
 }

@@ -30,8 +30,8 @@ describe("filter config body", () => {
       epoch: EPOCH,
       version: 3,
       rollouts: [
-        { name: "alpha", pathPrefix: "/a", stickyHeader: "x-user-id", canaryBasisPoints: 1 },
-        { name: "zeta", pathPrefix: "/z", stickyHeader: "x-tenant-id", canaryBasisPoints: 500 },
+        { name: "alpha", pathPrefix: "/a", stickyHeader: "x-user-id", canaryBasisPoints: 1, segments: [] },
+        { name: "zeta", pathPrefix: "/z", stickyHeader: "x-tenant-id", canaryBasisPoints: 500, segments: [] },
       ],
     });
   });

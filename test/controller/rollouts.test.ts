@@ -17,6 +17,7 @@ describe("rollout CRUD", () => {
         match: { pathPrefix: "/v1/predict" },
         stickyKey: { header: "x-user-id" },
         canaryPercent: 0,
+        segments: [],
       },
       canaryPercent: 0,
       canaryBasisPoints: 0,
@@ -86,7 +87,7 @@ describe("rollout CRUD", () => {
         payload: yaml,
       });
       expect(response.statusCode, response.body).toBe(201);
-      expect(response.json().spec).toEqual({ ...spec(), canaryPercent: 2.5 });
+      expect(response.json().spec).toEqual({ ...spec(), canaryPercent: 2.5, segments: [] });
       expect(response.json().canaryBasisPoints).toBe(250);
     },
   );

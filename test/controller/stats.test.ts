@@ -155,6 +155,7 @@ describe("GET /v1/rollouts/:name/stats with a fake provider", () => {
           latencyMs: { p50: 2, p95: 3.8, count: 4 },
         },
       },
+      segments: {},
     });
   });
 

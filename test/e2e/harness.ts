@@ -111,13 +111,19 @@ export function send(url: string, headers: Record<string, string> = {}, body = '
 }
 
 /** Sends n requests, `concurrency` at a time; headersFor(i) gives each request's headers. */
-export async function sendMany(url: string, n: number, headersFor: (i: number) => Record<string, string>, concurrency = 32): Promise<Reply[]> {
+export async function sendMany(
+  url: string | ((i: number) => string),
+  n: number,
+  headersFor: (i: number) => Record<string, string>,
+  concurrency = 32,
+  bodyFor?: (i: number) => string,
+): Promise<Reply[]> {
   const replies = new Array<Reply>(n);
   let next = 0;
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      replies[i] = await send(url, headersFor(i));
+      replies[i] = await send(typeof url === "string" ? url : url(i), headersFor(i), bodyFor?.(i));
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));

@@ -18,6 +18,15 @@ export const FilterConfigBody = Type.Object({
       pathPrefix: Type.String(),
       stickyHeader: Type.String(),
       canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
+      segments: Type.Array(
+        Type.Object({
+          name: Type.String(),
+          values: Type.Array(Type.String()),
+          header: Type.Optional(Type.String()),
+          prefixes: Type.Optional(Type.Array(Type.String())),
+          bounds: Type.Optional(Type.Array(Type.Integer())),
+        }),
+      ),
     }),
   ),
 });

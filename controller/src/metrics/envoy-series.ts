@@ -19,6 +19,8 @@ export const LABELS = {
   rollout: "modelroll_rollout",
   variant: "modelroll_variant",
   responseClass: "modelroll_class",
+  segmentDimension: "modelroll_segment_dimension",
+  segment: "modelroll_segment",
   upperBound: "le",
 } as const;
 

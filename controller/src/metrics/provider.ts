@@ -31,7 +31,14 @@ export interface VariantCounts {
   latency: LatencyHistogram;
 }
 
-export type RolloutCounts = Record<Variant, VariantCounts>;
+/** Per segment dimension, per value ("other" included), per variant. */
+export type SegmentCounts = Record<string, Record<string, Record<Variant, VariantCounts>>>;
+
+export interface RolloutCounts {
+  stable: VariantCounts;
+  canary: VariantCounts;
+  segments: SegmentCounts;
+}
 
 export interface SourceStatus {
   url: string;
@@ -62,5 +69,5 @@ export function emptyVariantCounts(): VariantCounts {
 }
 
 export function emptyRolloutCounts(): RolloutCounts {
-  return { stable: emptyVariantCounts(), canary: emptyVariantCounts() };
+  return { stable: emptyVariantCounts(), canary: emptyVariantCounts(), segments: {} };
 }

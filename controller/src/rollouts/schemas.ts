@@ -1,11 +1,10 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
 
-// A DNS label without dots: the name is embedded in Envoy stat names, where dots separate name parts.
-export const ROLLOUT_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
-export const PATH_PREFIX_PATTERN = "^/\\S*$";
-// RFC 9110 token characters, lowercase only: HTTP/2 and Envoy's header maps are lowercase.
-export const HEADER_NAME_PATTERN = "^[a-z0-9!#$%&'*+.^_`|~-]+$";
+import { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN } from "./patterns.ts";
+import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
+
+export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
 export const RolloutName = Type.String({
   pattern: ROLLOUT_NAME_PATTERN,
@@ -60,6 +59,9 @@ export const RolloutSpec = Type.Object(
       { additionalProperties: false },
     ),
     canaryPercent: Type.Optional(canaryPercent({ default: 0 })),
+    segments: Type.Optional(
+      Type.Array(SegmentSpec, { maxItems: MAX_SEGMENTS, description: "Dimensions to count and gate per value, e.g. tenant tier." }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -78,6 +80,7 @@ export const RolloutView = Type.Object({
     match: Type.Object({ pathPrefix: Type.String() }),
     stickyKey: Type.Object({ header: Type.String() }),
     canaryPercent: Type.Number(),
+    segments: Type.Array(SegmentSpec),
   }),
   canaryPercent: Type.Number(),
   canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { ConflictError, NotFoundError } from "../errors.ts";
+import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts";
 import { VersionWatch } from "../filter-config/version-watch.ts";
 import type { RolloutSpec } from "./schemas.ts";
+import { checkSegments, toFilterSegment, type FilterSegment } from "./segments.ts";
 
 export type NormalizedSpec = Required<RolloutSpec>;
 
@@ -26,6 +27,7 @@ export interface FilterRollout {
   pathPrefix: string;
   stickyHeader: string;
   canaryBasisPoints: number;
+  segments: FilterSegment[];
 }
 
 export interface FilterConfig {
@@ -97,7 +99,13 @@ export class RolloutStore {
       match: { pathPrefix: spec.match.pathPrefix },
       stickyKey: { header: spec.stickyKey.header },
       canaryPercent: spec.canaryPercent ?? 0,
+      segments: spec.segments ?? [],
     };
+    const segmentProblems = checkSegments(normalized.segments);
+    if (segmentProblems.length > 0) {
+      const summary = segmentProblems.map((d) => `${d.path} ${d.reason}`).join("; ");
+      throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, segmentProblems);
+    }
     if (this.#rollouts.has(normalized.name)) {
       throw new ConflictError(`rollout ${normalized.name}: already exists`);
     }
@@ -178,6 +186,7 @@ export class RolloutStore {
         pathPrefix: r.spec.match.pathPrefix,
         stickyHeader: r.spec.stickyKey.header,
         canaryBasisPoints: toBasisPoints(r.canaryPercent),
+        segments: r.spec.segments.map(toFilterSegment),
       })),
     };
   }

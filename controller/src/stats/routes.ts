@@ -28,6 +28,11 @@ export const RolloutStatsBody = Type.Object({
     Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
   ),
   variants: Type.Object({ stable: VariantStats, canary: VariantStats }),
+  segments: Type.Record(
+    Type.String({ description: "segment dimension" }),
+    Type.Record(Type.String({ description: "segment value" }), Type.Object({ stable: VariantStats, canary: VariantStats })),
+    { description: "The same stats per segment value, for every dimension the rollout declares." },
+  ),
 });
 
 export interface StatsRoutesOptions {
@@ -60,6 +65,14 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
           stable: summarizeVariant(reading.value.stable),
           canary: summarizeVariant(reading.value.canary),
         },
+        segments: Object.fromEntries(
+          Object.entries(reading.value.segments).map(([dimension, values]) => [
+            dimension,
+            Object.fromEntries(
+              Object.entries(values).map(([value, v]) => [value, { stable: summarizeVariant(v.stable), canary: summarizeVariant(v.canary) }]),
+            ),
+          ]),
+        ),
       };
     },
   );
