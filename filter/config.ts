@@ -25,12 +25,29 @@ export class SegmentConfig {
   bounds: Array<i64> = [];
 }
 
+/** Mirroring of sampled requests to a shadow model, and how its answer is compared with the primary's. */
+export class ShadowConfig {
+  /** Sampled share in basis points, sticky by the rollout's key (a sampled user is always mirrored). */
+  basisPoints: u32 = 0;
+  /** Envoy cluster the mirrored requests go to. */
+  cluster: string = "shadow";
+  timeoutMs: u32 = 1000;
+  /** Request bodies larger than this are not mirrored (counted); response bodies larger are not compared. */
+  maxBodyBytes: u32 = 65536;
+  /** Mirrored calls in flight per Envoy worker; beyond it requests are not mirrored (counted). */
+  maxInFlight: u32 = 64;
+  /** Dotted paths into the JSON answer, e.g. "prediction" or "output.label". */
+  predictionField: Array<string> = ["prediction"];
+  confidenceField: Array<string> = ["confidence"];
+}
+
 export class RolloutConfig {
   name: string = "";
   pathPrefix: string = "";
   stickyHeader: string = "";
   canaryBasisPoints: u32 = 0;
   segments: Array<SegmentConfig> = [];
+  shadow: ShadowConfig | null = null;
 }
 
 export class RolloutTable {
@@ -146,7 +163,47 @@ function parseRollout(v: JsonValue, path: string, out: Array<string>): RolloutCo
   if (!isNaN(bp)) r.canaryBasisPoints = <u32>bp;
   const segments = v.get("segments");
   if (segments !== null) r.segments = parseSegments(segments, p + "segments", out);
+  const shadow = v.get("shadow");
+  if (shadow !== null) r.shadow = parseShadow(shadow, p + "shadow.", out);
   return out.length == before ? r : null;
+}
+
+function fieldPath(v: JsonValue, key: string, path: string, out: Array<string>, fallback: Array<string>): Array<string> {
+  const text = stringField(v, key, path, false, out);
+  if (text === null) return fallback;
+  const parts = text.split(".");
+  for (let i = 0; i < parts.length; i++) {
+    if (parts[i].length == 0) {
+      out.push(path + key + ": must be a dotted path like output.label");
+      return fallback;
+    }
+  }
+  return parts;
+}
+
+function parseShadow(v: JsonValue, p: string, out: Array<string>): ShadowConfig | null {
+  if (v.kind != JsonKind.Object) {
+    out.push(p + ": must be an object");
+    return null;
+  }
+  const s = new ShadowConfig();
+  const bp = integerField(v, "basisPoints", p, 0, 10000, out);
+  if (!isNaN(bp)) s.basisPoints = <u32>bp;
+  const cluster = stringField(v, "cluster", p, false, out);
+  if (cluster !== null) {
+    if (cluster.length > 0) s.cluster = cluster;
+    else out.push(p + "cluster: must not be empty");
+  }
+  // A timeout of 0 means "none" to Envoy: never allow it.
+  const timeout = integerField(v, "timeoutMs", p, 1, 60000, out);
+  if (!isNaN(timeout)) s.timeoutMs = <u32>timeout;
+  const maxBody = integerField(v, "maxBodyBytes", p, 0, 16777216, out);
+  if (!isNaN(maxBody)) s.maxBodyBytes = <u32>maxBody;
+  const maxInFlight = integerField(v, "maxInFlight", p, 1, 10000, out);
+  if (!isNaN(maxInFlight)) s.maxInFlight = <u32>maxInFlight;
+  s.predictionField = fieldPath(v, "predictionField", p, out, s.predictionField);
+  s.confidenceField = fieldPath(v, "confidenceField", p, out, s.confidenceField);
+  return s;
 }
 
 const MAX_SEGMENTS = 4;

@@ -1,18 +1,20 @@
 // The HTTP filter: the root context owns the configs and the controller long-poll; each stream gets
 // only the rollout it matched, its variant and its start time.
 import {
-  Buffer, getBuffer, getHeader, getProperty, httpCall, HeaderMap, incrementMetric, log, LogLevel,
-  nowNanos, recordMetric, removeHeader, replaceHeader, setTickPeriodMs,
+  Buffer, getBuffer, getHeader, getHeaderPairs, getProperty, httpCall, HeaderMap, incrementMetric, log, LogLevel,
+  nowNanos, recordMetric, removeHeader, replaceHeader, setEffectiveContext, setTickPeriodMs,
 } from "./sdk/host";
-import { HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
+import { DataStatus, HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
+import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeBody } from "./shadow";
 import {
   parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
 } from "./config";
 import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import {
-  CLASS_LOCAL, FilterMetrics, RolloutMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics,
+  CLASS_LOCAL, FilterMetrics, RolloutMetrics, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics,
 } from "./stats";
+import { ShadowConfig } from "./config";
 
 const TICK_MS: u32 = 100;
 const BACKOFF_MIN_MS: u64 = 250;
@@ -50,6 +52,9 @@ export class ModelrollRoot extends RootContextBase {
   nextPollAtNs: u64 = 0;
   backoffMs: u64 = BACKOFF_MIN_MS;
 
+  /** Mirrored calls in flight on this worker, by call token. */
+  shadowCalls: Map<u32, ShadowExchange> = new Map();
+
   onConfigure(size: u32): bool {
     let text = "";
     if (size > 0) {
@@ -84,7 +89,7 @@ export class ModelrollRoot extends RootContextBase {
       const r = table.rollouts[i];
       // Metrics are defined when a rollout (or its set of segments) first appears, never on the request path.
       const key = metricsKey(r);
-      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments));
+      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null));
       next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(key)));
       next.configs.push(r);
     }
@@ -125,6 +130,12 @@ export class ModelrollRoot extends RootContextBase {
   }
 
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+    if (this.shadowCalls.has(token)) {
+      const exchange = this.shadowCalls.get(token);
+      this.shadowCalls.delete(token);
+      exchange.shadowAnswered(headerCount, bodySize);
+      return;
+    }
     if (token != this.pollToken) return;
     this.pollToken = 0;
     // Envoy reports a failed call (reset, timeout, no upstream) as a response without headers.
@@ -170,6 +181,13 @@ export class ModelrollStream extends StreamContextBase {
   startNs: u64 = 0;
   /** Where this request is counted: the variant overall, then its value in each segment dimension. */
   slices: Array<VariantMetrics> = [];
+  /** Segment value index per dimension (the last index of a dimension is "other"). */
+  segmentIndexes: Array<i32> = [];
+  /** Request being copied for the shadow (null when this request is not mirrored). */
+  shadowRequest: ShadowRequest | null = null;
+  /** The mirrored call this stream's primary answer is compared with. */
+  exchange: ShadowExchange | null = null;
+  responseCopy: BodyCopy | null = null;
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
     const root = changetype<ModelrollRoot>(this.root);
@@ -194,9 +212,102 @@ export class ModelrollStream extends StreamContextBase {
     }
     this.rollout = rollout;
     this.startNs = nowNanos();
-    this.slices = slicesFor(rollout, this.variant, path!);
+    this.segmentIndexes = segmentIndexesFor(rollout.config, path!);
+    this.slices = variantSlices(rollout, this.variant, this.segmentIndexes);
     for (let i = 0; i < this.slices.length; i++) incrementMetric(this.slices[i].requests);
+    const shadow = rollout.config.shadow;
+    if (shadow !== null && shadow.basisPoints > 0) {
+      const shadowBucket = key === null || key.length == 0 ? root.random.next() : stickyBucket(rollout.config.name + "#shadow", key);
+      if (isCanary(shadowBucket, shadow.basisPoints)) this.startShadow(root, rollout, shadow, path!, endOfStream);
+    }
     return HeadersStatus.Continue;
+  }
+
+  startShadow(root: ModelrollRoot, rollout: ActiveRollout, shadow: ShadowConfig, path: string, endOfStream: bool): void {
+    const slices = shadowSlices(rollout, this.segmentIndexes);
+    if (<u32>root.shadowCalls.size >= shadow.maxInFlight) {
+      countAll(slices, SHADOW_DROPPED);
+      return;
+    }
+    const pairs = getHeaderPairs(HeaderMap.RequestHeaders);
+    if (pairs === null) return; // fail-open: the primary goes on unmirrored
+    const req = new ShadowRequest(rollout, shadow, slices, path, <i32>shadow.maxBodyBytes);
+    const variantHeader = root.plugin.variantHeader;
+    for (let i = 0; i < pairs.names.length; i++) {
+      const name = pairs.names[i];
+      if (name == ":method") req.method = pairs.values[i];
+      else if (name == ":authority") req.authority = pairs.values[i];
+      else if (name.startsWith(":") || name == variantHeader || isHopByHop(name)) continue;
+      else { req.names.push(name); req.values.push(pairs.values[i]); }
+    }
+    this.shadowRequest = req;
+    if (endOfStream) this.dispatchShadow(root);
+  }
+
+  onRequestBody(bodySize: u32, endOfStream: bool): DataStatus {
+    const req = this.shadowRequest;
+    if (req === null) return DataStatus.Continue;
+    // The primary is never held: each chunk is copied as it passes.
+    if (bodySize > 0) {
+      const chunk = getBuffer(Buffer.HttpRequestBody, 0, bodySize);
+      if (chunk === null) { this.shadowRequest = null; return DataStatus.Continue; }
+      req.body.add(chunk);
+    }
+    if (req.body.overflowed) {
+      countAll(req.slices, SHADOW_SKIPPED_LARGE_BODY);
+      this.shadowRequest = null;
+      return DataStatus.Continue;
+    }
+    if (endOfStream) this.dispatchShadow(changetype<ModelrollRoot>(this.root));
+    return DataStatus.Continue;
+  }
+
+  dispatchShadow(root: ModelrollRoot): void {
+    const req = this.shadowRequest!;
+    this.shadowRequest = null;
+    if (<u32>root.shadowCalls.size >= req.config.maxInFlight) {
+      countAll(req.slices, SHADOW_DROPPED);
+      return;
+    }
+    const names = [":method", ":path", ":authority", "x-modelroll-shadow"];
+    const values = [req.method, req.path, req.authority, req.rollout.config.name];
+    for (let i = 0; i < req.names.length; i++) { names.push(req.names[i]); values.push(req.values[i]); }
+    const body = req.body.size > 0 ? req.body.join() : null;
+    // The call must belong to the root context so that it outlives this stream.
+    if (!setEffectiveContext(root.id)) return;
+    const token = httpCall(req.config.cluster, names, values, body, req.config.timeoutMs);
+    setEffectiveContext(this.id);
+    const exchange = new ShadowExchange(req.config, req.slices, nowNanos());
+    for (let i = 0; i < req.slices.length; i++) incrementMetric(req.slices[i].calls.requests);
+    if (token == 0) {
+      // Envoy refused (unknown cluster...): an answer-less shadow, counted as such.
+      exchange.shadowAnswered(0, 0);
+      return;
+    }
+    root.shadowCalls.set(token, exchange);
+    this.exchange = exchange;
+  }
+
+  onResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
+    const copy = this.responseCopy;
+    const exchange = this.exchange;
+    if (copy === null || exchange === null) return DataStatus.Continue;
+    if (bodySize > 0 && !copy.overflowed) {
+      const chunk = getBuffer(Buffer.HttpResponseBody, 0, bodySize);
+      if (chunk !== null) copy.add(chunk);
+    }
+    if (endOfStream) {
+      this.responseCopy = null;
+      if (!copy.overflowed) summarizeBody(copy.join(), exchange.config, exchange.primary);
+      exchange.primaryAnswered();
+    }
+    return DataStatus.Continue;
+  }
+
+  onDelete(): void {
+    const exchange = this.exchange;
+    if (exchange !== null && !exchange.primary.done) exchange.primaryAbandoned();
+    this.exchange = null;
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
@@ -213,29 +324,136 @@ export class ModelrollStream extends StreamContextBase {
       incrementMetric(m.responses[cls]);
     }
     replaceHeader(HeaderMap.ResponseHeaders, root.plugin.responseVariantHeader, VARIANT_NAMES[this.variant]);
+    const exchange = this.exchange;
+    if (exchange !== null) {
+      const status = getHeader(HeaderMap.ResponseHeaders, ":status");
+      exchange.primary.status = status === null ? 0 : I32.parseInt(status);
+      exchange.primary.latencyUs = latencyUs;
+      // A compressed body cannot be read as JSON here: compare status and latency only.
+      if (endOfStream || getHeader(HeaderMap.ResponseHeaders, "content-encoding") !== null) exchange.primaryAnswered();
+      else this.responseCopy = new BodyCopy(<i32>exchange.config.maxBodyBytes);
+    }
     return HeadersStatus.Continue;
   }
 }
 
+/** The parts of a sampled request kept until its body is complete and it can be mirrored. */
+class ShadowRequest {
+  method: string = "GET";
+  authority: string = "";
+  names: Array<string> = [];
+  values: Array<string> = [];
+  body: BodyCopy;
+  constructor(public rollout: ActiveRollout, public config: ShadowConfig, public slices: Array<ShadowMetrics>, public path: string, maxBody: i32) {
+    this.body = new BodyCopy(maxBody);
+  }
+}
+
+/** One mirrored request: the primary's and the shadow's answers meet here, in either order. */
+export class ShadowExchange {
+  primary: AnswerSummary = new AnswerSummary();
+  shadow: AnswerSummary = new AnswerSummary();
+  abandoned: bool = false;
+  constructor(public config: ShadowConfig, public slices: Array<ShadowMetrics>, public startNs: u64) {}
+
+  primaryAnswered(): void {
+    this.primary.done = true;
+    if (this.shadow.done) this.compare();
+  }
+
+  primaryAbandoned(): void {
+    this.abandoned = true;
+    if (this.shadow.done) countAll(this.slices, SHADOW_INCOMPLETE);
+  }
+
+  /** Runs in the root context; reads the call's response, never the (possibly gone) stream. */
+  shadowAnswered(headerCount: u32, bodySize: u32): void {
+    const s = this.shadow;
+    s.done = true;
+    const now = nowNanos();
+    s.latencyUs = now > this.startNs ? (now - this.startNs) / 1000 : 0;
+    let cls = CLASS_LOCAL;
+    if (headerCount == 0) {
+      s.failed = true;
+    } else {
+      const status = getHeader(HeaderMap.HttpCallResponseHeaders, ":status");
+      s.status = status === null ? 0 : I32.parseInt(status);
+      if (s.status > 0) cls = statusClass(s.status);
+      if (bodySize > 0 && bodySize <= this.config.maxBodyBytes) {
+        const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
+        if (body !== null) summarizeBody(body, this.config, s);
+      }
+    }
+    for (let i = 0; i < this.slices.length; i++) {
+      const m = this.slices[i].calls;
+      incrementMetric(m.responses[cls]);
+      if (!s.failed && s.latencyUs > 0) recordMetric(m.latencyUs, s.latencyUs);
+    }
+    if (this.primary.done) this.compare();
+    else if (this.abandoned) countAll(this.slices, SHADOW_INCOMPLETE);
+  }
+
+  compare(): void {
+    const outcome = predictionOutcome(this.primary, this.shadow);
+    const delta = confidenceDeltaMilli(this.primary, this.shadow);
+    const statusSame = !this.shadow.failed && this.primary.status == this.shadow.status;
+    for (let i = 0; i < this.slices.length; i++) {
+      const m = this.slices[i];
+      incrementMetric(statusSame ? m.statusMatch : m.statusMismatch);
+      incrementMetric(m.prediction[outcome]);
+      if (delta >= 0) recordMetric(m.confidenceDeltaMilli, <u64>delta);
+    }
+  }
+}
+
+const SHADOW_DROPPED: i32 = 0;
+const SHADOW_SKIPPED_LARGE_BODY: i32 = 1;
+const SHADOW_INCOMPLETE: i32 = 2;
+
+function countAll(slices: Array<ShadowMetrics>, what: i32): void {
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i];
+    incrementMetric(what == SHADOW_DROPPED ? m.dropped : what == SHADOW_SKIPPED_LARGE_BODY ? m.skippedLargeBody : m.incomplete);
+  }
+}
+
+/** Connection-level headers that must not be forwarded on another connection (RFC 9110 7.6.1). */
+function isHopByHop(name: string): bool {
+  return name == "connection" || name == "keep-alive" || name == "transfer-encoding" || name == "te"
+    || name == "upgrade" || name == "proxy-connection" || name == "trailer";
+}
+
 function metricsKey(r: RolloutConfig): string {
-  let key = r.name;
+  let key = r.name + (r.shadow !== null ? "+shadow" : "");
   for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
   return key;
 }
 
-function slicesFor(rollout: ActiveRollout, variant: i32, path: string): Array<VariantMetrics> {
-  const segments = rollout.config.segments;
-  const slices = new Array<VariantMetrics>(1 + segments.length);
-  slices[0] = rollout.metrics.variants[variant];
+function segmentIndexesFor(config: RolloutConfig, path: string): Array<i32> {
+  const segments = config.segments;
+  const indexes = new Array<i32>(segments.length);
   let contentLength: i64 = -2; // read once, and only if a size dimension asks
   for (let d = 0; d < segments.length; d++) {
     const seg = segments[d];
     let header: string | null = null;
     if (seg.kind == SEGMENT_HEADER) header = getHeader(HeaderMap.RequestHeaders, seg.header);
     else if (seg.kind == SEGMENT_SIZE && contentLength == -2) contentLength = parseContentLength(getHeader(HeaderMap.RequestHeaders, "content-length"));
-    const k = segmentValueIndex(seg, header, path, contentLength);
-    slices[1 + d] = rollout.metrics.segments[d][k][variant];
+    indexes[d] = segmentValueIndex(seg, header, path, contentLength);
   }
+  return indexes;
+}
+
+function variantSlices(rollout: ActiveRollout, variant: i32, indexes: Array<i32>): Array<VariantMetrics> {
+  const slices = new Array<VariantMetrics>(1 + indexes.length);
+  slices[0] = rollout.metrics.variants[variant];
+  for (let d = 0; d < indexes.length; d++) slices[1 + d] = rollout.metrics.segments[d][indexes[d]][variant];
+  return slices;
+}
+
+function shadowSlices(rollout: ActiveRollout, indexes: Array<i32>): Array<ShadowMetrics> {
+  const slices = new Array<ShadowMetrics>(1 + indexes.length);
+  slices[0] = rollout.metrics.shadow[0];
+  for (let d = 0; d < indexes.length; d++) slices[1 + d] = rollout.metrics.shadowSegments[d][indexes[d]];
   return slices;
 }
 

@@ -4,11 +4,12 @@ import { ModelrollRoot } from "./filter";
 import "./sdk/abort";
 
 // Only the callbacks the filter uses are exported: Envoy skips a callback the module does not export,
-// and each one it calls is a VM entry per request (body callbacks: per chunk). Export body callbacks
-// again when a feature needs bodies.
+// and each one it calls is a VM entry per request (body callbacks: per chunk; they return at once for
+// requests that are not mirrored).
 export {
   proxy_abi_version_0_2_1, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure, proxy_on_tick,
-  proxy_on_http_call_response, proxy_on_request_headers, proxy_on_response_headers, proxy_on_delete,
+  proxy_on_http_call_response, proxy_on_request_headers, proxy_on_request_body, proxy_on_response_headers,
+  proxy_on_response_body, proxy_on_delete,
 } from "./sdk/dispatch";
 export { malloc } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
 

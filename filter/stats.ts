@@ -43,13 +43,48 @@ export class VariantMetrics {
 }
 
 /**
+ * Shadow traffic for one slice (overall or one segment value), under variant "shadow":
+ *   requests, class.<c>.responses, latency_us   the mirrored calls and the shadow's answers (local = no answer)
+ *   dropped, skipped_large_body                 requests not mirrored: in-flight cap, body over the limit
+ *   status_match | status_mismatch              primary and shadow status equal or not
+ *   prediction_agree | prediction_disagree | prediction_missing
+ *   confidence_delta_milli                      histogram of |primary - shadow| confidence, in thousandths
+ *   incomplete                                  the client stream ended before the primary answer was complete
+ */
+export class ShadowMetrics {
+  calls: VariantMetrics;
+  dropped: u32;
+  skippedLargeBody: u32;
+  statusMatch: u32;
+  statusMismatch: u32;
+  prediction: Array<u32> = new Array<u32>(3);
+  confidenceDeltaMilli: u32;
+  incomplete: u32;
+  constructor(base: string) {
+    this.calls = new VariantMetrics(base);
+    this.dropped = defineMetric(MetricType.Counter, base + "dropped");
+    this.skippedLargeBody = defineMetric(MetricType.Counter, base + "skipped_large_body");
+    this.statusMatch = defineMetric(MetricType.Counter, base + "status_match");
+    this.statusMismatch = defineMetric(MetricType.Counter, base + "status_mismatch");
+    this.prediction[0] = defineMetric(MetricType.Counter, base + "prediction_agree");
+    this.prediction[1] = defineMetric(MetricType.Counter, base + "prediction_disagree");
+    this.prediction[2] = defineMetric(MetricType.Counter, base + "prediction_missing");
+    this.confidenceDeltaMilli = defineMetric(MetricType.Histogram, base + "confidence_delta_milli");
+    this.incomplete = defineMetric(MetricType.Counter, base + "incomplete");
+  }
+}
+
+/**
  * All metric ids of a rollout: variants[v] overall, and segments[d][k][v] for dimension d, value index k
  * (the last k is "other"). Defined once per rollout config, never on the request path.
  */
 export class RolloutMetrics {
   variants: Array<VariantMetrics> = new Array<VariantMetrics>(2);
   segments: Array<Array<Array<VariantMetrics>>> = [];
-  constructor(rollout: string, segments: Array<SegmentConfig>) {
+  /** Present when the rollout mirrors traffic: [0] overall, then one per (dimension, value) in slice order. */
+  shadow: Array<ShadowMetrics> = [];
+  shadowSegments: Array<Array<ShadowMetrics>> = [];
+  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool) {
     for (let v = 0; v < 2; v++) {
       this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".");
     }
@@ -65,6 +100,20 @@ export class RolloutMetrics {
         perValue.push(perVariant);
       }
       this.segments.push(perValue);
+    }
+    if (withShadow) this.defineShadow(rollout, segments);
+  }
+
+  private defineShadow(rollout: string, segments: Array<SegmentConfig>): void {
+    this.shadow.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow."));
+    for (let d = 0; d < segments.length; d++) {
+      const seg = segments[d];
+      const perValue = new Array<ShadowMetrics>();
+      for (let k = 0; k <= seg.values.length; k++) {
+        const value = k < seg.values.length ? seg.values[k] : "other";
+        perValue.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.seg." + seg.name + "." + value + "."));
+      }
+      this.shadowSegments.push(perValue);
     }
   }
 }

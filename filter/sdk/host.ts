@@ -200,3 +200,45 @@ export function httpCall(cluster: string, headerNames: Array<string>, headerValu
   if (rc != WasmResult.Ok) return 0;
   return outU32.value;
 }
+
+/** All pairs of a header map, or null when the host refuses. */
+export class HeaderPairs {
+  names: Array<string> = [];
+  values: Array<string> = [];
+}
+
+export function getHeaderPairs(map: HeaderMap): HeaderPairs | null {
+  const rc = abi.proxy_get_header_map_pairs(<i32>map, ptrOf(outPtr), ptrOf(outSize));
+  if (rc != WasmResult.Ok) {
+    outPtr.value = 0;
+    return null;
+  }
+  const buffer = takeHostBuffer();
+  const pairs = new HeaderPairs();
+  const total = buffer.byteLength;
+  if (total < 4) return pairs;
+  const base = changetype<usize>(buffer);
+  const count = <i32>load<u32>(base);
+  // Layout: count, (name_len, value_len) * count, then NUL-terminated bytes. Bounds-check everything:
+  // a malformed map must give up, never read past the buffer.
+  if (count < 0 || 4 + 8 * <i64>count > <i64>total) return pairs;
+  let offset: i32 = 4 + 8 * count;
+  for (let i = 0; i < count; i++) {
+    const nameLen = <i32>load<u32>(base + 4 + 8 * <usize>i);
+    const valueLen = <i32>load<u32>(base + 8 + 8 * <usize>i);
+    if (nameLen < 0 || valueLen < 0 || <i64>offset + <i64>nameLen + <i64>valueLen + 2 > <i64>total) return pairs;
+    pairs.names.push(String.UTF8.decodeUnsafe(base + <usize>offset, <usize>nameLen));
+    offset += nameLen + 1;
+    pairs.values.push(String.UTF8.decodeUnsafe(base + <usize>offset, <usize>valueLen));
+    offset += valueLen + 1;
+  }
+  return pairs;
+}
+
+/**
+ * Makes `id` the context the next host calls act for. An HTTP call dispatched while the root context is
+ * effective belongs to the root: Envoy then does not cancel it when the client stream ends.
+ */
+export function setEffectiveContext(id: u32): bool {
+  return abi.proxy_set_effective_context(id) == WasmResult.Ok;
+}

@@ -21,6 +21,8 @@ export async function freePort(): Promise<number> {
 export interface Stack {
   stable: ModelServer;
   canary: ModelServer;
+  /** Behind the Envoy cluster "shadow". */
+  shadow: ModelServer;
   controller: { url: string; close(): Promise<void> } | null;
   controllerPort: number;
   envoy: EnvoyProcess;
@@ -32,15 +34,17 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number } = {}): Promise<Stack> {
+export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number; shadowPort?: number } = {}): Promise<Stack> {
   const stable = await startModelServer({ version: "v1" });
   const canary = await startModelServer({ version: "v2" });
+  const shadow = await startModelServer({ version: "v3" });
   const [controllerPort, listenPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const yaml = renderBootstrap({
     listen: { host: "127.0.0.1", port: listenPort },
     admin: { host: "127.0.0.1", port: adminPort },
     stable: { host: "127.0.0.1", port: stable.port },
     canary: { host: "127.0.0.1", port: opts.canaryPort ?? canary.port },
+    shadow: { host: "127.0.0.1", port: opts.shadowPort ?? shadow.port },
     controller: { host: "127.0.0.1", port: controllerPort },
     pollWaitSeconds: opts.pollWaitSeconds ?? 20,
   });
@@ -48,6 +52,7 @@ export async function startStack(opts: { concurrency?: number; pollWaitSeconds?:
   const stack: Stack = {
     stable,
     canary,
+    shadow,
     controller: null,
     controllerPort,
     envoy: null as unknown as EnvoyProcess,
@@ -69,6 +74,7 @@ export async function startStack(opts: { concurrency?: number; pollWaitSeconds?:
       await stack.controller?.close();
       await stable.close();
       await canary.close();
+      await stack.shadow.close();
       agent.destroy();
     },
   };

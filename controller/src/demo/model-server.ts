@@ -10,6 +10,10 @@ export interface ModelBehavior {
   errorRate: number;
   /** Added latency per request, in milliseconds. */
   latencyMs: number;
+  /** Shifts every predicted label by this many places: a model that disagrees with the others. */
+  labelShift: number;
+  /** Answers 200 with a body that is not JSON. */
+  garbage: boolean;
 }
 
 export interface ModelServer {
@@ -19,6 +23,10 @@ export interface ModelServer {
   behavior: ModelBehavior;
   /** Requests answered so far (excluding /__demo calls). */
   served(): number;
+  /** Requests that carried the x-modelroll-shadow header (mirrored by the filter). */
+  mirrored(): number;
+  /** The last mirrored request as received, for tests that check what the filter copied. */
+  lastMirrored(): { method: string; url: string; headers: Record<string, string | string[] | undefined>; body: string } | null;
   close(): Promise<void>;
 }
 
@@ -33,10 +41,10 @@ function hash32(text: string): number {
   return h;
 }
 
-export function prediction(version: string, body: string): { prediction: string; confidence: number; model_version: string } {
+export function prediction(version: string, body: string, labelShift = 0): { prediction: string; confidence: number; model_version: string } {
   const h = hash32(body);
   return {
-    prediction: LABELS[h % LABELS.length],
+    prediction: LABELS[(h + labelShift) % LABELS.length],
     confidence: Math.round(((h >>> 8) % 1000) / 10) / 100,
     model_version: version,
   };
@@ -52,8 +60,10 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 export async function startModelServer(opts: { version: string; host?: string; port?: number; behavior?: Partial<ModelBehavior> }): Promise<ModelServer> {
-  const behavior: ModelBehavior = { errorRate: 0, latencyMs: 0, ...opts.behavior };
+  const behavior: ModelBehavior = { errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...opts.behavior };
   let served = 0;
+  let mirrored = 0;
+  let lastMirrored: ReturnType<ModelServer["lastMirrored"]> = null;
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const body = await readBody(req);
     if (req.url === "/__demo/behavior") {
@@ -62,6 +72,8 @@ export async function startModelServer(opts: { version: string; host?: string; p
           const next = JSON.parse(body) as Partial<ModelBehavior>;
           if (typeof next.errorRate === "number") behavior.errorRate = next.errorRate;
           if (typeof next.latencyMs === "number") behavior.latencyMs = next.latencyMs;
+          if (typeof next.labelShift === "number") behavior.labelShift = next.labelShift;
+          if (typeof next.garbage === "boolean") behavior.garbage = next.garbage;
         } catch {
           res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "model server: behavior must be JSON" }));
           return;
@@ -71,13 +83,21 @@ export async function startModelServer(opts: { version: string; host?: string; p
       return;
     }
     served++;
+    if (req.headers["x-modelroll-shadow"] !== undefined) {
+      mirrored++;
+      lastMirrored = { method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers }, body };
+    }
     if (behavior.latencyMs > 0) await new Promise((r) => setTimeout(r, behavior.latencyMs));
     const headers = { "content-type": "application/json", "x-model-version": opts.version };
     if (behavior.errorRate > 0 && Math.random() < behavior.errorRate) {
       res.writeHead(500, headers).end(JSON.stringify({ error: "model failed", model_version: opts.version }));
       return;
     }
-    res.writeHead(200, headers).end(JSON.stringify(prediction(opts.version, `${req.url} ${body}`)));
+    if (behavior.garbage) {
+      res.writeHead(200, headers).end("<html>not a model answer</html>");
+      return;
+    }
+    res.writeHead(200, headers).end(JSON.stringify(prediction(opts.version, `${req.url} ${body}`, behavior.labelShift)));
   };
   const server: Server = createServer((req, res) => {
     handle(req, res).catch(() => {
@@ -96,6 +116,8 @@ export async function startModelServer(opts: { version: string; host?: string; p
     version: opts.version,
     behavior,
     served: () => served,
+    mirrored: () => mirrored,
+    lastMirrored: () => lastMirrored,
     close: () => new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());

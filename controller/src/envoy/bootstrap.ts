@@ -10,6 +10,8 @@ export interface BootstrapOptions {
   admin: HostPort; // admin always binds 127.0.0.1; only the port is taken from here
   stable: HostPort;
   canary: HostPort;
+  /** The shadow cluster's endpoint; defaults to the canary's (mirroring the new model before it takes traffic). */
+  shadow?: HostPort;
   controller: HostPort;
   wasmPath?: string;
   variantHeader?: string;
@@ -63,6 +65,8 @@ export function renderBootstrap(opts: BootstrapOptions): string {
     STABLE_PORT: String(opts.stable.port),
     CANARY_HOST: opts.canary.host,
     CANARY_PORT: String(opts.canary.port),
+    SHADOW_HOST: (opts.shadow ?? opts.canary).host,
+    SHADOW_PORT: String((opts.shadow ?? opts.canary).port),
     CONTROLLER_HOST: opts.controller.host,
     CONTROLLER_PORT: String(opts.controller.port),
     WASM_PATH: JSON.stringify(opts.wasmPath ?? DEFAULT_WASM_PATH),

@@ -27,6 +27,17 @@ export const FilterConfigBody = Type.Object({
           bounds: Type.Optional(Type.Array(Type.Integer())),
         }),
       ),
+      shadow: Type.Optional(
+        Type.Object({
+          basisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
+          cluster: Type.String(),
+          timeoutMs: Type.Integer(),
+          maxBodyBytes: Type.Integer(),
+          maxInFlight: Type.Integer(),
+          predictionField: Type.String(),
+          confidenceField: Type.String(),
+        }),
+      ),
     }),
   ),
 });

@@ -3,6 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
 import { ErrorBody, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
+import { ShadowChange } from "./shadow.ts";
 import { toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RolloutRoutesOptions {
@@ -15,6 +16,7 @@ export function toView(rollout: Rollout): RolloutView {
     spec: rollout.spec,
     canaryPercent: rollout.canaryPercent,
     canaryBasisPoints: toBasisPoints(rollout.canaryPercent),
+    shadowPercent: rollout.shadowPercent,
     configVersion: rollout.configVersion,
     createdAt: rollout.createdAt.toISOString(),
     updatedAt: rollout.updatedAt.toISOString(),
@@ -90,13 +92,28 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
     async (request) => toView(store.setCanaryPercent(request.params.name, request.body.canaryPercent)),
   );
 
+  app.put(
+    "/v1/rollouts/:name/shadow",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags,
+        summary: "Set the share of requests mirrored to the shadow",
+        params: RolloutNameParams,
+        body: ShadowChange,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (request) => toView(store.setShadowPercent(request.params.name, request.body.percent)),
+  );
+
   app.post(
     "/v1/rollouts/:name/rollback",
     {
       config: { subject: rolloutFromPath },
       schema: {
         tags,
-        summary: "Send all traffic back to stable at once",
+        summary: "Send all traffic back to stable and stop mirroring, at once",
         params: RolloutNameParams,
         response: { 200: RolloutView, 404: ErrorBody },
       },

@@ -3,6 +3,7 @@ import { REASONS_KEYWORD } from "../errors.ts";
 
 import { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN } from "./patterns.ts";
 import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
+import { OutputSpec, ShadowSpec } from "./shadow.ts";
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
@@ -62,6 +63,8 @@ export const RolloutSpec = Type.Object(
     segments: Type.Optional(
       Type.Array(SegmentSpec, { maxItems: MAX_SEGMENTS, description: "Dimensions to count and gate per value, e.g. tenant tier." }),
     ),
+    shadow: Type.Optional(ShadowSpec),
+    output: Type.Optional(OutputSpec),
   },
   { additionalProperties: false },
 );
@@ -81,7 +84,10 @@ export const RolloutView = Type.Object({
     stickyKey: Type.Object({ header: Type.String() }),
     canaryPercent: Type.Number(),
     segments: Type.Array(SegmentSpec),
+    shadow: Type.Union([ShadowSpec, Type.Null()]),
+    output: OutputSpec,
   }),
+  shadowPercent: Type.Number({ description: "Current share mirrored to the shadow (0 without a shadow, or after a rollback)." }),
   canaryPercent: Type.Number(),
   canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
   configVersion: Type.Integer({ description: "Config version at which this rollout last changed." }),

@@ -3,12 +3,18 @@ import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts"
 import { VersionWatch } from "../filter-config/version-watch.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { checkSegments, toFilterSegment, type FilterSegment } from "./segments.ts";
+import { normalizeOutput, normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedOutput, type NormalizedShadow } from "./shadow.ts";
 
-export type NormalizedSpec = Required<RolloutSpec>;
+export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output">> & {
+  shadow: NormalizedShadow | null;
+  output: NormalizedOutput;
+};
 
 export interface Rollout {
   readonly spec: NormalizedSpec;
   readonly canaryPercent: number;
+  /** Share mirrored to the shadow now: the spec's percent until changed or rolled back. */
+  readonly shadowPercent: number;
   /** Config version at which this rollout last changed. */
   readonly configVersion: number;
   readonly createdAt: Date;
@@ -19,6 +25,7 @@ export interface Rollout {
 export type RolloutEvent =
   | { type: "created"; rollout: string; version: number; at: Date }
   | { type: "weight-changed"; rollout: string; version: number; at: Date; from: number; to: number }
+  | { type: "shadow-changed"; rollout: string; version: number; at: Date; from: number; to: number }
   | { type: "rolled-back"; rollout: string; version: number; at: Date; from: number }
   | { type: "deleted"; rollout: string; version: number; at: Date };
 
@@ -28,6 +35,7 @@ export interface FilterRollout {
   stickyHeader: string;
   canaryBasisPoints: number;
   segments: FilterSegment[];
+  shadow?: FilterShadow;
 }
 
 export interface FilterConfig {
@@ -100,6 +108,8 @@ export class RolloutStore {
       stickyKey: { header: spec.stickyKey.header },
       canaryPercent: spec.canaryPercent ?? 0,
       segments: spec.segments ?? [],
+      shadow: normalizeShadow(spec.shadow),
+      output: normalizeOutput(spec.output),
     };
     const segmentProblems = checkSegments(normalized.segments);
     if (segmentProblems.length > 0) {
@@ -121,6 +131,7 @@ export class RolloutStore {
     const rollout: Rollout = {
       spec: normalized,
       canaryPercent: normalized.canaryPercent,
+      shadowPercent: normalized.shadow?.percent ?? 0,
       configVersion: version,
       createdAt: at,
       updatedAt: at,
@@ -149,18 +160,35 @@ export class RolloutStore {
     return next;
   }
 
+  setShadowPercent(name: string, percent: number): Rollout {
+    const current = this.get(name);
+    if (current.spec.shadow === null) {
+      throw new InvalidRequestError(`rollout ${name}: has no shadow; declare one in the spec to mirror traffic`, [
+        { path: "/percent", reason: "the rollout spec has no shadow section" },
+      ]);
+    }
+    if (toBasisPoints(current.shadowPercent) === toBasisPoints(percent)) return current;
+    const at = this.#clock();
+    const version = this.#bump();
+    const next: Rollout = { ...current, shadowPercent: percent, configVersion: version, updatedAt: at };
+    this.#rollouts.set(name, next);
+    this.#publish({ type: "shadow-changed", rollout: name, version, at, from: current.shadowPercent, to: percent });
+    return next;
+  }
+
   /**
-   * Canary to 0 at once. Recorded even when the canary already had no traffic (someone judged it bad),
+   * Canary to 0 and shadow off at once. Recorded even when the canary already had no traffic (someone judged it bad),
    * but the version only moves when filters have something to change.
    */
   rollback(name: string): Rollout {
     const current = this.get(name);
     const at = this.#clock();
-    const changed = current.canaryPercent !== 0;
+    const changed = current.canaryPercent !== 0 || current.shadowPercent !== 0;
     const version = changed ? this.#bump() : current.configVersion;
     const next: Rollout = {
       ...current,
       canaryPercent: 0,
+      shadowPercent: 0,
       configVersion: version,
       updatedAt: at,
       lastRollbackAt: at,
@@ -187,6 +215,7 @@ export class RolloutStore {
         stickyHeader: r.spec.stickyKey.header,
         canaryBasisPoints: toBasisPoints(r.canaryPercent),
         segments: r.spec.segments.map(toFilterSegment),
+        ...(r.spec.shadow ? { shadow: toFilterShadow(r.spec.shadow, r.shadowPercent, r.spec.output) } : {}),
       })),
     };
   }

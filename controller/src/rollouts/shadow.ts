@@ -1,0 +1,100 @@
+// Shadow traffic and output fields of a rollout spec. The filter mirrors a sticky sample of requests to
+// the shadow cluster and compares the shadow's answer with the primary's on these output fields.
+import { Type, type Static } from "@sinclair/typebox";
+import { REASONS_KEYWORD } from "../errors.ts";
+
+const percent = (description: string) =>
+  Type.Number({
+    minimum: 0,
+    maximum: 100,
+    multipleOf: 0.01,
+    description,
+    [REASONS_KEYWORD]: { multipleOf: "must have at most two decimals (0.01% is one basis point, the smallest step)" },
+  });
+
+export const ShadowSpec = Type.Object(
+  {
+    percent: percent("Share of requests mirrored to the shadow, sticky by the rollout's key."),
+    cluster: Type.Optional(
+      Type.String({
+        pattern: "^[A-Za-z0-9_.-]{1,64}$",
+        default: "shadow",
+        description: "Envoy cluster of the shadow model.",
+        [REASONS_KEYWORD]: { pattern: "must be an Envoy cluster name (letters, digits, '_', '.', '-')" },
+      }),
+    ),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 1000, description: "Per mirrored call." })),
+    maxBodyBytes: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: 65536, description: "Larger request bodies are not mirrored; larger answers are not compared." }),
+    ),
+    maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: "Mirrored calls in flight per Envoy worker." })),
+  },
+  { additionalProperties: false },
+);
+export type ShadowSpec = Static<typeof ShadowSpec>;
+
+const FIELD_PATH = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
+const fieldPath = (defaultValue: string, description: string) =>
+  Type.String({
+    pattern: FIELD_PATH,
+    maxLength: 128,
+    default: defaultValue,
+    description,
+    [REASONS_KEYWORD]: { pattern: "must be a dotted path into the JSON answer, e.g. prediction or output.label" },
+  });
+
+export const OutputSpec = Type.Object(
+  {
+    predictionField: Type.Optional(fieldPath("prediction", "Where the predicted label is in the model's JSON answer.")),
+    confidenceField: Type.Optional(fieldPath("confidence", "Where the confidence (0..1) is in the model's JSON answer.")),
+  },
+  { additionalProperties: false },
+);
+export type OutputSpec = Static<typeof OutputSpec>;
+
+export type NormalizedShadow = Required<ShadowSpec>;
+export type NormalizedOutput = Required<OutputSpec>;
+
+export function normalizeShadow(shadow: ShadowSpec | undefined): NormalizedShadow | null {
+  if (shadow === undefined) return null;
+  return {
+    percent: shadow.percent,
+    cluster: shadow.cluster ?? "shadow",
+    timeoutMs: shadow.timeoutMs ?? 1000,
+    maxBodyBytes: shadow.maxBodyBytes ?? 65536,
+    maxInFlight: shadow.maxInFlight ?? 64,
+  };
+}
+
+export function normalizeOutput(output: OutputSpec | undefined): NormalizedOutput {
+  return { predictionField: output?.predictionField ?? "prediction", confidenceField: output?.confidenceField ?? "confidence" };
+}
+
+/** What the filter receives (filter/config.ts, ShadowConfig). */
+export interface FilterShadow {
+  basisPoints: number;
+  cluster: string;
+  timeoutMs: number;
+  maxBodyBytes: number;
+  maxInFlight: number;
+  predictionField: string;
+  confidenceField: string;
+}
+
+export function toFilterShadow(shadow: NormalizedShadow, currentPercent: number, output: NormalizedOutput): FilterShadow {
+  return {
+    basisPoints: Math.min(10_000, Math.max(0, Math.round(currentPercent * 100))),
+    cluster: shadow.cluster,
+    timeoutMs: shadow.timeoutMs,
+    maxBodyBytes: shadow.maxBodyBytes,
+    maxInFlight: shadow.maxInFlight,
+    predictionField: output.predictionField,
+    confidenceField: output.confidenceField,
+  };
+}
+
+export const ShadowChange = Type.Object(
+  { percent: percent("Share of requests mirrored to the shadow; 0 stops mirroring.") },
+  { additionalProperties: false },
+);
+export type ShadowChange = Static<typeof ShadowChange>;

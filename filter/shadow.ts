@@ -1,0 +1,89 @@
+// Shadow traffic: one exchange per mirrored request, holding what is known of the primary's answer and
+// the shadow's. Whichever arrives second triggers the comparison. The exchange lives in the root
+// context's call table, not in the stream, because the shadow may answer after the client is gone.
+import { ShadowConfig } from "./config";
+import { JsonKind, JsonValue, parseJsonBytes } from "./json";
+
+export const PREDICTION_AGREE: i32 = 0;
+export const PREDICTION_DISAGREE: i32 = 1;
+export const PREDICTION_MISSING: i32 = 2;
+
+/** What the comparison needs from one answer, extracted once and then the body is dropped. */
+export class AnswerSummary {
+  done: bool = false;
+  /** No HTTP answer at all (timeout, reset, refused). */
+  failed: bool = false;
+  status: i32 = 0;
+  latencyUs: u64 = 0;
+  hasPrediction: bool = false;
+  /** Kind-tagged canonical text, so "1" (string) and 1 (number) differ: "s:approve", "n:1", "b:true". */
+  prediction: string = "";
+  hasConfidence: bool = false;
+  confidence: f64 = 0;
+}
+
+function lookup(doc: JsonValue, path: Array<string>): JsonValue | null {
+  let cur: JsonValue | null = doc;
+  for (let i = 0; i < path.length && cur !== null; i++) cur = cur.get(path[i]);
+  return cur;
+}
+
+/** Fills prediction and confidence from a JSON body; a body that is not JSON leaves both missing. */
+export function summarizeBody(body: ArrayBuffer, cfg: ShadowConfig, out: AnswerSummary): void {
+  const parsed = parseJsonBytes(body, 64);
+  if (!parsed.ok) return;
+  const doc = parsed.value!;
+  const p = lookup(doc, cfg.predictionField);
+  if (p !== null) {
+    if (p.kind == JsonKind.String) { out.hasPrediction = true; out.prediction = "s:" + p.str; }
+    else if (p.kind == JsonKind.Number) { out.hasPrediction = true; out.prediction = "n:" + p.num.toString(); }
+    else if (p.kind == JsonKind.Bool) { out.hasPrediction = true; out.prediction = p.bool ? "b:true" : "b:false"; }
+  }
+  const c = lookup(doc, cfg.confidenceField);
+  if (c !== null && c.kind == JsonKind.Number && isFinite(c.num)) {
+    out.hasConfidence = true;
+    out.confidence = c.num;
+  }
+}
+
+export function predictionOutcome(primary: AnswerSummary, shadow: AnswerSummary): i32 {
+  if (!primary.hasPrediction || !shadow.hasPrediction) return PREDICTION_MISSING;
+  return primary.prediction == shadow.prediction ? PREDICTION_AGREE : PREDICTION_DISAGREE;
+}
+
+/** |primary - shadow| confidence in thousandths (a histogram records integers), or -1 when either lacks one. */
+export function confidenceDeltaMilli(primary: AnswerSummary, shadow: AnswerSummary): i64 {
+  if (!primary.hasConfidence || !shadow.hasConfidence) return -1;
+  const d = Math.abs(primary.confidence - shadow.confidence);
+  return <i64>Math.round(d * 1000);
+}
+
+/** Collects body chunks up to a limit; past it the copy is abandoned (too large to compare). */
+export class BodyCopy {
+  chunks: Array<ArrayBuffer> = [];
+  size: i32 = 0;
+  overflowed: bool = false;
+  constructor(public limit: i32) {}
+
+  add(chunk: ArrayBuffer): void {
+    if (this.overflowed) return;
+    if (this.size + chunk.byteLength > this.limit) {
+      this.overflowed = true;
+      this.chunks = [];
+      return;
+    }
+    this.chunks.push(chunk);
+    this.size += chunk.byteLength;
+  }
+
+  join(): ArrayBuffer {
+    const out = new ArrayBuffer(this.size);
+    let offset: usize = 0;
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i];
+      memory.copy(changetype<usize>(out) + offset, changetype<usize>(c), <usize>c.byteLength);
+      offset += <usize>c.byteLength;
+    }
+    return out;
+  }
+}
