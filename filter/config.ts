@@ -36,9 +36,27 @@ export class ShadowConfig {
   maxBodyBytes: u32 = 65536;
   /** Mirrored calls in flight per Envoy worker; beyond it requests are not mirrored (counted). */
   maxInFlight: u32 = 64;
-  /** Dotted paths into the JSON answer, e.g. "prediction" or "output.label". */
+}
+
+/**
+ * What the filter reads from the model's JSON answers. Paths are dotted, e.g. "usage.prompt_tokens".
+ * `analyze` turns on per-answer analysis (label distribution, confidence, LLM fields, schema); without it
+ * answers are read only for shadow comparison.
+ */
+export class OutputConfig {
+  analyze: bool = false;
+  maxBodyBytes: u32 = 65536;
   predictionField: Array<string> = ["prediction"];
   confidenceField: Array<string> = ["confidence"];
+  /** Bounded label set for the prediction distribution; anything else counts as "other". */
+  labels: Array<string> = [];
+  promptTokensField: Array<string> = ["usage", "prompt_tokens"];
+  completionTokensField: Array<string> = ["usage", "completion_tokens"];
+  citationField: Array<string> | null = null;
+  abstainedField: Array<string> | null = null;
+  fallbackField: Array<string> | null = null;
+  /** The compiled output schema as the controller sent it (parsed into a validator by the filter), or null. */
+  schema: JsonValue | null = null;
 }
 
 export class RolloutConfig {
@@ -48,6 +66,7 @@ export class RolloutConfig {
   canaryBasisPoints: u32 = 0;
   segments: Array<SegmentConfig> = [];
   shadow: ShadowConfig | null = null;
+  output: OutputConfig = new OutputConfig();
 }
 
 export class RolloutTable {
@@ -165,7 +184,52 @@ function parseRollout(v: JsonValue, path: string, out: Array<string>): RolloutCo
   if (segments !== null) r.segments = parseSegments(segments, p + "segments", out);
   const shadow = v.get("shadow");
   if (shadow !== null) r.shadow = parseShadow(shadow, p + "shadow.", out);
+  const output = v.get("output");
+  if (output !== null) {
+    const parsed = parseOutput(output, p + "output.", out);
+    if (parsed !== null) r.output = parsed;
+  }
   return out.length == before ? r : null;
+}
+
+function optionalFieldPath(v: JsonValue, key: string, path: string, out: Array<string>): Array<string> | null {
+  if (!v.has(key)) return null;
+  return fieldPath(v, key, path, out, []);
+}
+
+function parseOutput(v: JsonValue, p: string, out: Array<string>): OutputConfig | null {
+  if (v.kind != JsonKind.Object) {
+    out.push(p + ": must be an object");
+    return null;
+  }
+  const o = new OutputConfig();
+  const analyze = v.get("analyze");
+  if (analyze !== null) {
+    if (analyze.kind == JsonKind.Bool) o.analyze = analyze.bool;
+    else out.push(p + "analyze: must be a boolean");
+  }
+  const maxBody = integerField(v, "maxBodyBytes", p, 0, 16777216, out);
+  if (!isNaN(maxBody)) o.maxBodyBytes = <u32>maxBody;
+  o.predictionField = fieldPath(v, "predictionField", p, out, o.predictionField);
+  o.confidenceField = fieldPath(v, "confidenceField", p, out, o.confidenceField);
+  o.promptTokensField = fieldPath(v, "promptTokensField", p, out, o.promptTokensField);
+  o.completionTokensField = fieldPath(v, "completionTokensField", p, out, o.completionTokensField);
+  o.citationField = optionalFieldPath(v, "citationField", p, out);
+  o.abstainedField = optionalFieldPath(v, "abstainedField", p, out);
+  o.fallbackField = optionalFieldPath(v, "fallbackField", p, out);
+  const labels = v.get("labels");
+  if (labels !== null) {
+    o.labels = stringList(labels, p + "labels", out);
+    if (o.labels.length > 32) out.push(p + "labels: at most 32");
+    for (let i = 0; i < o.labels.length; i++) {
+      if (!isStatToken(o.labels[i]) || o.labels[i] == "other" || o.labels[i] == "missing") {
+        out.push(p + "labels[" + i.toString() + "]: must be 1-32 of a-z 0-9 _ - and not 'other' or 'missing'");
+      }
+    }
+  }
+  const schema = v.get("schema");
+  if (schema !== null && schema.kind != JsonKind.Null) o.schema = schema;
+  return o;
 }
 
 function fieldPath(v: JsonValue, key: string, path: string, out: Array<string>, fallback: Array<string>): Array<string> {
@@ -201,8 +265,6 @@ function parseShadow(v: JsonValue, p: string, out: Array<string>): ShadowConfig 
   if (!isNaN(maxBody)) s.maxBodyBytes = <u32>maxBody;
   const maxInFlight = integerField(v, "maxInFlight", p, 1, 10000, out);
   if (!isNaN(maxInFlight)) s.maxInFlight = <u32>maxInFlight;
-  s.predictionField = fieldPath(v, "predictionField", p, out, s.predictionField);
-  s.confidenceField = fieldPath(v, "confidenceField", p, out, s.confidenceField);
   return s;
 }
 

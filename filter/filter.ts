@@ -5,7 +5,12 @@ import {
   nowNanos, recordMetric, removeHeader, replaceHeader, setEffectiveContext, setTickPeriodMs,
 } from "./sdk/host";
 import { DataStatus, HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
-import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeBody } from "./shadow";
+import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeAnswer } from "./shadow";
+import {
+  confidenceMilli, flagAt, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED, UNANALYZED_NO_BODY,
+  UNANALYZED_NOT_JSON_CONTENT_TYPE, UNANALYZED_TOO_LARGE,
+} from "./output";
+import { JsonValue, parseJsonBytes } from "./json";
 import {
   parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
 } from "./config";
@@ -14,7 +19,7 @@ import { parseContentLength, segmentValueIndex } from "./segments";
 import {
   CLASS_LOCAL, FilterMetrics, RolloutMetrics, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics,
 } from "./stats";
-import { ShadowConfig } from "./config";
+import { OutputConfig, ShadowConfig } from "./config";
 
 const TICK_MS: u32 = 100;
 const BACKOFF_MIN_MS: u64 = 250;
@@ -89,7 +94,7 @@ export class ModelrollRoot extends RootContextBase {
       const r = table.rollouts[i];
       // Metrics are defined when a rollout (or its set of segments) first appears, never on the request path.
       const key = metricsKey(r);
-      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null));
+      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null, r.output));
       next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(key)));
       next.configs.push(r);
     }
@@ -187,7 +192,11 @@ export class ModelrollStream extends StreamContextBase {
   shadowRequest: ShadowRequest | null = null;
   /** The mirrored call this stream's primary answer is compared with. */
   exchange: ShadowExchange | null = null;
+  /** The primary answer being copied (as it passes, never held) for analysis and/or the shadow comparison. */
   responseCopy: BodyCopy | null = null;
+  analyzing: bool = false;
+  /** The rollout whose answer is being read (kept after onResponseHeaders clears `rollout`). */
+  analyzedRollout: ActiveRollout | null = null;
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
     const root = changetype<ModelrollRoot>(this.root);
@@ -277,7 +286,7 @@ export class ModelrollStream extends StreamContextBase {
     if (!setEffectiveContext(root.id)) return;
     const token = httpCall(req.config.cluster, names, values, body, req.config.timeoutMs);
     setEffectiveContext(this.id);
-    const exchange = new ShadowExchange(req.config, req.slices, nowNanos());
+    const exchange = new ShadowExchange(req.config, req.rollout.config.output, req.slices, nowNanos());
     for (let i = 0; i < req.slices.length; i++) incrementMetric(req.slices[i].calls.requests);
     if (token == 0) {
       // Envoy refused (unknown cluster...): an answer-less shadow, counted as such.
@@ -290,18 +299,32 @@ export class ModelrollStream extends StreamContextBase {
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
     const copy = this.responseCopy;
-    const exchange = this.exchange;
-    if (copy === null || exchange === null) return DataStatus.Continue;
+    if (copy === null) return DataStatus.Continue;
     if (bodySize > 0 && !copy.overflowed) {
       const chunk = getBuffer(Buffer.HttpResponseBody, 0, bodySize);
       if (chunk !== null) copy.add(chunk);
     }
-    if (endOfStream) {
-      this.responseCopy = null;
-      if (!copy.overflowed) summarizeBody(copy.join(), exchange.config, exchange.primary);
+    if (!endOfStream) return DataStatus.Continue;
+    this.responseCopy = null;
+    const output = this.outputConfig();
+    const exchange = this.exchange;
+    if (copy.overflowed) {
+      if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
+      if (exchange !== null) exchange.primaryAnswered();
+      return DataStatus.Continue;
+    }
+    const parsed = parseJsonBytes(copy.join(), 64);
+    const doc = parsed.value;
+    if (this.analyzing) recordAnalysis(this.slices, output, doc);
+    if (exchange !== null) {
+      summarizeAnswer(doc, output, exchange.primary);
       exchange.primaryAnswered();
     }
     return DataStatus.Continue;
+  }
+
+  outputConfig(): OutputConfig {
+    return this.analyzedRollout !== null ? this.analyzedRollout!.config.output : new OutputConfig();
   }
 
   onDelete(): void {
@@ -329,10 +352,23 @@ export class ModelrollStream extends StreamContextBase {
       const status = getHeader(HeaderMap.ResponseHeaders, ":status");
       exchange.primary.status = status === null ? 0 : I32.parseInt(status);
       exchange.primary.latencyUs = latencyUs;
-      // A compressed body cannot be read as JSON here: compare status and latency only.
-      if (endOfStream || getHeader(HeaderMap.ResponseHeaders, "content-encoding") !== null) exchange.primaryAnswered();
-      else this.responseCopy = new BodyCopy(<i32>exchange.config.maxBodyBytes);
     }
+    const output = rollout.config.output;
+    if (!output.analyze && exchange === null) return HeadersStatus.Continue;
+    // Decide from the headers whether the answer can be read: the body is then copied as it passes.
+    let unreadable = -1;
+    if (endOfStream) unreadable = UNANALYZED_NO_BODY;
+    else if (getHeader(HeaderMap.ResponseHeaders, "content-encoding") !== null) unreadable = UNANALYZED_COMPRESSED;
+    else if (!isJsonContentType(getHeader(HeaderMap.ResponseHeaders, "content-type"))) unreadable = UNANALYZED_NOT_JSON_CONTENT_TYPE;
+    else if (parseContentLength(getHeader(HeaderMap.ResponseHeaders, "content-length")) > <i64>output.maxBodyBytes) unreadable = UNANALYZED_TOO_LARGE;
+    if (unreadable >= 0) {
+      if (output.analyze) countUnanalyzed(this.slices, unreadable);
+      if (exchange !== null) exchange.primaryAnswered();
+      return HeadersStatus.Continue;
+    }
+    this.responseCopy = new BodyCopy(<i32>output.maxBodyBytes);
+    this.analyzing = output.analyze;
+    this.analyzedRollout = rollout;
     return HeadersStatus.Continue;
   }
 }
@@ -354,7 +390,7 @@ export class ShadowExchange {
   primary: AnswerSummary = new AnswerSummary();
   shadow: AnswerSummary = new AnswerSummary();
   abandoned: bool = false;
-  constructor(public config: ShadowConfig, public slices: Array<ShadowMetrics>, public startNs: u64) {}
+  constructor(public config: ShadowConfig, public output: OutputConfig, public slices: Array<ShadowMetrics>, public startNs: u64) {}
 
   primaryAnswered(): void {
     this.primary.done = true;
@@ -379,9 +415,15 @@ export class ShadowExchange {
       const status = getHeader(HeaderMap.HttpCallResponseHeaders, ":status");
       s.status = status === null ? 0 : I32.parseInt(status);
       if (s.status > 0) cls = statusClass(s.status);
-      if (bodySize > 0 && bodySize <= this.config.maxBodyBytes) {
+      if (bodySize > 0 && bodySize <= this.output.maxBodyBytes) {
         const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
-        if (body !== null) summarizeBody(body, this.config, s);
+        if (body !== null) {
+          const doc = parseJsonBytes(body, 64).value;
+          summarizeAnswer(doc, this.output, s);
+          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, doc);
+        }
+      } else if (this.output.analyze) {
+        countUnanalyzed(shadowCallSlices(this.slices), bodySize == 0 ? UNANALYZED_NO_BODY : UNANALYZED_TOO_LARGE);
       }
     }
     for (let i = 0; i < this.slices.length; i++) {
@@ -406,6 +448,43 @@ export class ShadowExchange {
   }
 }
 
+function shadowCallSlices(slices: Array<ShadowMetrics>): Array<VariantMetrics> {
+  const out = new Array<VariantMetrics>(slices.length);
+  for (let i = 0; i < slices.length; i++) out[i] = slices[i].calls;
+  return out;
+}
+
+function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): void {
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    if (m !== null) incrementMetric(m.unanalyzed[reason]);
+  }
+}
+
+/** Label, confidence and LLM fields of one parsed answer (null: not JSON), counted in every slice. */
+function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null): void {
+  const label = labelIndex(doc, output);
+  const confidence: i64 = doc === null ? -1 : confidenceMilli(doc!, output);
+  const promptTokens: f64 = doc === null ? NaN : numberAt(doc!, output.promptTokensField);
+  const completionTokens: f64 = doc === null ? NaN : numberAt(doc!, output.completionTokensField);
+  const isLlm = !isNaN(promptTokens) || !isNaN(completionTokens);
+  const citation = doc !== null && flagAt(doc!, output.citationField);
+  const abstained = doc !== null && flagAt(doc!, output.abstainedField);
+  const fallback = doc !== null && flagAt(doc!, output.fallbackField);
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    if (m === null) continue;
+    incrementMetric(m.labels[label]);
+    if (confidence >= 0) recordMetric(m.confidenceMilli, <u64>confidence);
+    if (isLlm) incrementMetric(m.llmOutputs);
+    if (!isNaN(promptTokens) && promptTokens >= 0) recordMetric(m.promptTokens, <u64>promptTokens);
+    if (!isNaN(completionTokens) && completionTokens >= 0) recordMetric(m.completionTokens, <u64>completionTokens);
+    if (citation) incrementMetric(m.citationPresent);
+    if (abstained) incrementMetric(m.abstained);
+    if (fallback) incrementMetric(m.fallbackUsed);
+  }
+}
+
 const SHADOW_DROPPED: i32 = 0;
 const SHADOW_SKIPPED_LARGE_BODY: i32 = 1;
 const SHADOW_INCOMPLETE: i32 = 2;
@@ -424,7 +503,7 @@ function isHopByHop(name: string): bool {
 }
 
 function metricsKey(r: RolloutConfig): string {
-  let key = r.name + (r.shadow !== null ? "+shadow" : "");
+  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
   for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
   return key;
 }

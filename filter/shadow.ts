@@ -1,8 +1,9 @@
 // Shadow traffic: one exchange per mirrored request, holding what is known of the primary's answer and
 // the shadow's. Whichever arrives second triggers the comparison. The exchange lives in the root
 // context's call table, not in the stream, because the shadow may answer after the client is gone.
-import { ShadowConfig } from "./config";
-import { JsonKind, JsonValue, parseJsonBytes } from "./json";
+import { OutputConfig } from "./config";
+import { JsonValue } from "./json";
+import { numberAt, predictionText } from "./output";
 
 export const PREDICTION_AGREE: i32 = 0;
 export const PREDICTION_DISAGREE: i32 = 1;
@@ -22,27 +23,18 @@ export class AnswerSummary {
   confidence: f64 = 0;
 }
 
-function lookup(doc: JsonValue, path: Array<string>): JsonValue | null {
-  let cur: JsonValue | null = doc;
-  for (let i = 0; i < path.length && cur !== null; i++) cur = cur.get(path[i]);
-  return cur;
-}
-
-/** Fills prediction and confidence from a JSON body; a body that is not JSON leaves both missing. */
-export function summarizeBody(body: ArrayBuffer, cfg: ShadowConfig, out: AnswerSummary): void {
-  const parsed = parseJsonBytes(body, 64);
-  if (!parsed.ok) return;
-  const doc = parsed.value!;
-  const p = lookup(doc, cfg.predictionField);
+/** Fills prediction and confidence from a parsed answer; null (not JSON) leaves both missing. */
+export function summarizeAnswer(doc: JsonValue | null, output: OutputConfig, out: AnswerSummary): void {
+  if (doc === null) return;
+  const p = predictionText(doc, output);
   if (p !== null) {
-    if (p.kind == JsonKind.String) { out.hasPrediction = true; out.prediction = "s:" + p.str; }
-    else if (p.kind == JsonKind.Number) { out.hasPrediction = true; out.prediction = "n:" + p.num.toString(); }
-    else if (p.kind == JsonKind.Bool) { out.hasPrediction = true; out.prediction = p.bool ? "b:true" : "b:false"; }
+    out.hasPrediction = true;
+    out.prediction = p;
   }
-  const c = lookup(doc, cfg.confidenceField);
-  if (c !== null && c.kind == JsonKind.Number && isFinite(c.num)) {
+  const c = numberAt(doc, output.confidenceField);
+  if (!isNaN(c)) {
     out.hasConfidence = true;
-    out.confidence = c.num;
+    out.confidence = c;
   }
 }
 

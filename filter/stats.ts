@@ -7,7 +7,8 @@
 // Envoy stores them as wasmcustom.<name>; /stats/prometheus prints e.g.
 //   modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"} 42
 import { defineMetric, MetricType } from "./sdk/host";
-import { SegmentConfig } from "./config";
+import { OutputConfig, SegmentConfig } from "./config";
+import { UNANALYZED_NAMES } from "./output";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -33,12 +34,55 @@ export class VariantMetrics {
   requests: u32;
   responses: Array<u32> = new Array<u32>(5);
   latencyUs: u32;
-  constructor(base: string) {
+  /** Defined only for rollouts that analyze answers. */
+  output: OutputMetrics | null = null;
+  constructor(base: string, output: OutputConfig | null = null) {
+    if (output !== null && output.analyze) this.output = new OutputMetrics(base, output.labels, output.schema !== null);
     this.requests = defineMetric(MetricType.Counter, base + "requests");
     for (let c = 0; c < CLASS_NAMES.length; c++) {
       this.responses[c] = defineMetric(MetricType.Counter, base + "class." + CLASS_NAMES[c] + ".responses");
     }
     this.latencyUs = defineMetric(MetricType.Histogram, base + "latency_us");
+  }
+}
+
+/**
+ * Output analysis for one slice (a variant overall, a variant within one segment value, or the shadow):
+ *   schema.<valid|missing_field|wrong_type|out_of_range|not_allowed|bad_length|unexpected_field|not_json|too_deep>.outputs
+ *   unanalyzed.<too_large|not_json_content_type|compressed|no_body>.outputs
+ *   label.<label|other|missing>.predictions, confidence_milli (histogram, thousandths)
+ *   prompt_tokens, completion_tokens (histograms), llm_outputs, citation_present, abstained, fallback_used
+ */
+export const SCHEMA_RESULT_NAMES: Array<string> = [
+  "valid", "missing_field", "wrong_type", "out_of_range", "not_allowed", "bad_length", "unexpected_field", "not_json", "too_deep",
+];
+
+export class OutputMetrics {
+  schema: Array<u32> = [];
+  unanalyzed: Array<u32> = [];
+  labels: Array<u32> = [];
+  confidenceMilli: u32;
+  promptTokens: u32;
+  completionTokens: u32;
+  llmOutputs: u32;
+  citationPresent: u32;
+  abstained: u32;
+  fallbackUsed: u32;
+  constructor(base: string, labels: Array<string>, withSchema: bool) {
+    if (withSchema) {
+      for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++) this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
+    }
+    for (let i = 0; i < UNANALYZED_NAMES.length; i++) this.unanalyzed.push(defineMetric(MetricType.Counter, base + "unanalyzed." + UNANALYZED_NAMES[i] + ".outputs"));
+    for (let i = 0; i < labels.length; i++) this.labels.push(defineMetric(MetricType.Counter, base + "label." + labels[i] + ".predictions"));
+    this.labels.push(defineMetric(MetricType.Counter, base + "label.other.predictions"));
+    this.labels.push(defineMetric(MetricType.Counter, base + "label.missing.predictions"));
+    this.confidenceMilli = defineMetric(MetricType.Histogram, base + "confidence_milli");
+    this.promptTokens = defineMetric(MetricType.Histogram, base + "prompt_tokens");
+    this.completionTokens = defineMetric(MetricType.Histogram, base + "completion_tokens");
+    this.llmOutputs = defineMetric(MetricType.Counter, base + "llm_outputs");
+    this.citationPresent = defineMetric(MetricType.Counter, base + "citation_present");
+    this.abstained = defineMetric(MetricType.Counter, base + "abstained");
+    this.fallbackUsed = defineMetric(MetricType.Counter, base + "fallback_used");
   }
 }
 
@@ -60,8 +104,8 @@ export class ShadowMetrics {
   prediction: Array<u32> = new Array<u32>(3);
   confidenceDeltaMilli: u32;
   incomplete: u32;
-  constructor(base: string) {
-    this.calls = new VariantMetrics(base);
+  constructor(base: string, output: OutputConfig) {
+    this.calls = new VariantMetrics(base, output);
     this.dropped = defineMetric(MetricType.Counter, base + "dropped");
     this.skippedLargeBody = defineMetric(MetricType.Counter, base + "skipped_large_body");
     this.statusMatch = defineMetric(MetricType.Counter, base + "status_match");
@@ -84,9 +128,9 @@ export class RolloutMetrics {
   /** Present when the rollout mirrors traffic: [0] overall, then one per (dimension, value) in slice order. */
   shadow: Array<ShadowMetrics> = [];
   shadowSegments: Array<Array<ShadowMetrics>> = [];
-  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool) {
+  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig) {
     for (let v = 0; v < 2; v++) {
-      this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".");
+      this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".", output);
     }
     for (let d = 0; d < segments.length; d++) {
       const seg = segments[d];
@@ -95,23 +139,23 @@ export class RolloutMetrics {
         const value = k < seg.values.length ? seg.values[k] : "other";
         const perVariant = new Array<VariantMetrics>(2);
         for (let v = 0; v < 2; v++) {
-          perVariant[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".seg." + seg.name + "." + value + ".");
+          perVariant[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".seg." + seg.name + "." + value + ".", output);
         }
         perValue.push(perVariant);
       }
       this.segments.push(perValue);
     }
-    if (withShadow) this.defineShadow(rollout, segments);
+    if (withShadow) this.defineShadow(rollout, segments, output);
   }
 
-  private defineShadow(rollout: string, segments: Array<SegmentConfig>): void {
-    this.shadow.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow."));
+  private defineShadow(rollout: string, segments: Array<SegmentConfig>, output: OutputConfig): void {
+    this.shadow.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.", output));
     for (let d = 0; d < segments.length; d++) {
       const seg = segments[d];
       const perValue = new Array<ShadowMetrics>();
       for (let k = 0; k <= seg.values.length; k++) {
         const value = k < seg.values.length ? seg.values[k] : "other";
-        perValue.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.seg." + seg.name + "." + value + "."));
+        perValue.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.seg." + seg.name + "." + value + ".", output));
       }
       this.shadowSegments.push(perValue);
     }

@@ -18,7 +18,17 @@ describe("rollout CRUD", () => {
         stickyKey: { header: "x-user-id" },
         canaryPercent: 0,
         segments: [],
+        shadow: null,
+        output: {
+          analyze: false,
+          predictionField: "prediction",
+          confidenceField: "confidence",
+          labels: [],
+          maxBodyBytes: 65536,
+          llm: { promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens" },
+        },
       },
+      shadowPercent: 0,
       canaryPercent: 0,
       canaryBasisPoints: 0,
       configVersion: 2,
@@ -87,7 +97,8 @@ describe("rollout CRUD", () => {
         payload: yaml,
       });
       expect(response.statusCode, response.body).toBe(201);
-      expect(response.json().spec).toEqual({ ...spec(), canaryPercent: 2.5, segments: [] });
+      expect(response.json().spec).toMatchObject({ ...spec(), canaryPercent: 2.5, segments: [], shadow: null });
+      expect(response.json().spec.output.analyze).toBe(false);
       expect(response.json().canaryBasisPoints).toBe(250);
     },
   );

@@ -48,6 +48,7 @@ describe("system routes", () => {
         "GET /v1/rollouts/{name}",
         "DELETE /v1/rollouts/{name}",
         "PUT /v1/rollouts/{name}/weight",
+        "PUT /v1/rollouts/{name}/shadow",
         "POST /v1/rollouts/{name}/rollback",
         "GET /v1/rollouts/{name}/stats",
         "GET /v1/filter-config",

@@ -14,6 +14,8 @@ export interface ModelBehavior {
   labelShift: number;
   /** Answers 200 with a body that is not JSON. */
   garbage: boolean;
+  /** Answers exactly these bytes (base64), with these headers, optionally written in small chunks. */
+  fixedResponse: { status?: number; headers?: Record<string, string>; bodyBase64: string; chunkBytes?: number } | null;
 }
 
 export interface ModelServer {
@@ -60,7 +62,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 export async function startModelServer(opts: { version: string; host?: string; port?: number; behavior?: Partial<ModelBehavior> }): Promise<ModelServer> {
-  const behavior: ModelBehavior = { errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...opts.behavior };
+  const behavior: ModelBehavior = { errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, fixedResponse: null, ...opts.behavior };
   let served = 0;
   let mirrored = 0;
   let lastMirrored: ReturnType<ModelServer["lastMirrored"]> = null;
@@ -74,6 +76,7 @@ export async function startModelServer(opts: { version: string; host?: string; p
           if (typeof next.latencyMs === "number") behavior.latencyMs = next.latencyMs;
           if (typeof next.labelShift === "number") behavior.labelShift = next.labelShift;
           if (typeof next.garbage === "boolean") behavior.garbage = next.garbage;
+          if (next.fixedResponse !== undefined) behavior.fixedResponse = next.fixedResponse;
         } catch {
           res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: "model server: behavior must be JSON" }));
           return;
@@ -91,6 +94,19 @@ export async function startModelServer(opts: { version: string; host?: string; p
     const headers = { "content-type": "application/json", "x-model-version": opts.version };
     if (behavior.errorRate > 0 && Math.random() < behavior.errorRate) {
       res.writeHead(500, headers).end(JSON.stringify({ error: "model failed", model_version: opts.version }));
+      return;
+    }
+    const fixed = behavior.fixedResponse;
+    if (fixed) {
+      const bytes = Buffer.from(fixed.bodyBase64, "base64");
+      res.writeHead(fixed.status ?? 200, { "x-model-version": opts.version, ...(fixed.headers ?? {}) });
+      const step = fixed.chunkBytes && fixed.chunkBytes > 0 ? fixed.chunkBytes : bytes.length || 1;
+      for (let i = 0; i < bytes.length; i += step) {
+        res.write(bytes.subarray(i, i + step));
+        // Let each piece leave as its own chunk rather than one coalesced write.
+        if (fixed.chunkBytes) await new Promise((r) => setImmediate(r));
+      }
+      res.end();
       return;
     }
     if (behavior.garbage) {

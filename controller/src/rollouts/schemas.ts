@@ -3,7 +3,8 @@ import { REASONS_KEYWORD } from "../errors.ts";
 
 import { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN } from "./patterns.ts";
 import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
-import { OutputSpec, ShadowSpec } from "./shadow.ts";
+import { NormalizedOutputView, OutputSpec } from "./output.ts";
+import { ShadowSpec } from "./shadow.ts";
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
@@ -85,7 +86,7 @@ export const RolloutView = Type.Object({
     canaryPercent: Type.Number(),
     segments: Type.Array(SegmentSpec),
     shadow: Type.Union([ShadowSpec, Type.Null()]),
-    output: OutputSpec,
+    output: NormalizedOutputView,
   }),
   shadowPercent: Type.Number({ description: "Current share mirrored to the shadow (0 without a shadow, or after a rollback)." }),
   canaryPercent: Type.Number(),

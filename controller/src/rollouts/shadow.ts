@@ -1,5 +1,5 @@
-// Shadow traffic and output fields of a rollout spec. The filter mirrors a sticky sample of requests to
-// the shadow cluster and compares the shadow's answer with the primary's on these output fields.
+// Shadow traffic of a rollout spec. The filter mirrors a sticky sample of requests to the shadow cluster
+// and compares the shadow's answer with the primary's on the output fields (output.ts).
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
 
@@ -33,27 +33,7 @@ export const ShadowSpec = Type.Object(
 );
 export type ShadowSpec = Static<typeof ShadowSpec>;
 
-const FIELD_PATH = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
-const fieldPath = (defaultValue: string, description: string) =>
-  Type.String({
-    pattern: FIELD_PATH,
-    maxLength: 128,
-    default: defaultValue,
-    description,
-    [REASONS_KEYWORD]: { pattern: "must be a dotted path into the JSON answer, e.g. prediction or output.label" },
-  });
-
-export const OutputSpec = Type.Object(
-  {
-    predictionField: Type.Optional(fieldPath("prediction", "Where the predicted label is in the model's JSON answer.")),
-    confidenceField: Type.Optional(fieldPath("confidence", "Where the confidence (0..1) is in the model's JSON answer.")),
-  },
-  { additionalProperties: false },
-);
-export type OutputSpec = Static<typeof OutputSpec>;
-
 export type NormalizedShadow = Required<ShadowSpec>;
-export type NormalizedOutput = Required<OutputSpec>;
 
 export function normalizeShadow(shadow: ShadowSpec | undefined): NormalizedShadow | null {
   if (shadow === undefined) return null;
@@ -66,10 +46,6 @@ export function normalizeShadow(shadow: ShadowSpec | undefined): NormalizedShado
   };
 }
 
-export function normalizeOutput(output: OutputSpec | undefined): NormalizedOutput {
-  return { predictionField: output?.predictionField ?? "prediction", confidenceField: output?.confidenceField ?? "confidence" };
-}
-
 /** What the filter receives (filter/config.ts, ShadowConfig). */
 export interface FilterShadow {
   basisPoints: number;
@@ -77,19 +53,15 @@ export interface FilterShadow {
   timeoutMs: number;
   maxBodyBytes: number;
   maxInFlight: number;
-  predictionField: string;
-  confidenceField: string;
 }
 
-export function toFilterShadow(shadow: NormalizedShadow, currentPercent: number, output: NormalizedOutput): FilterShadow {
+export function toFilterShadow(shadow: NormalizedShadow, currentPercent: number): FilterShadow {
   return {
     basisPoints: Math.min(10_000, Math.max(0, Math.round(currentPercent * 100))),
     cluster: shadow.cluster,
     timeoutMs: shadow.timeoutMs,
     maxBodyBytes: shadow.maxBodyBytes,
     maxInFlight: shadow.maxInFlight,
-    predictionField: output.predictionField,
-    confidenceField: output.confidenceField,
   };
 }
 

@@ -3,7 +3,8 @@ import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts"
 import { VersionWatch } from "../filter-config/version-watch.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { checkSegments, toFilterSegment, type FilterSegment } from "./segments.ts";
-import { normalizeOutput, normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedOutput, type NormalizedShadow } from "./shadow.ts";
+import { normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedShadow } from "./shadow.ts";
+import { normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
 
 export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output">> & {
   shadow: NormalizedShadow | null;
@@ -36,6 +37,7 @@ export interface FilterRollout {
   canaryBasisPoints: number;
   segments: FilterSegment[];
   shadow?: FilterShadow;
+  output: FilterOutput;
 }
 
 export interface FilterConfig {
@@ -215,7 +217,8 @@ export class RolloutStore {
         stickyHeader: r.spec.stickyKey.header,
         canaryBasisPoints: toBasisPoints(r.canaryPercent),
         segments: r.spec.segments.map(toFilterSegment),
-        ...(r.spec.shadow ? { shadow: toFilterShadow(r.spec.shadow, r.shadowPercent, r.spec.output) } : {}),
+        ...(r.spec.shadow ? { shadow: toFilterShadow(r.spec.shadow, r.shadowPercent) } : {}),
+        output: toFilterOutput(r.spec.output),
       })),
     };
   }

@@ -1,0 +1,117 @@
+// What the filter reads from the model's JSON answers. With an `output` section in the spec the filter
+// analyzes every answer of the rollout (label distribution, confidence, LLM fields); without one it reads
+// answers only to compare them with a shadow's.
+import { Type, type Static } from "@sinclair/typebox";
+import { REASONS_KEYWORD } from "../errors.ts";
+import { SEGMENT_TOKEN_PATTERN } from "./segments.ts";
+
+const FIELD_PATH = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
+const fieldPath = (description: string, defaultValue?: string) =>
+  Type.String({
+    pattern: FIELD_PATH,
+    maxLength: 128,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    description,
+    [REASONS_KEYWORD]: { pattern: "must be a dotted path into the JSON answer, e.g. prediction or output.label" },
+  });
+
+export const OutputSpec = Type.Object(
+  {
+    predictionField: Type.Optional(fieldPath("Where the predicted label is in the model's JSON answer.", "prediction")),
+    confidenceField: Type.Optional(fieldPath("Where the confidence (0..1) is in the model's JSON answer.", "confidence")),
+    labels: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: SEGMENT_TOKEN_PATTERN,
+          [REASONS_KEYWORD]: { pattern: "must be 1 to 32 of a-z, 0-9, '_' and '-' (it becomes a stat label)" },
+        }),
+        { maxItems: 32, uniqueItems: true, description: "Label set for the prediction distribution (compared lowercased); others count as 'other'." },
+      ),
+    ),
+    maxBodyBytes: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: 65536, description: "Answers larger than this are not analyzed (counted as too_large)." }),
+    ),
+    llm: Type.Optional(
+      Type.Object(
+        {
+          promptTokensField: Type.Optional(fieldPath("Prompt token count; OpenAI-style by default.", "usage.prompt_tokens")),
+          completionTokensField: Type.Optional(fieldPath("Completion token count; OpenAI-style by default.", "usage.completion_tokens")),
+          citationField: Type.Optional(fieldPath("Set (non-empty) when the answer cites sources.")),
+          abstainedField: Type.Optional(fieldPath("Set (true) when the model declined to answer.")),
+          fallbackField: Type.Optional(fieldPath("Set when a fallback model produced the answer.")),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type OutputSpec = Static<typeof OutputSpec>;
+
+export interface NormalizedOutput {
+  /** True when the spec has an output section: every answer is analyzed. */
+  analyze: boolean;
+  predictionField: string;
+  confidenceField: string;
+  labels: string[];
+  maxBodyBytes: number;
+  llm: { promptTokensField: string; completionTokensField: string; citationField?: string; abstainedField?: string; fallbackField?: string };
+}
+
+export function normalizeOutput(output: OutputSpec | undefined): NormalizedOutput {
+  return {
+    analyze: output !== undefined,
+    predictionField: output?.predictionField ?? "prediction",
+    confidenceField: output?.confidenceField ?? "confidence",
+    labels: output?.labels ?? [],
+    maxBodyBytes: output?.maxBodyBytes ?? 65536,
+    llm: {
+      promptTokensField: output?.llm?.promptTokensField ?? "usage.prompt_tokens",
+      completionTokensField: output?.llm?.completionTokensField ?? "usage.completion_tokens",
+      ...(output?.llm?.citationField ? { citationField: output.llm.citationField } : {}),
+      ...(output?.llm?.abstainedField ? { abstainedField: output.llm.abstainedField } : {}),
+      ...(output?.llm?.fallbackField ? { fallbackField: output.llm.fallbackField } : {}),
+    },
+  };
+}
+
+/** What the filter receives (filter/config.ts, OutputConfig). */
+export interface FilterOutput {
+  analyze: boolean;
+  maxBodyBytes: number;
+  predictionField: string;
+  confidenceField: string;
+  labels: string[];
+  promptTokensField: string;
+  completionTokensField: string;
+  citationField?: string;
+  abstainedField?: string;
+  fallbackField?: string;
+}
+
+export function toFilterOutput(output: NormalizedOutput): FilterOutput {
+  return {
+    analyze: output.analyze,
+    maxBodyBytes: output.maxBodyBytes,
+    predictionField: output.predictionField,
+    confidenceField: output.confidenceField,
+    labels: output.labels,
+    ...output.llm,
+  };
+}
+
+/** The normalized output section as the API shows it (defaults filled in). */
+export const NormalizedOutputView = Type.Object({
+  analyze: Type.Boolean(),
+  predictionField: Type.String(),
+  confidenceField: Type.String(),
+  labels: Type.Array(Type.String()),
+  maxBodyBytes: Type.Integer(),
+  llm: Type.Object({
+    promptTokensField: Type.String(),
+    completionTokensField: Type.String(),
+    citationField: Type.Optional(Type.String()),
+    abstainedField: Type.Optional(Type.String()),
+    fallbackField: Type.Optional(Type.String()),
+  }),
+});
