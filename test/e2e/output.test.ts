@@ -79,6 +79,7 @@ describe("output analysis", () => {
     await waitForRolloutActive(`${stack.dataUrl}/labels`);
     await new Promise((r) => setTimeout(r, 1200));
     const before = { stable: await series("labels", "stable"), canary: await series("labels", "canary") };
+    const apiBefore = (await api(stack.controller!.url, "GET", "/v1/rollouts/labels/stats")).json;
     const replies = await sendMany(`${stack.dataUrl}/labels/p`, 400, (i) => ({ "x-user-id": `l-${i}` }), 16, (i) => `{"x":${i}}`);
     const expected: Record<string, Record<string, number>> = { stable: {}, canary: {} };
     for (const r of replies) {
@@ -99,6 +100,16 @@ describe("output analysis", () => {
       expect(d["modelroll_confidence_milli_bucket{le=500}"] ?? 0).toBeLessThanOrEqual(n - aboveHalf);
     }
     console.log("label distribution sent:", JSON.stringify(expected));
+    // The controller reports the same distribution through its API.
+    const apiAfter = (await api(stack.controller!.url, "GET", "/v1/rollouts/labels/stats")).json;
+    for (const variant of ["stable", "canary"] as const) {
+      for (const [label, count] of Object.entries(expected[variant])) {
+        const was = apiBefore.variants[variant].output?.labels?.[label] ?? 0;
+        expect(apiAfter.variants[variant].output.labels[label] - was, `API ${variant} ${label}`).toBe(count);
+      }
+      expect(apiAfter.variants[variant].output.confidence.mean).toBeGreaterThan(0);
+      expect(apiAfter.variants[variant].output.schema).toBeNull();
+    }
   });
 
   it("reads OpenAI-style usage and the configured citation/abstained/fallback fields", async () => {
@@ -134,6 +145,14 @@ describe("output analysis", () => {
     expect(d["modelroll_prompt_tokens_bucket{le=200}"]).toBe(10);
     expectNear(d.modelroll_prompt_tokens_sum, 1200, 0.05, "prompt tokens sum");
     expectNear(d.modelroll_completion_tokens_sum, 300, 0.05, "completion tokens sum");
+    const llm = (await api(stack.controller!.url, "GET", "/v1/rollouts/llm/stats")).json.variants.stable.output.llm;
+    console.log("llm through the API:", JSON.stringify(llm));
+    expect(llm.outputs).toBe(10);
+    expect(llm.citationRate).toBeCloseTo(0.6, 10);
+    expect(llm.abstainRate).toBeCloseTo(0.4, 10);
+    expect(llm.promptTokens.count).toBe(10);
+    expect(llm.promptTokens.p50).toBeGreaterThan(100);
+    expect(llm.promptTokens.p50).toBeLessThanOrEqual(200);
   });
 });
 

@@ -122,6 +122,13 @@ describe("shadow traffic", () => {
       expect(stats.prediction_disagree).toBe(100);
       expect(stats.prediction_missing).toBe(50);
       expect(stats.status_match).toBe(150);
+      // Through the controller: the probes agreed, the 100 shifted answers disagreed.
+      const shadow = (await api(stack.controller!.url, "GET", "/v1/rollouts/disagree/stats")).json.variants.shadow;
+      console.log("shadow comparison through the API:", JSON.stringify(shadow.comparison));
+      const c = shadow.comparison;
+      expect(c.compared).toBe(base.status_match + 150);
+      expect(c.predictionMissing).toBe(50);
+      expect(c.predictionAgreementRate).toBeCloseTo(base.prediction_agree / (base.prediction_agree + 100), 10);
     } finally {
       await behave(stack.shadow, {});
     }

@@ -21,8 +21,20 @@ export const LABELS = {
   responseClass: "modelroll_class",
   segmentDimension: "modelroll_segment_dimension",
   segment: "modelroll_segment",
+  schemaResult: "modelroll_schema",
+  unanalyzedReason: "modelroll_unanalyzed",
+  label: "modelroll_label",
   upperBound: "le",
 } as const;
 
 /** The latency histogram records microseconds. */
 export const LATENCY_UNITS_PER_MS = 1000;
+
+/** Series prefix every filter stat has in Prometheus form. */
+export const SERIES_PREFIX = "modelroll_";
+
+/** Histograms besides latency, by base name (the filter records integers in these units). */
+export const VALUE_HISTOGRAMS = ["confidence_milli", "prompt_tokens", "completion_tokens", "confidence_delta_milli"] as const;
+
+/** Labels that tell apart counters of one name; they become part of the counter's key. */
+export const DISTINGUISHING_LABELS = [LABELS.schemaResult, LABELS.unanalyzedReason, LABELS.label] as const;

@@ -25,18 +25,38 @@ export interface LatencyHistogram {
   count: number;
 }
 
+/** A histogram other than latency (confidence, tokens...), in the unit the filter records. */
+export interface ValueHistogram {
+  buckets: HistogramBucket[];
+  sum: number;
+  count: number;
+}
+
 export interface VariantCounts {
   requests: number;
   responses: Record<ResponseClass, number>;
   latency: LatencyHistogram;
+  /**
+   * Every other counter of the slice, by series name without the modelroll_ prefix and with its
+   * distinguishing label, e.g. "outputs{schema=valid}", "predictions{label=approve}", "llm_outputs",
+   * "status_match" (shadow). Absent keys are zero.
+   */
+  counters: Record<string, number>;
+  /** Other histograms by name: confidence_milli, prompt_tokens, completion_tokens, confidence_delta_milli. */
+  histograms: Record<string, ValueHistogram>;
 }
 
+/** One slice's variants: stable and canary always, shadow when the rollout mirrors traffic. */
+export type SliceCounts = Record<Variant, VariantCounts> & { shadow?: VariantCounts };
+
 /** Per segment dimension, per value ("other" included), per variant. */
-export type SegmentCounts = Record<string, Record<string, Record<Variant, VariantCounts>>>;
+export type SegmentCounts = Record<string, Record<string, SliceCounts>>;
 
 export interface RolloutCounts {
   stable: VariantCounts;
   canary: VariantCounts;
+  /** Mirrored traffic and its comparison with the primary; present when the filter reported any. */
+  shadow?: VariantCounts;
   segments: SegmentCounts;
 }
 
@@ -65,6 +85,8 @@ export function emptyVariantCounts(): VariantCounts {
     requests: 0,
     responses: { "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0, local: 0 },
     latency: { bucketsUs: [], sumUs: 0, count: 0 },
+    counters: {},
+    histograms: {},
   };
 }
 

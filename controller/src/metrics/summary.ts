@@ -1,6 +1,48 @@
 import { histogramQuantile } from "./histogram.ts";
 import { LATENCY_UNITS_PER_MS } from "./envoy-series.ts";
-import type { ResponseClass, VariantCounts } from "./provider.ts";
+import type { ResponseClass, ValueHistogram, VariantCounts } from "./provider.ts";
+
+export interface DistributionSummary {
+  p50: number | null;
+  p95: number | null;
+  count: number;
+}
+
+/** What the filter read from a variant's answers (present when the rollout analyzes output). */
+export interface OutputSummary {
+  /** Answers the filter parsed or tried to (every label count, "missing" included). */
+  analyzed: number;
+  labels: Record<string, number>;
+  /** null without an output schema. passRate = valid / validated. */
+  schema: { validated: number; valid: number; passRate: number | null; failures: Record<string, number> } | null;
+  /** Answers not analyzed, by reason (too_large, not_json_content_type, compressed, no_body). */
+  unanalyzed: Record<string, number>;
+  /** Confidence 0..1. */
+  confidence: DistributionSummary & { mean: number | null };
+  /** null when no answer carried token counts. Rates are per LLM answer. */
+  llm: {
+    outputs: number;
+    promptTokens: DistributionSummary;
+    completionTokens: DistributionSummary;
+    citationRate: number | null;
+    abstainRate: number | null;
+    fallbackRate: number | null;
+  } | null;
+}
+
+/** The shadow compared with the primary, over the mirrored requests. */
+export interface ShadowComparisonSummary {
+  compared: number;
+  statusMatchRate: number | null;
+  /** agree / (agree + disagree): answers where either side had no prediction are left out, counted in predictionMissing. */
+  predictionAgreementRate: number | null;
+  predictionMissing: number;
+  /** |primary - shadow| confidence, 0..1. */
+  confidenceDelta: DistributionSummary;
+  dropped: number;
+  skippedLargeBody: number;
+  incomplete: number;
+}
 
 export interface VariantSummary {
   requests: number;
@@ -8,10 +50,92 @@ export interface VariantSummary {
   /** (5xx + local) / all responses; null when there were no responses. */
   errorRate: number | null;
   latencyMs: { p50: number | null; p95: number | null; count: number };
+  output?: OutputSummary;
+  comparison?: ShadowComparisonSummary;
+}
+
+const ratio = (num: number, den: number): number | null => (den > 0 ? num / den : null);
+
+function distribution(h: ValueHistogram | undefined, scale: number): DistributionSummary {
+  if (!h || h.count <= 0) return { p50: null, p95: null, count: h?.count ?? 0 };
+  const q = (x: number) => {
+    const v = histogramQuantile(x, h.buckets);
+    return v === null ? null : v / scale;
+  };
+  return { p50: q(0.5), p95: q(0.95), count: h.count };
+}
+
+/** Counters "<name>{<label>=<value>}" of one name, by value. */
+function byLabel(counters: Record<string, number>, name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  const prefix = `${name}{`;
+  for (const [key, n] of Object.entries(counters)) {
+    if (!key.startsWith(prefix)) continue;
+    const value = key.slice(key.indexOf("=") + 1, -1);
+    out[value] = (out[value] ?? 0) + n;
+  }
+  return out;
+}
+
+export function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
+  const c = counts.counters;
+  const labels = byLabel(c, "predictions");
+  const schemaResults = Object.fromEntries(
+    Object.entries(c).filter(([k]) => k.startsWith("outputs{schema=")).map(([k, n]) => [k.slice("outputs{schema=".length, -1), n]),
+  );
+  const unanalyzed = Object.fromEntries(
+    Object.entries(c).filter(([k]) => k.startsWith("outputs{unanalyzed=")).map(([k, n]) => [k.slice("outputs{unanalyzed=".length, -1), n]),
+  );
+  const analyzed = Object.values(labels).reduce((s, n) => s + n, 0);
+  if (analyzed === 0 && Object.keys(unanalyzed).length === 0 && Object.keys(schemaResults).length === 0) return undefined;
+  const validated = Object.values(schemaResults).reduce((s, n) => s + n, 0);
+  const valid = schemaResults.valid ?? 0;
+  const failures = Object.fromEntries(Object.entries(schemaResults).filter(([k, n]) => k !== "valid" && n > 0));
+  const confidence = counts.histograms.confidence_milli;
+  const llmOutputs = c.llm_outputs ?? 0;
+  return {
+    analyzed,
+    labels,
+    schema: Object.keys(schemaResults).length > 0 ? { validated, valid, passRate: ratio(valid, validated), failures } : null,
+    unanalyzed,
+    confidence: {
+      ...distribution(confidence, 1000),
+      mean: confidence && confidence.count > 0 ? confidence.sum / confidence.count / 1000 : null,
+    },
+    llm: llmOutputs > 0
+      ? {
+          outputs: llmOutputs,
+          promptTokens: distribution(counts.histograms.prompt_tokens, 1),
+          completionTokens: distribution(counts.histograms.completion_tokens, 1),
+          citationRate: ratio(c.citation_present ?? 0, llmOutputs),
+          abstainRate: ratio(c.abstained ?? 0, llmOutputs),
+          fallbackRate: ratio(c.fallback_used ?? 0, llmOutputs),
+        }
+      : null,
+  };
+}
+
+export function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
+  const c = counts.counters;
+  const match = c.status_match ?? 0;
+  const mismatch = c.status_mismatch ?? 0;
+  const agree = c.prediction_agree ?? 0;
+  const disagree = c.prediction_disagree ?? 0;
+  return {
+    compared: match + mismatch,
+    statusMatchRate: ratio(match, match + mismatch),
+    predictionAgreementRate: ratio(agree, agree + disagree),
+    predictionMissing: c.prediction_missing ?? 0,
+    confidenceDelta: distribution(counts.histograms.confidence_delta_milli, 1000),
+    dropped: c.dropped ?? 0,
+    skippedLargeBody: c.skipped_large_body ?? 0,
+    incomplete: c.incomplete ?? 0,
+  };
 }
 
 export function summarizeVariant(counts: VariantCounts): VariantSummary {
   const { responses, latency } = counts;
+  const output = summarizeOutput(counts);
   const answered = Object.values(responses).reduce((sum, n) => sum + n, 0);
   const toMs = (us: number | null) => (us === null ? null : us / LATENCY_UNITS_PER_MS);
   return {
@@ -23,5 +147,10 @@ export function summarizeVariant(counts: VariantCounts): VariantSummary {
       p95: latency.count > 0 ? toMs(histogramQuantile(0.95, latency.bucketsUs)) : null,
       count: latency.count,
     },
+    ...(output ? { output } : {}),
   };
+}
+
+export function summarizeShadow(counts: VariantCounts): VariantSummary {
+  return { ...summarizeVariant(counts), comparison: summarizeComparison(counts) };
 }

@@ -2,12 +2,49 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { UnavailableError } from "../errors.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
-import { summarizeVariant } from "../metrics/summary.ts";
+import { summarizeShadow, summarizeVariant } from "../metrics/summary.ts";
+import type { SliceCounts } from "../metrics/provider.ts";
 import { rolloutFromPath } from "../rollouts/routes.ts";
 import { ErrorBody, RolloutNameParams } from "../rollouts/schemas.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 
 const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+
+const Distribution = Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number() });
+const Counts = Type.Record(Type.String(), Type.Number());
+
+const OutputStats = Type.Object({
+  analyzed: Type.Number(),
+  labels: Counts,
+  schema: Type.Union([
+    Type.Object({ validated: Type.Number(), valid: Type.Number(), passRate: NullableNumber, failures: Counts }),
+    Type.Null(),
+  ]),
+  unanalyzed: Counts,
+  confidence: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number(), mean: NullableNumber }),
+  llm: Type.Union([
+    Type.Object({
+      outputs: Type.Number(),
+      promptTokens: Distribution,
+      completionTokens: Distribution,
+      citationRate: NullableNumber,
+      abstainRate: NullableNumber,
+      fallbackRate: NullableNumber,
+    }),
+    Type.Null(),
+  ]),
+});
+
+const ShadowComparison = Type.Object({
+  compared: Type.Number(),
+  statusMatchRate: NullableNumber,
+  predictionAgreementRate: NullableNumber,
+  predictionMissing: Type.Number(),
+  confidenceDelta: Distribution,
+  dropped: Type.Number(),
+  skippedLargeBody: Type.Number(),
+  incomplete: Type.Number(),
+});
 
 const VariantStats = Type.Object({
   requests: Type.Number(),
@@ -20,17 +57,21 @@ const VariantStats = Type.Object({
   }),
   errorRate: NullableNumber,
   latencyMs: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number() }),
+  output: Type.Optional(OutputStats),
+  comparison: Type.Optional(ShadowComparison),
 });
+
+const SliceStats = Type.Object({ stable: VariantStats, canary: VariantStats, shadow: Type.Optional(VariantStats) });
 
 export const RolloutStatsBody = Type.Object({
   rollout: Type.String(),
   sources: Type.Array(
     Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
   ),
-  variants: Type.Object({ stable: VariantStats, canary: VariantStats }),
+  variants: SliceStats,
   segments: Type.Record(
     Type.String({ description: "segment dimension" }),
-    Type.Record(Type.String({ description: "segment value" }), Type.Object({ stable: VariantStats, canary: VariantStats })),
+    Type.Record(Type.String({ description: "segment value" }), SliceStats),
     { description: "The same stats per segment value, for every dimension the rollout declares." },
   ),
 });
@@ -61,19 +102,22 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
       return {
         rollout: name,
         sources: reading.sources,
-        variants: {
-          stable: summarizeVariant(reading.value.stable),
-          canary: summarizeVariant(reading.value.canary),
-        },
+        variants: summarizeSlice(reading.value),
         segments: Object.fromEntries(
           Object.entries(reading.value.segments).map(([dimension, values]) => [
             dimension,
-            Object.fromEntries(
-              Object.entries(values).map(([value, v]) => [value, { stable: summarizeVariant(v.stable), canary: summarizeVariant(v.canary) }]),
-            ),
+            Object.fromEntries(Object.entries(values).map(([value, slice]) => [value, summarizeSlice(slice)])),
           ]),
         ),
       };
     },
   );
 };
+
+function summarizeSlice(slice: SliceCounts) {
+  return {
+    stable: summarizeVariant(slice.stable),
+    canary: summarizeVariant(slice.canary),
+    ...(slice.shadow ? { shadow: summarizeShadow(slice.shadow) } : {}),
+  };
+}
