@@ -64,13 +64,22 @@ describe("npm start", () => {
   it("uses model servers given with --stable/--canary and the --listen/--controller/--admin flags", async () => {
     const stable = await startModelServer({ version: "given-v1" });
     const canary = await startModelServer({ version: "given-v7" });
-    servers.push(stable, canary);
+    const shadow = await startModelServer({ version: "given-v8" });
+    servers.push(stable, canary, shadow);
     const [listen, controller, admin] = await Promise.all([freePort(), freePort(), freePort()]);
-    const run = await runStart(["--stable", stable.url, "--canary", canary.url, "--listen", `127.0.0.1:${listen}`, "--controller", `127.0.0.1:${controller}`, "--admin", `127.0.0.1:${admin}`]);
+    const run = await runStart(["--stable", stable.url, "--canary", canary.url, "--shadow", shadow.url, "--listen", `127.0.0.1:${listen}`, "--controller", `127.0.0.1:${controller}`, "--admin", `127.0.0.1:${admin}`]);
     expect(run.output()).toContain(`canary model:        ${canary.url}`);
+    expect(run.output()).toContain(`shadow cluster:      ${shadow.url}`);
     await exercise(`127.0.0.1:${listen}`, `127.0.0.1:${controller}`, "given-v7");
     const other = await send(`http://127.0.0.1:${listen}/v1/predict`, { "x-user-id": "bob" });
     expect(other.modelVersion).toBe("given-v7");
+    // A rollout that mirrors everything reaches the --shadow server.
+    const mirrored = await api(`http://127.0.0.1:${controller}`, "POST", "/v1/rollouts", { name: "mirrored", match: { pathPrefix: "/v2" }, stickyKey: { header: "x-user-id" }, shadow: { percent: 100 } });
+    expect(mirrored.status).toBe(201);
+    await waitFor("a mirrored request at the --shadow server", async () => {
+      await send(`http://127.0.0.1:${listen}/v2/predict`, { "x-user-id": "carol" });
+      return shadow.mirrored() > 0;
+    }, 10_000, 100);
     child!.kill("SIGTERM");
     expect(await run.exited).toBe(0);
   });

@@ -11,6 +11,7 @@ describe("npm start argument plan", () => {
         admin: { host: "127.0.0.1", port: 9901 },
         stable: { demo: { host: "127.0.0.1", port: 9001 } },
         canary: { demo: { host: "127.0.0.1", port: 9002 } },
+        shadow: null,
         concurrency: 2,
       },
     });
@@ -23,6 +24,7 @@ describe("npm start argument plan", () => {
     expect(r.plan.controller).toEqual({ host: "127.0.0.1", port: 18080 });
     expect(r.plan.stable).toEqual({ url: "http://127.0.0.1:7001", hostPort: { host: "127.0.0.1", port: 7001 } });
     expect(r.plan.canary).toEqual({ url: "http://127.0.0.1:7002", hostPort: { host: "127.0.0.1", port: 7002 } });
+    expect(planStart(["--shadow", "http://127.0.0.1:7003"], {})).toMatchObject({ plan: { shadow: { hostPort: { host: "127.0.0.1", port: 7003 } } } });
   });
 
   it.each([

@@ -8,18 +8,21 @@ export interface StartPlan {
   /** Given model server URLs, or null to start the demo models (stable v1, canary v2) on these ports. */
   stable: { url: string; hostPort: HostPort } | { demo: HostPort };
   canary: { url: string; hostPort: HostPort } | { demo: HostPort };
+  /** The Envoy cluster "shadow": a given model server, or null to point it at the canary. */
+  shadow: { url: string; hostPort: HostPort } | null;
   concurrency: number;
 }
 
 export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
+  --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
   --controller        controller REST API                (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
   --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.`;
 
-const FLAGS = new Set(["--stable", "--canary", "--listen", "--controller", "--admin", "--concurrency"]);
+const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency"]);
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 
@@ -37,6 +40,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
   try {
     const stableUrl = given.get("--stable") ?? env.MODELROLL_STABLE_URL;
     const canaryUrl = given.get("--canary") ?? env.MODELROLL_CANARY_URL;
+    const shadowUrl = given.get("--shadow") ?? env.MODELROLL_SHADOW_URL;
     if ((stableUrl === undefined) !== (canaryUrl === undefined)) return { error: "give both --stable and --canary, or neither (to start the demo models)" };
     const admin = parseHostPort(given.get("--admin") ?? env.MODELROLL_ADMIN ?? "127.0.0.1:9901", "--admin");
     if (admin.host !== "127.0.0.1" && admin.host !== "localhost") return { error: `--admin: Envoy's admin listens on 127.0.0.1 only, got ${admin.host}` };
@@ -49,6 +53,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         admin: { host: "127.0.0.1", port: admin.port },
         stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
         canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
+        shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
       },
     };

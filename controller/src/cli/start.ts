@@ -45,7 +45,10 @@ try {
   const controller = await startController({ host: plan.controller.host, port: plan.controller.port, envoyAdminUrls: [adminUrl], logger: false });
   stoppers.push(() => controller.close());
   const envoy = await startEnvoy({
-    bootstrapYaml: renderBootstrap({ listen: plan.listen, admin: plan.admin, stable: models.stable, canary: models.canary, controller: plan.controller }),
+    bootstrapYaml: renderBootstrap({
+      listen: plan.listen, admin: plan.admin, stable: models.stable, canary: models.canary, controller: plan.controller,
+      ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}),
+    }),
     adminPort: plan.admin.port,
     concurrency: plan.concurrency,
   });
@@ -63,6 +66,7 @@ try {
   Envoy admin:         ${adminUrl}
   stable model:        ${models.stable.label}
   canary model:        ${models.canary.label}
+  shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}
 
 Try:
   curl -s -XPOST ${controller.url}/v1/rollouts -H 'content-type: application/json' \\
