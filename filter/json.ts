@@ -1,6 +1,8 @@
 // A strict JSON parser (RFC 8259) that never traps: every malformed input becomes an error result.
 // Used for the plugin and controller configs; built to take model output bodies later, hence the
-// depth limit (no unbounded recursion) and UTF-8 validation.
+// depth limit (no unbounded recursion) and UTF-8 validation. Numbers get the value JavaScript's JSON.parse
+// gives (correctly rounded, see decimal.ts), so schema bounds compare the way they do in JavaScript.
+import { parseJsonNumber } from "./decimal";
 
 export const enum JsonKind { Null = 0, Bool = 1, Number = 2, String = 3, Array = 4, Object = 5 }
 
@@ -26,6 +28,8 @@ export class JsonValue {
 }
 
 export class JsonParseResult {
+  /** The input nests deeper than the limit (told apart from malformed input: a different verdict for bodies). */
+  tooDeep: bool = false;
   constructor(public value: JsonValue | null, public error: string, public offset: i32) {}
   get ok(): bool { return this.value !== null; }
 }
@@ -33,11 +37,17 @@ export class JsonParseResult {
 class Parser {
   pos: i32 = 0;
   error: string = "";
+  tooDeep: bool = false;
   constructor(public base: usize, public len: i32, public maxDepth: i32) {}
 
   fail(message: string): JsonValue | null {
     if (this.error.length == 0) this.error = message;
     return null;
+  }
+
+  failTooDeep(): JsonValue | null {
+    if (this.error.length == 0) this.tooDeep = true;
+    return this.fail("nesting deeper than " + this.maxDepth.toString());
   }
 
   peek(): i32 { return this.pos < this.len ? <i32>load<u8>(this.base + <usize>this.pos) : -1; }
@@ -82,7 +92,7 @@ class Parser {
   }
 
   parseObject(depth: i32): JsonValue | null {
-    if (depth > this.maxDepth) return this.fail("nesting deeper than " + this.maxDepth.toString());
+    if (depth > this.maxDepth) return this.failTooDeep();
     this.pos++; // {
     const obj = new JsonValue();
     obj.kind = JsonKind.Object;
@@ -111,7 +121,7 @@ class Parser {
   }
 
   parseArray(depth: i32): JsonValue | null {
-    if (depth > this.maxDepth) return this.fail("nesting deeper than " + this.maxDepth.toString());
+    if (depth > this.maxDepth) return this.failTooDeep();
     this.pos++; // [
     const arr = new JsonValue();
     arr.kind = JsonKind.Array;
@@ -153,10 +163,9 @@ class Parser {
       if (!(this.peek() >= 0x30 && this.peek() <= 0x39)) return this.fail("invalid number");
       while (this.peek() >= 0x30 && this.peek() <= 0x39) this.pos++;
     }
-    const text = String.UTF8.decodeUnsafe(this.base + <usize>start, <usize>(this.pos - start));
     const v = new JsonValue();
     v.kind = JsonKind.Number;
-    v.num = parseFloat(text);
+    v.num = parseJsonNumber(this.base + <usize>start, this.pos - start);
     return v;
   }
 
@@ -258,7 +267,11 @@ function utf8SequenceLength(base: usize, pos: i32, len: i32): i32 {
 export function parseJsonBytes(bytes: ArrayBuffer, maxDepth: i32 = 64): JsonParseResult {
   const p = new Parser(changetype<usize>(bytes), bytes.byteLength, maxDepth);
   const value = p.parseValue(0);
-  if (value === null) return new JsonParseResult(null, p.error, p.pos);
+  if (value === null) {
+    const failed = new JsonParseResult(null, p.error, p.pos);
+    failed.tooDeep = p.tooDeep;
+    return failed;
+  }
   p.skipWhitespace();
   if (p.pos != p.len) return new JsonParseResult(null, "trailing characters after the JSON value", p.pos);
   return new JsonParseResult(value, "", p.pos);

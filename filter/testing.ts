@@ -4,6 +4,8 @@ import { parsePluginConfig, parseRolloutTable } from "./config";
 import { parseJson, JsonKind } from "./json";
 import { isCanary, matchRollout, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
+import { parseCompiledSchemaText } from "./schema";
+import { validateBody, REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-validate";
 
 /** "" when the plugin config is accepted, else the error naming the field. */
 export function pluginConfigError(text: string): string {
@@ -87,4 +89,34 @@ export function segmentValues(tableText: string, headerValue: string, path: stri
     parts.push(segs[d].name + "=" + (k < segs[d].values.length ? segs[d].values[k] : "other"));
   }
   return parts.join(",");
+}
+
+/** The value of a JSON number text as the parser reads it; NaN when the text is not a JSON number. */
+export function jsonNumberValue(text: string): f64 {
+  const r = parseJson(text, 1);
+  if (r.value === null || r.value!.kind != JsonKind.Number) return NaN;
+  return r.value!.num;
+}
+
+/** "" when the compiled output schema is accepted, else the error naming the place. */
+export function compiledSchemaError(compiledSchemaJson: string): string {
+  return parseCompiledSchemaText(compiledSchemaJson).error;
+}
+
+/**
+ * Validates a response body (bytes, as Envoy hands them over) against a compiled output schema:
+ * "pass", "fail <reason> <pointer>", "not_json", "too_deep", or "schema_error: ...".
+ */
+export function validateDocumentBytes(compiledSchemaJson: string, body: ArrayBuffer, maxDepth: i32): string {
+  const compiled = parseCompiledSchemaText(compiledSchemaJson);
+  if (compiled.schema === null) return "schema_error: " + compiled.error;
+  const r = validateBody(compiled.schema!, body, maxDepth);
+  if (r.valid) return "pass";
+  if (r.reason == REASON_NOT_JSON || r.reason == REASON_TOO_DEEP) return r.reason;
+  return "fail " + r.reason + " " + r.pointer;
+}
+
+/** validateDocumentBytes for text (UTF-8 encoded) and the data path's depth limit of 64. */
+export function validateDocument(compiledSchemaJson: string, documentText: string): string {
+  return validateDocumentBytes(compiledSchemaJson, String.UTF8.encode(documentText), 64);
 }
