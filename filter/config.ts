@@ -4,6 +4,7 @@
 //    older filter keeps working with a newer controller).
 // Errors name the field: "rollouts[2].canaryBasisPoints: must be an integer 0..10000".
 import { JsonKind, JsonValue, parseJson } from "./json";
+import { parseCompiledSchemaText, SchemaNode } from "./schema";
 
 export const SEGMENT_HEADER: i32 = 0;
 export const SEGMENT_PATH: i32 = 1;
@@ -55,8 +56,8 @@ export class OutputConfig {
   citationField: Array<string> | null = null;
   abstainedField: Array<string> | null = null;
   fallbackField: Array<string> | null = null;
-  /** The compiled output schema as the controller sent it (parsed into a validator by the filter), or null. */
-  schema: JsonValue | null = null;
+  /** The compiled output schema (sent as JSON text, parsed here once per config), or null. */
+  schema: SchemaNode | null = null;
 }
 
 export class RolloutConfig {
@@ -227,8 +228,12 @@ function parseOutput(v: JsonValue, p: string, out: Array<string>): OutputConfig 
       }
     }
   }
-  const schema = v.get("schema");
-  if (schema !== null && schema.kind != JsonKind.Null) o.schema = schema;
+  const schemaText = stringField(v, "schema", p, false, out);
+  if (schemaText !== null) {
+    const compiled = parseCompiledSchemaText(schemaText);
+    if (compiled.ok) o.schema = compiled.schema;
+    else out.push(p + "schema: " + compiled.error);
+  }
   return o;
 }
 

@@ -11,13 +11,15 @@ import {
   UNANALYZED_NOT_JSON_CONTENT_TYPE, UNANALYZED_TOO_LARGE,
 } from "./output";
 import { JsonValue, parseJsonBytes } from "./json";
+import { validate } from "./schema-validate";
 import {
   parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
 } from "./config";
 import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import {
-  CLASS_LOCAL, FilterMetrics, RolloutMetrics, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics,
+  CLASS_LOCAL, FilterMetrics, RolloutMetrics, SCHEMA_RESULT_NAMES, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES,
+  VARIANT_STABLE, VariantMetrics,
 } from "./stats";
 import { OutputConfig, ShadowConfig } from "./config";
 
@@ -315,7 +317,7 @@ export class ModelrollStream extends StreamContextBase {
     }
     const parsed = parseJsonBytes(copy.join(), 64);
     const doc = parsed.value;
-    if (this.analyzing) recordAnalysis(this.slices, output, doc);
+    if (this.analyzing) recordAnalysis(this.slices, output, doc, parsed.tooDeep);
     if (exchange !== null) {
       summarizeAnswer(doc, output, exchange.primary);
       exchange.primaryAnswered();
@@ -418,9 +420,9 @@ export class ShadowExchange {
       if (bodySize > 0 && bodySize <= this.output.maxBodyBytes) {
         const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
         if (body !== null) {
-          const doc = parseJsonBytes(body, 64).value;
-          summarizeAnswer(doc, this.output, s);
-          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, doc);
+          const parsed = parseJsonBytes(body, 64);
+          summarizeAnswer(parsed.value, this.output, s);
+          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, parsed.value, parsed.tooDeep);
         }
       } else if (this.output.analyze) {
         countUnanalyzed(shadowCallSlices(this.slices), bodySize == 0 ? UNANALYZED_NO_BODY : UNANALYZED_TOO_LARGE);
@@ -461,8 +463,24 @@ function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): void {
   }
 }
 
-/** Label, confidence and LLM fields of one parsed answer (null: not JSON), counted in every slice. */
-function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null): void {
+/** Index into SCHEMA_RESULT_NAMES for one answer: 0 = valid, else the first failure's reason. */
+function schemaResultIndex(output: OutputConfig, doc: JsonValue | null, tooDeep: bool): i32 {
+  const schema = output.schema!;
+  let reason = tooDeep ? "too_deep" : "not_json";
+  if (doc !== null) {
+    const result = validate(schema, doc!);
+    if (result.valid) return 0;
+    reason = result.reason;
+  }
+  const i = SCHEMA_RESULT_NAMES.indexOf(reason);
+  // A reason this build has no stat for would be a bug between the two modules; count it as not valid JSON
+  // rather than lose it.
+  return i > 0 ? i : SCHEMA_RESULT_NAMES.indexOf("not_json");
+}
+
+/** Schema verdict, label, confidence and LLM fields of one parsed answer (null: not JSON), counted in every slice. */
+function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, tooDeep: bool): void {
+  const schemaResult = output.schema !== null ? schemaResultIndex(output, doc, tooDeep) : -1;
   const label = labelIndex(doc, output);
   const confidence: i64 = doc === null ? -1 : confidenceMilli(doc!, output);
   const promptTokens: f64 = doc === null ? NaN : numberAt(doc!, output.promptTokensField);
@@ -474,6 +492,7 @@ function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc
   for (let i = 0; i < slices.length; i++) {
     const m = slices[i].output;
     if (m === null) continue;
+    if (schemaResult >= 0 && schemaResult < m.schema.length) incrementMetric(m.schema[schemaResult]);
     incrementMetric(m.labels[label]);
     if (confidence >= 0) recordMetric(m.confidenceMilli, <u64>confidence);
     if (isLlm) incrementMetric(m.llmOutputs);

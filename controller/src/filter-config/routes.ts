@@ -47,6 +47,7 @@ export const FilterConfigBody = Type.Object({
         citationField: Type.Optional(Type.String()),
         abstainedField: Type.Optional(Type.String()),
         fallbackField: Type.Optional(Type.String()),
+        schema: Type.Optional(Type.String({ description: "Compiled output schema (JSON text)." })),
       }),
     }),
   ),

@@ -4,6 +4,8 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
 import { SEGMENT_TOKEN_PATTERN } from "./segments.ts";
+import { compileOutputSchema, type CompiledSchema } from "../schema/compile.ts";
+import type { ErrorDetail } from "../errors.ts";
 
 const FIELD_PATH = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
 const fieldPath = (description: string, defaultValue?: string) =>
@@ -31,6 +33,9 @@ export const OutputSpec = Type.Object(
     maxBodyBytes: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: 65536, description: "Answers larger than this are not analyzed (counted as too_large)." }),
     ),
+    schema: Type.Optional(
+      Type.Unknown({ description: "JSON Schema (the subset in README 'Output schema subset') every answer is validated against." }),
+    ),
     llm: Type.Optional(
       Type.Object(
         {
@@ -56,10 +61,23 @@ export interface NormalizedOutput {
   labels: string[];
   maxBodyBytes: number;
   llm: { promptTokensField: string; completionTokensField: string; citationField?: string; abstainedField?: string; fallbackField?: string };
+  /** The schema as given, and compiled for the filter; null without one. */
+  schema: unknown;
+  compiledSchema: CompiledSchema | null;
 }
 
-export function normalizeOutput(output: OutputSpec | undefined): NormalizedOutput {
+/** Compiles the output schema; problems are reported under /output/schema with the keyword's pointer. */
+export function checkOutput(output: OutputSpec | undefined): { compiled: CompiledSchema | null; errors: ErrorDetail[] } {
+  if (output?.schema === undefined) return { compiled: null, errors: [] };
+  const result = compileOutputSchema(output.schema);
+  if (result.ok) return { compiled: result.compiled, errors: [] };
+  return { compiled: null, errors: result.errors.map((e) => ({ path: `/output/schema${e.path}`, reason: e.reason })) };
+}
+
+export function normalizeOutput(output: OutputSpec | undefined, compiledSchema: CompiledSchema | null): NormalizedOutput {
   return {
+    schema: output?.schema ?? null,
+    compiledSchema,
     analyze: output !== undefined,
     predictionField: output?.predictionField ?? "prediction",
     confidenceField: output?.confidenceField ?? "confidence",
@@ -87,10 +105,13 @@ export interface FilterOutput {
   citationField?: string;
   abstainedField?: string;
   fallbackField?: string;
+  /** The compiled schema as JSON text (filter/schema.ts parses it once per config). */
+  schema?: string;
 }
 
 export function toFilterOutput(output: NormalizedOutput): FilterOutput {
   return {
+    ...(output.compiledSchema ? { schema: JSON.stringify(output.compiledSchema) } : {}),
     analyze: output.analyze,
     maxBodyBytes: output.maxBodyBytes,
     predictionField: output.predictionField,
@@ -114,4 +135,5 @@ export const NormalizedOutputView = Type.Object({
     abstainedField: Type.Optional(Type.String()),
     fallbackField: Type.Optional(Type.String()),
   }),
+  schema: Type.Unknown({ description: "The output schema as given, or null." }),
 });

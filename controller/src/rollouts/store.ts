@@ -4,7 +4,7 @@ import { VersionWatch } from "../filter-config/version-watch.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { checkSegments, toFilterSegment, type FilterSegment } from "./segments.ts";
 import { normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedShadow } from "./shadow.ts";
-import { normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
+import { checkOutput, normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
 
 export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output">> & {
   shadow: NormalizedShadow | null;
@@ -111,12 +111,14 @@ export class RolloutStore {
       canaryPercent: spec.canaryPercent ?? 0,
       segments: spec.segments ?? [],
       shadow: normalizeShadow(spec.shadow),
-      output: normalizeOutput(spec.output),
+      output: normalizeOutput(spec.output, null),
     };
-    const segmentProblems = checkSegments(normalized.segments);
-    if (segmentProblems.length > 0) {
-      const summary = segmentProblems.map((d) => `${d.path} ${d.reason}`).join("; ");
-      throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, segmentProblems);
+    const outputCheck = checkOutput(spec.output);
+    normalized.output.compiledSchema = outputCheck.compiled;
+    const problems = [...checkSegments(normalized.segments), ...outputCheck.errors];
+    if (problems.length > 0) {
+      const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
+      throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);
     }
     if (this.#rollouts.has(normalized.name)) {
       throw new ConflictError(`rollout ${normalized.name}: already exists`);
