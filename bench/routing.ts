@@ -2,61 +2,17 @@
 // rollback propagates. Both Envoys run one worker in front of the same upstream (a second Envoy that
 // answers with a fixed model response), driven by wrk, in one run, so the ratios compare like with like.
 //   npm run bench            (needs wrk: apt-get install wrk)
-import { execFile, spawnSync } from "node:child_process";
-import { promisify } from "node:util";
 import { renderBootstrap } from "../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../controller/src/envoy/process.ts";
 import { startController } from "../controller/src/server.ts";
-import { envoyBinary } from "../controller/src/paths.ts";
 import { api, freePort, sendMany, waitFor } from "../test/e2e/harness.ts";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { envoyVersion, fixedUpstreamYaml, keysScript, median, percentile, requireWrk, wrk as runWrk, type WrkResult } from "./lib.ts";
 
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const ROLLBACKS = Number(process.env.BENCH_ROLLBACKS ?? 50);
 
-function envoyVersion(): string {
-  const out = spawnSync(envoyBinary(), ["--version"], { encoding: "utf8" }).stdout ?? "";
-  return `Envoy ${/\/(\d+\.\d+\.\d+)\//.exec(out)?.[1] ?? "unknown"}`;
-}
-
-function requireWrk(): void {
-  if (spawnSync("wrk", ["--version"]).error) {
-    console.error("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)");
-    process.exit(2);
-  }
-}
-
 const MODEL_BODY = JSON.stringify({ prediction: "approve", confidence: 0.93, model_version: "v1" });
-
-function upstreamYaml(adminPort: number, stablePort: number, canaryPort: number): string {
-  const listener = (name: string, port: number) => `
-  - name: ${name}
-    address: { socket_address: { address: 127.0.0.1, port_value: ${port} } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ${name}
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: / }
-                direct_response: { status: 200, body: { inline_string: '${MODEL_BODY}' } }
-                response_headers_to_add: [{ header: { key: content-type, value: application/json } }]
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`;
-  return `admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${adminPort} } } }
-static_resources:
-  listeners:${listener("stable", stablePort)}${listener("canary", canaryPort)}
-`;
-}
 
 /** Envoy's own weighted_clusters: the baseline the filter is measured against. */
 function nativeYaml(adminPort: number, listenPort: number, stablePort: number, canaryPort: number): string {
@@ -95,53 +51,22 @@ static_resources:
 `;
 }
 
-interface WrkResult { rps: number; p50us: number; p99us: number; errors: number }
-
-const LUA = `counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", nil, { ["x-user-id"] = "user-" .. counter, ["content-type"] = "application/json" }, '{"features":[1,2,3]}')
-end
-`;
-const luaPath = join(mkdtempSync(join(tmpdir(), "modelroll-bench-")), "keys.lua");
-writeFileSync(luaPath, LUA);
-
-function toMicros(text: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === "us" ? v : m[2] === "ms" ? v * 1000 : v * 1e6;
-}
-
-// Asynchronous on purpose: the controller lives in this process and must keep answering the filters' long-polls.
-async function wrk(url: string, connections: number, seconds: number): Promise<WrkResult> {
-  if (!new URL(url).pathname || new URL(url).pathname === "/") url = `${url}/v1/predict`;
-  const r = await promisify(execFile)("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", luaPath, url], { encoding: "utf8" });
-  const out = r.stdout;
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p50 = toMicros(/\n\s+50%\s+(\S+)/.exec(out)?.[1] ?? "");
-  const p99 = toMicros(/\n\s+99%\s+(\S+)/.exec(out)?.[1] ?? "");
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((s, x) => s + Number(x), 0) : 0);
-  if (!Number.isFinite(rps)) throw new Error(`wrk output not understood:\n${out}\n${r.stderr}`);
-  return { rps, p50us: p50, p99us: p99, errors };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-function percentile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
-}
+const luaPath = keysScript();
+const wrk = (url: string, connections: number, seconds: number): Promise<WrkResult> =>
+  runWrk(new URL(url).pathname === "/" ? `${url}/v1/predict` : url, connections, seconds, luaPath);
 
 requireWrk();
 const stopList: Array<() => Promise<void>> = [];
 try {
   const [upAdmin, upStable, upCanary] = [await freePort(), await freePort(), await freePort()];
-  const upstream = await startEnvoy({ bootstrapYaml: upstreamYaml(upAdmin, upStable, upCanary), adminPort: upAdmin, concurrency: 1 });
+  const upstream = await startEnvoy({
+    bootstrapYaml: fixedUpstreamYaml(upAdmin, [
+      { name: "stable", port: upStable, routes: [{ prefix: "/", body: MODEL_BODY }] },
+      { name: "canary", port: upCanary, routes: [{ prefix: "/", body: MODEL_BODY }] },
+    ]),
+    adminPort: upAdmin,
+    concurrency: 1,
+  });
   stopList.push(() => upstream.stop());
 
   const [natAdmin, natListen] = [await freePort(), await freePort()];

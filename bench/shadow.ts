@@ -2,43 +2,19 @@
 // filter, one demo model as stable, one as shadow answering 10x slower than the primary; wrk drives two
 // paths in turns: one rollout that mirrors every request, one that mirrors none.
 //   npm run bench:shadow     (needs wrk)
-import { execFile, spawnSync } from "node:child_process";
-import { promisify } from "node:util";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { api, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
+import { keysScript, median, requireWrk, wrk as runWrk } from "./lib.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 4);
 
-if (spawnSync("wrk", ["--version"]).error) {
-  console.error("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)");
-  process.exit(2);
-}
-const lua = join(mkdtempSync(join(tmpdir(), "modelroll-bench-")), "keys.lua");
-writeFileSync(lua, `counter = 0
-request = function()
-  counter = counter + 1
-  return wrk.format("POST", nil, { ["x-user-id"] = "u" .. counter, ["content-type"] = "application/json" }, '{"features":[1,2,3]}')
-end
-`);
-
-function micros(text: string | undefined): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(text ?? "");
-  if (!m) return NaN;
-  return Number(m[1]) * (m[2] === "us" ? 1 : m[2] === "ms" ? 1000 : 1e6);
-}
-
-async function wrk(url: string): Promise<{ rps: number; p50: number; p99: number; errors: number }> {
-  const r = await promisify(execFile)("wrk", ["-t", "1", "-c", String(CONNECTIONS), "-d", `${SECONDS}s`, "--latency", "-s", lua, url], { encoding: "utf8" });
-  const out = r.stdout;
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]), p50: micros(/\n\s+50%\s+(\S+)/.exec(out)?.[1]), p99: micros(/\n\s+99%\s+(\S+)/.exec(out)?.[1]), errors: non2xx };
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+requireWrk();
+const lua = keysScript();
+const wrk = async (url: string) => {
+  const r = await runWrk(url, CONNECTIONS, SECONDS, lua);
+  return { rps: r.rps, p50: r.p50us, p99: r.p99us, errors: r.errors };
+};
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 
 /**

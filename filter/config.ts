@@ -58,6 +58,11 @@ export class OutputConfig {
   fallbackField: Array<string> | null = null;
   /** The compiled output schema (sent as JSON text, parsed here once per config), or null. */
   schema: SchemaNode | null = null;
+  /** Canary output guard: a canary answer failing the schema is replaced by the stable model's answer. */
+  guard: bool = false;
+  /** Where the guard fetches the stable answer from. */
+  guardCluster: string = "stable";
+  guardTimeoutMs: u32 = 2000;
 }
 
 export class RolloutConfig {
@@ -87,6 +92,11 @@ export class PluginConfig {
   variantHeader: string = "x-rollout-variant";
   responseVariantHeader: string = "x-rollout-variant";
   controller: ControllerConfig | null = null;
+  /**
+   * The host honours StopIteration from header callbacks (Envoy's allow_on_headers_stop_iteration). Without
+   * it Envoy would stop delivering the body after a headers stop, so the output guard stays off.
+   */
+  headersStopIteration: bool = false;
   /** Rollouts given statically (e.g. through Istio's pluginConfig); replaced by the controller's once it answers. */
   staticRollouts: RolloutTable | null = null;
 }
@@ -228,12 +238,25 @@ function parseOutput(v: JsonValue, p: string, out: Array<string>): OutputConfig 
       }
     }
   }
+  const guard = v.get("guard");
+  if (guard !== null) {
+    if (guard.kind == JsonKind.Bool) o.guard = guard.bool;
+    else out.push(p + "guard: must be a boolean");
+  }
+  const guardCluster = stringField(v, "guardCluster", p, false, out);
+  if (guardCluster !== null) {
+    if (guardCluster.length > 0) o.guardCluster = guardCluster;
+    else out.push(p + "guardCluster: must not be empty");
+  }
+  const guardTimeout = integerField(v, "guardTimeoutMs", p, 1, 60000, out);
+  if (!isNaN(guardTimeout)) o.guardTimeoutMs = <u32>guardTimeout;
   const schemaText = stringField(v, "schema", p, false, out);
   if (schemaText !== null) {
     const compiled = parseCompiledSchemaText(schemaText);
     if (compiled.ok) o.schema = compiled.schema;
     else out.push(p + "schema: " + compiled.error);
   }
+  if (o.guard && o.schema === null) out.push(p + "guard: needs a schema to judge answers by");
   return o;
 }
 
@@ -397,7 +420,12 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
   const root = parsed.value!;
   if (root.kind != JsonKind.Object) return new ParseResult<PluginConfig>(null, "must be a JSON object");
   const errors = new Array<string>();
-  rejectUnknownKeys(root, ["variantHeader", "responseVariantHeader", "controller", "rollouts"], "", errors);
+  rejectUnknownKeys(root, ["variantHeader", "responseVariantHeader", "controller", "rollouts", "headersStopIteration"], "", errors);
+  const stopIteration = root.get("headersStopIteration");
+  if (stopIteration !== null) {
+    if (stopIteration.kind == JsonKind.Bool) config.headersStopIteration = stopIteration.bool;
+    else errors.push("headersStopIteration: must be a boolean");
+  }
 
   const variant = stringField(root, "variantHeader", "", false, errors);
   if (variant !== null) {

@@ -1,10 +1,11 @@
 // The HTTP filter: the root context owns the configs and the controller long-poll; each stream gets
 // only the rollout it matched, its variant and its start time.
 import {
-  Buffer, getBuffer, getHeader, getHeaderPairs, getProperty, httpCall, HeaderMap, incrementMetric, log, LogLevel,
-  nowNanos, recordMetric, removeHeader, replaceHeader, setEffectiveContext, setTickPeriodMs,
+  Buffer, continueResponse, getBuffer, getHeader, getHeaderPairs, getProperty, httpCall, HeaderMap, HeaderPairs,
+  incrementMetric, log, LogLevel, nowNanos, recordMetric, removeHeader, replaceHeader, setBuffer, setEffectiveContext,
+  setTickPeriodMs,
 } from "./sdk/host";
-import { DataStatus, HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
+import { DataStatus, findStream, HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
 import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeAnswer } from "./shadow";
 import {
   confidenceMilli, flagAt, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED, UNANALYZED_NO_BODY,
@@ -61,6 +62,8 @@ export class ModelrollRoot extends RootContextBase {
 
   /** Mirrored calls in flight on this worker, by call token. */
   shadowCalls: Map<u32, ShadowExchange> = new Map();
+  /** Output-guard calls in flight: token -> the id of the stream whose answer they may replace. */
+  guardCalls: Map<u32, u32> = new Map();
 
   onConfigure(size: u32): bool {
     let text = "";
@@ -143,6 +146,16 @@ export class ModelrollRoot extends RootContextBase {
       exchange.shadowAnswered(headerCount, bodySize);
       return;
     }
+    if (this.guardCalls.has(token)) {
+      const streamId = this.guardCalls.get(token);
+      this.guardCalls.delete(token);
+      const stream = findStream(streamId);
+      // The client may be gone: then there is no answer to replace and nothing may touch the stream.
+      if (stream === null || !setEffectiveContext(streamId)) return;
+      stream.onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+      setEffectiveContext(this.id);
+      return;
+    }
     if (token != this.pollToken) return;
     this.pollToken = 0;
     // Envoy reports a failed call (reset, timeout, no upstream) as a response without headers.
@@ -190,8 +203,15 @@ export class ModelrollStream extends StreamContextBase {
   slices: Array<VariantMetrics> = [];
   /** Segment value index per dimension (the last index of a dimension is "other"). */
   segmentIndexes: Array<i32> = [];
-  /** Request being copied for the shadow (null when this request is not mirrored). */
-  shadowRequest: ShadowRequest | null = null;
+  /** The request, copied as it passes, when a shadow call or the output guard may need to send it again. */
+  requestCopy: RequestCopy | null = null;
+  /** Set when this request is to be mirrored once its copy is complete. */
+  shadowPending: ShadowPending | null = null;
+  /** Canary output guard: wanted for this request; holding the answer; the call fetching stable's answer. */
+  guardWanted: bool = false;
+  guardHeld: bool = false;
+  guardToken: u32 = 0;
+  guardBufferedBytes: u32 = 0;
   /** The mirrored call this stream's primary answer is compared with. */
   exchange: ShadowExchange | null = null;
   /** The primary answer being copied (as it passes, never held) for analysis and/or the shadow comparison. */
@@ -229,67 +249,87 @@ export class ModelrollStream extends StreamContextBase {
     const shadow = rollout.config.shadow;
     if (shadow !== null && shadow.basisPoints > 0) {
       const shadowBucket = key === null || key.length == 0 ? root.random.next() : stickyBucket(rollout.config.name + "#shadow", key);
-      if (isCanary(shadowBucket, shadow.basisPoints)) this.startShadow(root, rollout, shadow, path!, endOfStream);
+      if (isCanary(shadowBucket, shadow.basisPoints)) {
+        const slices = shadowSlices(rollout, this.segmentIndexes);
+        if (<u32>root.shadowCalls.size >= shadow.maxInFlight) countAll(slices, SHADOW_DROPPED);
+        else this.shadowPending = new ShadowPending(rollout, shadow, slices);
+      }
+    }
+    const output = rollout.config.output;
+    this.guardWanted = this.variant == VARIANT_CANARY && output.guard;
+    if (this.guardWanted && !root.plugin.headersStopIteration) {
+      // Holding headers would stall the stream on this host: never do it, count it.
+      this.guardWanted = false;
+      const slices = this.slices;
+      for (let i = 0; i < slices.length; i++) {
+        const m = slices[i].output;
+        if (m !== null) incrementMetric(m.guardSkipped);
+      }
+    }
+    const pending = this.shadowPending;
+    if (pending !== null || this.guardWanted) {
+      const pairs = getHeaderPairs(HeaderMap.RequestHeaders);
+      if (pairs === null) {
+        // Fail-open: the request goes on, unmirrored and unguarded.
+        this.shadowPending = null;
+        return HeadersStatus.Continue;
+      }
+      let limit = this.guardWanted ? output.maxBodyBytes : 0;
+      if (pending !== null && pending.config.maxBodyBytes > limit) limit = pending.config.maxBodyBytes;
+      this.requestCopy = new RequestCopy(pairs, root.plugin.variantHeader, path!, <i32>limit);
+      if (endOfStream) this.requestComplete(root);
     }
     return HeadersStatus.Continue;
   }
 
-  startShadow(root: ModelrollRoot, rollout: ActiveRollout, shadow: ShadowConfig, path: string, endOfStream: bool): void {
-    const slices = shadowSlices(rollout, this.segmentIndexes);
-    if (<u32>root.shadowCalls.size >= shadow.maxInFlight) {
-      countAll(slices, SHADOW_DROPPED);
-      return;
-    }
-    const pairs = getHeaderPairs(HeaderMap.RequestHeaders);
-    if (pairs === null) return; // fail-open: the primary goes on unmirrored
-    const req = new ShadowRequest(rollout, shadow, slices, path, <i32>shadow.maxBodyBytes);
-    const variantHeader = root.plugin.variantHeader;
-    for (let i = 0; i < pairs.names.length; i++) {
-      const name = pairs.names[i];
-      if (name == ":method") req.method = pairs.values[i];
-      else if (name == ":authority") req.authority = pairs.values[i];
-      else if (name.startsWith(":") || name == variantHeader || isHopByHop(name)) continue;
-      else { req.names.push(name); req.values.push(pairs.values[i]); }
-    }
-    this.shadowRequest = req;
-    if (endOfStream) this.dispatchShadow(root);
+  requestComplete(root: ModelrollRoot): void {
+    const copy = this.requestCopy!;
+    copy.complete = true;
+    const pending = this.shadowPending;
+    if (pending === null) return;
+    this.shadowPending = null;
+    if (<u32>copy.body.size > pending.config.maxBodyBytes) countAll(pending.slices, SHADOW_SKIPPED_LARGE_BODY);
+    else this.dispatchShadow(root, copy, pending);
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataStatus {
-    const req = this.shadowRequest;
-    if (req === null) return DataStatus.Continue;
-    // The primary is never held: each chunk is copied as it passes.
+    const copy = this.requestCopy;
+    if (copy === null || copy.complete) return DataStatus.Continue;
+    // The request is never held: each chunk is copied as it passes.
     if (bodySize > 0) {
       const chunk = getBuffer(Buffer.HttpRequestBody, 0, bodySize);
-      if (chunk === null) { this.shadowRequest = null; return DataStatus.Continue; }
-      req.body.add(chunk);
+      if (chunk === null) {
+        this.requestCopy = null;
+        this.shadowPending = null;
+        return DataStatus.Continue;
+      }
+      copy.body.add(chunk);
     }
-    if (req.body.overflowed) {
-      countAll(req.slices, SHADOW_SKIPPED_LARGE_BODY);
-      this.shadowRequest = null;
+    if (copy.body.overflowed) {
+      const pending = this.shadowPending;
+      if (pending !== null) countAll(pending.slices, SHADOW_SKIPPED_LARGE_BODY);
+      this.shadowPending = null;
+      this.requestCopy = null; // the guard cannot send it again either
       return DataStatus.Continue;
     }
-    if (endOfStream) this.dispatchShadow(changetype<ModelrollRoot>(this.root));
+    if (endOfStream) this.requestComplete(changetype<ModelrollRoot>(this.root));
     return DataStatus.Continue;
   }
 
-  dispatchShadow(root: ModelrollRoot): void {
-    const req = this.shadowRequest!;
-    this.shadowRequest = null;
-    if (<u32>root.shadowCalls.size >= req.config.maxInFlight) {
-      countAll(req.slices, SHADOW_DROPPED);
+  dispatchShadow(root: ModelrollRoot, copy: RequestCopy, pending: ShadowPending): void {
+    if (<u32>root.shadowCalls.size >= pending.config.maxInFlight) {
+      countAll(pending.slices, SHADOW_DROPPED);
       return;
     }
-    const names = [":method", ":path", ":authority", "x-modelroll-shadow"];
-    const values = [req.method, req.path, req.authority, req.rollout.config.name];
-    for (let i = 0; i < req.names.length; i++) { names.push(req.names[i]); values.push(req.values[i]); }
-    const body = req.body.size > 0 ? req.body.join() : null;
+    const names = copy.callHeaderNames("x-modelroll-shadow");
+    const values = copy.callHeaderValues(pending.rollout.config.name);
+    const body = copy.body.size > 0 ? copy.body.join() : null;
     // The call must belong to the root context so that it outlives this stream.
     if (!setEffectiveContext(root.id)) return;
-    const token = httpCall(req.config.cluster, names, values, body, req.config.timeoutMs);
+    const token = httpCall(pending.config.cluster, names, values, body, pending.config.timeoutMs);
     setEffectiveContext(this.id);
-    const exchange = new ShadowExchange(req.config, req.rollout.config.output, req.slices, nowNanos());
-    for (let i = 0; i < req.slices.length; i++) incrementMetric(req.slices[i].calls.requests);
+    const exchange = new ShadowExchange(pending.config, pending.rollout.config.output, pending.slices, nowNanos());
+    for (let i = 0; i < pending.slices.length; i++) incrementMetric(pending.slices[i].calls.requests);
     if (token == 0) {
       // Envoy refused (unknown cluster...): an answer-less shadow, counted as such.
       exchange.shadowAnswered(0, 0);
@@ -300,6 +340,7 @@ export class ModelrollStream extends StreamContextBase {
   }
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
+    if (this.guardHeld) return this.guardedResponseBody(bodySize, endOfStream);
     const copy = this.responseCopy;
     if (copy === null) return DataStatus.Continue;
     if (bodySize > 0 && !copy.overflowed) {
@@ -315,14 +356,87 @@ export class ModelrollStream extends StreamContextBase {
       if (exchange !== null) exchange.primaryAnswered();
       return DataStatus.Continue;
     }
-    const parsed = parseJsonBytes(copy.join(), 64);
+    this.readAnswer(copy.join(), output);
+    return DataStatus.Continue;
+  }
+
+  /** Parses a complete answer once: analysis counters and the shadow comparison. Returns the schema verdict index (-1: no schema). */
+  readAnswer(body: ArrayBuffer, output: OutputConfig): i32 {
+    const parsed = parseJsonBytes(body, 64);
     const doc = parsed.value;
-    if (this.analyzing) recordAnalysis(this.slices, output, doc, parsed.tooDeep);
+    const verdict = output.schema !== null ? schemaResultIndex(output, doc, parsed.tooDeep) : -1;
+    if (this.analyzing) recordAnalysis(this.slices, output, doc, verdict);
+    const exchange = this.exchange;
     if (exchange !== null) {
       summarizeAnswer(doc, output, exchange.primary);
       exchange.primaryAnswered();
     }
-    return DataStatus.Continue;
+    return verdict;
+  }
+
+  /** The canary's answer is held until complete; a schema failure sends the request to stable instead. */
+  guardedResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
+    const output = this.outputConfig();
+    if (bodySize > guardHoldLimit(output)) {
+      // Too big to hold: release what is buffered and let the rest stream. Staying under the limit keeps
+      // Envoy's own buffer limit (1 MiB by default, a 500 when exceeded) out of reach.
+      this.guardHeld = false;
+      this.countGuard(GUARD_SKIPPED);
+      if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
+      const exchange = this.exchange;
+      if (exchange !== null) exchange.primaryAnswered();
+      return DataStatus.Continue;
+    }
+    if (!endOfStream) return DataStatus.StopIterationAndBuffer;
+    this.guardHeld = false;
+    // While buffering, the buffer holds the whole answer so far.
+    const body = getBuffer(Buffer.HttpResponseBody, 0, bodySize);
+    if (body === null) return DataStatus.Continue;
+    const verdict = this.readAnswer(body, output);
+    if (verdict == 0) return DataStatus.Continue;
+    const copy = this.requestCopy!;
+    const names = copy.callHeaderNames("x-modelroll-guard");
+    const values = copy.callHeaderValues("refetch");
+    const token = httpCall(output.guardCluster, names, values, copy.body.size > 0 ? copy.body.join() : null, output.guardTimeoutMs);
+    if (token == 0) {
+      this.countGuard(GUARD_FAILED);
+      return DataStatus.Continue;
+    }
+    this.guardToken = token;
+    this.guardBufferedBytes = bodySize;
+    changetype<ModelrollRoot>(this.root).guardCalls.set(token, this.id);
+    return DataStatus.StopIterationAndBuffer;
+  }
+
+  /** Stable's answer for a guarded request: it replaces the canary's, or (no answer) the canary's goes out. */
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+    if (token != this.guardToken) return;
+    this.guardToken = 0;
+    let status: string | null = null;
+    let body: ArrayBuffer | null = null;
+    if (headerCount > 0) status = getHeader(HeaderMap.HttpCallResponseHeaders, ":status");
+    // Only a successful stable answer is a better answer; Envoy reports a refused connection as its own 503.
+    if (status !== null && !changetype<string>(status).startsWith("2")) status = null;
+    if (status !== null) body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
+    if (status === null || body === null || !setBuffer(Buffer.HttpResponseBody, 0, this.guardBufferedBytes, changetype<ArrayBuffer>(body))) {
+      this.countGuard(GUARD_FAILED);
+      continueResponse();
+      return;
+    }
+    replaceHeader(HeaderMap.ResponseHeaders, ":status", changetype<string>(status));
+    replaceHeader(HeaderMap.ResponseHeaders, "content-length", changetype<ArrayBuffer>(body).byteLength.toString());
+    const contentType = getHeader(HeaderMap.HttpCallResponseHeaders, "content-type");
+    if (contentType !== null) replaceHeader(HeaderMap.ResponseHeaders, "content-type", contentType!);
+    replaceHeader(HeaderMap.ResponseHeaders, "x-modelroll-guard", "replaced");
+    this.countGuard(GUARD_REPLACED);
+    continueResponse();
+  }
+
+  countGuard(what: i32): void {
+    for (let i = 0; i < this.slices.length; i++) {
+      const m = this.slices[i].output;
+      if (m !== null) incrementMetric(what == GUARD_REPLACED ? m.guardReplaced : what == GUARD_FAILED ? m.guardFailed : m.guardSkipped);
+    }
   }
 
   outputConfig(): OutputConfig {
@@ -366,26 +480,75 @@ export class ModelrollStream extends StreamContextBase {
     if (unreadable >= 0) {
       if (output.analyze) countUnanalyzed(this.slices, unreadable);
       if (exchange !== null) exchange.primaryAnswered();
+      if (this.guardWanted) this.countGuard(GUARD_SKIPPED);
       return HeadersStatus.Continue;
     }
-    this.responseCopy = new BodyCopy(<i32>output.maxBodyBytes);
     this.analyzing = output.analyze;
     this.analyzedRollout = rollout;
+    const copy = this.requestCopy;
+    // Holding needs the complete request (to send it again); the answer's size is checked as it arrives.
+    if (this.guardWanted) {
+      if (copy !== null && copy.complete) {
+        this.guardHeld = true;
+        return HeadersStatus.StopIteration;
+      }
+      this.countGuard(GUARD_SKIPPED);
+    }
+    this.responseCopy = new BodyCopy(<i32>output.maxBodyBytes);
     return HeadersStatus.Continue;
   }
 }
 
-/** The parts of a sampled request kept until its body is complete and it can be mirrored. */
-class ShadowRequest {
+/** A request's method, path, headers and body, copied as it passes, to be sent again (shadow, guard). */
+class RequestCopy {
   method: string = "GET";
   authority: string = "";
   names: Array<string> = [];
   values: Array<string> = [];
   body: BodyCopy;
-  constructor(public rollout: ActiveRollout, public config: ShadowConfig, public slices: Array<ShadowMetrics>, public path: string, maxBody: i32) {
+  complete: bool = false;
+  constructor(pairs: HeaderPairs, variantHeader: string, public path: string, maxBody: i32) {
     this.body = new BodyCopy(maxBody);
+    for (let i = 0; i < pairs.names.length; i++) {
+      const name = pairs.names[i];
+      if (name == ":method") this.method = pairs.values[i];
+      else if (name == ":authority") this.authority = pairs.values[i];
+      else if (name.startsWith(":") || name == variantHeader || isHopByHop(name)) continue;
+      else {
+        this.names.push(name);
+        this.values.push(pairs.values[i]);
+      }
+    }
+  }
+
+  /** Header names for the call: pseudo-headers, a marker header, then the copied ones. */
+  callHeaderNames(marker: string): Array<string> {
+    const names = [":method", ":path", ":authority", marker];
+    for (let i = 0; i < this.names.length; i++) names.push(this.names[i]);
+    return names;
+  }
+
+  callHeaderValues(markerValue: string): Array<string> {
+    const values = [this.method, this.path, this.authority, markerValue];
+    for (let i = 0; i < this.values.length; i++) values.push(this.values[i]);
+    return values;
   }
 }
+
+/** A sampled request waiting for its copy to be complete before it is mirrored. */
+class ShadowPending {
+  constructor(public rollout: ActiveRollout, public config: ShadowConfig, public slices: Array<ShadowMetrics>) {}
+}
+
+/** The guard holds answers up to the analysis limit, and never near Envoy's default 1 MiB buffer limit. */
+const GUARD_MAX_HOLD_BYTES: u32 = 960 * 1024;
+function guardHoldLimit(output: OutputConfig): u32 {
+  return output.maxBodyBytes < GUARD_MAX_HOLD_BYTES ? output.maxBodyBytes : GUARD_MAX_HOLD_BYTES;
+}
+
+const GUARD_REPLACED: i32 = 0;
+const GUARD_FAILED: i32 = 1;
+const GUARD_SKIPPED: i32 = 2;
 
 /** One mirrored request: the primary's and the shadow's answers meet here, in either order. */
 export class ShadowExchange {
@@ -422,7 +585,8 @@ export class ShadowExchange {
         if (body !== null) {
           const parsed = parseJsonBytes(body, 64);
           summarizeAnswer(parsed.value, this.output, s);
-          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, parsed.value, parsed.tooDeep);
+          const verdict = this.output.schema !== null ? schemaResultIndex(this.output, parsed.value, parsed.tooDeep) : -1;
+          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, parsed.value, verdict);
         }
       } else if (this.output.analyze) {
         countUnanalyzed(shadowCallSlices(this.slices), bodySize == 0 ? UNANALYZED_NO_BODY : UNANALYZED_TOO_LARGE);
@@ -478,9 +642,8 @@ function schemaResultIndex(output: OutputConfig, doc: JsonValue | null, tooDeep:
   return i > 0 ? i : SCHEMA_RESULT_NAMES.indexOf("not_json");
 }
 
-/** Schema verdict, label, confidence and LLM fields of one parsed answer (null: not JSON), counted in every slice. */
-function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, tooDeep: bool): void {
-  const schemaResult = output.schema !== null ? schemaResultIndex(output, doc, tooDeep) : -1;
+/** Schema verdict (-1: no schema), label, confidence and LLM fields of one parsed answer (null: not JSON), counted in every slice. */
+function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, schemaResult: i32): void {
   const label = labelIndex(doc, output);
   const confidence: i64 = doc === null ? -1 : confidenceMilli(doc!, output);
   const promptTokens: f64 = doc === null ? NaN : numberAt(doc!, output.promptTokensField);

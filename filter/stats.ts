@@ -68,6 +68,10 @@ export class OutputMetrics {
   citationPresent: u32;
   abstained: u32;
   fallbackUsed: u32;
+  /** Canary output guard: answers replaced by stable's, guard wanted but could not (fetch failed), not applicable. */
+  guardReplaced: u32;
+  guardFailed: u32;
+  guardSkipped: u32;
   constructor(base: string, labels: Array<string>, withSchema: bool) {
     if (withSchema) {
       for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++) this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
@@ -83,6 +87,9 @@ export class OutputMetrics {
     this.citationPresent = defineMetric(MetricType.Counter, base + "citation_present");
     this.abstained = defineMetric(MetricType.Counter, base + "abstained");
     this.fallbackUsed = defineMetric(MetricType.Counter, base + "fallback_used");
+    this.guardReplaced = defineMetric(MetricType.Counter, base + "guard_replaced");
+    this.guardFailed = defineMetric(MetricType.Counter, base + "guard_failed");
+    this.guardSkipped = defineMetric(MetricType.Counter, base + "guard_skipped");
   }
 }
 

@@ -27,6 +27,8 @@ export class StreamContextBase {
   onRequestBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus { return HeadersStatus.Continue; }
   onResponseBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
+  /** An HTTP call made for this stream answered (routed here by its root); the stream is alive and effective. */
+  onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
   onLog(): void {}
   onDone(): bool { return true; }
   onDelete(): void {}
@@ -43,6 +45,11 @@ export function setRootContextFactory(factory: (id: u32) => RootContextBase): vo
 /** True while the stream with this id has not been deleted: HTTP-call callbacks must check it. */
 export function streamAlive(id: u32): bool {
   return streams.has(id);
+}
+
+/** The live stream with this id, or null once Envoy deleted it. */
+export function findStream(id: u32): StreamContextBase | null {
+  return streams.has(id) ? streams.get(id) : null;
 }
 
 export function proxy_abi_version_0_2_1(): void {}
@@ -77,8 +84,10 @@ export function proxy_on_tick(rootId: u32): void {
   if (roots.has(rootId)) roots.get(rootId).onTick();
 }
 
-export function proxy_on_http_call_response(rootId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
-  if (roots.has(rootId)) roots.get(rootId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+export function proxy_on_http_call_response(contextId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  // Envoy 1.40 answers every call on the root context, also one a stream made: the root routes it on.
+  if (roots.has(contextId)) roots.get(contextId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
+  else if (streams.has(contextId)) streams.get(contextId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
 }
 
 export function proxy_on_queue_ready(rootId: u32, token: u32): void {}

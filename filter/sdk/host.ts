@@ -242,3 +242,13 @@ export function getHeaderPairs(map: HeaderMap): HeaderPairs | null {
 export function setEffectiveContext(id: u32): bool {
   return abi.proxy_set_effective_context(id) == WasmResult.Ok;
 }
+
+/** Resumes a response the filter held (StopIteration); false when the host refused. */
+export function continueResponse(): bool {
+  return abi.proxy_continue_stream(1) == WasmResult.Ok;
+}
+
+/** Replaces `length` bytes from `start` of a buffer (e.g. the whole buffered response body) with `data`. */
+export function setBuffer(kind: Buffer, start: u32, length: u32, data: ArrayBuffer): bool {
+  return abi.proxy_set_buffer_bytes(<i32>kind, start, length, changetype<usize>(data), <usize>data.byteLength) == WasmResult.Ok;
+}

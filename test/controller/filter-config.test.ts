@@ -30,8 +30,8 @@ describe("filter config body", () => {
       epoch: EPOCH,
       version: 3,
       rollouts: [
-        { name: "alpha", pathPrefix: "/a", stickyHeader: "x-user-id", canaryBasisPoints: 1, segments: [], output: { analyze: false, maxBodyBytes: 65536, predictionField: "prediction", confidenceField: "confidence", labels: [], promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens" } },
-        { name: "zeta", pathPrefix: "/z", stickyHeader: "x-tenant-id", canaryBasisPoints: 500, segments: [], output: { analyze: false, maxBodyBytes: 65536, predictionField: "prediction", confidenceField: "confidence", labels: [], promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens" } },
+        { name: "alpha", pathPrefix: "/a", stickyHeader: "x-user-id", canaryBasisPoints: 1, segments: [], output: { analyze: false, maxBodyBytes: 65536, predictionField: "prediction", confidenceField: "confidence", labels: [], promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens", guard: false, guardCluster: "stable", guardTimeoutMs: 2000 } },
+        { name: "zeta", pathPrefix: "/z", stickyHeader: "x-tenant-id", canaryBasisPoints: 500, segments: [], output: { analyze: false, maxBodyBytes: 65536, predictionField: "prediction", confidenceField: "confidence", labels: [], promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens", guard: false, guardCluster: "stable", guardTimeoutMs: 2000 } },
       ],
     });
   });

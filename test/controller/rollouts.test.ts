@@ -26,6 +26,8 @@ describe("rollout CRUD", () => {
           labels: [],
           maxBodyBytes: 65536,
           llm: { promptTokensField: "usage.prompt_tokens", completionTokensField: "usage.completion_tokens" },
+          schema: null,
+          guard: { enabled: false, cluster: "stable", timeoutMs: 2000 },
         },
       },
       shadowPercent: 0,

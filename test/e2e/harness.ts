@@ -34,7 +34,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number; shadowPort?: number } = {}): Promise<Stack> {
+export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number; shadowPort?: number; logLevel?: string } = {}): Promise<Stack> {
   const stable = await startModelServer({ version: "v1" });
   const canary = await startModelServer({ version: "v2" });
   const shadow = await startModelServer({ version: "v3" });
@@ -79,7 +79,7 @@ export async function startStack(opts: { concurrency?: number; pollWaitSeconds?:
     },
   };
   await stack.startController();
-  stack.envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort, concurrency: opts.concurrency ?? 2 });
+  stack.envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort, concurrency: opts.concurrency ?? 2, logLevel: opts.logLevel });
   return stack;
 }
 

@@ -51,6 +51,7 @@ describe("plugin config parser", () => {
     ["a controller without cluster", JSON.stringify({ controller: { authority: "a:1" } }), /^controller\.cluster: is required$/],
     ["a controller path with a query", JSON.stringify({ controller: { cluster: "c", authority: "a:1", path: "/x?y=1" } }), /^controller\.path: must start with '\/' and have no query$/],
     ["a poll wait out of range", JSON.stringify({ controller: { cluster: "c", authority: "a:1", pollWaitSeconds: 0 } }), /^controller\.pollWaitSeconds: must be an integer 1\.\.60$/],
+    ["a non-boolean headersStopIteration", JSON.stringify({ headersStopIteration: "yes" }), /^headersStopIteration: must be a boolean$/],
     ["a typo inside the controller", JSON.stringify({ controller: { cluster: "c", authority: "a:1", timeout: 3 } }), /^controller\.timeout: unknown field$/],
     ["a bad static rollout", JSON.stringify({ rollouts: [{ ...rollout, canaryBasisPoints: 10001 }] }), /^rollouts\[0\]\.canaryBasisPoints: must be an integer 0\.\.10000$/],
   ])("refuses %s, naming the field", (_what, text, expected) => {

@@ -47,6 +47,8 @@ export function parseUrlHostPort(url: string, what: string): HostPort {
 export function pluginConfig(opts: BootstrapOptions): string {
   return JSON.stringify({
     variantHeader: opts.variantHeader ?? "x-rollout-variant",
+    // The bootstrap sets allow_on_headers_stop_iteration: the output guard may hold answers.
+    headersStopIteration: true,
     controller: {
       cluster: "modelroll_controller",
       authority: `${opts.controller.host}:${opts.controller.port}`,

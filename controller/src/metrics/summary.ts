@@ -19,6 +19,8 @@ export interface OutputSummary {
   unanalyzed: Record<string, number>;
   /** Confidence 0..1. */
   confidence: DistributionSummary & { mean: number | null };
+  /** Canary output guard: answers replaced by stable's, replacements that failed (canary's went out), answers it could not hold. */
+  guard: { replaced: number; failed: number; skipped: number };
   /** null when no answer carried token counts. Rates are per LLM answer. */
   llm: {
     outputs: number;
@@ -98,6 +100,7 @@ export function summarizeOutput(counts: VariantCounts): OutputSummary | undefine
     labels,
     schema: Object.keys(schemaResults).length > 0 ? { validated, valid, passRate: ratio(valid, validated), failures } : null,
     unanalyzed,
+    guard: { replaced: c.guard_replaced ?? 0, failed: c.guard_failed ?? 0, skipped: c.guard_skipped ?? 0 },
     confidence: {
       ...distribution(confidence, 1000),
       mean: confidence && confidence.count > 0 ? confidence.sum / confidence.count / 1000 : null,

@@ -36,6 +36,13 @@ export const OutputSpec = Type.Object(
     schema: Type.Optional(
       Type.Unknown({ description: "JSON Schema (the subset in README 'Output schema subset') every answer is validated against." }),
     ),
+    guard: Type.Optional(
+      Type.Boolean({ default: false, description: "Canary output guard: a canary answer failing the schema is replaced by the stable model's answer." }),
+    ),
+    guardCluster: Type.Optional(
+      Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", default: "stable", description: "Envoy cluster the guard fetches the stable answer from." }),
+    ),
+    guardTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 2000 })),
     llm: Type.Optional(
       Type.Object(
         {
@@ -64,11 +71,15 @@ export interface NormalizedOutput {
   /** The schema as given, and compiled for the filter; null without one. */
   schema: unknown;
   compiledSchema: CompiledSchema | null;
+  guard: { enabled: boolean; cluster: string; timeoutMs: number };
 }
 
 /** Compiles the output schema; problems are reported under /output/schema with the keyword's pointer. */
 export function checkOutput(output: OutputSpec | undefined): { compiled: CompiledSchema | null; errors: ErrorDetail[] } {
-  if (output?.schema === undefined) return { compiled: null, errors: [] };
+  if (output?.schema === undefined) {
+    const errors = output?.guard ? [{ path: "/output/guard", reason: "the guard judges answers by the output schema: give output.schema" }] : [];
+    return { compiled: null, errors };
+  }
   const result = compileOutputSchema(output.schema);
   if (result.ok) return { compiled: result.compiled, errors: [] };
   return { compiled: null, errors: result.errors.map((e) => ({ path: `/output/schema${e.path}`, reason: e.reason })) };
@@ -78,6 +89,7 @@ export function normalizeOutput(output: OutputSpec | undefined, compiledSchema: 
   return {
     schema: output?.schema ?? null,
     compiledSchema,
+    guard: { enabled: output?.guard ?? false, cluster: output?.guardCluster ?? "stable", timeoutMs: output?.guardTimeoutMs ?? 2000 },
     analyze: output !== undefined,
     predictionField: output?.predictionField ?? "prediction",
     confidenceField: output?.confidenceField ?? "confidence",
@@ -107,11 +119,17 @@ export interface FilterOutput {
   fallbackField?: string;
   /** The compiled schema as JSON text (filter/schema.ts parses it once per config). */
   schema?: string;
+  guard: boolean;
+  guardCluster: string;
+  guardTimeoutMs: number;
 }
 
 export function toFilterOutput(output: NormalizedOutput): FilterOutput {
   return {
     ...(output.compiledSchema ? { schema: JSON.stringify(output.compiledSchema) } : {}),
+    guard: output.guard.enabled,
+    guardCluster: output.guard.cluster,
+    guardTimeoutMs: output.guard.timeoutMs,
     analyze: output.analyze,
     maxBodyBytes: output.maxBodyBytes,
     predictionField: output.predictionField,
@@ -136,4 +154,5 @@ export const NormalizedOutputView = Type.Object({
     fallbackField: Type.Optional(Type.String()),
   }),
   schema: Type.Unknown({ description: "The output schema as given, or null." }),
+  guard: Type.Object({ enabled: Type.Boolean(), cluster: Type.String(), timeoutMs: Type.Integer() }),
 });

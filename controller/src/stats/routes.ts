@@ -21,6 +21,7 @@ const OutputStats = Type.Object({
     Type.Null(),
   ]),
   unanalyzed: Counts,
+  guard: Type.Object({ replaced: Type.Number(), failed: Type.Number(), skipped: Type.Number() }),
   confidence: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number(), mean: NullableNumber }),
   llm: Type.Union([
     Type.Object({
