@@ -1,35 +1,14 @@
 // Pure filter logic (config parser, hashing, weight edges, JSON parser) run from build/filter-testing.wasm,
 // the same AssemblyScript sources Envoy runs, through @assemblyscript/loader.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import * as loader from "@assemblyscript/loader";
 import { beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../../controller/src/paths.ts";
+import { loadFilterTesting, type FilterTesting } from "./filter-testing.ts";
 
-type Ptr = number;
-let wasm: any;
-
-/** Calls an export with string arguments pinned, so allocating one cannot collect another. */
-function call(name: string, ...args: Array<string | number>): any {
-  const pinned: Ptr[] = [];
-  const raw = args.map((a) => {
-    if (typeof a !== "string") return a;
-    const p = wasm.__pin(wasm.__newString(a));
-    pinned.push(p);
-    return p;
-  });
-  try {
-    return wasm[name](...raw);
-  } finally {
-    for (const p of pinned) wasm.__unpin(p);
-  }
-}
-const str = (name: string, ...args: Array<string | number>): string => wasm.__getString(call(name, ...args));
+let filter: FilterTesting;
+const call = (name: string, ...args: Array<string | number>): any => filter.call(name, ...args);
+const str = (name: string, ...args: Array<string | number>): string => filter.str(name, ...args);
 
 beforeAll(async () => {
-  const bytes = readFileSync(join(repoRoot, "build", "filter-testing.wasm"));
-  const instance = await loader.instantiate(bytes, {});
-  wasm = instance.exports;
+  filter = await loadFilterTesting();
 });
 
 const table = (rollouts: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ epoch: "e", version: 3, rollouts, ...extra });
@@ -105,7 +84,7 @@ describe("sticky hashing", () => {
     const bins = 100;
     const n = 200_000;
     const ptr = call("bucketHistogram", "fraud-model", "user-", n, bins);
-    const counts: Int32Array = wasm.__getInt32Array(ptr);
+    const counts: Int32Array = filter.exports.__getInt32Array(ptr);
     const expected = n / bins;
     const chi2 = Array.from(counts).reduce((s, c) => s + (c - expected) ** 2 / expected, 0);
     console.log(`chi-square (99 dof) = ${chi2.toFixed(1)}; critical value at 99.9% = 148.2`);

@@ -1,40 +1,9 @@
 // Shared by the schema-*.test.ts files: the filter's validator from build/filter-testing.wasm, the
 // controller's compiler, and ajv configured as the reference the validator must agree with.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import * as loader from "@assemblyscript/loader";
 import { Ajv } from "ajv";
 import { compileOutputSchema } from "../../controller/src/schema/compile.ts";
-import { repoRoot } from "../../controller/src/paths.ts";
 
-type Ptr = number;
-
-export interface FilterTesting {
-  /** Calls an export with string and byte arguments pinned, so allocating one cannot collect another. */
-  call(name: string, ...args: Array<string | number | Uint8Array>): any;
-  /** Same, for exports returning a string. */
-  str(name: string, ...args: Array<string | number | Uint8Array>): string;
-}
-
-export async function loadFilterTesting(): Promise<FilterTesting> {
-  const bytes = readFileSync(join(repoRoot, "build", "filter-testing.wasm"));
-  const wasm: any = (await loader.instantiate(bytes, {})).exports;
-  const call = (name: string, ...args: Array<string | number | Uint8Array>): any => {
-    const pinned: Ptr[] = [];
-    const raw = args.map((a) => {
-      if (typeof a === "number") return a;
-      const p: Ptr = wasm.__pin(typeof a === "string" ? wasm.__newString(a) : wasm.__newArrayBuffer(a));
-      pinned.push(p);
-      return p;
-    });
-    try {
-      return wasm[name](...raw);
-    } finally {
-      for (const p of pinned) wasm.__unpin(p);
-    }
-  };
-  return { call, str: (name, ...args) => wasm.__getString(call(name, ...args)) };
-}
+export { loadFilterTesting, type FilterTesting } from "./filter-testing.ts";
 
 /**
  * ajv as the reference: draft-07, strict off (so, like our filter, it treats the Infinity that JSON.parse makes

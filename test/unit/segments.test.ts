@@ -1,22 +1,12 @@
 // Segment dimensions in the filter: config parsing and the value a request gets (build/filter-testing.wasm).
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import * as loader from "@assemblyscript/loader";
 import { beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../../controller/src/paths.ts";
+import { loadFilterTesting, type FilterTesting } from "./filter-testing.ts";
 
-let wasm: any;
-function str(name: string, ...args: string[]): string {
-  const ptrs = args.map((a) => wasm.__pin(wasm.__newString(a)));
-  try {
-    return wasm.__getString(wasm[name](...ptrs));
-  } finally {
-    ptrs.forEach((p: number) => wasm.__unpin(p));
-  }
-}
+let filter: FilterTesting;
+const str = (name: string, ...args: string[]): string => filter.str(name, ...args);
 
 beforeAll(async () => {
-  wasm = (await loader.instantiate(readFileSync(join(repoRoot, "build", "filter-testing.wasm")), {})).exports;
+  filter = await loadFilterTesting();
 });
 
 const tier = { name: "tenant_tier", header: "x-tenant-tier", values: ["free", "pro", "enterprise"] };
