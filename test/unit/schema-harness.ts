@@ -3,6 +3,7 @@
 import { Ajv } from "ajv";
 import { compileOutputSchema } from "../../controller/src/schema/compile.ts";
 
+import type { FilterTesting } from "./filter-testing.ts";
 export { loadFilterTesting, type FilterTesting } from "./filter-testing.ts";
 
 /**
