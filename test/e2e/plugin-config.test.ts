@@ -1,0 +1,47 @@
+// The filter refuses an invalid plugin configuration when Envoy configures it, and says which field.
+import { describe, expect, it } from "vitest";
+import { pluginConfig, renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
+import { startEnvoy } from "../../controller/src/envoy/process.ts";
+import { freePort } from "./harness.ts";
+
+async function bootstrapWith(config: string): Promise<{ yaml: string; admin: number }> {
+  const [listen, admin, ctl] = [await freePort(), await freePort(), await freePort()];
+  const opts = {
+    listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
+    stable: { host: "127.0.0.1", port: 1 }, canary: { host: "127.0.0.1", port: 2 }, controller: { host: "127.0.0.1", port: ctl },
+  };
+  const yaml = renderBootstrap(opts);
+  const original = pluginConfig(opts).replace(/'/g, "''");
+  expect(yaml).toContain(original);
+  return { yaml: yaml.replace(original, config.replace(/'/g, "''")), admin };
+}
+
+describe("plugin configuration in real Envoy", () => {
+  it.each([
+    [JSON.stringify({ variantHeadr: "x-v" }), "variantHeadr: unknown field"],
+    [JSON.stringify({ controller: { cluster: "modelroll_controller", authority: "a:1", pollWaitSeconds: 0 } }), "controller.pollWaitSeconds: must be an integer 1..60"],
+    ["{not json", "not JSON"],
+  ])("refuses %s and logs the field", async (config, expected) => {
+    const { yaml, admin } = await bootstrapWith(config);
+    let log = "";
+    try {
+      const envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort: admin, concurrency: 1, readyTimeoutMs: 15_000 });
+      log = envoy.log();
+      await envoy.stop();
+      throw new Error(`Envoy accepted an invalid plugin config; log:\n${log.slice(-2000)}`);
+    } catch (err) {
+      log = (err as Error).message;
+    }
+    expect(log).toContain(`modelroll: plugin configuration refused: ${expected}`);
+  });
+
+  it("accepts the rendered configuration (the refusals above are about the config, not the setup)", async () => {
+    const { yaml, admin } = await bootstrapWith(pluginConfigFor());
+    const envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort: admin, concurrency: 1 });
+    await envoy.stop();
+  });
+});
+
+function pluginConfigFor(): string {
+  return JSON.stringify({ variantHeader: "x-rollout-variant", headersStopIteration: true });
+}
