@@ -7,6 +7,9 @@ import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
 import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
+import type { Policy } from "./engine/index.ts";
+import { RolloutDriver } from "./release/driver.ts";
+import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { RolloutStore } from "./rollouts/store.ts";
 import { statsRoutes } from "./stats/routes.ts";
@@ -23,6 +26,12 @@ export interface BuildAppOptions {
   /** Fixed config epoch (tests); random 16 hex characters otherwise. */
   epoch?: string;
   clock?: () => Date;
+  /** Engine tick period for managed rollouts; default 5000 ms. 0: no timer (tests call modelroll.driver.tick()). */
+  tickIntervalMs?: number;
+  /** Prometheus base URL for PromQL gates, e.g. http://127.0.0.1:9090. */
+  prometheusUrl?: string;
+  /** Release policy overrides (engine DEFAULT_POLICY: every rule on). */
+  policy?: Partial<Policy>;
   logger?: FastifyServerOptions["logger"];
 }
 
@@ -30,6 +39,7 @@ export interface ModelrollContext {
   store: RolloutStore;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
+  driver: RolloutDriver;
 }
 
 declare module "fastify" {
@@ -59,17 +69,27 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock });
+  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy });
   const telemetry = new ControllerTelemetry(store);
   const metricProvider =
     options.metricProvider ??
     new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
-  app.decorate("modelroll", { store, telemetry, metricProvider });
+  const driver = new RolloutDriver({
+    store,
+    metricProvider,
+    clock: options.clock,
+    prometheusUrl: options.prometheusUrl,
+    log: app.log,
+  });
+  app.decorate("modelroll", { store, telemetry, metricProvider, driver });
 
   installErrorHandling(app);
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
-  app.addHook("preClose", async () => store.close());
+  app.addHook("preClose", async () => {
+    await driver.stop();
+    store.close();
+  });
   app.addHook("onClose", async () => store.close());
 
   await app.register(swagger, {
@@ -88,8 +108,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   });
   await app.register(systemRoutes, { telemetry });
-  await app.register(rolloutRoutes, { store });
+  await app.register(rolloutRoutes, { store, clock: options.clock });
+  await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(statsRoutes, { store, metricProvider });
   await app.register(filterConfigRoutes, { store, telemetry });
+  const tickIntervalMs = options.tickIntervalMs ?? 5000;
+  if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
   return app;
 }

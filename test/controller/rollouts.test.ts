@@ -37,6 +37,9 @@ describe("rollout CRUD", () => {
       createdAt: "2025-03-01T12:00:00.000Z",
       updatedAt: "2025-03-01T12:00:00.000Z",
       lastRollbackAt: null,
+      managed: false,
+      phase: null,
+      stage: null,
     });
   });
 

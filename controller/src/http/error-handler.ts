@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
-import { ModelrollError, REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
+import { InvalidRequestError, ModelrollError, REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -32,10 +32,8 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | ModelrollError, request, reply) => {
     const subject = subjectOf(request);
     if ("validation" in error && error.validation) {
-      const details = (error.validation as SchemaError[]).map(toDetail);
-      const part = PART_NAMES[error.validationContext ?? "body"] ?? "request";
-      const summary = details.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
-      return reply.code(400).send({ error: `${subject}: invalid ${part}: ${summary}`, details });
+      const failure = validationFailure(request, error);
+      return reply.code(400).send({ error: failure.message, details: failure.details });
     }
     if (error instanceof ModelrollError) {
       const body = error.details ? { error: error.message, details: error.details } : { error: error.message };
@@ -54,6 +52,17 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: `route ${request.method} ${request.url.split("?")[0]}: not found` });
   });
+}
+
+/**
+ * A schema validation error as the 400 the handler sends, with `extra` details (checks the schema cannot
+ * express) joined; for routes with attachValidation that add their own checks.
+ */
+export function validationFailure(request: FastifyRequest, error: FastifyError, extra: ErrorDetail[] = []): InvalidRequestError {
+  const details = [...((error.validation ?? []) as SchemaError[]).map(toDetail), ...extra];
+  const part = PART_NAMES[error.validationContext ?? "body"] ?? "request";
+  const summary = details.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
+  return new InvalidRequestError(`${subjectOf(request)}: invalid ${part}: ${summary}`, details);
 }
 
 function subjectOf(request: FastifyRequest): string {

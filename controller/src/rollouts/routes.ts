@@ -1,13 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
+import type { FastifyError, FastifyRequest } from "fastify";
+import { applyCommand } from "../engine/index.ts";
+import { stageRef } from "../engine/state.ts";
+import { ConflictError } from "../errors.ts";
+import { validationFailure } from "../http/error-handler.ts";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
 import { ErrorBody, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
-import { toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
+import { engineSpecErrors, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
+  clock?: () => Date;
 }
 
 export function toView(rollout: Rollout): RolloutView {
@@ -21,6 +26,9 @@ export function toView(rollout: Rollout): RolloutView {
     createdAt: rollout.createdAt.toISOString(),
     updatedAt: rollout.updatedAt.toISOString(),
     lastRollbackAt: rollout.lastRollbackAt?.toISOString() ?? null,
+    managed: rollout.engine !== null,
+    phase: rollout.engine?.state.phase ?? null,
+    stage: rollout.engine ? stageRef(rollout.engine.state) : null,
   };
 }
 
@@ -38,11 +46,12 @@ function rolloutFromBody(request: FastifyRequest): string {
 
 const tags = ["rollouts"];
 
-export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = async (app, { store }) => {
+export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = async (app, { store, clock }) => {
   app.post(
     "/v1/rollouts",
     {
       config: { subject: rolloutFromBody },
+      attachValidation: true,
       schema: {
         tags,
         summary: "Create a rollout (JSON or YAML body)",
@@ -52,6 +61,12 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request, reply) => {
+      // attachValidation: a body failing the schema still gets its engine part checked, so one 400 lists every problem.
+      if (request.validationError) {
+        const body = request.body as unknown;
+        const extra = typeof body === "object" && body !== null && !Array.isArray(body) ? engineSpecErrors(body as Record<string, unknown>, store.policy) : [];
+        throw validationFailure(request, request.validationError as FastifyError, extra);
+      }
       const rollout = store.create(request.body);
       return reply.code(201).send(toView(rollout));
     },
@@ -115,10 +130,25 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Send all traffic back to stable and stop mirroring, at once",
         params: RolloutNameParams,
-        response: { 200: RolloutView, 404: ErrorBody },
+        response: { 200: RolloutView, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => toView(store.rollback(request.params.name)),
+    async (request) => {
+      const name = request.params.name;
+      const rollout = store.get(name);
+      if (rollout.engine) {
+        // A managed rollout ends RolledBack through the engine, which records who did it; the rollback
+        // action it returns is applied (pushed) by the store.
+        const actor = String(request.headers["x-actor"] ?? "").trim() || "api";
+        const now = (clock ? clock() : new Date()).getTime();
+        const result = applyCommand(rollout.engine.state, { type: "rollback", actor }, now, rollout.engine.lastEvaluation);
+        if (result.ok) return toView(store.applyEngine(name, result));
+        // Already ended: repeating a rollback with nothing routed to the candidate is harmless, as for a manual
+        // rollout; anything else (a Succeeded rollout at 100%) is refused with the engine's reason.
+        if (rollout.canaryPercent !== 0 || rollout.shadowPercent !== 0) throw new ConflictError(result.error);
+      }
+      return toView(store.rollback(name));
+    },
   );
 
   app.delete(

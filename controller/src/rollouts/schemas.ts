@@ -5,6 +5,21 @@ import { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN } from "
 import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
 import { NormalizedOutputView, OutputSpec } from "./output.ts";
 import { ShadowSpec } from "./shadow.ts";
+import { ENGINE_SPEC_KEYS } from "../engine/index.ts";
+
+const engineKey = (description: string) => Type.Optional(Type.Unknown({ description }));
+// Written out (not mapped from ENGINE_SPEC_KEYS) so RolloutSpec's static type has the keys; a test checks both lists agree.
+export const ENGINE_PROPERTIES = {
+  owner: engineKey("Who answers for this rollout. Required for a rollout managed by the engine."),
+  rollbackCondition: engineKey("In words: when this rollout must be undone. Required for a managed rollout."),
+  changeKind: engineKey("major | minor (default minor); a major change starts with a shadow stage."),
+  impact: engineKey("high | normal (default normal); high ends in AwaitingReview until a review is posted."),
+  stages: engineKey("Release stages: 'shadow', a canary percent, or a stage object. Default shadow, 1, 5, 25, 50, 100."),
+  stageDefaults: engineKey("minDurationSeconds, minRequests, deadlineSeconds, onDeadline, segmentTrafficShare for every stage."),
+  promotion_gates: engineKey("Gate name -> limits, in the seed's format."),
+  statistics: engineKey("{ falseAlarmRate }: bound on wrongly rolling back a good candidate."),
+  trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
+};
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
@@ -66,10 +81,20 @@ export const RolloutSpec = Type.Object(
     ),
     shadow: Type.Optional(ShadowSpec),
     output: Type.Optional(OutputSpec),
+    // The release process (engine/spec-schema.ts): checked by parseEngineSpec, whose errors point inside
+    // them and join the 400's details. Any of these keys makes the rollout managed by the engine.
+    ...ENGINE_PROPERTIES,
   },
   { additionalProperties: false },
 );
 export type RolloutSpec = Static<typeof RolloutSpec>;
+
+/** The engine keys of a rollout spec (ENGINE_SPEC_KEYS), left to parseEngineSpec. */
+export function enginePart(spec: Record<string, unknown>): Record<string, unknown> | null {
+  const part: Record<string, unknown> = {};
+  for (const key of ENGINE_SPEC_KEYS) if (spec[key] !== undefined) part[key] = spec[key];
+  return Object.keys(part).length > 0 ? part : null;
+}
 
 export const WeightChange = Type.Object(
   { canaryPercent: canaryPercent() },
@@ -95,6 +120,11 @@ export const RolloutView = Type.Object({
   createdAt: Type.String({ format: "date-time" }),
   updatedAt: Type.String({ format: "date-time" }),
   lastRollbackAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+  managed: Type.Boolean({ description: "Driven by the rollout engine (the spec has stages, promotion_gates, owner, ...)." }),
+  phase: Type.Union([Type.String(), Type.Null()], { description: "The engine's phase; null for a manual rollout." }),
+  stage: Type.Union([Type.Object({ index: Type.Integer(), name: Type.String() }), Type.Null()], {
+    description: "The engine's current stage; null for a manual rollout or before the first stage.",
+  }),
 });
 export type RolloutView = Static<typeof RolloutView>;
 

@@ -1,0 +1,114 @@
+/**
+ * Moves every managed rollout one engine step per tick: read the rollout's counts (and its PromQL gates),
+ * step(), apply the result through the store. The state is read after the I/O and applied in the same
+ * synchronous turn, so a manual command landing during a read is never overwritten.
+ */
+import type { FastifyBaseLogger } from "fastify";
+import { isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource } from "../engine/index.ts";
+import type { MetricProvider, MetricReading } from "../metrics/provider.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
+
+export interface RolloutDriverOptions {
+  store: RolloutStore;
+  metricProvider: MetricProvider;
+  clock?: () => Date;
+  /** Prometheus base URL for PromQL gates; without it (and without `promql`) those gates read as Error. */
+  prometheusUrl?: string;
+  /** Replaces the Prometheus HTTP source (tests). */
+  promql?: PromQLSource;
+  log?: FastifyBaseLogger;
+}
+
+export interface TickReport {
+  at: number;
+  /** Rollouts stepped, and those whose step threw (logged, retried next tick). */
+  stepped: string[];
+  failed: Array<{ rollout: string; error: string }>;
+}
+
+export class RolloutDriver {
+  readonly #store: RolloutStore;
+  readonly #metrics: MetricProvider;
+  readonly #clock: () => Date;
+  readonly #promql: PromQLSource | null;
+  readonly #log: FastifyBaseLogger | undefined;
+  #running: Promise<TickReport> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+
+  constructor(options: RolloutDriverOptions) {
+    this.#store = options.store;
+    this.#metrics = options.metricProvider;
+    this.#clock = options.clock ?? (() => new Date());
+    this.#promql = options.promql ?? (options.prometheusUrl ? new PrometheusHttpSource({ baseUrl: options.prometheusUrl }) : null);
+    this.#log = options.log;
+  }
+
+  /** One step for every managed rollout that has not ended. A tick asked for while one runs joins it (no overlap). */
+  tick(now: number = this.#clock().getTime()): Promise<TickReport> {
+    if (this.#running) return this.#running;
+    const running = this.#tick(now).finally(() => {
+      this.#running = null;
+    });
+    this.#running = running;
+    return running;
+  }
+
+  async #tick(now: number): Promise<TickReport> {
+    const report: TickReport = { at: now, stepped: [], failed: [] };
+    const names = this.#store.activeManaged().map((r) => r.spec.name);
+    // Rollouts are independent: read them concurrently, apply each as its readings arrive.
+    await Promise.all(
+      names.map(async (name) => {
+        try {
+          if (await this.#stepOne(name, now)) report.stepped.push(name);
+        } catch (error) {
+          const message = (error as Error).message;
+          report.failed.push({ rollout: name, error: message });
+          this.#log?.error({ err: error, rollout: name }, "rollout engine step failed");
+        }
+      }),
+    );
+    return report;
+  }
+
+  async #stepOne(name: string, now: number): Promise<boolean> {
+    const before = this.#store.find(name);
+    if (!before?.engine) return false;
+    const spec = before.engine.state.spec;
+    const countsPromise = this.#metrics.readRollout(name);
+    let promql: Record<string, MetricReading<number | null>> | undefined;
+    if (this.#promql && spec.gates.some((g) => g.kind === "promql")) {
+      promql = await readPromQLGates(spec, this.#promql, now);
+    }
+    const counts = await countsPromise;
+    // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
+    const current = this.#store.find(name);
+    if (!current?.engine || isTerminal(current.engine.state.phase)) return false;
+    const result = step(current.engine.state, { now, counts, promql });
+    this.#store.applyEngine(name, result);
+    return true;
+  }
+
+  /** A tick every intervalMs (the next one starts after the previous ended). */
+  start(intervalMs: number): void {
+    if (this.#timer || intervalMs <= 0) return;
+    this.#stopped = false;
+    const schedule = () => {
+      if (this.#stopped) return;
+      this.#timer = setTimeout(() => {
+        void this.tick().finally(schedule);
+      }, intervalMs);
+      this.#timer.unref?.();
+    };
+    schedule();
+  }
+
+  /** No more ticks; waits for a running one to finish. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#running) await this.#running.catch(() => undefined);
+  }
+}

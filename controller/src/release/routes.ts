@@ -1,0 +1,155 @@
+/**
+ * Manual actions on a rollout managed by the engine (promote, pause, resume, fail, undo, review), external
+ * measurements (review scores, KPIs) and its decision history. Each goes through engine applyCommand();
+ * a command that does not fit the rollout's phase is a 409 with the engine's message.
+ */
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { applyCommand, type Command } from "../engine/index.ts";
+import { stageRef } from "../engine/state.ts";
+import { ConflictError } from "../errors.ts";
+import { rolloutFromPath, toView } from "../rollouts/routes.ts";
+import { ErrorBody, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
+import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+
+export interface ReleaseRoutesOptions {
+  store: RolloutStore;
+  clock?: () => Date;
+}
+
+const ACTOR_HEADER = "x-actor";
+const DEFAULT_ACTOR = "api";
+
+const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
+const CommandBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false, description: "Optional: a POST without a body is fine." });
+const ReviewBody = Type.Object({ approved: Type.Boolean(), reason: Type.Optional(Reason) }, { additionalProperties: false });
+const MeasurementsBody = Type.Object(
+  {
+    metric: Type.String({ pattern: "^[a-z][a-z0-9_]{0,63}$", description: "The external metric a gate uses, e.g. human_review_score." }),
+    variant: Type.Union([Type.Literal("stable"), Type.Literal("canary"), Type.Literal("shadow")]),
+    values: Type.Array(Type.Number(), { minItems: 1, maxItems: 10000, description: "Observations, in the order made." }),
+  },
+  { additionalProperties: false },
+);
+const MeasurementsAccepted = Type.Object({ rollout: Type.String(), metric: Type.String(), variant: Type.String(), recorded: Type.Integer() });
+
+// Decisions carry measurements with engine-defined shapes; documented loosely, serialized as is.
+const History = Type.Object({
+  phase: Type.String(),
+  stage: Type.Union([Type.Object({ index: Type.Integer(), name: Type.String() }), Type.Null()]),
+  decisions: Type.Array(Type.Object({}, { additionalProperties: true })),
+});
+
+const tags = ["rollouts"];
+
+export function actorOf(request: FastifyRequest): string {
+  const header = request.headers[ACTOR_HEADER];
+  const actor = (Array.isArray(header) ? header[0] : header)?.trim();
+  return actor ? actor.slice(0, 200) : DEFAULT_ACTOR;
+}
+
+export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
+  if (rollout.engine === null) {
+    throw new ConflictError(`rollout ${rollout.spec.name}: not managed by the engine (no stages/promotion_gates/owner)`);
+  }
+  return rollout.engine;
+}
+
+/** Runs an engine command on a managed rollout and applies it; a refusal is a 409. */
+export function runCommand(store: RolloutStore, name: string, command: Command, now: number): Rollout {
+  const engine = managed(store.get(name));
+  const result = applyCommand(engine.state, command, now, engine.lastEvaluation);
+  if (!result.ok) throw new ConflictError(result.error);
+  return store.applyEngine(name, result);
+}
+
+const SIMPLE_COMMANDS = {
+  promote: "Move to the next stage now, whatever the gates say",
+  pause: "Hold the current weights (no promotion, no deadline; a Failed gate still rolls back)",
+  resume: "Resume a paused rollout",
+  fail: "Give up on the rollout: all traffic to stable",
+  undo: "At 100% (bake period or review): go back to the old stable, still warm",
+} as const;
+
+export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = async (app, { store, clock }) => {
+  const now = () => (clock ? clock() : new Date()).getTime();
+
+  for (const [type, summary] of Object.entries(SIMPLE_COMMANDS) as Array<[keyof typeof SIMPLE_COMMANDS, string]>) {
+    app.post(
+      `/v1/rollouts/:name/${type}`,
+      {
+        config: { subject: rolloutFromPath },
+        // The body is optional: no body reads as {} (ajv would refuse undefined).
+        preValidation: async (request) => {
+          if (request.body === undefined || request.body === null) request.body = {};
+        },
+        schema: {
+          tags,
+          summary,
+          params: RolloutNameParams,
+          body: CommandBody,
+          response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        },
+      },
+      async (request) => {
+        const command: Command = { type, actor: actorOf(request), reason: request.body?.reason };
+        return toView(runCommand(store, request.params.name, command, now()));
+      },
+    );
+  }
+
+  app.post(
+    "/v1/rollouts/:name/review",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags,
+        summary: "Post the review a high-impact rollout waits for (approved: succeed; rejected: back to the old stable)",
+        params: RolloutNameParams,
+        body: ReviewBody,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => {
+      const command: Command = { type: "review", actor: actorOf(request), approved: request.body.approved, reason: request.body.reason };
+      return toView(runCommand(store, request.params.name, command, now()));
+    },
+  );
+
+  app.post(
+    "/v1/rollouts/:name/measurements",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags,
+        summary: "Post external measurements (review scores, business KPIs) for one variant",
+        params: RolloutNameParams,
+        body: MeasurementsBody,
+        response: { 200: MeasurementsAccepted, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => {
+      const { metric, variant, values } = request.body;
+      runCommand(store, request.params.name, { type: "recordExternal", metric, variant, values, actor: actorOf(request) }, now());
+      return { rollout: request.params.name, metric, variant, recorded: values.length };
+    },
+  );
+
+  app.get(
+    "/v1/rollouts/:name/history",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags,
+        summary: "The engine's phase, stage and every decision with the measurements behind it",
+        params: RolloutNameParams,
+        response: { 200: History, 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request) => {
+      const engine = managed(store.get(request.params.name));
+      return { phase: engine.state.phase, stage: stageRef(engine.state), decisions: engine.decisions as unknown as Array<Record<string, unknown>> };
+    },
+  );
+};
