@@ -6,6 +6,7 @@ import { renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../../controller/src/envoy/process.ts";
 import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
 import { startController } from "../../controller/src/server.ts";
+import type { BuildAppOptions } from "../../controller/src/app.ts";
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -34,7 +35,15 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { concurrency?: number; pollWaitSeconds?: number; canaryPort?: number; shadowPort?: number; logLevel?: string } = {}): Promise<Stack> {
+export async function startStack(opts: {
+  concurrency?: number;
+  pollWaitSeconds?: number;
+  canaryPort?: number;
+  shadowPort?: number;
+  logLevel?: string;
+  /** Extra controller options, e.g. a short engine tick. */
+  controller?: Partial<BuildAppOptions>;
+} = {}): Promise<Stack> {
   const stable = await startModelServer({ version: "v1" });
   const canary = await startModelServer({ version: "v2" });
   const shadow = await startModelServer({ version: "v3" });
@@ -59,7 +68,7 @@ export async function startStack(opts: { concurrency?: number; pollWaitSeconds?:
     dataUrl: `http://127.0.0.1:${listenPort}`,
     adminUrl,
     async startController() {
-      stack.controller = await startController({ host: "127.0.0.1", port: controllerPort, envoyAdminUrls: [adminUrl], logger: false });
+      stack.controller = await startController({ ...opts.controller, host: "127.0.0.1", port: controllerPort, envoyAdminUrls: [adminUrl], logger: false });
     },
     async stopController() {
       await stack.controller?.close();

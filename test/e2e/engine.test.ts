@@ -1,0 +1,88 @@
+// The rollout engine on real Envoy: the controller's driver reads the filter's stats from Envoy's admin
+// endpoint every tick and moves the rollout on its own. A canary answering 5% errors at its first stage
+// is rolled back without anyone touching the API; the test measures how long it took.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, send, sendMany, startStack, waitFor, type Stack } from "./harness.ts";
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({ controller: { tickIntervalMs: 250 } });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const managed = (name: string) => ({
+  name,
+  match: { pathPrefix: `/${name}` },
+  stickyKey: { header: "x-user-id" },
+  owner: "team-fraud",
+  rollbackCondition: "canary error rate above 1%",
+  changeKind: "minor",
+  stages: [{ canaryPercent: 20, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 100],
+  promotion_gates: { error_rate: { maximum: 0.01 } },
+});
+
+describe("the engine on real Envoy", () => {
+  it("rolls back a canary with 5% errors at its first stage, by itself", async () => {
+    const ctl = stack.controller!.url;
+    const res = await fetch(`${stack.canary.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0.05 }) });
+    expect(res.status).toBe(200);
+    try {
+      const created = await api(ctl, "POST", "/v1/rollouts", managed("auto"));
+      expect(created.status, JSON.stringify(created.json)).toBe(201);
+      expect(created.json.managed).toBe(true);
+
+      // Wait until the engine has started the canary stage and the filter routes 20% to the canary.
+      await waitFor("the first canary stage", async () => (await api(ctl, "GET", "/v1/rollouts/auto")).json.phase === "Canary", 10_000, 50);
+      const stageStarted = performance.now();
+      await waitFor("canary traffic", async () => (await sendMany(`${stack.dataUrl}/auto/p`, 40, (i) => ({ "x-user-id": `w${i}-${Math.random()}` }), 8)).some((r) => r.variant === "canary"), 10_000, 20);
+
+      // Real traffic, until the engine decides.
+      let sent = 0;
+      let canarySent = 0;
+      let canaryErrors = 0;
+      let phase = "Canary";
+      const deadline = performance.now() + 60_000;
+      while (phase === "Canary" && performance.now() < deadline) {
+        const replies = await sendMany(`${stack.dataUrl}/auto/p`, 100, (i) => ({ "x-user-id": `u${sent + i}` }), 16);
+        sent += replies.length;
+        canarySent += replies.filter((r) => r.variant === "canary").length;
+        canaryErrors += replies.filter((r) => r.variant === "canary" && r.status === 500).length;
+        phase = (await api(ctl, "GET", "/v1/rollouts/auto")).json.phase;
+      }
+      const elapsed = performance.now() - stageStarted;
+      const history = (await api(ctl, "GET", "/v1/rollouts/auto/history")).json;
+      const last = history.decisions[history.decisions.length - 1];
+      console.log(`5% canary errors: ${phase} after ${(elapsed / 1000).toFixed(1)} s; ${sent} requests sent (${canarySent} canary, ${canaryErrors} canary errors); decision: ${JSON.stringify(last.reason ?? last)}`.slice(0, 1200));
+      expect(phase).toBe("RolledBack");
+      expect(JSON.stringify(last)).toContain("error_rate");
+
+      // Traffic is back on stable, through the filter, at once.
+      await waitFor("all traffic on stable", async () => (await sendMany(`${stack.dataUrl}/auto/p`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"), 5000, 20);
+      const view = (await api(ctl, "GET", "/v1/rollouts/auto")).json;
+      expect(view.canaryPercent).toBe(0);
+    } finally {
+      await fetch(`${stack.canary.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0 }) });
+    }
+  });
+
+  it("keeps a good canary going: the error gate holds no false alarm while it promotes", async () => {
+    const ctl = stack.controller!.url;
+    const created = await api(ctl, "POST", "/v1/rollouts", managed("good"));
+    expect(created.status).toBe(201);
+    await waitFor("the first canary stage", async () => (await api(ctl, "GET", "/v1/rollouts/good")).json.phase === "Canary", 10_000, 50);
+    let sent = 0;
+    let phase = "Canary";
+    const started = performance.now();
+    while (phase === "Canary" && performance.now() - started < 60_000) {
+      await sendMany(`${stack.dataUrl}/good/p`, 200, (i) => ({ "x-user-id": `g${sent + i}` }), 16);
+      sent += 200;
+      phase = (await api(ctl, "GET", "/v1/rollouts/good")).json.phase;
+    }
+    console.log(`good canary: left the 20% stage as ${phase} after ${((performance.now() - started) / 1000).toFixed(1)} s and ${sent} requests`);
+    expect(["Baking", "Succeeded", "AwaitingReview"]).toContain(phase);
+    const r = await send(`${stack.dataUrl}/good/p`, { "x-user-id": "anyone" });
+    expect(r.variant).toBe("canary");
+  });
+});
