@@ -80,6 +80,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     clock: options.clock,
     prometheusUrl: options.prometheusUrl,
     log: app.log,
+    onStep: (_rollout, result, seconds) => {
+      telemetry.evaluationSeconds.observe(seconds);
+      for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
+    },
   });
   app.decorate("modelroll", { store, telemetry, metricProvider, driver });
 

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { RolloutStore } from "./rollouts/store.ts";
 
 /**
@@ -9,6 +9,10 @@ export class ControllerTelemetry {
   readonly registry = new Registry();
   readonly configPushes: Counter;
   readonly rollbacks: Counter;
+  /** One per gate measurement the engine makes, by gate and result (Passed, Failed, Inconclusive, Error). */
+  readonly gateEvaluations: Counter<"gate" | "result">;
+  /** Wall time of one rollout's engine step, metric reads included. */
+  readonly evaluationSeconds: Histogram;
 
   constructor(store: RolloutStore) {
     this.configPushes = new Counter({
@@ -45,6 +49,28 @@ export class ControllerTelemetry {
       collect() {
         this.set(store.size);
       },
+    });
+    new Gauge({
+      name: "modelroll_rollouts_by_phase",
+      help: "Rollouts by engine phase; manual rollouts (no stages or gates) count as Manual.",
+      labelNames: ["phase"],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const rollout of store.list()) this.inc({ phase: rollout.engine?.state.phase ?? "Manual" });
+      },
+    });
+    this.gateEvaluations = new Counter({
+      name: "modelroll_gate_evaluations_total",
+      help: "Gate measurements made by the rollout engine, overall and per segment value, by result.",
+      labelNames: ["gate", "result"],
+      registers: [this.registry],
+    });
+    this.evaluationSeconds = new Histogram({
+      name: "modelroll_engine_evaluation_seconds",
+      help: "Time of one rollout's engine step, reading its metrics included.",
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10],
+      registers: [this.registry],
     });
     store.subscribe((event) => {
       if (event.type === "rolled-back") this.rollbacks.inc();

@@ -85,7 +85,13 @@ describe("engine-driven rollouts", () => {
     expect(last.actor).toBe("engine");
     expect(last.reason).toMatch(/error rate/);
     expect(last.measurements.some((m: { gate: string; status: string }) => m.gate === "error_rate" && m.status === "Failed")).toBe(true);
-    expect(await h.app.inject({ url: "/metrics" }).then((r) => r.body)).toMatch(/^modelroll_rollbacks_total 1$/m);
+    const metrics = await h.app.inject({ url: "/metrics" }).then((r) => r.body);
+    expect(metrics).toMatch(/^modelroll_rollbacks_total 1$/m);
+    // Engine telemetry: the phase gauge, the failed gate evaluation, and one timed step per tick that ran.
+    expect(metrics).toMatch(/^modelroll_rollouts_by_phase\{phase="RolledBack"\} 1$/m);
+    expect(metrics).toMatch(/^modelroll_gate_evaluations_total\{gate="error_rate",result="Failed"\} [1-9]\d*$/m);
+    const steps = Number(/^modelroll_engine_evaluation_seconds_count (\d+)$/m.exec(metrics)?.[1] ?? "0");
+    expect(steps).toBeGreaterThan(0);
   });
 
   it("promote, pause, resume and undo by hand, each on record with its actor", async () => {

@@ -4,7 +4,7 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource } from "../engine/index.ts";
+import { isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
 import type { MetricProvider, MetricReading } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 
@@ -17,6 +17,8 @@ export interface RolloutDriverOptions {
   /** Replaces the Prometheus HTTP source (tests). */
   promql?: PromQLSource;
   log?: FastifyBaseLogger;
+  /** Told about every step that ran (telemetry): the rollout, the result, and how long it took. */
+  onStep?: (rollout: string, result: StepResult, seconds: number) => void;
 }
 
 export interface TickReport {
@@ -32,6 +34,7 @@ export class RolloutDriver {
   readonly #clock: () => Date;
   readonly #promql: PromQLSource | null;
   readonly #log: FastifyBaseLogger | undefined;
+  readonly #onStep: RolloutDriverOptions["onStep"];
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -42,6 +45,7 @@ export class RolloutDriver {
     this.#clock = options.clock ?? (() => new Date());
     this.#promql = options.promql ?? (options.prometheusUrl ? new PrometheusHttpSource({ baseUrl: options.prometheusUrl }) : null);
     this.#log = options.log;
+    this.#onStep = options.onStep;
   }
 
   /** One step for every managed rollout that has not ended. A tick asked for while one runs joins it (no overlap). */
@@ -73,6 +77,7 @@ export class RolloutDriver {
   }
 
   async #stepOne(name: string, now: number): Promise<boolean> {
+    const started = performance.now();
     const before = this.#store.find(name);
     if (!before?.engine) return false;
     const spec = before.engine.state.spec;
@@ -87,6 +92,7 @@ export class RolloutDriver {
     if (!current?.engine || isTerminal(current.engine.state.phase)) return false;
     const result = step(current.engine.state, { now, counts, promql });
     this.#store.applyEngine(name, result);
+    this.#onStep?.(name, result, (performance.now() - started) / 1000);
     return true;
   }
 
