@@ -59,6 +59,7 @@ describe("system routes", () => {
         "POST /v1/rollouts/{name}/measurements",
         "GET /v1/rollouts/{name}/history",
         "GET /v1/rollouts/{name}/stats",
+        "GET /v1/rollouts/{name}/report",
         "GET /v1/filter-config",
       ].sort(),
     );

@@ -94,6 +94,35 @@ describe("engine-driven rollouts", () => {
     expect(steps).toBeGreaterThan(0);
   });
 
+  it("writes the postmortem report of a rolled-back rollout, as JSON and as Markdown", async () => {
+    const h = await harness({ canary: { errorRate: 0.05 } });
+    await createRollout(h.app, managedSpec({ stages: [5, 100] }));
+    for (let i = 0; i < 60 && (await h.view()).phase !== "RolledBack"; i++) await h.round();
+    expect((await h.view()).phase).toBe("RolledBack");
+
+    const res = await h.app.inject({ url: "/v1/rollouts/fraud-model/report" });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^application\/json/);
+    const report = res.json();
+    const history = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json();
+    expect(report.outcome).toBe("rolled back");
+    expect(report.weights).toEqual({ canaryPercent: 0, shadowPercent: 0 });
+    expect(report.timeline).toHaveLength(history.decisions.length);
+    expect(report.why).toBe(history.decisions.at(-1).reason);
+    expect(report.endedAt).not.toBeNull();
+    const failedGate = report.stages.flatMap((s: { gates: Array<{ gate: string; status: string; candidate: number }> }) => s.gates).find((g: { gate: string; status: string }) => g.gate === "error_rate" && g.status === "Failed");
+    expect(failedGate.candidate).toBeGreaterThan(0.01);
+    expect(report.segments.length).toBeGreaterThan(0);
+
+    const md = await h.app.inject({ url: "/v1/rollouts/fraud-model/report?format=markdown" });
+    expect(md.headers["content-type"]).toMatch(/^text\/markdown/);
+    expect(md.body).toMatch(/^# Rollout fraud-model: rolled back$/m);
+    expect(md.body).toContain(`**Why:** ${report.why}`);
+    expect(md.body).toMatch(/^\| error_rate \| overall \| Failed \|/m);
+    const viaAccept = await h.app.inject({ url: "/v1/rollouts/fraud-model/report", headers: { accept: "text/markdown" } });
+    expect(viaAccept.body).toBe(md.body);
+  });
+
   it("promote, pause, resume and undo by hand, each on record with its actor", async () => {
     const h = await harness();
     await createRollout(h.app, managedSpec({ stageDefaults: { ...TIMING, minDurationSeconds: 86400, deadlineSeconds: 100000 } }));
@@ -232,6 +261,7 @@ describe("engine-driven rollouts", () => {
     const promote = await app.inject({ method: "POST", url: "/v1/rollouts/fraud-model/promote" });
     expect(promote.statusCode).toBe(409);
     expect(promote.json()).toEqual({ error: "rollout fraud-model: not managed by the engine (no stages/promotion_gates/owner)" });
+    expect((await app.inject({ url: "/v1/rollouts/fraud-model/report" })).statusCode).toBe(409);
     expect((await app.inject({ url: "/v1/rollouts/fraud-model/history" })).statusCode).toBe(409);
     expect((await app.inject({ method: "POST", url: "/v1/rollouts/nope/promote" })).statusCode).toBe(404);
     await app.modelroll.driver.tick();

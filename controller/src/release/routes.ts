@@ -12,6 +12,7 @@ import { ConflictError } from "../errors.ts";
 import { rolloutFromPath, toView } from "../rollouts/routes.ts";
 import { ErrorBody, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
 import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import { buildReport, reportMarkdown } from "./report.ts";
 
 export interface ReleaseRoutesOptions {
   store: RolloutStore;
@@ -150,6 +151,30 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
     async (request) => {
       const engine = managed(store.get(request.params.name));
       return { phase: engine.state.phase, stage: stageRef(engine.state), decisions: engine.decisions as unknown as Array<Record<string, unknown>> };
+    },
+  );
+
+  app.get(
+    "/v1/rollouts/:name/report",
+    {
+      config: { subject: rolloutFromPath },
+      schema: {
+        tags,
+        summary: "The postmortem record: timeline, gate values per stage, segment table, why it ended so",
+        description: "JSON by default; Markdown with ?format=markdown or Accept: text/markdown.",
+        params: RolloutNameParams,
+        querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) }, { additionalProperties: false }),
+        // Sent as text: a JSON document (RolloutReport in release/report.ts) or Markdown.
+        response: { 200: Type.String({ description: "The report, as JSON or Markdown text" }), 404: ErrorBody, 409: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const rollout = store.get(request.params.name);
+      managed(rollout);
+      const report = buildReport(rollout)!;
+      const wantsMarkdown = request.query.format === "markdown" || (request.query.format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
+      if (wantsMarkdown) return reply.type("text/markdown; charset=utf-8").send(reportMarkdown(report));
+      return reply.type("application/json; charset=utf-8").send(JSON.stringify(report));
     },
   );
 };

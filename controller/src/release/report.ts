@@ -1,0 +1,128 @@
+// The postmortem record of an engine-managed rollout, built from what the store already keeps (the engine
+// state and every decision with its measurements): timeline, gate values per stage, a segment table from the
+// last evaluated window, and why it ended the way it did. Pure; the route picks JSON or Markdown.
+import { isTerminal, Phase, type Decision, type Measurement } from "../engine/index.ts";
+import { segmentLabel } from "../engine/measurement.ts";
+import type { Rollout } from "../rollouts/store.ts";
+
+export interface GateLine {
+  gate: string;
+  segment: string;
+  status: string;
+  stable: number | null;
+  candidate: number | null;
+  threshold: string | null;
+  unit: string;
+  samples: { stable: number; candidate: number };
+}
+
+export interface RolloutReport {
+  rollout: string;
+  owner: string | null;
+  rollbackCondition: string | null;
+  changeKind: string;
+  impact: string;
+  phase: string;
+  outcome: "succeeded" | "rolled back" | "failed" | "in progress";
+  /** The decision that ended the rollout, or the latest one while it runs. */
+  why: string;
+  weights: { canaryPercent: number; shadowPercent: number };
+  createdAt: string;
+  endedAt: string | null;
+  timeline: Array<{ at: string; kind: string; from: string; to: string; stage: string | null; actor: string; reason: string }>;
+  /** Per stage, the gate values of the last decision made in it (overall first, then segment values). */
+  stages: Array<{ stage: string; decidedAt: string; decision: string; gates: GateLine[] }>;
+  /** The last evaluated window, per slice: what stable and the candidate saw. */
+  segments: Array<{ segment: string; stable: SliceLine; candidate: SliceLine }>;
+}
+
+interface SliceLine { requests: number; errorRate: number | null; p95Ms: number | null }
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function outcomeOf(phase: Phase): RolloutReport["outcome"] {
+  if (phase === Phase.Succeeded) return "succeeded";
+  if (phase === Phase.RolledBack) return "rolled back";
+  if (phase === Phase.Failed) return "failed";
+  return "in progress";
+}
+
+function gateLine(m: Measurement): GateLine {
+  return {
+    gate: m.gate,
+    segment: segmentLabel(m.segment),
+    status: m.status,
+    stable: m.stableValue,
+    candidate: m.candidateValue,
+    threshold: m.threshold ? `${m.threshold.kind} ${m.threshold.value}` : null,
+    unit: m.unit,
+    samples: m.sampleSizes,
+  };
+}
+
+export function buildReport(rollout: Rollout): RolloutReport | null {
+  const engine = rollout.engine;
+  if (engine === null) return null;
+  const { state, decisions } = engine;
+  const last: Decision | undefined = decisions[decisions.length - 1];
+  const ended = isTerminal(state.phase);
+  const lastByStage = new Map<string, Decision>();
+  for (const d of decisions) if (d.stage && d.measurements.length > 0) lastByStage.set(d.stage.name, d);
+  const lastWindow = [...decisions].reverse().find((d) => d.window !== null)?.window ?? null;
+  return {
+    rollout: rollout.spec.name,
+    owner: state.spec.owner,
+    rollbackCondition: state.spec.rollbackCondition,
+    changeKind: state.spec.changeKind,
+    impact: state.spec.impact,
+    phase: state.phase,
+    outcome: outcomeOf(state.phase),
+    why: last ? last.reason : "not started yet",
+    weights: { canaryPercent: rollout.canaryPercent, shadowPercent: rollout.shadowPercent },
+    createdAt: rollout.createdAt.toISOString(),
+    endedAt: ended && last ? iso(last.at) : null,
+    timeline: decisions.map((d) => ({ at: iso(d.at), kind: d.kind, from: d.from, to: d.to, stage: d.stage?.name ?? null, actor: d.actor, reason: d.reason })),
+    stages: [...lastByStage.entries()].map(([stage, d]) => ({
+      stage,
+      decidedAt: iso(d.at),
+      decision: d.kind,
+      gates: [...d.measurements].sort((a, b) => Number(a.segment !== null) - Number(b.segment !== null)).map(gateLine),
+    })),
+    segments: (lastWindow?.slices ?? []).map((s) => ({ segment: segmentLabel(s.segment), stable: s.stable, candidate: s.candidate })),
+  };
+}
+
+const cell = (v: unknown): string => (v === null || v === undefined ? "-" : typeof v === "number" ? String(Number(v.toPrecision(4))) : String(v).replace(/\|/g, "\\|"));
+const pct = (v: number | null): string => (v === null ? "-" : `${(v * 100).toFixed(2)}%`);
+
+export function reportMarkdown(r: RolloutReport): string {
+  const lines: string[] = [
+    `# Rollout ${r.rollout}: ${r.outcome}`,
+    "",
+    `- owner: ${cell(r.owner)}; change: ${r.changeKind}, impact: ${r.impact}`,
+    `- rollback condition: ${cell(r.rollbackCondition)}`,
+    `- phase: ${r.phase}; weights now: canary ${r.weights.canaryPercent}%, shadow ${r.weights.shadowPercent}%`,
+    `- created ${r.createdAt}${r.endedAt ? `, ended ${r.endedAt}` : ""}`,
+    "",
+    `**Why:** ${r.why}`,
+    "",
+    "## Timeline",
+    "",
+    "| at | decision | from -> to | stage | by | reason |",
+    "|---|---|---|---|---|---|",
+    ...r.timeline.map((t) => `| ${t.at} | ${t.kind} | ${t.from} -> ${t.to} | ${cell(t.stage)} | ${cell(t.actor)} | ${cell(t.reason)} |`),
+  ];
+  for (const s of r.stages) {
+    lines.push("", `## Stage ${s.stage} (${s.decision} at ${s.decidedAt})`, "", "| gate | segment | result | stable | candidate | limit | n stable / candidate |", "|---|---|---|---|---|---|---|");
+    for (const g of s.gates) {
+      lines.push(`| ${g.gate} | ${g.segment} | ${g.status} | ${cell(g.stable)} | ${cell(g.candidate)} | ${cell(g.threshold)} | ${g.samples.stable} / ${g.samples.candidate} |`);
+    }
+  }
+  if (r.segments.length > 0) {
+    lines.push("", "## Segments (last evaluated window)", "", "| segment | stable requests | stable errors | stable p95 ms | candidate requests | candidate errors | candidate p95 ms |", "|---|---|---|---|---|---|---|");
+    for (const s of r.segments) {
+      lines.push(`| ${s.segment} | ${s.stable.requests} | ${pct(s.stable.errorRate)} | ${cell(s.stable.p95Ms)} | ${s.candidate.requests} | ${pct(s.candidate.errorRate)} | ${cell(s.candidate.p95Ms)} |`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
