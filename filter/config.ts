@@ -160,6 +160,17 @@ function integerField(obj: JsonValue, key: string, path: string, min: f64, max: 
   return v.num;
 }
 
+/** The boolean at `key`, or null when absent (a non-boolean is reported). */
+function boolField(obj: JsonValue, key: string, path: string, out: Array<string>): JsonValue | null {
+  const v = obj.get(key);
+  if (v === null) return null;
+  if (v.kind != JsonKind.Bool) {
+    out.push(path + key + ": must be a boolean");
+    return null;
+  }
+  return v;
+}
+
 function rejectUnknownKeys(obj: JsonValue, allowed: Array<string>, path: string, out: Array<string>): void {
   for (let i = 0; i < obj.keys.length; i++) {
     if (!allowed.includes(obj.keys[i])) out.push(path + obj.keys[i] + ": unknown field");
@@ -214,11 +225,8 @@ function parseOutput(v: JsonValue, p: string, out: Array<string>): OutputConfig 
     return null;
   }
   const o = new OutputConfig();
-  const analyze = v.get("analyze");
-  if (analyze !== null) {
-    if (analyze.kind == JsonKind.Bool) o.analyze = analyze.bool;
-    else out.push(p + "analyze: must be a boolean");
-  }
+  const analyze = boolField(v, "analyze", p, out);
+  if (analyze !== null) o.analyze = analyze.bool;
   const maxBody = integerField(v, "maxBodyBytes", p, 0, 16777216, out);
   if (!isNaN(maxBody)) o.maxBodyBytes = <u32>maxBody;
   o.predictionField = fieldPath(v, "predictionField", p, out, o.predictionField);
@@ -238,11 +246,8 @@ function parseOutput(v: JsonValue, p: string, out: Array<string>): OutputConfig 
       }
     }
   }
-  const guard = v.get("guard");
-  if (guard !== null) {
-    if (guard.kind == JsonKind.Bool) o.guard = guard.bool;
-    else out.push(p + "guard: must be a boolean");
-  }
+  const guard = boolField(v, "guard", p, out);
+  if (guard !== null) o.guard = guard.bool;
   const guardCluster = stringField(v, "guardCluster", p, false, out);
   if (guardCluster !== null) {
     if (guardCluster.length > 0) o.guardCluster = guardCluster;
@@ -421,11 +426,8 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
   if (root.kind != JsonKind.Object) return new ParseResult<PluginConfig>(null, "must be a JSON object");
   const errors = new Array<string>();
   rejectUnknownKeys(root, ["variantHeader", "responseVariantHeader", "controller", "rollouts", "headersStopIteration"], "", errors);
-  const stopIteration = root.get("headersStopIteration");
-  if (stopIteration !== null) {
-    if (stopIteration.kind == JsonKind.Bool) config.headersStopIteration = stopIteration.bool;
-    else errors.push("headersStopIteration: must be a boolean");
-  }
+  const stopIteration = boolField(root, "headersStopIteration", "", errors);
+  if (stopIteration !== null) config.headersStopIteration = stopIteration.bool;
 
   const variant = stringField(root, "variantHeader", "", false, errors);
   if (variant !== null) {

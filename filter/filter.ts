@@ -14,7 +14,8 @@ import {
 import { JsonValue, parseJsonBytes } from "./json";
 import { validate } from "./schema-validate";
 import {
-  parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
+  OutputConfig, parsePluginConfig, parseRolloutTable, PluginConfig, RolloutConfig, RolloutTable, SEGMENT_HEADER, SEGMENT_SIZE,
+  ShadowConfig,
 } from "./config";
 import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
@@ -22,7 +23,6 @@ import {
   CLASS_LOCAL, FilterMetrics, RolloutMetrics, SCHEMA_RESULT_NAMES, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES,
   VARIANT_STABLE, VariantMetrics,
 } from "./stats";
-import { OutputConfig, ShadowConfig } from "./config";
 
 const TICK_MS: u32 = 100;
 const BACKOFF_MIN_MS: u64 = 250;
@@ -260,11 +260,7 @@ export class ModelrollStream extends StreamContextBase {
     if (this.guardWanted && !root.plugin.headersStopIteration) {
       // Holding headers would stall the stream on this host: never do it, count it.
       this.guardWanted = false;
-      const slices = this.slices;
-      for (let i = 0; i < slices.length; i++) {
-        const m = slices[i].output;
-        if (m !== null) incrementMetric(m.guardSkipped);
-      }
+      this.countGuard(GUARD_SKIPPED);
     }
     const pending = this.shadowPending;
     if (pending !== null || this.guardWanted) {
@@ -456,7 +452,10 @@ export class ModelrollStream extends StreamContextBase {
     const root = changetype<ModelrollRoot>(this.root);
     const now = nowNanos();
     const latencyUs: u64 = this.startNs > 0 && now > this.startNs ? (now - this.startNs) / 1000 : 0;
-    const cls = responseClass();
+    // Read once: the status class, and the shadow comparison, both need it.
+    const statusText = getHeader(HeaderMap.ResponseHeaders, ":status");
+    const status = statusText === null ? 0 : I32.parseInt(statusText);
+    const cls = responseClass(statusText === null ? -1 : status);
     for (let i = 0; i < this.slices.length; i++) {
       const m = this.slices[i];
       if (latencyUs > 0) recordMetric(m.latencyUs, latencyUs);
@@ -465,8 +464,7 @@ export class ModelrollStream extends StreamContextBase {
     replaceHeader(HeaderMap.ResponseHeaders, root.plugin.responseVariantHeader, VARIANT_NAMES[this.variant]);
     const exchange = this.exchange;
     if (exchange !== null) {
-      const status = getHeader(HeaderMap.ResponseHeaders, ":status");
-      exchange.primary.status = status === null ? 0 : I32.parseInt(status);
+      exchange.primary.status = status;
       exchange.primary.latencyUs = latencyUs;
     }
     const output = rollout.config.output;
@@ -723,10 +721,8 @@ function shadowSlices(rollout: ActiveRollout, indexes: Array<i32>): Array<Shadow
  * details. Envoy's local replies are all errors, so the property (a comparatively costly host call) is
  * read only for statuses >= 400.
  */
-function responseClass(): i32 {
-  const status = getHeader(HeaderMap.ResponseHeaders, ":status");
-  if (status === null) return CLASS_LOCAL;
-  const code = I32.parseInt(status);
+function responseClass(code: i32): i32 {
+  if (code < 0) return CLASS_LOCAL; // no :status at all
   if (code < 400) return statusClass(code);
   const details = getProperty(["response", "code_details"]);
   if (details !== null && String.UTF8.decode(details) != "via_upstream") return CLASS_LOCAL;

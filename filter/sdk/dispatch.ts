@@ -1,4 +1,4 @@
-// Context bookkeeping and the proxy_on_* exports, written for Envoy's lifecycle.
+// Context bookkeeping and the proxy_on_* callbacks the filter uses, written for Envoy's lifecycle.
 //
 // Why not the SDK's exports.ts: it keeps ONE root context for every root id, and looks contexts up
 // with Map.get, which traps when an id is unknown. Envoy creates a new root context on the same VM
@@ -17,7 +17,6 @@ export class RootContextBase {
   onTick(): void {}
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
   createStream(id: u32): StreamContextBase { return new StreamContextBase(id, this); }
-  onDone(): bool { return true; }
   onDelete(): void {}
 }
 
@@ -29,8 +28,6 @@ export class StreamContextBase {
   onResponseBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
   /** An HTTP call made for this stream answered (routed here by its root); the stream is alive and effective. */
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
-  onLog(): void {}
-  onDone(): bool { return true; }
   onDelete(): void {}
 }
 
@@ -40,11 +37,6 @@ const streams = new Map<u32, StreamContextBase>();
 
 export function setRootContextFactory(factory: (id: u32) => RootContextBase): void {
   rootFactory = factory;
-}
-
-/** True while the stream with this id has not been deleted: HTTP-call callbacks must check it. */
-export function streamAlive(id: u32): bool {
-  return streams.has(id);
 }
 
 /** The live stream with this id, or null once Envoy deleted it. */
@@ -71,10 +63,6 @@ export function proxy_on_vm_start(rootId: u32, vmConfigSize: u32): u32 {
   return roots.get(rootId).onVmStart(vmConfigSize) ? 1 : 0;
 }
 
-export function proxy_validate_configuration(rootId: u32, configSize: u32): u32 {
-  return 1;
-}
-
 export function proxy_on_configure(rootId: u32, configSize: u32): u32 {
   if (!roots.has(rootId)) roots.set(rootId, rootFactory(rootId));
   return roots.get(rootId).onConfigure(configSize) ? 1 : 0;
@@ -90,8 +78,6 @@ export function proxy_on_http_call_response(contextId: u32, token: u32, headerCo
   else if (streams.has(contextId)) streams.get(contextId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
 }
 
-export function proxy_on_queue_ready(rootId: u32, token: u32): void {}
-export function proxy_on_foreign_function(rootId: u32, functionId: u32, dataSize: u32): void {}
 
 export function proxy_on_request_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
   if (!streams.has(id)) return HeadersStatus.Continue;
@@ -103,8 +89,6 @@ export function proxy_on_request_body(id: u32, bodySize: u32, endOfStream: u32):
   return streams.get(id).onRequestBody(bodySize, endOfStream != 0);
 }
 
-export function proxy_on_request_trailers(id: u32, trailerCount: u32): i32 { return 0; }
-export function proxy_on_request_metadata(id: u32, count: u32): i32 { return 0; }
 
 export function proxy_on_response_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
   if (!streams.has(id)) return HeadersStatus.Continue;
@@ -116,18 +100,6 @@ export function proxy_on_response_body(id: u32, bodySize: u32, endOfStream: u32)
   return streams.get(id).onResponseBody(bodySize, endOfStream != 0);
 }
 
-export function proxy_on_response_trailers(id: u32, trailerCount: u32): i32 { return 0; }
-export function proxy_on_response_metadata(id: u32, count: u32): i32 { return 0; }
-
-export function proxy_on_log(id: u32): void {
-  if (streams.has(id)) streams.get(id).onLog();
-}
-
-export function proxy_on_done(id: u32): u32 {
-  if (streams.has(id)) return streams.get(id).onDone() ? 1 : 0;
-  if (roots.has(id)) return roots.get(id).onDone() ? 1 : 0;
-  return 1;
-}
 
 export function proxy_on_delete(id: u32): void {
   if (streams.has(id)) {

@@ -4,11 +4,11 @@
  * a command that does not fit the rollout's phase is a 409 with the engine's message.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { applyCommand, type Command } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
 import { ConflictError } from "../errors.ts";
+import { actorOf } from "../http/actor.ts";
 import { rolloutFromPath, toView } from "../rollouts/routes.ts";
 import { ErrorBody, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
 import type { Rollout, RolloutStore } from "../rollouts/store.ts";
@@ -19,8 +19,6 @@ export interface ReleaseRoutesOptions {
   clock?: () => Date;
 }
 
-const ACTOR_HEADER = "x-actor";
-const DEFAULT_ACTOR = "api";
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
 const CommandBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false, description: "Optional: a POST without a body is fine." });
@@ -44,11 +42,6 @@ const History = Type.Object({
 
 const tags = ["rollouts"];
 
-export function actorOf(request: FastifyRequest): string {
-  const header = request.headers[ACTOR_HEADER];
-  const actor = (Array.isArray(header) ? header[0] : header)?.trim();
-  return actor ? actor.slice(0, 200) : DEFAULT_ACTOR;
-}
 
 export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
   if (rollout.engine === null) {

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyRequest } from "fastify";
 import { applyCommand } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
 import { ConflictError } from "../errors.ts";
+import { actorOf } from "../http/actor.ts";
 import { validationFailure } from "../http/error-handler.ts";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
@@ -139,9 +140,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       if (rollout.engine) {
         // A managed rollout ends RolledBack through the engine, which records who did it; the rollback
         // action it returns is applied (pushed) by the store.
-        const actor = String(request.headers["x-actor"] ?? "").trim() || "api";
         const now = (clock ? clock() : new Date()).getTime();
-        const result = applyCommand(rollout.engine.state, { type: "rollback", actor }, now, rollout.engine.lastEvaluation);
+        const result = applyCommand(rollout.engine.state, { type: "rollback", actor: actorOf(request) }, now, rollout.engine.lastEvaluation);
         if (result.ok) return toView(store.applyEngine(name, result));
         // Already ended: repeating a rollback with nothing routed to the candidate is harmless, as for a manual
         // rollout; anything else (a Succeeded rollout at 100%) is refused with the engine's reason.

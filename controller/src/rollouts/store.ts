@@ -158,6 +158,7 @@ export class RolloutStore {
   }
 
   create(spec: RolloutSpec): Rollout {
+    const outputCheck = checkOutput(spec.output);
     const normalized: NormalizedSpec = {
       name: spec.name,
       match: { pathPrefix: spec.match.pathPrefix },
@@ -165,10 +166,8 @@ export class RolloutStore {
       canaryPercent: spec.canaryPercent ?? 0,
       segments: spec.segments ?? [],
       shadow: normalizeShadow(spec.shadow),
-      output: normalizeOutput(spec.output, null),
+      output: normalizeOutput(spec.output, outputCheck.compiled),
     };
-    const outputCheck = checkOutput(spec.output);
-    normalized.output.compiledSchema = outputCheck.compiled;
     const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...engineSpecErrors(spec, this.policy)];
     if (problems.length > 0) {
       const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
