@@ -86,6 +86,8 @@ export class ControllerConfig {
   authority: string = "";
   path: string = "/v1/filter-config";
   pollWaitSeconds: u32 = 20;
+  /** Bearer token for the config long-poll (the controller's read-only filter token); empty: none sent. */
+  token: string = "";
 }
 
 export class PluginConfig {
@@ -445,7 +447,7 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
     if (ctl.kind != JsonKind.Object) {
       errors.push("controller: must be an object");
     } else {
-      rejectUnknownKeys(ctl, ["cluster", "authority", "path", "pollWaitSeconds"], "controller.", errors);
+      rejectUnknownKeys(ctl, ["cluster", "authority", "path", "pollWaitSeconds", "token"], "controller.", errors);
       const c = new ControllerConfig();
       const cluster = stringField(ctl, "cluster", "controller.", true, errors);
       if (cluster !== null) {
@@ -464,6 +466,11 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
       }
       const wait = integerField(ctl, "pollWaitSeconds", "controller.", 1, 60, errors);
       if (!isNaN(wait)) c.pollWaitSeconds = <u32>wait;
+      const token = stringField(ctl, "token", "controller.", false, errors);
+      if (token !== null) {
+        if (isTokenText(token)) c.token = token;
+        else errors.push("controller.token: must be 1-256 printable ASCII characters without spaces");
+      }
       config.controller = c;
     }
   }
@@ -476,4 +483,14 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
   }
   if (errors.length > 0) return new ParseResult<PluginConfig>(null, errors.join("; "));
   return new ParseResult<PluginConfig>(config, "");
+}
+
+/** A bearer token goes into a header value as is: printable ASCII, no spaces, bounded. */
+function isTokenText(token: string): bool {
+  if (token.length == 0 || token.length > 256) return false;
+  for (let i = 0; i < token.length; i++) {
+    const c = token.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return true;
 }

@@ -119,10 +119,13 @@ export class ModelrollRoot extends RootContextBase {
     if (table !== null && table.epoch != "static") {
       path += "&version=" + table.version.toString() + "&epoch=" + table.epoch;
     }
-    const token = httpCall(ctl.cluster,
-      [":method", ":path", ":authority", "accept"],
-      ["GET", path, ctl.authority, "application/json"],
-      null, (ctl.pollWaitSeconds + 5) * 1000);
+    const names: string[] = [":method", ":path", ":authority", "accept"];
+    const values: string[] = ["GET", path, ctl.authority, "application/json"];
+    if (ctl.token.length > 0) {
+      names.push("authorization");
+      values.push("Bearer " + ctl.token);
+    }
+    const token = httpCall(ctl.cluster, names, values, null, (ctl.pollWaitSeconds + 5) * 1000);
     if (token == 0) {
       this.pollFailed("Envoy refused the call to cluster " + ctl.cluster);
       return;
@@ -166,6 +169,10 @@ export class ModelrollRoot extends RootContextBase {
       this.backoffMs = BACKOFF_MIN_MS;
       this.startPoll();
       return;
+    }
+    if (status == "401" || status == "403") {
+      // A wrong or missing filter token never fixes itself: say so where operators look.
+      log(LogLevel.Error, "modelroll: the controller refused the filter's token (status " + status + "); keeping the last config");
     }
     if (status != "200") { this.pollFailed("status " + status); return; }
     const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { REASONS_KEYWORD } from "./errors.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
+import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
 import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
@@ -32,6 +33,15 @@ export interface BuildAppOptions {
   prometheusUrl?: string;
   /** Release policy overrides (engine DEFAULT_POLICY: every rule on). */
   policy?: Partial<Policy>;
+  /**
+   * SQLite state file: rollouts, weights, engine state and the decision history survive a restart, which
+   * resumes them. Default ":memory:" (nothing kept; the server entry points default to a file).
+   */
+  stateFile?: string;
+  /** Bearer token for writes (and reads). Without it the API is open. */
+  apiToken?: string;
+  /** Read-only bearer token for the filters' config long-poll (and any GET). */
+  filterToken?: string;
   logger?: FastifyServerOptions["logger"];
 }
 
@@ -49,6 +59,8 @@ declare module "fastify" {
 }
 
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  // Before anything is opened (the state file): a bad token is a startup error, not a leak.
+  checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
   const app = Fastify({
     logger: options.logger ?? false,
     ajv: {
@@ -69,7 +81,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy });
+  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: options.stateFile });
+  if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
   const telemetry = new ControllerTelemetry(store);
   const metricProvider =
     options.metricProvider ??
@@ -88,6 +101,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.decorate("modelroll", { store, telemetry, metricProvider, driver });
 
   installErrorHandling(app);
+  installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {

@@ -45,6 +45,20 @@ export class ConflictError extends ModelrollError {
   }
 }
 
+/** The client's If-Match names a revision the object no longer has: it must read again before writing. */
+export class PreconditionFailedError extends ModelrollError {
+  constructor(message: string) {
+    super(412, message);
+  }
+}
+
+/** No or a wrong bearer token (401), or a token that may not do this (403). */
+export class AuthError extends ModelrollError {
+  constructor(statusCode: 401 | 403, message: string) {
+    super(statusCode, message);
+  }
+}
+
 /** A dependency we read from (Envoy admin, Prometheus) could not answer. */
 export class UnavailableError extends ModelrollError {
   constructor(message: string) {

@@ -3,7 +3,7 @@ import type { FastifyInstance } from "fastify";
 import { buildApp, type BuildAppOptions } from "./app.ts";
 
 export interface StartControllerOptions extends BuildAppOptions {
-  /** Default 127.0.0.1: the API has no authentication yet. */
+  /** Default 127.0.0.1. Any other address needs an API token: an open API must not be reachable from elsewhere. */
   host?: string;
   /** 0 picks a free port; read it back from `url`. */
   port?: number;
@@ -25,6 +25,9 @@ export interface RunningController {
 
 export async function startController(options: StartControllerOptions = {}): Promise<RunningController> {
   const { host = "127.0.0.1", port = 0, ...appOptions } = options;
+  if (appOptions.apiToken === undefined && !isLoopback(host)) {
+    throw new Error(`controller: refusing to listen on ${host} without an API token (set one, or listen on 127.0.0.1)`);
+  }
   const app = await buildApp(appOptions);
   try {
     await app.listen({ host, port });
@@ -46,4 +49,8 @@ export async function startController(options: StartControllerOptions = {}): Pro
       }
     },
   };
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }

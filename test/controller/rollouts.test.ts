@@ -34,6 +34,7 @@ describe("rollout CRUD", () => {
       canaryPercent: 0,
       canaryBasisPoints: 0,
       configVersion: 2,
+      revision: 1,
       createdAt: "2025-03-01T12:00:00.000Z",
       updatedAt: "2025-03-01T12:00:00.000Z",
       lastRollbackAt: null,

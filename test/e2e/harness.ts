@@ -29,6 +29,8 @@ export interface Stack {
   envoy: EnvoyProcess;
   dataUrl: string;
   adminUrl: string;
+  /** The Envoy bootstrap the stack runs (to start a variant of it). */
+  bootstrapYaml: string;
   startController(): Promise<void>;
   stopController(): Promise<void>;
   restartEnvoy(): Promise<void>;
@@ -56,9 +58,11 @@ export async function startStack(opts: {
     shadow: { host: "127.0.0.1", port: opts.shadowPort ?? shadow.port },
     controller: { host: "127.0.0.1", port: controllerPort },
     pollWaitSeconds: opts.pollWaitSeconds ?? 20,
+    ...(opts.controller?.filterToken ? { filterToken: opts.controller.filterToken } : {}),
   });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const stack: Stack = {
+    bootstrapYaml: yaml,
     stable,
     canary,
     shadow,
@@ -145,10 +149,10 @@ export async function sendMany(
   return replies;
 }
 
-export async function api(base: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+export async function api(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

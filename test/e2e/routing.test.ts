@@ -185,7 +185,7 @@ describe("fail static when the controller is away", () => {
     const afterRestart = await sendMany(url, 200, (i) => ({ "x-user-id": `s-${i}` }));
     expect(afterRestart.every((r) => r.status === 200 && r.modelVersion === "v1")).toBe(true);
 
-    // And when the controller comes back (empty, in-memory state for now) the filter picks it up again.
+    // And when the controller comes back (with no state file it starts empty; test/e2e/restart.test.ts covers resuming) the filter picks it up again.
     await stack.startController();
     const again = await api(stack.controller!.url, "POST", "/v1/rollouts", { name: "static", match: { pathPrefix: "/static" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 });
     expect(again.status).toBe(201);

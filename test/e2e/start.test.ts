@@ -1,13 +1,20 @@
 // `npm start` as a user runs it: a child process, with the demo models or with given model URLs.
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { api, freePort, send, waitFor } from "./harness.ts";
 
 let child: ChildProcess | null = null;
 const servers: ModelServer[] = [];
+
+// Each run gets its own state file: the default (.modelroll/state.db in the checkout) would carry rollouts over.
+const stateDir = mkdtempSync(join(tmpdir(), "modelroll-start-"));
+let runs = 0;
+afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
 afterEach(async () => {
   if (child && child.exitCode === null) {
@@ -21,7 +28,7 @@ async function runStart(args: string[], env: Record<string, string> = {}): Promi
   let output = "";
   child = spawn(process.execPath, [join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), join(repoRoot, "controller", "src", "cli", "start.ts"), ...args], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { ...process.env, MODELROLL_STATE: join(stateDir, `state-${++runs}.db`), ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout!.on("data", (c: Buffer) => { output += c.toString(); });

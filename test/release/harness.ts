@@ -46,6 +46,7 @@ export interface Weights {
 export interface Harness {
   app: FastifyInstance;
   provider: SimProvider;
+  sim: PoissonTrafficSim;
   now: () => number;
   /** The weights the filters get for the rollout. */
   served(): Promise<Weights>;
@@ -54,15 +55,27 @@ export interface Harness {
   view(): Promise<Record<string, any>>;
 }
 
-export async function harness(options: { canary?: Partial<Behavior>; seed?: number; tickSeconds?: number } = {}): Promise<Harness> {
-  let now = T0;
+export interface HarnessOptions {
+  canary?: Partial<Behavior>;
+  seed?: number;
+  tickSeconds?: number;
+  /** SQLite state file (default in memory). */
+  stateFile?: string;
+  /** Continue a previous harness's traffic and clock (a controller restarted while Envoy kept counting). */
+  resume?: { sim: PoissonTrafficSim; now: number };
+}
+
+export async function harness(options: HarnessOptions = {}): Promise<Harness> {
+  let now = options.resume?.now ?? T0;
   const tickMs = (options.tickSeconds ?? 10) * 1000;
-  const sim = new PoissonTrafficSim({
-    seed: options.seed ?? 20260101,
-    behavior: (variant) => (variant === "stable" ? GOOD : { ...GOOD, ...options.canary }),
-  });
+  const sim =
+    options.resume?.sim ??
+    new PoissonTrafficSim({
+      seed: options.seed ?? 20260101,
+      behavior: (variant) => (variant === "stable" ? GOOD : { ...GOOD, ...options.canary }),
+    });
   const provider = new SimProvider(sim);
-  const app = await testApp({ clock: () => new Date(now), metricProvider: provider, tickIntervalMs: 0 });
+  const app = await testApp({ clock: () => new Date(now), metricProvider: provider, tickIntervalMs: 0, stateFile: options.stateFile });
   const served = async (): Promise<Weights> => {
     const config = (await app.inject({ url: "/v1/filter-config" })).json();
     const rollout = config.rollouts.find((r: { name: string }) => r.name === "fraud-model");
@@ -71,6 +84,7 @@ export async function harness(options: { canary?: Partial<Behavior>; seed?: numb
   return {
     app,
     provider,
+    sim,
     now: () => now,
     served,
     async round(requests = 20000) {

@@ -31,6 +31,8 @@ describe("plugin config parser", () => {
     ["a controller path with a query", JSON.stringify({ controller: { cluster: "c", authority: "a:1", path: "/x?y=1" } }), /^controller\.path: must start with '\/' and have no query$/],
     ["a poll wait out of range", JSON.stringify({ controller: { cluster: "c", authority: "a:1", pollWaitSeconds: 0 } }), /^controller\.pollWaitSeconds: must be an integer 1\.\.60$/],
     ["a non-boolean headersStopIteration", JSON.stringify({ headersStopIteration: "yes" }), /^headersStopIteration: must be a boolean$/],
+    ["a token with a space", JSON.stringify({ controller: { cluster: "c", authority: "a:1", token: "two words" } }), /^controller\.token: must be 1-256 printable ASCII characters without spaces$/],
+    ["an empty token", JSON.stringify({ controller: { cluster: "c", authority: "a:1", token: "" } }), /^controller\.token: must be 1-256/],
     ["a typo inside the controller", JSON.stringify({ controller: { cluster: "c", authority: "a:1", timeout: 3 } }), /^controller\.timeout: unknown field$/],
     ["a bad static rollout", JSON.stringify({ rollouts: [{ ...rollout, canaryBasisPoints: 10001 }] }), /^rollouts\[0\]\.canaryBasisPoints: must be an integer 0\.\.10000$/],
   ])("refuses %s, naming the field", (_what, text, expected) => {

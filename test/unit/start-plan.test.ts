@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { planController } from "../../controller/src/cli/controller-plan.ts";
 import { planStart } from "../../controller/src/cli/start-plan.ts";
 
 describe("npm start argument plan", () => {
@@ -13,6 +14,7 @@ describe("npm start argument plan", () => {
         canary: { demo: { host: "127.0.0.1", port: 9002 } },
         shadow: null,
         concurrency: 2,
+        controllerSettings: { stateFile: ".modelroll/state.db" },
       },
     });
   });
@@ -42,5 +44,37 @@ describe("npm start argument plan", () => {
 
   it("asks for help", () => {
     expect(planStart(["--help"], {})).toEqual({ help: true });
+  });
+});
+
+describe("npm run controller argument plan", () => {
+  it("defaults, and reads tokens from the environment only", () => {
+    expect(planController([], {})).toEqual({
+      plan: { listen: { host: "127.0.0.1", port: 8080 }, envoyAdminUrls: ["http://127.0.0.1:9901"], tickIntervalMs: 5000, stateFile: ".modelroll/state.db" },
+    });
+    const r = planController(
+      ["--listen=0.0.0.0:9000", "--state", "/var/lib/modelroll/state.db", "--envoy-admin", "http://127.0.0.1:1, http://127.0.0.1:2", "--tick-ms", "250", "--prometheus", "http://127.0.0.1:9090"],
+      { MODELROLL_API_TOKEN: "a".repeat(20), MODELROLL_FILTER_TOKEN: "f".repeat(20), MODELROLL_STATE: "/ignored" },
+    );
+    expect(r).toEqual({
+      plan: {
+        listen: { host: "0.0.0.0", port: 9000 },
+        envoyAdminUrls: ["http://127.0.0.1:1", "http://127.0.0.1:2"],
+        tickIntervalMs: 250,
+        stateFile: "/var/lib/modelroll/state.db",
+        apiToken: "a".repeat(20),
+        filterToken: "f".repeat(20),
+        prometheusUrl: "http://127.0.0.1:9090",
+      },
+    });
+  });
+
+  it.each([
+    [["--tick-ms", "10"], "--tick-ms: expected an integer 50..3600000"],
+    [["--envoy-admin", "127.0.0.1:9901"], "--envoy-admin: expected base URLs like http://127.0.0.1:9901, got '127.0.0.1:9901'"],
+    [["--prometheus", "nope"], "--prometheus: not a URL: 'nope'"],
+    [["--token", "x"], "unknown argument '--token'"],
+  ])("refuses %j", (argv, error) => {
+    expect(planController(argv, {})).toEqual({ error });
   });
 });

@@ -11,6 +11,46 @@ export interface StartPlan {
   /** The Envoy cluster "shadow": a given model server, or null to point it at the canary. */
   shadow: { url: string; hostPort: HostPort } | null;
   concurrency: number;
+  /** The controller's own settings: state file, tokens, Prometheus. */
+  controllerSettings: ControllerSettings;
+}
+
+/** Settings shared by `npm start` and `npm run controller`. */
+export interface ControllerSettings {
+  /** SQLite state file; a restart resumes from it. */
+  stateFile: string;
+  /** From the environment only (argv is visible to every user of the machine). */
+  apiToken?: string;
+  filterToken?: string;
+  prometheusUrl?: string;
+}
+
+export const DEFAULT_STATE_FILE = ".modelroll/state.db";
+
+export function controllerSettings(given: Map<string, string>, env: Record<string, string | undefined>): ControllerSettings {
+  const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
+  if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
+  return {
+    stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,
+    ...(env.MODELROLL_API_TOKEN ? { apiToken: env.MODELROLL_API_TOKEN } : {}),
+    ...(env.MODELROLL_FILTER_TOKEN ? { filterToken: env.MODELROLL_FILTER_TOKEN } : {}),
+    ...(prometheusUrl !== undefined ? { prometheusUrl } : {}),
+  };
+}
+
+/** `--flag value` or `--flag=value`, each flag at most once; an error names the argument. */
+export function parseFlags(argv: string[], flags: ReadonlySet<string>): { given: Map<string, string> } | { help: true } | { error: string } {
+  const given = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--help" || arg === "-h") return { help: true };
+    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    if (!flags.has(flag)) return { error: `unknown argument '${arg}'` };
+    const value = inline ?? argv[++i];
+    if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
+    given.set(flag, value);
+  }
+  return { given };
 }
 
 export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N]
@@ -20,23 +60,19 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--l
   --controller        controller REST API                (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
   --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)
+  --state             controller state file (SQLite)     (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
+  --prometheus        Prometheus for PromQL gates        (env MODELROLL_PROMETHEUS_URL)
+  env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.`;
 
-const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency"]);
+const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency", "--state", "--prometheus"]);
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 
 export function planStart(argv: string[], env: Record<string, string | undefined>): PlanResult {
-  const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--help" || arg === "-h") return { help: true };
-    const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    if (!FLAGS.has(flag)) return { error: `unknown argument '${arg}'` };
-    const value = inline ?? argv[++i];
-    if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
-    given.set(flag, value);
-  }
+  const flags = parseFlags(argv, FLAGS);
+  if (!("given" in flags)) return flags;
+  const given = flags.given;
   try {
     const stableUrl = given.get("--stable") ?? env.MODELROLL_STABLE_URL;
     const canaryUrl = given.get("--canary") ?? env.MODELROLL_CANARY_URL;
@@ -55,6 +91,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
+        controllerSettings: controllerSettings(given, env),
       },
     };
   } catch (err) {

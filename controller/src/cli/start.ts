@@ -42,11 +42,13 @@ try {
     }
   }
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
-  const controller = await startController({ host: plan.controller.host, port: plan.controller.port, envoyAdminUrls: [adminUrl], logger: false });
+  const settings = plan.controllerSettings;
+  const controller = await startController({ ...settings, host: plan.controller.host, port: plan.controller.port, envoyAdminUrls: [adminUrl], logger: false });
   stoppers.push(() => controller.close());
   const envoy = await startEnvoy({
     bootstrapYaml: renderBootstrap({
       listen: plan.listen, admin: plan.admin, stable: models.stable, canary: models.canary, controller: plan.controller,
+      ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
       ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}),
     }),
     adminPort: plan.admin.port,
@@ -67,6 +69,8 @@ try {
   stable model:        ${models.stable.label}
   canary model:        ${models.canary.label}
   shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}
+  state file:          ${settings.stateFile}${controller.app.modelroll.store.resumed ? ` (resumed: ${controller.app.modelroll.store.size} rollouts)` : ""}
+  API auth:            ${settings.apiToken ? "bearer token (MODELROLL_API_TOKEN)" : "off: open on loopback (set MODELROLL_API_TOKEN)"}
 
 Try:
   curl -s -XPOST ${controller.url}/v1/rollouts -H 'content-type: application/json' \\

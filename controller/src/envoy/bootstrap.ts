@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   variantHeader?: string;
   routeTimeout?: string;
   pollWaitSeconds?: number;
+  /** The controller's read-only filter token, sent by the filter on its config long-poll. */
+  filterToken?: string;
 }
 
 export const TEMPLATE_PATH = join(repoRoot, "deploy", "envoy", "envoy.template.yaml");
@@ -54,6 +56,7 @@ export function pluginConfig(opts: BootstrapOptions): string {
       authority: `${opts.controller.host}:${opts.controller.port}`,
       path: "/v1/filter-config",
       pollWaitSeconds: opts.pollWaitSeconds ?? 20,
+      ...(opts.filterToken ? { token: opts.filterToken } : {}),
     },
   });
 }

@@ -9,8 +9,8 @@ import { applyCommand, type Command } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
 import { ConflictError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
-import { rolloutFromPath, toView } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
+import { ifMatchOf, rolloutFromPath, sendRollout } from "../rollouts/routes.ts";
+import { ErrorBody, IfMatchHeaders, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
 import type { Rollout, RolloutStore } from "../rollouts/store.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
@@ -50,12 +50,17 @@ export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
   return rollout.engine;
 }
 
-/** Runs an engine command on a managed rollout and applies it; a refusal is a 409. */
-export function runCommand(store: RolloutStore, name: string, command: Command, now: number): Rollout {
+/**
+ * Runs an engine command on a managed rollout and applies it; a refusal is a 409, a stale If-Match a 412.
+ * Check, run and apply happen in one synchronous turn, so no other write can land in between.
+ */
+export function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
+  store.expectRevision(name, ifMatch);
   const engine = managed(store.get(name));
   const result = applyCommand(engine.state, command, now, engine.lastEvaluation);
   if (!result.ok) throw new ConflictError(result.error);
-  return store.applyEngine(name, result);
+  // External measurements arrive from automation all the time; they must not make operators' ETags stale.
+  return store.applyEngine(name, result, { command: command.type !== "recordExternal" });
 }
 
 const SIMPLE_COMMANDS = {
@@ -83,12 +88,13 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
           summary,
           params: RolloutNameParams,
           body: CommandBody,
-          response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+          headers: IfMatchHeaders,
+          response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const command: Command = { type, actor: actorOf(request), reason: request.body?.reason };
-        return toView(runCommand(store, request.params.name, command, now()));
+        return sendRollout(reply, runCommand(store, request.params.name, command, now(), ifMatchOf(request)));
       },
     );
   }
@@ -102,12 +108,13 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
         summary: "Post the review a high-impact rollout waits for (approved: succeed; rejected: back to the old stable)",
         params: RolloutNameParams,
         body: ReviewBody,
-        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody },
+        headers: IfMatchHeaders,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const command: Command = { type: "review", actor: actorOf(request), approved: request.body.approved, reason: request.body.reason };
-      return toView(runCommand(store, request.params.name, command, now()));
+      return sendRollout(reply, runCommand(store, request.params.name, command, now(), ifMatchOf(request)));
     },
   );
 

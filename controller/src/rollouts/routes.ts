@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyError, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { applyCommand } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
 import { ConflictError } from "../errors.ts";
@@ -7,9 +7,9 @@ import { actorOf } from "../http/actor.ts";
 import { validationFailure } from "../http/error-handler.ts";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
-import { ErrorBody, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
+import { ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
-import { engineSpecErrors, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
+import { engineSpecErrors, etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
@@ -24,6 +24,7 @@ export function toView(rollout: Rollout): RolloutView {
     canaryBasisPoints: toBasisPoints(rollout.canaryPercent),
     shadowPercent: rollout.shadowPercent,
     configVersion: rollout.configVersion,
+    revision: rollout.revision,
     createdAt: rollout.createdAt.toISOString(),
     updatedAt: rollout.updatedAt.toISOString(),
     lastRollbackAt: rollout.lastRollbackAt?.toISOString() ?? null,
@@ -31,6 +32,18 @@ export function toView(rollout: Rollout): RolloutView {
     phase: rollout.engine?.state.phase ?? null,
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
   };
+}
+
+/** The view of one rollout, with its revision as the ETag a later If-Match can send back. */
+export function sendRollout(reply: FastifyReply, rollout: Rollout): RolloutView {
+  void reply.header("etag", etagOf(rollout));
+  return toView(rollout);
+}
+
+/** The If-Match header as one string (a repeated header is a list, as HTTP allows). */
+export function ifMatchOf(request: FastifyRequest): string | undefined {
+  const value = request.headers["if-match"];
+  return Array.isArray(value) ? value.join(", ") : value;
 }
 
 /** For a request about an existing rollout: the name is in the path. */
@@ -69,7 +82,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         throw validationFailure(request, request.validationError as FastifyError, extra);
       }
       const rollout = store.create(request.body);
-      return reply.code(201).send(toView(rollout));
+      return reply.code(201).send(sendRollout(reply, rollout));
     },
   );
 
@@ -90,7 +103,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         response: { 200: RolloutView, 404: ErrorBody },
       },
     },
-    async (request) => toView(store.get(request.params.name)),
+    async (request, reply) => sendRollout(reply, store.get(request.params.name)),
   );
 
   app.put(
@@ -101,11 +114,15 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Set the canary's share of traffic",
         params: RolloutNameParams,
+        headers: IfMatchHeaders,
         body: WeightChange,
-        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
       },
     },
-    async (request) => toView(store.setCanaryPercent(request.params.name, request.body.canaryPercent)),
+    async (request, reply) => {
+      store.expectRevision(request.params.name, ifMatchOf(request));
+      return sendRollout(reply, store.setCanaryPercent(request.params.name, request.body.canaryPercent));
+    },
   );
 
   app.put(
@@ -116,11 +133,15 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Set the share of requests mirrored to the shadow",
         params: RolloutNameParams,
+        headers: IfMatchHeaders,
         body: ShadowChange,
-        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody },
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
       },
     },
-    async (request) => toView(store.setShadowPercent(request.params.name, request.body.percent)),
+    async (request, reply) => {
+      store.expectRevision(request.params.name, ifMatchOf(request));
+      return sendRollout(reply, store.setShadowPercent(request.params.name, request.body.percent));
+    },
   );
 
   app.post(
@@ -131,23 +152,25 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Send all traffic back to stable and stop mirroring, at once",
         params: RolloutNameParams,
-        response: { 200: RolloutView, 404: ErrorBody, 409: ErrorBody },
+        headers: IfMatchHeaders,
+        response: { 200: RolloutView, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const name = request.params.name;
+      store.expectRevision(name, ifMatchOf(request));
       const rollout = store.get(name);
       if (rollout.engine) {
         // A managed rollout ends RolledBack through the engine, which records who did it; the rollback
         // action it returns is applied (pushed) by the store.
         const now = (clock ? clock() : new Date()).getTime();
         const result = applyCommand(rollout.engine.state, { type: "rollback", actor: actorOf(request) }, now, rollout.engine.lastEvaluation);
-        if (result.ok) return toView(store.applyEngine(name, result));
+        if (result.ok) return sendRollout(reply, store.applyEngine(name, result, { command: true }));
         // Already ended: repeating a rollback with nothing routed to the candidate is harmless, as for a manual
         // rollout; anything else (a Succeeded rollout at 100%) is refused with the engine's reason.
         if (rollout.canaryPercent !== 0 || rollout.shadowPercent !== 0) throw new ConflictError(result.error);
       }
-      return toView(store.rollback(name));
+      return sendRollout(reply, store.rollback(name));
     },
   );
 
@@ -159,10 +182,12 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Delete a rollout (its traffic goes to stable)",
         params: RolloutNameParams,
-        response: { 204: Type.Null({ description: "Deleted" }), 404: ErrorBody },
+        headers: IfMatchHeaders,
+        response: { 204: Type.Null({ description: "Deleted" }), 404: ErrorBody, 412: ErrorBody },
       },
     },
     async (request, reply) => {
+      store.expectRevision(request.params.name, ifMatchOf(request));
       store.delete(request.params.name);
       return reply.code(204).send(null);
     },

@@ -117,6 +117,10 @@ export const RolloutView = Type.Object({
   canaryPercent: Type.Number(),
   canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
   configVersion: Type.Integer({ description: "Config version at which this rollout last changed." }),
+  revision: Type.Integer({
+    minimum: 1,
+    description: "Changes on every write and whenever the engine moves the phase, stage or weights; also the ETag. Send it back in If-Match to refuse a write made on a stale view (412).",
+  }),
   createdAt: Type.String({ format: "date-time" }),
   updatedAt: Type.String({ format: "date-time" }),
   lastRollbackAt: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
@@ -131,6 +135,11 @@ export type RolloutView = Static<typeof RolloutView>;
 export const RolloutList = Type.Object({ rollouts: Type.Array(RolloutView) });
 
 export const RolloutNameParams = Type.Object({ name: Type.String({ maxLength: 253 }) });
+
+/** Optional on every write to an existing rollout: the ETag (revision) it was read at. */
+export const IfMatchHeaders = Type.Object({
+  "if-match": Type.Optional(Type.String({ maxLength: 200, description: "ETag from a previous read (e.g. \"7\"), or *; a mismatch is a 412." })),
+});
 
 export const ErrorBody = Type.Object({
   error: Type.String(),

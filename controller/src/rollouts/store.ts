@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts";
+import { ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError } from "../errors.ts";
 import { VersionWatch } from "../filter-config/version-watch.ts";
 import {
   initialState,
@@ -16,6 +16,8 @@ import { enginePart, ENGINE_PROPERTIES, type RolloutSpec } from "./schemas.ts";
 import { checkSegments, segmentValueNames, toFilterSegment, type FilterSegment } from "./segments.ts";
 import { normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedShadow } from "./shadow.ts";
 import { checkOutput, normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
+import type { RolloutPersistence } from "./persistence.ts";
+import { SqliteRolloutState } from "./sqlite-state.ts";
 
 export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | keyof typeof ENGINE_PROPERTIES>> & {
   shadow: NormalizedShadow | null;
@@ -29,6 +31,11 @@ export interface Rollout {
   readonly shadowPercent: number;
   /** Config version at which this rollout last changed. */
   readonly configVersion: number;
+  /**
+   * Changes with every write through the API and whenever the engine moves the phase, stage or weights (not on
+   * a tick that only holds): the ETag, for If-Match.
+   */
+  readonly revision: number;
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly lastRollbackAt: Date | null;
@@ -81,6 +88,11 @@ export interface RolloutStoreOptions {
   clock?: () => Date;
   /** Release policy overrides for managed rollouts (engine DEFAULT_POLICY otherwise). */
   policy?: Partial<Policy>;
+  /**
+   * Where the state lives: an SQLite file path, ":memory:" (the default: same code path, nothing kept), or
+   * another RolloutPersistence. A file with saved state is resumed: its epoch, version and rollouts win.
+   */
+  state?: string | RolloutPersistence;
 }
 
 /**
@@ -109,8 +121,8 @@ export function newEpoch(): string {
 }
 
 /**
- * Rollouts and the config version the filters follow. Kept in memory for now; every mutation goes
- * through here so a persistent store can replace the Map without touching the routes.
+ * Rollouts and the config version the filters follow. Reads come from memory; every mutation goes through
+ * #commit(), which writes it to the state file first and only then changes memory and tells the filters.
  */
 export class RolloutStore {
   /** Lets filters tell this controller's versions from those of a previous run that counted from 1 too. */
@@ -120,14 +132,32 @@ export class RolloutStore {
   readonly #listeners = new Set<(event: RolloutEvent) => void>();
   readonly #clock: () => Date;
   readonly policy: Partial<Policy> | undefined;
+  readonly #state: RolloutPersistence;
   #version = 1;
 
   constructor(options: RolloutStoreOptions = {}) {
-    this.epoch = options.epoch ?? newEpoch();
     this.#clock = options.clock ?? (() => new Date());
     this.policy = options.policy;
+    this.#state = typeof options.state === "object" ? options.state : new SqliteRolloutState(options.state ?? ":memory:");
+    const saved = this.#state.load();
+    if (saved) {
+      // Resume: the same epoch and version, so filters already holding them keep waiting instead of refetching.
+      this.epoch = saved.epoch;
+      this.#version = saved.version;
+      this.#resumed = true;
+      for (const rollout of saved.rollouts) this.#rollouts.set(rollout.spec.name, rollout);
+    } else {
+      this.epoch = options.epoch ?? newEpoch();
+      this.#state.initialize(this.epoch, this.#version);
+    }
     this.changes = new VersionWatch(() => this.#version);
   }
+
+  /** True when this store started from saved state (a restart), false on a new state file. */
+  get resumed(): boolean {
+    return this.#resumed;
+  }
+  #resumed = false;
 
   get version(): number {
     return this.#version;
@@ -185,20 +215,20 @@ export class RolloutStore {
     }
     const at = this.#clock();
     const engine = this.#initialEngine(spec, normalized, at);
-    const version = this.#bump();
+    const version = this.#version + 1;
     const rollout: Rollout = {
       spec: normalized,
       // A managed rollout starts Pending: no traffic on the new model until the engine's first stage.
       canaryPercent: engine ? 0 : normalized.canaryPercent,
       shadowPercent: engine ? 0 : normalized.shadow?.percent ?? 0,
       configVersion: version,
+      revision: 1,
       createdAt: at,
       updatedAt: at,
       lastRollbackAt: null,
       engine,
     };
-    this.#rollouts.set(normalized.name, rollout);
-    this.#publish({ type: "created", rollout: normalized.name, version, at });
+    this.#commit(rollout, { version, events: [{ type: "created", rollout: normalized.name, version, at }] });
     return rollout;
   }
 
@@ -227,11 +257,27 @@ export class RolloutStore {
   }
 
   /**
-   * Records what the engine returned and applies its actions: the new state, the decisions appended, and
-   * the weights. One version bump per weight change (filters get one push per step); a rollback is
-   * applied at once through rollback(); finalize is only recorded.
+   * Refuses a write made against a revision the client no longer has in view (If-Match). Call it in the same
+   * synchronous turn as the write it guards. `ifMatch` is the header's value: `*`, or one or more ETags.
    */
-  applyEngine(name: string, outcome: EngineOutcome): Rollout {
+  expectRevision(name: string, ifMatch: string | undefined): void {
+    if (ifMatch === undefined) return;
+    const rollout = this.get(name);
+    if (ifMatch.trim() === "*") return;
+    const wanted = ifMatch.split(",").map((tag) => tag.trim().replace(/^W\//, ""));
+    if (!wanted.includes(etagOf(rollout))) {
+      throw new PreconditionFailedError(
+        `rollout ${name}: changed since you read it: If-Match ${ifMatch.trim()}, current revision ${etagOf(rollout)} (phase ${rollout.engine?.state.phase ?? "manual"}, canary ${rollout.canaryPercent}%); read it again and retry`,
+      );
+    }
+  }
+
+  /**
+   * Records what the engine returned and applies its actions, as one write: the new state, the decisions
+   * appended, and the weights. One version bump when the weights change (filters get one push per step); a
+   * rollback sets canary and shadow to 0; finalize is only recorded.
+   */
+  applyEngine(name: string, outcome: EngineOutcome, options: { command?: boolean } = {}): Rollout {
     const current = this.get(name);
     if (current.engine === null) throw new ConflictError(`rollout ${name}: not managed by the engine (no stages/promotion_gates/owner)`);
     const decisions = [...outcome.decisions];
@@ -239,69 +285,69 @@ export class RolloutStore {
       const last = decisions.at(-1);
       if (last) decisions[decisions.length - 1] = { ...last, reason: `${last.reason} (${text})` };
     };
-    let rollout: Rollout = {
+    const at = this.#clock();
+    const events: RolloutEvent[] = [];
+    let weights = { canaryPercent: current.canaryPercent, shadowPercent: current.shadowPercent };
+    let lastRollbackAt = current.lastRollbackAt;
+    for (const action of outcome.actions) {
+      if (action.type === "setWeights") {
+        let shadow = action.shadowPercent;
+        if (current.spec.shadow === null) {
+          if (shadow > 0) note(`the spec has no shadow: mirroring ${shadow}% skipped`);
+          shadow = 0;
+        }
+        weights = { canaryPercent: action.canaryPercent, shadowPercent: shadow };
+      } else if (action.type === "rollback") {
+        weights = { canaryPercent: 0, shadowPercent: 0 };
+        lastRollbackAt = at;
+      }
+      // finalize: recorded in the decisions only (the old stable may be released by its owner).
+    }
+    const pushed = this.#weightEvents(current, weights, at, events);
+    if (lastRollbackAt !== current.lastRollbackAt) {
+      // As for a manual rollback: one rolled-back event stands for the weight changes.
+      events.splice(0, events.length, { type: "rolled-back", rollout: name, version: pushed.version, at, from: current.canaryPercent });
+    }
+    const before = current.engine.state;
+    const after = outcome.state;
+    const moved = before.phase !== after.phase || before.stageIndex !== after.stageIndex || pushed.changed || before.review !== after.review;
+    const next: Rollout = {
       ...current,
+      ...weights,
+      configVersion: pushed.changed ? pushed.version : current.configVersion,
+      revision: options.command || moved ? current.revision + 1 : current.revision,
+      updatedAt: pushed.changed || lastRollbackAt !== current.lastRollbackAt ? at : current.updatedAt,
+      lastRollbackAt,
       engine: {
         state: outcome.state,
         decisions: [...current.engine.decisions, ...decisions],
         lastEvaluation: outcome.evaluation ?? current.engine.lastEvaluation,
       },
     };
-    this.#rollouts.set(name, rollout);
-    for (const action of outcome.actions) {
-      if (action.type === "setWeights") {
-        let shadow = action.shadowPercent;
-        if (rollout.spec.shadow === null) {
-          if (shadow > 0) note(`the spec has no shadow: mirroring ${shadow}% skipped`);
-          shadow = 0;
-        }
-        rollout = this.#setWeights(rollout, action.canaryPercent, shadow);
-      } else if (action.type === "rollback") {
-        rollout = this.rollback(name);
-      }
-      // finalize: recorded in the decisions only (the old stable may be released by its owner).
-    }
-    // The decisions, with any notes, replace the ones recorded above.
-    rollout = { ...rollout, engine: { ...rollout.engine!, decisions: [...current.engine.decisions, ...decisions] } };
-    this.#rollouts.set(name, rollout);
-    return rollout;
+    this.#commit(next, { version: pushed.version, decisions, events });
+    return next;
   }
 
-  /** Canary and shadow weights in one config change: one version bump, one push. */
-  #setWeights(current: Rollout, canaryPercent: number, shadowPercent: number): Rollout {
-    const canaryChanged = toBasisPoints(current.canaryPercent) !== toBasisPoints(canaryPercent);
-    const shadowChanged = toBasisPoints(current.shadowPercent) !== toBasisPoints(shadowPercent);
-    if (!canaryChanged && !shadowChanged) return current;
+  /** The version the new weights get (a bump only when filters have something to change) and their events. */
+  #weightEvents(
+    current: Rollout,
+    weights: { canaryPercent: number; shadowPercent: number },
+    at: Date,
+    events: RolloutEvent[],
+  ): { changed: boolean; version: number } {
     const name = current.spec.name;
-    const at = this.#clock();
-    const version = this.#bump();
-    const next: Rollout = { ...current, canaryPercent, shadowPercent, configVersion: version, updatedAt: at };
-    this.#rollouts.set(name, next);
-    // One notify for the version; listeners hear each change.
-    this.changes.notify();
-    const events: RolloutEvent[] = [];
-    if (canaryChanged) events.push({ type: "weight-changed", rollout: name, version, at, from: current.canaryPercent, to: canaryPercent });
-    if (shadowChanged) events.push({ type: "shadow-changed", rollout: name, version, at, from: current.shadowPercent, to: shadowPercent });
-    for (const event of events) for (const listener of this.#listeners) listener(event);
-    return next;
+    const canaryChanged = toBasisPoints(current.canaryPercent) !== toBasisPoints(weights.canaryPercent);
+    const shadowChanged = toBasisPoints(current.shadowPercent) !== toBasisPoints(weights.shadowPercent);
+    if (!canaryChanged && !shadowChanged) return { changed: false, version: this.#version };
+    const version = this.#version + 1;
+    if (canaryChanged) events.push({ type: "weight-changed", rollout: name, version, at, from: current.canaryPercent, to: weights.canaryPercent });
+    if (shadowChanged) events.push({ type: "shadow-changed", rollout: name, version, at, from: current.shadowPercent, to: weights.shadowPercent });
+    return { changed: true, version };
   }
 
   setCanaryPercent(name: string, canaryPercent: number): Rollout {
     const current = this.#manual(name, "weight");
-    if (toBasisPoints(current.canaryPercent) === toBasisPoints(canaryPercent)) return current;
-    const at = this.#clock();
-    const version = this.#bump();
-    const next: Rollout = { ...current, canaryPercent, configVersion: version, updatedAt: at };
-    this.#rollouts.set(name, next);
-    this.#publish({
-      type: "weight-changed",
-      rollout: name,
-      version,
-      at,
-      from: current.canaryPercent,
-      to: canaryPercent,
-    });
-    return next;
+    return this.#setWeights(current, { canaryPercent, shadowPercent: current.shadowPercent });
   }
 
   setShadowPercent(name: string, percent: number): Rollout {
@@ -311,12 +357,16 @@ export class RolloutStore {
         { path: "/percent", reason: "the rollout spec has no shadow section" },
       ]);
     }
-    if (toBasisPoints(current.shadowPercent) === toBasisPoints(percent)) return current;
+    return this.#setWeights(current, { canaryPercent: current.canaryPercent, shadowPercent: percent });
+  }
+
+  #setWeights(current: Rollout, weights: { canaryPercent: number; shadowPercent: number }): Rollout {
     const at = this.#clock();
-    const version = this.#bump();
-    const next: Rollout = { ...current, shadowPercent: percent, configVersion: version, updatedAt: at };
-    this.#rollouts.set(name, next);
-    this.#publish({ type: "shadow-changed", rollout: name, version, at, from: current.shadowPercent, to: percent });
+    const events: RolloutEvent[] = [];
+    const pushed = this.#weightEvents(current, weights, at, events);
+    if (!pushed.changed) return current;
+    const next: Rollout = { ...current, ...weights, configVersion: pushed.version, revision: current.revision + 1, updatedAt: at };
+    this.#commit(next, { version: pushed.version, events });
     return next;
   }
 
@@ -327,18 +377,18 @@ export class RolloutStore {
   rollback(name: string): Rollout {
     const current = this.get(name);
     const at = this.#clock();
-    const changed = current.canaryPercent !== 0 || current.shadowPercent !== 0;
-    const version = changed ? this.#bump() : current.configVersion;
+    const pushed = this.#weightEvents(current, { canaryPercent: 0, shadowPercent: 0 }, at, []);
+    const version = pushed.changed ? pushed.version : this.#version;
     const next: Rollout = {
       ...current,
       canaryPercent: 0,
       shadowPercent: 0,
-      configVersion: version,
+      configVersion: pushed.changed ? version : current.configVersion,
+      revision: current.revision + 1,
       updatedAt: at,
       lastRollbackAt: at,
     };
-    this.#rollouts.set(name, next);
-    this.#publish({ type: "rolled-back", rollout: name, version, at, from: current.canaryPercent });
+    this.#commit(next, { version, events: [{ type: "rolled-back", rollout: name, version, at, from: current.canaryPercent }] });
     return next;
   }
 
@@ -353,9 +403,11 @@ export class RolloutStore {
 
   delete(name: string): void {
     this.get(name);
+    const version = this.#version + 1;
+    this.#state.write({ version, deleted: name });
     this.#rollouts.delete(name);
-    const version = this.#bump();
-    this.#publish({ type: "deleted", rollout: name, version, at: this.#clock() });
+    this.#version = version;
+    this.#publish([{ type: "deleted", rollout: name, version, at: this.#clock() }]);
   }
 
   filterConfig(): FilterConfig {
@@ -374,21 +426,34 @@ export class RolloutStore {
     };
   }
 
-  /** Releases held long-polls; the store stays readable. */
+  /** Releases held long-polls and closes the state file; the store stays readable. */
   close(): void {
     this.changes.close();
+    this.#state.close();
   }
 
-  #bump(): number {
-    this.#version += 1;
-    return this.#version;
+  /**
+   * The one way state changes: written to the state file first (a failed write changes nothing, not even
+   * memory), then memory, then the filters' long-polls and the listeners.
+   */
+  #commit(next: Rollout, change: { version: number; decisions?: readonly Decision[]; events: RolloutEvent[] }): void {
+    this.#state.write({ version: change.version, rollout: next, newDecisions: change.decisions });
+    this.#rollouts.set(next.spec.name, next);
+    const versionMoved = change.version !== this.#version;
+    this.#version = change.version;
+    if (versionMoved || change.events.length > 0) this.#publish(change.events);
   }
 
-  #publish(event: RolloutEvent): void {
+  #publish(events: RolloutEvent[]): void {
     // Waiters first: a slow or throwing listener must not delay the push to the filters.
     this.changes.notify();
-    for (const listener of this.#listeners) listener(event);
+    for (const event of events) for (const listener of this.#listeners) listener(event);
   }
+}
+
+/** A rollout's ETag: its revision, quoted as HTTP wants it. */
+export function etagOf(rollout: Rollout): string {
+  return `"${rollout.revision}"`;
 }
 
 // Plain code-unit order, identical on every machine (localeCompare is not), so filters see a stable order.

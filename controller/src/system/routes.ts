@@ -10,6 +10,7 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
   app.get(
     "/healthz",
     {
+      config: { access: "open" },
       schema: {
         tags: ["system"],
         summary: "Liveness",
@@ -19,10 +20,10 @@ export const systemRoutes: FastifyPluginAsyncTypebox<SystemRoutesOptions> = asyn
     async () => ({ status: "ok" as const }),
   );
 
-  app.get("/metrics", { schema: { hide: true } }, async (_request, reply) => {
+  app.get("/metrics", { config: { access: "open" }, schema: { hide: true } }, async (_request, reply) => {
     const text = await telemetry.registry.metrics();
     return reply.header("content-type", telemetry.registry.contentType).send(text);
   });
 
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  app.get("/openapi.json", { config: { access: "open" }, schema: { hide: true } }, async () => app.swagger());
 };
