@@ -4,7 +4,10 @@
 // advancing one recorded tick per evaluation. Per tick: the Envoy admin provider scrapes and sums all
 // endpoints, then the engine evaluates every gate overall and per segment value.
 //   npx tsx bench/gates.ts        (BENCH_ENDPOINTS, BENCH_TICKS, BENCH_ROLLOUTS to change the sizes)
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { EnvoyAdminMetricProvider } from "../controller/src/metrics/envoy-admin.ts";
 import { parsePrometheusText } from "../controller/src/metrics/prometheus-text.ts";
@@ -13,6 +16,8 @@ import { rolloutCountsFromSamples } from "../controller/src/metrics/rollout-coun
 import { parseEngineSpec } from "../controller/src/engine/spec.ts";
 import { initialState, type EngineState } from "../controller/src/engine/state.ts";
 import { step } from "../controller/src/engine/step.ts";
+import { SqliteRolloutState } from "../controller/src/rollouts/sqlite-state.ts";
+import type { Rollout } from "../controller/src/rollouts/store.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
 
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 100);
@@ -100,6 +105,12 @@ async function main(): Promise<void> {
   const stepMs: number[] = [];
   let measurements = 0;
   const parseMs: number[] = [];
+  // Each tick's outcome written to a state file, as the store does (one transaction: rollout record + decisions).
+  const stateDir = mkdtempSync(join(tmpdir(), "modelroll-bench-"));
+  const stateFile = new SqliteRolloutState(join(stateDir, "state.db"));
+  stateFile.initialize("benchbenchbench0", 1);
+  const writeMs: number[] = [];
+  let decisionsWritten = 0;
   for (let tick = 0; tick <= TICKS; tick++) {
     record();
     const a = performance.now();
@@ -114,12 +125,24 @@ async function main(): Promise<void> {
     const d = performance.now();
     rolloutCountsFromSamples(current.flatMap((text) => parsePrometheusText(text).samples), ROLLOUT);
     const e = performance.now();
+    const at = new Date(now0 + tick * 10_000);
+    const saved = {
+      spec: { name: ROLLOUT }, canaryPercent: 5, shadowPercent: 0, configVersion: tick + 2, revision: tick + 1,
+      createdAt: at, updatedAt: at, lastRollbackAt: null,
+      engine: { state, decisions: [], lastEvaluation: result.evaluation ?? null },
+    } as unknown as Rollout;
+    stateFile.write({ version: tick + 2, rollout: saved, newDecisions: result.decisions });
+    decisionsWritten += result.decisions.length;
+    const f = performance.now();
     if (tick > 0) {
       scrapeMs.push(b - a);
       stepMs.push(c - b);
       parseMs.push(e - d);
+      writeMs.push(f - e);
     }
   }
+  stateFile.close();
+  rmSync(stateDir, { recursive: true, force: true });
   console.log(`one endpoint's scrape is ${(current[0].length / 1024).toFixed(0)} KiB, ${current[0].split("\n").length} lines`);
   for (const s of servers) s.close();
 
@@ -130,6 +153,11 @@ async function main(): Promise<void> {
   const sortedParse = [...parseMs].sort((x, y) => x - y);
   console.log(`    of which parse + sum alone (no HTTP):          ${quantile(sortedParse, 0.5).toFixed(1)} / ${quantile(sortedParse, 0.95).toFixed(1)} ms`);
   console.log(`  engine step (window, gates, traffic mix):       ${quantile(sortedStep, 0.5).toFixed(2)} / ${quantile(sortedStep, 0.95).toFixed(2)} ms`);
+  const sortedWrite = [...writeMs].sort((x, y) => x - y);
+  console.log(
+    `  state file write (SQLite, WAL, one transaction): ${quantile(sortedWrite, 0.5).toFixed(2)} / ${quantile(sortedWrite, 0.95).toFixed(2)} ms` +
+      ` (${decisionsWritten} decisions written; median ratio to the engine step ${(quantile(sortedWrite, 0.5) / quantile(sortedStep, 0.5)).toFixed(2)})`,
+  );
 
   // Memory: the engine state of ROLLOUTS rollouts like this one (each holds its stage baseline).
   const stateJson = JSON.stringify(state);
