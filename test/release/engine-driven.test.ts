@@ -352,4 +352,17 @@ describe("engine-driven rollouts: PromQL gates and shadow actions", () => {
     expect(store.version).toBe(version + 1);
     expect(after.engine!.decisions.at(-1)!.reason).toBe("test (the spec has no shadow: mirroring 10% skipped)");
   });
+
+  it("a shadow stage mirrors the spec's shadow.percent unless the stage sets its own", async () => {
+    const h = await harness();
+    await createRollout(h.app, managedSpec({ shadow: { percent: 25 } }));
+    await h.round();
+    expect(await h.view()).toMatchObject({ phase: "Shadowing", shadowPercent: 25 });
+    expect((await h.served()).shadowPercent).toBe(25);
+
+    const own = await harness();
+    await createRollout(own.app, managedSpec({ shadow: { percent: 25 }, stages: [{ shadow: true, shadowPercent: 5 }, 10, 100] }));
+    await own.round();
+    expect(await own.view()).toMatchObject({ phase: "Shadowing", shadowPercent: 5 });
+  });
 });

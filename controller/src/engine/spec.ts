@@ -71,6 +71,8 @@ export interface SpecContext {
   hasOutputSchema: boolean;
   /** The rollout spec has a shadow target; when false, shadow stages are refused and left out of the default. */
   hasShadow?: boolean;
+  /** The shadow section's percent: what a shadow stage mirrors unless the stage says otherwise (default 10). */
+  shadowPercent?: number;
   policy?: Partial<Policy>;
 }
 
@@ -219,7 +221,7 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     }
     if (!isShadow) sawCanary = true;
 
-    const shadowPercent = (stage.shadowPercent as number | undefined) ?? (isShadow ? STAGE_DEFAULTS.shadowPercent : 0);
+    const shadowPercent = (stage.shadowPercent as number | undefined) ?? (isShadow ? context.shadowPercent ?? STAGE_DEFAULTS.shadowPercent : 0);
     if (isShadow && shadowPercent <= 0) errors.push({ path: `${at}/shadowPercent`, reason: "must be above 0 in a shadow stage" });
 
     const pick = <K extends "minDurationSeconds" | "minRequests" | "deadlineSeconds" | "onDeadline">(key: K) =>

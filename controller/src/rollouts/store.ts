@@ -103,7 +103,13 @@ export function engineSpecErrors(spec: Record<string, unknown>, policy?: Partial
   const part = enginePart(spec);
   if (part === null) return [];
   const output = spec.output as { schema?: unknown } | undefined;
-  const parsed = parseEngineSpec(part, { hasOutputSchema: output?.schema !== undefined, hasShadow: spec.shadow !== undefined, policy });
+  const shadow = spec.shadow as { percent?: unknown } | undefined;
+  const parsed = parseEngineSpec(part, {
+    hasOutputSchema: output?.schema !== undefined,
+    hasShadow: shadow !== undefined,
+    shadowPercent: typeof shadow?.percent === "number" && shadow.percent > 0 ? shadow.percent : undefined,
+    policy,
+  });
   const errors = parsed.ok ? [] : [...parsed.errors];
   if (typeof spec.canaryPercent === "number" && spec.canaryPercent !== 0) {
     errors.push({ path: "/canaryPercent", reason: "must be 0 or absent for a rollout managed by the engine (its stages set the weights)" });
@@ -238,6 +244,7 @@ export class RolloutStore {
     const parsed = parseEngineSpec(part, {
       hasOutputSchema: spec.output?.schema !== undefined,
       hasShadow: spec.shadow !== undefined,
+      shadowPercent: spec.shadow?.percent !== undefined && spec.shadow.percent > 0 ? spec.shadow.percent : undefined,
       policy: this.policy,
     });
     // engineSpecErrors() ran on the same input in create(); a failure here is a bug, not a bad request.
