@@ -46,7 +46,8 @@ export interface DriveOptions {
   /** gpu_oom_events and other PromQL gates: the value per tick (default 0). */
   promql?: (tick: number) => Record<string, MetricReading<number | null>>;
   /** Review scores posted per tick per variant: count and mean (sd 0.08). */
-  reviews?: { perTick: number; stableMean: number; canaryMean: number; seed?: number };
+  /** Review scores posted every tick once the canary has at least `fromCanaryPercent` (default: any) of traffic. */
+  reviews?: { perTick: number; stableMean: number; canaryMean: number; seed?: number; fromCanaryPercent?: number };
   /** Manual commands to apply just before the tick of that number. */
   commands?: Record<number, Command[]>;
   /** Stop early when this returns true (after the tick's step). */
@@ -87,7 +88,7 @@ export function drive(initial: EngineState, options: DriveOptions): DriveResult 
     }
     if (isTerminal(state.phase)) break;
     options.sim.run(options.requestsPerTick, state.weights);
-    if (options.reviews && state.weights.canaryPercent > 0) {
+    if (options.reviews && state.weights.canaryPercent > 0 && state.weights.canaryPercent >= (options.reviews.fromCanaryPercent ?? 0)) {
       const { perTick, stableMean, canaryMean } = options.reviews;
       for (const [variant, mean] of [["stable", stableMean], ["canary", canaryMean]] as const) {
         const result = applyCommand(state, { type: "recordExternal", metric: "human_review_score", variant, values: reviewScores(random, perTick, mean, 0.08) }, now);

@@ -104,6 +104,16 @@ const scenarios: Scenario[] = [
     expectReason: /^canary worse overall: human review score 0\.[67]\d* vs 0\.8\d* \(at least -0\.02 vs stable/,
   },
   {
+    // Review scores do not come from traffic: the relative limit still holds at 100%, when stable has no traffic.
+    name: "worse review scores posted during the 100% bake roll back to the old stable",
+    spec: { stages: [1, 100] },
+    // Promoted by hand out of the 1% stage, which waits for review scores that only start at 100%.
+    drive: { reviews: { perTick: 100, stableMean: 0.8, canaryMean: 0.7, fromCanaryPercent: 100 }, commands: { 3: [{ type: "promote", actor: "op" }] } },
+    expectPhase: Phase.RolledBack,
+    expectEndStage: "100%",
+    expectReason: /^canary worse overall: human review score 0\.[67]\d* vs 0\.8\d* \(at least -0\.02 vs stable/,
+  },
+  {
     name: "unreadable stats hold the stage (Error), then fail it at the deadline",
     spec: { stages: [1, 100], stageDefaults: { ...TIMING, deadlineSeconds: 600 } },
     drive: { reading: (tick) => (tick >= 2 ? { status: "unmeasurable", error: "connect ECONNREFUSED 127.0.0.1:9901", sources: [] } : null) },

@@ -39,8 +39,9 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   const out: Measurement[] = [];
   for (const gate of input.gates) {
     if (!gate.during.includes(input.stageKind)) continue;
-    // At 100% stable has no traffic: only the absolute limits can be judged.
-    const limits = input.stageKind === "bake" ? absoluteOnly(gate.limits) : gate.limits;
+    // At 100% stable has no traffic: only the absolute limits of traffic gates can be judged. External values
+    // (review scores, KPIs) are posted per variant whatever the weights, so their relative limits still hold.
+    const limits = input.stageKind === "bake" && gate.kind !== "external" ? absoluteOnly(gate.limits) : gate.limits;
     if (Object.keys(limits).length === 0) continue;
     if (gate.kind === "promql") {
       out.push(evaluatePromQL(gate, limits, input));
