@@ -3,7 +3,7 @@
 // the filter's stats from Envoy's admin endpoint every 250 ms and decides on its own; each test asserts the
 // outcome (phase, the decision's gate, slice and values) and prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, sendMany, startStack, waitFor, type Reply, type Stack } from "./harness.ts";
+import { api, decisionsOf, sendMany, startStack, waitFor, type DecisionView, type Reply, type Stack } from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -31,33 +31,8 @@ async function phaseOf(name: string): Promise<string> {
   return (await api(ctl(), "GET", `/v1/rollouts/${name}`)).json.phase;
 }
 
-interface Decision {
-  kind: string;
-  from: string;
-  to: string;
-  reason: string;
-  stage: { index: number; name: string } | null;
-  measurements: Measurement[];
-}
-interface Measurement {
-  gate: string;
-  status: string;
-  segment: { dimension: string; value: string } | null;
-  stableValue: number | null;
-  candidateValue: number | null;
-  threshold: { kind: string; value: number } | null;
-  sampleSizes: { stable: number; candidate: number };
-  intervals: { stable?: Interval; candidate?: Interval; comparison?: Interval };
-  reason: string;
-}
-interface Interval {
-  lower: number | null;
-  upper: number | null;
-}
 
-async function decisions(name: string): Promise<Decision[]> {
-  return (await api(ctl(), "GET", `/v1/rollouts/${name}/history`)).json.decisions;
-}
+const decisions = (name: string) => decisionsOf(ctl(), name);
 
 const managed = (name: string, extra: Record<string, unknown>) => ({
   name,
@@ -259,7 +234,7 @@ describe("engine scenarios on real Envoy", () => {
       await postScores(name, "stable", scores(200, 0.8, 0.1, 1));
       await postScores(name, "canary", scores(200, 0.795, 0.1, 2));
       const headersFor = (i: number) => ({ "x-user-id": `rg-${i}` });
-      let heldOnReview: Decision | undefined;
+      let heldOnReview: DecisionView | undefined;
       let sent = 0;
       // Traffic until the stage's minimum duration and traffic are met and only the review gate holds it.
       await waitFor(`${name}: a hold on the review gate alone`, async () => {

@@ -1,23 +1,14 @@
 // Starts what an end-to-end test needs on 127.0.0.1: two demo model servers, the controller and a real
 // Envoy running build/filter.wasm, on free ports. Every wait is a bounded loop.
-import { createServer } from "node:net";
 import { Agent, request } from "node:http";
 import { renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../../controller/src/envoy/process.ts";
 import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
 import { startController } from "../../controller/src/server.ts";
 import type { BuildAppOptions } from "../../controller/src/app.ts";
+import { freePort } from "../../controller/src/net.ts";
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Stack {
   stable: ModelServer;
@@ -175,4 +166,37 @@ export async function waitForRolloutActive(dataUrl: string, probes = 20): Promis
     const replies = await sendMany(dataUrl, probes, (i) => ({ "x-user-id": `probe-${i}` }), 4);
     return replies.every((r) => r.variant !== null);
   }, 15_000, 20);
+}
+
+/** A decision as GET /v1/rollouts/{name}/history returns it (engine/state.ts Decision, as JSON). */
+export interface DecisionView {
+  at: number;
+  kind: string;
+  from: string;
+  to: string;
+  reason: string;
+  stage: { index: number; name: string } | null;
+  measurements: MeasurementView[];
+}
+
+export interface MeasurementView {
+  gate: string;
+  status: string;
+  segment: { dimension: string; value: string } | null;
+  stableValue: number | null;
+  candidateValue: number | null;
+  threshold: { kind: string; value: number } | null;
+  sampleSizes: { stable: number; candidate: number };
+  intervals: { stable?: IntervalView; candidate?: IntervalView; comparison?: IntervalView };
+  reason: string;
+}
+
+export interface IntervalView {
+  lower: number | null;
+  upper: number | null;
+}
+
+/** Every engine decision of a rollout, oldest first. */
+export async function decisionsOf(controllerUrl: string, rollout: string): Promise<DecisionView[]> {
+  return (await api(controllerUrl, "GET", `/v1/rollouts/${rollout}/history`)).json.decisions;
 }

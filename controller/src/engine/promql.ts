@@ -56,7 +56,10 @@ export class PrometheusHttpSource implements PromQLSource {
       }
     } catch (error) {
       const e = error as Error;
-      return fail(e.name === "TimeoutError" ? `no answer within ${this.timeoutMs} ms` : e.message);
+      // fetch() says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, ...) is in its cause.
+      const cause = (e.cause as { code?: string; message?: string } | undefined);
+      const why = cause?.code ?? cause?.message;
+      return fail(e.name === "TimeoutError" ? `no answer within ${this.timeoutMs} ms` : why ? `${e.message} (${why})` : e.message);
     }
     const result = parseQueryResponse(body);
     if ("error" in result) return fail(result.error);
