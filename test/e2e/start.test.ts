@@ -8,6 +8,8 @@ import { startModelServer, type ModelServer } from "../../controller/src/demo/mo
 import { repoRoot } from "../../controller/src/paths.ts";
 import { api, freePort, send, waitFor } from "./harness.ts";
 
+// tsx as a loader in the child itself: its CLI would run start.ts in a grandchild that a SIGKILL misses.
+const START = join(repoRoot, "controller", "src", "cli", "start.ts");
 let child: ChildProcess | null = null;
 const servers: ModelServer[] = [];
 
@@ -26,7 +28,7 @@ afterEach(async () => {
 
 async function runStart(args: string[], env: Record<string, string> = {}): Promise<{ output: () => string; exited: Promise<number | null> }> {
   let output = "";
-  child = spawn(process.execPath, [join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), join(repoRoot, "controller", "src", "cli", "start.ts"), ...args], {
+  child = spawn(process.execPath, ["--import", "tsx", START, ...args], {
     cwd: repoRoot,
     env: { ...process.env, MODELROLL_STATE: join(stateDir, `state-${++runs}.db`), ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -92,7 +94,7 @@ describe("npm start", () => {
   });
 
   it("refuses a bad argument with a clear message and exit code 2", async () => {
-    const p = spawn(process.execPath, [join(repoRoot, "node_modules", "tsx", "dist", "cli.mjs"), join(repoRoot, "controller", "src", "cli", "start.ts"), "--stable", "http://127.0.0.1:1"], { cwd: repoRoot });
+    const p = spawn(process.execPath, ["--import", "tsx", START, "--stable", "http://127.0.0.1:1"], { cwd: repoRoot });
     let err = "";
     p.stderr.on("data", (c: Buffer) => { err += c.toString(); });
     const code = await new Promise<number | null>((resolve) => p.on("exit", resolve));
