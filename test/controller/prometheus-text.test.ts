@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parsePrometheusText, parseSampleValue } from "../../controller/src/metrics/prometheus-text.ts";
+import { envoyStatsPath } from "../../controller/src/metrics/envoy-series.ts";
+import { parsePrometheusText, parseSampleValue, parseSamplesContaining } from "../../controller/src/metrics/prometheus-text.ts";
 
 describe("parsePrometheusText", () => {
   it("reads samples with and without labels, TYPE lines, HELP and blank lines", () => {
@@ -84,5 +85,43 @@ describe("parsePrometheusText", () => {
 
   it("parses an empty document", () => {
     expect(parsePrometheusText("")).toEqual({ samples: [], types: new Map(), problems: [] });
+  });
+});
+
+describe("parseSamplesContaining", () => {
+  it("reads only the lines that hold the needle, as parsePrometheusText reads them", () => {
+    const text = [
+      "# TYPE modelroll_requests counter",
+      'modelroll_requests{modelroll_rollout="a",modelroll_variant="canary"} 1',
+      'modelroll_requests{modelroll_rollout="a-2",modelroll_variant="canary"} 2',
+      'modelroll_requests{ modelroll_rollout = "a" } 3',
+      'broken{modelroll_rollout="a"',
+      'modelroll_requests{modelroll_rollout="b",note="\\"a\\""} 4',
+    ].join("\r\n");
+    expect(parseSamplesContaining(text, '"a"')).toEqual([
+      { name: "modelroll_requests", labels: { modelroll_rollout: "a", modelroll_variant: "canary" }, value: 1 },
+      { name: "modelroll_requests", labels: { modelroll_rollout: "a" }, value: 3 },
+    ]);
+  });
+});
+
+describe("envoyStatsPath", () => {
+  const regexOf = (path: string) => new RegExp(decodeURIComponent(new URL(path, "http://x").searchParams.get("filter")!));
+
+  it("asks Envoy for one rollout's stored stat names only", () => {
+    const path = envoyStatsPath("fraud-model");
+    expect(path).toBe("/stats/prometheus?usedonly&filter=%5Ewasmcustom%5C.modelroll%5C.rollout%5C.fraud-model%5C.");
+    const re = regexOf(path);
+    expect(re.test("wasmcustom.modelroll.rollout.fraud-model.variant.canary.requests")).toBe(true);
+    expect(re.test("wasmcustom.modelroll.rollout.fraud-model.variant.stable.seg.tier.pro.class.2xx.responses")).toBe(true);
+    expect(re.test("wasmcustom.modelroll.rollout.fraud-model-2.variant.canary.requests")).toBe(false);
+    expect(re.test("wasmcustom.modelroll.rollout.fraud.variant.canary.requests")).toBe(false);
+    expect(re.test("wasmcustom.modelroll.config.updates")).toBe(false);
+  });
+
+  it("escapes what a regex would read as an operator", () => {
+    const re = regexOf(envoyStatsPath("a.b+"));
+    expect(re.test("wasmcustom.modelroll.rollout.a.b+.variant.canary.requests")).toBe(true);
+    expect(re.test("wasmcustom.modelroll.rollout.aXbb.variant.canary.requests")).toBe(false);
   });
 });

@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { EnvoyAdminMetricProvider } from "../../controller/src/metrics/envoy-admin.ts";
-import { ENVOY_STATS_PATH } from "../../controller/src/metrics/envoy-series.ts";
+import { envoyStatsPath } from "../../controller/src/metrics/envoy-series.ts";
 import { parsePrometheusText } from "../../controller/src/metrics/prometheus-text.ts";
 import {
   emptyRolloutCounts,
@@ -192,7 +192,7 @@ describe("GET /v1/rollouts/:name/stats from Envoy admin endpoints", () => {
     await createRollout(app);
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(200);
-    expect(admin.requests).toEqual([ENVOY_STATS_PATH]);
+    expect(admin.requests).toEqual([envoyStatsPath("fraud-model")]);
     const { variants, sources } = response.json();
     expect(sources).toEqual([{ url: admin.url, ok: true }]);
     expect(variants.stable.requests).toBe(90);

@@ -4,8 +4,19 @@
  * differently, this is the one place to change.
  */
 // Anchored on the stored name (wasmcustom.<name>) so Envoy's own stats about the modelroll_controller
-// cluster are not fetched along.
+// cluster are not fetched along. Every rollout's stats, and the filter-wide ones (modelroll.config.*).
 export const ENVOY_STATS_PATH = `/stats/prometheus?usedonly&filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.")}`;
+
+/**
+ * One rollout's stats only: every stat the filter defines for a rollout is stored as
+ * wasmcustom.modelroll.rollout.<rollout>.variant.<variant>... (filter/stats.ts), and the summing reads nothing
+ * else (the filter-wide modelroll.config.* counters carry no rollout label). The trailing dot keeps
+ * "fraud-model" from matching "fraud-model-2". Envoy matches `filter` against the stored name with RE2.
+ */
+export function envoyStatsPath(rollout: string): string {
+  const name = rollout.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return `/stats/prometheus?usedonly&filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${name}\\.`)}`;
+}
 
 export const SERIES = {
   requests: "modelroll_requests",
