@@ -11,3 +11,19 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+// Node's fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, ...) in `cause`.
+export function describeFetchError(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
+    return `no answer within ${timeoutMs} ms`;
+  }
+  if (error instanceof Error) {
+    const cause = error.cause;
+    if (cause instanceof Error) {
+      const code = (cause as NodeJS.ErrnoException).code;
+      return code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
+    }
+    return error.message;
+  }
+  return String(error);
+}

@@ -3,6 +3,7 @@
  * only engine file doing I/O, and only behind the PromQLSource interface; step() receives the readings.
  */
 import type { MetricReading } from "../metrics/provider.ts";
+import { describeFetchError } from "../net.ts";
 import type { PromQLGate } from "./gate-spec.ts";
 import type { EngineSpec } from "./spec.ts";
 
@@ -55,11 +56,7 @@ export class PrometheusHttpSource implements PromQLSource {
         return fail(`HTTP ${response.status}${detail ? `: ${detail}` : ""}`);
       }
     } catch (error) {
-      const e = error as Error;
-      // fetch() says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND, ...) is in its cause.
-      const cause = (e.cause as { code?: string; message?: string } | undefined);
-      const why = cause?.code ?? cause?.message;
-      return fail(e.name === "TimeoutError" ? `no answer within ${this.timeoutMs} ms` : why ? `${e.message} (${why})` : e.message);
+      return fail(describeFetchError(error, this.timeoutMs));
     }
     const result = parseQueryResponse(body);
     if ("error" in result) return fail(result.error);

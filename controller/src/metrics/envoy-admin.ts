@@ -1,3 +1,4 @@
+import { describeFetchError } from "../net.ts";
 import { envoyStatsPath } from "./envoy-series.ts";
 import type { Sample } from "./prometheus-text.ts";
 import type { MetricProvider, MetricReading, RolloutCounts, SourceStatus } from "./provider.ts";
@@ -69,20 +70,4 @@ export class EnvoyAdminMetricProvider implements MetricProvider {
 
 function failed(url: string, error: string): Scrape {
   return { status: { url, ok: false, error }, samples: [] };
-}
-
-// Node's fetch reports "fetch failed" and hides the useful part (ECONNREFUSED, ...) in `cause`.
-function describeFetchError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return `no answer within ${timeoutMs} ms`;
-  }
-  if (error instanceof Error) {
-    const cause = error.cause;
-    if (cause instanceof Error) {
-      const code = (cause as NodeJS.ErrnoException).code;
-      return code && !cause.message.includes(code) ? `${code}: ${cause.message}` : cause.message;
-    }
-    return error.message;
-  }
-  return String(error);
 }
