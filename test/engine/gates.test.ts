@@ -81,5 +81,8 @@ describe("evaluateGates", () => {
     const empty = { pod_restarts: { status: "measured" as const, value: null, sources: [] } };
     expect(evaluateGates(input(gates, window, { promql: empty }))[0]).toMatchObject({ status: MeasurementStatus.Passed, candidateValue: 0 });
     expect(evaluateGates(input(gates, window))[0]).toMatchObject({ status: MeasurementStatus.Error, reason: expect.stringMatching(/no reading of the PromQL query was taken this tick/) });
+    // A 0/0 ratio has nothing to judge yet: Inconclusive (holds, then the deadline policy), not Error.
+    const nan = { pod_restarts: { status: "measured" as const, value: NaN, sources: [] } };
+    expect(evaluateGates(input(gates, window, { promql: nan }))[0]).toMatchObject({ status: MeasurementStatus.Inconclusive, reason: expect.stringMatching(/returned NaN \(a 0\/0 ratio/) });
   });
 });

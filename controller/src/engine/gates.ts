@@ -230,28 +230,37 @@ function evaluateExternal(gate: ExternalGate, limits: Limits, input: GateEvaluat
   });
 }
 
+/** A PromQL gate with nothing to judge yet: no series, or NaN. */
+function inconclusivePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput, reason: string): Measurement {
+  return {
+    gate: gate.name,
+    status: MeasurementStatus.Inconclusive,
+    segment: null,
+    candidate: input.candidate,
+    stableValue: null,
+    candidateValue: null,
+    threshold: firstLimit(limits),
+    unit: "",
+    sampleSizes: { stable: 0, candidate: 0 },
+    intervals: {},
+    confidence: null,
+    severity: 0,
+    reason,
+  };
+}
+
 function evaluatePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput): Measurement {
   const reading = input.promql?.[gate.name];
   const base = { segment: null, candidate: input.candidate } as const;
   if (!reading) return errorMeasurement(gate, null, input.candidate, `no reading of the PromQL query was taken this tick (${gate.query})`);
   if (reading.status === "unmeasurable") return errorMeasurement(gate, null, input.candidate, `PromQL query failed: ${reading.error}`);
   let value = reading.value;
+  if (value !== null && Number.isNaN(value)) {
+    return inconclusivePromQL(gate, limits, input, `${gate.label}: the query returned NaN (a 0/0 ratio: nothing counted in its window yet?)`);
+  }
   if (value === null) {
     if (gate.emptyResult === "inconclusive") {
-      return {
-        gate: gate.name,
-        status: MeasurementStatus.Inconclusive,
-        ...base,
-        stableValue: null,
-        candidateValue: null,
-        threshold: firstLimit(limits),
-        unit: "",
-        sampleSizes: { stable: 0, candidate: 0 },
-        intervals: {},
-        confidence: null,
-        severity: 0,
-        reason: `${gate.label}: the query matched no series (set empty_result: zero if that means 0, or add "or vector(0)")`,
-      };
+      return inconclusivePromQL(gate, limits, input, `${gate.label}: the query matched no series (set empty_result: zero if that means 0, or add "or vector(0)")`);
     }
     value = 0;
   }

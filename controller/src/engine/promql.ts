@@ -64,14 +64,18 @@ export class PrometheusHttpSource implements PromQLSource {
   }
 }
 
-/** The one number of an instant-query answer; a gate needs exactly one (wrap the query in sum() or max()). */
+/**
+ * The one number of an instant-query answer; a gate needs exactly one (wrap the query in sum() or max()).
+ * NaN is passed on as NaN: a ratio of two empty windows (0/0) means nothing was counted yet, which the gate
+ * reads as Inconclusive rather than as a failed measurement.
+ */
 export function parseQueryResponse(body: unknown): { value: number | null } | { error: string } {
   const b = body as { status?: string; error?: string; data?: { resultType?: string; result?: unknown } };
   if (b?.status !== "success") return { error: `query failed: ${b?.error ?? "status is not success"}` };
   const { resultType, result } = b.data ?? {};
   const number = (sample: unknown): { value: number } | { error: string } => {
     const text = Array.isArray(sample) ? sample[1] : undefined;
-    if (text === "NaN") return { error: "query returned NaN (a division by zero?), not a number a gate can compare" };
+    if (text === "NaN") return { value: NaN };
     const value = typeof text === "string" ? Number(text) : NaN;
     return Number.isNaN(value) ? { error: `unreadable sample ${JSON.stringify(sample)}` } : { value };
   };
