@@ -256,7 +256,7 @@ describe("engine scenarios on real Envoy", () => {
       await postScores(name, "canary", scores(3800, 0.795, 0.1, 4));
       const run = await drive(name, { done: (p) => TERMINAL.includes(p), headersFor: (i) => headersFor(100_000 + i), batch: 100, timeoutMs: 60_000 });
       const history = await decisions(name);
-      // An advance is recorded under the stage it enters.
+      // An advance is filed under the stage it passed; from/to say where it went.
       const advanced = history.find((d) => d.kind === "advanced" && d.from === "Canary" && d.to === "Baking");
       const m = advanced?.measurements.find((x) => x.gate === "human_review_score");
       console.log(

@@ -113,7 +113,7 @@ describe("PromQL gates with a real Prometheus scraping Envoy", () => {
     const name = "pq-good";
     await create(managed(name, { minDurationSeconds: 2, deadlineSeconds: 120 }));
     const started = performance.now();
-    // An "advanced" decision names the stage it entered; the first one leaves stage 0.
+    // An "advanced" decision is filed under the stage it passed (the first one: stage 0, 20%) and says where it went.
     const advanced = async () => (await decisions(name)).some((d) => d.kind === "advanced");
     const sent = await traffic(name, advanced, 60_000);
     const seconds = (performance.now() - started) / 1000;
@@ -121,11 +121,12 @@ describe("PromQL gates with a real Prometheus scraping Envoy", () => {
     const advance = history.find((d) => d.kind === "advanced");
     const holds = history.filter((d) => d.kind === "held").map((d) => gateOf(d)?.status ?? "-");
     console.log(
-      `a. good canary: ${advance ? `entered stage ${advance.stage?.name}` : "still in its first stage"} after ${seconds.toFixed(1)} s, ${sent.sent} requests (${sent.canary} canary, ${sent.canary5xx} canary 5xx); ` +
+      `a. good canary: ${advance ? `passed stage ${advance.stage?.name}` : "still in its first stage"} after ${seconds.toFixed(1)} s, ${sent.sent} requests (${sent.canary} canary, ${sent.canary5xx} canary 5xx); ` +
         `gate statuses while held: ${holds.join(" -> ")}; at the advance: ${gateOf(advance)?.reason ?? "no measurement"}`,
     );
     expect(advance, JSON.stringify(history.map((d) => [d.kind, d.reason]))).toBeDefined();
-    expect(advance!.stage?.index).toBe(1);
+    expect(advance!.stage?.index).toBe(0);
+    expect(advance!.reason).toMatch(/^stage 20% passed: .*; on to 100%$/);
     expect(gateOf(advance)).toMatchObject({ status: "Passed" });
     expect(gateOf(advance)!.candidateValue).toBeGreaterThanOrEqual(0);
     expect(gateOf(advance)!.candidateValue).toBeLessThanOrEqual(0.05);

@@ -33,7 +33,8 @@ const rows: Row[] = [
     expectPhase: Phase.Canary,
     check: (r) => {
       const promoted = r.decisions.find((d) => d.kind === "promoted")!;
-      expect(promoted).toMatchObject({ actor: op, from: Phase.Shadowing, to: Phase.Canary, stage: { name: "1%" } });
+      // Filed under the stage it judged (the shadow stage, whose numbers it carries); the reason names both.
+      expect(promoted).toMatchObject({ actor: op, from: Phase.Shadowing, to: Phase.Canary, stage: { name: "shadow" } });
       expect(promoted.reason).toBe("promoted by alice from shadow to 1%: shadow looked fine in the dashboard");
       // The decision carries the numbers the operator saw at the last tick.
       expect(promoted.measurements.length).toBeGreaterThan(0);

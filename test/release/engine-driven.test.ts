@@ -54,6 +54,15 @@ describe("engine-driven rollouts", () => {
     const advanced = history.decisions.find((d: { kind: string }) => d.kind === "advanced");
     expect(advanced.measurements.length).toBeGreaterThan(0);
     expect(advanced.measurements[0]).toHaveProperty("status");
+    // The report files each stage's final, passing numbers under that stage.
+    const report = (await h.app.inject({ url: "/v1/rollouts/fraud-model/report" })).json();
+    expect(report.stages.map((st: { stage: string; decision: string }) => `${st.stage}: ${st.decision}`)).toEqual([
+      "shadow: advanced",
+      "10%: advanced",
+      "50%: advanced",
+      "100%: succeeded",
+    ]);
+    for (const st of report.stages) expect(st.gates.every((g: { status: string }) => g.status === "Passed"), st.stage).toBe(true);
     // Ended: the driver leaves it alone.
     const reads = h.provider.reads.length;
     await h.round();

@@ -98,6 +98,7 @@ export interface Decision {
   kind: DecisionKind;
   from: Phase;
   to: Phase;
+  /** The stage judged: the one passed (advanced, promoted), the one started (started), else the current one. */
   stage: { index: number; name: string } | null;
   /** Who decided: "engine", or the operator's name for manual actions. */
   actor: string;

@@ -146,7 +146,9 @@ export function step(state: EngineState, input: TickInput): StepResult {
   if (blocking.length === 0) {
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed: every gate Passed after ${Math.round(elapsedMs / 1000)} s`,
+      reason: `stage ${stage.name} passed: every gate Passed after ${Math.round(elapsedMs / 1000)} s${
+        current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
+      }`,
       measurements,
       trafficMix,
       window: summarizeWindow(current, window, now),

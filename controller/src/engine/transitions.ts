@@ -77,8 +77,9 @@ export function enterStage(
     mixSignature: null,
     deadlineNoted: false,
   };
+  // The decision belongs to the stage it judged (its measurements and window are that stage's); only the
+  // first stage's "started" has none before it, and so names the stage it starts.
   const record = decision(state, next, kind, now, details);
-  record.stage = { index: stage.index, name: stage.name };
   return {
     state: next,
     decisions: [record],
