@@ -140,6 +140,7 @@ export class RolloutStore {
   readonly policy: Partial<Policy> | undefined;
   readonly #state: RolloutPersistence;
   #version = 1;
+  #resumed = false;
 
   constructor(options: RolloutStoreOptions = {}) {
     this.#clock = options.clock ?? (() => new Date());
@@ -163,7 +164,6 @@ export class RolloutStore {
   get resumed(): boolean {
     return this.#resumed;
   }
-  #resumed = false;
 
   get version(): number {
     return this.#version;
