@@ -96,7 +96,7 @@ class Parser {
     }
     if (c == 0x74) { if (!this.expectWord("true")) return this.fail("invalid literal"); return boolValue(true); }
     if (c == 0x66) { if (!this.expectWord("false")) return this.fail("invalid literal"); return boolValue(false); }
-    if (c == 0x6e) { if (!this.expectWord("null")) return this.fail("invalid literal"); return new JsonValue(); }
+    if (c == 0x6e) { if (!this.expectWord("null")) return this.fail("invalid literal"); return NULL_VALUE; }
     if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.parseNumber();
     return this.fail("unexpected character");
   }
@@ -304,11 +304,20 @@ function internAscii(at: usize, length: i32): string {
   return fresh;
 }
 
-function boolValue(b: bool): JsonValue {
+// Values are never changed after parsing, so every true, false and null can be the same object.
+const TRUE_VALUE = makeBool(true);
+const FALSE_VALUE = makeBool(false);
+const NULL_VALUE = new JsonValue();
+
+function makeBool(b: bool): JsonValue {
   const v = new JsonValue();
   v.kind = JsonKind.Bool;
   v.bool = b;
   return v;
+}
+
+function boolValue(b: bool): JsonValue {
+  return b ? TRUE_VALUE : FALSE_VALUE;
 }
 
 function cont(base: usize, at: i32, len: i32): bool {
