@@ -115,7 +115,7 @@ function proxy_on_delete_inner(id: u32): void {
 
 // Memory reclamation with the minimal runtime (asconfig.json: no incremental GC, no write barriers, no GC work
 // interleaved with allocation, which made parsing answers several times dearer). That runtime never collects
-// on its own: each exported callback ends with collectIfGrown, the one safe point. When the outermost callback
+// on its own: each exported callback ends with leave, the one safe point. When the outermost callback
 // returns no managed reference lives only on the stack (the shadow stack is not scanned), everything alive is
 // reachable from a global (the context maps) or pinned (a host buffer between malloc and its take).
 // Triggers, checked there: the callback asked for it (noteGarbage: a parsed answer leaves its whole tree
@@ -136,7 +136,20 @@ export function noteGarbage(bytes: usize): void {
   garbageBytes += bytes;
 }
 
-function collectIfGrown(): void {
+/**
+ * Exported callbacks running now. The host may call back into the module from inside a host call (a callback
+ * within a callback); only the outermost one's end is a safe point, since the outer callback still holds
+ * references on its stack that the minimal runtime does not scan.
+ */
+let callbackDepth: i32 = 0;
+
+function enter(): void {
+  callbackDepth++;
+}
+
+function leave(): void {
+  callbackDepth--;
+  if (callbackDepth > 0) return;
   if (ASC_RUNTIME == 2) return; // Runtime.Incremental (std/assembly/shared/runtime.ts)
   const pages = memory.size();
   callbacksSinceCollect++;
@@ -148,57 +161,67 @@ function collectIfGrown(): void {
 }
 
 export function proxy_on_context_create(id: u32, parentId: u32): void {
+  enter();
   proxy_on_context_create_inner(id, parentId);
-  collectIfGrown();
+  leave();
 }
 
 export function proxy_on_vm_start(rootId: u32, vmConfigSize: u32): u32 {
+  enter();
   const result = proxy_on_vm_start_inner(rootId, vmConfigSize);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_configure(rootId: u32, configSize: u32): u32 {
+  enter();
   const result = proxy_on_configure_inner(rootId, configSize);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_tick(rootId: u32): void {
+  enter();
   proxy_on_tick_inner(rootId);
-  collectIfGrown();
+  leave();
 }
 
 export function proxy_on_http_call_response(contextId: u32, token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
+  enter();
   proxy_on_http_call_response_inner(contextId, token, headerCount, bodySize, trailerCount);
-  collectIfGrown();
+  leave();
 }
 
 export function proxy_on_request_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
+  enter();
   const result = proxy_on_request_headers_inner(id, headerCount, endOfStream);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_request_body(id: u32, bodySize: u32, endOfStream: u32): i32 {
+  enter();
   const result = proxy_on_request_body_inner(id, bodySize, endOfStream);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_response_headers(id: u32, headerCount: u32, endOfStream: u32): i32 {
+  enter();
   const result = proxy_on_response_headers_inner(id, headerCount, endOfStream);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_response_body(id: u32, bodySize: u32, endOfStream: u32): i32 {
+  enter();
   const result = proxy_on_response_body_inner(id, bodySize, endOfStream);
-  collectIfGrown();
+  leave();
   return result;
 }
 
 export function proxy_on_delete(id: u32): void {
+  enter();
   proxy_on_delete_inner(id);
-  collectIfGrown();
+  leave();
 }
