@@ -5,7 +5,7 @@ import {
   incrementMetric, log, LogLevel, nowNanos, recordMetric, removeHeader, replaceHeader, setBuffer, setEffectiveContext,
   setTickPeriodMs,
 } from "./sdk/host";
-import { DataStatus, findStream, HeadersStatus, RootContextBase, StreamContextBase } from "./sdk/dispatch";
+import { DataStatus, findStream, HeadersStatus, noteGarbage, RootContextBase, StreamContextBase } from "./sdk/dispatch";
 import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeAnswer } from "./shadow";
 import {
   confidenceMilli, flagAt, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED, UNANALYZED_NO_BODY,
@@ -366,6 +366,7 @@ export class ModelrollStream extends StreamContextBase {
   /** Parses a complete answer once: analysis counters and the shadow comparison. Returns the schema verdict index (-1: no schema). */
   readAnswer(body: ArrayBuffer, output: OutputConfig): i32 {
     const parsed = parseJsonBytes(body, 64);
+    noteGarbage(parseGarbageEstimate(body));
     const doc = parsed.value;
     const verdict = output.schema !== null ? schemaResultIndex(output, doc, parsed.tooDeep) : -1;
     if (this.analyzing) recordAnalysis(this.slices, output, doc, verdict);
@@ -589,6 +590,7 @@ export class ShadowExchange {
         const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
         if (body !== null) {
           const parsed = parseJsonBytes(body, 64);
+          noteGarbage(parseGarbageEstimate(body));
           summarizeAnswer(parsed.value, this.output, s);
           const verdict = this.output.schema !== null ? schemaResultIndex(this.output, parsed.value, parsed.tooDeep) : -1;
           if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, parsed.value, verdict);
@@ -623,6 +625,11 @@ function shadowCallSlices(slices: Array<ShadowMetrics>): Array<VariantMetrics> {
   const out = new Array<VariantMetrics>(slices.length);
   for (let i = 0; i < slices.length; i++) out[i] = slices[i].calls;
   return out;
+}
+
+/** About what a parse tree of this body weighs (a value object, key strings and arrays per few bytes). */
+function parseGarbageEstimate(body: ArrayBuffer): usize {
+  return <usize>body.byteLength * 16;
 }
 
 function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): void {

@@ -4,6 +4,11 @@
 // gives (correctly rounded, see decimal.ts), so schema bounds compare the way they do in JavaScript.
 import { parseJsonNumber } from "./decimal";
 
+const EXACT_POWERS_OF_TEN: StaticArray<f64> = [
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
 export const enum JsonKind { Null = 0, Bool = 1, Number = 2, String = 3, Array = 4, Object = 5 }
 
 // Scalars share these empty arrays instead of allocating three each: allocation dominated parse time.
@@ -91,7 +96,7 @@ class Parser {
     }
     if (c == 0x74) { if (!this.expectWord("true")) return this.fail("invalid literal"); return boolValue(true); }
     if (c == 0x66) { if (!this.expectWord("false")) return this.fail("invalid literal"); return boolValue(false); }
-    if (c == 0x6e) { if (!this.expectWord("null")) return this.fail("invalid literal"); return new JsonValue(); }
+    if (c == 0x6e) { if (!this.expectWord("null")) return this.fail("invalid literal"); return NULL_VALUE; }
     if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.parseNumber();
     return this.fail("unexpected character");
   }
@@ -149,22 +154,43 @@ class Parser {
 
   parseNumber(): JsonValue | null {
     const start = this.pos;
-    if (this.peek() == 0x2d) this.pos++;
+    // Digits are gathered on the way: a number without exponent, at most 15 digits and at most 22 after the
+    // point is exact as mantissa / 10^k (Clinger's fast path, one rounding), the same value decimal.ts gives.
+    let mantissa: u64 = 0;
+    let digits = 0;
+    let fractionDigits = 0;
+    const negative = this.peek() == 0x2d;
+    if (negative) this.pos++;
     let c = this.peek();
     if (c == 0x30) {
       this.pos++;
     } else if (c >= 0x31 && c <= 0x39) {
-      while (this.peek() >= 0x30 && this.peek() <= 0x39) this.pos++;
+      while (true) {
+        c = this.peek();
+        if (c < 0x30 || c > 0x39) break;
+        mantissa = mantissa * 10 + <u64>(c - 0x30);
+        digits++;
+        this.pos++;
+      }
     } else {
       return this.fail("invalid number");
     }
     if (this.peek() == 0x2e) {
       this.pos++;
       if (!(this.peek() >= 0x30 && this.peek() <= 0x39)) return this.fail("invalid number");
-      while (this.peek() >= 0x30 && this.peek() <= 0x39) this.pos++;
+      while (true) {
+        c = this.peek();
+        if (c < 0x30 || c > 0x39) break;
+        mantissa = mantissa * 10 + <u64>(c - 0x30);
+        digits++;
+        fractionDigits++;
+        this.pos++;
+      }
     }
     c = this.peek();
+    let simple = digits <= 15 && fractionDigits <= 22;
     if (c == 0x65 || c == 0x45) {
+      simple = false;
       this.pos++;
       c = this.peek();
       if (c == 0x2b || c == 0x2d) this.pos++;
@@ -173,7 +199,13 @@ class Parser {
     }
     const v = new JsonValue();
     v.kind = JsonKind.Number;
-    v.num = parseJsonNumber(this.base + <usize>start, this.pos - start);
+    if (simple) {
+      // digits <= 15 (leading zeros of "0.000x" included), so the mantissa is exact in an f64.
+      const magnitude = <f64>mantissa / unchecked(EXACT_POWERS_OF_TEN[fractionDigits]);
+      v.num = negative ? -magnitude : magnitude;
+    } else {
+      v.num = parseJsonNumber(this.base + <usize>start, this.pos - start);
+    }
     return v;
   }
 
@@ -182,11 +214,18 @@ class Parser {
     this.pos++; // opening quote
     let runStart = this.pos;
     let parts: Array<string> | null = null;
+    let ascii = true;
     while (true) {
       if (this.pos >= this.len) { this.fail("unterminated string"); return null; }
       const c = <i32>load<u8>(this.base + <usize>this.pos);
       if (c == 0x22) {
-        const tail = String.UTF8.decodeUnsafe(this.base + <usize>runStart, <usize>(this.pos - runStart));
+        const runLength = this.pos - runStart;
+        if (parts === null && ascii && runLength <= INTERN_MAX_LENGTH) {
+          const interned = internAscii(this.base + <usize>runStart, runLength);
+          this.pos++;
+          return interned;
+        }
+        const tail = String.UTF8.decodeUnsafe(this.base + <usize>runStart, <usize>runLength);
         this.pos++;
         if (parts === null) return tail;
         parts.push(tail);
@@ -217,6 +256,7 @@ class Parser {
         continue;
       }
       if (c < 0x80) { this.pos++; continue; }
+      ascii = false;
       const width = utf8SequenceLength(this.base, this.pos, this.len);
       if (width == 0) { this.fail("invalid UTF-8"); return null; }
       this.pos += width;
@@ -240,11 +280,44 @@ class Parser {
   }
 }
 
-function boolValue(b: bool): JsonValue {
+// Short ASCII strings (keys above all, and label-like values) repeat throughout an answer: one string per
+// distinct text instead of one allocation per occurrence. Strings are immutable, so sharing is invisible.
+const INTERN_MAX_LENGTH: i32 = 32;
+const INTERN_SLOTS: i32 = 512;
+const internTable = new StaticArray<string | null>(INTERN_SLOTS);
+
+function internAscii(at: usize, length: i32): string {
+  let hash: u32 = 2166136261;
+  for (let i = 0; i < length; i++) hash = (hash ^ <u32>load<u8>(at + <usize>i)) * 16777619;
+  const slot = <i32>(hash & <u32>(INTERN_SLOTS - 1));
+  const cached = unchecked(internTable[slot]);
+  if (cached !== null && cached.length == length) {
+    const chars = changetype<usize>(cached);
+    let same = true;
+    for (let i = 0; i < length; i++) {
+      if (<u32>load<u16>(chars + (<usize>i << 1)) != <u32>load<u8>(at + <usize>i)) { same = false; break; }
+    }
+    if (same) return cached;
+  }
+  const fresh = String.UTF8.decodeUnsafe(at, <usize>length);
+  unchecked(internTable[slot] = fresh);
+  return fresh;
+}
+
+// Values are never changed after parsing, so every true, false and null can be the same object.
+const TRUE_VALUE = makeBool(true);
+const FALSE_VALUE = makeBool(false);
+const NULL_VALUE = new JsonValue();
+
+function makeBool(b: bool): JsonValue {
   const v = new JsonValue();
   v.kind = JsonKind.Bool;
   v.bool = b;
   return v;
+}
+
+function boolValue(b: bool): JsonValue {
+  return b ? TRUE_VALUE : FALSE_VALUE;
 }
 
 function cont(base: usize, at: i32, len: i32): bool {

@@ -11,6 +11,6 @@ export {
   proxy_on_http_call_response, proxy_on_request_headers, proxy_on_request_body, proxy_on_response_headers,
   proxy_on_response_body, proxy_on_delete,
 } from "./sdk/dispatch";
-export { malloc } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
+export { malloc } from "./sdk/malloc";
 
 setRootContextFactory((id: u32): RootContextBase => new ModelrollRoot(id));

@@ -4,7 +4,7 @@
 // and its wrappers throw on any non-Ok status, which traps the whole VM (every stream on that worker).
 // Every helper here returns a value that says "failed" instead, and each caller decides fail-open.
 import * as abi from "@gcoredev/proxy-wasm-sdk-as/assembly/imports";
-import { free } from "@gcoredev/proxy-wasm-sdk-as/assembly/malloc";
+import { free } from "./malloc";
 
 export const enum WasmResult {
   Ok = 0,

@@ -69,4 +69,11 @@ describe("JSON numbers parse to the same double as JSON.parse", () => {
       if (!Object.is(parsed(text), JSON.parse(text))) throw new Error(`${text}: ${parsed(text)} vs ${JSON.parse(text)}`);
     }), { seed: 44, numRuns: 3_000 });
   });
+
+  it("for plain decimals around the parser's fast path (<= 15 digits, <= 22 after the point, no exponent) and just past it", () => {
+    fc.assert(fc.property(fc.boolean(), fc.oneof(fc.constant("0"), fc.integer({ min: 1, max: 9 }).chain((lead) => digits(0, 16).map((d) => `${lead}${d}`))), fc.option(digits(1, 24)), (negative, intPart, frac) => {
+      const text = `${negative ? "-" : ""}${intPart}${frac === null ? "" : `.${frac}`}`;
+      if (!Object.is(parsed(text), JSON.parse(text))) throw new Error(`${text}: ${parsed(text)} vs ${JSON.parse(text)}`);
+    }), { seed: 45, numRuns: 20_000 });
+  });
 });
