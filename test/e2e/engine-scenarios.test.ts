@@ -107,8 +107,10 @@ async function postScores(name: string, variant: "stable" | "canary", values: nu
 describe("engine scenarios on real Envoy", () => {
   it("rolls back a canary failing for enterprise tenants only, and names the segment", { timeout: 120_000 }, async () => {
     const name = "seg-defect";
-    // The canary answers 15% errors to enterprise requests and serves every other tier normally.
-    await behave(stack.canary, { overrides: [{ when: { header: "x-tenant-tier", equals: "enterprise" }, errorRate: 0.15 }] });
+    // The canary answers 30% errors to enterprise requests and serves every other tier normally. (At 15% the
+    // overall gate could pass before the small enterprise slice had shown its defect: a value under
+    // segmentTrafficShare does not hold the stage, so the defect must be plain enough to be seen in time.)
+    await behave(stack.canary, { overrides: [{ when: { header: "x-tenant-tier", equals: "enterprise" }, errorRate: 0.3 }] });
     try {
       await create(
         managed(name, {
@@ -117,7 +119,7 @@ describe("engine scenarios on real Envoy", () => {
           promotion_gates: { error_rate: { maximum: 0.01 } },
         }),
       );
-      // Enterprise is 1 request in 50 (2%): its 15% errors are 0.3% of the canary's traffic, well under the
+      // Enterprise is 1 request in 50 (2%): its 30% errors are 0.6% of the canary's traffic, under the
       // 1% limit, so only the per-segment gate can see the defect.
       const tierOf = (i: number) => (i % 50 === 0 ? "enterprise" : i % 3 === 0 ? "pro" : "free");
       const run = await drive(name, { done: (p) => p !== "Canary", headersFor: (i) => ({ "x-user-id": `sd-${i}`, "x-tenant-tier": tierOf(i) }), timeoutMs: 90_000 });
@@ -149,7 +151,7 @@ describe("engine scenarios on real Envoy", () => {
       expect(seg!.candidateValue!).toBeGreaterThan(0.01);
       expect(seg!.intervals.candidate!.lower!).toBeGreaterThan(0.01);
       // The overall error rate alone would not have rolled it back: its interval still reaches below the 1%
-      // limit (the long-run rate is 2% x 15% = 0.3%), and its estimate is a small fraction of enterprise's.
+      // limit (the long-run rate is 2% x 30% = 0.6%), and its estimate is a small fraction of enterprise's.
       // (The estimate itself can touch 1% by chance: the engine may stop after 2 enterprise errors in 4.)
       expect(overall!.status).not.toBe("Failed");
       expect(overall!.intervals.candidate!.lower!).toBeLessThan(0.01);

@@ -268,6 +268,22 @@ describe("step", () => {
     expect(step(copy, input)).toEqual(step(r.state, input));
   });
 
+  it("advances past a rare segment value that is still inconclusive, and says so in the decision", () => {
+    // Enterprise is 1% of traffic, under segmentTrafficShare (5%): it cannot hold the stage, and with a few
+    // hundred canary requests per stage its error-rate slice stays undecided.
+    const sim = new PoissonTrafficSim({ seed: 11, segment: { dimension: "tenant_tier", shares: { free: 0.69, pro: 0.3, enterprise: 0.01 } }, behavior: () => GOOD });
+    const r = drive(start(spec, TIERS), { sim, requestsPerTick: 2000, tickSeconds: 10, maxTicks: 40, until: (s) => s.stageIndex >= 2, promql: () => OOM_ZERO, reviews: { perTick: 100, stableMean: 0.8, canaryMean: 0.8 } });
+    const advanced = r.decisions.filter((d) => d.kind === "advanced");
+    expect(advanced.length).toBeGreaterThan(0);
+    const withOpen = advanced.filter((d) => d.measurements.some((m) => m.segment?.value === "enterprise" && m.status !== MeasurementStatus.Passed));
+    expect(withOpen.length).toBeGreaterThan(0);
+    for (const d of advanced) {
+      const open = d.measurements.filter((m) => m.segment !== null && m.status !== MeasurementStatus.Passed);
+      if (open.length === 0) expect(d.reason).not.toContain("not yet conclusive");
+      else expect(d.reason).toMatch(new RegExp(`segment slices not yet conclusive: ${open[0].gate} tenant_tier=${open[0].segment!.value} ${open[0].status}`));
+    }
+  });
+
   it("evaluates gates per declared segment value and leaves out values without traffic", () => {
     const sim = new PoissonTrafficSim({ seed: 5, segment: { dimension: "tenant_tier", shares: SHARES }, behavior: () => GOOD });
     const r = drive(start(spec, TIERS), { sim, requestsPerTick: 5000, tickSeconds: 10, maxTicks: 3 });

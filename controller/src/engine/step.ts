@@ -146,7 +146,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
   if (blocking.length === 0) {
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed: every gate Passed after ${Math.round(elapsedMs / 1000)} s${
+      reason: `stage ${stage.name} passed: every gate Passed after ${Math.round(elapsedMs / 1000)} s${openSlices(measurements)}${
         current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
       }`,
       measurements,
@@ -250,6 +250,17 @@ function blockingReasons(
     out.push({ key: "trafficMix", text: `traffic mix: ${mismatched.map((m) => m.reason).join("; ")}` });
   }
   return out;
+}
+
+/**
+ * Segment slices may still be undecided when a stage advances: a value below segmentTrafficShare of the
+ * traffic does not hold the stage (a rare value would hold it for ever), and a slice only rolls back once it
+ * has Failed. Saying so in the decision keeps the record honest about what was and was not shown.
+ */
+function openSlices(measurements: Measurement[]): string {
+  const open = measurements.filter((m) => m.segment !== null && m.status !== MeasurementStatus.Passed).map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
+  if (open.length === 0) return "";
+  return ` (segment slices not yet conclusive: ${open.slice(0, 6).join(", ")}${open.length > 6 ? `, +${open.length - 6} more` : ""})`;
 }
 
 /**
