@@ -1,8 +1,9 @@
 // Starting, validating and stopping a real Envoy process.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnManaged } from "../child-process.ts";
 import { envoyBinary } from "../paths.ts";
 
 export interface EnvoyProcess {
@@ -31,43 +32,21 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
   const dir = mkdtempSync(join(tmpdir(), "modelroll-envoy-"));
   const configPath = join(dir, "envoy.yaml");
   writeFileSync(configPath, opts.bootstrapYaml);
-  const child = spawn(envoyBinary(), [
+  const managed = spawnManaged(envoyBinary(), [
     "-c", configPath,
     "--concurrency", String(opts.concurrency ?? 2),
     "--log-level", opts.logLevel ?? "warn",
     // Several Envoys may run side by side (tests, bench): no shared memory for hot restart.
     "--disable-hot-restart",
-  ], { stdio: ["ignore", "pipe", "pipe"] });
-  let logText = "";
-  const append = (chunk: Buffer) => {
-    logText += chunk.toString();
-    if (logText.length > 2_000_000) logText = logText.slice(-1_000_000);
-  };
-  child.stdout!.on("data", append);
-  child.stderr!.on("data", append);
-  let exited = false;
-  const exitPromise = new Promise<void>((resolve) => child.on("exit", () => { exited = true; resolve(); }));
+  ], { workDir: dir, maxLogChars: 2_000_000 });
 
   const adminUrl = `http://127.0.0.1:${opts.adminPort}`;
-  const proc: EnvoyProcess = {
-    adminUrl,
-    configPath,
-    child,
-    log: () => logText,
-    async stop() {
-      if (!exited) {
-        child.kill("SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exitPromise;
-        clearTimeout(killer);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const proc: EnvoyProcess = { adminUrl, configPath, child: managed.child, log: managed.log, stop: managed.stop };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
   while (Date.now() < deadline) {
-    if (exited) throw new Error(`envoy exited during start-up:\n${logText.slice(-4000)}`);
+    const exited = managed.exited();
+    if (exited !== null) throw new Error(`envoy exited during start-up (${exited}):\n${managed.log().slice(-4000)}`);
     try {
       const res = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(1000) });
       if (res.status === 200) return proc;
@@ -77,5 +56,5 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
     await new Promise((r) => setTimeout(r, 100));
   }
   await proc.stop();
-  throw new Error(`envoy did not become ready within ${opts.readyTimeoutMs ?? 20_000} ms:\n${logText.slice(-4000)}`);
+  throw new Error(`envoy did not become ready within ${opts.readyTimeoutMs ?? 20_000} ms:\n${managed.log().slice(-4000)}`);
 }

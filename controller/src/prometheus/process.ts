@@ -1,9 +1,10 @@
 // Starting and stopping a real Prometheus server (Debian's `prometheus` package, 2.42 in Debian 12) that
 // scrapes given targets, for tests and demos of PromQL gates. Its config and TSDB live in a fresh temp dir.
-import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawnManaged } from "../child-process.ts";
 import { freePort } from "../net.ts";
 
 /** Where the Debian package puts the server. */
@@ -79,64 +80,31 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
   const dir = mkdtempSync(join(tmpdir(), "modelroll-prometheus-"));
   const configPath = join(dir, "prometheus.yml");
   writeFileSync(configPath, config);
-  const child = spawn(bin, [
+  const managed = spawnManaged(bin, [
     `--config.file=${configPath}`,
     `--storage.tsdb.path=${join(dir, "data")}`,
     `--web.listen-address=127.0.0.1:${port}`,
     `--log.level=${opts.logLevel ?? "info"}`,
-  ], { stdio: ["ignore", "pipe", "pipe"] });
-  let logText = "";
-  const append = (chunk: Buffer) => {
-    logText += chunk.toString();
-    if (logText.length > 1_000_000) logText = logText.slice(-500_000);
-  };
-  child.stdout!.on("data", append);
-  child.stderr!.on("data", append);
-  let exited: string | null = null;
-  const exitPromise = new Promise<void>((resolve) => {
-    child.on("exit", (code, signal) => {
-      exited = signal ? `signal ${signal}` : `code ${code}`;
-      resolve();
-    });
-    // spawn failures (ENOENT, EACCES) come as an event, and without an exit.
-    child.on("error", (error) => {
-      exited = `spawn failed: ${error.message}`;
-      resolve();
-    });
-  });
+  ], { workDir: dir, maxLogChars: 1_000_000 });
 
   const url = `http://127.0.0.1:${port}`;
-  const proc: PrometheusProcess = {
-    url,
-    port,
-    child,
-    log: () => logText,
-    async stop() {
-      if (exited === null) {
-        child.kill("SIGTERM");
-        const killer = setTimeout(() => child.kill("SIGKILL"), 5000);
-        await exitPromise;
-        clearTimeout(killer);
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const proc: PrometheusProcess = { url, port, child: managed.child, log: managed.log, stop: managed.stop };
 
   const readyTimeoutMs = opts.readyTimeoutMs ?? 20_000;
   const deadline = Date.now() + readyTimeoutMs;
   const failStart = async (what: string): Promise<never> => {
     await proc.stop();
-    throw new Error(`prometheus (${bin}) on ${url}: ${what}:\n${logText.slice(-4000)}`);
+    throw new Error(`prometheus (${bin}) on ${url}: ${what}:\n${managed.log().slice(-4000)}`);
   };
   let lastProblem = "not listening yet";
   let ready = false;
   while (!ready && Date.now() < deadline) {
-    if (exited !== null) return failStart(`exited during start-up (${exited})`);
+    if (managed.exited() !== null) return failStart(`exited during start-up (${managed.exited()})`);
     try {
       const res = await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) });
       const text = await res.text();
       // The body tells Prometheus from another server that got the port first.
-      if (res.status === 200 && /prometheus/i.test(text) && exited === null) ready = true;
+      if (res.status === 200 && /prometheus/i.test(text) && managed.exited() === null) ready = true;
       else lastProblem = `/-/ready answered ${res.status}: ${text.trim().slice(0, 200)}`;
     } catch (error) {
       lastProblem = (error as Error).message;
@@ -148,7 +116,7 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
 
   lastProblem = "no active targets yet";
   while (Date.now() < deadline) {
-    if (exited !== null) return failStart(`exited while waiting for its first scrapes (${exited})`);
+    if (managed.exited() !== null) return failStart(`exited while waiting for its first scrapes (${managed.exited()})`);
     try {
       const res = await fetch(`${url}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(1000) });
       const body = (await res.json()) as { data?: { activeTargets?: TargetStatus[] } };
