@@ -3,7 +3,7 @@
 // the filter's stats from Envoy's admin endpoint every 250 ms and decides on its own; each test asserts the
 // outcome (phase, the decision's gate, slice and values) and prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, decisionsOf, sendMany, startStack, waitFor, type DecisionView, type Reply, type Stack } from "./harness.ts";
+import { api, createManaged, decisionsOf, managedSpec, phaseOf as rolloutPhase, sendMany, startStack, waitFor, type DecisionView, type Reply, type Stack } from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -27,29 +27,10 @@ async function restore(): Promise<void> {
   await Promise.all([behave(stack.stable, RESET), behave(stack.canary, RESET)]);
 }
 
-async function phaseOf(name: string): Promise<string> {
-  return (await api(ctl(), "GET", `/v1/rollouts/${name}`)).json.phase;
-}
-
-
+const phaseOf = (name: string) => rolloutPhase(ctl(), name);
 const decisions = (name: string) => decisionsOf(ctl(), name);
-
-const managed = (name: string, extra: Record<string, unknown>) => ({
-  name,
-  match: { pathPrefix: `/${name}` },
-  stickyKey: { header: "x-user-id" },
-  owner: "team-fraud",
-  rollbackCondition: "a gate fails on any slice",
-  changeKind: "minor",
-  ...extra,
-});
-
-async function create(spec: Record<string, unknown>): Promise<void> {
-  const created = await api(ctl(), "POST", "/v1/rollouts", spec);
-  expect(created.status, JSON.stringify(created.json)).toBe(201);
-  expect(created.json.managed).toBe(true);
-  await waitFor(`${spec.name as string}: the first canary stage`, async () => (await phaseOf(spec.name as string)) === "Canary", 10_000, 50);
-}
+const managed = (name: string, extra: Record<string, unknown>) => managedSpec(name, "a gate fails on any slice", extra);
+const create = (spec: { name: string }) => createManaged(ctl(), spec);
 
 interface Drive {
   phase: string;

@@ -2,7 +2,7 @@
 // endpoint every tick and moves the rollout on its own. A canary answering 5% errors at its first stage
 // is rolled back without anyone touching the API; the test measures how long it took.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, decisionsOf, send, sendMany, startStack, waitFor, type Stack } from "./harness.ts";
+import { api, decisionsOf, managedSpec, send, sendMany, startStack, waitFor, type Stack } from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -12,16 +12,11 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const managed = (name: string) => ({
-  name,
-  match: { pathPrefix: `/${name}` },
-  stickyKey: { header: "x-user-id" },
-  owner: "team-fraud",
-  rollbackCondition: "canary error rate above 1%",
-  changeKind: "minor",
-  stages: [{ canaryPercent: 20, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 100],
-  promotion_gates: { error_rate: { maximum: 0.01 } },
-});
+const managed = (name: string) =>
+  managedSpec(name, "canary error rate above 1%", {
+    stages: [{ canaryPercent: 20, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 100],
+    promotion_gates: { error_rate: { maximum: 0.01 } },
+  });
 
 describe("the engine on real Envoy", () => {
   it("rolls back a canary with 5% errors at its first stage, by itself", async () => {

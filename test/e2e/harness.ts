@@ -200,3 +200,24 @@ export interface IntervalView {
 export async function decisionsOf(controllerUrl: string, rollout: string): Promise<DecisionView[]> {
   return (await api(controllerUrl, "GET", `/v1/rollouts/${rollout}/history`)).json.decisions;
 }
+
+/** A rollout's phase, as the API reports it. */
+export async function phaseOf(controllerUrl: string, rollout: string): Promise<string> {
+  return (await api(controllerUrl, "GET", `/v1/rollouts/${rollout}`)).json.phase;
+}
+
+/**
+ * An engine-managed rollout spec on `/${name}`, sticky on x-user-id, with what the default policy requires
+ * of a minor change (owner, a written rollback condition); `extra` adds the stages and gates under test.
+ */
+export function managedSpec(name: string, rollbackCondition: string, extra: Record<string, unknown>): Record<string, unknown> & { name: string } {
+  return { name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, owner: "team-fraud", rollbackCondition, changeKind: "minor", ...extra };
+}
+
+/** Creates an engine-managed rollout and waits until the engine has started its first canary stage. */
+export async function createManaged(controllerUrl: string, spec: { name: string }): Promise<void> {
+  const created = await api(controllerUrl, "POST", "/v1/rollouts", spec);
+  if (created.status !== 201) throw new Error(`${spec.name}: creating it answered ${created.status}: ${JSON.stringify(created.json)}`);
+  if (created.json.managed !== true) throw new Error(`${spec.name}: created, but not engine-managed: ${JSON.stringify(created.json)}`);
+  await waitFor(`${spec.name}: the first canary stage`, async () => (await phaseOf(controllerUrl, spec.name)) === "Canary", 10_000, 50);
+}

@@ -8,7 +8,7 @@
 // Each test prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPrometheus, type PrometheusProcess } from "../../controller/src/prometheus/process.ts";
-import { api, decisionsOf, freePort, sendMany, startStack, waitFor, type DecisionView, type Stack } from "./harness.ts";
+import { api, createManaged, decisionsOf, freePort, managedSpec, phaseOf as rolloutPhase, sendMany, startStack, waitFor, type DecisionView, type Stack } from "./harness.ts";
 
 const SCRAPE_MS = 250;
 
@@ -54,29 +54,14 @@ function canary5xxRatio(rollout: string): string {
   return `sum(increase(modelroll_responses{${sel},modelroll_class=~"5xx|local"}[10s])) / sum(increase(modelroll_responses{${sel}}[10s]))`;
 }
 
-const managed = (name: string, stage: { minDurationSeconds: number; deadlineSeconds: number }) => ({
-  name,
-  match: { pathPrefix: `/${name}` },
-  stickyKey: { header: "x-user-id" },
-  owner: "team-fraud",
-  rollbackCondition: "canary 5xx ratio above 5% (Prometheus)",
-  changeKind: "minor",
-  stages: [{ canaryPercent: 20, minRequests: 100, ...stage }, 100],
-  // Only the PromQL gate: whatever decides, it is this gate.
-  promotion_gates: { [GATE]: { query: canary5xxRatio(name), maximum: 0.05 } },
-});
-
-async function create(spec: ReturnType<typeof managed>): Promise<void> {
-  const created = await api(ctl(), "POST", "/v1/rollouts", spec);
-  expect(created.status, JSON.stringify(created.json)).toBe(201);
-  expect(created.json.managed).toBe(true);
-  await waitFor(`${spec.name}: the first canary stage`, async () => (await phaseOf(spec.name)) === "Canary", 10_000, 50);
-}
-
-async function phaseOf(name: string): Promise<string> {
-  return (await api(ctl(), "GET", `/v1/rollouts/${name}`)).json.phase;
-}
-
+const managed = (name: string, stage: { minDurationSeconds: number; deadlineSeconds: number }) =>
+  managedSpec(name, "canary 5xx ratio above 5% (Prometheus)", {
+    stages: [{ canaryPercent: 20, minRequests: 100, ...stage }, 100],
+    // Only the PromQL gate: whatever decides, it is this gate.
+    promotion_gates: { [GATE]: { query: canary5xxRatio(name), maximum: 0.05 } },
+  });
+const create = (spec: { name: string }) => createManaged(ctl(), spec);
+const phaseOf = (name: string) => rolloutPhase(ctl(), name);
 const decisions = (name: string) => decisionsOf(ctl(), name);
 
 const gateOf = (d: DecisionView | undefined) => d?.measurements.find((m) => m.gate === GATE);
