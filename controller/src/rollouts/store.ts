@@ -9,6 +9,7 @@ import {
   type Decision,
   type EngineState,
   type Evaluation,
+  type ParseResult,
   type Policy,
 } from "../engine/index.ts";
 import type { ErrorDetail } from "../errors.ts";
@@ -96,20 +97,32 @@ export interface RolloutStoreOptions {
 }
 
 /**
- * Errors of the engine part of a rollout spec, pointers from the spec root; empty for a manual rollout.
- * Also refuses a starting canaryPercent on a managed rollout: its stages set the weights.
+ * The engine part of a rollout spec, parsed in the context the rest of the spec gives it (output schema,
+ * shadow); null for a manual rollout (no engine key).
  */
-export function engineSpecErrors(spec: Record<string, unknown>, policy?: Partial<Policy>): ErrorDetail[] {
+function parseRolloutEngine(spec: Record<string, unknown>, policy: Partial<Policy> | undefined): ParseResult | null {
   const part = enginePart(spec);
-  if (part === null) return [];
+  if (part === null) return null;
   const output = spec.output as { schema?: unknown } | undefined;
   const shadow = spec.shadow as { percent?: unknown } | undefined;
-  const parsed = parseEngineSpec(part, {
+  return parseEngineSpec(part, {
     hasOutputSchema: output?.schema !== undefined,
     hasShadow: shadow !== undefined,
     shadowPercent: typeof shadow?.percent === "number" && shadow.percent > 0 ? shadow.percent : undefined,
     policy,
   });
+}
+
+/**
+ * Errors of the engine part of a rollout spec, pointers from the spec root; empty for a manual rollout.
+ * Also refuses a starting canaryPercent on a managed rollout: its stages set the weights.
+ */
+export function engineSpecErrors(spec: Record<string, unknown>, policy?: Partial<Policy>): ErrorDetail[] {
+  return engineErrorsOf(spec, parseRolloutEngine(spec, policy));
+}
+
+function engineErrorsOf(spec: Record<string, unknown>, parsed: ParseResult | null): ErrorDetail[] {
+  if (parsed === null) return [];
   const errors = parsed.ok ? [] : [...parsed.errors];
   if (typeof spec.canaryPercent === "number" && spec.canaryPercent !== 0) {
     errors.push({ path: "/canaryPercent", reason: "must be 0 or absent for a rollout managed by the engine (its stages set the weights)" });
@@ -204,7 +217,8 @@ export class RolloutStore {
       shadow: normalizeShadow(spec.shadow),
       output: normalizeOutput(spec.output, outputCheck.compiled),
     };
-    const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...engineSpecErrors(spec, this.policy)];
+    const engineParse = parseRolloutEngine(spec as Record<string, unknown>, this.policy);
+    const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...engineErrorsOf(spec as Record<string, unknown>, engineParse)];
     if (problems.length > 0) {
       const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
       throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);
@@ -220,7 +234,7 @@ export class RolloutStore {
       );
     }
     const at = this.#clock();
-    const engine = this.#initialEngine(spec, normalized, at);
+    const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
     const rollout: Rollout = {
       spec: normalized,
@@ -238,16 +252,9 @@ export class RolloutStore {
     return rollout;
   }
 
-  #initialEngine(spec: RolloutSpec, normalized: NormalizedSpec, at: Date): ManagedState | null {
-    const part = enginePart(spec as Record<string, unknown>);
-    if (part === null) return null;
-    const parsed = parseEngineSpec(part, {
-      hasOutputSchema: spec.output?.schema !== undefined,
-      hasShadow: spec.shadow !== undefined,
-      shadowPercent: spec.shadow?.percent !== undefined && spec.shadow.percent > 0 ? spec.shadow.percent : undefined,
-      policy: this.policy,
-    });
-    // engineSpecErrors() ran on the same input in create(); a failure here is a bug, not a bad request.
+  #initialEngine(parsed: ParseResult | null, normalized: NormalizedSpec, at: Date): ManagedState | null {
+    if (parsed === null) return null;
+    // create() refused the spec with these errors already; reaching here with them is a bug, not a bad request.
     if (!parsed.ok) throw new Error(`rollout ${normalized.name}: engine spec rejected after validation: ${JSON.stringify(parsed.errors)}`);
     const state = initialState({
       rollout: normalized.name,
