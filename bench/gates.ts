@@ -2,7 +2,8 @@
 // 10 segment values. Each endpoint is a local HTTP server answering /stats/prometheus with recorded stats
 // (the filter's series in Envoy's format, all 273 latency buckets per series, as `usedonly` prints them),
 // advancing one recorded tick per evaluation. Per tick: the Envoy admin provider scrapes and sums all
-// endpoints, then the engine evaluates every gate overall and per segment value.
+// endpoints, then the engine evaluates every gate overall and per segment value. The parse + sum figure
+// comes with a baseline timed in the same run: the same texts through the parser and summing it replaced.
 //   npx tsx bench/gates.ts        (BENCH_ENDPOINTS, BENCH_TICKS, BENCH_ROLLOUTS to change the sizes)
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -18,12 +19,14 @@ import { initialState, type EngineState } from "../controller/src/engine/state.t
 import { step } from "../controller/src/engine/step.ts";
 import { SqliteRolloutState } from "../controller/src/rollouts/sqlite-state.ts";
 import type { Rollout } from "../controller/src/rollouts/store.ts";
+import { referenceParse, referenceRolloutCounts } from "../test/controller/prometheus-reference.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
 
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 100);
 const TICKS = Number(process.env.BENCH_TICKS ?? 20);
 const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 100);
 const REQUESTS_PER_TICK = 300;
+const BASELINE_ROUNDS = 5;
 const ROLLOUT = "fraud-model";
 const VALUES = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8"]; // + "other" = 10 segment values
 const SHARES = Object.fromEntries([...VALUES, "other"].map((v) => [v, 0.1]));
@@ -148,6 +151,19 @@ async function main(): Promise<void> {
     }
   }
   stateFile.close();
+  // The baseline, in the same run but after the timed ticks (3-4 s of blocked event loop inside a tick makes
+  // the endpoint servers drop kept-alive connections): the last tick's texts through the current parse + sum
+  // and through the code it replaced (kept for the differential test), alternately.
+  const currentParseMs: number[] = [];
+  const baselineParseMs: number[] = [];
+  for (let round = 0; round < BASELINE_ROUNDS; round++) {
+    const g = performance.now();
+    rolloutCountsFromSamples(current.flatMap((text) => parsePrometheusText(text).samples), ROLLOUT);
+    const h = performance.now();
+    referenceRolloutCounts(current.flatMap((text) => referenceParse(text).samples), ROLLOUT);
+    currentParseMs.push(h - g);
+    baselineParseMs.push(performance.now() - h);
+  }
   rmSync(stateDir, { recursive: true, force: true });
   console.log(`one endpoint's scrape is ${(current[0].length / 1024).toFixed(0)} KiB, ${current[0].split("\n").length} lines`);
   for (const s of servers) s.close();
@@ -163,6 +179,12 @@ async function main(): Promise<void> {
   console.log(`  scrape + parse + sum (EnvoyAdminMetricProvider): ${quantile(sortedScrape, 0.5).toFixed(1)} / ${quantile(sortedScrape, 0.95).toFixed(1)} ms`);
   const sortedParse = [...parseMs].sort((x, y) => x - y);
   console.log(`    of which parse + sum alone (no HTTP):          ${quantile(sortedParse, 0.5).toFixed(1)} / ${quantile(sortedParse, 0.95).toFixed(1)} ms`);
+  const baselineMedian = quantile([...baselineParseMs].sort((x, y) => x - y), 0.5);
+  const currentMedian = quantile([...currentParseMs].sort((x, y) => x - y), 0.5);
+  console.log(
+    `    baseline, ${BASELINE_ROUNDS} rounds on the last tick's texts: the code it replaced ${baselineMedian.toFixed(1)} ms, current ${currentMedian.toFixed(1)} ms` +
+      ` (median ratio baseline/current ${(baselineMedian / currentMedian).toFixed(2)})`,
+  );
   console.log(`  engine step (window, gates, traffic mix):       ${quantile(sortedStep, 0.5).toFixed(2)} / ${quantile(sortedStep, 0.95).toFixed(2)} ms`);
   const sortedWrite = [...writeMs].sort((x, y) => x - y);
   console.log(
