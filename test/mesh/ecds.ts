@@ -135,6 +135,8 @@ export function rssBytes(pid: number): number {
 export class PollCounter {
   open = 0;
   total = 0;
+  /** Every poll: its query, and how it ended ("answered <status>" or "aborted by the filter"). */
+  readonly log: Array<{ query: string; end: string }> = [];
   private server: Server;
   port = 0;
 
@@ -149,18 +151,22 @@ export class PollCounter {
 
   private forward(req: IncomingMessage, res: import("node:http").ServerResponse): void {
     const isPoll = (req.url ?? "").startsWith("/v1/filter-config");
+    const entry = { query: (req.url ?? "").replace(/^[^?]*\??/, ""), end: "open" };
     if (isPoll) {
       this.open++;
       this.total++;
+      this.log.push(entry);
     }
     let counted = isPoll;
     const done = () => {
       if (counted) {
         counted = false;
         this.open--;
+        if (entry.end === "open") entry.end = "aborted by the filter";
       }
     };
     const upstream = request({ host: this.target.host, port: this.target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      entry.end = `answered ${up.statusCode}`;
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
     });
