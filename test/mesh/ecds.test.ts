@@ -22,13 +22,36 @@ const ctl = manifest.spec.pluginConfig.controller;
 const auth = { authorization: `Bearer ${API_TOKEN}` };
 const fraud = () => `${stack.dataUrl}/v1/models/fraud-model:predict`;
 
-/** The open long-polls stay at `n` for a while (sampled), not just once. */
-async function steadyOpenPolls(n: number): Promise<void> {
-  await waitFor(`${n} open long-polls (open: ${JSON.stringify(polls.log.filter((e) => e.end === "open"))})`, async () => polls.open === n, 10_000, 10);
+const openWaits = () => polls.log.filter((e) => e.end === "open").map((e) => /wait=(\d+)/.exec(e.query)?.[1]);
+
+/**
+ * The open long-polls settle at `n`, all made by roots of the pluginConfig whose pollWaitSeconds is `wait`, and
+ * stay so for a while (sampled). Envoy drops an old root once nothing uses its config any more, so right after an
+ * update old and new polls can overlap for a moment.
+ */
+async function steadyOpenPolls(n: number, wait: number): Promise<void> {
+  const settled = () => polls.open === n && openWaits().every((w) => w === String(wait));
+  await waitFor(`${n} open long-polls of the config with wait=${wait} (open: ${JSON.stringify(openWaits())})`, async () => settled(), 15_000, 10);
   for (let i = 0; i < 20; i++) {
     await new Promise((r) => setTimeout(r, 25));
-    expect(polls.open, "open long-polls").toBe(n);
+    expect(openWaits(), "open long-polls, by their config's wait").toEqual(Array(n).fill(String(wait)));
   }
+}
+
+/** Sends requests one after another until stopped; a failed send is recorded as status 0, never thrown. */
+function backgroundTraffic(url: () => string): { replies: Reply[]; stop(): Promise<void> } {
+  let running = true;
+  const replies: Reply[] = [];
+  const loop = (async () => {
+    for (let i = 0; running && i < 20_000; i++) {
+      try {
+        replies.push(await send(url(), { "x-user-id": `bg-${i % 50}` }));
+      } catch (error) {
+        replies.push({ status: 0, variant: null, modelVersion: null, body: String(error) });
+      }
+    }
+  })();
+  return { replies, stop: async () => { running = false; await loop; } };
 }
 
 beforeAll(async () => {
@@ -55,7 +78,7 @@ afterAll(async () => {
 describe("controller mode: the WasmPlugin's pluginConfig over ECDS", () => {
   it("each worker's filter long-polls the controller with the manifest's token and routes by its rollouts", async () => {
     await waitFor("the rollout on every worker", async () => (await sendMany(fraud(), 20, (i) => ({ "x-user-id": `p-${i}` }), 4)).every((r) => r.variant !== null), 15_000, 20);
-    await steadyOpenPolls(POLLERS);
+    await steadyOpenPolls(POLLERS, 20);
     const replies = await sendMany(fraud(), 300, (i) => ({ "x-user-id": `u-${i}` }));
     const canary = replies.filter((r) => r.variant === "canary");
     expect(canary.length).toBeGreaterThan(10);
@@ -65,30 +88,25 @@ describe("controller mode: the WasmPlugin's pluginConfig over ECDS", () => {
 
   it("pluginConfig changes replace the root contexts: traffic never fails, old long-polls end, no extra pollers", async () => {
     const pid = stack.envoy.child.pid!;
-    let running = true;
-    const during: Reply[] = [];
-    const background = (async () => {
-      let i = 0;
-      while (running && i < 20_000) during.push(await send(fraud(), { "x-user-id": `bg-${i++ % 50}` }));
-    })();
+    const traffic = backgroundTraffic(fraud);
     const pollsBefore = polls.total;
     const UPDATES = 10;
-    for (let n = 1; n <= UPDATES; n++) {
-      const config = structuredClone(manifest.spec.pluginConfig);
-      // A different pluginConfig each time, as an edit of the manifest would give.
-      config.controller.pollWaitSeconds = 20 - n;
-      await stack.update(config);
+    try {
+      for (let n = 1; n <= UPDATES; n++) {
+        const config = structuredClone(manifest.spec.pluginConfig);
+        // A different pluginConfig each time, as an edit of the manifest would give.
+        config.controller.pollWaitSeconds = 20 - n;
+        await stack.update(config);
+      }
+      // The polls still open are the newest roots' (their pluginConfig's wait); every older root's poll ended when
+      // Envoy dropped that root. A root that outlived its config would keep one open with its own wait.
+      await steadyOpenPolls(POLLERS, 20 - UPDATES);
+    } finally {
+      await traffic.stop();
     }
-    await steadyOpenPolls(POLLERS);
-    running = false;
-    await background;
     expect(stack.envoy.child.pid).toBe(pid);
-    expect(during.length).toBeGreaterThan(UPDATES);
-    expect(during.filter((r) => r.status !== 200)).toEqual([]);
-    // The polls still open are the newest roots' (their pluginConfig's wait); every older root's poll ended when
-    // Envoy dropped that root. A root that outlived its config would keep one open with its own wait.
-    const open = polls.log.filter((e) => e.end === "open").map((e) => /wait=(\d+)/.exec(e.query)![1]);
-    expect(open).toEqual(Array(POLLERS).fill(String(20 - UPDATES)));
+    expect(traffic.replies.length).toBeGreaterThan(UPDATES);
+    expect(traffic.replies.filter((r) => r.status !== 200)).toEqual([]);
     // Per update: each new root asks at once (no version yet), then waits in a held poll; Envoy also configures
     // one short-lived root per update that asks once (measured: 7 polls per update with 2 workers).
     expect(polls.total - pollsBefore).toBeLessThanOrEqual((2 * POLLERS + 1) * UPDATES + POLLERS);
@@ -98,6 +116,6 @@ describe("controller mode: the WasmPlugin's pluginConfig over ECDS", () => {
     const set = await api(controllerUrl, "PUT", "/v1/rollouts/fraud-model/weight", { canaryPercent: 100 }, auth);
     expect(set.status).toBe(200);
     await waitFor("100% canary", async () => (await sendMany(fraud(), 40, (i) => ({ "x-user-id": `w-${i}` }), 8)).every((r) => r.variant === "canary"), 10_000, 10);
-    await steadyOpenPolls(POLLERS);
+    await steadyOpenPolls(POLLERS, 10);
   });
 });

@@ -67,21 +67,29 @@ describe("GitOps mode: the WasmPlugin's static rollouts, changed by ECDS", () =>
     const countsBefore = await requestSeries();
     const sentBefore = (countsBefore.series.get(overall("fraud-model", "stable")) ?? 0) + (countsBefore.series.get(overall("fraud-model", "canary")) ?? 0);
 
-    // Traffic keeps flowing while the update lands.
+    // Traffic keeps flowing while the update lands; a failed send counts as status 0.
     let running = true;
     const during: Reply[] = [];
     const background = (async () => {
-      let i = 0;
-      while (running && i < 5000) during.push(await send(fraud(), { "x-user-id": `bg-${i++ % 50}` }));
+      for (let i = 0; running && i < 5000; i++) {
+        try {
+          during.push(await send(fraud(), { "x-user-id": `bg-${i % 50}` }));
+        } catch (error) {
+          during.push({ status: 0, variant: null, modelVersion: null, body: String(error) });
+        }
+      }
     })();
-    await waitFor("some traffic before the update", async () => during.length >= 20, 10_000, 5);
-    await stack.update(weights(5000, 10_000));
-    // Every worker's filter has the new config once churn-model (now 100%) answers canary every time.
-    await waitFor("churn-model at 100%", async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "canary"), 10_000, 10);
-    const countAtUpdate = during.length;
-    await waitFor("traffic after the update", async () => during.length >= countAtUpdate + 20, 10_000, 5);
-    running = false;
-    await background;
+    try {
+      await waitFor("some traffic before the update", async () => during.length >= 20, 10_000, 5);
+      await stack.update(weights(5000, 10_000));
+      // Every worker's filter has the new config once churn-model (now 100%) answers canary every time.
+      await waitFor("churn-model at 100%", async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "canary"), 10_000, 10);
+      const countAtUpdate = during.length;
+      await waitFor("traffic after the update", async () => during.length >= countAtUpdate + 20, 10_000, 5);
+    } finally {
+      running = false;
+      await background;
+    }
 
     expect(stack.envoy.child.pid).toBe(pid);
     expect(stack.envoy.log()).not.toMatch(/plugin configuration refused/);
