@@ -52,17 +52,18 @@ function holderHint(port: number): string {
   return ` by ${pids.map((pid) => `${describePid(pid)}${modelrollRole(pid)}`).join(", ")}`;
 }
 
-/** ": an Envoy left over from an earlier modelroll run (...)" for our own processes, else "". */
+/** What one of our own processes holding a port is, and how to stop it; "" for anything else. */
 function modelrollRole(pid: number): string {
   const command = processCommand(pid) ?? "";
+  const isCli = (text: string) => /cli\/(start|controller)\.ts/.test(text);
   if (command.includes("modelroll-envoy-")) {
     const parent = processParentAndGroup(pid)?.ppid;
-    const parentCommand = parent !== undefined ? processCommand(parent) ?? "" : "";
-    return /cli\/(start|controller)\.ts/.test(parentCommand)
-      ? `: the Envoy of a modelroll that is running (pid ${parent}); stop that one with 'kill ${parent}'`
-      : `: an Envoy left over from an earlier modelroll run (its parent is gone); stop it with 'kill ${pid}'`;
+    const parentCommand = parent !== undefined && parent > 1 ? processCommand(parent) : null;
+    if (parentCommand !== null && isCli(parentCommand)) return `: the Envoy of a modelroll that is running (pid ${parent}); stop that one with 'kill ${parent}'`;
+    if (parentCommand === null) return `: an Envoy left over from an earlier modelroll run (its parent is gone); stop it with 'kill ${pid}'`;
+    return `: an Envoy started by pid ${parent}; stop it with 'kill ${pid}'`;
   }
-  if (/cli\/(start|controller)\.ts/.test(command)) return `: a modelroll that is running; stop it with 'kill ${pid}'`;
+  if (isCli(command)) return `: a modelroll that is running; stop it with 'kill ${pid}'`;
   return "";
 }
 

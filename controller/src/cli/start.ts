@@ -80,8 +80,9 @@ try {
   shutdown.onStop(() => envoy.stop());
   envoy.child.on("exit", (code, signal) => {
     if (shutdown.stopping) return;
-    // Stopped on purpose (someone sent Envoy SIGTERM or SIGINT): a clean stop of the rest. Anything else is a crash.
-    const onPurpose = signal === "SIGTERM" || signal === "SIGINT";
+    // Stopped on purpose (someone sent Envoy SIGTERM or SIGINT, or /quitquitquit; Envoy then exits with 0): a
+    // clean stop of the rest. Anything else is a crash.
+    const onPurpose = code === 0 || signal === "SIGTERM" || signal === "SIGINT";
     if (!onPurpose) console.error(`modelroll start: Envoy exited (${signal ?? `code ${code}`}); last log lines:\n${envoy.log().slice(-3000)}`);
     void shutdown.stop(onPurpose ? 0 : 1, `Envoy (pid ${envoy.child.pid}) exited: ${signal ?? `code ${code}`}`);
   });
