@@ -14,6 +14,7 @@ import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
+import { readStatsBaseline } from "./stats/baseline.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
@@ -139,9 +140,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   });
   await app.register(systemRoutes, { telemetry });
-  await app.register(rolloutRoutes, { store, clock: options.clock });
+  const clock = options.clock ?? (() => new Date());
+  await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
-  await app.register(statsRoutes, { store, metricProvider });
+  await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { store, telemetry });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
