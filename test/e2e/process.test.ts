@@ -139,6 +139,15 @@ describe("npm start as a process tree", () => {
     await expectAllGone(run, ports, run.envoy);
   });
 
+  it("the npm process gets SIGKILL: the node process sees its parent gone and stops everything", async () => {
+    const ports = await freePorts();
+    const run = await npmStart(ports);
+    process.kill(run.npm.pid!, "SIGKILL");
+    await run.exited();
+    await expectAllGone(run, ports, run.envoy);
+    expect(processAlive(run.node)).toBe(false);
+  });
+
   it("a port in use: a clear error naming it and its holder before anything runs, and nothing left running", async () => {
     const ports = await freePorts();
     const holder = createServer();
