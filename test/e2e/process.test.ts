@@ -130,6 +130,17 @@ describe("npm start as a process tree", () => {
     expect(run.output()).toContain(`state saved in ${run.stateFile}: 1 rollout, config version 2:\n  fraud-model: canary 5%`);
   });
 
+  it("Ctrl-C in a terminal (SIGINT to the whole process group, so node hears it from the tty and from npm): one clean stop", async () => {
+    const ports = await freePorts();
+    const run = await npmStart(ports);
+    process.kill(-run.npm.pid!, "SIGINT");
+    const { code } = await run.exited();
+    await expectAllGone(run, ports, run.envoy);
+    expect(code).toBe(0);
+    expect(run.output()).toContain(`state saved in ${run.stateFile}: 0 rollouts`);
+    expect(run.output()).not.toContain("exiting now");
+  });
+
   it("the node process gets SIGKILL: Envoy ends on its own (parent-death signal), the ports are freed", async () => {
     const ports = await freePorts();
     const run = await npmStart(ports);

@@ -1,8 +1,8 @@
 /**
  * How the two commands end: on SIGINT, SIGTERM or SIGHUP (Ctrl-C, `kill`, `docker stop`, a closed terminal),
  * and when the npm process that ran them is gone, everything started is stopped in reverse order and the
- * command says what its state file keeps. A second signal while stopping ends the process at once (its
- * Envoy still gets the parent-death signal).
+ * command says what its state file keeps. A second signal while stopping (more than 2 s after the first) ends
+ * the process at once (its Envoy still gets the parent-death signal).
  */
 import type { RolloutStore } from "../rollouts/store.ts";
 
@@ -24,10 +24,13 @@ export interface ShutdownOptions {
 }
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+/** A repeated signal within this time is the same request delivered twice, not an impatient second one. */
+const REPEAT_GRACE_MS = 2000;
 
 export function installShutdown(options: ShutdownOptions): Shutdown {
   const steps: Array<() => Promise<void>> = [];
   let stopping = false;
+  let stoppingSince = 0;
   const shutdown: Shutdown = {
     onStop: (step) => void steps.push(step),
     get stopping() {
@@ -36,6 +39,7 @@ export function installShutdown(options: ShutdownOptions): Shutdown {
     async stop(code, why) {
       if (stopping) return new Promise<never>(() => undefined);
       stopping = true;
+      stoppingSince = Date.now();
       if (steps.length > 0) console.error(`${options.name}: stopping (${why})`);
       for (const step of steps.reverse()) await step().catch((error) => console.error(`${options.name}: while stopping: ${(error as Error).message}`));
       const farewell = options.farewell();
@@ -46,6 +50,10 @@ export function installShutdown(options: ShutdownOptions): Shutdown {
   for (const signal of SIGNALS) {
     process.on(signal, () => {
       if (stopping) {
+        // Ctrl-C in a terminal reaches this process twice, from the terminal (the whole foreground group) and
+        // forwarded by npm, and Envoy's own exit on it may have started the stop already. Only a signal well
+        // after the stop began means "stop waiting".
+        if (Date.now() - stoppingSince < REPEAT_GRACE_MS) return;
         console.error(`${options.name}: ${signal} again: exiting now`);
         process.exit(1);
       }
