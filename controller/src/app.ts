@@ -12,7 +12,9 @@ import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
+import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
+import { readStatsBaseline } from "./stats/baseline.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
@@ -38,6 +40,8 @@ export interface BuildAppOptions {
    * resumes them. Default ":memory:" (nothing kept; the server entry points default to a file).
    */
   stateFile?: string;
+  /** Start with an empty state file (what it held is copied aside first; see SqliteRolloutState). */
+  freshState?: boolean;
   /** Bearer token for writes (and reads). Without it the API is open. */
   apiToken?: string;
   /** Read-only bearer token for the filters' config long-poll (and any GET). */
@@ -47,6 +51,8 @@ export interface BuildAppOptions {
 
 export interface ModelrollContext {
   store: RolloutStore;
+  /** The state file behind the store (its path, and what a fresh start set aside). */
+  state: SqliteRolloutState;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
@@ -81,7 +87,15 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: options.stateFile });
+  // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
+  const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
+  let store: RolloutStore;
+  try {
+    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state });
+  } catch (error) {
+    state.close();
+    throw error;
+  }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
   const telemetry = new ControllerTelemetry(store);
   const metricProvider =
@@ -98,7 +112,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, telemetry, metricProvider, driver });
+  app.decorate("modelroll", { store, state, telemetry, metricProvider, driver });
 
   installErrorHandling(app);
   installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
@@ -126,9 +140,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   });
   await app.register(systemRoutes, { telemetry });
-  await app.register(rolloutRoutes, { store, clock: options.clock });
+  const clock = options.clock ?? (() => new Date());
+  await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
-  await app.register(statsRoutes, { store, metricProvider });
+  await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { store, telemetry });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));

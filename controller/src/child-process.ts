@@ -1,7 +1,8 @@
 // A server the project starts as a child process (Envoy, Prometheus): its output kept as a bounded log, its
-// end tracked, and a stop that escalates to SIGKILL and then removes the process's working directory.
-import { spawn, type ChildProcess } from "node:child_process";
-import { rmSync } from "node:fs";
+// end tracked, a stop that escalates to SIGKILL and then removes the process's working directory, and a
+// parent-death signal so it does not outlive this process even when this process is killed with SIGKILL.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { accessSync, constants, rmSync } from "node:fs";
 
 export interface ManagedChild {
   child: ChildProcess;
@@ -11,6 +12,8 @@ export interface ManagedChild {
   exited(): string | null;
   /** SIGTERM, SIGKILL after 5 s, then removes `workDir`. */
   stop(): Promise<void>;
+  /** True when the kernel sends the process SIGTERM if this process dies (util-linux setpriv --pdeathsig). */
+  diesWithParent: boolean;
 }
 
 export interface SpawnManagedOptions {
@@ -20,8 +23,44 @@ export interface SpawnManagedOptions {
   maxLogChars: number;
 }
 
+const SETPRIV_CANDIDATES = ["/usr/bin/setpriv", "/bin/setpriv"];
+let setpriv: string | null | undefined;
+
+/**
+ * util-linux's setpriv (Essential on Debian and Ubuntu), if it can set a parent-death signal here. It sets
+ * PR_SET_PDEATHSIG and execs the server in place (same pid), so the kernel itself ends the server when its
+ * parent dies, however it dies. The signal is tied to the thread that spawned the child: Node spawns from its
+ * main thread, which lives as long as the process.
+ */
+export function setprivForParentDeath(): string | null {
+  if (setpriv !== undefined) return setpriv;
+  setpriv = null;
+  for (const candidate of SETPRIV_CANDIDATES) {
+    const probe = spawnSync(candidate, ["--pdeathsig", "TERM", "--", "true"], { stdio: "ignore", timeout: 5000 });
+    if (probe.status === 0) {
+      setpriv = candidate;
+      break;
+    }
+  }
+  return setpriv;
+}
+
+function isExecutable(bin: string): boolean {
+  try {
+    accessSync(bin, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function spawnManaged(bin: string, args: string[], opts: SpawnManagedOptions): ManagedChild {
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // A binary that cannot run is started directly, so its failure stays a spawn error naming it (ENOENT, EACCES)
+  // instead of setpriv's exit code.
+  const wrapper = bin.includes("/") && !isExecutable(bin) ? null : setprivForParentDeath();
+  const child = wrapper
+    ? spawn(wrapper, ["--pdeathsig", "TERM", "--", bin, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
   let logText = "";
   const append = (chunk: Buffer) => {
     logText += chunk.toString();
@@ -45,6 +84,7 @@ export function spawnManaged(bin: string, args: string[], opts: SpawnManagedOpti
     child,
     log: () => logText,
     exited: () => exited,
+    diesWithParent: wrapper !== null,
     async stop() {
       if (exited === null) {
         child.kill("SIGTERM");

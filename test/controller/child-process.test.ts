@@ -1,9 +1,12 @@
 // spawnManaged: what Envoy and Prometheus are started with (bounded log, end tracked, stop escalates and cleans up).
+import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnManaged } from "../../controller/src/child-process.ts";
+import { repoRoot } from "../../controller/src/paths.ts";
+import { processAlive } from "../../controller/src/proc.ts";
 
 const workDir = () => mkdtempSync(join(tmpdir(), "modelroll-child-test-"));
 
@@ -52,5 +55,23 @@ describe("spawnManaged", () => {
     expect(p.log()).not.toContain("line-0\n");
     expect(p.log().length).toBeLessThanOrEqual(1000);
     await p.stop();
+  });
+
+  it("ends the child when its parent is killed with SIGKILL (parent-death signal)", async () => {
+    const parent = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test", "controller", "fixtures", "spawn-and-hold.ts")], { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    parent.stdout!.on("data", (c: Buffer) => { out += c.toString(); });
+    await until(() => out.includes("\n") || parent.exitCode !== null, 20_000);
+    const { pid, workDir, diesWithParent } = JSON.parse(out) as { pid: number; workDir: string; diesWithParent: boolean };
+    expect(diesWithParent).toBe(true);
+    expect(processAlive(pid)).toBe(true);
+    const exited = new Promise((resolve) => parent.once("exit", resolve));
+    parent.kill("SIGKILL");
+    await exited;
+    await until(() => !processAlive(pid));
+    const alive = processAlive(pid);
+    if (alive) process.kill(pid, "SIGKILL");
+    rmSync(workDir, { recursive: true, force: true });
+    expect(alive).toBe(false);
   });
 });

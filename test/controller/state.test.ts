@@ -57,7 +57,9 @@ describe("durable state", () => {
     view = await h.view();
     const history = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json();
     const engineBefore = h.app.modelroll.store.get("fraud-model").engine!;
-    // No close(): as after a kill, the second controller reads what the first committed.
+    // As a kill would, only the file's lock is released (the first controller stays in memory, unstopped):
+    // the second controller reads what the first committed.
+    h.app.modelroll.state.close();
     const h2 = await harness({ stateFile: file, resume: { sim: h.sim, now: h.now() } });
     expect(await h2.view()).toEqual(view);
     expect((await h2.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json()).toEqual(history);
@@ -79,7 +81,9 @@ describe("durable state", () => {
     expect(after.decisions.slice(0, history.decisions.length)).toEqual(history.decisions);
     expect(after.decisions.filter((d: { kind: string }) => d.kind === "started")).toHaveLength(1);
 
-    // Every decision is a row; every decision with a stage window also a per-stage telemetry row.
+    // Every decision is a row; every decision with a stage window also a per-stage telemetry row (read once
+    // the controller let go of the file).
+    await h2.app.close();
     const db = new Database(file, { readonly: true });
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM decisions").get() as { n: number }).n;
     const windows = (db.prepare("SELECT COUNT(*) AS n FROM stage_telemetry").get() as { n: number }).n;
@@ -133,7 +137,9 @@ describe("durable state", () => {
 
   it("refuses a state file written by a newer controller, and names the file", () => {
     const file = stateFile();
-    new SqliteRolloutState(file).initialize("cccccccccccccccc", 1);
+    const first = new SqliteRolloutState(file);
+    first.initialize("cccccccccccccccc", 1);
+    first.close();
     const db = new Database(file);
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();

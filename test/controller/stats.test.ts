@@ -50,6 +50,13 @@ async function fakeAdmin(respond: (path: string) => { status: number; body: stri
 
 const serving = (body: string) => fakeAdmin(() => ({ status: 200, body }));
 
+/** An admin endpoint with no counts until `count()`: what Envoy shows before and after a rollout is created. */
+async function countingAfterCreate(body: string): Promise<FakeAdmin & { count(): void }> {
+  let current = "";
+  const admin = await fakeAdmin(() => ({ status: 200, body: current }));
+  return { ...admin, count: () => void (current = body) };
+}
+
 /** A URL on which nothing listens: a port we bound and released. */
 async function deadUrl(): Promise<string> {
   const server = createServer();
@@ -108,7 +115,7 @@ describe("rolloutCountsFromSamples", () => {
 
 class FakeProvider implements MetricProvider {
   calls: string[] = [];
-  constructor(private readonly reading: MetricReading<RolloutCounts>) {}
+  constructor(public reading: MetricReading<RolloutCounts>) {}
   async readRollout(rollout: string) {
     this.calls.push(rollout);
     return this.reading;
@@ -130,15 +137,18 @@ describe("GET /v1/rollouts/:name/stats with a fake provider", () => {
       sumUs: 9000,
       count: 4,
     };
-    const provider = new FakeProvider({ status: "measured", value, sources: [{ url: "fake://1", ok: true }] });
+    const provider = new FakeProvider({ status: "measured", value: emptyRolloutCounts(), sources: [{ url: "fake://1", ok: true }] });
     const app = await testApp({ metricProvider: provider });
-    await createRollout(app);
+    const created = await createRollout(app);
+    provider.reading = { status: "measured", value, sources: [{ url: "fake://1", ok: true }] };
 
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(200);
-    expect(provider.calls).toEqual(["fraud-model"]);
+    // Once at create (the name's baseline), once for the stats.
+    expect(provider.calls).toEqual(["fraud-model", "fraud-model"]);
     expect(response.json()).toEqual({
       rollout: "fraud-model",
+      window: { kind: "rollout", since: created.createdAt, envoyRestarted: false, note: null },
       sources: [{ url: "fake://1", ok: true }],
       variants: {
         stable: {
@@ -187,30 +197,34 @@ describe("GET /v1/rollouts/:name/stats with a fake provider", () => {
 
 describe("GET /v1/rollouts/:name/stats from Envoy admin endpoints", () => {
   it("reads one endpoint with the filter's stats path", async () => {
-    const admin = await serving(ENVOY_A);
+    const admin = await countingAfterCreate(ENVOY_A);
     const app = await testApp({ envoyAdminUrls: [admin.url + "/"] });
     await createRollout(app);
+    admin.count();
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(200);
-    expect(admin.requests).toEqual([envoyStatsPath("fraud-model")]);
+    // At create (the baseline), then for the stats.
+    expect(admin.requests).toEqual([envoyStatsPath("fraud-model"), envoyStatsPath("fraud-model")]);
     const { variants, sources } = response.json();
     expect(sources).toEqual([{ url: admin.url, ok: true }]);
     expect(variants.stable.requests).toBe(90);
     expect(variants.stable.errorRate).toBe(0);
     // p50: rank 45 in (1000,5000] holding 11..50 -> 1000 + 4000*35/40 = 4500 us
-    expect(variants.stable.latencyMs.p50).toBeCloseTo(4.5, 9);
-    // p95: rank 85.5 in (5000,10000] holding 51..89 -> 5000 + 5000*35.5/39 us
-    expect(variants.stable.latencyMs.p95).toBeCloseTo((5000 + (5000 * 35.5) / 39) / 1000, 9);
+    expect(variants.stable.latencyMs.p50).toBe(4.5);
+    // p95: rank 85.5 in (5000,10000] holding 51..89 -> 5000 + 5000*35.5/39 = 9551.28 us, shown rounded
+    expect(variants.stable.latencyMs.p95).toBe(9.55);
     expect(variants.canary.errorRate).toBeCloseTo(0.2, 12);
     // rank 5 in (5000,10000] holding 5..8 -> 5000 + 5000*1/4 = 6250 us
-    expect(variants.canary.latencyMs.p50).toBeCloseTo(6.25, 9);
+    expect(variants.canary.latencyMs.p50).toBe(6.25);
     expect(variants.canary.latencyMs.p95).toBe(10);
   });
 
   it("sums two endpoints", async () => {
-    const [a, b] = await Promise.all([serving(ENVOY_A), serving(ENVOY_B)]);
+    const [a, b] = await Promise.all([countingAfterCreate(ENVOY_A), countingAfterCreate(ENVOY_B)]);
     const app = await testApp({ envoyAdminUrls: [a.url, b.url] });
     await createRollout(app);
+    a.count();
+    b.count();
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(200);
     const { variants, sources } = response.json();
@@ -221,9 +235,9 @@ describe("GET /v1/rollouts/:name/stats from Envoy admin endpoints", () => {
     expect(variants.stable.requests).toBe(100);
     expect(variants.stable.responses).toEqual({ "2xx": 98, "3xx": 0, "4xx": 2, "5xx": 0, local: 0 });
     expect(variants.stable.latencyMs.count).toBe(100);
-    // p50: rank 50 = end of (1000,5000] -> 5 ms; p95: rank 95 in (5000,10000] holding 51..99
-    expect(variants.stable.latencyMs.p50).toBeCloseTo(5, 9);
-    expect(variants.stable.latencyMs.p95).toBeCloseTo((5000 + (5000 * 45) / 49) / 1000, 9);
+    // p50: rank 50 = end of (1000,5000] -> 5 ms; p95: rank 95 in (5000,10000] holding 51..99 -> 9591.8 us
+    expect(variants.stable.latencyMs.p50).toBe(5);
+    expect(variants.stable.latencyMs.p95).toBe(9.59);
     expect(variants.canary.requests).toBe(20);
     // (3 5xx + 1 local) / 20 responses
     expect(variants.canary.errorRate).toBeCloseTo(0.2, 12);
@@ -232,10 +246,11 @@ describe("GET /v1/rollouts/:name/stats from Envoy admin endpoints", () => {
   });
 
   it("uses the endpoints that answer and reports the one that is down", async () => {
-    const a = await serving(ENVOY_A);
+    const a = await countingAfterCreate(ENVOY_A);
     const down = await deadUrl();
     const app = await testApp({ envoyAdminUrls: [a.url, down] });
     await createRollout(app);
+    a.count();
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(200);
     const { variants, sources } = response.json();

@@ -14,7 +14,7 @@ describe("npm start argument plan", () => {
         canary: { demo: { host: "127.0.0.1", port: 9002 } },
         shadow: null,
         concurrency: 2,
-        controllerSettings: { stateFile: ".modelroll/state.db" },
+        controllerSettings: { stateFile: ".modelroll/state.db", fresh: false, tickIntervalMs: 5000 },
       },
     });
   });
@@ -29,6 +29,12 @@ describe("npm start argument plan", () => {
     expect(planStart(["--shadow", "http://127.0.0.1:7003"], {})).toMatchObject({ plan: { shadow: { hostPort: { host: "127.0.0.1", port: 7003 } } } });
   });
 
+  it("takes --fresh (no value) and --tick-ms, which also reads MODELROLL_TICK_MS", () => {
+    expect(planStart(["--fresh", "--tick-ms", "250"], {})).toMatchObject({ plan: { controllerSettings: { fresh: true, tickIntervalMs: 250 } } });
+    expect(planStart([], { MODELROLL_TICK_MS: "1000" })).toMatchObject({ plan: { controllerSettings: { fresh: false, tickIntervalMs: 1000 } } });
+    expect(planStart(["--tick-ms=750", "--state", "/tmp/x.db"], {})).toMatchObject({ plan: { controllerSettings: { stateFile: "/tmp/x.db", tickIntervalMs: 750 } } });
+  });
+
   it.each([
     [["--stable", "http://127.0.0.1:1"], "give both --stable and --canary, or neither (to start the demo models)"],
     [["--listen"], "--listen needs a value"],
@@ -38,6 +44,8 @@ describe("npm start argument plan", () => {
     [["--stable", "https://127.0.0.1:1", "--canary", "http://127.0.0.1:2"], "--stable: only http:// upstreams are supported, got 'https://127.0.0.1:1'"],
     [["--stable", "http://models.local:1", "--canary", "http://127.0.0.1:2"], "--stable: give an IP address (STATIC cluster), got 'models.local'"],
     [["--concurrency", "0"], "--concurrency: expected an integer 1..64"],
+    [["--tick-ms", "10"], "--tick-ms: expected an integer 50..3600000"],
+    [["--fresh=yes"], "--fresh takes no value"],
   ])("refuses %j", (argv, error) => {
     expect(planStart(argv, {})).toEqual({ error });
   });
@@ -50,10 +58,10 @@ describe("npm start argument plan", () => {
 describe("npm run controller argument plan", () => {
   it("defaults, and reads tokens from the environment only", () => {
     expect(planController([], {})).toEqual({
-      plan: { listen: { host: "127.0.0.1", port: 8080 }, envoyAdminUrls: ["http://127.0.0.1:9901"], tickIntervalMs: 5000, stateFile: ".modelroll/state.db" },
+      plan: { listen: { host: "127.0.0.1", port: 8080 }, envoyAdminUrls: ["http://127.0.0.1:9901"], tickIntervalMs: 5000, stateFile: ".modelroll/state.db", fresh: false },
     });
     const r = planController(
-      ["--listen=0.0.0.0:9000", "--state", "/var/lib/modelroll/state.db", "--envoy-admin", "http://127.0.0.1:1, http://127.0.0.1:2", "--tick-ms", "250", "--prometheus", "http://127.0.0.1:9090"],
+      ["--listen=0.0.0.0:9000", "--fresh", "--state", "/var/lib/modelroll/state.db", "--envoy-admin", "http://127.0.0.1:1, http://127.0.0.1:2", "--tick-ms", "250", "--prometheus", "http://127.0.0.1:9090"],
       { MODELROLL_API_TOKEN: "a".repeat(20), MODELROLL_FILTER_TOKEN: "f".repeat(20), MODELROLL_STATE: "/ignored" },
     );
     expect(r).toEqual({
@@ -62,6 +70,7 @@ describe("npm run controller argument plan", () => {
         envoyAdminUrls: ["http://127.0.0.1:1", "http://127.0.0.1:2"],
         tickIntervalMs: 250,
         stateFile: "/var/lib/modelroll/state.db",
+        fresh: true,
         apiToken: "a".repeat(20),
         filterToken: "f".repeat(20),
         prometheusUrl: "http://127.0.0.1:9090",

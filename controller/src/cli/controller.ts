@@ -1,7 +1,9 @@
 // `npm run controller`: the controller alone (REST API, engine, state file), for Envoys started elsewhere.
 // The only place that prints or exits; what to do is decided by planController (pure).
-import { startController } from "../server.ts";
+import { startController, type RunningController } from "../server.ts";
 import { CONTROLLER_USAGE, planController } from "./controller-plan.ts";
+import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
+import { describeSaved, installShutdown } from "./shutdown.ts";
 
 const result = planController(process.argv.slice(2), process.env);
 if ("help" in result) {
@@ -12,18 +14,33 @@ if ("error" in result) {
   console.error(`modelroll controller: ${result.error}\n${CONTROLLER_USAGE}`);
   process.exit(2);
 }
-const { listen, ...options } = result.plan;
+const { listen, fresh, ...options } = result.plan;
+let controller: RunningController | null = null;
+const shutdown = installShutdown({
+  name: "modelroll controller",
+  farewell: () => (controller ? describeSaved(controller.app.modelroll.store, options.stateFile) : null),
+});
+
+const busy = await busyPorts([{ ...listen, what: "controller API (--listen)" }]);
+if (busy.length > 0) {
+  console.error(`modelroll controller: cannot start:\n${busy.map((b) => `  ${b}`).join("\n")}\n${BUSY_PORT_ADVICE}`);
+  process.exit(1);
+}
+
 try {
-  const controller = await startController({ ...options, host: listen.host, port: listen.port, logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" } });
-  const stop = () => void controller.close().then(() => process.exit(0), () => process.exit(1));
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
-  const store = controller.app.modelroll.store;
+  const running = await startController({ ...options, freshState: fresh, host: listen.host, port: listen.port, logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" } });
+  controller = running;
+  shutdown.onStop(() => running.close());
+  const store = running.app.modelroll.store;
+  const setAside = running.app.modelroll.state.freshStart;
+  const how = setAside
+    ? `fresh; the previous ${setAside.previousRollouts} rollouts are kept in ${setAside.keptIn}`
+    : store.resumed ? `resumed: ${store.size} rollouts, config version ${store.version}` : fresh ? "fresh" : "new";
   console.log(
-    `modelroll controller listening on ${controller.url}; state ${options.stateFile} (${store.resumed ? `resumed: ${store.size} rollouts, config version ${store.version}` : "new"}); ` +
+    `modelroll controller listening on ${running.url} (pid ${process.pid}); state ${options.stateFile} (${how}); ` +
       `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}`,
   );
 } catch (err) {
   console.error(`modelroll controller: ${(err as Error).message}`);
-  process.exit(1);
+  await shutdown.stop(1, "start-up failed");
 }

@@ -19,6 +19,10 @@ export interface StartPlan {
 export interface ControllerSettings {
   /** SQLite state file; a restart resumes from it. */
   stateFile: string;
+  /** --fresh: start with an empty state file (what it held is copied aside). */
+  fresh: boolean;
+  /** Engine tick period for managed rollouts. */
+  tickIntervalMs: number;
   /** From the environment only (argv is visible to every user of the machine). */
   apiToken?: string;
   filterToken?: string;
@@ -30,21 +34,36 @@ export const DEFAULT_STATE_FILE = ".modelroll/state.db";
 export function controllerSettings(given: Map<string, string>, env: Record<string, string | undefined>): ControllerSettings {
   const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
   if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
+  const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
+  if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
   return {
     stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,
+    fresh: given.has("--fresh"),
+    tickIntervalMs,
     ...(env.MODELROLL_API_TOKEN ? { apiToken: env.MODELROLL_API_TOKEN } : {}),
     ...(env.MODELROLL_FILTER_TOKEN ? { filterToken: env.MODELROLL_FILTER_TOKEN } : {}),
     ...(prometheusUrl !== undefined ? { prometheusUrl } : {}),
   };
 }
 
-/** `--flag value` or `--flag=value`, each flag at most once; an error names the argument. */
-export function parseFlags(argv: string[], flags: ReadonlySet<string>): { given: Map<string, string> } | { help: true } | { error: string } {
+/** Flags without a value, shared by both commands. */
+export const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
+
+/**
+ * `--flag value` or `--flag=value`, each flag at most once, and the `switches` (no value: present or not);
+ * an error names the argument.
+ */
+export function parseFlags(argv: string[], flags: ReadonlySet<string>, switches: ReadonlySet<string> = SWITCHES): { given: Map<string, string> } | { help: true } | { error: string } {
   const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--help" || arg === "-h") return { help: true };
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    if (switches.has(flag)) {
+      if (inline !== undefined) return { error: `${flag} takes no value` };
+      given.set(flag, "");
+      continue;
+    }
     if (!flags.has(flag)) return { error: `unknown argument '${arg}'` };
     const value = inline ?? argv[++i];
     if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
@@ -53,7 +72,7 @@ export function parseFlags(argv: string[], flags: ReadonlySet<string>): { given:
   return { given };
 }
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
@@ -61,11 +80,14 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--l
   --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
   --concurrency       Envoy worker threads               (env MODELROLL_CONCURRENCY, default 2)
   --state             controller state file (SQLite)     (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
+  --fresh             start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
+  --tick-ms           engine tick period                 (env MODELROLL_TICK_MS, default 5000)
   --prometheus        Prometheus for PromQL gates        (env MODELROLL_PROMETHEUS_URL)
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
-  env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.`;
+  env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.
+SIGINT, SIGTERM or SIGHUP stop everything and print what the state file keeps.`;
 
-const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency", "--state", "--prometheus"]);
+const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency", "--state", "--prometheus", "--tick-ms"]);
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 

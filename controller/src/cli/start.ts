@@ -1,9 +1,11 @@
-// `npm start`: demo or given model servers, the controller, and Envoy with the filter, until Ctrl-C.
+// `npm start`: demo or given model servers, the controller, and Envoy with the filter, until a signal.
 // The only place that prints or exits; what to do is decided by planStart (pure).
 import { renderBootstrap } from "../envoy/bootstrap.ts";
 import { startEnvoy } from "../envoy/process.ts";
 import { startModelServer, type ModelServer } from "../demo/model-server.ts";
-import { startController } from "../server.ts";
+import { startController, type RunningController } from "../server.ts";
+import { BUSY_PORT_ADVICE, busyPorts, type Listener } from "./ports.ts";
+import { describeSaved, installShutdown } from "./shutdown.ts";
 import { planStart, START_USAGE } from "./start-plan.ts";
 
 const result = planStart(process.argv.slice(2), process.env);
@@ -16,35 +18,56 @@ if ("error" in result) {
   process.exit(2);
 }
 const plan = result.plan;
-const stoppers: Array<() => Promise<void>> = [];
-let stopping = false;
+const settings = plan.controllerSettings;
+let controller: RunningController | null = null;
+const shutdown = installShutdown({
+  name: "modelroll start",
+  farewell: () => (controller ? describeSaved(controller.app.modelroll.store, settings.stateFile) : null),
+});
 
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    for (const stop of stoppers.reverse()) await stop().catch(() => undefined);
-  }
-  process.exit(code);
+// Every address this command listens on, checked before anything starts.
+const listeners: Listener[] = [
+  { ...plan.listen, what: "data plane (--listen)" },
+  { ...plan.controller, what: "controller API (--controller)" },
+  { ...plan.admin, what: "Envoy admin (--admin)" },
+  ...("demo" in plan.stable ? [{ ...plan.stable.demo, what: "demo stable model (MODELROLL_DEMO_STABLE)" }] : []),
+  ...("demo" in plan.canary ? [{ ...plan.canary.demo, what: "demo canary model (MODELROLL_DEMO_CANARY)" }] : []),
+];
+const busy = await busyPorts(listeners);
+if (busy.length > 0) {
+  console.error(`modelroll start: cannot start:\n${busy.map((b) => `  ${b}`).join("\n")}\n${BUSY_PORT_ADVICE}`);
+  process.exit(1);
 }
-process.on("SIGINT", () => void stopAll(0));
-process.on("SIGTERM", () => void stopAll(0));
 
 try {
+  // The controller first: it takes the state file's lock, the one thing a second run must not share.
+  const running = await startController({
+    stateFile: settings.stateFile,
+    freshState: settings.fresh,
+    tickIntervalMs: settings.tickIntervalMs,
+    ...(settings.apiToken ? { apiToken: settings.apiToken } : {}),
+    ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
+    ...(settings.prometheusUrl ? { prometheusUrl: settings.prometheusUrl } : {}),
+    host: plan.controller.host,
+    port: plan.controller.port,
+    envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],
+    logger: false,
+  });
+  controller = running;
+  shutdown.onStop(() => running.close());
+
   const models: Record<"stable" | "canary", { host: string; port: number; label: string }> = {} as never;
   for (const [variant, version] of [["stable", "v1"], ["canary", "v2"]] as const) {
     const target = plan[variant];
     if ("demo" in target) {
       const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
-      stoppers.push(() => server.close());
+      shutdown.onStop(() => server.close());
       models[variant] = { ...target.demo, label: `${server.url} (demo model ${version})` };
     } else {
       models[variant] = { ...target.hostPort, label: target.url };
     }
   }
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
-  const settings = plan.controllerSettings;
-  const controller = await startController({ ...settings, host: plan.controller.host, port: plan.controller.port, envoyAdminUrls: [adminUrl], logger: false });
-  stoppers.push(() => controller.close());
   const envoy = await startEnvoy({
     bootstrapYaml: renderBootstrap({
       listen: plan.listen, admin: plan.admin, stable: models.stable, canary: models.canary, controller: plan.controller,
@@ -54,31 +77,39 @@ try {
     adminPort: plan.admin.port,
     concurrency: plan.concurrency,
   });
-  stoppers.push(() => envoy.stop());
-  envoy.child.on("exit", (code) => {
-    if (!stopping) {
-      console.error(`modelroll start: Envoy exited (${code}); last log lines:\n${envoy.log().slice(-3000)}`);
-      void stopAll(1);
-    }
+  shutdown.onStop(() => envoy.stop());
+  envoy.child.on("exit", (code, signal) => {
+    if (shutdown.stopping) return;
+    // Stopped on purpose (someone sent Envoy SIGTERM or SIGINT, or /quitquitquit; Envoy then exits with 0): a
+    // clean stop of the rest. Anything else is a crash.
+    const onPurpose = code === 0 || signal === "SIGTERM" || signal === "SIGINT";
+    if (!onPurpose) console.error(`modelroll start: Envoy exited (${signal ?? `code ${code}`}); last log lines:\n${envoy.log().slice(-3000)}`);
+    void shutdown.stop(onPurpose ? 0 : 1, `Envoy (pid ${envoy.child.pid}) exited: ${signal ?? `code ${code}`}`);
   });
+  const state = running.app.modelroll.state;
+  const store = running.app.modelroll.store;
+  const stateLine = state.freshStart
+    ? `${settings.stateFile} (fresh; the previous ${state.freshStart.previousRollouts} rollouts are kept in ${state.freshStart.keptIn})`
+    : `${settings.stateFile}${store.resumed ? ` (resumed: ${store.size} rollouts)` : settings.fresh ? " (fresh)" : " (new)"}`;
   const data = `http://${plan.listen.host}:${plan.listen.port}`;
-  console.log(`modelroll is running
+  console.log(`modelroll is running (pid ${process.pid}; Envoy pid ${envoy.child.pid})
   data plane (Envoy):  ${data}
-  controller (API):    ${controller.url}
+  controller (API):    ${running.url}
   Envoy admin:         ${adminUrl}
   stable model:        ${models.stable.label}
   canary model:        ${models.canary.label}
   shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}
-  state file:          ${settings.stateFile}${controller.app.modelroll.store.resumed ? ` (resumed: ${controller.app.modelroll.store.size} rollouts)` : ""}
+  state file:          ${stateLine}
   API auth:            ${settings.apiToken ? "bearer token (MODELROLL_API_TOKEN)" : "off: open on loopback (set MODELROLL_API_TOKEN)"}
-
+  engine tick:         ${settings.tickIntervalMs} ms
+${envoy.diesWithParent ? "" : "  warning: util-linux setpriv was not found: if this process is killed with SIGKILL, Envoy keeps running\n"}
 Try:
-  curl -s -XPOST ${controller.url}/v1/rollouts -H 'content-type: application/json' \\
+  curl -s -XPOST ${running.url}/v1/rollouts -H 'content-type: application/json' \\
     -d '{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}'
   curl -s -XPOST ${data}/v1/predict -H 'x-user-id: alice' -d '{}' -i
-  curl -s ${controller.url}/v1/rollouts/fraud-model/stats
-Ctrl-C stops everything.`);
+  curl -s ${running.url}/v1/rollouts/fraud-model/stats
+Ctrl-C (or SIGTERM to any of its processes) stops everything.`);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);
-  await stopAll(1);
+  await shutdown.stop(1, "start-up failed");
 }

@@ -13,6 +13,8 @@ export interface EnvoyProcess {
   /** Everything Envoy wrote to stderr so far (its log). */
   log(): string;
   stop(): Promise<void>;
+  /** True when Envoy gets SIGTERM from the kernel if this process dies, even by SIGKILL (see spawnManaged). */
+  diesWithParent: boolean;
 }
 
 export interface StartEnvoyOptions {
@@ -21,6 +23,18 @@ export interface StartEnvoyOptions {
   concurrency?: number;
   logLevel?: string;
   readyTimeoutMs?: number;
+}
+
+/** The config path of the Envoy answering on this admin URL (/server_info), or null if it cannot be read. */
+async function configPathAt(adminUrl: string): Promise<string | null> {
+  try {
+    const res = await fetch(`${adminUrl}/server_info`, { signal: AbortSignal.timeout(1000) });
+    if (!res.ok) return null;
+    const info = (await res.json()) as { command_line_options?: { config_path?: string } };
+    return info.command_line_options?.config_path ?? null;
+  } catch {
+    return null;
+  }
 }
 
 export function validateEnvoyConfig(configPath: string): { ok: boolean; output: string } {
@@ -41,7 +55,7 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
   ], { workDir: dir, maxLogChars: 2_000_000 });
 
   const adminUrl = `http://127.0.0.1:${opts.adminPort}`;
-  const proc: EnvoyProcess = { adminUrl, configPath, child: managed.child, log: managed.log, stop: managed.stop };
+  const proc: EnvoyProcess = { adminUrl, configPath, child: managed.child, log: managed.log, stop: managed.stop, diesWithParent: managed.diesWithParent };
 
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 20_000);
   while (Date.now() < deadline) {
@@ -49,8 +63,18 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
     if (exited !== null) throw new Error(`envoy exited during start-up (${exited}):\n${managed.log().slice(-4000)}`);
     try {
       const res = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(1000) });
-      if (res.status === 200) return proc;
-    } catch {
+      if (res.status === 200) {
+        // Another Envoy on the admin port (one left running) would answer /ready too, while this one dies on
+        // "cannot bind": the answer counts only from the Envoy started here, known by its config path.
+        const owner = await configPathAt(adminUrl);
+        if (owner === configPath) return proc;
+        if (owner !== null) {
+          await proc.stop();
+          throw new Error(`envoy admin port ${opts.adminPort} is answered by another Envoy (config ${owner}); stop that one or choose another admin port`);
+        }
+      }
+    } catch (error) {
+      if ((error as Error).message.startsWith("envoy admin port")) throw error;
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 100));

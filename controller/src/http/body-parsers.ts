@@ -8,7 +8,27 @@ export class BodySyntaxError extends Error {
   readonly statusCode = 400;
 }
 
+/** What a body may be sent as, for the 415 message. */
+export const ACCEPTED_BODY_TYPES = "application/json or application/yaml";
+
+/** A body in a type the API does not read; the error handler words the 415. */
+export class UnsupportedBodyTypeError extends Error {
+  readonly statusCode = 415;
+  constructor(readonly contentType: string | undefined) {
+    super(`unsupported content type ${contentType ?? "(none)"}`);
+  }
+}
+
 export function registerBodyParsers(app: FastifyInstance): void {
+  // Fastify reads text/plain bodies as strings, so JSON sent with curl's or a script's wrong content type
+  // failed as "(root) must be object". Every type but JSON and YAML now ends in the catch-all below: an empty
+  // body is no body (`curl -XPOST -d ''` on a command), anything else a 415 that says what to send instead.
+  app.removeContentTypeParser("text/plain");
+  app.addContentTypeParser("*", { parseAs: "string" }, (request, body, done) => {
+    if (body.toString().trim() === "") return done(null, undefined);
+    done(new UnsupportedBodyTypeError(request.headers["content-type"]), undefined);
+  });
+
   // An empty JSON body means "no body": a rollback sent as `POST` with a JSON content type and nothing
   // else must not fail on a formality. Anything else goes to Fastify's parser (which guards __proto__).
   const parseJson = app.getDefaultJsonParser("error", "error");

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { InvalidRequestError, ModelrollError, REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
+import { ACCEPTED_BODY_TYPES, UnsupportedBodyTypeError } from "./body-parsers.ts";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -40,6 +41,16 @@ export function installErrorHandling(app: FastifyInstance): void {
       return reply.code(error.statusCode).send(body);
     }
     const status = error.statusCode ?? 500;
+    // Fastify's own wording ("Unsupported Media Type", "Request body is too large") says neither what to send
+    // nor how much is allowed.
+    if (error instanceof UnsupportedBodyTypeError || ("code" in error && error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE")) {
+      const type = request.headers["content-type"];
+      return reply.code(415).send({ error: `${subject}: unsupported content type ${type ? `'${type}'` : "(none given)"}, send ${ACCEPTED_BODY_TYPES}` });
+    }
+    if ("code" in error && error.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      const limit = request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit ?? 1_048_576;
+      return reply.code(413).send({ error: `${subject}: request body too large: the limit is ${formatBytes(limit)}` });
+    }
     if (status >= 400 && status < 500) {
       return reply.code(status).send({ error: `${subject}: ${error.message}` });
     }
@@ -63,6 +74,12 @@ export function validationFailure(request: FastifyRequest, error: FastifyError, 
   const part = PART_NAMES[error.validationContext ?? "body"] ?? "request";
   const summary = details.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
   return new InvalidRequestError(`${subjectOf(request)}: invalid ${part}: ${summary}`, details);
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1_048_576 && n % 1_048_576 === 0) return `${n / 1_048_576} MiB (${n} bytes)`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB (${n} bytes)`;
+  return `${n} bytes`;
 }
 
 function subjectOf(request: FastifyRequest): string {

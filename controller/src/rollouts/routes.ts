@@ -10,10 +10,13 @@ import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
 import { ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
 import { engineSpecErrors, etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
+import type { StatsBaseline } from "../stats/baseline.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
+  /** Reads what Envoy has counted under a name, right before a rollout of that name is created (stats/baseline.ts). */
+  statsBaseline?: (name: string) => Promise<StatsBaseline>;
 }
 
 export function toView(rollout: Rollout): RolloutView {
@@ -60,7 +63,7 @@ function rolloutFromBody(request: FastifyRequest): string {
 
 const tags = ["rollouts"];
 
-export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = async (app, { store, clock }) => {
+export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = async (app, { store, clock, statsBaseline }) => {
   app.post(
     "/v1/rollouts",
     {
@@ -81,7 +84,9 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         const extra = typeof body === "object" && body !== null && !Array.isArray(body) ? engineSpecErrors(body as Record<string, unknown>, store.policy) : [];
         throw validationFailure(request, request.validationError as FastifyError, extra);
       }
-      const rollout = store.create(request.body);
+      // Read before the commit: no filter counts for this rollout yet, so whatever the name shows is an earlier one's.
+      const baseline = statsBaseline && !store.find(request.body.name) ? await statsBaseline(request.body.name) : undefined;
+      const rollout = store.create(request.body, { statsBaseline: baseline });
       return reply.code(201).send(sendRollout(reply, rollout));
     },
   );

@@ -7,10 +7,17 @@
  * summaries the decisions carry: requests, error rate and p95 per variant and segment). Each change is one
  * transaction. WAL with synchronous=NORMAL: a killed controller loses nothing that was acknowledged (only a
  * power cut could lose the last transactions).
+ *
+ * One controller per file: the connection runs in SQLite's exclusive locking mode, so it holds an OS-level
+ * (fcntl) lock on the file from opening to closing, and the kernel drops that lock when the process ends,
+ * however it ends (SIGKILL included). A second controller is refused at once, with the holder's pid from
+ * /proc/locks. Exclusive mode also keeps WAL's index in memory (no -shm file); other programs cannot read the
+ * file while a controller has it open.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
+import { describePid, lockHolders } from "../proc.ts";
 import type { Decision } from "../engine/index.ts";
 import { fromStored, toStored, type RolloutPersistence, type SavedState, type StateChange, type StoredRollout } from "./persistence.ts";
 
@@ -43,28 +50,59 @@ const TABLES = `
   );
 `;
 
+/** Another process (or another store in this one) has the state file open. */
+export class StateFileInUseError extends Error {
+  constructor(readonly path: string, readonly holders: number[]) {
+    const who = holders.length > 0 ? holders.map((pid) => (pid === process.pid ? `pid ${pid} (this process)` : describePid(pid))).join(", ") : "another process";
+    super(`state file ${path} in use by ${who}: one controller per state file; stop that one, or give this one another state file`);
+  }
+}
+
+export interface SqliteStateOptions {
+  /**
+   * Start empty: after taking the lock, the file's rollouts, history and epoch are removed (a copy of what was
+   * there is kept next to it first, see `freshStart`).
+   */
+  fresh?: boolean;
+}
+
 export class SqliteRolloutState implements RolloutPersistence {
   readonly path: string;
+  /** Set by a fresh start on a file that had rollouts: how many, and the copy kept of them. */
+  readonly freshStart: { previousRollouts: number; keptIn: string } | null = null;
   readonly #db: Database.Database;
   readonly #write: (change: StateChange) => void;
 
   /** `path` is a file (created with its directory) or ":memory:". */
-  constructor(path: string) {
+  constructor(path: string, options: SqliteStateOptions = {}) {
     this.path = path;
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    const inMemory = path === ":memory:";
+    if (!inMemory) mkdirSync(dirname(path), { recursive: true });
+    let db: Database.Database;
     try {
-      this.#db = new Database(path);
-      this.#db.pragma("journal_mode = WAL");
-      this.#db.pragma("synchronous = NORMAL");
-      this.#db.exec(TABLES);
+      // No busy wait: a file held by another controller stays held, and waiting would only delay the refusal.
+      db = new Database(path, { timeout: 0 });
     } catch (error) {
       throw new Error(`state file ${path}: cannot open: ${(error as Error).message}`, { cause: error });
     }
+    try {
+      // Before the first access: exclusive mode then takes the lock on that access and keeps it until close.
+      if (!inMemory) db.pragma("locking_mode = EXCLUSIVE");
+      db.pragma("journal_mode = WAL");
+      db.pragma("synchronous = NORMAL");
+      db.exec(TABLES);
+    } catch (error) {
+      db.close();
+      if ((error as { code?: string }).code === "SQLITE_BUSY") throw new StateFileInUseError(path, lockHolders(path));
+      throw new Error(`state file ${path}: cannot open: ${(error as Error).message}`, { cause: error });
+    }
+    this.#db = db;
     const schema = this.#meta("schema");
     if (schema !== null && Number(schema) > STATE_SCHEMA_VERSION) {
       this.#db.close();
       throw new Error(`state file ${path}: written by a newer controller (schema ${schema}, this one reads ${STATE_SCHEMA_VERSION})`);
     }
+    if (options.fresh) this.freshStart = this.#clear();
 
     const setMeta = this.#db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     const upsertRollout = this.#db.prepare(
@@ -134,6 +172,25 @@ export class SqliteRolloutState implements RolloutPersistence {
 
   close(): void {
     if (this.#db.open) this.#db.close();
+  }
+
+  /**
+   * Empties every table. A file that held rollouts or history is first copied to "<file>.before-fresh-<time>"
+   * (VACUUM INTO: a consistent copy), and that copy is returned.
+   */
+  #clear(): { previousRollouts: number; keptIn: string } | null {
+    const { rollouts, decisions } = this.counts();
+    let keptIn: string | null = null;
+    if (this.path !== ":memory:" && rollouts + decisions > 0) {
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      keptIn = `${this.path}.before-fresh-${stamp}`;
+      for (let n = 2; existsSync(keptIn); n++) keptIn = `${this.path}.before-fresh-${stamp}-${n}`;
+      this.#db.prepare("VACUUM INTO ?").run(keptIn);
+    }
+    this.#db.transaction(() => {
+      for (const table of ["meta", "rollouts", "decisions", "stage_telemetry"]) this.#db.exec(`DELETE FROM ${table}`);
+    })();
+    return keptIn === null ? null : { previousRollouts: rollouts, keptIn };
   }
 
   #meta(key: string): string | null {

@@ -18,6 +18,7 @@ import { checkSegments, segmentValueNames, toFilterSegment, type FilterSegment }
 import { normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedShadow } from "./shadow.ts";
 import { checkOutput, normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
 import type { RolloutPersistence } from "./persistence.ts";
+import type { StatsBaseline } from "../stats/baseline.ts";
 import { SqliteRolloutState } from "./sqlite-state.ts";
 
 export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | keyof typeof ENGINE_PROPERTIES>> & {
@@ -42,6 +43,8 @@ export interface Rollout {
   readonly lastRollbackAt: Date | null;
   /** Set when the rollout is managed by the engine (its spec has any engine key); null for a manual rollout. */
   readonly engine: ManagedState | null;
+  /** What Envoy had counted under this name when the rollout was created (absent: created before it was kept). */
+  readonly statsBaseline?: StatsBaseline;
 }
 
 export interface ManagedState {
@@ -206,7 +209,7 @@ export class RolloutStore {
     return this.#rollouts.get(name);
   }
 
-  create(spec: RolloutSpec): Rollout {
+  create(spec: RolloutSpec, options: { statsBaseline?: StatsBaseline } = {}): Rollout {
     const outputCheck = checkOutput(spec.output);
     const normalized: NormalizedSpec = {
       name: spec.name,
@@ -247,6 +250,7 @@ export class RolloutStore {
       updatedAt: at,
       lastRollbackAt: null,
       engine,
+      ...(options.statsBaseline ? { statsBaseline: options.statsBaseline } : {}),
     };
     this.#commit(rollout, { version, events: [{ type: "created", rollout: normalized.name, version, at }] });
     return rollout;
@@ -403,6 +407,13 @@ export class RolloutStore {
       lastRollbackAt: at,
     };
     this.#commit(next, { version, events: [{ type: "rolled-back", rollout: name, version, at, from: current.canaryPercent }] });
+    return next;
+  }
+
+  /** Replaces the stats baseline (an Envoy restart was seen: counting starts again from zero); no revision change. */
+  setStatsBaseline(name: string, statsBaseline: StatsBaseline): Rollout {
+    const next: Rollout = { ...this.get(name), statsBaseline };
+    this.#commit(next, { version: this.#version, events: [] });
     return next;
   }
 

@@ -1,0 +1,56 @@
+/**
+ * Stats per rollout incarnation. Envoy counts under the rollout's name from its own start, so a rollout
+ * deleted and created again under the same name would show the earlier one's traffic and errors. At create,
+ * before the rollout is committed (and so before any filter counts for it), the name's cumulative counts
+ * are read and kept with the rollout; /stats subtracts them. The same subtraction gives the current stage's
+ * window from the engine's stage baseline.
+ */
+import { toSnapshot, windowBetween, type CountsSnapshot } from "../engine/counts.ts";
+import type { MetricProvider } from "../metrics/provider.ts";
+
+/** What the name had counted when the rollout was created. JSON, stored with the rollout. */
+export type StatsBaseline =
+  /** Nothing counted under this name yet (the usual case): the counts are the rollout's own. */
+  | { at: string; kind: "zero"; note?: string }
+  /** An earlier rollout of the same name had counted this much in the running Envoys. */
+  | { at: string; kind: "counts"; counts: CountsSnapshot }
+  /** The counts could not be read at creation: the stats may include an earlier rollout of the same name. */
+  | { at: string; kind: "unknown"; error: string };
+
+/** Reads the baseline for a rollout about to be created under `name`. Never throws: a create must not fail on it. */
+export async function readStatsBaseline(provider: MetricProvider, name: string, at: Date): Promise<StatsBaseline> {
+  let reading;
+  try {
+    reading = await provider.readRollout(name);
+  } catch (error) {
+    return { at: at.toISOString(), kind: "unknown", error: (error as Error).message };
+  }
+  if (reading.status === "unmeasurable") return { at: at.toISOString(), kind: "unknown", error: reading.error };
+  const counts = toSnapshot(reading.value);
+  return hasAnyCount(counts) ? { at: at.toISOString(), kind: "counts", counts } : { at: at.toISOString(), kind: "zero" };
+}
+
+function hasAnyCount(snapshot: CountsSnapshot): boolean {
+  for (const variants of Object.values(snapshot.slices)) {
+    for (const slice of Object.values(variants)) {
+      if (!slice) continue;
+      if (Object.values(slice.counters).some((n) => n > 0)) return true;
+      if (Object.values(slice.histograms).some((h) => h.total > 0)) return true;
+    }
+  }
+  return false;
+}
+
+/** Counts over a window: the snapshot to summarize, and what the reader should know about it. */
+export interface WindowCounts {
+  counts: CountsSnapshot;
+  /** A count went down since the window started: an Envoy restarted, and the counts are since its restart. */
+  envoyRestarted: boolean;
+}
+
+/** current - baseline; a count that went down means an Envoy restarted: then everything it counted since. */
+export function countsSince(current: CountsSnapshot, baseline: CountsSnapshot | null): WindowCounts {
+  if (baseline === null) return { counts: current, envoyRestarted: false };
+  const { window, reset } = windowBetween(current, baseline);
+  return reset ? { counts: current, envoyRestarted: true } : { counts: window, envoyRestarted: false };
+}
