@@ -1,7 +1,6 @@
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import { REASONS_KEYWORD } from "./errors.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -13,6 +12,7 @@ import { RolloutDriver } from "./release/driver.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { RolloutStore } from "./rollouts/store.ts";
+import { AJV_OPTIONS } from "./rollouts/validate.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
@@ -63,22 +63,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
   const app = Fastify({
     logger: options.logger ?? false,
-    ajv: {
-      customOptions: {
-        // Report every bad field at once, not the first one.
-        allErrors: true,
-        // Fastify's defaults would drop unknown fields silently (a typo'd "canaryPrecent" would be
-        // accepted and ignored) and turn "5" into 5; a release tool must reject both.
-        removeAdditional: false,
-        coerceTypes: false,
-        useDefaults: true,
-        // parentSchema in errors, to read the human reasons the schemas carry.
-        verbose: true,
-        // multipleOf: 0.01 on floats (0.07 / 0.01 = 7.000000000000001) needs a tolerance.
-        multipleOfPrecision: 9,
-        keywords: [REASONS_KEYWORD],
-      },
-    },
+    // One set of ajv options for every route and for validateRolloutSpec (also run offline by `modelroll lint`).
+    ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: options.stateFile });
