@@ -1,6 +1,7 @@
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { eventRoutes } from "./events/routes.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -116,6 +117,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(statsRoutes, { store, metricProvider });
   await app.register(filterConfigRoutes, { store, telemetry });
+  await app.register(eventRoutes, { store });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
   return app;
