@@ -6,7 +6,7 @@ export type SpecFile = { ok: true; spec: unknown } | { ok: false; error: string 
 
 export function parseSpecFile(label: string, text: string): SpecFile {
   if (text.trim() === "") return { ok: false, error: `${label}: empty; expected a rollout spec in YAML or JSON` };
-  const documents = parseAllDocuments(text, { prettyErrors: false });
+  const documents = parseAllDocuments(text, { prettyErrors: true });
   if (!Array.isArray(documents)) return { ok: false, error: `${label}: not a YAML or JSON document` };
   const used = documents.filter((d) => d.contents !== null || d.errors.length > 0);
   if (used.length > 1) return { ok: false, error: `${label}: ${used.length} documents; give one rollout spec per file` };
@@ -14,7 +14,7 @@ export function parseSpecFile(label: string, text: string): SpecFile {
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
     const where = first.linePos?.[0] ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}` : "";
-    return { ok: false, error: `${label}: YAML/JSON syntax error${where}: ${first.message.split("\n")[0]}` };
+    return { ok: false, error: `${label}: YAML/JSON syntax error${where}: ${first.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}` };
   }
   return { ok: true, spec: doc.toJS({ maxAliasCount: 100 }) };
 }
