@@ -1,6 +1,7 @@
 // Shell completion scripts for bash and zsh, generated from the command tree commander holds, so a new
 // command or flag completes without anyone editing a script. Rollout names complete from the controller
-// (`modelroll list -o name`, with the same --server/--token environment). Pure: text in, text out.
+// (`modelroll list -o name`, with the --server/--token given on the line in bash, the environment's in zsh).
+// Pure: text in, text out.
 
 export interface CompletionTree {
   program: string;
@@ -34,7 +35,7 @@ function bashScript(tree: CompletionTree): string {
     const choiceCases = Object.entries(c.choices).map(([flag, values]) => `        ${flag}) COMPREPLY=($(compgen -W "${words(values)}" -- "$cur")); return ;;`);
     const fileCase = c.fileFlags.length > 0 ? [`        ${c.fileFlags.join("|")}) COMPREPLY=($(compgen -f -- "$cur")); return ;;`] : [];
     const positional = c.takesRollout
-      ? `      if [[ $cur != -* && $npos -eq 0 ]]; then COMPREPLY=($(compgen -W "$(${tree.program} list -o name 2>/dev/null)" -- "$cur")); return; fi`
+      ? `      if [[ $cur != -* && $npos -eq 0 ]]; then COMPREPLY=($(compgen -W "$(${tree.program} "\${conn[@]}" list -o name 2>/dev/null)" -- "$cur")); return; fi`
       : c.positionalChoices.length > 0
         ? `      if [[ $cur != -* && $npos -eq 0 ]]; then COMPREPLY=($(compgen -W "${words(c.positionalChoices)}" -- "$cur")); return; fi`
         : "";
@@ -52,11 +53,12 @@ function bashScript(tree: CompletionTree): string {
   return `# bash completion for ${tree.program}: source <(${tree.program} completion bash)
 ${fn}() {
   local cur prev cmd i npos=0
+  local -a conn=()
   cur="\${COMP_WORDS[COMP_CWORD]}"
   prev="\${COMP_WORDS[COMP_CWORD-1]}"
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "\${COMP_WORDS[i]}" in
-      --server|--token) ((i++)) ;;
+      --server|--token) conn+=("\${COMP_WORDS[i]}" "\${COMP_WORDS[i+1]}"); ((i++)) ;;
       -*) ;;
       *) if [[ -z $cmd ]]; then cmd="\${COMP_WORDS[i]}"; else ((npos++)); fi ;;
     esac
