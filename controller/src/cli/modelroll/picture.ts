@@ -60,6 +60,7 @@ export interface Picture {
   /** The latest decision's reason (why it ended, for an ended rollout). */
   why: string | null;
   pending: string | null;
+  /** When it was archived ("yes" when the controller does not say when), or null. */
   archived: string | null;
   createdAt: string | null;
   updatedAt: string | null;
@@ -167,8 +168,8 @@ function textOf(value: unknown): string | null {
 
 function archivedOf(view: unknown): string | null {
   const at = str(field(view, "archivedAt")) ?? str(field(view, "archive", "at")) ?? str(field(view, "archive", "archivedAt"));
-  if (at) return `archived ${at}`;
-  if (field(view, "archived") === true || (typeof field(view, "archive") === "object" && field(view, "archive") !== null)) return "archived";
+  if (at) return at;
+  if (field(view, "archived") === true || (typeof field(view, "archive") === "object" && field(view, "archive") !== null)) return "yes";
   return null;
 }
 
