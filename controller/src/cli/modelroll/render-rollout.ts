@@ -116,13 +116,13 @@ function gateTree(gates: GateSlice[], p: Paint): string[] {
   return out;
 }
 
-/** After a change: where the rollout is now, in one line. */
-export function summaryLine(picture: Picture, p: Paint): string {
+/** After a change: where the rollout is now, in one line ("rollout x created: ..." with a verb). */
+export function summaryLine(picture: Picture, p: Paint, verb = ""): string {
   const parts = [picture.managed ? phaseText(picture.phase, p) : "manual"];
   if (picture.managed) parts.push(`stage ${stageText(picture)}`);
   parts.push(`canary ${percent(picture.canaryPercent)}`, `shadow ${percent(picture.shadowPercent)}`);
   if (picture.revision !== null) parts.push(`revision ${picture.revision}`);
-  return `rollout ${picture.name}: ${parts.join(", ")}\n`;
+  return `rollout ${picture.name}${verb ? ` ${verb}` : ""}: ${parts.join(", ")}\n`;
 }
 
 export function renderList(pictures: Picture[], p: Paint, now: number): string {

@@ -1,5 +1,6 @@
 // Carries out a Plan: the requests, then the text. Every effect goes through the CliIO the entry point gives
 // (so tests can run the CLI in-process against a real controller); returns the exit code.
+import { enginePart } from "../../rollouts/schemas.ts";
 import { validateRolloutSpec } from "../../rollouts/validate.ts";
 import { call, callOk, CliError, isMissingRoute, ok } from "./client.ts";
 import { arr, document, field, str } from "./format.ts";
@@ -50,12 +51,13 @@ async function execute(command: Command, ctx: Context): Promise<number> {
     case "list":
       return list(ctx);
     case "get":
+      return runGet(command.name, command.watch, ctx);
     case "status":
-      return command.kind === "get" ? runGet(command.name, command.watch, ctx) : runStatus(command.name, command.timeoutMs, ctx);
+      return runStatus(command.name, command.timeoutMs, ctx);
     case "create": {
       const spec = await readSpec(command.file, ctx);
       const answer = await callOk(ctx.http, { method: "POST", path: "/v1/rollouts", body: spec });
-      print(answer.json, () => summaryLine(picture(answer.json, ctx), ctx.paint).replace(/^rollout (\S+):/, "rollout $1 created:"));
+      print(answer.json, () => summaryLine(picture(answer.json, ctx), ctx.paint, "created"));
       return EXIT.ok;
     }
     case "apply":
@@ -118,7 +120,8 @@ async function lint(file: string, ctx: Context): Promise<number> {
     file: file === "-" ? "stdin" : file,
     ok: checked.ok,
     rollout: specName(spec),
-    managed: checked.ok && ["owner", "rollbackCondition", "changeKind", "impact", "stages", "stageDefaults", "promotion_gates", "statistics", "trafficMix"].some((k) => (spec as Record<string, unknown>)[k] !== undefined),
+    // Any engine key makes a rollout managed, as the controller decides it.
+    managed: checked.ok && enginePart(spec as Record<string, unknown>) !== null,
     errors: checked.ok ? [] : checked.errors,
   };
   ctx.io.stdout(document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint));
@@ -166,7 +169,7 @@ async function apply(file: string, ifRevision: number | null, ctx: Context): Pro
   const existing = name === null ? null : await call(ctx.http, { method: "GET", path: rolloutPath(name) });
   if (existing !== null && existing.status !== 404) ok(ctx.http, existing);
   const print = (verb: string, view: unknown) =>
-    ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint).replace(/^rollout (\S+):/, `rollout $1 ${verb}:`));
+    ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
   if (existing === null || existing.status === 404) {
     const created = await callOk(ctx.http, { method: "POST", path: "/v1/rollouts", body: spec });
     print("created", created.json);
