@@ -1,7 +1,5 @@
 // Carries out a Plan: the requests, then the text. Every effect goes through the CliIO the entry point gives
 // (so tests can run the CLI in-process against a real controller); returns the exit code.
-import { enginePart } from "../../rollouts/schemas.ts";
-import { validateRolloutSpec } from "../../rollouts/validate.ts";
 import { call, callOk, CliError, isMissingRoute, ok } from "./client.ts";
 import { arr, document, field, str } from "./format.ts";
 import { buildPicture, isActivePhase, type Picture } from "./picture.ts";
@@ -115,6 +113,9 @@ export async function readSpec(file: string, ctx: Context): Promise<unknown> {
 
 async function lint(file: string, ctx: Context): Promise<number> {
   const spec = await readSpec(file, ctx);
+  // Loaded here, not at start: the controller's validation (store, engine, ajv) is only needed by lint.
+  const { validateRolloutSpec } = await import("../../rollouts/validate.ts");
+  const { enginePart } = await import("../../rollouts/schemas.ts");
   const checked = validateRolloutSpec(spec);
   const result: LintResult = {
     file: file === "-" ? "stdin" : file,
