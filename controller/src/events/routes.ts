@@ -107,8 +107,16 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   }
 
   // Deletes and weight changes reach the streams at once, not at the next sample.
+  // This runs inside the store's commit: a stream that fails is dropped, never thrown into the store.
   const unsubscribe = store.subscribe((event) => {
-    for (const stream of [...streams]) if (stream.name === event.rollout) check(stream);
+    for (const stream of [...streams]) {
+      if (stream.name !== event.rollout) continue;
+      try {
+        check(stream);
+      } catch {
+        close(stream);
+      }
+    }
   });
 
   // Open streams would hold server.close() for ever; end them first.
