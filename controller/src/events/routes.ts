@@ -91,7 +91,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   function startTimers() {
     if (sampler !== null) return;
     sampler = setInterval(() => {
-      for (const stream of [...streams]) check(stream);
+      for (const stream of [...streams]) safeCheck(stream);
     }, sampleMs);
     heartbeat = setInterval(() => {
       for (const stream of streams) if (!stream.raw.writableNeedDrain) stream.raw.write(sseComment("heartbeat"));
@@ -107,16 +107,16 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   }
 
   // Deletes and weight changes reach the streams at once, not at the next sample.
-  // This runs inside the store's commit: a stream that fails is dropped, never thrown into the store.
-  const unsubscribe = store.subscribe((event) => {
-    for (const stream of [...streams]) {
-      if (stream.name !== event.rollout) continue;
-      try {
-        check(stream);
-      } catch {
-        close(stream);
-      }
+  // Runs in the store's commit and on a timer: a stream that fails is dropped, never thrown into either.
+  const safeCheck = (stream: Stream) => {
+    try {
+      check(stream);
+    } catch {
+      close(stream);
     }
+  };
+  const unsubscribe = store.subscribe((event) => {
+    for (const stream of [...streams]) if (stream.name === event.rollout) safeCheck(stream);
   });
 
   // Open streams would hold server.close() for ever; end them first.
@@ -165,7 +165,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       raw.on("close", () => close(stream));
       raw.on("error", () => close(stream));
       startTimers();
-      check(stream);
+      safeCheck(stream);
     },
   );
 };
