@@ -1,7 +1,7 @@
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
-import { REASONS_KEYWORD } from "./errors.ts";
+import { eventRoutes } from "./events/routes.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -15,6 +15,7 @@ import { rolloutRoutes } from "./rollouts/routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
 import { readStatsBaseline } from "./stats/baseline.ts";
+import { AJV_OPTIONS } from "./rollouts/validate.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
@@ -69,22 +70,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
   const app = Fastify({
     logger: options.logger ?? false,
-    ajv: {
-      customOptions: {
-        // Report every bad field at once, not the first one.
-        allErrors: true,
-        // Fastify's defaults would drop unknown fields silently (a typo'd "canaryPrecent" would be
-        // accepted and ignored) and turn "5" into 5; a release tool must reject both.
-        removeAdditional: false,
-        coerceTypes: false,
-        useDefaults: true,
-        // parentSchema in errors, to read the human reasons the schemas carry.
-        verbose: true,
-        // multipleOf: 0.01 on floats (0.07 / 0.01 = 7.000000000000001) needs a tolerance.
-        multipleOfPrecision: 9,
-        keywords: [REASONS_KEYWORD],
-      },
-    },
+    // One set of ajv options for every route and for validateRolloutSpec (also run offline by `modelroll lint`).
+    ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
@@ -145,6 +132,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { store, telemetry });
+  await app.register(eventRoutes, { store });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
   return app;

@@ -60,6 +60,7 @@ describe("system routes", () => {
         "GET /v1/rollouts/{name}/history",
         "GET /v1/rollouts/{name}/stats",
         "GET /v1/rollouts/{name}/report",
+        "GET /v1/rollouts/{name}/events",
         "GET /v1/filter-config",
       ].sort(),
     );

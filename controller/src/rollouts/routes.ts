@@ -1,16 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { applyCommand } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, InvalidRequestError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
-import { validationFailure } from "../http/error-handler.ts";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
 import { ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
-import { engineSpecErrors, etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
+import { etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 import type { StatsBaseline } from "../stats/baseline.ts";
+import { summarizeErrors, validateRolloutSpec } from "./validate.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
@@ -68,7 +68,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
     "/v1/rollouts",
     {
       config: { subject: rolloutFromBody },
-      attachValidation: true,
+      // The body schema is for the OpenAPI document; the handler checks with validateRolloutSpec, as `modelroll lint` does.
+      validatorCompiler: () => () => true,
       schema: {
         tags,
         summary: "Create a rollout (JSON or YAML body)",
@@ -78,15 +79,11 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      // attachValidation: a body failing the schema still gets its engine part checked, so one 400 lists every problem.
-      if (request.validationError) {
-        const body = request.body as unknown;
-        const extra = typeof body === "object" && body !== null && !Array.isArray(body) ? engineSpecErrors(body as Record<string, unknown>, store.policy) : [];
-        throw validationFailure(request, request.validationError as FastifyError, extra);
-      }
+      const checked = validateRolloutSpec(request.body, store.policy);
+      if (!checked.ok) throw new InvalidRequestError(`${rolloutFromBody(request)}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       // Read before the commit: no filter counts for this rollout yet, so whatever the name shows is an earlier one's.
-      const baseline = statsBaseline && !store.find(request.body.name) ? await statsBaseline(request.body.name) : undefined;
-      const rollout = store.create(request.body, { statsBaseline: baseline });
+      const baseline = statsBaseline && !store.find(checked.spec.name) ? await statsBaseline(checked.spec.name) : undefined;
+      const rollout = store.create(checked.spec, { statsBaseline: baseline });
       return reply.code(201).send(sendRollout(reply, rollout));
     },
   );
