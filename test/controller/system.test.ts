@@ -61,6 +61,9 @@ describe("system routes", () => {
         "GET /v1/rollouts/{name}/stats",
         "GET /v1/rollouts/{name}/report",
         "GET /v1/rollouts/{name}/events",
+        "GET /v1/rollouts/{name}/series",
+        "GET /v1/events",
+        "GET /v1/session",
         "GET /v1/filter-config",
       ].sort(),
     );
