@@ -1,7 +1,7 @@
 /** GET /v1/rollouts/{name}/series: the rollout's telemetry history, merged into steps. */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { InvalidRequestError } from "../errors.ts";
+import { InvalidRequestError, REASONS_KEYWORD } from "../errors.ts";
 import { rolloutFromPath } from "../rollouts/routes.ts";
 import { ErrorBody, RolloutNameParams } from "../rollouts/schemas.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
@@ -23,7 +23,13 @@ const SeriesQuery = Type.Object(
   {
     from: Type.Optional(Time),
     to: Type.Optional(Time),
-    step: Type.Optional(Type.Number({ minimum: 1, maximum: 86_400, description: "Seconds per step (default: the range in about 240 steps, at least the snapshot interval)" })),
+    step: Type.Optional(
+      Type.String({
+        pattern: "^[0-9]{1,5}(\\.[0-9]{1,3})?$",
+        description: "Seconds per step, at least 1 (default: the range in about 240 steps, at least the snapshot interval)",
+        [REASONS_KEYWORD]: { pattern: "must be a number of seconds, e.g. 5 or 0.5" },
+      }),
+    ),
     slices: Type.Optional(
       Type.String({
         maxLength: 2000,
@@ -75,7 +81,8 @@ export const seriesRoutes: FastifyPluginAsyncTypebox<SeriesRoutesOptions> = asyn
       const name = rollout.spec.name;
       const created = rollout.createdAt.getTime();
       const to = parseTime(request.query.to, "to", name) ?? clock().getTime();
-      const from = Math.max(parseTime(request.query.from, "from", name) ?? created, created - 1);
+      // Rows after the creation only: an earlier rollout of the same name is not this one.
+      const from = Math.max(parseTime(request.query.from, "from", name) ?? created - 1, created - 1);
       if (!(to > from)) {
         throw new InvalidRequestError(`rollout ${name}: invalid query string: /to must be after /from (and after the rollout's creation)`, [
           { path: "/to", reason: "must be after from" },
@@ -83,7 +90,7 @@ export const seriesRoutes: FastifyPluginAsyncTypebox<SeriesRoutesOptions> = asyn
       }
       const intervalMs = Math.max(1000, recorder.intervalMs);
       const fewest = Math.ceil((to - from) / MAX_POINTS);
-      const asked = request.query.step !== undefined ? request.query.step * 1000 : Math.max(intervalMs, Math.ceil((to - from) / DEFAULT_POINTS / 1000) * 1000);
+      const asked = request.query.step !== undefined ? Math.max(1000, Number(request.query.step) * 1000) : Math.max(intervalMs, Math.ceil((to - from) / DEFAULT_POINTS / 1000) * 1000);
       const stepMs = Math.max(asked, fewest);
       const slicesParam = request.query.slices ?? "overall";
       const slices = slicesParam === "all" ? null : new Set(slicesParam.split(",").map((s) => s.trim()).filter((s) => s !== ""));
