@@ -61,7 +61,7 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
   const [busy, setBusy] = useState(false);
   const [result, setResult] = useState<{ tone: "good" | "bad"; text: string } | null>(null);
 
-  if (!props.canWrite || p.actions.length === 0) return null;
+  if (!props.canWrite || (p.actions.length === 0 && result === null)) return null;
 
   const open = (action: ActionName) => {
     setPending({ action, shown: { revision: p.revision, phase: p.phase, stage: p.stage?.name ?? null, canaryPercent: p.canaryPercent, shadowPercent: p.shadowPercent } });
