@@ -17,6 +17,8 @@ export interface SeriesColumns {
   /** Summed over the range: confidence histogram and labels per variant. */
   confidence: Map<string, number[]>;
   stages: Array<{ t: number; stage: string | null; phase: string | null }>;
+  /** The range asked for, seconds: the x axis spans it even where there is no snapshot. */
+  range: [number, number] | null;
 }
 
 const FIGURES: Record<string, (v: unknown) => number | null> = {
@@ -105,7 +107,10 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
     const last = stages.at(-1);
     if (!last || last.stage !== stage || last.phase !== phase) stages.push({ t: seconds, stage, phase });
   }
-  return { x, stepSeconds, columns, gates, confidence, stages };
+  const from = Date.parse(str(field(doc, "from")) ?? "");
+  const to = Date.parse(str(field(doc, "to")) ?? "");
+  const range: [number, number] | null = Number.isFinite(from) && Number.isFinite(to) && to > from ? [from / 1000, to / 1000] : null;
+  return { x, stepSeconds, columns, gates, confidence, stages, range };
 }
 
 export function hasColumn(s: SeriesColumns, key: string): boolean {

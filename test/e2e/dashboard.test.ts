@@ -45,8 +45,19 @@ const holding = (name: string, extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
-async function createHolding(name: string): Promise<void> {
-  const created = await api(ctl, "POST", "/v1/rollouts", holding(name));
+/** With output analysis: labels, confidence and a schema (and its gate). */
+const OUTPUT = {
+  output: {
+    predictionField: "prediction",
+    confidenceField: "confidence",
+    labels: ["approve", "review", "decline"],
+    schema: { type: "object", required: ["prediction", "confidence"], properties: { prediction: { enum: ["approve", "review", "decline"] }, confidence: { type: "number", minimum: 0, maximum: 1 } } },
+  },
+  promotion_gates: { error_rate: { maximum: 0.01 }, latency_p95_ms: { maximum_regression_percent: 50 }, schema_validation_pass_rate: { minimum: 0.99 } },
+};
+
+async function createHolding(name: string, extra: Record<string, unknown> = {}): Promise<void> {
+  const created = await api(ctl, "POST", "/v1/rollouts", holding(name, extra));
   expect(created.status, JSON.stringify(created.json)).toBe(201);
   await waitFor(`${name}: Canary`, async () => (await api(ctl, "GET", `/v1/rollouts/${name}`)).json.phase === "Canary", 10_000, 50);
 }
@@ -61,7 +72,7 @@ async function traffic(name: string, rounds: number, offset = 0): Promise<void> 
 
 describe("the dashboard in Chromium", () => {
   it("shows a running rollout's stable and canary values as /stats has them, and the list", async () => {
-    await createHolding("good");
+    await createHolding("good", OUTPUT);
     for (let i = 0; i < 3; i++) await api(ctl, "POST", "/v1/rollouts", { name: `manual-${i}`, match: { pathPrefix: `/manual-${i}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 * (i + 1) });
     await traffic("good", 8);
     const page = await newPage();
@@ -93,6 +104,7 @@ describe("the dashboard in Chromium", () => {
     expect(await page.getByTestId("weights").textContent()).toContain("50% set");
     expect(await page.locator("[data-testid=gate-row][data-gate=error_rate][data-slice=overall]").count()).toBe(1);
     expect(await page.locator("[data-testid=segment-row]").count()).toBe(4);
+    expect(await page.locator("[data-testid=labels] .bar-row").count()).toBe(3);
     await page.getByTestId("chart-requests").locator("canvas").first().waitFor();
     await screenshot(page, "rollout-good");
 
@@ -241,5 +253,48 @@ describe("the dashboard in Chromium", () => {
     await screenshot(page, "list");
     expect(page.problems).toEqual([]);
     await page.close();
+  });
+});
+
+describe("the dashboard's token flow in Chromium", () => {
+  const API = "dashboard-api-token-0123456789";
+  const FILTER = "dashboard-filter-token-0123456789";
+
+  it("asks for a token, tells a wrong one, hides actions from the read-only token and lets the API token act", async () => {
+    const { startController } = await import("../../controller/src/server.ts");
+    const secured = await startController({ apiToken: API, filterToken: FILTER, tickIntervalMs: 0, logger: false });
+    try {
+      const auth = { authorization: `Bearer ${API}` };
+      expect((await api(secured.url, "POST", "/v1/rollouts", holding("secure"), auth)).status).toBe(201);
+      const page = await newPage();
+      await page.goto(`${secured.url}/rollouts/secure`);
+      const signIn = async (token: string) => {
+        await page.getByTestId("token-input").fill(token);
+        await page.getByTestId("token-submit").click();
+      };
+      await page.getByTestId("token-form").waitFor();
+      await signIn("not-the-right-token-0123456789");
+      expect(await page.getByTestId("token-error").textContent()).toContain("Wrong token");
+      // The read-only token sees the rollout and no action buttons.
+      await signIn(FILTER);
+      await page.getByTestId("rollout-page").waitFor();
+      expect(await page.getByTestId("access").textContent()).toContain("read-only");
+      expect(await page.locator("[data-testid=actions]").count()).toBe(0);
+      // Kept for this tab only: a reload stays signed in; the URL never carries it.
+      await page.reload();
+      await page.getByTestId("rollout-page").waitFor();
+      expect(page.url()).not.toContain(FILTER);
+      expect(await page.evaluate(() => [document.cookie, JSON.stringify(localStorage)])).toEqual(["", "{}"]);
+      await page.getByText("sign out").click();
+      await signIn(API);
+      await page.getByTestId("action-promote").click();
+      await page.getByTestId("confirm-ok").click();
+      await page.locator("[data-testid=phase][data-phase=Canary]").waitFor({ timeout: 10_000 });
+      expect((await api(secured.url, "GET", "/v1/rollouts/secure", undefined, auth)).json.phase).toBe("Canary");
+      // This controller reads no Envoy: /stats answers 503, which the page shows; nothing else went wrong.
+      expect(page.problems.filter((p) => !p.includes("status of 503"))).toEqual([]);
+    } finally {
+      await secured.close();
+    }
   });
 });

@@ -27,6 +27,8 @@ export interface ChartProps {
   testId?: string;
   /** Rates: the y axis starts at 0 and shows at least up to this (a flat 0 line would otherwise span ±10). */
   minTop?: number;
+  /** The x axis's span, seconds (the range asked for); else the data's. */
+  xRange?: [number, number] | null;
 }
 
 const MARKER_COLORS = { bad: "#dc2626", good: "#16a34a", info: "#64748b" };
@@ -62,6 +64,8 @@ export function Chart(props: ChartProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markers = useRef(props.markers);
+  const xRange = useRef(props.xRange);
+  xRange.current = props.xRange;
   const shape = props.lines.map((l) => l.label).join("|");
   markers.current = props.markers;
 
@@ -73,7 +77,7 @@ export function Chart(props: ChartProps) {
       height: 180,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) } },
+      scales: { x: { time: true, range: (_u, min, max) => (xRange.current ? [Math.min(min, xRange.current[0]), Math.max(max, xRange.current[1])] : [min, max]) }, y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) } },
       axes: [{ stroke: "#64748b", grid: { stroke: "#e2e8f0" } }, { stroke: "#64748b", grid: { stroke: "#e2e8f0" }, size: 64, values: (_u, ticks) => ticks.map((t) => props.format(t)) }],
       series: [{}, ...props.lines.map((l) => ({ label: l.label, stroke: l.color, width: 1.5, dash: l.dash, spanGaps: false, value: (_u: uPlot, v: number | null) => props.format(v) }))],
       plugins: [markerPlugin(() => markers.current)],

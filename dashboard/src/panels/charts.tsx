@@ -54,7 +54,7 @@ export function Charts(props: { series: SeriesColumns; timeline: TimelineEntry[]
       </p>
       <div class="charts">
         {charts.map((c) => (
-          <Chart key={c.id} testId={c.id} title={c.title} x={s.x} lines={c.lines} format={c.format} markers={markers} minTop={c.minTop} />
+          <Chart key={c.id} testId={c.id} title={c.title} x={s.x} lines={c.lines} format={c.format} markers={markers} minTop={c.minTop} xRange={s.range} />
         ))}
       </div>
     </section>
@@ -67,8 +67,8 @@ export function LlmCharts(props: { series: SeriesColumns; timeline: TimelineEntr
   if (variantLines(s, "promptTokens").length === 0 && variantLines(s, "citationRate").length === 0) return null;
   return (
     <div class="charts">
-      <Chart testId="chart-tokens" title="Tokens per answer: prompt (dashed), completion" x={s.x} lines={[...variantLines(s, "promptTokens", [4, 4], " prompt"), ...variantLines(s, "completionTokens", undefined, " completion")]} format={plain} markers={markers} />
-      <Chart testId="chart-llm-rates" title="Citation (solid), abstention (dashed), fallback (dotted)" x={s.x} lines={[...variantLines(s, "citationRate", undefined, " citation"), ...variantLines(s, "abstainRate", [6, 4], " abstain"), ...variantLines(s, "fallbackRate", [2, 3], " fallback")]} format={rate} markers={markers} minTop={0.01} />
+      <Chart testId="chart-tokens" title="Tokens per answer: prompt (dashed), completion" x={s.x} lines={[...variantLines(s, "promptTokens", [4, 4], " prompt"), ...variantLines(s, "completionTokens", undefined, " completion")]} format={plain} markers={markers} xRange={s.range} />
+      <Chart testId="chart-llm-rates" title="Citation (solid), abstention (dashed), fallback (dotted)" x={s.x} lines={[...variantLines(s, "citationRate", undefined, " citation"), ...variantLines(s, "abstainRate", [6, 4], " abstain"), ...variantLines(s, "fallbackRate", [2, 3], " fallback")]} format={rate} markers={markers} minTop={0.01} xRange={s.range} />
     </div>
   );
 }
@@ -79,8 +79,8 @@ export function ShadowCharts(props: { series: SeriesColumns; timeline: TimelineE
   const markers = markersOf(props.timeline);
   return (
     <div class="charts">
-      <Chart testId="chart-shadow-agreement" title="Shadow agreement (solid) and status match (dashed)" x={s.x} lines={[...variantLines(s, "agreementRate", undefined, " agreement"), ...variantLines(s, "statusMatchRate", [4, 4], " status match")]} format={rate} markers={markers} minTop={0.01} />
-      <Chart testId="chart-shadow-latency" title="p95 latency: shadow vs primary" x={s.x} lines={variantLines(s, "p95")} format={ms} markers={markers} />
+      <Chart testId="chart-shadow-agreement" title="Shadow agreement (solid) and status match (dashed)" x={s.x} lines={[...variantLines(s, "agreementRate", undefined, " agreement"), ...variantLines(s, "statusMatchRate", [4, 4], " status match")]} format={rate} markers={markers} minTop={0.01} xRange={s.range} />
+      <Chart testId="chart-shadow-latency" title="p95 latency: shadow vs primary" x={s.x} lines={variantLines(s, "p95")} format={ms} markers={markers} xRange={s.range} />
     </div>
   );
 }

@@ -29,7 +29,7 @@ export function Scorecard(props: { p: Picture }) {
           <tbody>
             {gates.map((g) => (
               <tr key={`${g.gate}|${g.slice}`} class={`verdict-${g.verdict}`} data-testid="gate-row" data-gate={g.gate} data-slice={g.slice} data-verdict={g.verdict}>
-                <td class={`verdict v-${g.verdict}`}>
+                <td class={`verdict nowrap v-${g.verdict}`}>
                   {verdictIcon(g.verdict)} {g.verdict}
                 </td>
                 <td>{g.gate}</td>
@@ -40,7 +40,7 @@ export function Scorecard(props: { p: Picture }) {
                   {g.candidateName === "shadow" ? " (shadow)" : ""}
                 </td>
                 <td class="num">{g.comparison || "–"}</td>
-                <td>{g.limit}</td>
+                <td class="nowrap">{g.limit}</td>
                 <td class="nowrap">{g.interval}</td>
                 <td class="num nowrap">
                   {count(g.samples.stable)} / {count(g.samples.candidate)}
