@@ -77,7 +77,7 @@ export function Chart(props: ChartProps) {
       height: 180,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true, range: (_u, min, max) => (xRange.current ? [Math.min(min, xRange.current[0]), Math.max(max, xRange.current[1])] : [min, max]) }, y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) } },
+      scales: { x: { time: true }, y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) } },
       axes: [{ stroke: "#64748b", grid: { stroke: "#e2e8f0" } }, { stroke: "#64748b", grid: { stroke: "#e2e8f0" }, size: 64, values: (_u, ticks) => ticks.map((t) => props.format(t)) }],
       series: [{}, ...props.lines.map((l) => ({ label: l.label, stroke: l.color, width: 1.5, dash: l.dash, spanGaps: false, value: (_u: uPlot, v: number | null) => props.format(v) }))],
       plugins: [markerPlugin(() => markers.current)],
@@ -94,7 +94,12 @@ export function Chart(props: ChartProps) {
   }, [shape]);
 
   useEffect(() => {
-    plot.current?.setData([props.x, ...props.lines.map((l) => l.values)] as uPlot.AlignedData);
+    const u = plot.current;
+    if (!u) return;
+    u.setData([props.x, ...props.lines.map((l) => l.values)] as uPlot.AlignedData);
+    // The whole range asked for, not just the data's (one snapshot would otherwise span years).
+    const range = xRange.current;
+    if (range) u.setScale("x", { min: Math.min(range[0], props.x[0] ?? range[0]), max: Math.max(range[1], props.x.at(-1) ?? range[1]) });
   }, [props.x, props.lines]);
 
   return (
