@@ -10,7 +10,7 @@
  * Stored form: per variant an array of numbers at fixed positions (FIELD), trailing zeros cut, and sparse
  * maps for labels and schema failures. JSON, no keys repeated per number.
  */
-import { snapshotQuantile, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "../engine/counts.ts";
+import { OVERALL, snapshotQuantile, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "../engine/counts.ts";
 
 export const SERIES_VARIANTS = ["stable", "canary", "shadow"] as const;
 export type SeriesVariant = (typeof SERIES_VARIANTS)[number];
@@ -82,7 +82,8 @@ export interface StoredSnapshot {
 
 const labelOf = (key: string, prefix: string): string | null => (key.startsWith(prefix) && key.endsWith("}") ? key.slice(prefix.length, -1) : null);
 
-function cellOf(slice: SliceSnapshot): StoredCell | null {
+/** `histogram`: keep the confidence histogram (overall only: per segment value it would triple the size). */
+function cellOf(slice: SliceSnapshot, histogram: boolean): StoredCell | null {
   const c = slice.counters;
   const n = new Array<number>(FIELD_COUNT).fill(0);
   n[FIELD.requests] = c.requests ?? 0;
@@ -139,7 +140,7 @@ function cellOf(slice: SliceSnapshot): StoredCell | null {
   const cell: StoredCell = { n };
   if (Object.keys(labels).length > 0) cell.l = labels;
   if (Object.keys(failures).length > 0) cell.f = failures;
-  const bins = confidenceBins(slice.histograms.confidence_milli);
+  const bins = histogram ? confidenceBins(slice.histograms.confidence_milli) : null;
   if (bins) cell.c = bins;
   return cell;
 }
@@ -169,7 +170,7 @@ export function snapshotOf(window: CountsSnapshot, gates?: StoredGates): StoredS
     const out: Partial<Record<SeriesVariant, StoredCell>> = {};
     for (const variant of SERIES_VARIANTS) {
       const slice = variants[variant];
-      const cell = slice ? cellOf(slice) : null;
+      const cell = slice ? cellOf(slice, key === OVERALL) : null;
       if (cell) out[variant] = cell;
     }
     if (Object.keys(out).length > 0) s[key] = out;
