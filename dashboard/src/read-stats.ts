@@ -116,7 +116,7 @@ export function readStats(stats: unknown): StatsPicture {
 export interface SegmentRow {
   dimension: string;
   value: string;
-  /** Share of the variant's requests in this dimension that carry this value. */
+  /** Share of the variant's requests in this dimension that carry this value; "canary" is the candidate (the shadow in a shadow stage). */
   stableShare: number | null;
   canaryShare: number | null;
   stableRequests: number | null;
@@ -134,21 +134,24 @@ export function segmentRows(stats: unknown, gates: GateRow[]): SegmentRow[] {
   if (typeof dimensions === "object" && dimensions !== null) {
     for (const [dimension, values] of Object.entries(dimensions)) {
       if (typeof values !== "object" || values === null) continue;
-      const total = { stable: 0, canary: 0 };
+      // The candidate is the canary, or the shadow while only the shadow has traffic (a shadow stage).
+      const total = { stable: 0, canary: 0, shadow: 0 };
       for (const slice of Object.values(values)) {
         total.stable += num(field(slice, "stable", "requests")) ?? 0;
         total.canary += num(field(slice, "canary", "requests")) ?? 0;
+        total.shadow += num(field(slice, "shadow", "requests")) ?? 0;
       }
+      const candidate = total.canary === 0 && total.shadow > 0 ? "shadow" : "canary";
       for (const [value, slice] of Object.entries(values)) {
         const key = `${dimension}=${value}`;
         seen.add(key);
         const stableRequests = num(field(slice, "stable", "requests"));
-        const canaryRequests = num(field(slice, "canary", "requests"));
+        const canaryRequests = num(field(slice, candidate, "requests"));
         rows.push(row(dimension, value, gates.filter((g) => g.slice === key), {
           stableRequests,
           canaryRequests,
           stableShare: total.stable > 0 && stableRequests !== null ? stableRequests / total.stable : null,
-          canaryShare: total.canary > 0 && canaryRequests !== null ? canaryRequests / total.canary : null,
+          canaryShare: total[candidate] > 0 && canaryRequests !== null ? canaryRequests / total[candidate] : null,
         }));
       }
     }

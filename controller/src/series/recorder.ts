@@ -63,14 +63,15 @@ export class SeriesRecorder {
     const previous = this.#previous.get(name);
     const gates = evaluation ? gatesOf(evaluation) : undefined;
     const gatesKey = gates ? JSON.stringify(gates) : null;
-    const next: Previous = { incarnation, at: now, counts, gates: previous?.gates ?? null, lastRequests: null };
+    const next: Previous = { incarnation, at: now, counts, gates: previous?.gates ?? null, lastRequests: previous?.incarnation === incarnation ? previous.lastRequests : null };
     this.#previous.set(name, next);
     if (!previous || previous.incarnation !== incarnation || now <= previous.at) return;
     const { window, reset } = windowBetween(counts, previous.counts);
     if (reset) return;
     const snapshot = snapshotOf(window, gates);
     const overall = snapshot.s[OVERALL];
-    next.lastRequests = { stable: overall?.stable?.n[0] ?? 0, canary: overall?.canary?.n[0] ?? 0 };
+    // The share of the latest window with traffic: a quiet spell keeps the last one seen.
+    if (overall) next.lastRequests = { stable: overall.stable?.n[0] ?? 0, canary: overall.canary?.n[0] ?? 0 };
     const newGates = gatesKey !== null && gatesKey !== previous.gates;
     if (Object.keys(snapshot.s).length === 0 && !newGates) return;
     if (gatesKey !== null) next.gates = gatesKey;
@@ -91,7 +92,7 @@ export class SeriesRecorder {
     }
   }
 
-  /** The canary's share of the requests in the rollout's latest snapshot window, percent; null without traffic. */
+  /** The canary's share of the requests in the rollout's latest window with traffic, percent; null before any. */
   observedCanaryPercent(name: string): number | null {
     const last = this.#previous.get(name)?.lastRequests;
     if (!last || last.stable + last.canary === 0) return null;

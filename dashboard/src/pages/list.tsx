@@ -40,10 +40,17 @@ const Row = memo(function Row(props: { item: Item; minute: number }) {
         {phaseIcon(phase)} {phase ?? "manual"}
       </td>
       <td>{stage ? `${stage}${index !== null && stageCount ? ` (${index + 1}/${stageCount})` : ""}` : "–"}</td>
-      <td class="num">{pct(num(item.canaryPercent))}</td>
+      <td class="num">
+        {pct(num(item.canaryPercent))}
+        {(num(item.shadowPercent) ?? 0) > 0 ? ` · shadow ${pct(num(item.shadowPercent))}` : ""}
+      </td>
       <td class="num">{pct(num(item.observedCanaryPercent))}</td>
       <td>{str(item.owner) ?? "–"}</td>
       <td class="num">{age(str(item.createdAt), props.minute)}</td>
+      <td class="latest" title={str(field(item, "lastDecision", "reason")) ?? ""}>
+        {str(field(item, "lastDecision", "kind")) ?? ""}
+        {str(field(item, "lastDecision", "reason")) ? `: ${str(field(item, "lastDecision", "reason"))}` : ""}
+      </td>
       <td>
         {attention.map((a) => (
           <span class="badge badge-warn" key={a}>
@@ -123,6 +130,7 @@ export function ListPage() {
               <th class="num">observed</th>
               <th>owner</th>
               <th class="num">age</th>
+              <th>latest decision</th>
               <th>needs attention</th>
             </tr>
           </thead>

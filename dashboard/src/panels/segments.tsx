@@ -17,9 +17,9 @@ export function Segments(props: { rows: SegmentRow[]; mix: MixRow[] }) {
               <th>dimension</th>
               <th>value</th>
               <th class="num">share of stable</th>
-              <th class="num">share of canary</th>
+              <th class="num">share of candidate</th>
               {gateNames.map((g) => (
-                <th key={g}>{g}: canary vs stable</th>
+                <th key={g}>{g}: candidate vs stable</th>
               ))}
             </tr>
           </thead>
