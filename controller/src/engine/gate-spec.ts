@@ -39,6 +39,8 @@ export interface QuantileGate extends GateBase {
   kind: "quantile";
   histogram: string;
   quantile: number;
+  /** A regression (candidate - stable) up to this, in stat units, is within a relative limit whatever the ratio. */
+  tolerance: number;
   /** Divide stat values by this to show them (us -> ms). */
   displayScale: number;
   displayUnit: string;
@@ -90,6 +92,14 @@ export function hasAbsoluteLimit(gate: GateSpec): boolean {
 export function hasRelativeLimit(gate: GateSpec): boolean {
   return RELATIVE_LIMITS.some((k) => gate.limits[k] !== undefined);
 }
+
+/**
+ * Default `tolerance_ms` of a latency gate. Below a millisecond a percent limit is a few hundred microseconds,
+ * the size of the differences between measurement paths (a mirrored call measured 0.05-0.1 ms slower at p50 than
+ * the primary it pairs with, README "Shadow traffic") and scheduling noise on a loaded host; an absolute floor keeps
+ * identical models from failing at any speed, and above about 10 ms (where 10% exceeds 1 ms) it changes nothing.
+ */
+export const DEFAULT_LATENCY_TOLERANCE_MS = 1;
 
 // Counter keys as the metric provider names them (metrics/provider.ts).
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];
@@ -155,6 +165,10 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     needOne(["maximum_regression_percent", "maximum"]);
     const regression = num("maximum_regression_percent");
     const maximumMs = num("maximum");
+    const toleranceMs = num("tolerance_ms");
+    if (toleranceMs !== undefined && regression === undefined) {
+      errors.push({ path: `${path}/tolerance_ms`, reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail" });
+    }
     return {
       kind: "quantile",
       name,
@@ -162,6 +176,7 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       label: `p${latency[1]} latency`,
       histogram: "latency_us",
       quantile: percentile / 100,
+      tolerance: (toleranceMs ?? DEFAULT_LATENCY_TOLERANCE_MS) * 1000,
       displayScale: 1000,
       displayUnit: "ms",
       during: during(ALL_KINDS),
