@@ -94,12 +94,13 @@ export function hasRelativeLimit(gate: GateSpec): boolean {
 }
 
 /**
- * Default `tolerance_ms` of a latency gate. Below a millisecond a percent limit is a few hundred microseconds,
- * the size of the differences between measurement paths (a mirrored call measured 0.05-0.1 ms slower at p50 than
- * the primary it pairs with, README "Shadow traffic") and scheduling noise on a loaded host; an absolute floor keeps
- * identical models from failing at any speed, and above about 10 ms (where 10% exceeds 1 ms) it changes nothing.
+ * Default `tolerance_ms` of a latency gate. At millisecond latencies a percent limit is a few hundred
+ * microseconds: the size of what differs between two identical models for reasons other than the models (a
+ * mirrored call's p95 measured 0.2-0.9 ms above its paired primary's with both demo models on one loaded 2-core
+ * host, README "Shadow traffic"). An absolute floor of twice the largest of those keeps identical models from
+ * failing at any speed; a 10% limit is unaffected above 20 ms.
  */
-export const DEFAULT_LATENCY_TOLERANCE_MS = 1;
+export const DEFAULT_LATENCY_TOLERANCE_MS = 2;
 
 // Counter keys as the metric provider names them (metrics/provider.ts).
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];

@@ -88,7 +88,7 @@ export const LatencyGate = gate(
         minimum: 0,
         maximum: 60_000,
         description:
-          "With maximum_regression_percent: a regression of at most this many milliseconds above stable's quantile never fails and is enough to pass, whatever the percent (default 1; 0 turns it off).",
+          "With maximum_regression_percent: a regression of at most this many milliseconds above stable's quantile never fails and is enough to pass, whatever the percent (default 2; 0 turns it off).",
       }),
     ),
     maximum: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Candidate quantile at most this many milliseconds." })),
