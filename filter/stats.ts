@@ -49,7 +49,7 @@ export class VariantMetrics {
 /**
  * Output analysis for one slice (a variant overall, a variant within one segment value, or the shadow):
  *   schema.<valid|missing_field|wrong_type|out_of_range|not_allowed|bad_length|unexpected_field|not_json|too_deep>.outputs
- *   unanalyzed.<too_large|not_json_content_type|compressed|no_body>.outputs
+ *   unanalyzed.<too_large|not_json_content_type|compressed|no_body|error_status>.outputs   (error_status: not 2xx)
  *   label.<label|other|missing>.predictions, confidence_milli (histogram, thousandths)
  *   prompt_tokens, completion_tokens (histograms), llm_outputs, citation_present, abstained, fallback_used
  */
@@ -95,7 +95,10 @@ export class OutputMetrics {
 
 /**
  * Shadow traffic for one slice (overall or one segment value), under variant "shadow":
- *   requests, class.<c>.responses, latency_us   the mirrored calls and the shadow's answers (local = no answer)
+ *   requests, class.<c>.responses, latency_us   the mirrored calls and the shadow's answers (local = no answer);
+ *                                               latency_us: request complete (call dispatched) -> whole answer in
+ *   primary_latency_us                          the primary's answers to the same requests, timed the same way
+ *                                               (request complete -> whole answer), for a like-for-like latency gate
  *   dropped, skipped_large_body                 requests not mirrored: in-flight cap, body over the limit
  *   status_match | status_mismatch              primary and shadow status equal or not
  *   prediction_agree | prediction_disagree | prediction_missing
@@ -111,8 +114,10 @@ export class ShadowMetrics {
   prediction: Array<u32> = new Array<u32>(3);
   confidenceDeltaMilli: u32;
   incomplete: u32;
+  primaryLatencyUs: u32;
   constructor(base: string, output: OutputConfig) {
     this.calls = new VariantMetrics(base, output);
+    this.primaryLatencyUs = defineMetric(MetricType.Histogram, base + "primary_latency_us");
     this.dropped = defineMetric(MetricType.Counter, base + "dropped");
     this.skippedLargeBody = defineMetric(MetricType.Counter, base + "skipped_large_body");
     this.statusMatch = defineMetric(MetricType.Counter, base + "status_match");

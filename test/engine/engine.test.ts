@@ -86,7 +86,7 @@ const scenarios: Scenario[] = [
     behavior: newModel({ latencyMedianMs: GOOD.latencyMedianMs * 1.3 }),
     expectPhase: Phase.RolledBack,
     expectEndStage: "1%",
-    expectReason: /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
+    expectReason: /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% or 2 ms above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
   },
   {
     name: "a 30% p95 regression of the shadow is caught before any real traffic",

@@ -58,6 +58,9 @@ class Tally {
   invalid = 0;
   latencySumUs = 0;
   readonly buckets = new Float64Array(ENVOY_LATENCY_BOUNDS.length + 1);
+  /** Shadow tallies: the primary answers to the mirrored requests (the filter's primary_latency_us). */
+  pairedSumUs = 0;
+  readonly pairedBuckets = new Float64Array(ENVOY_LATENCY_BOUNDS.length + 1);
 }
 
 const SIM_VARIANTS: readonly SimVariant[] = ["stable", "canary", "shadow"];
@@ -122,8 +125,17 @@ export class TrafficSim {
     for (let i = 0; i < requests; i++) {
       const variant = canary > 0 && r() < canary ? 1 : 0;
       const value = this.pickValue(variant);
-      this.serve(variant, value);
-      if (shadow > 0 && r() < shadow) this.serve(2, value);
+      const primaryBucket = this.serve(variant, value);
+      if (shadow > 0 && r() < shadow) {
+        this.serve(2, value);
+        // The filter times the primary of a mirrored request like the call; the simulation has no path difference.
+        const midUs = this.behaviors[variant][value < 0 ? 0 : value].midUs[primaryBucket];
+        const row = this.tallies[2];
+        for (const t of value >= 0 ? [row[0], row[1 + value]] : [row[0]]) {
+          t.pairedBuckets[primaryBucket]++;
+          t.pairedSumUs += midUs;
+        }
+      }
     }
   }
 
@@ -138,7 +150,8 @@ export class TrafficSim {
     return shares.length - 1;
   }
 
-  private serve(variant: number, value: number): void {
+  /** Returns the latency bucket drawn. */
+  private serve(variant: number, value: number): number {
     if (variant === 2) this.shadowSeen = true;
     const slot = value < 0 ? 0 : value;
     const b = this.behaviors[variant][slot];
@@ -167,6 +180,7 @@ export class TrafficSim {
     const row = this.tallies[variant];
     this.count(row[0], error, valid, lo, b.midUs[lo]);
     if (value >= 0) this.count(row[1 + value], error, valid, lo, b.midUs[lo]);
+    return lo;
   }
 
   private count(t: Tally, error: boolean, valid: boolean, bucket: number, latencyUs: number): void {
@@ -199,23 +213,7 @@ export class TrafficSim {
   }
 
   private variantCounts(variant: number, slot: number): VariantCounts {
-    const counts = emptyVariantCounts();
-    const t = this.tallies[variant][slot];
-    counts.requests = t.requests;
-    counts.responses["2xx"] = t.requests - t.errors;
-    counts.responses["5xx"] = t.errors;
-    counts.counters["outputs{schema=valid}"] = t.valid;
-    counts.counters["outputs{schema=missing_field}"] = t.invalid;
-    let cumulative = 0;
-    for (let i = 0; i < ENVOY_LATENCY_BOUNDS.length; i++) {
-      const inBucket = t.buckets[i];
-      cumulative += inBucket;
-      if (this.config.allBuckets || inBucket > 0) counts.latency.bucketsUs.push({ upperBound: ENVOY_LATENCY_BOUNDS[i], cumulativeCount: cumulative });
-    }
-    counts.latency.bucketsUs.push({ upperBound: Infinity, cumulativeCount: t.requests });
-    counts.latency.count = t.requests;
-    counts.latency.sumUs = t.latencySumUs;
-    return counts;
+    return tallyCounts(this.tallies[variant][slot], this.config.allBuckets ?? false);
   }
 }
 
@@ -265,9 +263,12 @@ export class PoissonTrafficSim {
   /** Per behavior: bucket probabilities (the +Inf bucket last), for Poisson splitting. */
   private readonly bucketP: Float64Array[][];
   private shadowSeen = false;
+  /** Its own stream, so that adding the paired draws left every other draw of a seed as it was. */
+  private readonly pairedRandom: () => number;
 
   constructor(private readonly config: SimConfig) {
     this.random = rng(config.seed);
+    this.pairedRandom = rng(config.seed ^ 0x9e3779b9);
     this.values = config.segment ? Object.keys(config.segment.shares) : [];
     this.tallies = SIM_VARIANTS.map(() => [new Tally(), ...this.values.map(() => new Tally())]);
     this.behaviors = SIM_VARIANTS.map((variant) =>
@@ -303,6 +304,29 @@ export class PoissonTrafficSim {
         const mean = rates[v] * shares[k];
         if (mean <= 0) continue;
         this.cell(v, k, mean);
+        // The primaries of the mirrored requests, timed like the calls (primary_latency_us): by Poisson splitting,
+        // independent draws from the primary variants' latency, in proportion to their weights.
+        if (v === 2) {
+          const canaryShare = weights.canaryPercent / 100;
+          if (canaryShare < 1) this.pairedCell(0, k, mean * (1 - canaryShare));
+          if (canaryShare > 0) this.pairedCell(1, k, mean * canaryShare);
+        }
+      }
+    }
+  }
+
+  private pairedCell(primary: number, slot: number, mean: number): void {
+    const b = this.behaviors[primary][slot];
+    const p = this.bucketP[primary][slot];
+    const row = this.tallies[2];
+    const tallies = this.values.length > 0 ? [row[0], row[1 + slot]] : [row[0]];
+    for (let i = 0; i < p.length; i++) {
+      if (p[i] < 1e-15) continue;
+      const c = poisson(this.pairedRandom, mean * p[i]);
+      if (c === 0) continue;
+      for (const t of tallies) {
+        t.pairedBuckets[i] += c;
+        t.pairedSumUs += c * b.midUs[i];
       }
     }
   }
@@ -367,6 +391,17 @@ function tallyCounts(t: Tally, allBuckets: boolean): VariantCounts {
   counts.latency.bucketsUs.push({ upperBound: Infinity, cumulativeCount: t.requests });
   counts.latency.count = t.requests;
   counts.latency.sumUs = t.latencySumUs;
+  let paired = 0;
+  const pairedBuckets: VariantCounts["latency"]["bucketsUs"] = [];
+  for (let i = 0; i < ENVOY_LATENCY_BOUNDS.length; i++) {
+    paired += t.pairedBuckets[i];
+    if (allBuckets || t.pairedBuckets[i] > 0) pairedBuckets.push({ upperBound: ENVOY_LATENCY_BOUNDS[i], cumulativeCount: paired });
+  }
+  paired += t.pairedBuckets[ENVOY_LATENCY_BOUNDS.length];
+  if (paired > 0) {
+    pairedBuckets.push({ upperBound: Infinity, cumulativeCount: paired });
+    counts.histograms.primary_latency_us = { buckets: pairedBuckets, sum: t.pairedSumUs, count: paired };
+  }
   return counts;
 }
 

@@ -8,6 +8,10 @@ import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type Me
 import { describeMeasurement, judgeLimits, severityOf } from "./judge.ts";
 import { MeasurementStatus, recordInterval, type Measurement, type Segment } from "./measurement.ts";
 import type { StageKind } from "./spec-schema.ts";
+
+const LATENCY_HISTOGRAM = "latency_us";
+/** Shadow slices only: the primary's answers to the mirrored requests, timed like the mirrored calls (filter/stats.ts). */
+const PAIRED_PRIMARY_HISTOGRAM = "primary_latency_us";
 import {
   histogramMeanConfidenceSequence,
   proportionConfidenceSequence,
@@ -133,7 +137,11 @@ function measureQuantile(
   relative: boolean,
 ): Measurement | null {
   const ch = candidateSlice?.histograms[gate.histogram];
-  const sh = stableSlice?.histograms[gate.histogram];
+  // A mirrored call is timed from its dispatch (request complete) to its whole answer, stable's latency_us from
+  // request headers to response headers: in a shadow stage the baseline is the primary's answers to the same
+  // mirrored requests, timed like the calls (README, Shadow traffic).
+  const paired = input.candidate === "shadow" && gate.histogram === LATENCY_HISTOGRAM;
+  const sh = paired ? candidateSlice?.histograms[PAIRED_PRIMARY_HISTOGRAM] : stableSlice?.histograms[gate.histogram];
   const nc = ch?.total ?? 0;
   const ns = sh?.total ?? 0;
   if (nc === 0 && ns === 0 && segment !== null) return null;
@@ -159,8 +167,15 @@ function measureQuantile(
     unit: "ms",
     alpha,
     relative,
-    emptyReason: nc === 0 ? `no latency observations for the ${input.candidate} in this window yet` : null,
+    emptyReason:
+      nc === 0
+        ? `no latency observations for the ${input.candidate} in this window yet`
+        : paired && relative && ns === 0
+          ? `no primary latency paired with the mirrored requests (${PAIRED_PRIMARY_HISTOGRAM}) in this window yet`
+          : null,
     input,
+    label: paired ? `${gate.label} of the mirrored requests` : undefined,
+    tolerance: gate.tolerance / gate.displayScale,
   });
 }
 
@@ -299,6 +314,10 @@ interface SliceNumbers {
   relative: boolean;
   emptyReason: string | null;
   input: GateEvaluationInput;
+  /** In place of the gate's label in the reason. */
+  label?: string;
+  /** Latency: a regression up to this (display units) is within a maxRatio limit (judge.ts). */
+  tolerance?: number;
 }
 
 function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
@@ -320,19 +339,25 @@ function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
     severity: 0,
     reason: "",
   };
+  const label = n.label ?? gate.label;
+  measurement.threshold = withTolerance(measurement.threshold, n.tolerance);
   if (n.emptyReason || !n.candidateInterval || (n.relative && !n.stableInterval)) {
-    measurement.reason = `${gate.label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
+    measurement.reason = `${label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
     return measurement;
   }
-  const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval);
+  const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval, n.tolerance);
   if (verdict.comparison) intervals.comparison = recordInterval(verdict.comparison);
   measurement.status = verdict.status;
-  measurement.threshold = verdict.decisive;
+  measurement.threshold = withTolerance(verdict.decisive, n.tolerance);
   if (verdict.status === MeasurementStatus.Failed && verdict.decisive) {
     measurement.severity = severityOf(verdict.decisive.kind, verdict.decisive.value, n.candidateValue, n.stableValue, n.unit);
   }
-  measurement.reason = describeMeasurement(measurement, gate.label);
+  measurement.reason = describeMeasurement(measurement, label);
   return measurement;
+}
+
+function withTolerance(threshold: Measurement["threshold"], tolerance: number | undefined): Measurement["threshold"] {
+  return threshold && threshold.kind === "maxRatio" && tolerance ? { ...threshold, tolerance } : threshold;
 }
 
 function errorMeasurement(gate: GateSpec, segment: Segment | null, candidate: "canary" | "shadow", why: string): Measurement {

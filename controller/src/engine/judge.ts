@@ -14,8 +14,13 @@ export interface LimitVerdict {
 
 const ORDER: LimitKind[] = ["maximum", "minimum", "maxDelta", "minDelta", "maxRatio"];
 
-/** All limits in display units; `stable` is needed only for the relative ones (callers drop those without it). */
-export function judgeLimits(limits: Limits, candidate: Interval, stable: Interval | null): LimitVerdict {
+/**
+ * All limits in display units; `stable` is needed only for the relative ones (callers drop those without it).
+ * `tolerance` (display units, latency gates): a maxRatio limit also holds while candidate - stable is at most
+ * this, so it fails only when the candidate is shown both past the ratio and more than `tolerance` above
+ * stable, and passes when either is shown within.
+ */
+export function judgeLimits(limits: Limits, candidate: Interval, stable: Interval | null, tolerance = 0): LimitVerdict {
   let firstOpen: { kind: LimitKind; value: number } | null = null;
   let first: { kind: LimitKind; value: number } | null = null;
   let comparison: Interval | undefined;
@@ -58,6 +63,10 @@ export function judgeLimits(limits: Limits, candidate: Interval, stable: Interva
         comparison = ratio;
         fail = ratio.lower > value;
         pass = ratio.upper <= value;
+        if (tolerance > 0) {
+          fail = fail && candidate.lower - stable.upper > tolerance;
+          pass = pass || candidate.upper - stableLower <= tolerance;
+        }
         break;
       }
     }
@@ -86,7 +95,7 @@ export function severityOf(kind: LimitKind, limit: number, candidate: number | n
   }
 }
 
-export function describeLimit(kind: LimitKind, value: number, unit: Measurement["unit"]): string {
+export function describeLimit(kind: LimitKind, value: number, unit: Measurement["unit"], tolerance?: number): string {
   switch (kind) {
     case "maximum":
       return `maximum ${formatValue(value, unit)}`;
@@ -97,7 +106,9 @@ export function describeLimit(kind: LimitKind, value: number, unit: Measurement[
     case "minDelta":
       return `at least ${signed(value, unit)} vs stable`;
     case "maxRatio":
-      return `at most ${trimPercent((value - 1) * 100)}% above stable`;
+      return tolerance
+        ? `at most ${trimPercent((value - 1) * 100)}% or ${formatValue(tolerance, unit)} above stable`
+        : `at most ${trimPercent((value - 1) * 100)}% above stable`;
   }
 }
 
@@ -115,7 +126,7 @@ function trimPercent(x: number): string {
  */
 export function describeMeasurement(m: Omit<Measurement, "reason" | "severity">, label: string): string {
   const values = `${label} ${formatValue(m.candidateValue, m.unit)} vs ${formatValue(m.stableValue, m.unit)}`;
-  const limit = m.threshold ? describeLimit(m.threshold.kind, m.threshold.value, m.unit) : "no limit";
+  const limit = m.threshold ? describeLimit(m.threshold.kind, m.threshold.value, m.unit, m.threshold.tolerance) : "no limit";
   const level = m.confidence === null ? "" : `${trimPercent(m.confidence * 100)}% `;
   const interval =
     m.threshold && (m.threshold.kind === "maxRatio" || m.threshold.kind === "maxDelta" || m.threshold.kind === "minDelta") && m.intervals.comparison

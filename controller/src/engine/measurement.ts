@@ -31,8 +31,11 @@ export interface Measurement {
   /** Point estimates in the gate's display unit (null: nothing to estimate from). */
   stableValue: number | null;
   candidateValue: number | null;
-  /** The limit that decided (the failing one, else the first one not yet shown, else the first). */
-  threshold: { kind: LimitKind; value: number } | null;
+  /**
+   * The limit that decided (the failing one, else the first one not yet shown, else the first). `tolerance`
+   * (latency maxRatio only, display units): a regression up to it is within the limit whatever the ratio.
+   */
+  threshold: { kind: LimitKind; value: number; tolerance?: number } | null;
   unit: "ratio" | "ms" | "" ;
   /** Observations behind each value: requests, validated answers, reviews... */
   sampleSizes: { stable: number; candidate: number };

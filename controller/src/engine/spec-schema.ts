@@ -83,6 +83,14 @@ export const LatencyGate = gate(
     maximum_regression_percent: Type.Optional(
       Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: "Candidate quantile at most this much above stable's, in percent." }),
     ),
+    tolerance_ms: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 60_000,
+        description:
+          "With maximum_regression_percent: a regression of at most this many milliseconds above stable's quantile never fails and is enough to pass, whatever the percent (default 2; 0 turns it off).",
+      }),
+    ),
     maximum: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Candidate quantile at most this many milliseconds." })),
   },
   "A latency quantile (latency_p<NN>_ms), from the filter's histograms.",

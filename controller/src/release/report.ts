@@ -54,7 +54,7 @@ function gateLine(m: Measurement): GateLine {
     status: m.status,
     stable: m.stableValue,
     candidate: m.candidateValue,
-    threshold: m.threshold ? `${m.threshold.kind} ${m.threshold.value}` : null,
+    threshold: m.threshold ? `${m.threshold.kind} ${m.threshold.value}${m.threshold.tolerance ? ` (tolerance ${m.threshold.tolerance} ${m.unit})` : ""}` : null,
     unit: m.unit,
     samples: m.sampleSizes,
   };
