@@ -10,6 +10,7 @@ import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
+import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { RolloutStore } from "./rollouts/store.ts";
@@ -128,6 +129,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(systemRoutes, { telemetry });
   await app.register(rolloutRoutes, { store, clock: options.clock });
   await app.register(releaseRoutes, { store, clock: options.clock });
+  await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider });
   await app.register(filterConfigRoutes, { store, telemetry });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;

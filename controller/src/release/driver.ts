@@ -4,7 +4,8 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
+import { needsReadings } from "../engine/lifecycle.ts";
+import { isClosed, isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
 import type { MetricProvider, MetricReading } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 
@@ -79,17 +80,17 @@ export class RolloutDriver {
   async #stepOne(name: string, now: number): Promise<boolean> {
     const started = performance.now();
     const before = this.#store.find(name);
-    if (!before?.engine) return false;
+    if (!before?.engine || !needsReadings(before.engine.state)) return false;
     const spec = before.engine.state.spec;
     const countsPromise = this.#metrics.readRollout(name);
     let promql: Record<string, MetricReading<number | null>> | undefined;
-    if (this.#promql && spec.gates.some((g) => g.kind === "promql")) {
+    if (this.#promql && !isTerminal(before.engine.state.phase) && spec.gates.some((g) => g.kind === "promql")) {
       promql = await readPromQLGates(spec, this.#promql, now);
     }
     const counts = await countsPromise;
     // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
     const current = this.#store.find(name);
-    if (!current?.engine || isTerminal(current.engine.state.phase)) return false;
+    if (!current?.engine || isClosed(current.engine.state.phase)) return false;
     const result = step(current.engine.state, { now, counts, promql });
     this.#store.applyEngine(name, result);
     this.#onStep?.(name, result, (performance.now() - started) / 1000);
