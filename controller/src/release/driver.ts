@@ -8,6 +8,7 @@ import { needsReadings } from "../engine/lifecycle.ts";
 import { isClosed, isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
 import type { MetricProvider, MetricReading } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
+import { FinalizeHooks } from "./finalize-hook.ts";
 
 export interface RolloutDriverOptions {
   store: RolloutStore;
@@ -20,6 +21,8 @@ export interface RolloutDriverOptions {
   log?: FastifyBaseLogger;
   /** Told about every step that ran (telemetry): the rollout, the result, and how long it took. */
   onStep?: (rollout: string, result: StepResult, seconds: number) => void;
+  /** First retry delay of a failed finalize webhook (doubles per failure, at most 60 s); default 1000 ms. */
+  hookRetryMs?: number;
 }
 
 export interface TickReport {
@@ -36,6 +39,8 @@ export class RolloutDriver {
   readonly #promql: PromQLSource | null;
   readonly #log: FastifyBaseLogger | undefined;
   readonly #onStep: RolloutDriverOptions["onStep"];
+  /** Finalize webhooks of Succeeded rollouts: started by the tick, never waited for by it. */
+  readonly hooks: FinalizeHooks;
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -47,6 +52,7 @@ export class RolloutDriver {
     this.#promql = options.promql ?? (options.prometheusUrl ? new PrometheusHttpSource({ baseUrl: options.prometheusUrl }) : null);
     this.#log = options.log;
     this.#onStep = options.onStep;
+    this.hooks = new FinalizeHooks({ store: options.store, clock: options.clock, log: options.log, retryBaseMs: options.hookRetryMs });
   }
 
   /** One step for every managed rollout that has not ended. A tick asked for while one runs joins it (no overlap). */
@@ -61,6 +67,7 @@ export class RolloutDriver {
 
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
+    this.hooks.run(now);
     const names = this.#store.activeManaged().map((r) => r.spec.name);
     // Rollouts are independent: read them concurrently, apply each as its readings arrive.
     await Promise.all(
@@ -117,5 +124,6 @@ export class RolloutDriver {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#running) await this.#running.catch(() => undefined);
+    await this.hooks.settle();
   }
 }
