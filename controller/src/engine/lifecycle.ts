@@ -71,8 +71,8 @@ export function stepAfterRelease(state: EngineState, snapshot: CountsSnapshot | 
     const models = modelsOf(state.spec)!;
     const stableNow = snapshot ? answersOf(snapshot, "stable").canary : 0;
     const next = stableNow > 0
-      ? `stable answers ${models.canary} (${stableNow} answers): if it has been repointed to the new model, POST finalize to verify it and archive the rollout`
-      : `if stable now serves ${models.canary}, POST finalize; otherwise roll back`;
+      ? `Stable answers ${models.canary} (${stableNow} answers): if it has been repointed to the new model, POST finalize to verify it and archive the rollout`
+      : `If stable now serves ${models.canary}, POST finalize; otherwise roll back`;
     const reason = `${identityReason(models, identity.mismatched, snapshot)}; all traffic back on stable. ${next}`;
     const withdrawn = withLifecycle({ ...out.state, weights: { canaryPercent: 0, shadowPercent: 0 } }, { canaryWithdrawn: reason });
     out.decisions.push(decision(out.state, withdrawn, "canaryWithdrawn", now, { actor: ENGINE_ACTOR, reason }));

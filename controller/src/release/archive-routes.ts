@@ -5,12 +5,15 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import { REASONS_KEYWORD } from "../errors.ts";
 import { archivedView } from "../rollouts/routes.ts";
 import { ErrorBody, RolloutView } from "../rollouts/schemas.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { History, historyOf, ReportQuery, sendReport } from "./routes.ts";
 
-const ArchiveParams = Type.Object({ id: Type.Integer({ minimum: 1, description: "The archive id (archived.id in the listing)." }) });
+const ArchiveParams = Type.Object({
+  id: Type.String({ pattern: "^[1-9][0-9]{0,14}$", description: "The archive id (archived.id in the listing).", [REASONS_KEYWORD]: { pattern: "must be an archive id (a positive integer)" } }),
+});
 const tags = ["rollouts"];
 
 export const archiveRoutes: FastifyPluginAsyncTypebox<{ store: RolloutStore }> = async (app, { store }) => {
@@ -19,7 +22,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{ store: RolloutStore }> =
   app.get(
     "/v1/archive/:id",
     { config: { subject }, schema: { tags, summary: "One archived rollout, as it was when archived", params: ArchiveParams, response: { 200: RolloutView, 404: ErrorBody } } },
-    async (request) => archivedView(store.archive.get(request.params.id)),
+    async (request) => archivedView(store.archive.get(Number(request.params.id))),
   );
 
   app.get(
@@ -28,7 +31,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{ store: RolloutStore }> =
       config: { subject },
       schema: { tags, summary: "An archived rollout's decisions", params: ArchiveParams, response: { 200: History, 404: ErrorBody, 409: ErrorBody } },
     },
-    async (request) => historyOf(store.archive.get(request.params.id).rollout),
+    async (request) => historyOf(store.archive.get(Number(request.params.id)).rollout),
   );
 
   app.get(
@@ -44,7 +47,7 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{ store: RolloutStore }> =
       },
     },
     async (request, reply) => {
-      const entry = store.archive.get(request.params.id);
+      const entry = store.archive.get(Number(request.params.id));
       return sendReport(request, reply, entry.rollout, { id: entry.id, at: entry.archivedAt, reason: entry.reason });
     },
   );

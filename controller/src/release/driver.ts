@@ -67,7 +67,6 @@ export class RolloutDriver {
 
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
-    this.hooks.run(now);
     const names = this.#store.activeManaged().map((r) => r.spec.name);
     // Rollouts are independent: read them concurrently, apply each as its readings arrive.
     await Promise.all(
@@ -81,6 +80,8 @@ export class RolloutDriver {
         }
       }),
     );
+    // After the steps, so a rollout that has just succeeded gets its finalize webhook at once.
+    this.hooks.run(now);
     return report;
   }
 

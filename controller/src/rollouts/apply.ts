@@ -60,6 +60,7 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
   if (refused.length > 0) {
     throw new ConflictError(`rollout ${name}: cannot apply: ${refused.map((d) => `${d.path || "(spec)"} ${d.reason}`).join("; ")}`, refused);
   }
-  if (same(normalized, was) && nextEngine === current.engine) return current;
+  // The same plan written another way (a stage as a number or as the object GET shows) is no change.
+  if (same({ ...normalized, release: null }, { ...was, release: null }) && nextEngine === current.engine) return current;
   return store.replace({ ...current, spec: normalized, engine: nextEngine }, decisions);
 }

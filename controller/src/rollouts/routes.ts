@@ -114,7 +114,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         summary: "List rollouts, sorted by name; ?archived=true lists the archived ones (finalized or deleted), oldest first",
         querystring: Type.Object(
           {
-            archived: Type.Optional(Type.Boolean({ description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}" })),
+            archived: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")], { description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}" })),
             name: Type.Optional(Type.String({ maxLength: 63, description: "With archived=true: only the archived rollouts of this name." })),
           },
           { additionalProperties: false },
@@ -123,7 +123,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request) => {
-      if (request.query.archived) return { rollouts: store.archive.list(request.query.name).map(archivedView) };
+      if (request.query.archived === "true") return { rollouts: store.archive.list(request.query.name).map(archivedView) };
       return { rollouts: store.list().map(toView) };
     },
   );
