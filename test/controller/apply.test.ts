@@ -58,6 +58,17 @@ describe("GET: the whole spec as accepted", () => {
   });
 });
 
+describe("models in the filters' config", () => {
+  it("the filters get the declared versions and the source only when answers can be checked", async () => {
+    const app = await testApp();
+    await createRollout(app, spec({ models: { stable: "v1", canary: "v2", versionHeader: "x-model-version" } }));
+    await createRollout(app, spec({ name: "labels-only", match: { pathPrefix: "/other" }, models: { stable: "v1", canary: "v2" } }));
+    const rollouts = (await app.inject({ url: "/v1/filter-config" })).json().rollouts;
+    expect(rollouts.find((r: { name: string }) => r.name === "fraud-model").models).toEqual({ stable: "v1", canary: "v2", versionHeader: "x-model-version" });
+    expect(rollouts.find((r: { name: string }) => r.name === "labels-only")).not.toHaveProperty("models");
+  });
+});
+
 describe("PUT: apply a changed spec", () => {
   it("changes owner, rollback condition, gates and deadlines with If-Match, and records who did it", async () => {
     const h = await harness();
