@@ -6,6 +6,7 @@ import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
+import { installSerializerCache } from "./http/serializer-cache.ts";
 import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import type { Policy } from "./engine/index.ts";
@@ -101,6 +102,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   app.decorate("modelroll", { store, telemetry, metricProvider, driver });
 
+  installSerializerCache(app);
   installErrorHandling(app);
   installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
   registerBodyParsers(app);
