@@ -18,6 +18,7 @@ import {
   ShadowConfig,
 } from "./config";
 import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
+import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, versionInDoc } from "./identity";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import {
   CLASS_LOCAL, FilterMetrics, RolloutMetrics, SCHEMA_RESULT_NAMES, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES,
@@ -31,6 +32,8 @@ const MS: u64 = 1_000_000;
 
 /** A rollout as the data path uses it: its config plus its metric ids, defined once. */
 export class ActiveRollout {
+  /** Identity fail-safe: this worker saw the canary answer another model; its canary share goes to stable. */
+  tripped: bool = false;
   constructor(public config: RolloutConfig, public metrics: RolloutMetrics) {}
 }
 
@@ -114,10 +117,11 @@ export class ModelrollRoot extends RootContextBase {
       const r = table.rollouts[i];
       // Metrics are defined when a rollout (or its set of segments) first appears, never on the request path.
       const key = metricsKey(r);
-      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null, r.output));
+      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null, r.output, r.models !== null));
       next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(key)));
       next.configs.push(r);
     }
+    carryIdentityTrips(this.active, next);
     this.active = next;
     this.table = table;
   }
@@ -243,6 +247,8 @@ export class ModelrollStream extends StreamContextBase {
   analyzing: bool = false;
   /** The rollout whose answer is being read (kept after onResponseHeaders clears `rollout`). */
   analyzedRollout: ActiveRollout | null = null;
+  /** Set while the answer's version is still to be read from its body (identity.ts). */
+  identityRollout: ActiveRollout | null = null;
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
     const root = changetype<ModelrollRoot>(this.root);
@@ -259,6 +265,7 @@ export class ModelrollStream extends StreamContextBase {
     const key = getHeader(HeaderMap.RequestHeaders, rollout.config.stickyHeader);
     const bucket = key === null || key.length == 0 ? root.random.next() : stickyBucket(rollout.config.name, key);
     this.variant = isCanary(bucket, rollout.config.canaryBasisPoints) ? VARIANT_CANARY : VARIANT_STABLE;
+    if (this.variant == VARIANT_CANARY && rollout.tripped) this.variant = identityFailsafe(rollout);
     // Changing a request header makes Envoy re-pick the route (ABI 0.2.1), so this decides the cluster.
     if (!replaceHeader(HeaderMap.RequestHeaders, variantHeader, VARIANT_NAMES[this.variant])) {
       // Fail-safe: if we cannot set our header, make sure no client value remains and count it as stable.
@@ -376,6 +383,7 @@ export class ModelrollStream extends StreamContextBase {
     const output = this.outputConfig();
     const exchange = this.exchange;
     if (copy.overflowed) {
+      this.versionUnread();
       if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
       if (exchange !== null) exchange.primaryAnswered();
       return DataStatus.Continue;
@@ -389,6 +397,12 @@ export class ModelrollStream extends StreamContextBase {
     const parsed = parseJsonBytes(body, 64);
     noteGarbage(parseGarbageEstimate(body));
     const doc = parsed.value;
+    const identity = this.identityRollout;
+    if (identity !== null) {
+      this.identityRollout = null;
+      const models = identity.config.models;
+      if (models !== null) noteVersion(identity, this.variant, versionInDoc(doc, models));
+    }
     const verdict = output.schema !== null ? schemaResultIndex(output, doc, parsed.tooDeep) : -1;
     if (this.analyzing) recordAnalysis(this.slices, output, doc, verdict);
     const exchange = this.exchange;
@@ -407,6 +421,7 @@ export class ModelrollStream extends StreamContextBase {
       // Envoy's own buffer limit (1 MiB by default, a 500 when exceeded) out of reach.
       this.guardHeld = false;
       this.countGuard(GUARD_SKIPPED);
+      this.versionUnread();
       if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
       this.primaryAnswerEnded(endOfStream);
       return DataStatus.Continue;
@@ -460,6 +475,14 @@ export class ModelrollStream extends StreamContextBase {
     continueResponse();
   }
 
+  /** The answer's version could not be read from its body: counted as missing. */
+  versionUnread(): void {
+    const identity = this.identityRollout;
+    if (identity === null) return;
+    this.identityRollout = null;
+    noteVersion(identity, this.variant, null);
+  }
+
   countGuard(what: i32): void {
     for (let i = 0; i < this.slices.length; i++) {
       const m = this.slices[i].output;
@@ -507,8 +530,13 @@ export class ModelrollStream extends StreamContextBase {
     replaceHeader(HeaderMap.ResponseHeaders, root.plugin.responseVariantHeader, VARIANT_NAMES[this.variant]);
     const exchange = this.exchange;
     if (exchange !== null) exchange.primary.status = status;
+    const models = rollout.config.models;
+    if (models !== null) {
+      if (models.header.length > 0) noteVersion(rollout, this.variant, getHeader(HeaderMap.ResponseHeaders, models.header));
+      else this.identityRollout = rollout;
+    }
     const output = rollout.config.output;
-    if (!output.analyze && exchange === null) return HeadersStatus.Continue;
+    if (!output.analyze && exchange === null && this.identityRollout === null) return HeadersStatus.Continue;
     // Decide from the headers whether the answer can be read: the body is then copied as it passes. Only a
     // successful answer is a model output; an error (Envoy's local replies included) counts as an error only.
     let unreadable = -1;
@@ -518,6 +546,7 @@ export class ModelrollStream extends StreamContextBase {
     else if (!isJsonContentType(getHeader(HeaderMap.ResponseHeaders, "content-type"))) unreadable = UNANALYZED_NOT_JSON_CONTENT_TYPE;
     else if (parseContentLength(getHeader(HeaderMap.ResponseHeaders, "content-length")) > <i64>output.maxBodyBytes) unreadable = UNANALYZED_TOO_LARGE;
     if (unreadable >= 0) {
+      this.versionUnread();
       if (output.analyze) countUnanalyzed(this.slices, unreadable);
       this.primaryAnswerEnded(endOfStream);
       if (this.guardWanted) this.countGuard(GUARD_SKIPPED);
@@ -752,8 +781,39 @@ function isHopByHop(name: string): bool {
     || name == "upgrade" || name == "proxy-connection" || name == "trailer";
 }
 
+/** A worker's identity fail-safe stays on across config updates that leave the rollout's weights and models alone. */
+function carryIdentityTrips(previous: ActiveSet, next: ActiveSet): void {
+  for (let i = 0; i < previous.rollouts.length; i++) {
+    const old = previous.rollouts[i];
+    if (!old.tripped) continue;
+    for (let j = 0; j < next.rollouts.length; j++) {
+      const r = next.rollouts[j];
+      if (r.config.name == old.config.name && sameIdentityConfig(old.config.models, r.config.models, old.config.canaryBasisPoints, r.config.canaryBasisPoints)) r.tripped = true;
+    }
+  }
+}
+
+/** A tripped rollout's canary request goes to stable instead, counted. */
+function identityFailsafe(rollout: ActiveRollout): i32 {
+  const m = rollout.metrics.identity;
+  if (m !== null) incrementMetric(m.failsafe);
+  return VARIANT_STABLE;
+}
+
+/** Counts an answer's stated version; a canary stating another model trips the rollout's fail-safe on this worker. */
+function noteVersion(rollout: ActiveRollout, variant: i32, version: string | null): void {
+  const models = rollout.config.models;
+  const m = rollout.metrics.identity;
+  if (models === null || m === null) return;
+  const cls = classifyVersion(models, version);
+  incrementMetric(m.answers[variant][cls]);
+  if (variant != VARIANT_CANARY || !isCanaryMismatch(cls) || rollout.tripped) return;
+  rollout.tripped = true;
+  log(LogLevel.Warn, "modelroll: rollout " + rollout.config.name + ": the canary answered model version '" + (version === null ? "" : version) + "' (" + MODEL_NAMES[cls] + "; declared " + models.canary + "); this worker sends the rollout's traffic to stable until its config changes");
+}
+
 function metricsKey(r: RolloutConfig): string {
-  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
+  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.models !== null ? "+models" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
   for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
   return key;
 }

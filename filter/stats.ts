@@ -9,6 +9,7 @@
 import { defineMetric, MetricType } from "./sdk/host";
 import { OutputConfig, SegmentConfig } from "./config";
 import { UNANALYZED_NAMES } from "./output";
+import { IdentityMetrics } from "./identity";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -140,7 +141,10 @@ export class RolloutMetrics {
   /** Present when the rollout mirrors traffic: [0] overall, then one per (dimension, value) in slice order. */
   shadow: Array<ShadowMetrics> = [];
   shadowSegments: Array<Array<ShadowMetrics>> = [];
-  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig) {
+  /** Present when the rollout declares models with a version source (identity.ts). */
+  identity: IdentityMetrics | null = null;
+  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig, withIdentity: bool = false) {
+    if (withIdentity) this.identity = new IdentityMetrics(rollout);
     for (let v = 0; v < 2; v++) {
       this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".", output);
     }

@@ -6,10 +6,12 @@ import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
+import { installSerializerCache } from "./http/serializer-cache.ts";
 import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
+import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
@@ -101,6 +103,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   app.decorate("modelroll", { store, state, telemetry, metricProvider, driver });
 
+  installSerializerCache(app);
   installErrorHandling(app);
   installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
   registerBodyParsers(app);
@@ -130,6 +133,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const clock = options.clock ?? (() => new Date());
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
+  await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { store, telemetry });
   await app.register(eventRoutes, { store });

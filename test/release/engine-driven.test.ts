@@ -63,7 +63,7 @@ describe("engine-driven rollouts", () => {
       "100%: succeeded",
     ]);
     for (const st of report.stages) expect(st.gates.every((g: { status: string }) => g.status === "Passed"), st.stage).toBe(true);
-    // Ended: the driver leaves it alone.
+    // Succeeded without a version source (no models): nothing to watch until finalize, the driver reads nothing.
     const reads = h.provider.reads.length;
     await h.round();
     expect(h.provider.reads.length).toBe(reads);

@@ -2,7 +2,7 @@
  * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O except the PromQL
  * source, which the caller runs before each step.
  */
-export { Phase, isTerminal } from "./phase.ts";
+export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
 export { EngineSpecInput, ENGINE_SPEC_KEYS } from "./spec-schema.ts";

@@ -5,6 +5,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
+import { FinalizeInput } from "./lifecycle-spec.ts";
 
 export const STAGE_KINDS = ["shadow", "canary", "bake"] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
@@ -254,6 +255,7 @@ export const EngineSpecInput = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    finalize: Type.Optional(FinalizeInput),
   },
   { additionalProperties: false },
 );

@@ -6,6 +6,7 @@ import { Type, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 import { escapePointer, normalizeGates, type GateSpec } from "./gate-spec.ts";
+import { parseFinalize, type FinalizeSpec, type ModelIdentity } from "./lifecycle-spec.ts";
 import {
   CustomGate,
   EngineSpecInput,
@@ -42,6 +43,10 @@ export interface EngineSpec {
   trafficMix: { check: boolean; holdOnMismatch: boolean; alpha: number; minDifference: number };
   /** Policy: after its bake period the rollout waits in AwaitingReview for a posted review. */
   endsInReview: boolean;
+  /** The two models and where answers state their version (the rollout's `models`); null: not declared. */
+  models: ModelIdentity | null;
+  /** After Succeeded: the webhook, and how stable serving the new model is verified. */
+  finalize: FinalizeSpec;
 }
 
 /** The seed's default release policy; every rule is on unless the controller's configuration turns it off. */
@@ -74,6 +79,8 @@ export interface SpecContext {
   /** The shadow section's percent: what a shadow stage mirrors unless the stage says otherwise (default 10). */
   shadowPercent?: number;
   policy?: Partial<Policy>;
+  /** The rollout's `models` section: the version labels and where answers state theirs. */
+  models?: ModelIdentity | null;
 }
 
 export const DEFAULT_STAGES: ReadonlyArray<"shadow" | number> = ["shadow", 1, 5, 25, 50, 100];
@@ -126,6 +133,7 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
   }
 
   checkPolicy(input, context, policy, stageResult, errors);
+  const finalize = parseFinalize(input.finalize, errors);
   if (errors.length > 0) return { ok: false, errors: dedupe(errors) };
 
   const statistics = (input.statistics ?? {}) as { falseAlarmRate?: number };
@@ -150,6 +158,8 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
         minDifference: mix.minDifference ?? 0.1,
       },
       endsInReview: policy.requireReviewForHighImpact && impact === "high",
+      models: context.models ?? null,
+      finalize,
     },
   };
 }

@@ -52,6 +52,31 @@ export interface EngineState {
   createdAt: number;
   endedAt: number | null;
   endReason: string | null;
+  /** Model identity and finalize (engine/lifecycle.ts); absent in state saved before they existed. */
+  lifecycle?: LifecycleState;
+}
+
+export interface LifecycleState {
+  /** Canary answers stating another model's version, cumulative at the last reading (null before the first). */
+  canaryMismatchMark: number | null;
+  /** Set when canary traffic was withdrawn after Succeeded because its upstream answers another model: why. */
+  canaryWithdrawn: string | null;
+  /** While Finalizing: who asked, and what stable has answered since. */
+  finalize: FinalizeProgress | null;
+  /** The last finalize that could not be verified, for the record of what is pending. */
+  finalizeNote: string | null;
+}
+
+export interface FinalizeProgress {
+  by: string;
+  askedAt: number;
+  /** Stable's answers, cumulative at the last reading: with the new version (fresh), with another (stale). */
+  last: { fresh: number; stale: number } | null;
+  /** Since finalize was asked. */
+  seen: { fresh: number; stale: number };
+  /** Fresh answers since the last stale one. */
+  streak: number;
+  waitingNoted: boolean;
 }
 
 export type Action =
@@ -77,7 +102,13 @@ export type DecisionKind =
   | "paused"
   | "resumed"
   | "undone"
-  | "reviewed";
+  | "reviewed"
+  | "finalizeRequested"
+  | "finalized"
+  | "finalizeNotVerified"
+  | "finalizeWaiting"
+  | "canaryWithdrawn"
+  | "specChanged";
 
 /** Requests, error rate and p95 of each variant over a stage's window: the per-stage telemetry on record. */
 export interface WindowSummary {
@@ -170,7 +201,7 @@ export function alphaPerTest(spec: EngineSpec, segments: readonly DeclaredSegmen
   return spec.falseAlarmRate / Math.max(1, tests);
 }
 
-function appliesTo(gate: GateSpec, stage: StageSpec): boolean {
+export function appliesTo(gate: GateSpec, stage: StageSpec): boolean {
   if (!gate.during.includes(stage.kind)) return false;
   return stage.kind !== "bake" || hasAbsoluteLimit(gate);
 }

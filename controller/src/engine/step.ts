@@ -10,6 +10,8 @@ import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement
 import { isTerminal, Phase } from "./phase.ts";
 import { candidateOf, currentStage, ENGINE_ACTOR, type Action, type Decision, type EngineState } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
+import { checkCanaryIdentity, identityReason, markIdentity, stepAfterRelease } from "./lifecycle.ts";
+import { modelsOf } from "./lifecycle-spec.ts";
 import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } from "./transitions.ts";
 
 export interface TickInput {
@@ -40,12 +42,12 @@ export interface StepResult {
 
 export function step(state: EngineState, input: TickInput): StepResult {
   const now = input.now;
-  if (isTerminal(state.phase)) return { state, decisions: [], actions: [], evaluation: null };
-
   const reading = readable(input.counts);
+  if (isTerminal(state.phase)) return { ...stepAfterRelease(state, reading.snapshot, now), evaluation: null };
+
   if (state.phase === Phase.Pending) {
     const first = state.spec.stages[0];
-    const t = enterStage(state, 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
+    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
     return { ...t, evaluation: null };
   }
 
@@ -103,6 +105,13 @@ export function step(state: EngineState, input: TickInput): StepResult {
     evaluation,
   });
 
+  // The canary answering another model than declared is a defect whatever the gates say.
+  const identity = checkCanaryIdentity(current, reading.snapshot);
+  current = identity.state;
+  if (identity.mismatched > 0) {
+    const reason = identityReason(modelsOf(current.spec)!, identity.mismatched, reading.snapshot);
+    return done(endWithRollback(current, Phase.RolledBack, "rolledBack", now, { actor: ENGINE_ACTOR, reason, measurements, trafficMix, window: summarizeWindow(current, window, now) }));
+  }
   // Only Failed rolls back, and at once, whatever else is going on (paused, awaiting review).
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
   if (failed.length > 0) {

@@ -3,8 +3,10 @@ import { REASONS_KEYWORD } from "../errors.ts";
 
 import { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN } from "./patterns.ts";
 import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
-import { NormalizedOutputView, OutputSpec } from "./output.ts";
+import { OutputSpec } from "./output.ts";
+import { SpecView } from "./spec-view.ts";
 import { ShadowSpec } from "./shadow.ts";
+import { ModelsSpec } from "./models.ts";
 import { ENGINE_SPEC_KEYS } from "../engine/index.ts";
 
 const engineKey = (description: string) => Type.Optional(Type.Unknown({ description }));
@@ -19,6 +21,7 @@ export const ENGINE_PROPERTIES = {
   promotion_gates: engineKey("Gate name -> limits, in the seed's format."),
   statistics: engineKey("{ falseAlarmRate }: bound on wrongly rolling back a good candidate."),
   trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
+  finalize: engineKey("{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified."),
 };
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
@@ -81,6 +84,7 @@ export const RolloutSpec = Type.Object(
     ),
     shadow: Type.Optional(ShadowSpec),
     output: Type.Optional(OutputSpec),
+    models: Type.Optional(ModelsSpec),
     // The release process (engine/spec-schema.ts): checked by parseEngineSpec, whose errors point inside
     // them and join the 400's details. Any of these keys makes the rollout managed by the engine.
     ...ENGINE_PROPERTIES,
@@ -104,15 +108,7 @@ export type WeightChange = Static<typeof WeightChange>;
 
 export const RolloutView = Type.Object({
   name: Type.String(),
-  spec: Type.Object({
-    name: Type.String(),
-    match: Type.Object({ pathPrefix: Type.String() }),
-    stickyKey: Type.Object({ header: Type.String() }),
-    canaryPercent: Type.Number(),
-    segments: Type.Array(SegmentSpec),
-    shadow: Type.Union([ShadowSpec, Type.Null()]),
-    output: NormalizedOutputView,
-  }),
+  spec: SpecView,
   shadowPercent: Type.Number({ description: "Current share mirrored to the shadow (0 without a shadow, or after a rollback)." }),
   canaryPercent: Type.Number(),
   canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
@@ -129,6 +125,29 @@ export const RolloutView = Type.Object({
   stage: Type.Union([Type.Object({ index: Type.Integer(), name: Type.String() }), Type.Null()], {
     description: "The engine's current stage; null for a manual rollout or before the first stage.",
   }),
+  pending: Type.Union([Type.String(), Type.Null()], {
+    description: "The next step, in words, when it is up to someone (finalize after Succeeded, a review, resume, deleting an ended rollout); null while the engine moves it.",
+  }),
+  lastRollback: Type.Union([Type.Object({ at: Type.String({ format: "date-time" }), by: Type.String(), reason: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
+  finalizeHook: Type.Union(
+    [
+      Type.Object({
+        attempts: Type.Integer(),
+        lastAttemptAt: Type.Union([Type.String(), Type.Null()]),
+        lastError: Type.Union([Type.String(), Type.Null()]),
+        nextAttemptAt: Type.Union([Type.String(), Type.Null()]),
+        deliveredAt: Type.Union([Type.String(), Type.Null()]),
+      }),
+      Type.Null(),
+    ],
+    { description: "Deliveries of the spec's finalize webhook; null until the rollout succeeds, or without a webhook." },
+  ),
+  archived: Type.Optional(
+    Type.Object(
+      { id: Type.Integer(), at: Type.String({ format: "date-time" }), reason: Type.String() },
+      { description: "Only on archived rollouts: their id under /v1/archive/{id}, when and why they left the live set." },
+    ),
+  ),
 });
 export type RolloutView = Static<typeof RolloutView>;
 
@@ -140,6 +159,10 @@ export const RolloutNameParams = Type.Object({ name: Type.String({ maxLength: 25
 export const IfMatchHeaders = Type.Object({
   "if-match": Type.Optional(Type.String({ maxLength: 200, description: "ETag from a previous read (e.g. \"7\"), or *; a mismatch is a 412." })),
 });
+
+const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
+/** The optional body of a command (rollback, pause, fail, ...): a POST without a body is fine. */
+export const CommandBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false, description: "Optional: a POST without a body is fine." });
 
 export const ErrorBody = Type.Object({
   error: Type.String(),
