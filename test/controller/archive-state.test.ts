@@ -34,6 +34,8 @@ describe("the archive in the state file", () => {
     expect(live.map((d: { kind: string }) => d.kind)).toEqual(["started"]);
     // The next archived rollout gets the next id, also after the restart.
     expect((await again.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model" })).headers["x-archived-id"]).toBe("2");
+    // One controller per state file: the app lets go of it before another reader opens it.
+    await again.close();
     const reader = new SqliteRolloutState(file);
     const counts = reader.counts();
     reader.close();
