@@ -10,7 +10,9 @@
  * (node --import tsx test/engine/false-alarm-runs.ts '{"setup":"seed","first":0,"count":500}') so the test
  * can spread the runs over the machine's cores; prints its tally as JSON.
  */
+import { smallestAlpha } from "../../controller/src/engine/budget.ts";
 import { isTerminal, Phase } from "../../controller/src/engine/phase.ts";
+import { budgetOf } from "../../controller/src/engine/state.ts";
 import { drive, SEED_GATES, specFrom, start } from "./drive.ts";
 import { GOOD, PoissonTrafficSim } from "./sim.ts";
 
@@ -64,7 +66,7 @@ export function runFalseAlarm(first: number, count: number, setup: FalseAlarmSet
   for (let run = first; run < first + count; run++) {
     const sim = new PoissonTrafficSim({ seed: 0x5eed0000 + run, segment: FALSE_ALARM_SETUP.segment, behavior: () => GOOD });
     const initial = start(spec, segments);
-    tally.alphaPerTest = initial.alphaPerTest;
+    tally.alphaPerTest = smallestAlpha(budgetOf(initial));
     const result = drive(initial, {
       sim,
       requestsPerTick: FALSE_ALARM_SETUP.requestsPerTick,

@@ -17,7 +17,8 @@ export const ENGINE_PROPERTIES = {
   stages: engineKey("Release stages: 'shadow', a canary percent, or a stage object. Default shadow, 1, 5, 25, 50, 100."),
   stageDefaults: engineKey("minDurationSeconds, minRequests, deadlineSeconds, onDeadline, segmentTrafficShare for every stage."),
   promotion_gates: engineKey("Gate name -> limits, in the seed's format."),
-  statistics: engineKey("{ falseAlarmRate }: bound on wrongly rolling back a good candidate."),
+  statistics: engineKey("{ falseAlarmRate, harmMultiple }: bound on wrongly rolling back a good candidate; how clear a harm early stages must be able to detect."),
+  expectedTraffic: engineKey("{ requestsPerSecond, smallestSegmentShare }: the traffic expected, for per-stage duration estimates and deadline warnings before any traffic is seen."),
   trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
 };
 

@@ -1,0 +1,78 @@
+/**
+ * The false-alarm budget: how statistics.falseAlarmRate (the bound on rolling back a candidate exactly as good
+ * as stable) is split over the tests a rollout can run (weighted Bonferroni: the shares add up to at most
+ * falseAlarmRate, so the chance that any test wrongly fails is at most that).
+ *
+ *   1. Every statistical gate gets an equal share (PromQL gates have no sampling model and take none).
+ *   2. A gate's share is split evenly over its test groups:
+ *        - proportion gates, absolute limits: one group per candidate (canary, shadow), the evidence
+ *          accumulating over every stage that candidate serves (README, "Evidence across stages");
+ *        - proportion gates, relative limits: one group per stage they are judged in (not at 100%);
+ *        - latency and mean gates: one group per stage they are judged in (at 100% only with an absolute limit);
+ *        - external gates: one group per candidate (values accumulate over the rollout).
+ *   3. Within a group, all traffic gets `overallShare` (half) and every declared segment value, "other"
+ *      included, an equal part of the rest; without segments all traffic gets the whole group.
+ * Each test is a confidence sequence, valid at every look, so its own chance of ever failing wrongly is at most
+ * its alpha however long it runs; a relative limit splits its alpha between the candidate's and stable's.
+ */
+import { hasAbsoluteLimit, hasRelativeLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
+import type { StageKind } from "./spec-schema.ts";
+import type { EngineSpec, StageSpec } from "./spec.ts";
+
+export interface ErrorBudget {
+  falseAlarmRate: number;
+  /** falseAlarmRate / the number of statistical gates. */
+  perGate: number;
+  /** Test groups per gate name. */
+  groups: Record<string, number>;
+  /** Share of a group for all traffic; the rest is split over `segmentValues`. 1 without segments. */
+  overallShare: number;
+  segmentValues: number;
+}
+
+export const OVERALL_SHARE = 0.5;
+
+export function errorBudget(spec: EngineSpec, segments: ReadonlyArray<{ values: readonly string[] }>): ErrorBudget {
+  const segmentValues = segments.reduce((n, s) => n + s.values.length, 0);
+  const statistical = spec.gates.filter(isStatistical);
+  const groups: Record<string, number> = {};
+  for (const gate of statistical) groups[gate.name] = Math.max(1, testGroups(gate, spec.stages));
+  return {
+    falseAlarmRate: spec.falseAlarmRate,
+    perGate: spec.falseAlarmRate / Math.max(1, statistical.length),
+    groups,
+    overallShare: segmentValues > 0 ? OVERALL_SHARE : 1,
+    segmentValues,
+  };
+}
+
+/** The alpha of one test: one group of `gate`, on all traffic (segment false) or on one segment value. */
+export function testAlpha(budget: ErrorBudget, gate: string, segment: boolean): number {
+  const group = budget.perGate / (budget.groups[gate] ?? 1);
+  if (!segment) return group * budget.overallShare;
+  return (group * (1 - budget.overallShare)) / Math.max(1, budget.segmentValues);
+}
+
+/** The smallest alpha any test of the rollout gets (shown in reports and the false-alarm test). */
+export function smallestAlpha(budget: ErrorBudget): number {
+  const names = Object.keys(budget.groups);
+  if (names.length === 0) return budget.falseAlarmRate;
+  return Math.min(...names.map((g) => testAlpha(budget, g, budget.segmentValues > 0)));
+}
+
+function testGroups(gate: GateSpec, stages: readonly StageSpec[]): number {
+  const kinds = new Set(stages.map((s) => s.kind));
+  const candidates = (applicable: StageKind[]) => new Set(applicable.filter((k) => kinds.has(k)).map((k) => (k === "shadow" ? "shadow" : "canary"))).size;
+  switch (gate.kind) {
+    case "external":
+      return candidates(gate.during);
+    case "proportion": {
+      let n = 0;
+      if (hasAbsoluteLimit(gate)) n += candidates(gate.during);
+      if (hasRelativeLimit(gate)) n += stages.filter((s) => s.kind !== "bake" && gate.during.includes(s.kind)).length;
+      return n;
+    }
+    default:
+      return stages.filter((s) => gate.during.includes(s.kind) && (s.kind !== "bake" || hasAbsoluteLimit(gate))).length;
+  }
+}
