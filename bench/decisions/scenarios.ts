@@ -5,6 +5,7 @@
  */
 import type { MetricReading } from "../../controller/src/metrics/provider.ts";
 import { GOOD, PoissonTrafficSim, type Behavior, type SimConfig } from "../../test/engine/sim.ts";
+import { HEAVY_TAILED } from "../../test/engine/false-alarm-runs.ts";
 import { trafficPattern, type TrafficPattern } from "../../test/engine/traffic-patterns.ts";
 import type { Engine } from "./engines.ts";
 
@@ -40,6 +41,8 @@ export interface Scenario {
   defect: Defect;
   pattern: TrafficPattern;
   seed: number;
+  /** Every variant with heavy-tailed latency (the false-alarm runs). */
+  heavyTail?: boolean;
 }
 
 export interface Outcome {
@@ -50,19 +53,20 @@ export interface Outcome {
   reason: string;
 }
 
-function behaviorOf(defect: Defect, smallest: string | null): SimConfig["behavior"] {
+function behaviorOf(defect: Defect, smallest: string | null, heavyTail: boolean): SimConfig["behavior"] {
+  const base = heavyTail ? HEAVY_TAILED : GOOD;
   return (variant, value) => {
-    if (variant === "stable") return GOOD;
-    const worse = (change: Partial<Behavior>): Behavior => ({ ...GOOD, ...change });
+    if (variant === "stable") return base;
+    const worse = (change: Partial<Behavior>): Behavior => ({ ...base, ...change });
     switch (defect) {
       case "good":
-        return GOOD;
+        return base;
       case "errors5":
         return worse({ errorRate: 0.05 });
       case "p95+25%":
         return worse({ latencyMedianMs: GOOD.latencyMedianMs * 1.25 });
       case "segment40":
-        return value !== null && value === smallest ? worse({ errorRate: 0.4 }) : GOOD;
+        return value !== null && value === smallest ? worse({ errorRate: 0.4 }) : base;
       case "schema2":
         return worse({ schemaPassRate: GOOD.schemaPassRate - 0.02 });
     }
@@ -71,26 +75,20 @@ function behaviorOf(defect: Defect, smallest: string | null): SimConfig["behavio
 
 const OOM_ZERO: Record<string, MetricReading<number | null>> = { gpu_oom_events: { status: "measured", value: 0, sources: [] } };
 
-export function specInput(segments: boolean): Record<string, unknown> {
-  return {
-    owner: "team",
-    rollbackCondition: "a gate fails on any slice",
-    stages: STAGES,
-    promotion_gates: GATES,
-    ...(segments ? {} : {}),
-  };
+export function specInput(): Record<string, unknown> {
+  return { owner: "team", rollbackCondition: "a gate fails on any slice", stages: STAGES, promotion_gates: GATES };
 }
 
 export function runRollout(engine: Engine, scenario: Scenario, maxSeconds: number): Outcome {
   const shares = MIXES[scenario.mix];
   const values = shares ? Object.keys(shares) : [];
   const smallest = shares ? values.reduce((a, b) => (shares[a] <= shares[b] ? a : b)) : null;
-  const parsed = engine.parseEngineSpec(specInput(shares !== null), { hasOutputSchema: true, hasShadow: false });
+  const parsed = engine.parseEngineSpec(specInput(), { hasOutputSchema: true, hasShadow: false });
   if (!parsed.ok) throw new Error(`bench spec invalid: ${JSON.stringify(parsed.errors)}`);
   const sim = new PoissonTrafficSim({
     seed: scenario.seed,
     segment: shares ? { dimension: "tenant_tier", shares } : undefined,
-    behavior: behaviorOf(scenario.defect, smallest),
+    behavior: behaviorOf(scenario.defect, smallest, scenario.heavyTail ?? false),
   });
   const traffic = trafficPattern(scenario.pattern, scenario.rps * TICK_SECONDS, TICK_SECONDS, scenario.seed);
   let now = Date.UTC(2026, 0, 1);

@@ -41,6 +41,8 @@ describe("rollout CRUD", () => {
       managed: false,
       phase: null,
       stage: null,
+      evaluation: null,
+      forecast: null,
     });
   });
 

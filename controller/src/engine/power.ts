@@ -73,16 +73,22 @@ function logMixtureAt(n: number, gmax: number): number {
 const SLOPES = new Float64Array(TILTS.length);
 const DERIVATIVE = new Float64Array(1);
 
-/** The value `multiple` times past the allowance a limit leaves (from `base`, stable's value, when it is inside the limit). */
+/**
+ * The harmful value a detect floor is about: `multiple` times past the allowance the limit leaves. For rates
+ * the allowance of a maximum is the maximum itself (4 x 1% errors = 4%) and of a minimum what it leaves out
+ * (4 x 0.5% failing the schema = 2%), so the floor does not move with stable's rate; for relative limits it
+ * is the limit's distance from stable's value, and for other absolute limits (milliseconds, means) the
+ * distance from stable's value when it is inside the limit (else from zero).
+ */
 export function harmOf(kind: LimitKind, limit: number, base: number | null, multiple: number, unit: "ratio" | "ms" | ""): number | null {
   const clampRate = (x: number) => (unit === "ratio" ? Math.min(1, Math.max(0, x)) : x);
   switch (kind) {
     case "maximum": {
-      const b = base !== null && base < limit ? base : 0;
+      const b = unit !== "ratio" && base !== null && base < limit ? base : 0;
       return clampRate(b + multiple * (limit - b));
     }
     case "minimum": {
-      const b = base !== null && base > limit ? base : unit === "ratio" ? 1 : null;
+      const b = unit === "ratio" ? 1 : base !== null && base > limit ? base : null;
       return b === null ? null : clampRate(b - multiple * (b - limit));
     }
     case "maxDelta":

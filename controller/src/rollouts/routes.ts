@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { applyCommand } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
+import { liveEvaluation, rolloutForecast } from "../engine/view.ts";
 import { ConflictError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
 import { validationFailure } from "../http/error-handler.ts";
@@ -31,6 +32,8 @@ export function toView(rollout: Rollout): RolloutView {
     managed: rollout.engine !== null,
     phase: rollout.engine?.state.phase ?? null,
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
+    evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
+    forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
 }
 
