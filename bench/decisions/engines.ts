@@ -42,15 +42,36 @@ export function currentEngine(): Promise<Engine> {
 
 /** The engine at BEFORE_COMMIT, and a function removing its temporary copy. */
 export async function engineBefore(): Promise<{ engine: Engine; cleanup: () => void }> {
+  const { dir, cleanup } = checkoutBefore();
+  try {
+    return { engine: await load(dir, "before"), cleanup };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}
+
+/** Any module of the engine at BEFORE_COMMIT (e.g. "statistics.ts"), from a temporary copy. */
+export async function engineModuleBefore<T>(file: string): Promise<{ module: T; cleanup: () => void }> {
+  const { dir, cleanup } = checkoutBefore();
+  try {
+    return { module: (await import(pathToFileURL(join(dir, "controller/src/engine", file)).href)) as T, cleanup };
+  } catch (error) {
+    cleanup();
+    throw error;
+  }
+}
+
+function checkoutBefore(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "modelroll-engine-before-"));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     const archive = execFileSync("git", ["-C", REPO, "archive", BEFORE_COMMIT, "controller/src/engine", "controller/src/metrics", "controller/src/errors.ts", "controller/src/net.ts"]);
     execFileSync("tar", ["-x", "-C", dir], { input: archive });
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
-    return { engine: await load(dir, "before"), cleanup };
+    return { dir, cleanup };
   } catch (error) {
     cleanup();
-    throw new Error(`bench: cannot load the engine at ${BEFORE_COMMIT} from git (a full clone is needed): ${(error as Error).message}`);
+    throw new Error(`bench: cannot extract the engine at ${BEFORE_COMMIT} from git (a clone with that commit is needed): ${(error as Error).message}`);
   }
 }

@@ -2,10 +2,13 @@
  * The rollback reason: which slice to blame. A fault that hits every segment alike fails its smallest slices
  * by chance as early as the large ones (a few early errors in a small slice are enough), so a segment value
  * is named as the cause only when the evidence says it differs from the rest of the traffic: the candidate's
- * bad outcomes fall into it more often than its share explains (a conditional binomial test, p < 0.001),
- * and more so than stable's do (a segment that is worse for both models is not the candidate's fault).
- * Otherwise the reason says "worse overall" and lists the failing slices.
- * This test runs once, when the rollback is already decided: it is not part of the false-alarm budget.
+ * bad outcomes fall into it more often than its share explains (a conditional binomial test, p < 0.01),
+ * and more so than stable's do (a segment that is worse for both models is not the candidate's fault), while
+ * the rest of the traffic looks within the limit.
+ * When all traffic failed, or the rest of the traffic is past the limit too, the reason says "worse overall"
+ * and lists the failing slices; when a segment failed first and the rest cannot tell yet, it says so.
+ * This test runs once, when the rollback is already decided: it is not part of the false-alarm budget (for a
+ * fault hitting every value alike it names one as the cause in about 1 rollback in 100 per value).
  */
 import { histogramDelta, OVERALL, sliceKey, snapshotQuantile, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
 import type { GateSpec, QuantileGate } from "./gate-spec.ts";
@@ -13,7 +16,7 @@ import { formatValue, segmentLabel, type Measurement } from "./measurement.ts";
 import { cdfAt } from "./power.ts";
 import { logGamma } from "./special.ts";
 
-export const ATTRIBUTION_ALPHA = 0.001;
+export const ATTRIBUTION_ALPHA = 0.01;
 
 export interface AttributionContext {
   gates: readonly GateSpec[];
@@ -26,6 +29,8 @@ export interface RestComparison {
   differs: boolean;
   /** The candidate's value on the rest of the traffic (display units), when it could be computed. */
   rest: number | null;
+  /** The rest of the traffic's point estimate is past the same limit too (the fault points the same way). */
+  restPast: boolean;
 }
 
 export function rollbackReason(failed: Measurement[], candidate: "canary" | "shadow", ctx: AttributionContext): string {
@@ -38,7 +43,9 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
   for (const m of sorted) {
     if (m.segment === null) continue;
     const comparison = compareWithRest(m, ctx);
-    if (comparison.differs) {
+    // A cluster in the slice that crossed first can look significant on its own; the rest of the traffic
+    // must also look within the limit.
+    if (comparison.differs && !comparison.restPast) {
       const rest = comparison.rest === null ? "" : `; the rest of the traffic: ${formatValue(comparison.rest, m.unit)}`;
       return `${candidate} worse for ${segmentLabel(m.segment)}: ${m.reason}${rest}${listed(m)}`;
     }
@@ -46,12 +53,16 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
   const worst = sorted[0];
   const overall = sorted.find((m) => m.segment === null && m.gate === worst.gate) ?? sorted.find((m) => m.segment === null);
   if (overall) return `${candidate} worse overall: ${overall.reason}${listed(overall)}`;
+  // Only segment slices failed, none shown to differ from the rest.
   const comparison = compareWithRest(worst, ctx);
-  const rest = comparison.rest === null ? "" : ` (${formatValue(comparison.rest, worst.unit)} on the rest of the traffic)`;
-  return (
-    `${candidate} worse overall: ${worst.reason}; first shown on ${segmentLabel(worst.segment)}, which does not differ from the rest of the traffic${rest}` +
-    `; failing slices: ${labels.slice(0, 8).join(", ")}`
-  );
+  const where = segmentLabel(worst.segment);
+  const rest = comparison.rest === null ? "" : `: ${formatValue(comparison.rest, worst.unit)} there`;
+  const failing = `; failing slices: ${labels.slice(0, 8).join(", ")}`;
+  if (comparison.restPast) {
+    // A fault of the whole traffic, seen first where an early cluster happened to fall.
+    return `${candidate} worse overall (first shown on ${where}; the rest of the traffic points the same way${rest}): ${where} ${worst.reason}${failing}`;
+  }
+  return `${candidate} worse on ${where}, not yet shown to be specific to it (too few requests elsewhere to tell; the rest of the traffic${rest}): ${worst.reason}${failing}`;
 }
 
 /** Does the candidate do worse on this segment value than on the rest of its traffic (and more so than stable)? */
@@ -59,10 +70,11 @@ export function compareWithRest(m: Measurement, ctx: AttributionContext): RestCo
   const gate = ctx.gates.find((g) => g.name === m.gate);
   const segment = m.segment;
   const counts = m.scope === "rollout" ? ctx.accumulated ?? ctx.window : ctx.window;
-  if (!gate || !segment || !counts) return { differs: false, rest: null };
+  const none = { differs: false, rest: null, restPast: false };
+  if (!gate || !segment || !counts) return none;
   const here = counts.slices[sliceKey(segment)];
   const all = counts.slices[OVERALL];
-  if (!here || !all) return { differs: false, rest: null };
+  if (!here || !all) return none;
   const variant = gate.kind === "proportion" && gate.variant === "shadow" ? "shadow" : m.candidate;
   if (gate.kind === "proportion") {
     // Bad outcomes: the numerator under a maximum, the rest of the denominator under a minimum.
@@ -78,29 +90,54 @@ export function compareWithRest(m: Measurement, ctx: AttributionContext): RestCo
     const restValue = rest.n > 0 ? (higherIsWorse ? rest.bad : rest.n - rest.bad) / rest.n : null;
     const st = tally(here.stable);
     const sa = tally(all.stable);
-    return { differs: differs(c, rest, st, { n: sa.n - st.n, bad: sa.bad - st.bad }), rest: restValue };
+    const stableRest = { n: sa.n - st.n, bad: sa.bad - st.bad };
+    const stableRestValue = stableRest.n > 0 ? (higherIsWorse ? stableRest.bad : stableRest.n - stableRest.bad) / stableRest.n : null;
+    return { differs: differs(c, rest, st, stableRest), rest: restValue, restPast: pastLimit(m.threshold, restValue, stableRestValue) };
   }
-  if (gate.kind === "quantile") return compareQuantile(gate, here, all, m.candidate);
-  return { differs: false, rest: null };
+  if (gate.kind === "quantile") return compareQuantile(gate, here, all, m);
+  return none;
 }
 
 /** Latency: observations above the limit's threshold (r x stable's quantile, or the maximum), here vs the rest. */
-function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceSnapshot>>, all: Partial<Record<string, SliceSnapshot>>, candidate: string): RestComparison {
+function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceSnapshot>>, all: Partial<Record<string, SliceSnapshot>>, m: Measurement): RestComparison {
+  const candidate = m.candidate;
   const h = (slice: SliceSnapshot | undefined) => slice?.histograms[gate.histogram];
   const stableAll = h(all.stable);
   const q = stableAll && stableAll.total > 0 ? snapshotQuantile(stableAll, gate.quantile) : null;
   const threshold = gate.limits.maxRatio !== undefined && q !== null ? gate.limits.maxRatio * q : gate.limits.maximum;
-  if (threshold === undefined) return { differs: false, rest: null };
+  if (threshold === undefined) return { differs: false, rest: null, restPast: false };
   const tally = (x: HistogramSnapshot | undefined) => ({ n: x?.total ?? 0, bad: x && x.total > 0 ? Math.round(x.total * (1 - cdfAt(x, threshold))) : 0 });
   const restOf = (a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined) => (a && b ? histogramDelta(a, b) ?? undefined : a);
   const cRestH = restOf(h(all[candidate]), h(here[candidate]));
   const c = tally(h(here[candidate]));
   const cRest = tally(cRestH);
-  const restQuantile = cRestH && cRestH.total > 0 ? snapshotQuantile(cRestH, gate.quantile) : null;
+  const sRestH = restOf(h(all.stable), h(here.stable));
+  const quantileOf = (x: HistogramSnapshot | undefined) => (x && x.total > 0 ? snapshotQuantile(x, gate.quantile) : null);
+  const restQuantile = quantileOf(cRestH);
+  const stableRestQuantile = quantileOf(sRestH);
+  const display = (x: number | null) => (x === null ? null : x / gate.displayScale);
   return {
-    differs: differs(c, cRest, tally(h(here.stable)), tally(restOf(h(all.stable), h(here.stable)))),
-    rest: restQuantile === null ? null : restQuantile / gate.displayScale,
+    differs: differs(c, cRest, tally(h(here.stable)), tally(sRestH)),
+    rest: display(restQuantile),
+    restPast: pastLimit(m.threshold, display(restQuantile), display(stableRestQuantile)),
   };
+}
+
+/** Is `value` (with stable's `stableValue` for relative limits) past the limit? Display units. */
+function pastLimit(threshold: Measurement["threshold"], value: number | null, stableValue: number | null): boolean {
+  if (!threshold || value === null) return false;
+  switch (threshold.kind) {
+    case "maximum":
+      return value > threshold.value;
+    case "minimum":
+      return value < threshold.value;
+    case "maxDelta":
+      return stableValue !== null && value - stableValue > threshold.value;
+    case "minDelta":
+      return stableValue !== null && value - stableValue < threshold.value;
+    case "maxRatio":
+      return stableValue !== null && stableValue > 0 && value / stableValue > threshold.value;
+  }
 }
 
 interface Tally {

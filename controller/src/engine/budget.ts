@@ -11,7 +11,8 @@
  *        - latency and mean gates: one group per stage they are judged in (at 100% only with an absolute limit);
  *        - external gates: one group per candidate (values accumulate over the rollout).
  *   3. Within a group, all traffic gets `overallShare` (half) and every declared segment value, "other"
- *      included, an equal part of the rest; without segments all traffic gets the whole group.
+ *      included, an equal part of the rest; without segments (and for external gates, which have none)
+ *      all traffic gets the whole group.
  * Each test is a confidence sequence, valid at every look, so its own chance of ever failing wrongly is at most
  * its alpha however long it runs; a relative limit splits its alpha between the candidate's and stable's.
  */
@@ -28,6 +29,8 @@ export interface ErrorBudget {
   /** Share of a group for all traffic; the rest is split over `segmentValues`. 1 without segments. */
   overallShare: number;
   segmentValues: number;
+  /** Gates judged on all traffic only (external values have no segments): their groups are theirs entirely. */
+  unsliced?: string[];
 }
 
 export const OVERALL_SHARE = 0.5;
@@ -43,12 +46,14 @@ export function errorBudget(spec: EngineSpec, segments: ReadonlyArray<{ values: 
     groups,
     overallShare: segmentValues > 0 ? OVERALL_SHARE : 1,
     segmentValues,
+    unsliced: statistical.filter((g) => g.kind === "external").map((g) => g.name),
   };
 }
 
 /** The alpha of one test: one group of `gate`, on all traffic (segment false) or on one segment value. */
 export function testAlpha(budget: ErrorBudget, gate: string, segment: boolean): number {
   const group = budget.perGate / (budget.groups[gate] ?? 1);
+  if (budget.unsliced?.includes(gate)) return group;
   if (!segment) return group * budget.overallShare;
   return (group * (1 - budget.overallShare)) / Math.max(1, budget.segmentValues);
 }
