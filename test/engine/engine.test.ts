@@ -70,7 +70,7 @@ const scenarios: Scenario[] = [
       // The stage before 100% is where every gate must pass: the 50% advance shows them all Passed.
       const proof = advanced.find((d) => d.stage?.name === "50%")!;
       expect(proof.measurements.filter((m) => m.segment === null).every((m) => m.status === MeasurementStatus.Passed)).toBe(true);
-      expect(proof.reason).toMatch(/^stage 50% passed after \d+ s: passed: latency_p95_ms, error_rate, schema_validation_pass_rate, human_review_score, gpu_oom_events/);
+      expect(proof.reason).toMatch(/^stage 50% passed: gates passed: latency_p95_ms, error_rate, schema_validation_pass_rate, human_review_score, gpu_oom_events; after \d+ s; on to 100%$/);
     },
   },
   {

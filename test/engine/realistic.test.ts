@@ -36,7 +36,7 @@ describe("a small service (100 requests/s, tenant tiers 60/30/10%) at the defaul
     expect(r.state.phase).toBe(Phase.Succeeded);
     const advanced = r.decisions.filter((d) => d.kind === "advanced" || d.kind === "succeeded");
     expect(advanced.map((d) => `${d.kind} ${d.stage?.name}`)).toEqual(["advanced 5%", "advanced 25%", "advanced 50%", "succeeded 100%"]);
-    expect(advanced[0].reason).toMatch(/^stage 5% passed after \d+ s: .*no harm seen, with enough samples to detect it: .*error_rate overall/);
+    expect(advanced[0].reason).toMatch(/^stage 5% passed: .*no harm seen, with enough samples to detect it: .*error_rate overall.*; after \d+ s; on to 25%$/);
     const fifty = advanced[2];
     expect(fifty.measurements.filter((m) => m.segment === null).every((m) => m.status === MeasurementStatus.Passed)).toBe(true);
     // Every tier carrying at least 5% of the traffic had the samples to detect harm by the end of 50%.

@@ -181,7 +181,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
   if (holds.length === 0) {
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed after ${Math.round(elapsedMs / 1000)} s: ${passedSummary(measurements)}${
+      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${
         current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
       }`,
       measurements,
@@ -252,7 +252,7 @@ function passedSummary(measurements: Measurement[]): string {
   const detected = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect").map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
   const open = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none").map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
   const parts: string[] = [];
-  parts.push(passed.length > 0 ? `passed: ${unique(passed).join(", ")}` : "no gate had to pass yet");
+  parts.push(passed.length > 0 ? `gates passed: ${unique(passed).join(", ")}` : "no gate passed yet");
   if (detected.length > 0) parts.push(`no harm seen, with enough samples to detect it: ${list(detected)}`);
   if (open.length > 0) parts.push(`segment slices not yet conclusive: ${list(open)} (a slice not required here can still fail the rollout later)`);
   return parts.join("; ");
