@@ -64,7 +64,7 @@ describe("defaults", () => {
       ["50%", "canary", 50, 0],
       ["100%", "bake", 100, 0],
     ]);
-    expect(spec.stages[0]).toMatchObject({ minDurationSeconds: 30, minRequests: 0, deadlineSeconds: 3600, onDeadline: "fail" });
+    expect(spec.stages[0]).toMatchObject({ minDurationSeconds: 20, minRequests: 0, deadlineSeconds: 3600, onDeadline: "fail" });
     expect(spec).toMatchObject({ changeKind: "minor", impact: "normal", falseAlarmRate: 0.05, harmMultiple: 4, expectedTraffic: null, endsInReview: false, segmentTrafficShare: 0.05 });
   });
 
@@ -89,10 +89,10 @@ describe("defaults", () => {
       { hasOutputSchema: false },
     );
     expect(spec.stages.map((s) => [s.name, s.canaryPercent, s.minDurationSeconds, s.minRequests, s.deadlineSeconds, s.onDeadline])).toEqual([
-      ["shadow", 0, 30, 100, 900, "fail"],
-      ["2.5%", 2.5, 30, 100, 900, "fail"],
+      ["shadow", 0, 20, 100, 900, "fail"],
+      ["2.5%", 2.5, 20, 100, 900, "fail"],
       ["20%", 20, 60, 100, 900, "hold"],
-      ["all", 100, 30, 100, 900, "fail"],
+      ["all", 100, 20, 100, 900, "fail"],
     ]);
   });
 });

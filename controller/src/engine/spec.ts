@@ -82,12 +82,12 @@ export interface SpecContext {
 
 export const DEFAULT_STAGES: ReadonlyArray<"shadow" | number> = ["shadow", 1, 5, 25, 50, 100];
 /**
- * Per-stage defaults (the README's "What a stage must show" documents them). How many requests a stage needs
- * comes from the gates (power.ts), so minRequests is only an extra floor; a stage lasts at least 30 s so a
- * time-dependent fault (warm-up, a leak) has a few ticks to show even at high traffic.
+ * Per-stage defaults (the README documents them under Engine-managed rollouts). How many requests a stage needs
+ * comes from the gates (power.ts), so minRequests is only an extra floor; a stage lasts at least 20 s (four
+ * ticks of the default 5 s) so a time-dependent fault (warm-up, a leak) has a few looks to show even at high traffic.
  */
 export const STAGE_DEFAULTS = Object.freeze({
-  minDurationSeconds: 30,
+  minDurationSeconds: 20,
   minRequests: 0,
   deadlineSeconds: 3600,
   onDeadline: "fail" as const,
