@@ -4,6 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { createRollout, spec, testApp } from "./helpers.ts";
 import { harness, managedSpec } from "../release/harness.ts";
+import { errorBudget, testAlpha } from "../../controller/src/engine/budget.ts";
+import { budgetOf } from "../../controller/src/engine/state.ts";
 
 const put = (app: Awaited<ReturnType<typeof testApp>>, body: unknown, headers: Record<string, string> = {}, name = "fraud-model") =>
   app.inject({ method: "PUT", url: `/v1/rollouts/${name}`, payload: body as object, headers: { "x-actor": "bob", ...headers } });
@@ -29,9 +31,9 @@ describe("GET: the whole spec as accepted", () => {
       models: { stable: "v1", canary: "v2", versionField: null, versionHeader: "x-model-version" },
       shadow: { percent: 10, cluster: "shadow", timeoutMs: 1000, maxBodyBytes: 65536, maxInFlight: 64 },
       stages: [
-        { name: "shadow", shadow: true, canaryPercent: 0, shadowPercent: 10, minDurationSeconds: 60, minRequests: 500, deadlineSeconds: 900, onDeadline: "fail" },
+        { name: "shadow", shadow: true, canaryPercent: 0, shadowPercent: 10, minDurationSeconds: 60, minRequests: 0, deadlineSeconds: 900, onDeadline: "fail" },
         { name: "10%", canaryPercent: 10, shadowPercent: 0, minDurationSeconds: 60, minRequests: 1000, deadlineSeconds: 900, onDeadline: "fail" },
-        { name: "100%", canaryPercent: 100, shadowPercent: 0, minDurationSeconds: 60, minRequests: 500, deadlineSeconds: 900, onDeadline: "fail" },
+        { name: "100%", canaryPercent: 100, shadowPercent: 0, minDurationSeconds: 60, minRequests: 0, deadlineSeconds: 900, onDeadline: "fail" },
       ],
       stageDefaults: { minDurationSeconds: 60, deadlineSeconds: 900, segmentTrafficShare: 0.05 },
       promotion_gates: { error_rate: { maximum: 0.01 }, latency_p95_ms: { maximum_regression_percent: 10 } },
@@ -92,14 +94,16 @@ describe("PUT: apply a changed spec", () => {
     expect(applied.json().spec.stages.every((s: { deadlineSeconds: number }) => s.deadlineSeconds === 7200)).toBe(true);
     const last = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions.at(-1);
     expect(last).toMatchObject({ kind: "specChanged", actor: "bob" });
-    expect(last.reason).toMatch(/^spec changed by bob: owner team-fraud -> team-risk; rollbackCondition; gate error_rate changed; stages; alpha per test/);
+    expect(last.reason).toMatch(/^spec changed by bob: owner team-fraud -> team-risk; rollbackCondition; gate error_rate changed; stages; smallest alpha per test/);
     // The engine runs with it: the gate's limit in the next measurements is the new one.
     await h.round();
     const measured = h.app.modelroll.store.get("fraud-model").engine!.lastEvaluation!.measurements.find((m) => m.gate === "error_rate" && m.segment === null);
     expect(measured?.threshold).toEqual({ kind: "maximum", value: 0.005 });
-    // The same spec again: nothing changes, not even the revision.
+    // The same spec again: nothing changes, not even the revision (read after the tick, which may have moved it).
+    const current = (await h.view()).revision;
     const same = await put(h.app, changed);
-    expect(same.json().revision).toBe(applied.json().revision);
+    expect(same.statusCode, same.body).toBe(200);
+    expect(same.json().revision).toBe(current);
   });
 
   it("refuses what may not change, each with its pointer and reason, and changes nothing", async () => {
@@ -132,30 +136,42 @@ describe("PUT: apply a changed spec", () => {
     expect(renamed.json().details[0].path).toBe("/name");
     expect((await h.view()).revision).toBe(before.revision);
     // Later stages may still change.
-    const later = await put(h.app, managedSpec({ models: { stable: "v1", canary: "v2", versionField: "model_version" }, stages: ["shadow", 10, 50, 75, 100] }));
+    const models = { stable: "v1", canary: "v2", versionField: "model_version" };
+    const later = await put(h.app, managedSpec({ models, stages: ["shadow", 10, 50, { canaryPercent: 100, minDurationSeconds: 120 }] }));
     expect(later.statusCode, later.body).toBe(200);
-    expect(later.json().spec.stages.map((s: { name: string }) => s.name)).toEqual(["shadow", "10%", "50%", "75%", "100%"]);
+    expect(later.json().spec.stages.at(-1)).toMatchObject({ name: "100%", minDurationSeconds: 120 });
+    // A stage added now would bring a latency test the budget no longer has room for: every test group of both
+    // gates has begun (error rate accumulates over the canary's whole exposure, latency is judged per stage).
+    const added = await put(h.app, managedSpec({ models, stages: ["shadow", 10, 50, 75, 100] }));
+    expect(added.statusCode).toBe(409);
+    expect(added.json().details).toEqual([{ path: "/statistics/falseAlarmRate", reason: expect.stringMatching(/leaves nothing for 1 more test group/) }]);
   });
 
-  it("never enlarges the error budget of running tests: removing a gate keeps alpha, adding one lowers it", async () => {
+  it("never enlarges the error budget of running tests: removing a gate keeps its alpha, adding gates splits what is left", async () => {
     const h = await harness();
     await createRollout(h.app, managedSpec());
     for (let i = 0; i < 30 && (await h.view()).stage?.name !== "10%"; i++) await h.round();
-    const alpha = () => h.app.modelroll.store.get("fraud-model").engine!.state.alphaPerTest;
-    const start = alpha();
+    const alpha = (gate: string) => testAlpha(budgetOf(h.app.modelroll.store.get("fraud-model").engine!.state), gate, false);
+    const errorRate = alpha("error_rate");
+    const p95 = alpha("latency_p95_ms");
     // Fewer gates: a fresh split would give each test more; the running ones keep what they had.
     const fewer = await put(h.app, managedSpec({ promotion_gates: { error_rate: { maximum: 0.01 } } }));
     expect(fewer.statusCode, fewer.body).toBe(200);
-    expect(alpha()).toBe(start);
-    // More gates: what is left of the budget is split over more tests still to come.
-    const more = await put(h.app, managedSpec({ promotion_gates: { error_rate: { maximum: 0.01 }, latency_p95_ms: { maximum_regression_percent: 10 }, latency_p99_ms: { maximum_regression_percent: 20 } } }));
+    expect(alpha("error_rate")).toBe(errorRate);
+    // More gates: the removed latency gate's tests that began stay charged, so the gates added (it again, and
+    // p99) share what is left: less than it had, and less than a fresh rollout of the same spec would give.
+    const gates = { error_rate: { maximum: 0.01 }, latency_p95_ms: { maximum_regression_percent: 10 }, latency_p99_ms: { maximum_regression_percent: 20 } };
+    const more = await put(h.app, managedSpec({ promotion_gates: gates }));
     expect(more.statusCode, more.body).toBe(200);
-    expect(alpha()).toBeLessThan(start);
-    // A false-alarm rate already spent by the tests that ran is refused.
-    const spent = await put(h.app, managedSpec({ statistics: { falseAlarmRate: 0.001 } }));
+    expect(alpha("error_rate")).toBe(errorRate);
+    expect(alpha("latency_p95_ms")).toBeLessThan(p95);
+    const fresh = errorBudget(h.app.modelroll.store.get("fraud-model").engine!.state.spec, []);
+    expect(alpha("latency_p99_ms")).toBeLessThan(testAlpha(fresh, "latency_p99_ms", false));
+    // A false-alarm rate already given to the tests that began is refused.
+    const spent = await put(h.app, managedSpec({ promotion_gates: gates, statistics: { falseAlarmRate: 0.001 } }));
     expect(spent.statusCode).toBe(409);
     expect(spent.json().details[0]).toMatchObject({ path: "/statistics/falseAlarmRate" });
-    expect(spent.json().details[0].reason).toMatch(/^must leave budget for the tests still to come: \d+ tests already ran or run at /);
+    expect(spent.json().details[0].reason).toMatch(/^must leave budget for the tests still to come: the tests already begun were given 0\.\d+ of the false-alarm rate/);
   });
 
   it("is refused on an ended rollout, and a manual rollout cannot become managed", async () => {

@@ -45,6 +45,8 @@ describe("rollout CRUD", () => {
       pending: null,
       lastRollback: null,
       finalizeHook: null,
+      evaluation: null,
+      forecast: null,
     });
   });
 

@@ -1,6 +1,7 @@
 // Latency gates: the absolute tolerance of a regression limit (judge.ts), its validation (gate-spec.ts), and
 // the baseline a shadow stage compares with (the primary timed like the mirrored calls, gates.ts).
 import { describe, expect, it } from "vitest";
+import { errorBudget } from "../../controller/src/engine/budget.ts";
 import type { HistogramSnapshot, SliceSnapshot } from "../../controller/src/engine/counts.ts";
 import { DEFAULT_LATENCY_TOLERANCE_MS, type QuantileGate } from "../../controller/src/engine/gate-spec.ts";
 import { evaluateGates, type GateEvaluationInput } from "../../controller/src/engine/gates.ts";
@@ -100,8 +101,8 @@ describe("the baseline of a latency gate", () => {
   function input(stage: "shadow" | "canary", window: GateEvaluationInput["window"]): GateEvaluationInput {
     const spec = specFrom({ stages: ["shadow", 5, 100], promotion_gates: gates }, { hasOutputSchema: false });
     return {
-      gates: spec.gates, stageKind: stage, candidate: stage === "shadow" ? "shadow" : "canary", alphaPerTest: 0.001,
-      window, windowError: null, slices: ["overall"], promql: undefined, external: {},
+      gates: spec.gates, stageKind: stage, candidate: stage === "shadow" ? "shadow" : "canary", budget: errorBudget(spec, []),
+      window, windowError: null, accumulated: null, slices: ["overall"], promql: undefined, external: {},
     };
   }
 

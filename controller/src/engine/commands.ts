@@ -8,8 +8,9 @@ import type { EngineVariant } from "./counts.ts";
 import type { ExternalGate } from "./gate-spec.ts";
 import { lifecycleCommand } from "./lifecycle.ts";
 import { isClosed, isTerminal, Phase } from "./phase.ts";
-import { addEmpiricalBernstein, emptyEmpiricalBernstein } from "./statistics.ts";
-import { currentStage, type EngineState } from "./state.ts";
+import { testAlpha } from "./budget.ts";
+import { addEmpiricalBernstein, emptyEmpiricalBernstein } from "./means.ts";
+import { budgetOf, currentStage, type EngineState } from "./state.ts";
 import type { Evaluation } from "./step.ts";
 import { completeBake, decision, endWithRollback, enterStage, succeed, type Transition } from "./transitions.ts";
 
@@ -129,7 +130,7 @@ function recordExternal(
     if (bad >= 0) return refuse(`value ${bad} (${command.values[bad]}) is outside the range of gate ${gate.name}, [${low}, ${high}]`);
     const perVariant = { ...(external[gate.name] ?? {}) };
     // Each variant's sequence gets half of the test's budget: the gate compares two of them.
-    const previous = perVariant[command.variant] ?? emptyEmpiricalBernstein(state.alphaPerTest / 2);
+    const previous = perVariant[command.variant] ?? emptyEmpiricalBernstein(testAlpha(budgetOf(state), gate.name, false) / 2);
     perVariant[command.variant] = addEmpiricalBernstein(previous, command.values.map((v) => (v - low) / (high - low)));
     external[gate.name] = perVariant;
   }

@@ -8,8 +8,9 @@ export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./
 export { EngineSpecInput, ENGINE_SPEC_KEYS } from "./spec-schema.ts";
 export type { GateSpec, Limits } from "./gate-spec.ts";
 export { MeasurementStatus, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, alphaPerTest } from "./state.ts";
-export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams } from "./state.ts";
+export { initialState, budgetOf } from "./state.ts";
+export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
+export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
 export { applyCommand, type Command, type CommandResult } from "./commands.ts";
 export type { EngineVariant } from "./counts.ts";

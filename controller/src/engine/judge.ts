@@ -4,7 +4,7 @@
  */
 import type { LimitKind, Limits } from "./gate-spec.ts";
 import { MeasurementStatus, formatInterval, formatValue, type Measurement } from "./measurement.ts";
-import type { Interval } from "./statistics.ts";
+import type { Interval } from "./sequences.ts";
 
 export interface LimitVerdict {
   status: MeasurementStatus.Passed | MeasurementStatus.Failed | MeasurementStatus.Inconclusive;
@@ -55,9 +55,11 @@ export function judgeLimits(limits: Limits, candidate: Interval, stable: Interva
       }
       case "maxRatio": {
         if (!stable) continue;
+        // Histogram quantiles are compared as the histogram states them, both ways (README, Gate statistics).
         const stableLower = stable.passLower ?? stable.lower;
+        const candidateLower = candidate.passLower ?? candidate.lower;
         const ratio = {
-          lower: stable.upper === Infinity ? 0 : stable.upper > 0 ? candidate.lower / stable.upper : Infinity,
+          lower: stable.upper === Infinity ? 0 : stable.upper > 0 ? candidateLower / stable.upper : Infinity,
           upper: stableLower > 0 ? candidate.upper / stableLower : Infinity,
         };
         comparison = ratio;
@@ -134,7 +136,7 @@ export function describeMeasurement(m: Omit<Measurement, "reason" | "severity">,
           m.threshold.kind === "maxRatio" ? formatInterval(m.intervals.comparison, "") : formatInterval(m.intervals.comparison, m.unit)
         }`
       : `${level}interval for the ${m.candidate} ${formatInterval(m.intervals.candidate, m.unit)}`;
-  const samples = `n=${m.sampleSizes.candidate} vs ${m.sampleSizes.stable}`;
+  const samples = `n=${m.sampleSizes.candidate} vs ${m.sampleSizes.stable}${m.scope === "rollout" ? " over the rollout so far" : ""}`;
   switch (m.status) {
     case MeasurementStatus.Failed:
       return `${values} (${limit}; ${interval}; ${samples})`;

@@ -3,7 +3,8 @@
  * rolls a rollout back; Inconclusive and Error hold the stage until its deadline.
  */
 import type { LimitKind } from "./gate-spec.ts";
-import type { Interval } from "./statistics.ts";
+import type { Requirement } from "./requirements.ts";
+import type { Interval } from "./sequences.ts";
 
 export enum MeasurementStatus {
   /** The evidence shows the candidate within every limit of the gate (at the gate's confidence). */
@@ -50,6 +51,20 @@ export interface Measurement {
   severity: number;
   /** One sentence a person can act on. */
   reason: string;
+  // The fields below were added with evidence across stages; decisions recorded before lack them.
+  /** What the evidence covers: the whole rollout so far (proportion gates' absolute limits), or this stage's window. */
+  scope?: "rollout" | "stage";
+  /** What the current stage asks of this gate on this slice (requirements.ts). */
+  requirement?: Requirement;
+  /**
+   * Candidate samples (in `scope`) needed to reach a verdict at the expected value (pass), and to be expected
+   * to fail a candidate at `harm` (detect); null when it cannot be said (README, "What a stage must show").
+   */
+  needed?: { pass: number | null; detect: number | null };
+  /** The harmful value `needed.detect` is about (display units; for a maxRatio limit, the ratio). */
+  harm?: number | null;
+  /** Candidate samples in this stage's window: with the window's length, the rate the ETA uses. */
+  stageSamples?: number;
 }
 
 export interface RecordedInterval {

@@ -3,17 +3,16 @@
  * Stages already started keep their weights; the policy's choices made at create (changeKind, impact) stay.
  * Gates, deadlines, owner, rollback condition, traffic-mix settings, finalize and later stages may change.
  *
- * The error budget. alphaPerTest (state.ts) splits falseAlarmRate over every test the rollout can run. A
- * test already run or running has spent up to the alpha it ran with, so those are charged at the old alpha;
- * what is left of falseAlarmRate is split over the tests still to come under the new spec (later stages, and
- * in the current stage only gates that are new or changed). The new alpha is never above the old one: a
- * running test's sequence may tighten, never widen, so the total stays at most falseAlarmRate.
+ * The error budget (budget.ts) splits falseAlarmRate over the rollout's test groups. Groups already begun are
+ * charged at the alpha they ran with; what is left is split over the groups still to come (see rebudget()).
  */
 import type { ErrorDetail } from "../errors.ts";
 import { Phase, isClosed, isTerminal } from "./phase.ts";
 import type { EngineSpec, StageSpec } from "./spec.ts";
-import { alphaPerTest, appliesTo, candidateOf, type EngineState } from "./state.ts";
-import type { GateSpec } from "./gate-spec.ts";
+import { errorBudget, groupAlphaOf, smallestAlpha, type ErrorBudget } from "./budget.ts";
+import { budgetOf, candidateOf, type EngineState } from "./state.ts";
+import { hasAbsoluteLimit, hasRelativeLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
+import type { StageKind } from "./spec-schema.ts";
 
 export type RespecResult = { ok: true; state: EngineState; changes: string[] } | { ok: false; errors: ErrorDetail[] };
 
@@ -27,7 +26,7 @@ export function respec(state: EngineState, next: EngineSpec): RespecResult {
   const budget = rebudget(state, next);
   if (typeof budget === "string") errors.push({ path: "/statistics/falseAlarmRate", reason: budget });
   if (errors.length > 0 || typeof budget === "string") return { ok: false, errors };
-  return { ok: true, state: { ...state, spec: next, alphaPerTest: budget }, changes: describeChanges(before, next, state.alphaPerTest, budget) };
+  return { ok: true, state: { ...state, spec: next, budget }, changes: describeChanges(before, next, smallestAlpha(budgetOf(state)), smallestAlpha(budget)) };
 }
 
 const stageShape = (s: StageSpec) => `${s.name}|${s.kind}|${s.canaryPercent}|${s.shadowPercent}`;
@@ -57,52 +56,80 @@ function checkStages(state: EngineState, before: StageSpec[], next: StageSpec[],
 
 const describeWeights = (s: StageSpec) => (s.kind === "shadow" ? `shadow ${s.shadowPercent}%` : `canary ${s.canaryPercent}%`);
 
-/** Statistical tests of one stage: one per traffic gate that applies, per slice (overall and every segment value). */
-function testsIn(gates: readonly GateSpec[], stage: StageSpec, slices: number, only?: (g: GateSpec) => boolean): number {
-  let n = 0;
-  for (const gate of gates) {
-    if (gate.kind === "promql" || gate.kind === "external") continue;
-    if (only && !only(gate)) continue;
-    if (appliesTo(gate, stage)) n += slices;
+/**
+ * Test groups of `gate` that have begun: evidence gathered under them already counts against the budget.
+ * Mirrors budget.ts testGroups(), over the stages up to `current` and the external values posted so far.
+ */
+function startedGroups(gate: GateSpec, stages: readonly StageSpec[], current: number, posted: ReadonlySet<string>): number {
+  const begun = stages.slice(0, current + 1);
+  const candidates = (kinds: readonly StageKind[]) => new Set(begun.filter((s) => kinds.includes(s.kind)).map((s) => candidateOf(s.kind)));
+  switch (gate.kind) {
+    case "promql":
+      return 0;
+    case "external": {
+      const variants = candidates(gate.during);
+      for (const v of ["canary", "shadow"]) if (posted.has(`${gate.name}|${v}`)) variants.add(v as "canary" | "shadow");
+      return variants.size;
+    }
+    case "proportion": {
+      let n = 0;
+      if (hasAbsoluteLimit(gate)) n += candidates(gate.during).size;
+      if (hasRelativeLimit(gate)) n += begun.filter((s) => s.kind !== "bake" && gate.during.includes(s.kind)).length;
+      return n;
+    }
+    default:
+      return begun.filter((s) => gate.during.includes(s.kind) && (s.kind !== "bake" || hasAbsoluteLimit(gate))).length;
   }
-  return n;
 }
 
-/** One test per external gate and candidate variant of the stages that can run it. */
-function externalTests(spec: EngineSpec): Array<{ gate: string; variant: string }> {
-  const kinds = new Set(spec.stages.map((s) => s.kind));
-  const out: Array<{ gate: string; variant: string }> = [];
-  for (const gate of spec.gates) {
-    if (gate.kind !== "external") continue;
-    for (const variant of new Set(gate.during.filter((k) => kinds.has(k)).map(candidateOf))) out.push({ gate: gate.name, variant });
-  }
-  return out;
-}
-
-/** The alpha per test under the new spec, or why the budget cannot cover it. */
-function rebudget(state: EngineState, next: EngineSpec): number | string {
-  const slices = 1 + state.segments.reduce((n, s) => n + s.values.length, 0);
-  const started = new Set(Object.entries(state.external).flatMap(([gate, perVariant]) => Object.keys(perVariant ?? {}).map((v) => `${gate}|${v}`)));
-  const fresh = alphaPerTest(next, state.segments);
+/**
+ * The budget under the new spec, or why it cannot be covered. Every test group that has begun is charged at
+ * the alpha it began with, once (a removed or changed gate's too: its false alarms could already have
+ * happened; they stay charged as `retired` at every later change). What is left of the new falseAlarmRate is
+ * split evenly over the groups still to come: later stages of unchanged gates, and every group of a new or
+ * changed gate (which restarts its test on the same evidence). An unchanged gate whose test is running keeps
+ * at most its old alpha (a running sequence may tighten, never widen), and no gate gets more than the same
+ * spec would get from scratch. So the alphas of every test that can ever run add up to at most falseAlarmRate.
+ */
+function rebudget(state: EngineState, next: EngineSpec): ErrorBudget | string {
+  const posted = new Set(Object.entries(state.external).flatMap(([gate, perVariant]) => Object.keys(perVariant ?? {}).map((v) => `${gate}|${v}`)));
+  const fresh = errorBudget(next, state.segments);
   // Nothing has been tested yet: the new spec gets its budget from scratch.
-  if (state.phase === Phase.Pending && started.size === 0) return fresh;
-  const old = state.alphaPerTest;
+  if (state.phase === Phase.Pending && posted.size === 0) return fresh;
+  const old = budgetOf(state);
   const current = isTerminal(state.phase) ? state.spec.stages.length - 1 : state.stageIndex;
-  let spent = started.size;
-  for (let i = 0; i <= current; i++) spent += testsIn(state.spec.gates, state.spec.stages[i], slices);
-  const spentAlpha = spent * old;
-  const sameGate = new Map(state.spec.gates.map((g) => [g.name, JSON.stringify(g)]));
-  let remaining = externalTests(next).filter((t) => !started.has(`${t.gate}|${t.variant}`)).length;
-  if (current >= 0 && current < next.stages.length) {
-    remaining += testsIn(next.gates, next.stages[current], slices, (g) => sameGate.get(g.name) !== JSON.stringify(g));
+  const nextByName = new Map(next.gates.map((g) => [g.name, g]));
+  const unchanged = (g: GateSpec) => nextByName.has(g.name) && JSON.stringify(nextByName.get(g.name)) === JSON.stringify(g);
+  let retired = old.retired ?? 0;
+  const spent: Record<string, { alpha: number; groups: number }> = {};
+  for (const gate of state.spec.gates) {
+    if (!isStatistical(gate)) continue;
+    const begun = startedGroups(gate, state.spec.stages, current, posted);
+    const before = old.spent?.[gate.name] ?? { alpha: 0, groups: 0 };
+    const charged = { alpha: before.alpha + Math.max(0, begun - before.groups) * groupAlphaOf(old, gate.name), groups: Math.max(begun, before.groups) };
+    if (unchanged(gate)) spent[gate.name] = charged;
+    else retired += charged.alpha;
   }
-  for (let i = current + 1; i < next.stages.length; i++) remaining += testsIn(next.gates, next.stages[i], slices);
-  const left = next.falseAlarmRate - spentAlpha;
-  if (remaining === 0) return old;
-  if (left <= 0) {
-    return `must leave budget for the tests still to come: ${spent} tests already ran or run at ${old.toPrecision(3)} each (${spentAlpha.toPrecision(3)} of the false-alarm rate); ${next.falseAlarmRate} leaves nothing for ${remaining} more`;
+  const given = retired + Object.values(spent).reduce((sum, s) => sum + s.alpha, 0);
+  const remainingOf = (g: GateSpec) => Math.max(0, (fresh.groups[g.name] ?? 1) - (spent[g.name]?.groups ?? 0));
+  const future = next.gates.filter(isStatistical).reduce((n, g) => n + remainingOf(g), 0);
+  const left = next.falseAlarmRate - given;
+  if (future > 0 && left <= 0) {
+    return `must leave budget for the tests still to come: the tests already begun were given ${given.toPrecision(3)} of the false-alarm rate, and ${next.falseAlarmRate} leaves nothing for ${future} more test group(s)`;
   }
-  return Math.min(old, left / remaining);
+  const each = future > 0 ? left / future : 0;
+  const groupAlpha: Record<string, number> = {};
+  for (const gate of next.gates) {
+    if (!isStatistical(gate)) continue;
+    const fromScratch = groupAlphaOf(fresh, gate.name);
+    const running = spent[gate.name];
+    if (running === undefined) groupAlpha[gate.name] = Math.min(fromScratch, each);
+    else {
+      const was = groupAlphaOf(old, gate.name);
+      groupAlpha[gate.name] = remainingOf(gate) === 0 ? was : Math.min(fromScratch, each, running.groups > 0 ? was : Infinity);
+    }
+  }
+  return { ...fresh, groupAlpha, spent, retired };
 }
 
 function describeChanges(before: EngineSpec, next: EngineSpec, oldAlpha: number, newAlpha: number): string[] {
@@ -120,6 +147,6 @@ function describeChanges(before: EngineSpec, next: EngineSpec, oldAlpha: number,
   if (JSON.stringify(before.finalize) !== JSON.stringify(next.finalize)) out.push("finalize");
   if (before.falseAlarmRate !== next.falseAlarmRate) out.push(`falseAlarmRate ${before.falseAlarmRate} -> ${next.falseAlarmRate}`);
   if (before.segmentTrafficShare !== next.segmentTrafficShare) out.push("segmentTrafficShare");
-  if (newAlpha !== oldAlpha) out.push(`alpha per test ${oldAlpha.toPrecision(3)} -> ${newAlpha.toPrecision(3)}`);
+  if (newAlpha !== oldAlpha) out.push(`smallest alpha per test ${oldAlpha.toPrecision(3)} -> ${newAlpha.toPrecision(3)}`);
   return out;
 }

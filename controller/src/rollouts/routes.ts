@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { applyCommand, isClosed } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
+import { liveEvaluation, rolloutForecast } from "../engine/view.ts";
 import { ConflictError, InvalidRequestError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
 import { Type } from "@sinclair/typebox";
@@ -40,6 +41,8 @@ export function toView(rollout: Rollout): RolloutView {
     phase: rollout.engine?.state.phase ?? null,
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
     ...lifecycleFields(rollout),
+    evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
+    forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
 }
 
