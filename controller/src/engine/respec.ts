@@ -20,6 +20,8 @@ export function respec(state: EngineState, next: EngineSpec): RespecResult {
   const before = state.spec;
   const errors: ErrorDetail[] = [];
   if (isClosed(state.phase)) return { ok: false, errors: [{ path: "", reason: `the rollout has ended (${state.phase}): nothing in it can change` }] };
+  // The plan it already has: nothing to re-budget (the budget's books only move when the spec does).
+  if (JSON.stringify(next) === JSON.stringify(before)) return { ok: true, state, changes: [] };
   if (next.changeKind !== before.changeKind) errors.push({ path: "/changeKind", reason: "cannot change mid-rollout: the policy's checks for it (a shadow stage for a major change) were made at create" });
   if (next.impact !== before.impact) errors.push({ path: "/impact", reason: "cannot change mid-rollout: whether the release ends in a review was decided at create" });
   checkStages(state, before.stages, next.stages, errors);
