@@ -63,7 +63,10 @@ export function percentile(xs: number[], q: number): number {
 }
 
 /** Bootstrap of an upstream Envoy answering fixed bodies by path prefix: a fast, steady stand-in for models. */
-export function fixedUpstreamYaml(adminPort: number, listeners: Array<{ name: string; port: number; routes: Array<{ prefix: string; body: string }> }>): string {
+export function fixedUpstreamYaml(
+  adminPort: number,
+  listeners: Array<{ name: string; port: number; routes: Array<{ prefix: string; body: string; headers?: Record<string, string> }> }>,
+): string {
   const yamlString = (s: string) => JSON.stringify(s);
   const listenerYaml = listeners.map((l) => `
   - name: ${yamlString(l.name)}
@@ -82,7 +85,9 @@ export function fixedUpstreamYaml(adminPort: number, listeners: Array<{ name: st
               routes:${l.routes.map((r) => `
               - match: { prefix: ${yamlString(r.prefix)} }
                 direct_response: { status: 200, body: { inline_string: ${yamlString(r.body)} } }
-                response_headers_to_add: [{ header: { key: content-type, value: application/json } }]`).join("")}
+                response_headers_to_add: [{ header: { key: content-type, value: application/json } }${Object.entries(r.headers ?? {})
+                  .map(([key, value]) => `, { header: { key: ${yamlString(key)}, value: ${yamlString(value)} } }`)
+                  .join("")}]`).join("")}
           http_filters:
           - name: envoy.filters.http.router
             typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`).join("");

@@ -5,6 +5,7 @@
 // Errors name the field: "rollouts[2].canaryBasisPoints: must be an integer 0..10000".
 import { JsonKind, JsonValue, parseJson } from "./json";
 import { parseCompiledSchemaText, SchemaNode } from "./schema";
+import { ModelsConfig, parseModels } from "./identity";
 
 export const SEGMENT_HEADER: i32 = 0;
 export const SEGMENT_PATH: i32 = 1;
@@ -73,6 +74,8 @@ export class RolloutConfig {
   segments: Array<SegmentConfig> = [];
   shadow: ShadowConfig | null = null;
   output: OutputConfig = new OutputConfig();
+  /** The declared models and where answers state their version (identity.ts); null: not checked. */
+  models: ModelsConfig | null = null;
 }
 
 export class RolloutTable {
@@ -213,6 +216,8 @@ function parseRollout(v: JsonValue, path: string, out: Array<string>): RolloutCo
     const parsed = parseOutput(output, p + "output.", out);
     if (parsed !== null) r.output = parsed;
   }
+  const models = v.get("models");
+  if (models !== null) r.models = parseModels(models, p + "models.", out);
   return out.length == before ? r : null;
 }
 

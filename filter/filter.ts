@@ -8,8 +8,8 @@ import {
 import { DataStatus, findStream, HeadersStatus, noteGarbage, RootContextBase, StreamContextBase } from "./sdk/dispatch";
 import { AnswerSummary, BodyCopy, confidenceDeltaMilli, predictionOutcome, summarizeAnswer } from "./shadow";
 import {
-  confidenceMilli, flagAt, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED, UNANALYZED_NO_BODY,
-  UNANALYZED_NOT_JSON_CONTENT_TYPE, UNANALYZED_TOO_LARGE,
+  confidenceMilli, flagAt, isAnalyzableStatus, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED,
+  UNANALYZED_ERROR_STATUS, UNANALYZED_NO_BODY, UNANALYZED_NOT_JSON_CONTENT_TYPE, UNANALYZED_TOO_LARGE,
 } from "./output";
 import { JsonValue, parseJsonBytes } from "./json";
 import { validate } from "./schema-validate";
@@ -18,6 +18,7 @@ import {
   ShadowConfig,
 } from "./config";
 import { isCanary, matchRollout, RandomBuckets, stickyBucket } from "./routing";
+import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, versionInDoc } from "./identity";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import {
   CLASS_LOCAL, FilterMetrics, RolloutMetrics, SCHEMA_RESULT_NAMES, ShadowMetrics, statusClass, VARIANT_CANARY, VARIANT_NAMES,
@@ -31,6 +32,8 @@ const MS: u64 = 1_000_000;
 
 /** A rollout as the data path uses it: its config plus its metric ids, defined once. */
 export class ActiveRollout {
+  /** Identity fail-safe: this worker saw the canary answer another model; its canary share goes to stable. */
+  tripped: bool = false;
   constructor(public config: RolloutConfig, public metrics: RolloutMetrics) {}
 }
 
@@ -114,10 +117,11 @@ export class ModelrollRoot extends RootContextBase {
       const r = table.rollouts[i];
       // Metrics are defined when a rollout (or its set of segments) first appears, never on the request path.
       const key = metricsKey(r);
-      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null, r.output));
+      if (!this.metricsByRollout.has(key)) this.metricsByRollout.set(key, new RolloutMetrics(r.name, r.segments, r.shadow !== null, r.output, r.models !== null));
       next.rollouts.push(new ActiveRollout(r, this.metricsByRollout.get(key)));
       next.configs.push(r);
     }
+    carryIdentityTrips(this.active, next);
     this.active = next;
     this.table = table;
   }
@@ -238,9 +242,13 @@ export class ModelrollStream extends StreamContextBase {
   exchange: ShadowExchange | null = null;
   /** The primary answer being copied (as it passes, never held) for analysis and/or the shadow comparison. */
   responseCopy: BodyCopy | null = null;
+  /** The answer is not read, but the exchange still waits for its end: the paired latency is timed to it. */
+  exchangeAwaitsEnd: bool = false;
   analyzing: bool = false;
   /** The rollout whose answer is being read (kept after onResponseHeaders clears `rollout`). */
   analyzedRollout: ActiveRollout | null = null;
+  /** Set while the answer's version is still to be read from its body (identity.ts). */
+  identityRollout: ActiveRollout | null = null;
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
     const root = changetype<ModelrollRoot>(this.root);
@@ -257,6 +265,7 @@ export class ModelrollStream extends StreamContextBase {
     const key = getHeader(HeaderMap.RequestHeaders, rollout.config.stickyHeader);
     const bucket = key === null || key.length == 0 ? root.random.next() : stickyBucket(rollout.config.name, key);
     this.variant = isCanary(bucket, rollout.config.canaryBasisPoints) ? VARIANT_CANARY : VARIANT_STABLE;
+    if (this.variant == VARIANT_CANARY && rollout.tripped) this.variant = identityFailsafe(rollout);
     // Changing a request header makes Envoy re-pick the route (ABI 0.2.1), so this decides the cluster.
     if (!replaceHeader(HeaderMap.RequestHeaders, variantHeader, VARIANT_NAMES[this.variant])) {
       // Fail-safe: if we cannot set our header, make sure no client value remains and count it as stable.
@@ -359,6 +368,10 @@ export class ModelrollStream extends StreamContextBase {
 
   onResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
     if (this.guardHeld) return this.guardedResponseBody(bodySize, endOfStream);
+    if (this.exchangeAwaitsEnd) {
+      if (endOfStream) this.primaryAnswerEnded(true);
+      return DataStatus.Continue;
+    }
     const copy = this.responseCopy;
     if (copy === null) return DataStatus.Continue;
     if (bodySize > 0 && !copy.overflowed) {
@@ -370,6 +383,7 @@ export class ModelrollStream extends StreamContextBase {
     const output = this.outputConfig();
     const exchange = this.exchange;
     if (copy.overflowed) {
+      this.versionUnread();
       if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
       if (exchange !== null) exchange.primaryAnswered();
       return DataStatus.Continue;
@@ -383,6 +397,12 @@ export class ModelrollStream extends StreamContextBase {
     const parsed = parseJsonBytes(body, 64);
     noteGarbage(parseGarbageEstimate(body));
     const doc = parsed.value;
+    const identity = this.identityRollout;
+    if (identity !== null) {
+      this.identityRollout = null;
+      const models = identity.config.models;
+      if (models !== null) noteVersion(identity, this.variant, versionInDoc(doc, models));
+    }
     const verdict = output.schema !== null ? schemaResultIndex(output, doc, parsed.tooDeep) : -1;
     if (this.analyzing) recordAnalysis(this.slices, output, doc, verdict);
     const exchange = this.exchange;
@@ -401,16 +421,20 @@ export class ModelrollStream extends StreamContextBase {
       // Envoy's own buffer limit (1 MiB by default, a 500 when exceeded) out of reach.
       this.guardHeld = false;
       this.countGuard(GUARD_SKIPPED);
+      this.versionUnread();
       if (this.analyzing) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
-      const exchange = this.exchange;
-      if (exchange !== null) exchange.primaryAnswered();
+      this.primaryAnswerEnded(endOfStream);
       return DataStatus.Continue;
     }
     if (!endOfStream) return DataStatus.StopIterationAndBuffer;
     this.guardHeld = false;
     // While buffering, the buffer holds the whole answer so far.
     const body = getBuffer(Buffer.HttpResponseBody, 0, bodySize);
-    if (body === null) return DataStatus.Continue;
+    if (body === null) {
+      // Fail-open: the answer goes out unread and unguarded; the comparison sees it without a prediction.
+      this.primaryAnswerEnded(true);
+      return DataStatus.Continue;
+    }
     const verdict = this.readAnswer(body, output);
     if (verdict == 0) return DataStatus.Continue;
     const copy = this.requestCopy!;
@@ -451,6 +475,14 @@ export class ModelrollStream extends StreamContextBase {
     continueResponse();
   }
 
+  /** The answer's version could not be read from its body: counted as missing. */
+  versionUnread(): void {
+    const identity = this.identityRollout;
+    if (identity === null) return;
+    this.identityRollout = null;
+    noteVersion(identity, this.variant, null);
+  }
+
   countGuard(what: i32): void {
     for (let i = 0; i < this.slices.length; i++) {
       const m = this.slices[i].output;
@@ -460,6 +492,17 @@ export class ModelrollStream extends StreamContextBase {
 
   outputConfig(): OutputConfig {
     return this.analyzedRollout !== null ? this.analyzedRollout!.config.output : new OutputConfig();
+  }
+
+  /**
+   * The exchange learns the primary's answer is complete (nothing read from it) at the answer's end, so that
+   * the primary is timed to the same event as the shadow call; until then it waits for the last chunk.
+   */
+  primaryAnswerEnded(endOfStream: bool): void {
+    const exchange = this.exchange;
+    if (exchange === null) return;
+    this.exchangeAwaitsEnd = !endOfStream;
+    if (endOfStream) exchange.primaryAnswered();
   }
 
   onDelete(): void {
@@ -486,21 +529,26 @@ export class ModelrollStream extends StreamContextBase {
     }
     replaceHeader(HeaderMap.ResponseHeaders, root.plugin.responseVariantHeader, VARIANT_NAMES[this.variant]);
     const exchange = this.exchange;
-    if (exchange !== null) {
-      exchange.primary.status = status;
-      exchange.primary.latencyUs = latencyUs;
+    if (exchange !== null) exchange.primary.status = status;
+    const models = rollout.config.models;
+    if (models !== null) {
+      if (models.header.length > 0) noteVersion(rollout, this.variant, getHeader(HeaderMap.ResponseHeaders, models.header));
+      else this.identityRollout = rollout;
     }
     const output = rollout.config.output;
-    if (!output.analyze && exchange === null) return HeadersStatus.Continue;
-    // Decide from the headers whether the answer can be read: the body is then copied as it passes.
+    if (!output.analyze && exchange === null && this.identityRollout === null) return HeadersStatus.Continue;
+    // Decide from the headers whether the answer can be read: the body is then copied as it passes. Only a
+    // successful answer is a model output; an error (Envoy's local replies included) counts as an error only.
     let unreadable = -1;
-    if (endOfStream) unreadable = UNANALYZED_NO_BODY;
+    if (!isAnalyzableStatus(status)) unreadable = UNANALYZED_ERROR_STATUS;
+    else if (endOfStream) unreadable = UNANALYZED_NO_BODY;
     else if (getHeader(HeaderMap.ResponseHeaders, "content-encoding") !== null) unreadable = UNANALYZED_COMPRESSED;
     else if (!isJsonContentType(getHeader(HeaderMap.ResponseHeaders, "content-type"))) unreadable = UNANALYZED_NOT_JSON_CONTENT_TYPE;
     else if (parseContentLength(getHeader(HeaderMap.ResponseHeaders, "content-length")) > <i64>output.maxBodyBytes) unreadable = UNANALYZED_TOO_LARGE;
     if (unreadable >= 0) {
+      this.versionUnread();
       if (output.analyze) countUnanalyzed(this.slices, unreadable);
-      if (exchange !== null) exchange.primaryAnswered();
+      this.primaryAnswerEnded(endOfStream);
       if (this.guardWanted) this.countGuard(GUARD_SKIPPED);
       return HeadersStatus.Continue;
     }
@@ -578,8 +626,12 @@ export class ShadowExchange {
   abandoned: bool = false;
   constructor(public config: ShadowConfig, public output: OutputConfig, public slices: Array<ShadowMetrics>, public startNs: u64) {}
 
+  /** Called when the primary's whole answer is in (read or not): its paired latency ends here. */
   primaryAnswered(): void {
-    this.primary.done = true;
+    const p = this.primary;
+    p.done = true;
+    p.completeNs = nowNanos();
+    p.latencyUs = p.completeNs > this.startNs ? (p.completeNs - this.startNs) / 1000 : 0;
     if (this.shadow.done) this.compare();
   }
 
@@ -592,27 +644,18 @@ export class ShadowExchange {
   shadowAnswered(headerCount: u32, bodySize: u32): void {
     const s = this.shadow;
     s.done = true;
-    const now = nowNanos();
-    s.latencyUs = now > this.startNs ? (now - this.startNs) / 1000 : 0;
+    s.completeNs = nowNanos();
+    s.latencyUs = s.completeNs > this.startNs ? (s.completeNs - this.startNs) / 1000 : 0;
     let cls = CLASS_LOCAL;
     if (headerCount == 0) {
       s.failed = true;
+      // No answer at all: an error like an Envoy local reply, never a model output.
+      if (this.output.analyze) countUnanalyzed(shadowCallSlices(this.slices), UNANALYZED_ERROR_STATUS);
     } else {
       const status = getHeader(HeaderMap.HttpCallResponseHeaders, ":status");
       s.status = status === null ? 0 : I32.parseInt(status);
       if (s.status > 0) cls = statusClass(s.status);
-      if (bodySize > 0 && bodySize <= this.output.maxBodyBytes) {
-        const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
-        if (body !== null) {
-          const parsed = parseJsonBytes(body, 64);
-          noteGarbage(parseGarbageEstimate(body));
-          summarizeAnswer(parsed.value, this.output, s);
-          const verdict = this.output.schema !== null ? schemaResultIndex(this.output, parsed.value, parsed.tooDeep) : -1;
-          if (this.output.analyze) recordAnalysis(shadowCallSlices(this.slices), this.output, parsed.value, verdict);
-        }
-      } else if (this.output.analyze) {
-        countUnanalyzed(shadowCallSlices(this.slices), bodySize == 0 ? UNANALYZED_NO_BODY : UNANALYZED_TOO_LARGE);
-      }
+      this.readShadowAnswer(bodySize);
     }
     for (let i = 0; i < this.slices.length; i++) {
       const m = this.slices[i].calls;
@@ -623,12 +666,39 @@ export class ShadowExchange {
     else if (this.abandoned) countAll(this.slices, SHADOW_INCOMPLETE);
   }
 
+  /** The shadow's answer, read like a primary one: only a 2xx JSON answer within the size limit is analyzed. */
+  readShadowAnswer(bodySize: u32): void {
+    const output = this.output;
+    let unreadable = -1;
+    if (!isAnalyzableStatus(this.shadow.status)) unreadable = UNANALYZED_ERROR_STATUS;
+    else if (bodySize == 0) unreadable = UNANALYZED_NO_BODY;
+    else if (getHeader(HeaderMap.HttpCallResponseHeaders, "content-encoding") !== null) unreadable = UNANALYZED_COMPRESSED;
+    else if (!isJsonContentType(getHeader(HeaderMap.HttpCallResponseHeaders, "content-type"))) unreadable = UNANALYZED_NOT_JSON_CONTENT_TYPE;
+    else if (bodySize > output.maxBodyBytes) unreadable = UNANALYZED_TOO_LARGE;
+    if (unreadable >= 0) {
+      if (output.analyze) countUnanalyzed(shadowCallSlices(this.slices), unreadable);
+      return;
+    }
+    // Fail-open: an unreadable body leaves the answer without prediction (counted as missing by the comparison).
+    const body = getBuffer(Buffer.HttpCallResponseBody, 0, bodySize);
+    if (body === null) return;
+    const parsed = parseJsonBytes(body, 64);
+    noteGarbage(parseGarbageEstimate(body));
+    summarizeAnswer(parsed.value, output, this.shadow);
+    const verdict = output.schema !== null ? schemaResultIndex(output, parsed.value, parsed.tooDeep) : -1;
+    if (output.analyze) recordAnalysis(shadowCallSlices(this.slices), output, parsed.value, verdict);
+  }
+
   compare(): void {
     const outcome = predictionOutcome(this.primary, this.shadow);
     const delta = confidenceDeltaMilli(this.primary, this.shadow);
     const statusSame = !this.shadow.failed && this.primary.status == this.shadow.status;
+    // The primary timed like the shadow call (same start, up to its whole answer), for the requests whose
+    // shadow latency is recorded: a latency gate in a shadow stage compares these two.
+    const pairedUs = this.shadow.failed ? 0 : this.primary.latencyUs;
     for (let i = 0; i < this.slices.length; i++) {
       const m = this.slices[i];
+      if (pairedUs > 0) recordMetric(m.primaryLatencyUs, pairedUs);
       incrementMetric(statusSame ? m.statusMatch : m.statusMismatch);
       incrementMetric(m.prediction[outcome]);
       if (delta >= 0) recordMetric(m.confidenceDeltaMilli, <u64>delta);
@@ -711,8 +781,39 @@ function isHopByHop(name: string): bool {
     || name == "upgrade" || name == "proxy-connection" || name == "trailer";
 }
 
+/** A worker's identity fail-safe stays on across config updates that leave the rollout's weights and models alone. */
+function carryIdentityTrips(previous: ActiveSet, next: ActiveSet): void {
+  for (let i = 0; i < previous.rollouts.length; i++) {
+    const old = previous.rollouts[i];
+    if (!old.tripped) continue;
+    for (let j = 0; j < next.rollouts.length; j++) {
+      const r = next.rollouts[j];
+      if (r.config.name == old.config.name && sameIdentityConfig(old.config.models, r.config.models, old.config.canaryBasisPoints, r.config.canaryBasisPoints)) r.tripped = true;
+    }
+  }
+}
+
+/** A tripped rollout's canary request goes to stable instead, counted. */
+function identityFailsafe(rollout: ActiveRollout): i32 {
+  const m = rollout.metrics.identity;
+  if (m !== null) incrementMetric(m.failsafe);
+  return VARIANT_STABLE;
+}
+
+/** Counts an answer's stated version; a canary stating another model trips the rollout's fail-safe on this worker. */
+function noteVersion(rollout: ActiveRollout, variant: i32, version: string | null): void {
+  const models = rollout.config.models;
+  const m = rollout.metrics.identity;
+  if (models === null || m === null) return;
+  const cls = classifyVersion(models, version);
+  incrementMetric(m.answers[variant][cls]);
+  if (variant != VARIANT_CANARY || !isCanaryMismatch(cls) || rollout.tripped) return;
+  rollout.tripped = true;
+  log(LogLevel.Warn, "modelroll: rollout " + rollout.config.name + ": the canary answered model version '" + (version === null ? "" : version) + "' (" + MODEL_NAMES[cls] + "; declared " + models.canary + "); this worker sends the rollout's traffic to stable until its config changes");
+}
+
 function metricsKey(r: RolloutConfig): string {
-  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
+  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.models !== null ? "+models" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
   for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
   return key;
 }

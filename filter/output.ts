@@ -8,7 +8,14 @@ export const UNANALYZED_TOO_LARGE: i32 = 0;
 export const UNANALYZED_NOT_JSON_CONTENT_TYPE: i32 = 1;
 export const UNANALYZED_COMPRESSED: i32 = 2;
 export const UNANALYZED_NO_BODY: i32 = 3;
-export const UNANALYZED_NAMES: Array<string> = ["too_large", "not_json_content_type", "compressed", "no_body"];
+/** A status outside 2xx (an error, Envoy's own local reply, a shadow call without an answer): counted as an error, never validated. */
+export const UNANALYZED_ERROR_STATUS: i32 = 4;
+export const UNANALYZED_NAMES: Array<string> = ["too_large", "not_json_content_type", "compressed", "no_body", "error_status"];
+
+/** Only successful answers are model outputs: schema validation and output analysis read 2xx answers alone. */
+export function isAnalyzableStatus(status: i32): bool {
+  return status >= 200 && status < 300;
+}
 
 export function lookup(doc: JsonValue, path: Array<string>): JsonValue | null {
   let cur: JsonValue | null = doc;

@@ -16,6 +16,8 @@ export class AnswerSummary {
   failed: bool = false;
   status: i32 = 0;
   latencyUs: u64 = 0;
+  /** When the whole answer was in (0: not yet); the shadow's and the primary's latency are both timed up to this. */
+  completeNs: u64 = 0;
   hasPrediction: bool = false;
   /** Kind-tagged canonical text, so "1" (string) and 1 (number) differ: "s:approve", "n:1", "b:true". */
   prediction: string = "";

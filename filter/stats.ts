@@ -9,6 +9,7 @@
 import { defineMetric, MetricType } from "./sdk/host";
 import { OutputConfig, SegmentConfig } from "./config";
 import { UNANALYZED_NAMES } from "./output";
+import { IdentityMetrics } from "./identity";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -49,7 +50,7 @@ export class VariantMetrics {
 /**
  * Output analysis for one slice (a variant overall, a variant within one segment value, or the shadow):
  *   schema.<valid|missing_field|wrong_type|out_of_range|not_allowed|bad_length|unexpected_field|not_json|too_deep>.outputs
- *   unanalyzed.<too_large|not_json_content_type|compressed|no_body>.outputs
+ *   unanalyzed.<too_large|not_json_content_type|compressed|no_body|error_status>.outputs   (error_status: not 2xx)
  *   label.<label|other|missing>.predictions, confidence_milli (histogram, thousandths)
  *   prompt_tokens, completion_tokens (histograms), llm_outputs, citation_present, abstained, fallback_used
  */
@@ -95,7 +96,10 @@ export class OutputMetrics {
 
 /**
  * Shadow traffic for one slice (overall or one segment value), under variant "shadow":
- *   requests, class.<c>.responses, latency_us   the mirrored calls and the shadow's answers (local = no answer)
+ *   requests, class.<c>.responses, latency_us   the mirrored calls and the shadow's answers (local = no answer);
+ *                                               latency_us: request complete (call dispatched) -> whole answer in
+ *   primary_latency_us                          the primary's answers to the same requests, timed the same way
+ *                                               (request complete -> whole answer), for a like-for-like latency gate
  *   dropped, skipped_large_body                 requests not mirrored: in-flight cap, body over the limit
  *   status_match | status_mismatch              primary and shadow status equal or not
  *   prediction_agree | prediction_disagree | prediction_missing
@@ -111,8 +115,10 @@ export class ShadowMetrics {
   prediction: Array<u32> = new Array<u32>(3);
   confidenceDeltaMilli: u32;
   incomplete: u32;
+  primaryLatencyUs: u32;
   constructor(base: string, output: OutputConfig) {
     this.calls = new VariantMetrics(base, output);
+    this.primaryLatencyUs = defineMetric(MetricType.Histogram, base + "primary_latency_us");
     this.dropped = defineMetric(MetricType.Counter, base + "dropped");
     this.skippedLargeBody = defineMetric(MetricType.Counter, base + "skipped_large_body");
     this.statusMatch = defineMetric(MetricType.Counter, base + "status_match");
@@ -135,7 +141,10 @@ export class RolloutMetrics {
   /** Present when the rollout mirrors traffic: [0] overall, then one per (dimension, value) in slice order. */
   shadow: Array<ShadowMetrics> = [];
   shadowSegments: Array<Array<ShadowMetrics>> = [];
-  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig) {
+  /** Present when the rollout declares models with a version source (identity.ts). */
+  identity: IdentityMetrics | null = null;
+  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig, withIdentity: bool = false) {
+    if (withIdentity) this.identity = new IdentityMetrics(rollout);
     for (let v = 0; v < 2; v++) {
       this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".", output);
     }

@@ -2,6 +2,7 @@
 // Nothing here touches the host; Envoy runs build/filter.wasm (filter/main.ts).
 import { parsePluginConfig, parseRolloutTable } from "./config";
 import { parseJson, JsonKind } from "./json";
+import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, versionInDoc } from "./identity";
 import { isCanary, matchRollout, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import { parseCompiledSchemaText } from "./schema";
@@ -119,4 +120,28 @@ export function validateDocumentBytes(compiledSchemaJson: string, body: ArrayBuf
 /** validateDocumentBytes for text (UTF-8 encoded) and the data path's depth limit of 64. */
 export function validateDocument(compiledSchemaJson: string, documentText: string): string {
   return validateDocumentBytes(compiledSchemaJson, String.UTF8.encode(documentText), 64);
+}
+
+/**
+ * Model identity of the table's first rollout: the class ("stable", "canary", "other", "missing") of an answer
+ * with this JSON body and this version header value ("" = no header); "none" without models; "error: ..." for a
+ * table the filter refuses.
+ */
+export function identityOf(tableText: string, body: string, header: string): string {
+  const r = parseRolloutTable(tableText);
+  if (r.value === null) return "error: " + r.error;
+  const models = r.value!.rollouts[0].models;
+  if (models === null) return "none";
+  const version = models.header.length > 0 ? (header.length > 0 ? header : null) : versionInDoc(parseJson(body).value, models);
+  return MODEL_NAMES[classifyVersion(models, version)] + (isCanaryMismatch(classifyVersion(models, version)) ? " mismatch" : "");
+}
+
+/** Whether a worker's identity fail-safe for the first rollout survives going from table a to table b. */
+export function identityTripCarries(a: string, b: string): bool {
+  const ra = parseRolloutTable(a).value;
+  const rb = parseRolloutTable(b).value;
+  if (ra === null || rb === null) return false;
+  const x = ra.rollouts[0];
+  const y = rb.rollouts[0];
+  return sameIdentityConfig(x.models, y.models, x.canaryBasisPoints, y.canaryBasisPoints);
 }

@@ -13,10 +13,12 @@ import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
+import { installSerializerCache } from "./http/serializer-cache.ts";
 import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
+import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./rollouts/routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
@@ -120,6 +122,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   app.decorate("modelroll", { store, state, telemetry, metricProvider, driver, series, recorder });
 
+  installSerializerCache(app);
   installErrorHandling(app);
   installBrowserGuard(app, { openApi: options.apiToken === undefined });
   installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
@@ -151,6 +154,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const clock = options.clock ?? (() => new Date());
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
+  await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { store, telemetry });
   await app.register(eventRoutes, { store });

@@ -40,8 +40,8 @@ export class NotFoundError extends ModelrollError {
 }
 
 export class ConflictError extends ModelrollError {
-  constructor(message: string) {
-    super(409, message);
+  constructor(message: string, details?: ErrorDetail[]) {
+    super(409, message, details);
   }
 }
 

@@ -76,6 +76,8 @@ const PHASE_ICONS: Record<string, string> = {
   Paused: "‖",
   AwaitingReview: "✎",
   Succeeded: "✔",
+  Finalizing: "✔",
+  Finalized: "✔",
   RolledBack: "↩",
   Failed: "✘",
 };
@@ -88,6 +90,8 @@ export function phaseIcon(phase: string | null | undefined): string {
 export function phaseTone(phase: string | null | undefined): string {
   switch (phase) {
     case "Succeeded":
+    case "Finalizing":
+    case "Finalized":
       return "good";
     case "RolledBack":
     case "Failed":

@@ -21,6 +21,9 @@ export const num = (value: unknown): number | null => (typeof value === "number"
 export const arr = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 const obj = (value: unknown): Record<string, unknown> => (typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
 
+/** Phases in which the engine no longer judges gates (older and newer controllers' names). */
+const ENDED = new Set(["Succeeded", "Finalizing", "Finalized", "RolledBack", "Failed"]);
+
 export type Verdict = "Passed" | "Failed" | "Inconclusive" | "Error" | "Unknown";
 const RANK: Record<Verdict, number> = { Failed: 0, Error: 1, Inconclusive: 2, Unknown: 3, Passed: 4 };
 
@@ -75,7 +78,7 @@ export interface MixRow {
   reason: string;
 }
 
-export type ActionName = "promote" | "pause" | "resume" | "rollback" | "undo" | "fail" | "approve" | "reject";
+export type ActionName = "promote" | "pause" | "resume" | "rollback" | "undo" | "fail" | "approve" | "reject" | "finalize";
 
 export interface Picture {
   name: string;
@@ -144,11 +147,17 @@ function intervalText(interval: unknown, unit: string, ratio: boolean): string {
   return `[${show(lower, "−∞")}, ${show(upper, "∞")}]`;
 }
 
-export function gateRow(m: unknown): GateRow {
-  const unit = str(field(m, "unit")) ?? "";
+/**
+ * One gate and slice. Two shapes: the engine's measurement (the stream's evaluation, decisions: threshold,
+ * sampleSizes, intervals, severity) and the view's live evaluation (value, samples, stableSamples, needed
+ * {pass, detect}, interval, comparison; no limit). `engine`, when given, is the engine's measurement of the
+ * same gate and slice, for what the other shape lacks.
+ */
+export function gateRow(m: unknown, engine?: unknown): GateRow {
+  const unit = str(field(m, "unit")) ?? str(field(engine, "unit")) ?? "";
   const stable = num(field(m, "stableValue")) ?? num(field(m, "stable"));
-  const candidate = num(field(m, "candidateValue")) ?? num(field(m, "candidate"));
-  const threshold = field(m, "threshold") ?? field(m, "limit");
+  const candidate = num(field(m, "candidateValue")) ?? num(field(m, "value")) ?? num(field(m, "candidate"));
+  const threshold = field(m, "threshold") ?? field(m, "limit") ?? field(engine, "threshold");
   const kind = str(field(threshold, "kind")) ?? (typeof threshold === "string" ? threshold.split(/\s+/)[0] : null);
   const value = num(field(threshold, "value")) ?? (typeof threshold === "string" ? Number(threshold.split(/\s+/)[1]) : null);
   const ratio = kind === "maxRatio";
@@ -166,8 +175,11 @@ export function gateRow(m: unknown): GateRow {
     const shown = value === null || !Number.isFinite(value) ? "" : ratio ? `×${fmtNum(value)}` : inUnit(value, unit);
     limit = `${LIMIT_WORDS[kind] ?? kind} ${shown}`.trim();
   }
-  const intervals = field(m, "intervals");
-  const interval = relative ? field(intervals, "comparison") : field(intervals, "candidate");
+  const intervals = field(m, "intervals") ?? field(engine, "intervals");
+  const interval = relative ? field(m, "comparison") ?? field(intervals, "comparison") : field(m, "interval") ?? field(intervals, "candidate");
+  const samples = pair(field(m, "sampleSizes")) ?? (typeof field(m, "samples") === "number" ? { stable: num(field(m, "stableSamples")), candidate: num(field(m, "samples")) } : pair(field(m, "samples")));
+  const neededRaw = field(m, "needed") ?? field(m, "samplesNeeded") ?? field(m, "requiredSamples") ?? field(m, "sampleSizesNeeded");
+  const neededPass = num(field(neededRaw, "pass"));
   return {
     gate: str(field(m, "gate")) ?? str(field(m, "name")) ?? "?",
     slice: sliceOf(field(m, "segment") ?? field(m, "slice")),
@@ -175,14 +187,14 @@ export function gateRow(m: unknown): GateRow {
     unit,
     stable,
     candidate,
-    candidateName: str(field(m, "candidate")) ?? "canary",
+    candidateName: (typeof field(m, "candidate") === "string" ? str(field(m, "candidate")) : null) ?? str(field(engine, "candidate")) ?? "canary",
     comparison,
     limit,
     interval: intervalText(interval, unit, ratio),
-    samples: pair(field(m, "sampleSizes")) ?? pair(field(m, "samples")) ?? { stable: null, candidate: null },
-    needed: pair(field(m, "needed") ?? field(m, "samplesNeeded") ?? field(m, "requiredSamples") ?? field(m, "sampleSizesNeeded")),
+    samples: samples ?? { stable: null, candidate: null },
+    needed: neededPass !== null ? { stable: null, candidate: neededPass } : pair(neededRaw),
     reason: str(field(m, "reason")) ?? "",
-    severity: num(field(m, "severity")) ?? 0,
+    severity: num(field(m, "severity")) ?? num(field(engine, "severity")) ?? 0,
   };
 }
 
@@ -233,6 +245,9 @@ export function actionsFor(managed: boolean, phase: string | null, canaryPercent
       return ["resume", "rollback", "fail"];
     case "AwaitingReview":
       return ["approve", "reject", "undo", "rollback", "fail"];
+    case "Succeeded":
+      // Newer controllers: the old stable is kept until someone finalizes; undo is still a routing change.
+      return ["finalize", "undo"];
     default:
       return [];
   }
@@ -254,10 +269,14 @@ export function buildPicture(sources: Sources, now: number): Picture {
   let gates: GateRow[] = [];
   let gatesSource: Picture["gatesSource"] = null;
   let gatesAt: string | null = null;
-  const ended = phase === "Succeeded" || phase === "RolledBack" || phase === "Failed";
+  const ended = ENDED.has(phase ?? "");
   const lastWithMeasurements = [...decisions].reverse().find((d) => arr(field(d, "measurements")).length > 0);
+  // The engine's own measurements (the stream's), by gate and slice, fill in what the view's shape lacks.
+  const engineMeasurements = new Map<string, unknown>();
+  for (const em of arr(field(summary, "evaluation", "measurements"))) engineMeasurements.set(`${str(field(em, "gate"))}|${sliceOf(field(em, "segment"))}`, em);
+  const withEngine = (m: unknown) => gateRow(m, engineMeasurements.get(`${str(field(m, "gate"))}|${sliceOf(field(m, "segment") ?? field(m, "slice"))}`));
   if (live.length > 0 && !ended) {
-    gates = live.map(gateRow);
+    gates = live.map(withEngine);
     gatesSource = "live evaluation";
     const at = num(field(evaluation, "at"));
     gatesAt = at !== null ? new Date(at).toISOString() : str(field(evaluation, "at"));
@@ -267,12 +286,13 @@ export function buildPicture(sources: Sources, now: number): Picture {
     const at = num(field(lastWithMeasurements, "at"));
     gatesAt = at !== null ? new Date(at).toISOString() : null;
   } else if (live.length > 0) {
-    gates = live.map(gateRow);
+    gates = live.map(withEngine);
     gatesSource = "live evaluation";
   }
 
-  const holding = ended ? [] : arr(field(evaluation, "blocking") ?? field(evaluation, "holding")).filter((b): b is string => typeof b === "string");
-  const eta = secondsOf(field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now);
+  const holdItems = arr(field(evaluation, "holds") ?? field(evaluation, "blocking") ?? field(evaluation, "holding"));
+  const holding = ended ? [] : holdItems.map((h) => (typeof h === "string" ? h : str(field(h, "text")) ?? str(field(h, "reason")))).filter((h): h is string => h !== null);
+  const eta = secondsOf(field(evaluation, "secondsToDecision") ?? field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now);
 
   const planStage = plan && stage ? plan[stage.index] : undefined;
   const started = Date.parse(str(field(summary, "stageStartedAt")) ?? "");
@@ -331,7 +351,7 @@ export function buildPicture(sources: Sources, now: number): Picture {
     timeline,
     why: str(field(report, "why")) ?? str(field(summary, "lastDecision", "reason")),
     pending: textOf(field(view, "pending")),
-    archived: str(field(view, "archivedAt")) ?? (field(view, "archived") === true ? "yes" : null),
+    archived: str(field(view, "archivedAt")) ?? str(field(view, "archived", "at")) ?? (field(view, "archived") === true ? "yes" : null),
     createdAt: str(field(view, "createdAt")) ?? str(field(summary, "createdAt")),
     actions: actionsFor(managed, phase, canaryPercent, shadowPercent),
     gateKinds: Object.fromEntries(Object.entries(obj(field(summary, "gateKinds"))).filter(([, v]) => typeof v === "string")) as Record<string, string>,
@@ -350,9 +370,9 @@ function stageCells(plan: unknown[] | null, timeline: TimelineEntry[], stage: Pi
     if (stage && !names.includes(stage.name)) names = [...names, stage.name];
   }
   const at = stage === null ? -1 : plan ? stage.index : names.indexOf(stage.name);
-  const terminal = phase === "Succeeded" || phase === "RolledBack" || phase === "Failed";
+  const terminal = ENDED.has(phase ?? "");
   return names.map((name, i) => {
-    if (phase === "Succeeded") return { name, state: "done" };
+    if (phase === "Succeeded" || phase === "Finalizing" || phase === "Finalized") return { name, state: "done" };
     if (i === at) return { name, state: terminal ? "ended" : "current" };
     return { name, state: i < at ? "done" : "pending" };
   });

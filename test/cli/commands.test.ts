@@ -135,7 +135,7 @@ describe("managed rollouts", () => {
     const { code, stdout } = await run(["get", "tree"]);
     expect(code).toBe(0);
     const lines = stdout.split("\n");
-    expect(lines[0]).toMatch(/^tree {2}◑ Canary {2}stage 1 \(10%\) {2}revision \d+$/);
+    expect(lines[0]).toMatch(/^tree {2}◑ Canary {2}stage 1\/2 \(10%\) {2}revision \d+$/);
     expect(lines[1]).toMatch(/^ {2}weight {5}canary 10% set, observed \d+(\.\d+)?% · shadow 0%$/);
     expect(lines).toContain("  owner      team-fraud");
     expect(lines).toContain("  rollback   canary error rate above 1%");
@@ -143,7 +143,7 @@ describe("managed rollouts", () => {
     expect(stdout).toContain("\nstages\n├─ ▶ 10%  gates: last decision\n");
     expect(stdout).toMatch(/│ {2}[├└]─ [✔?] error_rate +overall +canary [\d.]+% vs stable [\d.]+% +n [\d,]+ \/ [\d,]+ +maximum 1%/);
     expect(stdout).toMatch(/human_review_score +overall/);
-    expect(lines.at(-2)).toBe("└─ … later stages (this controller does not return the plan)");
+    expect(lines.at(-2)).toBe("└─ ○ 100%");
     expect(json((await run(["get", "tree", "-o", "json"])).stdout)).toEqual(await get("tree"));
     await run(["delete", "tree"]);
   });
@@ -158,7 +158,7 @@ describe("managed rollouts", () => {
     expect(unknownMetric.stderr).toMatch(/^modelroll: rollout flow: .*no gate uses the external metric 'conversion'.*\n$/);
 
     const paused = await run(["pause", "flow", "--reason", "looking at a dashboard"]);
-    expect(paused.stdout).toMatch(/^rollout flow: ⏸ Paused, stage 1 \(10%\), canary 10%, shadow 0%, revision \d+\n$/);
+    expect(paused.stdout).toMatch(/^rollout flow: ⏸ Paused, stage 1\/2 \(10%\), canary 10%, shadow 0%, revision \d+\n$/);
     const stale = await run(["resume", "flow", "--if-revision", "1"]);
     expect(stale.code).toBe(1);
     expect(stale.stderr).toMatch(/^modelroll: rollout flow: changed since you read it: If-Match "1"/);
@@ -166,15 +166,15 @@ describe("managed rollouts", () => {
     const resumed = json((await run(["resume", "flow", "--if-revision", String(revision), "-o", "json"])).stdout);
     expect(resumed).toMatchObject({ name: "flow", phase: "Canary", revision: revision + 1 });
     const promoted = await run(["promote", "flow"]);
-    expect(promoted.stdout).toMatch(/^rollout flow: ◕ Baking, stage 2 \(100%\), canary 100%, shadow 0%, revision \d+\n$/);
+    expect(promoted.stdout).toMatch(/^rollout flow: ◕ Baking, stage 2\/2 \(100%\), canary 100%, shadow 0%, revision \d+\n$/);
     const waiting = json((await run(["promote", "flow", "-o", "json"])).stdout);
     expect(waiting).toMatchObject({ phase: "AwaitingReview", canaryPercent: 100 });
     const refused = await run(["promote", "flow"]);
     expect(refused).toEqual({ code: 1, stdout: "", stderr: "modelroll: rollout flow: cannot promote: it is waiting for a review (post one)\n" });
     expect((await run(["review", "flow", "--approve", "--reject"])).code).toBe(3);
     const reviewed = await run(["review", "flow", "--approve", "--reason", "spot checks fine"]);
-    expect(reviewed.stdout).toMatch(/^rollout flow: ✔ Succeeded, stage 2 \(100%\), canary 100%/);
-    expect((await run(["review", "flow", "--reject"])).stderr).toBe("modelroll: rollout flow: cannot review: it has already ended (Succeeded)\n");
+    expect(reviewed.stdout).toMatch(/^rollout flow: ✔ Succeeded, stage 2\/2 \(100%\), canary 100%/);
+    expect((await run(["review", "flow", "--reject"])).stderr).toBe("modelroll: rollout flow: cannot review: it has Succeeded: finalize it (stable made to serve the new model), or roll it back / undo it to go back to the old stable\n");
 
     const history = await run(["history", "flow"]);
     const rows = history.stdout.trimEnd().split("\n");
@@ -201,16 +201,16 @@ describe("managed rollouts", () => {
     await createHolding("full");
     const full = await run(["promote", "full", "--full"]);
     expect(full.stdout.trimEnd().split("\n").map((l) => l.replace(/, revision \d+$/, ""))).toEqual([
-      "rollout full: ◕ Baking, stage 2 (100%), canary 100%, shadow 0%",
-      "rollout full: ⌛ AwaitingReview, stage 2 (100%), canary 100%, shadow 0%",
+      "rollout full: ◕ Baking, stage 2/2 (100%), canary 100%, shadow 0%",
+      "rollout full: ⌛ AwaitingReview, stage 2/2 (100%), canary 100%, shadow 0%",
     ]);
     const undone = await run(["undo", "full", "--reason", "latency looks off"]);
-    expect(undone.stdout).toMatch(/^rollout full: ↩ RolledBack, stage 2 \(100%\), canary 0%/);
+    expect(undone.stdout).toMatch(/^rollout full: ↩ RolledBack, stage 2\/2 \(100%\), canary 0%/);
 
     await createHolding("failing");
     expect((await run(["fail", "failing", "-o", "json"])).stdout).toMatch(/"phase": "Failed"/);
     await createHolding("aborting");
-    expect((await run(["rollback", "aborting"])).stdout).toMatch(/^rollout aborting: ↩ RolledBack, stage 1 \(10%\), canary 0%/);
+    expect((await run(["rollback", "aborting"])).stdout).toMatch(/^rollout aborting: ↩ RolledBack, stage 1\/2 \(10%\), canary 0%/);
     const weight = await run(["weight", "aborting", "5"]);
     expect(weight.code).toBe(1);
     expect(weight.stderr).toMatch(/^modelroll: rollout aborting: managed by the engine, which sets its weight/);

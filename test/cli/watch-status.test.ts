@@ -58,7 +58,7 @@ describe("modelroll get --watch and status, as real processes", () => {
     await createManaged(env.MODELROLL_SERVER, spec("good", [{ canaryPercent: 25, ...short }, { canaryPercent: 100, ...short }]));
     const watch = spawnCli(["get", "good", "--watch"], env);
     const status = spawnCli(["status", "good", "--timeout", "2m"], env);
-    await watch.waitFor("the first stage", (out) => out.includes("good  ◑ Canary  stage 1 (25%)"));
+    await watch.waitFor("the first stage", (out) => out.includes("good  ◑ Canary  stage 1/2 (25%)"));
     const load = traffic("good");
     try {
       const code = await status.exited;
@@ -70,9 +70,9 @@ describe("modelroll get --watch and status, as real processes", () => {
     expect(await watch.stop()).toBe(0);
     const out = watch.stdout();
     const at = (text: string) => out.indexOf(text);
-    expect(at("◑ Canary  stage 1 (25%)")).toBeGreaterThanOrEqual(0);
-    expect(at("◑ Canary  stage 1 (25%)")).toBeLessThan(at("◕ Baking  stage 2 (100%)"));
-    expect(at("◕ Baking  stage 2 (100%)")).toBeLessThan(at("✔ Succeeded"));
+    expect(at("◑ Canary  stage 1/2 (25%)")).toBeGreaterThanOrEqual(0);
+    expect(at("◑ Canary  stage 1/2 (25%)")).toBeLessThan(at("◕ Baking  stage 2/2 (100%)"));
+    expect(at("◕ Baking  stage 2/2 (100%)")).toBeLessThan(at("✔ Succeeded"));
     expect(watch.stderr()).toBe("");
 
     expect(statusPhases(status.stdout())).toEqual(["◑ Canary stage 25%", "◕ Baking stage 100%", "✔ Succeeded stage 100%"]);
@@ -118,13 +118,13 @@ describe("modelroll get --watch and status, as real processes", () => {
   it("watch reconnects after a controller restart and shows what changed meanwhile", async () => {
     await createManaged(env.MODELROLL_SERVER, spec("restart", [{ canaryPercent: 10, minDurationSeconds: 3600, minRequests: 10, deadlineSeconds: 7200 }, 100]));
     const watch = spawnCli(["get", "restart", "--watch"], env);
-    await watch.waitFor("the first stage", (out) => out.includes("restart  ◑ Canary  stage 1 (10%)"));
+    await watch.waitFor("the first stage", (out) => out.includes("restart  ◑ Canary  stage 1/2 (10%)"));
     await stack.stopController();
     await watch.waitFor("the reconnect note", () => watch.stderr().includes("live stream dropped"));
     await stack.startController();
     // The restarted controller resumed the rollout from its state file; the watch picks up the change.
     expect((await api(stack.controller!.url, "POST", "/v1/rollouts/restart/pause")).status).toBe(200);
-    await watch.waitFor("the pause", (out) => out.includes("restart  ⏸ Paused  stage 1 (10%)"));
+    await watch.waitFor("the pause", (out) => out.includes("restart  ⏸ Paused  stage 1/2 (10%)"));
     expect(await watch.stop()).toBe(0);
     expect(watch.stderr()).toMatch(/^modelroll: live stream dropped \(.+\); reconnecting\n/);
   });

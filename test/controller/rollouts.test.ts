@@ -29,6 +29,7 @@ describe("rollout CRUD", () => {
           schema: null,
           guard: { enabled: false, cluster: "stable", timeoutMs: 2000 },
         },
+        models: null,
       },
       shadowPercent: 0,
       canaryPercent: 0,
@@ -41,6 +42,11 @@ describe("rollout CRUD", () => {
       managed: false,
       phase: null,
       stage: null,
+      pending: null,
+      lastRollback: null,
+      finalizeHook: null,
+      evaluation: null,
+      forecast: null,
     });
   });
 
@@ -251,7 +257,7 @@ describe("conflicts", () => {
     const response = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec({ name: "fraud-v2" }) });
     expect(response.statusCode).toBe(409);
     expect(response.json().error).toBe(
-      "rollout fraud-v2: pathPrefix /v1/predict is already used by rollout fraud-model",
+      "rollout fraud-v2: pathPrefix /v1/predict is held by rollout fraud-model (manual, canary 0%): DELETE /v1/rollouts/fraud-model frees it (its report and history stay readable in the archive)",
     );
     // A longer prefix is a different route, not a conflict.
     await createRollout(app, spec({ name: "fraud-v2", match: { pathPrefix: "/v1/predict/v2" } }));
@@ -329,8 +335,8 @@ describe("weight and rollback", () => {
     expect(await configVersion(app)).toBe(before + 1);
     expect(await metricValue(app, "modelroll_rollbacks_total")).toBe(1);
 
-    // A second rollback is recorded, but there is nothing new to push. Clients that label an empty
-    // body as JSON must not be refused on the emergency path.
+    // A second rollback is a no-op: nothing to push, nothing recorded, the same revision (so an If-Match taken
+    // before it still holds). Clients that label an empty body as JSON must not be refused on the emergency path.
     const again = await app.inject({
       method: "POST",
       url: "/v1/rollouts/fraud-model/rollback",
@@ -338,7 +344,10 @@ describe("weight and rollback", () => {
       payload: "",
     });
     expect(again.statusCode).toBe(200);
-    expect(await metricValue(app, "modelroll_rollbacks_total")).toBe(2);
+    expect(again.json().revision).toBe(response.json().revision);
+    expect(again.headers.etag).toBe(response.headers.etag);
+    expect(again.json().lastRollbackAt).toBe("2025-03-01T12:05:00.000Z");
+    expect(await metricValue(app, "modelroll_rollbacks_total")).toBe(1);
     expect(await configVersion(app)).toBe(before + 1);
   });
 });

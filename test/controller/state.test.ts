@@ -7,7 +7,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import type { RolloutPersistence, StateChange } from "../../controller/src/rollouts/persistence.ts";
-import { SqliteRolloutState } from "../../controller/src/rollouts/sqlite-state.ts";
+import { SqliteRolloutState, STATE_SCHEMA_VERSION } from "../../controller/src/rollouts/sqlite-state.ts";
 import { RolloutStore } from "../../controller/src/rollouts/store.ts";
 import { harness, managedSpec } from "../release/harness.ts";
 import { createRollout, spec, testApp } from "./helpers.ts";
@@ -103,6 +103,7 @@ describe("durable state", () => {
         if (failNext) throw new Error("state file x: write failed: disk I/O error");
         inner.write(change);
       },
+      archivedDecisions: (id) => inner.archivedDecisions(id),
       close: () => inner.close(),
     };
     const store = new RolloutStore({ state: flaky });
@@ -143,7 +144,7 @@ describe("durable state", () => {
     const db = new Database(file);
     db.prepare("UPDATE meta SET value = '99' WHERE key = 'schema'").run();
     db.close();
-    expect(() => new SqliteRolloutState(file)).toThrow(`state file ${file}: written by a newer controller (schema 99, this one reads 1)`);
+    expect(() => new SqliteRolloutState(file)).toThrow(`state file ${file}: written by a newer controller (schema 99, this one reads ${STATE_SCHEMA_VERSION})`);
   });
 
   it("names the file it cannot open", () => {

@@ -65,6 +65,11 @@ describe("system routes", () => {
         "GET /v1/events",
         "GET /v1/session",
         "GET /v1/filter-config",
+        "PUT /v1/rollouts/{name}",
+        "POST /v1/rollouts/{name}/finalize",
+        "GET /v1/archive/{id}",
+        "GET /v1/archive/{id}/history",
+        "GET /v1/archive/{id}/report",
       ].sort(),
     );
     const create = doc.paths["/v1/rollouts"].post;

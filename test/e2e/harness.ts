@@ -36,10 +36,12 @@ export async function startStack(opts: {
   logLevel?: string;
   /** Extra controller options, e.g. a short engine tick. */
   controller?: Partial<BuildAppOptions>;
+  /** The model versions the demo servers answer with (default v1, v2, v3). */
+  versions?: { stable?: string; canary?: string; shadow?: string };
 } = {}): Promise<Stack> {
-  const stable = await startModelServer({ version: "v1" });
-  const canary = await startModelServer({ version: "v2" });
-  const shadow = await startModelServer({ version: "v3" });
+  const stable = await startModelServer({ version: opts.versions?.stable ?? "v1" });
+  const canary = await startModelServer({ version: opts.versions?.canary ?? "v2" });
+  const shadow = await startModelServer({ version: opts.versions?.shadow ?? "v3" });
   const [controllerPort, listenPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const yaml = renderBootstrap({
     listen: { host: "127.0.0.1", port: listenPort },
@@ -76,8 +78,9 @@ export async function startStack(opts: {
     async stop() {
       await stack.envoy?.stop();
       await stack.controller?.close();
-      await stable.close();
-      await canary.close();
+      // The stack's servers, including any a test put in place of the first ones (a repointed deployment).
+      await stack.stable.close();
+      await stack.canary.close();
       await stack.shadow.close();
       agent.destroy();
     },

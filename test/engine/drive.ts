@@ -12,7 +12,7 @@ import { reviewScores, rng } from "./sim.ts";
 
 /** What drive() needs from a traffic simulator (TrafficSim, PoissonTrafficSim). */
 export interface Sim {
-  run(requests: number, weights: { canaryPercent: number; shadowPercent: number }): void;
+  run(requests: number, weights: { canaryPercent: number; shadowPercent: number }, errorFactor?: number): void;
   reading(): MetricReading<RolloutCounts>;
 }
 
@@ -39,6 +39,8 @@ export function specFrom(raw: Record<string, unknown>, context: Partial<SpecCont
 export interface DriveOptions {
   sim: Sim;
   requestsPerTick: number;
+  /** Requests and error factor per tick instead of a steady requestsPerTick (traffic-patterns.ts). */
+  traffic?: (tick: number) => { requests: number; errorFactor: number };
   tickSeconds: number;
   maxTicks: number;
   /** Replace the reading at some ticks (e.g. unmeasurable). */
@@ -87,7 +89,8 @@ export function drive(initial: EngineState, options: DriveOptions): DriveResult 
       actions.push(...result.actions);
     }
     if (isTerminal(state.phase)) break;
-    options.sim.run(options.requestsPerTick, state.weights);
+    const traffic = options.traffic?.(tick) ?? { requests: options.requestsPerTick, errorFactor: 1 };
+    options.sim.run(traffic.requests, state.weights, traffic.errorFactor);
     if (options.reviews && state.weights.canaryPercent > 0 && state.weights.canaryPercent >= (options.reviews.fromCanaryPercent ?? 0)) {
       const { perTick, stableMean, canaryMean } = options.reviews;
       for (const [variant, mean] of [["stable", stableMean], ["canary", canaryMean]] as const) {

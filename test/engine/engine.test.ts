@@ -51,12 +51,26 @@ const scenarios: Scenario[] = [
         "100/0",
         "finalize",
       ]);
-      // Each advance is on record with its measurements and the stage's telemetry.
+      // Each advance is on record with its measurements and the stage's telemetry. On all traffic every gate
+      // Passed, or (before the stage where it must pass) had the samples to detect clear harm.
       const advanced = r.decisions.filter((d) => d.kind === "advanced");
       for (const d of advanced) {
-        expect(d.measurements.filter((m) => m.segment === null).every((m) => m.status === MeasurementStatus.Passed)).toBe(true);
+        for (const m of d.measurements.filter((x) => x.segment === null)) {
+          if (m.status === MeasurementStatus.Passed) continue;
+          // Review scores do not come from traffic: they only have to pass at the last stage below 100%.
+          if (m.gate === "human_review_score") {
+            expect(m.requirement).toBe("none");
+            continue;
+          }
+          expect(m.requirement, `${d.stage?.name} ${m.gate}`).toBe("detect");
+          expect(m.sampleSizes.candidate).toBeGreaterThanOrEqual(m.needed!.detect!);
+        }
         expect(d.window?.slices[0].candidate.requests).toBeGreaterThanOrEqual(300);
       }
+      // The stage before 100% is where every gate must pass: the 50% advance shows them all Passed.
+      const proof = advanced.find((d) => d.stage?.name === "50%")!;
+      expect(proof.measurements.filter((m) => m.segment === null).every((m) => m.status === MeasurementStatus.Passed)).toBe(true);
+      expect(proof.reason).toMatch(/^stage 50% passed: gates passed: latency_p95_ms, error_rate, schema_validation_pass_rate, human_review_score, gpu_oom_events; after \d+ s; on to 100%$/);
     },
   },
   {
@@ -64,7 +78,7 @@ const scenarios: Scenario[] = [
     behavior: newModel({ errorRate: 0.05 }),
     expectPhase: Phase.RolledBack,
     expectEndStage: "1%",
-    expectReason: /^canary worse overall: error rate [45](\.\d)?% vs 0\.[23]\d?% \(maximum 1%; 99\.\d+% interval for the canary \[/,
+    expectReason: /^canary worse overall: error rate \d(\.\d)?% vs 0\.[23]\d?% \(maximum 1%; 99\.\d+% interval for the canary \[/,
     check: (r) => {
       const entered = r.decisions.find((d) => d.kind === "advanced" && d.to === Phase.Canary)!;
       const rolledBack = r.decisions.find((d) => d.kind === "rolledBack")!;
@@ -86,7 +100,7 @@ const scenarios: Scenario[] = [
     behavior: newModel({ latencyMedianMs: GOOD.latencyMedianMs * 1.3 }),
     expectPhase: Phase.RolledBack,
     expectEndStage: "1%",
-    expectReason: /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
+    expectReason: /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% or 2 ms above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
   },
   {
     name: "a 30% p95 regression of the shadow is caught before any real traffic",

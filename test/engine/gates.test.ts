@@ -20,7 +20,9 @@ function input(gates: Record<string, unknown>, window: CountsSnapshot, extra: Pa
     gates: spec.gates,
     stageKind: "canary",
     candidate: "canary",
-    alphaPerTest: 0.001,
+    // One test of alpha 0.001 per gate: every gate its own share, no segments.
+    budget: { falseAlarmRate: 0.001, perGate: 0.001, groups: {}, overallShare: 1, segmentValues: 0 },
+    accumulated: null,
     window,
     windowError: null,
     slices: ["overall"],

@@ -64,8 +64,14 @@ describe("defaults", () => {
       ["50%", "canary", 50, 0],
       ["100%", "bake", 100, 0],
     ]);
-    expect(spec.stages[0]).toMatchObject({ minDurationSeconds: 300, minRequests: 500, deadlineSeconds: 3600, onDeadline: "fail" });
-    expect(spec).toMatchObject({ changeKind: "minor", impact: "normal", falseAlarmRate: 0.05, endsInReview: false, segmentTrafficShare: 0.05 });
+    expect(spec.stages[0]).toMatchObject({ minDurationSeconds: 20, minRequests: 0, deadlineSeconds: 3600, onDeadline: "fail" });
+    expect(spec).toMatchObject({ changeKind: "minor", impact: "normal", falseAlarmRate: 0.05, harmMultiple: 4, expectedTraffic: null, endsInReview: false, segmentTrafficShare: 0.05 });
+  });
+
+  it("takes statistics.harmMultiple and expectedTraffic", () => {
+    const spec = specOf({ ...BASE, statistics: { harmMultiple: 3 }, expectedTraffic: { requestsPerSecond: 120, smallestSegmentShare: 0.1 } }, { hasOutputSchema: false });
+    expect(spec).toMatchObject({ harmMultiple: 3, expectedTraffic: { requestsPerSecond: 120, smallestSegmentShare: 0.1 } });
+    expect(specOf({ ...BASE, expectedTraffic: { requestsPerSecond: 5 } }, { hasOutputSchema: false }).expectedTraffic).toEqual({ requestsPerSecond: 5, smallestSegmentShare: null });
   });
 
   it("leaves the shadow stage out when the rollout has no shadow target", () => {
@@ -83,10 +89,10 @@ describe("defaults", () => {
       { hasOutputSchema: false },
     );
     expect(spec.stages.map((s) => [s.name, s.canaryPercent, s.minDurationSeconds, s.minRequests, s.deadlineSeconds, s.onDeadline])).toEqual([
-      ["shadow", 0, 300, 100, 900, "fail"],
-      ["2.5%", 2.5, 300, 100, 900, "fail"],
+      ["shadow", 0, 20, 100, 900, "fail"],
+      ["2.5%", 2.5, 20, 100, 900, "fail"],
       ["20%", 20, 60, 100, 900, "hold"],
-      ["all", 100, 300, 100, 900, "fail"],
+      ["all", 100, 20, 100, 900, "fail"],
     ]);
   });
 });
@@ -121,6 +127,12 @@ describe("every bad field is reported with its pointer", () => {
     ["review delta bigger than the range", { ...BASE, promotion_gates: { human_review_score: { minimum_delta: -2 } } }, [["/promotion_gates/human_review_score/minimum_delta", /smaller in size than the score range/]]],
     ["shadow-only gate without a shadow stage", { ...BASE, stages: [1, 100], promotion_gates: { shadow_agreement_rate: { minimum: 0.9 } } }, [["/promotion_gates/shadow_agreement_rate", /evaluated only in shadow stages, and this rollout has none/]]],
     ["false-alarm rate out of range", { ...BASE, statistics: { falseAlarmRate: 0 } }, [["/statistics/falseAlarmRate", /must be above 0/]]],
+    ["harm multiple too small", { ...BASE, statistics: { harmMultiple: 1 } }, [["/statistics/harmMultiple", /must be at least 1.5/]]],
+    [
+      "expected traffic without a rate",
+      { ...BASE, expectedTraffic: { smallestSegmentShare: 2 } },
+      [["/expectedTraffic/requestsPerSecond", /is required/], ["/expectedTraffic/smallestSegmentShare", /must be at most 1/]],
+    ],
   ];
 
   it.each(cases)("%s", (_name, raw, expected) => {

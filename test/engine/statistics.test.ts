@@ -4,13 +4,14 @@ import {
   boundedMeanHalfWidth,
   chiSquareHomogeneity,
   chiSquareSurvival,
+  countThresholds,
   emptyEmpiricalBernstein,
   histogramMeanConfidenceSequence,
-  logBetaBinomialMartingale,
   logGamma,
-  plausibleCountRange,
+  logTiltMixture,
   proportionConfidenceSequence,
   quantileConfidenceSequence,
+  TILTS,
   type CumulativeHistogram,
 } from "../../controller/src/engine/statistics.ts";
 import { ENVOY_LATENCY_BOUNDS, rng } from "./sim.ts";
@@ -57,16 +58,37 @@ describe("proportionConfidenceSequence", () => {
     [30, 10000, 0.001],
     [9990, 10000, 0.0001],
     [500, 1000, 0.2],
-  ])("ends where the martingale reaches 1/alpha: %i of %i at %f", (s, n, alpha) => {
+  ])("ends where the one-sided mixture reaches 1/alpha: %i of %i at %f", (s, n, alpha) => {
     const { lower, upper } = proportionConfidenceSequence(s, n, alpha);
     const edge = Math.log(1 / alpha);
-    // At each end the martingale is (just) at 1/alpha, and just inside it is below: the ends are exact,
-    // and any rounding is outwards.
-    for (const end of [lower, upper]) expect(logBetaBinomialMartingale(s, n, end)).toBeGreaterThanOrEqual(edge - 1e-9);
-    expect(logBetaBinomialMartingale(s, n, lower)).toBeLessThan(edge + 1e-3);
-    expect(logBetaBinomialMartingale(s, n, upper)).toBeLessThan(edge + 1e-3);
-    expect(logBetaBinomialMartingale(s, n, lower + (upper - lower) * 1e-4)).toBeLessThan(edge);
-    expect(logBetaBinomialMartingale(s, n, upper - (upper - lower) * 1e-4)).toBeLessThan(edge);
+    // Each end is on the rejected side of its boundary (rounding only widens), and just inside it is kept;
+    // a lower end of 0 means nothing below the estimate is rejected yet.
+    if (lower > 0) expect(logTiltMixture(s, n, lower, "above")).toBeGreaterThanOrEqual(edge - 1e-9);
+    else expect(logTiltMixture(s, n, 1e-12, "above")).toBeLessThan(edge);
+    expect(logTiltMixture(s, n, upper, "below")).toBeGreaterThanOrEqual(edge - 1e-9);
+    expect(logTiltMixture(s, n, lower + (upper - lower) * 1e-4, "above")).toBeLessThan(edge);
+    expect(logTiltMixture(s, n, upper - (upper - lower) * 1e-4, "below")).toBeLessThan(edge);
+  });
+
+  it("is a mixture of likelihood ratios: each tilt is a martingale under p0 (mean 1 over exact binomial weights)", () => {
+    // E[exp(theta S - n psi(theta))] = 1 for S ~ Binomial(n, p0): the exact expectation of the mixture is 1.
+    const n = 40;
+    for (const p0 of [0.01, 0.3, 0.95]) {
+      for (const side of ["above", "below"] as const) {
+        let mean = 0;
+        for (let s = 0; s <= n; s++) {
+          const logWeight = logGamma(n + 1) - logGamma(s + 1) - logGamma(n - s + 1) + s * Math.log(p0) + (n - s) * Math.log1p(-p0);
+          mean += Math.exp(logWeight + logTiltMixture(s, n, p0, side));
+        }
+        expect(mean).toBeCloseTo(1, 9);
+      }
+    }
+    expect(TILTS).toHaveLength(8);
+  });
+
+  it("one side rejects only in its direction: an estimate far above p0 is rejected by 'above', never by 'below'", () => {
+    expect(logTiltMixture(50, 1000, 0.01, "above")).toBeGreaterThan(Math.log(1e6));
+    expect(logTiltMixture(50, 1000, 0.01, "below")).toBeLessThan(0);
   });
 
   it("handles the edges: no trials, no successes, all successes", () => {
@@ -83,7 +105,7 @@ describe("proportionConfidenceSequence", () => {
     const s = 100;
     const p = s / n;
     const wald = 1.96 * Math.sqrt((p * (1 - p)) / n);
-    const cs = proportionConfidenceSequence(s, n, 0.05);
+    const cs = proportionConfidenceSequence(s, n, 0.025);
     expect(cs.upper - p).toBeGreaterThan(wald);
     expect(cs.upper - p).toBeLessThan(4 * wald);
   });
@@ -105,8 +127,11 @@ describe("proportionConfidenceSequence", () => {
         if (random() < p) successes++;
         if (n % 50 !== 0) continue;
         if (!sequenceMissed) {
-          const cs = proportionConfidenceSequence(successes, n, alpha);
-          if (cs.lower > p || cs.upper < p) sequenceMissed = true;
+          // Each end at alpha / 2: the two-sided miss rate is at most alpha. The interval leaves out p exactly
+          // when a side's mixture at p reaches 2 / alpha (checked against the interval itself above), which is
+          // what is evaluated here: one mixture per side instead of a root search per look.
+          const edge = Math.log(2 / alpha);
+          if (logTiltMixture(successes, n, p, "above") >= edge || logTiltMixture(successes, n, p, "below") >= edge) sequenceMissed = true;
         }
         const estimate = successes / n;
         const half = 1.96 * Math.sqrt(Math.max(estimate * (1 - estimate), 1e-12) / n);
@@ -124,10 +149,10 @@ describe("proportionConfidenceSequence", () => {
   });
 });
 
-describe("plausibleCountRange", () => {
+describe("countThresholds", () => {
   it("brackets n*q and grows like sqrt(n)", () => {
-    const a = plausibleCountRange(1000, 0.95, 0.01);
-    const b = plausibleCountRange(100000, 0.95, 0.01);
+    const a = countThresholds(1000, 0.95, 0.01);
+    const b = countThresholds(100000, 0.95, 0.01);
     expect(a.below).toBeLessThan(950);
     expect(a.above).toBeGreaterThan(950);
     const widthA = a.above - a.below;
@@ -136,10 +161,15 @@ describe("plausibleCountRange", () => {
     expect(widthB / widthA).toBeLessThan(15);
   });
 
-  it("says nothing with too few observations", () => {
-    expect(plausibleCountRange(2, 0.95, 0.001)).toEqual({ below: -1, above: 3 });
-    // Three misses of a 95% event are already telling at this level.
-    expect(plausibleCountRange(3, 0.95, 0.001).below).toBe(0);
+  it("says nothing with too few observations, and each side uses its own alpha", () => {
+    expect(countThresholds(2, 0.95, 0.001)).toEqual({ below: -1, above: 3 });
+    // Four misses of a 95% event in four are telling at this level; three are not yet.
+    expect(countThresholds(3, 0.95, 0.001).below).toBe(-1);
+    expect(countThresholds(4, 0.95, 0.001).below).toBe(0);
+    const strictAbove = countThresholds(2000, 0.95, 0.01, 0.0001);
+    const loose = countThresholds(2000, 0.95, 0.01, 0.01);
+    expect(strictAbove.below).toBe(loose.below);
+    expect(strictAbove.above).toBeGreaterThan(loose.above);
   });
 });
 
@@ -203,7 +233,8 @@ describe("quantileConfidenceSequence", () => {
         }
         let running = 0;
         const cumulative = ENVOY_LATENCY_BOUNDS.map((_, i) => (running += counts[i]));
-        const i = quantileConfidenceSequence({ bounds: [...ENVOY_LATENCY_BOUNDS], cumulative, total: n }, 0.95, 0.05);
+        // Each end at 0.025: the two-sided miss rate is at most 0.05.
+        const i = quantileConfidenceSequence({ bounds: [...ENVOY_LATENCY_BOUNDS], cumulative, total: n }, 0.95, 0.025);
         if (i.lower >= trueP95 || i.upper < trueP95) missed = true;
       }
       if (missed) misses++;

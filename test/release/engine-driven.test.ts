@@ -63,7 +63,7 @@ describe("engine-driven rollouts", () => {
       "100%: succeeded",
     ]);
     for (const st of report.stages) expect(st.gates.every((g: { status: string }) => g.status === "Passed"), st.stage).toBe(true);
-    // Ended: the driver leaves it alone.
+    // Succeeded without a version source (no models): nothing to watch until finalize, the driver reads nothing.
     const reads = h.provider.reads.length;
     await h.round();
     expect(h.provider.reads.length).toBe(reads);
@@ -101,6 +101,77 @@ describe("engine-driven rollouts", () => {
     expect(metrics).toMatch(/^modelroll_gate_evaluations_total\{gate="error_rate",result="Failed"\} [1-9]\d*$/m);
     const steps = Number(/^modelroll_engine_evaluation_seconds_count (\d+)$/m.exec(metrics)?.[1] ?? "0");
     expect(steps).toBeGreaterThan(0);
+  });
+
+  it("GET carries the live evaluation: every gate with samples against what it needs, what holds the stage and when it should decide", async () => {
+    const h = await harness();
+    await createRollout(h.app, managedSpec({ stages: [5, 100], stageDefaults: { deadlineSeconds: 3600 } }));
+    await h.round(500);
+    expect((await h.view()).evaluation).toBeNull(); // the first tick starts the stage
+    const seen: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await h.round(500);
+      const view = await h.view();
+      seen.push(Date.parse(view.evaluation.at));
+    }
+    // Refreshed every tick (10 s of injected clock each).
+    expect(seen.map((t) => t - seen[0])).toEqual([0, 10_000, 20_000, 30_000]);
+    const view = await h.view();
+    expect(view).toMatchObject({ phase: "Canary", stage: { name: "5%" } });
+    const error = view.evaluation.gates.find((g: { gate: string; slice: string }) => g.gate === "error_rate" && g.slice === "overall");
+    // 5% is the last stage below 100%: the gates must pass here, on the evidence since the rollout began.
+    expect(error).toMatchObject({ requirement: "pass", scope: "rollout", status: "Inconclusive", unit: "ratio" });
+    expect(error.samples).toBeGreaterThan(0);
+    expect(error.needed.pass).toBeGreaterThan(error.samples);
+    expect(error.interval.upper).toBeGreaterThan(0.01);
+    const latency = view.evaluation.gates.find((g: { gate: string }) => g.gate === "latency_p95_ms");
+    expect(latency).toMatchObject({ requirement: "pass", scope: "stage" });
+    // Each hold says how many samples it has and needs, and how long that takes at the traffic seen so far.
+    const hold = view.evaluation.holds.find((x: { gate: string | null }) => x.gate === "error_rate");
+    expect(hold.needed).toBe(error.needed.pass);
+    expect(hold.seconds).toBeGreaterThan(0);
+    const expectedSeconds = Math.ceil((error.needed.pass - error.samples) / view.evaluation.traffic.candidatePerSecond);
+    expect(Math.abs(hold.seconds - expectedSeconds) / expectedSeconds).toBeLessThan(0.2);
+    expect(view.evaluation.secondsToDecision).toBeGreaterThanOrEqual(hold.seconds);
+    expect(view.evaluation.traffic.requestsPerSecond).toBeGreaterThan(40);
+    expect(view.forecast).toMatchObject({ basis: "observed traffic", stages: [{ stage: "100%" }] });
+  });
+
+  it("records a hold again every minute while it lasts, with its ETA, not only when its reason changes", async () => {
+    const h = await harness();
+    await createRollout(h.app, managedSpec({ stages: [5, 100], stageDefaults: { deadlineSeconds: 3600 } }));
+    for (let i = 0; i < 20; i++) await h.round(500);
+    const history = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json();
+    const held = history.decisions.filter((d: { kind: string }) => d.kind === "held");
+    // 190 s of holding at a 60 s period: at least three snapshots, each with the numbers and an ETA.
+    expect(held.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < held.length; i++) expect(held[i].at - held[i - 1].at).toBeLessThanOrEqual(60_000);
+    for (const d of held) {
+      expect(d.eta.holds.length).toBeGreaterThan(0);
+      expect(d.reason).toMatch(/^stage 5% holding \((a decision expected in about \d+ s at the current traffic|no decision time can be given yet)\): /);
+    }
+    expect(held.at(-1).measurements.length).toBeGreaterThan(0);
+  });
+
+  it("warns at create when the stated traffic is too low for a stage to conclude before its deadline", async () => {
+    const app = await testApp({ tickIntervalMs: 0 });
+    const slow = await createRollout(
+      app,
+      managedSpec({ stages: [1, 100], stageDefaults: { deadlineSeconds: 600 }, expectedTraffic: { requestsPerSecond: 2 } }),
+    );
+    expect(slow.forecast.basis).toBe("expected traffic");
+    expect(slow.forecast.stages.map((s: { stage: string }) => s.stage)).toEqual(["1%", "100%"]);
+    expect(slow.forecast.stages[0].seconds).toBeGreaterThan(600);
+    expect(slow.forecast.warnings).toEqual([expect.stringMatching(/^stage 1% is projected to take about \d+ s at the expected traffic \(.+\), past its deadline of 600 s \(onDeadline: fail\)$/)]);
+    const fast = await createRollout(
+      app,
+      managedSpec({ name: "fast", match: { pathPrefix: "/v2" }, stages: [5, 100], stageDefaults: { deadlineSeconds: 3600 }, expectedTraffic: { requestsPerSecond: 1000 } }),
+    );
+    expect(fast.forecast.warnings).toEqual([]);
+    expect(fast.forecast.stages[0].seconds).toBeLessThan(600);
+    // Without expectedTraffic nothing is claimed before traffic flows.
+    const none = await createRollout(app, managedSpec({ name: "none", match: { pathPrefix: "/v3" }, stages: [5, 100] }));
+    expect(none.forecast).toBeNull();
   });
 
   it("writes the postmortem report of a rolled-back rollout, as JSON and as Markdown", async () => {

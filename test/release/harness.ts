@@ -79,6 +79,8 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
   const served = async (): Promise<Weights> => {
     const config = (await app.inject({ url: "/v1/filter-config" })).json();
     const rollout = config.rollouts.find((r: { name: string }) => r.name === "fraud-model");
+    // Gone from the table (archived or deleted): its path goes to stable.
+    if (!rollout) return { canaryPercent: 0, shadowPercent: 0, version: config.version };
     return { canaryPercent: rollout.canaryBasisPoints / 100, shadowPercent: (rollout.shadow?.basisPoints ?? 0) / 100, version: config.version };
   };
   return {

@@ -68,6 +68,34 @@ describe("buildPicture", () => {
     expect(p.trafficMix[0]).toMatchObject({ dimension: "tier", mismatch: false });
   });
 
+  it("reads the view's live evaluation (holds, samples needed, time to a decision), with the engine's limits", () => {
+    const view = {
+      name: "fraud-model",
+      phase: "Canary",
+      managed: true,
+      revision: 6,
+      stage: { index: 1, name: "10%" },
+      evaluation: {
+        at: new Date(NOW - 1000).toISOString(),
+        secondsToDecision: 420,
+        holds: [{ text: "error_rate overall: 800 of 3400 samples", gate: "error_rate", slice: "overall", samples: 800, needed: 3400, seconds: 420 }],
+        gates: [
+          { gate: "error_rate", slice: "overall", status: "Inconclusive", unit: "ratio", value: 0.002, stableValue: 0.001, interval: { lower: 0, upper: 0.02 }, comparison: null, samples: 800, stableSamples: 7000, needed: { pass: 3400, detect: 240 }, reason: "not enough data yet" },
+          { gate: "error_rate", slice: "tier=pro", status: "Failed", unit: "ratio", value: 0.07, stableValue: 0.001, interval: { lower: 0.03, upper: 0.12 }, comparison: null, samples: 100, stableSamples: 900, needed: null, reason: "worse" },
+        ],
+      },
+    };
+    const p = buildPicture({ summary, view }, NOW);
+    expect(p.holding).toEqual(["error_rate overall: 800 of 3400 samples"]);
+    expect(p.etaSeconds).toBe(420);
+    expect(p.gatesSource).toBe("live evaluation");
+    expect(p.gates.map((g) => `${g.slice} ${g.verdict}`)).toEqual(["tier=pro Failed", "overall Inconclusive"]);
+    // The limit and the severity come from the engine's measurement of the same gate and slice (the stream's).
+    expect(p.gates[0]).toMatchObject({ candidate: 0.07, limit: "≤ 1.00%", interval: "[3.00%, 12.0%]", samples: { stable: 900, candidate: 100 }, severity: 6 });
+    expect(p.gates[1].needed).toEqual({ stable: null, candidate: 3400 });
+    expect(actionsFor(true, "Succeeded", 100, 0)).toEqual(["finalize", "undo"]);
+  });
+
   it("prefers what a newer controller puts in the view: its evaluation with samples needed and an ETA", () => {
     const view = {
       name: "fraud-model",

@@ -1,14 +1,16 @@
 /**
- * Manual actions on a rollout (promote, pause, resume, rollback, fail, undo, review) and external
+ * Manual actions on a rollout (promote, pause, resume, rollback, fail, undo, review, finalize) and external
  * measurements (review scores, KPIs). Pure like step(): the caller applies the returned actions and
  * records the decisions. A command that does not fit the current phase is refused with a message naming
  * the rollout, and changes nothing (the API answers 409).
  */
 import type { EngineVariant } from "./counts.ts";
 import type { ExternalGate } from "./gate-spec.ts";
-import { isTerminal, Phase } from "./phase.ts";
-import { addEmpiricalBernstein, emptyEmpiricalBernstein } from "./statistics.ts";
-import { currentStage, type EngineState } from "./state.ts";
+import { lifecycleCommand } from "./lifecycle.ts";
+import { isClosed, isTerminal, Phase } from "./phase.ts";
+import { testAlpha } from "./budget.ts";
+import { addEmpiricalBernstein, emptyEmpiricalBernstein } from "./means.ts";
+import { budgetOf, currentStage, type EngineState } from "./state.ts";
 import type { Evaluation } from "./step.ts";
 import { completeBake, decision, endWithRollback, enterStage, succeed, type Transition } from "./transitions.ts";
 
@@ -26,6 +28,8 @@ export type Command =
   | { type: "undo"; actor: string; reason?: string }
   /** The review a high-impact rollout waits for. */
   | { type: "review"; actor: string; approved: boolean; reason?: string }
+  /** After Succeeded: stable now serves the new model; verify it (unless verify is false), then all traffic to stable. */
+  | { type: "finalize"; actor: string; reason?: string; verify?: boolean }
   /** Values of an external metric (e.g. human_review_score) for one variant, in the order observed. */
   | { type: "recordExternal"; metric: string; variant: EngineVariant; values: number[]; actor?: string };
 
@@ -40,8 +44,6 @@ const ACTIVE: ReadonlySet<Phase> = new Set([Phase.Pending, Phase.Shadowing, Phas
 export function applyCommand(state: EngineState, command: Command, now: number, lastEvaluation?: Evaluation | null): CommandResult {
   const refuse = (why: string): CommandResult => ({ ok: false, error: `rollout ${state.rollout}: cannot ${command.type}: ${why}` });
   if (command.type === "recordExternal") return recordExternal(state, command, refuse);
-  if (isTerminal(state.phase)) return refuse(`it has already ended (${state.phase})`);
-
   const actor = command.actor;
   const said = command.reason ? `: ${command.reason}` : "";
   const details = (reason: string) => ({
@@ -50,6 +52,12 @@ export function applyCommand(state: EngineState, command: Command, now: number, 
     measurements: lastEvaluation?.measurements ?? [],
     trafficMix: lastEvaluation?.trafficMix ?? [],
   });
+  if (!isClosed(state.phase)) {
+    const lifecycle = lifecycleCommand(state, command, now, details);
+    if (typeof lifecycle === "string") return refuse(lifecycle);
+    if (lifecycle !== null) return ok(lifecycle);
+  }
+  if (isTerminal(state.phase) || command.type === "finalize") return refuse(`it has already ended (${state.phase})`);
 
   switch (command.type) {
     case "promote": {
@@ -122,7 +130,7 @@ function recordExternal(
     if (bad >= 0) return refuse(`value ${bad} (${command.values[bad]}) is outside the range of gate ${gate.name}, [${low}, ${high}]`);
     const perVariant = { ...(external[gate.name] ?? {}) };
     // Each variant's sequence gets half of the test's budget: the gate compares two of them.
-    const previous = perVariant[command.variant] ?? emptyEmpiricalBernstein(state.alphaPerTest / 2);
+    const previous = perVariant[command.variant] ?? emptyEmpiricalBernstein(testAlpha(budgetOf(state), gate.name, false) / 2);
     perVariant[command.variant] = addEmpiricalBernstein(previous, command.values.map((v) => (v - low) / (high - low)));
     external[gate.name] = perVariant;
   }

@@ -39,6 +39,8 @@ export interface QuantileGate extends GateBase {
   kind: "quantile";
   histogram: string;
   quantile: number;
+  /** A regression (candidate - stable) up to this, in stat units, is within a relative limit whatever the ratio. */
+  tolerance: number;
   /** Divide stat values by this to show them (us -> ms). */
   displayScale: number;
   displayUnit: string;
@@ -90,6 +92,15 @@ export function hasAbsoluteLimit(gate: GateSpec): boolean {
 export function hasRelativeLimit(gate: GateSpec): boolean {
   return RELATIVE_LIMITS.some((k) => gate.limits[k] !== undefined);
 }
+
+/**
+ * Default `tolerance_ms` of a latency gate. At millisecond latencies a percent limit is a few hundred
+ * microseconds: the size of what differs between two identical models for reasons other than the models (a
+ * mirrored call's p95 measured 0.2-0.9 ms above its paired primary's with both demo models on one loaded 2-core
+ * host, README "Shadow traffic"). An absolute floor of twice the largest of those keeps identical models from
+ * failing at any speed; a 10% limit is unaffected above 20 ms.
+ */
+export const DEFAULT_LATENCY_TOLERANCE_MS = 2;
 
 // Counter keys as the metric provider names them (metrics/provider.ts).
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];
@@ -155,6 +166,10 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     needOne(["maximum_regression_percent", "maximum"]);
     const regression = num("maximum_regression_percent");
     const maximumMs = num("maximum");
+    const toleranceMs = num("tolerance_ms");
+    if (toleranceMs !== undefined && regression === undefined) {
+      errors.push({ path: `${path}/tolerance_ms`, reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail" });
+    }
     return {
       kind: "quantile",
       name,
@@ -162,6 +177,7 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       label: `p${latency[1]} latency`,
       histogram: "latency_us",
       quantile: percentile / 100,
+      tolerance: (toleranceMs ?? DEFAULT_LATENCY_TOLERANCE_MS) * 1000,
       displayScale: 1000,
       displayUnit: "ms",
       during: during(ALL_KINDS),

@@ -1,39 +1,27 @@
 /**
- * One tick's gate evaluation: every applicable gate, overall and for every declared segment value, over
- * the stage's window. Pure: the numbers come in, Measurements go out.
+ * One tick's gate evaluation: every applicable gate, overall and for every declared segment value. Proportion
+ * gates judge absolute limits on the evidence of the whole rollout so far (evidence.ts) and relative limits
+ * on the stage's window; latency and mean gates judge the stage's window. Each measurement carries the
+ * samples its gate needs (power.ts) and what the stage asks of it (requirements.ts). Pure: the numbers come
+ * in, Measurements go out.
  */
-import type { MetricReading } from "../metrics/provider.ts";
-import { OVERALL, parseSliceKey, snapshotQuantile, sumCounters, type CountsSnapshot, type EngineVariant, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import { testAlpha } from "./budget.ts";
+import { OVERALL, parseSliceKey, snapshotQuantile, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
 import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type MeanGate, type PromQLGate, type ProportionGate, type QuantileGate } from "./gate-spec.ts";
-import { describeMeasurement, judgeLimits, severityOf } from "./judge.ts";
-import { MeasurementStatus, recordInterval, type Measurement, type Segment } from "./measurement.ts";
-import type { StageKind } from "./spec-schema.ts";
-import {
-  histogramMeanConfidenceSequence,
-  proportionConfidenceSequence,
-  quantileConfidenceSequence,
-  type EmpiricalBernsteinState,
-  type Interval,
-  type QuantileInterval,
-} from "./statistics.ts";
+import { absoluteOnly, errorMeasurement, finish, relativeOnly, scaleLimits, type GateEvaluationInput } from "./gate-measure.ts";
+import { evaluateExternal, evaluatePromQL } from "./gates-external.ts";
+import { MeasurementStatus, type Measurement, type Segment } from "./measurement.ts";
+import { histogramMeanConfidenceSequence } from "./means.ts";
+import { meanNeeds, proportionNeeds, quantileNeeds } from "./power.ts";
+import { proportionConfidenceSequence, quantileConfidenceSequence, type Interval, type QuantileInterval } from "./sequences.ts";
 
-/** Per external gate, per variant: the running confidence sequence of the posted values ([0, 1] scale). */
-export type ExternalStates = Record<string, Partial<Record<EngineVariant, EmpiricalBernsteinState>>>;
+export type { ExternalStates, GateEvaluationInput } from "./gate-measure.ts";
 
-export interface GateEvaluationInput {
-  gates: readonly GateSpec[];
-  stageKind: StageKind;
-  candidate: "canary" | "shadow";
-  /** The error budget of one (gate, stage, slice) test; see state.ts. */
-  alphaPerTest: number;
-  /** The stage's window, or null when the counts could not be read (then windowError says why). */
-  window: CountsSnapshot | null;
-  windowError: string | null;
-  /** "overall" first, then every declared segment value. */
-  slices: readonly string[];
-  promql: Readonly<Record<string, MetricReading<number | null>>> | undefined;
-  external: ExternalStates;
-}
+const LATENCY_HISTOGRAM = "latency_us";
+/** Shadow slices only: the primary's answers to the mirrored requests, timed like the mirrored calls (filter/stats.ts). */
+const PAIRED_PRIMARY_HISTOGRAM = "primary_latency_us";
+
+export const DEFAULT_HARM_MULTIPLE = 4;
 
 export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   const out: Measurement[] = [];
@@ -57,8 +45,7 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
         if (key === OVERALL) out.push(errorMeasurement(gate, segment, input.candidate, `could not read the data-path counts: ${input.windowError ?? "unknown error"}`));
         continue;
       }
-      const variants = input.window.slices[key];
-      const measured = measureSlice(gate, limits, variants?.stable, variants?.[input.candidate], variants?.shadow, segment, input);
+      const measured = measureSlice(gate, limits, key, segment, input);
       // A segment value without any traffic says nothing; leave it out rather than list empty rows.
       if (measured) out.push(measured);
     }
@@ -66,60 +53,108 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   return out;
 }
 
-function measureSlice(
-  gate: Exclude<GateSpec, PromQLGate | ExternalGate>,
-  limits: Limits,
-  stable: SliceSnapshot | undefined,
-  candidate: SliceSnapshot | undefined,
-  shadow: SliceSnapshot | undefined,
-  segment: Segment | null,
-  input: GateEvaluationInput,
-): Measurement | null {
+function measureSlice(gate: Exclude<GateSpec, PromQLGate | ExternalGate>, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput): Measurement | null {
+  const variants = input.window!.slices[key];
   const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
-  // Two sequences (candidate and stable) share the test's budget; one alone gets all of it.
-  const alpha = relative ? input.alphaPerTest / 2 : input.alphaPerTest;
+  const testAlphaOf = testAlpha(input.budget, gate.name, segment !== null);
+  const alpha = splitAlpha(testAlphaOf, relative, input);
   switch (gate.kind) {
     case "proportion":
-      return measureProportion(gate, limits, stable, gate.variant === "shadow" ? shadow : candidate, segment, input, alpha, relative);
+      return measureProportion(gate, limits, key, segment, input, testAlphaOf);
     case "quantile":
-      return measureQuantile(gate, limits, stable, candidate, segment, input, alpha, relative);
+      return measureQuantile(gate, limits, variants?.stable, variants?.[input.candidate], segment, input, alpha, relative, testAlphaOf);
     case "mean":
-      return measureMean(gate, limits, stable, candidate, segment, input, alpha, relative);
+      return measureMean(gate, limits, variants?.stable, variants?.[input.candidate], segment, input, alpha, relative, testAlphaOf);
   }
 }
 
-function measureProportion(
-  gate: ProportionGate,
-  limits: Limits,
-  stableSlice: SliceSnapshot | undefined,
-  candidateSlice: SliceSnapshot | undefined,
-  segment: Segment | null,
-  input: GateEvaluationInput,
-  alpha: number,
-  relative: boolean,
-): Measurement | null {
+interface SplitAlpha {
+  candidate: number;
+  stable: number;
+}
+
+/**
+ * A relative test's alpha is shared by the candidate's sequence and stable's. At a small canary share stable
+ * has many times the samples and needs little of it, so stable gets the candidate's traffic fraction of it
+ * (at least a tenth, at most half): fixed by the stage's weights, not by the data.
+ */
+function splitAlpha(alpha: number, relative: boolean, input: GateEvaluationInput): SplitAlpha {
+  if (!relative) return { candidate: alpha, stable: alpha };
+  const f = Math.min(0.5, Math.max(0.1, (input.candidatePercent ?? 50) / 100));
+  return { candidate: alpha * (1 - f), stable: alpha * f };
+}
+
+/** Stable's weight in the candidate's expected rate: at most 200 pseudo-samples, so the candidate's own data takes over. */
+function expectedRate(successes: number, trials: number, stableSuccesses: number, stableTrials: number): number | null {
+  const w = stableTrials > 0 ? Math.min(1, 200 / stableTrials) : 0;
+  const n = trials + w * stableTrials;
+  if (n > 0) return (successes + w * stableSuccesses) / n;
+  return null;
+}
+
+/**
+ * Absolute limits on the accumulated evidence (scope "rollout"), relative limits on the stage's window (scope
+ * "stage": within a stage both variants see the same hours, whereas over the rollout the canary's requests
+ * come mostly late and stable's early, which a drifting base rate would turn into a difference). A gate with
+ * both is judged on both; the measurement shows the part that decides.
+ */
+function measureProportion(gate: ProportionGate, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput, testAlphaOf: number): Measurement | null {
   const candidate = gate.variant === "shadow" ? "shadow" : input.candidate;
-  const trials = sumCounters(candidateSlice, gate.denominator);
-  const successes = sumCounters(candidateSlice, gate.numerator);
-  const stableTrials = sumCounters(stableSlice, gate.denominator);
-  const stableSuccesses = sumCounters(stableSlice, gate.numerator);
-  if (trials === 0 && stableTrials === 0 && segment !== null) return null;
-  const c = proportionConfidenceSequence(successes, trials, alpha);
-  const s = relative || stableTrials > 0 ? proportionConfidenceSequence(stableSuccesses, stableTrials, alpha) : null;
-  return finish(gate, limits, {
-    segment,
-    candidate,
-    candidateValue: c.estimate,
-    stableValue: s?.estimate ?? null,
-    candidateInterval: trials > 0 ? c : null,
-    stableInterval: s && stableTrials > 0 ? s : null,
-    sampleSizes: { candidate: trials, stable: stableTrials },
-    unit: "ratio",
-    alpha,
-    relative,
-    emptyReason: trials === 0 ? `no ${gate.label} observations for the ${candidate} in this window yet` : null,
-    input,
-  });
+  const window = input.window!.slices[key];
+  const evidence = (input.accumulated ?? input.window)!.slices[key];
+  const stageSamples = sumCounters(window?.[candidate], gate.denominator);
+  const harmMultiple = input.harmMultiple ?? 4;
+  const parts: Measurement[] = [];
+  for (const [part, partLimits] of [["rollout", absoluteOnly(limits)], ["stage", relativeOnly(limits)]] as const) {
+    if (Object.keys(partLimits).length === 0) continue;
+    const relative = part === "stage";
+    const variants = relative ? window : evidence;
+    const cs = variants?.[candidate];
+    const ss = variants?.stable;
+    const trials = sumCounters(cs, gate.denominator);
+    const successes = sumCounters(cs, gate.numerator);
+    const stableTrials = sumCounters(ss, gate.denominator);
+    const stableSuccesses = sumCounters(ss, gate.numerator);
+    if (trials === 0 && stableTrials === 0 && segment !== null && stageSamples === 0) continue;
+    const alpha = splitAlpha(testAlphaOf, relative, input);
+    const c = proportionConfidenceSequence(successes, trials, alpha.candidate);
+    // An absolute limit needs no interval for stable (its rate is shown for comparison only).
+    const s = relative ? proportionConfidenceSequence(stableSuccesses, stableTrials, alpha.stable) : null;
+    const expected = gate.variant === "shadow" ? (trials > 0 ? (successes + 0.5) / (trials + 1) : null) : expectedRate(successes, trials, stableSuccesses, stableTrials);
+    const needs =
+      expected === null
+        ? null
+        : proportionNeeds({
+            limits: partLimits,
+            expected,
+            stable: stableTrials > 0 ? stableSuccesses / stableTrials : null,
+            alpha: testAlphaOf,
+            harmMultiple,
+            stableRatio: trials > 0 ? stableTrials / trials : 1,
+            detectOnly: segment !== null,
+          });
+    parts.push(
+      finish(gate, partLimits, {
+        segment,
+        candidate,
+        candidateValue: c.estimate,
+        stableValue: stableTrials > 0 ? stableSuccesses / stableTrials : null,
+        candidateInterval: trials > 0 ? c : null,
+        stableInterval: s && stableTrials > 0 ? s : null,
+        sampleSizes: { candidate: trials, stable: stableTrials },
+        unit: "ratio",
+        alpha: testAlphaOf,
+        relative,
+        emptyReason: trials === 0 ? `no ${gate.label} observations for the ${candidate} ${relative ? "in this window" : "so far"}` : null,
+        scope: part,
+        stageSamples,
+        needs,
+        input,
+      }),
+    );
+  }
+  if (parts.length <= 1) return parts[0] ?? null;
+  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0];
 }
 
 function measureQuantile(
@@ -129,11 +164,16 @@ function measureQuantile(
   candidateSlice: SliceSnapshot | undefined,
   segment: Segment | null,
   input: GateEvaluationInput,
-  alpha: number,
+  alpha: SplitAlpha,
   relative: boolean,
+  testAlphaOf: number,
 ): Measurement | null {
   const ch = candidateSlice?.histograms[gate.histogram];
-  const sh = stableSlice?.histograms[gate.histogram];
+  // A mirrored call is timed from its dispatch (request complete) to its whole answer, stable's latency_us from
+  // request headers to response headers: in a shadow stage the baseline is the primary's answers to the same
+  // mirrored requests, timed like the calls (README, Shadow traffic).
+  const paired = input.candidate === "shadow" && gate.histogram === LATENCY_HISTOGRAM;
+  const sh = paired ? candidateSlice?.histograms[PAIRED_PRIMARY_HISTOGRAM] : stableSlice?.histograms[gate.histogram];
   const nc = ch?.total ?? 0;
   const ns = sh?.total ?? 0;
   if (nc === 0 && ns === 0 && segment !== null) return null;
@@ -143,24 +183,50 @@ function measureQuantile(
     upper: i.upper / gate.displayScale,
     passLower: i.bucketLower / gate.displayScale,
   });
-  const estimate = (h: HistogramSnapshot | undefined) => {
-    if (!h || h.total === 0) return null;
-    const q = snapshotQuantile(h, gate.quantile);
-    return q === null ? null : q / gate.displayScale;
-  };
+  const quantileOf = (h: HistogramSnapshot | undefined) => (h && h.total > 0 ? snapshotQuantile(h, gate.quantile) : null);
+  const cq = quantileOf(ch);
+  const sq = quantileOf(sh);
+  // The candidate is modeled on stable's distribution (or its own at 100%), scaled by the observed ratio
+  // once it has a few hundred samples.
+  const shape = sh && ns >= 50 ? { histogram: sh, quantile: sq } : { histogram: ch, quantile: cq };
+  const observedRatio = nc >= 200 && cq !== null && sq !== null && sq > 0 && shape.histogram === sh ? cq / sq : 1;
+  const needs =
+    shape.histogram && shape.quantile !== null
+      ? quantileNeeds({
+          limits,
+          q: gate.quantile,
+          stable: shape.histogram,
+          stableQuantile: shape.quantile,
+          observedRatio,
+          alpha: testAlphaOf,
+          harmMultiple: input.harmMultiple ?? 4,
+          stableRatio: nc > 0 ? ns / nc : 1,
+          detectOnly: segment !== null,
+        })
+      : null;
   return finish(gate, scaleLimits(limits, gate.displayScale), {
     segment,
     candidate: input.candidate,
-    candidateValue: estimate(ch),
-    stableValue: estimate(sh),
-    candidateInterval: ch && nc > 0 ? scale(quantileConfidenceSequence(ch, gate.quantile, alpha)) : null,
-    stableInterval: sh && ns > 0 ? scale(quantileConfidenceSequence(sh, gate.quantile, alpha)) : null,
+    candidateValue: cq === null ? null : cq / gate.displayScale,
+    stableValue: sq === null ? null : sq / gate.displayScale,
+    candidateInterval: ch && nc > 0 ? scale(quantileConfidenceSequence(ch, gate.quantile, alpha.candidate)) : null,
+    stableInterval: sh && ns > 0 ? scale(quantileConfidenceSequence(sh, gate.quantile, alpha.stable)) : null,
     sampleSizes: { candidate: nc, stable: ns },
     unit: "ms",
-    alpha,
+    alpha: testAlphaOf,
     relative,
-    emptyReason: nc === 0 ? `no latency observations for the ${input.candidate} in this window yet` : null,
+    emptyReason:
+      nc === 0
+        ? `no latency observations for the ${input.candidate} in this window yet`
+        : paired && relative && ns === 0
+          ? `no primary latency paired with the mirrored requests (${PAIRED_PRIMARY_HISTOGRAM}) in this window yet`
+          : null,
+    scope: "stage",
+    stageSamples: nc,
+    needs: needs && needs.harm !== null && limits.maxRatio === undefined ? { ...needs, harm: needs.harm / gate.displayScale } : needs,
     input,
+    label: paired ? `${gate.label} of the mirrored requests` : undefined,
+    tolerance: gate.tolerance / gate.displayScale,
   });
 }
 
@@ -171,22 +237,24 @@ function measureMean(
   candidateSlice: SliceSnapshot | undefined,
   segment: Segment | null,
   input: GateEvaluationInput,
-  alpha: number,
+  alpha: SplitAlpha,
   relative: boolean,
+  testAlphaOf: number,
 ): Measurement | null {
   const ch = candidateSlice?.histograms[gate.histogram];
   const sh = stableSlice?.histograms[gate.histogram];
   const nc = ch?.total ?? 0;
   const ns = sh?.total ?? 0;
   if (nc === 0 && ns === 0 && segment !== null) return null;
-  const interval = (h: HistogramSnapshot | undefined) => {
+  const interval = (h: HistogramSnapshot | undefined, a: number) => {
     if (!h || h.total === 0) return null;
-    const i = histogramMeanConfidenceSequence(h, gate.range, alpha);
+    const i = histogramMeanConfidenceSequence(h, gate.range, a);
     return { lower: i.lower / gate.displayScale, upper: i.upper / gate.displayScale, estimate: (i.estimate ?? 0) / gate.displayScale };
   };
-  const c = interval(ch);
-  const s = interval(sh);
-  return finish(gate, scaleLimits(limits, gate.displayScale), {
+  const c = interval(ch, alpha.candidate);
+  const s = interval(sh, alpha.stable);
+  const display = scaleLimits(limits, gate.displayScale);
+  return finish(gate, display, {
     segment,
     candidate: input.candidate,
     candidateValue: c?.estimate ?? null,
@@ -195,183 +263,22 @@ function measureMean(
     stableInterval: s,
     sampleSizes: { candidate: nc, stable: ns },
     unit: "",
-    alpha,
+    alpha: testAlphaOf,
     relative,
     emptyReason: nc === 0 ? `no ${gate.histogram} observations for the ${input.candidate} in this window yet` : null,
+    scope: "stage",
+    stageSamples: nc,
+    needs: c
+      ? meanNeeds({
+          limits: display,
+          candidate: c.estimate,
+          stable: s?.estimate ?? null,
+          width: (gate.range[1] - gate.range[0]) / gate.displayScale,
+          alpha: testAlphaOf,
+          harmMultiple: input.harmMultiple ?? 4,
+          stableRatio: nc > 0 ? ns / nc : 1,
+        })
+      : null,
     input,
   });
 }
-
-function evaluateExternal(gate: ExternalGate, limits: Limits, input: GateEvaluationInput): Measurement {
-  const states = input.external[gate.name] ?? {};
-  const width = gate.range[1] - gate.range[0];
-  const toRange = (x: number) => gate.range[0] + x * width;
-  const view = (state: EmpiricalBernsteinState | undefined) =>
-    state && state.count > 0
-      ? { interval: { lower: toRange(state.lower), upper: toRange(state.upper) }, estimate: toRange(state.sum / state.count), count: state.count, alpha: state.alpha }
-      : null;
-  const c = view(states[input.candidate]);
-  const s = view(states.stable);
-  const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
-  return finish(gate, limits, {
-    segment: null,
-    candidate: input.candidate,
-    candidateValue: c?.estimate ?? null,
-    stableValue: s?.estimate ?? null,
-    candidateInterval: c?.interval ?? null,
-    stableInterval: s?.interval ?? null,
-    sampleSizes: { candidate: c?.count ?? 0, stable: s?.count ?? 0 },
-    unit: "",
-    // Each variant's sequence was built at half the test's budget (state.ts).
-    alpha: input.alphaPerTest / 2,
-    relative,
-    emptyReason: !c ? `no ${gate.metric} values posted for the ${input.candidate} yet` : relative && !s ? `no ${gate.metric} values posted for stable yet` : null,
-    input,
-  });
-}
-
-/** A PromQL gate with nothing to judge yet: no series, or NaN. */
-function inconclusivePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput, reason: string): Measurement {
-  return {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: null,
-    candidate: input.candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: firstLimit(limits),
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason,
-  };
-}
-
-function evaluatePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput): Measurement {
-  const reading = input.promql?.[gate.name];
-  const base = { segment: null, candidate: input.candidate } as const;
-  if (!reading) return errorMeasurement(gate, null, input.candidate, `no reading of the PromQL query was taken this tick (${gate.query})`);
-  if (reading.status === "unmeasurable") return errorMeasurement(gate, null, input.candidate, `PromQL query failed: ${reading.error}`);
-  let value = reading.value;
-  if (value !== null && Number.isNaN(value)) {
-    return inconclusivePromQL(gate, limits, input, `${gate.label}: the query returned NaN (a 0/0 ratio: nothing counted in its window yet?)`);
-  }
-  if (value === null) {
-    if (gate.emptyResult === "inconclusive") {
-      return inconclusivePromQL(gate, limits, input, `${gate.label}: the query matched no series (set empty_result: zero if that means 0, or add "or vector(0)")`);
-    }
-    value = 0;
-  }
-  const point = { lower: value, upper: value };
-  const verdict = judgeLimits(limits, point, null);
-  const measurement: Omit<Measurement, "reason" | "severity"> = {
-    gate: gate.name,
-    status: verdict.status,
-    ...base,
-    stableValue: null,
-    candidateValue: value,
-    threshold: verdict.decisive,
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 1 },
-    intervals: { candidate: point },
-    confidence: null,
-  };
-  const limitText = verdict.decisive ? `${verdict.decisive.kind} ${verdict.decisive.value}` : "";
-  return {
-    ...measurement,
-    severity: verdict.status === MeasurementStatus.Failed && verdict.decisive ? severityOf(verdict.decisive.kind, verdict.decisive.value, value, null, "") : 0,
-    reason: `${gate.label} ${value} (${verdict.status === MeasurementStatus.Failed ? "past" : "within"} ${limitText}; PromQL ${gate.query})`,
-  };
-}
-
-interface SliceNumbers {
-  segment: Segment | null;
-  candidate: "canary" | "shadow";
-  candidateValue: number | null;
-  stableValue: number | null;
-  candidateInterval: Interval | null;
-  stableInterval: Interval | null;
-  sampleSizes: { candidate: number; stable: number };
-  unit: Measurement["unit"];
-  alpha: number;
-  relative: boolean;
-  emptyReason: string | null;
-  input: GateEvaluationInput;
-}
-
-function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
-  const intervals: Measurement["intervals"] = {};
-  if (n.candidateInterval) intervals.candidate = recordInterval(n.candidateInterval);
-  if (n.stableInterval) intervals.stable = recordInterval(n.stableInterval);
-  const measurement: Measurement = {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: n.segment,
-    candidate: n.candidate,
-    stableValue: n.stableValue,
-    candidateValue: n.candidateValue,
-    threshold: firstLimit(limits),
-    unit: n.unit,
-    sampleSizes: n.sampleSizes,
-    intervals,
-    confidence: 1 - n.input.alphaPerTest,
-    severity: 0,
-    reason: "",
-  };
-  if (n.emptyReason || !n.candidateInterval || (n.relative && !n.stableInterval)) {
-    measurement.reason = `${gate.label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
-    return measurement;
-  }
-  const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval);
-  if (verdict.comparison) intervals.comparison = recordInterval(verdict.comparison);
-  measurement.status = verdict.status;
-  measurement.threshold = verdict.decisive;
-  if (verdict.status === MeasurementStatus.Failed && verdict.decisive) {
-    measurement.severity = severityOf(verdict.decisive.kind, verdict.decisive.value, n.candidateValue, n.stableValue, n.unit);
-  }
-  measurement.reason = describeMeasurement(measurement, gate.label);
-  return measurement;
-}
-
-function errorMeasurement(gate: GateSpec, segment: Segment | null, candidate: "canary" | "shadow", why: string): Measurement {
-  return {
-    gate: gate.name,
-    status: MeasurementStatus.Error,
-    segment,
-    candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: firstLimit(gate.limits),
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason: `${gate.label}: ${why}`,
-  };
-}
-
-function absoluteOnly(limits: Limits): Limits {
-  const out: Limits = {};
-  if (limits.maximum !== undefined) out.maximum = limits.maximum;
-  if (limits.minimum !== undefined) out.minimum = limits.minimum;
-  return out;
-}
-
-/** Stat-unit limits -> display units; ratios are unitless. */
-function scaleLimits(limits: Limits, scale: number): Limits {
-  const out: Limits = { ...limits };
-  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) if (out[k] !== undefined) out[k] = out[k]! / scale;
-  return out;
-}
-
-function firstLimit(limits: Limits): Measurement["threshold"] {
-  for (const kind of ["maximum", "minimum", "maxDelta", "minDelta", "maxRatio"] as const) {
-    const value = limits[kind];
-    if (value !== undefined) return { kind, value };
-  }
-  return null;
-}
-

@@ -2,14 +2,15 @@
  * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O except the PromQL
  * source, which the caller runs before each step.
  */
-export { Phase, isTerminal } from "./phase.ts";
+export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
 export { EngineSpecInput, ENGINE_SPEC_KEYS } from "./spec-schema.ts";
 export type { GateSpec, Limits } from "./gate-spec.ts";
 export { MeasurementStatus, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, alphaPerTest } from "./state.ts";
-export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams } from "./state.ts";
+export { initialState, budgetOf } from "./state.ts";
+export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
+export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
 export { applyCommand, type Command, type CommandResult } from "./commands.ts";
 export type { EngineVariant } from "./counts.ts";

@@ -4,7 +4,7 @@
  */
 import type { LimitKind, Limits } from "./gate-spec.ts";
 import { MeasurementStatus, formatInterval, formatValue, type Measurement } from "./measurement.ts";
-import type { Interval } from "./statistics.ts";
+import type { Interval } from "./sequences.ts";
 
 export interface LimitVerdict {
   status: MeasurementStatus.Passed | MeasurementStatus.Failed | MeasurementStatus.Inconclusive;
@@ -14,8 +14,13 @@ export interface LimitVerdict {
 
 const ORDER: LimitKind[] = ["maximum", "minimum", "maxDelta", "minDelta", "maxRatio"];
 
-/** All limits in display units; `stable` is needed only for the relative ones (callers drop those without it). */
-export function judgeLimits(limits: Limits, candidate: Interval, stable: Interval | null): LimitVerdict {
+/**
+ * All limits in display units; `stable` is needed only for the relative ones (callers drop those without it).
+ * `tolerance` (display units, latency gates): a maxRatio limit also holds while candidate - stable is at most
+ * this, so it fails only when the candidate is shown both past the ratio and more than `tolerance` above
+ * stable, and passes when either is shown within.
+ */
+export function judgeLimits(limits: Limits, candidate: Interval, stable: Interval | null, tolerance = 0): LimitVerdict {
   let firstOpen: { kind: LimitKind; value: number } | null = null;
   let first: { kind: LimitKind; value: number } | null = null;
   let comparison: Interval | undefined;
@@ -50,14 +55,20 @@ export function judgeLimits(limits: Limits, candidate: Interval, stable: Interva
       }
       case "maxRatio": {
         if (!stable) continue;
+        // Histogram quantiles are compared as the histogram states them, both ways (README, Gate statistics).
         const stableLower = stable.passLower ?? stable.lower;
+        const candidateLower = candidate.passLower ?? candidate.lower;
         const ratio = {
-          lower: stable.upper === Infinity ? 0 : stable.upper > 0 ? candidate.lower / stable.upper : Infinity,
+          lower: stable.upper === Infinity ? 0 : stable.upper > 0 ? candidateLower / stable.upper : Infinity,
           upper: stableLower > 0 ? candidate.upper / stableLower : Infinity,
         };
         comparison = ratio;
         fail = ratio.lower > value;
         pass = ratio.upper <= value;
+        if (tolerance > 0) {
+          fail = fail && candidate.lower - stable.upper > tolerance;
+          pass = pass || candidate.upper - stableLower <= tolerance;
+        }
         break;
       }
     }
@@ -86,7 +97,7 @@ export function severityOf(kind: LimitKind, limit: number, candidate: number | n
   }
 }
 
-export function describeLimit(kind: LimitKind, value: number, unit: Measurement["unit"]): string {
+export function describeLimit(kind: LimitKind, value: number, unit: Measurement["unit"], tolerance?: number): string {
   switch (kind) {
     case "maximum":
       return `maximum ${formatValue(value, unit)}`;
@@ -97,7 +108,9 @@ export function describeLimit(kind: LimitKind, value: number, unit: Measurement[
     case "minDelta":
       return `at least ${signed(value, unit)} vs stable`;
     case "maxRatio":
-      return `at most ${trimPercent((value - 1) * 100)}% above stable`;
+      return tolerance
+        ? `at most ${trimPercent((value - 1) * 100)}% or ${formatValue(tolerance, unit)} above stable`
+        : `at most ${trimPercent((value - 1) * 100)}% above stable`;
   }
 }
 
@@ -115,7 +128,7 @@ function trimPercent(x: number): string {
  */
 export function describeMeasurement(m: Omit<Measurement, "reason" | "severity">, label: string): string {
   const values = `${label} ${formatValue(m.candidateValue, m.unit)} vs ${formatValue(m.stableValue, m.unit)}`;
-  const limit = m.threshold ? describeLimit(m.threshold.kind, m.threshold.value, m.unit) : "no limit";
+  const limit = m.threshold ? describeLimit(m.threshold.kind, m.threshold.value, m.unit, m.threshold.tolerance) : "no limit";
   const level = m.confidence === null ? "" : `${trimPercent(m.confidence * 100)}% `;
   const interval =
     m.threshold && (m.threshold.kind === "maxRatio" || m.threshold.kind === "maxDelta" || m.threshold.kind === "minDelta") && m.intervals.comparison
@@ -123,7 +136,7 @@ export function describeMeasurement(m: Omit<Measurement, "reason" | "severity">,
           m.threshold.kind === "maxRatio" ? formatInterval(m.intervals.comparison, "") : formatInterval(m.intervals.comparison, m.unit)
         }`
       : `${level}interval for the ${m.candidate} ${formatInterval(m.intervals.candidate, m.unit)}`;
-  const samples = `n=${m.sampleSizes.candidate} vs ${m.sampleSizes.stable}`;
+  const samples = `n=${m.sampleSizes.candidate} vs ${m.sampleSizes.stable}${m.scope === "rollout" ? " over the rollout so far" : ""}`;
   switch (m.status) {
     case MeasurementStatus.Failed:
       return `${values} (${limit}; ${interval}; ${samples})`;

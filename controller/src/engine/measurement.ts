@@ -3,7 +3,8 @@
  * rolls a rollout back; Inconclusive and Error hold the stage until its deadline.
  */
 import type { LimitKind } from "./gate-spec.ts";
-import type { Interval } from "./statistics.ts";
+import type { Requirement } from "./requirements.ts";
+import type { Interval } from "./sequences.ts";
 
 export enum MeasurementStatus {
   /** The evidence shows the candidate within every limit of the gate (at the gate's confidence). */
@@ -31,8 +32,11 @@ export interface Measurement {
   /** Point estimates in the gate's display unit (null: nothing to estimate from). */
   stableValue: number | null;
   candidateValue: number | null;
-  /** The limit that decided (the failing one, else the first one not yet shown, else the first). */
-  threshold: { kind: LimitKind; value: number } | null;
+  /**
+   * The limit that decided (the failing one, else the first one not yet shown, else the first). `tolerance`
+   * (latency maxRatio only, display units): a regression up to it is within the limit whatever the ratio.
+   */
+  threshold: { kind: LimitKind; value: number; tolerance?: number } | null;
   unit: "ratio" | "ms" | "" ;
   /** Observations behind each value: requests, validated answers, reviews... */
   sampleSizes: { stable: number; candidate: number };
@@ -47,6 +51,20 @@ export interface Measurement {
   severity: number;
   /** One sentence a person can act on. */
   reason: string;
+  // The fields below were added with evidence across stages; decisions recorded before lack them.
+  /** What the evidence covers: the whole rollout so far (proportion gates' absolute limits), or this stage's window. */
+  scope?: "rollout" | "stage";
+  /** What the current stage asks of this gate on this slice (requirements.ts). */
+  requirement?: Requirement;
+  /**
+   * Candidate samples (in `scope`) needed to reach a verdict at the expected value (pass), and to be expected
+   * to fail a candidate at `harm` (detect); null when it cannot be said (README, "What a stage must show").
+   */
+  needed?: { pass: number | null; detect: number | null };
+  /** The harmful value `needed.detect` is about (display units; for a maxRatio limit, the ratio). */
+  harm?: number | null;
+  /** Candidate samples in this stage's window: with the window's length, the rate the ETA uses. */
+  stageSamples?: number;
 }
 
 export interface RecordedInterval {

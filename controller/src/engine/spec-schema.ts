@@ -5,6 +5,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
+import { FinalizeInput } from "./lifecycle-spec.ts";
 
 export const STAGE_KINDS = ["shadow", "canary", "bake"] as const;
 export type StageKind = (typeof STAGE_KINDS)[number];
@@ -27,7 +28,7 @@ const stageTiming = {
     Type.Integer({
       minimum: 0,
       description:
-        "Requests the new model must answer in the stage before it may advance: overall, and in every segment value carrying at least segmentTrafficShare of the stage's traffic.",
+        "An extra floor (default 0): requests the new model must answer in the stage before it may advance, overall and in every segment value carrying at least segmentTrafficShare of the stage's traffic. The gates' own minimums come from their limits and the observed base rates.",
     }),
   ),
   deadlineSeconds: Type.Optional(seconds("By then every gate must have passed; see onDeadline.")),
@@ -82,6 +83,14 @@ export const LatencyGate = gate(
   {
     maximum_regression_percent: Type.Optional(
       Type.Number({ exclusiveMinimum: 0, maximum: 1000, description: "Candidate quantile at most this much above stable's, in percent." }),
+    ),
+    tolerance_ms: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 60_000,
+        description:
+          "With maximum_regression_percent: a regression of at most this many milliseconds above stable's quantile never fails and is enough to pass, whatever the percent (default 2; 0 turns it off).",
+      }),
     ),
     maximum: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Candidate quantile at most this many milliseconds." })),
   },
@@ -229,8 +238,32 @@ export const EngineSpecInput = Type.Object(
               description: "Bound on the chance that a new model exactly as good as stable is rolled back by a gate, over the whole rollout.",
             }),
           ),
+          harmMultiple: Type.Optional(
+            Type.Number({
+              minimum: 1.5,
+              maximum: 100,
+              default: 4,
+              description:
+                "Before a gate must pass (its last stage below 100%), each stage waits until a candidate this many times past the gate's allowance (e.g. 4: a 4% error rate against a 1% maximum, a 40% p95 regression against 10%) would be expected to have failed.",
+            }),
+          ),
         },
         { additionalProperties: false },
+      ),
+    ),
+    expectedTraffic: Type.Optional(
+      Type.Object(
+        {
+          requestsPerSecond: Type.Number({ exclusiveMinimum: 0, description: "Requests per second the rollout's path carries in total (stable and new model together)." }),
+          smallestSegmentShare: Type.Optional(
+            Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "Share of the traffic carried by the smallest declared segment value (default: an equal split)." }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "The traffic you expect, so the response to a create can say how long each stage should take and warn about a stage that cannot conclude before its deadline; once traffic flows, the observed traffic is used instead.",
+        },
       ),
     ),
     trafficMix: Type.Optional(
@@ -246,6 +279,7 @@ export const EngineSpecInput = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    finalize: Type.Optional(FinalizeInput),
   },
   { additionalProperties: false },
 );

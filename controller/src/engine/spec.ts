@@ -6,6 +6,7 @@ import { Type, type TSchema } from "@sinclair/typebox";
 import { Value, ValueErrorType, type ValueError } from "@sinclair/typebox/value";
 import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 import { escapePointer, normalizeGates, type GateSpec } from "./gate-spec.ts";
+import { parseFinalize, type FinalizeSpec, type ModelIdentity } from "./lifecycle-spec.ts";
 import {
   CustomGate,
   EngineSpecInput,
@@ -35,13 +36,21 @@ export interface EngineSpec {
   impact: "high" | "normal";
   stages: StageSpec[];
   gates: GateSpec[];
-  /** A segment value with at least this share of a stage's requests must reach minRequests. */
+  /** A segment value with at least this share of a stage's requests must reach minRequests and its detect floors. */
   segmentTrafficShare: number;
   /** Bound on wrongly failing a candidate as good as stable, over the whole rollout (README, Gate statistics). */
   falseAlarmRate: number;
+  /** Stages before a gate's proof stage wait until a candidate this many times past its allowance would have failed (requirements.ts). */
+  harmMultiple: number;
+  /** The traffic the spec expects, for the forecast before any is seen (forecast.ts); null when not stated. */
+  expectedTraffic: { requestsPerSecond: number; smallestSegmentShare: number | null } | null;
   trafficMix: { check: boolean; holdOnMismatch: boolean; alpha: number; minDifference: number };
   /** Policy: after its bake period the rollout waits in AwaitingReview for a posted review. */
   endsInReview: boolean;
+  /** The two models and where answers state their version (the rollout's `models`); null: not declared. */
+  models: ModelIdentity | null;
+  /** After Succeeded: the webhook, and how stable serving the new model is verified. */
+  finalize: FinalizeSpec;
 }
 
 /** The seed's default release policy; every rule is on unless the controller's configuration turns it off. */
@@ -74,16 +83,24 @@ export interface SpecContext {
   /** The shadow section's percent: what a shadow stage mirrors unless the stage says otherwise (default 10). */
   shadowPercent?: number;
   policy?: Partial<Policy>;
+  /** The rollout's `models` section: the version labels and where answers state theirs. */
+  models?: ModelIdentity | null;
 }
 
 export const DEFAULT_STAGES: ReadonlyArray<"shadow" | number> = ["shadow", 1, 5, 25, 50, 100];
+/**
+ * Per-stage defaults (the README documents them under Engine-managed rollouts). How many requests a stage needs
+ * comes from the gates (power.ts), so minRequests is only an extra floor; a stage lasts at least 20 s (four
+ * ticks of the default 5 s) so a time-dependent fault (warm-up, a leak) has a few looks to show even at high traffic.
+ */
 export const STAGE_DEFAULTS = Object.freeze({
-  minDurationSeconds: 300,
-  minRequests: 500,
+  minDurationSeconds: 20,
+  minRequests: 0,
   deadlineSeconds: 3600,
   onDeadline: "fail" as const,
   segmentTrafficShare: 0.05,
   shadowPercent: 10,
+  harmMultiple: 4,
 });
 
 export type ParseResult = { ok: true; spec: EngineSpec } | { ok: false; errors: ErrorDetail[] };
@@ -126,9 +143,11 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
   }
 
   checkPolicy(input, context, policy, stageResult, errors);
+  const finalize = parseFinalize(input.finalize, errors);
   if (errors.length > 0) return { ok: false, errors: dedupe(errors) };
 
-  const statistics = (input.statistics ?? {}) as { falseAlarmRate?: number };
+  const statistics = (input.statistics ?? {}) as { falseAlarmRate?: number; harmMultiple?: number };
+  const expected = input.expectedTraffic as { requestsPerSecond: number; smallestSegmentShare?: number } | undefined;
   const mix = (input.trafficMix ?? {}) as { check?: boolean; holdOnMismatch?: boolean; alpha?: number; minDifference?: number };
   const defaults = (input.stageDefaults ?? {}) as { segmentTrafficShare?: number };
   const impact = (input.impact as "high" | "normal" | undefined) ?? "normal";
@@ -143,6 +162,8 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
       gates,
       segmentTrafficShare: defaults.segmentTrafficShare ?? STAGE_DEFAULTS.segmentTrafficShare,
       falseAlarmRate: statistics.falseAlarmRate ?? 0.05,
+      harmMultiple: statistics.harmMultiple ?? STAGE_DEFAULTS.harmMultiple,
+      expectedTraffic: expected ? { requestsPerSecond: expected.requestsPerSecond, smallestSegmentShare: expected.smallestSegmentShare ?? null } : null,
       trafficMix: {
         check: mix.check ?? true,
         holdOnMismatch: mix.holdOnMismatch ?? false,
@@ -150,6 +171,8 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
         minDifference: mix.minDifference ?? 0.1,
       },
       endsInReview: policy.requireReviewForHighImpact && impact === "high",
+      models: context.models ?? null,
+      finalize,
     },
   };
 }

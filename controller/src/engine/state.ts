@@ -3,9 +3,10 @@
  * The state is plain JSON (no Infinity, no class instances): the store can persist it as is and a
  * restarted controller resumes from it.
  */
+import { errorBudget, type ErrorBudget } from "./budget.ts";
 import type { CountsSnapshot } from "./counts.ts";
-import type { ExternalStates } from "./gates.ts";
-import { hasAbsoluteLimit, type GateSpec } from "./gate-spec.ts";
+import type { Evidence } from "./evidence.ts";
+import type { ExternalStates } from "./gate-measure.ts";
 import type { Measurement, Segment } from "./measurement.ts";
 import { Phase } from "./phase.ts";
 import type { StageKind } from "./spec-schema.ts";
@@ -27,8 +28,11 @@ export interface EngineState {
   rollout: string;
   spec: EngineSpec;
   segments: DeclaredSegment[];
-  /** The error budget of one statistical test (falseAlarmRate split evenly; see alphaPerTest()). */
-  alphaPerTest: number;
+  /**
+   * How falseAlarmRate is split over the rollout's tests (budget.ts). States saved before it existed have
+   * alphaPerTest instead; budgetOf() computes the budget for them.
+   */
+  budget?: ErrorBudget;
   phase: Phase;
   /** Index into spec.stages; -1 while Pending. */
   stageIndex: number;
@@ -44,14 +48,46 @@ export interface EngineState {
   /** The weights the caller was last asked to apply. */
   weights: Weights;
   external: ExternalStates;
-  /** Signatures of the last recorded hold / traffic-mix warning, so a steady condition is recorded once. */
+  /**
+   * Proportion-gate counters gathered over the rollout (evidence.ts). Missing in states saved before
+   * evidence accumulated across stages: it then starts from the current stage.
+   */
+  evidence?: Evidence;
+  /** Signatures of the last recorded hold / traffic-mix warning, so a change is recorded at once. */
   holdSignature: string | null;
+  /** When the last hold was recorded: a steady hold is recorded again every HOLD_SNAPSHOT_SECONDS. */
+  holdRecordedAt?: number | null;
   mixSignature: string | null;
   deadlineNoted: boolean;
   review: { reviewer: string; approved: boolean; note: string | null; at: number } | null;
   createdAt: number;
   endedAt: number | null;
   endReason: string | null;
+  /** Model identity and finalize (engine/lifecycle.ts); absent in state saved before they existed. */
+  lifecycle?: LifecycleState;
+}
+
+export interface LifecycleState {
+  /** Canary answers stating another model's version, cumulative at the last reading (null before the first). */
+  canaryMismatchMark: number | null;
+  /** Set when canary traffic was withdrawn after Succeeded because its upstream answers another model: why. */
+  canaryWithdrawn: string | null;
+  /** While Finalizing: who asked, and what stable has answered since. */
+  finalize: FinalizeProgress | null;
+  /** The last finalize that could not be verified, for the record of what is pending. */
+  finalizeNote: string | null;
+}
+
+export interface FinalizeProgress {
+  by: string;
+  askedAt: number;
+  /** Stable's answers, cumulative at the last reading: with the new version (fresh), with another (stale). */
+  last: { fresh: number; stale: number } | null;
+  /** Since finalize was asked. */
+  seen: { fresh: number; stale: number };
+  /** Fresh answers since the last stale one. */
+  streak: number;
+  waitingNoted: boolean;
 }
 
 export type Action =
@@ -77,7 +113,13 @@ export type DecisionKind =
   | "paused"
   | "resumed"
   | "undone"
-  | "reviewed";
+  | "reviewed"
+  | "finalizeRequested"
+  | "finalized"
+  | "finalizeNotVerified"
+  | "finalizeWaiting"
+  | "canaryWithdrawn"
+  | "specChanged";
 
 /** Requests, error rate and p95 of each variant over a stage's window: the per-stage telemetry on record. */
 export interface WindowSummary {
@@ -106,6 +148,32 @@ export interface Decision {
   measurements: Measurement[];
   trafficMix: TrafficMixResult[];
   window: WindowSummary | null;
+  /** On holds: what holds the stage and when a decision is expected (eta.ts). */
+  eta?: StageEta;
+}
+
+/** One thing holding a stage (eta.ts builds them). */
+export interface Hold {
+  /** Stable across ticks while the same thing holds (no numbers): the hold signature. */
+  key: string;
+  text: string;
+  gate: string | null;
+  segment: Segment | null;
+  /** Samples gathered and needed (in the measurement's scope); null when the hold is not about samples. */
+  samples: number | null;
+  needed: number | null;
+  /** Seconds until it is expected to clear at the current traffic; null when that cannot be told. */
+  seconds: number | null;
+}
+
+export interface StageEta {
+  /** Seconds until the stage is expected to decide; null when some hold cannot be timed (no traffic, an error, a review). */
+  secondsToDecision: number | null;
+  /** The hold that takes longest (or cannot be timed). */
+  limitedBy: string | null;
+  holds: Hold[];
+  /** The stage (or a later one) is not expected to conclude before its deadline at the observed traffic. */
+  warnings: string[];
 }
 
 export const ENGINE_ACTOR = "engine";
@@ -127,7 +195,7 @@ export function initialState(params: InitialStateParams): EngineState {
     rollout: params.rollout,
     spec: params.spec,
     segments,
-    alphaPerTest: alphaPerTest(params.spec, segments),
+    budget: errorBudget(params.spec, segments),
     phase: Phase.Pending,
     stageIndex: -1,
     stageStartedAt: null,
@@ -138,7 +206,9 @@ export function initialState(params: InitialStateParams): EngineState {
     baselineAt: null,
     weights: { canaryPercent: 0, shadowPercent: 0 },
     external: {},
+    evidence: { carried: null, stage: null },
     holdSignature: null,
+    holdRecordedAt: null,
     mixSignature: null,
     deadlineNoted: false,
     review: null,
@@ -148,31 +218,9 @@ export function initialState(params: InitialStateParams): EngineState {
   };
 }
 
-/**
- * Bonferroni: the rollout's falseAlarmRate split evenly over every statistical test it can run. A test is
- * one gate in one stage for one slice (overall or a declared segment value), plus one per external gate and
- * candidate variant (those accumulate over the whole rollout). Each test is an always-valid sequence, so
- * its own false-alarm chance over unlimited looks is at most its share; the sum is at most falseAlarmRate.
- */
-export function alphaPerTest(spec: EngineSpec, segments: readonly DeclaredSegment[]): number {
-  const slices = 1 + segments.reduce((n, s) => n + s.values.length, 0);
-  const stageKinds = new Set(spec.stages.map((s) => s.kind));
-  let tests = 0;
-  for (const gate of spec.gates) {
-    if (gate.kind === "promql") continue;
-    if (gate.kind === "external") {
-      const candidates = new Set(gate.during.filter((k) => stageKinds.has(k)).map(candidateOf));
-      tests += candidates.size;
-      continue;
-    }
-    for (const stage of spec.stages) if (appliesTo(gate, stage)) tests += slices;
-  }
-  return spec.falseAlarmRate / Math.max(1, tests);
-}
-
-function appliesTo(gate: GateSpec, stage: StageSpec): boolean {
-  if (!gate.during.includes(stage.kind)) return false;
-  return stage.kind !== "bake" || hasAbsoluteLimit(gate);
+/** The rollout's false-alarm budget (computed from the spec for states saved before it was kept). */
+export function budgetOf(state: EngineState): ErrorBudget {
+  return state.budget ?? errorBudget(state.spec, state.segments);
 }
 
 export function candidateOf(kind: StageKind): "canary" | "shadow" {

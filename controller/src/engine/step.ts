@@ -4,13 +4,23 @@
  * are outputs (actions) for the caller to apply.
  */
 import type { MetricReading, RolloutCounts } from "../metrics/provider.ts";
+import { rollbackReason } from "./attribution.ts";
 import { OVERALL, requestsOf, sliceKey, toSnapshot, windowBetween, type CountsSnapshot } from "./counts.ts";
-import { evaluateGates } from "./gates.ts";
+import { accumulated, countersOf, foldStage } from "./evidence.ts";
+import { carriesTraffic, stageEta, stageHolds } from "./eta.ts";
+import { forecastFromEvaluation, type Forecast } from "./forecast.ts";
+import { DEFAULT_HARM_MULTIPLE, evaluateGates } from "./gates.ts";
 import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { isTerminal, Phase } from "./phase.ts";
-import { candidateOf, currentStage, ENGINE_ACTOR, type Action, type Decision, type EngineState } from "./state.ts";
+import { requirementAt } from "./requirements.ts";
+import { budgetOf, candidateOf, currentStage, ENGINE_ACTOR, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
+import { checkCanaryIdentity, identityReason, markIdentity, stepAfterRelease } from "./lifecycle.ts";
+import { modelsOf } from "./lifecycle-spec.ts";
 import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } from "./transitions.ts";
+
+/** A hold that does not change is recorded again this often, so the history shows it is still current. */
+export const HOLD_SNAPSHOT_SECONDS = 60;
 
 export interface TickInput {
   /** The injected clock, ms since the epoch. */
@@ -29,6 +39,12 @@ export interface Evaluation {
   trafficMix: TrafficMixResult[];
   /** Why the stage is not advancing (empty when it advanced or the rollout ended). */
   blocking: string[];
+  /** What holds the stage, per gate and slice, and when it is expected to decide (absent in older records). */
+  eta?: StageEta | null;
+  /** The remaining stages' expected durations at the observed traffic. */
+  forecast?: Forecast | null;
+  /** Requests per second over the stage's window: all of the path's traffic, and the candidate's. */
+  traffic?: { requestsPerSecond: number; candidatePerSecond: number } | null;
 }
 
 export interface StepResult {
@@ -40,12 +56,12 @@ export interface StepResult {
 
 export function step(state: EngineState, input: TickInput): StepResult {
   const now = input.now;
-  if (isTerminal(state.phase)) return { state, decisions: [], actions: [], evaluation: null };
-
   const reading = readable(input.counts);
+  if (isTerminal(state.phase)) return { ...stepAfterRelease(state, reading.snapshot, now), evaluation: null };
+
   if (state.phase === Phase.Pending) {
     const first = state.spec.stages[0];
-    const t = enterStage(state, 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
+    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
     return { ...t, evaluation: null };
   }
 
@@ -56,11 +72,12 @@ export function step(state: EngineState, input: TickInput): StepResult {
     if (!current.baseline) current = { ...current, baseline: reading.snapshot, baselineAt: now };
     const between = windowBetween(reading.snapshot, current.baseline!);
     if (between.reset) {
-      const reset: EngineState = { ...current, baseline: reading.snapshot, baselineAt: now };
+      // The counts before the restart are lost to the window, not to the evidence: fold what the last tick saw.
+      const reset: EngineState = { ...current, baseline: reading.snapshot, baselineAt: now, evidence: foldStage(current.evidence) };
       decisions.push(
         decision(current, reset, "baselineReset", now, {
           actor: ENGINE_ACTOR,
-          reason: "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading",
+          reason: "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading; proportion gates keep the evidence gathered before it",
         }),
       );
       current = reset;
@@ -68,26 +85,36 @@ export function step(state: EngineState, input: TickInput): StepResult {
     } else {
       window = between.window;
     }
+    current = { ...current, evidence: { carried: current.evidence?.carried ?? null, stage: countersOf(window) } };
   }
 
   const stage = currentStage(current)!;
   const stageKind = current.phase === Phase.AwaitingReview ? "bake" : stage.kind;
   const candidate = candidateOf(stageKind);
+  const stageIndex = current.phase === Phase.AwaitingReview ? current.spec.stages.length - 1 : current.stageIndex;
+  const budget = budgetOf(current);
+  const soFar = window ? accumulated({ carried: current.evidence?.carried ?? null, stage: null }, window) : null;
   const measurements = evaluateGates({
     gates: current.spec.gates,
     stageKind,
     candidate,
-    alphaPerTest: current.alphaPerTest,
+    candidatePercent: candidate === "shadow" ? current.weights.shadowPercent : current.weights.canaryPercent,
+    budget,
     window,
     windowError: reading.error,
+    accumulated: soFar,
     slices: [OVERALL, ...current.segments.flatMap((s) => s.values.map((value) => sliceKey({ dimension: s.dimension, value })))],
     promql: input.promql,
     external: current.external,
+    harmMultiple: current.spec.harmMultiple ?? DEFAULT_HARM_MULTIPLE,
+    requirement: (gate, segment) =>
+      requirementAt(current.spec, stageIndex, gate, segment !== null, segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate)),
   });
   const trafficMix =
     current.spec.trafficMix.check && window && current.segments.length > 0
       ? evaluateTrafficMix(window, current.segments, candidate, current.spec.trafficMix)
       : [];
+  const windowSeconds = current.baselineAt !== null ? (now - current.baselineAt) / 1000 : 0;
   const evaluation: Evaluation = {
     at: now,
     stage: { index: stage.index, name: stage.name },
@@ -95,6 +122,9 @@ export function step(state: EngineState, input: TickInput): StepResult {
     measurements,
     trafficMix,
     blocking: [],
+    eta: null,
+    forecast: null,
+    traffic: window && windowSeconds > 0 ? trafficRates(window, candidate, windowSeconds) : null,
   };
   const done = (t: { state: EngineState; decisions: Decision[]; actions: Action[] }): StepResult => ({
     state: t.state,
@@ -103,13 +133,20 @@ export function step(state: EngineState, input: TickInput): StepResult {
     evaluation,
   });
 
+  // The canary answering another model than declared is a defect whatever the gates say.
+  const identity = checkCanaryIdentity(current, reading.snapshot);
+  current = identity.state;
+  if (identity.mismatched > 0) {
+    const reason = identityReason(modelsOf(current.spec)!, identity.mismatched, reading.snapshot);
+    return done(endWithRollback(current, Phase.RolledBack, "rolledBack", now, { actor: ENGINE_ACTOR, reason, measurements, trafficMix, window: summarizeWindow(current, window, now) }));
+  }
   // Only Failed rolls back, and at once, whatever else is going on (paused, awaiting review).
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
   if (failed.length > 0) {
     return done(
       endWithRollback(current, Phase.RolledBack, "rolledBack", now, {
         actor: ENGINE_ACTOR,
-        reason: rollbackReason(failed, candidate),
+        reason: rollbackReason(failed, candidate, { gates: current.spec.gates, window, accumulated: soFar }),
         measurements,
         trafficMix,
         window: summarizeWindow(current, window, now),
@@ -139,14 +176,21 @@ export function step(state: EngineState, input: TickInput): StepResult {
     return done({ state: current, decisions: [], actions: [] });
   }
 
-  const blocking = blockingReasons(current, now, window, measurements, mismatched, candidate);
-  evaluation.blocking = blocking.map((b) => b.text);
+  const holds = stageHolds({ state: current, now, window, measurements, mismatched, candidate });
+  const eta = stageEta(holds, current, now);
+  const forecast = forecastFromEvaluation(current, measurements, windowSeconds, eta.secondsToDecision, (segment) =>
+    carriesTraffic(current, window, segment.dimension, segment.value, candidate),
+  );
+  eta.warnings.push(...forecast.warnings);
+  evaluation.eta = eta;
+  evaluation.forecast = forecast;
+  evaluation.blocking = holds.map((b) => b.text);
   const elapsedMs = now - current.stageStartedAt! - current.pausedMsInStage;
 
-  if (blocking.length === 0) {
+  if (holds.length === 0) {
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed: every gate Passed after ${Math.round(elapsedMs / 1000)} s${openSlices(measurements)}${
+      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${
         current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
       }`,
       measurements,
@@ -160,7 +204,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
   }
 
   if (elapsedMs >= stage.deadlineSeconds * 1000) {
-    const waiting = blocking.map((b) => b.text).join("; ");
+    const waiting = holds.map((b) => b.text).join("; ");
     if (stage.onDeadline === "fail") {
       return done(
         endWithRollback(current, Phase.Failed, "failed", now, {
@@ -187,96 +231,50 @@ export function step(state: EngineState, input: TickInput): StepResult {
     return done({ state: current, decisions: [], actions: [] });
   }
 
-  // Record a hold when what it waits on changes, not every tick.
-  const signature = blocking.map((b) => b.key).join("|");
-  if (signature !== current.holdSignature) {
-    const next = { ...current, holdSignature: signature };
-    decisions.push(
-      decision(current, next, "held", now, {
+  // Record a hold when what it waits on changes, and again every HOLD_SNAPSHOT_SECONDS while it lasts.
+  const signature = holds.map((b) => b.key).join("|");
+  const stale = current.holdRecordedAt === null || current.holdRecordedAt === undefined || now - current.holdRecordedAt >= HOLD_SNAPSHOT_SECONDS * 1000;
+  if (signature !== current.holdSignature || stale) {
+    const next = { ...current, holdSignature: signature, holdRecordedAt: now };
+    const expected = eta.secondsToDecision === null ? "no decision time can be given yet" : `a decision expected in about ${eta.secondsToDecision} s at the current traffic`;
+    decisions.push({
+      ...decision(current, next, "held", now, {
         actor: ENGINE_ACTOR,
-        reason: `stage ${stage.name} holding: ${blocking.map((b) => b.text).join("; ")}`,
+        reason: `stage ${stage.name} holding (${expected}): ${holds.map((b) => b.text).join("; ")}`,
         measurements,
         trafficMix,
       }),
-    );
+      eta,
+    });
     current = next;
   }
   return done({ state: current, decisions: [], actions: [] });
 }
 
-interface Blocking {
-  /** Stable across ticks while the same thing blocks (no numbers), for the hold signature. */
-  key: string;
-  text: string;
-}
-
-function blockingReasons(
-  state: EngineState,
-  now: number,
-  window: CountsSnapshot | null,
-  measurements: Measurement[],
-  mismatched: TrafficMixResult[],
-  candidate: "canary" | "shadow",
-): Blocking[] {
-  const stage = currentStage(state)!;
-  const out: Blocking[] = [];
-  const elapsed = (now - state.stageStartedAt! - state.pausedMsInStage) / 1000;
-  if (elapsed < stage.minDurationSeconds) {
-    out.push({ key: "minDuration", text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s` });
-  }
-  if (!window) {
-    out.push({ key: "traffic", text: "traffic: the counts could not be read" });
-  } else if (stage.minRequests > 0) {
-    const overall = requestsOf(window.slices[OVERALL]?.[candidate]);
-    if (overall < stage.minRequests) out.push({ key: "traffic", text: `traffic: the ${candidate} answered ${overall} of ${stage.minRequests} requests` });
-    const short: string[] = [];
-    let windowTotal = 0;
-    for (const variant of ["stable", candidate] as const) windowTotal += requestsOf(window.slices[OVERALL]?.[variant]);
-    for (const { dimension, values } of state.segments) {
-      for (const value of values) {
-        const slice = window.slices[sliceKey({ dimension, value })];
-        const total = requestsOf(slice?.stable) + requestsOf(slice?.[candidate]);
-        const n = requestsOf(slice?.[candidate]);
-        if (windowTotal > 0 && total / windowTotal >= state.spec.segmentTrafficShare && n < stage.minRequests) short.push(`${dimension}=${value} ${n}`);
-      }
-    }
-    if (short.length > 0) out.push({ key: "segmentTraffic", text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}` });
-  }
-  for (const m of measurements) {
-    if (m.segment !== null || m.status === MeasurementStatus.Passed) continue;
-    out.push({ key: `gate:${m.gate}:${m.status}`, text: `${m.gate} ${m.status}: ${m.reason}` });
-  }
-  if (state.spec.trafficMix.holdOnMismatch && mismatched.length > 0) {
-    out.push({ key: "trafficMix", text: `traffic mix: ${mismatched.map((m) => m.reason).join("; ")}` });
-  }
-  return out;
-}
-
 /**
- * Segment slices may still be undecided when a stage advances: a value below segmentTrafficShare of the
- * traffic does not hold the stage (a rare value would hold it for ever), and a slice only rolls back once it
- * has Failed. Saying so in the decision keeps the record honest about what was and was not shown.
+ * What an advance showed, in words: the gates that passed, and what the others showed instead (a detect
+ * floor reached, or a segment value that can only fail). Keeps the record honest about what was and was
+ * not shown.
  */
-function openSlices(measurements: Measurement[]): string {
-  const open = measurements.filter((m) => m.segment !== null && m.status !== MeasurementStatus.Passed).map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
-  if (open.length === 0) return "";
-  return ` (segment slices not yet conclusive: ${open.slice(0, 6).join(", ")}${open.length > 6 ? `, +${open.length - 6} more` : ""})`;
+function passedSummary(measurements: Measurement[]): string {
+  const passed = measurements.filter((m) => m.status === MeasurementStatus.Passed && m.segment === null).map((m) => m.gate);
+  const detected = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect").map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
+  const open = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none").map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
+  const parts: string[] = [];
+  parts.push(passed.length > 0 ? `gates passed: ${unique(passed).join(", ")}` : "no gate passed yet");
+  if (detected.length > 0) parts.push(`no harm seen, with enough samples to detect it: ${list(detected)}`);
+  if (open.length > 0) parts.push(`segment slices not yet conclusive: ${list(open)} (a slice not required here can still fail the rollout later)`);
+  return parts.join("; ");
 }
 
-/**
- * "canary worse for tenant_tier=enterprise: error rate 4.1% vs 0.3% (...)". Names the worst Failed slice;
- * when the whole traffic fails about as badly (at least 3/4 of the worst segment's severity) the defect is
- * not segment-specific and "overall" is named instead, with the worst segment mentioned.
- */
-export function rollbackReason(failed: Measurement[], candidate: "canary" | "shadow"): string {
-  const sorted = [...failed].sort((a, b) => b.severity - a.severity);
-  const worst = sorted[0];
-  const overall = sorted.find((m) => m.segment === null && m.gate === worst.gate);
-  const named = worst.segment !== null && overall && overall.severity >= 0.75 * worst.severity ? overall : worst;
-  const where = named.segment === null ? "overall" : `for ${segmentLabel(named.segment)}`;
-  const others = sorted.filter((m) => m !== named).map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
-  const also = others.length > 0 ? `; also failing: ${others.slice(0, 8).join(", ")}${others.length > 8 ? `, +${others.length - 8} more` : ""}` : "";
-  return `${candidate} worse ${where}: ${named.reason}${also}`;
+const unique = (xs: string[]) => [...new Set(xs)];
+const list = (xs: string[]) => `${xs.slice(0, 6).join(", ")}${xs.length > 6 ? `, +${xs.length - 6} more` : ""}`;
+
+function trafficRates(window: CountsSnapshot, candidate: "canary" | "shadow", seconds: number): { requestsPerSecond: number; candidatePerSecond: number } {
+  const overall = window.slices[OVERALL];
+  // Mirrored shadow requests are copies of primary ones: the path's traffic is stable + canary.
+  const total = requestsOf(overall?.stable) + requestsOf(overall?.canary);
+  return { requestsPerSecond: total / seconds, candidatePerSecond: requestsOf(overall?.[candidate]) / seconds };
 }
 
 function readable(reading: MetricReading<RolloutCounts>): { snapshot: CountsSnapshot | null; error: string | null } {

@@ -3,6 +3,7 @@
  * state, the decision to record and the actions for the caller; none mutates its input.
  */
 import { OVERALL, parseSliceKey, sliceKey, snapshotQuantile, sumCounters, type CountsSnapshot, type SliceSnapshot } from "./counts.ts";
+import { foldStage } from "./evidence.ts";
 import type { Measurement } from "./measurement.ts";
 import { Phase } from "./phase.ts";
 import {
@@ -73,7 +74,10 @@ export function enterStage(
     baseline,
     baselineAt: baseline ? now : null,
     weights: { canaryPercent: stage.canaryPercent, shadowPercent: stage.shadowPercent },
+    // The stage left keeps its counters as evidence for the gates that accumulate (evidence.ts).
+    evidence: foldStage(state.evidence),
     holdSignature: null,
+    holdRecordedAt: null,
     mixSignature: null,
     deadlineNoted: false,
   };

@@ -77,6 +77,7 @@ export function attentionOf(rollout: Rollout): string[] {
   if (phase === Phase.Failed) out.push("failed");
   if (phase === Phase.AwaitingReview) out.push("awaiting review");
   if (phase === Phase.Paused) out.push("paused");
+  if (phase === Phase.Succeeded) out.push("finalize pending");
   const evaluation = engine.lastEvaluation;
   if (evaluation && !isTerminal(phase)) {
     if (evaluation.measurements.some((m) => m.status === MeasurementStatus.Error)) out.push("gates in Error");

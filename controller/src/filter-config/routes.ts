@@ -52,6 +52,17 @@ export const FilterConfigBody = Type.Object({
         guardCluster: Type.String(),
         guardTimeoutMs: Type.Integer(),
       }),
+      models: Type.Optional(
+        Type.Object(
+          {
+            stable: Type.String(),
+            canary: Type.String(),
+            versionField: Type.Optional(Type.String()),
+            versionHeader: Type.Optional(Type.String()),
+          },
+          { description: "The declared versions and where answers state theirs: the filter checks every answer (filter/identity.ts)." },
+        ),
+      ),
     }),
   ),
 });

@@ -35,6 +35,8 @@ export const LABELS = {
   schemaResult: "modelroll_schema",
   unanalyzedReason: "modelroll_unanalyzed",
   label: "modelroll_label",
+  /** How an answer's stated version compares with the declared models: stable, canary, other, missing. */
+  model: "modelroll_model",
   upperBound: "le",
 } as const;
 
@@ -44,8 +46,11 @@ export const LATENCY_UNITS_PER_MS = 1000;
 /** Series prefix every filter stat has in Prometheus form. */
 export const SERIES_PREFIX = "modelroll_";
 
-/** Histograms besides latency, by base name (the filter records integers in these units). */
-export const VALUE_HISTOGRAMS = ["confidence_milli", "prompt_tokens", "completion_tokens", "confidence_delta_milli"] as const;
+/**
+ * Histograms besides latency, by base name (the filter records integers in these units). primary_latency_us
+ * (shadow slices only, microseconds): the primary's answers to the mirrored requests, timed like the calls.
+ */
+export const VALUE_HISTOGRAMS = ["confidence_milli", "prompt_tokens", "completion_tokens", "confidence_delta_milli", "primary_latency_us"] as const;
 
 /** Labels that tell apart counters of one name; they become part of the counter's key. */
-export const DISTINGUISHING_LABELS = [LABELS.schemaResult, LABELS.unanalyzedReason, LABELS.label] as const;
+export const DISTINGUISHING_LABELS = [LABELS.schemaResult, LABELS.unanalyzedReason, LABELS.label, LABELS.model] as const;

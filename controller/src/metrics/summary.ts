@@ -15,7 +15,7 @@ export interface OutputSummary {
   labels: Record<string, number>;
   /** null without an output schema. passRate = valid / validated. */
   schema: { validated: number; valid: number; passRate: number | null; failures: Record<string, number> } | null;
-  /** Answers not analyzed, by reason (too_large, not_json_content_type, compressed, no_body). */
+  /** Answers not analyzed, by reason (error_status: not 2xx, counted as an error only; too_large, not_json_content_type, compressed, no_body). */
   unanalyzed: Record<string, number>;
   /** Confidence 0..1. */
   confidence: DistributionSummary & { mean: number | null };
@@ -41,6 +41,11 @@ export interface ShadowComparisonSummary {
   predictionMissing: number;
   /** |primary - shadow| confidence, 0..1. */
   confidenceDelta: DistributionSummary;
+  /**
+   * The primary's answers to the mirrored requests, timed like the mirrored calls (request complete -> whole
+   * answer), in ms: what the shadow's latencyMs is compared with in a shadow stage.
+   */
+  primaryLatencyMs: DistributionSummary;
   dropped: number;
   skippedLargeBody: number;
   incomplete: number;
@@ -130,6 +135,7 @@ export function summarizeComparison(counts: VariantCounts): ShadowComparisonSumm
     predictionAgreementRate: ratio(agree, agree + disagree),
     predictionMissing: c.prediction_missing ?? 0,
     confidenceDelta: distribution(counts.histograms.confidence_delta_milli, 1000),
+    primaryLatencyMs: distribution(counts.histograms.primary_latency_us, LATENCY_UNITS_PER_MS),
     dropped: c.dropped ?? 0,
     skippedLargeBody: c.skipped_large_body ?? 0,
     incomplete: c.incomplete ?? 0,

@@ -4,9 +4,11 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
+import { needsReadings } from "../engine/lifecycle.ts";
+import { isClosed, isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
+import { FinalizeHooks } from "./finalize-hook.ts";
 
 export interface RolloutDriverOptions {
   store: RolloutStore;
@@ -19,6 +21,8 @@ export interface RolloutDriverOptions {
   log?: FastifyBaseLogger;
   /** Told about every step that ran (telemetry): the rollout, the result, how long it took, and the counts it read. */
   onStep?: (rollout: string, result: StepResult, seconds: number, counts: MetricReading<RolloutCounts>, now: number) => void;
+  /** First retry delay of a failed finalize webhook (doubles per failure, at most 60 s); default 1000 ms. */
+  hookRetryMs?: number;
 }
 
 export interface TickReport {
@@ -35,6 +39,8 @@ export class RolloutDriver {
   readonly #promql: PromQLSource | null;
   readonly #log: FastifyBaseLogger | undefined;
   readonly #onStep: RolloutDriverOptions["onStep"];
+  /** Finalize webhooks of Succeeded rollouts: started by the tick, never waited for by it. */
+  readonly hooks: FinalizeHooks;
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -46,6 +52,7 @@ export class RolloutDriver {
     this.#promql = options.promql ?? (options.prometheusUrl ? new PrometheusHttpSource({ baseUrl: options.prometheusUrl }) : null);
     this.#log = options.log;
     this.#onStep = options.onStep;
+    this.hooks = new FinalizeHooks({ store: options.store, clock: options.clock, log: options.log, retryBaseMs: options.hookRetryMs });
   }
 
   /** One step for every managed rollout that has not ended. A tick asked for while one runs joins it (no overlap). */
@@ -73,23 +80,25 @@ export class RolloutDriver {
         }
       }),
     );
+    // After the steps, so a rollout that has just succeeded gets its finalize webhook at once.
+    this.hooks.run(now);
     return report;
   }
 
   async #stepOne(name: string, now: number): Promise<boolean> {
     const started = performance.now();
     const before = this.#store.find(name);
-    if (!before?.engine) return false;
+    if (!before?.engine || !needsReadings(before.engine.state)) return false;
     const spec = before.engine.state.spec;
     const countsPromise = this.#metrics.readRollout(name);
     let promql: Record<string, MetricReading<number | null>> | undefined;
-    if (this.#promql && spec.gates.some((g) => g.kind === "promql")) {
+    if (this.#promql && !isTerminal(before.engine.state.phase) && spec.gates.some((g) => g.kind === "promql")) {
       promql = await readPromQLGates(spec, this.#promql, now);
     }
     const counts = await countsPromise;
     // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
     const current = this.#store.find(name);
-    if (!current?.engine || isTerminal(current.engine.state.phase)) return false;
+    if (!current?.engine || isClosed(current.engine.state.phase)) return false;
     const result = step(current.engine.state, { now, counts, promql });
     this.#store.applyEngine(name, result);
     this.#onStep?.(name, result, (performance.now() - started) / 1000, counts, now);
@@ -116,5 +125,6 @@ export class RolloutDriver {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#running) await this.#running.catch(() => undefined);
+    await this.hooks.settle();
   }
 }

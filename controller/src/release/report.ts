@@ -23,7 +23,11 @@ export interface RolloutReport {
   changeKind: string;
   impact: string;
   phase: string;
-  outcome: "succeeded" | "rolled back" | "failed" | "in progress";
+  outcome: "succeeded" | "finalized" | "rolled back" | "failed" | "in progress";
+  /** The two models (spec models), when declared. */
+  models: { stable: string; canary: string } | null;
+  /** Set for an archived rollout: its archive id, when and why it left the live set. */
+  archived: { id: number; at: string; reason: string } | null;
   /** The decision that ended the rollout, or the latest one while it runs. */
   why: string;
   weights: { canaryPercent: number; shadowPercent: number };
@@ -41,7 +45,8 @@ interface SliceLine { requests: number; errorRate: number | null; p95Ms: number 
 const iso = (ms: number) => new Date(ms).toISOString();
 
 function outcomeOf(phase: Phase): RolloutReport["outcome"] {
-  if (phase === Phase.Succeeded) return "succeeded";
+  if (phase === Phase.Succeeded || phase === Phase.Finalizing) return "succeeded";
+  if (phase === Phase.Finalized) return "finalized";
   if (phase === Phase.RolledBack) return "rolled back";
   if (phase === Phase.Failed) return "failed";
   return "in progress";
@@ -54,13 +59,13 @@ function gateLine(m: Measurement): GateLine {
     status: m.status,
     stable: m.stableValue,
     candidate: m.candidateValue,
-    threshold: m.threshold ? `${m.threshold.kind} ${m.threshold.value}` : null,
+    threshold: m.threshold ? `${m.threshold.kind} ${m.threshold.value}${m.threshold.tolerance ? ` (tolerance ${m.threshold.tolerance} ${m.unit})` : ""}` : null,
     unit: m.unit,
     samples: m.sampleSizes,
   };
 }
 
-export function buildReport(rollout: Rollout): RolloutReport | null {
+export function buildReport(rollout: Rollout, archived?: { id: number; at: Date; reason: string }): RolloutReport | null {
   const engine = rollout.engine;
   if (engine === null) return null;
   const { state, decisions } = engine;
@@ -77,6 +82,8 @@ export function buildReport(rollout: Rollout): RolloutReport | null {
     impact: state.spec.impact,
     phase: state.phase,
     outcome: outcomeOf(state.phase),
+    models: rollout.spec.models ? { stable: rollout.spec.models.stable, canary: rollout.spec.models.canary } : null,
+    archived: archived ? { id: archived.id, at: archived.at.toISOString(), reason: archived.reason } : null,
     why: last ? last.reason : "not started yet",
     weights: { canaryPercent: rollout.canaryPercent, shadowPercent: rollout.shadowPercent },
     createdAt: rollout.createdAt.toISOString(),
@@ -103,6 +110,8 @@ export function reportMarkdown(r: RolloutReport): string {
     `- rollback condition: ${cell(r.rollbackCondition)}`,
     `- phase: ${r.phase}; weights now: canary ${r.weights.canaryPercent}%, shadow ${r.weights.shadowPercent}%`,
     `- created ${r.createdAt}${r.endedAt ? `, ended ${r.endedAt}` : ""}`,
+    ...(r.models ? [`- models: stable ${r.models.stable}, canary ${r.models.canary}`] : []),
+    ...(r.archived ? [`- archived ${r.archived.at} as ${r.archived.id}: ${r.archived.reason}`] : []),
     "",
     `**Why:** ${r.why}`,
     "",

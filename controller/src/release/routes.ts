@@ -4,13 +4,14 @@
  * a command that does not fit the rollout's phase is a 409 with the engine's message.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { Type } from "@sinclair/typebox";
+import { Type, type Static } from "@sinclair/typebox";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { applyCommand, type Command } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
-import { ConflictError } from "../errors.ts";
+import { ConflictError, NotFoundError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
 import { ifMatchOf, rolloutFromPath, sendRollout } from "../rollouts/routes.ts";
-import { ErrorBody, IfMatchHeaders, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
+import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
 import type { Rollout, RolloutStore } from "../rollouts/store.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
@@ -21,7 +22,6 @@ export interface ReleaseRoutesOptions {
 
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
-const CommandBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false, description: "Optional: a POST without a body is fine." });
 const ReviewBody = Type.Object({ approved: Type.Boolean(), reason: Type.Optional(Reason) }, { additionalProperties: false });
 const MeasurementsBody = Type.Object(
   {
@@ -34,7 +34,7 @@ const MeasurementsBody = Type.Object(
 const MeasurementsAccepted = Type.Object({ rollout: Type.String(), metric: Type.String(), variant: Type.String(), recorded: Type.Integer() });
 
 // Decisions carry measurements with engine-defined shapes; documented loosely, serialized as is.
-const History = Type.Object({
+export const History = Type.Object({
   phase: Type.String(),
   stage: Type.Union([Type.Object({ index: Type.Integer(), name: Type.String() }), Type.Null()]),
   decisions: Type.Array(Type.Object({}, { additionalProperties: true })),
@@ -68,8 +68,21 @@ const SIMPLE_COMMANDS = {
   pause: "Hold the current weights (no promotion, no deadline; a Failed gate still rolls back)",
   resume: "Resume a paused rollout",
   fail: "Give up on the rollout: all traffic to stable",
-  undo: "At 100% (bake period or review): go back to the old stable, still warm",
+  undo: "At 100% (bake period, review, or Succeeded before finalize): go back to the old stable",
 } as const;
+
+const FinalizeBody = Type.Object(
+  {
+    reason: Type.Optional(Reason),
+    verify: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description: "false: finalize at once without checking that stable answers the new version (the record says so).",
+      }),
+    ),
+  },
+  { additionalProperties: false, description: "Optional: a POST without a body is fine." },
+);
 
 export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = async (app, { store, clock }) => {
   const now = () => (clock ? clock() : new Date()).getTime();
@@ -98,6 +111,30 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
       },
     );
   }
+
+  app.post(
+    "/v1/rollouts/:name/finalize",
+    {
+      config: { subject: rolloutFromPath },
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+      schema: {
+        tags,
+        summary: "After Succeeded: stable now serves the new model. The controller verifies it, then routes all traffic to stable and archives the rollout",
+        description:
+          "With a version source (models.versionField or versionHeader) the rollout goes Finalizing: finalize.verifyPercent of traffic goes back to stable until it has answered the canary's version finalize.verifyAnswers times in a row (then Finalized: all traffic to stable, archived), or finalize.deadlineSeconds pass (back to Succeeded, saying what stable answered). Without one, or with verify: false, it is Finalized at once and the record says it was not verified.",
+        params: RolloutNameParams,
+        body: FinalizeBody,
+        headers: IfMatchHeaders,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const command: Command = { type: "finalize", actor: actorOf(request), reason: request.body?.reason, verify: request.body?.verify };
+      return sendRollout(reply, runCommand(store, request.params.name, command, now(), ifMatchOf(request)));
+    },
+  );
 
   app.post(
     "/v1/rollouts/:name/review",
@@ -148,10 +185,7 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
         response: { 200: History, 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request) => {
-      const engine = managed(store.get(request.params.name));
-      return { phase: engine.state.phase, stage: stageRef(engine.state), decisions: engine.decisions as unknown as Array<Record<string, unknown>> };
-    },
+    async (request) => historyOf(live(store, request.params.name)),
   );
 
   app.get(
@@ -161,20 +195,38 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
       schema: {
         tags,
         summary: "The postmortem record: timeline, gate values per stage, segment table, why it ended so",
-        description: "JSON by default; Markdown with ?format=markdown or Accept: text/markdown.",
+        description: "JSON by default; Markdown with ?format=markdown or Accept: text/markdown. Archived rollouts: /v1/archive/{id}/report.",
         params: RolloutNameParams,
-        querystring: Type.Object({ format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) }, { additionalProperties: false }),
+        querystring: ReportQuery,
         // Sent as text: a JSON document (RolloutReport in release/report.ts) or Markdown.
         response: { 200: Type.String({ description: "The report, as JSON or Markdown text" }), 404: ErrorBody, 409: ErrorBody },
       },
     },
-    async (request, reply) => {
-      const rollout = store.get(request.params.name);
-      managed(rollout);
-      const report = buildReport(rollout)!;
-      const wantsMarkdown = request.query.format === "markdown" || (request.query.format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
-      if (wantsMarkdown) return reply.type("text/markdown; charset=utf-8").send(reportMarkdown(report));
-      return reply.type("application/json; charset=utf-8").send(JSON.stringify(report));
-    },
+    async (request, reply) => sendReport(request, reply, live(store, request.params.name)),
   );
 };
+
+export const ReportQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) }, { additionalProperties: false });
+
+/** A live rollout; when there is none by that name but archived ones, the 404 says where they are. */
+function live(store: RolloutStore, name: string): Rollout {
+  const found = store.find(name);
+  if (found) return found;
+  const archived = store.archive.list(name).at(-1);
+  if (!archived) return store.get(name);
+  throw new NotFoundError(`rollout ${name}: not found; archived as ${archived.id} (${archived.reason.slice(0, 120)}): GET /v1/archive/${archived.id}/report, /v1/archive/${archived.id}/history`);
+}
+
+export function historyOf(rollout: Rollout): Static<typeof History> {
+  const engine = managed(rollout);
+  return { phase: engine.state.phase, stage: stageRef(engine.state), decisions: engine.decisions as unknown as Array<Record<string, unknown>> };
+}
+
+export function sendReport(request: FastifyRequest, reply: FastifyReply, rollout: Rollout, archived?: { id: number; at: Date; reason: string }): FastifyReply {
+  managed(rollout);
+  const report = buildReport(rollout, archived)!;
+  const format = (request.query as { format?: string }).format;
+  const wantsMarkdown = format === "markdown" || (format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
+  if (wantsMarkdown) return reply.type("text/markdown; charset=utf-8").send(reportMarkdown(report));
+  return reply.type("application/json; charset=utf-8").send(JSON.stringify(report));
+}

@@ -4,6 +4,8 @@
  * One interface, one SQLite implementation (sqlite-state.ts); ":memory:" gives the same code path without a file.
  */
 import type { Decision } from "../engine/index.ts";
+import { upgradeSpec } from "./accept.ts";
+import type { ArchiveEntry } from "./archive.ts";
 import type { Rollout } from "./store.ts";
 
 /** What a controller finds when it starts on an existing state file. */
@@ -12,6 +14,8 @@ export interface SavedState {
   version: number;
   /** Each rollout with its whole decision history, in name order. */
   rollouts: Rollout[];
+  /** Archived rollouts (finalized or deleted), oldest first, without their decisions (archivedDecisions()). */
+  archived: ArchiveEntry[];
 }
 
 /** One write: applied in full or not at all. */
@@ -22,8 +26,10 @@ export interface StateChange {
   rollout?: Rollout;
   /** Decisions appended to the rollout's history by this change, oldest first. */
   newDecisions?: readonly Decision[];
-  /** Name of a rollout removed with its history. */
+  /** Name of a rollout removed from the live set (after `rollout` is written, when both are given). */
   deleted?: string;
+  /** The rollout `deleted` names, kept in the archive with its history under a new id. */
+  archive?: ArchiveEntry;
 }
 
 export interface RolloutPersistence {
@@ -33,6 +39,8 @@ export interface RolloutPersistence {
   initialize(epoch: string, version: number): void;
   /** Throws when the write failed; the store then keeps its previous state in memory too. */
   write(change: StateChange): void;
+  /** The decision history of an archived rollout, oldest first. */
+  archivedDecisions(id: number): Decision[];
   close(): void;
 }
 
@@ -60,6 +68,10 @@ export function toStored(rollout: Rollout): StoredRollout {
 export function fromStored(stored: StoredRollout, decisions: Decision[]): Rollout {
   return {
     ...stored,
+    // Fields added since schema 1 (models, release part, rollback note, finalize hook) read as absent.
+    lastRollbackNote: stored.lastRollbackNote ?? null,
+    finalizeHook: stored.finalizeHook ?? null,
+    spec: upgradeSpec(stored.spec),
     createdAt: new Date(stored.createdAt),
     updatedAt: new Date(stored.updatedAt),
     lastRollbackAt: stored.lastRollbackAt === null ? null : new Date(stored.lastRollbackAt),

@@ -1,13 +1,19 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyReply, FastifyRequest } from "fastify";
-import { applyCommand } from "../engine/index.ts";
+import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { applyCommand, isClosed } from "../engine/index.ts";
 import { stageRef } from "../engine/state.ts";
+import { liveEvaluation, rolloutForecast } from "../engine/view.ts";
 import { ConflictError, InvalidRequestError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
 import { Type } from "@sinclair/typebox";
 import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
-import { ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
+import { validationFailure } from "../http/error-handler.ts";
+import { applySpec } from "./apply.ts";
+import type { ArchiveEntry } from "./archive.ts";
+import { pendingOf } from "./lifecycle-view.ts";
+import { CommandBody, ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
+import { specView } from "./spec-view.ts";
 import { etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 import type { StatsBaseline } from "../stats/baseline.ts";
 import { summarizeErrors, validateRolloutSpec } from "./validate.ts";
@@ -22,7 +28,7 @@ export interface RolloutRoutesOptions {
 export function toView(rollout: Rollout): RolloutView {
   return {
     name: rollout.spec.name,
-    spec: rollout.spec,
+    spec: specView(rollout),
     canaryPercent: rollout.canaryPercent,
     canaryBasisPoints: toBasisPoints(rollout.canaryPercent),
     shadowPercent: rollout.shadowPercent,
@@ -34,7 +40,25 @@ export function toView(rollout: Rollout): RolloutView {
     managed: rollout.engine !== null,
     phase: rollout.engine?.state.phase ?? null,
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
+    ...lifecycleFields(rollout),
+    evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
+    forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
+}
+
+/** The view fields about where the rollout stands in its lifecycle (rollouts/lifecycle-view.ts). */
+function lifecycleFields(rollout: Rollout): Pick<RolloutView, "pending" | "lastRollback" | "finalizeHook"> {
+  const note = rollout.lastRollbackNote;
+  return {
+    pending: pendingOf(rollout),
+    lastRollback: rollout.lastRollbackAt ? { at: rollout.lastRollbackAt.toISOString(), by: note?.by ?? "api", reason: note?.reason ?? null } : null,
+    finalizeHook: rollout.finalizeHook,
+  };
+}
+
+/** An archived rollout as listed: its view as it was, and where and why it was archived. */
+export function archivedView(entry: ArchiveEntry): RolloutView {
+  return { ...toView(entry.rollout), pending: null, archived: { id: entry.id, at: entry.archivedAt.toISOString(), reason: entry.reason } };
 }
 
 /** The view of one rollout, with its revision as the ETag a later If-Match can send back. */
@@ -90,8 +114,24 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
 
   app.get(
     "/v1/rollouts",
-    { schema: { tags, summary: "List rollouts, sorted by name", response: { 200: RolloutList } } },
-    async () => ({ rollouts: store.list().map(toView) }),
+    {
+      schema: {
+        tags,
+        summary: "List rollouts, sorted by name; ?archived=true lists the archived ones (finalized or deleted), oldest first",
+        querystring: Type.Object(
+          {
+            archived: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")], { description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}" })),
+            name: Type.Optional(Type.String({ maxLength: 63, description: "With archived=true: only the archived rollouts of this name." })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: RolloutList },
+      },
+    },
+    async (request) => {
+      if (request.query.archived === "true") return { rollouts: store.archive.list(request.query.name).map(archivedView) };
+      return { rollouts: store.list().map(toView) };
+    },
   );
 
   app.get(
@@ -146,33 +186,70 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
     },
   );
 
+  app.put(
+    "/v1/rollouts/:name",
+    {
+      config: { subject: rolloutFromPath },
+      attachValidation: true,
+      schema: {
+        tags,
+        summary: "Apply a changed spec (JSON or YAML): what may change mid-rollout changes, the rest is refused with the field and why",
+        description:
+          "The body is a whole spec, as for create. May change: owner, rollbackCondition, promotion_gates, statistics, trafficMix, finalize, stage durations, requests and deadlines, stages not yet started, shadow timeoutMs/maxBodyBytes/maxInFlight. May not (409, each with its pointer): name, match, stickyKey, segments, models, output, shadow presence/cluster/percent, changeKind, impact, the weights of stages already started. The same spec again changes nothing (same revision).",
+        consumes: ["application/json", ...YAML_CONTENT_TYPES],
+        params: RolloutNameParams,
+        headers: IfMatchHeaders,
+        body: RolloutSpec,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
+      },
+    },
+    async (request, reply) => {
+      // A bad If-Match header is refused as any route refuses it; the body is judged as for create (validateRolloutSpec).
+      const invalid = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
+      if (invalid && invalid.validationContext !== "body") throw validationFailure(request, invalid, []);
+      const checked = validateRolloutSpec(request.body, store.policy);
+      if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
+      const name = request.params.name;
+      store.expectRevision(name, ifMatchOf(request));
+      const now = (clock ? clock() : new Date()).getTime();
+      return sendRollout(reply, applySpec(store, name, checked.spec, actorOf(request), now));
+    },
+  );
+
   app.post(
     "/v1/rollouts/:name/rollback",
     {
       config: { subject: rolloutFromPath },
+      // The body is optional: no body reads as {} (ajv would refuse undefined).
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
       schema: {
         tags,
-        summary: "Send all traffic back to stable and stop mirroring, at once",
+        summary: "Send all traffic back to stable and stop mirroring, at once; optional {\"reason\"}. Repeated with nothing changed since, a no-op",
         params: RolloutNameParams,
         headers: IfMatchHeaders,
-        response: { 200: RolloutView, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
+        body: CommandBody,
+        response: { 200: RolloutView, 400: ErrorBody, 404: ErrorBody, 409: ErrorBody, 412: ErrorBody },
       },
     },
     async (request, reply) => {
       const name = request.params.name;
       store.expectRevision(name, ifMatchOf(request));
       const rollout = store.get(name);
+      const actor = actorOf(request);
+      const reason = request.body?.reason ?? null;
       if (rollout.engine) {
-        // A managed rollout ends RolledBack through the engine, which records who did it; the rollback
-        // action it returns is applied (pushed) by the store.
+        // Already ended with nothing routed to the candidate: nothing to do, nothing recorded, same revision.
+        if (isClosed(rollout.engine.state.phase) && rollout.canaryPercent === 0 && rollout.shadowPercent === 0) return sendRollout(reply, rollout);
+        // A managed rollout ends RolledBack through the engine, which records who did it and why; the
+        // rollback action it returns is applied (pushed) by the store. After Succeeded it goes back to the old stable.
         const now = (clock ? clock() : new Date()).getTime();
-        const result = applyCommand(rollout.engine.state, { type: "rollback", actor: actorOf(request) }, now, rollout.engine.lastEvaluation);
-        if (result.ok) return sendRollout(reply, store.applyEngine(name, result, { command: true }));
-        // Already ended: repeating a rollback with nothing routed to the candidate is harmless, as for a manual
-        // rollout; anything else (a Succeeded rollout at 100%) is refused with the engine's reason.
-        if (rollout.canaryPercent !== 0 || rollout.shadowPercent !== 0) throw new ConflictError(result.error);
+        const result = applyCommand(rollout.engine.state, { type: "rollback", actor, reason: reason ?? undefined }, now, rollout.engine.lastEvaluation);
+        if (!result.ok) throw new ConflictError(result.error);
+        return sendRollout(reply, store.applyEngine(name, result, { command: true }));
       }
-      return sendRollout(reply, store.rollback(name));
+      return sendRollout(reply, store.rollback(name, { by: actor, reason }));
     },
   );
 
@@ -182,16 +259,17 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       config: { subject: rolloutFromPath },
       schema: {
         tags,
-        summary: "Delete a rollout (its traffic goes to stable)",
+        summary: "Delete a rollout: its traffic goes to stable, its path is free; it is archived (report and history stay readable)",
         params: RolloutNameParams,
+        querystring: Type.Object({ reason: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })) }, { additionalProperties: false }),
         headers: IfMatchHeaders,
-        response: { 204: Type.Null({ description: "Deleted" }), 404: ErrorBody, 412: ErrorBody },
+        response: { 204: Type.Null({ description: "Deleted (archived: GET /v1/rollouts?archived=true)" }), 404: ErrorBody, 412: ErrorBody },
       },
     },
     async (request, reply) => {
       store.expectRevision(request.params.name, ifMatchOf(request));
-      store.delete(request.params.name);
-      return reply.code(204).send(null);
+      const entry = store.delete(request.params.name, { by: actorOf(request), reason: request.query.reason ?? null });
+      return reply.code(204).header("x-archived-id", String(entry.id)).send(null);
     },
   );
 };

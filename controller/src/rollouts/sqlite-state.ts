@@ -4,7 +4,9 @@
  *
  * Tables: meta (epoch, version, schema), rollouts (one JSON record per rollout: spec, weights, engine state),
  * decisions (the history, one row per decision with its measurements), stage_telemetry (the per-stage window
- * summaries the decisions carry: requests, error rate and p95 per variant and segment). Each change is one
+ * summaries the decisions carry: requests, error rate and p95 per variant and segment), archive and
+ * archived_decisions (rollouts that left the live set, finalized or deleted, under ids of their own so a
+ * re-created name starts clean). Each change is one
  * transaction. WAL with synchronous=NORMAL: a killed controller loses nothing that was acknowledged (only a
  * power cut could lose the last transactions).
  *
@@ -21,8 +23,12 @@ import { describePid, lockHolders } from "../proc.ts";
 import type { Decision } from "../engine/index.ts";
 import { fromStored, toStored, type RolloutPersistence, type SavedState, type StateChange, type StoredRollout } from "./persistence.ts";
 
-/** Bumped when the tables or the JSON records change shape; a newer file is refused, not misread. */
-export const STATE_SCHEMA_VERSION = 1;
+/**
+ * Bumped when the tables or the JSON records change shape; a newer file is refused, not misread. 2: the
+ * archive tables, finalize phases and model identity (a schema-1 file loads as is: its records read with
+ * those fields absent).
+ */
+export const STATE_SCHEMA_VERSION = 2;
 
 const TABLES = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +53,19 @@ const TABLES = `
     at INTEGER NOT NULL,
     window TEXT NOT NULL,
     PRIMARY KEY (rollout, seq)
+  );
+  CREATE TABLE IF NOT EXISTS archive (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    archived_at INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    record TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS archived_decisions (
+    archive_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (archive_id, seq)
   );
 `;
 
@@ -102,6 +121,10 @@ export class SqliteRolloutState implements RolloutPersistence {
       this.#db.close();
       throw new Error(`state file ${path}: written by a newer controller (schema ${schema}, this one reads ${STATE_SCHEMA_VERSION})`);
     }
+    // An older file is read as is and from now on written in this schema: an older controller must refuse it.
+    if (schema !== null && Number(schema) < STATE_SCHEMA_VERSION) {
+      this.#db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(STATE_SCHEMA_VERSION));
+    }
     if (options.fresh) this.freshStart = this.#clear();
 
     const setMeta = this.#db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -113,20 +136,28 @@ export class SqliteRolloutState implements RolloutPersistence {
     const insertDecision = this.#db.prepare("INSERT INTO decisions (rollout, seq, at, kind, record) VALUES (?, ?, ?, ?, ?)");
     const insertWindow = this.#db.prepare("INSERT INTO stage_telemetry (rollout, seq, stage_index, at, window) VALUES (?, ?, ?, ?, ?)");
     const deleteRows = ["rollouts WHERE name", "decisions WHERE rollout", "stage_telemetry WHERE rollout"].map((t) => this.#db.prepare(`DELETE FROM ${t} = ?`));
+    const insertArchive = this.#db.prepare("INSERT INTO archive (id, name, archived_at, reason, record) VALUES (?, ?, ?, ?, ?)");
+    const archiveDecisions = this.#db.prepare("INSERT INTO archived_decisions (archive_id, seq, record) SELECT ?, seq, record FROM decisions WHERE rollout = ?");
 
     this.#write = this.#db.transaction((change: StateChange) => {
       setMeta.run("version", String(change.version));
-      if (change.deleted !== undefined) for (const statement of deleteRows) statement.run(change.deleted);
       const rollout = change.rollout;
-      if (!rollout) return;
-      const name = rollout.spec.name;
-      upsertRollout.run({ name, revision: rollout.revision, configVersion: rollout.configVersion, record: JSON.stringify(toStored(rollout)) });
-      let seq = (nextSeq.get(name) as { seq: number }).seq;
-      for (const decision of change.newDecisions ?? []) {
-        insertDecision.run(name, seq, decision.at, decision.kind, JSON.stringify(decision));
-        if (decision.window) insertWindow.run(name, seq, decision.stage?.index ?? null, decision.at, JSON.stringify(decision.window));
-        seq += 1;
+      if (rollout) {
+        const name = rollout.spec.name;
+        upsertRollout.run({ name, revision: rollout.revision, configVersion: rollout.configVersion, record: JSON.stringify(toStored(rollout)) });
+        let seq = (nextSeq.get(name) as { seq: number }).seq;
+        for (const decision of change.newDecisions ?? []) {
+          insertDecision.run(name, seq, decision.at, decision.kind, JSON.stringify(decision));
+          if (decision.window) insertWindow.run(name, seq, decision.stage?.index ?? null, decision.at, JSON.stringify(decision.window));
+          seq += 1;
+        }
       }
+      const archived = change.archive;
+      if (archived) {
+        insertArchive.run(archived.id, archived.name, archived.archivedAt.getTime(), archived.reason, JSON.stringify(toStored(archived.rollout)));
+        archiveDecisions.run(archived.id, archived.name);
+      }
+      if (change.deleted !== undefined) for (const statement of deleteRows) statement.run(change.deleted);
     });
   }
 
@@ -143,7 +174,25 @@ export class SqliteRolloutState implements RolloutPersistence {
         throw new Error(`state file ${this.path}: rollout ${row.name}: unreadable record: ${(error as Error).message}`, { cause: error });
       }
     });
-    return { epoch, version, rollouts };
+    const archived = (this.#db.prepare("SELECT id, name, archived_at, reason, record FROM archive ORDER BY id").all() as Array<{
+      id: number;
+      name: string;
+      archived_at: number;
+      reason: string;
+      record: string;
+    }>).map((row) => {
+      try {
+        return { id: row.id, name: row.name, archivedAt: new Date(row.archived_at), reason: row.reason, rollout: fromStored(JSON.parse(row.record) as StoredRollout, []) };
+      } catch (error) {
+        throw new Error(`state file ${this.path}: archived rollout ${row.id} (${row.name}): unreadable record: ${(error as Error).message}`, { cause: error });
+      }
+    });
+    return { epoch, version, rollouts, archived };
+  }
+
+  archivedDecisions(id: number): Decision[] {
+    const rows = this.#db.prepare("SELECT record FROM archived_decisions WHERE archive_id = ? ORDER BY seq").all(id) as Array<{ record: string }>;
+    return rows.map((r) => JSON.parse(r.record) as Decision);
   }
 
   initialize(epoch: string, version: number): void {
@@ -173,9 +222,15 @@ export class SqliteRolloutState implements RolloutPersistence {
   }
 
   /** Rows per table, for tests and the report of what is on disk. */
-  counts(): { rollouts: number; decisions: number; stageTelemetry: number } {
+  counts(): { rollouts: number; decisions: number; stageTelemetry: number; archive: number; archivedDecisions: number } {
     const count = (table: string) => (this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
-    return { rollouts: count("rollouts"), decisions: count("decisions"), stageTelemetry: count("stage_telemetry") };
+    return {
+      rollouts: count("rollouts"),
+      decisions: count("decisions"),
+      stageTelemetry: count("stage_telemetry"),
+      archive: count("archive"),
+      archivedDecisions: count("archived_decisions"),
+    };
   }
 
   close(): void {
@@ -196,7 +251,7 @@ export class SqliteRolloutState implements RolloutPersistence {
       this.#db.prepare("VACUUM INTO ?").run(keptIn);
     }
     this.#db.transaction(() => {
-      for (const table of ["meta", "rollouts", "decisions", "stage_telemetry"]) this.#db.exec(`DELETE FROM ${table}`);
+      for (const table of ["meta", "rollouts", "decisions", "stage_telemetry", "archive", "archived_decisions"]) this.#db.exec(`DELETE FROM ${table}`);
     })();
     return keptIn === null ? null : { previousRollouts: rollouts, keptIn };
   }

@@ -3,8 +3,8 @@ import { ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedEr
 import { VersionWatch } from "../filter-config/version-watch.ts";
 import {
   initialState,
-  isTerminal,
-  parseEngineSpec,
+  isClosed,
+  Phase,
   type Action,
   type Decision,
   type EngineState,
@@ -12,19 +12,19 @@ import {
   type ParseResult,
   type Policy,
 } from "../engine/index.ts";
-import type { ErrorDetail } from "../errors.ts";
-import { enginePart, ENGINE_PROPERTIES, type RolloutSpec } from "./schemas.ts";
-import { checkSegments, segmentValueNames, toFilterSegment, type FilterSegment } from "./segments.ts";
-import { normalizeShadow, toFilterShadow, type FilterShadow, type NormalizedShadow } from "./shadow.ts";
-import { checkOutput, normalizeOutput, toFilterOutput, type FilterOutput, type NormalizedOutput } from "./output.ts";
+import { acceptSpec, type NormalizedSpec } from "./accept.ts";
+import { RolloutArchive, type ArchiveEntry } from "./archive.ts";
+import { filterRollout, toBasisPoints, type FilterConfig } from "./filter-table.ts";
+import { pathHeldMessage } from "./lifecycle-view.ts";
+import type { RolloutSpec } from "./schemas.ts";
+import { segmentValueNames } from "./segments.ts";
 import type { RolloutPersistence } from "./persistence.ts";
 import type { StatsBaseline } from "../stats/baseline.ts";
 import { SqliteRolloutState } from "./sqlite-state.ts";
 
-export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | keyof typeof ENGINE_PROPERTIES>> & {
-  shadow: NormalizedShadow | null;
-  output: NormalizedOutput;
-};
+export type { NormalizedSpec } from "./accept.ts";
+export { engineSpecErrors } from "./accept.ts";
+export { toBasisPoints, type FilterConfig, type FilterRollout } from "./filter-table.ts";
 
 export interface Rollout {
   readonly spec: NormalizedSpec;
@@ -41,10 +41,23 @@ export interface Rollout {
   readonly createdAt: Date;
   readonly updatedAt: Date;
   readonly lastRollbackAt: Date | null;
+  /** Who asked for the last rollback, and why (a managed rollout also has it in its decisions). */
+  readonly lastRollbackNote: { by: string; reason: string | null } | null;
+  /** The finalize webhook's deliveries (spec finalize.webhook); null until the rollout succeeds. */
+  readonly finalizeHook: HookStatus | null;
   /** Set when the rollout is managed by the engine (its spec has any engine key); null for a manual rollout. */
   readonly engine: ManagedState | null;
   /** What Envoy had counted under this name when the rollout was created (absent: created before it was kept). */
   readonly statsBaseline?: StatsBaseline;
+}
+
+export interface HookStatus {
+  attempts: number;
+  lastAttemptAt: string | null;
+  /** The last failure (status or network error); null after a delivery. */
+  lastError: string | null;
+  nextAttemptAt: string | null;
+  deliveredAt: string | null;
 }
 
 export interface ManagedState {
@@ -68,23 +81,8 @@ export type RolloutEvent =
   | { type: "weight-changed"; rollout: string; version: number; at: Date; from: number; to: number }
   | { type: "shadow-changed"; rollout: string; version: number; at: Date; from: number; to: number }
   | { type: "rolled-back"; rollout: string; version: number; at: Date; from: number }
-  | { type: "deleted"; rollout: string; version: number; at: Date };
-
-export interface FilterRollout {
-  name: string;
-  pathPrefix: string;
-  stickyHeader: string;
-  canaryBasisPoints: number;
-  segments: FilterSegment[];
-  shadow?: FilterShadow;
-  output: FilterOutput;
-}
-
-export interface FilterConfig {
-  epoch: string;
-  version: number;
-  rollouts: FilterRollout[];
-}
+  | { type: "deleted"; rollout: string; version: number; at: Date }
+  | { type: "archived"; rollout: string; version: number; at: Date; id: number };
 
 export interface RolloutStoreOptions {
   /** Fixed epoch for tests; a random one otherwise. */
@@ -97,45 +95,6 @@ export interface RolloutStoreOptions {
    * another RolloutPersistence. A file with saved state is resumed: its epoch, version and rollouts win.
    */
   state?: string | RolloutPersistence;
-}
-
-/**
- * The engine part of a rollout spec, parsed in the context the rest of the spec gives it (output schema,
- * shadow); null for a manual rollout (no engine key).
- */
-function parseRolloutEngine(spec: Record<string, unknown>, policy: Partial<Policy> | undefined): ParseResult | null {
-  const part = enginePart(spec);
-  if (part === null) return null;
-  const output = spec.output as { schema?: unknown } | undefined;
-  const shadow = spec.shadow as { percent?: unknown } | undefined;
-  return parseEngineSpec(part, {
-    hasOutputSchema: output?.schema !== undefined,
-    hasShadow: shadow !== undefined,
-    shadowPercent: typeof shadow?.percent === "number" && shadow.percent > 0 ? shadow.percent : undefined,
-    policy,
-  });
-}
-
-/**
- * Errors of the engine part of a rollout spec, pointers from the spec root; empty for a manual rollout.
- * Also refuses a starting canaryPercent on a managed rollout: its stages set the weights.
- */
-export function engineSpecErrors(spec: Record<string, unknown>, policy?: Partial<Policy>): ErrorDetail[] {
-  return engineErrorsOf(spec, parseRolloutEngine(spec, policy));
-}
-
-function engineErrorsOf(spec: Record<string, unknown>, parsed: ParseResult | null): ErrorDetail[] {
-  if (parsed === null) return [];
-  const errors = parsed.ok ? [] : [...parsed.errors];
-  if (typeof spec.canaryPercent === "number" && spec.canaryPercent !== 0) {
-    errors.push({ path: "/canaryPercent", reason: "must be 0 or absent for a rollout managed by the engine (its stages set the weights)" });
-  }
-  return errors;
-}
-
-/** The filter's unit: 1 basis point = 0.01%. Specs are validated to two decimals, so this is exact. */
-export function toBasisPoints(percent: number): number {
-  return Math.min(10_000, Math.max(0, Math.round(percent * 100)));
 }
 
 export function newEpoch(): string {
@@ -155,6 +114,7 @@ export class RolloutStore {
   readonly #clock: () => Date;
   readonly policy: Partial<Policy> | undefined;
   readonly #state: RolloutPersistence;
+  readonly archive: RolloutArchive;
   #version = 1;
   #resumed = false;
 
@@ -173,6 +133,7 @@ export class RolloutStore {
       this.epoch = options.epoch ?? newEpoch();
       this.#state.initialize(this.epoch, this.#version);
     }
+    this.archive = new RolloutArchive(saved?.archived ?? [], (id) => this.#state.archivedDecisions(id));
     this.changes = new VersionWatch(() => this.#version);
   }
 
@@ -210,32 +171,13 @@ export class RolloutStore {
   }
 
   create(spec: RolloutSpec, options: { statsBaseline?: StatsBaseline } = {}): Rollout {
-    const outputCheck = checkOutput(spec.output);
-    const normalized: NormalizedSpec = {
-      name: spec.name,
-      match: { pathPrefix: spec.match.pathPrefix },
-      stickyKey: { header: spec.stickyKey.header },
-      canaryPercent: spec.canaryPercent ?? 0,
-      segments: spec.segments ?? [],
-      shadow: normalizeShadow(spec.shadow),
-      output: normalizeOutput(spec.output, outputCheck.compiled),
-    };
-    const engineParse = parseRolloutEngine(spec as Record<string, unknown>, this.policy);
-    const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...engineErrorsOf(spec as Record<string, unknown>, engineParse)];
-    if (problems.length > 0) {
-      const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
-      throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);
-    }
+    const { normalized, engine: engineParse } = acceptSpec(spec, this.policy);
     if (this.#rollouts.has(normalized.name)) {
       throw new ConflictError(`rollout ${normalized.name}: already exists`);
     }
     // Two rollouts on one prefix would make the filter's choice depend on config order.
     const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
-    if (rival) {
-      throw new ConflictError(
-        `rollout ${normalized.name}: pathPrefix ${normalized.match.pathPrefix} is already used by rollout ${rival.spec.name}`,
-      );
-    }
+    if (rival) throw new ConflictError(pathHeldMessage(normalized.name, normalized.match.pathPrefix, rival));
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
@@ -249,6 +191,8 @@ export class RolloutStore {
       createdAt: at,
       updatedAt: at,
       lastRollbackAt: null,
+      lastRollbackNote: null,
+      finalizeHook: null,
       engine,
       ...(options.statsBaseline ? { statsBaseline: options.statsBaseline } : {}),
     };
@@ -269,9 +213,9 @@ export class RolloutStore {
     return { state, decisions: [], lastEvaluation: null };
   }
 
-  /** Managed rollouts the engine still has to move (not in a terminal phase). */
+  /** Managed rollouts the engine still has to move or watch (not closed: Succeeded awaits finalize). */
   activeManaged(): Rollout[] {
-    return this.list().filter((r) => r.engine !== null && !isTerminal(r.engine.state.phase));
+    return this.list().filter((r) => r.engine !== null && !isClosed(r.engine.state.phase));
   }
 
   /**
@@ -293,7 +237,8 @@ export class RolloutStore {
   /**
    * Records what the engine returned and applies its actions, as one write: the new state, the decisions
    * appended, and the weights. One version bump when the weights change (filters get one push per step); a
-   * rollback sets canary and shadow to 0; finalize is only recorded.
+   * rollback sets canary and shadow to 0; finalize is only recorded. A rollout that reaches Finalized leaves
+   * the live set for the archive in the same write (its path goes to stable).
    */
   applyEngine(name: string, outcome: EngineOutcome, options: { command?: boolean } = {}): Rollout {
     const current = this.get(name);
@@ -307,6 +252,7 @@ export class RolloutStore {
     const events: RolloutEvent[] = [];
     let weights = { canaryPercent: current.canaryPercent, shadowPercent: current.shadowPercent };
     let lastRollbackAt = current.lastRollbackAt;
+    let lastRollbackNote = current.lastRollbackNote;
     for (const action of outcome.actions) {
       if (action.type === "setWeights") {
         let shadow = action.shadowPercent;
@@ -318,6 +264,8 @@ export class RolloutStore {
       } else if (action.type === "rollback") {
         weights = { canaryPercent: 0, shadowPercent: 0 };
         lastRollbackAt = at;
+        const by = decisions.at(-1)?.actor ?? "engine";
+        lastRollbackNote = { by, reason: action.reason };
       }
       // finalize: recorded in the decisions only (the old stable may be released by its owner).
     }
@@ -336,12 +284,19 @@ export class RolloutStore {
       revision: options.command || moved ? current.revision + 1 : current.revision,
       updatedAt: pushed.changed || lastRollbackAt !== current.lastRollbackAt ? at : current.updatedAt,
       lastRollbackAt,
+      lastRollbackNote,
       engine: {
         state: outcome.state,
         decisions: [...current.engine.decisions, ...decisions],
         lastEvaluation: outcome.evaluation ?? current.engine.lastEvaluation,
       },
     };
+    if (after.phase === Phase.Finalized) {
+      // Leaving the table is a change for the filters even when the weights were 0 already.
+      const version = pushed.changed ? pushed.version : this.#version + 1;
+      this.#archive(next, { version, decisions, events, reason: decisions.at(-1)?.reason ?? "finalized" });
+      return next;
+    }
     this.#commit(next, { version: pushed.version, decisions, events });
     return next;
   }
@@ -389,11 +344,13 @@ export class RolloutStore {
   }
 
   /**
-   * Canary to 0 and shadow off at once. Recorded even when the canary already had no traffic (someone judged it bad),
-   * but the version only moves when filters have something to change.
+   * Canary to 0 and shadow off at once. Recorded even when the canary already had no traffic (someone judged it
+   * bad), but the version only moves when filters have something to change. Asked again with nothing changed
+   * since, it is a no-op: the same rollout, the same revision.
    */
-  rollback(name: string): Rollout {
+  rollback(name: string, note: { by: string; reason: string | null } = { by: "api", reason: null }): Rollout {
     const current = this.get(name);
+    if (isRolledBack(current)) return current;
     const at = this.#clock();
     const pushed = this.#weightEvents(current, { canaryPercent: 0, shadowPercent: 0 }, at, []);
     const version = pushed.changed ? pushed.version : this.#version;
@@ -405,6 +362,7 @@ export class RolloutStore {
       revision: current.revision + 1,
       updatedAt: at,
       lastRollbackAt: at,
+      lastRollbackNote: note,
     };
     this.#commit(next, { version, events: [{ type: "rolled-back", rollout: name, version, at, from: current.canaryPercent }] });
     return next;
@@ -426,29 +384,48 @@ export class RolloutStore {
     return current;
   }
 
-  delete(name: string): void {
-    this.get(name);
-    const version = this.#version + 1;
-    this.#state.write({ version, deleted: name });
+  /** Takes the rollout out of the live set (its path goes to stable); its report and history stay in the archive. */
+  delete(name: string, note: { by: string; reason: string | null } = { by: "api", reason: null }): ArchiveEntry {
+    const current = this.get(name);
+    const reason = `deleted by ${note.by}${note.reason ? `: ${note.reason}` : ""}`;
+    return this.#archive(current, { version: this.#version + 1, decisions: [], events: [], reason });
+  }
+
+  /** Records a finalize webhook delivery or failure; informational, so the revision stays. */
+  recordHook(name: string, status: HookStatus): Rollout {
+    const next: Rollout = { ...this.get(name), finalizeHook: status };
+    this.#commit(next, { version: this.#version, events: [] });
+    return next;
+  }
+
+  /**
+   * Replaces a rollout after an accepted apply (PUT): the spec, and the engine state rebudgeted for it. The
+   * weights do not change (only the engine moves them), so the filters only hear of it when their part did.
+   */
+  replace(next: Rollout, decisions: Decision[] = []): Rollout {
+    const current = this.get(next.spec.name);
+    const filterChanged = JSON.stringify(filterRollout(current)) !== JSON.stringify(filterRollout(next));
+    const version = filterChanged ? this.#version + 1 : this.#version;
+    const engine = next.engine && decisions.length > 0 ? { ...next.engine, decisions: [...next.engine.decisions, ...decisions] } : next.engine;
+    const replaced: Rollout = { ...next, engine, configVersion: filterChanged ? version : current.configVersion, revision: current.revision + 1, updatedAt: this.#clock() };
+    this.#commit(replaced, { version, decisions, events: [] });
+    return replaced;
+  }
+
+  #archive(rollout: Rollout, change: { version: number; decisions: readonly Decision[]; events: RolloutEvent[]; reason: string }): ArchiveEntry {
+    const name = rollout.spec.name;
+    const at = this.#clock();
+    const entry: ArchiveEntry = { id: this.archive.nextId(), name, archivedAt: at, reason: change.reason, rollout };
+    this.#state.write({ version: change.version, rollout, newDecisions: change.decisions, archive: entry, deleted: name });
     this.#rollouts.delete(name);
-    this.#version = version;
-    this.#publish([{ type: "deleted", rollout: name, version, at: this.#clock() }]);
+    this.archive.add(entry);
+    this.#version = change.version;
+    this.#publish([...change.events, { type: "archived", rollout: name, version: change.version, at, id: entry.id }, { type: "deleted", rollout: name, version: change.version, at }]);
+    return entry;
   }
 
   filterConfig(): FilterConfig {
-    return {
-      epoch: this.epoch,
-      version: this.#version,
-      rollouts: this.list().map((r) => ({
-        name: r.spec.name,
-        pathPrefix: r.spec.match.pathPrefix,
-        stickyHeader: r.spec.stickyKey.header,
-        canaryBasisPoints: toBasisPoints(r.canaryPercent),
-        segments: r.spec.segments.map(toFilterSegment),
-        ...(r.spec.shadow ? { shadow: toFilterShadow(r.spec.shadow, r.shadowPercent) } : {}),
-        output: toFilterOutput(r.spec.output),
-      })),
-    };
+    return { epoch: this.epoch, version: this.#version, rollouts: this.list().map(filterRollout) };
   }
 
   /** Releases held long-polls and closes the state file; the store stays readable. */
@@ -474,6 +451,11 @@ export class RolloutStore {
     this.changes.notify();
     for (const event of events) for (const listener of this.#listeners) listener(event);
   }
+}
+
+/** Rolled back already, with nothing changed since (a repeated rollback has nothing to do). */
+function isRolledBack(r: Rollout): boolean {
+  return r.canaryPercent === 0 && r.shadowPercent === 0 && r.lastRollbackAt !== null && r.updatedAt.getTime() === r.lastRollbackAt.getTime();
 }
 
 /** A rollout's ETag: its revision, quoted as HTTP wants it. */

@@ -10,7 +10,8 @@ import { toDetail } from "../http/error-handler.ts";
 import { checkOutput } from "./output.ts";
 import { RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
-import { engineSpecErrors } from "./store.ts";
+import { engineSpecErrors } from "./accept.ts";
+import { checkModels } from "./models.ts";
 
 /** The app's ajv settings (buildApp passes them to Fastify), so every schema is judged alike. */
 export const AJV_OPTIONS = {
@@ -56,6 +57,7 @@ export function validateRolloutSpec(spec: unknown, policy?: Partial<Policy>): Sp
   const errors = [
     ...checkSegments(valid.segments ?? []),
     ...checkOutput(valid.output).errors,
+    ...checkModels(valid.models),
     ...engineSpecErrors(valid as Record<string, unknown>, policy),
   ];
   return errors.length > 0 ? { ok: false, errors } : { ok: true, spec: valid };

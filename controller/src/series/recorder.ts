@@ -9,7 +9,7 @@
  * written: an idle rollout costs nothing.
  */
 import { OVERALL, toSnapshot, windowBetween, type CountsSnapshot } from "../engine/counts.ts";
-import { isTerminal, type Evaluation } from "../engine/index.ts";
+import type { Evaluation } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { Rollout, RolloutStore } from "../rollouts/store.ts";
 import { snapshotOf, type StoredGates } from "./point.ts";
@@ -101,9 +101,10 @@ export class SeriesRecorder {
 
   /** Rollouts the engine does not step but whose traffic is still recorded. */
   idle(now: number): Rollout[] {
+    const stepped = new Set(this.#store.activeManaged().map((r) => r.spec.name));
     return this.#store.list().filter((r) => {
       if (r.engine === null) return true;
-      if (!isTerminal(r.engine.state.phase)) return false;
+      if (stepped.has(r.spec.name)) return false;
       const ended = r.engine.state.endedAt;
       return ended !== null && now - ended < RECORD_AFTER_END_MS;
     });

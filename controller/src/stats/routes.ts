@@ -46,6 +46,10 @@ const ShadowComparison = Type.Object({
   predictionAgreementRate: NullableNumber,
   predictionMissing: Type.Number(),
   confidenceDelta: Distribution,
+  primaryLatencyMs: Type.Object(
+    { p50: NullableNumber, p95: NullableNumber, count: Type.Number() },
+    { description: "The primary's answers to the mirrored requests, timed like the mirrored calls (request complete -> whole answer): what the shadow's latencyMs is compared with." },
+  ),
   dropped: Type.Number(),
   skippedLargeBody: Type.Number(),
   incomplete: Type.Number(),

@@ -14,6 +14,7 @@ const LABELS: Record<ActionName, string> = {
   fail: "Fail",
   approve: "Approve review",
   reject: "Reject review",
+  finalize: "Finalize",
 };
 
 const EXPLAIN: Record<ActionName, string> = {
@@ -25,6 +26,7 @@ const EXPLAIN: Record<ActionName, string> = {
   fail: "Give up on this rollout: all traffic to stable.",
   approve: "Approve: the rollout succeeds and the new model stays.",
   reject: "Reject: back to the old stable.",
+  finalize: "Stable now serves the new model: the controller checks that, routes all traffic to stable and archives the rollout.",
 };
 
 const DANGER = new Set<ActionName>(["rollback", "undo", "fail", "reject"]);

@@ -12,7 +12,7 @@ export function Header(props: { p: Picture }) {
     const ticker = window.setInterval(() => setNow(Date.now()), 1000);
     return () => window.clearInterval(ticker);
   }, []);
-  const ended = p.phase === "Succeeded" || p.phase === "RolledBack" || p.phase === "Failed";
+  const ended = p.phase === "Succeeded" || p.phase === "Finalizing" || p.phase === "Finalized" || p.phase === "RolledBack" || p.phase === "Failed";
   return (
     <section class="panel header">
       <div class="title-row">

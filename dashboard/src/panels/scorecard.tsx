@@ -44,7 +44,7 @@ export function Scorecard(props: { p: Picture }) {
                 <td class="nowrap">{g.interval}</td>
                 <td class="num nowrap">
                   {count(g.samples.stable)} / {count(g.samples.candidate)}
-                  {g.needed ? ` (need ${count(g.needed.stable)} / ${count(g.needed.candidate)})` : ""}
+                  {g.needed ? ` (needs ${g.needed.stable !== null ? `${count(g.needed.stable)} / ` : ""}${count(g.needed.candidate)})` : ""}
                 </td>
                 <td class="reason clip" title={g.reason}>
                   {g.reason}

@@ -1,0 +1,142 @@
+/**
+ * What holds the current stage, and when it is expected to decide: per gate and slice, the samples its
+ * requirement needs (power.ts), how many more that is, and the time at the traffic seen in the stage's window
+ * so far. A stage decides when its slowest hold clears (or, for a gate expected past its limit, when it fails).
+ */
+import { OVERALL, requestsOf, sliceKey, type CountsSnapshot } from "./counts.ts";
+import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
+import { currentStage, type EngineState, type Hold, type StageEta } from "./state.ts";
+import type { TrafficMixResult } from "./traffic-mix.ts";
+
+export interface HoldContext {
+  state: EngineState;
+  now: number;
+  window: CountsSnapshot | null;
+  measurements: readonly Measurement[];
+  mismatched: readonly TrafficMixResult[];
+  candidate: "canary" | "shadow";
+}
+
+export function stageHolds(ctx: HoldContext): Hold[] {
+  const { state, now, window, candidate } = ctx;
+  const stage = currentStage(state)!;
+  const out: Hold[] = [];
+  const elapsed = (now - state.stageStartedAt! - state.pausedMsInStage) / 1000;
+  const windowSeconds = state.baselineAt !== null ? Math.max(0, (now - state.baselineAt) / 1000) : 0;
+  const perSecond = (n: number) => (windowSeconds > 0 && n > 0 ? n / windowSeconds : 0);
+  const timeFor = (more: number, rate: number) => (more <= 0 ? 0 : rate > 0 ? Math.ceil(more / rate) : null);
+  const base = { gate: null, segment: null, samples: null, needed: null };
+  if (elapsed < stage.minDurationSeconds) {
+    out.push({ ...base, key: "minDuration", text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s`, seconds: Math.ceil(stage.minDurationSeconds - elapsed) });
+  }
+  if (!window) {
+    out.push({ ...base, key: "traffic", text: "traffic: the counts could not be read", seconds: null });
+  } else if (stage.minRequests > 0) {
+    const overall = requestsOf(window.slices[OVERALL]?.[candidate]);
+    if (overall < stage.minRequests) {
+      out.push({
+        ...base,
+        key: "traffic",
+        text: `traffic: the ${candidate} answered ${overall} of ${stage.minRequests} requests`,
+        samples: overall,
+        needed: stage.minRequests,
+        seconds: timeFor(stage.minRequests - overall, perSecond(overall)),
+      });
+    }
+    const short: string[] = [];
+    let slowest: number | null = 0;
+    for (const { dimension, values } of state.segments) {
+      for (const value of values) {
+        const n = requestsOf(window.slices[sliceKey({ dimension, value })]?.[candidate]);
+        if (carriesTraffic(state, window, dimension, value, candidate) && n < stage.minRequests) {
+          short.push(`${dimension}=${value} ${n}`);
+          const t = timeFor(stage.minRequests - n, perSecond(n));
+          slowest = t === null || slowest === null ? null : Math.max(slowest, t);
+        }
+      }
+    }
+    if (short.length > 0) out.push({ ...base, key: "segmentTraffic", text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}`, seconds: slowest });
+  }
+  for (const m of ctx.measurements) {
+    const hold = measurementHold(m, perSecond(m.stageSamples ?? 0), timeFor);
+    if (hold) out.push(hold);
+  }
+  if (state.spec.trafficMix.holdOnMismatch && ctx.mismatched.length > 0) {
+    out.push({ ...base, key: "trafficMix", text: `traffic mix: ${ctx.mismatched.map((m) => m.reason).join("; ")}`, seconds: null });
+  }
+  return out;
+}
+
+/** A segment value "has traffic" when it carries at least segmentTrafficShare of the stage's requests. */
+export function carriesTraffic(state: EngineState, window: CountsSnapshot | null, dimension: string, value: string, candidate: "canary" | "shadow"): boolean {
+  if (!window) return false;
+  let total = 0;
+  for (const variant of ["stable", candidate] as const) total += requestsOf(window.slices[OVERALL]?.[variant]);
+  const slice = window.slices[sliceKey({ dimension, value })];
+  const here = requestsOf(slice?.stable) + requestsOf(slice?.[candidate]);
+  return total > 0 && here / total >= state.spec.segmentTrafficShare;
+}
+
+function measurementHold(m: Measurement, rate: number, timeFor: (more: number, rate: number) => number | null): Hold | null {
+  const requirement = m.requirement ?? (m.segment === null ? "pass" : "none");
+  if (requirement === "none" || m.status === MeasurementStatus.Passed) return null;
+  const where = m.segment === null ? "" : ` ${segmentLabel(m.segment)}`;
+  const key = `gate:${m.gate}:${segmentLabel(m.segment)}:${requirement}:${m.status}`;
+  const samples = m.sampleSizes.candidate;
+  const base = { key, gate: m.gate, segment: m.segment, samples: null, needed: null, seconds: null };
+  if (m.status === MeasurementStatus.Error) return { ...base, text: `${m.gate}${where} ${m.status}: ${m.reason}` };
+  if (requirement === "detect") {
+    const needed = m.needed?.detect ?? null;
+    if (needed !== null && samples >= needed) return null;
+    const harm = m.harm === null || m.harm === undefined ? "" : ` (${describeHarm(m)})`;
+    const count = needed === null ? "not enough data yet to size" : `${samples} of ${needed} ${m.candidate} samples`;
+    const seconds = needed === null ? null : timeFor(needed - samples, rate);
+    return { ...base, text: `${m.gate}${where}: ${count} needed to detect harm${harm}${eta(seconds)}`, samples, needed, seconds };
+  }
+  // Must pass: the time to a verdict at the expected value (a failure when the candidate is expected past its limit).
+  const needed = m.needed?.pass ?? null;
+  const seconds = needed === null ? null : timeFor(needed - samples, rate);
+  const need = needed === null ? "" : ` [about ${needed} samples to a verdict, has ${samples}${eta(seconds)}]`;
+  return { ...base, text: `${m.gate}${where} ${m.status}: ${m.reason}${need}`, samples, needed, seconds };
+}
+
+function eta(seconds: number | null): string {
+  return seconds === null ? "" : `, ~${seconds} s at the current traffic`;
+}
+
+function describeHarm(m: Measurement): string {
+  const kind = m.threshold?.kind;
+  if (kind === "maxRatio") return `${Number((((m.harm ?? 1) - 1) * 100).toFixed(1))}% above stable`;
+  return formatValue(m.harm, m.unit);
+}
+
+export function stageEta(holds: readonly Hold[], state: EngineState, now: number): StageEta {
+  let seconds: number | null = 0;
+  let limitedBy: string | null = null;
+  let slowest = -1;
+  for (const h of holds) {
+    if (h.seconds === null) {
+      if (seconds !== null) limitedBy = h.text;
+      seconds = null;
+      continue;
+    }
+    if (seconds !== null && h.seconds > slowest) {
+      slowest = h.seconds;
+      seconds = h.seconds;
+      limitedBy = h.text;
+    }
+  }
+  const warnings: string[] = [];
+  const stage = currentStage(state);
+  if (stage && seconds !== null && state.stageStartedAt !== null) {
+    const elapsed = (now - state.stageStartedAt - state.pausedMsInStage) / 1000;
+    const left = stage.deadlineSeconds - elapsed;
+    if (seconds > left) {
+      warnings.push(
+        `stage ${stage.name} is not expected to conclude before its deadline at the observed traffic: about ${seconds} s more needed (${limitedBy}), ` +
+          `the deadline is in ${Math.max(0, Math.round(left))} s (onDeadline: ${stage.onDeadline})`,
+      );
+    }
+  }
+  return { secondsToDecision: holds.length === 0 ? 0 : seconds, limitedBy, holds: [...holds], warnings };
+}

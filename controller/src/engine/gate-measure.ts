@@ -1,0 +1,155 @@
+/**
+ * What every gate evaluation shares: its input, and turning a gate's numbers (estimates, intervals, samples)
+ * into a Measurement with a verdict and a reason.
+ */
+import type { MetricReading } from "../metrics/provider.ts";
+import type { ErrorBudget } from "./budget.ts";
+import type { CountsSnapshot, EngineVariant } from "./counts.ts";
+import type { GateSpec, Limits } from "./gate-spec.ts";
+import { describeMeasurement, judgeLimits, severityOf } from "./judge.ts";
+import { MeasurementStatus, recordInterval, type Measurement, type Segment } from "./measurement.ts";
+import type { EmpiricalBernsteinState } from "./means.ts";
+import type { Needs } from "./power.ts";
+import type { Requirement } from "./requirements.ts";
+import type { Interval } from "./sequences.ts";
+import type { StageKind } from "./spec-schema.ts";
+
+/** Per external gate, per variant: the running confidence sequence of the posted values ([0, 1] scale). */
+export type ExternalStates = Record<string, Partial<Record<EngineVariant, EmpiricalBernsteinState>>>;
+
+export interface GateEvaluationInput {
+  gates: readonly GateSpec[];
+  stageKind: StageKind;
+  candidate: "canary" | "shadow";
+  /** The candidate's share of traffic in this stage (canary percent, or the shadow's mirrored percent). */
+  candidatePercent?: number;
+  /** The false-alarm budget; budget.ts gives each (gate, group, slice) test its alpha. */
+  budget: ErrorBudget;
+  /** The stage's window, or null when the counts could not be read (then windowError says why). */
+  window: CountsSnapshot | null;
+  windowError: string | null;
+  /** Counters gathered over the whole rollout so far (evidence.ts); null: use the window. */
+  accumulated: CountsSnapshot | null;
+  /** "overall" first, then every declared segment value. */
+  slices: readonly string[];
+  promql: Readonly<Record<string, MetricReading<number | null>>> | undefined;
+  external: ExternalStates;
+  /** For the detect floors (power.ts); default 4. */
+  harmMultiple?: number;
+  /** What the stage asks of a gate on a slice (requirements.ts); default: must pass. */
+  requirement?: (gate: GateSpec, segment: Segment | null) => Requirement;
+}
+
+export interface SliceNumbers {
+  segment: Segment | null;
+  candidate: "canary" | "shadow";
+  candidateValue: number | null;
+  stableValue: number | null;
+  candidateInterval: Interval | null;
+  stableInterval: Interval | null;
+  sampleSizes: { candidate: number; stable: number };
+  unit: Measurement["unit"];
+  /** The test's alpha (the confidence shown is 1 - alpha). */
+  alpha: number;
+  relative: boolean;
+  emptyReason: string | null;
+  scope: "rollout" | "stage";
+  stageSamples: number;
+  needs: Needs | null;
+  input: GateEvaluationInput;
+  /** In place of the gate's label in the reason. */
+  label?: string;
+  /** Latency: a regression up to this (display units) is within a maxRatio limit (judge.ts). */
+  tolerance?: number;
+}
+
+export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
+  const intervals: Measurement["intervals"] = {};
+  if (n.candidateInterval) intervals.candidate = recordInterval(n.candidateInterval);
+  if (n.stableInterval) intervals.stable = recordInterval(n.stableInterval);
+  const measurement: Measurement = {
+    gate: gate.name,
+    status: MeasurementStatus.Inconclusive,
+    segment: n.segment,
+    candidate: n.candidate,
+    stableValue: n.stableValue,
+    candidateValue: n.candidateValue,
+    threshold: firstLimit(limits),
+    unit: n.unit,
+    sampleSizes: n.sampleSizes,
+    intervals,
+    confidence: 1 - n.alpha,
+    severity: 0,
+    reason: "",
+    scope: n.scope,
+    requirement: n.input.requirement?.(gate, n.segment) ?? "pass",
+    needed: n.needs ? { pass: n.needs.pass, detect: n.needs.detect } : { pass: null, detect: null },
+    harm: n.needs?.harm ?? null,
+    stageSamples: n.stageSamples,
+  };
+  const label = n.label ?? gate.label;
+  measurement.threshold = withTolerance(measurement.threshold, n.tolerance);
+  if (n.emptyReason || !n.candidateInterval || (n.relative && !n.stableInterval)) {
+    measurement.reason = `${label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
+    return measurement;
+  }
+  const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval, n.tolerance);
+  if (verdict.comparison) intervals.comparison = recordInterval(verdict.comparison);
+  measurement.status = verdict.status;
+  measurement.threshold = withTolerance(verdict.decisive, n.tolerance);
+  if (verdict.status === MeasurementStatus.Failed && verdict.decisive) {
+    measurement.severity = severityOf(verdict.decisive.kind, verdict.decisive.value, n.candidateValue, n.stableValue, n.unit);
+  }
+  measurement.reason = describeMeasurement(measurement, label);
+  return measurement;
+}
+
+function withTolerance(threshold: Measurement["threshold"], tolerance: number | undefined): Measurement["threshold"] {
+  return threshold && threshold.kind === "maxRatio" && tolerance ? { ...threshold, tolerance } : threshold;
+}
+
+export function errorMeasurement(gate: GateSpec, segment: Segment | null, candidate: "canary" | "shadow", why: string): Measurement {
+  return {
+    gate: gate.name,
+    status: MeasurementStatus.Error,
+    segment,
+    candidate,
+    stableValue: null,
+    candidateValue: null,
+    threshold: firstLimit(gate.limits),
+    unit: "",
+    sampleSizes: { stable: 0, candidate: 0 },
+    intervals: {},
+    confidence: null,
+    severity: 0,
+    reason: `${gate.label}: ${why}`,
+  };
+}
+
+export function absoluteOnly(limits: Limits): Limits {
+  const out: Limits = {};
+  if (limits.maximum !== undefined) out.maximum = limits.maximum;
+  if (limits.minimum !== undefined) out.minimum = limits.minimum;
+  return out;
+}
+
+export function relativeOnly(limits: Limits): Limits {
+  const out: Limits = {};
+  for (const k of ["maxDelta", "minDelta", "maxRatio"] as const) if (limits[k] !== undefined) out[k] = limits[k];
+  return out;
+}
+
+/** Stat-unit limits -> display units; ratios are unitless. */
+export function scaleLimits(limits: Limits, scale: number): Limits {
+  const out: Limits = { ...limits };
+  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) if (out[k] !== undefined) out[k] = out[k]! / scale;
+  return out;
+}
+
+export function firstLimit(limits: Limits): Measurement["threshold"] {
+  for (const kind of ["maximum", "minimum", "maxDelta", "minDelta", "maxRatio"] as const) {
+    const value = limits[kind];
+    if (value !== undefined) return { kind, value };
+  }
+  return null;
+}

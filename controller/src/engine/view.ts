@@ -1,0 +1,106 @@
+/**
+ * The engine's live state as the API shows it (GET /v1/rollouts/{name}): the latest evaluation, refreshed
+ * every tick (each gate and slice with its value, interval, samples against what it needs, status), what
+ * holds the stage and when it is expected to decide, and the forecast of the stages left, with warnings for
+ * stages that cannot conclude before their deadline. Pure: built from the state and the last evaluation.
+ */
+import { forecastFromExpectedTraffic, type Forecast } from "./forecast.ts";
+import { segmentLabel, type Measurement, type RecordedInterval } from "./measurement.ts";
+import { isTerminal } from "./phase.ts";
+import type { Requirement } from "./requirements.ts";
+import type { EngineState } from "./state.ts";
+import type { Evaluation } from "./step.ts";
+
+export interface GateView {
+  gate: string;
+  slice: string;
+  status: string;
+  requirement: Requirement | null;
+  /** "rollout": evidence since the rollout began; "stage": this stage's window. */
+  scope: "rollout" | "stage" | null;
+  unit: string;
+  value: number | null;
+  stableValue: number | null;
+  interval: RecordedInterval | null;
+  comparison: RecordedInterval | null;
+  confidence: number | null;
+  samples: number;
+  stableSamples: number;
+  /** Candidate samples needed to reach a verdict (pass) and to be able to detect harm (detect). */
+  needed: { pass: number | null; detect: number | null } | null;
+  harm: number | null;
+  reason: string;
+}
+
+export interface HoldView {
+  text: string;
+  gate: string | null;
+  slice: string | null;
+  samples: number | null;
+  needed: number | null;
+  seconds: number | null;
+}
+
+export interface LiveEvaluation {
+  at: string;
+  stage: { index: number; name: string } | null;
+  windowStartedAt: string | null;
+  traffic: { requestsPerSecond: number; candidatePerSecond: number } | null;
+  /** Seconds until the stage is expected to decide at the current traffic (null: cannot tell). */
+  secondsToDecision: number | null;
+  limitedBy: string | null;
+  holds: HoldView[];
+  warnings: string[];
+  gates: GateView[];
+}
+
+export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | null {
+  if (!evaluation) return null;
+  const eta = evaluation.eta ?? null;
+  return {
+    at: new Date(evaluation.at).toISOString(),
+    stage: evaluation.stage,
+    windowStartedAt: evaluation.windowStartedAt === null ? null : new Date(evaluation.windowStartedAt).toISOString(),
+    traffic: evaluation.traffic ?? null,
+    secondsToDecision: eta ? eta.secondsToDecision : null,
+    limitedBy: eta?.limitedBy ?? (evaluation.blocking[0] ?? null),
+    holds: eta
+      ? eta.holds.map((h) => ({ text: h.text, gate: h.gate, slice: h.gate === null ? null : segmentLabel(h.segment), samples: h.samples, needed: h.needed, seconds: h.seconds }))
+      : evaluation.blocking.map((text) => ({ text, gate: null, slice: null, samples: null, needed: null, seconds: null })),
+    warnings: eta?.warnings ?? [],
+    gates: evaluation.measurements.map(gateView),
+  };
+}
+
+function gateView(m: Measurement): GateView {
+  return {
+    gate: m.gate,
+    slice: segmentLabel(m.segment),
+    status: m.status,
+    requirement: m.requirement ?? null,
+    scope: m.scope ?? null,
+    unit: m.unit,
+    value: finiteOrNull(m.candidateValue),
+    stableValue: finiteOrNull(m.stableValue),
+    interval: m.intervals.candidate ?? null,
+    comparison: m.intervals.comparison ?? null,
+    confidence: m.confidence,
+    samples: m.sampleSizes.candidate,
+    stableSamples: m.sampleSizes.stable,
+    needed: m.needed ?? null,
+    harm: finiteOrNull(m.harm),
+    reason: m.reason,
+  };
+}
+
+/** The stages left: from the latest evaluation once traffic flows, before that from the spec's expectedTraffic. */
+export function rolloutForecast(state: EngineState, evaluation: Evaluation | null): Forecast | null {
+  if (isTerminal(state.phase)) return null;
+  if (evaluation?.forecast) return evaluation.forecast;
+  if (state.stageIndex < 0 || !evaluation) return forecastFromExpectedTraffic(state);
+  return null;
+}
+
+function finiteOrNull(x: number | null | undefined): number | null {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
