@@ -29,6 +29,8 @@ export interface GateView {
   /** Candidate samples needed to reach a verdict (pass) and to be able to detect harm (detect). */
   needed: { pass: number | null; detect: number | null } | null;
   harm: number | null;
+  /** The limit that decides (or the first not yet shown), as the measurement states it. */
+  threshold: Measurement["threshold"];
   reason: string;
 }
 
@@ -46,6 +48,8 @@ export interface LiveEvaluation {
   stage: { index: number; name: string } | null;
   windowStartedAt: string | null;
   traffic: { requestsPerSecond: number; candidatePerSecond: number } | null;
+  /** In a canary stage, the canary's real share of the path's requests over the window (set vs observed weight). */
+  observedCanaryPercent: number | null;
   /** Seconds until the stage is expected to decide at the current traffic (null: cannot tell). */
   secondsToDecision: number | null;
   limitedBy: string | null;
@@ -62,6 +66,7 @@ export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | 
     stage: evaluation.stage,
     windowStartedAt: evaluation.windowStartedAt === null ? null : new Date(evaluation.windowStartedAt).toISOString(),
     traffic: evaluation.traffic ?? null,
+    observedCanaryPercent: observedCanaryPercent(evaluation),
     secondsToDecision: eta ? eta.secondsToDecision : null,
     limitedBy: eta?.limitedBy ?? (evaluation.blocking[0] ?? null),
     holds: eta
@@ -70,6 +75,13 @@ export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | 
     warnings: eta?.warnings ?? [],
     gates: evaluation.measurements.map(gateView),
   };
+}
+
+function observedCanaryPercent(evaluation: Evaluation): number | null {
+  const traffic = evaluation.traffic;
+  const canary = evaluation.measurements.some((m) => m.candidate === "canary");
+  if (!traffic || !canary || !(traffic.requestsPerSecond > 0)) return null;
+  return Math.round((10_000 * traffic.candidatePerSecond) / traffic.requestsPerSecond) / 100;
 }
 
 function gateView(m: Measurement): GateView {
@@ -89,6 +101,7 @@ function gateView(m: Measurement): GateView {
     stableSamples: m.sampleSizes.stable,
     needed: m.needed ?? null,
     harm: finiteOrNull(m.harm),
+    threshold: m.threshold,
     reason: m.reason,
   };
 }

@@ -114,6 +114,7 @@ const LiveEvaluationView = Type.Object({
   stage: Nullable(Type.Object({ index: Type.Integer(), name: Type.String() })),
   windowStartedAt: Nullable(Type.String({ format: "date-time" })),
   traffic: Nullable(Type.Object({ requestsPerSecond: Type.Number(), candidatePerSecond: Type.Number() })),
+  observedCanaryPercent: Nullable(Type.Number({ description: "In a canary stage, the canary's real share of the path's requests over the stage's window, to set beside the set weight." })),
   secondsToDecision: Nullable(Type.Number({ description: "Expected seconds until the stage decides at the current traffic; null when it cannot be told (no traffic, an error, a review)." })),
   limitedBy: Nullable(Type.String()),
   holds: Type.Array(
@@ -145,6 +146,12 @@ const LiveEvaluationView = Type.Object({
       stableSamples: Type.Number(),
       needed: Nullable(Type.Object({ pass: Nullable(Type.Number()), detect: Nullable(Type.Number()) }, { description: "Candidate samples to reach a verdict, and to be able to detect clear harm." })),
       harm: Nullable(Type.Number()),
+      threshold: Nullable(
+        Type.Object(
+          { kind: Type.String(), value: Type.Number(), tolerance: Type.Optional(Type.Number()) },
+          { description: "The limit that decides (or the first not yet shown): maximum, minimum, maxDelta, minDelta or maxRatio, in the gate's display unit; tolerance: a latency gate's tolerance_ms." },
+        ),
+      ),
       reason: Type.String(),
     }),
   ),

@@ -66,7 +66,10 @@ export interface Picture {
   updatedAt: string | null;
 }
 
-const TERMINAL = new Set(["Succeeded", "RolledBack", "Failed"]);
+// The release is decided: Succeeded (and what follows it: finalize) or ended on stable.
+const TERMINAL = new Set(["Succeeded", "Finalizing", "Finalized", "RolledBack", "Failed"]);
+const SUCCEEDED = new Set(["Succeeded", "Finalizing", "Finalized"]);
+export const isSuccessPhase = (phase: string | null | undefined) => typeof phase === "string" && SUCCEEDED.has(phase);
 export const isTerminalPhase = (phase: string | null | undefined) => phase !== null && phase !== undefined && TERMINAL.has(phase);
 export const isActivePhase = (phase: string | null | undefined) => typeof phase === "string" && !TERMINAL.has(phase);
 
@@ -119,6 +122,19 @@ function pair(value: unknown): { stable: number | null; candidate: number | null
   return stable === null && candidate === null ? null : { stable, candidate };
 }
 
+/** The live evaluation's samples: the candidate's, and stable's beside them. */
+function samplePair(candidate: unknown, stable: unknown): { stable: number | null; candidate: number | null } | null {
+  if (typeof candidate !== "number") return pair(candidate);
+  return { stable: num(stable), candidate };
+}
+
+/** The candidate samples a gate needs: to reach a verdict (pass), else to be able to detect harm (detect). */
+function neededOf(value: unknown): { stable: number | null; candidate: number | null } | null {
+  if (typeof value !== "object" || value === null || !("pass" in value || "detect" in value)) return pair(value);
+  const candidate = num(field(value, "pass")) ?? num(field(value, "detect"));
+  return candidate === null ? null : { stable: null, candidate };
+}
+
 /** Seconds from a number of seconds, an { seconds } object, or an ISO time (from now). */
 function secondsOf(value: unknown, now: number): number | null {
   if (typeof value === "number" && Number.isFinite(value)) return value;
@@ -131,16 +147,16 @@ function secondsOf(value: unknown, now: number): number | null {
 function gateSlice(m: unknown, now: number): GateSlice {
   const unit = unitOf(field(m, "unit"));
   const value = (v: unknown) => (typeof v === "number" ? formatValue(v, unit) : "n/a");
-  const samples = pair(field(m, "sampleSizes")) ?? pair(field(m, "samples")) ?? { stable: null, candidate: null };
+  const samples = pair(field(m, "sampleSizes")) ?? samplePair(field(m, "samples"), field(m, "stableSamples")) ?? { stable: null, candidate: null };
   return {
     gate: str(field(m, "gate")) ?? str(field(m, "name")) ?? "?",
     slice: sliceOf(field(m, "segment") ?? field(m, "slice")),
     verdict: verdictOf(field(m, "status") ?? field(m, "verdict")),
     stable: value(field(m, "stableValue") ?? field(m, "stable")),
-    candidate: value(field(m, "candidateValue") ?? field(m, "candidate")),
+    candidate: value(field(m, "candidateValue") ?? field(m, "value") ?? field(m, "candidate")),
     limit: limitOf(field(m, "threshold") ?? field(m, "limit"), unit),
     samples,
-    needed: pair(field(m, "needed") ?? field(m, "samplesNeeded") ?? field(m, "requiredSamples") ?? field(m, "sampleSizesNeeded")),
+    needed: neededOf(field(m, "needed")) ?? pair(field(m, "samplesNeeded") ?? field(m, "requiredSamples") ?? field(m, "sampleSizesNeeded")),
     reason: str(field(m, "reason")),
     severity: num(field(m, "severity")) ?? 0,
     etaSeconds: secondsOf(field(m, "etaSeconds") ?? field(m, "eta"), now),
@@ -167,7 +183,7 @@ function textOf(value: unknown): string | null {
 }
 
 function archivedOf(view: unknown): string | null {
-  const at = str(field(view, "archivedAt")) ?? str(field(view, "archive", "at")) ?? str(field(view, "archive", "archivedAt"));
+  const at = str(field(view, "archived", "at")) ?? str(field(view, "archivedAt")) ?? str(field(view, "archive", "at")) ?? str(field(view, "archive", "archivedAt"));
   if (at) return at;
   if (field(view, "archived") === true || (typeof field(view, "archive") === "object" && field(view, "archive") !== null)) return "yes";
   return null;
@@ -195,14 +211,15 @@ export function buildPicture(view: unknown, report: unknown, now: number): Pictu
     if (gates.length > 0) gatesSource = "last decision";
   }
 
-  const holding = arr(field(evaluation, "blocking") ?? field(evaluation, "holding")).filter((b): b is string => typeof b === "string");
+  const holds = arr(field(evaluation, "holds")).map((h) => str(field(h, "text"))).filter((t): t is string => t !== null);
+  const holding = holds.length > 0 ? holds : arr(field(evaluation, "blocking") ?? field(evaluation, "holding")).filter((b): b is string => typeof b === "string");
   if (holding.length === 0 && isActivePhase(phase) && stage) {
     const lastInStage = [...timeline].reverse().find((t) => field(t, "stage") === stage.name);
     const kind = str(field(lastInStage, "kind"));
     if (kind === "held" || kind === "deadlinePassed" || kind === "trafficMixWarning") holding.push(str(field(lastInStage, "reason")) ?? kind);
   }
   const eta =
-    secondsOf(field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now) ??
+    secondsOf(field(evaluation, "secondsToDecision") ?? field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now) ??
     (gates.some((g) => g.etaSeconds !== null) ? Math.max(...gates.map((g) => g.etaSeconds ?? 0)) : null);
 
   return {
@@ -237,7 +254,7 @@ function stageLines(plan: unknown[] | null, timeline: unknown[], stage: Picture[
   const names = plan ? plan.map(stageName) : seenStages(timeline, stage);
   const currentAt = stage === null ? -1 : plan ? stage.index : names.indexOf(stage.name);
   return names.map((name, i): StageLine => {
-    if (phase === "Succeeded") return { name, state: "done" };
+    if (isSuccessPhase(phase)) return { name, state: "done" };
     if (i === currentAt) return { name, state: isTerminalPhase(phase) ? "ended" : "current" };
     return { name, state: i < currentAt ? "done" : "pending" };
   });

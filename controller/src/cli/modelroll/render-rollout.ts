@@ -1,7 +1,7 @@
 // A rollout as text: `get` (a header, then the stages as a tree with the current stage's gates under it),
 // the one-line summary commands print after a change, and the `list` table. Pure.
 import { age, clip, count, duration, percent, table, type Paint } from "./format.ts";
-import { isTerminalPhase, worstFirst, type GateSlice, type Picture, type Verdict } from "./picture.ts";
+import { isSuccessPhase, isTerminalPhase, worstFirst, type GateSlice, type Picture, type Verdict } from "./picture.ts";
 
 const PHASE_ICONS: Record<string, string> = {
   Pending: "○",
@@ -11,6 +11,8 @@ const PHASE_ICONS: Record<string, string> = {
   Paused: "⏸",
   AwaitingReview: "⌛",
   Succeeded: "✔",
+  Finalizing: "⇄",
+  Finalized: "★",
   RolledBack: "↩",
   Failed: "✘",
 };
@@ -20,7 +22,7 @@ const VERDICT_ICONS: Record<Verdict, string> = { Passed: "✔", Failed: "✘", I
 export function phaseText(phase: string | null, p: Paint): string {
   if (phase === null) return p.blue("● manual");
   const text = `${PHASE_ICONS[phase] ?? "•"} ${phase}`;
-  if (phase === "Succeeded") return p.green(text);
+  if (isSuccessPhase(phase)) return p.green(text);
   if (phase === "RolledBack" || phase === "Failed") return p.red(text);
   if (phase === "Paused" || phase === "AwaitingReview") return p.yellow(text);
   return p.blue(text);
@@ -74,7 +76,7 @@ export function renderRollout(picture: Picture, p: Paint): string {
     const last = i === picture.stages.length - 1 && !more;
     const branch = last ? "└─ " : "├─ ";
     const icon =
-      stage.state === "done" ? p.green("✔") : stage.state === "current" ? p.blue("▶") : stage.state === "ended" ? (picture.phase === "Succeeded" ? p.green("✔") : p.red("■")) : p.dim("○");
+      stage.state === "done" ? p.green("✔") : stage.state === "current" ? p.blue("▶") : stage.state === "ended" ? (isSuccessPhase(picture.phase) ? p.green("✔") : p.red("■")) : p.dim("○");
     const isHere = stage.state === "current" || stage.state === "ended";
     const note = isHere && picture.gatesSource ? p.dim(`  gates: ${picture.gatesSource}`) : "";
     lines.push(`${branch}${icon} ${stage.name}${note}`);
@@ -101,7 +103,7 @@ function gateTree(gates: GateSlice[], p: Paint): string[] {
     `${verdictIcon(g.verdict, p)} ${g.gate}`,
     g.slice,
     `canary ${g.candidate} vs stable ${g.stable}`,
-    `n ${count(g.samples.candidate)} / ${count(g.samples.stable)}${g.needed ? ` of ${count(g.needed.candidate)} / ${count(g.needed.stable)} needed` : ""}`,
+    `n ${count(g.samples.candidate)} / ${count(g.samples.stable)}${neededText(g.needed)}`,
     [g.limit ?? "", g.etaSeconds !== null && g.verdict !== "Passed" && g.verdict !== "Failed" ? `ETA ${duration(g.etaSeconds * 1000)}` : ""].filter(Boolean).join(", "),
   ]);
   const rows = table(["", "", "", "", ""], cells, { ...p, bold: (t) => t }).split("\n").slice(1, -1);
@@ -136,4 +138,11 @@ export function renderList(pictures: Picture[], p: Paint, now: number): string {
     age(r.createdAt, now),
   ]);
   return table(["NAME", "PHASE", "STAGE", "SET / OBSERVED", "OWNER", "AGE"], rows, p);
+}
+
+/** " (496 needed)" for the candidate alone, " of 496 / 900 needed" when stable's need is given too. */
+function neededText(needed: GateSlice["needed"]): string {
+  if (!needed || (needed.candidate === null && needed.stable === null)) return "";
+  if (needed.stable === null) return ` (${count(needed.candidate)} needed)`;
+  return ` of ${count(needed.candidate)} / ${count(needed.stable)} needed`;
 }

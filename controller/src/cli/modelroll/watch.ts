@@ -2,7 +2,7 @@
 // controller's live stream. A controller without the stream is polled every 2 s instead, and says so.
 import { callOk, CliError } from "./client.ts";
 import { document, duration, field, str } from "./format.ts";
-import { buildPicture, isTerminalPhase } from "./picture.ts";
+import { buildPicture, isSuccessPhase, isTerminalPhase } from "./picture.ts";
 import { EXIT, rolloutPath } from "./plan.ts";
 import { statusKey, statusLine } from "./render-misc.ts";
 import { renderRollout } from "./render-rollout.ts";
@@ -136,7 +136,7 @@ export async function runStatus(name: string, timeoutMs: number, ctx: Context): 
     const why = str(field(report, "why"));
     const pending = buildPicture(current, report, io.now()).pending;
     const detail = [why ? `: ${why}` : "", pending ? ` (pending: ${pending})` : ""].join("");
-    return end(phase!, phase === "Succeeded" ? EXIT.ok : EXIT.failed, `rollout ${name}: ${phase}${detail}`);
+    return end(phase!, isSuccessPhase(phase) ? EXIT.ok : EXIT.failed, `rollout ${name}: ${phase}${detail}`);
   }
   if (io.signal.aborted) return end("interrupted", 130, `rollout ${name}: interrupted while ${phase}`);
   return end("timeout", EXIT.timeout, `rollout ${name}: still ${phase}${stage ? ` at stage ${stage}` : ""} after ${duration(timeoutMs)}: timed out`);
