@@ -80,7 +80,7 @@ export function ShadowCharts(props: { series: SeriesColumns; timeline: TimelineE
   return (
     <div class="charts">
       <Chart testId="chart-shadow-agreement" title="Shadow agreement (solid) and status match (dashed)" x={s.x} lines={[...variantLines(s, "agreementRate", undefined, " agreement"), ...variantLines(s, "statusMatchRate", [4, 4], " status match")]} format={rate} markers={markers} minTop={0.01} xRange={s.range} />
-      <Chart testId="chart-shadow-latency" title="p95 latency: shadow vs primary" x={s.x} lines={variantLines(s, "p95")} format={ms} markers={markers} xRange={s.range} />
+      <Chart testId="chart-shadow-latency" title="p95 latency: shadow vs the primary (stable, canary)" x={s.x} lines={variantLines(s, "p95")} format={ms} markers={markers} xRange={s.range} />
     </div>
   );
 }
