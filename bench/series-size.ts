@@ -28,6 +28,15 @@ const created = await api(ctl, "POST", "/v1/rollouts", spec);
 if (created.status !== 201) throw new Error(JSON.stringify(created.json));
 await waitFor("the shadow stage", async () => (await api(ctl, "GET", "/v1/rollouts/sized")).json.phase === "Shadowing", 10_000, 50);
 const app = (stack.controller as unknown as { app: import("fastify").FastifyInstance }).app;
+// The cost of taking a snapshot, on the engine's tick: timed around every call.
+const recorder = app.modelroll.recorder;
+const record = recorder.record.bind(recorder);
+const costs: number[] = [];
+recorder.record = (...args: Parameters<typeof record>) => {
+  const t = performance.now();
+  record(...args);
+  costs.push(performance.now() - t);
+};
 const tiers = ["free", "pro", "enterprise", "other"];
 let n = 0;
 const until = async (rows: number) => {
@@ -53,5 +62,7 @@ const perRow = (tableBytes ?? dataBytes) / rows;
 console.log(`${rows} snapshots of rollout 'sized' (4 tenant tiers, output analysis, shadow then canary stage), ${n} requests`);
 console.log(`data column: ${(dataBytes / rows).toFixed(0)} bytes per snapshot; series table and its indexes in the state file: ${tableBytes === null ? "dbstat not available" : `${(tableBytes / rows).toFixed(0)} bytes per snapshot`}`);
 console.log(`per rollout-hour at the default 5 s tick (720 snapshots): ${((perRow * 720) / 1024).toFixed(0)} KiB; the default 7 days of retention for one rollout with traffic all along: ${((perRow * 720 * 24 * 7) / 1024 / 1024).toFixed(0)} MiB`);
+costs.sort((a, b) => a - b);
+console.log(`taking a snapshot (window, encoding, deflate, insert): median ${costs[Math.floor(costs.length / 2)].toFixed(2)} ms, p95 ${costs[Math.floor(costs.length * 0.95)].toFixed(2)} ms over ${costs.length} ticks`);
 await stack.stop();
 rmSync(dir, { recursive: true, force: true });
