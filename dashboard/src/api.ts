@@ -86,12 +86,14 @@ export async function getText(path: string, accept: string): Promise<string> {
 }
 
 /** A write; resolves with the rollout view it answers, or throws ApiError (409, 412, 403 ...). */
-export async function write(path: string, options: { method?: string; body?: unknown; ifMatch?: number | null; actor?: string }): Promise<unknown> {
+export async function write(path: string, options: { method?: string; body?: unknown; raw?: string; contentType?: string; ifMatch?: number | null; actor?: string }): Promise<unknown> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (options.body !== undefined) headers["content-type"] = "application/json";
+  if (options.raw !== undefined) headers["content-type"] = options.contentType ?? "application/json";
   if (options.ifMatch !== undefined && options.ifMatch !== null) headers["if-match"] = `"${options.ifMatch}"`;
   if (options.actor) headers["x-actor"] = options.actor;
-  const response = await request(path, { method: options.method ?? "POST", headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+  const sent = options.raw ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+  const response = await request(path, { method: options.method ?? "POST", headers, body: sent });
   const text = await response.text();
   let body: unknown = null;
   try {

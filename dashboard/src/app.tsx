@@ -85,7 +85,7 @@ export function App() {
         {session.status === "checking" && <p class="muted">Connecting to the controller…</p>}
         {session.status === "unreachable" && <p class="error">Cannot reach the controller: {session.message}</p>}
         {session.status === "need-token" && <TokenPrompt message={session.message} onAccepted={(token) => start(token, null)} />}
-        {session.status === "ready" && route.page === "list" && <ListPage />}
+        {session.status === "ready" && route.page === "list" && <ListPage canWrite={session.access === "write"} />}
         {session.status === "ready" && route.page === "rollout" && <RolloutPage key={route.name} name={route.name} canWrite={session.access === "write"} />}
       </main>
     </div>

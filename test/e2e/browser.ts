@@ -38,7 +38,7 @@ export async function launchBrowser(): Promise<Browser> {
       const page = (await context.newPage()) as Page & { problems: string[] };
       page.problems = [];
       page.on("console", (m) => {
-        if (m.type() === "error" && !/the server responded with a status of (401|403|404|412|409)/.test(m.text())) page.problems.push(`console: ${m.text()}`);
+        if (m.type() === "error" && !/the server responded with a status of (400|401|403|404|409|412)/.test(m.text())) page.problems.push(`console: ${m.text()}`);
       });
       page.on("pageerror", (e) => page.problems.push(`page error: ${e.message}`));
       return page;

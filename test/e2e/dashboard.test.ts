@@ -225,6 +225,26 @@ describe("the dashboard in Chromium", () => {
     }
   });
 
+  it("creates a rollout from the page: a refused spec shows each bad field, a good one opens its page", async () => {
+    const page = await newPage();
+    await page.goto(`${ctl}/`);
+    await page.getByTestId("new-rollout").click();
+    await page.getByTestId("create-spec").fill("name: Not_A_Label\nmatch: { pathPrefix: created }\nstickyKey: { header: x-user-id }\n");
+    await page.getByTestId("create-ok").click();
+    const error = page.getByTestId("create-error");
+    await error.waitFor();
+    expect(await error.textContent()).toContain("/name");
+    expect(await error.textContent()).toContain("/match/pathPrefix");
+    const spec = ["name: created", "match: { pathPrefix: /created }", "stickyKey: { header: x-user-id }", "owner: team-fraud", "rollbackCondition: canary error rate above 1%",
+      "stages: [{ canaryPercent: 20, minDurationSeconds: 3600, minRequests: 100000, deadlineSeconds: 7200 }, 100]", "promotion_gates: { error_rate: { maximum: 0.01 } }"].join("\n");
+    await page.getByTestId("create-spec").fill(spec);
+    await page.getByTestId("create-ok").click();
+    await page.waitForURL(`${ctl}/rollouts/created`);
+    await page.locator("[data-testid=phase][data-phase=Canary]").waitFor({ timeout: 10_000 });
+    expect((await api(ctl, "GET", "/v1/rollouts/created")).json).toMatchObject({ managed: true, canaryPercent: 20 });
+    expect(page.problems).toEqual([]);
+  });
+
   it("closes its stream while the tab is hidden and opens it again when shown", async () => {
     const streams = async () => {
       const text = await (await fetch(`${ctl}/metrics`)).text();

@@ -7,6 +7,7 @@ import { age, pct, phaseIcon, phaseTone } from "../format.ts";
 import { LiveBadge } from "../live.tsx";
 import { arr, field, num, str } from "../read.ts";
 import { follow, type StreamState } from "../stream.ts";
+import { CreateRollout } from "../panels/create.tsx";
 
 /** A list item as the stream sends it (events/summary.ts); read tolerantly. */
 type Item = Record<string, unknown>;
@@ -62,7 +63,7 @@ const Row = memo(function Row(props: { item: Item; minute: number }) {
   );
 });
 
-export function ListPage() {
+export function ListPage(props: { canWrite: boolean }) {
   const items = useRef(new Map<string, Item>());
   const [version, setVersion] = useState(0);
   const [stream, setStream] = useState<{ state: StreamState; detail?: string }>({ state: "connecting" });
@@ -108,6 +109,7 @@ export function ListPage() {
         </label>
         <input type="search" placeholder="filter by name or owner" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} />
         <LiveBadge state={stream.state} detail={stream.detail} />
+        {props.canWrite && <CreateRollout />}
       </div>
       {!loaded ? (
         <p class="muted">Loading…</p>
@@ -115,8 +117,8 @@ export function ListPage() {
         <div class="card empty">
           <h2>No rollouts yet</h2>
           <p>
-            Create one with <code>npx modelroll create -f rollout.yaml</code> or <code>curl -XPOST /v1/rollouts</code> (see the README, "Use it"); it appears
-            here at once.
+            Create one with "New rollout" above, <code>npx modelroll create -f rollout.yaml</code> or <code>curl -XPOST /v1/rollouts</code> (see the README,
+            "Use it"); it appears here at once.
           </p>
         </div>
       ) : (
