@@ -213,6 +213,14 @@ export class SqliteRolloutState implements RolloutPersistence {
     }
   }
 
+  /**
+   * The open connection, for modules that keep tables of their own in the state file (series/store.ts); the
+   * file is opened in exclusive mode, so they cannot open one of their own.
+   */
+  get database(): Database.Database {
+    return this.#db;
+  }
+
   /** Rows per table, for tests and the report of what is on disk. */
   counts(): { rollouts: number; decisions: number; stageTelemetry: number; archive: number; archivedDecisions: number } {
     const count = (table: string) => (this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
