@@ -15,3 +15,4 @@ export { step, type TickInput, type StepResult, type Evaluation } from "./step.t
 export { applyCommand, type Command, type CommandResult } from "./commands.ts";
 export type { EngineVariant } from "./counts.ts";
 export { PrometheusHttpSource, readPromQLGates, type PromQLSource } from "./promql.ts";
+export { parseJudgeAnswer, JUDGE_VERDICTS, type JudgeAnswer, type JudgeReading, type JudgeQuestion, type JudgeVerdict } from "./webhook-answer.ts";

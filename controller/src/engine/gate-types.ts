@@ -1,0 +1,106 @@
+/**
+ * The gates the engine evaluates, as normalized from promotion_gates (gate-spec.ts): their kinds and limits.
+ */
+import type { StageKind } from "./spec-schema.ts";
+
+/**
+ * Limits, all on the candidate (the shadow in a shadow stage, else the canary) and, for the relative ones,
+ * stable over the same window and slice:
+ *   maximum / minimum        candidate value                      (absolute)
+ *   maxDelta / minDelta      candidate value - stable value       (relative)
+ *   maxRatio                 candidate value / stable value       (relative)
+ */
+export interface Limits {
+  maximum?: number;
+  minimum?: number;
+  maxDelta?: number;
+  minDelta?: number;
+  maxRatio?: number;
+}
+export type LimitKind = keyof Limits;
+export const ABSOLUTE_LIMITS: readonly LimitKind[] = ["maximum", "minimum"];
+export const RELATIVE_LIMITS: readonly LimitKind[] = ["maxDelta", "minDelta", "maxRatio"];
+
+export interface GateBase {
+  /** The key in promotion_gates. */
+  name: string;
+  /** JSON pointer of the gate in the spec. */
+  path: string;
+  during: StageKind[];
+  limits: Limits;
+  /** For messages: "error rate", "p95 latency". */
+  label: string;
+}
+
+/** A quantile of a filter histogram (latency). Values are in the stat's unit (microseconds). */
+export interface QuantileGate extends GateBase {
+  kind: "quantile";
+  histogram: string;
+  quantile: number;
+  /** A regression (candidate - stable) up to this, in stat units, is within a relative limit whatever the ratio. */
+  tolerance: number;
+  /** Divide stat values by this to show them (us -> ms). */
+  displayScale: number;
+  displayUnit: string;
+}
+
+/** sum(numerator counters) / sum(denominator counters) of one variant's slice. */
+export interface ProportionGate extends GateBase {
+  kind: "proportion";
+  numerator: string[];
+  denominator: string[];
+  /** candidate: the stage's candidate vs stable; shadow: the shadow's own comparison counters (absolute only). */
+  variant: "candidate" | "shadow";
+}
+
+/** Mean of a filter histogram from its sum and count; observations lie in `range` (stat units). */
+export interface MeanGate extends GateBase {
+  kind: "mean";
+  histogram: string;
+  range: [number, number];
+  displayScale: number;
+  displayUnit: string;
+}
+
+/** Mean of values posted per variant from outside (review scores, KPIs), cumulative over the rollout. */
+export interface ExternalGate extends GateBase {
+  kind: "external";
+  metric: string;
+  range: [number, number];
+}
+
+/** One number from Prometheus per tick; compared as is (no sampling model). */
+export interface PromQLGate extends GateBase {
+  kind: "promql";
+  query: string;
+  emptyResult: "zero" | "inconclusive";
+}
+
+/**
+ * The verdict of an external judge (a test suite, an evaluation job, an LLM judge) asked over HTTP with the
+ * rollout's evidence: pass, fail or inconclusive. No limits: the judge decides. The driver asks it
+ * (judge/webhook-judge.ts) and step() judges its latest answer (gates-webhook.ts).
+ */
+export interface WebhookGate extends GateBase {
+  kind: "webhook";
+  url: string;
+  timeoutMs: number;
+  intervalSeconds: number;
+}
+
+export type GateSpec = QuantileGate | ProportionGate | MeanGate | ExternalGate | PromQLGate | WebhookGate;
+
+export const WEBHOOK_GATE_DEFAULTS = Object.freeze({ timeoutMs: 10_000, intervalSeconds: 30 });
+
+/** Gates whose answer depends on sampled traffic and therefore on the statistics' error budget. */
+export function isStatistical(gate: GateSpec): boolean {
+  return gate.kind !== "promql" && gate.kind !== "webhook";
+}
+
+export function hasAbsoluteLimit(gate: GateSpec): boolean {
+  return ABSOLUTE_LIMITS.some((k) => gate.limits[k] !== undefined);
+}
+
+export function hasRelativeLimit(gate: GateSpec): boolean {
+  return RELATIVE_LIMITS.some((k) => gate.limits[k] !== undefined);
+}
