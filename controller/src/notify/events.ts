@@ -109,6 +109,7 @@ function payloadOf(rollout: Rollout, d: Decision, type: NotificationEvent, id: s
     id,
     type: `rollout.${type}` as const,
     at: new Date(d.at).toISOString(),
+    summary: "",
     rollout: rollout.spec.name,
     phase: d.to,
     previousPhase: d.from,
@@ -128,10 +129,11 @@ function payloadOf(rollout: Rollout, d: Decision, type: NotificationEvent, id: s
     window: d.window ?? null,
     links: linksOf(ctx.publicUrl, rollout.spec.name),
   };
-  return { ...base, summary: summaryOf(base, type) };
+  base.summary = summaryOf(base, type);
+  return base;
 }
 
-function summaryOf(p: Omit<NotificationPayload, "summary">, type: NotificationEvent): string {
+function summaryOf(p: NotificationPayload, type: NotificationEvent): string {
   const name = p.rollout;
   const at = p.stage ? ` stage ${p.stage.name} (${p.stage.index + 1} of ${p.stage.of})` : "";
   const by = p.actor === "engine" ? "" : ` by ${p.actor}`;

@@ -4,6 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
+import { REASONS_KEYWORD } from "../errors.ts";
 import { ErrorBody } from "../rollouts/schemas.ts";
 import type { NotificationOutbox } from "./outbox.ts";
 
@@ -28,8 +29,10 @@ export const DeliveryView = Type.Object({
 const Query = Type.Object({
   rollout: Type.Optional(Type.String({ maxLength: 63 })),
   state: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("sent"), Type.Literal("dropped")])),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-});
+  limit: Type.Optional(
+    Type.String({ pattern: "^(1000|[1-9][0-9]{0,2})$", description: "At most this many (1 to 1000, default 100).", [REASONS_KEYWORD]: { pattern: "must be a whole number from 1 to 1000" } }),
+  ),
+}, { additionalProperties: false });
 
 export const notificationRoutes: FastifyPluginAsyncTypebox<{ outbox: NotificationOutbox }> = async (app, { outbox }) => {
   app.get(
@@ -42,6 +45,6 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<{ outbox: Notificatio
         response: { 200: Type.Object({ deliveries: Type.Array(DeliveryView) }), 400: ErrorBody },
       },
     },
-    async (request) => ({ deliveries: outbox.list({ rollout: request.query.rollout, state: request.query.state, limit: request.query.limit ?? 100 }) }),
+    async (request) => ({ deliveries: outbox.list({ rollout: request.query.rollout, state: request.query.state, limit: Number(request.query.limit ?? "100") }) }),
   );
 };
