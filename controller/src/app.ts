@@ -106,11 +106,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
 
   // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
-  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
   let store: RolloutStore;
   let notifications: ReturnType<typeof setupNotifications>;
   try {
-    notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, clock: clockMs, log: app.log });
+    // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
+    notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, log: app.log });
     // The store writes through the notifying persistence: each decision's events in the decision's transaction.
     store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
   } catch (error) {
@@ -119,6 +119,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
   const telemetry = new ControllerTelemetry(store);
+  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
@@ -157,6 +158,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook("onClose", async () => store.close());
 
   await app.register(swagger, {
+    // Shared schemas (app.addSchema) under their $id rather than def-N.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     openapi: {
       openapi: "3.0.3",
       info: {

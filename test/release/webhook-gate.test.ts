@@ -31,7 +31,7 @@ async function round(h: Harness): Promise<void> {
   await h.app.modelroll.driver.judges!.settle();
 }
 
-const judgeOf = (d: { measurements: Array<{ gate: string }> } | undefined) => d?.measurements.find((m) => m.gate === "llm_judge") as Record<string, any> | undefined;
+const judgeOf = (d: Record<string, any> | undefined) => (d?.measurements as Array<Record<string, any>> | undefined)?.find((m) => m.gate === "llm_judge");
 const history = async (h: Harness) => (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions as Array<Record<string, any>>;
 
 describe("webhook gates", () => {

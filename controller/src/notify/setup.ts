@@ -33,7 +33,7 @@ export interface Notifications {
 /** Throws on invalid controller-wide targets (naming the item, never the URL). */
 export function setupNotifications(
   state: SqliteRolloutState,
-  options: NotificationOptions & { fresh?: boolean; publicUrl?: string | null; clock: () => number; log: FastifyBaseLogger },
+  options: NotificationOptions & { fresh?: boolean; publicUrl?: string | null; clock?: () => number; log: FastifyBaseLogger },
 ): Notifications {
   // Normalized targets (events: null for all) are accepted back in the input form.
   const inputs = (options.targets ?? []).map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== null && v !== undefined)));
