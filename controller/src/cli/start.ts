@@ -48,6 +48,8 @@ try {
     ...(settings.apiToken ? { apiToken: settings.apiToken } : {}),
     ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
     ...(settings.prometheusUrl ? { prometheusUrl: settings.prometheusUrl } : {}),
+    ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
+    ...(settings.notifications ? { notifications: settings.notifications } : {}),
     host: plan.controller.host,
     port: plan.controller.port,
     envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],
