@@ -21,7 +21,7 @@ export class Receiver {
   answer: (path: string, body: any) => Answer = () => ({ status: 200 });
   port = 0;
   #server: Server | null = null;
-  readonly #hanging = new Set<ServerResponse>();
+  readonly #hanging = new Map<ServerResponse, Received>();
 
   static async start(): Promise<Receiver> {
     const r = new Receiver();
@@ -53,8 +53,9 @@ export class Receiver {
         const path = req.url ?? "/";
         const answer = this.answer(path, body);
         if (answer === "hang") {
-          this.received.push({ path, headers: req.headers, body, status: 0, at: Date.now() });
-          this.#hanging.add(res);
+          const entry = { path, headers: req.headers, body, status: 0, at: Date.now() };
+          this.received.push(entry);
+          this.#hanging.set(res, entry);
           res.on("close", () => this.#hanging.delete(res));
           return;
         }
@@ -75,12 +76,26 @@ export class Receiver {
     this.#server = server;
   }
 
+  /** Requests held unanswered ("hang") right now. */
+  get held(): number {
+    return this.#hanging.size;
+  }
+
+  /** Answers the requests held so far with `status` (recorded as if answered so). */
+  releaseHeld(status = 200): void {
+    for (const [res, entry] of this.#hanging) {
+      entry.status = status;
+      res.writeHead(status).end();
+    }
+    this.#hanging.clear();
+  }
+
   /** Stops listening (connections refused until open() again). */
   async close(): Promise<void> {
     const server = this.#server;
     if (!server) return;
     this.#server = null;
-    for (const res of this.#hanging) res.destroy();
+    for (const res of this.#hanging.keys()) res.destroy();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
