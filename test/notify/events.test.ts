@@ -148,7 +148,7 @@ describe("notifications of a release", () => {
     expect(e.failingGate).toMatchObject({ gate: "error_rate", status: "Failed" });
     expect(e.worstSegment).toMatchObject({ gate: "error_rate", dimension: "tenant_tier", segmentValue: "enterprise", slice: "tenant_tier=enterprise", status: "Failed" });
     expect(e.worstSegment.value).toBeGreaterThan(0.1);
-    expect(e.summary).toMatch(/^fraud-model rolled back at stage 10% \(1 of 3\): error_rate .*worst on tenant_tier=enterprise; all traffic on stable$/);
+    expect(e.summary).toMatch(/^fraud-model rolled back at stage 10% \(1 of 3\): error_rate tenant_tier=enterprise \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%\); all traffic on stable$/);
     expect(e.evidence.length).toBeGreaterThan(1);
     expect(e.evidence[0].slice).toBe("overall");
     // No public URL configured: links are paths on the controller.

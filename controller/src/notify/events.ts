@@ -153,7 +153,7 @@ function summaryOf(p: NotificationPayload, type: NotificationEvent): string {
     case "rolled_back": {
       const verb = p.phase === Phase.Failed ? "failed" : "rolled back";
       const why = p.failingGate ? `: ${describeItem(p.failingGate)}` : "";
-      const where = p.worstSegment ? `, worst on ${p.worstSegment.slice}` : "";
+      const where = p.worstSegment && p.worstSegment.slice !== p.failingGate?.slice ? `, worst on ${p.worstSegment.slice}` : "";
       return `${name} ${verb}${by} at${at}${why}${where}; all traffic on stable`;
     }
     case "succeeded":
