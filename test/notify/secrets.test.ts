@@ -129,3 +129,18 @@ describe("secrets", () => {
     );
   });
 });
+
+describe("the OpenAPI document", () => {
+  it("describes the notifications section, the redacted view and the deliveries route", async () => {
+    const h = await harness();
+    const doc = (await h.app.inject({ url: "/openapi.json" })).json();
+    const input = doc.components.schemas.NotificationsInput;
+    expect(Object.keys(input.properties)).toEqual(["targets", "controllerTargets", "gateErrorAfterSeconds"]);
+    expect(Object.keys(input.properties.targets.items.properties)).toEqual(["name", "format", "url", "events", "timeoutMs"]);
+    expect(input.properties.targets.items.properties.events.items.anyOf.flatMap((e: { enum: string[] }) => e.enum)).toContain("gate_error");
+    const view = doc.paths["/v1/rollouts/{name}"].get.responses["200"].content["application/json"].schema;
+    expect(view.properties.spec.properties.notifications.properties.targets.items.properties.url.description).toMatch(/^Redacted/);
+    expect(doc.paths["/v1/notifications"].get.summary).toMatch(/^Notification deliveries/);
+    expect(doc.paths["/v1/rollouts"].post.requestBody.content["application/json"].schema.properties.notifications.description).toContain("NotificationsInput");
+  });
+});
