@@ -2,6 +2,8 @@ import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { eventRoutes } from "./events/routes.ts";
+import { startDistribution } from "./filter-config/distributor.ts";
+import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -13,7 +15,7 @@ import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
-import { rolloutRoutes } from "./rollouts/routes.ts";
+import { rolloutRoutes } from "./http/rollout-routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
 import { readStatsBaseline } from "./stats/baseline.ts";
@@ -56,6 +58,8 @@ export interface ModelrollContext {
   store: RolloutStore;
   /** The state file behind the store (its path, and what a fresh start set aside). */
   state: SqliteRolloutState;
+  /** The filters' config long-poll (GET /v1/filter-config), the first of the config distributors. */
+  longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
@@ -86,7 +90,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
-  const telemetry = new ControllerTelemetry(store);
+  const longPoll = new LongPollDistributor();
+  const stopDistribution = startDistribution(store, [longPoll]);
+  const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const metricProvider =
     options.metricProvider ??
     new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
@@ -101,7 +107,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, telemetry, metricProvider, driver });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -110,9 +116,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
     await driver.stop();
-    store.close();
+    stopDistribution();
+    state.close();
   });
-  app.addHook("onClose", async () => store.close());
+  app.addHook("onClose", async () => {
+    stopDistribution();
+    state.close();
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -135,7 +145,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
-  await app.register(filterConfigRoutes, { store, telemetry });
+  await app.register(filterConfigRoutes, { longPoll, telemetry });
   await app.register(eventRoutes, { store });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));

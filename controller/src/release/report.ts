@@ -3,7 +3,7 @@
 // last evaluated window, and why it ended the way it did. Pure; the route picks JSON or Markdown.
 import { isTerminal, Phase, type Decision, type Measurement } from "../engine/index.ts";
 import { segmentLabel } from "../engine/measurement.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import type { Rollout } from "../rollouts/model.ts";
 
 export interface GateLine {
   gate: string;

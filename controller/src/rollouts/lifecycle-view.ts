@@ -2,7 +2,7 @@
 // (`pending` in the rollout view), and why a path is taken when a new rollout asks for it.
 import { finalizeOf, modelsOf } from "../engine/lifecycle-spec.ts";
 import { isClosed, Phase } from "../engine/index.ts";
-import type { Rollout } from "./store.ts";
+import type { Rollout } from "./model.ts";
 
 const route = (name: string, action: string) => `POST /v1/rollouts/${name}/${action}`;
 
