@@ -2,7 +2,7 @@ import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { eventRoutes } from "./events/routes.ts";
-import { startDistribution } from "./filter-config/distributor.ts";
+import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
@@ -51,6 +51,8 @@ export interface BuildAppOptions {
   apiToken?: string;
   /** Read-only bearer token for the filters' config long-poll (and any GET). */
   filterToken?: string;
+  /** More ways the filter config reaches the proxies, beside the long-poll (filter-config/distributor.ts). */
+  configDistributors?: ConfigDistributor[];
   logger?: FastifyServerOptions["logger"];
 }
 
@@ -91,7 +93,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
   const longPoll = new LongPollDistributor();
-  const stopDistribution = startDistribution(store, [longPoll]);
+  const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
+    onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
+  });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const metricProvider =
     options.metricProvider ??

@@ -28,23 +28,33 @@ export interface DistributedSource extends ConfigSource {
   onConfigChange(listener: (version: number) => void): () => void;
 }
 
+export interface DistributionOptions {
+  /**
+   * Told when a distributor threw. The change is committed (and the other distributors have it) by then, so a
+   * failing distributor must not fail the write that made it: buildApp logs it. Without it, the first error is
+   * rethrown once every distributor was called.
+   */
+  onError?: (distributor: ConfigDistributor, error: unknown) => void;
+}
+
 /**
  * Publishes the current config to every distributor, then each new one as the store commits it. A distributor
- * that throws does not keep the others from theirs; the first error is rethrown once all were called. Returns
- * the stop function (which also closes the distributors).
+ * that throws does not keep the others from theirs. Returns the stop function (which also closes the
+ * distributors).
  */
-export function startDistribution(source: DistributedSource, distributors: readonly ConfigDistributor[]): () => void {
+export function startDistribution(source: DistributedSource, distributors: readonly ConfigDistributor[], options: DistributionOptions = {}): () => void {
   const publish = () => {
     const config = filterConfigOf(source);
-    let failure: unknown = null;
+    let failure: { error: unknown } | null = null;
     for (const distributor of distributors) {
       try {
         distributor.publish(config);
       } catch (error) {
-        failure ??= error;
+        if (options.onError) options.onError(distributor, error);
+        else failure ??= { error };
       }
     }
-    if (failure !== null) throw failure;
+    if (failure !== null) throw failure.error;
   };
   publish();
   const unsubscribe = source.onConfigChange(publish);
