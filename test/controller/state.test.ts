@@ -82,16 +82,45 @@ describe("durable state", () => {
     expect(after.decisions.slice(0, history.decisions.length)).toEqual(history.decisions);
     expect(after.decisions.filter((d: { kind: string }) => d.kind === "started")).toHaveLength(1);
 
-    // Every decision is a row; every decision with a stage window also a per-stage telemetry row (read once
-    // the controller let go of the file).
+    // Every decision is a row, with the stage window it was made on in its record (the report reads them from
+    // there); read once the controller let go of the file.
     await h2.app.close();
     const db = new Database(file, { readonly: true });
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM decisions").get() as { n: number }).n;
-    const windows = (db.prepare("SELECT COUNT(*) AS n FROM stage_telemetry").get() as { n: number }).n;
+    const windows = (db.prepare("SELECT COUNT(*) AS n FROM decisions WHERE json_extract(record, '$.window') IS NOT NULL").get() as { n: number }).n;
     db.close();
     expect(rows).toBe(after.decisions.length);
     expect(windows).toBe(after.decisions.filter((d: { window: unknown }) => d.window !== null).length);
     expect(windows).toBeGreaterThan(0);
+  });
+
+  it("drops the stage_telemetry table earlier controllers wrote (a copy of the decisions' windows), but not in a file it refuses", () => {
+    const tables = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
+      db.close();
+      return names;
+    };
+    const withTelemetry = (schema: string) => {
+      const file = stateFile();
+      const first = new SqliteRolloutState(file);
+      first.initialize("dddddddddddddddd", 1);
+      first.close();
+      const db = new Database(file);
+      db.exec("CREATE TABLE stage_telemetry (rollout TEXT NOT NULL, seq INTEGER NOT NULL, window TEXT NOT NULL)");
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(schema);
+      db.close();
+      return file;
+    };
+    const older = withTelemetry(String(STATE_SCHEMA_VERSION));
+    expect(tables(older)).toContain("stage_telemetry");
+    new SqliteRolloutState(older).close();
+    expect(tables(older)).not.toContain("stage_telemetry");
+    expect(tables(older)).toEqual(expect.arrayContaining(["meta", "rollouts", "decisions", "archive", "archived_decisions"]));
+
+    const newer = withTelemetry("99");
+    expect(() => new SqliteRolloutState(newer)).toThrow(/written by a newer controller/);
+    expect(tables(newer)).toContain("stage_telemetry");
   });
 
   it("a write that fails on disk changes nothing in memory and tells the client", async () => {
