@@ -82,7 +82,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
+  // Opened (and locked) here and handed to the store, which never opens one itself: the context keeps it, so
+  // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
   try {

@@ -1,7 +1,7 @@
 // Output schema compiler: a rollout's JSON Schema for model responses, checked against the subset the
 // filter implements and turned into the compact form of compiled-format.ts.
 //
-// Supported subset (draft-06 and later meaning; README "Output schema subset" says the same for users):
+// Supported subset (with the meaning of draft-06 to 2020-12; README "Output schema subset" says the same for users):
 //   type               a name or a non-empty array of unique names: object, array, string, number, integer,
 //                      boolean, null ("integer" accepts 1.0)
 //   required           array of unique strings
