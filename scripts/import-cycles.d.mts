@@ -8,4 +8,6 @@ export interface ImportCycles {
   folderCycles: Array<{ members: string[]; loop: string[]; via: string[] }>;
 }
 export declare function folderOf(file: string): string;
+/** Every .ts file under `root` -> the files under `root` it imports (relative paths, "/" separators). */
+export declare function importGraph(root: string): Map<string, string[]>;
 export declare function importCycles(root: string): ImportCycles;

@@ -99,6 +99,13 @@ function loopThrough(graph, component) {
   return component;
 }
 
+/** Every .ts file under `root` and the files under `root` it imports, as paths relative to `root`. */
+export function importGraph(root) {
+  const files = sourceFiles(root);
+  const known = new Set(files);
+  return new Map(files.map((file) => [file, importsOf(root, file, known)]));
+}
+
 /** The folder-level unit of a file: its first path segment, or the file itself when it sits in the root. */
 export function folderOf(file) {
   const slash = file.indexOf("/");
@@ -110,9 +117,8 @@ export function folderOf(file) {
  * that make it (to say which import to move).
  */
 export function importCycles(root) {
-  const files = sourceFiles(root);
-  const known = new Set(files);
-  const fileGraph = new Map(files.map((file) => [file, importsOf(root, file, known)]));
+  const fileGraph = importGraph(root);
+  const files = [...fileGraph.keys()];
   const folderGraph = new Map();
   const edges = new Map();
   for (const [file, targets] of fileGraph) {

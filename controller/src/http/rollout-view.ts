@@ -5,8 +5,7 @@
  */
 import type { FastifyReply } from "fastify";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { stageRef } from "../engine/state.ts";
-import { liveEvaluation, rolloutForecast } from "../engine/view.ts";
+import { liveEvaluation, rolloutForecast, stageRef } from "../engine/index.ts";
 import type { ArchiveEntry } from "../rollouts/archive.ts";
 import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import { toBasisPoints, type Rollout } from "../rollouts/model.ts";

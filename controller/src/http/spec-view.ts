@@ -2,7 +2,7 @@
 // for a managed rollout the release part with the effective values the engine runs with (every stage with its
 // own duration, requests and deadline). Stages are shown in the input form, so they can be sent back in a PUT.
 import { Type, type Static } from "@sinclair/typebox";
-import { finalizeOf } from "../engine/lifecycle-spec.ts";
+import { finalizeOf } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import { NormalizedModelsView } from "../rollouts/models.ts";
 import { NormalizedOutputView } from "../rollouts/output.ts";

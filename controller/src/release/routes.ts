@@ -6,8 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { applyCommand, type Command } from "../engine/index.ts";
-import { stageRef } from "../engine/state.ts";
+import { applyCommand, stageRef, type Command } from "../engine/index.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
 import { expectRevision, ifMatchOf } from "../http/etag.ts";

@@ -3,8 +3,7 @@
  * engine's state and decisions, and the events a change announces. Types only (and the weights' unit), so the
  * store, its persistence, the views and the config projection can all read them without reading each other.
  */
-import type { CountsSnapshot } from "../engine/counts.ts";
-import type { Action, Decision, EngineState, Evaluation } from "../engine/index.ts";
+import type { Action, CountsSnapshot, Decision, EngineState, Evaluation } from "../engine/index.ts";
 import type { NormalizedModels } from "./models.ts";
 import type { NormalizedOutput } from "./output.ts";
 import type { ENGINE_PROPERTIES, RolloutSpec } from "./schemas.ts";

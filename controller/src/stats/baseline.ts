@@ -5,7 +5,7 @@
  * are read and kept with the rollout; /stats subtracts them. The same subtraction gives the current stage's
  * window from the engine's stage baseline.
  */
-import { toSnapshot, windowBetween, type CountsSnapshot } from "../engine/counts.ts";
+import { toSnapshot, windowBetween, type CountsSnapshot } from "../engine/index.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
 import type { StatsBaseline } from "../rollouts/model.ts";
 

@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { stageRef } from "../engine/state.ts";
-import { toSnapshot } from "../engine/counts.ts";
+import { stageRef, toSnapshot } from "../engine/index.ts";
 import { InvalidRequestError, UnavailableError } from "../errors.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
 import { summarizeShadow, summarizeVariant, type VariantSummary } from "../metrics/summary.ts";
