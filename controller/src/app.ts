@@ -1,7 +1,14 @@
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import { allEventRoutes } from "./events/all.ts";
 import { eventRoutes } from "./events/routes.ts";
+import { sessionRoutes } from "./dashboard/session.ts";
+import { dashboardStatic } from "./dashboard/static.ts";
+import { installBrowserGuard } from "./http/browser-guard.ts";
+import { SeriesRecorder } from "./series/recorder.ts";
+import { seriesRoutes } from "./series/routes.ts";
+import { SeriesStore } from "./series/store.ts";
 import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
@@ -54,6 +61,12 @@ export interface BuildAppOptions {
   /** More ways the filter config reaches the proxies, beside the long-poll (filter-config/distributor.ts). */
   configDistributors?: ConfigDistributor[];
   logger?: FastifyServerOptions["logger"];
+  /** Telemetry history kept this long (default 14 days). */
+  seriesRetentionHours?: number;
+  /** Telemetry snapshots of rollouts the engine does not step, this often; default the engine tick (0: no timer). */
+  seriesIntervalMs?: number;
+  /** Where the dashboard's built files are (default build/dashboard). */
+  dashboardDir?: string;
 }
 
 export interface ModelrollContext {
@@ -65,6 +78,8 @@ export interface ModelrollContext {
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
+  series: SeriesStore;
+  recorder: SeriesRecorder;
 }
 
 declare module "fastify" {
@@ -98,29 +113,35 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
+  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider =
     options.metricProvider ??
     new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
   const driver = new RolloutDriver({
     store,
     metricProvider,
     clock: options.clock,
     prometheusUrl: options.prometheusUrl,
     log: app.log,
-    onStep: (_rollout, result, seconds) => {
+    onStep: (rollout, result, seconds, counts, now) => {
+      recorder.record(rollout, counts, now, result.evaluation);
       telemetry.evaluationSeconds.observe(seconds);
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder });
 
   installSerializerCache(app);
   installErrorHandling(app);
+  installBrowserGuard(app, { openApi: options.apiToken === undefined });
   installAuth(app, { apiToken: options.apiToken, filterToken: options.filterToken });
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
     await driver.stop();
+    await recorder.stop();
     stopDistribution();
     state.close();
   });
@@ -152,7 +173,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { longPoll, telemetry });
   await app.register(eventRoutes, { store });
+  await app.register(allEventRoutes, { store, observed: (name) => recorder.observedCanaryPercent(name), registry: telemetry.registry });
+  await app.register(seriesRoutes, { store, series, recorder, clock });
+  await app.register(sessionRoutes, { apiToken: options.apiToken, filterToken: options.filterToken });
+  await app.register(dashboardStatic, { dir: options.dashboardDir });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
+  const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;
+  if (seriesIntervalMs > 0) app.addHook("onReady", async () => recorder.start(seriesIntervalMs));
   return app;
 }

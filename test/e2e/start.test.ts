@@ -62,6 +62,10 @@ describe("npm start", () => {
     });
     expect(run.output()).toContain(`data plane (Envoy):  http://127.0.0.1:${listen}`);
     expect(run.output()).toContain(`controller (API):    http://127.0.0.1:${controller}`);
+    expect(run.output()).toContain(`dashboard:           http://127.0.0.1:${controller}/`);
+    const dashboard = await fetch(`http://127.0.0.1:${controller}/`);
+    expect(dashboard.status).toBe(200);
+    expect(await dashboard.text()).toContain('<div id="app">');
     expect(run.output()).toContain(`Envoy admin:         http://127.0.0.1:${admin}`);
     expect(run.output()).toContain("(demo model v1)");
     await exercise(`127.0.0.1:${listen}`, `127.0.0.1:${controller}`, "v2");

@@ -93,6 +93,7 @@ try {
     : `${settings.stateFile}${store.resumed ? ` (resumed: ${store.size} rollouts)` : settings.fresh ? " (fresh)" : " (new)"}`;
   const data = `http://${plan.listen.host}:${plan.listen.port}`;
   console.log(`modelroll is running (pid ${process.pid}; Envoy pid ${envoy.child.pid})
+  dashboard:           ${running.url}/${settings.apiToken ? " (asks for the API token, or the read-only one)" : ""}
   data plane (Envoy):  ${data}
   controller (API):    ${running.url}
   Envoy admin:         ${adminUrl}

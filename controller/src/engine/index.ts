@@ -17,7 +17,7 @@ export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
 export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
 export { applyCommand, type Command, type CommandResult } from "./commands.ts";
-export { parseSliceKey, toSnapshot, windowBetween } from "./counts.ts";
+export { OVERALL, parseSliceKey, sumCounters, toSnapshot, windowBetween } from "./counts.ts";
 export type { CountsSnapshot, EngineVariant, HistogramSnapshot, SliceSnapshot, VariantSnapshots } from "./counts.ts";
 export { finalizeOf, modelsOf, type ModelIdentity } from "./lifecycle-spec.ts";
 export { needsReadings } from "./lifecycle.ts";

@@ -90,3 +90,18 @@ function bearerOf(request: FastifyRequest): string | null {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
   return match ? match[1] : null;
 }
+
+/**
+ * What a presented bearer token may do, for the dashboard's sign-in (GET /v1/session): "write" (the API token,
+ * or any request while the API is open), "read" (the filter token), "none" (no token given), "unknown".
+ */
+export function tokenAccess(options: AuthOptions, presented: string | null): "write" | "read" | "none" | "unknown" {
+  if (options.apiToken === undefined) return "write";
+  if (presented === null) return "none";
+  const given = digest(presented);
+  if (timingSafeEqual(given, digest(options.apiToken))) return "write";
+  if (options.filterToken !== undefined && timingSafeEqual(given, digest(options.filterToken))) return "read";
+  return "unknown";
+}
+
+export { bearerOf };

@@ -5,7 +5,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { isClosed, isTerminal, needsReadings, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
-import type { MetricProvider, MetricReading } from "../metrics/provider.ts";
+import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
 
@@ -18,8 +18,8 @@ export interface RolloutDriverOptions {
   /** Replaces the Prometheus HTTP source (tests). */
   promql?: PromQLSource;
   log?: FastifyBaseLogger;
-  /** Told about every step that ran (telemetry): the rollout, the result, and how long it took. */
-  onStep?: (rollout: string, result: StepResult, seconds: number) => void;
+  /** Told about every step that ran (telemetry): the rollout, the result, how long it took, and the counts it read. */
+  onStep?: (rollout: string, result: StepResult, seconds: number, counts: MetricReading<RolloutCounts>, now: number) => void;
   /** First retry delay of a failed finalize webhook (doubles per failure, at most 60 s); default 1000 ms. */
   hookRetryMs?: number;
 }
@@ -100,7 +100,7 @@ export class RolloutDriver {
     if (!current?.engine || isClosed(current.engine.state.phase)) return false;
     const result = step(current.engine.state, { now, counts, promql });
     this.#store.applyEngine(name, result);
-    this.#onStep?.(name, result, (performance.now() - started) / 1000);
+    this.#onStep?.(name, result, (performance.now() - started) / 1000, counts, now);
     return true;
   }
 

@@ -6,8 +6,9 @@
  * decisions (the history, one row per decision with its measurements and the window summary it was made
  * on: requests, error rate and p95 per variant and segment, which the report reads), archive and
  * archived_decisions (rollouts that left the live set, finalized or deleted, under ids of their own so a
- * re-created name starts clean). Each change is one transaction. WAL with synchronous=NORMAL: a killed controller loses nothing that was acknowledged (only a
- * power cut could lose the last transactions).
+ * re-created name starts clean); the telemetry history keeps tables of its own in the same file
+ * (series/store.ts). Each change is one transaction. WAL with synchronous=NORMAL: a killed controller loses
+ * nothing that was acknowledged (only a power cut could lose the last transactions).
  *
  * One controller per file: the connection runs in SQLite's exclusive locking mode, so it holds an OS-level
  * (fcntl) lock on the file from opening to closing, and the kernel drops that lock when the process ends,
@@ -203,6 +204,14 @@ export class SqliteRolloutState implements RolloutPersistence {
       const what = change.rollout ? `rollout ${change.rollout.spec.name}` : change.deleted ? `rollout ${change.deleted}` : "config version";
       throw new Error(`state file ${this.path}: ${what}: write failed: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /**
+   * The open connection, for modules that keep tables of their own in the state file (series/store.ts); the
+   * file is opened in exclusive mode, so they cannot open one of their own.
+   */
+  get database(): Database.Database {
+    return this.#db;
   }
 
   /** Rows per table, for tests and the report of what is on disk. */
