@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { importCycles as check, importGraph } from "../../scripts/import-cycles.mjs";
+import { folderOf, importCycles as check, importGraph } from "../../scripts/import-cycles.mjs";
 
 const scratch = mkdtempSync(join(tmpdir(), "modelroll-cycles-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -52,6 +52,34 @@ describe("import cycles", () => {
     const run = spawnSync(process.execPath, [join(__dirname, "../../scripts/import-cycles.mjs"), root], { encoding: "utf8" });
     expect(run.status).toBe(1);
     expect(run.stdout).toContain("folder cycle: config/ -> rollouts/ -> config/");
+  });
+
+  it("each room imports only rooms of a lower layer (ARCHITECTURE.md, What may import what)", () => {
+    const LAYERS: string[][] = [
+      ["errors.ts", "net.ts", "paths.ts", "proc.ts", "child-process.ts"],
+      ["schema/", "metrics/", "envoy/", "prometheus/", "demo/"],
+      ["engine/"],
+      ["rollouts/"],
+      ["http/", "telemetry.ts"],
+      ["release/", "stats/", "events/", "series/", "filter-config/", "dashboard/", "system/"],
+      ["app.ts"],
+      ["server.ts"],
+      ["cli/"],
+    ];
+    const layerOf = new Map(LAYERS.flatMap((rooms, i) => rooms.map((room) => [room, i] as const)));
+    const graph = importGraph(join(__dirname, "../../controller/src"));
+    const unplaced = [...new Set([...graph.keys()].map(folderOf))].filter((room) => !layerOf.has(room));
+    // A new room gets a place in LAYERS (and in ARCHITECTURE.md).
+    expect(unplaced).toEqual([]);
+    const upward: string[] = [];
+    for (const [file, targets] of graph) {
+      const from = folderOf(file);
+      for (const target of targets) {
+        const to = folderOf(target);
+        if (to !== from && layerOf.get(to)! >= layerOf.get(from)!) upward.push(`${file} -> ${target}`);
+      }
+    }
+    expect(upward).toEqual([]);
   });
 
   it("outside engine/, the engine is imported through engine/index.ts (its one door)", () => {
