@@ -9,6 +9,8 @@ import { installBrowserGuard } from "./http/browser-guard.ts";
 import { SeriesRecorder } from "./series/recorder.ts";
 import { seriesRoutes } from "./series/routes.ts";
 import { SeriesStore } from "./series/store.ts";
+import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
+import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -20,7 +22,7 @@ import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
-import { rolloutRoutes } from "./rollouts/routes.ts";
+import { rolloutRoutes } from "./http/rollout-routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
 import { readStatsBaseline } from "./stats/baseline.ts";
@@ -56,6 +58,8 @@ export interface BuildAppOptions {
   apiToken?: string;
   /** Read-only bearer token for the filters' config long-poll (and any GET). */
   filterToken?: string;
+  /** More ways the filter config reaches the proxies, beside the long-poll (filter-config/distributor.ts). */
+  configDistributors?: ConfigDistributor[];
   logger?: FastifyServerOptions["logger"];
   /** Telemetry history kept this long (default 14 days). */
   seriesRetentionHours?: number;
@@ -69,6 +73,8 @@ export interface ModelrollContext {
   store: RolloutStore;
   /** The state file behind the store (its path, and what a fresh start set aside). */
   state: SqliteRolloutState;
+  /** The filters' config long-poll (GET /v1/filter-config), the first of the config distributors. */
+  longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
@@ -91,7 +97,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
+  // Opened (and locked) here and handed to the store, which never opens one itself: the context keeps it, so
+  // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
   try {
@@ -101,7 +108,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
-  const telemetry = new ControllerTelemetry(store);
+  const longPoll = new LongPollDistributor();
+  const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
+    onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
+  });
+  const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider =
@@ -120,7 +131,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, telemetry, metricProvider, driver, series, recorder });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -131,9 +142,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook("preClose", async () => {
     await driver.stop();
     await recorder.stop();
-    store.close();
+    stopDistribution();
+    state.close();
   });
-  app.addHook("onClose", async () => store.close());
+  app.addHook("onClose", async () => {
+    stopDistribution();
+    state.close();
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -156,7 +171,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
-  await app.register(filterConfigRoutes, { store, telemetry });
+  await app.register(filterConfigRoutes, { longPoll, telemetry });
   await app.register(eventRoutes, { store });
   await app.register(allEventRoutes, { store, observed: (name) => recorder.observedCanaryPercent(name), registry: telemetry.registry });
   await app.register(seriesRoutes, { store, series, recorder, clock });

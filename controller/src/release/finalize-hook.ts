@@ -6,10 +6,10 @@
  * backoff; deliveries run beside the engine's ticks and never hold them up.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { finalizeOf } from "../engine/lifecycle-spec.ts";
-import { applyCommand, Phase } from "../engine/index.ts";
-import { toView } from "../rollouts/routes.ts";
-import type { HookStatus, Rollout, RolloutStore } from "../rollouts/store.ts";
+import { applyCommand, finalizeOf, Phase } from "../engine/index.ts";
+import { toView } from "../http/rollout-view.ts";
+import type { HookStatus, Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 
 export interface FinalizeHookOptions {
   store: RolloutStore;
