@@ -18,7 +18,7 @@ import { parseEngineSpec } from "../controller/src/engine/spec.ts";
 import { initialState, type EngineState } from "../controller/src/engine/state.ts";
 import { step } from "../controller/src/engine/step.ts";
 import { SqliteRolloutState } from "../controller/src/rollouts/sqlite-state.ts";
-import type { Rollout } from "../controller/src/rollouts/store.ts";
+import type { Rollout } from "../controller/src/rollouts/model.ts";
 import { referenceParse, referenceRolloutCounts } from "../test/controller/prometheus-reference.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
 

@@ -9,6 +9,8 @@ import { installBrowserGuard } from "./http/browser-guard.ts";
 import { SeriesRecorder } from "./series/recorder.ts";
 import { seriesRoutes } from "./series/routes.ts";
 import { SeriesStore } from "./series/store.ts";
+import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
+import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -20,7 +22,7 @@ import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
-import { rolloutRoutes } from "./rollouts/routes.ts";
+import { rolloutRoutes } from "./http/rollout-routes.ts";
 import { SqliteRolloutState } from "./rollouts/sqlite-state.ts";
 import { RolloutStore } from "./rollouts/store.ts";
 import { readStatsBaseline } from "./stats/baseline.ts";
@@ -28,12 +30,12 @@ import { AJV_OPTIONS } from "./rollouts/validate.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
-import { WebhookJudges } from "./judge/webhook-judge.ts";
+import { WebhookJudges } from "./release/webhook-judge.ts";
 import { notificationRoutes } from "./notify/routes.ts";
 import { setupNotifications, type NotificationOptions } from "./notify/setup.ts";
 import type { NotificationDispatcher } from "./notify/dispatcher.ts";
 import type { NotificationOutbox } from "./notify/outbox.ts";
-import { NotificationsInput } from "./notify/spec.ts";
+import { NotificationsInput } from "./engine/index.ts";
 
 export interface BuildAppOptions {
   /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
@@ -62,6 +64,8 @@ export interface BuildAppOptions {
   apiToken?: string;
   /** Read-only bearer token for the filters' config long-poll (and any GET). */
   filterToken?: string;
+  /** More ways the filter config reaches the proxies, beside the long-poll (filter-config/distributor.ts). */
+  configDistributors?: ConfigDistributor[];
   logger?: FastifyServerOptions["logger"];
   /** Telemetry history kept this long (default 14 days). */
   seriesRetentionHours?: number;
@@ -79,6 +83,8 @@ export interface ModelrollContext {
   store: RolloutStore;
   /** The state file behind the store (its path, and what a fresh start set aside). */
   state: SqliteRolloutState;
+  /** The filters' config long-poll (GET /v1/filter-config), the first of the config distributors. */
+  longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
@@ -104,7 +110,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // Opened (and locked) here rather than by the store, so the caller can read what a fresh start set aside.
+  // Opened (and locked) here and handed to the store, which never opens one itself: the context keeps it, so
+  // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
   let notifications: ReturnType<typeof setupNotifications>;
@@ -118,7 +125,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
-  const telemetry = new ControllerTelemetry(store);
+  const longPoll = new LongPollDistributor();
+  const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
+    onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
+  });
+  const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
@@ -140,7 +151,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -153,9 +164,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
     await dispatcher.stop();
-    store.close();
+    stopDistribution();
+    state.close();
   });
-  app.addHook("onClose", async () => store.close());
+  app.addHook("onClose", async () => {
+    stopDistribution();
+    state.close();
+  });
 
   await app.register(swagger, {
     // Shared schemas (app.addSchema) under their $id rather than def-N.
@@ -183,7 +198,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
-  await app.register(filterConfigRoutes, { store, telemetry });
+  await app.register(filterConfigRoutes, { longPoll, telemetry });
   await app.register(eventRoutes, { store });
   await app.register(allEventRoutes, { store, observed: (name) => recorder.observedCanaryPercent(name), registry: telemetry.registry });
   await app.register(seriesRoutes, { store, series, recorder, clock });

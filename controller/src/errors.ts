@@ -11,6 +11,37 @@ export interface ErrorDetail {
   reason: string;
 }
 
+/** An ajv error as Fastify passes it on, with `verbose` on (parentSchema present). */
+export interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+  parentSchema?: Record<string, unknown>;
+}
+
+/** An ajv error as the detail an answer lists: the field's pointer and a reason a person can act on. */
+export function toDetail(error: SchemaError): ErrorDetail {
+  const base = error.instancePath;
+  switch (error.keyword) {
+    case "required":
+      return { path: `${base}/${escapePointer(String(error.params.missingProperty))}`, reason: "is required" };
+    case "additionalProperties": {
+      const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
+      const reason = known.length > 0 ? `is not a known field (known: ${known.join(", ")})` : "is not a known field";
+      return { path: `${base}/${escapePointer(String(error.params.additionalProperty))}`, reason };
+    }
+    default: {
+      const reasons = error.parentSchema?.[REASONS_KEYWORD] as Record<string, string> | undefined;
+      return { path: base, reason: reasons?.[error.keyword] ?? error.message ?? `fails ${error.keyword}` };
+    }
+  }
+}
+
+function escapePointer(token: string): string {
+  return token.replace(/~/g, "~0").replace(/\//g, "~1");
+}
+
 /**
  * Errors the controller means to show to API clients. The message must name the object
  * ("rollout fraud-model: ...") because it is printed as-is by CLIs and logs far from the request.

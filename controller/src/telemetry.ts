@@ -14,7 +14,8 @@ export class ControllerTelemetry {
   /** Wall time of one rollout's engine step, metric reads included. */
   readonly evaluationSeconds: Histogram;
 
-  constructor(store: RolloutStore) {
+  /** `heldPolls`: how many filter config long-polls are waiting now (filter-config/long-poll.ts). */
+  constructor(store: RolloutStore, heldPolls: () => number) {
     this.configPushes = new Counter({
       name: "modelroll_config_pushes_total",
       help: "Filter config answers sent with a body (200), immediate or released from a held poll.",
@@ -31,7 +32,7 @@ export class ControllerTelemetry {
       help: "Filter config long-polls currently waiting for a change.",
       registers: [this.registry],
       collect() {
-        this.set(store.changes.held);
+        this.set(heldPolls());
       },
     });
     new Gauge({

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eventRoutes } from "../../controller/src/events/routes.ts";
 import { sseFrame } from "../../controller/src/events/sse.ts";
 import { installErrorHandling } from "../../controller/src/http/error-handler.ts";
+import { SqliteRolloutState } from "../../controller/src/rollouts/sqlite-state.ts";
 import { RolloutStore } from "../../controller/src/rollouts/store.ts";
 import { harness, managedSpec } from "../release/harness.ts";
 import { createRollout, spec, testApp } from "./helpers.ts";
@@ -176,7 +177,7 @@ describe("GET /v1/rollouts/{name}/events", () => {
   it("sends heartbeats on a quiet stream and ends open streams when the server closes", async () => {
     const app = Fastify();
     installErrorHandling(app);
-    const store = new RolloutStore();
+    const store = new RolloutStore({ state: new SqliteRolloutState(":memory:") });
     store.create({ name: "quiet", match: { pathPrefix: "/q" }, stickyKey: { header: "x-user-id" } });
     await app.register(eventRoutes, { store, heartbeatMs: 20, sampleMs: 10 });
     const base = await listen(app);

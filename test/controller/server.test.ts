@@ -52,7 +52,7 @@ describe("startController", () => {
       answeredAt = performance.now();
       return r;
     });
-    expect(await waitFor(() => controller.app.modelroll.store.changes.held === 1, 2000)).toBe(true);
+    expect(await waitFor(() => controller.app.modelroll.longPoll.held === 1, 2000)).toBe(true);
 
     const sentAt = performance.now();
     const change = await fetch(`${controller.url}/v1/rollouts/fraud-model/rollback`, { method: "POST" });
@@ -71,7 +71,7 @@ describe("startController", () => {
     const held = fetch(`${controller.url}/v1/filter-config?version=1&epoch=${EPOCH}&wait=30`, {
       signal: client.signal,
     }).catch((error: Error) => error);
-    const { changes } = controller.app.modelroll.store;
+    const changes = controller.app.modelroll.longPoll;
     expect(await waitFor(() => changes.held === 1, 2000)).toBe(true);
     client.abort();
     expect(await held).toBeInstanceOf(Error);
@@ -91,7 +91,7 @@ describe("startController", () => {
         (error: Error) => error.message,
       ),
     );
-    expect(await waitFor(() => controller.app.modelroll.store.changes.held === 2, 2000)).toBe(true);
+    expect(await waitFor(() => controller.app.modelroll.longPoll.held === 2, 2000)).toBe(true);
     const started = performance.now();
     await controller.close();
     expect(performance.now() - started).toBeLessThan(1000);

@@ -8,6 +8,7 @@ import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import type { RolloutPersistence, StateChange } from "../../controller/src/rollouts/persistence.ts";
 import { SqliteRolloutState, STATE_SCHEMA_VERSION } from "../../controller/src/rollouts/sqlite-state.ts";
+import { filterConfigOf } from "../../controller/src/filter-config/projection.ts";
 import { RolloutStore } from "../../controller/src/rollouts/store.ts";
 import { harness, managedSpec } from "../release/harness.ts";
 import { createRollout, spec, testApp } from "./helpers.ts";
@@ -81,16 +82,45 @@ describe("durable state", () => {
     expect(after.decisions.slice(0, history.decisions.length)).toEqual(history.decisions);
     expect(after.decisions.filter((d: { kind: string }) => d.kind === "started")).toHaveLength(1);
 
-    // Every decision is a row; every decision with a stage window also a per-stage telemetry row (read once
-    // the controller let go of the file).
+    // Every decision is a row, with the stage window it was made on in its record (the report reads them from
+    // there); read once the controller let go of the file.
     await h2.app.close();
     const db = new Database(file, { readonly: true });
     const rows = (db.prepare("SELECT COUNT(*) AS n FROM decisions").get() as { n: number }).n;
-    const windows = (db.prepare("SELECT COUNT(*) AS n FROM stage_telemetry").get() as { n: number }).n;
+    const windows = (db.prepare("SELECT COUNT(*) AS n FROM decisions WHERE json_extract(record, '$.window') IS NOT NULL").get() as { n: number }).n;
     db.close();
     expect(rows).toBe(after.decisions.length);
     expect(windows).toBe(after.decisions.filter((d: { window: unknown }) => d.window !== null).length);
     expect(windows).toBeGreaterThan(0);
+  });
+
+  it("drops the stage_telemetry table earlier controllers wrote (a copy of the decisions' windows), but not in a file it refuses", () => {
+    const tables = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      const names = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((t) => t.name);
+      db.close();
+      return names;
+    };
+    const withTelemetry = (schema: string) => {
+      const file = stateFile();
+      const first = new SqliteRolloutState(file);
+      first.initialize("dddddddddddddddd", 1);
+      first.close();
+      const db = new Database(file);
+      db.exec("CREATE TABLE stage_telemetry (rollout TEXT NOT NULL, seq INTEGER NOT NULL, window TEXT NOT NULL)");
+      db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(schema);
+      db.close();
+      return file;
+    };
+    const older = withTelemetry(String(STATE_SCHEMA_VERSION));
+    expect(tables(older)).toContain("stage_telemetry");
+    new SqliteRolloutState(older).close();
+    expect(tables(older)).not.toContain("stage_telemetry");
+    expect(tables(older)).toEqual(expect.arrayContaining(["meta", "rollouts", "decisions", "archive", "archived_decisions"]));
+
+    const newer = withTelemetry("99");
+    expect(() => new SqliteRolloutState(newer)).toThrow(/written by a newer controller/);
+    expect(tables(newer)).toContain("stage_telemetry");
   });
 
   it("a write that fails on disk changes nothing in memory and tells the client", async () => {
@@ -115,10 +145,10 @@ describe("durable state", () => {
     expect(() => store.delete("fraud-model")).toThrow(/disk I\/O error/);
     expect(store.get("fraud-model").canaryPercent).toBe(5);
     expect(store.version).toBe(version);
-    expect(store.filterConfig().rollouts[0].canaryBasisPoints).toBe(500);
+    expect(filterConfigOf(store).rollouts[0].canaryBasisPoints).toBe(500);
     failNext = false;
     expect(store.setCanaryPercent("fraud-model", 50).canaryPercent).toBe(50);
-    store.close();
+    inner.close();
   });
 
   it("deleting a rollout removes its history too: a new rollout of the same name starts clean", async () => {

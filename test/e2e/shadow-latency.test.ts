@@ -23,12 +23,16 @@ async function behave(server: { url: string }, behavior: Record<string, unknown>
   expect(res.status).toBe(200);
 }
 
-/** A shadow stage mirroring every request, then canary stages; the only gate is the seed's p95 latency gate. */
+/**
+ * A shadow stage mirroring every request, then canary stages; the only gate is the seed's p95 latency gate, judged
+ * in the shadow stage only, which makes that stage its proof stage: the stage advances only once the gate Passed
+ * (in an earlier stage it would only need enough samples to detect harm: README, "What a stage must show").
+ */
 const spec = (name: string) =>
   managedSpec(name, "the shadow's p95 latency more than 10% (and 2 ms) above stable's", {
     shadow: { percent: 100, timeoutMs: 2000 },
     stages: [{ shadow: true, shadowPercent: 100, minDurationSeconds: 1, minRequests: 200, deadlineSeconds: 120, onDeadline: "hold" }, 50, 100],
-    promotion_gates: { latency_p95_ms: { maximum_regression_percent: 10 } },
+    promotion_gates: { latency_p95_ms: { maximum_regression_percent: 10, during: ["shadow"] } },
   });
 
 async function create(name: string): Promise<void> {

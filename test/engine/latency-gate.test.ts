@@ -1,4 +1,4 @@
-// Latency gates: the absolute tolerance of a regression limit (judge.ts), its validation (gate-spec.ts), and
+// Latency gates: the absolute tolerance of a regression limit (judge.ts), its validation (gate-parse.ts), and
 // the baseline a shadow stage compares with (the primary timed like the mirrored calls, gates.ts).
 import { describe, expect, it } from "vitest";
 import { errorBudget } from "../../controller/src/engine/budget.ts";

@@ -3,8 +3,8 @@
 // and the Slack and Teams message formats. Pure.
 import { describe, expect, it } from "vitest";
 import { validateRolloutSpec } from "../../controller/src/rollouts/validate.ts";
-import { fingerprint, isRedacted, redactUrl, redactUrls, restoreRedacted, scrubUrl } from "../../controller/src/notify/redact.ts";
-import { parseTargetsEnv } from "../../controller/src/notify/spec.ts";
+import { fingerprint, isRedacted, redactUrl, redactUrls, restoreRedacted, scrubUrl } from "../../controller/src/secrets.ts";
+import { parseTargetsEnv } from "../../controller/src/engine/index.ts";
 import { eventOf, type NotificationPayload } from "../../controller/src/notify/events.ts";
 import { slackMessage, teamsMessage } from "../../controller/src/notify/formats.ts";
 import { retryAfter } from "../../controller/src/notify/dispatcher.ts";

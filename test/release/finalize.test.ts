@@ -5,7 +5,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRollout } from "../controller/helpers.ts";
-import { fingerprint } from "../../controller/src/notify/redact.ts";
+import { fingerprint } from "../../controller/src/secrets.ts";
 import { Answers } from "./answers.ts";
 import { harness, managedSpec, type Harness } from "./harness.ts";
 

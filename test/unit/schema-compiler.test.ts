@@ -132,6 +132,46 @@ describe("compiler refuses what it does not implement, naming the place", () => 
   });
 });
 
+describe("$schema: the dialects whose meaning the subset implements", () => {
+  it.each([
+    "http://json-schema.org/draft-06/schema#",
+    "http://json-schema.org/draft-07/schema#",
+    "http://json-schema.org/draft-07/schema",
+    "https://json-schema.org/draft-07/schema#",
+    "https://json-schema.org/draft/2019-09/schema",
+    "https://json-schema.org/draft/2020-12/schema",
+    "https://json-schema.org/draft/2020-12/schema#",
+  ])("accepts %s, at the root and in a subschema", (dialect) => {
+    const r = compileOutputSchema({ $schema: dialect, type: "object", properties: { a: { $schema: dialect, maximum: 1 } } });
+    expect(r).toEqual({ ok: true, compiled: { v: 1, s: { t: 4, p: [["a", { le: 1 }]] } } });
+  });
+
+  it.each<[string, RegExp]>([
+    ["http://json-schema.org/draft-04/schema#", /^draft-04 is not supported: its exclusiveMinimum\/exclusiveMaximum are booleans/],
+    ["http://json-schema.org/draft-03/schema#", /^draft-03 is not supported/],
+    ["https://example.com/meta/no-validation", /^'https:\/\/example\.com\/meta\/no-validation' is not a dialect the subset implements/],
+    // The unversioned alias means whatever json-schema.org calls latest.
+    ["http://json-schema.org/schema#", /is not a dialect the subset implements/],
+    ["http://json-schema.org/draft-07/schema#/definitions/x", /is not a dialect the subset implements/],
+    ["draft-07", /is not a dialect the subset implements/],
+  ])("refuses %s with its pointer and the dialects it takes", (dialect, reason) => {
+    const errors = errorsOf({ $schema: dialect, properties: { a: { $schema: dialect, type: "string" } } });
+    expect(errors).toEqual([
+      { path: "/$schema", reason: expect.stringMatching(reason) },
+      { path: "/properties/a/$schema", reason: expect.stringMatching(reason) },
+    ]);
+    expect(errors[0].reason).toMatch(/declare one of draft-06, draft-07, 2019-09, 2020-12 \(or leave \$schema out\)$/);
+  });
+
+  it("refuses a $schema that is not a string", () => {
+    expect(errorsOf({ $schema: 7 })).toEqual([{ path: "/$schema", reason: "must be a string (the URI of the schema's dialect)" }]);
+  });
+
+  it("reports a refused dialect beside the schema's other problems, all at once", () => {
+    expect(errorsOf({ $schema: "http://json-schema.org/draft-04/schema#", exclusiveMinimum: true }).map((e) => e.path)).toEqual(["/$schema", "/exclusiveMinimum"]);
+  });
+});
+
 describe("compiler limits", () => {
   const nestedProperties = (levels: number, leaf: unknown): unknown => (levels === 0 ? leaf : { properties: { x: nestedProperties(levels - 1, leaf) } });
   const nestedArrays = (levels: number): unknown => (levels === 0 ? "v" : [nestedArrays(levels - 1)]);

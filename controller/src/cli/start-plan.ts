@@ -1,6 +1,6 @@
 // What `npm start` will do, decided from argv and the environment without side effects.
 import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
-import { parseTargetsEnv, type NotificationTarget } from "../notify/spec.ts";
+import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
 
 export interface StartPlan {
   listen: HostPort;

@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { AuthError } from "../errors.ts";
 import { bearerOf, tokenAccess, type AuthOptions } from "../http/auth.ts";
-import { ErrorBody } from "../rollouts/schemas.ts";
+import { ErrorBody } from "../http/schemas.ts";
 
 const Session = Type.Object({
   tokensRequired: Type.Boolean({ description: "Whether the API needs a bearer token (MODELROLL_API_TOKEN is set)" }),

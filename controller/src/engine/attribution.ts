@@ -10,7 +10,8 @@
  * This test runs once, when the rollback is already decided: it is not part of the false-alarm budget (for a
  * fault hitting every value alike it names one as the cause in about 1 rollback in 100 per value).
  */
-import { histogramDelta, OVERALL, sliceKey, snapshotQuantile, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import { cumulativeQuantile } from "../metrics/histogram.ts";
+import { histogramDelta, OVERALL, sliceKey, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
 import type { GateSpec, QuantileGate } from "./gate-spec.ts";
 import { formatValue, segmentLabel, type Measurement } from "./measurement.ts";
 import { cdfAt } from "./power.ts";
@@ -103,7 +104,7 @@ function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceS
   const candidate = m.candidate;
   const h = (slice: SliceSnapshot | undefined) => slice?.histograms[gate.histogram];
   const stableAll = h(all.stable);
-  const q = stableAll && stableAll.total > 0 ? snapshotQuantile(stableAll, gate.quantile) : null;
+  const q = stableAll && stableAll.total > 0 ? cumulativeQuantile(stableAll, gate.quantile) : null;
   const threshold = gate.limits.maxRatio !== undefined && q !== null ? gate.limits.maxRatio * q : gate.limits.maximum;
   if (threshold === undefined) return { differs: false, rest: null, restPast: false };
   const tally = (x: HistogramSnapshot | undefined) => ({ n: x?.total ?? 0, bad: x && x.total > 0 ? Math.round(x.total * (1 - cdfAt(x, threshold))) : 0 });
@@ -112,7 +113,7 @@ function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceS
   const c = tally(h(here[candidate]));
   const cRest = tally(cRestH);
   const sRestH = restOf(h(all.stable), h(here.stable));
-  const quantileOf = (x: HistogramSnapshot | undefined) => (x && x.total > 0 ? snapshotQuantile(x, gate.quantile) : null);
+  const quantileOf = (x: HistogramSnapshot | undefined) => (x && x.total > 0 ? cumulativeQuantile(x, gate.quantile) : null);
   const restQuantile = quantileOf(cRestH);
   const stableRestQuantile = quantileOf(sRestH);
   const display = (x: number | null) => (x === null ? null : x / gate.displayScale);

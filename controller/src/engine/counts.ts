@@ -4,7 +4,7 @@
  * reading at stage start", per slice (overall, or one segment value) and per variant.
  */
 import { RESPONSE_CLASSES, type HistogramBucket, type ResponseClass, type RolloutCounts, type VariantCounts } from "../metrics/provider.ts";
-import type { CumulativeHistogram } from "./statistics.ts";
+import type { CumulativeHistogram } from "../metrics/histogram.ts";
 
 export const ENGINE_VARIANTS = ["stable", "canary", "shadow"] as const;
 export type EngineVariant = (typeof ENGINE_VARIANTS)[number];
@@ -183,29 +183,6 @@ function wildcard(pattern: string): RegExp {
     compiled.set(pattern, re);
   }
   return re;
-}
-
-/**
- * The q-quantile point estimate as Prometheus' histogram_quantile computes it (linear inside the bucket
- * holding rank q*total, the first bucket starting at 0, the +Inf bucket answering the highest finite
- * bound). Null without observations.
- */
-export function snapshotQuantile(h: CumulativeHistogram, q: number): number | null {
-  if (!(h.total > 0) || h.bounds.length === 0) return null;
-  const rank = q * h.total;
-  let previousBound = 0;
-  let previousCount = 0;
-  for (let i = 0; i < h.bounds.length; i++) {
-    const count = h.cumulative[i];
-    if (count >= rank) {
-      const inBucket = count - previousCount;
-      if (inBucket === 0) return h.bounds[i];
-      return previousBound + (h.bounds[i] - previousBound) * ((rank - previousCount) / inBucket);
-    }
-    previousBound = h.bounds[i];
-    previousCount = count;
-  }
-  return h.bounds[h.bounds.length - 1];
 }
 
 export function requestsOf(slice: SliceSnapshot | undefined): number {

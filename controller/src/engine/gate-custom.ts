@@ -1,15 +1,16 @@
 /**
- * Custom gates (any name the seed does not define): a PromQL query, a ratio of filter counters, the mean of a
- * filter histogram, a KPI posted from outside, or an external judge asked over HTTP. Part of gate-spec.ts.
+ * Custom gates (promotion_gates entries that are not a known name): a PromQL query, a ratio of filter counters,
+ * a mean of a filter histogram or of posted values; also the PromQL part of gpu_oom_events. Each limit key is
+ * checked against the kind of gate it is on.
  */
 import type { ErrorDetail } from "../errors.ts";
-import { checkUrl } from "../notify/spec.ts";
+import { WEBHOOK_GATE_DEFAULTS, type GateSpec, type Limits, type PromQLGate, type WebhookGate } from "./gate-spec.ts";
+import { checkUrl } from "./notify-spec.ts";
 import { STAGE_KINDS, type StageKind } from "./spec-schema.ts";
-import { WEBHOOK_GATE_DEFAULTS, type GateSpec, type Limits, type PromQLGate, type WebhookGate } from "./gate-types.ts";
 
-const ALL_KINDS: StageKind[] = [...STAGE_KINDS];
+export const ALL_KINDS: StageKind[] = [...STAGE_KINDS];
 
-type RawGate = Record<string, unknown>;
+export type RawGate = Record<string, unknown>;
 
 export function customGate(
   name: string,

@@ -34,7 +34,7 @@ export interface GateEvaluationInput {
   /** "overall" first, then every declared segment value. */
   slices: readonly string[];
   promql: Readonly<Record<string, MetricReading<number | null>>> | undefined;
-  /** Each webhook gate's latest judge answer (judge/webhook-judge.ts reads them). */
+  /** Each webhook gate's latest judge answer (release/webhook-judge.ts reads them). */
   judges?: Readonly<Record<string, JudgeReading>>;
   /** The stage judged: its index and when it started, so only an answer about it counts (webhook gates). */
   stage?: { index: number; startedAt: number | null };

@@ -1,7 +1,7 @@
 /**
  * Webhook gates: an external judge (a test suite, an evaluation job, an LLM judge) asked over HTTP with the
  * rollout's evidence answers pass, fail or inconclusive with a reason. The driver asks it beside the ticks
- * (judge/webhook-judge.ts) and hands step() the latest answer; this file judges that answer, purely.
+ * (release/webhook-judge.ts) and hands step() the latest answer; this file judges that answer, purely.
  *
  *   pass          Passed
  *   fail          Failed (rolls back, as any Failed gate)
@@ -11,7 +11,7 @@
  * Only an answer to a question asked in the current stage, about its candidate, counts: a pass given for the
  * 1% stage says nothing about the 5% one.
  */
-import type { WebhookGate } from "./gate-types.ts";
+import type { WebhookGate } from "./gate-spec.ts";
 import { errorMeasurement, type GateEvaluationInput } from "./gate-measure.ts";
 import { MeasurementStatus, type Measurement } from "./measurement.ts";
 import type { JudgeQuestion, JudgeVerdict } from "./webhook-answer.ts";

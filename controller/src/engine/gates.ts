@@ -5,8 +5,9 @@
  * samples its gate needs (power.ts) and what the stage asks of it (requirements.ts). Pure: the numbers come
  * in, Measurements go out.
  */
+import { cumulativeQuantile } from "../metrics/histogram.ts";
 import { testAlpha } from "./budget.ts";
-import { OVERALL, parseSliceKey, snapshotQuantile, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import { OVERALL, parseSliceKey, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
 import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type MeanGate, type PromQLGate, type ProportionGate, type QuantileGate, type WebhookGate } from "./gate-spec.ts";
 import { absoluteOnly, errorMeasurement, finish, relativeOnly, scaleLimits, type GateEvaluationInput } from "./gate-measure.ts";
 import { evaluateExternal, evaluatePromQL } from "./gates-external.ts";
@@ -189,7 +190,7 @@ function measureQuantile(
     upper: i.upper / gate.displayScale,
     passLower: i.bucketLower / gate.displayScale,
   });
-  const quantileOf = (h: HistogramSnapshot | undefined) => (h && h.total > 0 ? snapshotQuantile(h, gate.quantile) : null);
+  const quantileOf = (h: HistogramSnapshot | undefined) => (h && h.total > 0 ? cumulativeQuantile(h, gate.quantile) : null);
   const cq = quantileOf(ch);
   const sq = quantileOf(sh);
   // The candidate is modeled on stable's distribution (or its own at 100%), scaled by the observed ratio

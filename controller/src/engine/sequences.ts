@@ -16,7 +16,10 @@
  * compares it with the Jeffreys beta-binomial mixture it replaced and with a betting sequence.
  * The README's "Gate statistics" section explains how gates use them.
  */
+import type { CumulativeHistogram } from "../metrics/histogram.ts";
 import { checkAlpha } from "./special.ts";
+
+export type { CumulativeHistogram };
 
 export interface Interval {
   lower: number;
@@ -155,15 +158,6 @@ export function countThresholds(trials: number, q: number, alphaBelow: number, a
 
 // ---------------------------------------------------------------------------------------------------------
 // Quantiles from cumulative histograms
-
-export interface CumulativeHistogram {
-  /** Finite upper bounds, ascending. A bound may be left out when its bucket is empty (step function). */
-  bounds: readonly number[];
-  /** Observations <= bounds[i]. */
-  cumulative: readonly number[];
-  /** All observations, the +Inf bucket included. */
-  total: number;
-}
 
 export interface QuantileInterval extends Interval {
   /**

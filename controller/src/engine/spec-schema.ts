@@ -5,7 +5,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
-import { NotificationsInput } from "../notify/spec.ts";
+import { NotificationsInput } from "./notify-spec.ts";
 import { FinalizeInput } from "./lifecycle-spec.ts";
 
 export const STAGE_KINDS = ["shadow", "canary", "bake"] as const;

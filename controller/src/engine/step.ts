@@ -30,7 +30,7 @@ export interface TickInput {
   counts: MetricReading<RolloutCounts>;
   /** This tick's value of each PromQL gate, by gate name (engine/promql.ts reads them). */
   promql?: Record<string, MetricReading<number | null>>;
-  /** Each webhook gate's latest judge answer, by gate name (judge/webhook-judge.ts asks the judges). */
+  /** Each webhook gate's latest judge answer, by gate name (release/webhook-judge.ts asks the judges). */
   judges?: Record<string, JudgeReading>;
 }
 

@@ -2,7 +2,8 @@
  * Phase changes shared by the tick (step.ts) and the manual commands (commands.ts). Each returns the new
  * state, the decision to record and the actions for the caller; none mutates its input.
  */
-import { OVERALL, parseSliceKey, sliceKey, snapshotQuantile, sumCounters, type CountsSnapshot, type SliceSnapshot } from "./counts.ts";
+import { cumulativeQuantile } from "../metrics/histogram.ts";
+import { OVERALL, parseSliceKey, sliceKey, sumCounters, type CountsSnapshot, type SliceSnapshot } from "./counts.ts";
 import { foldStage } from "./evidence.ts";
 import type { Measurement } from "./measurement.ts";
 import { Phase } from "./phase.ts";
@@ -155,7 +156,7 @@ function variantWindow(slice: SliceSnapshot | undefined): VariantWindow {
   const latency = slice?.histograms.latency_us;
   let p95Ms: number | null = null;
   if (latency && latency.total > 0) {
-    const q = snapshotQuantile(latency, 0.95);
+    const q = cumulativeQuantile(latency, 0.95);
     p95Ms = q === null ? null : q / 1000;
   }
   return { requests: slice?.counters.requests ?? 0, errorRate: responses > 0 ? errors / responses : null, p95Ms };

@@ -21,9 +21,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { Gauge, type Registry } from "prom-client";
 import { UnavailableError } from "../errors.ts";
-import { toView } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutView } from "../rollouts/schemas.ts";
-import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import { RolloutView, toView } from "../http/rollout-view.ts";
+import { ErrorBody } from "../http/schemas.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 import { sseComment, sseFrame, sseRetry } from "./sse.ts";
 import { summaryOf } from "./summary.ts";
 

@@ -15,9 +15,11 @@ import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { UnavailableError } from "../errors.ts";
-import { rolloutFromPath, toView } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
-import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import { RolloutView, toView } from "../http/rollout-view.ts";
+import { ErrorBody, RolloutNameParams } from "../http/schemas.ts";
+import { rolloutFromPath } from "../http/subject.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 import { rolloutEventId, sseComment, sseFrame, sseRetry } from "./sse.ts";
 
 export interface EventRoutesOptions {

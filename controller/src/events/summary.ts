@@ -5,7 +5,7 @@
  * check). Built from the store's Rollout, so it can show what the rollout view does not carry. Pure.
  */
 import { isTerminal, MeasurementStatus, Phase, type Evaluation } from "../engine/index.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import type { Rollout } from "../rollouts/model.ts";
 
 export interface PlanStage {
   index: number;

@@ -2,9 +2,9 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
-import { ErrorBody } from "../rollouts/schemas.ts";
-import type { RolloutStore } from "../rollouts/store.ts";
+import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
+import type { LongPollDistributor } from "./long-poll.ts";
 
 export const DEFAULT_WAIT_SECONDS = 20;
 export const MAX_WAIT_SECONDS = 60;
@@ -94,17 +94,17 @@ export function holdMilliseconds(wait: string | undefined): number {
 }
 
 export interface FilterConfigRoutesOptions {
-  store: RolloutStore;
+  longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
 }
 
 export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (
   app,
-  { store, telemetry },
+  { longPoll, telemetry },
 ) => {
   const push = (reply: FastifyReply) => {
     telemetry.configPushes.inc();
-    return reply.code(200).header("cache-control", "no-store").send(store.filterConfig());
+    return reply.code(200).header("cache-control", "no-store").send(longPoll.config);
   };
 
   app.get(
@@ -128,14 +128,15 @@ export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOpt
     async (request, reply) => {
       const { version, epoch, wait } = request.query;
       // A different epoch means another controller run: its version numbers say nothing about ours.
-      if (version === undefined || epoch !== store.epoch || Number(version) !== store.version) {
+      const current = longPoll.config;
+      if (version === undefined || epoch !== current.epoch || Number(version) !== current.version) {
         return push(reply);
       }
       const clientGone = new AbortController();
       const onClose = () => clientGone.abort();
       reply.raw.once("close", onClose);
       try {
-        const outcome = await store.changes.waitForChange(Number(version), holdMilliseconds(wait), clientGone.signal);
+        const outcome = await longPoll.waitForChange(Number(version), holdMilliseconds(wait), clientGone.signal);
         if (outcome === "changed") return push(reply);
         // Timeout, shutdown, or a caller that left: "nothing new" is true in every case.
         return reply.code(304).header("cache-control", "no-store").send(null);

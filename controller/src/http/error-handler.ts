@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
-import { InvalidRequestError, ModelrollError, REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
+import { InvalidRequestError, ModelrollError, toDetail, type ErrorDetail, type SchemaError } from "../errors.ts";
 import { ACCEPTED_BODY_TYPES, UnsupportedBodyTypeError } from "./body-parsers.ts";
 
 declare module "fastify" {
@@ -7,15 +7,6 @@ declare module "fastify" {
     /** Names the object a request is about ("rollout fraud-model"), for error messages. */
     subject?: (request: FastifyRequest) => string;
   }
-}
-
-/** An ajv error as Fastify passes it on, with `verbose` on (parentSchema present). */
-interface SchemaError {
-  keyword: string;
-  instancePath: string;
-  params: Record<string, unknown>;
-  message?: string;
-  parentSchema?: Record<string, unknown>;
 }
 
 const PART_NAMES: Record<string, string> = {
@@ -92,25 +83,4 @@ function subjectOf(request: FastifyRequest): string {
     }
   }
   return `request ${request.method} ${request.routeOptions.url ?? request.url.split("?")[0]}`;
-}
-
-export function toDetail(error: SchemaError): ErrorDetail {
-  const base = error.instancePath;
-  switch (error.keyword) {
-    case "required":
-      return { path: `${base}/${escapePointer(String(error.params.missingProperty))}`, reason: "is required" };
-    case "additionalProperties": {
-      const known = Object.keys((error.parentSchema?.properties as object | undefined) ?? {});
-      const reason = known.length > 0 ? `is not a known field (known: ${known.join(", ")})` : "is not a known field";
-      return { path: `${base}/${escapePointer(String(error.params.additionalProperty))}`, reason };
-    }
-    default: {
-      const reasons = error.parentSchema?.[REASONS_KEYWORD] as Record<string, string> | undefined;
-      return { path: base, reason: reasons?.[error.keyword] ?? error.message ?? `fails ${error.keyword}` };
-    }
-  }
-}
-
-function escapePointer(token: string): string {
-  return token.replace(/~/g, "~0").replace(/\//g, "~1");
 }

@@ -1,34 +1,61 @@
 import type { HistogramBucket } from "./provider.ts";
 
 /**
- * The q-quantile of a cumulative histogram, computed as Prometheus' histogram_quantile does: find the
- * bucket holding rank q*total and interpolate linearly inside it (the first bucket starts at 0). A rank
- * in the +Inf bucket answers the highest finite bound, since nothing is known above it.
- * Returns null when there is nothing to estimate from (no observations, or no +Inf bucket).
+ * A cumulative histogram as the quantile reads it (and as the engine keeps its histograms, engine/counts.ts):
+ * finite upper bounds, the count at or below each, and the total.
+ */
+export interface CumulativeHistogram {
+  /** Finite upper bounds, ascending. A bound may be left out when its bucket is empty (step function). */
+  bounds: readonly number[];
+  /** Observations <= bounds[i]. */
+  cumulative: readonly number[];
+  /** All observations, the +Inf bucket included. */
+  total: number;
+}
+
+/**
+ * The q-quantile point estimate, computed as Prometheus' histogram_quantile does: find the bucket holding rank
+ * q*total and interpolate linearly inside it (the first bucket starts at 0, or answers its bound when that is
+ * 0 or below). A rank in the +Inf bucket answers the highest finite bound, since nothing is known above it.
+ * Null without observations or without a finite bound.
+ *
+ * The one quantile of the controller: /stats, the gates and the decisions' window summaries all read theirs
+ * here, so an operator never sees two p95s for one window (test/controller/one-quantile.test.ts).
+ */
+export function cumulativeQuantile(h: CumulativeHistogram, q: number): number | null {
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile ${q}: must be between 0 and 1`);
+  if (!(h.total > 0) || h.bounds.length === 0) return null;
+  const rank = q * h.total;
+  let previousBound = 0;
+  let previousCount = 0;
+  for (let i = 0; i < h.bounds.length; i++) {
+    const count = h.cumulative[i];
+    if (count >= rank) {
+      if (i === 0 && h.bounds[0] <= 0) return h.bounds[0];
+      const inBucket = count - previousCount;
+      if (inBucket === 0) return h.bounds[i];
+      return previousBound + (h.bounds[i] - previousBound) * ((rank - previousCount) / inBucket);
+    }
+    previousBound = h.bounds[i];
+    previousCount = count;
+  }
+  return h.bounds[h.bounds.length - 1];
+}
+
+/**
+ * The q-quantile of buckets as a provider reads them (cumulative, the last one +Inf; unsorted, repeated bounds
+ * and dips allowed): put in order as Prometheus does, then cumulativeQuantile(). Null when there is nothing to
+ * estimate from (no observations, or no +Inf bucket).
  */
 export function histogramQuantile(q: number, input: readonly HistogramBucket[]): number | null {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile ${q}: must be between 0 and 1`);
   const buckets = monotonic(mergeDuplicateBounds(input));
   if (buckets.length < 2 || buckets[buckets.length - 1].upperBound !== Infinity) return null;
-  const total = buckets[buckets.length - 1].cumulativeCount;
-  if (!(total > 0)) return null;
-
-  let rank = q * total;
-  let b = buckets.findIndex((bucket, i) => i < buckets.length - 1 && bucket.cumulativeCount >= rank);
-  if (b === -1) b = buckets.length - 1;
-  if (b === buckets.length - 1) return buckets[buckets.length - 2].upperBound;
-  if (b === 0 && buckets[0].upperBound <= 0) return buckets[0].upperBound;
-
-  let start = 0;
-  const end = buckets[b].upperBound;
-  let count = buckets[b].cumulativeCount;
-  if (b > 0) {
-    start = buckets[b - 1].upperBound;
-    count -= buckets[b - 1].cumulativeCount;
-    rank -= buckets[b - 1].cumulativeCount;
-  }
-  if (count === 0) return end;
-  return start + (end - start) * (rank / count);
+  const finite = buckets.slice(0, -1);
+  return cumulativeQuantile(
+    { bounds: finite.map((b) => b.upperBound), cumulative: finite.map((b) => b.cumulativeCount), total: buckets[buckets.length - 1].cumulativeCount },
+    q,
+  );
 }
 
 function mergeDuplicateBounds(input: readonly HistogramBucket[]): HistogramBucket[] {

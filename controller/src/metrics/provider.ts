@@ -1,7 +1,8 @@
 /**
- * Where rollout telemetry comes from. One small interface per outside system: Envoy admin endpoints now,
- * Prometheus later. Providers return raw cumulative counts, not rates or percentiles, so that the gate
- * engine can subtract two readings to get a stage window and only then summarize.
+ * Where a rollout's counts come from: MetricProvider, implemented by the Envoy admin reader (envoy-admin.ts;
+ * buildApp's metricProvider option replaces it). PromQL gates read their one number per tick from Prometheus
+ * on their own path (engine/promql.ts). Providers return raw cumulative counts, not rates or percentiles, so
+ * that the gate engine can subtract two readings to get a stage window and only then summarize.
  */
 
 export const VARIANTS = ["stable", "canary"] as const;

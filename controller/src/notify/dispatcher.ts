@@ -21,8 +21,8 @@ import { describeFetchError } from "../net.ts";
 import type { NotificationPayload } from "./events.ts";
 import { render } from "./formats.ts";
 import type { NotificationOutbox, OutboxRow } from "./outbox.ts";
-import { redactUrl, scrubUrl } from "./redact.ts";
-import type { TargetFormat } from "./spec.ts";
+import { redactUrl, scrubUrl } from "../secrets.ts";
+import type { TargetFormat } from "../engine/index.ts";
 
 export interface DispatcherOptions {
   clock?: () => number;

@@ -10,11 +10,11 @@
  * receiver deduplicates on it: the same event is never enqueued twice, and a retry carries the same id.
  */
 import { isTerminal, MeasurementStatus, Phase, type Decision, type Evaluation } from "../engine/index.ts";
-import type { WindowSummary } from "../engine/state.ts";
+import type { WindowSummary } from "../engine/index.ts";
 import { pendingOf } from "../rollouts/lifecycle-view.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import type { Rollout } from "../rollouts/model.ts";
 import { clip, compactEvidence, describeItem, failingGate, linksOf, worstSegment, type EvidenceItem, type Links } from "./evidence.ts";
-import type { NotificationEvent } from "./spec.ts";
+import type { NotificationEvent } from "../engine/index.ts";
 
 export interface NotificationPayload {
   /** Stable across retries and restarts: deduplicate on it. */

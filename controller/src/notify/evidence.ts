@@ -1,9 +1,9 @@
 /**
  * The evidence an event or a judge's question carries: the measurements behind a decision in a compact,
  * documented form (bounded in size), the failing gate and the worst segment, and links to the rollout's
- * report. Shared by notifications (notify/events.ts) and webhook gates (judge/webhook-judge.ts). Pure.
+ * report. Shared by notifications (notify/events.ts) and webhook gates (release/webhook-judge.ts). Pure.
  */
-import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "../engine/measurement.ts";
+import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "../engine/index.ts";
 
 /** At most this many measurements go into one payload: overall slices first, then the failed, the worst first. */
 export const MAX_EVIDENCE = 24;

@@ -5,7 +5,7 @@
  */
 import { describeItem } from "./evidence.ts";
 import type { NotificationPayload } from "./events.ts";
-import type { TargetFormat } from "./spec.ts";
+import type { TargetFormat } from "../engine/index.ts";
 
 const ICONS: Record<string, string> = {
   "rollout.started": "🚀",

@@ -13,8 +13,8 @@
 import { createHash } from "node:crypto";
 import type Database from "better-sqlite3";
 import type { GateStreak, NotificationPayload } from "./events.ts";
-import { redactUrl } from "./redact.ts";
-import type { NotificationTarget, TargetFormat } from "./spec.ts";
+import { redactUrl } from "../secrets.ts";
+import type { NotificationTarget, TargetFormat } from "../engine/index.ts";
 
 const TABLES = `
   CREATE TABLE IF NOT EXISTS notify_outbox (

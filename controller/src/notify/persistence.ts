@@ -13,10 +13,10 @@ import type Database from "better-sqlite3";
 import type { FastifyBaseLogger } from "fastify";
 import type { Decision } from "../engine/index.ts";
 import type { RolloutPersistence, SavedState, StateChange } from "../rollouts/persistence.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import type { Rollout } from "../rollouts/model.ts";
 import { decisionEvents, gateStreaks, type GateStreak, type NotificationPayload } from "./events.ts";
 import { targetKey, type Enqueued, type NotificationOutbox } from "./outbox.ts";
-import { NOTIFY_DEFAULTS, wants, type NotificationTarget } from "./spec.ts";
+import { NOTIFY_DEFAULTS, wants, type NotificationTarget } from "../engine/index.ts";
 
 export interface NotifyingPersistenceOptions {
   /** Controller-wide targets: every managed rollout's events go there too (unless its spec opts out). */

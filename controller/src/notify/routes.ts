@@ -5,7 +5,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
-import { ErrorBody } from "../rollouts/schemas.ts";
+import { ErrorBody } from "../http/schemas.ts";
 import type { NotificationOutbox } from "./outbox.ts";
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);

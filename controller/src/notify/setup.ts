@@ -8,7 +8,7 @@ import type { SqliteRolloutState } from "../rollouts/sqlite-state.ts";
 import { NotificationDispatcher } from "./dispatcher.ts";
 import { NotificationOutbox } from "./outbox.ts";
 import { NotifyingPersistence } from "./persistence.ts";
-import { checkTargetList, type NotificationTarget, type NotificationTargetInput } from "./spec.ts";
+import { checkTargetList, type NotificationTarget, type NotificationTargetInput } from "../engine/index.ts";
 
 export interface NotificationOptions {
   /** Controller-wide targets (the form of a spec's notifications.targets): every managed rollout's events go there too. */

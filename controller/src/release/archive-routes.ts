@@ -6,8 +6,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
-import { archivedView } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutView } from "../rollouts/schemas.ts";
+import { archivedView, RolloutView } from "../http/rollout-view.ts";
+import { ErrorBody } from "../http/schemas.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { History, historyOf, ReportQuery, sendReport } from "./routes.ts";
 

@@ -4,12 +4,11 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { needsReadings } from "../engine/lifecycle.ts";
-import { isClosed, isTerminal, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
+import { isClosed, isTerminal, needsReadings, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
-import { WebhookJudges } from "../judge/webhook-judge.ts";
+import { WebhookJudges } from "./webhook-judge.ts";
 
 export interface RolloutDriverOptions {
   store: RolloutStore;

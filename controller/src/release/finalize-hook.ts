@@ -6,11 +6,11 @@
  * backoff; deliveries run beside the engine's ticks and never hold them up.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { finalizeOf } from "../engine/lifecycle-spec.ts";
-import { applyCommand, Phase } from "../engine/index.ts";
-import { redactUrl, scrubUrl } from "../notify/redact.ts";
-import { toView } from "../rollouts/routes.ts";
-import type { HookStatus, Rollout, RolloutStore } from "../rollouts/store.ts";
+import { applyCommand, finalizeOf, Phase } from "../engine/index.ts";
+import { toView } from "../http/rollout-view.ts";
+import type { HookStatus, Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
+import { redactUrl, scrubUrl } from "../secrets.ts";
 
 export interface FinalizeHookOptions {
   store: RolloutStore;

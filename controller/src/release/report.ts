@@ -1,9 +1,8 @@
 // The postmortem record of an engine-managed rollout, built from what the store already keeps (the engine
 // state and every decision with its measurements): timeline, gate values per stage, a segment table from the
 // last evaluated window, and why it ended the way it did. Pure; the route picks JSON or Markdown.
-import { isTerminal, Phase, type Decision, type Measurement } from "../engine/index.ts";
-import { segmentLabel } from "../engine/measurement.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import { isTerminal, Phase, segmentLabel, type Decision, type Measurement } from "../engine/index.ts";
+import type { Rollout } from "../rollouts/model.ts";
 
 export interface GateLine {
   gate: string;

@@ -6,13 +6,15 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type, type Static } from "@sinclair/typebox";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { applyCommand, type Command } from "../engine/index.ts";
-import { stageRef } from "../engine/state.ts";
+import { applyCommand, stageRef, type Command } from "../engine/index.ts";
 import { ConflictError, NotFoundError } from "../errors.ts";
 import { actorOf } from "../http/actor.ts";
-import { ifMatchOf, rolloutFromPath, sendRollout } from "../rollouts/routes.ts";
-import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams, RolloutView } from "../rollouts/schemas.ts";
-import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import { expectRevision, ifMatchOf } from "../http/etag.ts";
+import { RolloutView, sendRollout } from "../http/rollout-view.ts";
+import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "../http/schemas.ts";
+import { rolloutFromPath } from "../http/subject.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
 export interface ReleaseRoutesOptions {
@@ -55,7 +57,7 @@ export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
  * Check, run and apply happen in one synchronous turn, so no other write can land in between.
  */
 export function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
-  store.expectRevision(name, ifMatch);
+  expectRevision(store, name, ifMatch);
   const engine = managed(store.get(name));
   const result = applyCommand(engine.state, command, now, engine.lastEvaluation);
   if (!result.ok) throw new ConflictError(result.error);

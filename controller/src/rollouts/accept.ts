@@ -5,19 +5,12 @@
  */
 import { parseEngineSpec, type ParseResult, type Policy } from "../engine/index.ts";
 import { InvalidRequestError, type ErrorDetail } from "../errors.ts";
-import { checkModels, modelIdentity, normalizeModels, type ModelsSpec, type NormalizedModels } from "./models.ts";
-import { checkOutput, normalizeOutput, type NormalizedOutput } from "./output.ts";
-import { enginePart, type ENGINE_PROPERTIES, type RolloutSpec } from "./schemas.ts";
+import type { NormalizedSpec } from "./model.ts";
+import { checkModels, modelIdentity, normalizeModels, type ModelsSpec } from "./models.ts";
+import { checkOutput, normalizeOutput } from "./output.ts";
+import { enginePart, type RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
-import { normalizeShadow, type NormalizedShadow } from "./shadow.ts";
-
-export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | keyof typeof ENGINE_PROPERTIES>> & {
-  shadow: NormalizedShadow | null;
-  output: NormalizedOutput;
-  models: NormalizedModels | null;
-  /** The release-process part as accepted (stages, gates, owner, ...); null for a manual rollout. */
-  release: Record<string, unknown> | null;
-};
+import { normalizeShadow } from "./shadow.ts";
 
 export interface AcceptedSpec {
   normalized: NormalizedSpec;

@@ -5,11 +5,11 @@
  * spec the rollout already has changes nothing (same revision).
  */
 import { ConflictError, InvalidRequestError, type ErrorDetail } from "../errors.ts";
-import { respec } from "../engine/respec.ts";
-import { stageRef, type Decision } from "../engine/state.ts";
+import { respec, stageRef, type Decision } from "../engine/index.ts";
 import { acceptSpec } from "./accept.ts";
 import type { RolloutSpec } from "./schemas.ts";
-import type { Rollout, RolloutStore } from "./store.ts";
+import type { Rollout } from "./model.ts";
+import type { RolloutStore } from "./store.ts";
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 

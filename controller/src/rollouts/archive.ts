@@ -5,7 +5,7 @@
  */
 import type { Decision } from "../engine/index.ts";
 import { NotFoundError } from "../errors.ts";
-import type { Rollout } from "./store.ts";
+import type { Rollout } from "./model.ts";
 
 export interface ArchiveEntry {
   id: number;

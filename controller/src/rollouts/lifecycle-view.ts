@@ -1,9 +1,8 @@
 // What a person needs to read about where a rollout stands in its lifecycle: the next step in words
 // (`pending` in the rollout view), and why a path is taken when a new rollout asks for it.
-import { finalizeOf, modelsOf } from "../engine/lifecycle-spec.ts";
-import { isClosed, Phase } from "../engine/index.ts";
-import { redactUrl } from "../notify/redact.ts";
-import type { Rollout } from "./store.ts";
+import { finalizeOf, isClosed, modelsOf, Phase } from "../engine/index.ts";
+import type { Rollout } from "./model.ts";
+import { redactUrl } from "../secrets.ts";
 
 const route = (name: string, action: string) => `POST /v1/rollouts/${name}/${action}`;
 

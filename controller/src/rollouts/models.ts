@@ -4,7 +4,7 @@
 // and verifies finalize by the versions stable answers.
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
-import type { ModelIdentity } from "../engine/lifecycle-spec.ts";
+import type { ModelIdentity } from "../engine/index.ts";
 import { HEADER_NAME_PATTERN } from "./patterns.ts";
 
 const VERSION_PATTERN = "^[A-Za-z0-9._:+@/-]{1,128}$";

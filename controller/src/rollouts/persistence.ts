@@ -6,7 +6,7 @@
 import type { Decision } from "../engine/index.ts";
 import { upgradeSpec } from "./accept.ts";
 import type { ArchiveEntry } from "./archive.ts";
-import type { Rollout } from "./store.ts";
+import type { Rollout } from "./model.ts";
 
 /** What a controller finds when it starts on an existing state file. */
 export interface SavedState {

@@ -3,12 +3,12 @@
  * its write happen in the same turn and no request can slip in between).
  *
  * Tables: meta (epoch, version, schema), rollouts (one JSON record per rollout: spec, weights, engine state),
- * decisions (the history, one row per decision with its measurements), stage_telemetry (the per-stage window
- * summaries the decisions carry: requests, error rate and p95 per variant and segment), archive and
+ * decisions (the history, one row per decision with its measurements and the window summary it was made
+ * on: requests, error rate and p95 per variant and segment, which the report reads), archive and
  * archived_decisions (rollouts that left the live set, finalized or deleted, under ids of their own so a
- * re-created name starts clean). Each change is one
- * transaction. WAL with synchronous=NORMAL: a killed controller loses nothing that was acknowledged (only a
- * power cut could lose the last transactions).
+ * re-created name starts clean); the telemetry history keeps tables of its own in the same file
+ * (series/store.ts). Each change is one transaction. WAL with synchronous=NORMAL: a killed controller loses
+ * nothing that was acknowledged (only a power cut could lose the last transactions).
  *
  * One controller per file: the connection runs in SQLite's exclusive locking mode, so it holds an OS-level
  * (fcntl) lock on the file from opening to closing, and the kernel drops that lock when the process ends,
@@ -44,14 +44,6 @@ const TABLES = `
     at INTEGER NOT NULL,
     kind TEXT NOT NULL,
     record TEXT NOT NULL,
-    PRIMARY KEY (rollout, seq)
-  );
-  CREATE TABLE IF NOT EXISTS stage_telemetry (
-    rollout TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    stage_index INTEGER,
-    at INTEGER NOT NULL,
-    window TEXT NOT NULL,
     PRIMARY KEY (rollout, seq)
   );
   CREATE TABLE IF NOT EXISTS archive (
@@ -125,6 +117,9 @@ export class SqliteRolloutState implements RolloutPersistence {
     if (schema !== null && Number(schema) < STATE_SCHEMA_VERSION) {
       this.#db.prepare("UPDATE meta SET value = ? WHERE key = 'schema'").run(String(STATE_SCHEMA_VERSION));
     }
+    // Written by earlier controllers and never read: a copy of each decision's window, which the decision's
+    // own record keeps (and the archive with it).
+    this.#db.exec("DROP TABLE IF EXISTS stage_telemetry");
     if (options.fresh) this.freshStart = this.#clear();
 
     const setMeta = this.#db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
@@ -134,8 +129,7 @@ export class SqliteRolloutState implements RolloutPersistence {
     );
     const nextSeq = this.#db.prepare("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM decisions WHERE rollout = ?");
     const insertDecision = this.#db.prepare("INSERT INTO decisions (rollout, seq, at, kind, record) VALUES (?, ?, ?, ?, ?)");
-    const insertWindow = this.#db.prepare("INSERT INTO stage_telemetry (rollout, seq, stage_index, at, window) VALUES (?, ?, ?, ?, ?)");
-    const deleteRows = ["rollouts WHERE name", "decisions WHERE rollout", "stage_telemetry WHERE rollout"].map((t) => this.#db.prepare(`DELETE FROM ${t} = ?`));
+    const deleteRows = ["rollouts WHERE name", "decisions WHERE rollout"].map((t) => this.#db.prepare(`DELETE FROM ${t} = ?`));
     const insertArchive = this.#db.prepare("INSERT INTO archive (id, name, archived_at, reason, record) VALUES (?, ?, ?, ?, ?)");
     const archiveDecisions = this.#db.prepare("INSERT INTO archived_decisions (archive_id, seq, record) SELECT ?, seq, record FROM decisions WHERE rollout = ?");
 
@@ -148,7 +142,6 @@ export class SqliteRolloutState implements RolloutPersistence {
         let seq = (nextSeq.get(name) as { seq: number }).seq;
         for (const decision of change.newDecisions ?? []) {
           insertDecision.run(name, seq, decision.at, decision.kind, JSON.stringify(decision));
-          if (decision.window) insertWindow.run(name, seq, decision.stage?.index ?? null, decision.at, JSON.stringify(decision.window));
           seq += 1;
         }
       }
@@ -222,12 +215,11 @@ export class SqliteRolloutState implements RolloutPersistence {
   }
 
   /** Rows per table, for tests and the report of what is on disk. */
-  counts(): { rollouts: number; decisions: number; stageTelemetry: number; archive: number; archivedDecisions: number } {
+  counts(): { rollouts: number; decisions: number; archive: number; archivedDecisions: number } {
     const count = (table: string) => (this.#db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
     return {
       rollouts: count("rollouts"),
       decisions: count("decisions"),
-      stageTelemetry: count("stage_telemetry"),
       archive: count("archive"),
       archivedDecisions: count("archived_decisions"),
     };
@@ -251,7 +243,7 @@ export class SqliteRolloutState implements RolloutPersistence {
       this.#db.prepare("VACUUM INTO ?").run(keptIn);
     }
     this.#db.transaction(() => {
-      for (const table of ["meta", "rollouts", "decisions", "stage_telemetry", "archive", "archived_decisions"]) this.#db.exec(`DELETE FROM ${table}`);
+      for (const table of ["meta", "rollouts", "decisions", "archive", "archived_decisions"]) this.#db.exec(`DELETE FROM ${table}`);
     })();
     return keptIn === null ? null : { previousRollouts: rollouts, keptIn };
   }

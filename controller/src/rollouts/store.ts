@@ -1,88 +1,23 @@
 import { randomBytes } from "node:crypto";
-import { ConflictError, InvalidRequestError, NotFoundError, PreconditionFailedError } from "../errors.ts";
-import { VersionWatch } from "../filter-config/version-watch.ts";
-import {
-  initialState,
-  isClosed,
-  Phase,
-  type Action,
-  type Decision,
-  type EngineState,
-  type Evaluation,
-  type ParseResult,
-  type Policy,
-} from "../engine/index.ts";
-import { acceptSpec, type NormalizedSpec } from "./accept.ts";
+import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts";
+import { initialState, isClosed, Phase, type Decision, type ParseResult, type Policy } from "../engine/index.ts";
+import { acceptSpec } from "./accept.ts";
 import { RolloutArchive, type ArchiveEntry } from "./archive.ts";
-import { filterRollout, toBasisPoints, type FilterConfig } from "./filter-table.ts";
 import { pathHeldMessage } from "./lifecycle-view.ts";
+import {
+  toBasisPoints,
+  type EngineOutcome,
+  type HookStatus,
+  type ManagedState,
+  type NormalizedSpec,
+  type RollbackNote,
+  type Rollout,
+  type RolloutEvent,
+  type StatsBaseline,
+} from "./model.ts";
+import type { RolloutPersistence } from "./persistence.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { segmentValueNames } from "./segments.ts";
-import type { RolloutPersistence } from "./persistence.ts";
-import type { StatsBaseline } from "../stats/baseline.ts";
-import { SqliteRolloutState } from "./sqlite-state.ts";
-
-export type { NormalizedSpec } from "./accept.ts";
-export { engineSpecErrors } from "./accept.ts";
-export { toBasisPoints, type FilterConfig, type FilterRollout } from "./filter-table.ts";
-
-export interface Rollout {
-  readonly spec: NormalizedSpec;
-  readonly canaryPercent: number;
-  /** Share mirrored to the shadow now: the spec's percent until changed or rolled back. */
-  readonly shadowPercent: number;
-  /** Config version at which this rollout last changed. */
-  readonly configVersion: number;
-  /**
-   * Changes with every write through the API and whenever the engine moves the phase, stage or weights (not on
-   * a tick that only holds): the ETag, for If-Match.
-   */
-  readonly revision: number;
-  readonly createdAt: Date;
-  readonly updatedAt: Date;
-  readonly lastRollbackAt: Date | null;
-  /** Who asked for the last rollback, and why (a managed rollout also has it in its decisions). */
-  readonly lastRollbackNote: { by: string; reason: string | null } | null;
-  /** The finalize webhook's deliveries (spec finalize.webhook); null until the rollout succeeds. */
-  readonly finalizeHook: HookStatus | null;
-  /** Set when the rollout is managed by the engine (its spec has any engine key); null for a manual rollout. */
-  readonly engine: ManagedState | null;
-  /** What Envoy had counted under this name when the rollout was created (absent: created before it was kept). */
-  readonly statsBaseline?: StatsBaseline;
-}
-
-export interface HookStatus {
-  attempts: number;
-  lastAttemptAt: string | null;
-  /** The last failure (status or network error); null after a delivery. */
-  lastError: string | null;
-  nextAttemptAt: string | null;
-  deliveredAt: string | null;
-}
-
-export interface ManagedState {
-  readonly state: EngineState;
-  /** Every decision, oldest first. */
-  readonly decisions: readonly Decision[];
-  /** The latest tick's evaluation, attached to manual commands' decisions. */
-  readonly lastEvaluation: Evaluation | null;
-}
-
-/** What the engine returned (step() or an accepted applyCommand()), to apply with applyEngine(). */
-export interface EngineOutcome {
-  state: EngineState;
-  decisions: Decision[];
-  actions: Action[];
-  evaluation?: Evaluation | null;
-}
-
-export type RolloutEvent =
-  | { type: "created"; rollout: string; version: number; at: Date }
-  | { type: "weight-changed"; rollout: string; version: number; at: Date; from: number; to: number }
-  | { type: "shadow-changed"; rollout: string; version: number; at: Date; from: number; to: number }
-  | { type: "rolled-back"; rollout: string; version: number; at: Date; from: number }
-  | { type: "deleted"; rollout: string; version: number; at: Date }
-  | { type: "archived"; rollout: string; version: number; at: Date; id: number };
 
 export interface RolloutStoreOptions {
   /** Fixed epoch for tests; a random one otherwise. */
@@ -91,10 +26,10 @@ export interface RolloutStoreOptions {
   /** Release policy overrides for managed rollouts (engine DEFAULT_POLICY otherwise). */
   policy?: Partial<Policy>;
   /**
-   * Where the state lives: an SQLite file path, ":memory:" (the default: same code path, nothing kept), or
-   * another RolloutPersistence. A file with saved state is resumed: its epoch, version and rollouts win.
+   * Where the state lives (buildApp opens an SqliteRolloutState, ":memory:" or a file, and closes it). Saved
+   * state is resumed: its epoch, version and rollouts win.
    */
-  state?: string | RolloutPersistence;
+  state: RolloutPersistence;
 }
 
 export function newEpoch(): string {
@@ -103,14 +38,15 @@ export function newEpoch(): string {
 
 /**
  * Rollouts and the config version the filters follow. Reads come from memory; every mutation goes through
- * #commit(), which writes it to the state file first and only then changes memory and tells the filters.
+ * #commit(), which writes it to the state file first and only then changes memory and tells the config
+ * distributors (filter-config/) and the listeners.
  */
 export class RolloutStore {
   /** Lets filters tell this controller's versions from those of a previous run that counted from 1 too. */
   readonly epoch: string;
-  readonly changes: VersionWatch;
   readonly #rollouts = new Map<string, Rollout>();
   readonly #listeners = new Set<(event: RolloutEvent) => void>();
+  readonly #configListeners = new Set<(version: number) => void>();
   readonly #clock: () => Date;
   readonly policy: Partial<Policy> | undefined;
   readonly #state: RolloutPersistence;
@@ -118,10 +54,10 @@ export class RolloutStore {
   #version = 1;
   #resumed = false;
 
-  constructor(options: RolloutStoreOptions = {}) {
+  constructor(options: RolloutStoreOptions) {
     this.#clock = options.clock ?? (() => new Date());
     this.policy = options.policy;
-    this.#state = typeof options.state === "object" ? options.state : new SqliteRolloutState(options.state ?? ":memory:");
+    this.#state = options.state;
     const saved = this.#state.load();
     if (saved) {
       // Resume: the same epoch and version, so filters already holding them keep waiting instead of refetching.
@@ -134,7 +70,6 @@ export class RolloutStore {
       this.#state.initialize(this.epoch, this.#version);
     }
     this.archive = new RolloutArchive(saved?.archived ?? [], (id) => this.#state.archivedDecisions(id));
-    this.changes = new VersionWatch(() => this.#version);
   }
 
   /** True when this store started from saved state (a restart), false on a new state file. */
@@ -153,6 +88,15 @@ export class RolloutStore {
   subscribe(listener: (event: RolloutEvent) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` with the new config version after every commit that moved it, before the event listeners
+   * (the config distributors of filter-config/ follow the store this way).
+   */
+  onConfigChange(listener: (version: number) => void): () => void {
+    this.#configListeners.add(listener);
+    return () => this.#configListeners.delete(listener);
   }
 
   list(): Rollout[] {
@@ -219,22 +163,6 @@ export class RolloutStore {
   }
 
   /**
-   * Refuses a write made against a revision the client no longer has in view (If-Match). Call it in the same
-   * synchronous turn as the write it guards. `ifMatch` is the header's value: `*`, or one or more ETags.
-   */
-  expectRevision(name: string, ifMatch: string | undefined): void {
-    if (ifMatch === undefined) return;
-    const rollout = this.get(name);
-    if (ifMatch.trim() === "*") return;
-    const wanted = ifMatch.split(",").map((tag) => tag.trim().replace(/^W\//, ""));
-    if (!wanted.includes(etagOf(rollout))) {
-      throw new PreconditionFailedError(
-        `rollout ${name}: changed since you read it: If-Match ${ifMatch.trim()}, current revision ${etagOf(rollout)} (phase ${rollout.engine?.state.phase ?? "manual"}, canary ${rollout.canaryPercent}%); read it again and retry`,
-      );
-    }
-  }
-
-  /**
    * Records what the engine returned and applies its actions, as one write: the new state, the decisions
    * appended, and the weights. One version bump when the weights change (filters get one push per step); a
    * rollback sets canary and shadow to 0; finalize is only recorded. A rollout that reaches Finalized leaves
@@ -294,7 +222,7 @@ export class RolloutStore {
     if (after.phase === Phase.Finalized) {
       // Leaving the table is a change for the filters even when the weights were 0 already.
       const version = pushed.changed ? pushed.version : this.#version + 1;
-      this.#archive(next, { version, decisions, events, reason: decisions.at(-1)?.reason ?? "finalized" });
+      this.#commit(next, { version, decisions, events, archive: decisions.at(-1)?.reason ?? "finalized" });
       return next;
     }
     this.#commit(next, { version: pushed.version, decisions, events });
@@ -348,7 +276,7 @@ export class RolloutStore {
    * bad), but the version only moves when filters have something to change. Asked again with nothing changed
    * since, it is a no-op: the same rollout, the same revision.
    */
-  rollback(name: string, note: { by: string; reason: string | null } = { by: "api", reason: null }): Rollout {
+  rollback(name: string, note: RollbackNote = { by: "api", reason: null }): Rollout {
     const current = this.get(name);
     if (isRolledBack(current)) return current;
     const at = this.#clock();
@@ -385,10 +313,10 @@ export class RolloutStore {
   }
 
   /** Takes the rollout out of the live set (its path goes to stable); its report and history stay in the archive. */
-  delete(name: string, note: { by: string; reason: string | null } = { by: "api", reason: null }): ArchiveEntry {
+  delete(name: string, note: RollbackNote = { by: "api", reason: null }): ArchiveEntry {
     const current = this.get(name);
     const reason = `deleted by ${note.by}${note.reason ? `: ${note.reason}` : ""}`;
-    return this.#archive(current, { version: this.#version + 1, decisions: [], events: [], reason });
+    return this.#commit(current, { version: this.#version + 1, events: [], archive: reason })!;
   }
 
   /** Records a finalize webhook delivery or failure; informational, so the revision stays. */
@@ -404,7 +332,7 @@ export class RolloutStore {
    */
   replace(next: Rollout, decisions: Decision[] = []): Rollout {
     const current = this.get(next.spec.name);
-    const filterChanged = JSON.stringify(filterRollout(current)) !== JSON.stringify(filterRollout(next));
+    const filterChanged = dataPathOf(current) !== dataPathOf(next);
     const version = filterChanged ? this.#version + 1 : this.#version;
     const engine = next.engine && decisions.length > 0 ? { ...next.engine, decisions: [...next.engine.decisions, ...decisions] } : next.engine;
     const replaced: Rollout = { ...next, engine, configVersion: filterChanged ? version : current.configVersion, revision: current.revision + 1, updatedAt: this.#clock() };
@@ -412,43 +340,35 @@ export class RolloutStore {
     return replaced;
   }
 
-  #archive(rollout: Rollout, change: { version: number; decisions: readonly Decision[]; events: RolloutEvent[]; reason: string }): ArchiveEntry {
-    const name = rollout.spec.name;
-    const at = this.#clock();
-    const entry: ArchiveEntry = { id: this.archive.nextId(), name, archivedAt: at, reason: change.reason, rollout };
-    this.#state.write({ version: change.version, rollout, newDecisions: change.decisions, archive: entry, deleted: name });
-    this.#rollouts.delete(name);
-    this.archive.add(entry);
+  /**
+   * The one way state changes: written to the state file first (a failed write changes nothing, not even
+   * memory), then memory, then the config distributors and the listeners. With `archive` (the reason) the
+   * rollout leaves the live set for the archive in the same write (its path goes to stable); the entry is
+   * returned.
+   */
+  #commit(next: Rollout, change: { version: number; decisions?: readonly Decision[]; events: RolloutEvent[]; archive?: string }): ArchiveEntry | null {
+    const name = next.spec.name;
+    const entry: ArchiveEntry | null =
+      change.archive === undefined ? null : { id: this.archive.nextId(), name, archivedAt: this.#clock(), reason: change.archive, rollout: next };
+    this.#state.write({ version: change.version, rollout: next, newDecisions: change.decisions, ...(entry ? { archive: entry, deleted: name } : {}) });
+    const events = [...change.events];
+    if (entry) {
+      this.#rollouts.delete(name);
+      this.archive.add(entry);
+      const at = entry.archivedAt;
+      events.push({ type: "archived", rollout: name, version: change.version, at, id: entry.id }, { type: "deleted", rollout: name, version: change.version, at });
+    } else {
+      this.#rollouts.set(name, next);
+    }
+    const versionMoved = change.version !== this.#version;
     this.#version = change.version;
-    this.#publish([...change.events, { type: "archived", rollout: name, version: change.version, at, id: entry.id }, { type: "deleted", rollout: name, version: change.version, at }]);
+    if (versionMoved || events.length > 0) this.#publish(versionMoved, events);
     return entry;
   }
 
-  filterConfig(): FilterConfig {
-    return { epoch: this.epoch, version: this.#version, rollouts: this.list().map(filterRollout) };
-  }
-
-  /** Releases held long-polls and closes the state file; the store stays readable. */
-  close(): void {
-    this.changes.close();
-    this.#state.close();
-  }
-
-  /**
-   * The one way state changes: written to the state file first (a failed write changes nothing, not even
-   * memory), then memory, then the filters' long-polls and the listeners.
-   */
-  #commit(next: Rollout, change: { version: number; decisions?: readonly Decision[]; events: RolloutEvent[] }): void {
-    this.#state.write({ version: change.version, rollout: next, newDecisions: change.decisions });
-    this.#rollouts.set(next.spec.name, next);
-    const versionMoved = change.version !== this.#version;
-    this.#version = change.version;
-    if (versionMoved || change.events.length > 0) this.#publish(change.events);
-  }
-
-  #publish(events: RolloutEvent[]): void {
-    // Waiters first: a slow or throwing listener must not delay the push to the filters.
-    this.changes.notify();
+  #publish(versionMoved: boolean, events: RolloutEvent[]): void {
+    // Distributors first: a slow or throwing listener must not delay the push to the filters.
+    if (versionMoved) for (const listener of [...this.#configListeners]) listener(this.#version);
     for (const event of events) for (const listener of this.#listeners) listener(event);
   }
 }
@@ -458,9 +378,14 @@ function isRolledBack(r: Rollout): boolean {
   return r.canaryPercent === 0 && r.shadowPercent === 0 && r.lastRollbackAt !== null && r.updatedAt.getTime() === r.lastRollbackAt.getTime();
 }
 
-/** A rollout's ETag: its revision, quoted as HTTP wants it. */
-export function etagOf(rollout: Rollout): string {
-  return `"${rollout.revision}"`;
+/**
+ * What the data path sees of a rollout: its spec without the release process, and its weights in basis
+ * points. The filter config is a projection of it (filter-config/projection.ts), so the config version moves
+ * when this changes and a change the proxies cannot see (a gate, a deadline) does not make them refetch.
+ */
+function dataPathOf(r: Rollout): string {
+  const { release: _release, ...routing } = r.spec;
+  return JSON.stringify([routing, toBasisPoints(r.canaryPercent), toBasisPoints(r.shadowPercent)]);
 }
 
 // Plain code-unit order, identical on every machine (localeCompare is not), so filters see a stable order.

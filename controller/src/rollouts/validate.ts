@@ -5,8 +5,7 @@
  */
 import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from "ajv";
 import type { Policy } from "../engine/index.ts";
-import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
-import { toDetail } from "../http/error-handler.ts";
+import { REASONS_KEYWORD, toDetail, type ErrorDetail } from "../errors.ts";
 import { checkOutput } from "./output.ts";
 import { RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";

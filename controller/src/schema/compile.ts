@@ -1,7 +1,7 @@
 // Output schema compiler: a rollout's JSON Schema for model responses, checked against the subset the
 // filter implements and turned into the compact form of compiled-format.ts.
 //
-// Supported subset (draft-06 and later meaning; README "Output schema subset" says the same for users):
+// Supported subset (with the meaning of draft-06 to 2020-12; README "Output schema subset" says the same for users):
 //   type               a name or a non-empty array of unique names: object, array, string, number, integer,
 //                      boolean, null ("integer" accepts 1.0)
 //   required           array of unique strings
@@ -13,9 +13,12 @@
 //   minimum, maximum, exclusiveMinimum, exclusiveMaximum   finite numbers (the draft-04 boolean form is refused)
 //   minLength, maxLength (Unicode code points), minItems, maxItems   non-negative integers
 //   boolean schemas    true / false anywhere a schema goes
-// Annotations, accepted and dropped: $schema, $id, $comment, title, description (strings), examples (an
-// array), default. Every other keyword ($ref, oneOf, pattern, format, ...) is refused with its JSON pointer:
-// a validator that silently skipped a constraint would report schema-valid responses that are not.
+// Annotations, accepted and dropped: $id, $comment, title, description (strings), examples (an array),
+// default. $schema, when given, must name a dialect in which every keyword above means what the filter does:
+// draft-06, draft-07, 2019-09 or 2020-12 (DIALECTS); draft-04 and earlier (boolean exclusiveMinimum, no boolean
+// schemas) and any other meta-schema (which may switch vocabularies off or give keywords another meaning) are
+// refused. Every other keyword ($ref, oneOf, pattern, format, ...) is refused with its JSON pointer: a validator
+// that silently skipped a constraint would report schema-valid responses that are not.
 // Limits: subschemas nest at most MAX_SCHEMA_DEPTH deep, values at most MAX_VALUE_DEPTH, and the schema is
 // at most MAX_SCHEMA_BYTES as JSON. Every problem is reported, not just the first.
 import type { ErrorDetail } from "../errors.ts";
@@ -36,7 +39,19 @@ export * from "./compiled-format.ts";
 
 export type CompileResult = { ok: true; compiled: CompiledSchema } | { ok: false; errors: ErrorDetail[] };
 
-const ANNOTATION_KEYWORDS = new Set(["$schema", "$id", "$comment", "title", "description", "examples", "default"]);
+const ANNOTATION_KEYWORDS = new Set(["$id", "$comment", "title", "description", "examples", "default"]);
+
+/**
+ * The dialects (meta-schema URIs, as json-schema.org publishes them, http or https, with or without an empty
+ * fragment) whose meaning of the subset's keywords is the one the filter implements.
+ */
+const DIALECTS: ReadonlyMap<string, string> = new Map([
+  ["json-schema.org/draft-06/schema", "draft-06"],
+  ["json-schema.org/draft-07/schema", "draft-07"],
+  ["json-schema.org/draft/2019-09/schema", "2019-09"],
+  ["json-schema.org/draft/2020-12/schema", "2020-12"],
+]);
+const DIALECT_NAMES = [...DIALECTS.values()].join(", ");
 const NUMBER_KEYWORDS = { minimum: "ge", maximum: "le", exclusiveMinimum: "gt", exclusiveMaximum: "lt" } as const;
 const COUNT_KEYWORDS = { minLength: "lmin", maxLength: "lmax", minItems: "imin", maxItems: "imax" } as const;
 const TYPE_NAMES = Object.keys(TYPE_BITS).join(", ");
@@ -140,6 +155,10 @@ function compileNode(schema: unknown, path: string, depth: number, errors: Error
         else out[COUNT_KEYWORDS[keyword]] = value;
         break;
       }
+      case "$schema": {
+        checkDialect(value, at, errors);
+        break;
+      }
       default:
         if (ANNOTATION_KEYWORDS.has(keyword)) checkAnnotation(keyword, value, at, errors);
         else fail(`keyword '${keyword}' is not in the supported subset`);
@@ -219,6 +238,23 @@ function compileEnum(value: unknown, at: string, errors: ErrorDetail[]): JsonDat
     } else firstIndexByCanonical.set(canonical, i);
   });
   return valid ? (value as JsonData[]) : undefined;
+}
+
+/** $schema: one of DIALECTS, or refused with the reason (the validation would not mean what it says). */
+function checkDialect(value: unknown, at: string, errors: ErrorDetail[]): void {
+  if (typeof value !== "string") {
+    errors.push({ path: at, reason: "must be a string (the URI of the schema's dialect)" });
+    return;
+  }
+  const uri = /^https?:\/\/([^?#]*)#?$/.exec(value);
+  if (uri && DIALECTS.has(uri[1])) return;
+  const early = uri && /^json-schema\.org\/draft-0([0-5])\/schema$/.exec(uri[1]);
+  errors.push({
+    path: at,
+    reason: early
+      ? `draft-0${early[1]} is not supported: its exclusiveMinimum/exclusiveMaximum are booleans and it has no boolean schemas, so the subset would not mean what the schema says; declare one of ${DIALECT_NAMES} (or leave $schema out)`
+      : `'${value.length > 100 ? `${value.slice(0, 100)}...` : value}' is not a dialect the subset implements (another meta-schema may switch validation off or give keywords another meaning); declare one of ${DIALECT_NAMES} (or leave $schema out)`,
+  });
 }
 
 function checkAnnotation(keyword: string, value: unknown, at: string, errors: ErrorDetail[]): void {

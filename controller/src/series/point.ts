@@ -10,7 +10,8 @@
  * Stored form: per variant an array of numbers at fixed positions (FIELD), trailing zeros cut, and sparse
  * maps for labels and schema failures. JSON, no keys repeated per number.
  */
-import { OVERALL, snapshotQuantile, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "../engine/counts.ts";
+import { OVERALL, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "../engine/index.ts";
+import { cumulativeQuantile } from "../metrics/histogram.ts";
 
 export const SERIES_VARIANTS = ["stable", "canary", "shadow"] as const;
 export type SeriesVariant = (typeof SERIES_VARIANTS)[number];
@@ -95,7 +96,7 @@ function cellOf(slice: SliceSnapshot, histogram: boolean): StoredCell | null {
   const latency = slice.histograms.latency_us;
   if (latency && latency.total > 0) {
     n[FIELD.latencyCount] = latency.total;
-    for (const [i, q] of [[FIELD.p50Us, 0.5], [FIELD.p95Us, 0.95], [FIELD.p99Us, 0.99]] as const) n[i] = Math.round(snapshotQuantile(latency, q) ?? 0);
+    for (const [i, q] of [[FIELD.p50Us, 0.5], [FIELD.p95Us, 0.95], [FIELD.p99Us, 0.99]] as const) n[i] = Math.round(cumulativeQuantile(latency, q) ?? 0);
   }
   const labels: Record<string, number> = {};
   const failures: Record<string, number> = {};

@@ -8,10 +8,10 @@
  * restarted) starts a new window too. A window without any traffic, and without new gate values, is not
  * written: an idle rollout costs nothing.
  */
-import { OVERALL, toSnapshot, windowBetween, type CountsSnapshot } from "../engine/counts.ts";
-import type { Evaluation } from "../engine/index.ts";
+import { OVERALL, toSnapshot, windowBetween, type CountsSnapshot, type Evaluation } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
-import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 import { snapshotOf, type StoredGates } from "./point.ts";
 import type { SeriesStore } from "./store.ts";
 

@@ -2,8 +2,8 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { InvalidRequestError, REASONS_KEYWORD } from "../errors.ts";
-import { rolloutFromPath } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutNameParams } from "../rollouts/schemas.ts";
+import { ErrorBody, RolloutNameParams } from "../http/schemas.ts";
+import { rolloutFromPath } from "../http/subject.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import type { SeriesRecorder } from "./recorder.ts";
 import type { SeriesStore } from "./store.ts";

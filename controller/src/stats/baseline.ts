@@ -5,17 +5,9 @@
  * are read and kept with the rollout; /stats subtracts them. The same subtraction gives the current stage's
  * window from the engine's stage baseline.
  */
-import { toSnapshot, windowBetween, type CountsSnapshot } from "../engine/counts.ts";
+import { toSnapshot, windowBetween, type CountsSnapshot } from "../engine/index.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
-
-/** What the name had counted when the rollout was created. JSON, stored with the rollout. */
-export type StatsBaseline =
-  /** Nothing counted under this name yet (the usual case): the counts are the rollout's own. */
-  | { at: string; kind: "zero"; note?: string }
-  /** An earlier rollout of the same name had counted this much in the running Envoys. */
-  | { at: string; kind: "counts"; counts: CountsSnapshot }
-  /** The counts could not be read at creation: the stats may include an earlier rollout of the same name. */
-  | { at: string; kind: "unknown"; error: string };
+import type { StatsBaseline } from "../rollouts/model.ts";
 
 /** Reads the baseline for a rollout about to be created under `name`. Never throws: a create must not fail on it. */
 export async function readStatsBaseline(provider: MetricProvider, name: string, at: Date): Promise<StatsBaseline> {

@@ -1,14 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { stageRef } from "../engine/state.ts";
-import { toSnapshot } from "../engine/counts.ts";
+import { stageRef, toSnapshot } from "../engine/index.ts";
 import { InvalidRequestError, UnavailableError } from "../errors.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
 import { summarizeShadow, summarizeVariant, type VariantSummary } from "../metrics/summary.ts";
 import type { SliceCounts } from "../metrics/provider.ts";
-import { rolloutFromPath } from "../rollouts/routes.ts";
-import { ErrorBody, RolloutNameParams } from "../rollouts/schemas.ts";
-import type { Rollout, RolloutStore } from "../rollouts/store.ts";
+import { ErrorBody, RolloutNameParams } from "../http/schemas.ts";
+import { rolloutFromPath } from "../http/subject.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
 import { countsSince, type WindowCounts } from "./baseline.ts";
 import { countsFromSnapshot } from "./snapshot-counts.ts";
 

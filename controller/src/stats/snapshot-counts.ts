@@ -2,8 +2,7 @@
  * A counts snapshot (the engine's JSON form, see engine/counts.ts) back in the provider's shape, so a
  * window (current minus baseline) is summarized by the same code as cumulative counts.
  */
-import type { CountsSnapshot, HistogramSnapshot, SliceSnapshot, VariantSnapshots } from "../engine/counts.ts";
-import { parseSliceKey } from "../engine/counts.ts";
+import { parseSliceKey, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot, type VariantSnapshots } from "../engine/index.ts";
 import {
   emptyVariantCounts,
   RESPONSE_CLASSES,

@@ -6,6 +6,7 @@
  * step after Succeeded, an archive mark. A field that is absent makes the picture say less, never fail.
  * Every guess about those newer shapes is in this file. Pure.
  */
+// Not engine/index.ts: loading the whole engine would add about a second to every modelroll command.
 import { formatValue } from "../../engine/measurement.ts";
 import { arr, field, num, str } from "./format.ts";
 

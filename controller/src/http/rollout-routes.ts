@@ -1,89 +1,32 @@
+/**
+ * The rollout resource: create (POST), list, read, apply a changed spec (PUT), weights, shadow share,
+ * rollback and delete. Engine commands, history and reports are release/routes.ts; stats, stats/routes.ts.
+ */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { applyCommand, isClosed } from "../engine/index.ts";
-import { stageRef } from "../engine/state.ts";
-import { liveEvaluation, rolloutForecast } from "../engine/view.ts";
-import { ConflictError, InvalidRequestError } from "../errors.ts";
-import { actorOf } from "../http/actor.ts";
 import { Type } from "@sinclair/typebox";
-import { YAML_CONTENT_TYPES } from "../http/body-parsers.ts";
-import { validationFailure } from "../http/error-handler.ts";
-import { applySpec } from "./apply.ts";
-import { restoreRedacted } from "../notify/redact.ts";
-import type { ArchiveEntry } from "./archive.ts";
-import { pendingOf } from "./lifecycle-view.ts";
-import { CommandBody, ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
-import { ShadowChange } from "./shadow.ts";
-import { specView } from "./spec-view.ts";
-import { etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
-import type { StatsBaseline } from "../stats/baseline.ts";
-import { summarizeErrors, validateRolloutSpec } from "./validate.ts";
+import type { FastifyError } from "fastify";
+import { applyCommand, isClosed } from "../engine/index.ts";
+import { ConflictError, InvalidRequestError } from "../errors.ts";
+import { applySpec } from "../rollouts/apply.ts";
+import type { StatsBaseline } from "../rollouts/model.ts";
+import { RolloutSpec, WeightChange } from "../rollouts/schemas.ts";
+import { ShadowChange } from "../rollouts/shadow.ts";
+import type { RolloutStore } from "../rollouts/store.ts";
+import { summarizeErrors, validateRolloutSpec } from "../rollouts/validate.ts";
+import { actorOf } from "./actor.ts";
+import { YAML_CONTENT_TYPES } from "./body-parsers.ts";
+import { expectRevision, ifMatchOf } from "./etag.ts";
+import { validationFailure } from "./error-handler.ts";
+import { archivedView, RolloutList, RolloutView, sendRollout, toView } from "./rollout-view.ts";
+import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "./schemas.ts";
+import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
+import { restoreRedacted } from "../secrets.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
   /** Reads what Envoy has counted under a name, right before a rollout of that name is created (stats/baseline.ts). */
   statsBaseline?: (name: string) => Promise<StatsBaseline>;
-}
-
-export function toView(rollout: Rollout): RolloutView {
-  return {
-    name: rollout.spec.name,
-    spec: specView(rollout),
-    canaryPercent: rollout.canaryPercent,
-    canaryBasisPoints: toBasisPoints(rollout.canaryPercent),
-    shadowPercent: rollout.shadowPercent,
-    configVersion: rollout.configVersion,
-    revision: rollout.revision,
-    createdAt: rollout.createdAt.toISOString(),
-    updatedAt: rollout.updatedAt.toISOString(),
-    lastRollbackAt: rollout.lastRollbackAt?.toISOString() ?? null,
-    managed: rollout.engine !== null,
-    phase: rollout.engine?.state.phase ?? null,
-    stage: rollout.engine ? stageRef(rollout.engine.state) : null,
-    ...lifecycleFields(rollout),
-    evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
-    forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
-  };
-}
-
-/** The view fields about where the rollout stands in its lifecycle (rollouts/lifecycle-view.ts). */
-function lifecycleFields(rollout: Rollout): Pick<RolloutView, "pending" | "lastRollback" | "finalizeHook"> {
-  const note = rollout.lastRollbackNote;
-  return {
-    pending: pendingOf(rollout),
-    lastRollback: rollout.lastRollbackAt ? { at: rollout.lastRollbackAt.toISOString(), by: note?.by ?? "api", reason: note?.reason ?? null } : null,
-    finalizeHook: rollout.finalizeHook,
-  };
-}
-
-/** An archived rollout as listed: its view as it was, and where and why it was archived. */
-export function archivedView(entry: ArchiveEntry): RolloutView {
-  return { ...toView(entry.rollout), pending: null, archived: { id: entry.id, at: entry.archivedAt.toISOString(), reason: entry.reason } };
-}
-
-/** The view of one rollout, with its revision as the ETag a later If-Match can send back. */
-export function sendRollout(reply: FastifyReply, rollout: Rollout): RolloutView {
-  void reply.header("etag", etagOf(rollout));
-  return toView(rollout);
-}
-
-/** The If-Match header as one string (a repeated header is a list, as HTTP allows). */
-export function ifMatchOf(request: FastifyRequest): string | undefined {
-  const value = request.headers["if-match"];
-  return Array.isArray(value) ? value.join(", ") : value;
-}
-
-/** For a request about an existing rollout: the name is in the path. */
-export function rolloutFromPath(request: FastifyRequest): string {
-  return `rollout ${(request.params as { name?: string }).name}`;
-}
-
-/** For a create: the name is in the body, possibly missing or invalid (kept short in messages). */
-function rolloutFromBody(request: FastifyRequest): string {
-  const name = (request.body as { name?: unknown } | undefined)?.name;
-  if (typeof name !== "string" || name === "") return "rollout spec";
-  return `rollout ${name.length > 63 ? name.slice(0, 63) + "..." : name}`;
 }
 
 const tags = ["rollouts"];
@@ -163,7 +106,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      store.expectRevision(request.params.name, ifMatchOf(request));
+      expectRevision(store, request.params.name, ifMatchOf(request));
       return sendRollout(reply, store.setCanaryPercent(request.params.name, request.body.canaryPercent));
     },
   );
@@ -182,7 +125,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      store.expectRevision(request.params.name, ifMatchOf(request));
+      expectRevision(store, request.params.name, ifMatchOf(request));
       return sendRollout(reply, store.setShadowPercent(request.params.name, request.body.percent));
     },
   );
@@ -213,7 +156,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       const checked = validateRolloutSpec(body, store.policy);
       if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       const name = request.params.name;
-      store.expectRevision(name, ifMatchOf(request));
+      expectRevision(store, name, ifMatchOf(request));
       const now = (clock ? clock() : new Date()).getTime();
       return sendRollout(reply, applySpec(store, name, checked.spec, actorOf(request), now));
     },
@@ -238,7 +181,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
     },
     async (request, reply) => {
       const name = request.params.name;
-      store.expectRevision(name, ifMatchOf(request));
+      expectRevision(store, name, ifMatchOf(request));
       const rollout = store.get(name);
       const actor = actorOf(request);
       const reason = request.body?.reason ?? null;
@@ -270,7 +213,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
     },
     async (request, reply) => {
-      store.expectRevision(request.params.name, ifMatchOf(request));
+      expectRevision(store, request.params.name, ifMatchOf(request));
       const entry = store.delete(request.params.name, { by: actorOf(request), reason: request.query.reason ?? null });
       return reply.code(204).header("x-archived-id", String(entry.id)).send(null);
     },

@@ -2,14 +2,14 @@
 // for a managed rollout the release part with the effective values the engine runs with (every stage with its
 // own duration, requests and deadline). Stages are shown in the input form, so they can be sent back in a PUT.
 import { Type, type Static } from "@sinclair/typebox";
-import { finalizeOf } from "../engine/lifecycle-spec.ts";
-import { NormalizedModelsView } from "./models.ts";
-import { NormalizedOutputView } from "./output.ts";
-import { SegmentSpec } from "./segments.ts";
-import { ShadowSpec } from "./shadow.ts";
-import type { Rollout } from "./store.ts";
-import { redactUrls } from "../notify/redact.ts";
-import { NotificationView, notificationView } from "../notify/view.ts";
+import { finalizeOf } from "../engine/index.ts";
+import type { Rollout } from "../rollouts/model.ts";
+import { NormalizedModelsView } from "../rollouts/models.ts";
+import { NormalizedOutputView } from "../rollouts/output.ts";
+import { SegmentSpec } from "../rollouts/segments.ts";
+import { ShadowSpec } from "../rollouts/shadow.ts";
+import { redactUrls } from "../secrets.ts";
+import { NotificationView, notificationView } from "./notification-view.ts";
 
 const StageView = Type.Object({
   name: Type.String(),

@@ -2,8 +2,8 @@
  * A rollout's notification settings as GET shows them (in its spec view): every target with its URL redacted.
  */
 import { Type, type Static } from "@sinclair/typebox";
-import { redactUrl } from "./redact.ts";
-import type { NotificationSpec } from "./spec.ts";
+import { redactUrl } from "../secrets.ts";
+import type { NotificationSpec } from "../engine/index.ts";
 
 export const NotificationView = Type.Object(
   {

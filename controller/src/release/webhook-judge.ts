@@ -11,13 +11,11 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import { isTerminal, Phase, parseJudgeAnswer, type JudgeAnswer, type JudgeQuestion, type JudgeReading } from "../engine/index.ts";
-import type { WebhookGate } from "../engine/gate-spec.ts";
-import { candidateOf } from "../engine/state.ts";
+import { candidateOf, isTerminal, Phase, parseJudgeAnswer, type JudgeAnswer, type JudgeQuestion, type JudgeReading, type WebhookGate } from "../engine/index.ts";
 import { describeFetchError } from "../net.ts";
 import { compactEvidence, linksOf } from "../notify/evidence.ts";
-import { redactUrl, scrubUrl } from "../notify/redact.ts";
-import type { Rollout } from "../rollouts/store.ts";
+import { redactUrl, scrubUrl } from "../secrets.ts";
+import type { Rollout } from "../rollouts/model.ts";
 
 export interface WebhookJudgesOptions {
   clock?: () => Date;

@@ -1,9 +1,10 @@
 // The rollout table the filters long-poll (filter/config.ts parses it): one entry per live rollout.
-import { toFilterModels, type FilterModels } from "./models.ts";
-import { toFilterOutput, type FilterOutput } from "./output.ts";
-import { toFilterSegment, type FilterSegment } from "./segments.ts";
-import { toFilterShadow, type FilterShadow } from "./shadow.ts";
-import type { Rollout } from "./store.ts";
+// Every config distributor sends this projection; a new field goes here and in FilterConfigBody (routes.ts).
+import { toBasisPoints, type Rollout } from "../rollouts/model.ts";
+import { toFilterModels, type FilterModels } from "../rollouts/models.ts";
+import { toFilterOutput, type FilterOutput } from "../rollouts/output.ts";
+import { toFilterSegment, type FilterSegment } from "../rollouts/segments.ts";
+import { toFilterShadow, type FilterShadow } from "../rollouts/shadow.ts";
 
 export interface FilterRollout {
   name: string;
@@ -23,9 +24,11 @@ export interface FilterConfig {
   rollouts: FilterRollout[];
 }
 
-/** The filter's unit: 1 basis point = 0.01%. Specs are validated to two decimals, so this is exact. */
-export function toBasisPoints(percent: number): number {
-  return Math.min(10_000, Math.max(0, Math.round(percent * 100)));
+/** What the projection reads: the store, or anything that lists rollouts under an epoch and version. */
+export type ConfigSource = Pick<FilterConfig, "epoch" | "version"> & { list(): readonly Rollout[] };
+
+export function filterConfigOf(source: ConfigSource): FilterConfig {
+  return { epoch: source.epoch, version: source.version, rollouts: source.list().map(filterRollout) };
 }
 
 export function filterRollout(r: Rollout): FilterRollout {

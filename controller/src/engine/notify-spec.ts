@@ -4,12 +4,12 @@
  * the engine's spec parser calls in here, as it does for finalize, and `modelroll lint` runs it offline.
  *
  * A target's URL is a secret (Slack and Teams incoming webhooks carry their token in the path): it is kept in
- * the state file and sent to nowhere but the target itself; every view shows it redacted (notify/redact.ts).
+ * the state file and sent to nowhere but the target itself; every view shows it redacted (secrets.ts).
  */
 import { Type, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
-import { isRedacted } from "./redact.ts";
+import { isRedacted } from "../secrets.ts";
 
 /** The events a target can ask for; the payload's `type` is `rollout.<event>`. */
 export const NOTIFICATION_EVENTS = [
