@@ -69,7 +69,8 @@ describe("webhook gates on real Envoy", () => {
     expect(judgeOf(history.find((d) => d.kind === "advanced"))).toMatchObject({ status: "Passed", reason: "llm judge: the judge answered pass: golden set: 50 of 50" });
     // The judge saw what Envoy counted: the canary's error rate with its sample size.
     expect(withTraffic, JSON.stringify(questions.at(-1))).toBeDefined();
-    expect(withTraffic).toMatchObject({ gate: "llm_judge", rollout: name, candidate: "canary", stage: { name: "20%" } });
+    expect(withTraffic).toMatchObject({ gate: "llm_judge", rollout: name, candidate: "canary" });
+    expect(["20%", "100%"]).toContain(withTraffic.stage.name);
     const replies = await sendMany(`${stack.dataUrl}/${name}/predict`, 20, (i) => ({ "x-user-id": `after-${i}` }), 4);
     expect(replies.every((r) => r.variant === "canary")).toBe(true);
   });
