@@ -13,6 +13,7 @@ import type { ArchiveEntry } from "./archive.ts";
 import { pendingOf } from "./lifecycle-view.ts";
 import { CommandBody, ErrorBody, IfMatchHeaders, RolloutList, RolloutNameParams, RolloutSpec, RolloutView, WeightChange } from "./schemas.ts";
 import { ShadowChange } from "./shadow.ts";
+import { documentRolloutSpecBody } from "./spec-doc.ts";
 import { specView } from "./spec-view.ts";
 import { etagOf, toBasisPoints, type Rollout, type RolloutStore } from "./store.ts";
 import type { StatsBaseline } from "../stats/baseline.ts";
@@ -91,8 +92,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
   app.post(
     "/v1/rollouts",
     {
-      config: { subject: rolloutFromBody },
-      // The body schema is for the OpenAPI document; the handler checks with validateRolloutSpec, as `modelroll lint` does.
+      config: { subject: rolloutFromBody, swaggerTransform: documentRolloutSpecBody },
+      // The body schema is for the OpenAPI document (spec-doc.ts spells out the release keys there); the handler checks with validateRolloutSpec, as `modelroll lint` does.
       validatorCompiler: () => () => true,
       schema: {
         tags,
@@ -189,7 +190,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
   app.put(
     "/v1/rollouts/:name",
     {
-      config: { subject: rolloutFromPath },
+      config: { subject: rolloutFromPath, swaggerTransform: documentRolloutSpecBody },
       attachValidation: true,
       schema: {
         tags,
