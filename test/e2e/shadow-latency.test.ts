@@ -4,7 +4,7 @@
 // identical demo models at sub-millisecond latency pass; a shadow 20 ms slower is rolled back before any real
 // traffic reaches it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, decisionsOf, managedSpec, phaseOf, sendMany, startStack, waitFor, type DecisionView, type Stack } from "./harness.ts";
+import { api, decisionsOf, managedSpec, phaseOf, sendMany, startStack, waitFor, type DecisionView, type MeasurementView, type Stack } from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -82,8 +82,13 @@ describe("a shadow-stage latency gate compares like with like", () => {
     expect(history.some((d) => d.kind === "rolledBack")).toBe(false);
     expect(run.phase).not.toBe("RolledBack");
     expect(advanced, `still ${run.phase}: ${history.at(-1)?.reason}`).toBeDefined();
-    expect(m!.status).toBe("Passed");
-    expect(m!.reason).toMatch(/^p95 latency of the mirrored requests [\d.]+ ms vs [\d.]+ ms: within at most 10% or 2 ms above stable/);
+    // The shadow stage is not the gate's proof stage (50% is): it is left once the gate has Passed, or has the
+    // samples to detect a clear regression (a p95 8 ms above stable: four times the 2 ms tolerance) without failing.
+    expect(advanced!.reason).toMatch(/gates passed: latency_p95_ms|no harm seen, with enough samples to detect it: latency_p95_ms overall/);
+    expect(["Passed", "Inconclusive"]).toContain(m!.status);
+    const needed = (m as MeasurementView & { needed: { detect: number } }).needed;
+    if (m!.status === "Inconclusive") expect(m!.sampleSizes.candidate).toBeGreaterThanOrEqual(needed.detect);
+    expect(m!.reason).toMatch(/^p95 latency of the mirrored requests [\d.]+ ms vs [\d.]+ ms: (within|not enough data yet for) at most 10% or 2 ms above stable/);
     expect(m!.threshold).toEqual({ kind: "maxRatio", value: 1.1, tolerance: 2 });
     // Sub-millisecond models: both p95s as the gate saw them.
     expect(m!.stableValue!).toBeGreaterThan(0);
