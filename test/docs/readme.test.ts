@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from "vitest";
 import { ENGINE_SPEC_KEYS, isTerminal } from "../../controller/src/engine/index.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { RolloutSpec } from "../../controller/src/rollouts/schemas.ts";
@@ -93,23 +93,28 @@ describe("the README's examples", () => {
   });
 
   describe("run against npm start", () => {
-    let stack: DocStack;
-    let env: Record<string, string>;
+    // Two stacks: the examples that take minutes (a managed rollout at its stated traffic, a modelroll session)
+    // run side by side, one per stack; everything else runs first, in reading order, on the first.
+    let main: DocStack;
+    let sessions: DocStack;
     let workDir: string;
+    let bin: string;
+    const envFor = (stack: DocStack): Record<string, string> => {
+      const env: Record<string, string> = { ...(process.env as Record<string, string>), PATH: `${bin}:${process.env.PATH}`, MODELROLL_SERVER: stack.controllerUrl, NO_COLOR: "1" };
+      for (const key of Object.keys(env)) if (key.startsWith("MODELROLL_") && key !== "MODELROLL_SERVER") delete env[key];
+      return env;
+    };
 
     beforeAll(async () => {
-      stack = await startDocStack();
+      [main, sessions] = await Promise.all([startDocStack(), startDocStack()]);
       // Sessions run inside the repository (gitignored .tmp/), where `npx modelroll` finds the project's command.
       mkdirSync(join(repoRoot, ".tmp"), { recursive: true });
       workDir = mkdtempSync(join(repoRoot, ".tmp", "doc-test-"));
-      const realCurl = execFileSync("sh", ["-c", "command -v curl"]).toString().trim();
-      const bin = curlShim(join(workDir, "bin"), realCurl);
-      env = { ...(process.env as Record<string, string>), PATH: `${bin}:${process.env.PATH}`, MODELROLL_SERVER: stack.controllerUrl, NO_COLOR: "1" };
-      for (const key of Object.keys(env)) if (key.startsWith("MODELROLL_") && key !== "MODELROLL_SERVER") delete env[key];
+      bin = curlShim(join(workDir, "bin"), execFileSync("sh", ["-c", "command -v curl"]).toString().trim());
     }, 120_000);
 
     afterAll(async () => {
-      await stack?.stop();
+      await Promise.all([main?.stop(), sessions?.stop()]);
       if (workDir) rmSync(workDir, { recursive: true, force: true });
       const counts = collected.items.reduce<Record<string, number>>((acc, i) => ({ ...acc, [i.kind]: (acc[i.kind] ?? 0) + 1 }), {});
       console.log(
@@ -121,26 +126,42 @@ describe("the README's examples", () => {
       );
     }, 60_000);
 
-    for (const item of collected.items) {
-      const timeout = item.kind === "console" || (item.kind === "spec" && isManaged(item.spec)) ? 20 * 60_000 : 120_000;
+    const long = (item: Item) => item.kind === "console" || (item.kind === "spec" && isManaged(item.spec));
+    for (const item of collected.items.filter((i) => !long(i))) {
       it(item.label, async () => {
-        await stack.reset();
-        switch (item.kind) {
-          case "shell":
-            return runShellItem(item, stack, env, workDir);
-          case "fragment":
-            return runFragment(item, stack);
-          case "spec":
-            return runSpec(item, stack);
-          case "console":
-            return runSession(item, stack, env, workDir);
+        await main.reset();
+        if (item.kind === "shell") return runShellItem(expect, item, main, envFor(main), workDir);
+        if (item.kind === "fragment") return runFragment(expect, item, main);
+        if (item.kind === "spec") return runSpec(expect, item, main);
+      }, 120_000);
+    }
+    // One at a time per stack; the two stacks' queues side by side.
+    const queues = new Map<string, Promise<unknown>>();
+    const inTurn = <T>(queue: string, run: () => Promise<T>): Promise<T> => {
+      const turn = (queues.get(queue) ?? Promise.resolve()).catch(() => undefined).then(run);
+      queues.set(queue, turn);
+      return turn;
+    };
+    for (const item of collected.items.filter(long)) {
+      it.concurrent(item.label, async ({ expect }) => {
+        if (item.kind === "console") {
+          return inTurn("sessions", async () => {
+            await sessions.reset();
+            return runSession(expect, item, sessions, envFor(sessions), workDir);
+          });
         }
-      }, timeout);
+        if (item.kind === "spec") {
+          return inTurn("main", async () => {
+            await main.reset();
+            return runSpec(expect, item, main);
+          });
+        }
+      }, 20 * 60_000);
     }
   });
 });
 
-async function runShellItem(item: Extract<Item, { kind: "shell" }>, stack: DocStack, env: Record<string, string>, cwd: string): Promise<void> {
+async function runShellItem(expect: ExpectStatic, item: Extract<Item, { kind: "shell" }>, stack: DocStack, env: Record<string, string>, cwd: string): Promise<void> {
   const ran = await runScript(substituteAddresses(item.script, stack.portMap), { cwd, env, timeoutMs: 60_000 });
   expect(ran.code, `exit status; output:\n${ran.output}`).toBe(0);
   expect(ran.statuses.length, `every curl command ran; output:\n${ran.output}`).toBe(item.curls);
@@ -150,7 +171,7 @@ async function runShellItem(item: Extract<Item, { kind: "shell" }>, stack: DocSt
 const isManaged = (spec: Record<string, unknown>) => ENGINE_SPEC_KEYS.some((k) => k in spec);
 
 /** A part of a spec, inside the smallest spec around it (a managed one when the part is about the release process). */
-async function runFragment(item: Extract<Item, { kind: "fragment" }>, stack: DocStack): Promise<void> {
+async function runFragment(expect: ExpectStatic, item: Extract<Item, { kind: "fragment" }>, stack: DocStack): Promise<void> {
   const name = `doc-line-${item.line}`;
   const base: Record<string, unknown> = { name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" } };
   if (isManaged(item.fragment)) {
@@ -161,7 +182,7 @@ async function runFragment(item: Extract<Item, { kind: "fragment" }>, stack: Doc
   expect(res.status, `${JSON.stringify(spec)} -> ${await res.clone().text()}`).toBe(201);
 }
 
-async function runSpec(item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
+async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
   const spec = item.spec as { name: string; match: { pathPrefix: string }; stickyKey: { header: string }; expectedTraffic?: { requestsPerSecond: number }; segments?: Array<{ header?: string; values?: string[] }> };
   const managed = isManaged(spec);
   const rps = spec.expectedTraffic?.requestsPerSecond;
@@ -215,7 +236,7 @@ async function untilEnded(stack: DocStack, name: string, boundMs: number): Promi
 }
 
 /** A console session: `$ cat FILE` shows a file the session uses, so it is written first; then each command runs. */
-async function runSession(item: Extract<Item, { kind: "console" }>, stack: DocStack, env: Record<string, string>, workDir: string): Promise<void> {
+async function runSession(expect: ExpectStatic, item: Extract<Item, { kind: "console" }>, stack: DocStack, env: Record<string, string>, workDir: string): Promise<void> {
   const cwd = mkdtempSync(join(workDir, "session-"));
   let traffic: Traffic | null = null;
   const live: Background[] = [];
