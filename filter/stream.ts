@@ -207,7 +207,9 @@ export class ModelrollStream extends StreamContextBase {
   /** Stable's answer for the guard, when the host delivers the call's response to this stream itself. */
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {
     const guard = this.guard;
-    if (guard !== null) guard.stableAnswered(token, headerCount, bodySize);
+    if (guard === null || guard.phase != GuardPhase.Fetching || guard.token != token) return;
+    this.state.guardCalls.delete(token);
+    guard.stableAnswered(token, headerCount, bodySize);
   }
 
   onDelete(): void {
