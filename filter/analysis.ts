@@ -11,7 +11,7 @@ import {
 import { validate } from "./schema-validate";
 import { REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-results";
 import { parseContentLength } from "./segments";
-import { OutputMetrics } from "./stats";
+import { VariantMetrics } from "./stats";
 
 /** unreadableReason: the answer can be read. */
 export const READABLE: i32 = -1;
@@ -53,12 +53,16 @@ export function schemaVerdict(output: OutputConfig, parsed: JsonParseResult): i3
   return validate(schema, doc).result;
 }
 
-export function countUnanalyzed(outputs: Array<OutputMetrics>, reason: i32): void {
-  for (let i = 0; i < outputs.length; i++) incrementMetric(outputs[i].unanalyzed[reason]);
+/** Counted in every slice that has output metrics (all of a rollout's slices do when it analyzes answers, none otherwise). */
+export function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): void {
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    if (m !== null) incrementMetric(m.unanalyzed[reason]);
+  }
 }
 
 /** Schema verdict, label, confidence and LLM fields of one parsed answer (doc null: not JSON), counted in every slice. */
-export function recordAnalysis(outputs: Array<OutputMetrics>, output: OutputConfig, doc: JsonValue | null, verdict: i32): void {
+export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, verdict: i32): void {
   const label = labelIndex(doc, output);
   let confidence: i64 = -1;
   let promptTokens: f64 = NaN;
@@ -75,8 +79,9 @@ export function recordAnalysis(outputs: Array<OutputMetrics>, output: OutputConf
     fallback = flagAt(doc, output.fallbackField);
   }
   const isLlm = !isNaN(promptTokens) || !isNaN(completionTokens);
-  for (let i = 0; i < outputs.length; i++) {
-    const m = outputs[i];
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    if (m === null) continue;
     if (verdict != NO_SCHEMA && verdict < m.schema.length) incrementMetric(m.schema[verdict]);
     incrementMetric(m.labels[label]);
     if (confidence >= 0) recordMetric(m.confidenceMilli, <u64>confidence);

@@ -7,7 +7,7 @@ import { summarizeAnswer } from "./comparison";
 import { countUnanalyzed, parseAnswer, recordAnalysis, schemaVerdict } from "./analysis";
 import { ShadowExchange } from "./exchange";
 import { versionInDoc } from "./identity";
-import { OutputMetrics } from "./stats";
+import { VariantMetrics } from "./stats";
 
 export class PrimaryAnswer {
   /** The body, copied as it passes (never held), when the answer is read at its end. */
@@ -18,8 +18,8 @@ export class PrimaryAnswer {
   constructor(
     public rollout: ActiveRollout,
     public variant: i32,
-    /** Where the analysis is counted: the output metrics of the request's slices (none if the rollout does not analyze). */
-    public outputs: Array<OutputMetrics>,
+    /** Where the analysis is counted: the request's slices (their output metrics exist when the rollout analyzes). */
+    public slices: Array<VariantMetrics>,
     versionInBody: bool,
     /** The mirrored call this answer is compared with, if the request was mirrored. */
     public exchange: ShadowExchange | null,
@@ -39,7 +39,7 @@ export class PrimaryAnswer {
   /** The answer is not read (UNANALYZED_* reason): its version counts as missing, the analysis counts why. */
   notRead(reason: i32): void {
     this.versionUnread();
-    if (this.output.analyze) countUnanalyzed(this.outputs, reason);
+    if (this.output.analyze) countUnanalyzed(this.slices, reason);
   }
 
   /** The whole answer, parsed once for the identity check, the analysis and the comparison; returns its schema verdict. */
@@ -53,7 +53,7 @@ export class PrimaryAnswer {
     }
     const output = this.output;
     const verdict = schemaVerdict(output, parsed);
-    if (output.analyze) recordAnalysis(this.outputs, output, doc, verdict);
+    if (output.analyze) recordAnalysis(this.slices, output, doc, verdict);
     const exchange = this.exchange;
     if (exchange !== null) summarizeAnswer(doc, output, exchange.primary);
     this.ended();

@@ -14,7 +14,7 @@ import { AnswerSummary, confidenceDeltaMilli, predictionOutcome, summarizeAnswer
 import { UNANALYZED_ERROR_STATUS } from "./output";
 import { countUnanalyzed, parseAnswer, READABLE, recordAnalysis, schemaVerdict, unreadableReason } from "./analysis";
 import { RequestCopy } from "./request-copy";
-import { CLASS_LOCAL, countEach, OutputMetrics, outputMetricsOf, ShadowMetrics, statusClass, VariantMetrics } from "./stats";
+import { CLASS_LOCAL, countEach, ShadowMetrics, statusClass, VariantMetrics } from "./stats";
 
 function dropped(m: ShadowMetrics): u32 { return m.dropped; }
 function skippedLargeBody(m: ShadowMetrics): u32 { return m.skippedLargeBody; }
@@ -119,7 +119,7 @@ export class ShadowExchange {
     if (headerCount == 0) {
       s.failed = true;
       // No answer at all: an error like an Envoy local reply, never a model output.
-      if (this.output.analyze) countUnanalyzed(this.callOutputs(), UNANALYZED_ERROR_STATUS);
+      if (this.output.analyze) countUnanalyzed(this.callSlices(), UNANALYZED_ERROR_STATUS);
     } else {
       const status = getHeader(HeaderMap.HttpCallResponseHeaders, ":status");
       s.status = status === null ? 0 : I32.parseInt(status);
@@ -140,7 +140,7 @@ export class ShadowExchange {
     const output = this.output;
     const reason = unreadableReason(this.shadow.status, bodySize > 0, HeaderMap.HttpCallResponseHeaders, <i64>bodySize, output.maxBodyBytes);
     if (reason != READABLE) {
-      if (output.analyze) countUnanalyzed(this.callOutputs(), reason);
+      if (output.analyze) countUnanalyzed(this.callSlices(), reason);
       return;
     }
     // Fail-open: an unreadable body leaves the answer without prediction (counted as missing by the comparison).
@@ -148,7 +148,7 @@ export class ShadowExchange {
     if (body === null) return;
     const parsed = parseAnswer(body);
     summarizeAnswer(parsed.value, output, this.shadow);
-    if (output.analyze) recordAnalysis(this.callOutputs(), output, parsed.value, schemaVerdict(output, parsed));
+    if (output.analyze) recordAnalysis(this.callSlices(), output, parsed.value, schemaVerdict(output, parsed));
   }
 
   private compare(): void {
@@ -167,11 +167,11 @@ export class ShadowExchange {
     }
   }
 
-  /** The output metrics of the mirrored calls, per slice. */
-  private callOutputs(): Array<OutputMetrics> {
+  /** The mirrored calls' own metrics, per slice (analysis of the shadow's answers is counted there). */
+  private callSlices(): Array<VariantMetrics> {
     const calls = new Array<VariantMetrics>(this.slices.length);
     for (let i = 0; i < this.slices.length; i++) calls[i] = this.slices[i].calls;
-    return outputMetricsOf(calls);
+    return calls;
   }
 }
 

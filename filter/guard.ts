@@ -39,7 +39,7 @@ export class GuardState {
   /** How much of the response buffer the held answer fills: what stable's answer replaces. */
   heldBytes: u32 = 0;
 
-  constructor(public output: OutputConfig, public outputs: Array<OutputMetrics>) {}
+  constructor(public output: OutputConfig, public outputMetrics: Array<OutputMetrics>) {}
 
   get holding(): bool {
     return this.phase == GuardPhase.Holding;
@@ -57,7 +57,7 @@ export class GuardState {
 
   /** Not applicable to this answer (an error, not JSON, too large, or the host cannot hold): counted. */
   skip(): void {
-    countEach(this.outputs, skipped);
+    countEach(this.outputMetrics, skipped);
     this.phase = GuardPhase.Done;
   }
 
@@ -74,7 +74,7 @@ export class GuardState {
 
   /** The held answer is complete but Envoy would not hand it over: released unjudged, counted. */
   unreadable(): void {
-    countEach(this.outputs, unreadable);
+    countEach(this.outputMetrics, unreadable);
     this.phase = GuardPhase.Done;
   }
 
@@ -117,7 +117,7 @@ export class GuardState {
     const status = headerCount > 0 ? getHeader(HeaderMap.HttpCallResponseHeaders, ":status") : null;
     const body = status !== null && status.startsWith("2") ? getBuffer(Buffer.HttpCallResponseBody, 0, bodySize) : null;
     if (status === null || body === null || !setBuffer(Buffer.HttpResponseBody, 0, this.heldBytes, body)) {
-      countEach(this.outputs, failed);
+      countEach(this.outputMetrics, failed);
       continueResponse();
       return;
     }
@@ -126,7 +126,7 @@ export class GuardState {
     const contentType = getHeader(HeaderMap.HttpCallResponseHeaders, "content-type");
     if (contentType !== null) replaceHeader(HeaderMap.ResponseHeaders, "content-type", contentType);
     replaceHeader(HeaderMap.ResponseHeaders, "x-modelroll-guard", "replaced");
-    countEach(this.outputs, replaced);
+    countEach(this.outputMetrics, replaced);
     continueResponse();
   }
 
@@ -139,12 +139,12 @@ export class GuardState {
     if (this.phase != GuardPhase.Fetching) return;
     this.phase = GuardPhase.Done;
     this.token = 0;
-    countEach(this.outputs, releaseFailed);
+    countEach(this.outputMetrics, releaseFailed);
     log(LogLevel.Warn, "modelroll: the output guard could not act for a held answer's stream to release it");
   }
 
   private fail(): void {
-    countEach(this.outputs, failed);
+    countEach(this.outputMetrics, failed);
     this.phase = GuardPhase.Done;
   }
 }

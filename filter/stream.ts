@@ -20,7 +20,7 @@ import { dispatchShadow, sampleShadow, ShadowExchange, ShadowPending } from "./e
 import { GuardPhase, GuardState } from "./guard";
 import { RequestCopy } from "./request-copy";
 import {
-  CLASS_LOCAL, countEach, OutputMetrics, outputMetricsOf, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE,
+  CLASS_LOCAL, countEach, outputMetricsOf, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE,
   VariantMetrics,
 } from "./stats";
 
@@ -154,8 +154,7 @@ export class ModelrollStream extends StreamContextBase {
     }
     const output = rollout.config.output;
     if (!output.analyze && exchange === null && !versionInBody) return HeadersStatus.Continue;
-    const outputs = output.analyze ? outputMetricsOf(routed.slices) : new Array<OutputMetrics>();
-    const answer = new PrimaryAnswer(rollout, routed.variant, outputs, versionInBody, exchange);
+    const answer = new PrimaryAnswer(rollout, routed.variant, routed.slices, versionInBody, exchange);
     // Decided from the headers: whether the answer can be read (its body is then copied as it passes).
     const reason = unreadableReason(status, !endOfStream, HeaderMap.ResponseHeaders, -1, output.maxBodyBytes);
     const guard = this.guard;

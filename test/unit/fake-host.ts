@@ -58,9 +58,9 @@ function toPairs(headers: Record<string, string> | Pairs): Pairs {
 export class FakeStream {
   requestHeaders: Pairs = [];
   responseHeaders: Pairs = [];
-  requestBody = new Uint8Array(0);
+  requestBody: Uint8Array = new Uint8Array(0);
   /** The response body the filter sees: the current chunk, or all of it buffered so far while the filter buffers. */
-  responseBody = new Uint8Array(0);
+  responseBody: Uint8Array = new Uint8Array(0);
   properties = new Map<string, string>([["response\0code_details", "via_upstream"]]);
   client: ClientView = { headers: null, body: "", ended: false };
   deleted = false;
@@ -103,6 +103,7 @@ export class FakeStream {
   end(): void {
     this.host.enter(this.id, () => this.host.exports.proxy_on_delete(this.id));
     this.deleted = true;
+    this.host.forget(this);
     for (const call of this.host.calls) if (call.owner === this.id && !call.answered) call.cancelled = true;
   }
 
@@ -140,15 +141,16 @@ export class FakeHost {
   clusters = new Set(["stable", "canary", "shadow", "controller"]);
   /** Return true to make a host call fail: `(name, args) => name === "proxy_set_effective_context" && args[0] === id`. */
   refuse: (name: string, args: number[]) => boolean = () => false;
-  /** Host calls the filter made, by import name, in order. */
+  /** Host calls the filter made, by import name, in order (kept while `recordHostCalls`; benches turn it off). */
   hostCalls: Array<{ name: string; context: number; args: number[] }> = [];
+  recordHostCalls = true;
 
   private streams = new Map<number, FakeStream>();
   private nextStreamId = 2;
   private nextToken = 1;
   private current = 0;
   private effective = 0;
-  private pluginConfig = new Uint8Array(0);
+  private pluginConfig: Uint8Array = new Uint8Array(0);
   private callResponse: { headers: Pairs; body: Uint8Array } | null = null;
 
   static async start(pluginConfig: unknown, wasmPath = process.env.MODELROLL_FILTER_WASM ?? join(repoRoot, "build", "filter.wasm")): Promise<{ host: FakeHost; configured: boolean }> {
@@ -171,6 +173,14 @@ export class FakeHost {
     this.streams.set(stream.id, stream);
     this.enter(stream.id, () => this.exports.proxy_on_context_create(stream.id, this.rootId));
     return stream;
+  }
+
+  /** A deleted stream stays known as deleted (set_effective_context refuses it) without keeping its data. */
+  forget(stream: FakeStream): void {
+    stream.requestHeaders = [];
+    stream.responseHeaders = [];
+    stream.requestBody = new Uint8Array(0);
+    stream.responseBody = new Uint8Array(0);
   }
 
   tick(advanceMs = 0): void {
@@ -380,7 +390,7 @@ export class FakeHost {
     for (const [name, fn] of Object.entries(calls)) {
       wrapped[name] = (...args: any[]) => {
         const numbers = args.map((a) => Number(a));
-        host.hostCalls.push({ name, context: host.acting(), args: numbers });
+        if (host.recordHostCalls) host.hostCalls.push({ name, context: host.acting(), args: numbers });
         if (host.refuse(name, numbers)) return name === "proxy_set_effective_context" ? BAD_ARGUMENT : NOT_FOUND;
         return fn(...args);
       };
