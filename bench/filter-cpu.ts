@@ -36,12 +36,13 @@ function answer(kb: number): string {
 
 const rollout = (name: string, output?: Record<string, unknown>) => ({ name, pathPrefix: `/${name}/`, stickyHeader: "x-user-id", canaryBasisPoints: 500, ...(output ? { output } : {}) });
 const analyzed = { analyze: true, schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1 << 20 };
-const config = { rollouts: [rollout("plain"), rollout("val1", analyzed), rollout("val16", analyzed)] };
+const config = { rollouts: [rollout("plain"), rollout("val1", analyzed), rollout("val16", analyzed), rollout("val256", analyzed)] };
 
 const cases = [
   { name: "routing only (63 B answer)", path: "/plain/p", body: '{"prediction":"approve","confidence":0.93,"model_version":"v1"}' },
   { name: "analysis + schema, 1 KB answer", path: "/val1/p", body: answer(1) },
   { name: "analysis + schema, 16 KB answer", path: "/val16/p", body: answer(16) },
+  { name: "analysis + schema, 256 KB answer", path: "/val256/p", body: answer(256) },
 ];
 
 async function host(wasm: string): Promise<FakeHost> {
@@ -72,9 +73,9 @@ function run(h: FakeHost, path: string, body: string, n: number, offset: number)
 
 const builds = [{ name: "this build", wasm: join(repoRoot, "build", "filter.wasm") }, ...(BASELINE_WASM ? [{ name: "baseline", wasm: BASELINE_WASM }] : [])];
 const hosts = await Promise.all(builds.map((b) => host(b.wasm)));
-console.log(`\nmodelroll filter CPU bench (${ROUNDS} rounds x ${REQUESTS} requests per case and build, CPU time per request; node ${process.version})`);
+console.log(`\nmodelroll filter CPU bench (${ROUNDS} rounds per case and build, ${REQUESTS} requests per round divided by the answer's KB (at least 20); CPU time per request; node ${process.version})`);
 for (const c of cases) {
-  const n = c.body.length > 8192 ? Math.max(200, REQUESTS / 10) : REQUESTS;
+  const n = Math.max(20, Math.round(REQUESTS / Math.max(1, c.body.length / 1024)));
   hosts.forEach((h, k) => run(h, c.path, c.body, n, k * 1e7)); // warm-up
   const perBuild: number[][] = builds.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {

@@ -119,12 +119,13 @@ try {
   const sat = { a: [] as WrkResult[], b: [] as WrkResult[], base: [] as WrkResult[] };
   const light = { a: [] as WrkResult[], b: [] as WrkResult[], base: [] as WrkResult[] };
   for (let i = 0; i < REPEATS; i++) {
+    // The two filter builds swap places every round, so neither always follows the same neighbour.
+    const filters = [{ url: wasmUrl, sat: sat.b, light: light.b }, ...(baselineUrl ? [{ url: baselineUrl, sat: sat.base, light: light.base }] : [])];
+    if (i % 2 === 1) filters.reverse();
     sat.a.push(await wrk(nativeUrl, 32, DURATION_S));
-    sat.b.push(await wrk(wasmUrl, 32, DURATION_S));
-    if (baselineUrl) sat.base.push(await wrk(baselineUrl, 32, DURATION_S));
+    for (const f of filters) f.sat.push(await wrk(f.url, 32, DURATION_S));
     light.a.push(await wrk(nativeUrl, 2, DURATION_S));
-    light.b.push(await wrk(wasmUrl, 2, DURATION_S));
-    if (baselineUrl) light.base.push(await wrk(baselineUrl, 2, DURATION_S));
+    for (const f of filters) f.light.push(await wrk(f.url, 2, DURATION_S));
   }
   const m = (rs: WrkResult[], k: keyof WrkResult) => median(rs.map((r) => r[k]));
   const errors = [...sat.a, ...sat.b, ...sat.base, ...light.a, ...light.b, ...light.base].reduce((s, r) => s + r.errors, 0);

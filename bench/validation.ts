@@ -29,7 +29,9 @@ try {
     const runs = urls.map(() => ({ lightPlain: [] as number[], lightVal: [] as number[], satPlain: [] as number[], satVal: [] as number[] }));
     // Alternate the builds within each round, so drift on the machine hits both alike.
     for (let i = 0; i < REPEATS; i++) {
-      for (let k = 0; k < urls.length; k++) {
+      // ... and swap their order every round, so neither always follows the same neighbour.
+      const order = i % 2 === 0 ? urls.map((_, k) => k) : urls.map((_, k) => urls.length - 1 - k);
+      for (const k of order) {
         runs[k].lightPlain.push((await wrk(urls[k].plain, 2, SECONDS, script)).p50us);
         runs[k].lightVal.push((await wrk(urls[k].val, 2, SECONDS, script)).p50us);
         runs[k].satPlain.push((await wrk(urls[k].plain, 16, SECONDS, script)).rps);
