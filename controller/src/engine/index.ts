@@ -9,7 +9,8 @@
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
-export { EngineSpecInput, ENGINE_SPEC_KEYS } from "./spec-schema.ts";
+export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
+export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
 export type { GateSpec, Limits } from "./gate-spec.ts";
 export { MeasurementStatus, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
 export { initialState, budgetOf, stageRef } from "./state.ts";
