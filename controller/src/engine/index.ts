@@ -1,6 +1,6 @@
 /**
- * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O except the PromQL
- * source, which the caller runs before each step.
+ * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O: the caller reads the
+ * metric sources (metrics/) before each step and passes the readings in.
  */
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
@@ -14,4 +14,4 @@ export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummar
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
 export { applyCommand, type Command, type CommandResult } from "./commands.ts";
 export type { EngineVariant } from "./counts.ts";
-export { PrometheusHttpSource, readPromQLGates, type PromQLSource } from "./promql.ts";
+export { promqlQueries } from "./promql.ts";
