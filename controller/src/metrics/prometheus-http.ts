@@ -56,14 +56,27 @@ export class PrometheusClient {
     const getUrl = `${this.baseUrl}/api/v1/query?${params}`;
     const post = getUrl.length > MAX_GET_URL;
     let body: unknown;
+    // A timer of our own, raced with the whole exchange: a tick must end even if a body read never settles.
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new DOMException(`no answer within ${this.timeoutMs} ms`, "TimeoutError");
+        abort.abort(error);
+        reject(error);
+      }, this.timeoutMs);
+    });
     try {
-      const response = await fetch(post ? `${this.baseUrl}/api/v1/query` : getUrl, {
-        method: post ? "POST" : "GET",
-        headers: { accept: "application/json", ...(post ? { "content-type": "application/x-www-form-urlencoded" } : {}), ...this.#headers },
-        ...(post ? { body: params.toString() } : {}),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      const text = await response.text();
+      const exchange = (async () => {
+        const response = await fetch(post ? `${this.baseUrl}/api/v1/query` : getUrl, {
+          method: post ? "POST" : "GET",
+          headers: { accept: "application/json", ...(post ? { "content-type": "application/x-www-form-urlencoded" } : {}), ...this.#headers },
+          ...(post ? { body: params.toString() } : {}),
+          signal: abort.signal,
+        });
+        return { response, text: await response.text() };
+      })();
+      const { response, text } = await Promise.race([exchange, expired]);
       this.bytesReceived += Buffer.byteLength(text);
       try {
         body = JSON.parse(text);
@@ -76,6 +89,8 @@ export class PrometheusClient {
       }
     } catch (error) {
       return { ok: false, error: describeFetchError(error, this.timeoutMs) };
+    } finally {
+      clearTimeout(timer);
     }
     const b = body as { status?: string; error?: string; data?: { resultType?: string; result?: unknown } };
     if (b?.status !== "success") return { ok: false, error: `query failed: ${b?.error ?? "status is not success"}` };
