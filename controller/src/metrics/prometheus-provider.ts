@@ -20,10 +20,18 @@ export interface PrometheusProviderOptions {
   concurrency?: number;
 }
 
+/** Rollouts whose values at their start are kept (a bound on memory, not a working-set guess). */
+const STARTS_KEPT = 256;
+
 export class PrometheusMetricProvider implements MetricProvider {
   readonly #client: PrometheusClient;
   readonly #maxLagMs: number;
   readonly #concurrency: number;
+  /**
+   * Summed values at each rollout's start, by "rollout@since": they cannot change once every sample up to
+   * the start is in, so they are asked once (half of what a tick costs Prometheus otherwise).
+   */
+  readonly #starts = new Map<string, VectorSample[]>();
 
   constructor(client: PrometheusClient, options: PrometheusProviderOptions = {}) {
     this.#client = client;
@@ -43,7 +51,9 @@ export class PrometheusMetricProvider implements MetricProvider {
     // Nothing can have been counted yet (the reading at creation).
     if (at - since < 1) return { status: "measured", value: emptyRolloutCounts(), sources: [{ url, ok: true }] };
 
-    const main = await this.#client.vector(mainQuery(rollout, since, at), at);
+    const startKey = `${rollout}@${since}`;
+    const knownStart = this.#starts.get(startKey);
+    const main = await this.#client.vector(mainQuery(rollout, since, at, knownStart === undefined), at);
     if (!main.ok) return fail(main.error);
     const answer = splitMainAnswer(main.samples);
     if (answer.newest === null) {
@@ -54,8 +64,15 @@ export class PrometheusMetricProvider implements MetricProvider {
       return fail(`its newest modelroll_* sample is ${(lag / 1000).toFixed(1)} s older than the tick (at most ${this.#maxLagMs / 1000} s): Prometheus is lagging or not scraping the proxies`);
     }
 
+    const start = knownStart ?? answer.start;
+    // Kept once Prometheus is past the start by more than the freshness bound: every sample up to it is in.
+    if (knownStart === undefined && at - since > this.#maxLagMs) {
+      const oldest = this.#starts.keys().next();
+      if (this.#starts.size >= STARTS_KEPT && !oldest.done) this.#starts.delete(oldest.value);
+      this.#starts.set(startKey, start);
+    }
     const plus: VectorSample[][] = [answer.now];
-    const minus: VectorSample[][] = [answer.start];
+    const minus: VectorSample[][] = [start];
     const queue = [...answer.restarted];
     let problem: string | null = null;
     const worker = async () => {

@@ -11,14 +11,15 @@
  *     since keeps its last value;
  *   - a sidecar whose counters went down since S (it restarted): the same per life of the process,
  *     life by life (lives end at the last sample before a drop; a restarted Envoy counts from 0).
- * Sums keep the filter's labels (the slice, variant, class, `le`, ...) and drop the sidecar's own.
+ * Sums keep the metric name and the filter's labels (the slice, variant, class, `le`, ...) and drop the
+ * sidecar's own. A restarted sidecar is first summed with the others as if it had not restarted, then that
+ * part is replaced by its life-by-life counts: excluding it from the big sums instead (`unless`) would double
+ * what they cost Prometheus, for sidecars that are rarely there.
  */
 import { LABELS } from "./envoy-series.ts";
 import type { MatrixSeries, VectorSample } from "./prometheus-http.ts";
 import type { Sample } from "./prometheus-text.ts";
 
-/** Carries each series' metric name through sums (aggregation drops __name__). */
-export const SERIES_LABEL = "modelroll_series";
 /** Tells apart the parts of one answer. */
 export const PART_LABEL = "modelroll_part";
 
@@ -37,7 +38,8 @@ export const FILTER_LABELS: readonly string[] = [
 ];
 /** Labels that tell one sidecar's series of a rollout apart; every other label names the sidecar. */
 const PER_SERIES = FILTER_LABELS.filter((l) => l !== LABELS.rollout);
-const SUM = `sum by (${[SERIES_LABEL, ...FILTER_LABELS].join(", ")})`;
+// last_over_time keeps the metric name, so sums can keep it too.
+const SUM = `sum by (${["__name__", ...FILTER_LABELS].join(", ")})`;
 
 /** A PromQL string literal (Go escapes; JSON's are a subset Prometheus reads). */
 export const quote = (value: string): string => JSON.stringify(value);
@@ -55,7 +57,6 @@ export function rolloutSelector(rollout: string, sidecar: Record<string, string>
   return `{__name__=~"modelroll_.+",${matchers(rollout, sidecar)}}`;
 }
 
-const named = (expr: string) => `label_replace(${expr}, "${SERIES_LABEL}", "$1", "__name__", "(.+)")`;
 const tagged = (expr: string, part: string) => `label_replace(${expr}, "${PART_LABEL}", "${part}", "", "")`;
 const requests = (rollout: string, sidecar: Record<string, string> = {}) => `modelroll_requests{${matchers(rollout, sidecar)}}`;
 
@@ -65,19 +66,18 @@ export function restartedSidecars(rollout: string, since: number, at: number): s
 }
 
 /**
- * One query, so that its parts see the same data: `now` and `start` (last value in [S, T] and value at S,
- * summed over the sidecars that did not restart), `restarted` (those that did), and the newest sample's
- * time of the rollout's series and of the filter's own config counter (freshness).
+ * One query, so that its parts see the same data: `now` (last value in [S, T], summed over every sidecar),
+ * `start` (value at S; it never changes, so a caller may ask for it once), `restarted` (the sidecars whose
+ * counters went down since S), and the newest sample's time of the rollout's series and of the filter's own
+ * config counter (freshness).
  */
-export function mainQuery(rollout: string, since: number, at: number): string {
+export function mainQuery(rollout: string, since: number, at: number, withStart = true): string {
   const selector = rolloutSelector(rollout);
-  const restarted = restartedSidecars(rollout, since, at);
-  const notRestarted = `unless ignoring(${[SERIES_LABEL, ...PER_SERIES].join(", ")}) ${restarted}`;
   // `> 0`: a sum that is 0 adds nothing (the proxies' zero buckets and unused counters, most of an answer).
   return [
-    tagged(`${SUM} (${named(`last_over_time(${selector}[${duration(at - since)}])`)} ${notRestarted}) > 0`, "now"),
-    tagged(`${SUM} (${named(`${selector} @ ${atSeconds(since)}`)} ${notRestarted}) > 0`, "start"),
-    tagged(restarted, "restarted"),
+    tagged(`${SUM} (last_over_time(${selector}[${duration(at - since)}])) > 0`, "now"),
+    ...(withStart ? [tagged(`${SUM} (${selector} @ ${atSeconds(since)}) > 0`, "start")] : []),
+    tagged(restartedSidecars(rollout, since, at), "restarted"),
     tagged(`max(timestamp(${requests(rollout)}))`, "newest"),
     tagged(`max(timestamp(modelroll_config_updates))`, "newest_filter"),
   ].join(" or ");
@@ -101,24 +101,25 @@ export function lifeEnds(series: readonly MatrixSeries[]): number[] {
 }
 
 /**
- * One restarted sidecar's counts since S, life by life: `life<i>` is the last value in each life's span
- * (a life after a restart starts 1 ms after the previous one ended, so it never sees that one's last sample),
- * `start` the value at S. Counts = sum of lives - start.
+ * One restarted sidecar, life by life: `life<i>` is the last value in each life's span (a life after a
+ * restart starts 1 ms after the previous one ended, so it never sees that one's last sample), and `naive` its
+ * last value over [S, T], which the main query summed as if it had not restarted. Its part of the counts since
+ * S becomes: sum of lives - naive (the value at S is in the main query's `start` either way).
  */
 export function restartedSidecarQuery(rollout: string, sidecar: Record<string, string>, ends: readonly number[], since: number, at: number): string {
   const selector = rolloutSelector(rollout, sidecar);
   const bounds = [...ends.filter((e) => e > since && e < at), at];
-  const parts = [tagged(`${SUM} (${named(`${selector} @ ${atSeconds(since)}`)}) > 0`, "start")];
+  const parts = [tagged(`${SUM} (last_over_time(${selector}[${duration(at - since)}])) > 0`, "naive")];
   let from = since;
   bounds.forEach((end, i) => {
-    if (end - from >= 1) parts.push(tagged(`${SUM} (${named(`last_over_time(${selector}[${duration(end - from)}] @ ${atSeconds(end)})`)}) > 0`, `life${i}`));
+    if (end - from >= 1) parts.push(tagged(`${SUM} (last_over_time(${selector}[${duration(end - from)}] @ ${atSeconds(end)})) > 0`, `life${i}`));
     from = end + 1;
   });
   return parts.join(" or ");
 }
 
 export interface MainAnswer {
-  /** Summed last values and values at S of the sidecars that did not restart. */
+  /** Summed last values in [S, T], and values at S (empty when not asked). */
   now: VectorSample[];
   start: VectorSample[];
   /** Labels of each sidecar that restarted since S. */
@@ -139,25 +140,25 @@ export function splitMainAnswer(samples: readonly VectorSample[]): MainAnswer {
   return out;
 }
 
-/** Sums of the restarted sidecar answers' parts: lives added, `start` subtracted. */
+/** A restarted sidecar's answer: lives added, `naive` (what the main query counted for it) subtracted. */
 export function restartedCounts(samples: readonly VectorSample[]): { plus: VectorSample[]; minus: VectorSample[] } {
   const plus: VectorSample[] = [];
   const minus: VectorSample[] = [];
   for (const s of samples) {
     const { [PART_LABEL]: part, ...labels } = s.labels;
-    (part === "start" ? minus : plus).push({ labels, value: s.value });
+    (part === "naive" ? minus : plus).push({ labels, value: s.value });
   }
   return { plus, minus };
 }
 
 /**
- * The filter's samples (name from SERIES_LABEL, its labels) from summed parts: every `plus` added and every
- * `minus` subtracted, per series. Sorted by name so a histogram's buckets come together.
+ * The filter's samples (name and labels) from summed parts: every `plus` added and every `minus` subtracted,
+ * per series. Sorted by name so a histogram's buckets come together.
  */
 export function samplesFrom(plus: ReadonlyArray<readonly VectorSample[]>, minus: ReadonlyArray<readonly VectorSample[]>): Sample[] {
   const byKey = new Map<string, Sample>();
   const add = (s: VectorSample, sign: 1 | -1) => {
-    const { [SERIES_LABEL]: name, ...labels } = s.labels;
+    const { __name__: name, ...labels } = s.labels;
     if (name === undefined || !Number.isFinite(s.value)) return;
     const key = `${name}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))}`;
     const found = byKey.get(key);
