@@ -1,6 +1,6 @@
 /**
- * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O except the PromQL
- * source, which the caller runs before each step.
+ * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O: the caller reads the
+ * metric sources (metrics/) before each step and passes the readings in.
  *
  * The engine's one door: code outside engine/ imports from this file only (test/unit/import-cycles.test.ts
  * checks it), so what the rest of the controller relies on is listed here and everything else may change. The
@@ -24,4 +24,4 @@ export { finalizeOf, modelsOf, type ModelIdentity } from "./lifecycle-spec.ts";
 export { needsReadings } from "./lifecycle.ts";
 export { respec } from "./respec.ts";
 export { liveEvaluation, rolloutForecast } from "./view.ts";
-export { PrometheusHttpSource, readPromQLGates, type PromQLSource } from "./promql.ts";
+export { promqlQueries } from "./promql.ts";
