@@ -93,6 +93,7 @@ export type Classified =
   | { kind: "console"; commands: ConsoleCommand[] }
   | { kind: "spec"; spec: Record<string, unknown>; text: string }
   | { kind: "fragment"; fragment: Record<string, unknown> }
+  | { kind: "models-file"; text: string }
   | { kind: "unrunnable"; why: string };
 
 export interface ConsoleCommand {
@@ -134,6 +135,8 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
         return { kind: "unrunnable", why: `not valid ${block.lang}: ${(error as Error).message.split("\n")[0]}` };
       }
       if (typeof value !== "object" || value === null || Array.isArray(value)) return { kind: "unrunnable", why: "not a mapping" };
+      // `npm start -- --models FILE`: its one key is a list (a rollout spec's `models` is a mapping).
+      if (Object.keys(value).length === 1 && Array.isArray((value as { models?: unknown }).models)) return { kind: "models-file", text: block.text };
       const unknown = Object.keys(value).filter((k) => !specKeys.includes(k));
       if (unknown.length > 0) return { kind: "unrunnable", why: `not a rollout spec or a part of one (unknown keys: ${unknown.join(", ")})` };
       const spec = value as Record<string, unknown>;

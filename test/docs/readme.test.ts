@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from "vitest";
 import { ENGINE_SPEC_KEYS, isTerminal } from "../../controller/src/engine/index.ts";
+import { parseModelsFile } from "../../controller/src/cli/models-file.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { RolloutSpec } from "../../controller/src/rollouts/schemas.ts";
 import { curlShim, missingLines, runScript, startBackground, type Background } from "./commands.ts";
@@ -25,7 +26,8 @@ type Item =
   | { label: string; line: number; kind: "shell"; script: string; curls: number }
   | { label: string; line: number; kind: "console"; commands: ConsoleCommand[] }
   | { label: string; line: number; kind: "spec"; spec: Record<string, unknown>; text: string }
-  | { label: string; line: number; kind: "fragment"; fragment: Record<string, unknown> };
+  | { label: string; line: number; kind: "fragment"; fragment: Record<string, unknown> }
+  | { label: string; line: number; kind: "models-file"; text: string };
 
 interface Collected {
   items: Item[];
@@ -72,6 +74,9 @@ function collect(): Collected {
           break;
         case "fragment":
           item = { label: `${label}: spec part ${Object.keys(c.fragment).join(", ")}`, line, kind: "fragment", fragment: c.fragment };
+          break;
+        case "models-file":
+          item = { label: `${label}: models file`, line, kind: "models-file", text: c.text };
           break;
       }
       if (item) items.push(item);
@@ -132,6 +137,7 @@ describe("the README's examples", () => {
         await main.reset();
         if (item.kind === "shell") return runShellItem(expect, item, main, envFor(main), workDir);
         if (item.kind === "fragment") return runFragment(expect, item, main);
+        if (item.kind === "models-file") return runModelsFile(expect, item);
         if (item.kind === "spec") return runSpec(expect, item, main);
       }, 120_000);
     }
@@ -180,6 +186,13 @@ async function runFragment(expect: ExpectStatic, item: Extract<Item, { kind: "fr
   const spec = { ...base, ...item.fragment };
   const res = await fetch(`${stack.controllerUrl}/v1/rollouts`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });
   expect(res.status, `${JSON.stringify(spec)} -> ${await res.clone().text()}`).toBe(201);
+}
+
+/** A models file for `npm start -- --models`: what npm start reads it with accepts it, every model listed. */
+function runModelsFile(expect: ExpectStatic, item: Extract<Item, { kind: "models-file" }>): void {
+  const models = parseModelsFile(item.text, `README line ${item.line}`);
+  const listed = (parseYaml(item.text) as { models: Array<{ name: string }> }).models.map((m) => m.name);
+  expect(models.map((m) => m.name)).toEqual(listed);
 }
 
 async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
