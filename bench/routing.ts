@@ -2,6 +2,8 @@
 // rollback propagates. Both Envoys run one worker in front of the same upstream (a second Envoy that
 // answers with a fixed model response), driven by wrk, in one run, so the ratios compare like with like.
 //   npm run bench            (needs wrk: apt-get install wrk)
+// BENCH_BASELINE_WASM=/path/to/filter.wasm also runs a third Envoy with that build of the filter (e.g. main's), in
+// the same rounds, and prints this build's figures against it.
 import { renderBootstrap } from "../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../controller/src/envoy/process.ts";
 import { startController } from "../controller/src/server.ts";
@@ -11,6 +13,7 @@ import { envoyVersion, fixedUpstreamYaml, keysScript, median, percentile, requir
 const DURATION_S = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const ROLLBACKS = Number(process.env.BENCH_ROLLBACKS ?? 50);
+const BASELINE_WASM = process.env.BENCH_BASELINE_WASM;
 
 const MODEL_BODY = JSON.stringify({ prediction: "approve", confidence: 0.93, model_version: "v1" });
 
@@ -86,25 +89,46 @@ try {
     concurrency: 1,
   });
   stopList.push(() => withFilter.stop());
+  let baselineUrl: string | null = null;
+  if (BASELINE_WASM) {
+    const [baseAdmin, baseListen] = [await freePort(), await freePort()];
+    const baseline = await startEnvoy({
+      bootstrapYaml: renderBootstrap({
+        listen: { host: "127.0.0.1", port: baseListen }, admin: { host: "127.0.0.1", port: baseAdmin },
+        stable: { host: "127.0.0.1", port: upStable }, canary: { host: "127.0.0.1", port: upCanary },
+        controller: { host: "127.0.0.1", port: ctlPort }, wasmPath: BASELINE_WASM,
+      }),
+      adminPort: baseAdmin,
+      concurrency: 1,
+    });
+    stopList.push(() => baseline.stop());
+    baselineUrl = `http://127.0.0.1:${baseListen}`;
+  }
   const created = await api(controller.url, "POST", "/v1/rollouts", { name: "bench", match: { pathPrefix: "/v1/predict" }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 });
   if (created.status !== 201) throw new Error(`bench: could not create the rollout: ${JSON.stringify(created.json)}`);
   const wasmUrl = `http://127.0.0.1:${wasmListen}`;
-  await waitFor("the filter to get the rollout", async () => (await sendMany(`${wasmUrl}/v1/predict`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((r) => r.variant !== null), 15_000, 50);
+  for (const url of [wasmUrl, ...(baselineUrl ? [baselineUrl] : [])]) {
+    await waitFor("the filter to get the rollout", async () => (await sendMany(`${url}/v1/predict`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((r) => r.variant !== null), 15_000, 50);
+  }
   const nativeUrl = `http://127.0.0.1:${natListen}`;
 
-  // Warm up both, then alternate runs so drift on the machine hits both sides alike.
+  // Warm up every side, then alternate runs so drift on the machine hits all sides alike.
   await wrk(nativeUrl, 8, 2);
   await wrk(wasmUrl, 8, 2);
-  const sat = { a: [] as WrkResult[], b: [] as WrkResult[] };
-  const light = { a: [] as WrkResult[], b: [] as WrkResult[] };
+  if (baselineUrl) await wrk(baselineUrl, 8, 2);
+  const sat = { a: [] as WrkResult[], b: [] as WrkResult[], base: [] as WrkResult[] };
+  const light = { a: [] as WrkResult[], b: [] as WrkResult[], base: [] as WrkResult[] };
   for (let i = 0; i < REPEATS; i++) {
+    // The two filter builds swap places every round, so neither always follows the same neighbour.
+    const filters = [{ url: wasmUrl, sat: sat.b, light: light.b }, ...(baselineUrl ? [{ url: baselineUrl, sat: sat.base, light: light.base }] : [])];
+    if (i % 2 === 1) filters.reverse();
     sat.a.push(await wrk(nativeUrl, 32, DURATION_S));
-    sat.b.push(await wrk(wasmUrl, 32, DURATION_S));
+    for (const f of filters) f.sat.push(await wrk(f.url, 32, DURATION_S));
     light.a.push(await wrk(nativeUrl, 2, DURATION_S));
-    light.b.push(await wrk(wasmUrl, 2, DURATION_S));
+    for (const f of filters) f.light.push(await wrk(f.url, 2, DURATION_S));
   }
   const m = (rs: WrkResult[], k: keyof WrkResult) => median(rs.map((r) => r[k]));
-  const errors = [...sat.a, ...sat.b, ...light.a, ...light.b].reduce((s, r) => s + r.errors, 0);
+  const errors = [...sat.a, ...sat.b, ...sat.base, ...light.a, ...light.b, ...light.base].reduce((s, r) => s + r.errors, 0);
 
   // Rollback propagation on the same filter Envoy: API call -> first request that no longer reaches the canary.
   const url = `${wasmUrl}/v1/predict`;
@@ -125,6 +149,9 @@ try {
   console.log(`latency, 2 connections (below saturation): native p50 ${m(light.a, "p50us").toFixed(0)} us p99 ${m(light.a, "p99us").toFixed(0)} us; with filter p50 ${m(light.b, "p50us").toFixed(0)} us p99 ${m(light.b, "p99us").toFixed(0)} us`);
   console.log(`added by the filter: p50 ${(m(light.b, "p50us") - m(light.a, "p50us")).toFixed(0)} us (target <= 50), p99 ${(m(light.b, "p99us") - m(light.a, "p99us")).toFixed(0)} us (target <= 200)`);
   console.log(`rollback propagation over ${ROLLBACKS} rollbacks (API call -> first request on stable): p50 ${percentile(firstStable, 0.5).toFixed(1)} ms, p99 ${percentile(firstStable, 0.99).toFixed(1)} ms, max ${Math.max(...firstStable).toFixed(1)} ms  (target p99 <= 250)`);
+  if (baselineUrl) {
+    console.log(`this build vs the baseline build (${BASELINE_WASM}): throughput ${m(sat.b, "rps").toFixed(0)} vs ${m(sat.base, "rps").toFixed(0)} rps, ratio ${(m(sat.b, "rps") / m(sat.base, "rps")).toFixed(3)}; 2 connections p50 ${m(light.b, "p50us").toFixed(0)} vs ${m(light.base, "p50us").toFixed(0)} us (ratio ${(m(light.b, "p50us") / m(light.base, "p50us")).toFixed(3)}), p99 ${m(light.b, "p99us").toFixed(0)} vs ${m(light.base, "p99us").toFixed(0)} us (ratio ${(m(light.b, "p99us") / m(light.base, "p99us")).toFixed(3)})`);
+  }
   console.log(`errors during load runs: ${errors}`);
 } finally {
   for (const stop of stopList.reverse()) await stop().catch(() => undefined);

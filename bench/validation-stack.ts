@@ -42,7 +42,8 @@ export interface ValidationStack {
   stop(): Promise<void>;
 }
 
-export async function startValidationStack(): Promise<ValidationStack> {
+/** `wasmPath`: another build of the filter (default build/filter.wasm), e.g. to measure a baseline in the same run. */
+export async function startValidationStack(wasmPath?: string): Promise<ValidationStack> {
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
@@ -63,6 +64,7 @@ export async function startValidationStack(): Promise<ValidationStack> {
       bootstrapYaml: renderBootstrap({
         listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
         stable: { host: "127.0.0.1", port: upPort }, canary: { host: "127.0.0.1", port: upPort }, controller: { host: "127.0.0.1", port: ctlPort },
+        ...(wasmPath ? { wasmPath } : {}),
       }),
       adminPort: admin,
       concurrency: 1,

@@ -8,6 +8,7 @@
 // until the rollout's config changes (weights or models). The parsing and comparing here are pure.
 import { defineMetric, MetricType } from "./sdk/host";
 import { JsonKind, JsonValue } from "./json";
+import { isLowerToken, isPrintableToken, objectAt, Problems } from "./config-fields";
 
 export const MODEL_STABLE: i32 = 0;
 export const MODEL_CANARY: i32 = 1;
@@ -24,68 +25,39 @@ export class ModelsConfig {
   header: string = "";
 }
 
-/** Printable ASCII without spaces, 1..128: versions are compared as written. */
-function isVersionText(s: string): bool {
-  if (s.length == 0 || s.length > 128) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= 0x20 || c >= 0x7f) return false;
-  }
-  return true;
-}
-
-function isHeaderName(s: string): bool {
-  if (s.length == 0 || s.length > 128) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
-    if (!ok) return false;
-  }
-  return true;
-}
-
-function text(v: JsonValue, key: string, p: string, out: Array<string>): string | null {
-  const f = v.get(key);
-  if (f === null) return null;
-  if (f.kind != JsonKind.String) {
-    out.push(p + key + ": must be a string");
-    return null;
-  }
-  return f.str;
-}
-
-/** `{stable, canary, versionField | versionHeader}`; problems are pushed with their field path. */
-export function parseModels(v: JsonValue, p: string, out: Array<string>): ModelsConfig | null {
-  if (v.kind != JsonKind.Object) {
-    out.push(p + ": must be an object");
-    return null;
-  }
-  const before = out.length;
+/** `{stable, canary, versionField | versionHeader}`; problems are reported with their field path. */
+export function parseModels(v: JsonValue, p: string, problems: Problems): ModelsConfig | null {
+  const reader = objectAt(v, p, problems);
+  if (reader === null) return null;
+  const before = problems.count;
   const m = new ModelsConfig();
-  for (let i = 0; i < 2; i++) {
-    const key = i == 0 ? "stable" : "canary";
-    const value = text(v, key, p, out);
-    if (value === null) {
-      if (!v.has(key)) out.push(p + key + ": is required");
-    } else if (!isVersionText(value)) out.push(p + key + ": must be 1-128 printable characters without spaces");
-    else if (i == 0) m.stable = value;
-    else m.canary = value;
+  const stable = reader.string("stable", true);
+  if (stable !== null) {
+    // Versions are compared as written.
+    if (isPrintableToken(stable, 128)) m.stable = stable;
+    else reader.problem("stable", "must be 1-128 printable characters without spaces");
   }
-  const field = text(v, "versionField", p, out);
-  const header = text(v, "versionHeader", p, out);
-  if ((field === null) == (header === null)) out.push(p + ": needs exactly one of versionField, versionHeader");
+  const canary = reader.string("canary", true);
+  if (canary !== null) {
+    if (isPrintableToken(canary, 128)) m.canary = canary;
+    else reader.problem("canary", "must be 1-128 printable characters without spaces");
+  }
+  const field = reader.string("versionField", false);
+  const header = reader.string("versionHeader", false);
+  if ((field === null) == (header === null)) problems.add(p + ": needs exactly one of versionField, versionHeader");
   if (field !== null) {
     const parts = field.split(".");
     let ok = field.length > 0 && field.length <= 128;
     for (let i = 0; i < parts.length; i++) if (parts[i].length == 0) ok = false;
     if (ok) m.field = parts;
-    else out.push(p + "versionField: must be a dotted path like model_version or meta.version");
+    else reader.problem("versionField", "must be a dotted path like model_version or meta.version");
   }
   if (header !== null) {
-    if (isHeaderName(header)) m.header = header;
-    else out.push(p + "versionHeader: must be a lowercase header name");
+    if (isLowerToken(header)) m.header = header;
+    else reader.problem("versionHeader", "must be a lowercase header name");
   }
-  return out.length == before ? m : null;
+  reader.finish();
+  return problems.count == before ? m : null;
 }
 
 /** The version an answer states at the field: a string as is, an integer in decimal; null otherwise. */

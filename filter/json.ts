@@ -1,7 +1,7 @@
 // A strict JSON parser (RFC 8259) that never traps: every malformed input becomes an error result.
-// Used for the plugin and controller configs; built to take model output bodies later, hence the
-// depth limit (no unbounded recursion) and UTF-8 validation. Numbers get the value JavaScript's JSON.parse
-// gives (correctly rounded, see decimal.ts), so schema bounds compare the way they do in JavaScript.
+// It parses the plugin and controller configs and, on the data path, the models' answers (bytes from Envoy,
+// possibly hostile), hence the depth limit (no unbounded recursion) and UTF-8 validation. Numbers get the value
+// JavaScript's JSON.parse gives (correctly rounded, see decimal.ts), so schema bounds compare as in JavaScript.
 import { parseJsonNumber } from "./decimal";
 
 const EXACT_POWERS_OF_TEN: StaticArray<f64> = [

@@ -1,6 +1,6 @@
 // Entry point of filter.wasm: the ABI exports, the host allocator, and our root context.
 import { setRootContextFactory, RootContextBase } from "./sdk/dispatch";
-import { ModelrollRoot } from "./filter";
+import { ModelrollRoot } from "./root";
 import "./sdk/abort";
 
 // Only the callbacks the filter uses are exported: Envoy skips a callback the module does not export,

@@ -1,6 +1,7 @@
 // Reading the model's JSON answer: the facts the stats and the shadow comparison need, extracted from one
-// parse. Pure (no host calls), so it is unit-tested through the loader.
-import { OutputConfig } from "./config";
+// parse. Pure (no host calls); the filter runs it on every analyzed answer, exercised through real Envoy
+// (test/e2e/output.test.ts) and through the fake host (test/unit/filter-host.test.ts).
+import { OutputConfig } from "./config-model";
 import { JsonKind, JsonValue } from "./json";
 
 /** Why an answer was not analyzed; indexes into UNANALYZED_NAMES. */

@@ -1,7 +1,7 @@
 // Variant choice. A sticky key hashes to a bucket in [0, 10000); the request goes to the canary when
 // its bucket is below the canary weight in basis points. Because the bucket of a key never changes,
 // raising the weight only adds buckets: a user who saw the canary keeps seeing it.
-import { RolloutConfig } from "./config";
+import { RolloutConfig } from "./config-model";
 
 export const BUCKETS: u32 = 10000;
 

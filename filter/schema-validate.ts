@@ -1,5 +1,6 @@
-// Validates a parsed response body against a SchemaNode and returns the first failure as a reason code
-// (an Envoy stat label, so a small fixed set of lowercase words) plus the JSON pointer of the failing place.
+// Validates a parsed response body against a SchemaNode and returns the first failure as a reason (an index
+// into SCHEMA_RESULT_NAMES, schema-results.ts, whose names are Envoy stat labels) plus the JSON pointer of the
+// failing place.
 //
 // Verdicts match ajv (draft-07, strict: false, ownProperties: true) on JSON.parse of the same text; the
 // differential test checks it. Semantics that needed care:
@@ -18,43 +19,23 @@
 // enum/const value, bounded by the compiled JSON's depth.
 import { JsonKind, JsonValue, parseJsonBytes } from "./json";
 import {
+  REASON_BAD_LENGTH, REASON_MISSING_FIELD, REASON_NOT_ALLOWED, REASON_NOT_JSON, REASON_OUT_OF_RANGE, REASON_TOO_DEEP,
+  REASON_UNEXPECTED_FIELD, REASON_WRONG_TYPE, SCHEMA_VALID,
+} from "./schema-results";
+import {
   MAX_SCHEMA_DEPTH, SchemaNode, TYPE_ANY, TYPE_ARRAY, TYPE_BOOLEAN, TYPE_INTEGER, TYPE_NULL, TYPE_NUMBER,
   TYPE_OBJECT, TYPE_STRING,
 } from "./schema";
 
-/** A required member is absent; the pointer names the member. */
-export const REASON_MISSING_FIELD = "missing_field";
-export const REASON_WRONG_TYPE = "wrong_type";
-/** minimum, maximum, exclusiveMinimum, exclusiveMaximum. */
-export const REASON_OUT_OF_RANGE = "out_of_range";
-/** enum, const, and the `false` schema. */
-export const REASON_NOT_ALLOWED = "not_allowed";
-/** minLength, maxLength, minItems, maxItems. */
-export const REASON_BAD_LENGTH = "bad_length";
-/**
- * A member additionalProperties: false forbids. With an additionalProperties schema, a member that fails it
- * reports that schema's own reason (e.g. wrong_type) at the member's pointer, which says more.
- */
-export const REASON_UNEXPECTED_FIELD = "unexpected_field";
-/** Body-level: not parseable JSON (including invalid UTF-8, a BOM, trailing bytes). */
-export const REASON_NOT_JSON = "not_json";
-/** Body-level: nests deeper than the parser's limit. */
-export const REASON_TOO_DEEP = "too_deep";
-
-/** Every reason validate/validateBody can return, for defining stats once at configure time. */
-export const VALIDATION_FAILURE_REASONS: Array<string> = [
-  REASON_MISSING_FIELD, REASON_WRONG_TYPE, REASON_OUT_OF_RANGE, REASON_NOT_ALLOWED, REASON_BAD_LENGTH,
-  REASON_UNEXPECTED_FIELD, REASON_NOT_JSON, REASON_TOO_DEEP,
-];
-
 export class ValidationResult {
   constructor(
-    public valid: bool,
-    /** "" when valid, else one of VALIDATION_FAILURE_REASONS. */
-    public reason: string,
-    /** RFC 6901 pointer into the document ("" = the whole document). */
+    /** SCHEMA_VALID, or the first failure's REASON_* (an index into SCHEMA_RESULT_NAMES). */
+    public result: i32,
+    /** RFC 6901 pointer into the document ("" = the whole document or valid). */
     public pointer: string,
   ) {}
+
+  get valid(): bool { return this.result == SCHEMA_VALID; }
 }
 
 /** Objects with more keys than this get a key -> last index map instead of linear scans. */
@@ -62,28 +43,29 @@ const KEY_INDEX_THRESHOLD: i32 = 16;
 
 export function validate(schema: SchemaNode, doc: JsonValue): ValidationResult {
   const v = new Validator();
-  if (v.check(schema, doc, 0)) return new ValidationResult(true, "", "");
-  return new ValidationResult(false, v.reason, v.pointer());
+  if (v.check(schema, doc, 0)) return new ValidationResult(SCHEMA_VALID, "");
+  return new ValidationResult(v.reason, v.pointer());
 }
 
-/** Parses and validates a response body: the one call the data path needs. */
+/** Parses and validates a body in one call (the unit tests' entry; the data path parses once and calls validate). */
 export function validateBody(schema: SchemaNode, body: ArrayBuffer, maxDepth: i32 = 64): ValidationResult {
   const parsed = parseJsonBytes(body, maxDepth);
-  if (parsed.value === null) return new ValidationResult(false, parsed.tooDeep ? REASON_TOO_DEEP : REASON_NOT_JSON, "");
-  return validate(schema, parsed.value!);
+  const doc = parsed.value;
+  if (doc === null) return new ValidationResult(parsed.tooDeep ? REASON_TOO_DEEP : REASON_NOT_JSON, "");
+  return validate(schema, doc);
 }
 
 class Validator {
-  reason: string = "";
+  reason: i32 = SCHEMA_VALID;
   /** Reference tokens of the failing place, innermost first: pushed while the recursion unwinds. */
   tokensInnermostFirst: Array<string> = [];
 
-  fail(reason: string): bool {
+  fail(reason: i32): bool {
     this.reason = reason;
     return false;
   }
 
-  failAt(reason: string, token: string): bool {
+  failAt(reason: i32, token: string): bool {
     this.reason = reason;
     this.tokensInnermostFirst.push(token);
     return false;

@@ -87,8 +87,9 @@ export function parseCompiledSchema(json: JsonValue): CompiledSchemaParseResult 
 
 export function parseCompiledSchemaText(text: string): CompiledSchemaParseResult {
   const parsed = parseJson(text, MAX_COMPILED_JSON_DEPTH);
-  if (parsed.value === null) return new CompiledSchemaParseResult(null, "compiled schema: not JSON: " + parsed.error);
-  return parseCompiledSchema(parsed.value!);
+  const json = parsed.value;
+  if (json === null) return new CompiledSchemaParseResult(null, "compiled schema: not JSON: " + parsed.error);
+  return parseCompiledSchema(json);
 }
 
 class NodeReader {

@@ -1,5 +1,5 @@
 // Which value of a segment dimension a request belongs to. Pure, so it is unit-tested through the loader.
-import { SEGMENT_HEADER, SEGMENT_PATH, SegmentConfig } from "./config";
+import { SEGMENT_HEADER, SEGMENT_PATH, SegmentConfig } from "./config-model";
 
 /** Index into seg.values, or seg.values.length for "other" (unlisted, missing, unparsable). */
 export function segmentValueIndex(seg: SegmentConfig, headerValue: string | null, path: string, contentLength: i64): i32 {

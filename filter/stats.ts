@@ -6,10 +6,11 @@
 // Without the seg part a stat covers all of the variant's traffic; with it, one value of one dimension.
 // Envoy stores them as wasmcustom.<name>; /stats/prometheus prints e.g.
 //   modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"} 42
-import { defineMetric, MetricType } from "./sdk/host";
-import { OutputConfig, SegmentConfig } from "./config";
+import { defineMetric, incrementMetric, MetricType } from "./sdk/host";
+import { OutputConfig, SegmentConfig } from "./config-model";
 import { UNANALYZED_NAMES } from "./output";
 import { IdentityMetrics } from "./identity";
+import { SCHEMA_RESULT_NAMES } from "./schema-results";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -49,15 +50,12 @@ export class VariantMetrics {
 
 /**
  * Output analysis for one slice (a variant overall, a variant within one segment value, or the shadow):
- *   schema.<valid|missing_field|wrong_type|out_of_range|not_allowed|bad_length|unexpected_field|not_json|too_deep>.outputs
+ *   schema.<SCHEMA_RESULT_NAMES>.outputs   (schema-results.ts: valid, then each failure reason)
  *   unanalyzed.<too_large|not_json_content_type|compressed|no_body|error_status>.outputs   (error_status: not 2xx)
  *   label.<label|other|missing>.predictions, confidence_milli (histogram, thousandths)
  *   prompt_tokens, completion_tokens (histograms), llm_outputs, citation_present, abstained, fallback_used
+ *   guard_replaced, guard_failed, guard_skipped, guard_unreadable, guard_release_failed   (canary output guard)
  */
-export const SCHEMA_RESULT_NAMES: Array<string> = [
-  "valid", "missing_field", "wrong_type", "out_of_range", "not_allowed", "bad_length", "unexpected_field", "not_json", "too_deep",
-];
-
 export class OutputMetrics {
   schema: Array<u32> = [];
   unanalyzed: Array<u32> = [];
@@ -73,6 +71,10 @@ export class OutputMetrics {
   guardReplaced: u32;
   guardFailed: u32;
   guardSkipped: u32;
+  /** A held answer Envoy would not hand over: released unjudged. */
+  guardUnreadable: u32;
+  /** Stable's answer came back but the host refused to act for the held answer's stream (in Envoy: it was gone). */
+  guardReleaseFailed: u32;
   constructor(base: string, labels: Array<string>, withSchema: bool) {
     if (withSchema) {
       for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++) this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
@@ -91,6 +93,8 @@ export class OutputMetrics {
     this.guardReplaced = defineMetric(MetricType.Counter, base + "guard_replaced");
     this.guardFailed = defineMetric(MetricType.Counter, base + "guard_failed");
     this.guardSkipped = defineMetric(MetricType.Counter, base + "guard_skipped");
+    this.guardUnreadable = defineMetric(MetricType.Counter, base + "guard_unreadable");
+    this.guardReleaseFailed = defineMetric(MetricType.Counter, base + "guard_release_failed");
   }
 }
 
@@ -101,6 +105,8 @@ export class OutputMetrics {
  *   primary_latency_us                          the primary's answers to the same requests, timed the same way
  *                                               (request complete -> whole answer), for a like-for-like latency gate
  *   dropped, skipped_large_body                 requests not mirrored: in-flight cap, body over the limit
+ *   host_refused                                requests not mirrored because a host call failed (the request's
+ *                                               headers or body unreadable, or the call not makeable by the root)
  *   status_match | status_mismatch              primary and shadow status equal or not
  *   prediction_agree | prediction_disagree | prediction_missing
  *   confidence_delta_milli                      histogram of |primary - shadow| confidence, in thousandths
@@ -110,6 +116,7 @@ export class ShadowMetrics {
   calls: VariantMetrics;
   dropped: u32;
   skippedLargeBody: u32;
+  hostRefused: u32;
   statusMatch: u32;
   statusMismatch: u32;
   prediction: Array<u32> = new Array<u32>(3);
@@ -121,6 +128,7 @@ export class ShadowMetrics {
     this.primaryLatencyUs = defineMetric(MetricType.Histogram, base + "primary_latency_us");
     this.dropped = defineMetric(MetricType.Counter, base + "dropped");
     this.skippedLargeBody = defineMetric(MetricType.Counter, base + "skipped_large_body");
+    this.hostRefused = defineMetric(MetricType.Counter, base + "host_refused");
     this.statusMatch = defineMetric(MetricType.Counter, base + "status_match");
     this.statusMismatch = defineMetric(MetricType.Counter, base + "status_mismatch");
     this.prediction[0] = defineMetric(MetricType.Counter, base + "prediction_agree");
@@ -182,4 +190,22 @@ export class FilterMetrics {
   configUpdates: u32 = defineMetric(MetricType.Counter, "modelroll.config.updates");
   configFetchFailures: u32 = defineMetric(MetricType.Counter, "modelroll.config.fetch_failures");
   configRejected: u32 = defineMetric(MetricType.Counter, "modelroll.config.rejected");
+}
+
+/**
+ * Adds one to a counter in every slice of a request (its variant overall, then one per segment value). `id` names
+ * the counter: it returns that counter's metric id in a slice, e.g. `(m: ShadowMetrics): u32 => m.dropped`.
+ */
+export function countEach<T>(slices: Array<T>, id: (slice: T) => u32): void {
+  for (let i = 0; i < slices.length; i++) incrementMetric(id(slices[i]));
+}
+
+/** The output metrics of the slices; empty when the rollout does not analyze answers (none are defined then). */
+export function outputMetricsOf(slices: Array<VariantMetrics>): Array<OutputMetrics> {
+  const out = new Array<OutputMetrics>();
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    if (m !== null) out.push(m);
+  }
+  return out;
 }

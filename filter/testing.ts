@@ -6,7 +6,8 @@ import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, ver
 import { isCanary, matchRollout, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import { parseCompiledSchemaText } from "./schema";
-import { validateBody, REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-validate";
+import { validateBody } from "./schema-validate";
+import { REASON_NOT_JSON, REASON_TOO_DEEP, SCHEMA_RESULT_NAMES } from "./schema-results";
 
 /** "" when the plugin config is accepted, else the error naming the field. */
 export function pluginConfigError(text: string): string {
@@ -110,11 +111,13 @@ export function compiledSchemaError(compiledSchemaJson: string): string {
  */
 export function validateDocumentBytes(compiledSchemaJson: string, body: ArrayBuffer, maxDepth: i32): string {
   const compiled = parseCompiledSchemaText(compiledSchemaJson);
-  if (compiled.schema === null) return "schema_error: " + compiled.error;
-  const r = validateBody(compiled.schema!, body, maxDepth);
+  const schema = compiled.schema;
+  if (schema === null) return "schema_error: " + compiled.error;
+  const r = validateBody(schema, body, maxDepth);
   if (r.valid) return "pass";
-  if (r.reason == REASON_NOT_JSON || r.reason == REASON_TOO_DEEP) return r.reason;
-  return "fail " + r.reason + " " + r.pointer;
+  const reason = SCHEMA_RESULT_NAMES[r.result];
+  if (r.result == REASON_NOT_JSON || r.result == REASON_TOO_DEEP) return reason;
+  return "fail " + reason + " " + r.pointer;
 }
 
 /** validateDocumentBytes for text (UTF-8 encoded) and the data path's depth limit of 64. */

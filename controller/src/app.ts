@@ -16,8 +16,8 @@ import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
 import { installSerializerCache } from "./http/serializer-cache.ts";
-import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
+import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
@@ -42,15 +42,19 @@ export interface BuildAppOptions {
   envoyAdminUrls?: string[];
   /** Per admin endpoint; default 2000 ms. */
   envoyAdminTimeoutMs?: number;
-  /** Replaces the Envoy admin reader (tests, or another metric source). */
+  /** Where the built-in gates read the filter's counts: every Envoy admin endpoint (default) or Prometheus. */
+  metrics?: MetricSourceKind;
+  /** Replaces the counts source chosen by `metrics` (tests). */
   metricProvider?: MetricProvider;
   /** Fixed config epoch (tests); random 16 hex characters otherwise. */
   epoch?: string;
   clock?: () => Date;
   /** Engine tick period for managed rollouts; default 5000 ms. 0: no timer (tests call modelroll.driver.tick()). */
   tickIntervalMs?: number;
-  /** Prometheus base URL for PromQL gates, e.g. http://127.0.0.1:9090. */
+  /** Prometheus base URL for PromQL gates (and the counts with metrics "prometheus"), e.g. http://127.0.0.1:9090. */
   prometheusUrl?: string;
+  /** With metrics "prometheus": Prometheus' newest sample may lag the tick by at most this; default 60 000 ms. */
+  prometheusMaxLagMs?: number;
   /** Release policy overrides (engine DEFAULT_POLICY: every rule on). */
   policy?: Partial<Policy>;
   /**
@@ -102,8 +106,9 @@ declare module "fastify" {
 }
 
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  // Before anything is opened (the state file): a bad token is a startup error, not a leak.
+  // Before anything is opened (the state file): a bad token or metric source is a startup error, not a leak.
   checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
+  const sources = metricSources(options);
   const app = Fastify({
     logger: options.logger ?? false,
     // One set of ajv options for every route and for validateRolloutSpec (also run offline by `modelroll lint`).
@@ -134,16 +139,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
-  const metricProvider =
-    options.metricProvider ??
-    new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
   const driver = new RolloutDriver({
     store,
     metricProvider,
     clock: options.clock,
-    prometheusUrl: options.prometheusUrl,
     judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
+    ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
     onStep: (rollout, result, seconds, counts, now) => {
       recorder.record(rollout, counts, now, result.evaluation);

@@ -21,17 +21,23 @@ describe("plugin configuration in real Envoy", () => {
     [JSON.stringify({ variantHeadr: "x-v" }), "variantHeadr: unknown field"],
     [JSON.stringify({ controller: { cluster: "modelroll_controller", authority: "a:1", pollWaitSeconds: 0 } }), "controller.pollWaitSeconds: must be an integer 1..60"],
     ["{not json", "not JSON"],
+    // Hand-written static rollouts (Istio's pluginConfig) are where typos happen: refused too, at any depth.
+    [JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", canaryBasisPoint: 500 }] }), "rollouts[0].canaryBasisPoint: unknown field"],
+    [JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", shadow: { percent: 10 } }] }), "rollouts[0].shadow.percent: unknown field"],
   ])("refuses %s and logs the field", async (config, expected) => {
     const { yaml, admin } = await bootstrapWith(config);
+    let accepted = false;
     let log = "";
     try {
       const envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort: admin, concurrency: 1, readyTimeoutMs: 15_000 });
+      accepted = true;
       log = envoy.log();
       await envoy.stop();
-      throw new Error(`Envoy accepted an invalid plugin config; log:\n${log.slice(-2000)}`);
     } catch (err) {
+      // startEnvoy's error carries Envoy's log.
       log = (err as Error).message;
     }
+    expect(accepted, `Envoy accepted an invalid plugin config; log:\n${log.slice(-2000)}`).toBe(false);
     expect(log).toContain(`modelroll: plugin configuration refused: ${expected}`);
   });
 

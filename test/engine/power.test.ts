@@ -69,6 +69,26 @@ describe("harm and needs", () => {
     expect(needs.pass!).toBeGreaterThan(5 * needs.detect!);
     expect(needs.pass!).toBeLessThan(20_000);
   });
+
+  it("quantile needs with tolerance_ms: at a p95 of a few milliseconds the harm is measured from the tolerance, not from a percent it hides", () => {
+    // Stable: lognormal, median 3 ms, sigma 0.3 (p95 about 4.9 ms): 10% is 0.5 ms, under the default 2 ms tolerance.
+    const total = 1e6;
+    const cdf = (x: number) => 0.5 * erfc(-Math.log(x / 3_000) / 0.3 / Math.SQRT2);
+    const stable = { bounds: [...ENVOY_LATENCY_BOUNDS], cumulative: ENVOY_LATENCY_BOUNDS.map((b) => total * cdf(b)), total };
+    const q95 = 3_000 * Math.exp(0.3 * 1.6448536);
+    const input = { limits: { maxRatio: 1.1 }, q: 0.95, stable, stableQuantile: q95, observedRatio: 1, alpha: 0.005, harmMultiple: 4, stableRatio: 1 };
+    const without = quantileNeeds(input);
+    const withTolerance = quantileNeeds({ ...input, tolerance: 2_000 });
+    // The limit in effect is 1 + 2 / 4.9 ms, and harm four times that allowance: p95 + 8 ms.
+    expect(withTolerance.harm).toBeCloseTo(1 + (4 * 2_000) / q95, 9);
+    // A +40% candidate (+1.96 ms) can never fail a 2 ms tolerance, so a floor sized for it waits for nothing.
+    expect((without.harm! - 1) * q95).toBeLessThan(2_000);
+    expect(withTolerance.detect!).toBeLessThan(without.detect! / 3);
+    expect(withTolerance.detect!).toBeLessThan(500);
+    // Far above the tolerance (a 50 ms p95) it changes nothing.
+    const slow = { ...input, stable: { ...stable, bounds: stable.bounds.map((b) => b * 10) }, stableQuantile: q95 * 10 };
+    expect(quantileNeeds({ ...slow, tolerance: 2_000 })).toEqual(quantileNeeds(slow));
+  });
 });
 
 describe("the false-alarm budget", () => {

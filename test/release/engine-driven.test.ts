@@ -169,6 +169,18 @@ describe("engine-driven rollouts", () => {
     );
     expect(fast.forecast.warnings).toEqual([]);
     expect(fast.forecast.stages[0].seconds).toBeLessThan(600);
+    // At 100% a gate with only relative limits (the seed's latency gate) is not judged, so it does not leave the bake unforecast.
+    const relative = await createRollout(
+      app,
+      managedSpec({
+        name: "relative",
+        match: { pathPrefix: "/v4" },
+        stages: [5, 100],
+        promotion_gates: { latency_p95_ms: { maximum_regression_percent: 10 }, error_rate: { maximum: 0.01 } },
+        expectedTraffic: { requestsPerSecond: 100 },
+      }),
+    );
+    expect(relative.forecast.stages.map((s: { seconds: number | null }) => s.seconds)).toEqual([expect.any(Number), expect.any(Number)]);
     // Without expectedTraffic nothing is claimed before traffic flows.
     const none = await createRollout(app, managedSpec({ name: "none", match: { pathPrefix: "/v3" }, stages: [5, 100] }));
     expect(none.forecast).toBeNull();

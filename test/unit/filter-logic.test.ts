@@ -102,6 +102,34 @@ describe("sticky hashing", () => {
   });
 });
 
+/** The sticky hash exactly as the README ("How the data path decides") describes it. */
+function readmeBucket(rollout: string, key: string): number {
+  const M = (1n << 64n) - 1n;
+  const prime = 0x100000001b3n;
+  let h = 0xcbf29ce484222325n;
+  const round = (x: bigint) => { h = ((h ^ x) * prime) & M; };
+  for (let i = 0; i < rollout.length; i++) round(BigInt(rollout.charCodeAt(i)));
+  round(0xffn);
+  for (let i = 0; i < key.length; i++) {
+    const unit = key.charCodeAt(i);
+    round(BigInt(unit & 0xff));
+    round(BigInt(unit >> 8));
+  }
+  h ^= h >> 30n; h = (h * 0xbf58476d1ce4e5b9n) & M;
+  h ^= h >> 27n; h = (h * 0x94d049bb133111ebn) & M;
+  h ^= h >> 31n;
+  return Number(((h >> 32n) * 10000n) >> 32n);
+}
+
+describe("the sticky hash as documented", () => {
+  it("gives the filter's bucket for ASCII, non-ASCII and astral keys, and the README's example", () => {
+    const keys = [...Array.from({ length: 500 }, (_, i) => `user-${i}`), "Zoë", "ユーザー", "😀-tenant", "", "a\u0000b"];
+    for (const key of keys) expect(call("bucketFor", "fraud-model", key) >>> 0, key).toBe(readmeBucket("fraud-model", key));
+    expect(call("bucketFor", "fraud-model#shadow", "user-1") >>> 0).toBe(readmeBucket("fraud-model#shadow", "user-1"));
+    expect(readmeBucket("fraud-model", "user-42")).toBe(2528); // the README's worked example
+  });
+});
+
 describe("weight comparison at the edges", () => {
   it("0 basis points sends nothing to the canary, 10000 sends everything", () => {
     for (const bucket of [0, 1, 4999, 9999]) {

@@ -6,7 +6,7 @@
  * accumulates (proportion gates' absolute limits) carries over.
  */
 import { OVERALL, sliceKey } from "./counts.ts";
-import { isStatistical, type GateSpec } from "./gate-spec.ts";
+import { hasAbsoluteLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
 import { segmentLabel, type Measurement } from "./measurement.ts";
 import { proportionNeeds, quantileNeeds, meanNeeds, type Needs } from "./power.ts";
 import { requirementAt, type Requirement } from "./requirements.ts";
@@ -118,6 +118,8 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
     let limitedBy: string | null = "minimum duration";
     for (const item of items) {
       if (item.candidate !== variant || !item.gate.during.includes(stage.kind)) continue;
+      // At 100% stable has no traffic: a traffic gate with only relative limits is not judged there (gates.ts).
+      if (stage.kind === "bake" && !hasAbsoluteLimit(item.gate)) continue;
       const requirement: Requirement = requirementAt(spec, k, item.gate, item.segment !== null, item.carries);
       if (requirement === "none") continue;
       const needs = item.needs(stage);
@@ -165,7 +167,7 @@ function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, harmMult
       const median = gate.limits.maximum !== undefined ? gate.limits.maximum / 2 / Math.exp(PLANNING_SIGMA * 1.645) : PLANNING_MEDIAN_US;
       const scaled = { ...h, bounds: h.bounds.map((b) => (b * median) / PLANNING_MEDIAN_US) };
       const z = normalQuantile(gate.quantile);
-      return quantileNeeds({ limits: gate.limits, q: gate.quantile, stable: scaled, stableQuantile: median * Math.exp(PLANNING_SIGMA * z), observedRatio: 1, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9) });
+      return quantileNeeds({ limits: gate.limits, q: gate.quantile, stable: scaled, stableQuantile: median * Math.exp(PLANNING_SIGMA * z), observedRatio: 1, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9), tolerance: gate.tolerance });
     }
     case "mean": {
       const mid = (gate.range[0] + gate.range[1]) / 2 / gate.displayScale;

@@ -209,6 +209,7 @@ function measureQuantile(
           harmMultiple: input.harmMultiple ?? 4,
           stableRatio: nc > 0 ? ns / nc : 1,
           detectOnly: segment !== null,
+          tolerance: gate.tolerance,
         })
       : null;
   return finish(gate, scaleLimits(limits, gate.displayScale), {

@@ -214,6 +214,11 @@ export interface QuantileNeedsInput {
   stableRatio: number;
   /** Only the detect floor (segment slices never have to pass). */
   detectOnly?: boolean;
+  /**
+   * A latency gate's tolerance_ms, in stat units: a regression of at most this much never fails and is enough
+   * to pass (judge.ts), so at this quantile the ratio limit is in effect the larger of maxRatio and 1 + tolerance / Q.
+   */
+  tolerance?: number;
 }
 
 export function quantileNeeds(input: QuantileNeedsInput): Needs {
@@ -223,7 +228,9 @@ export function quantileNeeds(input: QuantileNeedsInput): Needs {
   const detect: Array<number | null> = [];
   let harm: number | null = null;
   if (limits.maxRatio !== undefined) {
-    const r = limits.maxRatio;
+    // Without the tolerance, a 2 ms tolerance on a 5 ms p95 would leave a "harm" of 40% (+2 ms) that can never
+    // fail, and a floor of tens of thousands of samples that waits for it.
+    const r = Math.max(limits.maxRatio, 1 + (input.tolerance ?? 0) / Q);
     const h = 1 + input.harmMultiple * (r - 1);
     harm = h;
     if (!input.detectOnly) pass.push(ratioNeeds(H, Q, q, input.observedRatio, r, alpha / 2, input.stableRatio));

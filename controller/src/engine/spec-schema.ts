@@ -41,7 +41,7 @@ export const StageObject = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "Defaults to 'shadow' or '<percent>%'." })),
     canaryPercent: Type.Optional(percent("Share of real traffic answered by the new model (sticky).")),
     shadow: Type.Optional(Type.Boolean({ description: "A shadow stage: the new model only receives a mirrored sample." })),
-    shadowPercent: Type.Optional(percent("Share of requests mirrored to the shadow during this stage (default 10 in a shadow stage, 0 otherwise).")),
+    shadowPercent: Type.Optional(percent("Share of requests mirrored to the shadow during this stage (default in a shadow stage: the shadow section's percent when above 0, else 10; in a canary stage 0).")),
     ...stageTiming,
   },
   { additionalProperties: false },

@@ -28,7 +28,7 @@ export interface TickInput {
   now: number;
   /** Cumulative counts of the rollout (all Envoy endpoints summed). */
   counts: MetricReading<RolloutCounts>;
-  /** This tick's value of each PromQL gate, by gate name (engine/promql.ts reads them). */
+  /** This tick's value of each PromQL gate, by gate name (release/promql-gates.ts reads them). */
   promql?: Record<string, MetricReading<number | null>>;
   /** Each webhook gate's latest judge answer, by gate name (release/webhook-judge.ts asks the judges). */
   judges?: Record<string, JudgeReading>;

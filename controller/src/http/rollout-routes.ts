@@ -21,6 +21,7 @@ import { archivedView, RolloutList, RolloutView, sendRollout, toView } from "./r
 import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "./schemas.ts";
 import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
 import { restoreRedacted } from "../secrets.ts";
+import { documentRolloutSpecBody } from "../rollouts/spec-doc.ts";
 
 export interface RolloutRoutesOptions {
   store: RolloutStore;
@@ -35,8 +36,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
   app.post(
     "/v1/rollouts",
     {
-      config: { subject: rolloutFromBody },
-      // The body schema is for the OpenAPI document; the handler checks with validateRolloutSpec, as `modelroll lint` does.
+      config: { subject: rolloutFromBody, swaggerTransform: documentRolloutSpecBody },
+      // The body schema is for the OpenAPI document (spec-doc.ts spells out the release keys there); the handler checks with validateRolloutSpec, as `modelroll lint` does.
       validatorCompiler: () => () => true,
       schema: {
         tags,
@@ -133,7 +134,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
   app.put(
     "/v1/rollouts/:name",
     {
-      config: { subject: rolloutFromPath },
+      config: { subject: rolloutFromPath, swaggerTransform: documentRolloutSpecBody },
       attachValidation: true,
       schema: {
         tags,

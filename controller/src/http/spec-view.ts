@@ -10,6 +10,7 @@ import { SegmentSpec } from "../rollouts/segments.ts";
 import { ShadowSpec } from "../rollouts/shadow.ts";
 import { redactUrls } from "../secrets.ts";
 import { NotificationView, notificationView } from "./notification-view.ts";
+import { ClustersSpec } from "../rollouts/clusters.ts";
 
 const StageView = Type.Object({
   name: Type.String(),
@@ -30,6 +31,7 @@ export const SpecView = Type.Object({
   stickyKey: Type.Object({ header: Type.String() }),
   canaryPercent: Type.Number(),
   segments: Type.Array(SegmentSpec),
+  clusters: Type.Optional(Type.Required(ClustersSpec, { description: "The Envoy clusters this rollout steers; only when the spec names them." })),
   shadow: Type.Union([ShadowSpec, Type.Null()]),
   output: NormalizedOutputView,
   models: Type.Union([NormalizedModelsView, Type.Null()], { description: "The two models' versions and where answers state theirs; null when not declared." }),

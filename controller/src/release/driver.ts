@@ -4,11 +4,13 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isClosed, isTerminal, needsReadings, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
+import { isClosed, isTerminal, needsReadings, step, type StepResult } from "../engine/index.ts";
+import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-http.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
 import { WebhookJudges } from "./webhook-judge.ts";
+import { readPromQLGates } from "./promql-gates.ts";
 
 export interface RolloutDriverOptions {
   store: RolloutStore;
@@ -95,7 +97,7 @@ export class RolloutDriver {
     const before = this.#store.find(name);
     if (!before?.engine || !needsReadings(before.engine.state)) return false;
     const spec = before.engine.state.spec;
-    const countsPromise = this.#metrics.readRollout(name);
+    const countsPromise = this.#metrics.readRollout(name, { at: now, since: before.createdAt.getTime() });
     let promql: Record<string, MetricReading<number | null>> | undefined;
     if (this.#promql && !isTerminal(before.engine.state.phase) && spec.gates.some((g) => g.kind === "promql")) {
       promql = await readPromQLGates(spec, this.#promql, now);

@@ -6,6 +6,7 @@ import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
 import { OutputSpec } from "./output.ts";
 import { ShadowSpec } from "./shadow.ts";
 import { ModelsSpec } from "./models.ts";
+import { ClustersSpec } from "./clusters.ts";
 import { ENGINE_SPEC_KEYS } from "../engine/index.ts";
 
 const engineKey = (description: string) => Type.Optional(Type.Unknown({ description }));
@@ -88,6 +89,7 @@ export const RolloutSpec = Type.Object(
     shadow: Type.Optional(ShadowSpec),
     output: Type.Optional(OutputSpec),
     models: Type.Optional(ModelsSpec),
+    clusters: Type.Optional(ClustersSpec),
     // The release process (engine/spec-schema.ts): checked by parseEngineSpec, whose errors point inside
     // them and join the 400's details. Any of these keys makes the rollout managed by the engine.
     ...ENGINE_PROPERTIES,

@@ -141,7 +141,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
           { path: "/window", reason: "stage windows exist for engine-managed rollouts only" },
         ]);
       }
-      const reading = await metricProvider.readRollout(name);
+      const reading = await metricProvider.readRollout(name, { at: clock().getTime(), since: rollout.createdAt.getTime() });
       if (reading.status === "unmeasurable") {
         throw new UnavailableError(`rollout ${name}: could not read stats: ${reading.error}`);
       }

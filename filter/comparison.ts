@@ -1,7 +1,6 @@
-// Shadow traffic: one exchange per mirrored request, holding what is known of the primary's answer and
-// the shadow's. Whichever arrives second triggers the comparison. The exchange lives in the root
-// context's call table, not in the stream, because the shadow may answer after the client is gone.
-import { OutputConfig } from "./config";
+// Comparing the primary's and the shadow's answers to one mirrored request (exchange.ts brings them together):
+// what each answer contributes, extracted once, and the verdicts. Pure.
+import { OutputConfig } from "./config-model";
 import { JsonValue } from "./json";
 import { numberAt, predictionText } from "./output";
 
@@ -50,34 +49,4 @@ export function confidenceDeltaMilli(primary: AnswerSummary, shadow: AnswerSumma
   if (!primary.hasConfidence || !shadow.hasConfidence) return -1;
   const d = Math.abs(primary.confidence - shadow.confidence);
   return <i64>Math.round(d * 1000);
-}
-
-/** Collects body chunks up to a limit; past it the copy is abandoned (too large to compare). */
-export class BodyCopy {
-  chunks: Array<ArrayBuffer> = [];
-  size: i32 = 0;
-  overflowed: bool = false;
-  constructor(public limit: i32) {}
-
-  add(chunk: ArrayBuffer): void {
-    if (this.overflowed) return;
-    if (this.size + chunk.byteLength > this.limit) {
-      this.overflowed = true;
-      this.chunks = [];
-      return;
-    }
-    this.chunks.push(chunk);
-    this.size += chunk.byteLength;
-  }
-
-  join(): ArrayBuffer {
-    const out = new ArrayBuffer(this.size);
-    let offset: usize = 0;
-    for (let i = 0; i < this.chunks.length; i++) {
-      const c = this.chunks[i];
-      memory.copy(changetype<usize>(out) + offset, changetype<usize>(c), <usize>c.byteLength);
-      offset += <usize>c.byteLength;
-    }
-    return out;
-  }
 }
