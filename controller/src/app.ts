@@ -30,6 +30,12 @@ import { AJV_OPTIONS } from "./rollouts/validate.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
+import { WebhookJudges } from "./release/webhook-judge.ts";
+import { notificationRoutes } from "./notify/routes.ts";
+import { setupNotifications, type NotificationOptions } from "./notify/setup.ts";
+import type { NotificationDispatcher } from "./notify/dispatcher.ts";
+import type { NotificationOutbox } from "./notify/outbox.ts";
+import { NotificationsInput } from "./engine/index.ts";
 
 export interface BuildAppOptions {
   /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
@@ -71,6 +77,10 @@ export interface BuildAppOptions {
   seriesIntervalMs?: number;
   /** Where the dashboard's built files are (default build/dashboard). */
   dashboardDir?: string;
+  /** The controller's address as people and receivers reach it, for links in notifications and judge questions. */
+  publicUrl?: string;
+  /** Controller-wide notification targets and delivery settings (README, Notifications). */
+  notifications?: NotificationOptions;
 }
 
 export interface ModelrollContext {
@@ -84,6 +94,9 @@ export interface ModelrollContext {
   driver: RolloutDriver;
   series: SeriesStore;
   recorder: SeriesRecorder;
+  /** The notification outbox (state file tables) and its delivery. */
+  outbox: NotificationOutbox;
+  dispatcher: NotificationDispatcher;
 }
 
 declare module "fastify" {
@@ -106,8 +119,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
+  let notifications: ReturnType<typeof setupNotifications>;
   try {
-    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state });
+    // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
+    notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, log: app.log });
+    // The store writes through the notifying persistence: each decision's events in the decision's transaction.
+    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
   } catch (error) {
     state.close();
     throw error;
@@ -119,6 +136,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const { outbox, dispatcher } = notifications;
+  dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
@@ -126,6 +145,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     store,
     metricProvider,
     clock: options.clock,
+    judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
     ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
     onStep: (rollout, result, seconds, counts, now) => {
@@ -134,7 +154,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -145,6 +165,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook("preClose", async () => {
     await driver.stop();
     await recorder.stop();
+    // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
+    await dispatcher.stop();
     stopDistribution();
     state.close();
   });
@@ -154,6 +176,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
 
   await app.register(swagger, {
+    // Shared schemas (app.addSchema) under their $id rather than def-N.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     openapi: {
       openapi: "3.0.3",
       info: {
@@ -168,6 +192,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       ],
     },
   });
+  // Not referenced by a route (release keys are checked by the engine's parser, which points inside them):
+  // listed under components so the OpenAPI document still says what a spec's `notifications` may hold.
+  app.addSchema({ $id: "NotificationsInput", ...NotificationsInput });
   await app.register(systemRoutes, { telemetry });
   const clock = options.clock ?? (() => new Date());
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
@@ -180,8 +207,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(seriesRoutes, { store, series, recorder, clock });
   await app.register(sessionRoutes, { apiToken: options.apiToken, filterToken: options.filterToken });
   await app.register(dashboardStatic, { dir: options.dashboardDir });
+  await app.register(notificationRoutes, { outbox });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
+  // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
+  app.addHook("onReady", async () => dispatcher.start());
   const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;
   if (seriesIntervalMs > 0) app.addHook("onReady", async () => recorder.start(seriesIntervalMs));
   return app;

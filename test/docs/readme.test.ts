@@ -25,7 +25,7 @@ const DOC_FILES = ["README.md", ...(existsSync(join(repoRoot, "docs")) ? readdir
 type Item =
   | { label: string; line: number; kind: "shell"; script: string; curls: number }
   | { label: string; line: number; kind: "console"; commands: ConsoleCommand[] }
-  | { label: string; line: number; kind: "spec"; spec: Record<string, unknown>; text: string }
+  | { label: string; line: number; kind: "spec"; spec: Record<string, unknown>; text: string; acceptOnly?: string }
   | { label: string; line: number; kind: "fragment"; fragment: Record<string, unknown> }
   | { label: string; line: number; kind: "models-file"; text: string };
 
@@ -70,7 +70,7 @@ function collect(): Collected {
           item = { label: `${label}: ${inline ? `inline \`${inline.slice(0, 50)}\`` : "shell block"}`, line, kind: "shell", script: c.script, curls: c.curls };
           break;
         case "spec":
-          item = { label: `${label}: spec ${String(c.spec.name)}`, line, kind: "spec", spec: c.spec, text: c.text };
+          item = { label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`, line, kind: "spec", spec: c.spec, text: c.text, ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}) };
           break;
         case "fragment":
           item = { label: `${label}: spec part ${Object.keys(c.fragment).join(", ")}`, line, kind: "fragment", fragment: c.fragment };
@@ -126,12 +126,13 @@ describe("the README's examples", () => {
         [
           `doc test: ran ${collected.items.length} items (${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ")}), skipped ${collected.skipped.length}:`,
           ...collected.skipped.map((s) => `  skipped ${s.where}: ${s.reason}`),
+          ...collected.items.flatMap((i) => (i.kind === "spec" && i.acceptOnly ? [`  created only ${i.label}: ${i.acceptOnly}`] : [])),
           ...summary,
         ].join("\n"),
       );
     }, 60_000);
 
-    const long = (item: Item) => item.kind === "console" || (item.kind === "spec" && isManaged(item.spec));
+    const long = (item: Item) => item.kind === "console" || (item.kind === "spec" && isManaged(item.spec) && !item.acceptOnly);
     for (const item of collected.items.filter((i) => !long(i))) {
       it(item.label, async () => {
         await main.reset();
@@ -197,7 +198,7 @@ function runModelsFile(expect: ExpectStatic, item: Extract<Item, { kind: "models
 
 async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
   const spec = item.spec as { name: string; match: { pathPrefix: string }; stickyKey: { header: string }; expectedTraffic?: { requestsPerSecond: number }; segments?: Array<{ header?: string; values?: string[] }> };
-  const managed = isManaged(spec);
+  const managed = isManaged(spec) && !item.acceptOnly;
   const rps = spec.expectedTraffic?.requestsPerSecond;
   if (managed) expect(rps, "a managed example states the traffic it needs (expectedTraffic.requestsPerSecond)").toBeGreaterThan(0);
   const traffic = managed ? startTraffic(trafficFor(spec, stack, rps!)) : null;

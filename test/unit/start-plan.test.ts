@@ -86,6 +86,21 @@ describe("npm run controller argument plan", () => {
   ])("refuses %j", (argv, error) => {
     expect(planController(argv, {})).toEqual({ error });
   });
+
+  it("takes controller-wide notification targets from MODELROLL_NOTIFY_TARGETS only, and --public-url", () => {
+    const slack = "https://hooks.slack.com/services/T1/B2/SECRETSECRET";
+    const r = planController(["--public-url", "https://modelroll.example"], { MODELROLL_NOTIFY_TARGETS: `slack=${slack}` });
+    expect(r).toMatchObject({
+      plan: { publicUrl: "https://modelroll.example", notifications: { targets: [{ name: "slack-0", format: "slack", url: slack, events: null, timeoutMs: 5000 }] } },
+    });
+    expect(planController([], { MODELROLL_PUBLIC_URL: "http://10.0.0.5:8080/modelroll" })).toMatchObject({ plan: { publicUrl: "http://10.0.0.5:8080/modelroll" } });
+    // There is no flag for them: argv is visible to every user of the machine.
+    expect(planController(["--notify-targets", slack], {})).toEqual({ error: "unknown argument '--notify-targets'" });
+    const bad = planController([], { MODELROLL_NOTIFY_TARGETS: `pager=${slack}` });
+    expect(bad).toEqual({ error: expect.stringMatching(/^MODELROLL_NOTIFY_TARGETS: \/0\/format /) });
+    expect(JSON.stringify(bad)).not.toContain("SECRET");
+    expect(planController(["--public-url", "modelroll.example"], {})).toEqual({ error: "--public-url: expected an http:// or https:// base URL, got 'modelroll.example'" });
+  });
 });
 
 describe("the metric source and the models file in both plans", () => {

@@ -1,5 +1,6 @@
 // What `npm start` will do, decided from argv and the environment without side effects.
 import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
+import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
 import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
 
 export interface StartPlan {
@@ -30,6 +31,10 @@ export interface ControllerSettings {
   apiToken?: string;
   filterToken?: string;
   prometheusUrl?: string;
+  /** The controller's address as people reach it, for links in notifications (--public-url). */
+  publicUrl?: string;
+  /** Controller-wide notification targets, from the environment only (their URLs are secrets). */
+  notifications?: { targets: NotificationTarget[] };
   /** Where the built-in gates read the filter's counts (absent: Envoy admin). */
   metrics?: MetricSourceKind;
   /** With metrics prometheus: the freshness bound of its samples. */
@@ -41,6 +46,14 @@ export const DEFAULT_STATE_FILE = ".modelroll/state.db";
 export function controllerSettings(given: Map<string, string>, env: Record<string, string | undefined>): ControllerSettings {
   const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
   if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
+  const publicUrl = given.get("--public-url") ?? env.MODELROLL_PUBLIC_URL;
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
+  let notifications: ControllerSettings["notifications"];
+  if (env.MODELROLL_NOTIFY_TARGETS !== undefined && env.MODELROLL_NOTIFY_TARGETS.trim() !== "") {
+    const parsed = parseTargetsEnv(env.MODELROLL_NOTIFY_TARGETS);
+    if ("error" in parsed) throw new Error(parsed.error);
+    notifications = { targets: parsed.targets };
+  }
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
   const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
@@ -59,13 +72,15 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
     ...(env.MODELROLL_API_TOKEN ? { apiToken: env.MODELROLL_API_TOKEN } : {}),
     ...(env.MODELROLL_FILTER_TOKEN ? { filterToken: env.MODELROLL_FILTER_TOKEN } : {}),
     ...(prometheusUrl !== undefined ? { prometheusUrl } : {}),
+    ...(publicUrl !== undefined ? { publicUrl } : {}),
+    ...(notifications ? { notifications } : {}),
     ...(metrics !== undefined ? { metrics: metrics as MetricSourceKind } : {}),
     ...(prometheusMaxLagMs !== undefined ? { prometheusMaxLagMs } : {}),
   };
 }
 
 /** Flags every command with a controller takes (controllerSettings reads them). */
-export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms"] as const;
+export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url"] as const;
 
 /** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
 export const METRICS_USAGE = `  --metrics           where the built-in gates read the filter's counts: admin (every Envoy's admin endpoint, default)
@@ -100,7 +115,7 @@ export function parseFlags(argv: string[], flags: ReadonlySet<string>, switches:
   return { given };
 }
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
@@ -113,6 +128,8 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --m
   --fresh             start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
   --tick-ms           engine tick period                 (env MODELROLL_TICK_MS, default 5000)
 ${METRICS_USAGE}
+  --public-url        the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets, slack=URL,teams=URL,webhook=URL or a JSON list.
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.
 SIGINT, SIGTERM or SIGHUP stop everything and print what the state file keeps.`;

@@ -59,6 +59,8 @@ try {
     ...(settings.apiToken ? { apiToken: settings.apiToken } : {}),
     ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
     ...(settings.prometheusUrl ? { prometheusUrl: settings.prometheusUrl } : {}),
+    ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
+    ...(settings.notifications ? { notifications: settings.notifications } : {}),
     ...(settings.metrics ? { metrics: settings.metrics } : {}),
     ...(settings.prometheusMaxLagMs ? { prometheusMaxLagMs: settings.prometheusMaxLagMs } : {}),
     host: plan.controller.host,

@@ -11,9 +11,9 @@ export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, ST
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
 export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
 export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
-export type { GateSpec, Limits } from "./gate-spec.ts";
-export { MeasurementStatus, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, budgetOf, stageRef } from "./state.ts";
+export type { GateSpec, Limits, WebhookGate } from "./gate-spec.ts";
+export { MeasurementStatus, formatValue, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
+export { initialState, budgetOf, stageRef, candidateOf } from "./state.ts";
 export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
 export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
@@ -25,3 +25,18 @@ export { needsReadings } from "./lifecycle.ts";
 export { respec } from "./respec.ts";
 export { liveEvaluation, rolloutForecast } from "./view.ts";
 export { promqlQueries } from "./promql.ts";
+export { parseJudgeAnswer, JUDGE_VERDICTS, type JudgeAnswer, type JudgeReading, type JudgeQuestion, type JudgeVerdict } from "./webhook-answer.ts";
+export {
+  NotificationsInput,
+  NOTIFICATION_EVENTS,
+  TARGET_FORMATS,
+  NOTIFY_DEFAULTS,
+  checkTargetList,
+  parseTargetsEnv,
+  wants,
+  type NotificationEvent,
+  type NotificationSpec,
+  type NotificationTarget,
+  type NotificationTargetInput,
+  type TargetFormat,
+} from "./notify-spec.ts";
