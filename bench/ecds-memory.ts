@@ -35,7 +35,9 @@ try {
       if (n % STEP === 0) points.push(`${mib().toFixed(1)}`);
     }
     const end = mib();
-    console.log(`${label.padEnd(22)} RSS ${start.toFixed(1)} -> ${points.join(" -> ")} MiB: ${(((end - start) * 1024) / UPDATES).toFixed(1)} KiB per round, ${((performance.now() - t0) / UPDATES).toFixed(1)} ms per round`);
+    console.log(
+      `${label.padEnd(22)} RSS ${start.toFixed(1)} -> ${points.join(" -> ")} MiB: ${(((end - start) * 1024) / UPDATES).toFixed(1)} KiB per round, ${((performance.now() - t0) / UPDATES).toFixed(1)} ms per round`,
+    );
     return end - start;
   };
   const baseline = await measure("baseline (no updates)", (n) => traffic(n).then(() => undefined));
@@ -44,7 +46,9 @@ try {
     await stack.update(config(n % 2 === 0 ? 2000 : 3000));
     await traffic(n);
   });
-  console.log(`Wasm VMs active: ${vms} before the updates, ${await envoyStat(stack.adminUrl, "wasm.envoy.wasm.runtime.v8.active")} after; growth with updates minus baseline: ${(((updates - baseline) * 1024) / UPDATES).toFixed(1)} KiB per update`);
+  console.log(
+    `Wasm VMs active: ${vms} before the updates, ${await envoyStat(stack.adminUrl, "wasm.envoy.wasm.runtime.v8.active")} after; growth with updates minus baseline: ${(((updates - baseline) * 1024) / UPDATES).toFixed(1)} KiB per update`,
+  );
 } finally {
   await stack.stop();
 }

@@ -22,8 +22,14 @@ export function pluginConfigSummary(text: string): string {
   const c = r.value!;
   const ctl = c.controller;
   const st = c.staticRollouts;
-  return "ok " + c.variantHeader + " " + (ctl === null ? "-" : ctl.cluster + "@" + ctl.authority + ctl.path + "/" + ctl.pollWaitSeconds.toString())
-    + " " + (st === null ? "-" : st.rollouts.length.toString());
+  return (
+    "ok " +
+    c.variantHeader +
+    " " +
+    (ctl === null ? "-" : ctl.cluster + "@" + ctl.authority + ctl.path + "/" + ctl.pollWaitSeconds.toString()) +
+    " " +
+    (st === null ? "-" : st.rollouts.length.toString())
+  );
 }
 
 /** "v<version> <name>:<prefix>:<header>:<bp>,..." or "error: ...". */
@@ -87,7 +93,12 @@ export function segmentValues(tableText: string, headerValue: string, path: stri
   const segs = t.rollouts[0].segments;
   const parts = new Array<string>();
   for (let d = 0; d < segs.length; d++) {
-    const k = segmentValueIndex(segs[d], headerValue == "<absent>" ? null : headerValue, path, parseContentLength(contentLength == "<absent>" ? null : contentLength));
+    const k = segmentValueIndex(
+      segs[d],
+      headerValue == "<absent>" ? null : headerValue,
+      path,
+      parseContentLength(contentLength == "<absent>" ? null : contentLength),
+    );
     parts.push(segs[d].name + "=" + (k < segs[d].values.length ? segs[d].values[k] : "other"));
   }
   return parts.join(",");

@@ -96,12 +96,21 @@ export function buildImage({ wasmPath = join(root, "build", "filter.wasm"), stam
   const config = { architecture: "wasm", os: "wasip1", config: {}, rootfs: { type: "layers", diff_ids: [`sha256:${sha256Hex(tar)}`] } };
   writeFileSync(join(IMAGE_DIR, "config.json"), JSON.stringify(config));
   const tag = imageTag();
-  run(orasBinary(), [
-    "push", "--no-tty", "--oci-layout", `${LAYOUT_DIR}:${tag}`,
-    "--config", `config.json:${CONFIG_MEDIA_TYPE}`,
-    "--annotation", `org.opencontainers.image.created=${FIXED_CREATED}`,
-    `plugin.tar.gz:${LAYER_MEDIA_TYPE}`,
-  ], IMAGE_DIR);
+  run(
+    orasBinary(),
+    [
+      "push",
+      "--no-tty",
+      "--oci-layout",
+      `${LAYOUT_DIR}:${tag}`,
+      "--config",
+      `config.json:${CONFIG_MEDIA_TYPE}`,
+      "--annotation",
+      `org.opencontainers.image.created=${FIXED_CREATED}`,
+      `plugin.tar.gz:${LAYER_MEDIA_TYPE}`,
+    ],
+    IMAGE_DIR,
+  );
   const index = JSON.parse(readFileSync(join(LAYOUT_DIR, "index.json"), "utf8"));
   const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === tag);
   if (!entry) throw new Error(`oras wrote no manifest tagged ${tag} into ${LAYOUT_DIR}`);

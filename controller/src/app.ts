@@ -115,9 +115,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
   const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
-  const metricProvider =
-    options.metricProvider ??
-    new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  const metricProvider = options.metricProvider ?? new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
   const driver = new RolloutDriver({
     store,

@@ -52,7 +52,9 @@ export function processParentAndGroup(pid: number): { ppid: number; pgrp: number
 /** Every pid /proc lists. */
 export function allPids(): number[] {
   try {
-    return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+    return readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
   } catch {
     return [];
   }

@@ -94,7 +94,11 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
     if (typeof g === "object" && g !== null) {
       for (const [gate, values] of Object.entries(g)) {
         let entry = gates.get(gate);
-        if (!entry) gates.set(gate, (entry = { stable: new Array<number | null>(x.length - 1).fill(null), candidate: new Array<number | null>(x.length - 1).fill(null) }));
+        if (!entry)
+          gates.set(
+            gate,
+            (entry = { stable: new Array<number | null>(x.length - 1).fill(null), candidate: new Array<number | null>(x.length - 1).fill(null) }),
+          );
         entry.stable.push(num(field(values, "stable")));
         entry.candidate.push(num(field(values, "candidate")));
       }

@@ -66,7 +66,11 @@ afterEach(() => {
   for (const r of readers.splice(0)) r.close();
 });
 
-function open(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingMessage["headers"]; reader: StreamReader | null; body: string }> {
+function open(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingMessage["headers"]; reader: StreamReader | null; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { headers: { accept: "text/event-stream", ...headers } }, (res) => {
       if (res.statusCode !== 200) {

@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRollout, metricValue, spec, testApp } from "./helpers.ts";
 
-const configVersion = async (app: Awaited<ReturnType<typeof testApp>>) =>
-  (await app.inject({ url: "/v1/filter-config" })).json().version as number;
+const configVersion = async (app: Awaited<ReturnType<typeof testApp>>) => (await app.inject({ url: "/v1/filter-config" })).json().version as number;
 
 describe("rollout CRUD", () => {
   it("creates from JSON and returns the view with defaults filled in", async () => {
@@ -89,31 +88,20 @@ describe("rollout CRUD", () => {
     }
   });
 
-  it.each(["application/yaml", "application/x-yaml", "text/yaml", "application/yaml; charset=utf-8"])(
-    "creates from YAML sent as %s",
-    async (contentType) => {
-      const app = await testApp();
-      const yaml = [
-        "name: fraud-model",
-        "match:",
-        "  pathPrefix: /v1/predict",
-        "stickyKey:",
-        "  header: x-user-id",
-        "canaryPercent: 2.5",
-        "",
-      ].join("\n");
-      const response = await app.inject({
-        method: "POST",
-        url: "/v1/rollouts",
-        headers: { "content-type": contentType },
-        payload: yaml,
-      });
-      expect(response.statusCode, response.body).toBe(201);
-      expect(response.json().spec).toMatchObject({ ...spec(), canaryPercent: 2.5, segments: [], shadow: null });
-      expect(response.json().spec.output.analyze).toBe(false);
-      expect(response.json().canaryBasisPoints).toBe(250);
-    },
-  );
+  it.each(["application/yaml", "application/x-yaml", "text/yaml", "application/yaml; charset=utf-8"])("creates from YAML sent as %s", async (contentType) => {
+    const app = await testApp();
+    const yaml = ["name: fraud-model", "match:", "  pathPrefix: /v1/predict", "stickyKey:", "  header: x-user-id", "canaryPercent: 2.5", ""].join("\n");
+    const response = await app.inject({
+      method: "POST",
+      url: "/v1/rollouts",
+      headers: { "content-type": contentType },
+      payload: yaml,
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.json().spec).toMatchObject({ ...spec(), canaryPercent: 2.5, segments: [], shadow: null });
+    expect(response.json().spec.output.analyze).toBe(false);
+    expect(response.json().canaryBasisPoints).toBe(250);
+  });
 
   it("answers a YAML syntax error with 400 naming the line", async () => {
     const app = await testApp();

@@ -5,12 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { EnvoyAdminMetricProvider } from "../../controller/src/metrics/envoy-admin.ts";
 import { envoyStatsPath } from "../../controller/src/metrics/envoy-series.ts";
 import { parsePrometheusText } from "../../controller/src/metrics/prometheus-text.ts";
-import {
-  emptyRolloutCounts,
-  type MetricProvider,
-  type MetricReading,
-  type RolloutCounts,
-} from "../../controller/src/metrics/provider.ts";
+import { emptyRolloutCounts, type MetricProvider, type MetricReading, type RolloutCounts } from "../../controller/src/metrics/provider.ts";
 import { rolloutCountsFromSamples } from "../../controller/src/metrics/rollout-counts.ts";
 import { createRollout, testApp } from "./helpers.ts";
 
@@ -179,9 +174,7 @@ describe("GET /v1/rollouts/:name/stats with a fake provider", () => {
     await createRollout(app);
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });
     expect(response.statusCode).toBe(503);
-    expect(response.json().error).toBe(
-      "rollout fraud-model: could not read stats: every Envoy admin endpoint failed (http://x: boom)",
-    );
+    expect(response.json().error).toBe("rollout fraud-model: could not read stats: every Envoy admin endpoint failed (http://x: boom)");
   });
 
   it("does not ask the provider about an unknown rollout", async () => {

@@ -72,7 +72,9 @@ describe("reading the README", () => {
   });
 
   it("picks the curl commands out of the prose, and nothing else", () => {
-    expect(extractInlineCurl(doc, "doc.md")).toEqual([{ file: "doc.md", line: 13, text: "curl -XPUT 127.0.0.1:9002/__demo/behavior -d '{\"latencyMs\":20}'", section: "Use" }]);
+    expect(extractInlineCurl(doc, "doc.md")).toEqual([
+      { file: "doc.md", line: 13, text: "curl -XPUT 127.0.0.1:9002/__demo/behavior -d '{\"latencyMs\":20}'", section: "Use" },
+    ]);
   });
 
   it("counts curl commands outside heredocs and comments, in pipelines and lists", () => {

@@ -3,7 +3,19 @@
 // the filter's stats from Envoy's admin endpoint every 250 ms and decides on its own; each test asserts the
 // outcome (phase, the decision's gate, slice and values) and prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, createManaged, decisionsOf, managedSpec, phaseOf as rolloutPhase, sendMany, startStack, waitFor, type DecisionView, type Reply, type Stack } from "./harness.ts";
+import {
+  api,
+  createManaged,
+  decisionsOf,
+  managedSpec,
+  phaseOf as rolloutPhase,
+  sendMany,
+  startStack,
+  waitFor,
+  type DecisionView,
+  type Reply,
+  type Stack,
+} from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -61,7 +73,15 @@ async function drive(
 }
 
 async function allOnStable(name: string): Promise<void> {
-  await waitFor(`${name}: all traffic on stable`, async () => (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"), 5000, 20);
+  await waitFor(
+    `${name}: all traffic on stable`,
+    async () =>
+      (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every(
+        (r) => r.variant === "stable" && r.modelVersion === "v1",
+      ),
+    5000,
+    20,
+  );
   expect((await api(ctl(), "GET", `/v1/rollouts/${name}`)).json.canaryPercent).toBe(0);
 }
 
@@ -103,7 +123,11 @@ describe("engine scenarios on real Envoy", () => {
       // Enterprise is 1 request in 50 (2%): its 30% errors are 0.6% of the canary's traffic, under the
       // 1% limit, so only the per-segment gate can see the defect.
       const tierOf = (i: number) => (i % 50 === 0 ? "enterprise" : i % 3 === 0 ? "pro" : "free");
-      const run = await drive(name, { done: (p) => p !== "Canary", headersFor: (i) => ({ "x-user-id": `sd-${i}`, "x-tenant-tier": tierOf(i) }), timeoutMs: 90_000 });
+      const run = await drive(name, {
+        done: (p) => p !== "Canary",
+        headersFor: (i) => ({ "x-user-id": `sd-${i}`, "x-tenant-tier": tierOf(i) }),
+        timeoutMs: 90_000,
+      });
 
       const canary = run.replies.filter((r) => r.variant === "canary");
       const failedOf = (rs: typeof canary) => rs.filter((r) => r.status >= 500).length;
@@ -128,7 +152,9 @@ describe("engine scenarios on real Envoy", () => {
       expect(last.kind).toBe("rolledBack");
       expect(last.reason).toMatch(/^canary worse for tenant_tier=enterprise: error rate /);
       // Only the enterprise slice failed; every other slice, overall included, did not.
-      expect(failed.map((m) => `${m.gate} ${m.segment ? `${m.segment.dimension}=${m.segment.value}` : "overall"}`)).toEqual(["error_rate tenant_tier=enterprise"]);
+      expect(failed.map((m) => `${m.gate} ${m.segment ? `${m.segment.dimension}=${m.segment.value}` : "overall"}`)).toEqual([
+        "error_rate tenant_tier=enterprise",
+      ]);
       expect(seg!.candidateValue!).toBeGreaterThan(0.01);
       expect(seg!.intervals.candidate!.lower!).toBeGreaterThan(0.01);
       // The overall error rate alone would not have rolled it back: its interval still reaches below the 1%
@@ -220,15 +246,24 @@ describe("engine scenarios on real Envoy", () => {
       let heldOnReview: DecisionView | undefined;
       let sent = 0;
       // Traffic until the stage's minimum duration and traffic are met and only the review gate holds it.
-      await waitFor(`${name}: a hold on the review gate alone`, async () => {
-        heldOnReview = (await decisions(name)).find(
-          (d) => d.kind === "held" && d.reason.includes("human_review_score Inconclusive") && !d.reason.includes("minimum duration") && !d.reason.includes("traffic:"),
-        );
-        if (heldOnReview) return true;
-        await sendMany(`${stack.dataUrl}/${name}/predict`, 100, (i) => headersFor(sent + i), 16);
-        sent += 100;
-        return false;
-      }, 30_000, 50);
+      await waitFor(
+        `${name}: a hold on the review gate alone`,
+        async () => {
+          heldOnReview = (await decisions(name)).find(
+            (d) =>
+              d.kind === "held" &&
+              d.reason.includes("human_review_score Inconclusive") &&
+              !d.reason.includes("minimum duration") &&
+              !d.reason.includes("traffic:"),
+          );
+          if (heldOnReview) return true;
+          await sendMany(`${stack.dataUrl}/${name}/predict`, 100, (i) => headersFor(sent + i), 16);
+          sent += 100;
+          return false;
+        },
+        30_000,
+        50,
+      );
       expect(await phaseOf(name)).toBe("Canary");
       const holdScore = heldOnReview!.measurements.find((m) => m.gate === "human_review_score")!;
       console.log(`review gate, 200 scores each: held: ${heldOnReview!.reason}`);

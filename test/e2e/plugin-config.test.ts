@@ -7,8 +7,11 @@ import { freePort } from "./harness.ts";
 async function bootstrapWith(config: string): Promise<{ yaml: string; admin: number }> {
   const [listen, admin, ctl] = [await freePort(), await freePort(), await freePort()];
   const opts = {
-    listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
-    stable: { host: "127.0.0.1", port: 1 }, canary: { host: "127.0.0.1", port: 2 }, controller: { host: "127.0.0.1", port: ctl },
+    listen: { host: "127.0.0.1", port: listen },
+    admin: { host: "127.0.0.1", port: admin },
+    stable: { host: "127.0.0.1", port: 1 },
+    canary: { host: "127.0.0.1", port: 2 },
+    controller: { host: "127.0.0.1", port: ctl },
   };
   const yaml = renderBootstrap(opts);
   const original = pluginConfig(opts).replace(/'/g, "''");
@@ -19,11 +22,20 @@ async function bootstrapWith(config: string): Promise<{ yaml: string; admin: num
 describe("plugin configuration in real Envoy", () => {
   it.each([
     [JSON.stringify({ variantHeadr: "x-v" }), "variantHeadr: unknown field"],
-    [JSON.stringify({ controller: { cluster: "modelroll_controller", authority: "a:1", pollWaitSeconds: 0 } }), "controller.pollWaitSeconds: must be an integer 1..60"],
+    [
+      JSON.stringify({ controller: { cluster: "modelroll_controller", authority: "a:1", pollWaitSeconds: 0 } }),
+      "controller.pollWaitSeconds: must be an integer 1..60",
+    ],
     ["{not json", "not JSON"],
     // Hand-written static rollouts (Istio's pluginConfig) are where typos happen: refused too, at any depth.
-    [JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", canaryBasisPoint: 500 }] }), "rollouts[0].canaryBasisPoint: unknown field"],
-    [JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", shadow: { percent: 10 } }] }), "rollouts[0].shadow.percent: unknown field"],
+    [
+      JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", canaryBasisPoint: 500 }] }),
+      "rollouts[0].canaryBasisPoint: unknown field",
+    ],
+    [
+      JSON.stringify({ rollouts: [{ name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: "x-user-id", shadow: { percent: 10 } }] }),
+      "rollouts[0].shadow.percent: unknown field",
+    ],
   ])("refuses %s and logs the field", async (config, expected) => {
     const { yaml, admin } = await bootstrapWith(config);
     let accepted = false;

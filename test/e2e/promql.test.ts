@@ -8,7 +8,19 @@
 // Each test prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPrometheus, type PrometheusProcess } from "../../controller/src/prometheus/process.ts";
-import { api, createManaged, decisionsOf, freePort, managedSpec, phaseOf as rolloutPhase, sendMany, startStack, waitFor, type DecisionView, type Stack } from "./harness.ts";
+import {
+  api,
+  createManaged,
+  decisionsOf,
+  freePort,
+  managedSpec,
+  phaseOf as rolloutPhase,
+  sendMany,
+  startStack,
+  waitFor,
+  type DecisionView,
+  type Stack,
+} from "./harness.ts";
 
 const SCRAPE_MS = 250;
 
@@ -35,7 +47,9 @@ beforeAll(async () => {
   stack = await startStack({ controller: { tickIntervalMs: 250, prometheusUrl: `http://127.0.0.1:${prometheusPort}` } });
   const started = performance.now();
   prometheus = await startOurPrometheus();
-  console.log(`prometheus ${prometheus.url} scraping ${stack.adminUrl}/stats/prometheus every ${SCRAPE_MS} ms: first scrape up after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  console.log(
+    `prometheus ${prometheus.url} scraping ${stack.adminUrl}/stats/prometheus every ${SCRAPE_MS} ms: first scrape up after ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
 });
 
 afterAll(async () => {
@@ -44,7 +58,6 @@ afterAll(async () => {
 });
 
 const ctl = () => stack.controller!.url;
-
 
 const GATE = "canary_5xx_ratio";
 
@@ -72,7 +85,11 @@ async function behave(behavior: Record<string, unknown>): Promise<void> {
 }
 
 /** Sends batches of 100 requests through Envoy until `done()` or `timeoutMs`; returns requests sent. */
-async function traffic(name: string, done: () => Promise<boolean>, timeoutMs: number): Promise<{ sent: number; canary: number; canary5xx: number; done: boolean }> {
+async function traffic(
+  name: string,
+  done: () => Promise<boolean>,
+  timeoutMs: number,
+): Promise<{ sent: number; canary: number; canary5xx: number; done: boolean }> {
   const started = performance.now();
   const out = { sent: 0, canary: 0, canary5xx: 0, done: false };
   while (performance.now() - started < timeoutMs) {
@@ -156,7 +173,10 @@ describe("PromQL gates with a real Prometheus scraping Envoy", () => {
 
       await waitFor(
         "all traffic on stable",
-        async () => (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"),
+        async () =>
+          (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every(
+            (r) => r.variant === "stable" && r.modelVersion === "v1",
+          ),
         5000,
         20,
       );

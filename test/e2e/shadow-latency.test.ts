@@ -19,7 +19,10 @@ const ctl = () => stack.controller!.url;
 const CONCURRENCY = 2;
 
 async function behave(server: { url: string }, behavior: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${server.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...behavior }) });
+  const res = await fetch(`${server.url}/__demo/behavior`, {
+    method: "PUT",
+    body: JSON.stringify({ errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...behavior }),
+  });
   expect(res.status).toBe(200);
 }
 
@@ -73,15 +76,24 @@ describe("a shadow-stage latency gate compares like with like", () => {
     // Every primary answer of a mirrored request is timed (the shadow answered each, no client left early): once
     // Envoy's 1 s histogram flush has passed, the paired count equals the shadow's.
     let stats: any;
-    await waitFor("the paired histograms flushed", async () => {
-      stats = (await api(ctl(), "GET", `/v1/rollouts/${name}/stats`)).json.variants;
-      return stats.shadow.comparison.primaryLatencyMs.count === stats.shadow.latencyMs.count;
-    }, 5000, 200).catch(() => undefined);
+    await waitFor(
+      "the paired histograms flushed",
+      async () => {
+        stats = (await api(ctl(), "GET", `/v1/rollouts/${name}/stats`)).json.variants;
+        return stats.shadow.comparison.primaryLatencyMs.count === stats.shadow.latencyMs.count;
+      },
+      5000,
+      200,
+    ).catch(() => undefined);
     console.log(
       `identical models, shadow stage: ${run.phase} after ${run.seconds.toFixed(1)} s, ${run.sent} requests; ` +
         `since creation p95: stable (headers -> headers) ${ms(stats.stable.latencyMs.p95)}, stable paired with the mirrored calls ` +
         `${ms(stats.shadow.comparison.primaryLatencyMs.p95)}, shadow ${ms(stats.shadow.latencyMs.p95)}\n  gate: ${m?.status}: ${m?.reason}\n` +
-        `  decisions: ${history.map((d) => d.kind).join(", ")}\n` + history.filter((d) => d.kind === "held").map((d) => `   held: ${d.reason}`).join("\n"),
+        `  decisions: ${history.map((d) => d.kind).join(", ")}\n` +
+        history
+          .filter((d) => d.kind === "held")
+          .map((d) => `   held: ${d.reason}`)
+          .join("\n"),
     );
     expect(history.some((d) => d.kind === "rolledBack")).toBe(false);
     expect(run.phase).not.toBe("RolledBack");

@@ -32,7 +32,7 @@ export class TrafficSim {
     );
     const segment = config.segment;
     this.shares = SIM_VARIANTS.map((variant) => {
-      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : segment?.shares ?? {};
+      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : (segment?.shares ?? {});
       return Float64Array.from(this.values.map((v) => shares[v] ?? 0));
     });
   }
@@ -140,4 +140,3 @@ export class TrafficSim {
     return tallyCounts(this.tallies[variant][slot], this.config.allBuckets ?? false);
   }
 }
-

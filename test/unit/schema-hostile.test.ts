@@ -83,8 +83,9 @@ describe("hostile response bodies get a verdict", () => {
 
   it("a 10 MB string: bad_length, pass, and code points counted when units alone cannot tell", () => {
     const ascii = "a".repeat(10_000_000);
-    expect(timed("10 MB string vs maxLength 100", () => verdictOf(bytes(`{"label":"${ascii}"}`), compiledText({ properties: { label: { maxLength: 100 } } }))))
-      .toBe("fail bad_length /label");
+    expect(
+      timed("10 MB string vs maxLength 100", () => verdictOf(bytes(`{"label":"${ascii}"}`), compiledText({ properties: { label: { maxLength: 100 } } }))),
+    ).toBe("fail bad_length /label");
     expect(timed("10 MB string vs enum", () => verdictOf(bytes(`{"label":"${ascii}","confidence":0.5}`)))).toBe("fail not_allowed /label");
     const astral = "😀".repeat(2_500_000); // 10 MB of UTF-8, 5M UTF-16 units, 2.5M code points
     const exactly = compiledText({ type: "string", minLength: 2_500_000, maxLength: 2_500_000 });

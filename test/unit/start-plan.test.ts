@@ -20,7 +20,10 @@ describe("npm start argument plan", () => {
   });
 
   it("takes flags over env vars, in both --flag value and --flag=value forms", () => {
-    const r = planStart(["--stable", "http://127.0.0.1:7001", "--canary=http://127.0.0.1:7002", "--listen", "0.0.0.0:8000"], { MODELROLL_LISTEN: "127.0.0.1:1", MODELROLL_CONTROLLER: "127.0.0.1:18080" });
+    const r = planStart(["--stable", "http://127.0.0.1:7001", "--canary=http://127.0.0.1:7002", "--listen", "0.0.0.0:8000"], {
+      MODELROLL_LISTEN: "127.0.0.1:1",
+      MODELROLL_CONTROLLER: "127.0.0.1:18080",
+    });
     if (!("plan" in r)) throw new Error(JSON.stringify(r));
     expect(r.plan.listen).toEqual({ host: "0.0.0.0", port: 8000 });
     expect(r.plan.controller).toEqual({ host: "127.0.0.1", port: 18080 });
@@ -32,7 +35,9 @@ describe("npm start argument plan", () => {
   it("takes --fresh (no value) and --tick-ms, which also reads MODELROLL_TICK_MS", () => {
     expect(planStart(["--fresh", "--tick-ms", "250"], {})).toMatchObject({ plan: { controllerSettings: { fresh: true, tickIntervalMs: 250 } } });
     expect(planStart([], { MODELROLL_TICK_MS: "1000" })).toMatchObject({ plan: { controllerSettings: { fresh: false, tickIntervalMs: 1000 } } });
-    expect(planStart(["--tick-ms=750", "--state", "/tmp/x.db"], {})).toMatchObject({ plan: { controllerSettings: { stateFile: "/tmp/x.db", tickIntervalMs: 750 } } });
+    expect(planStart(["--tick-ms=750", "--state", "/tmp/x.db"], {})).toMatchObject({
+      plan: { controllerSettings: { stateFile: "/tmp/x.db", tickIntervalMs: 750 } },
+    });
   });
 
   it.each([
@@ -58,10 +63,27 @@ describe("npm start argument plan", () => {
 describe("npm run controller argument plan", () => {
   it("defaults, and reads tokens from the environment only", () => {
     expect(planController([], {})).toEqual({
-      plan: { listen: { host: "127.0.0.1", port: 8080 }, envoyAdminUrls: ["http://127.0.0.1:9901"], tickIntervalMs: 5000, stateFile: ".modelroll/state.db", fresh: false },
+      plan: {
+        listen: { host: "127.0.0.1", port: 8080 },
+        envoyAdminUrls: ["http://127.0.0.1:9901"],
+        tickIntervalMs: 5000,
+        stateFile: ".modelroll/state.db",
+        fresh: false,
+      },
     });
     const r = planController(
-      ["--listen=0.0.0.0:9000", "--fresh", "--state", "/var/lib/modelroll/state.db", "--envoy-admin", "http://127.0.0.1:1, http://127.0.0.1:2", "--tick-ms", "250", "--prometheus", "http://127.0.0.1:9090"],
+      [
+        "--listen=0.0.0.0:9000",
+        "--fresh",
+        "--state",
+        "/var/lib/modelroll/state.db",
+        "--envoy-admin",
+        "http://127.0.0.1:1, http://127.0.0.1:2",
+        "--tick-ms",
+        "250",
+        "--prometheus",
+        "http://127.0.0.1:9090",
+      ],
       { MODELROLL_API_TOKEN: "a".repeat(20), MODELROLL_FILTER_TOKEN: "f".repeat(20), MODELROLL_STATE: "/ignored" },
     );
     expect(r).toEqual({

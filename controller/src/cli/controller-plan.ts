@@ -28,7 +28,10 @@ export function planController(argv: string[], env: Record<string, string | unde
   if (!("given" in flags)) return flags;
   const given = flags.given;
   try {
-    const envoyAdminUrls = (given.get("--envoy-admin") ?? env.MODELROLL_ENVOY_ADMIN ?? "http://127.0.0.1:9901").split(",").map((u) => u.trim()).filter((u) => u !== "");
+    const envoyAdminUrls = (given.get("--envoy-admin") ?? env.MODELROLL_ENVOY_ADMIN ?? "http://127.0.0.1:9901")
+      .split(",")
+      .map((u) => u.trim())
+      .filter((u) => u !== "");
     for (const url of envoyAdminUrls) {
       if (!/^https?:\/\/[^/]+\/?$/.test(url)) return { error: `--envoy-admin: expected base URLs like http://127.0.0.1:9901, got '${url}'` };
     }

@@ -94,5 +94,9 @@ export function describeSaved(store: RolloutStore, stateFile: string): string {
     return `  ${r.spec.name}: canary ${r.canaryPercent}%${r.shadowPercent > 0 ? `, shadow ${r.shadowPercent}%` : ""}${phase}`;
   });
   const count = rollouts.length === 1 ? "1 rollout" : `${rollouts.length} rollouts`;
-  return [`state saved in ${stateFile}: ${count}, config version ${store.version}${rollouts.length > 0 ? ":" : ""}`, ...list, "the next start resumes it (--fresh starts empty)"].join("\n");
+  return [
+    `state saved in ${stateFile}: ${count}, config version ${store.version}${rollouts.length > 0 ? ":" : ""}`,
+    ...list,
+    "the next start resumes it (--fresh starts empty)",
+  ].join("\n");
 }

@@ -53,7 +53,11 @@ export const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
  * `--flag value` or `--flag=value`, each flag at most once, and the `switches` (no value: present or not);
  * an error names the argument.
  */
-export function parseFlags(argv: string[], flags: ReadonlySet<string>, switches: ReadonlySet<string> = SWITCHES): { given: Map<string, string> } | { help: true } | { error: string } {
+export function parseFlags(
+  argv: string[],
+  flags: ReadonlySet<string>,
+  switches: ReadonlySet<string> = SWITCHES,
+): { given: Map<string, string> } | { help: true } | { error: string } {
   const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -109,8 +113,14 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_LISTEN ?? "127.0.0.1:10000", "--listen"),
         controller: parseHostPort(given.get("--controller") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--controller"),
         admin: { host: "127.0.0.1", port: admin.port },
-        stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
-        canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
+        stable:
+          stableUrl !== undefined
+            ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") }
+            : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
+        canary:
+          canaryUrl !== undefined
+            ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") }
+            : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
         controllerSettings: controllerSettings(given, env),

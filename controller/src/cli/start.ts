@@ -57,7 +57,10 @@ try {
   shutdown.onStop(() => running.close());
 
   const models: Record<"stable" | "canary", { host: string; port: number; label: string }> = {} as never;
-  for (const [variant, version] of [["stable", "v1"], ["canary", "v2"]] as const) {
+  for (const [variant, version] of [
+    ["stable", "v1"],
+    ["canary", "v2"],
+  ] as const) {
     const target = plan[variant];
     if ("demo" in target) {
       const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
@@ -70,7 +73,11 @@ try {
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
   const envoy = await startEnvoy({
     bootstrapYaml: renderBootstrap({
-      listen: plan.listen, admin: plan.admin, stable: models.stable, canary: models.canary, controller: plan.controller,
+      listen: plan.listen,
+      admin: plan.admin,
+      stable: models.stable,
+      canary: models.canary,
+      controller: plan.controller,
       ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
       ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}),
     }),

@@ -54,7 +54,10 @@ export const dashboardStatic: FastifyPluginAsync<DashboardStaticOptions> = async
   const send = async (reply: FastifyReply, key: string) => {
     const files = await load();
     if (!files) {
-      return reply.code(503).type("text/plain; charset=utf-8").send(`dashboard: not built (${dir} is missing); run 'npm install' or 'npm run build:dashboard'\n`);
+      return reply
+        .code(503)
+        .type("text/plain; charset=utf-8")
+        .send(`dashboard: not built (${dir} is missing); run 'npm install' or 'npm run build:dashboard'\n`);
     }
     const asset = files.get(key);
     if (!asset) return reply.code(404).send({ error: `dashboard: no file ${key}` });

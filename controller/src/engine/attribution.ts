@@ -70,7 +70,7 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
 export function compareWithRest(m: Measurement, ctx: AttributionContext): RestComparison {
   const gate = ctx.gates.find((g) => g.name === m.gate);
   const segment = m.segment;
-  const counts = m.scope === "rollout" ? ctx.accumulated ?? ctx.window : ctx.window;
+  const counts = m.scope === "rollout" ? (ctx.accumulated ?? ctx.window) : ctx.window;
   const none = { differs: false, rest: null, restPast: false };
   if (!gate || !segment || !counts) return none;
   const here = counts.slices[sliceKey(segment)];
@@ -100,7 +100,12 @@ export function compareWithRest(m: Measurement, ctx: AttributionContext): RestCo
 }
 
 /** Latency: observations above the limit's threshold (r x stable's quantile, or the maximum), here vs the rest. */
-function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceSnapshot>>, all: Partial<Record<string, SliceSnapshot>>, m: Measurement): RestComparison {
+function compareQuantile(
+  gate: QuantileGate,
+  here: Partial<Record<string, SliceSnapshot>>,
+  all: Partial<Record<string, SliceSnapshot>>,
+  m: Measurement,
+): RestComparison {
   const candidate = m.candidate;
   const h = (slice: SliceSnapshot | undefined) => slice?.histograms[gate.histogram];
   const stableAll = h(all.stable);
@@ -108,7 +113,7 @@ function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceS
   const threshold = gate.limits.maxRatio !== undefined && q !== null ? gate.limits.maxRatio * q : gate.limits.maximum;
   if (threshold === undefined) return { differs: false, rest: null, restPast: false };
   const tally = (x: HistogramSnapshot | undefined) => ({ n: x?.total ?? 0, bad: x && x.total > 0 ? Math.round(x.total * (1 - cdfAt(x, threshold))) : 0 });
-  const restOf = (a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined) => (a && b ? histogramDelta(a, b) ?? undefined : a);
+  const restOf = (a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined) => (a && b ? (histogramDelta(a, b) ?? undefined) : a);
   const cRestH = restOf(h(all[candidate]), h(here[candidate]));
   const c = tally(h(here[candidate]));
   const cRest = tally(cRestH);
@@ -154,7 +159,7 @@ function differs(c: Tally, cRest: Tally, s: Tally, sRest: Tally): boolean {
   if (!(p < ATTRIBUTION_ALPHA)) return false;
   if (s.n === 0 || sRest.n === 0) return true;
   // Stable's odds of a bad outcome here vs elsewhere: the candidate's must be clearly larger.
-  const odds = (t: Tally, u: Tally) => ((t.bad + 0.5) / (t.n - t.bad + 0.5)) / ((u.bad + 0.5) / (u.n - u.bad + 0.5));
+  const odds = (t: Tally, u: Tally) => (t.bad + 0.5) / (t.n - t.bad + 0.5) / ((u.bad + 0.5) / (u.n - u.bad + 0.5));
   return odds(c, cRest) > 1.5 * odds(s, sRest);
 }
 

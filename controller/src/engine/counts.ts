@@ -179,7 +179,12 @@ const compiled = new Map<string, RegExp>();
 function wildcard(pattern: string): RegExp {
   let re = compiled.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.{}=]+")}$`);
+    re = new RegExp(
+      `^${pattern
+        .split("*")
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join("[^.{}=]+")}$`,
+    );
     compiled.set(pattern, re);
   }
   return re;

@@ -27,7 +27,12 @@ export function stageHolds(ctx: HoldContext): Hold[] {
   const timeFor = (more: number, rate: number) => (more <= 0 ? 0 : rate > 0 ? Math.ceil(more / rate) : null);
   const base = { gate: null, segment: null, samples: null, needed: null };
   if (elapsed < stage.minDurationSeconds) {
-    out.push({ ...base, key: "minDuration", text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s`, seconds: Math.ceil(stage.minDurationSeconds - elapsed) });
+    out.push({
+      ...base,
+      key: "minDuration",
+      text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s`,
+      seconds: Math.ceil(stage.minDurationSeconds - elapsed),
+    });
   }
   if (!window) {
     out.push({ ...base, key: "traffic", text: "traffic: the counts could not be read", seconds: null });
@@ -55,7 +60,13 @@ export function stageHolds(ctx: HoldContext): Hold[] {
         }
       }
     }
-    if (short.length > 0) out.push({ ...base, key: "segmentTraffic", text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}`, seconds: slowest });
+    if (short.length > 0)
+      out.push({
+        ...base,
+        key: "segmentTraffic",
+        text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}`,
+        seconds: slowest,
+      });
   }
   for (const m of ctx.measurements) {
     const hold = measurementHold(m, perSecond(m.stageSamples ?? 0), timeFor);

@@ -141,7 +141,9 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
     const rounded = unknown ? null : Math.ceil(seconds);
     stages.push({ stage: stage.name, seconds: rounded, limitedBy, deadlineSeconds: stage.deadlineSeconds });
     if (rounded !== null && rounded > stage.deadlineSeconds) {
-      warnings.push(`stage ${stage.name} is projected to take about ${rounded} s at the ${basis} (${limitedBy}), past its deadline of ${stage.deadlineSeconds} s (onDeadline: ${stage.onDeadline})`);
+      warnings.push(
+        `stage ${stage.name} is projected to take about ${rounded} s at the ${basis} (${limitedBy}), past its deadline of ${stage.deadlineSeconds} s (onDeadline: ${stage.onDeadline})`,
+      );
     }
   }
   return { basis, stages, warnings };
@@ -159,20 +161,54 @@ function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, harmMult
   switch (gate.kind) {
     case "proportion": {
       const { maximum, minimum, maxDelta, minDelta } = gate.limits;
-      const expected = maximum !== undefined ? maximum / 4 : minimum !== undefined ? 1 - (1 - minimum) / 10 : minDelta !== undefined ? 0.99 : maxDelta !== undefined ? 0.01 : 0.5;
-      return proportionNeeds({ limits: gate.limits, expected, stable: gate.variant === "shadow" ? null : expected, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9) });
+      const expected =
+        maximum !== undefined
+          ? maximum / 4
+          : minimum !== undefined
+            ? 1 - (1 - minimum) / 10
+            : minDelta !== undefined
+              ? 0.99
+              : maxDelta !== undefined
+                ? 0.01
+                : 0.5;
+      return proportionNeeds({
+        limits: gate.limits,
+        expected,
+        stable: gate.variant === "shadow" ? null : expected,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+      });
     }
     case "quantile": {
       const h = planningHistogram();
       const median = gate.limits.maximum !== undefined ? gate.limits.maximum / 2 / Math.exp(PLANNING_SIGMA * 1.645) : PLANNING_MEDIAN_US;
       const scaled = { ...h, bounds: h.bounds.map((b) => (b * median) / PLANNING_MEDIAN_US) };
       const z = normalQuantile(gate.quantile);
-      return quantileNeeds({ limits: gate.limits, q: gate.quantile, stable: scaled, stableQuantile: median * Math.exp(PLANNING_SIGMA * z), observedRatio: 1, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9), tolerance: gate.tolerance });
+      return quantileNeeds({
+        limits: gate.limits,
+        q: gate.quantile,
+        stable: scaled,
+        stableQuantile: median * Math.exp(PLANNING_SIGMA * z),
+        observedRatio: 1,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+        tolerance: gate.tolerance,
+      });
     }
     case "mean": {
       const mid = (gate.range[0] + gate.range[1]) / 2 / gate.displayScale;
       const scaled = Object.fromEntries(Object.entries(gate.limits).map(([k, v]) => [k, k === "maxRatio" ? v : (v as number) / gate.displayScale]));
-      return meanNeeds({ limits: scaled, candidate: mid, stable: mid, width: (gate.range[1] - gate.range[0]) / gate.displayScale, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9) });
+      return meanNeeds({
+        limits: scaled,
+        candidate: mid,
+        stable: mid,
+        width: (gate.range[1] - gate.range[0]) / gate.displayScale,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+      });
     }
     default:
       return null;
@@ -198,7 +234,7 @@ function normalCdf(z: number): number {
   // Abramowitz-Stegun 7.1.26 on erf: enough for planning figures.
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
-  const erf = 1 - (((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t) * Math.exp(-x * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
   return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
 }
 

@@ -71,7 +71,10 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     const maximumMs = num("maximum");
     const toleranceMs = num("tolerance_ms");
     if (toleranceMs !== undefined && regression === undefined) {
-      errors.push({ path: `${path}/tolerance_ms`, reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail" });
+      errors.push({
+        path: `${path}/tolerance_ms`,
+        reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail",
+      });
     }
     return {
       kind: "quantile",

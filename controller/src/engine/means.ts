@@ -121,4 +121,3 @@ export function addEmpiricalBernstein(state: EmpiricalBernsteinState, observatio
   }
   return { alpha: state.alpha, count, sum, squaredDeviations, lambdaSum, lambdaWeightedSum, penalty, lower, upper };
 }
-

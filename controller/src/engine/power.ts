@@ -315,7 +315,13 @@ export function meanNeeds(input: MeanNeedsInput): Needs {
     }
     const sign = kind === "maxDelta" ? 1 : -1;
     pass.push(relative(sign * limit, sign * (c - s)) ?? smallestN((n) => boundedMeanHalfWidth(n, width, alpha / 2) * 2 < Math.abs(c - s - limit)));
-    detect.push(smallestN((n) => boundedMeanHalfWidth(n, width, alpha / 2) + boundedMeanHalfWidth(Math.max(1, n * input.stableRatio), width, alpha / 2) < (input.harmMultiple - 1) * Math.abs(limit)));
+    detect.push(
+      smallestN(
+        (n) =>
+          boundedMeanHalfWidth(n, width, alpha / 2) + boundedMeanHalfWidth(Math.max(1, n * input.stableRatio), width, alpha / 2) <
+          (input.harmMultiple - 1) * Math.abs(limit),
+      ),
+    );
   }
   return { pass: maxNeed(pass), detect: maxNeed(detect), harm };
 }

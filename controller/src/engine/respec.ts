@@ -22,8 +22,13 @@ export function respec(state: EngineState, next: EngineSpec): RespecResult {
   if (isClosed(state.phase)) return { ok: false, errors: [{ path: "", reason: `the rollout has ended (${state.phase}): nothing in it can change` }] };
   // The plan it already has: nothing to re-budget (the budget's books only move when the spec does).
   if (JSON.stringify(next) === JSON.stringify(before)) return { ok: true, state, changes: [] };
-  if (next.changeKind !== before.changeKind) errors.push({ path: "/changeKind", reason: "cannot change mid-rollout: the policy's checks for it (a shadow stage for a major change) were made at create" });
-  if (next.impact !== before.impact) errors.push({ path: "/impact", reason: "cannot change mid-rollout: whether the release ends in a review was decided at create" });
+  if (next.changeKind !== before.changeKind)
+    errors.push({
+      path: "/changeKind",
+      reason: "cannot change mid-rollout: the policy's checks for it (a shadow stage for a major change) were made at create",
+    });
+  if (next.impact !== before.impact)
+    errors.push({ path: "/impact", reason: "cannot change mid-rollout: whether the release ends in a review was decided at create" });
   checkStages(state, before.stages, next.stages, errors);
   const budget = rebudget(state, next);
   if (typeof budget === "string") errors.push({ path: "/statistics/falseAlarmRate", reason: budget });
@@ -40,7 +45,10 @@ function checkStages(state: EngineState, before: StageSpec[], next: StageSpec[],
     const old = before[i];
     const now = next[i];
     if (now === undefined) {
-      errors.push({ path: "/stages", reason: `must keep stage ${i} (${old.name}): it has already ${i < started || isTerminal(state.phase) ? "passed" : "started"}` });
+      errors.push({
+        path: "/stages",
+        reason: `must keep stage ${i} (${old.name}): it has already ${i < started || isTerminal(state.phase) ? "passed" : "started"}`,
+      });
       break;
     }
     if (stageShape(old) !== stageShape(now)) {
@@ -140,8 +148,9 @@ function describeChanges(before: EngineSpec, next: EngineSpec, oldAlpha: number,
   if (before.rollbackCondition !== next.rollbackCondition) out.push("rollbackCondition");
   const gates = (s: EngineSpec) => new Map(s.gates.map((g) => [g.name, JSON.stringify(g)]));
   const [a, b] = [gates(before), gates(next)];
-  for (const [name, text] of b) if (!a.has(name)) out.push(`gate ${name} added`);
-  else if (a.get(name) !== text) out.push(`gate ${name} changed`);
+  for (const [name, text] of b)
+    if (!a.has(name)) out.push(`gate ${name} added`);
+    else if (a.get(name) !== text) out.push(`gate ${name} changed`);
   for (const name of a.keys()) if (!b.has(name)) out.push(`gate ${name} removed`);
   const stages = (s: EngineSpec) => JSON.stringify(s.stages);
   if (stages(before) !== stages(next)) out.push("stages");

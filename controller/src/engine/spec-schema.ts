@@ -40,7 +40,11 @@ export const StageObject = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "Defaults to 'shadow' or '<percent>%'." })),
     canaryPercent: Type.Optional(percent("Share of real traffic answered by the new model (sticky).")),
     shadow: Type.Optional(Type.Boolean({ description: "A shadow stage: the new model only receives a mirrored sample." })),
-    shadowPercent: Type.Optional(percent("Share of requests mirrored to the shadow during this stage (default in a shadow stage: the shadow section's percent when above 0, else 10; in a canary stage 0).")),
+    shadowPercent: Type.Optional(
+      percent(
+        "Share of requests mirrored to the shadow during this stage (default in a shadow stage: the shadow section's percent when above 0, else 10; in a canary stage 0).",
+      ),
+    ),
     ...stageTiming,
   },
   { additionalProperties: false },
@@ -147,7 +151,9 @@ const STAT_PATTERN = "^[a-z0-9_]+(\\{[a-z0-9_]+=[a-z0-9_*-]+\\})?$";
 const statName = Type.String({
   pattern: STAT_PATTERN,
   maxLength: 128,
-  [REASONS_KEYWORD]: { pattern: "must be a counter as the metric provider names it, e.g. llm_outputs, responses{class=5xx}, outputs{schema=*} ('*' = any value)" },
+  [REASONS_KEYWORD]: {
+    pattern: "must be a counter as the metric provider names it, e.g. llm_outputs, responses{class=5xx}, outputs{schema=*} ('*' = any value)",
+  },
 });
 
 export const CustomGate = gate(
@@ -254,9 +260,16 @@ export const EngineSpecInput = Type.Object(
     expectedTraffic: Type.Optional(
       Type.Object(
         {
-          requestsPerSecond: Type.Number({ exclusiveMinimum: 0, description: "Requests per second the rollout's path carries in total (stable and new model together)." }),
+          requestsPerSecond: Type.Number({
+            exclusiveMinimum: 0,
+            description: "Requests per second the rollout's path carries in total (stable and new model together).",
+          }),
           smallestSegmentShare: Type.Optional(
-            Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "Share of the traffic carried by the smallest declared segment value (default: an equal split)." }),
+            Type.Number({
+              exclusiveMinimum: 0,
+              maximum: 1,
+              description: "Share of the traffic carried by the smallest declared segment value (default: an equal split).",
+            }),
           ),
         },
         {

@@ -61,7 +61,10 @@ export function step(state: EngineState, input: TickInput): StepResult {
 
   if (state.phase === Phase.Pending) {
     const first = state.spec.stages[0];
-    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
+    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", {
+      actor: ENGINE_ACTOR,
+      reason: `rollout started with stage ${first.name}`,
+    });
     return { ...t, evaluation: null };
   }
 
@@ -77,7 +80,8 @@ export function step(state: EngineState, input: TickInput): StepResult {
       decisions.push(
         decision(current, reset, "baselineReset", now, {
           actor: ENGINE_ACTOR,
-          reason: "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading; proportion gates keep the evidence gathered before it",
+          reason:
+            "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading; proportion gates keep the evidence gathered before it",
         }),
       );
       current = reset;
@@ -108,7 +112,13 @@ export function step(state: EngineState, input: TickInput): StepResult {
     external: current.external,
     harmMultiple: current.spec.harmMultiple ?? DEFAULT_HARM_MULTIPLE,
     requirement: (gate, segment) =>
-      requirementAt(current.spec, stageIndex, gate, segment !== null, segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate)),
+      requirementAt(
+        current.spec,
+        stageIndex,
+        gate,
+        segment !== null,
+        segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate),
+      ),
   });
   const trafficMix =
     current.spec.trafficMix.check && window && current.segments.length > 0
@@ -138,7 +148,15 @@ export function step(state: EngineState, input: TickInput): StepResult {
   current = identity.state;
   if (identity.mismatched > 0) {
     const reason = identityReason(modelsOf(current.spec)!, identity.mismatched, reading.snapshot);
-    return done(endWithRollback(current, Phase.RolledBack, "rolledBack", now, { actor: ENGINE_ACTOR, reason, measurements, trafficMix, window: summarizeWindow(current, window, now) }));
+    return done(
+      endWithRollback(current, Phase.RolledBack, "rolledBack", now, {
+        actor: ENGINE_ACTOR,
+        reason,
+        measurements,
+        trafficMix,
+        window: summarizeWindow(current, window, now),
+      }),
+    );
   }
   // Only Failed rolls back, and at once, whatever else is going on (paused, awaiting review).
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
@@ -236,7 +254,8 @@ export function step(state: EngineState, input: TickInput): StepResult {
   const stale = current.holdRecordedAt === null || current.holdRecordedAt === undefined || now - current.holdRecordedAt >= HOLD_SNAPSHOT_SECONDS * 1000;
   if (signature !== current.holdSignature || stale) {
     const next = { ...current, holdSignature: signature, holdRecordedAt: now };
-    const expected = eta.secondsToDecision === null ? "no decision time can be given yet" : `a decision expected in about ${eta.secondsToDecision} s at the current traffic`;
+    const expected =
+      eta.secondsToDecision === null ? "no decision time can be given yet" : `a decision expected in about ${eta.secondsToDecision} s at the current traffic`;
     decisions.push({
       ...decision(current, next, "held", now, {
         actor: ENGINE_ACTOR,
@@ -258,8 +277,12 @@ export function step(state: EngineState, input: TickInput): StepResult {
  */
 function passedSummary(measurements: Measurement[]): string {
   const passed = measurements.filter((m) => m.status === MeasurementStatus.Passed && m.segment === null).map((m) => m.gate);
-  const detected = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect").map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
-  const open = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none").map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
+  const detected = measurements
+    .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect")
+    .map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
+  const open = measurements
+    .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none")
+    .map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
   const parts: string[] = [];
   parts.push(passed.length > 0 ? `gates passed: ${unique(passed).join(", ")}` : "no gate passed yet");
   if (detected.length > 0) parts.push(`no harm seen, with enough samples to detect it: ${list(detected)}`);
@@ -282,7 +305,10 @@ function readable(reading: MetricReading<RolloutCounts>): { snapshot: CountsSnap
   // A partial reading (some endpoints down) would look like counts going down: treat it as unreadable.
   const down = reading.sources.filter((s) => !s.ok);
   if (down.length > 0) {
-    return { snapshot: null, error: `${down.length} of ${reading.sources.length} stat sources did not answer (${down.map((s) => `${s.url}: ${s.error ?? "error"}`).join("; ")})` };
+    return {
+      snapshot: null,
+      error: `${down.length} of ${reading.sources.length} stat sources did not answer (${down.map((s) => `${s.url}: ${s.error ?? "error"}`).join("; ")})`,
+    };
   }
   return { snapshot: toSnapshot(reading.value), error: null };
 }

@@ -93,7 +93,13 @@ export function enterStage(
 }
 
 /** RolledBack or Failed: stable takes all traffic at once. */
-export function endWithRollback(state: EngineState, phase: Phase.RolledBack | Phase.Failed, kind: DecisionKind, now: number, details: DecisionDetails): Transition {
+export function endWithRollback(
+  state: EngineState,
+  phase: Phase.RolledBack | Phase.Failed,
+  kind: DecisionKind,
+  now: number,
+  details: DecisionDetails,
+): Transition {
   const next: EngineState = {
     ...state,
     phase,
@@ -116,7 +122,12 @@ export function completeBake(state: EngineState, now: number, kind: DecisionKind
     const next: EngineState = { ...state, phase: Phase.AwaitingReview, pausedFrom: null, pausedAt: null };
     return {
       state: next,
-      decisions: [decision(state, next, kind === "advanced" ? "awaitingReview" : kind, now, { ...details, reason: `${details.reason}; high-impact rollout: waiting for a review` })],
+      decisions: [
+        decision(state, next, kind === "advanced" ? "awaitingReview" : kind, now, {
+          ...details,
+          reason: `${details.reason}; high-impact rollout: waiting for a review`,
+        }),
+      ],
       actions: [],
     };
   }

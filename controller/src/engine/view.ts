@@ -68,9 +68,16 @@ export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | 
     traffic: evaluation.traffic ?? null,
     observedCanaryPercent: observedCanaryPercent(evaluation),
     secondsToDecision: eta ? eta.secondsToDecision : null,
-    limitedBy: eta?.limitedBy ?? (evaluation.blocking[0] ?? null),
+    limitedBy: eta?.limitedBy ?? evaluation.blocking[0] ?? null,
     holds: eta
-      ? eta.holds.map((h) => ({ text: h.text, gate: h.gate, slice: h.gate === null ? null : segmentLabel(h.segment), samples: h.samples, needed: h.needed, seconds: h.seconds }))
+      ? eta.holds.map((h) => ({
+          text: h.text,
+          gate: h.gate,
+          slice: h.gate === null ? null : segmentLabel(h.segment),
+          samples: h.samples,
+          needed: h.needed,
+          seconds: h.seconds,
+        }))
       : evaluation.blocking.map((text) => ({ text, gate: null, slice: null, samples: null, needed: null, seconds: null })),
     warnings: eta?.warnings ?? [],
     gates: evaluation.measurements.map(gateView),

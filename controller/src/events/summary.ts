@@ -101,7 +101,8 @@ export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null
   }
   const last = engine?.decisions.at(-1);
   const stage = state && state.stageIndex >= 0 ? state.spec.stages[state.stageIndex] : null;
-  const inCanary = state !== null && (state.phase === Phase.Canary || state.phase === Phase.Baking || (state.phase === Phase.Paused && state.pausedFrom !== Phase.Shadowing));
+  const inCanary =
+    state !== null && (state.phase === Phase.Canary || state.phase === Phase.Baking || (state.phase === Phase.Paused && state.pausedFrom !== Phase.Shadowing));
   const summary: RolloutSummary = {
     name: rollout.spec.name,
     revision: rollout.revision,
@@ -111,7 +112,8 @@ export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null
     stageCount: state ? state.spec.stages.length : null,
     canaryPercent: rollout.canaryPercent,
     shadowPercent: rollout.shadowPercent,
-    observedCanaryPercent: (inCanary ? observedFromEvaluation(evaluation) : null) ?? (state && !inCanary && !isTerminal(state.phase) ? null : observedFromSnapshots),
+    observedCanaryPercent:
+      (inCanary ? observedFromEvaluation(evaluation) : null) ?? (state && !inCanary && !isTerminal(state.phase) ? null : observedFromSnapshots),
     owner: state?.spec.owner ?? null,
     rollbackCondition: state?.spec.rollbackCondition ?? null,
     createdAt: rollout.createdAt.toISOString(),

@@ -98,10 +98,7 @@ export interface FilterConfigRoutesOptions {
   telemetry: ControllerTelemetry;
 }
 
-export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (
-  app,
-  { longPoll, telemetry },
-) => {
+export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (app, { longPoll, telemetry }) => {
   const push = (reply: FastifyReply) => {
     telemetry.configPushes.inc();
     return reply.code(200).header("cache-control", "no-store").send(longPoll.config);

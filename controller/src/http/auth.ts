@@ -37,7 +37,10 @@ function digest(text: string): Buffer {
 }
 
 export function checkTokens(options: AuthOptions): void {
-  for (const [name, token] of [["API token", options.apiToken], ["filter token", options.filterToken]] as const) {
+  for (const [name, token] of [
+    ["API token", options.apiToken],
+    ["filter token", options.filterToken],
+  ] as const) {
     if (token === undefined) continue;
     if (!/^[\x21-\x7e]{16,256}$/.test(token)) throw new Error(`controller: ${name}: must be 16-256 printable ASCII characters without spaces`);
   }

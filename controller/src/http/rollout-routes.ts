@@ -64,7 +64,11 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         summary: "List rollouts, sorted by name; ?archived=true lists the archived ones (finalized or deleted), oldest first",
         querystring: Type.Object(
           {
-            archived: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")], { description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}" })),
+            archived: Type.Optional(
+              Type.Union([Type.Literal("true"), Type.Literal("false")], {
+                description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}",
+              }),
+            ),
             name: Type.Optional(Type.String({ maxLength: 63, description: "With archived=true: only the archived rollouts of this name." })),
           },
           { additionalProperties: false },
@@ -152,7 +156,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       const invalid = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
       if (invalid && invalid.validationContext !== "body") throw validationFailure(request, invalid, []);
       const checked = validateRolloutSpec(request.body, store.policy);
-      if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
+      if (!checked.ok)
+        throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       const name = request.params.name;
       expectRevision(store, name, ifMatchOf(request));
       const now = (clock ? clock() : new Date()).getTime();
@@ -170,7 +175,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
       schema: {
         tags,
-        summary: "Send all traffic back to stable and stop mirroring, at once; optional {\"reason\"}. Repeated with nothing changed since, a no-op",
+        summary: 'Send all traffic back to stable and stop mirroring, at once; optional {"reason"}. Repeated with nothing changed since, a no-op',
         params: RolloutNameParams,
         headers: IfMatchHeaders,
         body: CommandBody,

@@ -64,9 +64,7 @@ function mergeDuplicateBounds(input: readonly HistogramBucket[]): HistogramBucke
     if (Number.isNaN(upperBound) || !Number.isFinite(cumulativeCount)) continue;
     byBound.set(upperBound, (byBound.get(upperBound) ?? 0) + cumulativeCount);
   }
-  return [...byBound]
-    .map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }))
-    .sort((a, b) => a.upperBound - b.upperBound);
+  return [...byBound].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
 }
 
 // Counters scraped at slightly different moments can make a cumulative series dip; Prometheus

@@ -33,7 +33,11 @@ const CHAR_CLASS = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
   const ch = String.fromCharCode(c);
   CHAR_CLASS[c] =
-    (NAME_START.test(ch) ? 1 : 0) | (NAME_CHAR.test(ch) ? 2 : 0) | (LABEL_START.test(ch) ? 4 : 0) | (LABEL_CHAR.test(ch) ? 8 : 0) | (c >= 48 && c <= 57 ? 16 : 0);
+    (NAME_START.test(ch) ? 1 : 0) |
+    (NAME_CHAR.test(ch) ? 2 : 0) |
+    (LABEL_START.test(ch) ? 4 : 0) |
+    (LABEL_CHAR.test(ch) ? 8 : 0) |
+    (c >= 48 && c <= 57 ? 16 : 0);
 }
 const charClass = (c: number): number => (c < 128 ? CHAR_CLASS[c] : 0);
 
@@ -307,7 +311,10 @@ class SampleLineReader {
     this.#skipSpaces();
     const labels = this.#peek() === "{" ? this.#readLabels() : {};
     this.#skipSpaces();
-    const rest = this.line.slice(this.#pos).trim().split(/[ \t]+/);
+    const rest = this.line
+      .slice(this.#pos)
+      .trim()
+      .split(/[ \t]+/);
     if (rest.length === 0 || rest[0] === "") throw new Error(`${name}: missing value`);
     if (rest.length > 2) throw new Error(`${name}: unexpected text after value and timestamp`);
     if (rest.length === 2 && !/^-?\d+$/.test(rest[1])) {

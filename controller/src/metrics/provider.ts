@@ -72,9 +72,7 @@ export interface SourceStatus {
  * The two must stay distinct: zero traffic makes a gate inconclusive, a failed reading is an error.
  * `sources` lists every endpoint asked, so a partial reading (some endpoints down) is visible.
  */
-export type MetricReading<T> =
-  | { status: "measured"; value: T; sources: SourceStatus[] }
-  | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
+export type MetricReading<T> = { status: "measured"; value: T; sources: SourceStatus[] } | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
 
 export interface MetricProvider {
   /** Cumulative counts since the data-path processes started, summed over every source that answered. */

@@ -88,10 +88,14 @@ export function summarizeOutput(counts: VariantCounts): OutputSummary | undefine
   const c = counts.counters;
   const labels = byLabel(c, "predictions");
   const schemaResults = Object.fromEntries(
-    Object.entries(c).filter(([k]) => k.startsWith("outputs{schema=")).map(([k, n]) => [k.slice("outputs{schema=".length, -1), n]),
+    Object.entries(c)
+      .filter(([k]) => k.startsWith("outputs{schema="))
+      .map(([k, n]) => [k.slice("outputs{schema=".length, -1), n]),
   );
   const unanalyzed = Object.fromEntries(
-    Object.entries(c).filter(([k]) => k.startsWith("outputs{unanalyzed=")).map(([k, n]) => [k.slice("outputs{unanalyzed=".length, -1), n]),
+    Object.entries(c)
+      .filter(([k]) => k.startsWith("outputs{unanalyzed="))
+      .map(([k, n]) => [k.slice("outputs{unanalyzed=".length, -1), n]),
   );
   const analyzed = Object.values(labels).reduce((s, n) => s + n, 0);
   if (analyzed === 0 && Object.keys(unanalyzed).length === 0 && Object.keys(schemaResults).length === 0) return undefined;
@@ -110,16 +114,17 @@ export function summarizeOutput(counts: VariantCounts): OutputSummary | undefine
       ...distribution(confidence, 1000),
       mean: confidence && confidence.count > 0 ? confidence.sum / confidence.count / 1000 : null,
     },
-    llm: llmOutputs > 0
-      ? {
-          outputs: llmOutputs,
-          promptTokens: distribution(counts.histograms.prompt_tokens, 1),
-          completionTokens: distribution(counts.histograms.completion_tokens, 1),
-          citationRate: ratio(c.citation_present ?? 0, llmOutputs),
-          abstainRate: ratio(c.abstained ?? 0, llmOutputs),
-          fallbackRate: ratio(c.fallback_used ?? 0, llmOutputs),
-        }
-      : null,
+    llm:
+      llmOutputs > 0
+        ? {
+            outputs: llmOutputs,
+            promptTokens: distribution(counts.histograms.prompt_tokens, 1),
+            completionTokens: distribution(counts.histograms.completion_tokens, 1),
+            citationRate: ratio(c.citation_present ?? 0, llmOutputs),
+            abstainRate: ratio(c.abstained ?? 0, llmOutputs),
+            fallbackRate: ratio(c.fallback_used ?? 0, llmOutputs),
+          }
+        : null,
   };
 }
 

@@ -15,7 +15,9 @@ export function prometheusBinary(): string {
   const fromEnv = process.env.PROMETHEUS_BIN;
   if (fromEnv) return fromEnv;
   if (!existsSync(DEFAULT_PROMETHEUS_BIN)) {
-    throw new Error(`Prometheus is not installed: run 'npm install' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}) or set PROMETHEUS_BIN`);
+    throw new Error(
+      `Prometheus is not installed: run 'npm install' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}) or set PROMETHEUS_BIN`,
+    );
   }
   return DEFAULT_PROMETHEUS_BIN;
 }
@@ -50,7 +52,6 @@ export interface StartPrometheusOptions {
   readyTimeoutMs?: number;
 }
 
-
 /** prometheus.yml for one scrape job. JSON is YAML, and quoting every string keeps odd paths intact. */
 export function renderPrometheusConfig(opts: Pick<StartPrometheusOptions, "scrapeTargets" | "metricsPath" | "scrapeIntervalMs">): string {
   const intervalMs = Math.round(opts.scrapeIntervalMs ?? 1000);
@@ -80,12 +81,16 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
   const dir = mkdtempSync(join(tmpdir(), "modelroll-prometheus-"));
   const configPath = join(dir, "prometheus.yml");
   writeFileSync(configPath, config);
-  const managed = spawnManaged(bin, [
-    `--config.file=${configPath}`,
-    `--storage.tsdb.path=${join(dir, "data")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    `--log.level=${opts.logLevel ?? "info"}`,
-  ], { workDir: dir, maxLogChars: 1_000_000 });
+  const managed = spawnManaged(
+    bin,
+    [
+      `--config.file=${configPath}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--log.level=${opts.logLevel ?? "info"}`,
+    ],
+    { workDir: dir, maxLogChars: 1_000_000 },
+  );
 
   const url = `http://127.0.0.1:${port}`;
   const proc: PrometheusProcess = { url, port, child: managed.child, log: managed.log, stop: managed.stop };

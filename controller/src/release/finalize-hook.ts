@@ -75,7 +75,7 @@ export class FinalizeHooks {
       if (response.status < 200 || response.status > 299) error = `answered ${response.status}`;
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      error = (e as Error).name === "TimeoutError" ? `no answer within ${hook.timeoutMs} ms` : cause?.code ?? cause?.message ?? (e as Error).message;
+      error = (e as Error).name === "TimeoutError" ? `no answer within ${hook.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (e as Error).message);
     }
     const current = this.#store.find(name);
     // Deleted meanwhile, or another rollout of the same name: nothing to record.
@@ -83,16 +83,33 @@ export class FinalizeHooks {
     const attempts = previous.attempts + 1;
     if (error !== null) {
       const delay = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** (attempts - 1));
-      const status: HookStatus = { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: error, nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(), deliveredAt: null };
+      const status: HookStatus = {
+        attempts,
+        lastAttemptAt: attemptAt.toISOString(),
+        lastError: error,
+        nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(),
+        deliveredAt: null,
+      };
       this.#log?.warn({ rollout: name, url: hook.url, attempts, error }, "finalize webhook failed; retrying");
       this.#store.recordHook(name, status);
       return;
     }
-    this.#store.recordHook(name, { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: null, nextAttemptAt: null, deliveredAt: this.#clock().toISOString() });
+    this.#store.recordHook(name, {
+      attempts,
+      lastAttemptAt: attemptAt.toISOString(),
+      lastError: null,
+      nextAttemptAt: null,
+      deliveredAt: this.#clock().toISOString(),
+    });
     const engine = this.#store.get(name).engine!;
     // An operator may have finalized or rolled back meanwhile: then the delivery is only recorded.
     if (engine.state.phase !== Phase.Succeeded) return;
-    const result = applyCommand(engine.state, { type: "finalize", actor: HOOK_ACTOR, reason: `${hook.url} answered 2xx` }, this.#clock().getTime(), engine.lastEvaluation);
+    const result = applyCommand(
+      engine.state,
+      { type: "finalize", actor: HOOK_ACTOR, reason: `${hook.url} answered 2xx` },
+      this.#clock().getTime(),
+      engine.lastEvaluation,
+    );
     if (result.ok) this.#store.applyEngine(name, result, { command: true });
   }
 }

@@ -22,7 +22,6 @@ export interface ReleaseRoutesOptions {
   clock?: () => Date;
 }
 
-
 const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
 const ReviewBody = Type.Object({ approved: Type.Boolean(), reason: Type.Optional(Reason) }, { additionalProperties: false });
 const MeasurementsBody = Type.Object(
@@ -43,7 +42,6 @@ export const History = Type.Object({
 });
 
 const tags = ["rollouts"];
-
 
 export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
   if (rollout.engine === null) {
@@ -208,7 +206,10 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
   );
 };
 
-export const ReportQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) }, { additionalProperties: false });
+export const ReportQuery = Type.Object(
+  { format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) },
+  { additionalProperties: false },
+);
 
 /** A live rollout; when there is none by that name but archived ones, the 404 says where they are. */
 function live(store: RolloutStore, name: string): Rollout {
@@ -216,7 +217,9 @@ function live(store: RolloutStore, name: string): Rollout {
   if (found) return found;
   const archived = store.archive.list(name).at(-1);
   if (!archived) return store.get(name);
-  throw new NotFoundError(`rollout ${name}: not found; archived as ${archived.id} (${archived.reason.slice(0, 120)}): GET /v1/archive/${archived.id}/report, /v1/archive/${archived.id}/history`);
+  throw new NotFoundError(
+    `rollout ${name}: not found; archived as ${archived.id} (${archived.reason.slice(0, 120)}): GET /v1/archive/${archived.id}/report, /v1/archive/${archived.id}/history`,
+  );
 }
 
 export function historyOf(rollout: Rollout): Static<typeof History> {

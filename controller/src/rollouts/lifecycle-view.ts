@@ -53,7 +53,8 @@ export function pendingOf(rollout: Rollout): string | null {
           : "no version source is declared (models.versionField or versionHeader), so it is taken on your word and all traffic goes to stable";
         parts.push(`finalize: make stable serve ${newModel}, then ${route(name, "finalize")}: ${check}.`);
       }
-      const share = rollout.canaryPercent > 0 ? `Until then the canary answers ${rollout.canaryPercent}% of the traffic.` : "Until then all traffic is on stable.";
+      const share =
+        rollout.canaryPercent > 0 ? `Until then the canary answers ${rollout.canaryPercent}% of the traffic.` : "Until then all traffic is on stable.";
       parts.push(`${share} To go back to the old stable${models ? ` (${models.stable})` : ""}: ${route(name, "rollback")}.`);
       return parts.join(" ");
     }

@@ -30,7 +30,11 @@ export const SegmentSpec = Type.Object(
         Type.Object(
           {
             value: SegmentValue,
-            pathPrefix: Type.String({ pattern: PATH_PREFIX_PATTERN, maxLength: 256, [REASONS_KEYWORD]: { pattern: "must start with / and contain no whitespace" } }),
+            pathPrefix: Type.String({
+              pattern: PATH_PREFIX_PATTERN,
+              maxLength: 256,
+              [REASONS_KEYWORD]: { pattern: "must start with / and contain no whitespace" },
+            }),
           },
           { additionalProperties: false },
         ),

@@ -61,8 +61,12 @@ const StageObjectDoc = annotate(
     onDeadline: fromDefaults("onDeadline"),
   },
   {
-    description: "A stage with its own settings: a canary stage ({canaryPercent: 25, minDurationSeconds: 60}) or a shadow stage ({shadow: true, shadowPercent: 20}).",
-    examples: [{ canaryPercent: 25, minDurationSeconds: 60, deadlineSeconds: 1800, onDeadline: "hold" }, { shadow: true, shadowPercent: 20 }],
+    description:
+      "A stage with its own settings: a canary stage ({canaryPercent: 25, minDurationSeconds: 60}) or a shadow stage ({shadow: true, shadowPercent: 20}).",
+    examples: [
+      { canaryPercent: 25, minDurationSeconds: 60, deadlineSeconds: 1800, onDeadline: "hold" },
+      { shadow: true, shadowPercent: 20 },
+    ],
   },
 );
 
@@ -74,7 +78,8 @@ const StageInputDoc = Type.Union(
     Type.Number({
       exclusiveMinimum: 0,
       maximum: 100,
-      description: "A canary stage: this percent of users (sticky by stickyKey) are answered by the new model; at most two decimals. Same as {canaryPercent: N}.",
+      description:
+        "A canary stage: this percent of users (sticky by stickyKey) are answered by the new model; at most two decimals. Same as {canaryPercent: N}.",
     }),
     StageObjectDoc,
   ],

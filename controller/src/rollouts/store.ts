@@ -129,7 +129,7 @@ export class RolloutStore {
       spec: normalized,
       // A managed rollout starts Pending: no traffic on the new model until the engine's first stage.
       canaryPercent: engine ? 0 : normalized.canaryPercent,
-      shadowPercent: engine ? 0 : normalized.shadow?.percent ?? 0,
+      shadowPercent: engine ? 0 : (normalized.shadow?.percent ?? 0),
       configVersion: version,
       revision: 1,
       createdAt: at,
@@ -335,7 +335,13 @@ export class RolloutStore {
     const filterChanged = dataPathOf(current) !== dataPathOf(next);
     const version = filterChanged ? this.#version + 1 : this.#version;
     const engine = next.engine && decisions.length > 0 ? { ...next.engine, decisions: [...next.engine.decisions, ...decisions] } : next.engine;
-    const replaced: Rollout = { ...next, engine, configVersion: filterChanged ? version : current.configVersion, revision: current.revision + 1, updatedAt: this.#clock() };
+    const replaced: Rollout = {
+      ...next,
+      engine,
+      configVersion: filterChanged ? version : current.configVersion,
+      revision: current.revision + 1,
+      updatedAt: this.#clock(),
+    };
     this.#commit(replaced, { version, decisions, events: [] });
     return replaced;
   }
@@ -356,7 +362,10 @@ export class RolloutStore {
       this.#rollouts.delete(name);
       this.archive.add(entry);
       const at = entry.archivedAt;
-      events.push({ type: "archived", rollout: name, version: change.version, at, id: entry.id }, { type: "deleted", rollout: name, version: change.version, at });
+      events.push(
+        { type: "archived", rollout: name, version: change.version, at, id: entry.id },
+        { type: "deleted", rollout: name, version: change.version, at },
+      );
     } else {
       this.#rollouts.set(name, next);
     }

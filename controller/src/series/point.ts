@@ -96,7 +96,12 @@ function cellOf(slice: SliceSnapshot, histogram: boolean): StoredCell | null {
   const latency = slice.histograms.latency_us;
   if (latency && latency.total > 0) {
     n[FIELD.latencyCount] = latency.total;
-    for (const [i, q] of [[FIELD.p50Us, 0.5], [FIELD.p95Us, 0.95], [FIELD.p99Us, 0.99]] as const) n[i] = Math.round(cumulativeQuantile(latency, q) ?? 0);
+    for (const [i, q] of [
+      [FIELD.p50Us, 0.5],
+      [FIELD.p95Us, 0.95],
+      [FIELD.p99Us, 0.99],
+    ] as const)
+      n[i] = Math.round(cumulativeQuantile(latency, q) ?? 0);
   }
   const labels: Record<string, number> = {};
   const failures: Record<string, number> = {};

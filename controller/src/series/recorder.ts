@@ -63,7 +63,13 @@ export class SeriesRecorder {
     const previous = this.#previous.get(name);
     const gates = evaluation ? gatesOf(evaluation) : undefined;
     const gatesKey = gates ? JSON.stringify(gates) : null;
-    const next: Previous = { incarnation, at: now, counts, gates: previous?.gates ?? null, lastRequests: previous?.incarnation === incarnation ? previous.lastRequests : null };
+    const next: Previous = {
+      incarnation,
+      at: now,
+      counts,
+      gates: previous?.gates ?? null,
+      lastRequests: previous?.incarnation === incarnation ? previous.lastRequests : null,
+    };
     this.#previous.set(name, next);
     if (!previous || previous.incarnation !== incarnation || now <= previous.at) return;
     const { window, reset } = windowBetween(counts, previous.counts);

@@ -77,7 +77,9 @@ export class SeriesStore {
        VALUES (@rollout, @at, @intervalMs, @phase, @stage, @canaryPercent, @shadowPercent, @data)
        ON CONFLICT(rollout, at) DO UPDATE SET data = excluded.data`,
     );
-    this.#range = db.prepare("SELECT at, interval_ms, phase, stage, canary_percent, shadow_percent, data FROM series WHERE rollout = ? AND at > ? AND at <= ? ORDER BY at");
+    this.#range = db.prepare(
+      "SELECT at, interval_ms, phase, stage, canary_percent, shadow_percent, data FROM series WHERE rollout = ? AND at > ? AND at <= ? ORDER BY at",
+    );
     this.#prune = db.prepare("DELETE FROM series WHERE at < ?");
   }
 
@@ -106,7 +108,10 @@ export class SeriesStore {
 
   /** Rows and bytes of stored data (the `data` column) of one rollout, for tests and the size figure. */
   size(rollout: string): { rows: number; dataBytes: number } {
-    const row = this.#db.prepare("SELECT COUNT(*) AS rows, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM series WHERE rollout = ?").get(rollout) as { rows: number; bytes: number };
+    const row = this.#db.prepare("SELECT COUNT(*) AS rows, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM series WHERE rollout = ?").get(rollout) as {
+      rows: number;
+      bytes: number;
+    };
     return { rows: row.rows, dataBytes: row.bytes };
   }
 

@@ -60,11 +60,9 @@ export const SeriesPoint = Type.Object({
   canaryPercent: Type.Number(),
   shadowPercent: Type.Number(),
   slices: Type.Record(Type.String({ description: "overall, or dimension=value" }), SlicePoint),
-  gates: Type.Record(
-    Type.String({ description: "gate name" }),
-    Type.Object({ stable: N, candidate: N, status: Type.String() }),
-    { description: "The engine's overall measurement of each gate at the step's last snapshot (engine-managed rollouts)" },
-  ),
+  gates: Type.Record(Type.String({ description: "gate name" }), Type.Object({ stable: N, candidate: N, status: Type.String() }), {
+    description: "The engine's overall measurement of each gate at the step's last snapshot (engine-managed rollouts)",
+  }),
 });
 export type SeriesPoint = Static<typeof SeriesPoint>;
 
@@ -95,7 +93,10 @@ export function variantPoint(cell: MergedCell, seconds: number, variant: string)
     errorRate: rate(n[FIELD.r5xx] + n[FIELD.local], responses),
     timeoutRate: rate(n[FIELD.local], responses),
     latencyMs: { p50: ms(n[FIELD.p50Us], count), p95: ms(n[FIELD.p95Us], count), p99: ms(n[FIELD.p99Us], count), count },
-    schema: n[FIELD.schemaValidated] > 0 ? { validated: n[FIELD.schemaValidated], passRate: rate(n[FIELD.schemaValid], n[FIELD.schemaValidated]), failures: cell.failures } : null,
+    schema:
+      n[FIELD.schemaValidated] > 0
+        ? { validated: n[FIELD.schemaValidated], passRate: rate(n[FIELD.schemaValid], n[FIELD.schemaValidated]), failures: cell.failures }
+        : null,
     labels: cell.labels,
     unanalyzed: n[FIELD.unanalyzed],
     confidence:

@@ -3,14 +3,7 @@
  * window (current minus baseline) is summarized by the same code as cumulative counts.
  */
 import { parseSliceKey, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot, type VariantSnapshots } from "../engine/index.ts";
-import {
-  emptyVariantCounts,
-  RESPONSE_CLASSES,
-  type HistogramBucket,
-  type RolloutCounts,
-  type SliceCounts,
-  type VariantCounts,
-} from "../metrics/provider.ts";
+import { emptyVariantCounts, RESPONSE_CLASSES, type HistogramBucket, type RolloutCounts, type SliceCounts, type VariantCounts } from "../metrics/provider.ts";
 
 const RESPONSE_KEY = /^responses\{class=(.+)\}$/;
 

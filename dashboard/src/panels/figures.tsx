@@ -105,7 +105,12 @@ export function Output(props: { stats: StatsPicture; series: SeriesColumns }) {
       <div class="two">
         {labels.length > 0 && <Bars title="Label distribution" testId="labels" byVariant={variants.map(([n, v]) => [n, v.labels])} keys={labels} />}
         {bins.length > 0 && (
-          <Bars title="Confidence (recorded history)" testId="confidence" byVariant={bins.map(([n, b]) => [n, Object.fromEntries(b.map((c, i) => [binLabels[i], c]))])} keys={binLabels} />
+          <Bars
+            title="Confidence (recorded history)"
+            testId="confidence"
+            byVariant={bins.map(([n, b]) => [n, Object.fromEntries(b.map((c, i) => [binLabels[i], c]))])}
+            keys={binLabels}
+          />
         )}
       </div>
       <table class="grid" data-testid="schema">

@@ -56,7 +56,8 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
         {entries.map((e, i) => (
           <li key={`${e.at}-${i}`} class={`decision kind-${e.kind}`} data-kind={e.kind}>
             <div>
-              <span class="when">{time(e.at)}</span> <strong>{e.kind}</strong> {e.from && e.to && e.from !== e.to ? `${e.from} → ${e.to}` : ""} {e.stage ? `· stage ${e.stage}` : ""} · by {e.actor ?? "?"}
+              <span class="when">{time(e.at)}</span> <strong>{e.kind}</strong> {e.from && e.to && e.from !== e.to ? `${e.from} → ${e.to}` : ""}{" "}
+              {e.stage ? `· stage ${e.stage}` : ""} · by {e.actor ?? "?"}
             </div>
             <div class="reason">{e.reason}</div>
             {e.evidence.length > 0 && (
@@ -65,7 +66,8 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
                 <ul class="evidence">
                   {e.evidence.map((g, j) => (
                     <li key={j} class={`v-${g.verdict}`}>
-                      {verdictIcon(g.verdict)} {g.gate} {g.slice}: {inUnit(g.candidate, g.unit)} vs {inUnit(g.stable, g.unit)} ({g.limit}; {g.interval}) {g.reason}
+                      {verdictIcon(g.verdict)} {g.gate} {g.slice}: {inUnit(g.candidate, g.unit)} vs {inUnit(g.stable, g.unit)} ({g.limit}; {g.interval}){" "}
+                      {g.reason}
                     </li>
                   ))}
                 </ul>

@@ -72,7 +72,11 @@ export function ifMatch(revision: number | null): Record<string, string> {
 }
 
 /** The request behind each one-request command; reasons go in the body where the API takes one. */
-export function actionRequest(action: ActionName, name: string, options: { percent?: number; reason?: string | null; approved?: boolean; ifRevision: number | null }): ApiRequest {
+export function actionRequest(
+  action: ActionName,
+  name: string,
+  options: { percent?: number; reason?: string | null; approved?: boolean; ifRevision: number | null },
+): ApiRequest {
   const headers = ifMatch(options.ifRevision);
   const reasonBody = options.reason ? { reason: options.reason } : undefined;
   switch (action) {

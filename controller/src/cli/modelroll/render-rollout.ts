@@ -47,7 +47,7 @@ function weightText(picture: Picture): string {
 
 /** `modelroll get`: everything the picture knows, nothing it does not. */
 export function renderRollout(picture: Picture, p: Paint): string {
-  const title = [p.bold(picture.name), phaseText(picture.managed ? picture.phase ?? "Pending" : null, p)];
+  const title = [p.bold(picture.name), phaseText(picture.managed ? (picture.phase ?? "Pending") : null, p)];
   if (picture.managed) title.push(`stage ${stageText(picture)}`);
   if (picture.revision !== null) title.push(p.dim(`revision ${picture.revision}`));
   const lines = [title.join("  ")];
@@ -76,7 +76,15 @@ export function renderRollout(picture: Picture, p: Paint): string {
     const last = i === picture.stages.length - 1 && !more;
     const branch = last ? "└─ " : "├─ ";
     const icon =
-      stage.state === "done" ? p.green("✔") : stage.state === "current" ? p.blue("▶") : stage.state === "ended" ? (isSuccessPhase(picture.phase) ? p.green("✔") : p.red("■")) : p.dim("○");
+      stage.state === "done"
+        ? p.green("✔")
+        : stage.state === "current"
+          ? p.blue("▶")
+          : stage.state === "ended"
+            ? isSuccessPhase(picture.phase)
+              ? p.green("✔")
+              : p.red("■")
+            : p.dim("○");
     const isHere = stage.state === "current" || stage.state === "ended";
     const note = isHere && picture.gatesSource ? p.dim(`  gates: ${picture.gatesSource}`) : "";
     lines.push(`${branch}${icon} ${stage.name}${note}`);
@@ -104,9 +112,13 @@ function gateTree(gates: GateSlice[], p: Paint): string[] {
     g.slice,
     `canary ${g.candidate} vs stable ${g.stable}`,
     `n ${count(g.samples.candidate)} / ${count(g.samples.stable)}${neededText(g.needed)}`,
-    [g.limit ?? "", g.etaSeconds !== null && g.verdict !== "Passed" && g.verdict !== "Failed" ? `ETA ${duration(g.etaSeconds * 1000)}` : ""].filter(Boolean).join(", "),
+    [g.limit ?? "", g.etaSeconds !== null && g.verdict !== "Passed" && g.verdict !== "Failed" ? `ETA ${duration(g.etaSeconds * 1000)}` : ""]
+      .filter(Boolean)
+      .join(", "),
   ]);
-  const rows = table(["", "", "", "", ""], cells, { ...p, bold: (t) => t }).split("\n").slice(1, -1);
+  const rows = table(["", "", "", "", ""], cells, { ...p, bold: (t) => t })
+    .split("\n")
+    .slice(1, -1);
   const out: string[] = [];
   shown.forEach((g, i) => {
     out.push(`${i === shown.length - 1 ? "└─" : "├─"} ${rows[i]}`);

@@ -80,7 +80,11 @@ async function execute(command: Command, ctx: Context): Promise<number> {
     }
     case "report": {
       const markdown = command.format === "markdown";
-      const answer = await callOk(ctx.http, { method: "GET", path: rolloutPath(command.name, `/report?format=${command.format}`) }, markdown ? "text/markdown" : "application/json");
+      const answer = await callOk(
+        ctx.http,
+        { method: "GET", path: rolloutPath(command.name, `/report?format=${command.format}`) },
+        markdown ? "text/markdown" : "application/json",
+      );
       if (markdown) io.stdout(answer.text.endsWith("\n") ? answer.text : answer.text + "\n");
       else io.stdout(document(answer.json, globals.output === "yaml" ? "yaml" : "json")!);
       return EXIT.ok;
@@ -125,7 +129,9 @@ async function lint(file: string, ctx: Context): Promise<number> {
     managed: checked.ok && enginePart(spec as Record<string, unknown>) !== null,
     errors: checked.ok ? [] : checked.errors,
   };
-  ctx.io.stdout(document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint));
+  ctx.io.stdout(
+    document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint),
+  );
   return result.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -147,7 +153,13 @@ async function list(ctx: Context): Promise<number> {
     return fetchReport(str(field(view, "name")) ?? "", ctx);
   });
   const now = ctx.io.now();
-  ctx.io.stdout(renderList(views.map((v, i) => buildPicture(v, reports[i], now)), ctx.paint, now));
+  ctx.io.stdout(
+    renderList(
+      views.map((v, i) => buildPicture(v, reports[i], now)),
+      ctx.paint,
+      now,
+    ),
+  );
   return EXIT.ok;
 }
 
@@ -169,8 +181,7 @@ async function apply(file: string, ifRevision: number | null, ctx: Context): Pro
   const name = specName(spec);
   const existing = name === null ? null : await call(ctx.http, { method: "GET", path: rolloutPath(name) });
   if (existing !== null && existing.status !== 404) ok(ctx.http, existing);
-  const print = (verb: string, view: unknown) =>
-    ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
+  const print = (verb: string, view: unknown) => ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
   if (existing === null || existing.status === 404) {
     const created = await callOk(ctx.http, { method: "POST", path: "/v1/rollouts", body: spec });
     print("created", created.json);

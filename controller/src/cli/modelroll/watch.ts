@@ -18,7 +18,13 @@ type Seen = "stop" | void;
  * Calls onView with each new state of the rollout until it returns "stop", the signal aborts, or the rollout
  * is deleted (onDeleted). Returns how it ended.
  */
-async function follow(name: string, ctx: Context, signal: AbortSignal, onView: (view: unknown) => Promise<Seen> | Seen, onDeleted: () => void): Promise<"stopped" | "aborted"> {
+async function follow(
+  name: string,
+  ctx: Context,
+  signal: AbortSignal,
+  onView: (view: unknown) => Promise<Seen> | Seen,
+  onDeleted: () => void,
+): Promise<"stopped" | "aborted"> {
   const http = { ...ctx.http, signal };
   const result = await followStream({
     http,
