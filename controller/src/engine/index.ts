@@ -9,8 +9,8 @@
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
-export { EngineSpecInput, ENGINE_SPEC_KEYS } from "./spec-schema.ts";
-export type { GateSpec, Limits } from "./gate-spec.ts";
+export { EngineSpecInput, ENGINE_SPEC_KEYS, CustomGate, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
+export { DEFAULT_LATENCY_TOLERANCE_MS, type GateSpec, type Limits } from "./gate-spec.ts";
 export { MeasurementStatus, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
 export { initialState, budgetOf, stageRef } from "./state.ts";
 export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";

@@ -9,9 +9,17 @@
  */
 import type { SwaggerTransform } from "@fastify/swagger";
 import { Type, type TObject, type TProperties, type TSchema } from "@sinclair/typebox";
-import { DEFAULT_STAGES, STAGE_DEFAULTS } from "../engine/index.ts";
-import { DEFAULT_LATENCY_TOLERANCE_MS } from "../engine/gate-spec.ts";
-import { CustomGate, EngineSpecInput, LatencyGate, PromotionGates, StageDefaults, StageObject } from "../engine/spec-schema.ts";
+import {
+  CustomGate,
+  DEFAULT_LATENCY_TOLERANCE_MS,
+  DEFAULT_STAGES,
+  EngineSpecInput,
+  LatencyGate,
+  PromotionGates,
+  STAGE_DEFAULTS,
+  StageDefaults,
+  StageObject,
+} from "../engine/index.ts";
 import { ENGINE_PROPERTIES, RolloutSpec } from "./schemas.ts";
 
 type Notes = Record<string, { default?: unknown; note?: string }>;
