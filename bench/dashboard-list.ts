@@ -71,7 +71,9 @@ for (let round = 0; round < ROUNDS; round++) {
       (html) =>
         new Promise<number>((resolve) => {
           const t = performance.now();
-          document.getElementById("b")!.innerHTML = html;
+          const body = document.getElementById("b");
+          if (body === null) throw new Error("the page has no #b table body");
+          body.innerHTML = html;
           requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
         }),
       rows,
@@ -82,7 +84,9 @@ for (let round = 0; round < ROUNDS; round++) {
       (html) =>
         new Promise<number>((resolve) => {
           const t = performance.now();
-          document.getElementById("b")!.innerHTML = html.replaceAll("%<", "%<");
+          const body = document.getElementById("b");
+          if (body === null) throw new Error("the page has no #b table body");
+          body.innerHTML = html.replaceAll("%<", "%<");
           requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
         }),
       rows,

@@ -25,12 +25,12 @@ function quantile(xs: number[], q: number): number {
 }
 
 function cell(outcomes: Outcome[], defect: Defect): string {
-  const hits = outcomes.filter((o) => o.phase === expected(defect) && o.seconds !== null);
+  const hits = outcomes.flatMap((o) => (o.phase === expected(defect) && o.seconds !== null ? [{ ...o, seconds: o.seconds }] : []));
   const others = new Map<string, number>();
   for (const o of outcomes) if (o.phase !== expected(defect)) others.set(o.phase, (others.get(o.phase) ?? 0) + 1);
   const otherText = [...others].map(([p, n]) => `${n} ${p === "Canary" || p === "Baking" ? `unfinished after ${MAX_SECONDS} s` : p}`).join(", ");
   if (hits.length === 0) return `none of ${outcomes.length} (${otherText})`;
-  const times = hits.map((o) => o.seconds!);
+  const times = hits.map((o) => o.seconds);
   const stages = new Map<string, number>();
   if (defect !== "good") for (const o of hits) stages.set(o.stage ?? "?", (stages.get(o.stage ?? "?") ?? 0) + 1);
   const where = defect === "good" ? "" : ` at ${[...stages].map(([s, n]) => `${s} ${n}`).join(", ")}`;

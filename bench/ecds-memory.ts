@@ -6,12 +6,13 @@
 import { sendMany } from "../test/e2e/harness.ts";
 import { envoyStat, rssBytes } from "../test/mesh/ecds.ts";
 import { manifestFrom, startMeshStack } from "../test/mesh/mesh-stack.ts";
-import { envoyVersion } from "./lib.ts";
+import { envoyVersion, present } from "./lib.ts";
 
 const UPDATES = Number(process.env.ECDS_UPDATES ?? 500);
 const STEP = Math.max(1, Math.floor(UPDATES / 5));
 const stack = await startMeshStack({ manifest: manifestFrom("filter.gitops.wasmplugin.yaml", "WasmPlugin") });
-const mib = () => rssBytes(stack.envoy.child.pid!) / 2 ** 20;
+const envoyPid = present(stack.envoy.child.pid, "Envoy process id");
+const mib = () => rssBytes(envoyPid) / 2 ** 20;
 const url = `${stack.dataUrl}/v1/models/fraud-model:predict`;
 const traffic = (n: number) => sendMany(url, 8, (i) => ({ "x-user-id": `u-${n}-${i}` }), 4);
 try {

@@ -84,7 +84,9 @@ console.log(
 );
 for (const c of cases) {
   const n = Math.max(20, Math.round(REQUESTS / Math.max(1, c.body.length / 1024)));
-  hosts.forEach((h, k) => run(h, c.path, c.body, n, k * 1e7)); // warm-up
+  hosts.forEach((h, k) => {
+    run(h, c.path, c.body, n, k * 1e7); // warm-up
+  });
   const perBuild: number[][] = builds.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate which build goes first, so neither always runs on a warmer (or colder) heap.

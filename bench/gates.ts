@@ -52,7 +52,7 @@ function render(counts: RolloutCounts): string {
   for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
     for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 function quantile(sorted: number[], q: number): number {

@@ -7,6 +7,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { envoyBinary } from "../controller/src/paths.ts";
 
+/** The value, or a stop with what was missing (a bench that cannot measure says why rather than printing NaN). */
+export function present<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new Error(`bench: no ${what}`);
+  return value;
+}
+
 export function requireWrk(): void {
   if (spawnSync("wrk", ["--version"]).error) {
     console.error("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)");

@@ -11,7 +11,7 @@
 //     before, the scores tested with the tilt mixture.
 //   npx tsx bench/sequential-tests.ts        (BENCH_RUNS, default 400; BENCH_ALPHA, default 0.005)
 import { engineModuleBefore } from "./decisions/engines.ts";
-import { logTiltMixture, proportionConfidenceSequence, quantileConfidenceSequence, type CumulativeHistogram } from "../controller/src/engine/sequences.ts";
+import { logTiltMixture, quantileConfidenceSequence, type CumulativeHistogram } from "../controller/src/engine/sequences.ts";
 import { ENVOY_LATENCY_BOUNDS, rng } from "../test/engine/sim.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 400);
@@ -33,7 +33,10 @@ function cumulative(decide: (s: number, n: number) => boolean): ProportionTest {
   let s = 0;
   let n = 0;
   return {
-    reset: () => ((s = 0), (n = 0)),
+    reset: () => {
+      s = 0;
+      n = 0;
+    },
     add(sb, nb) {
       s += sb;
       n += nb;
@@ -49,7 +52,11 @@ function betting(p0: number, side: "above" | "below", alpha: number): Proportion
   let n = 0;
   const threshold = Math.log(1 / alpha);
   return {
-    reset: () => ((logWealth = 0), (s = 0), (n = 0)),
+    reset: () => {
+      logWealth = 0;
+      s = 0;
+      n = 0;
+    },
     add(sb, nb) {
       const estimate = (s + p0) / (n + 1); // shrunk towards p0
       const kelly = (estimate - p0) / Math.max(estimate * (1 - estimate), 1e-9);
@@ -234,7 +241,9 @@ function latencyMethods(old: OldStatistics, ratio: number, wantFail: boolean, se
         threshold = r * si.upper;
       }
     }
-    done.forEach((d, i) => results[i].push(d));
+    done.forEach((d, i) => {
+      results[i].push(d);
+    });
   }
   return results.map((xs, i) => (i === 2 && !wantFail ? "n/a (tests harm only)" : `${summary(xs)} [${rejectRate(xs)}]`));
 }

@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { api, managedSpec, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
+import { present } from "./lib.ts";
 
 const SNAPSHOTS = Number(process.env.SNAPSHOTS ?? 40);
 const dir = mkdtempSync(join(tmpdir(), "modelroll-series-size-"));
 const stack = await startStack({ controller: { tickIntervalMs: 500, stateFile: join(dir, "state.db") } });
-const ctl = stack.controller!.url;
+const ctl = present(stack.controller, "controller in the stack").url;
 const spec = managedSpec("sized", "errors above 1%", {
   segments: [{ name: "tenant_tier", header: "x-tenant-tier", values: ["free", "pro", "enterprise"] }],
   shadow: { percent: 50 },

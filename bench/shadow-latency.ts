@@ -11,7 +11,7 @@ import { histogramQuantile } from "../controller/src/metrics/histogram.ts";
 import { parsePrometheusText } from "../controller/src/metrics/prometheus-text.ts";
 import type { HistogramBucket } from "../controller/src/metrics/provider.ts";
 import { api, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
-import { median } from "./lib.ts";
+import { median, present } from "./lib.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -56,7 +56,7 @@ async function openLoop(url: string, seconds: number, round: number): Promise<vo
 
 const stack = await startStack();
 try {
-  const r = await api(stack.controller!.url, "POST", "/v1/rollouts", {
+  const r = await api(present(stack.controller, "controller in the stack").url, "POST", "/v1/rollouts", {
     name: NAME,
     match: { pathPrefix: `/${NAME}` },
     stickyKey: { header: "x-user-id" },

@@ -3,7 +3,7 @@
 // paths in turns: one rollout that mirrors every request, one that mirrors none.
 //   npm run bench:shadow     (needs wrk)
 import { api, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
-import { keysScript, median, requireWrk, wrk as runWrk } from "./lib.ts";
+import { keysScript, median, present, requireWrk, wrk as runWrk } from "./lib.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -60,7 +60,7 @@ async function openLoop(url: string, rate: number, seconds: number): Promise<{ p
 
 const stack = await startStack();
 try {
-  const ctl = stack.controller!.url;
+  const ctl = present(stack.controller, "controller in the stack").url;
   for (const [name, shadow] of [
     ["plain", undefined],
     ["mirrored", { percent: 100, timeoutMs: 5000, maxInFlight: 256 }],

@@ -113,7 +113,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
-  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const clock = options.clock ?? (() => new Date());
+  const clockMs = options.clock ? () => clock().getTime() : Date.now;
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider = options.metricProvider ?? new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
@@ -164,7 +165,6 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     },
   });
   await app.register(systemRoutes, { telemetry });
-  const clock = options.clock ?? (() => new Date());
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(archiveRoutes, { store });

@@ -66,8 +66,9 @@ export function spawnManaged(bin: string, args: string[], opts: SpawnManagedOpti
     logText += chunk.toString();
     if (logText.length > opts.maxLogChars) logText = logText.slice(-Math.floor(opts.maxLogChars / 2));
   };
-  child.stdout!.on("data", append);
-  child.stderr!.on("data", append);
+  // Both are pipes (stdio above), so both exist.
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   let exited: string | null = null;
   const exitPromise = new Promise<void>((resolve) => {
     child.on("exit", (code, signal) => {

@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, createManaged, managedSpec, sendMany, startStack, waitFor, type Stack } from "../e2e/harness.ts";
+import { api, createManaged, managedSpec, sendMany, startStack, type Stack } from "../e2e/harness.ts";
 import { runCliProcess, spawnCli } from "./helpers.ts";
 
 const execFileAsync = promisify(execFile);

@@ -42,9 +42,14 @@ class StreamReader {
       for (const line of block.split("\n")) {
         if (line.startsWith(":")) this.comments++;
         else if (line.startsWith("retry: ")) this.retry = Number(line.slice(7));
-        else if (line.startsWith("event: ")) (event.event = line.slice(7)), (isEvent = true);
-        else if (line.startsWith("id: ")) event.id = line.slice(4);
-        else if (line.startsWith("data: ")) data.push(line.slice(6)), (isEvent = true);
+        else if (line.startsWith("event: ")) {
+          event.event = line.slice(7);
+          isEvent = true;
+        } else if (line.startsWith("id: ")) event.id = line.slice(4);
+        else if (line.startsWith("data: ")) {
+          data.push(line.slice(6));
+          isEvent = true;
+        }
       }
       if (isEvent) this.events.push({ ...event, data: data.join("\n") });
     }

@@ -165,8 +165,12 @@ describe("long-poll", () => {
     // Order, not a wall-clock threshold: asked together, the wait=0 call is answered while a wait=20 call is
     // still held (closing the app then releases the held one).
     const order: string[] = [];
-    const held = app.inject({ url: `/v1/filter-config?version=1&epoch=${EPOCH}&wait=20` }).then((r) => (order.push("wait=20"), r.statusCode));
-    const atOnce = await app.inject({ url: `/v1/filter-config?version=1&epoch=${EPOCH}&wait=0` }).then((r) => (order.push("wait=0"), r.statusCode));
+    const answered = (what: string) => (r: { statusCode: number }) => {
+      order.push(what);
+      return r.statusCode;
+    };
+    const held = app.inject({ url: `/v1/filter-config?version=1&epoch=${EPOCH}&wait=20` }).then(answered("wait=20"));
+    const atOnce = await app.inject({ url: `/v1/filter-config?version=1&epoch=${EPOCH}&wait=0` }).then(answered("wait=0"));
     expect(atOnce).toBe(304);
     expect(order).toEqual(["wait=0"]);
     await app.close();

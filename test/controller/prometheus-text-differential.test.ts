@@ -288,8 +288,8 @@ describe("parsePrometheusText against the reference parser", () => {
     fc.assert(
       fc.property(LINE, (line) => {
         expectSameExposition(line);
-        expectSameExposition(line + "\r\n");
-        expectSameExposition("\n" + line + "\n");
+        expectSameExposition(`${line}\r\n`);
+        expectSameExposition(`\n${line}\n`);
       }),
       { numRuns: 5000 },
     );
@@ -509,7 +509,7 @@ function envoyText(rollouts: Array<{ name: string; counts: RolloutCounts }>, opt
   add("envoy_cluster_upstream_rq_total", "counter", 'envoy_cluster_upstream_rq_total{envoy_cluster_name="stable"} 120');
   const out: string[] = [];
   for (const [family, f] of [...families].sort(([a], [b]) => (a < b ? -1 : 1))) out.push(`# TYPE ${family} ${f.type}`, ...f.lines);
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 const TENANTS = Object.fromEntries(["t0", "t1", "t2", "other"].map((v) => [v, 0.25]));
@@ -590,7 +590,7 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
       };
       for (const v of ["stable", "canary"] as const) render(v, c[v], null);
       for (const [value, slice] of Object.entries(c.segments.tenant)) for (const v of ["stable", "canary"] as const) render(v, slice[v], value);
-      return lines.join("\n") + "\n";
+      return `${lines.join("\n")}\n`;
     });
     expectSameExposition(texts[0]);
     expectSameCounts(texts, "fraud-model");
@@ -637,7 +637,7 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
         "fraud-model",
       );
       if (reading.status === "measured") expect(JSON.stringify(reading.value)).toBe(JSON.stringify(expected));
-      expect(requests).toEqual(Array(3).fill("/stats/prometheus?usedonly&filter=" + encodeURIComponent("^wasmcustom\\.modelroll\\.rollout\\.fraud-model\\.")));
+      expect(requests).toEqual(Array(3).fill(`/stats/prometheus?usedonly&filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.rollout\\.fraud-model\\.")}`));
     } finally {
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     }

@@ -164,7 +164,7 @@ describe("spec validation", () => {
     ["typo'd nested field", spec({ match: { pathPrefix: "/v1", pathPrefx: "/v2" } }), "/match/pathPrefx", /not a known field/],
     ["pathPrefix without slash", spec({ match: { pathPrefix: "v1/predict" } }), "/match/pathPrefix", /must start with \//],
     ["pathPrefix with a space", spec({ match: { pathPrefix: "/v1/ predict" } }), "/match/pathPrefix", /no whitespace/],
-    ["pathPrefix too long", spec({ match: { pathPrefix: "/" + "a".repeat(256) } }), "/match/pathPrefix", /256/],
+    ["pathPrefix too long", spec({ match: { pathPrefix: `/${"a".repeat(256)}` } }), "/match/pathPrefix", /256/],
     ["uppercase header", spec({ stickyKey: { header: "X-User-Id" } }), "/stickyKey/header", /lowercase HTTP header/],
     ["header with a colon", spec({ stickyKey: { header: "x:y" } }), "/stickyKey/header", /lowercase HTTP header/],
     ["missing stickyKey", (({ stickyKey: _s, ...rest }) => rest)(spec()), "/stickyKey", /is required/],

@@ -191,7 +191,7 @@ describe("GET /v1/rollouts/:name/stats with a fake provider", () => {
 describe("GET /v1/rollouts/:name/stats from Envoy admin endpoints", () => {
   it("reads one endpoint with the filter's stats path", async () => {
     const admin = await countingAfterCreate(ENVOY_A);
-    const app = await testApp({ envoyAdminUrls: [admin.url + "/"] });
+    const app = await testApp({ envoyAdminUrls: [`${admin.url}/`] });
     await createRollout(app);
     admin.count();
     const response = await app.inject({ url: "/v1/rollouts/fraud-model/stats" });

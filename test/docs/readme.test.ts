@@ -133,7 +133,8 @@ describe("the README's examples", () => {
     afterAll(async () => {
       await Promise.all([main?.stop(), sessions?.stop()]);
       if (workDir) rmSync(workDir, { recursive: true, force: true });
-      const counts = collected.items.reduce<Record<string, number>>((acc, i) => ({ ...acc, [i.kind]: (acc[i.kind] ?? 0) + 1 }), {});
+      const counts: Record<string, number> = {};
+      for (const i of collected.items) counts[i.kind] = (counts[i.kind] ?? 0) + 1;
       console.log(
         [
           `doc test: ran ${collected.items.length} items (${Object.entries(counts)

@@ -66,7 +66,7 @@ async function drive(
   while (!opts.done(phase) && performance.now() - started < (opts.timeoutMs ?? 60_000)) {
     const offset = replies.length;
     const got = await sendMany(`${stack.dataUrl}/${name}/predict`, batch, (i) => opts.headersFor(offset + i), opts.concurrency ?? 16);
-    got.forEach((r, i) => replies.push({ ...r, headers: opts.headersFor(offset + i) }));
+    for (const [i, r] of got.entries()) replies.push({ ...r, headers: opts.headersFor(offset + i) });
     phase = await phaseOf(name);
   }
   return { phase, sent: replies.length, replies, seconds: (performance.now() - started) / 1000 };

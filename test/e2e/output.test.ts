@@ -112,10 +112,10 @@ describe("output analysis", () => {
     }
     for (const variant of ["stable", "canary"] as const) {
       const n = replies.filter((r) => r.variant === variant).length;
-      const d = await settle("labels", variant, (x) => (x["modelroll_confidence_milli_count"] ?? 0) === n, before[variant]);
+      const d = await settle("labels", variant, (x) => (x.modelroll_confidence_milli_count ?? 0) === n, before[variant]);
       for (const [label, count] of Object.entries(expected[variant])) expect(d[`modelroll_predictions{label=${label}}`], `${variant} ${label}`).toBe(count);
       const confidenceSum = replies.filter((r) => r.variant === variant).reduce((s, r) => s + Math.round(JSON.parse(r.body).confidence * 1000), 0);
-      expectNear(d["modelroll_confidence_milli_sum"], confidenceSum, 0.02, `${variant} confidence sum`);
+      expectNear(d.modelroll_confidence_milli_sum, confidenceSum, 0.02, `${variant} confidence sum`);
       const atMostHalf = replies.filter((r) => r.variant === variant && JSON.parse(r.body).confidence <= 0.49).length;
       const aboveHalf = replies.filter((r) => r.variant === variant && JSON.parse(r.body).confidence >= 0.51).length;
       // Placement: everything below 0.49 is at or under the 0.5 bucket, everything above 0.51 is over it.
@@ -164,7 +164,7 @@ describe("output analysis", () => {
       await fixed("", {}, {});
       await fetch(`${stack.stable.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ fixedResponse: null }) });
     }
-    const d = await settle("llm", "stable", (x) => (x["modelroll_prompt_tokens_count"] ?? 0) >= 10, before);
+    const d = await settle("llm", "stable", (x) => (x.modelroll_prompt_tokens_count ?? 0) >= 10, before);
     console.log("llm counters:", JSON.stringify(d));
     expect(d.modelroll_llm_outputs).toBe(10);
     expect(d.modelroll_citation_present).toBe(6);
@@ -205,7 +205,7 @@ describe("answers that cannot be analyzed, and hostile bodies", () => {
       body: Buffer.concat([Buffer.from('{"prediction":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
       expect: "modelroll_predictions{label=missing}",
     },
-    { name: "a BOM", body: "\ufeff" + JSON.stringify({ prediction: "approve" }), expect: "modelroll_predictions{label=missing}" },
+    { name: "a BOM", body: `\ufeff${JSON.stringify({ prediction: "approve" })}`, expect: "modelroll_predictions{label=missing}" },
     { name: "1e400 confidence", body: '{"prediction":"approve","confidence":1e400}', expect: "modelroll_predictions{label=approve}" },
     { name: "duplicate keys (last wins)", body: '{"prediction":"review","prediction":"approve"}', expect: "modelroll_predictions{label=approve}" },
     {

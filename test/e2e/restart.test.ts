@@ -84,7 +84,7 @@ afterAll(async () => {
 describe("the controller as its own process, with tokens and a state file", () => {
   it("filters poll with the read-only token; writes need the API token", async () => {
     const ctl = await startControllerProcess();
-    expect(output).toContain("state " + stateFile + " (new)");
+    expect(output).toContain(`state ${stateFile} (new)`);
     const rollout = { name: "tokens", match: { pathPrefix: "/tokens" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 };
     expect((await api(ctl, "POST", "/v1/rollouts", rollout)).status).toBe(401);
     expect((await api(ctl, "POST", "/v1/rollouts", rollout, { authorization: `Bearer ${FILTER_TOKEN}` })).status).toBe(403);

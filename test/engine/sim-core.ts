@@ -190,7 +190,7 @@ export function poisson(random: () => number, mean: number): number {
 }
 
 function logFactorial(k: number): number {
-  let x = k + 1;
+  const x = k + 1;
   if (x < 10) {
     let f = 1;
     for (let i = 2; i <= k; i++) f *= i;

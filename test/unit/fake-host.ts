@@ -19,12 +19,12 @@ const OK = 0;
 const NOT_FOUND = 1;
 const BAD_ARGUMENT = 2;
 
-const enum MapType {
+enum MapType {
   RequestHeaders = 0,
   ResponseHeaders = 2,
   CallResponseHeaders = 6,
 }
-const enum BufferType {
+enum BufferType {
   RequestBody = 0,
   ResponseBody = 1,
   CallResponseBody = 4,

@@ -26,7 +26,7 @@ function resolvePointer(root: unknown, pointer: string): { parentFound: boolean;
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     const isLast = i === tokens.length - 1;
-    const has = current !== null && typeof current === "object" && Object.prototype.hasOwnProperty.call(current, token);
+    const has = current !== null && typeof current === "object" && Object.hasOwn(current, token);
     if (isLast) return { parentFound: current !== null && typeof current === "object", exists: has };
     if (!has) return { parentFound: false, exists: false };
     current = (current as Record<string, unknown>)[token];

@@ -52,6 +52,7 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
     }
   }
   const worst = sorted[0];
+  if (worst === undefined) return `${candidate}: rolled back without a failed measurement`;
   const overall = sorted.find((m) => m.segment === null && m.gate === worst.gate) ?? sorted.find((m) => m.segment === null);
   if (overall) return `${candidate} worse overall: ${overall.reason}${listed(overall)}`;
   // Only segment slices failed, none shown to differ from the rest.

@@ -65,8 +65,8 @@ export function applyCommand(state: EngineState, command: Command, now: number, 
       if (state.phase === Phase.AwaitingReview) return refuse("it is waiting for a review (post one)");
       const from = currentStage(state);
       const next = state.stageIndex + 1;
-      if (next < state.spec.stages.length) {
-        const to = state.spec.stages[next];
+      const to = state.spec.stages[next];
+      if (to !== undefined) {
         return ok(enterStage(state, next, now, null, "promoted", details(`promoted by ${actor} from ${from?.name ?? "Pending"} to ${to.name}${said}`)));
       }
       return ok(completeBake(state, now, "promoted", details(`promoted by ${actor} past the end of the bake period${said}`)));

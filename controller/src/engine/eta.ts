@@ -5,7 +5,7 @@
  */
 import { OVERALL, requestsOf, sliceKey, type CountsSnapshot } from "./counts.ts";
 import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
-import { currentStage, type EngineState, type Hold, type StageEta } from "./state.ts";
+import { currentStage, runningStage, type EngineState, type Hold, type StageEta } from "./state.ts";
 import type { TrafficMixResult } from "./traffic-mix.ts";
 
 export interface HoldContext {
@@ -19,9 +19,9 @@ export interface HoldContext {
 
 export function stageHolds(ctx: HoldContext): Hold[] {
   const { state, now, window, candidate } = ctx;
-  const stage = currentStage(state)!;
+  const { stage, startedAt } = runningStage(state);
   const out: Hold[] = [];
-  const elapsed = (now - state.stageStartedAt! - state.pausedMsInStage) / 1000;
+  const elapsed = (now - startedAt - state.pausedMsInStage) / 1000;
   const windowSeconds = state.baselineAt !== null ? Math.max(0, (now - state.baselineAt) / 1000) : 0;
   const perSecond = (n: number) => (windowSeconds > 0 && n > 0 ? n / windowSeconds : 0);
   const timeFor = (more: number, rate: number) => (more <= 0 ? 0 : rate > 0 ? Math.ceil(more / rate) : null);

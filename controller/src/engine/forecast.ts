@@ -58,7 +58,8 @@ export function forecastFromEvaluation(
   if (current && windowSeconds > 0) {
     for (const m of measurements) {
       const gate = state.spec.gates.find((g) => g.name === m.gate);
-      if (!gate || !isStatistical(gate) || gate.kind === "external" || !m.needed) continue;
+      const needed = m.needed;
+      if (!gate || !isStatistical(gate) || gate.kind === "external" || !needed) continue;
       const rate = (m.stageSamples ?? 0) / windowSeconds;
       const pct = percentOf(current);
       items.push({
@@ -69,7 +70,7 @@ export function forecastFromEvaluation(
         samples: (m.scope === "rollout" ? m.sampleSizes.candidate : 0) + rate * Math.max(0, currentEtaSeconds ?? 0),
         ratePerPercent: pct > 0 ? rate / pct : 0,
         carries: m.segment === null || carries(m.segment),
-        needs: () => ({ pass: m.needed!.pass, detect: m.needed!.detect, harm: m.harm ?? null }),
+        needs: () => ({ pass: needed.pass, detect: needed.detect, harm: m.harm ?? null }),
       });
     }
   }
@@ -110,8 +111,8 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
   const stages: StageForecast[] = [];
   const warnings: string[] = [];
   let unknown = unknownStart;
-  for (let k = from; k < spec.stages.length; k++) {
-    const stage = spec.stages[k];
+  for (const stage of spec.stages.slice(from)) {
+    const k = stage.index;
     const variant = stage.kind === "shadow" ? "shadow" : "canary";
     const pct = percentOf(stage);
     let seconds = stage.minDurationSeconds;

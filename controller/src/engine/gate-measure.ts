@@ -142,7 +142,10 @@ export function relativeOnly(limits: Limits): Limits {
 /** Stat-unit limits -> display units; ratios are unitless. */
 export function scaleLimits(limits: Limits, scale: number): Limits {
   const out: Limits = { ...limits };
-  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) if (out[k] !== undefined) out[k] = out[k]! / scale;
+  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) {
+    const limit = out[k];
+    if (limit !== undefined) out[k] = limit / scale;
+  }
   return out;
 }
 

@@ -7,7 +7,7 @@
  */
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 import { testAlpha } from "./budget.ts";
-import { OVERALL, parseSliceKey, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import { OVERALL, parseSliceKey, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
 import {
   RELATIVE_LIMITS,
   type ExternalGate,
@@ -56,7 +56,7 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
           out.push(errorMeasurement(gate, segment, input.candidate, `could not read the data-path counts: ${input.windowError ?? "unknown error"}`));
         continue;
       }
-      const measured = measureSlice(gate, limits, key, segment, input);
+      const measured = measureSlice(gate, limits, key, segment, input, input.window);
       // A segment value without any traffic says nothing; leave it out rather than list empty rows.
       if (measured) out.push(measured);
     }
@@ -70,14 +70,15 @@ function measureSlice(
   key: string,
   segment: Segment | null,
   input: GateEvaluationInput,
+  stageWindow: CountsSnapshot,
 ): Measurement | null {
-  const variants = input.window!.slices[key];
+  const variants = stageWindow.slices[key];
   const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
   const testAlphaOf = testAlpha(input.budget, gate.name, segment !== null);
   const alpha = splitAlpha(testAlphaOf, relative, input);
   switch (gate.kind) {
     case "proportion":
-      return measureProportion(gate, limits, key, segment, input, testAlphaOf);
+      return measureProportion(gate, limits, key, segment, input, stageWindow, testAlphaOf);
     case "quantile":
       return measureQuantile(gate, limits, variants?.stable, variants?.[input.candidate], segment, input, alpha, relative, testAlphaOf);
     case "mean":
@@ -121,11 +122,12 @@ function measureProportion(
   key: string,
   segment: Segment | null,
   input: GateEvaluationInput,
+  stageWindow: CountsSnapshot,
   testAlphaOf: number,
 ): Measurement | null {
   const candidate = gate.variant === "shadow" ? "shadow" : input.candidate;
-  const window = input.window!.slices[key];
-  const evidence = (input.accumulated ?? input.window)!.slices[key];
+  const window = stageWindow.slices[key];
+  const evidence = (input.accumulated ?? stageWindow).slices[key];
   const stageSamples = sumCounters(window?.[candidate], gate.denominator);
   const harmMultiple = input.harmMultiple ?? 4;
   const parts: Measurement[] = [];
@@ -181,8 +183,7 @@ function measureProportion(
       }),
     );
   }
-  if (parts.length <= 1) return parts[0] ?? null;
-  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0];
+  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0] ?? null;
 }
 
 function measureQuantile(

@@ -46,14 +46,17 @@ const since = (now: number, before: number) => (now < before ? now : now - befor
  * moved to this reading. The first reading only sets the mark (counts of an earlier rollout of the same name
  * are not this one's). 0 when the spec gives no version source or the counts could not be read.
  */
-export function checkCanaryIdentity(state: EngineState, snapshot: CountsSnapshot | null): { state: EngineState; mismatched: number } {
+export function checkCanaryIdentity(
+  state: EngineState,
+  snapshot: CountsSnapshot | null,
+): { state: EngineState; mismatched: number; models: ModelIdentity | null } {
   const models = modelsOf(state.spec);
-  if (!models?.source || !snapshot) return { state, mismatched: 0 };
+  if (!models?.source || !snapshot) return { state, mismatched: 0, models: null };
   const a = answersOf(snapshot, "canary");
   const cumulative = a.stable + a.other;
   const mark = lifecycleOf(state).canaryMismatchMark;
   const mismatched = mark === null ? 0 : since(cumulative, mark);
-  return { state: mark === cumulative ? state : withLifecycle(state, { canaryMismatchMark: cumulative }), mismatched };
+  return { state: mark === cumulative ? state : withLifecycle(state, { canaryMismatchMark: cumulative }), mismatched, models };
 }
 
 /** "the canary answered another model than the declared v2: 3 answers stating v1 (stable's) or another version (header x-model-version)" */
@@ -74,8 +77,8 @@ export function stepAfterRelease(state: EngineState, snapshot: CountsSnapshot | 
   const out: Transition = { state, decisions: [], actions: [] };
   const identity = checkCanaryIdentity(state, snapshot);
   out.state = identity.state;
-  if (identity.mismatched > 0 && out.state.weights.canaryPercent > 0) {
-    const models = modelsOf(state.spec)!;
+  if (identity.models !== null && identity.mismatched > 0 && out.state.weights.canaryPercent > 0) {
+    const models = identity.models;
     const stableNow = snapshot ? answersOf(snapshot, "stable").canary : 0;
     const next =
       stableNow > 0

@@ -84,9 +84,10 @@ export function parseQueryResponse(body: unknown): { value: number | null } | { 
       return number(result);
     case "vector": {
       const series = Array.isArray(result) ? (result as Array<{ value?: unknown }>) : [];
-      if (series.length === 0) return { value: null };
-      if (series.length > 1) return { error: `query returned ${series.length} series; a gate needs one number (aggregate with sum() or max())` };
-      return number(series[0].value);
+      const [only, ...more] = series;
+      if (only === undefined) return { value: null };
+      if (more.length > 0) return { error: `query returned ${series.length} series; a gate needs one number (aggregate with sum() or max())` };
+      return number(only.value);
     }
     default:
       return { error: `query returned a ${resultType ?? "missing"} result; a gate needs a scalar or a one-series vector` };
@@ -97,14 +98,14 @@ export function parseQueryResponse(body: unknown): { value: number | null } | { 
 export async function readPromQLGates(spec: EngineSpec, source: PromQLSource, at: number): Promise<Record<string, MetricReading<number | null>>> {
   const gates = spec.gates.filter((g): g is PromQLGate => g.kind === "promql");
   const readings = await Promise.all(
-    gates.map(async (gate): Promise<MetricReading<number | null>> => {
+    gates.map(async (gate): Promise<[string, MetricReading<number | null>]> => {
       try {
-        return await source.query(gate.query, at);
+        return [gate.name, await source.query(gate.query, at)];
       } catch (error) {
         // A source must not throw, but one that does only makes this gate unmeasurable.
-        return { status: "unmeasurable", error: (error as Error).message, sources: [] };
+        return [gate.name, { status: "unmeasurable", error: (error as Error).message, sources: [] }];
       }
     }),
   );
-  return Object.fromEntries(gates.map((gate, i) => [gate.name, readings[i]]));
+  return Object.fromEntries(readings);
 }

@@ -22,7 +22,10 @@ export type Requirement = "pass" | "detect" | "none";
 export function proofStageOf(spec: EngineSpec, gate: GateSpec): number {
   const firstBake = spec.stages.findIndex((s) => s.kind === "bake");
   const end = firstBake < 0 ? spec.stages.length : firstBake;
-  for (let i = end - 1; i >= 0; i--) if (gate.during.includes(spec.stages[i].kind)) return i;
+  for (let i = end - 1; i >= 0; i--) {
+    const stage = spec.stages[i];
+    if (stage !== undefined && gate.during.includes(stage.kind)) return i;
+  }
   return firstBake;
 }
 

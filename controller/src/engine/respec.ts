@@ -44,6 +44,7 @@ function checkStages(state: EngineState, before: StageSpec[], next: StageSpec[],
   for (let i = 0; i <= started; i++) {
     const old = before[i];
     const now = next[i];
+    if (old === undefined) break; // a state past the stages it has (not written by this engine): nothing to keep
     if (now === undefined) {
       errors.push({
         path: "/stages",

@@ -276,8 +276,8 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     });
   });
 
-  const last = stages[stages.length - 1];
-  if (stages.length > 0 && stages.length === rawStages.length && last.canaryPercent !== 100) {
+  const last = stages.at(-1);
+  if (last !== undefined && stages.length === rawStages.length && last.canaryPercent !== 100) {
     errors.push({
       path: given ? `/stages/${rawStages.length - 1}` : "/stages",
       reason: "the last stage must be at 100% (a rollout ends with the new model answering all traffic)",
@@ -302,9 +302,10 @@ function checkPolicy(input: Record<string, unknown>, context: SpecContext, polic
   }
   if (policy.requireCanaryBeforeFull) {
     const full = stages.findIndex((s) => s.canaryPercent >= 100);
-    if (full >= 0 && !stages.slice(0, full).some((s) => s.kind === "canary")) {
+    const fullStage = stages[full];
+    if (fullStage !== undefined && !stages.slice(0, full).some((s) => s.kind === "canary")) {
       errors.push({
-        path: Array.isArray(input.stages) ? `/stages/${stages[full].index}` : "/stages",
+        path: Array.isArray(input.stages) ? `/stages/${fullStage.index}` : "/stages",
         reason: "100% must come after a canary stage below 100% (policy)",
       });
     }
@@ -330,6 +331,8 @@ function dedupe(errors: ErrorDetail[]): ErrorDetail[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
     const key = `${e.path}\u0000${e.reason}`;
-    return seen.has(key) ? false : (seen.add(key), true);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
   });
 }

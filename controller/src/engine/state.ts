@@ -232,7 +232,26 @@ export function phaseOf(kind: StageKind): Phase {
 }
 
 export function currentStage(state: EngineState): StageSpec | null {
-  return state.stageIndex >= 0 ? state.spec.stages[state.stageIndex] : null;
+  return state.stageIndex >= 0 ? (state.spec.stages[state.stageIndex] ?? null) : null;
+}
+
+/** The spec's stage at `index`; an index outside the spec is a defect in the engine, named here. */
+export function stageAt(spec: EngineSpec, index: number): StageSpec {
+  const stage = spec.stages[index];
+  if (stage === undefined) throw new Error(`engine: no stage ${index} in a spec of ${spec.stages.length} stages`);
+  return stage;
+}
+
+/**
+ * The stage a running rollout is in and when it started. Every phase between Pending and the end has both (enterStage
+ * sets them together); a state without them is a defect in the engine, named here rather than met as undefined later.
+ */
+export function runningStage(state: EngineState): { stage: StageSpec; startedAt: number } {
+  const stage = currentStage(state);
+  if (stage === null || state.stageStartedAt === null) {
+    throw new Error(`engine: phase ${state.phase} without a current stage (stageIndex ${state.stageIndex}, stageStartedAt ${state.stageStartedAt})`);
+  }
+  return { stage, startedAt: state.stageStartedAt };
 }
 
 export function stageRef(state: EngineState): Decision["stage"] {

@@ -13,10 +13,9 @@ import { DEFAULT_HARM_MULTIPLE, evaluateGates } from "./gates.ts";
 import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { isTerminal, Phase } from "./phase.ts";
 import { requirementAt } from "./requirements.ts";
-import { budgetOf, candidateOf, currentStage, ENGINE_ACTOR, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
+import { budgetOf, candidateOf, ENGINE_ACTOR, runningStage, stageAt, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
 import { checkCanaryIdentity, identityReason, markIdentity, stepAfterRelease } from "./lifecycle.ts";
-import { modelsOf } from "./lifecycle-spec.ts";
 import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } from "./transitions.ts";
 
 /** A hold that does not change is recorded again this often, so the history shows it is still current. */
@@ -60,7 +59,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
   if (isTerminal(state.phase)) return { ...stepAfterRelease(state, reading.snapshot, now), evaluation: null };
 
   if (state.phase === Phase.Pending) {
-    const first = state.spec.stages[0];
+    const first = stageAt(state.spec, 0);
     const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", {
       actor: ENGINE_ACTOR,
       reason: `rollout started with stage ${first.name}`,
@@ -72,8 +71,9 @@ export function step(state: EngineState, input: TickInput): StepResult {
   let current: EngineState = state;
   let window: CountsSnapshot | null = null;
   if (reading.snapshot) {
-    if (!current.baseline) current = { ...current, baseline: reading.snapshot, baselineAt: now };
-    const between = windowBetween(reading.snapshot, current.baseline!);
+    const baseline = current.baseline ?? reading.snapshot;
+    if (!current.baseline) current = { ...current, baseline, baselineAt: now };
+    const between = windowBetween(reading.snapshot, baseline);
     if (between.reset) {
       // The counts before the restart are lost to the window, not to the evidence: fold what the last tick saw.
       const reset: EngineState = { ...current, baseline: reading.snapshot, baselineAt: now, evidence: foldStage(current.evidence) };
@@ -92,7 +92,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
     current = { ...current, evidence: { carried: current.evidence?.carried ?? null, stage: countersOf(window) } };
   }
 
-  const stage = currentStage(current)!;
+  const { stage } = runningStage(current);
   const stageKind = current.phase === Phase.AwaitingReview ? "bake" : stage.kind;
   const candidate = candidateOf(stageKind);
   const stageIndex = current.phase === Phase.AwaitingReview ? current.spec.stages.length - 1 : current.stageIndex;
@@ -146,8 +146,8 @@ export function step(state: EngineState, input: TickInput): StepResult {
   // The canary answering another model than declared is a defect whatever the gates say.
   const identity = checkCanaryIdentity(current, reading.snapshot);
   current = identity.state;
-  if (identity.mismatched > 0) {
-    const reason = identityReason(modelsOf(current.spec)!, identity.mismatched, reading.snapshot);
+  if (identity.models !== null && identity.mismatched > 0) {
+    const reason = identityReason(identity.models, identity.mismatched, reading.snapshot);
     return done(
       endWithRollback(current, Phase.RolledBack, "rolledBack", now, {
         actor: ENGINE_ACTOR,
@@ -203,19 +203,18 @@ export function step(state: EngineState, input: TickInput): StepResult {
   evaluation.eta = eta;
   evaluation.forecast = forecast;
   evaluation.blocking = holds.map((b) => b.text);
-  const elapsedMs = now - current.stageStartedAt! - current.pausedMsInStage;
+  const elapsedMs = now - runningStage(current).startedAt - current.pausedMsInStage;
 
   if (holds.length === 0) {
+    const following = current.spec.stages[current.stageIndex + 1];
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${
-        current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
-      }`,
+      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${following ? `; on to ${following.name}` : ""}`,
       measurements,
       trafficMix,
       window: summarizeWindow(current, window, now),
     };
-    if (current.stageIndex < current.spec.stages.length - 1) {
+    if (following) {
       return done(enterStage(current, current.stageIndex + 1, now, reading.snapshot, "advanced", details));
     }
     return done(completeBake(current, now, "advanced", details));

@@ -11,6 +11,7 @@ import {
   candidateOf,
   currentStage,
   phaseOf,
+  stageAt,
   stageRef,
   type Action,
   type Decision,
@@ -63,7 +64,7 @@ export function enterStage(
   kind: DecisionKind,
   details: DecisionDetails,
 ): Transition {
-  const stage = state.spec.stages[index];
+  const stage = stageAt(state.spec, index);
   const next: EngineState = {
     ...state,
     phase: phaseOf(stage.kind),

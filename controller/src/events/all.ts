@@ -99,7 +99,10 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       entries.delete(name);
       removed.push({ name, seq: ++seq });
     }
-    while (removed.length > TOMBSTONES) forgottenBelow = removed.shift()!.seq;
+    for (let forgotten = removed.length - TOMBSTONES; forgotten > 0; forgotten--) {
+      const oldest = removed.shift();
+      if (oldest) forgottenBelow = oldest.seq;
+    }
   };
 
   const idOf = () => `${boot}.${seq}`;

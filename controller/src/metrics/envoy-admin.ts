@@ -59,7 +59,7 @@ export class EnvoyAdminMetricProvider implements MetricProvider {
       });
       const body = await response.text();
       if (!response.ok) {
-        return failed(url, `HTTP ${response.status}${body ? ": " + body.slice(0, 200).trim() : ""}`);
+        return failed(url, `HTTP ${response.status}${body ? `: ${body.slice(0, 200).trim()}` : ""}`);
       }
       return { status: { url, ok: true }, samples: rolloutSamplesFromText(body, rollout) };
     } catch (error) {

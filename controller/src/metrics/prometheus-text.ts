@@ -385,7 +385,7 @@ class SampleLineReader {
       if (escaped === "") throw new Error("unterminated label value");
       this.#pos++;
       // The format defines \\, \" and \n; keep any other escaped character as written.
-      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : "\\" + escaped;
+      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : `\\${escaped}`;
     }
   }
 }

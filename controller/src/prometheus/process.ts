@@ -1,6 +1,6 @@
 // Starting and stopping a real Prometheus server (Debian's `prometheus` package, 2.42 in Debian 12) that
 // scrapes given targets, for tests and demos of PromQL gates. Its config and TSDB live in a fresh temp dir.
-import { type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -60,7 +60,9 @@ export class FinalizeHooks {
 
   async #deliver(rollout: Rollout): Promise<void> {
     const name = rollout.spec.name;
-    const hook = finalizeOf(rollout.engine!.state.spec).webhook!;
+    // isDue chose it: a managed rollout with a webhook; re-read here so a change since is not a crash.
+    const hook = rollout.engine ? finalizeOf(rollout.engine.state.spec).webhook : undefined;
+    if (!hook) return;
     const previous = rollout.finalizeHook ?? { attempts: 0, lastAttemptAt: null, lastError: null, nextAttemptAt: null, deliveredAt: null };
     const attemptAt = this.#clock();
     let error: string | null = null;
@@ -101,9 +103,9 @@ export class FinalizeHooks {
       nextAttemptAt: null,
       deliveredAt: this.#clock().toISOString(),
     });
-    const engine = this.#store.get(name).engine!;
+    const engine = this.#store.get(name).engine;
     // An operator may have finalized or rolled back meanwhile: then the delivery is only recorded.
-    if (engine.state.phase !== Phase.Succeeded) return;
+    if (engine === null || engine.state.phase !== Phase.Succeeded) return;
     const result = applyCommand(
       engine.state,
       { type: "finalize", actor: HOOK_ACTOR, reason: `${hook.url} answered 2xx` },

@@ -153,5 +153,5 @@ export function reportMarkdown(r: RolloutReport): string {
       );
     }
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }

@@ -44,10 +44,12 @@ export const History = Type.Object({
 const tags = ["rollouts"];
 
 export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
-  if (rollout.engine === null) {
-    throw new ConflictError(`rollout ${rollout.spec.name}: not managed by the engine (no stages/promotion_gates/owner)`);
-  }
+  if (rollout.engine === null) throw notManaged(rollout);
   return rollout.engine;
+}
+
+function notManaged(rollout: Rollout): ConflictError {
+  return new ConflictError(`rollout ${rollout.spec.name}: not managed by the engine (no stages/promotion_gates/owner)`);
 }
 
 /**
@@ -228,8 +230,8 @@ export function historyOf(rollout: Rollout): Static<typeof History> {
 }
 
 export function sendReport(request: FastifyRequest, reply: FastifyReply, rollout: Rollout, archived?: { id: number; at: Date; reason: string }): FastifyReply {
-  managed(rollout);
-  const report = buildReport(rollout, archived)!;
+  const report = buildReport(rollout, archived);
+  if (report === null) throw notManaged(rollout);
   const format = (request.query as { format?: string }).format;
   const wantsMarkdown = format === "markdown" || (format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
   if (wantsMarkdown) return reply.type("text/markdown; charset=utf-8").send(reportMarkdown(report));

@@ -32,6 +32,14 @@ export interface RolloutStoreOptions {
   state: RolloutPersistence;
 }
 
+/** One change to commit: the config version it makes, the engine decisions to record, what to tell, and an archive reason. */
+interface Change {
+  version: number;
+  decisions?: readonly Decision[];
+  events: RolloutEvent[];
+  archive?: string;
+}
+
 export function newEpoch(): string {
   return randomBytes(8).toString("hex");
 }
@@ -316,7 +324,7 @@ export class RolloutStore {
   delete(name: string, note: RollbackNote = { by: "api", reason: null }): ArchiveEntry {
     const current = this.get(name);
     const reason = `deleted by ${note.by}${note.reason ? `: ${note.reason}` : ""}`;
-    return this.#commit(current, { version: this.#version + 1, events: [], archive: reason })!;
+    return this.#commit(current, { version: this.#version + 1, events: [], archive: reason });
   }
 
   /** Records a finalize webhook delivery or failure; informational, so the revision stays. */
@@ -352,7 +360,9 @@ export class RolloutStore {
    * rollout leaves the live set for the archive in the same write (its path goes to stable); the entry is
    * returned.
    */
-  #commit(next: Rollout, change: { version: number; decisions?: readonly Decision[]; events: RolloutEvent[]; archive?: string }): ArchiveEntry | null {
+  #commit(next: Rollout, change: Change & { archive: string }): ArchiveEntry;
+  #commit(next: Rollout, change: Change): ArchiveEntry | null;
+  #commit(next: Rollout, change: Change): ArchiveEntry | null {
     const name = next.spec.name;
     const entry: ArchiveEntry | null =
       change.archive === undefined ? null : { id: this.archive.nextId(), name, archivedAt: this.#clock(), reason: change.archive, rollout: next };

@@ -81,6 +81,11 @@ export interface StoredSnapshot {
   g?: StoredGates;
 }
 
+/** row[i] += v, for a row whose unset fields count as 0. */
+function add(row: number[], i: number, v: number): void {
+  row[i] = (row[i] ?? 0) + v;
+}
+
 const labelOf = (key: string, prefix: string): string | null => (key.startsWith(prefix) && key.endsWith("}") ? key.slice(prefix.length, -1) : null);
 
 /** `histogram`: keep the confidence histogram (overall only: per segment value it would triple the size). */
@@ -105,18 +110,17 @@ function cellOf(slice: SliceSnapshot, histogram: boolean): StoredCell | null {
   }
   const labels: Record<string, number> = {};
   const failures: Record<string, number> = {};
-  for (const key in c) {
-    const value = c[key];
+  for (const [key, value] of Object.entries(c)) {
     if (!(value > 0)) continue;
     const label = labelOf(key, "predictions{label=");
     if (label !== null) labels[label] = value;
     const schema = labelOf(key, "outputs{schema=");
     if (schema !== null) {
-      n[FIELD.schemaValidated] += value;
-      if (schema === "valid") n[FIELD.schemaValid] += value;
+      add(n, FIELD.schemaValidated, value);
+      if (schema === "valid") add(n, FIELD.schemaValid, value);
       else failures[schema] = value;
     }
-    if (labelOf(key, "outputs{unanalyzed=") !== null) n[FIELD.unanalyzed] += value;
+    if (labelOf(key, "outputs{unanalyzed=") !== null) add(n, FIELD.unanalyzed, value);
   }
   const sums = (h: HistogramSnapshot | undefined, count: number, sum: number) => {
     if (h && h.total > 0) {
@@ -156,7 +160,10 @@ function confidenceBins(h: HistogramSnapshot | undefined): number[] | null {
   if (!h || h.total <= 0) return null;
   const at = (milli: number) => {
     let count = 0;
-    for (let i = 0; i < h.bounds.length && h.bounds[i] <= milli; i++) count = h.cumulative[i];
+    for (const [i, bound] of h.bounds.entries()) {
+      if (bound > milli) break;
+      count = h.cumulative[i] ?? count;
+    }
     return count;
   };
   const bins: number[] = [];
@@ -206,17 +213,19 @@ export function mergeCells(cells: readonly StoredCell[]): MergedCell {
     const weight = cell.n[FIELD.latencyCount] ?? 0;
     for (let i = 0; i < cell.n.length; i++) {
       const q = (QUANTILES as readonly number[]).indexOf(i);
-      if (q >= 0) weighted[q] += (cell.n[i] ?? 0) * weight;
-      else n[i] += cell.n[i] ?? 0;
+      if (q >= 0) add(weighted, q, (cell.n[i] ?? 0) * weight);
+      else add(n, i, cell.n[i] ?? 0);
     }
     addMaps(labels, cell.l);
     addMaps(failures, cell.f);
     if (cell.c) {
       confidence ??= new Array<number>(CONFIDENCE_BINS).fill(0);
-      for (let i = 0; i < CONFIDENCE_BINS; i++) confidence[i] += cell.c[i] ?? 0;
+      for (let i = 0; i < CONFIDENCE_BINS; i++) add(confidence, i, cell.c[i] ?? 0);
     }
   }
-  const count = n[FIELD.latencyCount];
-  QUANTILES.forEach((i, q) => (n[i] = count > 0 ? weighted[q] / count : 0));
+  const count = n[FIELD.latencyCount] ?? 0;
+  QUANTILES.forEach((i, q) => {
+    n[i] = count > 0 ? (weighted[q] ?? 0) / count : 0;
+  });
   return { n, labels, failures, confidence };
 }

@@ -8,7 +8,7 @@
  * restarted) starts a new window too. A window without any traffic, and without new gate values, is not
  * written: an idle rollout costs nothing.
  */
-import { OVERALL, toSnapshot, windowBetween, type CountsSnapshot, type Evaluation } from "../engine/index.ts";
+import { OVERALL, stageRef, toSnapshot, windowBetween, type CountsSnapshot, type Evaluation } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
@@ -87,7 +87,7 @@ export class SeriesRecorder {
         at: now,
         intervalMs: now - previous.at,
         phase: rollout.engine?.state.phase ?? null,
-        stage: rollout.engine && rollout.engine.state.stageIndex >= 0 ? rollout.engine.state.spec.stages[rollout.engine.state.stageIndex].name : null,
+        stage: rollout.engine ? (stageRef(rollout.engine.state)?.name ?? null) : null,
         canaryPercent: rollout.canaryPercent,
         shadowPercent: rollout.shadowPercent,
         snapshot,

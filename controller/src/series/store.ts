@@ -131,7 +131,8 @@ export class SeriesStore {
     let bucket: typeof rows = [];
     let bucketStart = -1;
     const flush = () => {
-      if (bucket.length > 0) points.push(mergeStep(bucketStart, bucket, q.slices));
+      const point = mergeStep(bucketStart, bucket, q.slices);
+      if (point !== null) points.push(point);
       bucket = [];
     };
     for (const row of rows) {
@@ -151,7 +152,9 @@ function mergeStep(
   start: number,
   rows: ReadonlyArray<{ interval_ms: number; phase: string | null; stage: string | null; canary_percent: number; shadow_percent: number; data: Buffer }>,
   wanted: ReadonlySet<string> | null,
-): SeriesPoint {
+): SeriesPoint | null {
+  const last = rows.at(-1);
+  if (last === undefined) return null;
   const cells = new Map<string, Map<string, StoredCell[]>>();
   let gates: StoredGates = {};
   let seconds = 0;
@@ -177,7 +180,6 @@ function mergeStep(
     }
     if (snapshot.g) gates = snapshot.g;
   }
-  const last = rows[rows.length - 1];
   const slices: SeriesPoint["slices"] = {};
   for (const [slice, variants] of cells) {
     const out: SeriesPoint["slices"][string] = {};

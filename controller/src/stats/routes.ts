@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { stageRef, toSnapshot } from "../engine/index.ts";
+import { stageRef, toSnapshot, type EngineState } from "../engine/index.ts";
 import { InvalidRequestError, UnavailableError } from "../errors.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
 import { summarizeShadow, summarizeVariant, type VariantSummary } from "../metrics/summary.ts";
@@ -132,18 +132,21 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
       const rollout = store.get(request.params.name);
       const name = rollout.spec.name;
       const kind = request.query.window ?? "rollout";
-      if (kind === "stage" && rollout.engine === null) {
-        throw new InvalidRequestError(`rollout ${name}: no stage window: the rollout is not managed by the engine (use window=rollout)`, [
-          { path: "/window", reason: "stage windows exist for engine-managed rollouts only" },
-        ]);
-      }
+      if (kind === "stage" && rollout.engine === null) throw noStageWindow(name);
       const reading = await metricProvider.readRollout(name);
       if (reading.status === "unmeasurable") {
         throw new UnavailableError(`rollout ${name}: could not read stats: ${reading.error}`);
       }
       // Fresh after the await: the rollout may have moved to another stage, or been deleted and created again.
       const current = store.get(name);
-      const window = kind === "stage" ? stageWindow(current, toSnapshot(reading.value)) : rolloutWindow(store, current, toSnapshot(reading.value), clock());
+      let window: Window;
+      if (kind === "stage") {
+        // Deleted and created again as a manual rollout during the read: no stage window any more.
+        if (current.engine === null) throw noStageWindow(name);
+        window = stageWindow(current.engine.state, toSnapshot(reading.value));
+      } else {
+        window = rolloutWindow(store, current, toSnapshot(reading.value), clock());
+      }
       const counts = countsFromSnapshot(window.counted.counts);
       return {
         rollout: name,
@@ -203,8 +206,13 @@ function rolloutWindow(store: RolloutStore, rollout: Rollout, current: ReturnTyp
 }
 
 /** The engine's current stage window: current minus the stage's baseline. */
-function stageWindow(rollout: Rollout, current: ReturnType<typeof toSnapshot>): Window {
-  const state = rollout.engine!.state;
+function noStageWindow(name: string): InvalidRequestError {
+  return new InvalidRequestError(`rollout ${name}: no stage window: the rollout is not managed by the engine (use window=rollout)`, [
+    { path: "/window", reason: "stage windows exist for engine-managed rollouts only" },
+  ]);
+}
+
+function stageWindow(state: EngineState, current: ReturnType<typeof toSnapshot>): Window {
   const stage = stageRef(state);
   if (state.baseline === null) {
     const note = state.stageIndex < 0 ? "no stage started yet" : "the stage's window starts at the engine's next reading";

@@ -33,7 +33,13 @@ const Row = memo(function Row(props: { item: Item; minute: number }) {
   return (
     <tr data-testid="rollout-row" data-name={name} class={attention.length > 0 ? "needs" : ""}>
       <td>
-        <a href={href} onClick={(e) => (e.preventDefault(), navigate(href))}>
+        <a
+          href={href}
+          onClick={(e) => {
+            e.preventDefault();
+            navigate(href);
+          }}
+        >
           {name}
         </a>
       </td>

@@ -120,7 +120,7 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
     <section class="panel actions" data-testid="actions">
       <div class="buttons">
         {p.actions.map((a) => (
-          <button key={a} class={DANGER.has(a) ? "danger" : ""} onClick={() => open(a)} data-testid={`action-${a}`}>
+          <button type="button" key={a} class={DANGER.has(a) ? "danger" : ""} onClick={() => open(a)} data-testid={`action-${a}`}>
             {LABELS[a]}
           </button>
         ))}
@@ -132,7 +132,13 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
       )}
       <dialog ref={dialog} class="confirm" data-testid="confirm-dialog" onClose={() => setPending(null)}>
         {pending && (
-          <form method="dialog" onSubmit={(e) => (e.preventDefault(), void confirm())}>
+          <form
+            method="dialog"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void confirm();
+            }}
+          >
             <h3>
               {LABELS[pending.action]} {p.name}?
             </h3>

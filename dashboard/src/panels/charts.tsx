@@ -12,12 +12,10 @@ const perSecond = (v: number | null) => (v === null ? "–" : `${num(v)}/s`);
 const plain = (v: number | null) => num(v);
 
 function variantLines(s: SeriesColumns, figure: string, dash?: number[], suffix = ""): Line[] {
-  return VARIANTS.filter((v) => hasColumn(s, `${v}.${figure}`)).map((v) => ({
-    label: `${v}${suffix}`,
-    color: COLORS[v],
-    values: s.columns.get(`${v}.${figure}`)!,
-    dash,
-  }));
+  return VARIANTS.flatMap((v) => {
+    const values = s.columns.get(`${v}.${figure}`);
+    return values !== undefined && hasColumn(s, `${v}.${figure}`) ? [{ label: `${v}${suffix}`, color: COLORS[v], values, dash }] : [];
+  });
 }
 
 export function markersOf(timeline: TimelineEntry[]): Marker[] {

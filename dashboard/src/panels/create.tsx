@@ -43,7 +43,7 @@ export function CreateRollout() {
 
   return (
     <>
-      <button class="primary" onClick={() => dialog.current?.showModal()} data-testid="new-rollout">
+      <button type="button" class="primary" onClick={() => dialog.current?.showModal()} data-testid="new-rollout">
         New rollout
       </button>
       <dialog ref={dialog} class="confirm create" data-testid="create-dialog">

@@ -36,7 +36,7 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
         <label class="check">
           <input type="checkbox" checked={showHeld} onChange={(e) => setShowHeld((e.target as HTMLInputElement).checked)} /> show holds
         </label>
-        <button onClick={openReport} data-testid="open-report">
+        <button type="button" onClick={openReport} data-testid="open-report">
           Postmortem report
         </button>
       </div>
@@ -44,8 +44,10 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
       {report !== null && (
         <div class="report" data-testid="report">
           <div class="toolbar">
-            <button onClick={download}>Download .md</button>
-            <button class="link" onClick={() => setReport(null)}>
+            <button type="button" onClick={download}>
+              Download .md
+            </button>
+            <button type="button" class="link" onClick={() => setReport(null)}>
               close
             </button>
           </div>

@@ -71,7 +71,7 @@ export interface Picture {
 const TERMINAL = new Set(["Succeeded", "Finalizing", "Finalized", "RolledBack", "Failed"]);
 const SUCCEEDED = new Set(["Succeeded", "Finalizing", "Finalized"]);
 export const isSuccessPhase = (phase: string | null | undefined) => typeof phase === "string" && SUCCEEDED.has(phase);
-export const isTerminalPhase = (phase: string | null | undefined) => phase !== null && phase !== undefined && TERMINAL.has(phase);
+export const isTerminalPhase = (phase: string | null | undefined): phase is string => phase !== null && phase !== undefined && TERMINAL.has(phase);
 export const isActivePhase = (phase: string | null | undefined) => typeof phase === "string" && !TERMINAL.has(phase);
 
 const VERDICT_RANK: Record<Verdict, number> = { Failed: 0, Error: 1, Inconclusive: 2, Unknown: 3, Passed: 4 };

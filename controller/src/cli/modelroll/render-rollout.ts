@@ -67,7 +67,7 @@ export function renderRollout(picture: Picture, p: Paint): string {
   if (picture.managed && (isTerminalPhase(picture.phase) || picture.holding.length === 0)) row(isTerminalPhase(picture.phase) ? "why" : "last", picture.why);
   row("pending", picture.pending);
   row("archived", picture.archived);
-  if (!picture.managed) return lines.join("\n") + "\n";
+  if (!picture.managed) return `${lines.join("\n")}\n`;
 
   lines.push("", p.bold("stages"));
   if (picture.stages.length === 0) lines.push(p.dim("  (not started yet)"));
@@ -91,7 +91,7 @@ export function renderRollout(picture: Picture, p: Paint): string {
     if (isHere) for (const line of gateTree(picture.gates, p)) lines.push(`${last ? "   " : "│  "}${line}`);
   });
   if (more) lines.push(p.dim("└─ … later stages (this controller does not return the plan)"));
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Gates ordered by their worst slice; under each gate its slices, worst first; passed segments summed up. */

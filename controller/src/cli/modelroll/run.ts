@@ -1,7 +1,7 @@
 // Carries out a Plan: the requests, then the text. Every effect goes through the CliIO the entry point gives
 // (so tests can run the CLI in-process against a real controller); returns the exit code.
 import { call, callOk, CliError, isMissingRoute, ok } from "./client.ts";
-import { arr, document, field, str } from "./format.ts";
+import { arr, document, field, serialize, str } from "./format.ts";
 import { buildPicture, isActivePhase, type Picture } from "./picture.ts";
 import { ifMatch, EXIT, rolloutPath, type Command } from "./plan.ts";
 import { planCommand } from "./program.ts";
@@ -85,8 +85,8 @@ async function execute(command: Command, ctx: Context): Promise<number> {
         { method: "GET", path: rolloutPath(command.name, `/report?format=${command.format}`) },
         markdown ? "text/markdown" : "application/json",
       );
-      if (markdown) io.stdout(answer.text.endsWith("\n") ? answer.text : answer.text + "\n");
-      else io.stdout(document(answer.json, globals.output === "yaml" ? "yaml" : "json")!);
+      if (markdown) io.stdout(answer.text.endsWith("\n") ? answer.text : `${answer.text}\n`);
+      else io.stdout(serialize(answer.json, globals.output === "yaml" ? "yaml" : "json"));
       return EXIT.ok;
     }
     case "stats": {
@@ -182,15 +182,15 @@ async function apply(file: string, ifRevision: number | null, ctx: Context): Pro
   const existing = name === null ? null : await call(ctx.http, { method: "GET", path: rolloutPath(name) });
   if (existing !== null && existing.status !== 404) ok(ctx.http, existing);
   const print = (verb: string, view: unknown) => ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
-  if (existing === null || existing.status === 404) {
+  if (name === null || existing === null || existing.status === 404) {
     const created = await callOk(ctx.http, { method: "POST", path: "/v1/rollouts", body: spec });
     print("created", created.json);
     return EXIT.ok;
   }
-  const updated = await call(ctx.http, { method: "PUT", path: rolloutPath(name!), body: spec, headers: ifMatch(ifRevision) });
+  const updated = await call(ctx.http, { method: "PUT", path: rolloutPath(name), body: spec, headers: ifMatch(ifRevision) });
   if (isMissingRoute(updated)) {
     throw new CliError(
-      `rollout ${name}: exists, and this controller does not support updates (PUT ${rolloutPath(name!)} answered ${updated.status}); delete and create it, or change it with weight/promote/pause/abort`,
+      `rollout ${name}: exists, and this controller does not support updates (PUT ${rolloutPath(name)} answered ${updated.status}); delete and create it, or change it with weight/promote/pause/abort`,
       EXIT.failed,
     );
   }
@@ -211,6 +211,7 @@ async function promoteFull(name: string, reason: string | null, ifRevision: numb
     const phase = str(field(answer.json, "phase"));
     if (!isActivePhase(phase) || phase === "AwaitingReview" || phase === "Paused") break;
   }
-  if (ctx.globals.output !== "table") ctx.io.stdout(document(views, ctx.globals.output)!);
+  const listed = document(views, ctx.globals.output);
+  if (listed !== null) ctx.io.stdout(listed);
   return EXIT.ok;
 }
