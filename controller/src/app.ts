@@ -16,8 +16,8 @@ import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
 import { registerBodyParsers } from "./http/body-parsers.ts";
 import { installSerializerCache } from "./http/serializer-cache.ts";
-import { EnvoyAdminMetricProvider } from "./metrics/envoy-admin.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
+import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
@@ -30,21 +30,31 @@ import { AJV_OPTIONS } from "./rollouts/validate.ts";
 import { statsRoutes } from "./stats/routes.ts";
 import { systemRoutes } from "./system/routes.ts";
 import { ControllerTelemetry } from "./telemetry.ts";
+import { WebhookJudges } from "./release/webhook-judge.ts";
+import { notificationRoutes } from "./notify/routes.ts";
+import { setupNotifications, type NotificationOptions } from "./notify/setup.ts";
+import type { NotificationDispatcher } from "./notify/dispatcher.ts";
+import type { NotificationOutbox } from "./notify/outbox.ts";
+import { NotificationsInput } from "./engine/index.ts";
 
 export interface BuildAppOptions {
   /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
   envoyAdminUrls?: string[];
   /** Per admin endpoint; default 2000 ms. */
   envoyAdminTimeoutMs?: number;
-  /** Replaces the Envoy admin reader (tests, or another metric source). */
+  /** Where the built-in gates read the filter's counts: every Envoy admin endpoint (default) or Prometheus. */
+  metrics?: MetricSourceKind;
+  /** Replaces the counts source chosen by `metrics` (tests). */
   metricProvider?: MetricProvider;
   /** Fixed config epoch (tests); random 16 hex characters otherwise. */
   epoch?: string;
   clock?: () => Date;
   /** Engine tick period for managed rollouts; default 5000 ms. 0: no timer (tests call modelroll.driver.tick()). */
   tickIntervalMs?: number;
-  /** Prometheus base URL for PromQL gates, e.g. http://127.0.0.1:9090. */
+  /** Prometheus base URL for PromQL gates (and the counts with metrics "prometheus"), e.g. http://127.0.0.1:9090. */
   prometheusUrl?: string;
+  /** With metrics "prometheus": Prometheus' newest sample may lag the tick by at most this; default 60 000 ms. */
+  prometheusMaxLagMs?: number;
   /** Release policy overrides (engine DEFAULT_POLICY: every rule on). */
   policy?: Partial<Policy>;
   /**
@@ -67,6 +77,10 @@ export interface BuildAppOptions {
   seriesIntervalMs?: number;
   /** Where the dashboard's built files are (default build/dashboard). */
   dashboardDir?: string;
+  /** The controller's address as people and receivers reach it, for links in notifications and judge questions. */
+  publicUrl?: string;
+  /** Controller-wide notification targets and delivery settings (README, Notifications). */
+  notifications?: NotificationOptions;
 }
 
 export interface ModelrollContext {
@@ -80,6 +94,9 @@ export interface ModelrollContext {
   driver: RolloutDriver;
   series: SeriesStore;
   recorder: SeriesRecorder;
+  /** The notification outbox (state file tables) and its delivery. */
+  outbox: NotificationOutbox;
+  dispatcher: NotificationDispatcher;
 }
 
 declare module "fastify" {
@@ -89,8 +106,9 @@ declare module "fastify" {
 }
 
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
-  // Before anything is opened (the state file): a bad token is a startup error, not a leak.
+  // Before anything is opened (the state file): a bad token or metric source is a startup error, not a leak.
   checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
+  const sources = metricSources(options);
   const app = Fastify({
     logger: options.logger ?? false,
     // One set of ajv options for every route and for validateRolloutSpec (also run offline by `modelroll lint`).
@@ -101,8 +119,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
+  let notifications: ReturnType<typeof setupNotifications>;
   try {
-    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state });
+    // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
+    notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, log: app.log });
+    // The store writes through the notifying persistence: each decision's events in the decision's transaction.
+    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
   } catch (error) {
     state.close();
     throw error;
@@ -113,16 +135,18 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
-  const clock = options.clock ?? (() => new Date());
-  const clockMs = options.clock ? () => clock().getTime() : Date.now;
+  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const { outbox, dispatcher } = notifications;
+  dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
-  const metricProvider = options.metricProvider ?? new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
   const driver = new RolloutDriver({
     store,
     metricProvider,
     clock: options.clock,
-    prometheusUrl: options.prometheusUrl,
+    judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
+    ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
     onStep: (rollout, result, seconds, counts, now) => {
       recorder.record(rollout, counts, now, result.evaluation);
@@ -130,7 +154,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -141,6 +165,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   app.addHook("preClose", async () => {
     await driver.stop();
     await recorder.stop();
+    // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
+    await dispatcher.stop();
     stopDistribution();
     state.close();
   });
@@ -150,6 +176,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
 
   await app.register(swagger, {
+    // Shared schemas (app.addSchema) under their $id rather than def-N.
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     openapi: {
       openapi: "3.0.3",
       info: {
@@ -164,6 +192,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       ],
     },
   });
+  // Not referenced by a route (release keys are checked by the engine's parser, which points inside them):
+  // listed under components so the OpenAPI document still says what a spec's `notifications` may hold.
+  app.addSchema({ $id: "NotificationsInput", ...NotificationsInput });
   await app.register(systemRoutes, { telemetry });
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
@@ -175,8 +206,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(seriesRoutes, { store, series, recorder, clock });
   await app.register(sessionRoutes, { apiToken: options.apiToken, filterToken: options.filterToken });
   await app.register(dashboardStatic, { dir: options.dashboardDir });
+  await app.register(notificationRoutes, { outbox });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
+  // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
+  app.addHook("onReady", async () => dispatcher.start());
   const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;
   if (seriesIntervalMs > 0) app.addHook("onReady", async () => recorder.start(seriesIntervalMs));
   return app;

@@ -63,6 +63,7 @@ describe("system routes", () => {
         "GET /v1/rollouts/{name}/events",
         "GET /v1/rollouts/{name}/series",
         "GET /v1/events",
+        "GET /v1/notifications",
         "GET /v1/session",
         "GET /v1/filter-config",
         "PUT /v1/rollouts/{name}",

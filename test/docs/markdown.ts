@@ -8,7 +8,7 @@ export interface Location {
   line: number;
 }
 
-export type Marker = { kind: "skip"; reason: string };
+export type Marker = { kind: "skip"; reason: string } | { kind: "accept"; reason: string };
 
 export interface Block extends Location {
   lang: string;
@@ -60,7 +60,9 @@ function markerAbove(lines: string[], fenceIndex: number, file: string): Marker 
   if (!m) return null;
   const skip = /^skip:\s*(.+)$/.exec(m[1]);
   if (skip) return { kind: "skip", reason: skip[1] };
-  throw new Error(`${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>')`);
+  const accept = /^accept:\s*(.+)$/.exec(m[1]);
+  if (accept) return { kind: "accept", reason: accept[1] };
+  throw new Error(`${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>', 'accept: <why this spec is only created, not run>')`);
 }
 
 /** `curl ...` written as inline code in the prose (outside fenced blocks): each is a command a reader may paste. */
@@ -91,8 +93,9 @@ export type Classified =
   | { kind: "skip"; reason: string }
   | { kind: "shell"; script: string; curls: number }
   | { kind: "console"; commands: ConsoleCommand[] }
-  | { kind: "spec"; spec: Record<string, unknown>; text: string }
+  | { kind: "spec"; spec: Record<string, unknown>; text: string; acceptOnly?: string }
   | { kind: "fragment"; fragment: Record<string, unknown> }
+  | { kind: "models-file"; text: string }
   | { kind: "unrunnable"; why: string };
 
 export interface ConsoleCommand {
@@ -138,10 +141,14 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
         return { kind: "unrunnable", why: `not valid ${block.lang}: ${(error as Error).message.split("\n")[0]}` };
       }
       if (typeof value !== "object" || value === null || Array.isArray(value)) return { kind: "unrunnable", why: "not a mapping" };
+      // `npm start -- --models FILE`: its one key is a list (a rollout spec's `models` is a mapping).
+      if (Object.keys(value).length === 1 && Array.isArray((value as { models?: unknown }).models)) return { kind: "models-file", text: block.text };
       const unknown = Object.keys(value).filter((k) => !specKeys.includes(k));
       if (unknown.length > 0) return { kind: "unrunnable", why: `not a rollout spec or a part of one (unknown keys: ${unknown.join(", ")})` };
       const spec = value as Record<string, unknown>;
-      return "name" in spec && "match" in spec ? { kind: "spec", spec, text: block.text } : { kind: "fragment", fragment: spec };
+      if (!("name" in spec && "match" in spec)) return { kind: "fragment", fragment: spec };
+      // `accept: why`: a whole spec that needs what CI has not (a judge, a receiver) is created, not run to its end.
+      return block.marker?.kind === "accept" ? { kind: "spec", spec, text: block.text, acceptOnly: block.marker.reason } : { kind: "spec", spec, text: block.text };
     }
     default:
       return {

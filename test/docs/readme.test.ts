@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from "vitest";
 import { ENGINE_SPEC_KEYS, isTerminal } from "../../controller/src/engine/index.ts";
+import { parseModelsFile } from "../../controller/src/cli/models-file.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { RolloutSpec } from "../../controller/src/rollouts/schemas.ts";
 import { curlShim, missingLines, runScript, startBackground, type Background } from "./commands.ts";
@@ -31,8 +32,9 @@ const DOC_FILES = [
 type Item =
   | { label: string; line: number; kind: "shell"; script: string; curls: number }
   | { label: string; line: number; kind: "console"; commands: ConsoleCommand[] }
-  | { label: string; line: number; kind: "spec"; spec: Record<string, unknown>; text: string }
-  | { label: string; line: number; kind: "fragment"; fragment: Record<string, unknown> };
+  | { label: string; line: number; kind: "spec"; spec: Record<string, unknown>; text: string; acceptOnly?: string }
+  | { label: string; line: number; kind: "fragment"; fragment: Record<string, unknown> }
+  | { label: string; line: number; kind: "models-file"; text: string };
 
 interface Collected {
   items: Item[];
@@ -80,10 +82,13 @@ function collect(): Collected {
           item = { label: `${label}: ${inline ? `inline \`${inline.slice(0, 50)}\`` : "shell block"}`, line, kind: "shell", script: c.script, curls: c.curls };
           break;
         case "spec":
-          item = { label: `${label}: spec ${String(c.spec.name)}`, line, kind: "spec", spec: c.spec, text: c.text };
+          item = { label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`, line, kind: "spec", spec: c.spec, text: c.text, ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}) };
           break;
         case "fragment":
           item = { label: `${label}: spec part ${Object.keys(c.fragment).join(", ")}`, line, kind: "fragment", fragment: c.fragment };
+          break;
+        case "models-file":
+          item = { label: `${label}: models file`, line, kind: "models-file", text: c.text };
           break;
       }
       if (item) items.push(item);
@@ -141,17 +146,19 @@ describe("the README's examples", () => {
             .map(([k, n]) => `${n} ${k}`)
             .join(", ")}), skipped ${collected.skipped.length}:`,
           ...collected.skipped.map((s) => `  skipped ${s.where}: ${s.reason}`),
+          ...collected.items.flatMap((i) => (i.kind === "spec" && i.acceptOnly ? [`  created only ${i.label}: ${i.acceptOnly}`] : [])),
           ...summary,
         ].join("\n"),
       );
     }, 60_000);
 
-    const long = (item: Item) => item.kind === "console" || (item.kind === "spec" && isManaged(item.spec));
+    const long = (item: Item) => item.kind === "console" || (item.kind === "spec" && isManaged(item.spec) && !item.acceptOnly);
     for (const item of collected.items.filter((i) => !long(i))) {
       it(item.label, async () => {
         await main.reset();
         if (item.kind === "shell") return runShellItem(expect, item, main, envFor(main), workDir);
         if (item.kind === "fragment") return runFragment(expect, item, main);
+        if (item.kind === "models-file") return runModelsFile(expect, item);
         if (item.kind === "spec") return runSpec(expect, item, main);
       }, 120_000);
     }
@@ -224,15 +231,16 @@ async function runFragment(expect: ExpectStatic, item: Extract<Item, { kind: "fr
   expect(res.status, `${JSON.stringify(spec)} -> ${await res.clone().text()}`).toBe(201);
 }
 
+/** A models file for `npm start -- --models`: what npm start reads it with accepts it, every model listed. */
+function runModelsFile(expect: ExpectStatic, item: Extract<Item, { kind: "models-file" }>): void {
+  const models = parseModelsFile(item.text, `README line ${item.line}`);
+  const listed = (parseYaml(item.text) as { models: Array<{ name: string }> }).models.map((m) => m.name);
+  expect(models.map((m) => m.name)).toEqual(listed);
+}
+
 async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
-  const spec = item.spec as {
-    name: string;
-    match: { pathPrefix: string };
-    stickyKey: { header: string };
-    expectedTraffic?: { requestsPerSecond: number };
-    segments?: Array<{ header?: string; values?: string[] }>;
-  };
-  const managed = isManaged(spec);
+  const spec = item.spec as { name: string; match: { pathPrefix: string }; stickyKey: { header: string }; expectedTraffic?: { requestsPerSecond: number }; segments?: Array<{ header?: string; values?: string[] }> };
+  const managed = isManaged(spec) && !item.acceptOnly;
   const rps = spec.expectedTraffic?.requestsPerSecond;
   if (managed) expect(rps, "a managed example states the traffic it needs (expectedTraffic.requestsPerSecond)").toBeGreaterThan(0);
   const traffic = managed ? startTraffic(trafficFor(spec, stack, rps!)) : null;

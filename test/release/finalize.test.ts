@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRollout } from "../controller/helpers.ts";
+import { fingerprint } from "../../controller/src/secrets.ts";
 import { Answers } from "./answers.ts";
 import { harness, managedSpec, type Harness } from "./harness.ts";
 
@@ -243,7 +244,11 @@ describe("the finalize webhook", () => {
     const first = await h.view();
     expect(first.phase).toBe("Succeeded");
     expect(first.finalizeHook).toMatchObject({ attempts: 1, lastError: "answered 503", deliveredAt: null });
-    expect(first.pending).toMatch(new RegExp(`^finalize: the webhook ${url} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `));
+    // The URL is a secret (it may carry a token): shown redacted, the host and a fingerprint.
+    const shown = `http://127.0.0.1:${(server.address() as AddressInfo).port}/<redacted:${fingerprint(url)}>`;
+    expect(first.pending).toMatch(new RegExp(`^finalize: the webhook ${shown} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `));
+    expect(first.pending).not.toContain("/hooks/promote");
+    expect(first.spec.finalize.webhook.url).toBe(shown);
     // Rounds move the clock 10 s: the retries are due again (1 s, then 2 s later).
     await h.round();
     await h.app.modelroll.driver.hooks.settle();

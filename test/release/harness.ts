@@ -3,6 +3,7 @@
  * the filter config serves (as Envoy would), the injected clock moves one tick, and the driver steps.
  */
 import type { FastifyInstance } from "fastify";
+import type { BuildAppOptions } from "../../controller/src/app.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../../controller/src/metrics/provider.ts";
 import { testApp, EPOCH } from "../controller/helpers.ts";
 import { GOOD, PoissonTrafficSim, type Behavior } from "../engine/sim.ts";
@@ -63,6 +64,8 @@ export interface HarnessOptions {
   stateFile?: string;
   /** Continue a previous harness's traffic and clock (a controller restarted while Envoy kept counting). */
   resume?: { sim: PoissonTrafficSim; now: number };
+  /** More app options (notification targets, a logger, ...). */
+  app?: Partial<BuildAppOptions>;
 }
 
 export async function harness(options: HarnessOptions = {}): Promise<Harness> {
@@ -75,7 +78,7 @@ export async function harness(options: HarnessOptions = {}): Promise<Harness> {
       behavior: (variant) => (variant === "stable" ? GOOD : { ...GOOD, ...options.canary }),
     });
   const provider = new SimProvider(sim);
-  const app = await testApp({ clock: () => new Date(now), metricProvider: provider, tickIntervalMs: 0, stateFile: options.stateFile });
+  const app = await testApp({ ...options.app, clock: () => new Date(now), metricProvider: provider, tickIntervalMs: 0, stateFile: options.stateFile });
   const served = async (): Promise<Weights> => {
     const config = (await app.inject({ url: "/v1/filter-config" })).json();
     const rollout = config.rollouts.find((r: { name: string }) => r.name === "fraud-model");

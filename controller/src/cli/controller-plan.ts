@@ -1,6 +1,6 @@
 // What `npm run controller` will do, decided from argv and the environment without side effects.
 import { parseHostPort, type HostPort } from "../envoy/bootstrap.ts";
-import { controllerSettings, DEFAULT_STATE_FILE, parseFlags, type ControllerSettings } from "./start-plan.ts";
+import { CONTROLLER_FLAGS, controllerSettings, DEFAULT_STATE_FILE, METRICS_USAGE, parseFlags, type ControllerSettings } from "./start-plan.ts";
 
 export interface ControllerPlan extends ControllerSettings {
   listen: HostPort;
@@ -8,18 +8,21 @@ export interface ControllerPlan extends ControllerSettings {
   envoyAdminUrls: string[];
 }
 
-export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--tick-ms N]
+export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--metrics admin|prometheus] [--tick-ms N] [--public-url URL]
   --listen       REST API                              (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --state        state file (SQLite), resumed on start (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
   --fresh        start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
   --envoy-admin  Envoy admin URLs to read stats from   (env MODELROLL_ENVOY_ADMIN, default http://127.0.0.1:9901)
-  --prometheus   Prometheus for PromQL gates           (env MODELROLL_PROMETHEUS_URL)
   --tick-ms      engine tick period                    (env MODELROLL_TICK_MS, default 5000)
+${METRICS_USAGE}
+  --public-url   the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets (every managed rollout's events), as
+    slack=URL,teams=URL,webhook=URL or a JSON list of targets; from the environment only (the URLs are secrets).
   env MODELROLL_API_TOKEN: bearer token for writes (required to listen on a non-loopback address);
   env MODELROLL_FILTER_TOKEN: read-only token the filters send for their config.
 SIGINT, SIGTERM or SIGHUP stop it and print what the state file keeps.`;
 
-const FLAGS = new Set(["--listen", "--state", "--envoy-admin", "--prometheus", "--tick-ms"]);
+const FLAGS = new Set(["--listen", "--envoy-admin", ...CONTROLLER_FLAGS]);
 
 export type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
 

@@ -1,5 +1,7 @@
 // What `npm start` will do, decided from argv and the environment without side effects.
 import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
+import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
+import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
 
 export interface StartPlan {
   listen: HostPort;
@@ -11,6 +13,8 @@ export interface StartPlan {
   /** The Envoy cluster "shadow": a given model server, or null to point it at the canary. */
   shadow: { url: string; hostPort: HostPort } | null;
   concurrency: number;
+  /** --models FILE: many models behind the one Envoy (cli/models-file.ts reads it); absent: one stable/canary pair. */
+  modelsFile?: string;
   /** The controller's own settings: state file, tokens, Prometheus. */
   controllerSettings: ControllerSettings;
 }
@@ -27,6 +31,14 @@ export interface ControllerSettings {
   apiToken?: string;
   filterToken?: string;
   prometheusUrl?: string;
+  /** The controller's address as people reach it, for links in notifications (--public-url). */
+  publicUrl?: string;
+  /** Controller-wide notification targets, from the environment only (their URLs are secrets). */
+  notifications?: { targets: NotificationTarget[] };
+  /** Where the built-in gates read the filter's counts (absent: Envoy admin). */
+  metrics?: MetricSourceKind;
+  /** With metrics prometheus: the freshness bound of its samples. */
+  prometheusMaxLagMs?: number;
 }
 
 export const DEFAULT_STATE_FILE = ".modelroll/state.db";
@@ -34,8 +46,25 @@ export const DEFAULT_STATE_FILE = ".modelroll/state.db";
 export function controllerSettings(given: Map<string, string>, env: Record<string, string | undefined>): ControllerSettings {
   const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
   if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
+  const publicUrl = given.get("--public-url") ?? env.MODELROLL_PUBLIC_URL;
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
+  let notifications: ControllerSettings["notifications"];
+  if (env.MODELROLL_NOTIFY_TARGETS !== undefined && env.MODELROLL_NOTIFY_TARGETS.trim() !== "") {
+    const parsed = parseTargetsEnv(env.MODELROLL_NOTIFY_TARGETS);
+    if ("error" in parsed) throw new Error(parsed.error);
+    notifications = { targets: parsed.targets };
+  }
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
+  const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
+  if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics)) throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
+  if (metrics === "prometheus" && prometheusUrl === undefined) throw new Error("--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)");
+  const lag = given.get("--prometheus-max-lag-ms") ?? env.MODELROLL_PROMETHEUS_MAX_LAG_MS;
+  const prometheusMaxLagMs = lag === undefined ? undefined : Number(lag);
+  if (prometheusMaxLagMs !== undefined) {
+    if (metrics !== "prometheus") throw new Error("--prometheus-max-lag-ms: only applies with --metrics prometheus");
+    if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000) throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
+  }
   return {
     stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,
     fresh: given.has("--fresh"),
@@ -43,8 +72,22 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
     ...(env.MODELROLL_API_TOKEN ? { apiToken: env.MODELROLL_API_TOKEN } : {}),
     ...(env.MODELROLL_FILTER_TOKEN ? { filterToken: env.MODELROLL_FILTER_TOKEN } : {}),
     ...(prometheusUrl !== undefined ? { prometheusUrl } : {}),
+    ...(publicUrl !== undefined ? { publicUrl } : {}),
+    ...(notifications ? { notifications } : {}),
+    ...(metrics !== undefined ? { metrics: metrics as MetricSourceKind } : {}),
+    ...(prometheusMaxLagMs !== undefined ? { prometheusMaxLagMs } : {}),
   };
 }
+
+/** Flags every command with a controller takes (controllerSettings reads them). */
+export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url"] as const;
+
+/** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
+export const METRICS_USAGE = `  --metrics           where the built-in gates read the filter's counts: admin (every Envoy's admin endpoint, default)
+                      or prometheus (--prometheus; for meshes)  (env MODELROLL_METRICS)
+  --prometheus        Prometheus for PromQL gates, and the counts with --metrics prometheus (env MODELROLL_PROMETHEUS_URL)
+  --prometheus-max-lag-ms  with --metrics prometheus: its newest sample may be at most this old at a tick, else the
+                      gates read Error and hold (env MODELROLL_PROMETHEUS_MAX_LAG_MS, default 60000)`;
 
 /** Flags without a value, shared by both commands. */
 export const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
@@ -76,9 +119,11 @@ export function parseFlags(
   return { given };
 }
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
+  --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
+                      each with its own clusters <name>-stable, -canary, -shadow (README "Many models behind one proxy")
   --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
   --controller        controller REST API                (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --admin             Envoy admin, always on 127.0.0.1   (env MODELROLL_ADMIN, default 127.0.0.1:9901)
@@ -86,12 +131,14 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL] [--l
   --state             controller state file (SQLite)     (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
   --fresh             start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
   --tick-ms           engine tick period                 (env MODELROLL_TICK_MS, default 5000)
-  --prometheus        Prometheus for PromQL gates        (env MODELROLL_PROMETHEUS_URL)
+${METRICS_USAGE}
+  --public-url        the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets, slack=URL,teams=URL,webhook=URL or a JSON list.
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.
 SIGINT, SIGTERM or SIGHUP stop everything and print what the state file keeps.`;
 
-const FLAGS = new Set(["--stable", "--canary", "--shadow", "--listen", "--controller", "--admin", "--concurrency", "--state", "--prometheus", "--tick-ms"]);
+const FLAGS = new Set(["--stable", "--canary", "--shadow", "--models", "--listen", "--controller", "--admin", "--concurrency", ...CONTROLLER_FLAGS]);
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 
@@ -104,6 +151,10 @@ export function planStart(argv: string[], env: Record<string, string | undefined
     const canaryUrl = given.get("--canary") ?? env.MODELROLL_CANARY_URL;
     const shadowUrl = given.get("--shadow") ?? env.MODELROLL_SHADOW_URL;
     if ((stableUrl === undefined) !== (canaryUrl === undefined)) return { error: "give both --stable and --canary, or neither (to start the demo models)" };
+    const modelsFile = given.get("--models") ?? env.MODELROLL_MODELS;
+    if (modelsFile !== undefined && (given.has("--stable") || given.has("--canary") || given.has("--shadow"))) {
+      return { error: "--models: give the models in the file, or one pair with --stable/--canary, not both" };
+    }
     const admin = parseHostPort(given.get("--admin") ?? env.MODELROLL_ADMIN ?? "127.0.0.1:9901", "--admin");
     if (admin.host !== "127.0.0.1" && admin.host !== "localhost") return { error: `--admin: Envoy's admin listens on 127.0.0.1 only, got ${admin.host}` };
     const concurrency = Number(given.get("--concurrency") ?? env.MODELROLL_CONCURRENCY ?? "2");
@@ -123,6 +174,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
             : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
+        ...(modelsFile !== undefined ? { modelsFile } : {}),
         controllerSettings: controllerSettings(given, env),
       },
     };

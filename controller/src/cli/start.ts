@@ -1,6 +1,8 @@
 // `npm start`: demo or given model servers, the controller, and Envoy with the filter, until a signal.
 // The only place that prints or exits; what to do is decided by planStart (pure).
 import { renderBootstrap } from "../envoy/bootstrap.ts";
+import { modelClusters, renderModelsBootstrap } from "../envoy/models-bootstrap.ts";
+import { readModelsFile, type ModelEntry } from "./models-file.ts";
 import { startEnvoy } from "../envoy/process.ts";
 import { startModelServer, type ModelServer } from "../demo/model-server.ts";
 import { startController, type RunningController } from "../server.ts";
@@ -19,6 +21,15 @@ if ("error" in result) {
 }
 const plan = result.plan;
 const settings = plan.controllerSettings;
+let manyModels: ModelEntry[] | null = null;
+if (plan.modelsFile !== undefined) {
+  try {
+    manyModels = readModelsFile(plan.modelsFile);
+  } catch (err) {
+    console.error(`modelroll start: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 let controller: RunningController | null = null;
 const shutdown = installShutdown({
   name: "modelroll start",
@@ -30,8 +41,8 @@ const listeners: Listener[] = [
   { ...plan.listen, what: "data plane (--listen)" },
   { ...plan.controller, what: "controller API (--controller)" },
   { ...plan.admin, what: "Envoy admin (--admin)" },
-  ...("demo" in plan.stable ? [{ ...plan.stable.demo, what: "demo stable model (MODELROLL_DEMO_STABLE)" }] : []),
-  ...("demo" in plan.canary ? [{ ...plan.canary.demo, what: "demo canary model (MODELROLL_DEMO_CANARY)" }] : []),
+  ...(!manyModels && "demo" in plan.stable ? [{ ...plan.stable.demo, what: "demo stable model (MODELROLL_DEMO_STABLE)" }] : []),
+  ...(!manyModels && "demo" in plan.canary ? [{ ...plan.canary.demo, what: "demo canary model (MODELROLL_DEMO_CANARY)" }] : []),
 ];
 const busy = await busyPorts(listeners);
 if (busy.length > 0) {
@@ -48,6 +59,10 @@ try {
     ...(settings.apiToken ? { apiToken: settings.apiToken } : {}),
     ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
     ...(settings.prometheusUrl ? { prometheusUrl: settings.prometheusUrl } : {}),
+    ...(settings.publicUrl ? { publicUrl: settings.publicUrl } : {}),
+    ...(settings.notifications ? { notifications: settings.notifications } : {}),
+    ...(settings.metrics ? { metrics: settings.metrics } : {}),
+    ...(settings.prometheusMaxLagMs ? { prometheusMaxLagMs: settings.prometheusMaxLagMs } : {}),
     host: plan.controller.host,
     port: plan.controller.port,
     envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],
@@ -57,10 +72,7 @@ try {
   shutdown.onStop(() => running.close());
 
   const models: Record<"stable" | "canary", { host: string; port: number; label: string }> = {} as never;
-  for (const [variant, version] of [
-    ["stable", "v1"],
-    ["canary", "v2"],
-  ] as const) {
+  for (const [variant, version] of manyModels ? [] : ([["stable", "v1"], ["canary", "v2"]] as const)) {
     const target = plan[variant];
     if ("demo" in target) {
       const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
@@ -71,16 +83,11 @@ try {
     }
   }
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
+  const common = { listen: plan.listen, admin: plan.admin, controller: plan.controller, ...(settings.filterToken ? { filterToken: settings.filterToken } : {}) };
   const envoy = await startEnvoy({
-    bootstrapYaml: renderBootstrap({
-      listen: plan.listen,
-      admin: plan.admin,
-      stable: models.stable,
-      canary: models.canary,
-      controller: plan.controller,
-      ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
-      ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}),
-    }),
+    bootstrapYaml: manyModels
+      ? renderModelsBootstrap({ ...common, models: manyModels })
+      : renderBootstrap({ ...common, stable: models.stable, canary: models.canary, ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}) }),
     adminPort: plan.admin.port,
     concurrency: plan.concurrency,
   });
@@ -99,23 +106,37 @@ try {
     ? `${settings.stateFile} (fresh; the previous ${state.freshStart.previousRollouts} rollouts are kept in ${state.freshStart.keptIn})`
     : `${settings.stateFile}${store.resumed ? ` (resumed: ${store.size} rollouts)` : settings.fresh ? " (fresh)" : " (new)"}`;
   const data = `http://${plan.listen.host}:${plan.listen.port}`;
+  const modelLines = manyModels
+    ? manyModels
+        .map((m) => {
+          const c = modelClusters(m.name);
+          return `  model ${m.name}:  ${m.pathPrefix} -> stable ${m.urls.stable}, canary ${m.urls.canary}, shadow ${m.urls.shadow ?? "the canary"}
+    its rollouts name  clusters: { stable: ${c.stable}, canary: ${c.canary}, shadow: ${c.shadow} }`;
+        })
+        .join("\n")
+    : `  stable model:        ${models.stable.label}
+  canary model:        ${models.canary.label}
+  shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}`;
+  const example = manyModels
+    ? `{"name":"${manyModels[0].name}","match":{"pathPrefix":"${manyModels[0].pathPrefix}"},"clusters":${JSON.stringify(modelClusters(manyModels[0].name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
+    : `{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
+  const examplePath = manyModels ? manyModels[0].pathPrefix : "/v1/predict";
   console.log(`modelroll is running (pid ${process.pid}; Envoy pid ${envoy.child.pid})
   dashboard:           ${running.url}/${settings.apiToken ? " (asks for the API token, or the read-only one)" : ""}
   data plane (Envoy):  ${data}
   controller (API):    ${running.url}
   Envoy admin:         ${adminUrl}
-  stable model:        ${models.stable.label}
-  canary model:        ${models.canary.label}
-  shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}
+${modelLines}
+  gates read from:     ${settings.metrics === "prometheus" ? `Prometheus ${settings.prometheusUrl}` : "Envoy admin"}
   state file:          ${stateLine}
   API auth:            ${settings.apiToken ? "bearer token (MODELROLL_API_TOKEN)" : "off: open on loopback (set MODELROLL_API_TOKEN)"}
   engine tick:         ${settings.tickIntervalMs} ms
 ${envoy.diesWithParent ? "" : "  warning: util-linux setpriv was not found: if this process is killed with SIGKILL, Envoy keeps running\n"}
 Try:
   curl -s -XPOST ${running.url}/v1/rollouts -H 'content-type: application/json' \\
-    -d '{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}'
-  curl -s -XPOST ${data}/v1/predict -H 'x-user-id: alice' -d '{}' -i
-  curl -s ${running.url}/v1/rollouts/fraud-model/stats
+    -d '${example}'
+  curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
+  curl -s ${running.url}/v1/rollouts/${manyModels ? manyModels[0].name : "fraud-model"}/stats
 Ctrl-C (or SIGTERM to any of its processes) stops everything.`);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);

@@ -4,22 +4,29 @@
  * checked against the kind of gate it is on.
  */
 import type { ErrorDetail } from "../errors.ts";
-import type { GateSpec, Limits, PromQLGate } from "./gate-spec.ts";
+import { WEBHOOK_GATE_DEFAULTS, type GateSpec, type Limits, type PromQLGate, type WebhookGate } from "./gate-spec.ts";
+import { checkUrl } from "./notify-spec.ts";
 import { STAGE_KINDS, type StageKind } from "./spec-schema.ts";
 
 export const ALL_KINDS: StageKind[] = [...STAGE_KINDS];
 
 export type RawGate = Record<string, unknown>;
 
-export function customGate(name: string, path: string, g: RawGate, errors: ErrorDetail[], during: (fallback: StageKind[]) => StageKind[]): GateSpec | null {
-  const sources = ["query", "ratio", "mean", "external"].filter((k) => g[k] !== undefined);
+export function customGate(
+  name: string,
+  path: string,
+  g: RawGate,
+  errors: ErrorDetail[],
+  during: (fallback: StageKind[]) => StageKind[],
+): GateSpec | null {
+  const sources = ["query", "ratio", "mean", "external", "webhook"].filter((k) => g[k] !== undefined);
   if (sources.length !== 1) {
     errors.push({
       path,
       reason:
         sources.length === 0
-          ? "is not a known gate (known: error_rate, latency_p<NN>_ms, schema_validation_pass_rate, human_review_score, gpu_oom_events, shadow_agreement_rate, shadow_status_match_rate, confidence_drift); a custom gate needs one of query (PromQL), ratio (filter counters), mean (filter histogram), external (posted KPI)"
-          : `needs exactly one of query, ratio, mean, external (has ${sources.join(", ")})`,
+          ? "is not a known gate (known: error_rate, latency_p<NN>_ms, schema_validation_pass_rate, human_review_score, gpu_oom_events, shadow_agreement_rate, shadow_status_match_rate, confidence_drift); a custom gate needs one of query (PromQL), ratio (filter counters), mean (filter histogram), external (posted KPI), webhook (an external judge)"
+          : `needs exactly one of query, ratio, mean, external, webhook (has ${sources.join(", ")})`,
     });
     return null;
   }
@@ -29,6 +36,7 @@ export function customGate(name: string, path: string, g: RawGate, errors: Error
   };
   onlyFor("empty_result", "query");
   onlyFor("variant", "ratio");
+  if (source === "webhook") return webhookGate(name, path, g, errors, during(ALL_KINDS));
   if (source === "query") {
     for (const key of ["maximum_increase", "maximum_decrease", "minimum_delta", "range"]) {
       if (g[key] !== undefined) errors.push({ path: `${path}/${key}`, reason: "a PromQL gate compares one number with maximum and/or minimum" });
@@ -110,6 +118,25 @@ export function promqlGate(name: string, path: string, g: RawGate, errors: Error
     emptyResult: (g.empty_result as "zero" | "inconclusive" | undefined) ?? "inconclusive",
     during,
     limits,
+  };
+}
+
+function webhookGate(name: string, path: string, g: RawGate, errors: ErrorDetail[], during: StageKind[]): WebhookGate | null {
+  for (const key of ["maximum", "minimum", "maximum_increase", "maximum_decrease", "minimum_delta", "range"]) {
+    if (g[key] !== undefined) errors.push({ path: `${path}/${key}`, reason: "a webhook gate has no limits: its judge answers pass, fail or inconclusive" });
+  }
+  const hook = g.webhook as { url: string; timeoutMs?: number; intervalSeconds?: number };
+  if (!checkUrl(hook.url, `${path}/webhook/url`, errors)) return null;
+  return {
+    kind: "webhook",
+    name,
+    path,
+    label: name.replace(/_/g, " "),
+    url: hook.url,
+    timeoutMs: hook.timeoutMs ?? WEBHOOK_GATE_DEFAULTS.timeoutMs,
+    intervalSeconds: hook.intervalSeconds ?? WEBHOOK_GATE_DEFAULTS.intervalSeconds,
+    during,
+    limits: {},
   };
 }
 

@@ -13,6 +13,7 @@ import type { Needs } from "./power.ts";
 import type { Requirement } from "./requirements.ts";
 import type { Interval } from "./sequences.ts";
 import type { StageKind } from "./spec-schema.ts";
+import type { JudgeReading } from "./webhook-answer.ts";
 
 /** Per external gate, per variant: the running confidence sequence of the posted values ([0, 1] scale). */
 export type ExternalStates = Record<string, Partial<Record<EngineVariant, EmpiricalBernsteinState>>>;
@@ -33,6 +34,10 @@ export interface GateEvaluationInput {
   /** "overall" first, then every declared segment value. */
   slices: readonly string[];
   promql: Readonly<Record<string, MetricReading<number | null>>> | undefined;
+  /** Each webhook gate's latest judge answer (release/webhook-judge.ts reads them). */
+  judges?: Readonly<Record<string, JudgeReading>>;
+  /** The stage judged: its index and when it started, so only an answer about it counts (webhook gates). */
+  stage?: { index: number; startedAt: number | null };
   external: ExternalStates;
   /** For the detect floors (power.ts); default 4. */
   harmMultiple?: number;

@@ -78,11 +78,25 @@ export interface PromQLGate extends GateBase {
   emptyResult: "zero" | "inconclusive";
 }
 
-export type GateSpec = QuantileGate | ProportionGate | MeanGate | ExternalGate | PromQLGate;
+/**
+ * The verdict of an external judge (a test suite, an evaluation job, an LLM judge) asked over HTTP with the
+ * rollout's evidence: pass, fail or inconclusive. No limits: the judge decides. The driver asks it
+ * (release/webhook-judge.ts) and step() judges its latest answer (gates-webhook.ts).
+ */
+export interface WebhookGate extends GateBase {
+  kind: "webhook";
+  url: string;
+  timeoutMs: number;
+  intervalSeconds: number;
+}
+
+export type GateSpec = QuantileGate | ProportionGate | MeanGate | ExternalGate | PromQLGate | WebhookGate;
+
+export const WEBHOOK_GATE_DEFAULTS = Object.freeze({ timeoutMs: 10_000, intervalSeconds: 30 });
 
 /** Gates whose answer depends on sampled traffic and therefore on the statistics' error budget. */
 export function isStatistical(gate: GateSpec): boolean {
-  return gate.kind !== "promql";
+  return gate.kind !== "promql" && gate.kind !== "webhook";
 }
 
 export function hasAbsoluteLimit(gate: GateSpec): boolean {

@@ -7,19 +7,11 @@
  */
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 import { testAlpha } from "./budget.ts";
-import { OVERALL, parseSliceKey, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
-import {
-  RELATIVE_LIMITS,
-  type ExternalGate,
-  type GateSpec,
-  type Limits,
-  type MeanGate,
-  type PromQLGate,
-  type ProportionGate,
-  type QuantileGate,
-} from "./gate-spec.ts";
+import { OVERALL, parseSliceKey, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type MeanGate, type PromQLGate, type ProportionGate, type QuantileGate, type WebhookGate } from "./gate-spec.ts";
 import { absoluteOnly, errorMeasurement, finish, relativeOnly, scaleLimits, type GateEvaluationInput } from "./gate-measure.ts";
 import { evaluateExternal, evaluatePromQL } from "./gates-external.ts";
+import { evaluateWebhook } from "./gates-webhook.ts";
 import { MeasurementStatus, type Measurement, type Segment } from "./measurement.ts";
 import { histogramMeanConfidenceSequence } from "./means.ts";
 import { meanNeeds, proportionNeeds, quantileNeeds } from "./power.ts";
@@ -37,6 +29,11 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   const out: Measurement[] = [];
   for (const gate of input.gates) {
     if (!gate.during.includes(input.stageKind)) continue;
+    // A judge has no limits to drop at 100%: its verdict counts in every stage it runs in.
+    if (gate.kind === "webhook") {
+      out.push(evaluateWebhook(gate, input));
+      continue;
+    }
     // At 100% stable has no traffic: only the absolute limits of traffic gates can be judged. External values
     // (review scores, KPIs) are posted per variant whatever the weights, so their relative limits still hold.
     const limits = input.stageKind === "bake" && gate.kind !== "external" ? absoluteOnly(gate.limits) : gate.limits;
@@ -64,15 +61,8 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   return out;
 }
 
-function measureSlice(
-  gate: Exclude<GateSpec, PromQLGate | ExternalGate>,
-  limits: Limits,
-  key: string,
-  segment: Segment | null,
-  input: GateEvaluationInput,
-  stageWindow: CountsSnapshot,
-): Measurement | null {
-  const variants = stageWindow.slices[key];
+function measureSlice(gate: Exclude<GateSpec, PromQLGate | ExternalGate | WebhookGate>, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput): Measurement | null {
+  const variants = input.window!.slices[key];
   const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
   const testAlphaOf = testAlpha(input.budget, gate.name, segment !== null);
   const alpha = splitAlpha(testAlphaOf, relative, input);

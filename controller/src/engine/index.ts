@@ -1,6 +1,6 @@
 /**
- * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O except the PromQL
- * source, which the caller runs before each step.
+ * The rollout engine: spec parsing, one pure step per tick, manual commands. No I/O: the caller reads the
+ * metric sources (metrics/) before each step and passes the readings in.
  *
  * The engine's one door: code outside engine/ imports from this file only (test/unit/import-cycles.test.ts
  * checks it), so what the rest of the controller relies on is listed here and everything else may change. The
@@ -9,10 +9,11 @@
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
-export { EngineSpecInput, ENGINE_SPEC_KEYS, CustomGate, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
-export { DEFAULT_LATENCY_TOLERANCE_MS, type GateSpec, type Limits } from "./gate-spec.ts";
-export { MeasurementStatus, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, budgetOf, stageRef } from "./state.ts";
+export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
+export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
+export type { GateSpec, Limits, WebhookGate } from "./gate-spec.ts";
+export { MeasurementStatus, formatValue, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
+export { initialState, budgetOf, stageRef, candidateOf } from "./state.ts";
 export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
 export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
@@ -23,4 +24,19 @@ export { finalizeOf, modelsOf, type ModelIdentity } from "./lifecycle-spec.ts";
 export { needsReadings } from "./lifecycle.ts";
 export { respec } from "./respec.ts";
 export { liveEvaluation, rolloutForecast } from "./view.ts";
-export { PrometheusHttpSource, readPromQLGates, type PromQLSource } from "./promql.ts";
+export { promqlQueries } from "./promql.ts";
+export { parseJudgeAnswer, JUDGE_VERDICTS, type JudgeAnswer, type JudgeReading, type JudgeQuestion, type JudgeVerdict } from "./webhook-answer.ts";
+export {
+  NotificationsInput,
+  NOTIFICATION_EVENTS,
+  TARGET_FORMATS,
+  NOTIFY_DEFAULTS,
+  checkTargetList,
+  parseTargetsEnv,
+  wants,
+  type NotificationEvent,
+  type NotificationSpec,
+  type NotificationTarget,
+  type NotificationTargetInput,
+  type TargetFormat,
+} from "./notify-spec.ts";

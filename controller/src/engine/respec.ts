@@ -157,6 +157,7 @@ function describeChanges(before: EngineSpec, next: EngineSpec, oldAlpha: number,
   if (stages(before) !== stages(next)) out.push("stages");
   if (JSON.stringify(before.trafficMix) !== JSON.stringify(next.trafficMix)) out.push("trafficMix");
   if (JSON.stringify(before.finalize) !== JSON.stringify(next.finalize)) out.push("finalize");
+  if (JSON.stringify(before.notifications ?? null) !== JSON.stringify(next.notifications ?? null)) out.push("notifications");
   if (before.falseAlarmRate !== next.falseAlarmRate) out.push(`falseAlarmRate ${before.falseAlarmRate} -> ${next.falseAlarmRate}`);
   if (before.segmentTrafficShare !== next.segmentTrafficShare) out.push("segmentTrafficShare");
   if (newAlpha !== oldAlpha) out.push(`smallest alpha per test ${oldAlpha.toPrecision(3)} -> ${newAlpha.toPrecision(3)}`);

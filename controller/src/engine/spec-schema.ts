@@ -5,6 +5,7 @@
  */
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
+import { NotificationsInput } from "./notify-spec.ts";
 import { FinalizeInput } from "./lifecycle-spec.ts";
 
 export const STAGE_KINDS = ["shadow", "canary", "bake"] as const;
@@ -156,6 +157,23 @@ const statName = Type.String({
   },
 });
 
+/** An outgoing-webhook gate: an external judge asked with the rollout's evidence (README, "Webhook gates"). */
+export const WebhookJudgeInput = Type.Object(
+  {
+    url: Type.String({
+      pattern: "^https?://[^\\s]+$",
+      maxLength: 2048,
+      description: "POSTed the rollout's evidence; answers {verdict: pass|fail|inconclusive, reason}. A secret: shown redacted.",
+      [REASONS_KEYWORD]: { pattern: "must be an http:// or https:// URL" },
+    }),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000, description: "No answer by then reads Error (the stage holds), never Failed." })),
+    intervalSeconds: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 86_400, default: 30, description: "The judge is asked again this long after its last answer, and at once when a stage starts." }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const CustomGate = gate(
   {
     query: PromQLGateSchema.properties.query,
@@ -175,6 +193,7 @@ export const CustomGate = gate(
       }),
     ),
     external: Type.Optional(Type.String({ pattern: "^[a-z][a-z0-9_]{0,63}$", description: "A KPI posted per variant from outside." })),
+    webhook: Type.Optional(WebhookJudgeInput),
     variant: Type.Optional(
       Type.Union([Type.Literal("candidate"), Type.Literal("shadow")], {
         description: "Whose counters a ratio reads: the candidate of the stage (default) or always the shadow.",
@@ -187,7 +206,7 @@ export const CustomGate = gate(
     maximum_decrease: Type.Optional(Type.Number({ minimum: 0 })),
     minimum_delta: Type.Optional(Type.Number()),
   },
-  "A gate on a PromQL query, a ratio of filter counters, the mean of a filter histogram, or an external KPI.",
+  "A gate on a PromQL query, a ratio of filter counters, the mean of a filter histogram, an external KPI, or the verdict of an external judge (webhook).",
 );
 
 /** The gate names of the seed and of the filter's own stats, each with its schema. */
@@ -293,6 +312,7 @@ export const EngineSpecInput = Type.Object(
       ),
     ),
     finalize: Type.Optional(FinalizeInput),
+    notifications: Type.Optional(NotificationsInput),
   },
   { additionalProperties: false },
 );

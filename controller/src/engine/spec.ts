@@ -7,6 +7,7 @@ import type { ErrorDetail } from "../errors.ts";
 import { escapePointer, normalizeGates } from "./gate-parse.ts";
 import type { GateSpec } from "./gate-spec.ts";
 import { parseFinalize, type FinalizeSpec, type ModelIdentity } from "./lifecycle-spec.ts";
+import { parseNotifications, type NotificationSpec } from "./notify-spec.ts";
 import { schemaErrors } from "./spec-errors.ts";
 import { CustomGate, EngineSpecInput, LATENCY_GATE_PATTERN, LatencyGate, NAMED_GATES, StageObject, type StageKind } from "./spec-schema.ts";
 
@@ -44,6 +45,8 @@ export interface EngineSpec {
   models: ModelIdentity | null;
   /** After Succeeded: the webhook, and how stable serving the new model is verified. */
   finalize: FinalizeSpec;
+  /** Who is told about the rollout's events (notify/); absent when the spec has no notifications section. */
+  notifications?: NotificationSpec;
 }
 
 /** The seed's default release policy; every rule is on unless the controller's configuration turns it off. */
@@ -137,6 +140,7 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
 
   checkPolicy(input, context, policy, stageResult, errors);
   const finalize = parseFinalize(input.finalize, errors);
+  const notifications = parseNotifications(input.notifications, errors);
   if (errors.length > 0) return { ok: false, errors: dedupe(errors) };
 
   const statistics = (input.statistics ?? {}) as { falseAlarmRate?: number; harmMultiple?: number };
@@ -166,6 +170,8 @@ export function parseEngineSpec(raw: unknown, context: SpecContext): ParseResult
       endsInReview: policy.requireReviewForHighImpact && impact === "high",
       models: context.models ?? null,
       finalize,
+      // Only when given, so a spec without it compares equal to one saved before notifications existed.
+      ...(notifications ? { notifications } : {}),
     },
   };
 }

@@ -15,6 +15,7 @@ import { isTerminal, Phase } from "./phase.ts";
 import { requirementAt } from "./requirements.ts";
 import { budgetOf, candidateOf, ENGINE_ACTOR, runningStage, stageAt, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
+import type { JudgeReading } from "./webhook-answer.ts";
 import { checkCanaryIdentity, identityReason, markIdentity, stepAfterRelease } from "./lifecycle.ts";
 import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } from "./transitions.ts";
 
@@ -26,8 +27,10 @@ export interface TickInput {
   now: number;
   /** Cumulative counts of the rollout (all Envoy endpoints summed). */
   counts: MetricReading<RolloutCounts>;
-  /** This tick's value of each PromQL gate, by gate name (engine/promql.ts reads them). */
+  /** This tick's value of each PromQL gate, by gate name (release/promql-gates.ts reads them). */
   promql?: Record<string, MetricReading<number | null>>;
+  /** Each webhook gate's latest judge answer, by gate name (release/webhook-judge.ts asks the judges). */
+  judges?: Record<string, JudgeReading>;
 }
 
 export interface Evaluation {
@@ -109,6 +112,8 @@ export function step(state: EngineState, input: TickInput): StepResult {
     accumulated: soFar,
     slices: [OVERALL, ...current.segments.flatMap((s) => s.values.map((value) => sliceKey({ dimension: s.dimension, value })))],
     promql: input.promql,
+    judges: input.judges,
+    stage: { index: stageIndex, startedAt: current.stageStartedAt },
     external: current.external,
     harmMultiple: current.spec.harmMultiple ?? DEFAULT_HARM_MULTIPLE,
     requirement: (gate, segment) =>

@@ -20,6 +20,7 @@ import { validationFailure } from "./error-handler.ts";
 import { archivedView, RolloutList, RolloutView, sendRollout, toView } from "./rollout-view.ts";
 import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "./schemas.ts";
 import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
+import { restoreRedacted } from "../secrets.ts";
 import { documentRolloutSpecBody } from "../rollouts/spec-doc.ts";
 
 export interface RolloutRoutesOptions {
@@ -143,7 +144,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         tags,
         summary: "Apply a changed spec (JSON or YAML): what may change mid-rollout changes, the rest is refused with the field and why",
         description:
-          "The body is a whole spec, as for create. May change: owner, rollbackCondition, promotion_gates, statistics, trafficMix, finalize, stage durations, requests and deadlines, stages not yet started, shadow timeoutMs/maxBodyBytes/maxInFlight. May not (409, each with its pointer): name, match, stickyKey, segments, models, output, shadow presence/cluster/percent, changeKind, impact, the weights of stages already started. The same spec again changes nothing (same revision).",
+          "The body is a whole spec, as for create. May change: owner, rollbackCondition, promotion_gates, statistics, trafficMix, finalize, notifications, stage durations, requests and deadlines, stages not yet started, shadow timeoutMs/maxBodyBytes/maxInFlight. May not (409, each with its pointer): name, match, stickyKey, segments, models, output, shadow presence/cluster/percent, changeKind, impact, the weights of stages already started. The same spec again changes nothing (same revision).",
         consumes: ["application/json", ...YAML_CONTENT_TYPES],
         params: RolloutNameParams,
         headers: IfMatchHeaders,
@@ -155,9 +156,10 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       // A bad If-Match header is refused as any route refuses it; the body is judged as for create (validateRolloutSpec).
       const invalid = request.validationError as (FastifyError & { validationContext?: string }) | undefined;
       if (invalid && invalid.validationContext !== "body") throw validationFailure(request, invalid, []);
-      const checked = validateRolloutSpec(request.body, store.policy);
-      if (!checked.ok)
-        throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
+      // A spec read back from GET carries its webhook URLs redacted: those stand for the URLs the rollout has.
+      const body = restoreRedacted(request.body, store.find(request.params.name)?.spec.release ?? null);
+      const checked = validateRolloutSpec(body, store.policy);
+      if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       const name = request.params.name;
       expectRevision(store, name, ifMatchOf(request));
       const now = (clock ? clock() : new Date()).getTime();

@@ -8,6 +8,9 @@ import { NormalizedModelsView } from "../rollouts/models.ts";
 import { NormalizedOutputView } from "../rollouts/output.ts";
 import { SegmentSpec } from "../rollouts/segments.ts";
 import { ShadowSpec } from "../rollouts/shadow.ts";
+import { redactUrls } from "../secrets.ts";
+import { NotificationView, notificationView } from "./notification-view.ts";
+import { ClustersSpec } from "../rollouts/clusters.ts";
 
 const StageView = Type.Object({
   name: Type.String(),
@@ -28,6 +31,7 @@ export const SpecView = Type.Object({
   stickyKey: Type.Object({ header: Type.String() }),
   canaryPercent: Type.Number(),
   segments: Type.Array(SegmentSpec),
+  clusters: Type.Optional(Type.Required(ClustersSpec, { description: "The Envoy clusters this rollout steers; only when the spec names them." })),
   shadow: Type.Union([ShadowSpec, Type.Null()]),
   output: NormalizedOutputView,
   models: Type.Union([NormalizedModelsView, Type.Null()], { description: "The two models' versions and where answers state theirs; null when not declared." }),
@@ -37,17 +41,18 @@ export const SpecView = Type.Object({
   impact: Type.Optional(Type.String()),
   stages: Type.Optional(Type.Array(StageView, { description: "Every stage with its effective values (stageDefaults and the built-in defaults applied)." })),
   stageDefaults: Type.Optional(Loose("As given, with the effective segmentTrafficShare.")),
-  promotion_gates: Type.Optional(Loose("As accepted.")),
+  promotion_gates: Type.Optional(Loose("As accepted; a webhook gate's url redacted.")),
   statistics: Type.Optional(Type.Object({ falseAlarmRate: Type.Number() })),
   trafficMix: Type.Optional(Type.Object({ check: Type.Boolean(), holdOnMismatch: Type.Boolean(), alpha: Type.Number(), minDifference: Type.Number() })),
   finalize: Type.Optional(
     Type.Object({
-      webhook: Type.Optional(Type.Object({ url: Type.String(), timeoutMs: Type.Integer() })),
+      webhook: Type.Optional(Type.Object({ url: Type.String({ description: "Redacted (scheme, host, fingerprint): a PUT sending it back keeps the URL." }), timeoutMs: Type.Integer() })),
       verifyPercent: Type.Number(),
       verifyAnswers: Type.Integer(),
       deadlineSeconds: Type.Integer(),
     }),
   ),
+  notifications: Type.Optional(NotificationView),
 });
 export type SpecView = Static<typeof SpecView>;
 
@@ -76,14 +81,16 @@ export function specView(rollout: Rollout): SpecView {
       onDeadline: s.onDeadline,
     })),
     stageDefaults: { ...(given.stageDefaults ?? {}), segmentTrafficShare: spec.segmentTrafficShare },
-    promotion_gates: given.promotion_gates ?? {},
+    // Webhook gates' URLs are secrets (tokens): redacted, as everywhere else they are shown.
+    promotion_gates: redactUrls(given.promotion_gates ?? {}),
     statistics: { falseAlarmRate: spec.falseAlarmRate },
     trafficMix: spec.trafficMix,
     finalize: {
-      ...(finalize.webhook ? { webhook: finalize.webhook } : {}),
+      ...(finalize.webhook ? { webhook: redactUrls(finalize.webhook) } : {}),
       verifyPercent: finalize.verifyPercent,
       verifyAnswers: finalize.verifyAnswers,
       deadlineSeconds: finalize.deadlineSeconds,
     },
+    ...(spec.notifications ? { notifications: notificationView(spec.notifications) } : {}),
   };
 }

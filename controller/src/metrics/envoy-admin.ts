@@ -1,7 +1,7 @@
 import { describeFetchError } from "../net.ts";
 import { envoyStatsPath } from "./envoy-series.ts";
 import type { Sample } from "./prometheus-text.ts";
-import type { MetricProvider, MetricReading, RolloutCounts, SourceStatus } from "./provider.ts";
+import type { MetricProvider, MetricReading, ReadWindow, RolloutCounts, SourceStatus } from "./provider.ts";
 import { RolloutCountsSum, rolloutSamplesFromText } from "./rollout-counts.ts";
 
 export interface EnvoyAdminOptions {
@@ -24,7 +24,8 @@ export class EnvoyAdminMetricProvider implements MetricProvider {
     this.#timeoutMs = options.timeoutMs ?? 2000;
   }
 
-  async readRollout(rollout: string): Promise<MetricReading<RolloutCounts>> {
+  /** Envoy counts since it started, whatever the window: the engine subtracts its stage baseline. */
+  async readRollout(rollout: string, _window?: ReadWindow): Promise<MetricReading<RolloutCounts>> {
     if (this.#adminUrls.length === 0) {
       return { status: "unmeasurable", error: "no Envoy admin endpoints configured", sources: [] };
     }

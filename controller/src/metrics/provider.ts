@@ -1,8 +1,7 @@
 /**
- * Where a rollout's counts come from: MetricProvider, implemented by the Envoy admin reader (envoy-admin.ts;
- * buildApp's metricProvider option replaces it). PromQL gates read their one number per tick from Prometheus
- * on their own path (engine/promql.ts). Providers return raw cumulative counts, not rates or percentiles, so
- * that the gate engine can subtract two readings to get a stage window and only then summarize.
+ * Where rollout telemetry comes from: Envoy admin endpoints (envoy-admin.ts) or Prometheus
+ * (prometheus-provider.ts), chosen by sources.ts. Providers return raw cumulative counts, not rates or
+ * percentiles, so that the gate engine can subtract two readings to get a stage window and only then summarize.
  */
 
 export const VARIANTS = ["stable", "canary"] as const;
@@ -74,9 +73,19 @@ export interface SourceStatus {
  */
 export type MetricReading<T> = { status: "measured"; value: T; sources: SourceStatus[] } | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
 
+/** What a reading is asked for: the tick's time, and when the rollout began (ms since the epoch). */
+export interface ReadWindow {
+  at: number;
+  since: number;
+}
+
 export interface MetricProvider {
-  /** Cumulative counts since the data-path processes started, summed over every source that answered. */
-  readRollout(rollout: string): Promise<MetricReading<RolloutCounts>>;
+  /**
+   * Cumulative counts summed over every source that answered: since the data-path processes started (Envoy
+   * admin, which ignores `window`), or since `window.since` as of `window.at` (Prometheus). A count that goes
+   * down between two readings tells the engine the data path restarted.
+   */
+  readRollout(rollout: string, window?: ReadWindow): Promise<MetricReading<RolloutCounts>>;
 }
 
 export function emptyVariantCounts(): VariantCounts {

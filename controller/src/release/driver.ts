@@ -4,10 +4,13 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isClosed, isTerminal, needsReadings, PrometheusHttpSource, readPromQLGates, step, type PromQLSource, type StepResult } from "../engine/index.ts";
+import { isClosed, isTerminal, needsReadings, step, type StepResult } from "../engine/index.ts";
+import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-http.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
+import { WebhookJudges } from "./webhook-judge.ts";
+import { readPromQLGates } from "./promql-gates.ts";
 
 export interface RolloutDriverOptions {
   store: RolloutStore;
@@ -22,6 +25,8 @@ export interface RolloutDriverOptions {
   onStep?: (rollout: string, result: StepResult, seconds: number, counts: MetricReading<RolloutCounts>, now: number) => void;
   /** First retry delay of a failed finalize webhook (doubles per failure, at most 60 s); default 1000 ms. */
   hookRetryMs?: number;
+  /** Asks the judges of webhook gates; without it those gates read Error. */
+  judges?: WebhookJudges;
 }
 
 export interface TickReport {
@@ -40,6 +45,8 @@ export class RolloutDriver {
   readonly #onStep: RolloutDriverOptions["onStep"];
   /** Finalize webhooks of Succeeded rollouts: started by the tick, never waited for by it. */
   readonly hooks: FinalizeHooks;
+  /** Judges of webhook gates: asked beside the ticks, their latest answers read by each step. */
+  readonly judges: WebhookJudges | null;
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -51,6 +58,7 @@ export class RolloutDriver {
     this.#promql = options.promql ?? (options.prometheusUrl ? new PrometheusHttpSource({ baseUrl: options.prometheusUrl }) : null);
     this.#log = options.log;
     this.#onStep = options.onStep;
+    this.judges = options.judges ?? null;
     this.hooks = new FinalizeHooks({ store: options.store, clock: options.clock, log: options.log, retryBaseMs: options.hookRetryMs });
   }
 
@@ -89,7 +97,7 @@ export class RolloutDriver {
     const before = this.#store.find(name);
     if (!before?.engine || !needsReadings(before.engine.state)) return false;
     const spec = before.engine.state.spec;
-    const countsPromise = this.#metrics.readRollout(name);
+    const countsPromise = this.#metrics.readRollout(name, { at: now, since: before.createdAt.getTime() });
     let promql: Record<string, MetricReading<number | null>> | undefined;
     if (this.#promql && !isTerminal(before.engine.state.phase) && spec.gates.some((g) => g.kind === "promql")) {
       promql = await readPromQLGates(spec, this.#promql, now);
@@ -98,7 +106,9 @@ export class RolloutDriver {
     // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
     const current = this.#store.find(name);
     if (!current?.engine || isClosed(current.engine.state.phase)) return false;
-    const result = step(current.engine.state, { now, counts, promql });
+    // Never waits: it starts the questions due and returns the answers in hand.
+    const judges = this.judges?.readings(current, now);
+    const result = step(current.engine.state, { now, counts, promql, judges });
     this.#store.applyEngine(name, result);
     this.#onStep?.(name, result, (performance.now() - started) / 1000, counts, now);
     return true;
@@ -124,6 +134,7 @@ export class RolloutDriver {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.#running) await this.#running.catch(() => undefined);
+    await this.judges?.stop();
     await this.hooks.settle();
   }
 }

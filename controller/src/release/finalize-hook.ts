@@ -10,6 +10,7 @@ import { applyCommand, finalizeOf, Phase } from "../engine/index.ts";
 import { toView } from "../http/rollout-view.ts";
 import type { HookStatus, Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
+import { redactUrl, scrubUrl } from "../secrets.ts";
 
 export interface FinalizeHookOptions {
   store: RolloutStore;
@@ -85,14 +86,8 @@ export class FinalizeHooks {
     const attempts = previous.attempts + 1;
     if (error !== null) {
       const delay = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** (attempts - 1));
-      const status: HookStatus = {
-        attempts,
-        lastAttemptAt: attemptAt.toISOString(),
-        lastError: error,
-        nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(),
-        deliveredAt: null,
-      };
-      this.#log?.warn({ rollout: name, url: hook.url, attempts, error }, "finalize webhook failed; retrying");
+      const status: HookStatus = { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: scrubUrl(error, hook.url), nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(), deliveredAt: null };
+      this.#log?.warn({ rollout: name, url: redactUrl(hook.url), attempts, error: scrubUrl(error, hook.url) }, "finalize webhook failed; retrying");
       this.#store.recordHook(name, status);
       return;
     }
@@ -105,13 +100,8 @@ export class FinalizeHooks {
     });
     const engine = this.#store.get(name).engine;
     // An operator may have finalized or rolled back meanwhile: then the delivery is only recorded.
-    if (engine === null || engine.state.phase !== Phase.Succeeded) return;
-    const result = applyCommand(
-      engine.state,
-      { type: "finalize", actor: HOOK_ACTOR, reason: `${hook.url} answered 2xx` },
-      this.#clock().getTime(),
-      engine.lastEvaluation,
-    );
+    if (engine.state.phase !== Phase.Succeeded) return;
+    const result = applyCommand(engine.state, { type: "finalize", actor: HOOK_ACTOR, reason: `${redactUrl(hook.url)} answered 2xx` }, this.#clock().getTime(), engine.lastEvaluation);
     if (result.ok) this.#store.applyEngine(name, result, { command: true });
   }
 }

@@ -11,6 +11,7 @@ import { checkOutput, normalizeOutput } from "./output.ts";
 import { enginePart, type RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
 import { normalizeShadow } from "./shadow.ts";
+import { checkClusters, normalizeClusters } from "./clusters.ts";
 
 export interface AcceptedSpec {
   normalized: NormalizedSpec;
@@ -59,19 +60,21 @@ function engineErrorsOf(spec: Record<string, unknown>, parsed: ParseResult | nul
 export function acceptSpec(spec: RolloutSpec, policy: Partial<Policy> | undefined): AcceptedSpec {
   const outputCheck = checkOutput(spec.output);
   const raw = spec as Record<string, unknown>;
+  const clusters = normalizeClusters(spec.clusters);
   const normalized: NormalizedSpec = {
     name: spec.name,
     match: { pathPrefix: spec.match.pathPrefix },
     stickyKey: { header: spec.stickyKey.header },
     canaryPercent: spec.canaryPercent ?? 0,
     segments: spec.segments ?? [],
-    shadow: normalizeShadow(spec.shadow),
-    output: normalizeOutput(spec.output, outputCheck.compiled),
+    ...(clusters ? { clusters } : {}),
+    shadow: normalizeShadow(spec.shadow, clusters?.shadow),
+    output: normalizeOutput(spec.output, outputCheck.compiled, clusters?.stable),
     models: normalizeModels(spec.models),
     release: enginePart(raw),
   };
   const engine = parseRolloutEngine(raw, policy);
-  const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...checkModels(spec.models), ...engineErrorsOf(raw, engine)];
+  const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...checkModels(spec.models), ...checkClusters(spec), ...engineErrorsOf(raw, engine)];
   if (problems.length > 0) {
     const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
     throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);

@@ -38,6 +38,7 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
   );
   fixed("/segments", !same(was.segments, normalized.segments), "the per-segment gates and their share of the error budget were laid out for these segments");
   fixed("/models", !same(was.models, normalized.models), "the rollout is about these two models (a new model is a new rollout)");
+  fixed("/clusters", !same(was.clusters ?? null, normalized.clusters ?? null), "the stable and canary its counts and gates are about would change");
   fixed("/output", !same(was.output, normalized.output), "answers would be analyzed, and the schema gate judged, by two definitions within one window");
   fixed("/shadow", (was.shadow === null) !== (normalized.shadow === null), "the stages were laid out with or without a shadow");
   if (was.shadow && normalized.shadow) {

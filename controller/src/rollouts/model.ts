@@ -4,13 +4,16 @@
  * store, its persistence, the views and the config projection can all read them without reading each other.
  */
 import type { Action, CountsSnapshot, Decision, EngineState, Evaluation } from "../engine/index.ts";
+import type { NormalizedClusters } from "./clusters.ts";
 import type { NormalizedModels } from "./models.ts";
 import type { NormalizedOutput } from "./output.ts";
 import type { ENGINE_PROPERTIES, RolloutSpec } from "./schemas.ts";
 import type { NormalizedShadow } from "./shadow.ts";
 
 /** A spec as accepted (rollouts/accept.ts): defaults filled in, the output schema compiled. */
-export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | keyof typeof ENGINE_PROPERTIES>> & {
+export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | "clusters" | keyof typeof ENGINE_PROPERTIES>> & {
+  /** Only when the spec names clusters (absent otherwise, so rollouts without them read as before). */
+  clusters?: NormalizedClusters;
   shadow: NormalizedShadow | null;
   output: NormalizedOutput;
   models: NormalizedModels | null;

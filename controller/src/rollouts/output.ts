@@ -4,6 +4,7 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
 import { SEGMENT_TOKEN_PATTERN } from "./segments.ts";
+import { clusterName } from "./clusters.ts";
 import { compileOutputSchema, type CompiledSchema } from "../schema/compile.ts";
 import type { ErrorDetail } from "../errors.ts";
 
@@ -37,9 +38,7 @@ export const OutputSpec = Type.Object(
     guard: Type.Optional(
       Type.Boolean({ default: false, description: "Canary output guard: a canary answer failing the schema is replaced by the stable model's answer." }),
     ),
-    guardCluster: Type.Optional(
-      Type.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", default: "stable", description: "Envoy cluster the guard fetches the stable answer from." }),
-    ),
+    guardCluster: Type.Optional(clusterName("Envoy cluster the guard fetches the stable answer from; default clusters.stable, else stable.")),
     guardTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 2000 })),
     llm: Type.Optional(
       Type.Object(
@@ -83,11 +82,12 @@ export function checkOutput(output: OutputSpec | undefined): { compiled: Compile
   return { compiled: null, errors: result.errors.map((e) => ({ path: `/output/schema${e.path}`, reason: e.reason })) };
 }
 
-export function normalizeOutput(output: OutputSpec | undefined, compiledSchema: CompiledSchema | null): NormalizedOutput {
+/** `stableCluster`: the rollout's stable cluster when the spec names clusters (clusters.ts). */
+export function normalizeOutput(output: OutputSpec | undefined, compiledSchema: CompiledSchema | null, stableCluster = "stable"): NormalizedOutput {
   return {
     schema: output?.schema ?? null,
     compiledSchema,
-    guard: { enabled: output?.guard ?? false, cluster: output?.guardCluster ?? "stable", timeoutMs: output?.guardTimeoutMs ?? 2000 },
+    guard: { enabled: output?.guard ?? false, cluster: output?.guardCluster ?? stableCluster, timeoutMs: output?.guardTimeoutMs ?? 2000 },
     analyze: output !== undefined,
     predictionField: output?.predictionField ?? "prediction",
     confidenceField: output?.confidenceField ?? "confidence",

@@ -6,6 +6,7 @@ import { MAX_SEGMENTS, SegmentSpec } from "./segments.ts";
 import { OutputSpec } from "./output.ts";
 import { ShadowSpec } from "./shadow.ts";
 import { ModelsSpec } from "./models.ts";
+import { ClustersSpec } from "./clusters.ts";
 import { ENGINE_SPEC_KEYS } from "../engine/index.ts";
 
 const engineKey = (description: string) => Type.Optional(Type.Unknown({ description }));
@@ -25,8 +26,9 @@ export const ENGINE_PROPERTIES = {
     "{ requestsPerSecond, smallestSegmentShare }: the traffic expected, for per-stage duration estimates and deadline warnings before any traffic is seen.",
   ),
   trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
-  finalize: engineKey(
-    "{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified.",
+  finalize: engineKey("{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified."),
+  notifications: engineKey(
+    "{ targets: [{ name, format: webhook|slack|teams, url, events, timeoutMs }], controllerTargets, gateErrorAfterSeconds }: who is told about the rollout's events; schema NotificationsInput under components.",
   ),
 };
 
@@ -88,6 +90,7 @@ export const RolloutSpec = Type.Object(
     shadow: Type.Optional(ShadowSpec),
     output: Type.Optional(OutputSpec),
     models: Type.Optional(ModelsSpec),
+    clusters: Type.Optional(ClustersSpec),
     // The release process (engine/spec-schema.ts): checked by parseEngineSpec, whose errors point inside
     // them and join the 400's details. Any of these keys makes the rollout managed by the engine.
     ...ENGINE_PROPERTIES,

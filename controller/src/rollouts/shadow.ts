@@ -2,6 +2,7 @@
 // and compares the shadow's answer with the primary's on the output fields (output.ts).
 import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD } from "../errors.ts";
+import { clusterName } from "./clusters.ts";
 
 const percent = (description: string) =>
   Type.Number({
@@ -15,14 +16,7 @@ const percent = (description: string) =>
 export const ShadowSpec = Type.Object(
   {
     percent: percent("Share of requests mirrored to the shadow, sticky by the rollout's key."),
-    cluster: Type.Optional(
-      Type.String({
-        pattern: "^[A-Za-z0-9_.-]{1,64}$",
-        default: "shadow",
-        description: "Envoy cluster of the shadow model.",
-        [REASONS_KEYWORD]: { pattern: "must be an Envoy cluster name (letters, digits, '_', '.', '-')" },
-      }),
-    ),
+    cluster: Type.Optional(clusterName("Envoy cluster of the shadow model; default clusters.shadow, else shadow.")),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 1000, description: "Per mirrored call." })),
     maxBodyBytes: Type.Optional(
       Type.Integer({
@@ -40,11 +34,12 @@ export type ShadowSpec = Static<typeof ShadowSpec>;
 
 export type NormalizedShadow = Required<ShadowSpec>;
 
-export function normalizeShadow(shadow: ShadowSpec | undefined): NormalizedShadow | null {
+/** `cluster`: the rollout's shadow cluster when the spec names clusters (clusters.ts). */
+export function normalizeShadow(shadow: ShadowSpec | undefined, cluster = "shadow"): NormalizedShadow | null {
   if (shadow === undefined) return null;
   return {
     percent: shadow.percent,
-    cluster: shadow.cluster ?? "shadow",
+    cluster: shadow.cluster ?? cluster,
     timeoutMs: shadow.timeoutMs ?? 1000,
     maxBodyBytes: shadow.maxBodyBytes ?? 65536,
     maxInFlight: shadow.maxInFlight ?? 64,

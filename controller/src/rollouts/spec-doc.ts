@@ -129,7 +129,7 @@ export const RolloutSpecDoc = Type.Object(
   {
     additionalProperties: false,
     description:
-      "A rollout. With any of owner, rollbackCondition, changeKind, impact, stages, stageDefaults, promotion_gates, statistics, expectedTraffic, trafficMix or finalize, the engine moves it through its stages (README, Engine-managed rollouts); without, its weight is set by hand.",
+      "A rollout. With any of owner, rollbackCondition, changeKind, impact, stages, stageDefaults, promotion_gates, statistics, expectedTraffic, trafficMix, finalize or notifications, the engine moves it through its stages (README, Engine-managed rollouts); without, its weight is set by hand.",
   },
 );
 

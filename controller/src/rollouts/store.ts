@@ -16,6 +16,7 @@ import {
   type StatsBaseline,
 } from "./model.ts";
 import type { RolloutPersistence } from "./persistence.ts";
+import { canaryClusterHolder } from "./clusters.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { segmentValueNames } from "./segments.ts";
 
@@ -130,6 +131,8 @@ export class RolloutStore {
     // Two rollouts on one prefix would make the filter's choice depend on config order.
     const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
     if (rival) throw new ConflictError(pathHeldMessage(normalized.name, normalized.match.pathPrefix, rival));
+    const canaryHolder = canaryClusterHolder(normalized, this.list());
+    if (canaryHolder) throw new ConflictError(`rollout ${normalized.name}: canary cluster ${normalized.clusters!.canary} is the canary of rollout ${canaryHolder.spec.name}: each model behind the proxy has its own`);
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;

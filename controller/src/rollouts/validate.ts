@@ -11,6 +11,7 @@ import { RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
 import { engineSpecErrors } from "./accept.ts";
 import { checkModels } from "./models.ts";
+import { checkClusters } from "./clusters.ts";
 
 /** The app's ajv settings (buildApp passes them to Fastify), so every schema is judged alike. */
 export const AJV_OPTIONS = {
@@ -57,6 +58,7 @@ export function validateRolloutSpec(spec: unknown, policy?: Partial<Policy>): Sp
     ...checkSegments(valid.segments ?? []),
     ...checkOutput(valid.output).errors,
     ...checkModels(valid.models),
+    ...checkClusters(valid),
     ...engineSpecErrors(valid as Record<string, unknown>, policy),
   ];
   return errors.length > 0 ? { ok: false, errors } : { ok: true, spec: valid };

@@ -13,7 +13,8 @@ import type { StatsBaseline } from "../rollouts/model.ts";
 export async function readStatsBaseline(provider: MetricProvider, name: string, at: Date): Promise<StatsBaseline> {
   let reading: Awaited<ReturnType<MetricProvider["readRollout"]>>;
   try {
-    reading = await provider.readRollout(name);
+    // Counts since `at` (a source that counts from the rollout's start has nothing yet); Envoy admin: since Envoy started.
+    reading = await provider.readRollout(name, { at: at.getTime(), since: at.getTime() });
   } catch (error) {
     return { at: at.toISOString(), kind: "unknown", error: (error as Error).message };
   }

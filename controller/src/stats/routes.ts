@@ -132,8 +132,12 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
       const rollout = store.get(request.params.name);
       const name = rollout.spec.name;
       const kind = request.query.window ?? "rollout";
-      if (kind === "stage" && rollout.engine === null) throw noStageWindow(name);
-      const reading = await metricProvider.readRollout(name);
+      if (kind === "stage" && rollout.engine === null) {
+        throw new InvalidRequestError(`rollout ${name}: no stage window: the rollout is not managed by the engine (use window=rollout)`, [
+          { path: "/window", reason: "stage windows exist for engine-managed rollouts only" },
+        ]);
+      }
+      const reading = await metricProvider.readRollout(name, { at: clock().getTime(), since: rollout.createdAt.getTime() });
       if (reading.status === "unmeasurable") {
         throw new UnavailableError(`rollout ${name}: could not read stats: ${reading.error}`);
       }

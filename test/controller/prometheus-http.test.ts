@@ -2,8 +2,9 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PrometheusHttpSource, readPromQLGates, type PromQLSource } from "../../controller/src/engine/promql.ts";
-import { specFrom } from "./drive.ts";
+import { PrometheusHttpSource, type PromQLSource } from "../../controller/src/metrics/prometheus-http.ts";
+import { readPromQLGates } from "../../controller/src/release/promql-gates.ts";
+import { specFrom } from "../engine/drive.ts";
 
 const vector = (...values: string[]) => ({
   status: "success",

@@ -1,0 +1,73 @@
+// The simulated sidecars of bench/prometheus-gates.ts, in a process of their own so that the bench's CPU figures
+// are the controller's alone: N local HTTP servers answering /stats/prometheus with recorded stats of the filter
+// (stable and canary, all 273 latency buckets, responses, schema results), one recorded tick ahead at a time.
+// Messages: "advance" -> { bytes } (the stats one read of every sidecar returns now); started: { urls, series, bytes }.
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RolloutCounts, VariantCounts } from "../controller/src/metrics/provider.ts";
+import { GOOD, TrafficSim } from "../test/engine/sim.ts";
+
+const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
+const SEGMENT_VALUES = Number(process.env.BENCH_SEGMENT_VALUES ?? 0);
+const REQUESTS_PER_TICK = 300;
+export const ROLLOUT = "fraud-model";
+const VALUES = Array.from({ length: SEGMENT_VALUES }, (_, i) => `t${i}`);
+
+function renderVariant(lines: string[], variant: string, counts: VariantCounts, segment: string | null): void {
+  const labels = `modelroll_rollout="${ROLLOUT}",modelroll_variant="${variant}"${segment === null ? "" : `,modelroll_segment_dimension="tenant",modelroll_segment="${segment}"`}`;
+  lines.push(`modelroll_requests{${labels}} ${counts.requests}`);
+  for (const [cls, n] of Object.entries(counts.responses)) lines.push(`modelroll_responses{${labels},modelroll_class="${cls}"} ${n}`);
+  for (const [key, n] of Object.entries(counts.counters)) {
+    const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
+    if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
+  }
+  for (const b of counts.latency.bucketsUs) lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+  lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
+  lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
+}
+
+function render(counts: RolloutCounts): string {
+  const lines = ["modelroll_config_updates{} 1"];
+  for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, counts[variant], null);
+  for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
+    for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function main(): Promise<void> {
+  const shares = Object.fromEntries([...VALUES, "other"].map((v) => [v, 1 / (VALUES.length + 1)]));
+  const sims = Array.from({ length: SIDECARS }, (_, e) => new TrafficSim({ seed: e + 1, ...(SEGMENT_VALUES > 0 ? { segment: { dimension: "tenant", shares } } : {}), behavior: () => GOOD, allBuckets: true }));
+  let texts = sims.map((sim) => render(sim.counts()));
+  const servers: Server[] = [];
+  const urls: string[] = [];
+  for (let e = 0; e < SIDECARS; e++) {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+      res.end(texts[e]);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    servers.push(server);
+    urls.push(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  }
+  const bytes = () => texts.reduce((n, t) => n + Buffer.byteLength(t), 0);
+  process.on("message", (message) => {
+    if (message === "advance") {
+      texts = sims.map((sim) => {
+        sim.run(REQUESTS_PER_TICK, { canaryPercent: 5, shadowPercent: 0 });
+        return render(sim.counts());
+      });
+      process.send!({ bytes: bytes() });
+    }
+  });
+  process.on("disconnect", () => {
+    for (const s of servers) s.close();
+    process.exit(0);
+  });
+  process.send!({ urls, series: texts[0].split("\n").length - 1, bytes: bytes(), kib: texts[0].length / 1024 });
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
