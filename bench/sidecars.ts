@@ -21,7 +21,8 @@ function renderVariant(lines: string[], variant: string, counts: VariantCounts, 
     const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
     if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
   }
-  for (const b of counts.latency.bucketsUs) lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+  for (const b of counts.latency.bucketsUs)
+    lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
   lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
   lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
 }
@@ -37,7 +38,11 @@ function render(counts: RolloutCounts): string {
 
 async function main(): Promise<void> {
   const shares = Object.fromEntries([...VALUES, "other"].map((v) => [v, 1 / (VALUES.length + 1)]));
-  const sims = Array.from({ length: SIDECARS }, (_, e) => new TrafficSim({ seed: e + 1, ...(SEGMENT_VALUES > 0 ? { segment: { dimension: "tenant", shares } } : {}), behavior: () => GOOD, allBuckets: true }));
+  const sims = Array.from(
+    { length: SIDECARS },
+    (_, e) =>
+      new TrafficSim({ seed: e + 1, ...(SEGMENT_VALUES > 0 ? { segment: { dimension: "tenant", shares } } : {}), behavior: () => GOOD, allBuckets: true }),
+  );
   let texts = sims.map((sim) => render(sim.counts()));
   const servers: Server[] = [];
   const urls: string[] = [];

@@ -135,7 +135,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
-  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const clock = options.clock ?? (() => new Date());
+  const clockMs = options.clock ? () => clock().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });

@@ -62,7 +62,9 @@ function markerAbove(lines: string[], fenceIndex: number, file: string): Marker 
   if (skip) return { kind: "skip", reason: skip[1] };
   const accept = /^accept:\s*(.+)$/.exec(m[1]);
   if (accept) return { kind: "accept", reason: accept[1] };
-  throw new Error(`${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>', 'accept: <why this spec is only created, not run>')`);
+  throw new Error(
+    `${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>', 'accept: <why this spec is only created, not run>')`,
+  );
 }
 
 /** `curl ...` written as inline code in the prose (outside fenced blocks): each is a command a reader may paste. */
@@ -148,7 +150,9 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
       const spec = value as Record<string, unknown>;
       if (!("name" in spec && "match" in spec)) return { kind: "fragment", fragment: spec };
       // `accept: why`: a whole spec that needs what CI has not (a judge, a receiver) is created, not run to its end.
-      return block.marker?.kind === "accept" ? { kind: "spec", spec, text: block.text, acceptOnly: block.marker.reason } : { kind: "spec", spec, text: block.text };
+      return block.marker?.kind === "accept"
+        ? { kind: "spec", spec, text: block.text, acceptOnly: block.marker.reason }
+        : { kind: "spec", spec, text: block.text };
     }
     default:
       return {

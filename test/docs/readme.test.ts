@@ -82,7 +82,14 @@ function collect(): Collected {
           item = { label: `${label}: ${inline ? `inline \`${inline.slice(0, 50)}\`` : "shell block"}`, line, kind: "shell", script: c.script, curls: c.curls };
           break;
         case "spec":
-          item = { label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`, line, kind: "spec", spec: c.spec, text: c.text, ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}) };
+          item = {
+            label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`,
+            line,
+            kind: "spec",
+            spec: c.spec,
+            text: c.text,
+            ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}),
+          };
           break;
         case "fragment":
           item = { label: `${label}: spec part ${Object.keys(c.fragment).join(", ")}`, line, kind: "fragment", fragment: c.fragment };
@@ -239,7 +246,13 @@ function runModelsFile(expect: ExpectStatic, item: Extract<Item, { kind: "models
 }
 
 async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
-  const spec = item.spec as { name: string; match: { pathPrefix: string }; stickyKey: { header: string }; expectedTraffic?: { requestsPerSecond: number }; segments?: Array<{ header?: string; values?: string[] }> };
+  const spec = item.spec as {
+    name: string;
+    match: { pathPrefix: string };
+    stickyKey: { header: string };
+    expectedTraffic?: { requestsPerSecond: number };
+    segments?: Array<{ header?: string; values?: string[] }>;
+  };
   const managed = isManaged(spec) && !item.acceptOnly;
   const rps = spec.expectedTraffic?.requestsPerSecond;
   if (managed) expect(rps, "a managed example states the traffic it needs (expectedTraffic.requestsPerSecond)").toBeGreaterThan(0);

@@ -133,10 +133,14 @@ describe("npm start", () => {
   });
 
   it("--models: one Envoy in front of every model of the file, each prefix on its own servers and clusters", async () => {
-    const [fraudStable, fraudCanary, churnStable, churnCanary] = await Promise.all(["fraud-v1", "fraud-v2", "churn-v1", "churn-v2"].map((version) => startModelServer({ version })));
+    const [fraudStable, fraudCanary, churnStable, churnCanary] = await Promise.all(
+      ["fraud-v1", "fraud-v2", "churn-v1", "churn-v2"].map((version) => startModelServer({ version })),
+    );
     servers.push(fraudStable, fraudCanary, churnStable, churnCanary);
     const file = join(stateDir, "models.yaml");
-    writeFileSync(file, `models:
+    writeFileSync(
+      file,
+      `models:
   - name: fraud-model
     pathPrefix: /v1/models/fraud-model
     stable: ${fraudStable.url}
@@ -145,16 +149,37 @@ describe("npm start", () => {
     pathPrefix: /v1/models/churn-model
     stable: ${churnStable.url}
     canary: ${churnCanary.url}
-`);
+`,
+    );
     const [listen, controller, admin] = await Promise.all([freePort(), freePort(), freePort()]);
-    const run = await runStart(["--models", file, "--listen", `127.0.0.1:${listen}`, "--controller", `127.0.0.1:${controller}`, "--admin", `127.0.0.1:${admin}`]);
+    const run = await runStart([
+      "--models",
+      file,
+      "--listen",
+      `127.0.0.1:${listen}`,
+      "--controller",
+      `127.0.0.1:${controller}`,
+      "--admin",
+      `127.0.0.1:${admin}`,
+    ]);
     expect(run.output()).toContain(`model fraud-model:  /v1/models/fraud-model -> stable ${fraudStable.url}, canary ${fraudCanary.url}, shadow the canary`);
     expect(run.output()).toContain("its rollouts name  clusters: { stable: churn-model-stable, canary: churn-model-canary, shadow: churn-model-shadow }");
     const ctl = `http://127.0.0.1:${controller}`;
     // churn-model's rollout sends everyone to its canary; fraud-model has none yet.
-    const created = await api(ctl, "POST", "/v1/rollouts", { name: "churn-model", match: { pathPrefix: "/v1/models/churn-model" }, clusters: { stable: "churn-model-stable", canary: "churn-model-canary" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 });
+    const created = await api(ctl, "POST", "/v1/rollouts", {
+      name: "churn-model",
+      match: { pathPrefix: "/v1/models/churn-model" },
+      clusters: { stable: "churn-model-stable", canary: "churn-model-canary" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+    });
     expect(created.status).toBe(201);
-    await waitFor("churn-model's canary", async () => (await send(`http://127.0.0.1:${listen}/v1/models/churn-model:predict`, { "x-user-id": "alice" })).modelVersion === "churn-v2", 10_000, 50);
+    await waitFor(
+      "churn-model's canary",
+      async () => (await send(`http://127.0.0.1:${listen}/v1/models/churn-model:predict`, { "x-user-id": "alice" })).modelVersion === "churn-v2",
+      10_000,
+      50,
+    );
     expect((await send(`http://127.0.0.1:${listen}/v1/models/fraud-model:predict`, { "x-user-id": "alice" })).modelVersion).toBe("fraud-v1");
     child!.kill("SIGTERM");
     expect(await run.exited).toBe(0);
@@ -165,7 +190,9 @@ describe("npm start", () => {
     writeFileSync(file, "models:\n  - name: a\n    pathPrefix: /a\n    stable: http://127.0.0.1:1\n");
     const p = spawn(process.execPath, ["--import", "tsx", START, "--models", file], { cwd: repoRoot });
     let err = "";
-    p.stderr.on("data", (c: Buffer) => { err += c.toString(); });
+    p.stderr.on("data", (c: Buffer) => {
+      err += c.toString();
+    });
     const code = await new Promise<number | null>((resolve) => p.on("exit", resolve));
     expect(code).toBe(2);
     expect(err).toContain(`modelroll start: ${file}: /models/0: 'canary' is required`);

@@ -55,7 +55,13 @@ describe("delivery", () => {
     await eventually("every event delivered", () => hooks.accepted.length === 5);
     await h.app.modelroll.dispatcher.idle();
     expect(hooks.accepted.map((r) => r.body.id)).toEqual(enqueued);
-    expect(hooks.accepted.map((r) => r.body.type)).toEqual(["rollout.started", "rollout.stage_advanced", "rollout.stage_advanced", "rollout.stage_advanced", "rollout.succeeded"]);
+    expect(hooks.accepted.map((r) => r.body.type)).toEqual([
+      "rollout.started",
+      "rollout.stage_advanced",
+      "rollout.stage_advanced",
+      "rollout.stage_advanced",
+      "rollout.succeeded",
+    ]);
     const rows = await outbox(h);
     expect(rows.every((d) => d.state === "sent")).toBe(true);
     const first = rows.find((d) => d.id === enqueued[0])!;
@@ -111,7 +117,8 @@ describe("delivery", () => {
       const hooks = await receiver();
       hooks.answer = () => (mode === "holding" ? "hang" : { status: 200 });
       const h = await harness();
-      const notifications = mode === "none" ? {} : { notifications: { targets: [{ url: `${hooks.base}/hook` }, { format: "slack", url: `${hooks.base}/slack` }] } };
+      const notifications =
+        mode === "none" ? {} : { notifications: { targets: [{ url: `${hooks.base}/hook` }, { format: "slack", url: `${hooks.base}/slack` }] } };
       await createRollout(h.app, managedSpec({ stages: [1, 2, 5, 10, 25, 50, 100], ...notifications }));
       const durations: number[] = [];
       for (let i = 0; i < 80 && (await h.view()).phase !== "Succeeded"; i++) {
@@ -128,14 +135,22 @@ describe("delivery", () => {
       }
       await eventually("every event delivered", () => hooks.accepted.length === state.enqueued, 20_000);
       const sorted = [...durations].sort((a, b) => a - b);
-      const stats = { ticks: durations.length, mean: durations.reduce((a, b) => a + b, 0) / durations.length, p50: sorted[Math.floor(sorted.length / 2)], max: sorted.at(-1)! };
+      const stats = {
+        ticks: durations.length,
+        mean: durations.reduce((a, b) => a + b, 0) / durations.length,
+        p50: sorted[Math.floor(sorted.length / 2)],
+        max: sorted.at(-1)!,
+      };
       return { ...state, ...stats, order: hooks.accepted.filter((r) => r.path === "/hook").map((r) => r.body.type) };
     };
     const none = await release("none");
     const fast = await release("fast");
     const holding = await release("holding");
-    const line = (label: string, r: typeof none) => `${label}: ${r.ticks} ticks, mean ${r.mean.toFixed(2)} ms, p50 ${r.p50.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`;
-    console.log(`engine ticks (driver.tick, one rollout, to Succeeded): ${line("no targets", none)}; ${line("receiver answering at once", fast)}; ${line("receiver holding every answer", holding)} (at the end: ${holding.accepted} events accepted, ${holding.held} requests held, ${holding.enqueued} deliveries enqueued)`);
+    const line = (label: string, r: typeof none) =>
+      `${label}: ${r.ticks} ticks, mean ${r.mean.toFixed(2)} ms, p50 ${r.p50.toFixed(2)} ms, max ${r.max.toFixed(2)} ms`;
+    console.log(
+      `engine ticks (driver.tick, one rollout, to Succeeded): ${line("no targets", none)}; ${line("receiver answering at once", fast)}; ${line("receiver holding every answer", holding)} (at the end: ${holding.accepted} events accepted, ${holding.held} requests held, ${holding.enqueued} deliveries enqueued)`,
+    );
     // Order and state, not time: with every answer held, the engine still went through all stages, in as many ticks.
     expect(holding.phase).toBe("Succeeded");
     expect(holding.ticks).toBe(none.ticks);

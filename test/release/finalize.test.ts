@@ -246,7 +246,9 @@ describe("the finalize webhook", () => {
     expect(first.finalizeHook).toMatchObject({ attempts: 1, lastError: "answered 503", deliveredAt: null });
     // The URL is a secret (it may carry a token): shown redacted, the host and a fingerprint.
     const shown = `http://127.0.0.1:${(server.address() as AddressInfo).port}/<redacted:${fingerprint(url)}>`;
-    expect(first.pending).toMatch(new RegExp(`^finalize: the webhook ${shown} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `));
+    expect(first.pending).toMatch(
+      new RegExp(`^finalize: the webhook ${shown} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `),
+    );
     expect(first.pending).not.toContain("/hooks/promote");
     expect(first.spec.finalize.webhook.url).toBe(shown);
     // Rounds move the clock 10 s: the retries are due again (1 s, then 2 s later).

@@ -83,7 +83,11 @@ describe("webhook gates", () => {
     ["a timeout", () => "hang" as const, /^llm judge: the judge did not answer: no answer within 300 ms$/],
     ["a 503", () => ({ status: 503, body: { error: "busy" } }), /^llm judge: the judge did not answer: the judge answered HTTP 503$/],
     ["a body that is not JSON", () => ({ status: 200, body: undefined }), /the judge answered HTTP 200 with a body that is not JSON$/],
-    ["an unknown verdict", () => ({ status: 200, body: { verdict: "maybe" } }), /the judge answered verdict "maybe"; expected "pass", "fail" or "inconclusive"$/],
+    [
+      "an unknown verdict",
+      () => ({ status: 200, body: { verdict: "maybe" } }),
+      /the judge answered verdict "maybe"; expected "pass", "fail" or "inconclusive"$/,
+    ],
   ])("%s is Error: the stage holds (no rollback) until the judge answers, then it advances", async (_what, answer, reason) => {
     const h = await harness();
     judge.answer = answer as () => never;

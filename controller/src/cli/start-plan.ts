@@ -47,7 +47,8 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
   if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
   const publicUrl = given.get("--public-url") ?? env.MODELROLL_PUBLIC_URL;
-  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl))
+    throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
   let notifications: ControllerSettings["notifications"];
   if (env.MODELROLL_NOTIFY_TARGETS !== undefined && env.MODELROLL_NOTIFY_TARGETS.trim() !== "") {
     const parsed = parseTargetsEnv(env.MODELROLL_NOTIFY_TARGETS);
@@ -57,13 +58,16 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
   const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
-  if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics)) throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
-  if (metrics === "prometheus" && prometheusUrl === undefined) throw new Error("--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)");
+  if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics))
+    throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
+  if (metrics === "prometheus" && prometheusUrl === undefined)
+    throw new Error("--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)");
   const lag = given.get("--prometheus-max-lag-ms") ?? env.MODELROLL_PROMETHEUS_MAX_LAG_MS;
   const prometheusMaxLagMs = lag === undefined ? undefined : Number(lag);
   if (prometheusMaxLagMs !== undefined) {
     if (metrics !== "prometheus") throw new Error("--prometheus-max-lag-ms: only applies with --metrics prometheus");
-    if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000) throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
+    if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000)
+      throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
   }
   return {
     stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,

@@ -72,7 +72,12 @@ try {
   shutdown.onStop(() => running.close());
 
   const models: Record<"stable" | "canary", { host: string; port: number; label: string }> = {} as never;
-  for (const [variant, version] of manyModels ? [] : ([["stable", "v1"], ["canary", "v2"]] as const)) {
+  for (const [variant, version] of manyModels
+    ? []
+    : ([
+        ["stable", "v1"],
+        ["canary", "v2"],
+      ] as const)) {
     const target = plan[variant];
     if ("demo" in target) {
       const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
@@ -83,7 +88,12 @@ try {
     }
   }
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
-  const common = { listen: plan.listen, admin: plan.admin, controller: plan.controller, ...(settings.filterToken ? { filterToken: settings.filterToken } : {}) };
+  const common = {
+    listen: plan.listen,
+    admin: plan.admin,
+    controller: plan.controller,
+    ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
+  };
   const envoy = await startEnvoy({
     bootstrapYaml: manyModels
       ? renderModelsBootstrap({ ...common, models: manyModels })

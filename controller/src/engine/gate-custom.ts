@@ -12,13 +12,7 @@ export const ALL_KINDS: StageKind[] = [...STAGE_KINDS];
 
 export type RawGate = Record<string, unknown>;
 
-export function customGate(
-  name: string,
-  path: string,
-  g: RawGate,
-  errors: ErrorDetail[],
-  during: (fallback: StageKind[]) => StageKind[],
-): GateSpec | null {
+export function customGate(name: string, path: string, g: RawGate, errors: ErrorDetail[], during: (fallback: StageKind[]) => StageKind[]): GateSpec | null {
   const sources = ["query", "ratio", "mean", "external", "webhook"].filter((k) => g[k] !== undefined);
   if (sources.length !== 1) {
     errors.push({

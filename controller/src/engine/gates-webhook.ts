@@ -27,7 +27,11 @@ export function evaluateWebhook(gate: WebhookGate, input: GateEvaluationInput): 
   if (!reading) return errorMeasurement(gate, null, input.candidate, "the judge was not asked this tick (no webhook reader)");
   const stage = input.stage;
   const current = (q: JudgeQuestion | null) =>
-    q !== null && stage !== undefined && q.stageIndex === stage.index && q.candidate === input.candidate && (stage.startedAt === null || q.askedAt >= stage.startedAt);
+    q !== null &&
+    stage !== undefined &&
+    q.stageIndex === stage.index &&
+    q.candidate === input.candidate &&
+    (stage.startedAt === null || q.askedAt >= stage.startedAt);
   const answer = current(reading.answer) ? reading.answer! : null;
   if (answer === null) {
     const asked = current(reading.pending) ? ` (asked at ${new Date(reading.pending!.askedAt).toISOString()})` : "";

@@ -7,8 +7,18 @@
  */
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 import { testAlpha } from "./budget.ts";
-import { OVERALL, parseSliceKey, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
-import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type MeanGate, type PromQLGate, type ProportionGate, type QuantileGate, type WebhookGate } from "./gate-spec.ts";
+import { OVERALL, parseSliceKey, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import {
+  RELATIVE_LIMITS,
+  type ExternalGate,
+  type GateSpec,
+  type Limits,
+  type MeanGate,
+  type PromQLGate,
+  type ProportionGate,
+  type QuantileGate,
+  type WebhookGate,
+} from "./gate-spec.ts";
 import { absoluteOnly, errorMeasurement, finish, relativeOnly, scaleLimits, type GateEvaluationInput } from "./gate-measure.ts";
 import { evaluateExternal, evaluatePromQL } from "./gates-external.ts";
 import { evaluateWebhook } from "./gates-webhook.ts";
@@ -61,8 +71,15 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   return out;
 }
 
-function measureSlice(gate: Exclude<GateSpec, PromQLGate | ExternalGate | WebhookGate>, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput): Measurement | null {
-  const variants = input.window!.slices[key];
+function measureSlice(
+  gate: Exclude<GateSpec, PromQLGate | ExternalGate | WebhookGate>,
+  limits: Limits,
+  key: string,
+  segment: Segment | null,
+  input: GateEvaluationInput,
+  stageWindow: CountsSnapshot,
+): Measurement | null {
+  const variants = stageWindow.slices[key];
   const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
   const testAlphaOf = testAlpha(input.budget, gate.name, segment !== null);
   const alpha = splitAlpha(testAlphaOf, relative, input);

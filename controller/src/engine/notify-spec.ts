@@ -46,10 +46,14 @@ export const NotificationTargetInput = Type.Object(
       }),
     ),
     format: Type.Optional(
-      Type.Union(TARGET_FORMATS.map((f) => Type.Literal(f)), {
-        default: "webhook",
-        description: "webhook: the documented JSON event; slack: a Slack incoming-webhook message; teams: a Microsoft Teams (Workflows or incoming webhook) Adaptive Card message.",
-      }),
+      Type.Union(
+        TARGET_FORMATS.map((f) => Type.Literal(f)),
+        {
+          default: "webhook",
+          description:
+            "webhook: the documented JSON event; slack: a Slack incoming-webhook message; teams: a Microsoft Teams (Workflows or incoming webhook) Adaptive Card message.",
+        },
+      ),
     ),
     url: Type.String({
       pattern: "^https?://[^\\s]+$",
@@ -64,7 +68,14 @@ export const NotificationTargetInput = Type.Object(
         description: "The events this target gets (default: all).",
       }),
     ),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, default: NOTIFY_DEFAULTS.timeoutMs, description: "An answer later than this is a failed attempt (retried)." })),
+    timeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 60_000,
+        default: NOTIFY_DEFAULTS.timeoutMs,
+        description: "An answer later than this is a failed attempt (retried).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -81,7 +92,8 @@ export const NotificationsInput = Type.Object(
         minimum: 0,
         maximum: 86_400,
         default: NOTIFY_DEFAULTS.gateErrorAfterSeconds,
-        description: "A gate that has read Error (could not be measured) on all traffic this long is announced (gate_error), once per spell; gate_recovered when it reads again.",
+        description:
+          "A gate that has read Error (could not be measured) on all traffic this long is announced (gate_error), once per spell; gate_recovered when it reads again.",
       }),
     ),
   },
@@ -113,7 +125,8 @@ export function normalizeTargets(raw: readonly NotificationTargetInput[], errors
     const format = t.format ?? "webhook";
     const name = t.name ?? `${format}-${index}`;
     const seen = names.get(name);
-    if (seen !== undefined) errors.push({ path: t.name !== undefined ? `${path}/name` : path, reason: `duplicate target name '${name}' (also target ${seen})` });
+    if (seen !== undefined)
+      errors.push({ path: t.name !== undefined ? `${path}/name` : path, reason: `duplicate target name '${name}' (also target ${seen})` });
     names.set(name, index);
     if (!checkUrl(t.url, `${path}/url`, errors)) return;
     targets.push({ name, format, url: t.url, events: t.events ? [...t.events] : null, timeoutMs: t.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs });

@@ -166,9 +166,16 @@ export const WebhookJudgeInput = Type.Object(
       description: "POSTed the rollout's evidence; answers {verdict: pass|fail|inconclusive, reason}. A secret: shown redacted.",
       [REASONS_KEYWORD]: { pattern: "must be an http:// or https:// URL" },
     }),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000, description: "No answer by then reads Error (the stage holds), never Failed." })),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000, description: "No answer by then reads Error (the stage holds), never Failed." }),
+    ),
     intervalSeconds: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 86_400, default: 30, description: "The judge is asked again this long after its last answer, and at once when a stage starts." }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 86_400,
+        default: 30,
+        description: "The judge is asked again this long after its last answer, and at once when a stage starts.",
+      }),
     ),
   },
   { additionalProperties: false },

@@ -29,13 +29,18 @@ function staticCluster(name: string, endpoint: HostPort): Record<string, unknown
     name,
     type: "STATIC",
     connect_timeout: "1s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: endpoint.host, port_value: endpoint.port } } } }] }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: endpoint.host, port_value: endpoint.port } } } }] }],
+    },
   };
 }
 
 interface Bootstrap {
   static_resources: {
-    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { route_config: { virtual_hosts: Array<{ routes: Array<{ route: { timeout: string } }> }> } } }> }> }>;
+    listeners: Array<{
+      filter_chains: Array<{ filters: Array<{ typed_config: { route_config: { virtual_hosts: Array<{ routes: Array<{ route: { timeout: string } }> }> } } }> }>;
+    }>;
     clusters: Array<{ name: string }>;
   };
 }

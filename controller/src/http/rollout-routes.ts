@@ -159,7 +159,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       // A spec read back from GET carries its webhook URLs redacted: those stand for the URLs the rollout has.
       const body = restoreRedacted(request.body, store.find(request.params.name)?.spec.release ?? null);
       const checked = validateRolloutSpec(body, store.policy);
-      if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
+      if (!checked.ok)
+        throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       const name = request.params.name;
       expectRevision(store, name, ifMatchOf(request));
       const now = (clock ? clock() : new Date()).getTime();

@@ -45,7 +45,11 @@ export class PrometheusMetricProvider implements MetricProvider {
 
   async readRollout(rollout: string, window?: ReadWindow): Promise<MetricReading<RolloutCounts>> {
     const url = this.#client.baseUrl;
-    const fail = (error: string): MetricReading<RolloutCounts> => ({ status: "unmeasurable", error: `prometheus ${url}: ${error}`, sources: [{ url, ok: false, error }] });
+    const fail = (error: string): MetricReading<RolloutCounts> => ({
+      status: "unmeasurable",
+      error: `prometheus ${url}: ${error}`,
+      sources: [{ url, ok: false, error }],
+    });
     if (!window) return fail(`rollout ${rollout}: counts from Prometheus need the time the rollout began`);
     const { at, since } = window;
     // Nothing can have been counted yet (the reading at creation).
@@ -61,7 +65,9 @@ export class PrometheusMetricProvider implements MetricProvider {
     }
     const lag = at - answer.newest;
     if (lag > this.#maxLagMs) {
-      return fail(`its newest modelroll_* sample is ${(lag / 1000).toFixed(1)} s older than the tick (at most ${this.#maxLagMs / 1000} s): Prometheus is lagging or not scraping the proxies`);
+      return fail(
+        `its newest modelroll_* sample is ${(lag / 1000).toFixed(1)} s older than the tick (at most ${this.#maxLagMs / 1000} s): Prometheus is lagging or not scraping the proxies`,
+      );
     }
 
     const start = knownStart ?? answer.start;

@@ -215,13 +215,21 @@ export function gateStreaks(rollout: Rollout, previous: ReadonlyMap<string, Gate
     changed = true;
     if (streak.notified) {
       const now = evaluation.measurements.find((m) => m.gate === gate && m.segment === null);
-      events.push(gatePayload(rollout, evaluation, { ...streak, reason: now ? now.reason : "the gate is no longer evaluated in this stage" }, "gate_recovered", ctx));
+      events.push(
+        gatePayload(rollout, evaluation, { ...streak, reason: now ? now.reason : "the gate is no longer evaluated in this stage" }, "gate_recovered", ctx),
+      );
     }
   }
   return { next, events, changed };
 }
 
-function gatePayload(rollout: Rollout, evaluation: Evaluation, streak: GateStreak, type: "gate_error" | "gate_recovered", ctx: EventContext): NotificationPayload {
+function gatePayload(
+  rollout: Rollout,
+  evaluation: Evaluation,
+  streak: GateStreak,
+  type: "gate_error" | "gate_recovered",
+  ctx: EventContext,
+): NotificationPayload {
   const state = rollout.engine!.state;
   const spec = state.spec;
   const seconds = Math.round((evaluation.at - streak.since) / 1000);

@@ -138,7 +138,8 @@ export class NotifyingPersistence implements RolloutPersistence {
     const events = decisionEvents(rollout, change.newDecisions ?? [], ctx);
     const afterMs = (rollout.engine.state.spec.notifications?.gateErrorAfterSeconds ?? NOTIFY_DEFAULTS.gateErrorAfterSeconds) * 1000;
     // A rollout leaving the live set has no gates to follow; its streaks go with it.
-    const streaks = change.deleted === name ? { next: new Map<string, GateStreak>(), events: [], changed: previous.size > 0 } : gateStreaks(rollout, previous, afterMs, ctx);
+    const streaks =
+      change.deleted === name ? { next: new Map<string, GateStreak>(), events: [], changed: previous.size > 0 } : gateStreaks(rollout, previous, afterMs, ctx);
     if (streaks.changed) plan.streaks = { rollout: name, next: streaks.next };
     if (change.deleted === name) plan.clear = null;
     // Gate spells before the decisions of the same write: the error was seen first, the rollback (say) after.

@@ -86,7 +86,13 @@ export class FinalizeHooks {
     const attempts = previous.attempts + 1;
     if (error !== null) {
       const delay = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** (attempts - 1));
-      const status: HookStatus = { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: scrubUrl(error, hook.url), nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(), deliveredAt: null };
+      const status: HookStatus = {
+        attempts,
+        lastAttemptAt: attemptAt.toISOString(),
+        lastError: scrubUrl(error, hook.url),
+        nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(),
+        deliveredAt: null,
+      };
       this.#log?.warn({ rollout: name, url: redactUrl(hook.url), attempts, error: scrubUrl(error, hook.url) }, "finalize webhook failed; retrying");
       this.#store.recordHook(name, status);
       return;
@@ -100,8 +106,13 @@ export class FinalizeHooks {
     });
     const engine = this.#store.get(name).engine;
     // An operator may have finalized or rolled back meanwhile: then the delivery is only recorded.
-    if (engine.state.phase !== Phase.Succeeded) return;
-    const result = applyCommand(engine.state, { type: "finalize", actor: HOOK_ACTOR, reason: `${redactUrl(hook.url)} answered 2xx` }, this.#clock().getTime(), engine.lastEvaluation);
+    if (engine === null || engine.state.phase !== Phase.Succeeded) return;
+    const result = applyCommand(
+      engine.state,
+      { type: "finalize", actor: HOOK_ACTOR, reason: `${redactUrl(hook.url)} answered 2xx` },
+      this.#clock().getTime(),
+      engine.lastEvaluation,
+    );
     if (result.ok) this.#store.applyEngine(name, result, { command: true });
   }
 }

@@ -11,7 +11,16 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import { candidateOf, isTerminal, Phase, parseJudgeAnswer, type JudgeAnswer, type JudgeQuestion, type JudgeReading, type WebhookGate } from "../engine/index.ts";
+import {
+  candidateOf,
+  isTerminal,
+  Phase,
+  parseJudgeAnswer,
+  type JudgeAnswer,
+  type JudgeQuestion,
+  type JudgeReading,
+  type WebhookGate,
+} from "../engine/index.ts";
 import { describeFetchError } from "../net.ts";
 import { compactEvidence, linksOf } from "../notify/evidence.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
@@ -106,7 +115,10 @@ export class WebhookJudges {
         entry.answer = answer;
         this.#answers?.inc({ gate: gate.name, result: answer.status === "answered" ? answer.verdict : "error" });
         if (answer.status === "error") {
-          this.#log?.warn({ rollout: rollout.spec.name, gate: gate.name, judge: redactUrl(gate.url), error: answer.error }, "webhook gate: the judge did not answer");
+          this.#log?.warn(
+            { rollout: rollout.spec.name, gate: gate.name, judge: redactUrl(gate.url), error: answer.error },
+            "webhook gate: the judge did not answer",
+          );
         }
       })
       .finally(() => {
@@ -157,7 +169,13 @@ export function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: Jud
     rollout: rollout.spec.name,
     askedAt: new Date(question.askedAt).toISOString(),
     phase: state.phase,
-    stage: { index: stage.index, name: stage.name, kind: stage.kind, of: state.spec.stages.length, startedAt: state.stageStartedAt === null ? null : new Date(state.stageStartedAt).toISOString() },
+    stage: {
+      index: stage.index,
+      name: stage.name,
+      kind: stage.kind,
+      of: state.spec.stages.length,
+      startedAt: state.stageStartedAt === null ? null : new Date(state.stageStartedAt).toISOString(),
+    },
     candidate: question.candidate,
     weights: { canaryPercent: rollout.canaryPercent, shadowPercent: rollout.shadowPercent },
     owner: state.spec.owner,

@@ -49,7 +49,9 @@ export function pendingOf(rollout: Rollout): string | null {
       const status = rollout.finalizeHook;
       if (hook && !status?.deliveredAt) {
         const tried = status && status.attempts > 0 ? ` (attempt ${status.attempts} failed: ${status.lastError}; next try at ${status.nextAttemptAt})` : "";
-        parts.push(`finalize: the webhook ${redactUrl(hook.url)} is asked to make stable serve ${newModel}${tried}; or do it yourself and ${route(name, "finalize")}.`);
+        parts.push(
+          `finalize: the webhook ${redactUrl(hook.url)} is asked to make stable serve ${newModel}${tried}; or do it yourself and ${route(name, "finalize")}.`,
+        );
       } else {
         const check = models?.source
           ? `the controller then checks that stable answers ${newModel} (${models.source}) and routes all traffic to it`

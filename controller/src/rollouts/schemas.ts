@@ -26,7 +26,9 @@ export const ENGINE_PROPERTIES = {
     "{ requestsPerSecond, smallestSegmentShare }: the traffic expected, for per-stage duration estimates and deadline warnings before any traffic is seen.",
   ),
   trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
-  finalize: engineKey("{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified."),
+  finalize: engineKey(
+    "{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified.",
+  ),
   notifications: engineKey(
     "{ targets: [{ name, format: webhook|slack|teams, url, events, timeoutMs }], controllerTargets, gateErrorAfterSeconds }: who is told about the rollout's events; schema NotificationsInput under components.",
   ),

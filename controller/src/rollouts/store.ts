@@ -132,7 +132,10 @@ export class RolloutStore {
     const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
     if (rival) throw new ConflictError(pathHeldMessage(normalized.name, normalized.match.pathPrefix, rival));
     const canaryHolder = canaryClusterHolder(normalized, this.list());
-    if (canaryHolder) throw new ConflictError(`rollout ${normalized.name}: canary cluster ${normalized.clusters!.canary} is the canary of rollout ${canaryHolder.spec.name}: each model behind the proxy has its own`);
+    if (canaryHolder)
+      throw new ConflictError(
+        `rollout ${normalized.name}: canary cluster ${normalized.clusters!.canary} is the canary of rollout ${canaryHolder.spec.name}: each model behind the proxy has its own`,
+      );
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
