@@ -19,7 +19,7 @@ import { PrometheusMetricProvider } from "../controller/src/metrics/prometheus-p
 import type { MetricReading, RolloutCounts } from "../controller/src/metrics/provider.ts";
 import { repoRoot } from "../controller/src/paths.ts";
 import { startPrometheus } from "../controller/src/prometheus/process.ts";
-import { median, percentile } from "./lib.ts";
+import { median, percentile, present } from "./lib.ts";
 
 const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
 const TICKS = Number(process.env.BENCH_TICKS ?? 5);
@@ -55,14 +55,14 @@ async function main(): Promise<void> {
   const sidecars = fork(join(repoRoot, "bench", "sidecars.ts"), [], { execArgv: ["--import", "tsx"], env: process.env });
   const next = () => new Promise<{ bytes: number; urls?: string[]; series?: number; kib?: number }>((resolve) => sidecars.once("message", resolve as never));
   const hello = await next();
-  const urls = hello.urls!;
+  const urls = present(hello.urls, "sidecar URLs in the first message");
   let servedBytes = hello.bytes;
   const advance = async () => {
     sidecars.send("advance");
     servedBytes = (await next()).bytes;
   };
   console.log(
-    `${SIDECARS} sidecars (in their own process), ${hello.series} series each (${hello.kib!.toFixed(0)} KiB), ${SEGMENT_VALUES} segment values; Prometheus scrapes every ${SCRAPE_MS / 1000} s`,
+    `${SIDECARS} sidecars (in their own process), ${hello.series} series each (${present(hello.kib, "sidecar page size").toFixed(0)} KiB), ${SEGMENT_VALUES} segment values; Prometheus scrapes every ${SCRAPE_MS / 1000} s`,
   );
   const started = performance.now();
   const prometheus = await startPrometheus({
@@ -102,7 +102,8 @@ async function main(): Promise<void> {
     return (u.user + u.system) / 1000;
   };
   let measurements = 0;
-  const cpuStart = processUse(prometheus.child.pid!);
+  const prometheusPid = present(prometheus.child.pid, "Prometheus process id");
+  const cpuStart = processUse(prometheusPid);
   try {
     for (let tick = 0; tick <= TICKS; tick++) {
       await advance();
@@ -122,11 +123,11 @@ async function main(): Promise<void> {
       const a1 = performance.now();
       const c1 = cpuMs();
       const bytesBefore = client.bytesReceived;
-      const p0 = processUse(prometheus.child.pid!).cpuSeconds;
+      const p0 = processUse(prometheusPid).cpuSeconds;
       const promReading = await prom.readRollout(ROLLOUT, { at, since });
       const a2 = performance.now();
       const c2 = cpuMs();
-      const p1 = processUse(prometheus.child.pid!).cpuSeconds;
+      const p1 = processUse(prometheusPid).cpuSeconds;
       if (adminReading.status !== "measured" || adminReading.sources.some((s) => !s.ok))
         throw new Error(`admin read failed: ${JSON.stringify(adminReading).slice(0, 300)}`);
       if (promReading.status !== "measured") throw new Error(`Prometheus read failed: ${promReading.error}`);
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
             k,
             Object.entries(v).map(([variant, c]) => [
               variant,
-              Object.entries(c!.counters)
+              Object.entries(c?.counters ?? {})
                 .filter(([, n]) => n !== 0)
                 .sort(),
             ]),
@@ -169,7 +170,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    const use = processUse(prometheus.child.pid!);
+    const use = processUse(prometheusPid);
     const seconds = (performance.now() - started) / 1000;
     console.log(
       `Prometheus during the run: RSS ${use.rssMiB.toFixed(0)} MiB, ${(use.cpuSeconds - cpuStart.cpuSeconds).toFixed(1)} CPU s over the timed ticks (scraping ${SIDECARS} sidecars and answering the queries), ${seconds.toFixed(0)} s in all`,

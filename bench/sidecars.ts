@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RolloutCounts, VariantCounts } from "../controller/src/metrics/provider.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
+import { present } from "./lib.ts";
 
 const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
 const SEGMENT_VALUES = Number(process.env.BENCH_SEGMENT_VALUES ?? 0);
@@ -33,10 +34,11 @@ function render(counts: RolloutCounts): string {
   for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
     for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 async function main(): Promise<void> {
+  const send = present(process.send, "IPC channel (bench/prometheus-gates.ts forks this file)").bind(process);
   const shares = Object.fromEntries([...VALUES, "other"].map((v) => [v, 1 / (VALUES.length + 1)]));
   const sims = Array.from(
     { length: SIDECARS },
@@ -62,14 +64,14 @@ async function main(): Promise<void> {
         sim.run(REQUESTS_PER_TICK, { canaryPercent: 5, shadowPercent: 0 });
         return render(sim.counts());
       });
-      process.send!({ bytes: bytes() });
+      send({ bytes: bytes() });
     }
   });
   process.on("disconnect", () => {
     for (const s of servers) s.close();
     process.exit(0);
   });
-  process.send!({ urls, series: texts[0].split("\n").length - 1, bytes: bytes(), kib: texts[0].length / 1024 });
+  send({ urls, series: texts[0].split("\n").length - 1, bytes: bytes(), kib: texts[0].length / 1024 });
 }
 
 main().catch((error) => {

@@ -17,7 +17,6 @@ import {
   phaseOf as rolloutPhase,
   sendMany,
   startStack,
-  waitFor,
   type DecisionView,
   type Stack,
 } from "./harness.ts";

@@ -18,7 +18,7 @@ async function receiver(): Promise<Receiver> {
 
 const metric = async (h: Harness, line: string): Promise<number> => {
   const text = (await h.app.inject({ url: "/metrics" })).body;
-  const found = text.split("\n").find((l) => l.startsWith(line + " "));
+  const found = text.split("\n").find((l) => l.startsWith(`${line} `));
   return found ? Number(found.split(" ").at(-1)) : 0;
 };
 const outbox = async (h: Harness) => (await h.app.inject({ url: "/v1/notifications?limit=1000" })).json().deliveries as Array<Record<string, any>>;
@@ -97,7 +97,11 @@ describe("delivery", () => {
   it("a 4xx drops that event (the receiver will not take it) and the queue goes on", async () => {
     const hooks = await receiver();
     let refused = 0;
-    hooks.answer = (_path, body) => (body.type === "rollout.started" ? (refused++, { status: 400, body: { error: "invalid_payload" } }) : { status: 204 });
+    hooks.answer = (_path, body) => {
+      if (body.type !== "rollout.started") return { status: 204 };
+      refused++;
+      return { status: 400, body: { error: "invalid_payload" } };
+    };
     const h = await harness();
     await createRollout(h.app, managedSpec({ notifications: { targets: [{ url: `${hooks.base}/hook` }] } }));
     await release(h, () => h.app.modelroll.dispatcher.idle());

@@ -33,7 +33,12 @@ describe("secrets", () => {
         ? { status: failing ? 503 : 200, body: { verdict: "pass", reason: "ok" } }
         : { status: failing || path.startsWith("/finalize") ? 503 : 200 };
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const sink = new Writable({
+      write: (chunk, _enc, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    });
     const h: Harness = await harness({ app: { logger: { level: "debug", stream: sink }, notifications: { retryBaseMs: 20, retryMaxMs: 50 } } });
     const urls = {
       hook: `${hooks.base}/hook?token=${TOKENS.hook}`,

@@ -26,15 +26,15 @@ export function evaluateWebhook(gate: WebhookGate, input: GateEvaluationInput): 
   const reading = input.judges?.[gate.name];
   if (!reading) return errorMeasurement(gate, null, input.candidate, "the judge was not asked this tick (no webhook reader)");
   const stage = input.stage;
-  const current = (q: JudgeQuestion | null) =>
+  const current = <Q extends JudgeQuestion>(q: Q | null): q is Q =>
     q !== null &&
     stage !== undefined &&
     q.stageIndex === stage.index &&
     q.candidate === input.candidate &&
     (stage.startedAt === null || q.askedAt >= stage.startedAt);
-  const answer = current(reading.answer) ? reading.answer! : null;
+  const answer = current(reading.answer) ? reading.answer : null;
   if (answer === null) {
-    const asked = current(reading.pending) ? ` (asked at ${new Date(reading.pending!.askedAt).toISOString()})` : "";
+    const asked = current(reading.pending) ? ` (asked at ${new Date(reading.pending.askedAt).toISOString()})` : "";
     return waiting(gate, input, `${gate.label}: waiting for the judge's answer about this stage${asked}`);
   }
   if (answer.status === "error") return errorMeasurement(gate, null, input.candidate, `the judge did not answer: ${answer.error}`);

@@ -13,7 +13,7 @@ export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGa
 export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
 export type { GateSpec, Limits, WebhookGate } from "./gate-spec.ts";
 export { MeasurementStatus, formatValue, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, budgetOf, stageRef, candidateOf } from "./state.ts";
+export { initialState, budgetOf, stageRef, stageAt, candidateOf } from "./state.ts";
 export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
 export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
 export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";

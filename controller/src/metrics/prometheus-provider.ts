@@ -5,7 +5,7 @@
  * (prometheus-queries.ts says how). Prometheus unreachable, or its newest sample of the filter older than
  * `maxLagMs` at the tick, is unmeasurable: the gates read Error and the stage holds.
  */
-import { PrometheusClient, type VectorSample } from "./prometheus-http.ts";
+import type { PrometheusClient, VectorSample } from "./prometheus-http.ts";
 import { lifeEnds, mainQuery, restartedCounts, restartedSidecarQuery, restartSamplesQuery, samplesFrom, splitMainAnswer } from "./prometheus-queries.ts";
 import { emptyRolloutCounts, type MetricProvider, type MetricReading, type ReadWindow, type RolloutCounts } from "./provider.ts";
 import { RolloutCountsSum } from "./rollout-counts.ts";

@@ -70,11 +70,13 @@ export function failingGate(measurements: readonly Measurement[]): EvidenceItem 
 
 /** The segment value that failed worst (highest severity), with its numbers; null when only all traffic failed. */
 export function worstSegment(measurements: readonly Measurement[]): (EvidenceItem & { dimension: string; segmentValue: string }) | null {
-  const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed && m.segment !== null);
-  if (failed.length === 0) return null;
-  failed.sort((a, b) => b.severity - a.severity);
-  const m = failed[0];
-  return { ...evidenceItem(m), dimension: m.segment!.dimension, segmentValue: m.segment!.value };
+  let worst: (Measurement & { segment: NonNullable<Measurement["segment"]> }) | null = null;
+  for (const m of measurements) {
+    if (m.status !== MeasurementStatus.Failed || m.segment === null) continue;
+    if (worst === null || m.severity > worst.severity) worst = { ...m, segment: m.segment };
+  }
+  if (worst === null) return null;
+  return { ...evidenceItem(worst), dimension: worst.segment.dimension, segmentValue: worst.segment.value };
 }
 
 /** Links to the rollout's pages: absolute under the controller's public URL, else paths on the controller. */

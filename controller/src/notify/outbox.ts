@@ -262,7 +262,8 @@ export class NotificationOutbox {
     const dropped: TargetFormat[] = [];
     for (const row of old) {
       if (this.inFlight(row.seq)) continue;
-      const current = this.get(row.seq)!;
+      const current = this.get(row.seq);
+      if (current === null) continue;
       if (this.drop(row.seq, current.attempts, "expired", `expired: not delivered within the retention (last error: ${current.lastError ?? "none"})`, now))
         dropped.push(row.format);
     }
@@ -283,8 +284,14 @@ export class NotificationOutbox {
   list(filter: { rollout?: string; state?: DeliveryState; limit: number }): DeliveryView[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (filter.rollout !== undefined) where.push("rollout = ?"), args.push(filter.rollout);
-    if (filter.state !== undefined) where.push("state = ?"), args.push(filter.state);
+    if (filter.rollout !== undefined) {
+      where.push("rollout = ?");
+      args.push(filter.rollout);
+    }
+    if (filter.state !== undefined) {
+      where.push("state = ?");
+      args.push(filter.state);
+    }
     const sql = `SELECT * FROM notify_outbox ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return (this.#db.prepare(sql).all(...args, filter.limit) as RawRow[]).map(toRow).map((r) => ({

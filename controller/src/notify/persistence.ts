@@ -118,7 +118,9 @@ export class NotifyingPersistence implements RolloutPersistence {
     const seen = new Set<string>();
     return all.filter((t) => {
       const key = targetKey(t);
-      return seen.has(key) ? false : (seen.add(key), true);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
     });
   }
 

@@ -9,7 +9,7 @@ import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-h
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
-import { WebhookJudges } from "./webhook-judge.ts";
+import type { WebhookJudges } from "./webhook-judge.ts";
 import { readPromQLGates } from "./promql-gates.ts";
 
 export interface RolloutDriverOptions {

@@ -16,6 +16,7 @@ import {
   isTerminal,
   Phase,
   parseJudgeAnswer,
+  stageAt,
   type JudgeAnswer,
   type JudgeQuestion,
   type JudgeReading,
@@ -159,9 +160,10 @@ export class WebhookJudges {
  * the rollout and its owner, and the evidence of the latest evaluation (every other gate's measurements).
  */
 export function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: JudgeQuestion, publicUrl: string | null): Record<string, unknown> {
-  const engine = rollout.engine!;
+  const engine = rollout.engine;
+  if (engine === null) throw new Error(`rollout ${rollout.spec.name}: webhook gate ${gate.name} asked about a rollout the engine does not manage`);
   const state = engine.state;
-  const stage = state.spec.stages[question.stageIndex];
+  const stage = stageAt(state.spec, question.stageIndex);
   const models = state.spec.models;
   const evaluation = engine.lastEvaluation;
   return {

@@ -75,12 +75,16 @@ export function checkClusters(spec: { clusters?: ClustersSpec; shadow?: { cluste
   return errors;
 }
 
-/** Another live rollout that names the same canary cluster (its canaries would be one model's traffic), or null. */
+/**
+ * Another live rollout that names the same canary cluster (its canaries would be one model's traffic) and that
+ * cluster, or null.
+ */
 export function canaryClusterHolder<R extends { spec: { name: string; clusters?: NormalizedClusters } }>(
   spec: { name: string; clusters?: NormalizedClusters },
   live: readonly R[],
-): R | null {
+): { holder: R; cluster: string } | null {
   const mine = spec.clusters?.canary;
   if (mine === undefined) return null;
-  return live.find((r) => r.spec.name !== spec.name && r.spec.clusters?.canary === mine) ?? null;
+  const holder = live.find((r) => r.spec.name !== spec.name && r.spec.clusters?.canary === mine);
+  return holder ? { holder, cluster: mine } : null;
 }

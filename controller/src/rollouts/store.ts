@@ -134,7 +134,7 @@ export class RolloutStore {
     const canaryHolder = canaryClusterHolder(normalized, this.list());
     if (canaryHolder)
       throw new ConflictError(
-        `rollout ${normalized.name}: canary cluster ${normalized.clusters!.canary} is the canary of rollout ${canaryHolder.spec.name}: each model behind the proxy has its own`,
+        `rollout ${normalized.name}: canary cluster ${canaryHolder.cluster} is the canary of rollout ${canaryHolder.holder.spec.name}: each model behind the proxy has its own`,
       );
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
