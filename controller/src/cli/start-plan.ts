@@ -106,8 +106,9 @@ export function parseFlags(
   switches: ReadonlySet<string> = SWITCHES,
 ): { given: Map<string, string> } | { help: true } | { error: string } {
   const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+  // One iterator: a flag's value is the argument after it, taken from the same sequence.
+  const args = argv.values();
+  for (const arg of args) {
     if (arg === "--help" || arg === "-h") return { help: true };
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     if (switches.has(flag)) {
@@ -116,7 +117,7 @@ export function parseFlags(
       continue;
     }
     if (!flags.has(flag)) return { error: `unknown argument '${arg}'` };
-    const value = inline ?? argv[++i];
+    const value = inline ?? args.next().value;
     if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
     given.set(flag, value);
   }

@@ -12,10 +12,11 @@ import { repoRoot } from "../paths.ts";
 
 export const DASHBOARD_DIR = join(repoRoot, "build", "dashboard");
 
+const HTML_TYPE = "text/html; charset=utf-8";
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
-  ".html": "text/html; charset=utf-8",
+  ".html": HTML_TYPE,
   ".png": "image/png",
   ".svg": "image/svg+xml",
   ".map": "application/json; charset=utf-8",
@@ -39,10 +40,11 @@ export const dashboardStatic: FastifyPluginAsync<DashboardStaticOptions> = async
     if (assets) return assets;
     try {
       const files = new Map<string, Asset>();
-      files.set("index.html", { body: await readFile(join(dir, "index.html")), type: TYPES[".html"] });
+      files.set("index.html", { body: await readFile(join(dir, "index.html")), type: HTML_TYPE });
       for (const name of await readdir(join(dir, "assets"))) {
         const ext = name.slice(name.lastIndexOf("."));
-        if (TYPES[ext]) files.set(`assets/${name}`, { body: await readFile(join(dir, "assets", name)), type: TYPES[ext] });
+        const type = TYPES[ext];
+        if (type) files.set(`assets/${name}`, { body: await readFile(join(dir, "assets", name)), type });
       }
       assets = files;
       return files;

@@ -76,7 +76,7 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-const LABELS = ["approve", "review", "decline"];
+const LABELS = ["approve", "review", "decline"] as const;
 
 function hash32(text: string): number {
   let h = 0x811c9dc5;
@@ -90,7 +90,8 @@ function hash32(text: string): number {
 export function prediction(version: string, body: string, labelShift = 0): { prediction: string; confidence: number; model_version: string } {
   const h = hash32(body);
   return {
-    prediction: LABELS[(((h + labelShift) % LABELS.length) + LABELS.length) % LABELS.length],
+    // The double modulo keeps the index in range for any shift; the fallback is never taken.
+    prediction: LABELS[(((h + labelShift) % LABELS.length) + LABELS.length) % LABELS.length] ?? LABELS[0],
     confidence: Math.round(((h >>> 8) % 1000) / 10) / 100,
     model_version: version,
   };

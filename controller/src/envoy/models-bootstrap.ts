@@ -4,7 +4,7 @@
 // <name>-canary, the rest of its prefix to <name>-stable; mirrored requests go to <name>-shadow when a
 // rollout names it (clusters.shadow). A path under no model's prefix gets Envoy's 404.
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { renderBootstrap, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
+import { renderBootstrap, TEMPLATE_PATH, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
 
 export interface ModelRoute {
   name: string;
@@ -46,12 +46,13 @@ interface Bootstrap {
 }
 
 export function renderModelsBootstrap(opts: ModelsBootstrapOptions): string {
-  if (opts.models.length === 0) throw new Error("models bootstrap: no models");
   const first = opts.models[0];
+  if (first === undefined) throw new Error("models bootstrap: no models");
   const base = parseYaml(renderBootstrap({ ...opts, stable: first.stable, canary: first.canary })) as Bootstrap;
   const variantHeader = opts.variantHeader ?? "x-rollout-variant";
-  const host = base.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0];
-  const timeout = host.routes[0].route.timeout;
+  const host = base.static_resources.listeners[0]?.filter_chains[0]?.filters[0]?.typed_config.route_config.virtual_hosts[0];
+  const timeout = host?.routes[0]?.route.timeout;
+  if (host === undefined || timeout === undefined) throw new Error(`models bootstrap: ${TEMPLATE_PATH} has no listener route to copy the models' routes from`);
   // Envoy takes the first route that matches: longer prefixes first, so /v1/models/a-2 is not taken by /v1/models/a.
   const ordered = [...opts.models].sort((a, b) => b.pathPrefix.length - a.pathPrefix.length || (a.name < b.name ? -1 : 1));
   host.routes = ordered.flatMap((m) => {

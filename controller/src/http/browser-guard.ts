@@ -46,7 +46,7 @@ function isLoopbackName(hostname: string): boolean {
 
 /** The host part of a Host header ("127.0.0.1:8080" -> "127.0.0.1", "[::1]:8080" -> "[::1]"). */
 function hostnameOf(host: string): string {
-  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.slice(0, host.includes(":") ? host.indexOf(":") : undefined);
 }
 
 function refusal(request: FastifyRequest, why: string): AuthError {

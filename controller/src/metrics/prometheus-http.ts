@@ -171,9 +171,9 @@ export function parseQueryResponse(body: unknown): { value: number | null } | { 
       return number(result);
     case "vector": {
       const series = Array.isArray(result) ? (result as Array<{ value?: unknown }>) : [];
-      if (series.length === 0) return { value: null };
       if (series.length > 1) return { error: `query returned ${series.length} series; a gate needs one number (aggregate with sum() or max())` };
-      return number(series[0].value);
+      const [only] = series;
+      return only === undefined ? { value: null } : number(only.value);
     }
     default:
       return { error: `query returned a ${resultType ?? "missing"} result; a gate needs a scalar or a one-series vector` };

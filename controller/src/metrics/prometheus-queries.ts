@@ -95,7 +95,11 @@ export function restartSamplesQuery(rollout: string, sidecar: Record<string, str
 export function lifeEnds(series: readonly MatrixSeries[]): number[] {
   const ends = new Set<number>();
   for (const s of series) {
-    for (let i = 1; i < s.samples.length; i++) if (s.samples[i][1] < s.samples[i - 1][1]) ends.add(s.samples[i - 1][0]);
+    let previous: (typeof s.samples)[number] | undefined;
+    for (const sample of s.samples) {
+      if (previous !== undefined && sample[1] < previous[1]) ends.add(previous[0]);
+      previous = sample;
+    }
   }
   return [...ends].sort((a, b) => a - b);
 }

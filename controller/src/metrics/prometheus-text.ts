@@ -39,7 +39,7 @@ for (let c = 0; c < 128; c++) {
     (LABEL_CHAR.test(ch) ? 8 : 0) |
     (c >= 48 && c <= 57 ? 16 : 0);
 }
-const charClass = (c: number): number => (c < 128 ? CHAR_CLASS[c] : 0);
+const charClass = (c: number): number => (c < 128 ? (CHAR_CLASS[c] ?? 0) : 0);
 
 export function parsePrometheusText(text: string): Exposition {
   const exposition: Exposition = { samples: [], types: new Map(), problems: [] };
@@ -154,7 +154,13 @@ class FastLineReader {
     const samePrefix = prefix.length > 0 && start + prefix.length <= end && text.slice(start, start + prefix.length) === prefix;
     if (samePrefix) {
       name = this.#name;
-      for (; index < this.#prefixLabel; index++) labels[labelNames[index]] = labelValues[index];
+      for (; index < this.#prefixLabel; index++) {
+        const known = labelNames[index];
+        const value = labelValues[index];
+        // The prefix was read with these labels; without them the line goes to the slow reader.
+        if (known === undefined || value === undefined) return null;
+        labels[known] = value;
+      }
       p = start + prefix.length;
       inLabels = atValue = true;
     } else {
@@ -184,7 +190,9 @@ class FastLineReader {
       for (; ; index++) {
         let label: string;
         if (atValue) {
-          label = labelNames[index];
+          const known = labelNames[index];
+          if (known === undefined) return null;
+          label = known;
           atValue = false;
         } else {
           if (p >= end) return null;
@@ -192,9 +200,10 @@ class FastLineReader {
           if (c === 125 /* } */) break; // {} or a trailing comma
           if ((charClass(c) & 4) === 0) return null;
           // The label name, then =" right after it.
-          label = labelNames[index];
-          if (label !== undefined && p + label.length + 1 < end && text.charCodeAt(p + label.length) === 61 && text.startsWith(label, p)) {
-            p += label.length;
+          const known = labelNames[index];
+          if (known !== undefined && p + known.length + 1 < end && text.charCodeAt(p + known.length) === 61 && text.startsWith(known, p)) {
+            label = known;
+            p += known.length;
           } else {
             const labelStart = p++;
             while (p < end && (charClass(text.charCodeAt(p)) & 8) !== 0) p++;
@@ -283,7 +292,8 @@ class FastLineReader {
 
 function readComment(line: string, types: Map<string, string>): void {
   const parts = line.slice(1).trim().split(/\s+/);
-  if (parts[0] === "TYPE" && parts.length >= 3) types.set(parts[1], parts[2].toLowerCase());
+  const [keyword, name, type] = parts;
+  if (keyword === "TYPE" && name !== undefined && type !== undefined) types.set(name, type.toLowerCase());
   // HELP and free comments carry nothing we use.
 }
 
@@ -315,12 +325,13 @@ class SampleLineReader {
       .slice(this.#pos)
       .trim()
       .split(/[ \t]+/);
-    if (rest.length === 0 || rest[0] === "") throw new Error(`${name}: missing value`);
-    if (rest.length > 2) throw new Error(`${name}: unexpected text after value and timestamp`);
-    if (rest.length === 2 && !/^-?\d+$/.test(rest[1])) {
-      throw new Error(`${name}: bad timestamp ${JSON.stringify(rest[1])}`);
+    const [value, timestamp, ...extra] = rest;
+    if (value === undefined || value === "") throw new Error(`${name}: missing value`);
+    if (extra.length > 0) throw new Error(`${name}: unexpected text after value and timestamp`);
+    if (timestamp !== undefined && !/^-?\d+$/.test(timestamp)) {
+      throw new Error(`${name}: bad timestamp ${JSON.stringify(timestamp)}`);
     }
-    return { name, labels, value: parseSampleValue(rest[0]) };
+    return { name, labels, value: parseSampleValue(value) };
   }
 
   #peek(): string {

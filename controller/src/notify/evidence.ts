@@ -63,9 +63,8 @@ export function compactEvidence(measurements: readonly Measurement[], exclude: s
 /** The Failed measurement that weighs most (highest severity; all traffic before a segment on a tie). */
 export function failingGate(measurements: readonly Measurement[]): EvidenceItem | null {
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
-  if (failed.length === 0) return null;
-  failed.sort((a, b) => b.severity - a.severity || (a.segment === null ? -1 : 0) - (b.segment === null ? -1 : 0));
-  return evidenceItem(failed[0]);
+  const [worst] = failed.sort((a, b) => b.severity - a.severity || (a.segment === null ? -1 : 0) - (b.segment === null ? -1 : 0));
+  return worst === undefined ? null : evidenceItem(worst);
 }
 
 /** The segment value that failed worst (highest severity), with its numbers; null when only all traffic failed. */

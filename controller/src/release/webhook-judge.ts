@@ -72,8 +72,7 @@ export class WebhookJudges {
     if (gates.length === 0) return undefined;
     const awaiting = state.phase === Phase.AwaitingReview;
     const stageIndex = awaiting ? state.spec.stages.length - 1 : state.stageIndex;
-    const stage = state.spec.stages[stageIndex];
-    const kind = awaiting ? "bake" : stage.kind;
+    const kind = awaiting ? "bake" : stageAt(state.spec, stageIndex).kind;
     const candidate = candidateOf(kind);
     const incarnation = rollout.createdAt.getTime();
     const out: Record<string, JudgeReading> = {};

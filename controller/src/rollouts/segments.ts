@@ -86,8 +86,9 @@ export function checkSegments(segments: SegmentSpec[], basePath = "/segments"): 
       endpointValues.add(e.value);
     }
     const bounds = seg.requestSizeBytes ?? [];
-    for (let j = 1; j < bounds.length; j++) {
-      if (bounds[j] <= bounds[j - 1]) details.push({ path: `${at}/requestSizeBytes/${j}`, reason: "must be greater than the previous bound" });
+    for (const [j, bound] of bounds.entries()) {
+      const previous = bounds[j - 1];
+      if (previous !== undefined && bound <= previous) details.push({ path: `${at}/requestSizeBytes/${j}`, reason: "must be greater than the previous bound" });
     }
   });
   if (segments.length > MAX_SEGMENTS) details.push({ path: basePath, reason: `at most ${MAX_SEGMENTS} dimensions` });

@@ -39,12 +39,12 @@ function annotate<T extends TObject>(schema: T, notes: Notes, extra: Record<stri
   return { ...schema, properties, ...extra } as T;
 }
 
-const timing: Notes = {
+const timing = {
   minDurationSeconds: { default: STAGE_DEFAULTS.minDurationSeconds, note: "Four ticks of the default 5 s engine tick." },
   minRequests: { default: STAGE_DEFAULTS.minRequests },
   deadlineSeconds: { default: STAGE_DEFAULTS.deadlineSeconds },
   onDeadline: { default: STAGE_DEFAULTS.onDeadline },
-};
+} satisfies Notes;
 
 const StageDefaultsDoc = annotate(
   StageDefaults,

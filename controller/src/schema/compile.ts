@@ -262,8 +262,9 @@ function checkDialect(value: unknown, at: string, errors: ErrorDetail[]): void {
     return;
   }
   const uri = /^https?:\/\/([^?#]*)#?$/.exec(value);
-  if (uri && DIALECTS.has(uri[1])) return;
-  const early = uri && /^json-schema\.org\/draft-0([0-5])\/schema$/.exec(uri[1]);
+  const dialect = uri?.[1];
+  if (dialect !== undefined && DIALECTS.has(dialect)) return;
+  const early = dialect !== undefined && /^json-schema\.org\/draft-0([0-5])\/schema$/.exec(dialect);
   errors.push({
     path: at,
     reason: early
@@ -315,8 +316,8 @@ function checkJsonData(value: unknown, at: string, depth: number, errors: ErrorD
 function canonicalJson(value: JsonData): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
   return JSON.stringify(value);
 }

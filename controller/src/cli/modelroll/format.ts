@@ -37,7 +37,7 @@ export function table(header: string[], rows: string[][], p: Paint): string {
   const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ""))));
   const line = (cells: string[]) =>
     cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell + " ".repeat(widths[i] - visibleLength(cell))))
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell + " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(cell)))))
       .join("   ")
       .trimEnd();
   return `${[p.bold(line(header)), ...rows.map(line)].join("\n")}\n`;

@@ -101,7 +101,7 @@ export function parseDuration(text: string): number | null {
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
   const match = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(trimmed);
   if (!match || trimmed === "") return null;
-  const [h, m, s, ms] = match.slice(1).map((v) => Number(v ?? 0));
+  const [h = 0, m = 0, s = 0, ms = 0] = match.slice(1).map((v) => Number(v ?? 0));
   return ((h * 60 + m) * 60 + s) * 1000 + ms;
 }
 

@@ -104,8 +104,10 @@ function gateTree(gates: GateSlice[], p: Paint): string[] {
     const passedSegments = slices.filter((s) => s.verdict === "Passed" && s.slice !== "overall");
     const keep = slices.filter((s) => !passedSegments.includes(s));
     shown.push(...keep);
-    if (passedSegments.length > 0) hidden.set(keep[keep.length - 1] ?? passedSegments[0], passedSegments.length);
-    if (keep.length === 0) shown.push(passedSegments[0]);
+    const firstPassed = passedSegments[0];
+    if (firstPassed === undefined) continue;
+    hidden.set(keep.at(-1) ?? firstPassed, passedSegments.length);
+    if (keep.length === 0) shown.push(firstPassed);
   }
   const cells = shown.map((g) => [
     `${verdictIcon(g.verdict, p)} ${g.gate}`,
