@@ -83,7 +83,7 @@ export interface BuildAppOptions {
   notifications?: NotificationOptions;
 }
 
-export interface ModelrollContext {
+interface ModelrollContext {
   store: RolloutStore;
   /** The state file behind the store (its path, and what a fresh start set aside). */
   state: SqliteRolloutState;

@@ -28,7 +28,7 @@ export function processAlive(pid: number): boolean {
 }
 
 /** The state letter of /proc/<pid>/stat (R, S, Z, ...), or null. */
-export function processState(pid: number): string | null {
+function processState(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // "pid (comm) S ppid pgrp ...": comm may contain spaces and parentheses, so read after the last ')'.

@@ -2,7 +2,7 @@
 import { parseHostPort, type HostPort } from "../envoy/bootstrap.ts";
 import { CONTROLLER_FLAGS, controllerSettings, DEFAULT_STATE_FILE, METRICS_USAGE, parseFlags, type ControllerSettings } from "./start-plan.ts";
 
-export interface ControllerPlan extends ControllerSettings {
+interface ControllerPlan extends ControllerSettings {
   listen: HostPort;
   /** Envoy admin base URLs whose stats the engine reads. */
   envoyAdminUrls: string[];
@@ -24,7 +24,7 @@ SIGINT, SIGTERM or SIGHUP stop it and print what the state file keeps.`;
 
 const FLAGS = new Set(["--listen", "--envoy-admin", ...CONTROLLER_FLAGS]);
 
-export type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
+type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
 
 export function planController(argv: string[], env: Record<string, string | undefined>): ControllerPlanResult {
   const flags = parseFlags(argv, FLAGS);

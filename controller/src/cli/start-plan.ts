@@ -3,7 +3,7 @@ import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstr
 import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
 import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
 
-export interface StartPlan {
+interface StartPlan {
   listen: HostPort;
   controller: HostPort;
   admin: HostPort;
@@ -94,7 +94,7 @@ export const METRICS_USAGE = `  --metrics           where the built-in gates rea
                       gates read Error and hold (env MODELROLL_PROMETHEUS_MAX_LAG_MS, default 60000)`;
 
 /** Flags without a value, shared by both commands. */
-export const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
+const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
 
 /**
  * `--flag value` or `--flag=value`, each flag at most once, and the `switches` (no value: present or not);

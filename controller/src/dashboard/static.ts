@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import { repoRoot } from "../paths.ts";
 
-export const DASHBOARD_DIR = join(repoRoot, "build", "dashboard");
+const DASHBOARD_DIR = join(repoRoot, "build", "dashboard");
 
 const HTML_TYPE = "text/html; charset=utf-8";
 const TYPES: Record<string, string> = {
@@ -27,7 +27,7 @@ interface Asset {
   type: string;
 }
 
-export interface DashboardStaticOptions {
+interface DashboardStaticOptions {
   /** Where the built files are; default build/dashboard. */
   dir?: string;
 }

@@ -20,7 +20,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface FixedResponse {
+interface FixedResponse {
   status?: number;
   headers?: Record<string, string>;
   bodyBase64: string;
@@ -28,7 +28,7 @@ export interface FixedResponse {
 }
 
 /** What one request gets: the defaults, or the defaults with a matching override's fields. */
-export interface BehaviorFields {
+interface BehaviorFields {
   /** Fraction of requests answered with HTTP 500. */
   errorRate: number;
   /** Added latency per request, in milliseconds. */
@@ -42,12 +42,12 @@ export interface BehaviorFields {
 }
 
 /** A request matches when its header `header` (lowercase name) has the value `equals` (case-insensitive). */
-export interface BehaviorCondition {
+interface BehaviorCondition {
   header: string;
   equals: string;
 }
 
-export interface BehaviorOverride extends Partial<BehaviorFields> {
+interface BehaviorOverride extends Partial<BehaviorFields> {
   when: BehaviorCondition;
 }
 
@@ -56,7 +56,7 @@ export interface ModelBehavior extends BehaviorFields {
   overrides: BehaviorOverride[];
 }
 
-export interface BehaviorProblem {
+interface BehaviorProblem {
   /** JSON pointer of the offending field in the PUT body. */
   path: string;
   reason: string;

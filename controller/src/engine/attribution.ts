@@ -17,16 +17,16 @@ import { formatValue, segmentLabel, type Measurement } from "./measurement.ts";
 import { cdfAt } from "./power.ts";
 import { logGamma } from "./special.ts";
 
-export const ATTRIBUTION_ALPHA = 0.01;
+const ATTRIBUTION_ALPHA = 0.01;
 
-export interface AttributionContext {
+interface AttributionContext {
   gates: readonly GateSpec[];
   window: CountsSnapshot | null;
   /** Counters over the rollout so far (for measurements whose scope is the rollout). */
   accumulated: CountsSnapshot | null;
 }
 
-export interface RestComparison {
+interface RestComparison {
   differs: boolean;
   /** The candidate's value on the rest of the traffic (display units), when it could be computed. */
   rest: number | null;
@@ -165,7 +165,7 @@ function differs(c: Tally, cRest: Tally, s: Tally, sRest: Tally): boolean {
 }
 
 /** P(X >= k) for X ~ Binomial(n, p). */
-export function binomialUpperTail(k: number, n: number, p: number): number {
+function binomialUpperTail(k: number, n: number, p: number): number {
   if (k <= 0) return 1;
   if (k > n) return 0;
   if (p <= 0) return 0;

@@ -33,7 +33,7 @@ export type Command =
   /** Values of an external metric (e.g. human_review_score) for one variant, in the order observed. */
   | { type: "recordExternal"; metric: string; variant: EngineVariant; values: number[]; actor?: string };
 
-export type CommandResult = ({ ok: true } & Transition) | { ok: false; error: string };
+type CommandResult = ({ ok: true } & Transition) | { ok: false; error: string };
 
 const ACTIVE: ReadonlySet<Phase> = new Set([Phase.Pending, Phase.Shadowing, Phase.Canary, Phase.Baking]);
 

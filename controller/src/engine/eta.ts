@@ -8,7 +8,7 @@ import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "
 import { currentStage, runningStage, type EngineState, type Hold, type StageEta } from "./state.ts";
 import type { TrafficMixResult } from "./traffic-mix.ts";
 
-export interface HoldContext {
+interface HoldContext {
   state: EngineState;
   now: number;
   window: CountsSnapshot | null;

@@ -15,7 +15,7 @@ import type { EngineSpec, StageSpec } from "./spec.ts";
 import type { EngineState } from "./state.ts";
 import { errorBudget, testAlpha } from "./budget.ts";
 
-export interface StageForecast {
+interface StageForecast {
   stage: string;
   /** Expected seconds in the stage (null: cannot tell). */
   seconds: number | null;

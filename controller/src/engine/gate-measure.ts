@@ -45,7 +45,7 @@ export interface GateEvaluationInput {
   requirement?: (gate: GateSpec, segment: Segment | null) => Requirement;
 }
 
-export interface SliceNumbers {
+interface SliceNumbers {
   segment: Segment | null;
   candidate: "canary" | "shadow";
   candidateValue: number | null;

@@ -12,7 +12,7 @@ import { GATE_NAME_PATTERN, LATENCY_GATE_PATTERN, type StageKind } from "./spec-
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];
 const ALL_RESPONSES = ["responses{class=*}"];
 
-export interface GateContext {
+interface GateContext {
   /** Stage kinds the rollout has, to refuse a gate that could never run. */
   stageKinds: ReadonlySet<StageKind>;
 }

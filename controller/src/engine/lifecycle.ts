@@ -13,14 +13,14 @@ import { Phase } from "./phase.ts";
 import { ENGINE_ACTOR, type EngineState, type FinalizeProgress, type LifecycleState } from "./state.ts";
 import { decision, endWithRollback, type DecisionDetails, type Transition } from "./transitions.ts";
 
-export const MODEL_CLASSES = ["stable", "canary", "other", "missing"] as const;
+const MODEL_CLASSES = ["stable", "canary", "other", "missing"] as const;
 export type ModelClass = (typeof MODEL_CLASSES)[number];
-export type ModelAnswers = Record<ModelClass, number>;
+type ModelAnswers = Record<ModelClass, number>;
 
 /** The counter key of answers of one class, as the metric provider names it. */
-export const answersKey = (k: ModelClass): string => `answers{model=${k}}`;
+const answersKey = (k: ModelClass): string => `answers{model=${k}}`;
 
-export function answersOf(snapshot: CountsSnapshot, variant: "stable" | "canary"): ModelAnswers {
+function answersOf(snapshot: CountsSnapshot, variant: "stable" | "canary"): ModelAnswers {
   const counters = snapshot.slices[OVERALL]?.[variant]?.counters ?? {};
   return {
     stable: counters[answersKey("stable")] ?? 0,
@@ -140,7 +140,7 @@ function verifyStable(state: EngineState, snapshot: CountsSnapshot | null, now: 
   return { state: withLifecycle(state, { finalize: p }), decisions, actions: [] };
 }
 
-export type LifecycleCommand =
+type LifecycleCommand =
   | { type: "finalize"; actor: string; reason?: string; verify?: boolean }
   | { type: "rollback" | "undo" | "fail" | "promote" | "pause" | "resume" | "review"; actor: string; reason?: string };
 

@@ -12,7 +12,7 @@ import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 import { isRedacted } from "../secrets.ts";
 
 /** The events a target can ask for; the payload's `type` is `rollout.<event>`. */
-export const NOTIFICATION_EVENTS = [
+const NOTIFICATION_EVENTS = [
   "started",
   "stage_advanced",
   "paused",
@@ -29,12 +29,12 @@ export const NOTIFICATION_EVENTS = [
 ] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
 
-export const TARGET_FORMATS = ["webhook", "slack", "teams"] as const;
+const TARGET_FORMATS = ["webhook", "slack", "teams"] as const;
 export type TargetFormat = (typeof TARGET_FORMATS)[number];
 
 export const NOTIFY_DEFAULTS = Object.freeze({ timeoutMs: 5000, gateErrorAfterSeconds: 120, maxTargets: 10 });
 
-export const TARGET_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$";
+const TARGET_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$";
 
 export const NotificationTargetInput = Type.Object(
   {
@@ -117,7 +117,7 @@ export interface NotificationSpec {
 }
 
 /** Targets as given (already of the schema's shape) -> normalized, with every further problem at its pointer. */
-export function normalizeTargets(raw: readonly NotificationTargetInput[], errors: ErrorDetail[], at: string): NotificationTarget[] {
+function normalizeTargets(raw: readonly NotificationTargetInput[], errors: ErrorDetail[], at: string): NotificationTarget[] {
   const targets: NotificationTarget[] = [];
   const names = new Map<string, number>();
   raw.forEach((t, index) => {

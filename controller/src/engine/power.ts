@@ -113,7 +113,7 @@ function maxNeed(xs: Array<number | null>): number | null {
 // ---------------------------------------------------------------------------------------------------------
 // Proportions
 
-export interface ProportionNeedsInput {
+interface ProportionNeedsInput {
   limits: Limits;
   /** The candidate's expected rate (stable's, shrunk towards the candidate's own as it gathers samples). */
   expected: number;
@@ -203,7 +203,7 @@ export function cdfAt(h: CumulativeHistogram, x: number): number {
   return previousCount / h.total;
 }
 
-export interface QuantileNeedsInput {
+interface QuantileNeedsInput {
   limits: Limits;
   q: number;
   /** Stable's histogram in the window (the shape the candidate is modeled on) and its q-quantile (stat units). */
@@ -281,7 +281,7 @@ function ratioNeeds(H: CumulativeHistogram, Q: number, q: number, k: number, r: 
 // ---------------------------------------------------------------------------------------------------------
 // Means of bounded observations
 
-export interface MeanNeedsInput {
+interface MeanNeedsInput {
   limits: Limits;
   /** Point estimates (display units) and the observation range's width (display units). */
   candidate: number;

@@ -40,14 +40,3 @@ export function requirementAt(spec: EngineSpec, stageIndex: number, gate: GateSp
   if (stageIndex === proof) return segment ? (sliceCarriesTraffic && gate.kind !== "external" ? "detect" : "none") : "pass";
   return segment ? "none" : "pass";
 }
-
-export function describeRequirement(requirement: Requirement): string {
-  switch (requirement) {
-    case "pass":
-      return "must pass";
-    case "detect":
-      return "must be able to detect harm";
-    case "none":
-      return "can fail, does not hold";
-  }
-}

@@ -14,7 +14,7 @@ import { budgetOf, candidateOf, type EngineState } from "./state.ts";
 import { hasAbsoluteLimit, hasRelativeLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
 import type { StageKind } from "./spec-schema.ts";
 
-export type RespecResult = { ok: true; state: EngineState; changes: string[] } | { ok: false; errors: ErrorDetail[] };
+type RespecResult = { ok: true; state: EngineState; changes: string[] } | { ok: false; errors: ErrorDetail[] };
 
 export function respec(state: EngineState, next: EngineSpec): RespecResult {
   const before = state.spec;

@@ -61,7 +61,7 @@ export function logTiltMixture(successes: number, trials: number, p0: number, si
 const TERMS = new Float64Array(TILTS.length);
 const TILT_TERMS = TILTS.map((theta) => ({ theta, expm1Above: Math.expm1(theta), expm1Below: Math.expm1(-theta) }));
 
-export interface ProportionSequence extends Interval {
+interface ProportionSequence extends Interval {
   estimate: number | null;
   successes: number;
   trials: number;

@@ -19,7 +19,7 @@ const seconds = (description: string) => Type.Integer({ minimum: 0, maximum: 30 
 
 const rate = (description: string) => Type.Number({ minimum: 0, maximum: 1, description });
 
-export const OnDeadline = Type.Union([Type.Literal("fail"), Type.Literal("hold")], {
+const OnDeadline = Type.Union([Type.Literal("fail"), Type.Literal("hold")], {
   description: "What a stage does when its deadline passes with a gate still Inconclusive or Error: fail it (stable gets all traffic) or hold for an operator.",
 });
 
@@ -53,7 +53,7 @@ export const StageObject = Type.Object(
 export type StageObject = Static<typeof StageObject>;
 
 /** A stage as written: "shadow", a canary percent, or the full object. */
-export const StageInput = Type.Union([Type.Literal("shadow"), percent("A canary stage at this percent."), StageObject]);
+const StageInput = Type.Union([Type.Literal("shadow"), percent("A canary stage at this percent."), StageObject]);
 
 export const StageDefaults = Type.Object(
   {
@@ -109,26 +109,23 @@ const rateLimits = {
   maximum_decrease: Type.Optional(rate("Stable rate minus candidate rate is at most this.")),
 };
 
-export const ErrorRateGate = gate(
-  { maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase },
-  "(5xx + local) / responses of the candidate.",
-);
+const ErrorRateGate = gate({ maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase }, "(5xx + local) / responses of the candidate.");
 
-export const SchemaPassRateGate = gate(
+const SchemaPassRateGate = gate(
   { minimum: rateLimits.minimum, maximum_decrease: rateLimits.maximum_decrease },
   "Answers valid against the rollout's output schema / answers validated.",
 );
 
-export const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
+const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
 
-export const ConfidenceDriftGate = gate(
+const ConfidenceDriftGate = gate(
   { maximum: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "|mean confidence of candidate - of stable| at most this." }) },
   "Shift of the model's mean confidence (0..1).",
 );
 
 const range = Type.Tuple([Type.Number(), Type.Number()], { description: "[lowest, highest] value an observation can take." });
 
-export const ReviewScoreGate = gate(
+const ReviewScoreGate = gate(
   {
     minimum_delta: Type.Number({ description: "Candidate mean score minus stable mean score is at least this (negative: a tolerated drop)." }),
     range: Type.Optional(range),
@@ -136,7 +133,7 @@ export const ReviewScoreGate = gate(
   "Human review scores posted per variant from outside.",
 );
 
-export const PromQLGateSchema = gate(
+const PromQLGateSchema = gate(
   {
     query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "PromQL giving one number at evaluation time." })),
     maximum: Type.Optional(Type.Number()),
@@ -158,7 +155,7 @@ const statName = Type.String({
 });
 
 /** An outgoing-webhook gate: an external judge asked with the rollout's evidence (README, "Webhook gates"). */
-export const WebhookJudgeInput = Type.Object(
+const WebhookJudgeInput = Type.Object(
   {
     url: Type.String({
       pattern: "^https?://[^\\s]+$",

@@ -27,12 +27,8 @@ export function logGamma(x: number): number {
   return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
-export function logBeta(a: number, b: number): number {
-  return logGamma(a) + logGamma(b) - logGamma(a + b);
-}
-
 /** Regularized upper incomplete gamma Q(s, x) = Γ(s, x) / Γ(s): the chi-square survival function at 2x, 2s. */
-export function upperRegularizedGamma(s: number, x: number): number {
+function upperRegularizedGamma(s: number, x: number): number {
   if (x <= 0) return 1;
   if (x < s + 1) {
     // Series for P(s, x), then Q = 1 - P.
@@ -73,7 +69,7 @@ export function chiSquareSurvival(statistic: number, degreesOfFreedom: number): 
 // ---------------------------------------------------------------------------------------------------------
 // Traffic mix
 
-export interface HomogeneityTest {
+interface HomogeneityTest {
   statistic: number;
   degreesOfFreedom: number;
   pValue: number;

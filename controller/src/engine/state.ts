@@ -19,7 +19,7 @@ export interface Weights {
 }
 
 /** A segment dimension as the rollout declares it; "other" is added for values not listed. */
-export interface DeclaredSegment {
+interface DeclaredSegment {
   dimension: string;
   values: string[];
 }
@@ -178,7 +178,7 @@ export interface StageEta {
 
 export const ENGINE_ACTOR = "engine";
 
-export interface InitialStateParams {
+interface InitialStateParams {
   rollout: string;
   spec: EngineSpec;
   /** The rollout's segment dimensions and their listed values (gates are evaluated for these only). */

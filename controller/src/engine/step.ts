@@ -22,7 +22,7 @@ import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } 
 /** A hold that does not change is recorded again this often, so the history shows it is still current. */
 export const HOLD_SNAPSHOT_SECONDS = 60;
 
-export interface TickInput {
+interface TickInput {
   /** The injected clock, ms since the epoch. */
   now: number;
   /** Cumulative counts of the rollout (all Envoy endpoints summed). */

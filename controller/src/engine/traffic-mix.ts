@@ -22,7 +22,7 @@ export interface TrafficMixResult {
   reason: string;
 }
 
-export interface TrafficMixSettings {
+interface TrafficMixSettings {
   alpha: number;
   minDifference: number;
 }

@@ -11,7 +11,7 @@ import type { Requirement } from "./requirements.ts";
 import type { EngineState } from "./state.ts";
 import type { Evaluation } from "./step.ts";
 
-export interface GateView {
+interface GateView {
   gate: string;
   slice: string;
   status: string;
@@ -34,7 +34,7 @@ export interface GateView {
   reason: string;
 }
 
-export interface HoldView {
+interface HoldView {
   text: string;
   gate: string | null;
   slice: string | null;
@@ -43,7 +43,7 @@ export interface HoldView {
   seconds: number | null;
 }
 
-export interface LiveEvaluation {
+interface LiveEvaluation {
   at: string;
   stage: { index: number; name: string } | null;
   windowStartedAt: string | null;

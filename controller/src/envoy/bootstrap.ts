@@ -25,7 +25,7 @@ export interface BootstrapOptions {
 }
 
 export const TEMPLATE_PATH = join(repoRoot, "deploy", "envoy", "envoy.template.yaml");
-export const DEFAULT_WASM_PATH = join(repoRoot, "build", "filter.wasm");
+const DEFAULT_WASM_PATH = join(repoRoot, "build", "filter.wasm");
 
 export function parseHostPort(text: string, what: string): HostPort {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text.trim());

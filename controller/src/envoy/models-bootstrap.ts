@@ -15,7 +15,7 @@ export interface ModelRoute {
   shadow?: HostPort;
 }
 
-export interface ModelsBootstrapOptions extends Omit<BootstrapOptions, "stable" | "canary" | "shadow"> {
+interface ModelsBootstrapOptions extends Omit<BootstrapOptions, "stable" | "canary" | "shadow"> {
   models: ModelRoute[];
 }
 

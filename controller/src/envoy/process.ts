@@ -17,7 +17,7 @@ export interface EnvoyProcess {
   diesWithParent: boolean;
 }
 
-export interface StartEnvoyOptions {
+interface StartEnvoyOptions {
   bootstrapYaml: string;
   adminPort: number;
   concurrency?: number;

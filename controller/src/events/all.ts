@@ -28,7 +28,7 @@ import type { RolloutStore } from "../rollouts/store.ts";
 import { sseComment, sseFrame, sseRetry } from "./sse.ts";
 import { summaryOf } from "./summary.ts";
 
-export interface AllEventsOptions {
+interface AllEventsOptions {
   store: RolloutStore;
   /** The canary's share in a rollout's latest telemetry snapshot (series/recorder.ts). */
   observed?: (name: string) => number | null;

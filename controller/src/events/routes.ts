@@ -22,7 +22,7 @@ import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { rolloutEventId, sseComment, sseFrame, sseRetry } from "./sse.ts";
 
-export interface EventRoutesOptions {
+interface EventRoutesOptions {
   store: RolloutStore;
   /** A comment line on every open stream this often; default 15000 ms. */
   heartbeatMs?: number;

@@ -7,7 +7,7 @@
 import { isTerminal, MeasurementStatus, Phase, type Evaluation } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface PlanStage {
+interface PlanStage {
   index: number;
   name: string;
   kind: string;
@@ -65,7 +65,7 @@ function observedFromEvaluation(evaluation: Evaluation | null): number | null {
   return (best.candidate / (best.stable + best.candidate)) * 100;
 }
 
-export function attentionOf(rollout: Rollout): string[] {
+function attentionOf(rollout: Rollout): string[] {
   const engine = rollout.engine;
   const out: string[] = [];
   if (engine === null) {

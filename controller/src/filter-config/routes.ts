@@ -6,8 +6,8 @@ import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
 import type { LongPollDistributor } from "./long-poll.ts";
 
-export const DEFAULT_WAIT_SECONDS = 20;
-export const MAX_WAIT_SECONDS = 60;
+const DEFAULT_WAIT_SECONDS = 20;
+const MAX_WAIT_SECONDS = 60;
 
 export const FilterConfigBody = Type.Object({
   epoch: Type.String(),
@@ -93,7 +93,7 @@ export function holdMilliseconds(wait: string | undefined): number {
   return Math.round(Math.min(MAX_WAIT_SECONDS, Math.max(0, seconds)) * 1000);
 }
 
-export interface FilterConfigRoutesOptions {
+interface FilterConfigRoutesOptions {
   longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
 }

@@ -94,8 +94,3 @@ export function installBrowserGuard(app: FastifyInstance, options: { openApi: bo
     return payload;
   });
 }
-
-/** Headers for responses written past Fastify's reply (hijacked event streams). */
-export function securityHeaders(): Record<string, string> {
-  return { ...SECURITY_HEADERS };
-}

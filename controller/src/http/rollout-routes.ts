@@ -23,7 +23,7 @@ import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
 import { restoreRedacted } from "../secrets.ts";
 import { documentRolloutSpecBody } from "../rollouts/spec-doc.ts";
 
-export interface RolloutRoutesOptions {
+interface RolloutRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
   /** Reads what Envoy has counted under a name, right before a rollout of that name is created (stats/baseline.ts). */

@@ -4,7 +4,7 @@ import type { Sample } from "./prometheus-text.ts";
 import type { MetricProvider, MetricReading, ReadWindow, RolloutCounts, SourceStatus } from "./provider.ts";
 import { RolloutCountsSum, rolloutSamplesFromText } from "./rollout-counts.ts";
 
-export interface EnvoyAdminOptions {
+interface EnvoyAdminOptions {
   /** Per endpoint; a hung Envoy must not hold a stats request or a gate evaluation. */
   timeoutMs?: number;
 }

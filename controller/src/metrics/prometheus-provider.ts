@@ -11,9 +11,9 @@ import { emptyRolloutCounts, type MetricProvider, type MetricReading, type ReadW
 import { RolloutCountsSum } from "./rollout-counts.ts";
 
 /** Default freshness bound: four scrapes at Istio's default 15 s interval. */
-export const DEFAULT_MAX_LAG_MS = 60_000;
+const DEFAULT_MAX_LAG_MS = 60_000;
 
-export interface PrometheusProviderOptions {
+interface PrometheusProviderOptions {
   /** The newest sample of the filter's series may be at most this much older than the tick; default 60 s. */
   maxLagMs?: number;
   /** Restarted sidecars asked about at once. */

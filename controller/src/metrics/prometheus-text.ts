@@ -10,7 +10,7 @@ export interface Sample {
   value: number;
 }
 
-export interface ParseProblem {
+interface ParseProblem {
   line: number;
   reason: string;
 }

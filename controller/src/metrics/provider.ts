@@ -18,7 +18,7 @@ export interface HistogramBucket {
   cumulativeCount: number;
 }
 
-export interface LatencyHistogram {
+interface LatencyHistogram {
   /** Sorted by upperBound, ending with +Infinity when any observation exists. Microseconds. */
   bucketsUs: HistogramBucket[];
   sumUs: number;
@@ -50,7 +50,7 @@ export interface VariantCounts {
 export type SliceCounts = Record<Variant, VariantCounts> & { shadow?: VariantCounts };
 
 /** Per segment dimension, per value ("other" included), per variant. */
-export type SegmentCounts = Record<string, Record<string, SliceCounts>>;
+type SegmentCounts = Record<string, Record<string, SliceCounts>>;
 
 export interface RolloutCounts {
   stable: VariantCounts;

@@ -11,7 +11,7 @@ import type { MetricProvider } from "./provider.ts";
 export const METRIC_SOURCE_KINDS = ["admin", "prometheus"] as const;
 export type MetricSourceKind = (typeof METRIC_SOURCE_KINDS)[number];
 
-export interface MetricSourceOptions {
+interface MetricSourceOptions {
   /** Where the built-in gates' counts come from; default "admin". */
   metrics?: MetricSourceKind;
   /** Envoy admin base URLs (metrics "admin"). */
@@ -26,7 +26,7 @@ export interface MetricSourceOptions {
   prometheusMaxLagMs?: number;
 }
 
-export interface MetricSources {
+interface MetricSources {
   kind: MetricSourceKind;
   /** The built-in gates' counts. */
   counts: MetricProvider;

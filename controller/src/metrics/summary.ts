@@ -2,14 +2,14 @@ import { histogramQuantile } from "./histogram.ts";
 import { LATENCY_UNITS_PER_MS } from "./envoy-series.ts";
 import type { ResponseClass, ValueHistogram, VariantCounts } from "./provider.ts";
 
-export interface DistributionSummary {
+interface DistributionSummary {
   p50: number | null;
   p95: number | null;
   count: number;
 }
 
 /** What the filter read from a variant's answers (present when the rollout analyzes output). */
-export interface OutputSummary {
+interface OutputSummary {
   /** Answers the filter parsed or tried to (every label count, "missing" included). */
   analyzed: number;
   labels: Record<string, number>;
@@ -33,7 +33,7 @@ export interface OutputSummary {
 }
 
 /** The shadow compared with the primary, over the mirrored requests. */
-export interface ShadowComparisonSummary {
+interface ShadowComparisonSummary {
   compared: number;
   statusMatchRate: number | null;
   /** agree / (agree + disagree): answers where either side had no prediction are left out, counted in predictionMissing. */
@@ -84,7 +84,7 @@ function byLabel(counters: Record<string, number>, name: string): Record<string,
   return out;
 }
 
-export function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
+function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
   const c = counts.counters;
   const labels = byLabel(c, "predictions");
   const schemaResults = Object.fromEntries(
@@ -128,7 +128,7 @@ export function summarizeOutput(counts: VariantCounts): OutputSummary | undefine
   };
 }
 
-export function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
+function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
   const c = counts.counters;
   const match = c.status_match ?? 0;
   const mismatch = c.status_mismatch ?? 0;

@@ -24,7 +24,7 @@ import type { NotificationOutbox, OutboxRow } from "./outbox.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 import type { TargetFormat } from "../engine/index.ts";
 
-export interface DispatcherOptions {
+interface DispatcherOptions {
   clock?: () => number;
   log?: FastifyBaseLogger;
   registry?: Registry;

@@ -77,7 +77,7 @@ export function eventOf(d: Decision): NotificationEvent | null {
   return null;
 }
 
-export interface EventContext {
+interface EventContext {
   publicUrl: string | null;
 }
 
@@ -178,7 +178,7 @@ export interface GateStreak {
   reason: string;
 }
 
-export interface StreakUpdate {
+interface StreakUpdate {
   next: Map<string, GateStreak>;
   events: NotificationPayload[];
   changed: boolean;

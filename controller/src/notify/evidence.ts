@@ -6,7 +6,7 @@
 import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "../engine/index.ts";
 
 /** At most this many measurements go into one payload: overall slices first, then the failed, the worst first. */
-export const MAX_EVIDENCE = 24;
+const MAX_EVIDENCE = 24;
 const MAX_TEXT = 2000;
 
 export interface EvidenceItem {
@@ -37,7 +37,7 @@ export function clip(text: string, max = MAX_TEXT): string {
   return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
 }
 
-export function evidenceItem(m: Measurement): EvidenceItem {
+function evidenceItem(m: Measurement): EvidenceItem {
   return {
     gate: m.gate,
     slice: segmentLabel(m.segment),

@@ -48,8 +48,8 @@ const TABLES = `
   );
 `;
 
-export type DeliveryState = "pending" | "sent" | "dropped";
-export type DropReason = "queue_full" | "expired" | "rejected";
+type DeliveryState = "pending" | "sent" | "dropped";
+type DropReason = "queue_full" | "expired" | "rejected";
 
 export interface OutboxRow {
   seq: number;

@@ -18,7 +18,7 @@ import { decisionEvents, gateStreaks, type GateStreak, type NotificationPayload 
 import { targetKey, type Enqueued, type NotificationOutbox } from "./outbox.ts";
 import { NOTIFY_DEFAULTS, wants, type NotificationTarget } from "../engine/index.ts";
 
-export interface NotifyingPersistenceOptions {
+interface NotifyingPersistenceOptions {
   /** Controller-wide targets: every managed rollout's events go there too (unless its spec opts out). */
   controllerTargets?: readonly NotificationTarget[];
   publicUrl?: string | null;
@@ -39,7 +39,7 @@ interface Plan {
   clear: string | null;
 }
 
-export const DEFAULT_MAX_PENDING_PER_TARGET = 1000;
+const DEFAULT_MAX_PENDING_PER_TARGET = 1000;
 
 export class NotifyingPersistence implements RolloutPersistence {
   readonly #inner: RolloutPersistence;

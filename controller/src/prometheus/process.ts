@@ -8,10 +8,10 @@ import { spawnManaged } from "../child-process.ts";
 import { freePort } from "../net.ts";
 
 /** Where the Debian package puts the server. */
-export const DEFAULT_PROMETHEUS_BIN = "/usr/bin/prometheus";
+const DEFAULT_PROMETHEUS_BIN = "/usr/bin/prometheus";
 
 /** The Prometheus binary: PROMETHEUS_BIN if set, else the Debian package's (the install step puts it there). */
-export function prometheusBinary(): string {
+function prometheusBinary(): string {
   const fromEnv = process.env.PROMETHEUS_BIN;
   if (fromEnv) return fromEnv;
   if (!existsSync(DEFAULT_PROMETHEUS_BIN)) {
@@ -32,7 +32,7 @@ export interface PrometheusProcess {
   stop(): Promise<void>;
 }
 
-export interface StartPrometheusOptions {
+interface StartPrometheusOptions {
   /** host:port of every endpoint to scrape (one job, "targets"). */
   scrapeTargets: string[];
   /** Default /stats/prometheus: Envoy's admin endpoint. */
@@ -53,7 +53,7 @@ export interface StartPrometheusOptions {
 }
 
 /** prometheus.yml for one scrape job. JSON is YAML, and quoting every string keeps odd paths intact. */
-export function renderPrometheusConfig(opts: Pick<StartPrometheusOptions, "scrapeTargets" | "metricsPath" | "scrapeIntervalMs">): string {
+function renderPrometheusConfig(opts: Pick<StartPrometheusOptions, "scrapeTargets" | "metricsPath" | "scrapeIntervalMs">): string {
   const intervalMs = Math.round(opts.scrapeIntervalMs ?? 1000);
   if (!(intervalMs >= 1)) throw new Error(`startPrometheus: scrapeIntervalMs must be at least 1, got ${opts.scrapeIntervalMs}`);
   const interval = `${intervalMs}ms`;

@@ -12,7 +12,7 @@ import { FinalizeHooks } from "./finalize-hook.ts";
 import type { WebhookJudges } from "./webhook-judge.ts";
 import { readPromQLGates } from "./promql-gates.ts";
 
-export interface RolloutDriverOptions {
+interface RolloutDriverOptions {
   store: RolloutStore;
   metricProvider: MetricProvider;
   clock?: () => Date;
@@ -29,7 +29,7 @@ export interface RolloutDriverOptions {
   judges?: WebhookJudges;
 }
 
-export interface TickReport {
+interface TickReport {
   at: number;
   /** Rollouts stepped, and those whose step threw (logged, retried next tick). */
   stepped: string[];

@@ -12,7 +12,7 @@ import type { HookStatus, Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 
-export interface FinalizeHookOptions {
+interface FinalizeHookOptions {
   store: RolloutStore;
   clock?: () => Date;
   log?: FastifyBaseLogger;
@@ -21,7 +21,7 @@ export interface FinalizeHookOptions {
   retryMaxMs?: number;
 }
 
-export const HOOK_ACTOR = "finalize-webhook";
+const HOOK_ACTOR = "finalize-webhook";
 
 export class FinalizeHooks {
   readonly #store: RolloutStore;

@@ -4,7 +4,7 @@
 import { isTerminal, Phase, segmentLabel, type Decision, type Measurement } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface GateLine {
+interface GateLine {
   gate: string;
   segment: string;
   status: string;

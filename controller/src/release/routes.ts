@@ -17,7 +17,7 @@ import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
-export interface ReleaseRoutesOptions {
+interface ReleaseRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
 }
@@ -56,7 +56,7 @@ function notManaged(rollout: Rollout): ConflictError {
  * Runs an engine command on a managed rollout and applies it; a refusal is a 409, a stale If-Match a 412.
  * Check, run and apply happen in one synchronous turn, so no other write can land in between.
  */
-export function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
+function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
   expectRevision(store, name, ifMatch);
   const engine = managed(store.get(name));
   const result = applyCommand(engine.state, command, now, engine.lastEvaluation);

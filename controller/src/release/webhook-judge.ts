@@ -27,7 +27,7 @@ import { compactEvidence, linksOf } from "../notify/evidence.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface WebhookJudgesOptions {
+interface WebhookJudgesOptions {
   clock?: () => Date;
   log?: FastifyBaseLogger;
   /** The controller's public base URL, for the links in the question. */
@@ -158,7 +158,7 @@ export class WebhookJudges {
  * What the judge is asked (documented in the README, "Webhook gates"): the question (stage, candidate, time),
  * the rollout and its owner, and the evidence of the latest evaluation (every other gate's measurements).
  */
-export function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: JudgeQuestion, publicUrl: string | null): Record<string, unknown> {
+function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: JudgeQuestion, publicUrl: string | null): Record<string, unknown> {
   const engine = rollout.engine;
   if (engine === null) throw new Error(`rollout ${rollout.spec.name}: webhook gate ${gate.name} asked about a rollout the engine does not manage`);
   const state = engine.state;

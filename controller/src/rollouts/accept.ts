@@ -13,7 +13,7 @@ import { checkSegments } from "./segments.ts";
 import { normalizeShadow } from "./shadow.ts";
 import { checkClusters, normalizeClusters } from "./clusters.ts";
 
-export interface AcceptedSpec {
+interface AcceptedSpec {
   normalized: NormalizedSpec;
   /** The engine part parsed (null: a manual rollout). */
   engine: ParseResult | null;

@@ -8,7 +8,7 @@ import { Type, type Static } from "@sinclair/typebox";
 import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 
 /** Envoy cluster names as Envoy and Istio write them (`outbound|80|canary|fraud-model.ml.svc.cluster.local`). */
-export const CLUSTER_NAME_PATTERN = "^[A-Za-z0-9_.|:-]{1,255}$";
+const CLUSTER_NAME_PATTERN = "^[A-Za-z0-9_.|:-]{1,255}$";
 
 // No schema `default`: ajv would fill it in, and an unnamed cluster must stay unnamed until normalized (a
 // section's own cluster is only at odds with `clusters` when both are written).
@@ -19,7 +19,7 @@ export const clusterName = (description: string) =>
     [REASONS_KEYWORD]: { pattern: "must be an Envoy cluster name: 1 to 255 of letters, digits, '_', '.', '|', ':' and '-'" },
   });
 
-export const DEFAULT_CLUSTERS = { stable: "stable", canary: "canary", shadow: "shadow" } as const;
+const DEFAULT_CLUSTERS = { stable: "stable", canary: "canary", shadow: "shadow" } as const;
 
 export const ClustersSpec = Type.Object(
   {

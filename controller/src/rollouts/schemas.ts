@@ -36,7 +36,7 @@ export const ENGINE_PROPERTIES = {
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
-export const RolloutName = Type.String({
+const RolloutName = Type.String({
   pattern: ROLLOUT_NAME_PATTERN,
   maxLength: 63,
   description: "DNS label: lowercase letters, digits and '-', 1 to 63 characters.",

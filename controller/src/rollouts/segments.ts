@@ -95,7 +95,7 @@ export function checkSegments(segments: SegmentSpec[], basePath = "/segments"): 
   return details;
 }
 
-export function sizeValues(bounds: number[]): string[] {
+function sizeValues(bounds: number[]): string[] {
   return [...bounds.map((b) => `le_${b}`), `gt_${bounds[bounds.length - 1]}`];
 }
 

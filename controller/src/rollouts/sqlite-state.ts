@@ -73,7 +73,7 @@ export class StateFileInUseError extends Error {
   }
 }
 
-export interface SqliteStateOptions {
+interface SqliteStateOptions {
   /**
    * Start empty: after taking the lock, the file's rollouts, history and epoch are removed (a copy of what was
    * there is kept next to it first, see `freshStart`).

@@ -20,7 +20,7 @@ import { canaryClusterHolder } from "./clusters.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { segmentValueNames } from "./segments.ts";
 
-export interface RolloutStoreOptions {
+interface RolloutStoreOptions {
   /** Fixed epoch for tests; a random one otherwise. */
   epoch?: string;
   clock?: () => Date;
@@ -41,7 +41,7 @@ interface Change {
   archive?: string;
 }
 
-export function newEpoch(): string {
+function newEpoch(): string {
   return randomBytes(8).toString("hex");
 }
 

@@ -37,7 +37,7 @@ import {
 
 export * from "./compiled-format.ts";
 
-export type CompileResult = { ok: true; compiled: CompiledSchema } | { ok: false; errors: ErrorDetail[] };
+type CompileResult = { ok: true; compiled: CompiledSchema } | { ok: false; errors: ErrorDetail[] };
 
 const ANNOTATION_KEYWORDS = new Set(["$id", "$comment", "title", "description", "examples", "default"]);
 
@@ -77,7 +77,7 @@ export function compileOutputSchema(schema: unknown): CompileResult {
 }
 
 /** RFC 6901 escaping of one reference token. */
-export function pointerToken(name: string): string {
+function pointerToken(name: string): string {
   return name.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 

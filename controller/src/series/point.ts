@@ -14,7 +14,7 @@ import { OVERALL, sumCounters, type CountsSnapshot, type HistogramSnapshot, type
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 
 export const SERIES_VARIANTS = ["stable", "canary", "shadow"] as const;
-export type SeriesVariant = (typeof SERIES_VARIANTS)[number];
+type SeriesVariant = (typeof SERIES_VARIANTS)[number];
 
 /** Positions in a stored variant's number array. */
 export const FIELD = {
@@ -57,7 +57,7 @@ const FIELD_COUNT = 33;
 const QUANTILES = [FIELD.p50Us, FIELD.p95Us, FIELD.p99Us] as const;
 
 /** Confidence in ten bins of 0.1 (the bootstrap's confidence_milli buckets are 0.02 wide, so the bins are exact). */
-export const CONFIDENCE_BINS = 10;
+const CONFIDENCE_BINS = 10;
 
 export interface StoredCell {
   /** FIELD-indexed numbers, trailing zeros cut. */
@@ -71,7 +71,7 @@ export interface StoredCell {
 }
 
 /** Slice key ("overall", "tier=free") -> variant -> cell. */
-export type StoredSlices = Record<string, Partial<Record<SeriesVariant, StoredCell>>>;
+type StoredSlices = Record<string, Partial<Record<SeriesVariant, StoredCell>>>;
 
 /** Gate -> [stable value, candidate value, verdict]: the engine's overall measurement at this snapshot. */
 export type StoredGates = Record<string, [number | null, number | null, string]>;

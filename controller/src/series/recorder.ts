@@ -16,7 +16,7 @@ import { snapshotOf, type StoredGates } from "./point.ts";
 import type { SeriesStore } from "./store.ts";
 
 /** After a managed rollout ends, its traffic is still recorded this long. */
-export const RECORD_AFTER_END_MS = 15 * 60_000;
+const RECORD_AFTER_END_MS = 15 * 60_000;
 
 interface Previous {
   incarnation: number;
@@ -27,7 +27,7 @@ interface Previous {
   lastRequests: { stable: number; canary: number } | null;
 }
 
-export interface SeriesRecorderOptions {
+interface SeriesRecorderOptions {
   store: RolloutStore;
   series: SeriesStore;
   metricProvider: MetricProvider;

@@ -10,7 +10,7 @@ import type { SeriesStore } from "./store.ts";
 import { SeriesBody } from "./view.ts";
 
 /** At most this many steps per answer; a smaller step asked for a longer range is widened. */
-export const MAX_POINTS = 1000;
+const MAX_POINTS = 1000;
 const DEFAULT_POINTS = 240;
 
 const Time = Type.String({
@@ -40,7 +40,7 @@ const SeriesQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export interface SeriesRoutesOptions {
+interface SeriesRoutesOptions {
   store: RolloutStore;
   series: SeriesStore;
   recorder: SeriesRecorder;

@@ -16,7 +16,7 @@ import type Database from "better-sqlite3";
 import { mergeCells, SERIES_VARIANTS, type StoredCell, type StoredGates, type StoredSnapshot } from "./point.ts";
 import { variantPoint, type SeriesPoint } from "./view.ts";
 
-export const DEFAULT_RETENTION_HOURS = 7 * 24;
+const DEFAULT_RETENTION_HOURS = 7 * 24;
 const PRUNE_EVERY_MS = 60_000;
 
 // A rowid table: snapshots are 0.5-2 KB, and a WITHOUT ROWID table moves rows that large to overflow pages
@@ -36,7 +36,7 @@ const TABLE = `
   CREATE INDEX IF NOT EXISTS series_by_time ON series (at);
 `;
 
-export interface SeriesRow {
+interface SeriesRow {
   rollout: string;
   /** End of the window, ms. */
   at: number;

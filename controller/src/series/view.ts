@@ -8,7 +8,7 @@ import { FIELD, type MergedCell } from "./point.ts";
 const N = Type.Union([Type.Number(), Type.Null()]);
 const Counts = Type.Record(Type.String(), Type.Number());
 
-export const VariantPoint = Type.Object({
+const VariantPoint = Type.Object({
   requests: Type.Number(),
   requestsPerSecond: Type.Number(),
   responses: Type.Object({ "2xx": Type.Number(), "3xx": Type.Number(), "4xx": Type.Number(), "5xx": Type.Number(), local: Type.Number() }),
@@ -46,7 +46,7 @@ export const VariantPoint = Type.Object({
     { description: "The shadow against the primary (shadow variant only)" },
   ),
 });
-export type VariantPoint = Static<typeof VariantPoint>;
+type VariantPoint = Static<typeof VariantPoint>;
 
 const SlicePoint = Type.Object({ stable: Type.Optional(VariantPoint), canary: Type.Optional(VariantPoint), shadow: Type.Optional(VariantPoint) });
 

@@ -72,7 +72,7 @@ const VariantStats = Type.Object({
 
 const SliceStats = Type.Object({ stable: VariantStats, canary: VariantStats, shadow: Type.Optional(VariantStats) });
 
-export const StatsQuery = Type.Object({
+const StatsQuery = Type.Object({
   window: Type.Optional(
     Type.Unsafe<"rollout" | "stage">({
       type: "string",
@@ -95,7 +95,7 @@ const StatsWindow = Type.Object({
   note: Type.Union([Type.String(), Type.Null()]),
 });
 
-export const RolloutStatsBody = Type.Object({
+const RolloutStatsBody = Type.Object({
   rollout: Type.String(),
   window: StatsWindow,
   sources: Type.Array(Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) })),
@@ -105,7 +105,7 @@ export const RolloutStatsBody = Type.Object({
   }),
 });
 
-export interface StatsRoutesOptions {
+interface StatsRoutesOptions {
   store: RolloutStore;
   metricProvider: MetricProvider;
   clock?: () => Date;

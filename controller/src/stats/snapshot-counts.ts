@@ -17,7 +17,7 @@ function buckets(h: HistogramSnapshot): HistogramBucket[] {
   return out;
 }
 
-export function variantFromSnapshot(slice: SliceSnapshot | undefined): VariantCounts {
+function variantFromSnapshot(slice: SliceSnapshot | undefined): VariantCounts {
   const counts = emptyVariantCounts();
   if (!slice) return counts;
   for (const [name, n] of Object.entries(slice.counters)) {

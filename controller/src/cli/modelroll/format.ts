@@ -30,7 +30,7 @@ export function paint(enabled: boolean): Paint {
 // eslint-disable-next-line no-control-regex
 // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC is the character this matches (SGR colour codes).
 const ANSI = /\x1b\[[0-9;]*m/g;
-export const visibleLength = (text: string) => [...text.replace(ANSI, "")].length;
+const visibleLength = (text: string) => [...text.replace(ANSI, "")].length;
 
 /** Columns padded to the widest cell (color codes not counted); the last column is not padded. */
 export function table(header: string[], rows: string[][], p: Paint): string {

@@ -29,7 +29,7 @@ export interface GateSlice {
   etaSeconds: number | null;
 }
 
-export interface StageLine {
+interface StageLine {
   name: string;
   state: "done" | "current" | "ended" | "pending";
 }

@@ -1,7 +1,7 @@
 // What one `modelroll` invocation will do, as data: the parsed command and the HTTP requests it makes.
 // Pure: program.ts builds a Plan from argv and the environment; run.ts carries it out.
 
-export const OUTPUTS = ["table", "json", "yaml"] as const;
+const OUTPUTS = ["table", "json", "yaml"] as const;
 export type Output = (typeof OUTPUTS)[number] | "name";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:8080";

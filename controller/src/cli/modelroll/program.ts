@@ -17,7 +17,7 @@ import {
   type PlanResult,
 } from "./plan.ts";
 
-export interface PlanInputs {
+interface PlanInputs {
   env: Record<string, string | undefined>;
   /** stdout is a terminal (colors only then). */
   isTTY: boolean;

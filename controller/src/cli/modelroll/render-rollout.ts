@@ -34,7 +34,7 @@ function verdictIcon(verdict: Verdict, p: Paint): string {
 }
 
 /** "2/4 (5%)", "2 (5%)" without the plan, "-" before the first stage. */
-export function stageText(picture: Pick<Picture, "stage" | "stageCount">): string {
+function stageText(picture: Pick<Picture, "stage" | "stageCount">): string {
   if (!picture.stage) return "-";
   const position = picture.stageCount !== null ? `${picture.stage.index + 1}/${picture.stageCount}` : `${picture.stage.index + 1}`;
   return `${position} (${picture.stage.name})`;

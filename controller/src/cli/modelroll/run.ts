@@ -102,7 +102,7 @@ function picture(view: unknown, ctx: Context): Picture {
 }
 
 /** The spec in a file (or stdin for "-"); unreadable or unparsable is a usage error (exit 3). */
-export async function readSpec(file: string, ctx: Context): Promise<unknown> {
+async function readSpec(file: string, ctx: Context): Promise<unknown> {
   const label = file === "-" ? "stdin" : file;
   let text: string;
   try {

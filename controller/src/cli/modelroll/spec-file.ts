@@ -2,7 +2,7 @@
 // Pure: the text comes from the caller.
 import { parseAllDocuments } from "yaml";
 
-export type SpecFile = { ok: true; spec: unknown } | { ok: false; error: string };
+type SpecFile = { ok: true; spec: unknown } | { ok: false; error: string };
 
 export function parseSpecFile(label: string, text: string): SpecFile {
   if (text.trim() === "") return { ok: false, error: `${label}: empty; expected a rollout spec in YAML or JSON` };

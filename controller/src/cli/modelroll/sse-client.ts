@@ -3,7 +3,7 @@
 import { CliError, connectionReason, describeFailure, headersFor, isMissingRoute, type Http } from "./client.ts";
 import { EXIT } from "./plan.ts";
 
-export interface SseMessage {
+interface SseMessage {
   event: string;
   id: string | null;
   data: string;
@@ -46,7 +46,7 @@ export class SseParser {
   }
 }
 
-export interface FollowOptions {
+interface FollowOptions {
   http: Http;
   path: string;
   /** Return "stop" to end the follow. Awaited: events are handled one at a time, in order. */
