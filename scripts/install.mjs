@@ -6,6 +6,7 @@
 // installed with apt-get when missing. PROMETHEUS_BIN=/path/to/prometheus skips that.
 // The Istio-mesh tests' tools and schemas: scripts/install-mesh.mjs.
 // The dashboard (dashboard/, Preact + uPlot) is bundled with esbuild into build/dashboard (scripts/build-dashboard.mjs).
+// The controller (controller/src) is compiled by tsc into controller/dist (scripts/build-controller.mjs).
 // Its browser tests drive Debian's `chromium` (/usr/bin/chromium) with playwright-core, installed with apt-get
 // when missing. CHROMIUM_BIN=/path/to/chromium skips that.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { aptInstall, tail } from "./apt.mjs";
 import { buildDashboard } from "./build-dashboard.mjs";
+import { buildController } from "./build-controller.mjs";
 import { installMesh } from "./install-mesh.mjs";
 
 export const ENVOY_VERSION = "1.40.0";
@@ -170,6 +172,11 @@ try {
   await buildDashboard();
 } catch (error) {
   fail(`building the dashboard: ${error.message}`);
+}
+try {
+  buildController();
+} catch (error) {
+  fail(`building the controller: ${error.message}`);
 }
 installEnvoy();
 installPrometheus();

@@ -244,7 +244,7 @@ describe("npm start as a process tree", () => {
     const second = npm(["run", "controller", "--", "--listen", `127.0.0.1:${await freePort()}`, "--state", run.stateFile], {});
     const { code } = await second.exited();
     expect(code).toBe(1);
-    expect(second.output()).toContain(`state file ${run.stateFile} in use by pid ${run.node} (node --import tsx controller/src/cli/start.ts`);
+    expect(second.output()).toContain(`state file ${run.stateFile} in use by pid ${run.node} (node --enable-source-maps controller/dist/cli/start.js`);
     expect(second.output()).not.toContain("listening on");
     await expectAllGone(second, { listen: 0 } as unknown as Ports);
 
