@@ -144,7 +144,7 @@ class FastLineReader {
     const labels: Record<string, string> = {};
     const labelNames = this.#labelNames;
     const labelValues = this.#labelValues;
-    let name: string;
+    let name = this.#name;
     let p: number;
     let c = -1;
     let index = 0;
@@ -153,18 +153,15 @@ class FastLineReader {
     const prefix = this.#prefix;
     const samePrefix = prefix.length > 0 && start + prefix.length <= end && text.slice(start, start + prefix.length) === prefix;
     if (samePrefix) {
-      name = this.#name;
       for (; index < this.#prefixLabel; index++) {
         const known = labelNames[index];
         const value = labelValues[index];
-        // The prefix was read with these labels; without them the line goes to the slow reader.
-        if (known === undefined || value === undefined) return null;
+        if (known === undefined || value === undefined) return null; // the prefix was read with them; else the slow reader
         labels[known] = value;
       }
       p = start + prefix.length;
       inLabels = atValue = true;
     } else {
-      name = this.#name;
       if (
         name.length > 0 &&
         start + name.length <= end &&
