@@ -162,7 +162,7 @@ describe("shadow traffic", () => {
     }
   });
 
-  it("a shadow 10x slower than the primary delays nothing, and is compared after the client is gone", async () => {
+  it("a slow shadow (2 s) delays nothing, and is compared after the client is gone", async () => {
     const url = await createShadowed("slow", { percent: 100, timeoutMs: 5000 });
     const warm = await sendMany(url, 40, (i) => ({ "x-user-id": `w-${i}` }), 4);
     expect(allOk(warm)).toBe(true);
