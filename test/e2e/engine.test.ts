@@ -118,8 +118,13 @@ describe("the engine on real Envoy", () => {
       `good model: ${seen.join(" -> ")} in ${sent} requests (${mirroredInShadowStage} mirrored to the shadow during its stage); decisions: ${kinds.join(", ")}`,
     );
     expect(view.phase).toBe("Succeeded");
-    // Each stage lasts at least 1 s and a round of traffic takes a fraction of that, so every stage is seen.
-    expect(seen.filter((s) => s !== "Pending")).toEqual(["Shadowing shadow", "Canary 10%", "Canary 50%", "Baking 100%", "Succeeded 100%"]);
+    // Order, not timing: the phases seen between rounds of traffic come in the plan's order and end Succeeded
+    // (a round on a loaded machine may outlast a 1 s stage, so not every stage need be seen between rounds;
+    // the decisions below show each one was passed).
+    const plan = ["Shadowing shadow", "Canary 10%", "Canary 50%", "Baking 100%", "Succeeded 100%"];
+    const observed = seen.filter((s) => s !== "Pending");
+    expect(observed).toEqual(plan.filter((s) => observed.includes(s)));
+    expect(observed.at(-1)).toBe("Succeeded 100%");
     expect(kinds).toEqual(["started", "advanced", "advanced", "advanced", "succeeded"]);
     expect(mirroredInShadowStage).toBeGreaterThan(0);
     const r = await send(url, { "x-user-id": "anyone" });
