@@ -159,7 +159,25 @@ describe("managed rollouts", () => {
     expect(stdout).toMatch(/│ {2}[├└]─ [✔?] error_rate +overall +canary [\d.]+% vs stable [\d.]+% +n [\d,]+ \/ [\d,]+ \([\d,]+ needed\) +maximum 1%/);
     expect(stdout).toMatch(/human_review_score +overall/);
     expect(lines.at(-2)).toBe("└─ ○ 100%");
-    expect(json((await run(["get", "tree", "-o", "json"])).stdout)).toEqual(await get("tree"));
+    // The engine ticks every 250 ms and each tick refreshes the live evaluation and forecast, so the CLI's
+    // view is compared with the API's read just before and just after it: everything else is the same in all
+    // three, and the CLI's evaluation is one the engine made between the two reads.
+    const before = await get("tree");
+    const shown = json((await run(["get", "tree", "-o", "json"])).stdout);
+    const after = await get("tree");
+    const { evaluation: _beforeEvaluation, forecast: _beforeForecast, ...beforeRest } = before;
+    const { evaluation, forecast, ...shownRest } = shown;
+    const { evaluation: _afterEvaluation, forecast: _afterForecast, ...afterRest } = after;
+    expect(shownRest).toEqual(beforeRest);
+    expect(shownRest).toEqual(afterRest);
+    expect(Object.keys(evaluation).sort()).toEqual(Object.keys(before.evaluation).sort());
+    expect(Object.keys(forecast).sort()).toEqual(Object.keys(before.forecast).sort());
+    expect(evaluation.stage).toEqual(before.evaluation.stage);
+    expect(Date.parse(evaluation.at)).toBeGreaterThanOrEqual(Date.parse(before.evaluation.at));
+    expect(Date.parse(evaluation.at)).toBeLessThanOrEqual(Date.parse(after.evaluation.at));
+    // Made from the same evaluation as one of the API's reads, the CLI shows exactly that read.
+    if (evaluation.at === before.evaluation.at) expect(shown).toEqual(before);
+    if (evaluation.at === after.evaluation.at) expect(shown).toEqual(after);
     await run(["delete", "tree"]);
   });
 

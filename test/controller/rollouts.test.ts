@@ -248,14 +248,21 @@ describe("conflicts", () => {
       "rollout fraud-v2: pathPrefix /v1/predict is held by rollout fraud-model (manual, canary 0%): DELETE /v1/rollouts/fraud-model frees it (its report and history stay readable in the archive)",
     );
     // A longer prefix is a different route, not a conflict.
-    await createRollout(app, spec({ name: "fraud-v2", match: { pathPrefix: "/v1/predict/v2" } }));
+    const longer = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec({ name: "fraud-v2", match: { pathPrefix: "/v1/predict/v2" } }) });
+    expect(longer.statusCode, longer.body).toBe(201);
+    expect(longer.json()).toMatchObject({ name: "fraud-v2", spec: { match: { pathPrefix: "/v1/predict/v2" } } });
   });
 
   it("frees the name and prefix on delete", async () => {
     const app = await testApp();
-    await createRollout(app);
-    await app.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model" });
-    await createRollout(app);
+    const first = await createRollout(app, spec({ canaryPercent: 5 }));
+    const deleted = await app.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model" });
+    expect(deleted.statusCode).toBe(204);
+    // The same name and prefix again: created anew (201), not refused as taken (409).
+    const again = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec() });
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.json()).toMatchObject({ name: "fraud-model", canaryPercent: 0, revision: 1, spec: { match: { pathPrefix: "/v1/predict" } } });
+    expect(again.json().configVersion).toBeGreaterThan(first.configVersion);
   });
 });
 

@@ -159,16 +159,12 @@ describe("the dashboard in Chromium", () => {
     const set = await fetch(`${stack.canary.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0.6 }) });
     expect(set.status).toBe(200);
     try {
-      let rolledBackAt = 0;
       const sending = (async () => {
         for (let r = 0; r < 60 && (await api(ctl, "GET", "/v1/rollouts/bad")).json.phase === "Canary"; r++) await traffic("bad", 1, r * 40);
-        rolledBackAt = performance.now();
       })();
       await page.locator("[data-testid=phase][data-phase=RolledBack]").waitFor({ timeout: 30_000 });
       await sending;
-      const shownAfterMs = performance.now() - rolledBackAt;
       await page.locator("[data-testid=gate-row][data-gate=error_rate][data-verdict=Failed]").first().waitFor({ timeout: 10_000 });
-      console.log(`bad canary: the page showed RolledBack ${Math.max(0, shownAfterMs).toFixed(0)} ms after the API did (measured once)`);
       expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
       expect(await page.getByTestId("why").textContent()).toContain("error");
       expect(await page.locator(".timeline [data-kind=rolledBack]").count()).toBe(1);

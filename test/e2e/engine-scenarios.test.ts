@@ -48,7 +48,6 @@ interface Drive {
   phase: string;
   sent: number;
   replies: Array<Reply & { headers: Record<string, string> }>;
-  seconds: number;
 }
 
 /**
@@ -69,7 +68,7 @@ async function drive(
     for (const [i, r] of got.entries()) replies.push({ ...r, headers: opts.headersFor(offset + i) });
     phase = await phaseOf(name);
   }
-  return { phase, sent: replies.length, replies, seconds: (performance.now() - started) / 1000 };
+  return { phase, sent: replies.length, replies };
 }
 
 async function allOnStable(name: string): Promise<void> {
@@ -140,7 +139,7 @@ describe("engine scenarios on real Envoy", () => {
       const overall = last.measurements.find((m) => m.gate === "error_rate" && m.segment === null);
       const seg = last.measurements.find((m) => m.gate === "error_rate" && m.segment?.value === "enterprise");
       console.log(
-        `segment defect: ${run.phase} after ${run.seconds.toFixed(1)} s, ${run.sent} requests sent (${canary.length} canary: ` +
+        `segment defect: ${run.phase} after ${run.sent} requests sent (${canary.length} canary: ` +
           `${enterprise.length} enterprise with ${failedOf(enterprise)} errors, ${others.length} other tiers with ${failedOf(others)} errors; ` +
           `stable errors ${stableErrors}); client-side canary error rate overall ${pct(failedOf(canary) / Math.max(1, canary.length))}, ` +
           `enterprise ${pct(failedOf(enterprise) / Math.max(1, enterprise.length))}\n` +
@@ -196,7 +195,7 @@ describe("engine scenarios on real Envoy", () => {
       const ratio = latency?.intervals.comparison;
       const stats = (await api(ctl(), "GET", `/v1/rollouts/${name}/stats`)).json;
       console.log(
-        `p95 latency regression: ${run.phase} after ${run.seconds.toFixed(1)} s, ${run.sent} requests sent (${canaryN} canary); ` +
+        `p95 latency regression: ${run.phase} after ${run.sent} requests sent (${canaryN} canary); ` +
           `stats API since creation: p95 stable ${ms(stats.variants?.stable?.latencyMs?.p95)}, canary ${ms(stats.variants?.canary?.latencyMs?.p95)}; ` +
           `engine p95 stable ${ms(latency?.stableValue)}, canary ${ms(latency?.candidateValue)} ` +
           `(ratio ${latency?.candidateValue && latency.stableValue ? (latency.candidateValue / latency.stableValue).toFixed(3) : "n/a"}, ` +
@@ -278,7 +277,7 @@ describe("engine scenarios on real Envoy", () => {
       const advanced = history.find((d) => d.kind === "advanced" && d.from === "Canary" && d.to === "Baking");
       const m = advanced?.measurements.find((x) => x.gate === "human_review_score");
       console.log(
-        `review gate, 4000 scores each: ${run.phase} after ${run.seconds.toFixed(1)} s more (${run.sent} requests); ` +
+        `review gate, 4000 scores each: ${run.phase} after ${run.sent} more requests; ` +
           `score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
           `interval for canary - stable [${m?.intervals.comparison?.lower?.toFixed(4)}, ${m?.intervals.comparison?.upper?.toFixed(4)}]\n` +
           `  decisions: ${history.map((d) => `${d.kind}${d.stage ? `@${d.stage.name}` : ""}`).join(", ")}\n  advanced: ${advanced?.reason}`,
@@ -297,17 +296,15 @@ describe("engine scenarios on real Envoy", () => {
     it("rolls back a canary whose review scores are clearly worse, naming the gate and both scores", { timeout: 60_000 }, async () => {
       const name = "review-bad";
       await create(spec(name));
-      const started = performance.now();
       await postScores(name, "stable", scores(200, 0.8, 0.1, 5));
       await postScores(name, "canary", scores(200, 0.6, 0.1, 6));
       // The gate needs no traffic: the next tick judges the posted scores.
       await waitFor(`${name}: the engine's verdict`, async () => TERMINAL.includes(await phaseOf(name)), 10_000, 50);
-      const seconds = (performance.now() - started) / 1000;
       const history = await decisions(name);
       const last = history[history.length - 1];
       const m = last.measurements.find((x) => x.gate === "human_review_score")!;
       console.log(
-        `bad review scores: ${await phaseOf(name)} ${seconds.toFixed(2)} s after posting; score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
+        `bad review scores: ${await phaseOf(name)} after posting; score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
           `interval for canary - stable [${m?.intervals.comparison?.lower?.toFixed(4)}, ${m?.intervals.comparison?.upper?.toFixed(4)}]\n  decision: ${last.kind}: ${last.reason}`,
       );
       expect(await phaseOf(name)).toBe("RolledBack");

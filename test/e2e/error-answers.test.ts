@@ -217,7 +217,7 @@ describe("error answers are errors, not model outputs", () => {
       const last = history[history.length - 1];
       const schemaGate = last.measurements.find((m) => m.gate === "schema_validation_pass_rate" && m.segment === null);
       console.log(
-        `5% JSON 500s: ${phase} after ${((performance.now() - started) / 1000).toFixed(1)} s, ${sent} requests (${canary500} canary 500s)\n` +
+        `5% JSON 500s: ${phase} after ${sent} requests (${canary500} canary 500s)\n` +
           `  decision: ${last.kind}: ${last.reason}\n  schema gate: ${schemaGate?.status}: ${schemaGate?.reason}`,
       );
       expect(phase).toBe("RolledBack");
@@ -268,7 +268,7 @@ describe("error answers are errors, not model outputs", () => {
       const schemaGate = last.measurements.find((m) => m.gate === "schema_validation_pass_rate" && m.segment === null);
       const counters = await outputCounters(name, "shadow");
       console.log(
-        `shadow down: ${phase} after ${((performance.now() - started) / 1000).toFixed(1)} s, ${sent} requests\n  decision: ${last.kind}: ${last.reason}\n` +
+        `shadow down: ${phase} after ${sent} requests\n  decision: ${last.kind}: ${last.reason}\n` +
           `  schema gate: ${schemaGate?.status}: ${schemaGate?.reason}\n  shadow counters: ${JSON.stringify(counters)}`,
       );
       expect(phase).toBe("RolledBack");

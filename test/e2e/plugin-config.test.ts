@@ -4,7 +4,7 @@ import { pluginConfig, renderBootstrap } from "../../controller/src/envoy/bootst
 import { startEnvoy } from "../../controller/src/envoy/process.ts";
 import { freePort } from "./harness.ts";
 
-async function bootstrapWith(config: string): Promise<{ yaml: string; admin: number }> {
+async function bootstrapWith(config: string): Promise<{ yaml: string; admin: number; listen: number }> {
   const [listen, admin, ctl] = [await freePort(), await freePort(), await freePort()];
   const opts = {
     listen: { host: "127.0.0.1", port: listen },
@@ -16,7 +16,7 @@ async function bootstrapWith(config: string): Promise<{ yaml: string; admin: num
   const yaml = renderBootstrap(opts);
   const original = pluginConfig(opts).replace(/'/g, "''");
   expect(yaml).toContain(original);
-  return { yaml: yaml.replace(original, config.replace(/'/g, "''")), admin };
+  return { yaml: yaml.replace(original, config.replace(/'/g, "''")), admin, listen };
 }
 
 describe("plugin configuration in real Envoy", () => {
@@ -54,9 +54,23 @@ describe("plugin configuration in real Envoy", () => {
   });
 
   it("accepts the rendered configuration (the refusals above are about the config, not the setup)", async () => {
-    const { yaml, admin } = await bootstrapWith(pluginConfigFor());
+    const { yaml, admin, listen } = await bootstrapWith(pluginConfigFor());
     const envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort: admin, concurrency: 1 });
-    await envoy.stop();
+    try {
+      const ready = await fetch(`${envoy.adminUrl}/ready`);
+      expect(ready.status).toBe(200);
+      expect((await ready.text()).trim()).toBe("LIVE");
+      // The filter took the configuration: its metrics are defined, it refused nothing, and a request goes
+      // through it to the (absent) upstream, so the answer is Envoy's own connect failure.
+      const stats = await (await fetch(`${envoy.adminUrl}/stats?filter=^wasmcustom\\.modelroll\\.config\\.`)).text();
+      expect(stats).toContain("wasmcustom.modelroll.config.rejected: 0");
+      const through = await fetch(`http://127.0.0.1:${listen}/v1/predict`, { method: "POST", body: '{"features":[1]}' });
+      expect(through.status).toBe(503);
+      expect(await through.text()).toMatch(/^upstream connect error/);
+      expect(envoy.log()).not.toContain("plugin configuration refused");
+    } finally {
+      await envoy.stop();
+    }
   });
 });
 

@@ -88,7 +88,7 @@ describe("weighted, sticky routing in real Envoy", () => {
     expect(outside.every((r) => r.status === 200 && r.modelVersion === "v1" && r.variant === null)).toBe(true);
   });
 
-  it("shows weight changes and rollback in traffic, and measures the propagation time", async () => {
+  it("shows weight changes and rollback in traffic", async () => {
     await api(ctl, "POST", "/v1/rollouts", { name: "flip", match: { pathPrefix: "/flip" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0 });
     await waitForRolloutActive(`${stack.dataUrl}/flip`);
     const url = `${stack.dataUrl}/flip/predict`;
@@ -97,23 +97,16 @@ describe("weighted, sticky routing in real Envoy", () => {
       const burst = await sendMany(url, 16, (i) => ({ "x-user-id": `p-${i}-${Math.random()}` }), 8);
       return burst.every((r) => r.variant === variant && r.modelVersion === (variant === "canary" ? "v2" : "v1"));
     };
-    const timings: { up: number[]; rollback: number[] } = { up: [], rollback: [] };
+    // Each change shows in traffic (the waits are deadlines, not speed assertions: how fast a rollback
+    // propagates is measured by bench/routing.ts, npm run bench).
     for (let round = 0; round < 5; round++) {
-      let t0 = performance.now();
       expect((await api(ctl, "PUT", "/v1/rollouts/flip/weight", { canaryPercent: 100 })).status).toBe(200);
-      await waitFor("100% canary", allAre("canary"), 5000, 0);
-      timings.up.push(performance.now() - t0);
-      t0 = performance.now();
+      await waitFor("100% canary", allAre("canary"), 10_000, 0);
       const rb = await api(ctl, "POST", "/v1/rollouts/flip/rollback");
       expect(rb.status).toBe(200);
       expect(rb.json.canaryPercent).toBe(0);
-      await waitFor("rollback to stable", allAre("stable"), 5000, 0);
-      timings.rollback.push(performance.now() - t0);
+      await waitFor("rollback to stable", allAre("stable"), 10_000, 0);
     }
-    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
-    console.log(`propagation ms (API call -> a 16-request burst all on the new variant): to 100%: ${fmt(timings.up)}; rollback: ${fmt(timings.rollback)}`);
-    // Well under a second is the product promise; the bench measures the distribution.
-    expect(Math.max(...timings.rollback)).toBeLessThan(1000);
   });
 
   it("counts in /v1/rollouts/{name}/stats exactly what was sent, per variant and class", async () => {
@@ -210,7 +203,6 @@ describe("fail static when the controller is away", () => {
       canaryPercent: 100,
     });
     expect(again.status).toBe(201);
-    const ms = await waitFor("the restarted controller's config", async () => (await send(url, { "x-user-id": "s-1" })).variant === "canary", 15_000, 50);
-    console.log(`filter picked up the restarted controller's config after ${ms.toFixed(0)} ms`);
+    await waitFor("the restarted controller's config", async () => (await send(url, { "x-user-id": "s-1" })).variant === "canary", 15_000, 50);
   });
 });

@@ -162,23 +162,23 @@ describe("shadow traffic", () => {
     }
   });
 
-  it("a shadow 10x slower than the primary delays nothing, and is compared after the client is gone", async () => {
-    const url = await createShadowed("slow", { percent: 100, timeoutMs: 2000 });
+  it("a slow shadow (2 s) delays nothing, and is compared after the client is gone", async () => {
+    const url = await createShadowed("slow", { percent: 100, timeoutMs: 5000 });
     const warm = await sendMany(url, 40, (i) => ({ "x-user-id": `w-${i}` }), 4);
     expect(allOk(warm)).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     const base = await shadowStats("slow");
-    await behave(stack.shadow, { latencyMs: 300 });
+    await behave(stack.shadow, { latencyMs: 2000 });
     try {
-      const t0 = performance.now();
       const replies = await sendMany(url, 40, (i) => ({ "x-user-id": `s-${i}` }), 4);
-      const elapsed = performance.now() - t0;
       expect(allOk(replies)).toBe(true);
-      // 40 requests, 4 at a time: 10 rounds. Waiting for a 300 ms shadow would take >= 3 s.
-      console.log(`40 requests with a 300 ms shadow took ${elapsed.toFixed(0)} ms`);
-      expect(elapsed).toBeLessThan(1500);
+      // Order, not a wall-clock threshold: when the client has all 40 answers, the shadow answers (2 s each)
+      // have not all been compared yet. Had the primary waited for its shadow, every comparison would come
+      // before its client's answer. What a slow shadow costs the primary is measured by npm run bench:shadow.
+      const whenClientDone = minus(await shadowStats("slow"), base);
+      expect(whenClientDone.status_match ?? 0).toBeLessThan(40);
       let stats: Record<string, number> = {};
-      await waitFor("late shadow answers compared", async () => ((stats = minus(await shadowStats("slow"), base)).status_match ?? 0) >= 40, 10_000, 100);
+      await waitFor("late shadow answers compared", async () => ((stats = minus(await shadowStats("slow"), base)).status_match ?? 0) >= 40, 15_000, 100);
       expect(stats.prediction_agree).toBe(40);
       expect(stats.requests).toBe(40);
       expect(stats.incomplete ?? 0).toBe(0);
