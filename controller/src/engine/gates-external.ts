@@ -5,7 +5,7 @@
  */
 import { testAlpha } from "./budget.ts";
 import { RELATIVE_LIMITS, type ExternalGate, type Limits, type PromQLGate } from "./gate-spec.ts";
-import { errorMeasurement, finish, firstLimit, type GateEvaluationInput } from "./gate-measure.ts";
+import { errorMeasurement, finish, firstLimit, unmeasured, type GateEvaluationInput } from "./gate-measure.ts";
 import { judgeLimits, severityOf } from "./judge.ts";
 import { MeasurementStatus, type Measurement } from "./measurement.ts";
 import type { EmpiricalBernsteinState } from "./means.ts";
@@ -53,19 +53,7 @@ export function evaluateExternal(gate: ExternalGate, limits: Limits, input: Gate
 /** A PromQL gate with nothing to judge yet: no series, or NaN. */
 function inconclusivePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput, reason: string): Measurement {
   return {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: null,
-    candidate: input.candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: firstLimit(limits),
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason,
+    ...unmeasured(gate, MeasurementStatus.Inconclusive, { segment: null, candidate: input.candidate }, firstLimit(limits), reason),
     requirement: "pass",
   };
 }

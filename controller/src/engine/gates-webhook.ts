@@ -12,7 +12,7 @@
  * 1% stage says nothing about the 5% one.
  */
 import type { WebhookGate } from "./gate-spec.ts";
-import { errorMeasurement, type GateEvaluationInput } from "./gate-measure.ts";
+import { errorMeasurement, unmeasured, type GateEvaluationInput } from "./gate-measure.ts";
 import { MeasurementStatus, type Measurement } from "./measurement.ts";
 import type { JudgeQuestion, JudgeVerdict } from "./webhook-answer.ts";
 
@@ -59,20 +59,5 @@ export function evaluateWebhook(gate: WebhookGate, input: GateEvaluationInput): 
 }
 
 function waiting(gate: WebhookGate, input: GateEvaluationInput, reason: string): Measurement {
-  return {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: null,
-    candidate: input.candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: null,
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason,
-    requirement: "pass",
-  };
+  return { ...unmeasured(gate, MeasurementStatus.Inconclusive, { segment: null, candidate: input.candidate }, null, reason), requirement: "pass" };
 }
