@@ -1,12 +1,16 @@
 import { defineConfig } from "vitest/config";
+import { E2E, globs, UNIT } from "./test/suites.ts";
 
-// End-to-end files start real Envoy processes; on a 2-core machine running them side by side
-// would make the timing they print meaningless, so files run one after another.
+// End-to-end files start real Envoy processes; on a 2-core machine running them side by side would starve
+// them, so files run one after another, and the e2e project starts after the unit project has finished.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    projects: [
+      { extends: true, test: { name: "unit", include: globs(UNIT), sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: "e2e", include: globs(E2E), sequence: { groupOrder: 1 } } },
+    ],
   },
 });

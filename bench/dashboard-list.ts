@@ -18,7 +18,9 @@ for (let i = 0; i < ROLLOUTS; i++) {
     name: `model-${String(i).padStart(3, "0")}`,
     match: { pathPrefix: `/m${i}` },
     stickyKey: { header: "x-user-id" },
-    ...(managed ? { owner: `team-${i % 7}`, rollbackCondition: "errors above 1%", stages: [5, 25, 100], promotion_gates: { error_rate: { maximum: 0.01 } } } : { canaryPercent: i % 50 }),
+    ...(managed
+      ? { owner: `team-${i % 7}`, rollbackCondition: "errors above 1%", stages: [5, 25, 100], promotion_gates: { error_rate: { maximum: 0.01 } } }
+      : { canaryPercent: i % 50 }),
   } as never);
 }
 const browser = await launchBrowser();
@@ -56,27 +58,48 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 // Baseline: the same table as one HTML string, in the same browser.
-const rows = store.list().map((r) => `<tr><td>${r.spec.name}</td><td>manual</td><td>–</td><td>${r.canaryPercent}%</td><td>–</td><td>–</td><td>1m</td><td></td></tr>`).join("");
+const rows = store
+  .list()
+  .map((r) => `<tr><td>${r.spec.name}</td><td>manual</td><td>–</td><td>${r.canaryPercent}%</td><td>–</td><td>–</td><td>1m</td><td></td></tr>`)
+  .join("");
 const baseFirst: number[] = [];
 const baseUpdate: number[] = [];
 for (let round = 0; round < ROUNDS; round++) {
   await page.setContent("<table><tbody id=b></tbody></table>");
-  baseFirst.push(await page.evaluate((html) => new Promise<number>((resolve) => {
-    const t = performance.now();
-    document.getElementById("b")!.innerHTML = html;
-    requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
-  }), rows));
-  baseUpdate.push(await page.evaluate((html) => new Promise<number>((resolve) => {
-    const t = performance.now();
-    document.getElementById("b")!.innerHTML = html.replaceAll("%<", "%<");
-    requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
-  }), rows));
+  baseFirst.push(
+    await page.evaluate(
+      (html) =>
+        new Promise<number>((resolve) => {
+          const t = performance.now();
+          const body = document.getElementById("b");
+          if (body === null) throw new Error("the page has no #b table body");
+          body.innerHTML = html;
+          requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
+        }),
+      rows,
+    ),
+  );
+  baseUpdate.push(
+    await page.evaluate(
+      (html) =>
+        new Promise<number>((resolve) => {
+          const t = performance.now();
+          const body = document.getElementById("b");
+          if (body === null) throw new Error("the page has no #b table body");
+          body.innerHTML = html.replaceAll("%<", "%<");
+          requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - t)));
+        }),
+      rows,
+    ),
+  );
 }
 
 const fmt = (x: number) => `${x.toFixed(0)} ms`;
 console.log(`Chromium ${browser.version}, ${ROLLOUTS} rollouts, median of ${ROUNDS} rounds`);
 console.log(`list page: all rows shown ${fmt(median(first))} after navigation (includes loading the page and the stream's first event)`);
-console.log(`list page: a batch changing ${store.list().filter((r) => r.engine === null).length} rollouts on screen ${fmt(median(update))} after the write (the stream batches every 500 ms, so 0-500 ms of this is waiting for the batch)`);
+console.log(
+  `list page: a batch changing ${store.list().filter((r) => r.engine === null).length} rollouts on screen ${fmt(median(update))} after the write (the stream batches every 500 ms, so 0-500 ms of this is waiting for the batch)`,
+);
 console.log(`list page: longest main-thread task during the update ${fmt(median(longest))} (tasks over 50 ms count as long; 0: none)`);
 console.log(`baseline (same browser): 200 rows as one innerHTML string: first ${fmt(median(baseFirst))}, rewrite ${fmt(median(baseUpdate))}`);
 console.log(`ratio: first show ${(median(first) / median(baseFirst)).toFixed(1)}x the baseline's render (the baseline has no page load or network)`);

@@ -25,12 +25,12 @@ function quantile(xs: number[], q: number): number {
 }
 
 function cell(outcomes: Outcome[], defect: Defect): string {
-  const hits = outcomes.filter((o) => o.phase === expected(defect) && o.seconds !== null);
+  const hits = outcomes.flatMap((o) => (o.phase === expected(defect) && o.seconds !== null ? [{ ...o, seconds: o.seconds }] : []));
   const others = new Map<string, number>();
   for (const o of outcomes) if (o.phase !== expected(defect)) others.set(o.phase, (others.get(o.phase) ?? 0) + 1);
   const otherText = [...others].map(([p, n]) => `${n} ${p === "Canary" || p === "Baking" ? `unfinished after ${MAX_SECONDS} s` : p}`).join(", ");
   if (hits.length === 0) return `none of ${outcomes.length} (${otherText})`;
-  const times = hits.map((o) => o.seconds!);
+  const times = hits.map((o) => o.seconds);
   const stages = new Map<string, number>();
   if (defect !== "good") for (const o of hits) stages.set(o.stage ?? "?", (stages.get(o.stage ?? "?") ?? 0) + 1);
   const where = defect === "good" ? "" : ` at ${[...stages].map(([s, n]) => `${s} ${n}`).join(", ")}`;
@@ -49,7 +49,9 @@ async function main(): Promise<void> {
   const after = await currentEngine();
   try {
     console.log(`# Decisions at realistic traffic: before (engine at a6cca0d) and after, ${RUNS} seeded rollouts per cell`);
-    console.log(`stages 5, 25, 50, 100 at default settings; gates latency_p95_ms 10%, error_rate 1%, schema_validation_pass_rate 99.5%, gpu_oom_events; 5 s ticks; time from the first stage's start; median (p90)\n`);
+    console.log(
+      `stages 5, 25, 50, 100 at default settings; gates latency_p95_ms 10%, error_rate 1%, schema_validation_pass_rate 99.5%, gpu_oom_events; 5 s ticks; time from the first stage's start; median (p90)\n`,
+    );
     const rows: string[] = ["| rps | segments | case | target | before | after |", "|---|---|---|---|---|---|"];
     for (const rps of LEVELS) {
       for (const mix of Object.keys(MIXES)) {
@@ -72,7 +74,10 @@ async function main(): Promise<void> {
     for (const rps of LEVELS) {
       for (const pattern of TRAFFIC_PATTERNS) {
         const texts: string[] = [];
-        for (const [label, engine] of [["before", before.engine], ["after", after]] as const) {
+        for (const [label, engine] of [
+          ["before", before.engine],
+          ["after", after],
+        ] as const) {
           let rolledBack = 0;
           const ends = new Map<string, number>();
           for (let i = 0; i < FALSE_RUNS; i++) {

@@ -6,12 +6,13 @@
 import { sendMany } from "../test/e2e/harness.ts";
 import { envoyStat, rssBytes } from "../test/mesh/ecds.ts";
 import { manifestFrom, startMeshStack } from "../test/mesh/mesh-stack.ts";
-import { envoyVersion } from "./lib.ts";
+import { envoyVersion, present } from "./lib.ts";
 
 const UPDATES = Number(process.env.ECDS_UPDATES ?? 500);
 const STEP = Math.max(1, Math.floor(UPDATES / 5));
 const stack = await startMeshStack({ manifest: manifestFrom("filter.gitops.wasmplugin.yaml", "WasmPlugin") });
-const mib = () => rssBytes(stack.envoy.child.pid!) / 2 ** 20;
+const envoyPid = present(stack.envoy.child.pid, "Envoy process id");
+const mib = () => rssBytes(envoyPid) / 2 ** 20;
 const url = `${stack.dataUrl}/v1/models/fraud-model:predict`;
 const traffic = (n: number) => sendMany(url, 8, (i) => ({ "x-user-id": `u-${n}-${i}` }), 4);
 try {
@@ -35,7 +36,9 @@ try {
       if (n % STEP === 0) points.push(`${mib().toFixed(1)}`);
     }
     const end = mib();
-    console.log(`${label.padEnd(22)} RSS ${start.toFixed(1)} -> ${points.join(" -> ")} MiB: ${(((end - start) * 1024) / UPDATES).toFixed(1)} KiB per round, ${((performance.now() - t0) / UPDATES).toFixed(1)} ms per round`);
+    console.log(
+      `${label.padEnd(22)} RSS ${start.toFixed(1)} -> ${points.join(" -> ")} MiB: ${(((end - start) * 1024) / UPDATES).toFixed(1)} KiB per round, ${((performance.now() - t0) / UPDATES).toFixed(1)} ms per round`,
+    );
     return end - start;
   };
   const baseline = await measure("baseline (no updates)", (n) => traffic(n).then(() => undefined));
@@ -44,7 +47,9 @@ try {
     await stack.update(config(n % 2 === 0 ? 2000 : 3000));
     await traffic(n);
   });
-  console.log(`Wasm VMs active: ${vms} before the updates, ${await envoyStat(stack.adminUrl, "wasm.envoy.wasm.runtime.v8.active")} after; growth with updates minus baseline: ${(((updates - baseline) * 1024) / UPDATES).toFixed(1)} KiB per update`);
+  console.log(
+    `Wasm VMs active: ${vms} before the updates, ${await envoyStat(stack.adminUrl, "wasm.envoy.wasm.runtime.v8.active")} after; growth with updates minus baseline: ${(((updates - baseline) * 1024) / UPDATES).toFixed(1)} KiB per update`,
+  );
 } finally {
   await stack.stop();
 }

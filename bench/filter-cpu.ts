@@ -34,7 +34,13 @@ function answer(kb: number): string {
   return JSON.stringify({ prediction: "approve", confidence: 0.93, model_version: "v1", items });
 }
 
-const rollout = (name: string, output?: Record<string, unknown>) => ({ name, pathPrefix: `/${name}/`, stickyHeader: "x-user-id", canaryBasisPoints: 500, ...(output ? { output } : {}) });
+const rollout = (name: string, output?: Record<string, unknown>) => ({
+  name,
+  pathPrefix: `/${name}/`,
+  stickyHeader: "x-user-id",
+  canaryBasisPoints: 500,
+  ...(output ? { output } : {}),
+});
 const analyzed = { analyze: true, schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1 << 20 };
 const config = { rollouts: [rollout("plain"), rollout("val1", analyzed), rollout("val16", analyzed), rollout("val256", analyzed)] };
 
@@ -73,10 +79,14 @@ function run(h: FakeHost, path: string, body: string, n: number, offset: number)
 
 const builds = [{ name: "this build", wasm: join(repoRoot, "build", "filter.wasm") }, ...(BASELINE_WASM ? [{ name: "baseline", wasm: BASELINE_WASM }] : [])];
 const hosts = await Promise.all(builds.map((b) => host(b.wasm)));
-console.log(`\nmodelroll filter CPU bench (${ROUNDS} rounds per case and build, ${REQUESTS} requests per round divided by the answer's KB (at least 20); CPU time per request; node ${process.version})`);
+console.log(
+  `\nmodelroll filter CPU bench (${ROUNDS} rounds per case and build, ${REQUESTS} requests per round divided by the answer's KB (at least 20); CPU time per request; node ${process.version})`,
+);
 for (const c of cases) {
   const n = Math.max(20, Math.round(REQUESTS / Math.max(1, c.body.length / 1024)));
-  hosts.forEach((h, k) => run(h, c.path, c.body, n, k * 1e7)); // warm-up
+  hosts.forEach((h, k) => {
+    run(h, c.path, c.body, n, k * 1e7); // warm-up
+  });
   const perBuild: number[][] = builds.map(() => []);
   for (let r = 0; r < ROUNDS; r++) {
     // Alternate which build goes first, so neither always runs on a warmer (or colder) heap.
@@ -87,9 +97,10 @@ for (const c of cases) {
   const medians = perBuild.map(median);
   const mins = perBuild.map((xs) => Math.min(...xs));
   const line = builds.map((b, k) => `${b.name} ${medians[k].toFixed(2)} us/request (fastest round ${mins[k].toFixed(2)})`).join(", ");
-  const ratio = medians.length === 2
-    ? `; this build / baseline: medians ${(medians[0] / medians[1]).toFixed(3)} (${(medians[0] - medians[1]).toFixed(2)} us), fastest rounds ${(mins[0] / mins[1]).toFixed(3)} (${(mins[0] - mins[1]).toFixed(2)} us)`
-    : "";
+  const ratio =
+    medians.length === 2
+      ? `; this build / baseline: medians ${(medians[0] / medians[1]).toFixed(3)} (${(medians[0] - medians[1]).toFixed(2)} us), fastest rounds ${(mins[0] / mins[1]).toFixed(3)} (${(mins[0] - mins[1]).toFixed(2)} us)`
+      : "";
   console.log(`${c.name}: ${line}${ratio}`);
 }
 const counted = hosts.map((h) => h.counter("modelroll.rollout.val16.variant.stable.schema.valid.outputs") ?? 0);

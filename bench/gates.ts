@@ -40,7 +40,8 @@ function renderVariant(lines: string[], variant: string, counts: VariantCounts, 
     const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
     if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
   }
-  for (const b of counts.latency.bucketsUs) lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+  for (const b of counts.latency.bucketsUs)
+    lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
   lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
   lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
 }
@@ -51,7 +52,7 @@ function render(counts: RolloutCounts): string {
   for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
     for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -132,12 +133,21 @@ async function main(): Promise<void> {
     measurements = result.evaluation?.measurements.length ?? measurements;
     // The same texts without HTTP: how much of the scrape is parsing and summing.
     const d = performance.now();
-    rolloutCountsFromSamples(current.flatMap((text) => parsePrometheusText(text).samples), ROLLOUT);
+    rolloutCountsFromSamples(
+      current.flatMap((text) => parsePrometheusText(text).samples),
+      ROLLOUT,
+    );
     const e = performance.now();
     const at = new Date(now0 + tick * 10_000);
     const saved = {
-      spec: { name: ROLLOUT }, canaryPercent: 5, shadowPercent: 0, configVersion: tick + 2, revision: tick + 1,
-      createdAt: at, updatedAt: at, lastRollbackAt: null,
+      spec: { name: ROLLOUT },
+      canaryPercent: 5,
+      shadowPercent: 0,
+      configVersion: tick + 2,
+      revision: tick + 1,
+      createdAt: at,
+      updatedAt: at,
+      lastRollbackAt: null,
       engine: { state, decisions: [], lastEvaluation: result.evaluation ?? null },
     } as unknown as Rollout;
     stateFile.write({ version: tick + 2, rollout: saved, newDecisions: result.decisions });
@@ -158,9 +168,15 @@ async function main(): Promise<void> {
   const baselineParseMs: number[] = [];
   for (let round = 0; round < BASELINE_ROUNDS; round++) {
     const g = performance.now();
-    rolloutCountsFromSamples(current.flatMap((text) => parsePrometheusText(text).samples), ROLLOUT);
+    rolloutCountsFromSamples(
+      current.flatMap((text) => parsePrometheusText(text).samples),
+      ROLLOUT,
+    );
     const h = performance.now();
-    referenceRolloutCounts(current.flatMap((text) => referenceParse(text).samples), ROLLOUT);
+    referenceRolloutCounts(
+      current.flatMap((text) => referenceParse(text).samples),
+      ROLLOUT,
+    );
     currentParseMs.push(h - g);
     baselineParseMs.push(performance.now() - h);
   }
@@ -179,8 +195,14 @@ async function main(): Promise<void> {
   console.log(`  scrape + parse + sum (EnvoyAdminMetricProvider): ${quantile(sortedScrape, 0.5).toFixed(1)} / ${quantile(sortedScrape, 0.95).toFixed(1)} ms`);
   const sortedParse = [...parseMs].sort((x, y) => x - y);
   console.log(`    of which parse + sum alone (no HTTP):          ${quantile(sortedParse, 0.5).toFixed(1)} / ${quantile(sortedParse, 0.95).toFixed(1)} ms`);
-  const baselineMedian = quantile([...baselineParseMs].sort((x, y) => x - y), 0.5);
-  const currentMedian = quantile([...currentParseMs].sort((x, y) => x - y), 0.5);
+  const baselineMedian = quantile(
+    [...baselineParseMs].sort((x, y) => x - y),
+    0.5,
+  );
+  const currentMedian = quantile(
+    [...currentParseMs].sort((x, y) => x - y),
+    0.5,
+  );
   console.log(
     `    baseline, ${BASELINE_ROUNDS} rounds on the last tick's texts: the code it replaced ${baselineMedian.toFixed(1)} ms, current ${currentMedian.toFixed(1)} ms` +
       ` (median ratio baseline/current ${(baselineMedian / currentMedian).toFixed(2)})`,

@@ -12,8 +12,17 @@ import { envoyVersion, fixedUpstreamYaml, keysScript, median, requireWrk, wrk } 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const SMALL = JSON.stringify({ prediction: "approve", confidence: 0.93, model_version: "v1" });
-const LARGE = JSON.stringify({ prediction: "approve", confidence: 0.93, model_version: "v1", items: Array.from({ length: 400 }, (_, i) => ({ id: i, label: "review", score: 0.5 })) });
-const MODES = { plain: undefined, hdr: { stable: "v1", canary: "v2", versionHeader: "x-model-version" }, fld: { stable: "v1", canary: "v2", versionField: "model_version" } } as const;
+const LARGE = JSON.stringify({
+  prediction: "approve",
+  confidence: 0.93,
+  model_version: "v1",
+  items: Array.from({ length: 400 }, (_, i) => ({ id: i, label: "review", score: 0.5 })),
+});
+const MODES = {
+  plain: undefined,
+  hdr: { stable: "v1", canary: "v2", versionHeader: "x-model-version" },
+  fld: { stable: "v1", canary: "v2", versionField: "model_version" },
+} as const;
 
 const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
 
@@ -22,17 +31,27 @@ const stops: Array<() => Promise<void>> = [];
 try {
   const [upAdmin, upPort] = [await freePort(), await freePort()];
   const routes = Object.keys(MODES).flatMap((mode) =>
-    [["s", SMALL], ["l", LARGE]].map(([size, body]) => ({ prefix: `/${mode}-${size}/`, body, headers: { "x-model-version": "v1" } })),
+    [
+      ["s", SMALL],
+      ["l", LARGE],
+    ].map(([size, body]) => ({ prefix: `/${mode}-${size}/`, body, headers: { "x-model-version": "v1" } })),
   );
-  const upstream = await startEnvoy({ bootstrapYaml: fixedUpstreamYaml(upAdmin, [{ name: "models", port: upPort, routes }]), adminPort: upAdmin, concurrency: 1 });
+  const upstream = await startEnvoy({
+    bootstrapYaml: fixedUpstreamYaml(upAdmin, [{ name: "models", port: upPort, routes }]),
+    adminPort: upAdmin,
+    concurrency: 1,
+  });
   stops.push(() => upstream.stop());
   const [ctlPort, admin, listen] = [await freePort(), await freePort(), await freePort()];
   const controller = await startController({ host: "127.0.0.1", port: ctlPort, envoyAdminUrls: [`http://127.0.0.1:${admin}`] });
   stops.push(() => controller.close());
   const envoy = await startEnvoy({
     bootstrapYaml: renderBootstrap({
-      listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
-      stable: { host: "127.0.0.1", port: upPort }, canary: { host: "127.0.0.1", port: upPort }, controller: { host: "127.0.0.1", port: ctlPort },
+      listen: { host: "127.0.0.1", port: listen },
+      admin: { host: "127.0.0.1", port: admin },
+      stable: { host: "127.0.0.1", port: upPort },
+      canary: { host: "127.0.0.1", port: upPort },
+      controller: { host: "127.0.0.1", port: ctlPort },
     }),
     adminPort: admin,
     concurrency: 1,
@@ -41,16 +60,37 @@ try {
   for (const [mode, models] of Object.entries(MODES)) {
     for (const size of ["s", "l"]) {
       const name = `${mode}-${size}`;
-      const r = await api(controller.url, "POST", "/v1/rollouts", { name, match: { pathPrefix: `/${name}/` }, stickyKey: { header: "x-user-id" }, ...(models ? { models } : {}) });
+      const r = await api(controller.url, "POST", "/v1/rollouts", {
+        name,
+        match: { pathPrefix: `/${name}/` },
+        stickyKey: { header: "x-user-id" },
+        ...(models ? { models } : {}),
+      });
       if (r.status !== 201) throw new Error(JSON.stringify(r.json));
     }
   }
   const base = `http://127.0.0.1:${listen}`;
   const names = Object.keys(MODES).flatMap((m) => [`${m}-s`, `${m}-l`]);
-  await waitFor("rollouts active", async () => (await sendMany((i) => `${base}/${names[i]}/p`, names.length, () => ({ "x-user-id": "w" }), 1)).every((x) => x.variant !== null), 15_000, 50);
+  await waitFor(
+    "rollouts active",
+    async () =>
+      (
+        await sendMany(
+          (i) => `${base}/${names[i]}/p`,
+          names.length,
+          () => ({ "x-user-id": "w" }),
+          1,
+        )
+      ).every((x) => x.variant !== null),
+    15_000,
+    50,
+  );
   const script = keysScript();
   console.log(`\nmodelroll identity bench (${REPEATS} x ${SECONDS}s per point, medians; ${envoyVersion()}, 1 worker)`);
-  for (const [size, bytes] of [["s", SMALL.length], ["l", LARGE.length]] as const) {
+  for (const [size, bytes] of [
+    ["s", SMALL.length],
+    ["l", LARGE.length],
+  ] as const) {
     const p50: Record<string, number[]> = { plain: [], hdr: [], fld: [] };
     const rps: Record<string, number[]> = { plain: [], hdr: [], fld: [] };
     for (const mode of Object.keys(MODES)) await wrk(`${base}/${mode}-${size}/p`, 2, 2, script);
@@ -65,7 +105,12 @@ try {
     console.log(`${bytes} B answers: plain p50 ${median(p50.plain).toFixed(0)} us, ${median(rps.plain).toFixed(0)} rps; ${line("hdr")}; ${line("fld")}`);
   }
   const text = await (await fetch(`http://127.0.0.1:${admin}/stats?filter=model\\.`)).text();
-  console.log(`check: ${text.split("\n").filter((l) => /\.(stable|other|missing)\.answers: [1-9]/.test(l)).join("; ")}`);
+  console.log(
+    `check: ${text
+      .split("\n")
+      .filter((l) => /\.(stable|other|missing)\.answers: [1-9]/.test(l))
+      .join("; ")}`,
+  );
 } finally {
   for (const stop of stops.reverse()) await stop().catch(() => undefined);
 }

@@ -7,6 +7,12 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { envoyBinary } from "../controller/src/paths.ts";
 
+/** The value, or a stop with what was missing (a bench that cannot measure says why rather than printing NaN). */
+export function present<T>(value: T | null | undefined, what: string): T {
+  if (value === null || value === undefined) throw new Error(`bench: no ${what}`);
+  return value;
+}
+
 export function requireWrk(): void {
   if (spawnSync("wrk", ["--version"]).error) {
     console.error("bench: wrk is not installed (Debian/Ubuntu: apt-get install wrk)");
@@ -22,16 +28,24 @@ export function envoyVersion(): string {
 /** A wrk Lua script: POSTs with a distinct x-user-id per request, so sticky hashing sees many users. */
 export function keysScript(body = '{"features":[1,2,3]}'): string {
   const path = join(mkdtempSync(join(tmpdir(), "modelroll-bench-")), "keys.lua");
-  writeFileSync(path, `counter = 0
+  writeFileSync(
+    path,
+    `counter = 0
 request = function()
   counter = counter + 1
   return wrk.format("POST", nil, { ["x-user-id"] = "user-" .. counter, ["content-type"] = "application/json" }, '${body}')
 end
-`);
+`,
+  );
   return path;
 }
 
-export interface WrkResult { rps: number; p50us: number; p99us: number; errors: number }
+export interface WrkResult {
+  rps: number;
+  p50us: number;
+  p99us: number;
+  errors: number;
+}
 
 function toMicros(text: string | undefined): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(text ?? "");
@@ -42,7 +56,10 @@ function toMicros(text: string | undefined): number {
 
 /** One wrk run. Asynchronous on purpose: a controller in this process must keep answering long-polls. */
 export async function wrk(url: string, connections: number, seconds: number, script: string): Promise<WrkResult> {
-  const r = await promisify(execFile)("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url], { encoding: "utf8", maxBuffer: 1 << 20 });
+  const r = await promisify(execFile)("wrk", ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--latency", "-s", script, url], {
+    encoding: "utf8",
+    maxBuffer: 1 << 20,
+  });
   const out = r.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
@@ -68,7 +85,9 @@ export function fixedUpstreamYaml(
   listeners: Array<{ name: string; port: number; routes: Array<{ prefix: string; body: string; headers?: Record<string, string> }> }>,
 ): string {
   const yamlString = (s: string) => JSON.stringify(s);
-  const listenerYaml = listeners.map((l) => `
+  const listenerYaml = listeners
+    .map(
+      (l) => `
   - name: ${yamlString(l.name)}
     address: { socket_address: { address: 127.0.0.1, port_value: ${l.port} } }
     filter_chains:
@@ -82,15 +101,21 @@ export function fixedUpstreamYaml(
             virtual_hosts:
             - name: all
               domains: ["*"]
-              routes:${l.routes.map((r) => `
+              routes:${l.routes
+                .map(
+                  (r) => `
               - match: { prefix: ${yamlString(r.prefix)} }
                 direct_response: { status: 200, body: { inline_string: ${yamlString(r.body)} } }
                 response_headers_to_add: [{ header: { key: content-type, value: application/json } }${Object.entries(r.headers ?? {})
                   .map(([key, value]) => `, { header: { key: ${yamlString(key)}, value: ${yamlString(value)} } }`)
-                  .join("")}]`).join("")}
+                  .join("")}]`,
+                )
+                .join("")}
           http_filters:
           - name: envoy.filters.http.router
-            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`).join("");
+            typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }`,
+    )
+    .join("");
   return `admin: { address: { socket_address: { address: 127.0.0.1, port_value: ${adminPort} } } }
 static_resources:
   listeners:${listenerYaml}

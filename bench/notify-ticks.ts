@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { buildApp } from "../controller/src/app.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../controller/src/metrics/provider.ts";
 import { GOOD, PoissonTrafficSim } from "../test/engine/sim.ts";
+import { present } from "./lib.ts";
 
 const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 20);
 const T0 = Date.UTC(2026, 0, 1);
@@ -20,7 +21,7 @@ const GAP_MS = Number(process.env.BENCH_GAP_MS ?? 20);
 class Sims implements MetricProvider {
   readonly sims = new Map<string, PoissonTrafficSim>();
   async readRollout(name: string): Promise<MetricReading<RolloutCounts>> {
-    return this.sims.get(name)!.reading();
+    return present(this.sims.get(name), `simulation of rollout ${name}`).reading();
   }
 }
 
@@ -71,7 +72,8 @@ async function run(target: { url: string; received: () => number } | null): Prom
     let receivedAtEnd: number | null = null;
     for (let t = 0; t < 200; t++) {
       const config = (await app.inject({ url: "/v1/filter-config" })).json() as { rollouts: Array<{ name: string; canaryBasisPoints: number }> };
-      for (const r of config.rollouts) sims.sims.get(r.name)!.run(5000, { canaryPercent: r.canaryBasisPoints / 100, shadowPercent: 0 });
+      for (const r of config.rollouts)
+        present(sims.sims.get(r.name), `simulation of rollout ${r.name}`).run(5000, { canaryPercent: r.canaryBasisPoints / 100, shadowPercent: 0 });
       now += 10_000;
       // As the driver's timer does: the event loop is free between ticks (deliveries, answers, I/O run there).
       await new Promise((r) => setTimeout(r, GAP_MS));

@@ -19,7 +19,7 @@ import { PrometheusMetricProvider } from "../controller/src/metrics/prometheus-p
 import type { MetricReading, RolloutCounts } from "../controller/src/metrics/provider.ts";
 import { repoRoot } from "../controller/src/paths.ts";
 import { startPrometheus } from "../controller/src/prometheus/process.ts";
-import { median, percentile } from "./lib.ts";
+import { median, percentile, present } from "./lib.ts";
 
 const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
 const TICKS = Number(process.env.BENCH_TICKS ?? 5);
@@ -55,15 +55,22 @@ async function main(): Promise<void> {
   const sidecars = fork(join(repoRoot, "bench", "sidecars.ts"), [], { execArgv: ["--import", "tsx"], env: process.env });
   const next = () => new Promise<{ bytes: number; urls?: string[]; series?: number; kib?: number }>((resolve) => sidecars.once("message", resolve as never));
   const hello = await next();
-  const urls = hello.urls!;
+  const urls = present(hello.urls, "sidecar URLs in the first message");
   let servedBytes = hello.bytes;
   const advance = async () => {
     sidecars.send("advance");
     servedBytes = (await next()).bytes;
   };
-  console.log(`${SIDECARS} sidecars (in their own process), ${hello.series} series each (${hello.kib!.toFixed(0)} KiB), ${SEGMENT_VALUES} segment values; Prometheus scrapes every ${SCRAPE_MS / 1000} s`);
+  console.log(
+    `${SIDECARS} sidecars (in their own process), ${hello.series} series each (${present(hello.kib, "sidecar page size").toFixed(0)} KiB), ${SEGMENT_VALUES} segment values; Prometheus scrapes every ${SCRAPE_MS / 1000} s`,
+  );
   const started = performance.now();
-  const prometheus = await startPrometheus({ scrapeTargets: urls.map((u) => new URL(u).host), scrapeIntervalMs: SCRAPE_MS, readyTimeoutMs: 180_000, logLevel: "warn" });
+  const prometheus = await startPrometheus({
+    scrapeTargets: urls.map((u) => new URL(u).host),
+    scrapeIntervalMs: SCRAPE_MS,
+    readyTimeoutMs: 180_000,
+    logLevel: "warn",
+  });
   const client = new PrometheusClient({ baseUrl: prometheus.url, timeoutMs: 180_000 });
   // Every sidecar scraped once (asked with a small answer, not the 500 KB target list).
   for (const deadline = Date.now() + 240_000; ; ) {
@@ -80,12 +87,23 @@ async function main(): Promise<void> {
   let adminState: EngineState = initialState({ rollout: ROLLOUT, spec: parsed.spec, segments, now: now0 });
   let promState = adminState;
   const rows = {
-    adminMs: [] as number[], promMs: [] as number[], adminBytes: [] as number[], promBytes: [] as number[], adminStepMs: [] as number[], promStepMs: [] as number[],
-    adminCpuMs: [] as number[], promCpuMs: [] as number[], prometheusCpuMs: [] as number[],
+    adminMs: [] as number[],
+    promMs: [] as number[],
+    adminBytes: [] as number[],
+    promBytes: [] as number[],
+    adminStepMs: [] as number[],
+    promStepMs: [] as number[],
+    adminCpuMs: [] as number[],
+    promCpuMs: [] as number[],
+    prometheusCpuMs: [] as number[],
   };
-  const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const cpuMs = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
   let measurements = 0;
-  const cpuStart = processUse(prometheus.child.pid!);
+  const prometheusPid = present(prometheus.child.pid, "Prometheus process id");
+  const cpuStart = processUse(prometheusPid);
   try {
     for (let tick = 0; tick <= TICKS; tick++) {
       await advance();
@@ -105,12 +123,13 @@ async function main(): Promise<void> {
       const a1 = performance.now();
       const c1 = cpuMs();
       const bytesBefore = client.bytesReceived;
-      const p0 = processUse(prometheus.child.pid!).cpuSeconds;
+      const p0 = processUse(prometheusPid).cpuSeconds;
       const promReading = await prom.readRollout(ROLLOUT, { at, since });
       const a2 = performance.now();
       const c2 = cpuMs();
-      const p1 = processUse(prometheus.child.pid!).cpuSeconds;
-      if (adminReading.status !== "measured" || adminReading.sources.some((s) => !s.ok)) throw new Error(`admin read failed: ${JSON.stringify(adminReading).slice(0, 300)}`);
+      const p1 = processUse(prometheusPid).cpuSeconds;
+      if (adminReading.status !== "measured" || adminReading.sources.some((s) => !s.ok))
+        throw new Error(`admin read failed: ${JSON.stringify(adminReading).slice(0, 300)}`);
       if (promReading.status !== "measured") throw new Error(`Prometheus read failed: ${promReading.error}`);
       const adminStep = step(adminState, { now: now0 + tick * 10_000, counts: adminReading as MetricReading<RolloutCounts> });
       const a3 = performance.now();
@@ -119,7 +138,18 @@ async function main(): Promise<void> {
       adminState = adminStep.state;
       promState = promStep.state;
       // To the engine an absent counter is 0; Prometheus' answer leaves out sums that are 0.
-      const counted = (r: RolloutCounts) => JSON.stringify(Object.entries(toSnapshot(r).slices).map(([k, v]) => [k, Object.entries(v).map(([variant, c]) => [variant, Object.entries(c!.counters).filter(([, n]) => n !== 0).sort()])]));
+      const counted = (r: RolloutCounts) =>
+        JSON.stringify(
+          Object.entries(toSnapshot(r).slices).map(([k, v]) => [
+            k,
+            Object.entries(v).map(([variant, c]) => [
+              variant,
+              Object.entries(c?.counters ?? {})
+                .filter(([, n]) => n !== 0)
+                .sort(),
+            ]),
+          ]),
+        );
       const same = counted(adminReading.value) === counted(promReading.value);
       const verdicts = (r: typeof adminStep) => JSON.stringify(r.evaluation?.measurements.map((m) => [m.gate, m.segment, m.status, m.candidateValue]) ?? []);
       if (!same || verdicts(adminStep) !== verdicts(promStep)) throw new Error(`tick ${tick}: the two sources disagree`);
@@ -135,12 +165,16 @@ async function main(): Promise<void> {
       rows.adminCpuMs.push(c1 - c0);
       rows.promCpuMs.push(c2 - c1);
       rows.prometheusCpuMs.push((p1 - p0) * 1000);
-      console.log(`tick ${tick}: admin ${(a1 - a0).toFixed(0)} ms, Prometheus ${(a2 - a1).toFixed(0)} ms; same counters and ${measurements} identical verdicts`);
+      console.log(
+        `tick ${tick}: admin ${(a1 - a0).toFixed(0)} ms, Prometheus ${(a2 - a1).toFixed(0)} ms; same counters and ${measurements} identical verdicts`,
+      );
     }
   } finally {
-    const use = processUse(prometheus.child.pid!);
+    const use = processUse(prometheusPid);
     const seconds = (performance.now() - started) / 1000;
-    console.log(`Prometheus during the run: RSS ${use.rssMiB.toFixed(0)} MiB, ${(use.cpuSeconds - cpuStart.cpuSeconds).toFixed(1)} CPU s over the timed ticks (scraping ${SIDECARS} sidecars and answering the queries), ${seconds.toFixed(0)} s in all`);
+    console.log(
+      `Prometheus during the run: RSS ${use.rssMiB.toFixed(0)} MiB, ${(use.cpuSeconds - cpuStart.cpuSeconds).toFixed(1)} CPU s over the timed ticks (scraping ${SIDECARS} sidecars and answering the queries), ${seconds.toFixed(0)} s in all`,
+    );
     await prometheus.stop();
     sidecars.disconnect();
   }
@@ -148,8 +182,12 @@ async function main(): Promise<void> {
   console.log(`per tick, median / p95 over ${TICKS} ticks (${SIDECARS} sidecars, ${measurements} measurements):`);
   console.log(`  read through Prometheus:          ${fmt(rows.promMs)} ms, ${kib(rows.promBytes)} received`);
   console.log(`  read by scraping every admin port: ${fmt(rows.adminMs)} ms, ${kib(rows.adminBytes)} received (baseline)`);
-  console.log(`  ratio Prometheus / admin: time ${(median(rows.promMs) / median(rows.adminMs)).toFixed(2)}, bytes ${(median(rows.promBytes) / median(rows.adminBytes)).toFixed(4)}`);
-  console.log(`  CPU: the controller ${median(rows.promCpuMs).toFixed(0)} ms through Prometheus (Prometheus itself ${median(rows.prometheusCpuMs).toFixed(0)} ms, scraping included) vs ${median(rows.adminCpuMs).toFixed(0)} ms scraping every admin port`);
+  console.log(
+    `  ratio Prometheus / admin: time ${(median(rows.promMs) / median(rows.adminMs)).toFixed(2)}, bytes ${(median(rows.promBytes) / median(rows.adminBytes)).toFixed(4)}`,
+  );
+  console.log(
+    `  CPU: the controller ${median(rows.promCpuMs).toFixed(0)} ms through Prometheus (Prometheus itself ${median(rows.prometheusCpuMs).toFixed(0)} ms, scraping included) vs ${median(rows.adminCpuMs).toFixed(0)} ms scraping every admin port`,
+  );
   console.log(`  engine step on each reading: ${median(rows.promStepMs).toFixed(1)} / ${median(rows.adminStepMs).toFixed(1)} ms (Prometheus / admin)`);
 }
 

@@ -81,8 +81,10 @@ try {
   stopList.push(() => controller.close());
   const withFilter: EnvoyProcess = await startEnvoy({
     bootstrapYaml: renderBootstrap({
-      listen: { host: "127.0.0.1", port: wasmListen }, admin: { host: "127.0.0.1", port: wasmAdmin },
-      stable: { host: "127.0.0.1", port: upStable }, canary: { host: "127.0.0.1", port: upCanary },
+      listen: { host: "127.0.0.1", port: wasmListen },
+      admin: { host: "127.0.0.1", port: wasmAdmin },
+      stable: { host: "127.0.0.1", port: upStable },
+      canary: { host: "127.0.0.1", port: upCanary },
       controller: { host: "127.0.0.1", port: ctlPort },
     }),
     adminPort: wasmAdmin,
@@ -94,9 +96,12 @@ try {
     const [baseAdmin, baseListen] = [await freePort(), await freePort()];
     const baseline = await startEnvoy({
       bootstrapYaml: renderBootstrap({
-        listen: { host: "127.0.0.1", port: baseListen }, admin: { host: "127.0.0.1", port: baseAdmin },
-        stable: { host: "127.0.0.1", port: upStable }, canary: { host: "127.0.0.1", port: upCanary },
-        controller: { host: "127.0.0.1", port: ctlPort }, wasmPath: BASELINE_WASM,
+        listen: { host: "127.0.0.1", port: baseListen },
+        admin: { host: "127.0.0.1", port: baseAdmin },
+        stable: { host: "127.0.0.1", port: upStable },
+        canary: { host: "127.0.0.1", port: upCanary },
+        controller: { host: "127.0.0.1", port: ctlPort },
+        wasmPath: BASELINE_WASM,
       }),
       adminPort: baseAdmin,
       concurrency: 1,
@@ -104,11 +109,21 @@ try {
     stopList.push(() => baseline.stop());
     baselineUrl = `http://127.0.0.1:${baseListen}`;
   }
-  const created = await api(controller.url, "POST", "/v1/rollouts", { name: "bench", match: { pathPrefix: "/v1/predict" }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 });
+  const created = await api(controller.url, "POST", "/v1/rollouts", {
+    name: "bench",
+    match: { pathPrefix: "/v1/predict" },
+    stickyKey: { header: "x-user-id" },
+    canaryPercent: 5,
+  });
   if (created.status !== 201) throw new Error(`bench: could not create the rollout: ${JSON.stringify(created.json)}`);
   const wasmUrl = `http://127.0.0.1:${wasmListen}`;
   for (const url of [wasmUrl, ...(baselineUrl ? [baselineUrl] : [])]) {
-    await waitFor("the filter to get the rollout", async () => (await sendMany(`${url}/v1/predict`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((r) => r.variant !== null), 15_000, 50);
+    await waitFor(
+      "the filter to get the rollout",
+      async () => (await sendMany(`${url}/v1/predict`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((r) => r.variant !== null),
+      15_000,
+      50,
+    );
   }
   const nativeUrl = `http://127.0.0.1:${natListen}`;
 
@@ -145,12 +160,22 @@ try {
 
   const ratio = m(sat.b, "rps") / m(sat.a, "rps");
   console.log(`\nmodelroll bench (${REPEATS} x ${DURATION_S}s per point, medians; ${envoyVersion()}, 1 worker each, wrk 1 thread)`);
-  console.log(`throughput, 32 connections: native weighted_clusters ${m(sat.a, "rps").toFixed(0)} rps, with filter ${m(sat.b, "rps").toFixed(0)} rps, ratio b/a = ${ratio.toFixed(3)}  (target >= 0.90)`);
-  console.log(`latency, 2 connections (below saturation): native p50 ${m(light.a, "p50us").toFixed(0)} us p99 ${m(light.a, "p99us").toFixed(0)} us; with filter p50 ${m(light.b, "p50us").toFixed(0)} us p99 ${m(light.b, "p99us").toFixed(0)} us`);
-  console.log(`added by the filter: p50 ${(m(light.b, "p50us") - m(light.a, "p50us")).toFixed(0)} us (target <= 50), p99 ${(m(light.b, "p99us") - m(light.a, "p99us")).toFixed(0)} us (target <= 200)`);
-  console.log(`rollback propagation over ${ROLLBACKS} rollbacks (API call -> first request on stable): p50 ${percentile(firstStable, 0.5).toFixed(1)} ms, p99 ${percentile(firstStable, 0.99).toFixed(1)} ms, max ${Math.max(...firstStable).toFixed(1)} ms  (target p99 <= 250)`);
+  console.log(
+    `throughput, 32 connections: native weighted_clusters ${m(sat.a, "rps").toFixed(0)} rps, with filter ${m(sat.b, "rps").toFixed(0)} rps, ratio b/a = ${ratio.toFixed(3)}  (target >= 0.90)`,
+  );
+  console.log(
+    `latency, 2 connections (below saturation): native p50 ${m(light.a, "p50us").toFixed(0)} us p99 ${m(light.a, "p99us").toFixed(0)} us; with filter p50 ${m(light.b, "p50us").toFixed(0)} us p99 ${m(light.b, "p99us").toFixed(0)} us`,
+  );
+  console.log(
+    `added by the filter: p50 ${(m(light.b, "p50us") - m(light.a, "p50us")).toFixed(0)} us (target <= 50), p99 ${(m(light.b, "p99us") - m(light.a, "p99us")).toFixed(0)} us (target <= 200)`,
+  );
+  console.log(
+    `rollback propagation over ${ROLLBACKS} rollbacks (API call -> first request on stable): p50 ${percentile(firstStable, 0.5).toFixed(1)} ms, p99 ${percentile(firstStable, 0.99).toFixed(1)} ms, max ${Math.max(...firstStable).toFixed(1)} ms  (target p99 <= 250)`,
+  );
   if (baselineUrl) {
-    console.log(`this build vs the baseline build (${BASELINE_WASM}): throughput ${m(sat.b, "rps").toFixed(0)} vs ${m(sat.base, "rps").toFixed(0)} rps, ratio ${(m(sat.b, "rps") / m(sat.base, "rps")).toFixed(3)}; 2 connections p50 ${m(light.b, "p50us").toFixed(0)} vs ${m(light.base, "p50us").toFixed(0)} us (ratio ${(m(light.b, "p50us") / m(light.base, "p50us")).toFixed(3)}), p99 ${m(light.b, "p99us").toFixed(0)} vs ${m(light.base, "p99us").toFixed(0)} us (ratio ${(m(light.b, "p99us") / m(light.base, "p99us")).toFixed(3)})`);
+    console.log(
+      `this build vs the baseline build (${BASELINE_WASM}): throughput ${m(sat.b, "rps").toFixed(0)} vs ${m(sat.base, "rps").toFixed(0)} rps, ratio ${(m(sat.b, "rps") / m(sat.base, "rps")).toFixed(3)}; 2 connections p50 ${m(light.b, "p50us").toFixed(0)} vs ${m(light.base, "p50us").toFixed(0)} us (ratio ${(m(light.b, "p50us") / m(light.base, "p50us")).toFixed(3)}), p99 ${m(light.b, "p99us").toFixed(0)} vs ${m(light.base, "p99us").toFixed(0)} us (ratio ${(m(light.b, "p99us") / m(light.base, "p99us")).toFixed(3)})`,
+    );
   }
   console.log(`errors during load runs: ${errors}`);
 } finally {

@@ -11,7 +11,7 @@
 //     before, the scores tested with the tilt mixture.
 //   npx tsx bench/sequential-tests.ts        (BENCH_RUNS, default 400; BENCH_ALPHA, default 0.005)
 import { engineModuleBefore } from "./decisions/engines.ts";
-import { logTiltMixture, proportionConfidenceSequence, quantileConfidenceSequence, type CumulativeHistogram } from "../controller/src/engine/sequences.ts";
+import { logTiltMixture, quantileConfidenceSequence, type CumulativeHistogram } from "../controller/src/engine/sequences.ts";
 import { ENVOY_LATENCY_BOUNDS, rng } from "../test/engine/sim.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 400);
@@ -33,7 +33,10 @@ function cumulative(decide: (s: number, n: number) => boolean): ProportionTest {
   let s = 0;
   let n = 0;
   return {
-    reset: () => ((s = 0), (n = 0)),
+    reset: () => {
+      s = 0;
+      n = 0;
+    },
     add(sb, nb) {
       s += sb;
       n += nb;
@@ -49,7 +52,11 @@ function betting(p0: number, side: "above" | "below", alpha: number): Proportion
   let n = 0;
   const threshold = Math.log(1 / alpha);
   return {
-    reset: () => ((logWealth = 0), (s = 0), (n = 0)),
+    reset: () => {
+      logWealth = 0;
+      s = 0;
+      n = 0;
+    },
     add(sb, nb) {
       const estimate = (s + p0) / (n + 1); // shrunk towards p0
       const kelly = (estimate - p0) / Math.max(estimate * (1 - estimate), 1e-9);
@@ -106,13 +113,31 @@ async function main(): Promise<void> {
       { name: "pass: 0.05% schema failures under 0.5%", rate: 0.0005, limit: 0.005, side: "below", max: 50_000 },
     ];
     const methods = (limit: number, side: "above" | "below", alpha: number): Array<[string, ProportionTest]> => [
-      ["Jeffreys mixture (before)", cumulative((s, n) => (side === "above" ? old.module.proportionConfidenceSequence(s, n, alpha).lower > limit : old.module.proportionConfidenceSequence(s, n, alpha).upper < limit))],
+      [
+        "Jeffreys mixture (before)",
+        cumulative((s, n) =>
+          side === "above"
+            ? old.module.proportionConfidenceSequence(s, n, alpha).lower > limit
+            : old.module.proportionConfidenceSequence(s, n, alpha).upper < limit,
+        ),
+      ],
       ["tilt mixture (now)", cumulative((s, n) => logTiltMixture(s, n, limit, side) >= Math.log(1 / alpha))],
       ["betting (plug-in Kelly)", betting(limit, side, alpha)],
     ];
-    const rows = ["| case | " + methods(0.01, "above", ALPHA).map(([m]) => m).join(" | ") + " |", "|---|---|---|---|"];
+    const rows = [
+      "| case | " +
+        methods(0.01, "above", ALPHA)
+          .map(([m]) => m)
+          .join(" | ") +
+        " |",
+      "|---|---|---|---|",
+    ];
     cases.forEach((c, i) => {
-      rows.push(`| ${c.name} | ${methods(c.limit, c.side, ALPHA).map(([, t]) => summary(samplesToDecide(t, c.rate, 1000 + i, c.max))).join(" | ")} |`);
+      rows.push(
+        `| ${c.name} | ${methods(c.limit, c.side, ALPHA)
+          .map(([, t]) => summary(samplesToDecide(t, c.rate, 1000 + i, c.max)))
+          .join(" | ")} |`,
+      );
     });
     // Equal guarantees, checked: at the limit itself, how often does each wrongly decide within 20 000 samples?
     rows.push(
@@ -123,7 +148,10 @@ async function main(): Promise<void> {
     console.log(rows.join("\n"));
 
     console.log("\n## Latency p95, at most 10% above stable (canary 5% of traffic: 25 canary and 475 stable observations per look)\n");
-    const latencyRows = ["| case | quantile intervals, Jeffreys (before) | quantile intervals, tilt mixture (now) | sequential rank (exceedance) test |", "|---|---|---|---|"];
+    const latencyRows = [
+      "| case | quantile intervals, Jeffreys (before) | quantile intervals, tilt mixture (now) | sequential rank (exceedance) test |",
+      "|---|---|---|---|",
+    ];
     for (const [name, ratio, wantFail] of [
       ["fail: canary p95 25% slower", 1.25, true],
       ["fail: canary p95 50% slower", 1.5, true],
@@ -131,7 +159,11 @@ async function main(): Promise<void> {
     ] as const) {
       latencyRows.push(`| ${name} | ${latencyMethods(old.module, ratio, wantFail, 2000 + Math.round(ratio * 100)).join(" | ")} |`);
     }
-    latencyRows.push(`| false alarms, identical (alpha 0.05, 20 000 canary samples) | ${latencyMethods(old.module, 1, true, 99, 0.05, 20_000).map((x) => x.replace(/^.*\[/, "").replace("]", "")).join(" | ")} |`);
+    latencyRows.push(
+      `| false alarms, identical (alpha 0.05, 20 000 canary samples) | ${latencyMethods(old.module, 1, true, 99, 0.05, 20_000)
+        .map((x) => x.replace(/^.*\[/, "").replace("]", ""))
+        .join(" | ")} |`,
+    );
     console.log(latencyRows.join("\n"));
   } finally {
     old.cleanup();
@@ -199,7 +231,7 @@ function latencyMethods(old: OldStatistics, ratio: number, wantFail: boolean, se
       if (!Number.isFinite(done[2])) {
         if (Number.isFinite(threshold)) {
           for (let i = 0; i < ENVOY_LATENCY_BOUNDS.length + 1; i++) {
-            const bound = i < ENVOY_LATENCY_BOUNDS.length ? ENVOY_LATENCY_BOUNDS[i - 1] ?? 0 : ENVOY_LATENCY_BOUNDS[ENVOY_LATENCY_BOUNDS.length - 1];
+            const bound = i < ENVOY_LATENCY_BOUNDS.length ? (ENVOY_LATENCY_BOUNDS[i - 1] ?? 0) : ENVOY_LATENCY_BOUNDS[ENVOY_LATENCY_BOUNDS.length - 1];
             if (bound >= threshold) exceed += canary[i] - before[i];
           }
           const scored = n - BATCH; // observations scored so far (the first batch sets the first threshold)
@@ -209,7 +241,9 @@ function latencyMethods(old: OldStatistics, ratio: number, wantFail: boolean, se
         threshold = r * si.upper;
       }
     }
-    done.forEach((d, i) => results[i].push(d));
+    done.forEach((d, i) => {
+      results[i].push(d);
+    });
   }
   return results.map((xs, i) => (i === 2 && !wantFail ? "n/a (tests harm only)" : `${summary(xs)} [${rejectRate(xs)}]`));
 }

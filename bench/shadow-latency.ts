@@ -11,7 +11,7 @@ import { histogramQuantile } from "../controller/src/metrics/histogram.ts";
 import { parsePrometheusText } from "../controller/src/metrics/prometheus-text.ts";
 import type { HistogramBucket } from "../controller/src/metrics/provider.ts";
 import { api, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
-import { median } from "./lib.ts";
+import { median, present } from "./lib.ts";
 
 const RATE = Number(process.env.BENCH_RATE ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -56,11 +56,19 @@ async function openLoop(url: string, seconds: number, round: number): Promise<vo
 
 const stack = await startStack();
 try {
-  const r = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-    name: NAME, match: { pathPrefix: `/${NAME}` }, stickyKey: { header: "x-user-id" }, shadow: { percent: 100, timeoutMs: 5000 },
+  const r = await api(present(stack.controller, "controller in the stack").url, "POST", "/v1/rollouts", {
+    name: NAME,
+    match: { pathPrefix: `/${NAME}` },
+    stickyKey: { header: "x-user-id" },
+    shadow: { percent: 100, timeoutMs: 5000 },
   });
   if (r.status !== 201) throw new Error(JSON.stringify(r.json));
-  await waitFor("rollout active", async () => (await sendMany(`${stack.dataUrl}/${NAME}/p`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((x) => x.variant !== null), 15_000, 50);
+  await waitFor(
+    "rollout active",
+    async () => (await sendMany(`${stack.dataUrl}/${NAME}/p`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((x) => x.variant !== null),
+    15_000,
+    50,
+  );
   console.log(`identical demo models, ${RATE} requests/s, every request mirrored, ${SECONDS} s per round`);
   const rows: Array<Record<string, number>> = [];
   for (let round = 0; round < REPEATS; round++) {
@@ -70,9 +78,12 @@ try {
     const after = await histograms(stack.adminUrl);
     const q = (key: string, p: number) => ms(histogramQuantile(p, minus(after[key], before[key])));
     const row = {
-      stableP50: q("stable latency_us", 0.5), stableP95: q("stable latency_us", 0.95),
-      pairedP50: q("shadow primary_latency_us", 0.5), pairedP95: q("shadow primary_latency_us", 0.95),
-      shadowP50: q("shadow latency_us", 0.5), shadowP95: q("shadow latency_us", 0.95),
+      stableP50: q("stable latency_us", 0.5),
+      stableP95: q("stable latency_us", 0.95),
+      pairedP50: q("shadow primary_latency_us", 0.5),
+      pairedP95: q("shadow primary_latency_us", 0.95),
+      shadowP50: q("shadow latency_us", 0.5),
+      shadowP95: q("shadow latency_us", 0.95),
     };
     rows.push(row);
     console.log(

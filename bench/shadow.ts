@@ -3,7 +3,7 @@
 // paths in turns: one rollout that mirrors every request, one that mirrors none.
 //   npm run bench:shadow     (needs wrk)
 import { api, sendMany, startStack, waitFor } from "../test/e2e/harness.ts";
-import { keysScript, median, requireWrk, wrk as runWrk } from "./lib.ts";
+import { keysScript, median, present, requireWrk, wrk as runWrk } from "./lib.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -33,19 +33,24 @@ async function openLoop(url: string, rate: number, seconds: number): Promise<{ p
     const due = start + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    pending.push(new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const req = request(url, { method: "POST", agent, headers: { "x-user-id": `o${i}`, "content-type": "application/json" } }, (res) => {
-        res.resume();
-        res.on("end", () => {
-          if (res.statusCode === 200) latencies.push((performance.now() - t0) * 1000);
-          else failed++;
+    pending.push(
+      new Promise<void>((resolve) => {
+        const t0 = performance.now();
+        const req = request(url, { method: "POST", agent, headers: { "x-user-id": `o${i}`, "content-type": "application/json" } }, (res) => {
+          res.resume();
+          res.on("end", () => {
+            if (res.statusCode === 200) latencies.push((performance.now() - t0) * 1000);
+            else failed++;
+            resolve();
+          });
+        });
+        req.on("error", () => {
+          failed++;
           resolve();
         });
-      });
-      req.on("error", () => { failed++; resolve(); });
-      req.end('{"features":[1,2,3]}');
-    }));
+        req.end('{"features":[1,2,3]}');
+      }),
+    );
   }
   await Promise.all(pending);
   agent.destroy();
@@ -55,12 +60,33 @@ async function openLoop(url: string, rate: number, seconds: number): Promise<{ p
 
 const stack = await startStack();
 try {
-  const ctl = stack.controller!.url;
-  for (const [name, shadow] of [["plain", undefined], ["mirrored", { percent: 100, timeoutMs: 5000, maxInFlight: 256 }]] as const) {
-    const r = await api(ctl, "POST", "/v1/rollouts", { name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, ...(shadow ? { shadow } : {}) });
+  const ctl = present(stack.controller, "controller in the stack").url;
+  for (const [name, shadow] of [
+    ["plain", undefined],
+    ["mirrored", { percent: 100, timeoutMs: 5000, maxInFlight: 256 }],
+  ] as const) {
+    const r = await api(ctl, "POST", "/v1/rollouts", {
+      name,
+      match: { pathPrefix: `/${name}` },
+      stickyKey: { header: "x-user-id" },
+      ...(shadow ? { shadow } : {}),
+    });
     if (r.status !== 201) throw new Error(JSON.stringify(r.json));
   }
-  await waitFor("rollouts active", async () => (await sendMany((i) => `${stack.dataUrl}/${i % 2 ? "plain" : "mirrored"}/p`, 8, (i) => ({ "x-user-id": `w${i}` }), 2)).every((x) => x.variant !== null), 15_000, 50);
+  await waitFor(
+    "rollouts active",
+    async () =>
+      (
+        await sendMany(
+          (i) => `${stack.dataUrl}/${i % 2 ? "plain" : "mirrored"}/p`,
+          8,
+          (i) => ({ "x-user-id": `w${i}` }),
+          2,
+        )
+      ).every((x) => x.variant !== null),
+    15_000,
+    50,
+  );
 
   // Measure the primary's own latency first, then make the shadow 10x slower than it.
   const probe = await wrk(`${stack.dataUrl}/plain/p`);
@@ -87,10 +113,16 @@ try {
   const o99b = median(openMirrored.map((x) => x.p99));
   console.log(`\nmodelroll shadow bench (${REPEATS} x ${SECONDS}s per path and load, medians; 2 Envoy workers; shadow and primary on the same 2 cores)`);
   console.log(`primary p50 without shadow: ${(probe.p50 / 1000).toFixed(2)} ms -> shadow delay set to ${shadowDelayMs} ms (10x)`);
-  console.log(`open loop at ${RATE} rps (below saturation): no shadow p50 ${median(openPlain.map((x) => x.p50)).toFixed(0)} us p99 ${o99a.toFixed(0)} us; 100% mirrored p50 ${median(openMirrored.map((x) => x.p50)).toFixed(0)} us p99 ${o99b.toFixed(0)} us`);
+  console.log(
+    `open loop at ${RATE} rps (below saturation): no shadow p50 ${median(openPlain.map((x) => x.p50)).toFixed(0)} us p99 ${o99a.toFixed(0)} us; 100% mirrored p50 ${median(openMirrored.map((x) => x.p50)).toFixed(0)} us p99 ${o99b.toFixed(0)} us`,
+  );
   console.log(`primary p99 change with a 10x slower shadow, below saturation: ${(((o99b - o99a) / o99a) * 100).toFixed(1)}%  (target <= 5%)`);
-  console.log(`saturated (wrk, ${CONNECTIONS} connections; mirroring doubles the upstream work on this box): no shadow ${median(plain.map((x) => x.rps)).toFixed(0)} rps p99 ${p99a.toFixed(0)} us; mirrored ${median(mirrored.map((x) => x.rps)).toFixed(0)} rps p99 ${p99b.toFixed(0)} us`);
-  console.log(`mirrored calls: ${stack.shadow.mirrored() - mirroredBefore} reached the shadow; filter: dropped ${stats.comparison.dropped}, compared ${stats.comparison.compared}; non-2xx on the primary: ${[...plain, ...mirrored].reduce((s, x) => s + x.errors, 0) + [...openPlain, ...openMirrored].reduce((s, x) => s + x.failed, 0)}`);
+  console.log(
+    `saturated (wrk, ${CONNECTIONS} connections; mirroring doubles the upstream work on this box): no shadow ${median(plain.map((x) => x.rps)).toFixed(0)} rps p99 ${p99a.toFixed(0)} us; mirrored ${median(mirrored.map((x) => x.rps)).toFixed(0)} rps p99 ${p99b.toFixed(0)} us`,
+  );
+  console.log(
+    `mirrored calls: ${stack.shadow.mirrored() - mirroredBefore} reached the shadow; filter: dropped ${stats.comparison.dropped}, compared ${stats.comparison.compared}; non-2xx on the primary: ${[...plain, ...mirrored].reduce((s, x) => s + x.errors, 0) + [...openPlain, ...openMirrored].reduce((s, x) => s + x.failed, 0)}`,
+  );
 } finally {
   await stack.stop();
 }

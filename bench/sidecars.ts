@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RolloutCounts, VariantCounts } from "../controller/src/metrics/provider.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
+import { present } from "./lib.ts";
 
 const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
 const SEGMENT_VALUES = Number(process.env.BENCH_SEGMENT_VALUES ?? 0);
@@ -21,7 +22,8 @@ function renderVariant(lines: string[], variant: string, counts: VariantCounts, 
     const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
     if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
   }
-  for (const b of counts.latency.bucketsUs) lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+  for (const b of counts.latency.bucketsUs)
+    lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
   lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
   lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
 }
@@ -32,12 +34,17 @@ function render(counts: RolloutCounts): string {
   for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
     for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 async function main(): Promise<void> {
+  const send = present(process.send, "IPC channel (bench/prometheus-gates.ts forks this file)").bind(process);
   const shares = Object.fromEntries([...VALUES, "other"].map((v) => [v, 1 / (VALUES.length + 1)]));
-  const sims = Array.from({ length: SIDECARS }, (_, e) => new TrafficSim({ seed: e + 1, ...(SEGMENT_VALUES > 0 ? { segment: { dimension: "tenant", shares } } : {}), behavior: () => GOOD, allBuckets: true }));
+  const sims = Array.from(
+    { length: SIDECARS },
+    (_, e) =>
+      new TrafficSim({ seed: e + 1, ...(SEGMENT_VALUES > 0 ? { segment: { dimension: "tenant", shares } } : {}), behavior: () => GOOD, allBuckets: true }),
+  );
   let texts = sims.map((sim) => render(sim.counts()));
   const servers: Server[] = [];
   const urls: string[] = [];
@@ -57,14 +64,14 @@ async function main(): Promise<void> {
         sim.run(REQUESTS_PER_TICK, { canaryPercent: 5, shadowPercent: 0 });
         return render(sim.counts());
       });
-      process.send!({ bytes: bytes() });
+      send({ bytes: bytes() });
     }
   });
   process.on("disconnect", () => {
     for (const s of servers) s.close();
     process.exit(0);
   });
-  process.send!({ urls, series: texts[0].split("\n").length - 1, bytes: bytes(), kib: texts[0].length / 1024 });
+  send({ urls, series: texts[0].split("\n").length - 1, bytes: bytes(), kib: texts[0].length / 1024 });
 }
 
 main().catch((error) => {

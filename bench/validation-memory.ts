@@ -5,7 +5,7 @@
 //   npx tsx bench/validation-memory.ts   (needs wrk; MEMORY_ROUNDS, MEMORY_SECONDS)
 import { readFileSync } from "node:fs";
 import { api } from "../test/e2e/harness.ts";
-import { envoyVersion, keysScript, requireWrk, wrk } from "./lib.ts";
+import { envoyVersion, keysScript, present, requireWrk, wrk } from "./lib.ts";
 import { startValidationStack } from "./validation-stack.ts";
 
 function rssMiB(pid: number): number {
@@ -21,7 +21,7 @@ const script = keysScript();
 const { base, controllerUrl, envoy, stop } = await startValidationStack();
 try {
   console.log(`\nmodelroll validation memory (${ROUNDS} rounds of ${SECONDS}s at 256 KB + ${SECONDS}s at 1 KB, 16 connections; ${envoyVersion()}, 1 worker)`);
-  const pid = envoy.child.pid!;
+  const pid = present(envoy.child.pid, "Envoy process id");
   console.log(`before: Envoy RSS ${rssMiB(pid).toFixed(1)} MiB`);
   let answers = 0;
   for (let round = 1; round <= ROUNDS; round++) {

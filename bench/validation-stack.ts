@@ -52,7 +52,16 @@ export async function startValidationStack(wasmPath?: string): Promise<Validatio
     const [upAdmin, upPort] = [await freePort(), await freePort()];
     const bodies: Record<number, string> = Object.fromEntries(SIZES_KB.map((kb) => [kb, answer(kb)]));
     const upstream = await startEnvoy({
-      bootstrapYaml: fixedUpstreamYaml(upAdmin, [{ name: "models", port: upPort, routes: SIZES_KB.flatMap((kb) => [{ prefix: `/plain${kb}/`, body: bodies[kb] }, { prefix: `/val${kb}/`, body: bodies[kb] }]) }]),
+      bootstrapYaml: fixedUpstreamYaml(upAdmin, [
+        {
+          name: "models",
+          port: upPort,
+          routes: SIZES_KB.flatMap((kb) => [
+            { prefix: `/plain${kb}/`, body: bodies[kb] },
+            { prefix: `/val${kb}/`, body: bodies[kb] },
+          ]),
+        },
+      ]),
       adminPort: upAdmin,
       concurrency: 1,
     });
@@ -62,8 +71,11 @@ export async function startValidationStack(wasmPath?: string): Promise<Validatio
     stops.push(() => controller.close());
     const envoy = await startEnvoy({
       bootstrapYaml: renderBootstrap({
-        listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
-        stable: { host: "127.0.0.1", port: upPort }, canary: { host: "127.0.0.1", port: upPort }, controller: { host: "127.0.0.1", port: ctlPort },
+        listen: { host: "127.0.0.1", port: listen },
+        admin: { host: "127.0.0.1", port: admin },
+        stable: { host: "127.0.0.1", port: upPort },
+        canary: { host: "127.0.0.1", port: upPort },
+        controller: { host: "127.0.0.1", port: ctlPort },
         ...(wasmPath ? { wasmPath } : {}),
       }),
       adminPort: admin,
@@ -71,14 +83,35 @@ export async function startValidationStack(wasmPath?: string): Promise<Validatio
     });
     stops.push(() => envoy.stop());
     for (const kb of SIZES_KB) {
-      for (const [name, output] of [[`plain${kb}`, undefined], [`val${kb}`, { schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1024 * 1024 }]] as const) {
-        const r = await api(controller.url, "POST", "/v1/rollouts", { name, match: { pathPrefix: `/${name}/` }, stickyKey: { header: "x-user-id" }, ...(output ? { output } : {}) });
+      for (const [name, output] of [
+        [`plain${kb}`, undefined],
+        [`val${kb}`, { schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1024 * 1024 }],
+      ] as const) {
+        const r = await api(controller.url, "POST", "/v1/rollouts", {
+          name,
+          match: { pathPrefix: `/${name}/` },
+          stickyKey: { header: "x-user-id" },
+          ...(output ? { output } : {}),
+        });
         if (r.status !== 201) throw new Error(JSON.stringify(r.json));
       }
     }
     const base = `http://127.0.0.1:${listen}`;
     const probeUrls = SIZES_KB.flatMap((kb) => [`${base}/plain${kb}/p`, `${base}/val${kb}/p`]);
-    await waitFor("rollouts active", async () => (await sendMany((i) => probeUrls[i], probeUrls.length, () => ({ "x-user-id": "w" }), 1)).every((x) => x.variant !== null), 15_000, 50);
+    await waitFor(
+      "rollouts active",
+      async () =>
+        (
+          await sendMany(
+            (i) => probeUrls[i],
+            probeUrls.length,
+            () => ({ "x-user-id": "w" }),
+            1,
+          )
+        ).every((x) => x.variant !== null),
+      15_000,
+      50,
+    );
     return { base, controllerUrl: controller.url, envoy, bodies, stop };
   } catch (error) {
     await stop();

@@ -18,7 +18,9 @@ const stacks: Array<{ name: string; stack: ValidationStack }> = [];
 try {
   stacks.push({ name: "this build", stack: await startValidationStack() });
   if (BASELINE_WASM) stacks.push({ name: "baseline", stack: await startValidationStack(BASELINE_WASM) });
-  console.log(`\nmodelroll validation bench (${REPEATS} x ${SECONDS}s per point, medians; ${envoyVersion()}, 1 worker)${BASELINE_WASM ? `; baseline build ${BASELINE_WASM}` : ""}`);
+  console.log(
+    `\nmodelroll validation bench (${REPEATS} x ${SECONDS}s per point, medians; ${envoyVersion()}, 1 worker)${BASELINE_WASM ? `; baseline build ${BASELINE_WASM}` : ""}`,
+  );
   for (const kb of SIZES_KB) {
     const bodyKb = Buffer.byteLength(stacks[0].stack.bodies[kb]) / 1024;
     const urls = stacks.map(({ stack }) => ({ plain: `${stack.base}/plain${kb}/p`, val: `${stack.base}/val${kb}/p` }));
@@ -40,19 +42,32 @@ try {
     }
     const figures = runs.map((r) => {
       const added = median(r.lightVal) - median(r.lightPlain);
-      return { added, perKb: added / bodyKb, valRps: median(r.satVal), plainRps: median(r.satPlain), p50Plain: median(r.lightPlain), p50Val: median(r.lightVal) };
+      return {
+        added,
+        perKb: added / bodyKb,
+        valRps: median(r.satVal),
+        plainRps: median(r.satPlain),
+        p50Plain: median(r.lightPlain),
+        p50Val: median(r.lightVal),
+      };
     });
     figures.forEach((f, k) => {
-      console.log(`${kb} KB answer (${bodyKb.toFixed(1)} KB), ${stacks[k].name}: p50 ${f.p50Plain.toFixed(0)} -> ${f.p50Val.toFixed(0)} us, added ${f.added.toFixed(0)} us = ${f.perKb.toFixed(2)} us per KB (target <= 3); throughput ratio validated/plain ${(f.valRps / f.plainRps).toFixed(3)} (${f.plainRps.toFixed(0)} -> ${f.valRps.toFixed(0)} rps)`);
+      console.log(
+        `${kb} KB answer (${bodyKb.toFixed(1)} KB), ${stacks[k].name}: p50 ${f.p50Plain.toFixed(0)} -> ${f.p50Val.toFixed(0)} us, added ${f.added.toFixed(0)} us = ${f.perKb.toFixed(2)} us per KB (target <= 3); throughput ratio validated/plain ${(f.valRps / f.plainRps).toFixed(3)} (${f.plainRps.toFixed(0)} -> ${f.valRps.toFixed(0)} rps)`,
+      );
     });
     if (figures.length === 2) {
       const [now, base] = figures;
-      console.log(`${kb} KB, this build / baseline: validated throughput ${(now.valRps / base.valRps).toFixed(3)}, routing-only throughput ${(now.plainRps / base.plainRps).toFixed(3)}, added us per KB ${(now.perKb / base.perKb).toFixed(3)}`);
+      console.log(
+        `${kb} KB, this build / baseline: validated throughput ${(now.valRps / base.valRps).toFixed(3)}, routing-only throughput ${(now.plainRps / base.plainRps).toFixed(3)}, added us per KB ${(now.perKb / base.perKb).toFixed(3)}`,
+      );
     }
   }
   for (const { name, stack } of stacks) {
     const stats = (await api(stack.controllerUrl, "GET", "/v1/rollouts/val16/stats")).json.variants.stable.output;
-    console.log(`check (${name}): val16 answers validated ${stats.schema.validated}, valid ${stats.schema.valid}, unanalyzed ${JSON.stringify(stats.unanalyzed)}`);
+    console.log(
+      `check (${name}): val16 answers validated ${stats.schema.validated}, valid ${stats.schema.valid}, unanalyzed ${JSON.stringify(stats.unanalyzed)}`,
+    );
   }
 } finally {
   for (const { stack } of stacks.reverse()) await stack.stop();

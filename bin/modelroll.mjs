@@ -1,7 +1,13 @@
 #!/usr/bin/env node
-// The `modelroll` command: runs the TypeScript entry point through tsx's loader (no build step yet).
+// The `modelroll` command: the compiled CLI in controller/dist (built by `npm install`, or `npm run build`).
 // Resolved from this file's real location, so it works through npx, `npm install -g` and symlinks alike.
-import { register } from "tsx/esm/api";
+import { existsSync } from "node:fs";
 
-register();
-await import("../controller/src/cli/modelroll/main.ts");
+const main = new URL("../controller/dist/cli/modelroll/main.js", import.meta.url);
+if (!existsSync(main)) {
+  console.error("modelroll: the controller is not built (no controller/dist): run 'npm install' or 'npm run build' in the checkout");
+  process.exit(1);
+}
+// Stack traces point at the TypeScript source.
+process.setSourceMapsEnabled(true);
+await import(main.href);

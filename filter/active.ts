@@ -7,7 +7,10 @@ import { FilterMetrics, RolloutMetrics } from "./stats";
 
 export class ActiveRollout {
   identity: IdentityFailsafe;
-  constructor(public config: RolloutConfig, public metrics: RolloutMetrics) {
+  constructor(
+    public config: RolloutConfig,
+    public metrics: RolloutMetrics,
+  ) {
     this.identity = new IdentityFailsafe(config, metrics.identity);
   }
 }
@@ -64,7 +67,11 @@ function rolloutMetricsOfVm(r: RolloutConfig): RolloutMetrics {
 
 /** Everything the set of defined metrics depends on. */
 function metricsKey(r: RolloutConfig): string {
-  let key = r.name + (r.shadow !== null ? "+shadow" : "") + (r.models !== null ? "+models" : "") + (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
+  let key =
+    r.name +
+    (r.shadow !== null ? "+shadow" : "") +
+    (r.models !== null ? "+models" : "") +
+    (r.output.analyze ? "+output:" + r.output.labels.join(",") + (r.output.schema !== null ? "+schema" : "") : "");
   for (let d = 0; d < r.segments.length; d++) key += "|" + r.segments[d].name + ":" + r.segments[d].values.join(",");
   return key;
 }

@@ -5,8 +5,17 @@ import { noteGarbage } from "./sdk/dispatch";
 import { OutputConfig } from "./config-model";
 import { JsonParseResult, JsonValue, parseJsonBytes } from "./json";
 import {
-  confidenceMilli, flagAt, isAnalyzableStatus, isJsonContentType, labelIndex, numberAt, UNANALYZED_COMPRESSED,
-  UNANALYZED_ERROR_STATUS, UNANALYZED_NO_BODY, UNANALYZED_NOT_JSON_CONTENT_TYPE, UNANALYZED_TOO_LARGE,
+  confidenceMilli,
+  flagAt,
+  isAnalyzableStatus,
+  isJsonContentType,
+  labelIndex,
+  numberAt,
+  UNANALYZED_COMPRESSED,
+  UNANALYZED_ERROR_STATUS,
+  UNANALYZED_NO_BODY,
+  UNANALYZED_NOT_JSON_CONTENT_TYPE,
+  UNANALYZED_TOO_LARGE,
 } from "./output";
 import { validate } from "./schema-validate";
 import { REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-results";

@@ -29,7 +29,11 @@ export class ObjectReader {
   private read: Array<string> = [];
 
   /** `path` ends with "." (or is "" at the top level): members are named path + key. */
-  constructor(public readonly obj: JsonValue, public readonly path: string, public readonly problems: Problems) {}
+  constructor(
+    public readonly obj: JsonValue,
+    public readonly path: string,
+    public readonly problems: Problems,
+  ) {}
 
   /** The member, or null when absent; asking for it makes it a known field. */
   get(key: string): JsonValue | null {
@@ -130,8 +134,14 @@ export function objectAt(v: JsonValue, path: string, problems: Problems, errorPa
 
 export function stringListAt(v: JsonValue | null, path: string, problems: Problems): Array<string> {
   const list = new Array<string>();
-  if (v === null) { problems.add(path + ": is required"); return list; }
-  if (v.kind != JsonKind.Array) { problems.add(path + ": must be an array"); return list; }
+  if (v === null) {
+    problems.add(path + ": is required");
+    return list;
+  }
+  if (v.kind != JsonKind.Array) {
+    problems.add(path + ": must be an array");
+    return list;
+  }
   for (let i = 0; i < v.items.length; i++) {
     const item = v.items[i];
     if (item.kind != JsonKind.String) problems.add(path + "[" + i.toString() + "]: must be a string");

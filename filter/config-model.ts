@@ -103,5 +103,8 @@ export class PluginConfig {
 }
 
 export class ParseResult<T> {
-  constructor(public value: T | null, public error: string) {}
+  constructor(
+    public value: T | null,
+    public error: string,
+  ) {}
 }

@@ -6,9 +6,7 @@ import { JsonKind, JsonValue } from "./json";
 import { parseCompiledSchemaText } from "./schema";
 import { parseModels } from "./identity";
 import { isLowerToken, isRolloutName, isStatToken, objectAt, ObjectReader, Problems, stringListAt } from "./config-fields";
-import {
-  OutputConfig, RolloutConfig, SEGMENT_HEADER, SEGMENT_PATH, SEGMENT_SIZE, SegmentConfig, ShadowConfig,
-} from "./config-model";
+import { OutputConfig, RolloutConfig, SEGMENT_HEADER, SEGMENT_PATH, SEGMENT_SIZE, SegmentConfig, ShadowConfig } from "./config-model";
 
 const MAX_SEGMENTS = 4;
 const MAX_SEGMENT_VALUES = 16;
@@ -138,8 +136,14 @@ function parseShadow(v: JsonValue, path: string, problems: Problems): ShadowConf
 
 function parseSegments(v: JsonValue, path: string, problems: Problems): Array<SegmentConfig> {
   const list = new Array<SegmentConfig>();
-  if (v.kind != JsonKind.Array) { problems.add(path + ": must be an array"); return list; }
-  if (v.items.length > MAX_SEGMENTS) { problems.add(path + ": at most " + MAX_SEGMENTS.toString() + " dimensions"); return list; }
+  if (v.kind != JsonKind.Array) {
+    problems.add(path + ": must be an array");
+    return list;
+  }
+  if (v.items.length > MAX_SEGMENTS) {
+    problems.add(path + ": at most " + MAX_SEGMENTS.toString() + " dimensions");
+    return list;
+  }
   for (let i = 0; i < v.items.length; i++) {
     const reader = objectAt(v.items[i], path + "[" + i.toString() + "].", problems);
     if (reader === null) continue;

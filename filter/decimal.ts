@@ -18,11 +18,10 @@ const MAX_SIGNIFICANT_DIGITS: i32 = 800;
 const LIMB_CAPACITY: i32 = 160;
 /** The estimate is within a few ulps; the cap only guarantees termination. */
 const MAX_CORRECTION_STEPS: i32 = 64;
-const MAX_FINITE_BITS: u64 = 0x7FEFFFFFFFFFFFFF;
+const MAX_FINITE_BITS: u64 = 0x7fefffffffffffff;
 
 const EXACT_POWERS_OF_TEN: StaticArray<f64> = [
-  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
 /** Non-negative integer, little-endian 32-bit limbs; `overflow` is set instead of writing past the capacity. */
@@ -33,13 +32,13 @@ class BigNat {
 
   setU64(x: u64): void {
     this.overflow = false;
-    unchecked(this.limbs[0] = <u32>x);
-    unchecked(this.limbs[1] = <u32>(x >> 32));
-    this.length = x == 0 ? 0 : (x >> 32) == 0 ? 1 : 2;
+    unchecked((this.limbs[0] = <u32>x));
+    unchecked((this.limbs[1] = <u32>(x >> 32)));
+    this.length = x == 0 ? 0 : x >> 32 == 0 ? 1 : 2;
   }
 
   copyFrom(other: BigNat): void {
-    for (let i = 0; i < other.length; i++) unchecked(this.limbs[i] = other.limbs[i]);
+    for (let i = 0; i < other.length; i++) unchecked((this.limbs[i] = other.limbs[i]));
     this.length = other.length;
     this.overflow = other.overflow;
   }
@@ -49,21 +48,30 @@ class BigNat {
     let carry: u64 = addend;
     for (let i = 0; i < this.length; i++) {
       const p = <u64>unchecked(this.limbs[i]) * <u64>factor + carry;
-      unchecked(this.limbs[i] = <u32>p);
+      unchecked((this.limbs[i] = <u32>p));
       carry = p >> 32;
     }
     if (carry != 0) {
-      if (this.length >= LIMB_CAPACITY) { this.overflow = true; return; }
-      unchecked(this.limbs[this.length] = <u32>carry);
+      if (this.length >= LIMB_CAPACITY) {
+        this.overflow = true;
+        return;
+      }
+      unchecked((this.limbs[this.length] = <u32>carry));
       this.length++;
     }
   }
 
   mulPow5(exponent: i32): void {
     let e = exponent;
-    while (e >= 13) { this.mulAddSmall(1220703125, 0); e -= 13; } // 5^13 is the largest power of 5 in a u32
+    while (e >= 13) {
+      this.mulAddSmall(1220703125, 0);
+      e -= 13;
+    } // 5^13 is the largest power of 5 in a u32
     let rest: u32 = 1;
-    while (e > 0) { rest *= 5; e--; }
+    while (e > 0) {
+      rest *= 5;
+      e--;
+    }
     if (rest != 1) this.mulAddSmall(rest, 0);
   }
 
@@ -71,17 +79,23 @@ class BigNat {
     if (bits <= 0 || this.length == 0) return;
     const limbShift = bits >> 5;
     const bitShift = bits & 31;
-    if (this.length + limbShift + 1 > LIMB_CAPACITY) { this.overflow = true; return; }
+    if (this.length + limbShift + 1 > LIMB_CAPACITY) {
+      this.overflow = true;
+      return;
+    }
     let top: u32 = 0;
     if (bitShift != 0) top = unchecked(this.limbs[this.length - 1]) >> (32 - bitShift);
     for (let i = this.length - 1; i >= 0; i--) {
       let v = unchecked(this.limbs[i]) << bitShift;
       if (bitShift != 0 && i > 0) v |= unchecked(this.limbs[i - 1]) >> (32 - bitShift);
-      unchecked(this.limbs[i + limbShift] = v);
+      unchecked((this.limbs[i + limbShift] = v));
     }
-    for (let i = 0; i < limbShift; i++) unchecked(this.limbs[i] = 0);
+    for (let i = 0; i < limbShift; i++) unchecked((this.limbs[i] = 0));
     this.length += limbShift;
-    if (top != 0) { unchecked(this.limbs[this.length] = top); this.length++; }
+    if (top != 0) {
+      unchecked((this.limbs[this.length] = top));
+      this.length++;
+    }
   }
 
   /** this = a * factor; `a` must be another BigNat. */
@@ -92,18 +106,21 @@ class BigNat {
     if (high != 0 && !this.overflow) {
       // this += (a * high) << 32; the sum is below a * 2^64, so a.length + 2 limbs hold it.
       const width = a.length + 2;
-      if (width > LIMB_CAPACITY) { this.overflow = true; return; }
-      for (let i = this.length; i < width; i++) unchecked(this.limbs[i] = 0);
+      if (width > LIMB_CAPACITY) {
+        this.overflow = true;
+        return;
+      }
+      for (let i = this.length; i < width; i++) unchecked((this.limbs[i] = 0));
       this.length = width;
       let carry: u64 = 0;
       for (let i = 0; i < a.length; i++) {
         const p = <u64>unchecked(a.limbs[i]) * <u64>high + <u64>unchecked(this.limbs[i + 1]) + carry;
-        unchecked(this.limbs[i + 1] = <u32>p);
+        unchecked((this.limbs[i + 1] = <u32>p));
         carry = p >> 32;
       }
       for (let j = a.length + 1; carry != 0 && j < width; j++) {
         const sum = <u64>unchecked(this.limbs[j]) + carry;
-        unchecked(this.limbs[j] = <u32>sum);
+        unchecked((this.limbs[j] = <u32>sum));
         carry = sum >> 32;
       }
     }
@@ -123,7 +140,7 @@ class BigNat {
 }
 
 // Scratch integers, reused: a filter instance is single-threaded and this module never re-enters itself.
-const digitsScaled = new BigNat();   // significant digits, times 5^E when E >= 0
+const digitsScaled = new BigNat(); // significant digits, times 5^E when E >= 0
 const midpointScaled = new BigNat(); // 2m+1, times 5^-E when E < 0
 const digitsShifted = new BigNat();
 // 5^n for the last n asked: the correction compares against it two to four times per number, and numbers
@@ -168,8 +185,14 @@ export function parseJsonNumber(base: usize, length: i32): f64 {
   let lastSignificant = -1;
   for (let i = pos; i < mantissaEnd; i++) {
     const c = load<u8>(base + <usize>i);
-    if (c == 0x2e) { pointAt = i; continue; }
-    if (c != 0x30) { if (firstSignificant < 0) firstSignificant = i; lastSignificant = i; }
+    if (c == 0x2e) {
+      pointAt = i;
+      continue;
+    }
+    if (c != 0x30) {
+      if (firstSignificant < 0) firstSignificant = i;
+      lastSignificant = i;
+    }
   }
   if (firstSignificant < 0) return negative ? -0.0 : 0.0;
   let digitCount = lastSignificant - firstSignificant + 1;
@@ -179,8 +202,10 @@ export function parseJsonNumber(base: usize, length: i32): f64 {
   const exponent10 = exponent + lastDigitPower;
   const leadingPower = exponent10 + digitCount - 1;
   let magnitude: f64;
-  if (leadingPower > 309) magnitude = Infinity;      // >= 1e310
-  else if (leadingPower < -325) magnitude = 0;       // < 1e-324, below half the smallest subnormal
+  if (leadingPower > 309)
+    magnitude = Infinity; // >= 1e310
+  else if (leadingPower < -325)
+    magnitude = 0; // < 1e-324, below half the smallest subnormal
   else magnitude = convert(base, firstSignificant, lastSignificant, digitCount, exponent10);
   return negative ? -magnitude : magnitude;
 }
@@ -191,7 +216,10 @@ function readExponent(base: usize, from: i32, length: i32): i32 {
   let i = from;
   let sign = 1;
   const c = load<u8>(base + <usize>i);
-  if (c == 0x2d) { sign = -1; i++; } else if (c == 0x2b) i++;
+  if (c == 0x2d) {
+    sign = -1;
+    i++;
+  } else if (c == 0x2b) i++;
   let value = 0;
   for (; i < length; i++) {
     const d = <i32>load<u8>(base + <usize>i) - 0x30;
@@ -216,7 +244,7 @@ function convert(base: usize, first: i32, last: i32, digitCount: i32, exponent10
     if (exponent10 < 0 && exponent10 >= -22) return exact / unchecked(EXACT_POWERS_OF_TEN[-exponent10]);
     if (exponent10 > 22 && exponent10 <= 22 + 15 - digitCount) {
       // head * 10^(exponent10-22) is still an integer below 10^15, so exact.
-      return (exact * unchecked(EXACT_POWERS_OF_TEN[exponent10 - 22])) * 1e22;
+      return exact * unchecked(EXACT_POWERS_OF_TEN[exponent10 - 22]) * 1e22;
     }
   }
   const decimal = new Decimal();
@@ -227,8 +255,8 @@ function convert(base: usize, first: i32, last: i32, digitCount: i32, exponent10
 function estimate(head: u64, power: i32): f64 {
   const h = <f64>head;
   // Split the scaling so no intermediate is subnormal or infinite when the result is not.
-  if (power < -300) return (h * Math.pow(10, <f64>(power + 300))) * 1e-300;
-  if (power > 300) return (h * Math.pow(10, <f64>(power - 300))) * 1e300;
+  if (power < -300) return h * Math.pow(10, <f64>(power + 300)) * 1e-300;
+  if (power > 300) return h * Math.pow(10, <f64>(power - 300)) * 1e300;
   return h * Math.pow(10, <f64>power);
 }
 
@@ -247,7 +275,11 @@ function loadDigits(base: usize, first: i32, last: i32, digitCount: i32, exponen
     chunk = chunk * 10 + <u32>(c - 0x30);
     chunkScale *= 10;
     taken++;
-    if (chunkScale == 1000000000) { digitsScaled.mulAddSmall(chunkScale, chunk); chunk = 0; chunkScale = 1; }
+    if (chunkScale == 1000000000) {
+      digitsScaled.mulAddSmall(chunkScale, chunk);
+      chunk = 0;
+      chunkScale = 1;
+    }
   }
   if (chunkScale != 1) digitsScaled.mulAddSmall(chunkScale, chunk);
   if (out.exponent10 > 0) digitsScaled.mulPow5(out.exponent10);
@@ -257,8 +289,8 @@ function loadDigits(base: usize, first: i32, last: i32, digitCount: i32, exponen
 function compareWithMidpointAbove(z: f64, decimal: Decimal): i32 {
   const bits = reinterpret<u64>(z);
   const biasedExponent = <i32>(bits >> 52);
-  const fraction = bits & 0xFFFFFFFFFFFFF;
-  const m: u64 = biasedExponent == 0 ? fraction : fraction | (<u64>1 << 52);
+  const fraction = bits & 0xfffffffffffff;
+  const m: u64 = biasedExponent == 0 ? fraction : fraction | ((<u64>1) << 52);
   const k = biasedExponent == 0 ? -1074 : biasedExponent - 1075;
   // decimal = digits * 5^E * 2^E, midpoint = (2m+1) * 2^(k-1); compare at the smaller power of two.
   if (decimal.exponent10 < 0) midpointScaled.setProduct(fivePow(-decimal.exponent10), 2 * m + 1);
@@ -272,7 +304,9 @@ function compareWithMidpointAbove(z: f64, decimal: Decimal): i32 {
   return c == 0 && decimal.truncated ? 1 : c;
 }
 
-function isOddMantissa(z: f64): bool { return (reinterpret<u64>(z) & 1) != 0; }
+function isOddMantissa(z: f64): bool {
+  return (reinterpret<u64>(z) & 1) != 0;
+}
 
 function correct(estimated: f64, decimal: Decimal): f64 {
   let z = estimated;
@@ -291,7 +325,10 @@ function correct(estimated: f64, decimal: Decimal): f64 {
     const below = reinterpret<f64>(reinterpret<u64>(z) - 1);
     const atLower = compareWithMidpointAbove(below, decimal);
     if (atLower == 2) return z;
-    if (atLower < 0 || (atLower == 0 && !isOddMantissa(below))) { z = below; continue; }
+    if (atLower < 0 || (atLower == 0 && !isOddMantissa(below))) {
+      z = below;
+      continue;
+    }
     return z;
   }
   return z;

@@ -3,10 +3,7 @@
 // the stream ends, and the shadow may be slower than the primary). The primary's and the shadow's answers meet
 // in a ShadowExchange, in either order; the second one triggers the comparison. The exchange lives in the root's
 // call table, not in the stream, because the shadow may answer after the client is gone.
-import {
-  Buffer, getBuffer, getHeader, HeaderMap, httpCall, incrementMetric, log, LogLevel, nowNanos, recordMetric,
-  setEffectiveContext,
-} from "./sdk/host";
+import { Buffer, getBuffer, getHeader, HeaderMap, httpCall, incrementMetric, log, LogLevel, nowNanos, recordMetric, setEffectiveContext } from "./sdk/host";
 import { OutputConfig, ShadowConfig } from "./config-model";
 import { ActiveRollout } from "./active";
 import { isCanary, RandomBuckets, stickyBucket } from "./routing";
@@ -16,27 +13,51 @@ import { countUnanalyzed, parseAnswer, READABLE, recordAnalysis, schemaVerdict, 
 import { RequestCopy } from "./request-copy";
 import { CLASS_LOCAL, countEach, ShadowMetrics, statusClass, VariantMetrics } from "./stats";
 
-function dropped(m: ShadowMetrics): u32 { return m.dropped; }
-function skippedLargeBody(m: ShadowMetrics): u32 { return m.skippedLargeBody; }
-function hostRefused(m: ShadowMetrics): u32 { return m.hostRefused; }
-function incomplete(m: ShadowMetrics): u32 { return m.incomplete; }
-function callRequests(m: ShadowMetrics): u32 { return m.calls.requests; }
+function dropped(m: ShadowMetrics): u32 {
+  return m.dropped;
+}
+function skippedLargeBody(m: ShadowMetrics): u32 {
+  return m.skippedLargeBody;
+}
+function hostRefused(m: ShadowMetrics): u32 {
+  return m.hostRefused;
+}
+function incomplete(m: ShadowMetrics): u32 {
+  return m.incomplete;
+}
+function callRequests(m: ShadowMetrics): u32 {
+  return m.calls.requests;
+}
 
 /** A sampled request waiting for its copy to be complete before it is mirrored. */
 export class ShadowPending {
-  constructor(public rollout: ActiveRollout, public config: ShadowConfig, public slices: Array<ShadowMetrics>) {}
+  constructor(
+    public rollout: ActiveRollout,
+    public config: ShadowConfig,
+    public slices: Array<ShadowMetrics>,
+  ) {}
 
   /** Not mirrored: the request's headers or body could not be read. */
-  hostRefused(): void { countEach(this.slices, hostRefused); }
+  hostRefused(): void {
+    countEach(this.slices, hostRefused);
+  }
   /** Not mirrored: the body is over the shadow's limit. */
-  tooLarge(): void { countEach(this.slices, skippedLargeBody); }
+  tooLarge(): void {
+    countEach(this.slices, skippedLargeBody);
+  }
 }
 
 /**
  * Whether this request is mirrored: a sticky sample by the rollout's key (own hash, independent of the canary
  * split), random without a key. Null when not sampled, or when the per-worker cap on calls in flight drops it.
  */
-export function sampleShadow(rollout: ActiveRollout, key: string | null, random: RandomBuckets, inFlight: i32, segmentIndexes: Array<i32>): ShadowPending | null {
+export function sampleShadow(
+  rollout: ActiveRollout,
+  key: string | null,
+  random: RandomBuckets,
+  inFlight: i32,
+  segmentIndexes: Array<i32>,
+): ShadowPending | null {
   const shadow = rollout.config.shadow;
   if (shadow === null || shadow.basisPoints == 0) return null;
   const bucket = key === null || key.length == 0 ? random.next() : stickyBucket(rollout.config.name + "#shadow", key);
@@ -93,7 +114,12 @@ export class ShadowExchange {
   shadow: AnswerSummary = new AnswerSummary();
   /** The client left before the primary's answer was complete. */
   abandoned: bool = false;
-  constructor(public config: ShadowConfig, public output: OutputConfig, public slices: Array<ShadowMetrics>, public startNs: u64) {}
+  constructor(
+    public config: ShadowConfig,
+    public output: OutputConfig,
+    public slices: Array<ShadowMetrics>,
+    public startNs: u64,
+  ) {}
 
   /** Called when the primary's whole answer is in (read or not): its paired latency ends here. */
   primaryAnswered(): void {

@@ -5,9 +5,7 @@
 //   Holding --(over the hold limit)--> Done (released as it is, guard_skipped)
 //   Holding --(end: fails the schema)--> Fetching --(stable's answer, or none)--> Done (replaced, or guard_failed)
 //   Wanted --(answer not readable, or no complete copy)--> Done (guard_skipped)
-import {
-  Buffer, continueResponse, getBuffer, getHeader, HeaderMap, httpCall, log, LogLevel, replaceHeader, setBuffer,
-} from "./sdk/host";
+import { Buffer, continueResponse, getBuffer, getHeader, HeaderMap, httpCall, log, LogLevel, replaceHeader, setBuffer } from "./sdk/host";
 import { DataStatus } from "./sdk/dispatch";
 import { OutputConfig } from "./config-model";
 import { RequestCopy } from "./request-copy";
@@ -15,20 +13,38 @@ import { NO_SCHEMA } from "./analysis";
 import { SCHEMA_VALID } from "./schema-results";
 import { countEach, OutputMetrics } from "./stats";
 
-export const enum GuardPhase { Wanted, Holding, Fetching, Done }
+export const enum GuardPhase {
+  Wanted,
+  Holding,
+  Fetching,
+  Done,
+}
 
 /** The guard holds answers up to the analysis limit, and never near Envoy's default 1 MiB buffer limit. */
 const GUARD_MAX_HOLD_BYTES: u32 = 960 * 1024;
 
-function replaced(m: OutputMetrics): u32 { return m.guardReplaced; }
-function failed(m: OutputMetrics): u32 { return m.guardFailed; }
-function skipped(m: OutputMetrics): u32 { return m.guardSkipped; }
-function unreadable(m: OutputMetrics): u32 { return m.guardUnreadable; }
-function releaseFailed(m: OutputMetrics): u32 { return m.guardReleaseFailed; }
+function replaced(m: OutputMetrics): u32 {
+  return m.guardReplaced;
+}
+function failed(m: OutputMetrics): u32 {
+  return m.guardFailed;
+}
+function skipped(m: OutputMetrics): u32 {
+  return m.guardSkipped;
+}
+function unreadable(m: OutputMetrics): u32 {
+  return m.guardUnreadable;
+}
+function releaseFailed(m: OutputMetrics): u32 {
+  return m.guardReleaseFailed;
+}
 
 /** The root's record of a guard call in flight: the stream whose held answer it may replace. */
 export class GuardCall {
-  constructor(public streamId: u32, public guard: GuardState) {}
+  constructor(
+    public streamId: u32,
+    public guard: GuardState,
+  ) {}
 }
 
 /** The guard of one canary request. */
@@ -39,7 +55,10 @@ export class GuardState {
   /** How much of the response buffer the held answer fills: what stable's answer replaces. */
   heldBytes: u32 = 0;
 
-  constructor(public output: OutputConfig, public outputMetrics: Array<OutputMetrics>) {}
+  constructor(
+    public output: OutputConfig,
+    public outputMetrics: Array<OutputMetrics>,
+  ) {}
 
   get holding(): bool {
     return this.phase == GuardPhase.Holding;
@@ -93,7 +112,13 @@ export class GuardState {
       this.fail();
       return DataStatus.Continue;
     }
-    const token = httpCall(this.output.guardCluster, copy.callHeaderNames("x-modelroll-guard"), copy.callHeaderValues("refetch"), copy.callBody(), this.output.guardTimeoutMs);
+    const token = httpCall(
+      this.output.guardCluster,
+      copy.callHeaderNames("x-modelroll-guard"),
+      copy.callHeaderValues("refetch"),
+      copy.callBody(),
+      this.output.guardTimeoutMs,
+    );
     if (token == 0) {
       this.fail();
       return DataStatus.Continue;

@@ -9,7 +9,10 @@ import { VARIANT_CANARY, VARIANT_STABLE } from "./stats";
 export class IdentityFailsafe {
   /** This worker saw the canary answer another model; its canary share goes to stable. */
   tripped: bool = false;
-  constructor(public config: RolloutConfig, public metrics: IdentityMetrics | null) {}
+  constructor(
+    public config: RolloutConfig,
+    public metrics: IdentityMetrics | null,
+  ) {}
 
   /** The variant a request picked by weight goes to: stable instead of a tripped canary, counted. */
   route(variant: i32): i32 {
@@ -28,7 +31,18 @@ export class IdentityFailsafe {
     incrementMetric(m.answers[variant][cls]);
     if (variant != VARIANT_CANARY || !isCanaryMismatch(cls) || this.tripped) return;
     this.tripped = true;
-    log(LogLevel.Warn, "modelroll: rollout " + this.config.name + ": the canary answered model version '" + (version === null ? "" : version) + "' (" + MODEL_NAMES[cls] + "; declared " + models.canary + "); this worker sends the rollout's traffic to stable until its config changes");
+    log(
+      LogLevel.Warn,
+      "modelroll: rollout " +
+        this.config.name +
+        ": the canary answered model version '" +
+        (version === null ? "" : version) +
+        "' (" +
+        MODEL_NAMES[cls] +
+        "; declared " +
+        models.canary +
+        "); this worker sends the rollout's traffic to stable until its config changes",
+    );
   }
 
   /** A worker's fail-safe stays on across config updates that leave the rollout's weights and models alone. */

@@ -107,7 +107,8 @@ export class IdentityMetrics {
     const variants = ["stable", "canary"];
     for (let v = 0; v < 2; v++) {
       const ids = new Array<u32>(4);
-      for (let k = 0; k < 4; k++) ids[k] = defineMetric(MetricType.Counter, "modelroll.rollout." + rollout + ".variant." + variants[v] + ".model." + MODEL_NAMES[k] + ".answers");
+      for (let k = 0; k < 4; k++)
+        ids[k] = defineMetric(MetricType.Counter, "modelroll.rollout." + rollout + ".variant." + variants[v] + ".model." + MODEL_NAMES[k] + ".answers");
       this.answers.push(ids);
     }
     this.failsafe = defineMetric(MetricType.Counter, "modelroll.rollout." + rollout + ".variant.stable.model_failsafe");

@@ -5,11 +5,17 @@
 import { parseJsonNumber } from "./decimal";
 
 const EXACT_POWERS_OF_TEN: StaticArray<f64> = [
-  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
-  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-export const enum JsonKind { Null = 0, Bool = 1, Number = 2, String = 3, Array = 4, Object = 5 }
+export const enum JsonKind {
+  Null = 0,
+  Bool = 1,
+  Number = 2,
+  String = 3,
+  Array = 4,
+  Object = 5,
+}
 
 // Scalars share these empty arrays instead of allocating three each: allocation dominated parse time.
 // Only the parser fills arrays, and it gives every array and object value fresh ones.
@@ -34,21 +40,33 @@ export class JsonValue {
     return null;
   }
 
-  has(key: string): bool { return this.get(key) !== null; }
+  has(key: string): bool {
+    return this.get(key) !== null;
+  }
 }
 
 export class JsonParseResult {
   /** The input nests deeper than the limit (told apart from malformed input: a different verdict for bodies). */
   tooDeep: bool = false;
-  constructor(public value: JsonValue | null, public error: string, public offset: i32) {}
-  get ok(): bool { return this.value !== null; }
+  constructor(
+    public value: JsonValue | null,
+    public error: string,
+    public offset: i32,
+  ) {}
+  get ok(): bool {
+    return this.value !== null;
+  }
 }
 
 class Parser {
   pos: i32 = 0;
   error: string = "";
   tooDeep: bool = false;
-  constructor(public base: usize, public len: i32, public maxDepth: i32) {}
+  constructor(
+    public base: usize,
+    public len: i32,
+    public maxDepth: i32,
+  ) {}
 
   fail(message: string): JsonValue | null {
     if (this.error.length == 0) this.error = message;
@@ -60,7 +78,9 @@ class Parser {
     return this.fail("nesting deeper than " + this.maxDepth.toString());
   }
 
-  peek(): i32 { return this.pos < this.len ? <i32>load<u8>(this.base + <usize>this.pos) : -1; }
+  peek(): i32 {
+    return this.pos < this.len ? <i32>load<u8>(this.base + <usize>this.pos) : -1;
+  }
 
   skipWhitespace(): void {
     while (this.pos < this.len) {
@@ -94,9 +114,18 @@ class Parser {
       v.str = s;
       return v;
     }
-    if (c == 0x74) { if (!this.expectWord("true")) return this.fail("invalid literal"); return boolValue(true); }
-    if (c == 0x66) { if (!this.expectWord("false")) return this.fail("invalid literal"); return boolValue(false); }
-    if (c == 0x6e) { if (!this.expectWord("null")) return this.fail("invalid literal"); return NULL_VALUE; }
+    if (c == 0x74) {
+      if (!this.expectWord("true")) return this.fail("invalid literal");
+      return boolValue(true);
+    }
+    if (c == 0x66) {
+      if (!this.expectWord("false")) return this.fail("invalid literal");
+      return boolValue(false);
+    }
+    if (c == 0x6e) {
+      if (!this.expectWord("null")) return this.fail("invalid literal");
+      return NULL_VALUE;
+    }
     if (c == 0x2d || (c >= 0x30 && c <= 0x39)) return this.parseNumber();
     return this.fail("unexpected character");
   }
@@ -109,7 +138,10 @@ class Parser {
     obj.keys = new Array<string>();
     obj.values = new Array<JsonValue>();
     this.skipWhitespace();
-    if (this.peek() == 0x7d) { this.pos++; return obj; }
+    if (this.peek() == 0x7d) {
+      this.pos++;
+      return obj;
+    }
     while (true) {
       this.skipWhitespace();
       const k = this.peek();
@@ -126,8 +158,14 @@ class Parser {
       obj.values.push(value);
       this.skipWhitespace();
       const c = this.peek();
-      if (c == 0x2c) { this.pos++; continue; }
-      if (c == 0x7d) { this.pos++; return obj; }
+      if (c == 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c == 0x7d) {
+        this.pos++;
+        return obj;
+      }
       return this.fail(c < 0 ? "unexpected end of input" : "expected ',' or '}'");
     }
   }
@@ -139,15 +177,24 @@ class Parser {
     arr.kind = JsonKind.Array;
     arr.items = new Array<JsonValue>();
     this.skipWhitespace();
-    if (this.peek() == 0x5d) { this.pos++; return arr; }
+    if (this.peek() == 0x5d) {
+      this.pos++;
+      return arr;
+    }
     while (true) {
       const value = this.parseValue(depth);
       if (value === null) return null;
       arr.items.push(value);
       this.skipWhitespace();
       const c = this.peek();
-      if (c == 0x2c) { this.pos++; continue; }
-      if (c == 0x5d) { this.pos++; return arr; }
+      if (c == 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c == 0x5d) {
+        this.pos++;
+        return arr;
+      }
       return this.fail(c < 0 ? "unexpected end of input" : "expected ',' or ']'");
     }
   }
@@ -216,7 +263,10 @@ class Parser {
     let parts: Array<string> | null = null;
     let ascii = true;
     while (true) {
-      if (this.pos >= this.len) { this.fail("unterminated string"); return null; }
+      if (this.pos >= this.len) {
+        this.fail("unterminated string");
+        return null;
+      }
       const c = <i32>load<u8>(this.base + <usize>this.pos);
       if (c == 0x22) {
         const runLength = this.pos - runStart;
@@ -231,14 +281,17 @@ class Parser {
         parts.push(tail);
         return parts.join("");
       }
-      if (c < 0x20) { this.fail("control character in string"); return null; }
+      if (c < 0x20) {
+        this.fail("control character in string");
+        return null;
+      }
       if (c == 0x5c) {
         if (parts === null) parts = new Array<string>();
         parts.push(String.UTF8.decodeUnsafe(this.base + <usize>runStart, <usize>(this.pos - runStart)));
         this.pos++;
         const e = this.peek();
         this.pos++;
-        if (e == 0x22) parts.push("\"");
+        if (e == 0x22) parts.push('"');
         else if (e == 0x5c) parts.push("\\");
         else if (e == 0x2f) parts.push("/");
         else if (e == 0x62) parts.push("\b");
@@ -248,17 +301,29 @@ class Parser {
         else if (e == 0x74) parts.push("\t");
         else if (e == 0x75) {
           const unit = this.readHex4();
-          if (unit < 0) { this.fail("invalid \\u escape"); return null; }
+          if (unit < 0) {
+            this.fail("invalid \\u escape");
+            return null;
+          }
           // Lone surrogates are kept as JavaScript keeps them, so verdicts match JSON.parse.
           parts.push(String.fromCharCode(unit));
-        } else { this.fail("invalid escape"); return null; }
+        } else {
+          this.fail("invalid escape");
+          return null;
+        }
         runStart = this.pos;
         continue;
       }
-      if (c < 0x80) { this.pos++; continue; }
+      if (c < 0x80) {
+        this.pos++;
+        continue;
+      }
       ascii = false;
       const width = utf8SequenceLength(this.base, this.pos, this.len);
-      if (width == 0) { this.fail("invalid UTF-8"); return null; }
+      if (width == 0) {
+        this.fail("invalid UTF-8");
+        return null;
+      }
       this.pos += width;
     }
   }
@@ -295,12 +360,15 @@ function internAscii(at: usize, length: i32): string {
     const chars = changetype<usize>(cached);
     let same = true;
     for (let i = 0; i < length; i++) {
-      if (<u32>load<u16>(chars + (<usize>i << 1)) != <u32>load<u8>(at + <usize>i)) { same = false; break; }
+      if (<u32>load<u16>(chars + ((<usize>i) << 1)) != <u32>load<u8>(at + <usize>i)) {
+        same = false;
+        break;
+      }
     }
     if (same) return cached;
   }
   const fresh = String.UTF8.decodeUnsafe(at, <usize>length);
-  unchecked(internTable[slot] = fresh);
+  unchecked((internTable[slot] = fresh));
   return fresh;
 }
 

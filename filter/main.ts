@@ -7,9 +7,17 @@ import "./sdk/abort";
 // and each one it calls is a VM entry per request (body callbacks: per chunk; they return at once for
 // requests that are not mirrored).
 export {
-  proxy_abi_version_0_2_1, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure, proxy_on_tick,
-  proxy_on_http_call_response, proxy_on_request_headers, proxy_on_request_body, proxy_on_response_headers,
-  proxy_on_response_body, proxy_on_delete,
+  proxy_abi_version_0_2_1,
+  proxy_on_context_create,
+  proxy_on_vm_start,
+  proxy_on_configure,
+  proxy_on_tick,
+  proxy_on_http_call_response,
+  proxy_on_request_headers,
+  proxy_on_request_body,
+  proxy_on_response_headers,
+  proxy_on_response_body,
+  proxy_on_delete,
 } from "./sdk/dispatch";
 export { malloc } from "./sdk/malloc";
 

@@ -76,7 +76,7 @@ export function flagAt(doc: JsonValue, path: Array<string> | null): bool {
 export function confidenceMilli(doc: JsonValue, output: OutputConfig): i64 {
   const c = numberAt(doc, output.confidenceField);
   if (isNaN(c)) return -1;
-  const clamped = c < 0 ? 0 : c > 1 ? 1 : c;
+  const clamped = Math.min(Math.max(c, 0), 1);
   return <i64>Math.round(clamped * 1000);
 }
 

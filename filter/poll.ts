@@ -16,7 +16,10 @@ export class ConfigPoll {
   private retryAtNs: u64 = 0;
   private backoffMs: u64 = BACKOFF_MIN_MS;
 
-  constructor(private ctl: ControllerConfig, private metrics: FilterMetrics) {}
+  constructor(
+    private ctl: ControllerConfig,
+    private metrics: FilterMetrics,
+  ) {}
 
   owns(token: u32): bool {
     return token != 0 && token == this.token;

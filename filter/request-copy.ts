@@ -13,7 +13,12 @@ export class RequestCopy {
   complete: bool = false;
 
   /** Pseudo-headers, the variant header and hop-by-hop headers are not copied as headers. */
-  constructor(pairs: HeaderPairs, variantHeader: string, public path: string, maxBody: i32) {
+  constructor(
+    pairs: HeaderPairs,
+    variantHeader: string,
+    public path: string,
+    maxBody: i32,
+  ) {
     this.body = new BodyCopy(maxBody);
     for (let i = 0; i < pairs.names.length; i++) {
       const name = pairs.names[i];
@@ -48,6 +53,13 @@ export class RequestCopy {
 
 /** Connection-level headers that must not be forwarded on another connection (RFC 9110 7.6.1). */
 function isHopByHop(name: string): bool {
-  return name == "connection" || name == "keep-alive" || name == "transfer-encoding" || name == "te"
-    || name == "upgrade" || name == "proxy-connection" || name == "trailer";
+  return (
+    name == "connection" ||
+    name == "keep-alive" ||
+    name == "transfer-encoding" ||
+    name == "te" ||
+    name == "upgrade" ||
+    name == "proxy-connection" ||
+    name == "trailer"
+  );
 }

@@ -1,9 +1,7 @@
 // The root context: owns the parsed plugin config, the rollouts in force (static ones from the plugin config,
 // then the controller's), the controller long-poll, and the calls that outlive a stream. Envoy creates one per
 // plugin configuration on a VM (a new one for each Istio ECDS push) and answers every HTTP call here.
-import {
-  Buffer, getBuffer, log, LogLevel, nowNanos, setEffectiveContext, setTickPeriodMs,
-} from "./sdk/host";
+import { Buffer, getBuffer, log, LogLevel, nowNanos, setEffectiveContext, setTickPeriodMs } from "./sdk/host";
 import { findStream, RootContextBase, StreamContextBase } from "./sdk/dispatch";
 import { RolloutTable } from "./config-model";
 import { parsePluginConfig } from "./config";
@@ -45,7 +43,7 @@ export class ModelrollRoot extends RootContextBase {
     }
     const state = this.state;
     state.plugin = plugin;
-    state.random = new RandomBuckets(nowNanos() ^ (<u64>this.id << 32));
+    state.random = new RandomBuckets(nowNanos() ^ ((<u64>this.id) << 32));
     const metrics = filterMetricsOfVm();
     const staticTable = plugin.staticRollouts;
     if (staticTable !== null) this.apply(staticTable);

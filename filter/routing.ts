@@ -60,7 +60,9 @@ export function matchRollout(rollouts: Array<RolloutConfig>, path: string): Roll
 /** xorshift64* for requests without a sticky key. Seeded per worker; Math.random needs a host import Envoy lacks. */
 export class RandomBuckets {
   private state: u64;
-  constructor(seed: u64) { this.state = mix64(seed) | 1; }
+  constructor(seed: u64) {
+    this.state = mix64(seed) | 1;
+  }
   next(): u32 {
     let x = this.state;
     x ^= x >> 12;

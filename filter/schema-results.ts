@@ -25,5 +25,13 @@ export const REASON_TOO_DEEP: i32 = 8;
 
 /** Indexed by the constants above. */
 export const SCHEMA_RESULT_NAMES: Array<string> = [
-  "valid", "missing_field", "wrong_type", "out_of_range", "not_allowed", "bad_length", "unexpected_field", "not_json", "too_deep",
+  "valid",
+  "missing_field",
+  "wrong_type",
+  "out_of_range",
+  "not_allowed",
+  "bad_length",
+  "unexpected_field",
+  "not_json",
+  "too_deep",
 ];

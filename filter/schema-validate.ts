@@ -19,13 +19,17 @@
 // enum/const value, bounded by the compiled JSON's depth.
 import { JsonKind, JsonValue, parseJsonBytes } from "./json";
 import {
-  REASON_BAD_LENGTH, REASON_MISSING_FIELD, REASON_NOT_ALLOWED, REASON_NOT_JSON, REASON_OUT_OF_RANGE, REASON_TOO_DEEP,
-  REASON_UNEXPECTED_FIELD, REASON_WRONG_TYPE, SCHEMA_VALID,
+  REASON_BAD_LENGTH,
+  REASON_MISSING_FIELD,
+  REASON_NOT_ALLOWED,
+  REASON_NOT_JSON,
+  REASON_OUT_OF_RANGE,
+  REASON_TOO_DEEP,
+  REASON_UNEXPECTED_FIELD,
+  REASON_WRONG_TYPE,
+  SCHEMA_VALID,
 } from "./schema-results";
-import {
-  MAX_SCHEMA_DEPTH, SchemaNode, TYPE_ANY, TYPE_ARRAY, TYPE_BOOLEAN, TYPE_INTEGER, TYPE_NULL, TYPE_NUMBER,
-  TYPE_OBJECT, TYPE_STRING,
-} from "./schema";
+import { MAX_SCHEMA_DEPTH, SchemaNode, TYPE_ANY, TYPE_ARRAY, TYPE_BOOLEAN, TYPE_INTEGER, TYPE_NULL, TYPE_NUMBER, TYPE_OBJECT, TYPE_STRING } from "./schema";
 
 export class ValidationResult {
   constructor(
@@ -35,7 +39,9 @@ export class ValidationResult {
     public pointer: string,
   ) {}
 
-  get valid(): bool { return this.result == SCHEMA_VALID; }
+  get valid(): bool {
+    return this.result == SCHEMA_VALID;
+  }
 }
 
 /** Objects with more keys than this get a key -> last index map instead of linear scans. */

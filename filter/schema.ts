@@ -62,8 +62,13 @@ export class SchemaNode {
 }
 
 export class CompiledSchemaParseResult {
-  constructor(public schema: SchemaNode | null, public error: string) {}
-  get ok(): bool { return this.schema !== null; }
+  constructor(
+    public schema: SchemaNode | null,
+    public error: string,
+  ) {}
+  get ok(): bool {
+    return this.schema !== null;
+  }
 }
 
 /** Parses `{"v":1,"s":<node>}`; the error names the place in the compiled JSON ("s/p/0/1/t: ..."). */
@@ -103,7 +108,10 @@ class NodeReader {
   read(json: JsonValue, at: string, depth: i32): SchemaNode | null {
     if (depth > MAX_SCHEMA_DEPTH) return this.fail(at, "subschemas nest deeper than " + MAX_SCHEMA_DEPTH.toString() + " levels");
     const node = new SchemaNode();
-    if (json.kind == JsonKind.Bool) { node.rejectsAll = !json.bool; return node; }
+    if (json.kind == JsonKind.Bool) {
+      node.rejectsAll = !json.bool;
+      return node;
+    }
     if (json.kind != JsonKind.Object) return this.fail(at, "must be a boolean or an object");
     for (let i = 0; i < json.keys.length; i++) {
       const key = json.keys[i];
@@ -153,7 +161,10 @@ class NodeReader {
   }
 
   readProperties(node: SchemaNode, value: JsonValue, at: string, depth: i32): bool {
-    if (value.kind != JsonKind.Array) { this.fail(at, "must be an array of [name, schema] pairs"); return false; }
+    if (value.kind != JsonKind.Array) {
+      this.fail(at, "must be an array of [name, schema] pairs");
+      return false;
+    }
     const names = new Array<string>();
     const schemas = new Array<SchemaNode>();
     for (let j = 0; j < value.items.length; j++) {

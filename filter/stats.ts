@@ -77,9 +77,11 @@ export class OutputMetrics {
   guardReleaseFailed: u32;
   constructor(base: string, labels: Array<string>, withSchema: bool) {
     if (withSchema) {
-      for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++) this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
+      for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++)
+        this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
     }
-    for (let i = 0; i < UNANALYZED_NAMES.length; i++) this.unanalyzed.push(defineMetric(MetricType.Counter, base + "unanalyzed." + UNANALYZED_NAMES[i] + ".outputs"));
+    for (let i = 0; i < UNANALYZED_NAMES.length; i++)
+      this.unanalyzed.push(defineMetric(MetricType.Counter, base + "unanalyzed." + UNANALYZED_NAMES[i] + ".outputs"));
     for (let i = 0; i < labels.length; i++) this.labels.push(defineMetric(MetricType.Counter, base + "label." + labels[i] + ".predictions"));
     this.labels.push(defineMetric(MetricType.Counter, base + "label.other.predictions"));
     this.labels.push(defineMetric(MetricType.Counter, base + "label.missing.predictions"));

@@ -3,8 +3,17 @@
 // the request in its slices; at response headers it counts the answer. Anything else it holds only while its
 // request needs it: the request copy (shadow, guard), the pending shadow or its exchange, the guard, the answer.
 import {
-  Buffer, getBuffer, getHeader, getHeaderPairs, getProperty, HeaderMap, incrementMetric, nowNanos, recordMetric,
-  removeHeader, replaceHeader,
+  Buffer,
+  getBuffer,
+  getHeader,
+  getHeaderPairs,
+  getProperty,
+  HeaderMap,
+  incrementMetric,
+  nowNanos,
+  recordMetric,
+  removeHeader,
+  replaceHeader,
 } from "./sdk/host";
 import { DataStatus, HeadersStatus, StreamContextBase, RootContextBase } from "./sdk/dispatch";
 import { RolloutConfig, SEGMENT_HEADER, SEGMENT_SIZE } from "./config-model";
@@ -19,10 +28,7 @@ import { PrimaryAnswer } from "./answer";
 import { dispatchShadow, sampleShadow, ShadowExchange, ShadowPending } from "./exchange";
 import { GuardPhase, GuardState } from "./guard";
 import { RequestCopy } from "./request-copy";
-import {
-  CLASS_LOCAL, countEach, outputMetricsOf, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE,
-  VariantMetrics,
-} from "./stats";
+import { CLASS_LOCAL, countEach, outputMetricsOf, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics } from "./stats";
 
 /** What the response body callbacks do for this stream. */
 const enum BodyPath {
@@ -36,7 +42,9 @@ const enum BodyPath {
   AwaitEnd,
 }
 
-function requests(m: VariantMetrics): u32 { return m.requests; }
+function requests(m: VariantMetrics): u32 {
+  return m.requests;
+}
 
 /** A request a rollout matched, as fixed at its headers. */
 class RoutedRequest {
@@ -66,7 +74,11 @@ export class ModelrollStream extends StreamContextBase {
   /** The answer's headers were counted (once per stream). */
   responseCounted: bool = false;
 
-  constructor(id: u32, root: RootContextBase, private state: RootState) {
+  constructor(
+    id: u32,
+    root: RootContextBase,
+    private state: RootState,
+  ) {
     super(id, root);
   }
 

@@ -18,19 +18,25 @@ export function pluginConfigError(text: string): string {
 /** "ok <variantHeader> <controller cluster or -> <static rollout count or ->" or "error: ...". */
 export function pluginConfigSummary(text: string): string {
   const r = parsePluginConfig(text);
-  if (r.value === null) return "error: " + r.error;
-  const c = r.value!;
+  const c = r.value;
+  if (c == null) return "error: " + r.error;
   const ctl = c.controller;
   const st = c.staticRollouts;
-  return "ok " + c.variantHeader + " " + (ctl === null ? "-" : ctl.cluster + "@" + ctl.authority + ctl.path + "/" + ctl.pollWaitSeconds.toString())
-    + " " + (st === null ? "-" : st.rollouts.length.toString());
+  return (
+    "ok " +
+    c.variantHeader +
+    " " +
+    (ctl === null ? "-" : ctl.cluster + "@" + ctl.authority + ctl.path + "/" + ctl.pollWaitSeconds.toString()) +
+    " " +
+    (st === null ? "-" : st.rollouts.length.toString())
+  );
 }
 
 /** "v<version> <name>:<prefix>:<header>:<bp>,..." or "error: ...". */
 export function rolloutTableSummary(text: string): string {
   const r = parseRolloutTable(text);
-  if (r.value === null) return "error: " + r.error;
-  const t = r.value!;
+  const t = r.value;
+  if (t == null) return "error: " + r.error;
   const parts = new Array<string>();
   for (let i = 0; i < t.rollouts.length; i++) {
     const x = t.rollouts[i];
@@ -42,8 +48,9 @@ export function rolloutTableSummary(text: string): string {
 /** The name of the rollout the path matches under the given table, "" for none. */
 export function matchedRollout(tableText: string, path: string): string {
   const r = parseRolloutTable(tableText);
-  if (r.value === null) return "error: " + r.error;
-  const m = matchRollout(r.value!.rollouts, path);
+  const t = r.value;
+  if (t == null) return "error: " + r.error;
+  const m = matchRollout(t.rollouts, path);
   return m === null ? "" : m.name;
 }
 
@@ -68,8 +75,9 @@ export function bucketHistogram(rollout: string, prefix: string, n: i32, bins: i
 /** "kind" of a parsed JSON document or "error: ..." — exercises the parser on hostile input. */
 export function jsonKind(text: string, maxDepth: i32): string {
   const r = parseJson(text, maxDepth);
-  if (r.value === null) return "error: " + r.error;
-  const k = r.value!.kind;
+  const v = r.value;
+  if (v == null) return "error: " + r.error;
+  const k = v.kind;
   if (k == JsonKind.Object) return "object";
   if (k == JsonKind.Array) return "array";
   if (k == JsonKind.String) return "string";
@@ -81,13 +89,18 @@ export function jsonKind(text: string, maxDepth: i32): string {
 /** The segment value each dimension of the first rollout gives a request: "tier=pro,size=le_1024", or "error: ...". */
 export function segmentValues(tableText: string, headerValue: string, path: string, contentLength: string): string {
   const r = parseRolloutTable(tableText);
-  if (r.value === null) return "error: " + r.error;
-  const t = r.value!;
+  const t = r.value;
+  if (t == null) return "error: " + r.error;
   if (t.rollouts.length == 0) return "error: no rollout";
   const segs = t.rollouts[0].segments;
   const parts = new Array<string>();
   for (let d = 0; d < segs.length; d++) {
-    const k = segmentValueIndex(segs[d], headerValue == "<absent>" ? null : headerValue, path, parseContentLength(contentLength == "<absent>" ? null : contentLength));
+    const k = segmentValueIndex(
+      segs[d],
+      headerValue == "<absent>" ? null : headerValue,
+      path,
+      parseContentLength(contentLength == "<absent>" ? null : contentLength),
+    );
     parts.push(segs[d].name + "=" + (k < segs[d].values.length ? segs[d].values[k] : "other"));
   }
   return parts.join(",");
@@ -96,8 +109,9 @@ export function segmentValues(tableText: string, headerValue: string, path: stri
 /** The value of a JSON number text as the parser reads it; NaN when the text is not a JSON number. */
 export function jsonNumberValue(text: string): f64 {
   const r = parseJson(text, 1);
-  if (r.value === null || r.value!.kind != JsonKind.Number) return NaN;
-  return r.value!.num;
+  const v = r.value;
+  if (v == null || v.kind != JsonKind.Number) return NaN;
+  return v.num;
 }
 
 /** "" when the compiled output schema is accepted, else the error naming the place. */
@@ -132,8 +146,10 @@ export function validateDocument(compiledSchemaJson: string, documentText: strin
  */
 export function identityOf(tableText: string, body: string, header: string): string {
   const r = parseRolloutTable(tableText);
-  if (r.value === null) return "error: " + r.error;
-  const models = r.value!.rollouts[0].models;
+  const t = r.value;
+  if (t == null) return "error: " + r.error;
+  if (t.rollouts.length == 0) return "error: no rollout";
+  const models = t.rollouts[0].models;
   if (models === null) return "none";
   const version = models.header.length > 0 ? (header.length > 0 ? header : null) : versionInDoc(parseJson(body).value, models);
   return MODEL_NAMES[classifyVersion(models, version)] + (isCanaryMismatch(classifyVersion(models, version)) ? " mismatch" : "");

@@ -43,7 +43,11 @@ export function aptInstall(pkg, cwd) {
   try {
     result = aptGet(install, cwd);
     // No or stale package lists: "Unable to locate package", "has no installation candidate", 404s on fetch.
-    if (result.status !== 0 && !result.error && /Unable to locate package|no installation candidate|404\s+Not Found|Failed to fetch|apt-get update/i.test(result.output)) {
+    if (
+      result.status !== 0 &&
+      !result.error &&
+      /Unable to locate package|no installation candidate|404\s+Not Found|Failed to fetch|apt-get update/i.test(result.output)
+    ) {
       console.log(`modelroll install: apt-get could not find or fetch ${pkg}; running apt-get update and trying again`);
       const update = aptGet(["update"], cwd);
       if (update.status !== 0) problem = `'apt-get update' failed (exit ${update.status ?? update.error?.message}):\n${tail(update.output)}`;
@@ -60,7 +64,10 @@ export function aptInstall(pkg, cwd) {
   if (result.error?.code === "ENOENT") return { ok: false, message: "apt-get is not available" };
   if (result.error) return { ok: false, message: `apt-get: ${result.error.message}` };
   if (result.status !== 0) {
-    return { ok: false, message: `'apt-get ${install.join(" ")}'${updated ? " (after apt-get update)" : ""} exited with ${result.status}:\n${tail(result.output)}` };
+    return {
+      ok: false,
+      message: `'apt-get ${install.join(" ")}'${updated ? " (after apt-get update)" : ""} exited with ${result.status}:\n${tail(result.output)}`,
+    };
   }
   const service = servicesHeld ? `its system service was not started (${POLICY_RC_D} refused it)` : `${policyProblem}`;
   return { ok: true, note: `apt-get${updated ? ", after apt-get update" : ""}; ${service}`, output: result.output };

@@ -36,10 +36,15 @@ export async function buildDashboard({ quiet = false } = {}) {
   const js = outputs.find((f) => f.endsWith(".js"));
   const css = outputs.find((f) => f.endsWith(".css"));
   if (!js || !css) throw new Error(`dashboard build: expected a .js and a .css output, got ${outputs.join(", ")}`);
-  const html = readFileSync(join(root, "dashboard", "index.html"), "utf8").replace("__JS__", basename(js)).replace("__CSS__", basename(css));
+  const html = readFileSync(join(root, "dashboard", "index.html"), "utf8")
+    .replace("__JS__", basename(js))
+    .replace("__CSS__", basename(css));
   writeFileSync(join(out, "index.html"), html);
   const size = (f) => (result.metafile.outputs[f].bytes / 1024).toFixed(1);
-  if (!quiet) console.log(`modelroll install: dashboard built into build/dashboard (${basename(js)} ${size(js)} KiB, ${basename(css)} ${size(css)} KiB) in ${Date.now() - started} ms`);
+  if (!quiet)
+    console.log(
+      `modelroll install: dashboard built into build/dashboard (${basename(js)} ${size(js)} KiB, ${basename(css)} ${size(css)} KiB) in ${Date.now() - started} ms`,
+    );
   return { dir: out, js: basename(js), css: basename(css) };
 }
 

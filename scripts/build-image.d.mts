@@ -8,5 +8,11 @@ export declare function orasBinary(): string;
 export declare function sha256Hex(bytes: Uint8Array): string;
 export declare function tarOf(name: string, data: Uint8Array): Buffer;
 export declare function storedGzip(data: Uint8Array): Buffer;
-export declare function buildImage(opts?: { wasmPath?: string; stamp?: boolean }): { digest: string; moduleSha256: string; tag: string; layout: string; stamped: string[] };
+export declare function buildImage(opts?: { wasmPath?: string; stamp?: boolean }): {
+  digest: string;
+  moduleSha256: string;
+  tag: string;
+  layout: string;
+  stamped: string[];
+};
 export declare function stampManifests(digest: string): string[];

@@ -40,7 +40,7 @@ export const sha256Hex = (bytes) => createHash("sha256").update(bytes).digest("h
 export function tarOf(name, data) {
   const header = Buffer.alloc(512);
   const field = (offset, length, text) => header.write(text, offset, length, "ascii");
-  const octal = (offset, length, value) => field(offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
+  const octal = (offset, length, value) => field(offset, length, `${value.toString(8).padStart(length - 1, "0")}\0`);
   field(0, 100, name);
   octal(100, 8, 0o644);
   octal(108, 8, 0);
@@ -53,7 +53,7 @@ export function tarOf(name, data) {
   field(263, 2, "00");
   let sum = 0;
   for (const b of header) sum += b;
-  field(148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
+  field(148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
   const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
   return Buffer.concat([header, data, padding, Buffer.alloc(1024)]);
 }
@@ -96,12 +96,21 @@ export function buildImage({ wasmPath = join(root, "build", "filter.wasm"), stam
   const config = { architecture: "wasm", os: "wasip1", config: {}, rootfs: { type: "layers", diff_ids: [`sha256:${sha256Hex(tar)}`] } };
   writeFileSync(join(IMAGE_DIR, "config.json"), JSON.stringify(config));
   const tag = imageTag();
-  run(orasBinary(), [
-    "push", "--no-tty", "--oci-layout", `${LAYOUT_DIR}:${tag}`,
-    "--config", `config.json:${CONFIG_MEDIA_TYPE}`,
-    "--annotation", `org.opencontainers.image.created=${FIXED_CREATED}`,
-    `plugin.tar.gz:${LAYER_MEDIA_TYPE}`,
-  ], IMAGE_DIR);
+  run(
+    orasBinary(),
+    [
+      "push",
+      "--no-tty",
+      "--oci-layout",
+      `${LAYOUT_DIR}:${tag}`,
+      "--config",
+      `config.json:${CONFIG_MEDIA_TYPE}`,
+      "--annotation",
+      `org.opencontainers.image.created=${FIXED_CREATED}`,
+      `plugin.tar.gz:${LAYER_MEDIA_TYPE}`,
+    ],
+    IMAGE_DIR,
+  );
   const index = JSON.parse(readFileSync(join(LAYOUT_DIR, "index.json"), "utf8"));
   const entry = index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === tag);
   if (!entry) throw new Error(`oras wrote no manifest tagged ${tag} into ${LAYOUT_DIR}`);

@@ -32,7 +32,9 @@ function importsOf(root, file, known) {
   const targets = new Set();
   for (const { fileName } of importedFiles) {
     if (!fileName.startsWith(".")) continue;
-    const target = relative(root, resolve(root, dirname(file), fileName)).split(sep).join("/");
+    const target = relative(root, resolve(root, dirname(file), fileName))
+      .split(sep)
+      .join("/");
     if (known.has(target)) targets.add(target);
   }
   return [...targets].sort();

@@ -26,14 +26,17 @@ function findGo(fail, needs) {
   const go = process.env.GO || "go";
   const r = spawnSync(go, ["version"], { encoding: "utf8" });
   if (r.error || r.status !== 0) {
-    fail(`Go is needed for ${needs} (everything comes from the Go module proxy). Install Go (https://go.dev/dl, or apt-get install golang-go: an old Go fetches the newer toolchain it needs by itself) and run npm install again, or set GO=/path/to/go. Overrides that skip Go: MESH_SCHEMAS_DIR, ORAS_BIN, ISTIO_WASM_BIN.`);
+    fail(
+      `Go is needed for ${needs} (everything comes from the Go module proxy). Install Go (https://go.dev/dl, or apt-get install golang-go: an old Go fetches the newer toolchain it needs by itself) and run npm install again, or set GO=/path/to/go. Overrides that skip Go: MESH_SCHEMAS_DIR, ORAS_BIN, ISTIO_WASM_BIN.`,
+    );
   }
   return go;
 }
 
 function goRun(go, args, cwd, what, fail, extraEnv = {}) {
   const r = spawnSync(go, args, { cwd, encoding: "utf8", env: { ...process.env, ...extraEnv }, maxBuffer: 64 * 1024 * 1024 });
-  if (r.error || r.status !== 0) fail(`${what}: '${go} ${args.join(" ")}' failed:\n${`${r.stdout ?? ""}${r.stderr ?? r.error?.message ?? ""}`.trim().split("\n").slice(-20).join("\n")}`);
+  if (r.error || r.status !== 0)
+    fail(`${what}: '${go} ${args.join(" ")}' failed:\n${`${r.stdout ?? ""}${r.stderr ?? r.error?.message ?? ""}`.trim().split("\n").slice(-20).join("\n")}`);
   return r.stdout;
 }
 
@@ -131,9 +134,14 @@ function installRegistry(root, fail) {
     return;
   }
   const start = performance.now();
-  console.log("modelroll install: the OCI registry is missing; apt-get install docker-registry (Debian package, about 5 MB; the filter image test pushes to it)");
+  console.log(
+    "modelroll install: the OCI registry is missing; apt-get install docker-registry (Debian package, about 5 MB; the filter image test pushes to it)",
+  );
   const installed = aptInstall("docker-registry", root);
-  if (!installed.ok) fail(`installing docker-registry: ${installed.message}\nInstall a Docker Distribution registry (v2) yourself and set REGISTRY_BIN=/path/to/registry, or fix the error above.`);
+  if (!installed.ok)
+    fail(
+      `installing docker-registry: ${installed.message}\nInstall a Docker Distribution registry (v2) yourself and set REGISTRY_BIN=/path/to/registry, or fix the error above.`,
+    );
   const v = registryVersionOf(REGISTRY_DEFAULT_BIN);
   if (v === null) fail(`apt-get installed docker-registry but ${REGISTRY_DEFAULT_BIN} does not run`);
   console.log(`modelroll install: ${v} installed at ${REGISTRY_DEFAULT_BIN} (${installed.note}; ${seconds(start)})`);

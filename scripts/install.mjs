@@ -6,6 +6,7 @@
 // installed with apt-get when missing. PROMETHEUS_BIN=/path/to/prometheus skips that.
 // The Istio-mesh tests' tools and schemas: scripts/install-mesh.mjs.
 // The dashboard (dashboard/, Preact + uPlot) is bundled with esbuild into build/dashboard (scripts/build-dashboard.mjs).
+// The controller (controller/src) is compiled by tsc into controller/dist (scripts/build-controller.mjs).
 // Its browser tests drive Debian's `chromium` (/usr/bin/chromium) with playwright-core, installed with apt-get
 // when missing. CHROMIUM_BIN=/path/to/chromium skips that.
 import { execFileSync, spawnSync } from "node:child_process";
@@ -14,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { aptInstall, tail } from "./apt.mjs";
 import { buildDashboard } from "./build-dashboard.mjs";
+import { buildController } from "./build-controller.mjs";
 import { installMesh } from "./install-mesh.mjs";
 
 export const ENVOY_VERSION = "1.40.0";
@@ -46,8 +48,16 @@ function envoyVersionOf(bin) {
 
 function buildFilter() {
   console.log("modelroll install: building filter/ -> build/filter.wasm");
-  run(process.execPath, [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/main.ts", "--config", "asconfig.json", "--target", "release"], "building the filter");
-  run(process.execPath, [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/testing.ts", "--config", "asconfig.json", "--target", "testing"], "building the filter's test module");
+  run(
+    process.execPath,
+    [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/main.ts", "--config", "asconfig.json", "--target", "release"],
+    "building the filter",
+  );
+  run(
+    process.execPath,
+    [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/testing.ts", "--config", "asconfig.json", "--target", "testing"],
+    "building the filter's test module",
+  );
 }
 
 function findPython() {
@@ -114,12 +124,15 @@ function installPrometheus() {
   }
   console.log("modelroll install: Prometheus is missing; apt-get install prometheus (Debian package, about 20 MB; used by the PromQL e2e test)");
   const installed = aptInstall("prometheus", root);
-  if (!installed.ok) fail(`installing prometheus: ${installed.message}\nInstall Prometheus 2.x yourself and set PROMETHEUS_BIN=/path/to/prometheus, or fix the error above.`);
+  if (!installed.ok)
+    fail(`installing prometheus: ${installed.message}\nInstall Prometheus 2.x yourself and set PROMETHEUS_BIN=/path/to/prometheus, or fix the error above.`);
   const v = prometheusVersionOf(PROMETHEUS_DEFAULT_BIN);
   if (v === null) fail(`apt-get installed prometheus but ${PROMETHEUS_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
   console.log(`modelroll install: Prometheus ${v} installed at ${PROMETHEUS_DEFAULT_BIN} (${installed.note})`);
   if (existsSync("/run/systemd/system")) {
-    console.log("modelroll install: note: the package enables prometheus.service (port 9090) for the next boot; the tests do not use it ('systemctl disable --now prometheus' to turn it off)");
+    console.log(
+      "modelroll install: note: the package enables prometheus.service (port 9090) for the next boot; the tests do not use it ('systemctl disable --now prometheus' to turn it off)",
+    );
   }
 }
 
@@ -143,9 +156,12 @@ function installChromium() {
     console.log(`modelroll install: Chromium ${v} already at ${CHROMIUM_DEFAULT_BIN}`);
     return;
   }
-  console.log("modelroll install: Chromium is missing; apt-get install chromium (Debian package, about 100 MB with its libraries; used by the dashboard's browser tests)");
+  console.log(
+    "modelroll install: Chromium is missing; apt-get install chromium (Debian package, about 100 MB with its libraries; used by the dashboard's browser tests)",
+  );
   const installed = aptInstall("chromium", root);
-  if (!installed.ok) fail(`installing chromium: ${installed.message}\nInstall Chromium yourself and set CHROMIUM_BIN=/path/to/chromium, or fix the error above.`);
+  if (!installed.ok)
+    fail(`installing chromium: ${installed.message}\nInstall Chromium yourself and set CHROMIUM_BIN=/path/to/chromium, or fix the error above.`);
   const v = chromiumVersionOf(CHROMIUM_DEFAULT_BIN);
   if (v === null) fail(`apt-get installed chromium but ${CHROMIUM_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
   console.log(`modelroll install: Chromium ${v} installed at ${CHROMIUM_DEFAULT_BIN} (${installed.note})`);
@@ -156,6 +172,11 @@ try {
   await buildDashboard();
 } catch (error) {
   fail(`building the dashboard: ${error.message}`);
+}
+try {
+  buildController();
+} catch (error) {
+  fail(`building the controller: ${error.message}`);
 }
 installEnvoy();
 installPrometheus();

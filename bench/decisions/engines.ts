@@ -18,7 +18,10 @@ export interface Engine {
   label: string;
   parseEngineSpec(raw: unknown, context: { hasOutputSchema: boolean; hasShadow?: boolean }): { ok: true; spec: unknown } | { ok: false; errors: unknown[] };
   initialState(params: { rollout: string; spec: unknown; segments?: Array<{ dimension: string; values: string[] }>; now: number }): EngineStateLike;
-  step(state: EngineStateLike, input: { now: number; counts: MetricReading<RolloutCounts>; promql?: Record<string, MetricReading<number | null>> }): {
+  step(
+    state: EngineStateLike,
+    input: { now: number; counts: MetricReading<RolloutCounts>; promql?: Record<string, MetricReading<number | null>> },
+  ): {
     state: EngineStateLike;
     decisions: Array<{ kind: string; at: number; reason: string; stage: { name: string } | null }>;
   };
@@ -66,7 +69,16 @@ function checkoutBefore(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "modelroll-engine-before-"));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
-    const archive = execFileSync("git", ["-C", REPO, "archive", BEFORE_COMMIT, "controller/src/engine", "controller/src/metrics", "controller/src/errors.ts", "controller/src/net.ts"]);
+    const archive = execFileSync("git", [
+      "-C",
+      REPO,
+      "archive",
+      BEFORE_COMMIT,
+      "controller/src/engine",
+      "controller/src/metrics",
+      "controller/src/errors.ts",
+      "controller/src/net.ts",
+    ]);
     execFileSync("tar", ["-x", "-C", dir], { input: archive });
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
     return { dir, cleanup };

@@ -83,7 +83,7 @@ export interface BuildAppOptions {
   notifications?: NotificationOptions;
 }
 
-export interface ModelrollContext {
+interface ModelrollContext {
   store: RolloutStore;
   /** The state file behind the store (its path, and what a fresh start set aside). */
   state: SqliteRolloutState;
@@ -135,7 +135,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
-  const clockMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  const clock = options.clock ?? (() => new Date());
+  const clockMs = options.clock ? () => clock().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
@@ -196,7 +197,6 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // listed under components so the OpenAPI document still says what a spec's `notifications` may hold.
   app.addSchema({ $id: "NotificationsInput", ...NotificationsInput });
   await app.register(systemRoutes, { telemetry });
-  const clock = options.clock ?? (() => new Date());
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(archiveRoutes, { store });

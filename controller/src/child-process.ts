@@ -4,7 +4,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { accessSync, constants, rmSync } from "node:fs";
 
-export interface ManagedChild {
+interface ManagedChild {
   child: ChildProcess;
   /** What the process wrote to stdout and stderr, the latest part once it passed the bound. */
   log(): string;
@@ -16,7 +16,7 @@ export interface ManagedChild {
   diesWithParent: boolean;
 }
 
-export interface SpawnManagedOptions {
+interface SpawnManagedOptions {
   /** A directory the process owns (config, data): removed by stop(). */
   workDir: string;
   /** Past this many characters the log keeps its latest half. */
@@ -32,7 +32,7 @@ let setpriv: string | null | undefined;
  * parent dies, however it dies. The signal is tied to the thread that spawned the child: Node spawns from its
  * main thread, which lives as long as the process.
  */
-export function setprivForParentDeath(): string | null {
+function setprivForParentDeath(): string | null {
   if (setpriv !== undefined) return setpriv;
   setpriv = null;
   for (const candidate of SETPRIV_CANDIDATES) {
@@ -66,8 +66,9 @@ export function spawnManaged(bin: string, args: string[], opts: SpawnManagedOpti
     logText += chunk.toString();
     if (logText.length > opts.maxLogChars) logText = logText.slice(-Math.floor(opts.maxLogChars / 2));
   };
-  child.stdout!.on("data", append);
-  child.stderr!.on("data", append);
+  // Both are pipes (stdio above), so both exist.
+  child.stdout?.on("data", append);
+  child.stderr?.on("data", append);
   let exited: string | null = null;
   const exitPromise = new Promise<void>((resolve) => {
     child.on("exit", (code, signal) => {

@@ -28,7 +28,7 @@ export function processAlive(pid: number): boolean {
 }
 
 /** The state letter of /proc/<pid>/stat (R, S, Z, ...), or null. */
-export function processState(pid: number): string | null {
+function processState(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // "pid (comm) S ppid pgrp ...": comm may contain spaces and parentheses, so read after the last ')'.
@@ -52,7 +52,9 @@ export function processParentAndGroup(pid: number): { ppid: number; pgrp: number
 /** Every pid /proc lists. */
 export function allPids(): number[] {
   try {
-    return readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number);
+    return readdirSync("/proc")
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number);
   } catch {
     return [];
   }
@@ -98,11 +100,12 @@ export function portListeners(port: number): number[] {
       continue;
     }
     for (const line of text.split("\n").slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields.length < 10) continue;
-      const localPort = parseInt(fields[1].split(":")[1] ?? "", 16);
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const [, local, , st, , , , , , inode] = line.trim().split(/\s+/);
+      if (local === undefined || inode === undefined) continue;
+      const localPort = parseInt(local.split(":")[1] ?? "", 16);
       // st 0A = LISTEN
-      if (localPort === port && fields[3] === "0A") inodes.add(fields[9]);
+      if (localPort === port && st === "0A") inodes.add(inode);
     }
   }
   if (inodes.size === 0) return [];
@@ -121,8 +124,8 @@ export function portListeners(port: number): number[] {
       } catch {
         continue;
       }
-      const m = /^socket:\[(\d+)\]$/.exec(target);
-      if (m && inodes.has(m[1])) {
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode !== undefined && inodes.has(inode)) {
         pids.push(pid);
         break;
       }

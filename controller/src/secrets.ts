@@ -74,8 +74,8 @@ export function restoreRedacted<T>(next: T, current: unknown): T {
     if (value === null || typeof value !== "object") return value;
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-      const match = key === "url" && typeof v === "string" ? REDACTED.exec(v) : null;
-      out[key] = match && known.has(match[2]) ? known.get(match[2]) : walk(v);
+      const id = key === "url" && typeof v === "string" ? REDACTED.exec(v)?.[2] : undefined;
+      out[key] = id !== undefined && known.has(id) ? known.get(id) : walk(v);
     }
     return out;
   };

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { buildApp, type BuildAppOptions } from "./app.ts";
 
-export interface StartControllerOptions extends BuildAppOptions {
+interface StartControllerOptions extends BuildAppOptions {
   /** Default 127.0.0.1. Any other address needs an API token: an open API must not be reachable from elsewhere. */
   host?: string;
   /** 0 picks a free port; read it back from `url`. */

@@ -46,7 +46,11 @@ export function storeActor(actor: string): void {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly body: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly body: unknown,
+  ) {
     super(message);
   }
 }
@@ -86,7 +90,10 @@ export async function getText(path: string, accept: string): Promise<string> {
 }
 
 /** A write; resolves with the rollout view it answers, or throws ApiError (409, 412, 403 ...). */
-export async function write(path: string, options: { method?: string; body?: unknown; raw?: string; contentType?: string; ifMatch?: number | null; actor?: string }): Promise<unknown> {
+export async function write(
+  path: string,
+  options: { method?: string; body?: unknown; raw?: string; contentType?: string; ifMatch?: number | null; actor?: string },
+): Promise<unknown> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (options.body !== undefined) headers["content-type"] = "application/json";
   if (options.raw !== undefined) headers["content-type"] = options.contentType ?? "application/json";

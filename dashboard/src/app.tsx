@@ -65,7 +65,14 @@ export function App() {
   return (
     <div class="shell">
       <header class="topbar">
-        <a class="brand" href="/" onClick={(e) => (e.preventDefault(), navigate("/"))}>
+        <a
+          class="brand"
+          href="/"
+          onClick={(e) => {
+            e.preventDefault();
+            navigate("/");
+          }}
+        >
           modelroll
         </a>
         {route.page === "rollout" && <span class="crumb">/ {route.name}</span>}
@@ -76,7 +83,7 @@ export function App() {
           </span>
         )}
         {session.status === "ready" && session.tokensRequired && (
-          <button class="link" onClick={signOut}>
+          <button type="button" class="link" onClick={signOut}>
             sign out
           </button>
         )}

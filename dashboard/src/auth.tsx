@@ -30,8 +30,8 @@ export function TokenPrompt(props: { message: string | null; onAccepted: (token:
     <form class="card token" onSubmit={submit} data-testid="token-form">
       <h2>This controller needs a token</h2>
       <p class="muted">
-        The API token may read and act; the read-only (filter) token may only look. The token is kept in this browser tab only
-        (sessionStorage) and sent as an Authorization header; closing the tab forgets it.
+        The API token may read and act; the read-only (filter) token may only look. The token is kept in this browser tab only (sessionStorage) and sent as an
+        Authorization header; closing the tab forgets it.
       </p>
       <label>
         Token{" "}

@@ -59,7 +59,10 @@ export function time(iso: string | number | null | undefined): string {
   if (iso === null || iso === undefined) return "–";
   const d = new Date(iso);
   if (!Number.isFinite(d.getTime())) return "–";
-  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return d
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 export function clockTime(iso: string | number | null | undefined): string {
@@ -83,7 +86,7 @@ const PHASE_ICONS: Record<string, string> = {
 };
 
 export function phaseIcon(phase: string | null | undefined): string {
-  return phase ? PHASE_ICONS[phase] ?? "•" : "≡";
+  return phase ? (PHASE_ICONS[phase] ?? "•") : "≡";
 }
 
 /** A CSS class for a phase's color. */

@@ -66,7 +66,10 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
       // A gap: one null row halfway, so every line breaks.
       x.push((previous + seconds) / 2);
       for (const c of columns.values()) c.push(null);
-      for (const g of gates.values()) g.stable.push(null), g.candidate.push(null);
+      for (const g of gates.values()) {
+        g.stable.push(null);
+        g.candidate.push(null);
+      }
     }
     previous = seconds;
     x.push(seconds);
@@ -81,7 +84,9 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
       const histogram = arr(field(v, "confidence", "histogram"));
       if (histogram.length > 0) {
         const sum = confidence.get(variant) ?? new Array<number>(histogram.length).fill(0);
-        histogram.forEach((n, i) => (sum[i] = (sum[i] ?? 0) + (num(n) ?? 0)));
+        histogram.forEach((n, i) => {
+          sum[i] = (sum[i] ?? 0) + (num(n) ?? 0);
+        });
         confidence.set(variant, sum);
       }
     }
@@ -94,13 +99,20 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
     if (typeof g === "object" && g !== null) {
       for (const [gate, values] of Object.entries(g)) {
         let entry = gates.get(gate);
-        if (!entry) gates.set(gate, (entry = { stable: new Array<number | null>(x.length - 1).fill(null), candidate: new Array<number | null>(x.length - 1).fill(null) }));
+        if (!entry)
+          gates.set(
+            gate,
+            (entry = { stable: new Array<number | null>(x.length - 1).fill(null), candidate: new Array<number | null>(x.length - 1).fill(null) }),
+          );
         entry.stable.push(num(field(values, "stable")));
         entry.candidate.push(num(field(values, "candidate")));
       }
     }
     for (const entry of gates.values()) {
-      if (entry.stable.length < x.length) entry.stable.push(null), entry.candidate.push(null);
+      if (entry.stable.length < x.length) {
+        entry.stable.push(null);
+        entry.candidate.push(null);
+      }
     }
     const stage = str(field(point, "stage"));
     const phase = str(field(point, "phase"));
@@ -115,5 +127,5 @@ export function readSeries(doc: unknown, slice = "overall"): SeriesColumns {
 
 export function hasColumn(s: SeriesColumns, key: string): boolean {
   const c = s.columns.get(key);
-  return c !== undefined && c.some((v) => v !== null);
+  return c?.some((v) => v !== null) ?? false;
 }

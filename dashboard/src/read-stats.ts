@@ -21,7 +21,14 @@ export interface VariantFigures {
   schemaFailures: Record<string, number>;
   confidenceMean: number | null;
   confidenceP50: number | null;
-  llm: { outputs: number; promptP50: number | null; completionP50: number | null; citationRate: number | null; abstainRate: number | null; fallbackRate: number | null } | null;
+  llm: {
+    outputs: number;
+    promptP50: number | null;
+    completionP50: number | null;
+    citationRate: number | null;
+    abstainRate: number | null;
+    fallbackRate: number | null;
+  } | null;
   comparison: {
     compared: number | null;
     statusMatchRate: number | null;
@@ -106,7 +113,9 @@ export function readStats(stats: unknown): StatsPicture {
     variants,
     windowNote: str(field(stats, "window", "note")),
     since: str(field(stats, "window", "since")),
-    sourcesDown: arr(field(stats, "sources")).filter((s) => field(s, "ok") === false).map((s) => `${str(field(s, "url")) ?? "?"}: ${str(field(s, "error")) ?? "down"}`),
+    sourcesDown: arr(field(stats, "sources"))
+      .filter((s) => field(s, "ok") === false)
+      .map((s) => `${str(field(s, "url")) ?? "?"}: ${str(field(s, "error")) ?? "down"}`),
     hasOutput: all.some((v) => Object.keys(v.labels).length > 0 || v.schemaValidated !== null),
     hasLlm: all.some((v) => v.llm !== null),
     hasShadow: variants.shadow !== undefined && ((variants.shadow.requests ?? 0) > 0 || (variants.shadow.comparison?.compared ?? 0) > 0),
@@ -147,12 +156,19 @@ export function segmentRows(stats: unknown, gates: GateRow[]): SegmentRow[] {
         seen.add(key);
         const stableRequests = num(field(slice, "stable", "requests"));
         const canaryRequests = num(field(slice, candidate, "requests"));
-        rows.push(row(dimension, value, gates.filter((g) => g.slice === key), {
-          stableRequests,
-          canaryRequests,
-          stableShare: total.stable > 0 && stableRequests !== null ? stableRequests / total.stable : null,
-          canaryShare: total[candidate] > 0 && canaryRequests !== null ? canaryRequests / total[candidate] : null,
-        }));
+        rows.push(
+          row(
+            dimension,
+            value,
+            gates.filter((g) => g.slice === key),
+            {
+              stableRequests,
+              canaryRequests,
+              stableShare: total.stable > 0 && stableRequests !== null ? stableRequests / total.stable : null,
+              canaryShare: total[candidate] > 0 && canaryRequests !== null ? canaryRequests / total[candidate] : null,
+            },
+          ),
+        );
       }
     }
   }
@@ -161,12 +177,24 @@ export function segmentRows(stats: unknown, gates: GateRow[]): SegmentRow[] {
     if (g.slice === "overall" || seen.has(g.slice)) continue;
     seen.add(g.slice);
     const [dimension, value] = [g.slice.slice(0, g.slice.indexOf("=")), g.slice.slice(g.slice.indexOf("=") + 1)];
-    rows.push(row(dimension, value, gates.filter((x) => x.slice === g.slice), { stableRequests: null, canaryRequests: null, stableShare: null, canaryShare: null }));
+    rows.push(
+      row(
+        dimension,
+        value,
+        gates.filter((x) => x.slice === g.slice),
+        { stableRequests: null, canaryRequests: null, stableShare: null, canaryShare: null },
+      ),
+    );
   }
   return rows.sort((a, b) => verdictRank(a.worst) - verdictRank(b.worst) || b.severity - a.severity || (b.canaryRequests ?? 0) - (a.canaryRequests ?? 0));
 }
 
-function row(dimension: string, value: string, gates: GateRow[], traffic: Pick<SegmentRow, "stableShare" | "canaryShare" | "stableRequests" | "canaryRequests">): SegmentRow {
+function row(
+  dimension: string,
+  value: string,
+  gates: GateRow[],
+  traffic: Pick<SegmentRow, "stableShare" | "canaryShare" | "stableRequests" | "canaryRequests">,
+): SegmentRow {
   let worst: Verdict = gates.length > 0 ? "Passed" : "Unknown";
   let severity = 0;
   for (const g of gates) {

@@ -19,7 +19,8 @@ export const field = (value: unknown, ...path: string[]): unknown => {
 export const str = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
 export const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
 export const arr = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-const obj = (value: unknown): Record<string, unknown> => (typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {});
+const obj = (value: unknown): Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 
 /** Phases in which the engine no longer judges gates (older and newer controllers' names). */
 const ENDED = new Set(["Succeeded", "Finalizing", "Finalized", "RolledBack", "Failed"]);
@@ -176,8 +177,10 @@ export function gateRow(m: unknown, engine?: unknown): GateRow {
     limit = `${LIMIT_WORDS[kind] ?? kind} ${shown}`.trim();
   }
   const intervals = field(m, "intervals") ?? field(engine, "intervals");
-  const interval = relative ? field(m, "comparison") ?? field(intervals, "comparison") : field(m, "interval") ?? field(intervals, "candidate");
-  const samples = pair(field(m, "sampleSizes")) ?? (typeof field(m, "samples") === "number" ? { stable: num(field(m, "stableSamples")), candidate: num(field(m, "samples")) } : pair(field(m, "samples")));
+  const interval = relative ? (field(m, "comparison") ?? field(intervals, "comparison")) : (field(m, "interval") ?? field(intervals, "candidate"));
+  const samples =
+    pair(field(m, "sampleSizes")) ??
+    (typeof field(m, "samples") === "number" ? { stable: num(field(m, "stableSamples")), candidate: num(field(m, "samples")) } : pair(field(m, "samples")));
   const neededRaw = field(m, "needed") ?? field(m, "samplesNeeded") ?? field(m, "requiredSamples") ?? field(m, "sampleSizesNeeded");
   const neededPass = num(field(neededRaw, "pass"));
   return {
@@ -199,7 +202,12 @@ export function gateRow(m: unknown, engine?: unknown): GateRow {
 }
 
 export function worstFirst(a: { verdict: Verdict; severity: number; slice: string }, b: { verdict: Verdict; severity: number; slice: string }): number {
-  return RANK[a.verdict] - RANK[b.verdict] || b.severity - a.severity || Number(a.slice !== "overall") - Number(b.slice !== "overall") || a.slice.localeCompare(b.slice);
+  return (
+    RANK[a.verdict] - RANK[b.verdict] ||
+    b.severity - a.severity ||
+    Number(a.slice !== "overall") - Number(b.slice !== "overall") ||
+    a.slice.localeCompare(b.slice)
+  );
 }
 
 export const verdictRank = (v: Verdict) => RANK[v];
@@ -258,7 +266,8 @@ export function buildPicture(sources: Sources, now: number): Picture {
   const phase = str(field(view, "phase")) ?? str(field(summary, "phase"));
   const managed = field(view, "managed") === true || field(summary, "managed") === true;
   const stageIndex = num(field(view, "stage", "index")) ?? num(field(summary, "stage", "index"));
-  const stage = stageIndex !== null ? { index: stageIndex, name: str(field(view, "stage", "name")) ?? str(field(summary, "stage", "name")) ?? `${stageIndex + 1}` } : null;
+  const stage =
+    stageIndex !== null ? { index: stageIndex, name: str(field(view, "stage", "name")) ?? str(field(summary, "stage", "name")) ?? `${stageIndex + 1}` } : null;
   const plan = planOf(summary, view);
   const timelineRaw = arr(field(report, "timeline"));
   const decisions = arr(field(history, "decisions"));
@@ -291,17 +300,31 @@ export function buildPicture(sources: Sources, now: number): Picture {
   }
 
   const holdItems = arr(field(evaluation, "holds") ?? field(evaluation, "blocking") ?? field(evaluation, "holding"));
-  const holding = ended ? [] : holdItems.map((h) => (typeof h === "string" ? h : str(field(h, "text")) ?? str(field(h, "reason")))).filter((h): h is string => h !== null);
-  const eta = secondsOf(field(evaluation, "secondsToDecision") ?? field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now);
+  const holding = ended
+    ? []
+    : holdItems.map((h) => (typeof h === "string" ? h : (str(field(h, "text")) ?? str(field(h, "reason"))))).filter((h): h is string => h !== null);
+  const eta = secondsOf(
+    field(evaluation, "secondsToDecision") ??
+      field(evaluation, "etaSeconds") ??
+      field(evaluation, "eta") ??
+      field(evaluation, "expectedDecisionAt") ??
+      field(evaluation, "expectedDecisionSeconds"),
+    now,
+  );
 
   const planStage = plan && stage ? plan[stage.index] : undefined;
   const started = Date.parse(str(field(summary, "stageStartedAt")) ?? "");
   const paused = num(field(summary, "pausedSecondsInStage")) ?? 0;
   let stageRequests: number | null = null;
-  for (const g of gates) if (g.slice === "overall" && g.samples.candidate !== null && gatesSource === "live evaluation") stageRequests = Math.max(stageRequests ?? 0, g.samples.candidate);
+  for (const g of gates)
+    if (g.slice === "overall" && g.samples.candidate !== null && gatesSource === "live evaluation")
+      stageRequests = Math.max(stageRequests ?? 0, g.samples.candidate);
 
   const timeline: TimelineEntry[] = timelineRaw.map((t, i) => {
-    const matching = decisions.length === timelineRaw.length ? decisions[i] : decisions.find((d) => field(d, "kind") === field(t, "kind") && new Date(num(field(d, "at")) ?? 0).toISOString() === field(t, "at"));
+    const matching =
+      decisions.length === timelineRaw.length
+        ? decisions[i]
+        : decisions.find((d) => field(d, "kind") === field(t, "kind") && new Date(num(field(d, "at")) ?? 0).toISOString() === field(t, "at"));
     return {
       at: str(field(t, "at")),
       kind: str(field(t, "kind")) ?? "?",
@@ -327,7 +350,8 @@ export function buildPicture(sources: Sources, now: number): Picture {
     stickyHeader: str(field(view, "spec", "stickyKey", "header")),
     canaryPercent,
     shadowPercent,
-    observedCanaryPercent: num(field(view, "observedCanaryPercent")) ?? num(field(evaluation, "observedCanaryPercent")) ?? num(field(summary, "observedCanaryPercent")),
+    observedCanaryPercent:
+      num(field(view, "observedCanaryPercent")) ?? num(field(evaluation, "observedCanaryPercent")) ?? num(field(summary, "observedCanaryPercent")),
     stage,
     stages: stageCells(plan, timeline, stage, phase),
     stagesComplete: plan !== null,

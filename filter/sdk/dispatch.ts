@@ -7,25 +7,49 @@
 // Here each root id has its own context, and an unknown id is a no-op with a fail-open answer.
 import { log, LogLevel } from "./host";
 
-export const enum HeadersStatus { Continue = 0, StopIteration = 1 }
-export const enum DataStatus { Continue = 0, StopIterationAndBuffer = 1, StopIterationNoBuffer = 3 }
+export const enum HeadersStatus {
+  Continue = 0,
+  StopIteration = 1,
+}
+export const enum DataStatus {
+  Continue = 0,
+  StopIterationAndBuffer = 1,
+  StopIterationNoBuffer = 3,
+}
 
 export class RootContextBase {
   constructor(public readonly id: u32) {}
-  onVmStart(vmConfigSize: u32): bool { return true; }
-  onConfigure(pluginConfigSize: u32): bool { return true; }
+  onVmStart(vmConfigSize: u32): bool {
+    return true;
+  }
+  onConfigure(pluginConfigSize: u32): bool {
+    return true;
+  }
   onTick(): void {}
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
-  createStream(id: u32): StreamContextBase { return new StreamContextBase(id, this); }
+  createStream(id: u32): StreamContextBase {
+    return new StreamContextBase(id, this);
+  }
   onDelete(): void {}
 }
 
 export class StreamContextBase {
-  constructor(public readonly id: u32, public readonly root: RootContextBase) {}
-  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus { return HeadersStatus.Continue; }
-  onRequestBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
-  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus { return HeadersStatus.Continue; }
-  onResponseBody(bodySize: u32, endOfStream: bool): DataStatus { return DataStatus.Continue; }
+  constructor(
+    public readonly id: u32,
+    public readonly root: RootContextBase,
+  ) {}
+  onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
+    return HeadersStatus.Continue;
+  }
+  onRequestBody(bodySize: u32, endOfStream: bool): DataStatus {
+    return DataStatus.Continue;
+  }
+  onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
+    return HeadersStatus.Continue;
+  }
+  onResponseBody(bodySize: u32, endOfStream: bool): DataStatus {
+    return DataStatus.Continue;
+  }
   /** An HTTP call made for this stream answered (routed here by its root); the stream is alive and effective. */
   onHttpCallResponse(token: u32, headerCount: u32, bodySize: u32, trailerCount: u32): void {}
   onDelete(): void {}
@@ -78,7 +102,6 @@ function proxy_on_http_call_response_inner(contextId: u32, token: u32, headerCou
   else if (streams.has(contextId)) streams.get(contextId).onHttpCallResponse(token, headerCount, bodySize, trailerCount);
 }
 
-
 function proxy_on_request_headers_inner(id: u32, headerCount: u32, endOfStream: u32): i32 {
   if (!streams.has(id)) return HeadersStatus.Continue;
   return streams.get(id).onRequestHeaders(headerCount, endOfStream != 0);
@@ -89,7 +112,6 @@ function proxy_on_request_body_inner(id: u32, bodySize: u32, endOfStream: u32): 
   return streams.get(id).onRequestBody(bodySize, endOfStream != 0);
 }
 
-
 function proxy_on_response_headers_inner(id: u32, headerCount: u32, endOfStream: u32): i32 {
   if (!streams.has(id)) return HeadersStatus.Continue;
   return streams.get(id).onResponseHeaders(headerCount, endOfStream != 0);
@@ -99,7 +121,6 @@ function proxy_on_response_body_inner(id: u32, bodySize: u32, endOfStream: u32):
   if (!streams.has(id)) return DataStatus.Continue;
   return streams.get(id).onResponseBody(bodySize, endOfStream != 0);
 }
-
 
 function proxy_on_delete_inner(id: u32): void {
   if (streams.has(id)) {

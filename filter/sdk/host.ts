@@ -15,7 +15,14 @@ export const enum WasmResult {
   InternalFailure = 10,
 }
 
-export const enum LogLevel { Trace = 0, Debug = 1, Info = 2, Warn = 3, Error = 4, Critical = 5 }
+export const enum LogLevel {
+  Trace = 0,
+  Debug = 1,
+  Info = 2,
+  Warn = 3,
+  Error = 4,
+  Critical = 5,
+}
 
 export const enum HeaderMap {
   RequestHeaders = 0,
@@ -33,22 +40,36 @@ export const enum Buffer {
   PluginConfiguration = 7,
 }
 
-export const enum MetricType { Counter = 0, Gauge = 1, Histogram = 2 }
+export const enum MetricType {
+  Counter = 0,
+  Gauge = 1,
+  Histogram = 2,
+}
 
 /** Metric id used when defining a metric failed: recording to it is skipped. */
 export const NO_METRIC: u32 = u32.MAX_VALUE;
 
 // Out-parameters for host calls. Single-threaded VM: module globals are safe to reuse between calls.
-class OutPointer { value: usize = 0; }
-class OutSize { value: usize = 0; }
-class OutU32 { value: u32 = 0; }
-class OutU64 { value: u64 = 0; }
+class OutPointer {
+  value: usize = 0;
+}
+class OutSize {
+  value: usize = 0;
+}
+class OutU32 {
+  value: u32 = 0;
+}
+class OutU64 {
+  value: u64 = 0;
+}
 const outPtr = new OutPointer();
 const outSize = new OutSize();
 const outU32 = new OutU32();
 const outU64 = new OutU64();
 
-function ptrOf<T>(obj: T): usize { return changetype<usize>(obj); }
+function ptrOf<T>(obj: T): usize {
+  return changetype<usize>(obj);
+}
 
 /** Takes ownership of a buffer the host allocated through our exported malloc. */
 function takeHostBuffer(): ArrayBuffer {
@@ -192,11 +213,17 @@ export function httpCall(cluster: string, headerNames: Array<string>, headerValu
   const bodyPtr: usize = body === null ? 0 : changetype<usize>(body);
   const bodyLen: usize = body === null ? 0 : <usize>body.byteLength;
   const rc = abi.proxy_http_call(
-    changetype<usize>(upstream), upstream.byteLength,
-    changetype<usize>(headers), headers.byteLength,
-    bodyPtr, bodyLen,
-    changetype<usize>(trailers), trailers.byteLength,
-    timeoutMs, ptrOf(outU32));
+    changetype<usize>(upstream),
+    upstream.byteLength,
+    changetype<usize>(headers),
+    headers.byteLength,
+    bodyPtr,
+    bodyLen,
+    changetype<usize>(trailers),
+    trailers.byteLength,
+    timeoutMs,
+    ptrOf(outU32),
+  );
   if (rc != WasmResult.Ok) return 0;
   return outU32.value;
 }

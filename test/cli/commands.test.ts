@@ -50,7 +50,9 @@ describe("manual rollouts", () => {
     const again = await run(["create", "-f", file]);
     expect(again).toEqual({ code: 1, stdout: "", stderr: "modelroll: rollout manual: already exists\n" });
 
-    const fromStdin = await run(["create", "-f", "-", "-o", "json"], { stdin: JSON.stringify({ name: "second", match: { pathPrefix: "/second" }, stickyKey: { header: "x-user-id" } }) });
+    const fromStdin = await run(["create", "-f", "-", "-o", "json"], {
+      stdin: JSON.stringify({ name: "second", match: { pathPrefix: "/second" }, stickyKey: { header: "x-user-id" } }),
+    });
     expect(fromStdin.code).toBe(0);
     expect(json(fromStdin.stdout)).toEqual(await get("second"));
 
@@ -67,11 +69,7 @@ describe("manual rollouts", () => {
     expect((await run(["list", "-o", "yaml"])).stdout).toBe(stringify((await api(ctl, "GET", "/v1/rollouts")).json, { lineWidth: 0 }));
 
     const shown = await run(["get", "manual"]);
-    expect(shown.stdout).toBe(
-      "manual  ● manual  revision 1\n" +
-        "  weight     canary 5% set · shadow 10%\n" +
-        "  match      /manual, sticky on x-user-id\n",
-    );
+    expect(shown.stdout).toBe("manual  ● manual  revision 1\n" + "  weight     canary 5% set · shadow 10%\n" + "  match      /manual, sticky on x-user-id\n");
     expect(json((await run(["get", "manual", "-o", "json"])).stdout)).toEqual(await get("manual"));
 
     expect((await run(["weight", "manual", "25"])).stdout).toBe("rollout manual: manual, canary 25%, shadow 10%, revision 2\n");
@@ -87,10 +85,21 @@ describe("manual rollouts", () => {
     // Real traffic through Envoy, then the stats Envoy counted.
     const replies = await sendMany(`${stack.dataUrl}/manual/p`, 200, (i) => ({ "x-user-id": `u${i}` }), 8);
     const canary = replies.filter((r) => r.variant === "canary").length;
-    await waitFor("the stats to count the requests", async () => (await api(ctl, "GET", "/v1/rollouts/manual/stats")).json.variants.stable.requests + (await api(ctl, "GET", "/v1/rollouts/manual/stats")).json.variants.canary.requests >= 200, 10_000, 100);
+    await waitFor(
+      "the stats to count the requests",
+      async () =>
+        (await api(ctl, "GET", "/v1/rollouts/manual/stats")).json.variants.stable.requests +
+          (await api(ctl, "GET", "/v1/rollouts/manual/stats")).json.variants.canary.requests >=
+        200,
+      10_000,
+      100,
+    );
     const stats = await run(["stats", "manual"]);
     expect(stats.code).toBe(0);
-    const statRows = stats.stdout.trimEnd().split("\n").map((l) => l.split(/\s{2,}/));
+    const statRows = stats.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => l.split(/\s{2,}/));
     expect(statRows[0]).toEqual(["SLICE", "VARIANT", "REQUESTS", "2XX", "4XX", "5XX", "LOCAL", "ERRORS", "P50", "P95"]);
     expect(statRows[1].slice(0, 4)).toEqual(["overall", "stable", String(200 - canary), String(200 - canary)]);
     expect(statRows[2].slice(0, 4)).toEqual(["overall", "canary", String(canary), String(canary)]);
@@ -99,7 +108,12 @@ describe("manual rollouts", () => {
     expect(Object.keys(statsJson)).toEqual(Object.keys((await api(ctl, "GET", "/v1/rollouts/manual/stats")).json));
 
     expect((await run(["abort", "manual"])).stdout).toBe("rollout manual: manual, canary 0%, shadow 0%, revision 5\n");
-    await waitFor("all traffic on stable", async () => (await sendMany(`${stack.dataUrl}/manual/p`, 20, (i) => ({ "x-user-id": `u${i}` }), 4)).every((r) => r.variant === "stable"), 5000, 20);
+    await waitFor(
+      "all traffic on stable",
+      async () => (await sendMany(`${stack.dataUrl}/manual/p`, 20, (i) => ({ "x-user-id": `u${i}` }), 4)).every((r) => r.variant === "stable"),
+      5000,
+      20,
+    );
 
     expect(await run(["delete", "manual"])).toEqual({ code: 0, stdout: "rollout manual: deleted (its traffic goes to stable)\n", stderr: "" });
     expect(json((await run(["delete", "second", "-o", "json"])).stdout)).toEqual({ name: "second", deleted: true });
@@ -145,7 +159,25 @@ describe("managed rollouts", () => {
     expect(stdout).toMatch(/│ {2}[├└]─ [✔?] error_rate +overall +canary [\d.]+% vs stable [\d.]+% +n [\d,]+ \/ [\d,]+ \([\d,]+ needed\) +maximum 1%/);
     expect(stdout).toMatch(/human_review_score +overall/);
     expect(lines.at(-2)).toBe("└─ ○ 100%");
-    expect(json((await run(["get", "tree", "-o", "json"])).stdout)).toEqual(await get("tree"));
+    // The engine ticks every 250 ms and each tick refreshes the live evaluation and forecast, so the CLI's
+    // view is compared with the API's read just before and just after it: everything else is the same in all
+    // three, and the CLI's evaluation is one the engine made between the two reads.
+    const before = await get("tree");
+    const shown = json((await run(["get", "tree", "-o", "json"])).stdout);
+    const after = await get("tree");
+    const { evaluation: _beforeEvaluation, forecast: _beforeForecast, ...beforeRest } = before;
+    const { evaluation, forecast, ...shownRest } = shown;
+    const { evaluation: _afterEvaluation, forecast: _afterForecast, ...afterRest } = after;
+    expect(shownRest).toEqual(beforeRest);
+    expect(shownRest).toEqual(afterRest);
+    expect(Object.keys(evaluation).sort()).toEqual(Object.keys(before.evaluation).sort());
+    expect(Object.keys(forecast).sort()).toEqual(Object.keys(before.forecast).sort());
+    expect(evaluation.stage).toEqual(before.evaluation.stage);
+    expect(Date.parse(evaluation.at)).toBeGreaterThanOrEqual(Date.parse(before.evaluation.at));
+    expect(Date.parse(evaluation.at)).toBeLessThanOrEqual(Date.parse(after.evaluation.at));
+    // Made from the same evaluation as one of the API's reads, the CLI shows exactly that read.
+    if (evaluation.at === before.evaluation.at) expect(shown).toEqual(before);
+    if (evaluation.at === after.evaluation.at) expect(shown).toEqual(after);
     await run(["delete", "tree"]);
   });
 
@@ -153,7 +185,12 @@ describe("managed rollouts", () => {
     await createHolding("flow");
     const measured = await run(["measure", "flow", "--metric", "human_review_score", "--variant", "canary", "0.8", "0.9"]);
     expect(measured).toEqual({ code: 0, stdout: "rollout flow: recorded 2 value(s) of human_review_score for canary\n", stderr: "" });
-    expect(json((await run(["measure", "flow", "--metric", "human_review_score", "--variant", "stable", "0.7", "-o", "json"])).stdout)).toEqual({ rollout: "flow", metric: "human_review_score", variant: "stable", recorded: 1 });
+    expect(json((await run(["measure", "flow", "--metric", "human_review_score", "--variant", "stable", "0.7", "-o", "json"])).stdout)).toEqual({
+      rollout: "flow",
+      metric: "human_review_score",
+      variant: "stable",
+      recorded: 1,
+    });
     const unknownMetric = await run(["measure", "flow", "--metric", "conversion", "--variant", "canary", "1"]);
     expect(unknownMetric.code).toBe(1);
     expect(unknownMetric.stderr).toMatch(/^modelroll: rollout flow: .*no gate uses the external metric 'conversion'.*\n$/);
@@ -175,7 +212,9 @@ describe("managed rollouts", () => {
     expect((await run(["review", "flow", "--approve", "--reject"])).code).toBe(3);
     const reviewed = await run(["review", "flow", "--approve", "--reason", "spot checks fine"]);
     expect(reviewed.stdout).toMatch(/^rollout flow: ✔ Succeeded, stage 2\/2 \(100%\), canary 100%/);
-    expect((await run(["review", "flow", "--reject"])).stderr).toBe("modelroll: rollout flow: cannot review: it has Succeeded: finalize it (stable made to serve the new model), or roll it back / undo it to go back to the old stable\n");
+    expect((await run(["review", "flow", "--reject"])).stderr).toBe(
+      "modelroll: rollout flow: cannot review: it has Succeeded: finalize it (stable made to serve the new model), or roll it back / undo it to go back to the old stable\n",
+    );
 
     const history = await run(["history", "flow"]);
     const rows = history.stdout.trimEnd().split("\n");
@@ -201,7 +240,12 @@ describe("managed rollouts", () => {
   it("promote --full goes to the end (here: the review), undo goes back to stable; fail and abort end a rollout", async () => {
     await createHolding("full");
     const full = await run(["promote", "full", "--full"]);
-    expect(full.stdout.trimEnd().split("\n").map((l) => l.replace(/, revision \d+$/, ""))).toEqual([
+    expect(
+      full.stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => l.replace(/, revision \d+$/, "")),
+    ).toEqual([
       "rollout full: ◕ Baking, stage 2/2 (100%), canary 100%, shadow 0%",
       "rollout full: ⌛ AwaitingReview, stage 2/2 (100%), canary 100%, shadow 0%",
     ]);

@@ -33,20 +33,36 @@ describe("modelroll errors", () => {
     const none = await cli(["list"], { env });
     expect(none).toEqual({ code: 3, stdout: "", stderr: "modelroll: unauthorized: set MODELROLL_TOKEN (the controller requires a bearer token)\n" });
     const wrong = await runCliProcess(["list"], { ...env, MODELROLL_TOKEN: "not-the-token-at-all-0000" });
-    expect(wrong).toEqual({ code: 3, stdout: "", stderr: "modelroll: unauthorized: set MODELROLL_TOKEN to the controller's API token (it refused the one given)\n" });
+    expect(wrong).toEqual({
+      code: 3,
+      stdout: "",
+      stderr: "modelroll: unauthorized: set MODELROLL_TOKEN to the controller's API token (it refused the one given)\n",
+    });
     expect(await cli(["list"], { env: { ...env, MODELROLL_TOKEN: TOKEN } })).toEqual({ code: 0, stdout: "no rollouts\n", stderr: "" });
     // --token wins over the environment.
     expect((await cli(["--token", TOKEN, "list"], { env: { ...env, MODELROLL_TOKEN: "wrong-wrong-wrong-wrong" } })).code).toBe(0);
-    const readOnly = await cli(["create", "-f", "-"], { env: { ...env, MODELROLL_TOKEN: FILTER_TOKEN }, stdin: "name: a\nmatch: { pathPrefix: /a }\nstickyKey: { header: x-user-id }\n" });
-    expect(readOnly).toEqual({ code: 3, stdout: "", stderr: "modelroll: forbidden: POST /v1/rollouts: the filter token may only read; writes need the API token\n" });
+    const readOnly = await cli(["create", "-f", "-"], {
+      env: { ...env, MODELROLL_TOKEN: FILTER_TOKEN },
+      stdin: "name: a\nmatch: { pathPrefix: /a }\nstickyKey: { header: x-user-id }\n",
+    });
+    expect(readOnly).toEqual({
+      code: 3,
+      stdout: "",
+      stderr: "modelroll: forbidden: POST /v1/rollouts: the filter token may only read; writes need the API token\n",
+    });
   });
 
   it("a spec the controller refuses: its message with every field path, one line, exit 1", async () => {
     const env = { MODELROLL_SERVER: secured.url, MODELROLL_TOKEN: TOKEN };
-    const result = await cli(["create", "-f", "-"], { env, stdin: "name: Bad.Name\nmatch: { pathPrefix: nope }\nstickyKey: { header: x-user-id }\nstages: [5]\n" });
+    const result = await cli(["create", "-f", "-"], {
+      env,
+      stdin: "name: Bad.Name\nmatch: { pathPrefix: nope }\nstickyKey: { header: x-user-id }\nstages: [5]\n",
+    });
     expect(result.code).toBe(1);
     expect(oneLine(result.stderr)).toBe(true);
-    expect(result.stderr).toMatch(/^modelroll: rollout Bad\.Name: invalid request body: \/name must be a DNS label.*; \/match\/pathPrefix must start with \/.*; \/stages\/0 .*\n$/);
+    expect(result.stderr).toMatch(
+      /^modelroll: rollout Bad\.Name: invalid request body: \/name must be a DNS label.*; \/match\/pathPrefix must start with \/.*; \/stages\/0 .*\n$/,
+    );
   });
 
   it("bad arguments: one line, exit 3, before any request", async () => {
@@ -58,22 +74,50 @@ describe("modelroll errors", () => {
       [["pause", "x", "--if-revision", "abc"], "modelroll: --if-revision: expected a revision number (the ETag without quotes), got 'abc'\n"],
       [["measure", "x", "--metric", "m", "--variant", "canary", "1", "two"], "modelroll: measure: 'two' is not a number\n"],
       [["--server", "ftp://x", "list"], "modelroll: --server: expected a URL like http://127.0.0.1:8080, got 'ftp://x'\n"],
-      [["get", "x", "-o", "xml"], "modelroll: option '-o, --output <format>' argument 'xml' is invalid. Allowed choices are table, json, yaml. (add --help for usage)\n"],
+      [
+        ["get", "x", "-o", "xml"],
+        "modelroll: option '-o, --output <format>' argument 'xml' is invalid. Allowed choices are table, json, yaml. (add --help for usage)\n",
+      ],
     ];
-    for (const [argv, stderr] of cases) expect(await cli(argv, { env: { MODELROLL_SERVER: "http://127.0.0.1:9" } }), argv.join(" ")).toEqual({ code: 3, stdout: "", stderr });
+    for (const [argv, stderr] of cases)
+      expect(await cli(argv, { env: { MODELROLL_SERVER: "http://127.0.0.1:9" } }), argv.join(" ")).toEqual({ code: 3, stdout: "", stderr });
   });
 
   it("--help on every command, exit 0; the top-level help documents the exit codes", async () => {
     const top = await cli(["--help"]);
     expect(top.code).toBe(0);
     expect(top.stdout).toContain("Exit codes:\n  0  done");
-    for (const command of ["list", "get", "create", "apply", "delete", "lint", "weight", "shadow", "promote", "pause", "resume", "abort", "undo", "fail", "review", "measure", "status", "history", "report", "stats", "completion"]) {
+    for (const command of [
+      "list",
+      "get",
+      "create",
+      "apply",
+      "delete",
+      "lint",
+      "weight",
+      "shadow",
+      "promote",
+      "pause",
+      "resume",
+      "abort",
+      "undo",
+      "fail",
+      "review",
+      "measure",
+      "status",
+      "history",
+      "report",
+      "stats",
+      "completion",
+    ]) {
       const help = await cli([command, "--help"]);
       expect(help.code, command).toBe(0);
       expect(help.stdout, command).toMatch(new RegExp(`^Usage: modelroll ${command}[| ]`));
       expect(help.stdout, command).toContain("--server <url>");
       if (!["completion", "delete"].includes(command)) expect(help.stdout, command).toMatch(/-o, --output <format>|-o, --output/);
     }
-    expect((await cli(["status", "--help"])).stdout).toContain("Exit 0: Succeeded; 1: RolledBack, Failed or deleted; 2: still running at --timeout; 3: usage or connection error.");
+    expect((await cli(["status", "--help"])).stdout).toContain(
+      "Exit 0: Succeeded; 1: RolledBack, Failed or deleted; 2: still running at --timeout; 3: usage or connection error.",
+    );
   });
 });

@@ -78,7 +78,10 @@ async function apiErrors(text: string): Promise<{ status: number; details: unkno
 describe("modelroll lint", () => {
   it("accepts valid manual and managed specs (exit 0) and says what they are", async () => {
     await writeFile(join(dir, "manual.yaml"), `${base}canaryPercent: 5\n`);
-    await writeFile(join(dir, "managed.json"), JSON.stringify({ name: "m", match: { pathPrefix: "/m" }, stickyKey: { header: "x-user-id" }, owner: "o", rollbackCondition: "r", stages: [5, 100] }));
+    await writeFile(
+      join(dir, "managed.json"),
+      JSON.stringify({ name: "m", match: { pathPrefix: "/m" }, stickyKey: { header: "x-user-id" }, owner: "o", rollbackCondition: "r", stages: [5, 100] }),
+    );
     const manual = await cli(["lint", "-f", join(dir, "manual.yaml")]);
     expect(manual).toEqual({ code: 0, stdout: `${join(dir, "manual.yaml")}: valid (manual rollout fraud-model)\n`, stderr: "" });
     const json = await cli(["lint", "-f", join(dir, "managed.json"), "-o", "json"]);

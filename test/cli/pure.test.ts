@@ -20,12 +20,20 @@ describe("planCommand", () => {
     expect(plan(["weight", "fraud", "12.5"])).toEqual({
       plan: {
         globals: { server: "http://127.0.0.1:8080", token: null, color: false, output: "table" },
-        command: { kind: "action", action: "weight", name: "fraud", request: { method: "PUT", path: "/v1/rollouts/fraud/weight", body: { canaryPercent: 12.5 }, headers: {} } },
+        command: {
+          kind: "action",
+          action: "weight",
+          name: "fraud",
+          request: { method: "PUT", path: "/v1/rollouts/fraud/weight", body: { canaryPercent: 12.5 }, headers: {} },
+        },
       },
     });
     const abort = plan(["abort", "fraud", "--reason", "p95 up", "--if-revision", "7", "-o", "json"]);
     expect(abort).toMatchObject({
-      plan: { globals: { output: "json" }, command: { request: { method: "POST", path: "/v1/rollouts/fraud/rollback", body: { reason: "p95 up" }, headers: { "if-match": '"7"' } } } },
+      plan: {
+        globals: { output: "json" },
+        command: { request: { method: "POST", path: "/v1/rollouts/fraud/rollback", body: { reason: "p95 up" }, headers: { "if-match": '"7"' } } },
+      },
     });
     expect(plan(["review", "fraud", "--reject", "--reason", "bad answers"])).toMatchObject({
       plan: { command: { request: { path: "/v1/rollouts/fraud/review", body: { approved: false, reason: "bad answers" } } } },
@@ -41,7 +49,9 @@ describe("planCommand", () => {
   it("takes the server and token from flags, then the environment, then the default; colors only on a terminal", () => {
     const env = { MODELROLL_SERVER: "http://ctl:9000/", MODELROLL_TOKEN: "from-env" };
     expect(plan(["list"], env)).toMatchObject({ plan: { globals: { server: "http://ctl:9000", token: "from-env", color: false } } });
-    expect(plan(["--server", "https://x.example", "--token", "flag", "list"], env)).toMatchObject({ plan: { globals: { server: "https://x.example", token: "flag" } } });
+    expect(plan(["--server", "https://x.example", "--token", "flag", "list"], env)).toMatchObject({
+      plan: { globals: { server: "https://x.example", token: "flag" } },
+    });
     // Global options after the command work too.
     expect(plan(["list", "--server", "http://late:1"])).toMatchObject({ plan: { globals: { server: "http://late:1" } } });
     expect(plan(["list"], {}, true)).toMatchObject({ plan: { globals: { color: true } } });
@@ -111,10 +121,46 @@ describe("the rollout picture", () => {
       {
         stage: "5%",
         gates: [
-          { gate: "error_rate", segment: "overall", status: "Passed", stable: 0.004, candidate: 0.005, threshold: "maximum 0.01", unit: "ratio", samples: { stable: 9500, candidate: 500 } },
-          { gate: "error_rate", segment: "tier=free", status: "Passed", stable: 0.004, candidate: 0.005, threshold: "maximum 0.01", unit: "ratio", samples: { stable: 100, candidate: 5 } },
-          { gate: "error_rate", segment: "tier=pro", status: "Inconclusive", stable: 0.004, candidate: 0.02, threshold: "maximum 0.01", unit: "ratio", samples: { stable: 100, candidate: 5 } },
-          { gate: "latency_p95_ms", segment: "overall", status: "Failed", stable: 10, candidate: 30, threshold: "maxRatio 1.1", unit: "ms", samples: { stable: 9500, candidate: 500 } },
+          {
+            gate: "error_rate",
+            segment: "overall",
+            status: "Passed",
+            stable: 0.004,
+            candidate: 0.005,
+            threshold: "maximum 0.01",
+            unit: "ratio",
+            samples: { stable: 9500, candidate: 500 },
+          },
+          {
+            gate: "error_rate",
+            segment: "tier=free",
+            status: "Passed",
+            stable: 0.004,
+            candidate: 0.005,
+            threshold: "maximum 0.01",
+            unit: "ratio",
+            samples: { stable: 100, candidate: 5 },
+          },
+          {
+            gate: "error_rate",
+            segment: "tier=pro",
+            status: "Inconclusive",
+            stable: 0.004,
+            candidate: 0.02,
+            threshold: "maximum 0.01",
+            unit: "ratio",
+            samples: { stable: 100, candidate: 5 },
+          },
+          {
+            gate: "latency_p95_ms",
+            segment: "overall",
+            status: "Failed",
+            stable: 10,
+            candidate: 30,
+            threshold: "maxRatio 1.1",
+            unit: "ms",
+            samples: { stable: 9500, candidate: 500 },
+          },
         ],
       },
     ],
@@ -148,12 +194,39 @@ describe("the rollout picture", () => {
     const richer = {
       ...today,
       observedCanaryPercent: 4.87,
-      spec: { ...today.spec, owner: "team-risk", rollbackCondition: "p95 up 10%", stages: ["shadow", 1, { canaryPercent: 5 }, { name: "full", canaryPercent: 100 }] },
+      spec: {
+        ...today.spec,
+        owner: "team-risk",
+        rollbackCondition: "p95 up 10%",
+        stages: ["shadow", 1, { canaryPercent: 5 }, { name: "full", canaryPercent: 100 }],
+      },
       stage: { index: 2, name: "5%" },
       evaluation: {
         measurements: [
-          { gate: "error_rate", segment: null, status: "Inconclusive", stableValue: 0.001, candidateValue: 0.002, unit: "ratio", threshold: { kind: "maximum", value: 0.01 }, sampleSizes: { stable: 3000, candidate: 120 }, needed: { stable: 3000, candidate: 400 }, etaSeconds: 180, reason: "not enough data yet", severity: 0 },
-          { gate: "error_rate", segment: { dimension: "tier", value: "pro" }, status: "Error", stableValue: null, candidateValue: null, unit: "ratio", sampleSizes: { stable: 0, candidate: 0 }, reason: "no reading" },
+          {
+            gate: "error_rate",
+            segment: null,
+            status: "Inconclusive",
+            stableValue: 0.001,
+            candidateValue: 0.002,
+            unit: "ratio",
+            threshold: { kind: "maximum", value: 0.01 },
+            sampleSizes: { stable: 3000, candidate: 120 },
+            needed: { stable: 3000, candidate: 400 },
+            etaSeconds: 180,
+            reason: "not enough data yet",
+            severity: 0,
+          },
+          {
+            gate: "error_rate",
+            segment: { dimension: "tier", value: "pro" },
+            status: "Error",
+            stableValue: null,
+            candidateValue: null,
+            unit: "ratio",
+            sampleSizes: { stable: 0, candidate: 0 },
+            reason: "no reading",
+          },
         ],
         blocking: ["error_rate overall: 280 more canary requests"],
         etaSeconds: 180,
@@ -194,9 +267,18 @@ describe("the rollout picture", () => {
 describe("describeFailure", () => {
   const ctx = { server: "http://ctl", hadToken: false };
   it("keeps the server's words for 4xx, names 401/403 and 5xx, and picks exit codes", () => {
-    expect(describeFailure(400, { error: "rollout x: invalid request body: /name is required", details: [] }, "", ctx)).toMatchObject({ message: "rollout x: invalid request body: /name is required", exitCode: 1 });
+    expect(describeFailure(400, { error: "rollout x: invalid request body: /name is required", details: [] }, "", ctx)).toMatchObject({
+      message: "rollout x: invalid request body: /name is required",
+      exitCode: 1,
+    });
     expect(describeFailure(412, { error: "rollout x: changed since you read it" }, "", ctx)).toMatchObject({ exitCode: 1 });
-    expect(describeFailure(401, {}, "", ctx)).toMatchObject({ message: "unauthorized: set MODELROLL_TOKEN (the controller requires a bearer token)", exitCode: 3 });
-    expect(describeFailure(502, undefined, "<html>bad gateway</html>", ctx)).toMatchObject({ message: "controller error (502): <html>bad gateway</html>", exitCode: 1 });
+    expect(describeFailure(401, {}, "", ctx)).toMatchObject({
+      message: "unauthorized: set MODELROLL_TOKEN (the controller requires a bearer token)",
+      exitCode: 3,
+    });
+    expect(describeFailure(502, undefined, "<html>bad gateway</html>", ctx)).toMatchObject({
+      message: "controller error (502): <html>bad gateway</html>",
+      exitCode: 1,
+    });
   });
 });

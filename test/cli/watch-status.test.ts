@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, createManaged, managedSpec, sendMany, startStack, waitFor, type Stack } from "../e2e/harness.ts";
+import { api, createManaged, managedSpec, sendMany, startStack, type Stack } from "../e2e/harness.ts";
 import { runCliProcess, spawnCli } from "./helpers.ts";
 
 const execFileAsync = promisify(execFile);
@@ -25,7 +25,8 @@ afterAll(async () => {
 });
 
 const short = { minDurationSeconds: 1, minRequests: 60, deadlineSeconds: 120 };
-const spec = (name: string, stages: unknown[]) => managedSpec(name, "canary error rate above 1%", { stages, promotion_gates: { error_rate: { maximum: 0.01 } } });
+const spec = (name: string, stages: unknown[]) =>
+  managedSpec(name, "canary error rate above 1%", { stages, promotion_gates: { error_rate: { maximum: 0.01 } } });
 
 /** Traffic on the rollout's path until stopped (or 60 s), so the engine has something to judge. */
 function traffic(name: string): { stop(): Promise<void> } {
@@ -55,7 +56,13 @@ function statusPhases(stdout: string): string[] {
 
 describe("modelroll get --watch and status, as real processes", () => {
   it("watch redraws as the engine moves a good model through its stages; status exits 0 at Succeeded", async () => {
-    await createManaged(env.MODELROLL_SERVER, spec("good", [{ canaryPercent: 25, ...short }, { canaryPercent: 100, ...short }]));
+    await createManaged(
+      env.MODELROLL_SERVER,
+      spec("good", [
+        { canaryPercent: 25, ...short },
+        { canaryPercent: 100, ...short },
+      ]),
+    );
     const watch = spawnCli(["get", "good", "--watch"], env);
     const status = spawnCli(["status", "good", "--timeout", "2m"], env);
     await watch.waitFor("the first stage", (out) => out.includes("good  ◑ Canary  stage 1/2 (25%)"));
@@ -104,7 +111,10 @@ describe("modelroll get --watch and status, as real processes", () => {
     expect(slow.stdout.trimEnd().split("\n").at(-1)).toBe("rollout slow: still Canary at stage 10% after 1s: timed out");
     const json = await runCliProcess(["status", "slow", "--timeout", "1s", "-o", "json"], env);
     expect(json.code).toBe(2);
-    const records = json.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    const records = json.stdout
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(records[0]).toMatchObject({ rollout: "slow", phase: "Canary", stage: "10%", canaryPercent: 10 });
     expect(records.at(-1)).toEqual({ rollout: "slow", result: "timeout", exitCode: 2 });
 
@@ -112,7 +122,11 @@ describe("modelroll get --watch and status, as real processes", () => {
     expect(missing).toEqual({ code: 3, stdout: "", stderr: "modelroll: rollout nope: not found\n" });
     await api(env.MODELROLL_SERVER, "POST", "/v1/rollouts", { name: "plain", match: { pathPrefix: "/plain" }, stickyKey: { header: "x-user-id" } });
     const manual = await runCliProcess(["status", "plain"], env);
-    expect(manual).toEqual({ code: 3, stdout: "", stderr: "modelroll: rollout plain: manual (not managed by the engine), so it never ends by itself; nothing to wait for\n" });
+    expect(manual).toEqual({
+      code: 3,
+      stdout: "",
+      stderr: "modelroll: rollout plain: manual (not managed by the engine), so it never ends by itself; nothing to wait for\n",
+    });
   });
 
   it("watch reconnects after a controller restart and shows what changed meanwhile", async () => {
@@ -158,7 +172,9 @@ _modelroll_complete; printf '%s\\n' "\${COMPREPLY[@]}"`;
     const script = (await runCliProcess(["completion", "zsh"], env)).stdout;
     expect(script.startsWith("#compdef modelroll\n")).toBe(true);
     await writeFile(join(dir, "_modelroll"), script);
-    const zsh = await execFileAsync("zsh", ["-n", join(dir, "_modelroll")], { encoding: "utf8" }).catch((error: NodeJS.ErrnoException & { stderr?: string }) => error);
+    const zsh = await execFileAsync("zsh", ["-n", join(dir, "_modelroll")], { encoding: "utf8" }).catch(
+      (error: NodeJS.ErrnoException & { stderr?: string }) => error,
+    );
     if ("code" in zsh && zsh.code === "ENOENT") {
       // No zsh on this machine: the bash test above is the behavioural one; check the script's shape at least.
       expect(script).toContain("compdef _modelroll modelroll");
@@ -166,7 +182,11 @@ _modelroll_complete; printf '%s\\n' "\${COMPREPLY[@]}"`;
     }
     expect(zsh instanceof Error ? zsh.stderr : "").toBe("");
     // Loaded the way users load it, it registers itself for the command.
-    const loaded = await execFileAsync("zsh", ["-c", `autoload -U compinit; compinit -u -d ${join(dir, "zcompdump")}; source ${join(dir, "_modelroll")}; print -r -- \${_comps[modelroll]}`], { encoding: "utf8" });
+    const loaded = await execFileAsync(
+      "zsh",
+      ["-c", `autoload -U compinit; compinit -u -d ${join(dir, "zcompdump")}; source ${join(dir, "_modelroll")}; print -r -- \${_comps[modelroll]}`],
+      { encoding: "utf8" },
+    );
     expect(loaded.stdout).toBe("_modelroll\n");
   });
 });

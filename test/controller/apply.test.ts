@@ -44,7 +44,11 @@ describe("GET: the whole spec as accepted", () => {
     // The stages as shown are a valid input: sending them back changes nothing.
     const again = await put(
       app,
-      managedSpec({ models: { stable: "v1", canary: "v2", versionHeader: "x-model-version" }, stageDefaults: { minDurationSeconds: 60, deadlineSeconds: 900 }, stages: view.spec.stages }),
+      managedSpec({
+        models: { stable: "v1", canary: "v2", versionHeader: "x-model-version" },
+        stageDefaults: { minDurationSeconds: 60, deadlineSeconds: 900 },
+        stages: view.spec.stages,
+      }),
     );
     expect(again.statusCode, again.body).toBe(200);
     expect(again.json().revision).toBe(view.revision);
@@ -90,11 +94,17 @@ describe("PUT: apply a changed spec", () => {
     expect(applied.statusCode, applied.body).toBe(200);
     expect(applied.json().revision).toBe(before.revision + 1);
     expect(applied.headers.etag).toBe(`"${before.revision + 1}"`);
-    expect(applied.json().spec).toMatchObject({ owner: "team-risk", rollbackCondition: "errors above 0.5%", promotion_gates: { error_rate: { maximum: 0.005 } } });
+    expect(applied.json().spec).toMatchObject({
+      owner: "team-risk",
+      rollbackCondition: "errors above 0.5%",
+      promotion_gates: { error_rate: { maximum: 0.005 } },
+    });
     expect(applied.json().spec.stages.every((s: { deadlineSeconds: number }) => s.deadlineSeconds === 7200)).toBe(true);
     const last = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions.at(-1);
     expect(last).toMatchObject({ kind: "specChanged", actor: "bob" });
-    expect(last.reason).toMatch(/^spec changed by bob: owner team-fraud -> team-risk; rollbackCondition; gate error_rate changed; stages; smallest alpha per test/);
+    expect(last.reason).toMatch(
+      /^spec changed by bob: owner team-fraud -> team-risk; rollbackCondition; gate error_rate changed; stages; smallest alpha per test/,
+    );
     // The engine runs with it: the gate's limit in the next measurements is the new one.
     await h.round();
     const measured = h.app.modelroll.store.get("fraud-model").engine!.lastEvaluation!.measurements.find((m) => m.gate === "error_rate" && m.segment === null);
@@ -171,7 +181,9 @@ describe("PUT: apply a changed spec", () => {
     const spent = await put(h.app, managedSpec({ promotion_gates: gates, statistics: { falseAlarmRate: 0.001 } }));
     expect(spent.statusCode).toBe(409);
     expect(spent.json().details[0]).toMatchObject({ path: "/statistics/falseAlarmRate" });
-    expect(spent.json().details[0].reason).toMatch(/^must leave budget for the tests still to come: the tests already begun were given 0\.\d+ of the false-alarm rate/);
+    expect(spent.json().details[0].reason).toMatch(
+      /^must leave budget for the tests still to come: the tests already begun were given 0\.\d+ of the false-alarm rate/,
+    );
   });
 
   it("is refused on an ended rollout, and a manual rollout cannot become managed", async () => {
@@ -179,9 +191,14 @@ describe("PUT: apply a changed spec", () => {
     await createRollout(app, spec());
     const managed = await put(app, { ...spec(), owner: "x", rollbackCondition: "y" });
     expect(managed.statusCode).toBe(409);
-    expect(managed.json().details[0]).toEqual({ path: "", reason: "a manual rollout cannot take release fields (owner, stages, promotion_gates, ...) mid-way: create a managed rollout" });
+    expect(managed.json().details[0]).toEqual({
+      path: "",
+      reason: "a manual rollout cannot take release fields (owner, stages, promotion_gates, ...) mid-way: create a managed rollout",
+    });
     const weight = await put(app, spec({ canaryPercent: 50 }));
-    expect(weight.json().details[0].reason).toBe("cannot change mid-rollout: it is the starting weight; set the current weight with PUT /v1/rollouts/fraud-model/weight");
+    expect(weight.json().details[0].reason).toBe(
+      "cannot change mid-rollout: it is the starting weight; set the current weight with PUT /v1/rollouts/fraud-model/weight",
+    );
 
     const h = await harness();
     await createRollout(h.app, managedSpec());
@@ -196,7 +213,12 @@ describe("rollback, delete and the archive", () => {
   it("rollback takes and records a reason; repeated, it keeps the revision", async () => {
     const app = await testApp();
     await createRollout(app, spec({ canaryPercent: 20 }));
-    const first = await app.inject({ method: "POST", url: "/v1/rollouts/fraud-model/rollback", payload: { reason: "p95 doubled" }, headers: { "x-actor": "carol" } });
+    const first = await app.inject({
+      method: "POST",
+      url: "/v1/rollouts/fraud-model/rollback",
+      payload: { reason: "p95 doubled" },
+      headers: { "x-actor": "carol" },
+    });
     expect(first.json().lastRollback).toMatchObject({ by: "carol", reason: "p95 doubled" });
     const second = await app.inject({ method: "POST", url: "/v1/rollouts/fraud-model/rollback", payload: { reason: "again" } });
     expect(second.json()).toMatchObject({ revision: first.json().revision, lastRollback: { by: "carol", reason: "p95 doubled" } });

@@ -20,7 +20,7 @@ describe("bearer tokens", () => {
     const byFilter = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec(), headers: bearer(FILTER) });
     expect(byFilter.statusCode).toBe(403);
     expect(byFilter.json().error).toMatch(/the filter token may only read/);
-    const wrong = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec(), headers: bearer(API + "x") });
+    const wrong = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec(), headers: bearer(`${API}x`) });
     expect(wrong.statusCode).toBe(401);
     expect(wrong.json().error).toMatch(/unknown bearer token/);
     expect(app.modelroll.store.size).toBe(0);

@@ -22,7 +22,12 @@ describe("request body types and size", () => {
   it("a weight change sent as text/plain is a 415 about that rollout, and changes nothing", async () => {
     const app = await testApp();
     await createRollout(app, spec({ canaryPercent: 5 }));
-    const response = await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "content-type": "text/plain" }, payload: '{"canaryPercent":50}' });
+    const response = await app.inject({
+      method: "PUT",
+      url: "/v1/rollouts/fraud-model/weight",
+      headers: { "content-type": "text/plain" },
+      payload: '{"canaryPercent":50}',
+    });
     expect(response.statusCode).toBe(415);
     expect(response.json().error).toBe("rollout fraud-model: unsupported content type 'text/plain', send application/json or application/yaml");
     expect(app.modelroll.store.get("fraud-model").canaryPercent).toBe(5);
@@ -46,7 +51,12 @@ describe("request body types and size", () => {
 
   it("a body over the limit is a 413 naming the limit", async () => {
     const app = await testApp();
-    const response = await app.inject({ method: "POST", url: "/v1/rollouts", headers: { "content-type": "application/json" }, payload: `{"name":"${"a".repeat(1_100_000)}"}` });
+    const response = await app.inject({
+      method: "POST",
+      url: "/v1/rollouts",
+      headers: { "content-type": "application/json" },
+      payload: `{"name":"${"a".repeat(1_100_000)}"}`,
+    });
     expect(response.statusCode).toBe(413);
     expect(response.json()).toEqual({ error: "rollout spec: request body too large: the limit is 1 MiB (1048576 bytes)" });
   });

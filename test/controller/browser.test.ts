@@ -85,7 +85,11 @@ describe("GET /v1/session", () => {
 });
 
 describe("writes from other sites (CSRF) on the open loopback API", () => {
-  const rollback = (headers: Record<string, string>) => ({ method: "POST" as const, url: "/v1/rollouts/fraud-model/rollback", headers: { host: "127.0.0.1:8080", ...headers } });
+  const rollback = (headers: Record<string, string>) => ({
+    method: "POST" as const,
+    url: "/v1/rollouts/fraud-model/rollback",
+    headers: { host: "127.0.0.1:8080", ...headers },
+  });
 
   it("refuses a cross-site or same-site browser write and changes nothing", async () => {
     const app = await testApp();
@@ -102,7 +106,10 @@ describe("writes from other sites (CSRF) on the open loopback API", () => {
       expect(res.json().error).toMatch(/refused: a write from another (site|origin)/);
     }
     // A plain HTML form post (no JSON, no preflight) too.
-    const form = await app.inject({ ...rollback({ "sec-fetch-site": "cross-site", origin: "http://evil.example", "content-type": "application/x-www-form-urlencoded" }), payload: "" });
+    const form = await app.inject({
+      ...rollback({ "sec-fetch-site": "cross-site", origin: "http://evil.example", "content-type": "application/x-www-form-urlencoded" }),
+      payload: "",
+    });
     expect(form.statusCode).toBe(403);
     expect((await app.inject({ url: "/v1/rollouts/fraud-model" })).json()).toMatchObject({ canaryPercent: 20, revision: 1 });
   });
@@ -110,7 +117,12 @@ describe("writes from other sites (CSRF) on the open loopback API", () => {
   it("lets the page's own writes, curl and the CLI through", async () => {
     const app = await testApp();
     await createRollout(app, spec({ canaryPercent: 20 }));
-    const own = await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { host: "127.0.0.1:8080", "sec-fetch-site": "same-origin", origin: "http://127.0.0.1:8080" }, payload: { canaryPercent: 30 } });
+    const own = await app.inject({
+      method: "PUT",
+      url: "/v1/rollouts/fraud-model/weight",
+      headers: { host: "127.0.0.1:8080", "sec-fetch-site": "same-origin", origin: "http://127.0.0.1:8080" },
+      payload: { canaryPercent: 30 },
+    });
     expect(own.statusCode, own.body).toBe(200);
     const curl = await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", payload: { canaryPercent: 40 } });
     expect(curl.statusCode).toBe(200);
@@ -131,7 +143,11 @@ describe("writes from other sites (CSRF) on the open loopback API", () => {
 
   it("with tokens, a cross-site write is refused before the token is even looked at", async () => {
     const app = await testApp({ apiToken: API, filterToken: FILTER });
-    const res = await app.inject({ method: "POST", url: "/v1/rollouts/x/rollback", headers: { host: "modelroll.internal:8080", origin: "http://evil.example", authorization: `Bearer ${API}` } });
+    const res = await app.inject({
+      method: "POST",
+      url: "/v1/rollouts/x/rollback",
+      headers: { host: "modelroll.internal:8080", origin: "http://evil.example", authorization: `Bearer ${API}` },
+    });
     expect(res.statusCode).toBe(403);
   });
 });

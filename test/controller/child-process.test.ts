@@ -58,9 +58,14 @@ describe("spawnManaged", () => {
   });
 
   it("ends the child when its parent is killed with SIGKILL (parent-death signal)", async () => {
-    const parent = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test", "controller", "fixtures", "spawn-and-hold.ts")], { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] });
+    const parent = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test", "controller", "fixtures", "spawn-and-hold.ts")], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let out = "";
-    parent.stdout!.on("data", (c: Buffer) => { out += c.toString(); });
+    parent.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+    });
     await until(() => out.includes("\n") || parent.exitCode !== null, 20_000);
     const { pid, workDir, diesWithParent } = JSON.parse(out) as { pid: number; workDir: string; diesWithParent: boolean };
     expect(diesWithParent).toBe(true);

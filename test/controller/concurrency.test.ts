@@ -22,15 +22,26 @@ describe("If-Match on writes", () => {
     expect(stale.json().error).toMatch(/^rollout fraud-model: changed since you read it: If-Match "1", current revision "2"/);
     expect((await app.inject({ url: "/v1/rollouts/fraud-model" })).json().canaryPercent).toBe(10);
 
-    for (const [method, url] of [["POST", "/v1/rollouts/fraud-model/rollback"], ["DELETE", "/v1/rollouts/fraud-model"]] as const) {
+    for (const [method, url] of [
+      ["POST", "/v1/rollouts/fraud-model/rollback"],
+      ["DELETE", "/v1/rollouts/fraud-model"],
+    ] as const) {
       expect((await app.inject({ method, url, headers: { "if-match": '"1"' } })).statusCode).toBe(412);
     }
     expect((await app.inject({ url: "/v1/rollouts/fraud-model" })).json()).toMatchObject({ canaryPercent: 10, revision: 2 });
 
     // A weak tag, a list, and * all match; no header is a plain write (last writer wins, as without ETags).
-    expect((await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": 'W/"2"' }, payload: { canaryPercent: 11 } })).statusCode).toBe(200);
-    expect((await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": '"9", "3"' }, payload: { canaryPercent: 12 } })).statusCode).toBe(200);
-    expect((await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": "*" }, payload: { canaryPercent: 13 } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": 'W/"2"' }, payload: { canaryPercent: 11 } }))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": '"9", "3"' }, payload: { canaryPercent: 12 } }))
+        .statusCode,
+    ).toBe(200);
+    expect(
+      (await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": "*" }, payload: { canaryPercent: 13 } })).statusCode,
+    ).toBe(200);
     expect((await app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", payload: { canaryPercent: 14 } })).statusCode).toBe(200);
     expect((await app.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model", headers: { "if-match": '"6"' } })).statusCode).toBe(204);
   });
@@ -40,7 +51,9 @@ describe("If-Match on writes", () => {
     await createRollout(app, spec({ canaryPercent: 5 }));
     const etag = (await app.inject({ url: "/v1/rollouts/fraud-model" })).headers.etag as string;
     const [a, b] = await Promise.all(
-      [20, 30].map((canaryPercent) => app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": etag }, payload: { canaryPercent } })),
+      [20, 30].map((canaryPercent) =>
+        app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model/weight", headers: { "if-match": etag }, payload: { canaryPercent } }),
+      ),
     );
     expect([a.statusCode, b.statusCode].sort()).toEqual([200, 412]);
     const winner = a.statusCode === 200 ? 20 : 30;
@@ -49,10 +62,7 @@ describe("If-Match on writes", () => {
 
   it("engine commands: a promote on a stale view is refused; holds by the engine do not make the view stale", async () => {
     const h = await harness();
-    await createRollout(
-      h.app,
-      managedSpec({ promotion_gates: { error_rate: { maximum: 0.01 }, human_review_score: { minimum_delta: -0.5 } } }),
-    );
+    await createRollout(h.app, managedSpec({ promotion_gates: { error_rate: { maximum: 0.01 }, human_review_score: { minimum_delta: -0.5 } } }));
     await h.round();
     let read = await h.app.inject({ url: "/v1/rollouts/fraud-model" });
     expect(read.json().phase).toBe("Shadowing");
@@ -62,7 +72,11 @@ describe("If-Match on writes", () => {
     read = await h.app.inject({ url: "/v1/rollouts/fraud-model" });
     expect(read.headers.etag).toBe(etag);
     // External measurements from automation do not either.
-    const posted = await h.app.inject({ method: "POST", url: "/v1/rollouts/fraud-model/measurements", payload: { metric: "human_review_score", variant: "canary", values: [0.8, 0.9] } });
+    const posted = await h.app.inject({
+      method: "POST",
+      url: "/v1/rollouts/fraud-model/measurements",
+      payload: { metric: "human_review_score", variant: "canary", values: [0.8, 0.9] },
+    });
     expect(posted.statusCode, posted.body).toBe(200);
     expect((await h.app.inject({ url: "/v1/rollouts/fraud-model" })).headers.etag).toBe(etag);
 

@@ -27,12 +27,24 @@ describe("GET /v1/events", () => {
     expect(reader!.events).toHaveLength(2);
     const batch = reader!.json(1);
     expect(batch.full).toBe(false);
-    expect(batch.items.map((i: { name: string; canaryPercent: number }) => [i.name, i.canaryPercent]).sort()).toEqual([["m0", 10], ["m1", 11], ["m2", 12]]);
+    expect(batch.items.map((i: { name: string; canaryPercent: number }) => [i.name, i.canaryPercent]).sort()).toEqual([
+      ["m0", 10],
+      ["m1", 11],
+      ["m2", 12],
+    ]);
 
     await app.inject({ method: "POST", url: "/v1/rollouts/m1/rollback" });
     await app.inject({ method: "DELETE", url: "/v1/rollouts/m2" });
-    await reader!.waitFor("the rollback and the removal", () => reader!.events.slice(2).some((e) => JSON.parse(e.data).removed.includes("m2")) && reader!.events.slice(2).some((e) => JSON.parse(e.data).items.some((i: { name: string }) => i.name === "m1")));
-    const m1 = reader!.events.slice(2).map((e) => JSON.parse(e.data).items.find((i: { name: string }) => i.name === "m1")).find(Boolean);
+    await reader!.waitFor(
+      "the rollback and the removal",
+      () =>
+        reader!.events.slice(2).some((e) => JSON.parse(e.data).removed.includes("m2")) &&
+        reader!.events.slice(2).some((e) => JSON.parse(e.data).items.some((i: { name: string }) => i.name === "m1")),
+    );
+    const m1 = reader!.events
+      .slice(2)
+      .map((e) => JSON.parse(e.data).items.find((i: { name: string }) => i.name === "m1"))
+      .find(Boolean);
     expect(m1.attention).toEqual(["rolled back"]);
     // Nothing changes: nothing is sent.
     const count = reader!.events.length;
@@ -61,7 +73,12 @@ describe("GET /v1/events", () => {
     const stranger = await openStream(base, "/v1/events", { "last-event-id": "0000.3" });
     await stranger.reader!.waitFor("a full event", () => stranger.reader!.events.length >= 1);
     expect(stranger.reader!.json(0).full).toBe(true);
-    expect(stranger.reader!.json(0).items.map((i: { name: string }) => i.name).sort()).toEqual(["m0", "m1"]);
+    expect(
+      stranger
+        .reader!.json(0)
+        .items.map((i: { name: string }) => i.name)
+        .sort(),
+    ).toEqual(["m0", "m1"]);
   });
 
   it("follows one rollout with its plan, the engine's latest evaluation and its view", async () => {

@@ -42,9 +42,14 @@ class StreamReader {
       for (const line of block.split("\n")) {
         if (line.startsWith(":")) this.comments++;
         else if (line.startsWith("retry: ")) this.retry = Number(line.slice(7));
-        else if (line.startsWith("event: ")) (event.event = line.slice(7)), (isEvent = true);
-        else if (line.startsWith("id: ")) event.id = line.slice(4);
-        else if (line.startsWith("data: ")) data.push(line.slice(6)), (isEvent = true);
+        else if (line.startsWith("event: ")) {
+          event.event = line.slice(7);
+          isEvent = true;
+        } else if (line.startsWith("id: ")) event.id = line.slice(4);
+        else if (line.startsWith("data: ")) {
+          data.push(line.slice(6));
+          isEvent = true;
+        }
       }
       if (isEvent) this.events.push({ ...event, data: data.join("\n") });
     }
@@ -66,7 +71,11 @@ afterEach(() => {
   for (const r of readers.splice(0)) r.close();
 });
 
-function open(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingMessage["headers"]; reader: StreamReader | null; body: string }> {
+function open(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: IncomingMessage["headers"]; reader: StreamReader | null; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { headers: { accept: "text/event-stream", ...headers } }, (res) => {
       if (res.statusCode !== 200) {

@@ -34,7 +34,7 @@ export async function createRollout(app: FastifyInstance, body: Record<string, u
 
 export async function metricValue(app: FastifyInstance, name: string): Promise<number> {
   const text = (await app.inject({ url: "/metrics" })).body;
-  const line = text.split("\n").find((l) => l.startsWith(name + " ") || l.startsWith(name + "{"));
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
   if (!line) throw new Error(`metric ${name} not in /metrics`);
   return Number(line.split(" ").at(-1));
 }

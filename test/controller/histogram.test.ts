@@ -3,8 +3,7 @@ import { histogramQuantile } from "../../controller/src/metrics/histogram.ts";
 import { summarizeVariant } from "../../controller/src/metrics/summary.ts";
 import { emptyVariantCounts, type HistogramBucket } from "../../controller/src/metrics/provider.ts";
 
-const buckets = (pairs: Array<[number, number]>): HistogramBucket[] =>
-  pairs.map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }));
+const buckets = (pairs: Array<[number, number]>): HistogramBucket[] => pairs.map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }));
 
 describe("histogramQuantile (Prometheus histogram_quantile semantics)", () => {
   // 40 observations: 10 in (0,100], 20 in (100,200], 10 in (200,500].
@@ -26,12 +25,29 @@ describe("histogramQuantile (Prometheus histogram_quantile semantics)", () => {
 
   it("starts the first bucket at 0", () => {
     // rank 5 of 10, all in (0,100] -> 50
-    expect(histogramQuantile(0.5, buckets([[100, 10], [Infinity, 10]]))).toBeCloseTo(50, 10);
+    expect(
+      histogramQuantile(
+        0.5,
+        buckets([
+          [100, 10],
+          [Infinity, 10],
+        ]),
+      ),
+    ).toBeCloseTo(50, 10);
   });
 
   it("answers the highest finite bound when the rank falls in +Inf", () => {
     // 8 of 10 observations at or below 200; p95 rank 9.5 is above every finite bound
-    expect(histogramQuantile(0.95, buckets([[100, 5], [200, 8], [Infinity, 10]]))).toBe(200);
+    expect(
+      histogramQuantile(
+        0.95,
+        buckets([
+          [100, 5],
+          [200, 8],
+          [Infinity, 10],
+        ]),
+      ),
+    ).toBe(200);
   });
 
   it("sorts buckets and flattens dips like Prometheus", () => {
@@ -46,8 +62,24 @@ describe("histogramQuantile (Prometheus histogram_quantile semantics)", () => {
 
   it("returns null without observations, without +Inf, or with +Inf alone", () => {
     expect(histogramQuantile(0.5, [])).toBeNull();
-    expect(histogramQuantile(0.5, buckets([[100, 0], [Infinity, 0]]))).toBeNull();
-    expect(histogramQuantile(0.5, buckets([[100, 3], [200, 5]]))).toBeNull();
+    expect(
+      histogramQuantile(
+        0.5,
+        buckets([
+          [100, 0],
+          [Infinity, 0],
+        ]),
+      ),
+    ).toBeNull();
+    expect(
+      histogramQuantile(
+        0.5,
+        buckets([
+          [100, 3],
+          [200, 5],
+        ]),
+      ),
+    ).toBeNull();
     expect(histogramQuantile(0.5, buckets([[Infinity, 5]]))).toBeNull();
   });
 

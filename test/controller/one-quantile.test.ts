@@ -36,7 +36,10 @@ const variantDraw: fc.Arbitrary<VariantDraw> = fc
   .chain(([bounds, seed]) =>
     fc.tuple(
       fc.constant(bounds),
-      fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 100_000 })), { minLength: bounds.length + 1, maxLength: bounds.length + 1 }),
+      fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 100_000 })), {
+        minLength: bounds.length + 1,
+        maxLength: bounds.length + 1,
+      }),
       fc.constant(seed),
     ),
   )
@@ -45,7 +48,7 @@ const variantDraw: fc.Arbitrary<VariantDraw> = fc
       bounds,
       now,
       // What was counted before the window: a part of each bucket (deterministic from the seed).
-      before: now.map((n, i) => Math.floor((n * ((seed >> i % 16) % 5)) / 4)),
+      before: now.map((n, i) => Math.floor((n * ((seed >> (i % 16)) % 5)) / 4)),
     }),
   );
 
@@ -67,7 +70,10 @@ function readings(stable: VariantDraw, canary: VariantDraw): { now: RolloutCount
 }
 
 describe("one quantile: /stats, the gates and the decision windows agree", () => {
-  const spec = specFrom({ stages: [5, 100], promotion_gates: { latency_p50_ms: { maximum: 1e9 }, latency_p95_ms: { maximum: 1e9 } } }, { hasOutputSchema: false, hasShadow: false });
+  const spec = specFrom(
+    { stages: [5, 100], promotion_gates: { latency_p50_ms: { maximum: 1e9 }, latency_p95_ms: { maximum: 1e9 } } },
+    { hasOutputSchema: false, hasShadow: false },
+  );
   const state = initialState({ rollout: "fraud-model", spec, now: 0 });
 
   it("gives the same p50 and p95 of stable and canary over the same window", () => {
@@ -94,8 +100,14 @@ describe("one quantile: /stats, the gates and the decision windows agree", () =>
           external: {},
         });
         const gate = (name: string) => measured.find((m) => m.gate === name && m.segment === null)!;
-        expect({ stable: gate("latency_p50_ms").stableValue, canary: gate("latency_p50_ms").candidateValue }).toEqual({ stable: stats.stable.p50, canary: stats.canary.p50 });
-        expect({ stable: gate("latency_p95_ms").stableValue, canary: gate("latency_p95_ms").candidateValue }).toEqual({ stable: stats.stable.p95, canary: stats.canary.p95 });
+        expect({ stable: gate("latency_p50_ms").stableValue, canary: gate("latency_p50_ms").candidateValue }).toEqual({
+          stable: stats.stable.p50,
+          canary: stats.canary.p50,
+        });
+        expect({ stable: gate("latency_p95_ms").stableValue, canary: gate("latency_p95_ms").candidateValue }).toEqual({
+          stable: stats.stable.p95,
+          canary: stats.canary.p95,
+        });
 
         // The window summary a decision records (and the report shows).
         const [overall] = summarizeWindow(state, window.counts, 1)!.slices;
@@ -106,7 +118,8 @@ describe("one quantile: /stats, the gates and the decision windows agree", () =>
   });
 
   it("the shared cases: interpolation, an empty bucket, a rank past every finite bound, no observations", () => {
-    const p95 = (bounds: number[], inBucket: number[]) => summarizeVariant(countsFromSnapshot(toSnapshot({ ...emptyRolloutCounts(), canary: variantCounts(bounds, inBucket) })).canary).latencyMs.p95;
+    const p95 = (bounds: number[], inBucket: number[]) =>
+      summarizeVariant(countsFromSnapshot(toSnapshot({ ...emptyRolloutCounts(), canary: variantCounts(bounds, inBucket) })).canary).latencyMs.p95;
     // 40 observations: 10 <= 100 us, 20 in (100, 200], 10 in (200, 500]: rank 38 -> 200 + 300 * 8/10 us.
     expect(p95([100, 200, 500], [10, 20, 10, 0])).toBeCloseTo(0.44, 12);
     // 9 of 10 at or below 200 us and nothing in (200, 500]: rank 9.5 is in +Inf -> the highest finite bound.

@@ -34,7 +34,11 @@ describe("primary_latency_us", () => {
     expect(counts.shadow!.latency.count).toBe(40);
     expect(counts.shadow!.latency.bucketsUs.map((b) => b.cumulativeCount)).toEqual([10, 40, 40]);
     expect(counts.shadow!.histograms.primary_latency_us).toEqual({
-      buckets: [{ upperBound: 1000, cumulativeCount: 30 }, { upperBound: 2000, cumulativeCount: 40 }, { upperBound: Infinity, cumulativeCount: 40 }],
+      buckets: [
+        { upperBound: 1000, cumulativeCount: 30 },
+        { upperBound: 2000, cumulativeCount: 40 },
+        { upperBound: Infinity, cumulativeCount: 40 },
+      ],
       sum: 30000,
       count: 40,
     });

@@ -16,12 +16,12 @@ const CANNED: Record<string, [number, unknown] | "hang"> = {
   "sum(oom)": [200, vector("3")],
   "sum(none)": [200, vector()],
   "scalar(1)": [200, { status: "success", data: { resultType: "scalar", result: [1767225600, "1.5"] } }],
-  "oom_by_pod": [200, vector("1", "2")],
+  oom_by_pod: [200, vector("1", "2")],
   "bad(": [400, { status: "error", errorType: "bad_data", error: 'parse error: unexpected "("' }],
-  "html": [502, "<html>bad gateway</html>"],
-  "ratio": [200, vector("NaN")],
-  "matrix": [200, { status: "success", data: { resultType: "matrix", result: [] } }],
-  "slow": "hang",
+  html: [502, "<html>bad gateway</html>"],
+  ratio: [200, vector("NaN")],
+  matrix: [200, { status: "success", data: { resultType: "matrix", result: [] } }],
+  slow: "hang",
 };
 
 let server: Server;
@@ -66,7 +66,10 @@ describe("PrometheusHttpSource", () => {
   it.each([
     ["sum(none)", { status: "measured", value: null }],
     ["scalar(1)", { status: "measured", value: 1.5 }],
-    ["oom_by_pod", { status: "unmeasurable", error: expect.stringMatching(/query returned 2 series; a gate needs one number \(aggregate with sum\(\) or max\(\)\)/) }],
+    [
+      "oom_by_pod",
+      { status: "unmeasurable", error: expect.stringMatching(/query returned 2 series; a gate needs one number \(aggregate with sum\(\) or max\(\)\)/) },
+    ],
     ["bad(", { status: "unmeasurable", error: expect.stringMatching(/: HTTP 400: parse error: unexpected "\("$/) }],
     ["html", { status: "unmeasurable", error: expect.stringMatching(/HTTP 502, not JSON: <html>bad gateway/) }],
     // 0/0: passed on as NaN, which the gate reads as Inconclusive (gates.test.ts).
@@ -78,7 +81,10 @@ describe("PrometheusHttpSource", () => {
 
   it("gives up after its timeout", async () => {
     const reading = await new PrometheusHttpSource({ baseUrl, timeoutMs: 200 }).query("slow", at);
-    expect(reading).toMatchObject({ status: "unmeasurable", error: expect.stringMatching(/^prometheus http:\/\/127\.0\.0\.1:\d+\/prom: no answer within 200 ms$/) });
+    expect(reading).toMatchObject({
+      status: "unmeasurable",
+      error: expect.stringMatching(/^prometheus http:\/\/127\.0\.0\.1:\d+\/prom: no answer within 200 ms$/),
+    });
   });
 
   it("is unmeasurable when nothing listens", async () => {
@@ -105,7 +111,11 @@ describe("readPromQLGates", () => {
     expect(readings.gpu_oom_events).toMatchObject({ status: "measured", value: 3 });
     expect(readings.pod_restarts).toMatchObject({ status: "measured", value: null });
 
-    const throwing: PromQLSource = { query: async () => { throw new Error("boom"); } };
+    const throwing: PromQLSource = {
+      query: async () => {
+        throw new Error("boom");
+      },
+    };
     expect((await readPromQLGates(spec, throwing, 0)).gpu_oom_events).toEqual({ status: "unmeasurable", error: "boom", sources: [] });
   });
 });

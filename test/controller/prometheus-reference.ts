@@ -73,7 +73,10 @@ class SampleLineReader {
     this.#skipSpaces();
     const labels = this.#peek() === "{" ? this.#readLabels() : {};
     this.#skipSpaces();
-    const rest = this.line.slice(this.#pos).trim().split(/[ \t]+/);
+    const rest = this.line
+      .slice(this.#pos)
+      .trim()
+      .split(/[ \t]+/);
     if (rest.length === 0 || rest[0] === "") throw new Error(`${name}: missing value`);
     if (rest.length > 2) throw new Error(`${name}: unexpected text after value and timestamp`);
     if (rest.length === 2 && !/^-?\d+$/.test(rest[1])) {
@@ -144,7 +147,7 @@ class SampleLineReader {
       if (escaped === "") throw new Error("unterminated label value");
       this.#pos++;
       // The format defines \\, \" and \n; keep any other escaped character as written.
-      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : "\\" + escaped;
+      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : `\\${escaped}`;
     }
   }
 }
@@ -153,8 +156,7 @@ class SampleLineReader {
 
 type CountedVariant = "stable" | "canary" | "shadow";
 const COUNTED_VARIANTS: readonly CountedVariant[] = [...VARIANTS, "shadow"];
-const isCountedVariant = (value: string | undefined): value is CountedVariant =>
-  (COUNTED_VARIANTS as readonly string[]).includes(value ?? "");
+const isCountedVariant = (value: string | undefined): value is CountedVariant => (COUNTED_VARIANTS as readonly string[]).includes(value ?? "");
 
 /** "confidence_milli" for "modelroll_confidence_milli_bucket", with the part; null for other series. */
 function valueHistogramPart(name: string): { base: string; part: "bucket" | "sum" | "count" } | null {
@@ -166,8 +168,7 @@ function valueHistogramPart(name: string): { base: string; part: "bucket" | "sum
   }
   return null;
 }
-const isResponseClass = (value: string | undefined): value is ResponseClass =>
-  (RESPONSE_CLASSES as readonly string[]).includes(value ?? "");
+const isResponseClass = (value: string | undefined): value is ResponseClass => (RESPONSE_CLASSES as readonly string[]).includes(value ?? "");
 
 /** One slice's counts being summed, with its histogram buckets keyed by bound until the end. */
 class SliceAccumulator {
@@ -235,9 +236,7 @@ class SliceAccumulator {
       h.buckets = [...m].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
     }
     const latency = this.counts.latency;
-    latency.bucketsUs = [...this.buckets]
-      .map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }))
-      .sort((a, b) => a.upperBound - b.upperBound);
+    latency.bucketsUs = [...this.buckets].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
     const infBucket = latency.bucketsUs.find((b) => b.upperBound === Infinity);
     if (!this.hasCountSeries && infBucket) latency.count = infBucket.cumulativeCount;
     // Without a +Inf bucket no quantile can be placed; the _count series knows the total.

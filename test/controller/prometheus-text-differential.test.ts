@@ -7,12 +7,7 @@ import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import {
-  parsePrometheusText,
-  parseSamplesContaining,
-  type Exposition,
-  type Sample,
-} from "../../controller/src/metrics/prometheus-text.ts";
+import { parsePrometheusText, parseSamplesContaining, type Exposition, type Sample } from "../../controller/src/metrics/prometheus-text.ts";
 import { emptyRolloutCounts, type RolloutCounts, type SliceCounts, type VariantCounts } from "../../controller/src/metrics/provider.ts";
 import { RolloutCountsSum, rolloutCountsFromSamples, rolloutSamplesFromText } from "../../controller/src/metrics/rollout-counts.ts";
 import { EnvoyAdminMetricProvider } from "../../controller/src/metrics/envoy-admin.ts";
@@ -57,8 +52,31 @@ const LABEL_NAME = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom("__proto__", "constructor", "toString", "1a", "", "a-b", "a:b", "é", "a b") },
 );
 const LABEL_VALUE_PIECE = fc.constantFrom(
-  "a", "b", "fraud-model", "-", "+Inf", "1e3", "0.5", ",", "}", "{", "=", " ", "\t", "#", "é", "\u00a0", "\r", "\u2028",
-  "\\\\", '\\"', "\\n", "\\x", "\\", "\\\\\\", '"',
+  "a",
+  "b",
+  "fraud-model",
+  "-",
+  "+Inf",
+  "1e3",
+  "0.5",
+  ",",
+  "}",
+  "{",
+  "=",
+  " ",
+  "\t",
+  "#",
+  "é",
+  "\u00a0",
+  "\r",
+  "\u2028",
+  "\\\\",
+  '\\"',
+  "\\n",
+  "\\x",
+  "\\",
+  "\\\\\\",
+  '"',
 );
 const RAW_LABEL_VALUE = fc.array(LABEL_VALUE_PIECE, { maxLength: 6 }).map((pieces) => pieces.join(""));
 const QUOTED = fc.oneof(
@@ -68,16 +86,19 @@ const QUOTED = fc.oneof(
   { weight: 1, arbitrary: RAW_LABEL_VALUE.map((v) => `'${v}'`) },
 );
 const EQUALS = fc.constantFrom("=", "=", "=", "=", "", ":", "==");
-const LABEL_PAIR = fc
-  .tuple(SPACE, LABEL_NAME, SPACE, EQUALS, SPACE, QUOTED, SPACE)
-  .map((parts) => parts.join(""));
+const LABEL_PAIR = fc.tuple(SPACE, LABEL_NAME, SPACE, EQUALS, SPACE, QUOTED, SPACE).map((parts) => parts.join(""));
 const SEPARATOR = fc.constantFrom(",", ",", ",", ",", ";", "", ",,", " , ");
 const LABELS_BLOCK = fc.oneof(
   { weight: 2, arbitrary: fc.constant("") },
   {
     weight: 8,
     arbitrary: fc
-      .tuple(fc.array(fc.tuple(LABEL_PAIR, SEPARATOR), { maxLength: 5 }), LABEL_PAIR, fc.constantFrom("", "", "", ",", ", "), fc.constantFrom("}", "}", "}", "}", "", "}}", " }", "{"))
+      .tuple(
+        fc.array(fc.tuple(LABEL_PAIR, SEPARATOR), { maxLength: 5 }),
+        LABEL_PAIR,
+        fc.constantFrom("", "", "", ",", ", "),
+        fc.constantFrom("}", "}", "}", "}", "", "}}", " }", "{"),
+      )
       .map(([pairs, last, trailing, close]) => `{${pairs.map(([p, s]) => p + s).join("")}${last}${trailing}${close}`),
   },
   { weight: 1, arbitrary: fc.constantFrom("{}", "{ }", "{,}", "{", "}", "{=}", '{a="1"}{b="2"}') },
@@ -86,10 +107,56 @@ const VALUE = fc.oneof(
   {
     weight: 3,
     arbitrary: fc.constantFrom(
-      "0", "1", "42", "+Inf", "-Inf", "Inf", "inf", "+inf", "INF", "NaN", "nan", "NAN", "Infinity", "+Infinity", "-infinity", "-nan",
-      "1e3", "1E-3", "1e+3", "-2.5", ".5", "5.", "-0", "+0", "-.0", "0x10", "0b1", "1_0", "", "abc", "1e", "e1", "--1", "1.2.3",
-      "007", "123456789012345", "1234567890123456", "999999999999999", "9007199254740993", "99999999999999999999", "1e400", "-", "+",
-      ".", "1,5", "Infinityx", "²", "١", "4e-400", "400000.0000000000",
+      "0",
+      "1",
+      "42",
+      "+Inf",
+      "-Inf",
+      "Inf",
+      "inf",
+      "+inf",
+      "INF",
+      "NaN",
+      "nan",
+      "NAN",
+      "Infinity",
+      "+Infinity",
+      "-infinity",
+      "-nan",
+      "1e3",
+      "1E-3",
+      "1e+3",
+      "-2.5",
+      ".5",
+      "5.",
+      "-0",
+      "+0",
+      "-.0",
+      "0x10",
+      "0b1",
+      "1_0",
+      "",
+      "abc",
+      "1e",
+      "e1",
+      "--1",
+      "1.2.3",
+      "007",
+      "123456789012345",
+      "1234567890123456",
+      "999999999999999",
+      "9007199254740993",
+      "99999999999999999999",
+      "1e400",
+      "-",
+      "+",
+      ".",
+      "1,5",
+      "Infinityx",
+      "²",
+      "١",
+      "4e-400",
+      "400000.0000000000",
     ),
   },
   { weight: 2, arbitrary: fc.nat().map(String) },
@@ -104,17 +171,55 @@ const SAMPLE_LINE = fc
   .map((parts) => parts.join(""));
 const COMMENT_LINE = fc.oneof(
   fc.constantFrom(
-    "# TYPE m counter", "#TYPE m Gauge", "# HELP m some help text", "#", "#   ", "  # TYPE a b c", "# TYPE a", "\t#\tTYPE\tx\tHISTOGRAM",
-    "# TYPE m\u00a0counter", "#  TYPE  spaced   summary  ", "# type m counter", "# TYPE m counter extra words", "\u00a0# TYPE nb gauge",
+    "# TYPE m counter",
+    "#TYPE m Gauge",
+    "# HELP m some help text",
+    "#",
+    "#   ",
+    "  # TYPE a b c",
+    "# TYPE a",
+    "\t#\tTYPE\tx\tHISTOGRAM",
+    "# TYPE m\u00a0counter",
+    "#  TYPE  spaced   summary  ",
+    "# type m counter",
+    "# TYPE m counter extra words",
+    "\u00a0# TYPE nb gauge",
     "# TYPE m untyped\r",
   ),
-  fc.tuple(SPACE, METRIC_NAME, SPACE, fc.constantFrom("counter", "GAUGE", "histogram", "Summary", "untyped", "")).map(
-    ([a, name, b, type]) => `#${a}TYPE ${name}${b} ${type}`,
-  ),
+  fc
+    .tuple(SPACE, METRIC_NAME, SPACE, fc.constantFrom("counter", "GAUGE", "histogram", "Summary", "untyped", ""))
+    .map(([a, name, b, type]) => `#${a}TYPE ${name}${b} ${type}`),
 );
 const BLANK_LINE = fc.constantFrom("", " ", "\t", "\r", "\f", "\u00a0", "\ufeff", " \t ");
 const GARBAGE_LINE = fc.string({
-  unit: fc.constantFrom("m", "a", "_", ":", "1", "0", ".", "e", "+", "-", "{", "}", "=", '"', "\\", ",", " ", "\t", "\r", "#", "I", "n", "f", "N", "é", "\u00a0"),
+  unit: fc.constantFrom(
+    "m",
+    "a",
+    "_",
+    ":",
+    "1",
+    "0",
+    ".",
+    "e",
+    "+",
+    "-",
+    "{",
+    "}",
+    "=",
+    '"',
+    "\\",
+    ",",
+    " ",
+    "\t",
+    "\r",
+    "#",
+    "I",
+    "n",
+    "f",
+    "N",
+    "é",
+    "\u00a0",
+  ),
   maxLength: 30,
 });
 const LINE = fc.oneof(
@@ -173,15 +278,18 @@ function referenceSamplesContaining(text: string, needle: string): Sample[] {
 
 describe("parsePrometheusText against the reference parser", () => {
   it("gives the same Exposition for generated documents", () => {
-    fc.assert(fc.property(DOCUMENT, (text) => expectSameExposition(text)), { numRuns: 3000 });
+    fc.assert(
+      fc.property(DOCUMENT, (text) => expectSameExposition(text)),
+      { numRuns: 3000 },
+    );
   });
 
   it("gives the same result for every single generated line, with and without CRLF", () => {
     fc.assert(
       fc.property(LINE, (line) => {
         expectSameExposition(line);
-        expectSameExposition(line + "\r\n");
-        expectSameExposition("\n" + line + "\n");
+        expectSameExposition(`${line}\r\n`);
+        expectSameExposition(`\n${line}\n`);
       }),
       { numRuns: 5000 },
     );
@@ -199,14 +307,45 @@ describe("parsePrometheusText against the reference parser", () => {
   });
 
   it("gives the same result for runs of a series' lines sharing a prefix, some damaged", () => {
-    fc.assert(fc.property(SERIES_DOCUMENT, (text) => expectSameExposition(text)), { numRuns: 5000 });
+    fc.assert(
+      fc.property(SERIES_DOCUMENT, (text) => expectSameExposition(text)),
+      { numRuns: 5000 },
+    );
   });
 
   it("gives the same result for fuzz text from the format's characters", () => {
     fc.assert(
       fc.property(
         fc.string({
-          unit: fc.constantFrom("m", "_", "l", "e", "=", '"', "\\", "n", "{", "}", ",", " ", "\t", "\r", "\n", "#", "1", "0", ".", "-", "+", "I", "f", "N", "a", "\f", "\u00a0"),
+          unit: fc.constantFrom(
+            "m",
+            "_",
+            "l",
+            "e",
+            "=",
+            '"',
+            "\\",
+            "n",
+            "{",
+            "}",
+            ",",
+            " ",
+            "\t",
+            "\r",
+            "\n",
+            "#",
+            "1",
+            "0",
+            ".",
+            "-",
+            "+",
+            "I",
+            "f",
+            "N",
+            "a",
+            "\f",
+            "\u00a0",
+          ),
           maxLength: 120,
         }),
         (text) => expectSameExposition(text),
@@ -217,13 +356,76 @@ describe("parsePrometheusText against the reference parser", () => {
 
   it("agrees on hand-picked edge cases", () => {
     const cases = [
-      "", "\n", "\r\n", "\r", "m 1", "m 1\n", "m 1\r\n", "m 1\r\r\n", "m1", "m{} 1", "m{}1", "m {} 1", "m\t{}\t1\t2\t",
-      'm{a="1"}1', 'm{a="1",} 1', 'm{a="1",,} 1', 'm{a="1" } 1', 'm{ a="1"} 1', 'm{a ="1"} 1', 'm{a= "1"} 1', 'm{a="1"} 1 2 3',
-      'm{a="1"} 1 -2', 'm{a="1"} 1 +2', 'm{a="1"} 1 2x', 'm{a="1"} 1\u00a0', 'm{a="1"}\u00a01', "m\f1", "m\u00a01", "m 1\f", "m 1 \f",
-      'm{a="x\\"y"} 1', 'm{a="x\\\\"} 1', 'm{a="x\\n"} 1', 'm{a="x\\q"} 1', 'm{a="x\\', 'm{a="x', 'm{a=x} 1', "m{a", "m{", "m{a=", 'm{a="1"',
-      'm{a="1"}', 'm{a="1"} ', 'm{a="x" 5', 'm{a="x"x 5', 'm{a="x"} 5 x', "m ", "m", "  m 1", "\tm 1", "\fm 1", "# TYPE m counter", "  # TYPE m counter", "m 0x10", "m 1_0",
-      'm{__proto__="x",a="1"} 1', 'm{a="1",a="2"} 1', 'm{constructor="c"} 1', "m 123456789012345", "m 1234567890123456", "m 007",
-      "m -0", "m +Inf", "m NaN", "m Infinity", "m 1e400", 'm{a="é\u2028"} 1', "m 1\u2028", "é 1", 'h_bucket{le="+Inf"} +Inf',
+      "",
+      "\n",
+      "\r\n",
+      "\r",
+      "m 1",
+      "m 1\n",
+      "m 1\r\n",
+      "m 1\r\r\n",
+      "m1",
+      "m{} 1",
+      "m{}1",
+      "m {} 1",
+      "m\t{}\t1\t2\t",
+      'm{a="1"}1',
+      'm{a="1",} 1',
+      'm{a="1",,} 1',
+      'm{a="1" } 1',
+      'm{ a="1"} 1',
+      'm{a ="1"} 1',
+      'm{a= "1"} 1',
+      'm{a="1"} 1 2 3',
+      'm{a="1"} 1 -2',
+      'm{a="1"} 1 +2',
+      'm{a="1"} 1 2x',
+      'm{a="1"} 1\u00a0',
+      'm{a="1"}\u00a01',
+      "m\f1",
+      "m\u00a01",
+      "m 1\f",
+      "m 1 \f",
+      'm{a="x\\"y"} 1',
+      'm{a="x\\\\"} 1',
+      'm{a="x\\n"} 1',
+      'm{a="x\\q"} 1',
+      'm{a="x\\',
+      'm{a="x',
+      "m{a=x} 1",
+      "m{a",
+      "m{",
+      "m{a=",
+      'm{a="1"',
+      'm{a="1"}',
+      'm{a="1"} ',
+      'm{a="x" 5',
+      'm{a="x"x 5',
+      'm{a="x"} 5 x',
+      "m ",
+      "m",
+      "  m 1",
+      "\tm 1",
+      "\fm 1",
+      "# TYPE m counter",
+      "  # TYPE m counter",
+      "m 0x10",
+      "m 1_0",
+      'm{__proto__="x",a="1"} 1',
+      'm{a="1",a="2"} 1',
+      'm{constructor="c"} 1',
+      "m 123456789012345",
+      "m 1234567890123456",
+      "m 007",
+      "m -0",
+      "m +Inf",
+      "m NaN",
+      "m Infinity",
+      "m 1e400",
+      'm{a="é\u2028"} 1',
+      "m 1\u2028",
+      "é 1",
+      'h_bucket{le="+Inf"} +Inf',
     ];
     for (const text of cases) expectSameExposition(text);
     // One document of all of them: line numbers carry over.
@@ -269,7 +471,8 @@ function envoyText(rollouts: Array<{ name: string; counts: RolloutCounts }>, opt
   };
   const sum = (x: number) => (options.fractionalSums ? x.toFixed(10) : String(x));
   const histogram = (family: string, labels: string, buckets: Array<{ upperBound: number; cumulativeCount: number }>, total: number, count: number) => {
-    for (const b of buckets) add(family, "histogram", `${family}_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+    for (const b of buckets)
+      add(family, "histogram", `${family}_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
     add(family, "histogram", `${family}_sum{${labels}} ${sum(total)}`);
     add(family, "histogram", `${family}_count{${labels}} ${count}`);
   };
@@ -306,7 +509,7 @@ function envoyText(rollouts: Array<{ name: string; counts: RolloutCounts }>, opt
   add("envoy_cluster_upstream_rq_total", "counter", 'envoy_cluster_upstream_rq_total{envoy_cluster_name="stable"} 120');
   const out: string[] = [];
   for (const [family, f] of [...families].sort(([a], [b]) => (a < b ? -1 : 1))) out.push(`# TYPE ${family} ${f.type}`, ...f.lines);
-  return out.join("\n") + "\n";
+  return `${out.join("\n")}\n`;
 }
 
 const TENANTS = Object.fromEntries(["t0", "t1", "t2", "other"].map((v) => [v, 0.25]));
@@ -322,9 +525,18 @@ function simCounts(seed: number, opts: { segments: boolean; shadowPercent: numbe
 }
 
 function expectSameCounts(texts: string[], rollout: string): RolloutCounts {
-  const expected = referenceRolloutCounts(texts.flatMap((t) => referenceParse(t).samples), rollout);
-  const parsed = rolloutCountsFromSamples(texts.flatMap((t) => parsePrometheusText(t).samples), rollout);
-  const filtered = rolloutCountsFromSamples(texts.flatMap((t) => rolloutSamplesFromText(t, rollout)), rollout);
+  const expected = referenceRolloutCounts(
+    texts.flatMap((t) => referenceParse(t).samples),
+    rollout,
+  );
+  const parsed = rolloutCountsFromSamples(
+    texts.flatMap((t) => parsePrometheusText(t).samples),
+    rollout,
+  );
+  const filtered = rolloutCountsFromSamples(
+    texts.flatMap((t) => rolloutSamplesFromText(t, rollout)),
+    rollout,
+  );
   // As EnvoyAdminMetricProvider sums: one scrape after another.
   const sum = new RolloutCountsSum(rollout);
   for (const t of texts) sum.add(rolloutSamplesFromText(t, rollout));
@@ -371,13 +583,14 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
         const labels = `modelroll_rollout="fraud-model",modelroll_variant="${variant}"${segment === null ? "" : `,modelroll_segment_dimension="tenant",modelroll_segment="${segment}"`}`;
         lines.push(`modelroll_requests{${labels}} ${counts.requests}`);
         for (const [cls, n] of Object.entries(counts.responses)) if (n > 0) lines.push(`modelroll_responses{${labels},modelroll_class="${cls}"} ${n}`);
-        for (const b of counts.latency.bucketsUs) lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
+        for (const b of counts.latency.bucketsUs)
+          lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
         lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
         lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
       };
       for (const v of ["stable", "canary"] as const) render(v, c[v], null);
       for (const [value, slice] of Object.entries(c.segments.tenant)) for (const v of ["stable", "canary"] as const) render(v, slice[v], value);
-      return lines.join("\n") + "\n";
+      return `${lines.join("\n")}\n`;
     });
     expectSameExposition(texts[0]);
     expectSameCounts(texts, "fraud-model");
@@ -386,7 +599,13 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
   it("agrees with CRLF line ends, odd lines and lines of other filters mixed in", () => {
     const text = envoyText([{ name: "fraud-model", counts: simCounts(7, { segments: true, shadowPercent: 5 }) }]);
     const lines = text.split("\n");
-    const odd = ['modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"', "garbage", 'x{modelroll_rollout="fraud-model",modelroll_variant="stable"} 1', "   ", "# HELP x y"];
+    const odd = [
+      'modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"',
+      "garbage",
+      'x{modelroll_rollout="fraud-model",modelroll_variant="stable"} 1',
+      "   ",
+      "# HELP x y",
+    ];
     const mixed = lines.flatMap((line, i) => (i % 97 === 0 ? [line, odd[i % odd.length]] : [line])).join("\r\n");
     expectSameExposition(mixed);
     expectSameCounts([mixed, text], "fraud-model");
@@ -394,7 +613,9 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
 
   it("EnvoyAdminMetricProvider sums the endpoints in their order, whichever answers first", async () => {
     // Fractional sums, so that another order could change the last bits.
-    const texts = [11, 12, 13].map((seed) => envoyText([{ name: "fraud-model", counts: simCounts(seed, { segments: true, shadowPercent: 10 }) }], { fractionalSums: true }));
+    const texts = [11, 12, 13].map((seed) =>
+      envoyText([{ name: "fraud-model", counts: simCounts(seed, { segments: true, shadowPercent: 10 }) }], { fractionalSums: true }),
+    );
     const delays = [150, 0, 60];
     const servers: Server[] = [];
     const requests: string[] = [];
@@ -411,9 +632,12 @@ describe("rolloutCountsFromSamples against the reference, on recorded Envoy text
       }
       const reading = await new EnvoyAdminMetricProvider(urls).readRollout("fraud-model");
       expect(reading.status).toBe("measured");
-      const expected = referenceRolloutCounts(texts.flatMap((t) => referenceParse(t).samples), "fraud-model");
+      const expected = referenceRolloutCounts(
+        texts.flatMap((t) => referenceParse(t).samples),
+        "fraud-model",
+      );
       if (reading.status === "measured") expect(JSON.stringify(reading.value)).toBe(JSON.stringify(expected));
-      expect(requests).toEqual(Array(3).fill("/stats/prometheus?usedonly&filter=" + encodeURIComponent("^wasmcustom\\.modelroll\\.rollout\\.fraud-model\\.")));
+      expect(requests).toEqual(Array(3).fill(`/stats/prometheus?usedonly&filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.rollout\\.fraud-model\\.")}`));
     } finally {
       await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     }
@@ -431,17 +655,32 @@ const ROLLOUT_NAMES = ["fraud-model", "fraud-model-2", "r", 'a"b', "x\\y", "two\
 const MODELROLL_LINE = fc
   .record({
     name: fc.constantFrom(
-      "modelroll_requests", "modelroll_responses", "modelroll_latency_us_bucket", "modelroll_latency_us_sum", "modelroll_latency_us_count",
-      "modelroll_outputs", "modelroll_predictions", "modelroll_confidence_milli_bucket", "modelroll_confidence_milli_sum",
-      "modelroll_confidence_milli_count", "modelroll_prompt_tokens_bucket", "modelroll_status_match", "modelroll_config_updates", "envoy_x",
+      "modelroll_requests",
+      "modelroll_responses",
+      "modelroll_latency_us_bucket",
+      "modelroll_latency_us_sum",
+      "modelroll_latency_us_count",
+      "modelroll_outputs",
+      "modelroll_predictions",
+      "modelroll_confidence_milli_bucket",
+      "modelroll_confidence_milli_sum",
+      "modelroll_confidence_milli_count",
+      "modelroll_prompt_tokens_bucket",
+      "modelroll_status_match",
+      "modelroll_config_updates",
+      "envoy_x",
     ),
     rollout: fc.option(fc.constantFrom(...ROLLOUT_NAMES), { nil: undefined, freq: 8 }),
     variant: fc.option(fc.constantFrom("stable", "canary", "shadow", "other", "includes"), { nil: undefined, freq: 8 }),
     dimension: fc.option(fc.constantFrom("tenant", "region"), { nil: undefined }),
     value: fc.option(fc.constantFrom("t0", "t1", "other", ""), { nil: undefined }),
     cls: fc.option(fc.constantFrom("2xx", "3xx", "4xx", "5xx", "local", "1xx"), { nil: undefined }),
-    le: fc.option(fc.constantFrom("100", "105", "1000", "+Inf", "+inf", "1e3", "0.5", "NaN", "abc", "007", "1234567890123456", "99999999999999999", "-5"), { nil: undefined }),
-    extra: fc.option(fc.constantFrom(['modelroll_schema', "valid"], ["modelroll_label", "approve"], ["modelroll_unanalyzed", "no_body"], ["other", "x"]), { nil: undefined }),
+    le: fc.option(fc.constantFrom("100", "105", "1000", "+Inf", "+inf", "1e3", "0.5", "NaN", "abc", "007", "1234567890123456", "99999999999999999", "-5"), {
+      nil: undefined,
+    }),
+    extra: fc.option(fc.constantFrom(["modelroll_schema", "valid"], ["modelroll_label", "approve"], ["modelroll_unanalyzed", "no_body"], ["other", "x"]), {
+      nil: undefined,
+    }),
     duplicateRollout: fc.option(fc.constantFrom(...ROLLOUT_NAMES), { nil: undefined, freq: 10 }),
     sample: fc.oneof(
       fc.constantFrom("0", "1", "17", "2.5", "0.1", "NaN", "+Inf", "-Inf", "-3", "1e3", "-0", "400000.0000000000"),

@@ -63,16 +63,9 @@ describe("parsePrometheusText", () => {
   });
 
   it("reports bad lines with their number and keeps the good ones", () => {
-    const text = [
-      "ok 1",
-      'broken{a="unterminated} 1',
-      "no_value",
-      "bad_value abc",
-      'bad_label{1a="x"} 1',
-      "0starts_with_digit 1",
-      "hex 0x10",
-      "after 2",
-    ].join("\n");
+    const text = ["ok 1", 'broken{a="unterminated} 1', "no_value", "bad_value abc", 'bad_label{1a="x"} 1', "0starts_with_digit 1", "hex 0x10", "after 2"].join(
+      "\n",
+    );
     const { samples, problems } = parsePrometheusText(text);
     expect(samples.map((s) => [s.name, s.value])).toEqual([
       ["ok", 1],

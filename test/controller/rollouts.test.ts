@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRollout, metricValue, spec, testApp } from "./helpers.ts";
 
-const configVersion = async (app: Awaited<ReturnType<typeof testApp>>) =>
-  (await app.inject({ url: "/v1/filter-config" })).json().version as number;
+const configVersion = async (app: Awaited<ReturnType<typeof testApp>>) => (await app.inject({ url: "/v1/filter-config" })).json().version as number;
 
 describe("rollout CRUD", () => {
   it("creates from JSON and returns the view with defaults filled in", async () => {
@@ -89,31 +88,20 @@ describe("rollout CRUD", () => {
     }
   });
 
-  it.each(["application/yaml", "application/x-yaml", "text/yaml", "application/yaml; charset=utf-8"])(
-    "creates from YAML sent as %s",
-    async (contentType) => {
-      const app = await testApp();
-      const yaml = [
-        "name: fraud-model",
-        "match:",
-        "  pathPrefix: /v1/predict",
-        "stickyKey:",
-        "  header: x-user-id",
-        "canaryPercent: 2.5",
-        "",
-      ].join("\n");
-      const response = await app.inject({
-        method: "POST",
-        url: "/v1/rollouts",
-        headers: { "content-type": contentType },
-        payload: yaml,
-      });
-      expect(response.statusCode, response.body).toBe(201);
-      expect(response.json().spec).toMatchObject({ ...spec(), canaryPercent: 2.5, segments: [], shadow: null });
-      expect(response.json().spec.output.analyze).toBe(false);
-      expect(response.json().canaryBasisPoints).toBe(250);
-    },
-  );
+  it.each(["application/yaml", "application/x-yaml", "text/yaml", "application/yaml; charset=utf-8"])("creates from YAML sent as %s", async (contentType) => {
+    const app = await testApp();
+    const yaml = ["name: fraud-model", "match:", "  pathPrefix: /v1/predict", "stickyKey:", "  header: x-user-id", "canaryPercent: 2.5", ""].join("\n");
+    const response = await app.inject({
+      method: "POST",
+      url: "/v1/rollouts",
+      headers: { "content-type": contentType },
+      payload: yaml,
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.json().spec).toMatchObject({ ...spec(), canaryPercent: 2.5, segments: [], shadow: null });
+    expect(response.json().spec.output.analyze).toBe(false);
+    expect(response.json().canaryBasisPoints).toBe(250);
+  });
 
   it("answers a YAML syntax error with 400 naming the line", async () => {
     const app = await testApp();
@@ -176,7 +164,7 @@ describe("spec validation", () => {
     ["typo'd nested field", spec({ match: { pathPrefix: "/v1", pathPrefx: "/v2" } }), "/match/pathPrefx", /not a known field/],
     ["pathPrefix without slash", spec({ match: { pathPrefix: "v1/predict" } }), "/match/pathPrefix", /must start with \//],
     ["pathPrefix with a space", spec({ match: { pathPrefix: "/v1/ predict" } }), "/match/pathPrefix", /no whitespace/],
-    ["pathPrefix too long", spec({ match: { pathPrefix: "/" + "a".repeat(256) } }), "/match/pathPrefix", /256/],
+    ["pathPrefix too long", spec({ match: { pathPrefix: `/${"a".repeat(256)}` } }), "/match/pathPrefix", /256/],
     ["uppercase header", spec({ stickyKey: { header: "X-User-Id" } }), "/stickyKey/header", /lowercase HTTP header/],
     ["header with a colon", spec({ stickyKey: { header: "x:y" } }), "/stickyKey/header", /lowercase HTTP header/],
     ["missing stickyKey", (({ stickyKey: _s, ...rest }) => rest)(spec()), "/stickyKey", /is required/],
@@ -260,14 +248,21 @@ describe("conflicts", () => {
       "rollout fraud-v2: pathPrefix /v1/predict is held by rollout fraud-model (manual, canary 0%): DELETE /v1/rollouts/fraud-model frees it (its report and history stay readable in the archive)",
     );
     // A longer prefix is a different route, not a conflict.
-    await createRollout(app, spec({ name: "fraud-v2", match: { pathPrefix: "/v1/predict/v2" } }));
+    const longer = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec({ name: "fraud-v2", match: { pathPrefix: "/v1/predict/v2" } }) });
+    expect(longer.statusCode, longer.body).toBe(201);
+    expect(longer.json()).toMatchObject({ name: "fraud-v2", spec: { match: { pathPrefix: "/v1/predict/v2" } } });
   });
 
   it("frees the name and prefix on delete", async () => {
     const app = await testApp();
-    await createRollout(app);
-    await app.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model" });
-    await createRollout(app);
+    const first = await createRollout(app, spec({ canaryPercent: 5 }));
+    const deleted = await app.inject({ method: "DELETE", url: "/v1/rollouts/fraud-model" });
+    expect(deleted.statusCode).toBe(204);
+    // The same name and prefix again: created anew (201), not refused as taken (409).
+    const again = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec() });
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.json()).toMatchObject({ name: "fraud-model", canaryPercent: 0, revision: 1, spec: { match: { pathPrefix: "/v1/predict" } } });
+    expect(again.json().configVersion).toBeGreaterThan(first.configVersion);
   });
 });
 

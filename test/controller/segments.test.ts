@@ -28,11 +28,34 @@ describe("rollout segments", () => {
   it.each([
     [[{ name: "tier", header: "x-tier" }], "/segments/0/values", "a header dimension lists its allowed values"],
     [[{ name: "tier", values: ["a"] }], "/segments/0", "needs exactly one of header (with values), endpoints, requestSizeBytes"],
-    [[{ name: "tier", header: "x-tier", values: ["a"], requestSizeBytes: [1] }], "/segments/0", "needs exactly one of header (with values), endpoints, requestSizeBytes"],
+    [
+      [{ name: "tier", header: "x-tier", values: ["a"], requestSizeBytes: [1] }],
+      "/segments/0",
+      "needs exactly one of header (with values), endpoints, requestSizeBytes",
+    ],
     [[{ name: "tier", header: "x-tier", values: ["other"] }], "/segments/0/values/0", "'other' is reserved for values not listed"],
     [[{ name: "size", requestSizeBytes: [100, 100] }], "/segments/0/requestSizeBytes/1", "must be greater than the previous bound"],
-    [[{ name: "ep", endpoints: [{ value: "a", pathPrefix: "/a" }, { value: "a", pathPrefix: "/b" }] }], "/segments/0/endpoints/1/value", "duplicate value 'a'"],
-    [[{ name: "t", header: "x", values: ["a"] }, { name: "t", header: "y", values: ["b"] }], "/segments/1/name", "duplicate dimension 't'"],
+    [
+      [
+        {
+          name: "ep",
+          endpoints: [
+            { value: "a", pathPrefix: "/a" },
+            { value: "a", pathPrefix: "/b" },
+          ],
+        },
+      ],
+      "/segments/0/endpoints/1/value",
+      "duplicate value 'a'",
+    ],
+    [
+      [
+        { name: "t", header: "x", values: ["a"] },
+        { name: "t", header: "y", values: ["b"] },
+      ],
+      "/segments/1/name",
+      "duplicate dimension 't'",
+    ],
     [[{ name: "Tier", header: "x-tier", values: ["a"] }], "/segments/0/name", "must be 1 to 32 of a-z, 0-9, '_' and '-' (it becomes a stat label)"],
     [[{ name: "tier", header: "x-tier", values: ["a.b"] }], "/segments/0/values/0", "must be 1 to 32 of a-z, 0-9, '_' and '-' (it becomes a stat label)"],
     [[{ name: "tier", header: "x-tier", values: ["a"], typo: 1 }], "/segments/0/typo", "is not a known field"],
@@ -41,7 +64,10 @@ describe("rollout segments", () => {
     const res = await app.inject({ method: "POST", url: "/v1/rollouts", payload: spec({ segments: segs }) });
     expect(res.statusCode).toBe(400);
     const details = res.json().details as { path: string; reason: string }[];
-    expect(details.some((d) => d.path === path && d.reason.includes(reason)), JSON.stringify(details)).toBe(true);
+    expect(
+      details.some((d) => d.path === path && d.reason.includes(reason)),
+      JSON.stringify(details),
+    ).toBe(true);
     expect((await app.inject({ url: "/v1/rollouts" })).json().rollouts).toEqual([]);
   });
 });

@@ -27,7 +27,10 @@ class Counter implements MetricProvider {
     v.responses["5xx"] += errors;
     v.latency.count += ok + errors;
     v.latency.sumUs += (ok + errors) * latencyUs;
-    v.latency.bucketsUs = [{ upperBound: latencyUs, cumulativeCount: v.latency.count }, { upperBound: Infinity, cumulativeCount: v.latency.count }];
+    v.latency.bucketsUs = [
+      { upperBound: latencyUs, cumulativeCount: v.latency.count },
+      { upperBound: Infinity, cumulativeCount: v.latency.count },
+    ];
   }
 }
 

@@ -1,6 +1,8 @@
+import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterEach, describe, expect, it } from "vitest";
 import { startController, type RunningController } from "../../controller/src/server.ts";
+import { within } from "../bounded.ts";
 import { EPOCH, spec } from "./helpers.ts";
 
 const running: RunningController[] = [];
@@ -40,32 +42,31 @@ describe("startController", () => {
     expect(created.status).toBe(201);
   });
 
-  it("releases a held poll over a real socket as soon as a rollback arrives", async () => {
+  it("releases a held poll over a real socket with the rollback's config", async () => {
     const controller = await start();
     await fetch(`${controller.url}/v1/rollouts`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(spec({ canaryPercent: 10 })),
     });
-    let answeredAt = 0;
-    const held = fetch(`${controller.url}/v1/filter-config?version=2&epoch=${EPOCH}&wait=30`).then((r) => {
-      answeredAt = performance.now();
-      return r;
-    });
+    const held = fetch(`${controller.url}/v1/filter-config?version=2&epoch=${EPOCH}&wait=30`);
     expect(await waitFor(() => controller.app.modelroll.longPoll.held === 1, 2000)).toBe(true);
 
-    const sentAt = performance.now();
     const change = await fetch(`${controller.url}/v1/rollouts/fraud-model/rollback`, { method: "POST" });
-    const response = await held;
-    const releaseMs = answeredAt - sentAt;
-    console.log(`rollback reached a held poll over HTTP in ${releaseMs.toFixed(2)} ms`);
     expect(change.status).toBe(200);
+    const rolledBack = await change.json();
+    expect(rolledBack.canaryPercent).toBe(0);
+    // The poll's own wait is 30 s: answered well before that, with the rollback's version and weights, it was
+    // released by the rollback. The speed of that is measured by bench/ (npm run bench), not asserted here.
+    const response = await within(10_000, "the held poll's answer after the rollback", held);
     expect(response.status).toBe(200);
-    expect((await response.json()).version).toBe(3);
-    expect(releaseMs).toBeLessThan(100);
+    const config = await response.json();
+    expect(config.version).toBe(3);
+    expect(config.version).toBe(rolledBack.configVersion);
+    expect(config.rollouts).toMatchObject([{ name: "fraud-model", canaryBasisPoints: 0 }]);
   });
 
-  it("forgets a held poll when the client disconnects, and still closes promptly", async () => {
+  it("forgets a held poll when the client disconnects, and a connection stuck mid-request does not hold close()", async () => {
     const controller = await startController({ port: 0, epoch: EPOCH });
     const client = new AbortController();
     const held = fetch(`${controller.url}/v1/filter-config?version=1&epoch=${EPOCH}&wait=30`, {
@@ -77,10 +78,18 @@ describe("startController", () => {
     expect(await held).toBeInstanceOf(Error);
     expect(await waitFor(() => changes.held === 0, 2000)).toBe(true);
 
-    // The client's spare connection must not hold shutdown until its keep-alive ends (4 s in undici).
-    const started = performance.now();
-    await controller.close();
-    expect(performance.now() - started).toBeLessThan(1500);
+    // A client's connection that is not idle and never ends on its own must not hold shutdown (undici's spare
+    // one after an abort holds close() until its keep-alive ends; here a raw socket that sent a request's
+    // headers, was told 100 Continue, and never sends the body: nothing on the server times that out).
+    const stuck = connect(Number(new URL(controller.url).port), "127.0.0.1");
+    const stuckClosed = new Promise<void>((resolve) => stuck.on("close", () => resolve()));
+    stuck.on("error", () => {});
+    const toldToContinue = new Promise<void>((resolve) => stuck.on("data", (d) => String(d).includes("100 Continue") && resolve()));
+    await new Promise<void>((resolve) => stuck.once("connect", () => resolve()));
+    stuck.write("POST /v1/rollouts HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n");
+    await within(5_000, "100 Continue for the stuck request", toldToContinue);
+    await within(20_000, "close() with a client's connection stuck mid-request", controller.close());
+    await within(5_000, "the server to end the stuck connection", stuckClosed);
   });
 
   it("closes at once with polls still held", async () => {
@@ -92,10 +101,9 @@ describe("startController", () => {
       ),
     );
     expect(await waitFor(() => controller.app.modelroll.longPoll.held === 2, 2000)).toBe(true);
-    const started = performance.now();
-    await controller.close();
-    expect(performance.now() - started).toBeLessThan(1000);
-    expect(await Promise.all(held)).toEqual([304, 304]);
+    // Held for 60 s otherwise: close answers both (304, not a reset connection) and returns.
+    await within(20_000, "close() with two polls held for 60 s", controller.close());
+    expect(await within(5_000, "the held polls' answers", Promise.all(held))).toEqual([304, 304]);
   });
 
   it("reports a port in use with the address", async () => {

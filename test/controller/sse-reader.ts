@@ -57,7 +57,11 @@ afterEach(() => {
   for (const r of readers.splice(0)) r.close();
 });
 
-export function openStream(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; reader: StreamReader | null; body: string }> {
+export function openStream(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; reader: StreamReader | null; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { headers: { accept: "text/event-stream", ...headers } }, (res) => {
       if (res.statusCode !== 200) {

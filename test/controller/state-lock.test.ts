@@ -22,11 +22,18 @@ afterEach(() => {
 
 /** Another process holding the file, as a running controller would. */
 async function holder(file: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test", "controller", "fixtures", "hold-state.ts"), file], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, ["--import", "tsx", join(repoRoot, "test", "controller", "fixtures", "hold-state.ts"), file], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   children.push(child);
   let out = "";
-  child.stdout!.on("data", (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on("data", (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
   const deadline = Date.now() + 20_000;
   while (!out.includes("holding") && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   if (!out.includes("holding")) throw new Error(`holder did not start:\n${out}`);
@@ -44,7 +51,9 @@ describe("one controller per state file", () => {
       refusal = error;
     }
     expect(refusal).toBeInstanceOf(StateFileInUseError);
-    expect((refusal as Error).message).toMatch(new RegExp(`^state file ${file} in use by pid ${child.pid} \\(.*hold-state\\.ts.*\\): one controller per state file`));
+    expect((refusal as Error).message).toMatch(
+      new RegExp(`^state file ${file} in use by pid ${child.pid} \\(.*hold-state\\.ts.*\\): one controller per state file`),
+    );
     expect((refusal as StateFileInUseError).holders).toEqual([child.pid]);
 
     // SIGKILL: no chance to clean up, and the kernel still drops the lock.

@@ -32,7 +32,10 @@ class Counter implements MetricProvider {
     c.responses[responseClass] += n;
     const count = c.latency.count + n;
     c.latency = {
-      bucketsUs: [{ upperBound: 1000 * ms, cumulativeCount: count }, { upperBound: Infinity, cumulativeCount: count }],
+      bucketsUs: [
+        { upperBound: 1000 * ms, cumulativeCount: count },
+        { upperBound: Infinity, cumulativeCount: count },
+      ],
       sumUs: c.latency.sumUs + n * 1000 * ms,
       count,
     };
@@ -95,7 +98,9 @@ describe("stats since the rollout was created", () => {
     envoy.add(7, "2xx");
     const body = (await stats(app)).body;
     expect(body.variants.canary.requests).toBe(7);
-    expect(body.window.note).toBe("Envoy's counts could not be read when the rollout was created (every Envoy admin endpoint failed (http://127.0.0.1:1: ECONNREFUSED)): an earlier rollout of the same name may be included");
+    expect(body.window.note).toBe(
+      "Envoy's counts could not be read when the rollout was created (every Envoy admin endpoint failed (http://127.0.0.1:1: ECONNREFUSED)): an earlier rollout of the same name may be included",
+    );
   });
 
   it("the baseline is kept in the state file: after a restart the earlier rollout's counts are still left out", async () => {
@@ -126,7 +131,13 @@ describe("the current stage's window", () => {
     const since = await stats(h.app);
     const stage = await stats(h.app, "?window=stage");
     expect(stage.status).toBe(200);
-    expect(stage.body.window).toEqual({ kind: "stage", since: new Date(state.baselineAt!).toISOString(), stage: view.stage, envoyRestarted: false, note: null });
+    expect(stage.body.window).toEqual({
+      kind: "stage",
+      since: new Date(state.baselineAt!).toISOString(),
+      stage: view.stage,
+      envoyRestarted: false,
+      note: null,
+    });
     for (const variant of ["stable", "canary"] as const) {
       const atStageStart = state.baseline!.slices.overall[variant]!.counters.requests;
       expect(stage.body.variants[variant].requests).toBe(since.body.variants[variant].requests - atStageStart);
@@ -184,6 +195,14 @@ describe("summaries of windows", () => {
   });
 
   it("rounds latencies for people: two decimals below 10 ms, one below 100 ms, whole ms above", () => {
-    expect([roundMs(0.7464), roundMs(1.1349), roundMs(9.551), roundMs(12.345), roundMs(99.94), roundMs(123.6), roundMs(null)]).toEqual([0.75, 1.13, 9.55, 12.3, 99.9, 124, null]);
+    expect([roundMs(0.7464), roundMs(1.1349), roundMs(9.551), roundMs(12.345), roundMs(99.94), roundMs(123.6), roundMs(null)]).toEqual([
+      0.75,
+      1.13,
+      9.55,
+      12.3,
+      99.9,
+      124,
+      null,
+    ]);
   });
 });

@@ -37,8 +37,8 @@ describe("system routes", () => {
     expect(response.statusCode).toBe(200);
     const doc = response.json();
     expect(doc.openapi).toMatch(/^3\./);
-    const operations = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(
-      ([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
+    const operations = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, methods]) =>
+      Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(operations.sort()).toEqual(
       [
@@ -74,9 +74,7 @@ describe("system routes", () => {
       ].sort(),
     );
     const create = doc.paths["/v1/rollouts"].post;
-    expect(Object.keys(create.requestBody.content)).toEqual(
-      expect.arrayContaining(["application/json", "application/yaml"]),
-    );
+    expect(Object.keys(create.requestBody.content)).toEqual(expect.arrayContaining(["application/json", "application/yaml"]));
     expect(create.requestBody.content["application/json"].schema.additionalProperties).toBe(false);
   });
 

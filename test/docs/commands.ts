@@ -36,7 +36,12 @@ export interface RunOptions {
 /** A script through `bash -e -o pipefail`, bounded; stdout and stderr together, as a terminal shows them. */
 export function runScript(script: string, options: RunOptions): Promise<Ran> {
   return new Promise((resolve) => {
-    const child = spawn("bash", ["-e", "-o", "pipefail", "-c", script], { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const child = spawn("bash", ["-e", "-o", "pipefail", "-c", script], {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     let output = "";
     child.stdout!.on("data", (c: Buffer) => void (output += c.toString()));
     child.stderr!.on("data", (c: Buffer) => void (output += c.toString()));

@@ -68,7 +68,10 @@ describe("reading the README", () => {
   });
 
   it("creates a whole spec marked accept without running it, and only a whole spec; reads a models file as one", () => {
-    const marked = extractBlocks(`<!-- doc-test: accept: its judge is elsewhere -->\n${fence}yaml\nname: a\nmatch: { pathPrefix: /a }\nstages: [5, 100]\n${fence}`, "a.md");
+    const marked = extractBlocks(
+      `<!-- doc-test: accept: its judge is elsewhere -->\n${fence}yaml\nname: a\nmatch: { pathPrefix: /a }\nstages: [5, 100]\n${fence}`,
+      "a.md",
+    );
     expect(classify(marked[0], SPEC_KEYS)).toMatchObject({ kind: "spec", acceptOnly: "its judge is elsewhere" });
     const part = extractBlocks(`<!-- doc-test: accept: why -->\n${fence}yaml\nstages: [5, 100]\n${fence}`, "b.md");
     expect(classify(part[0], SPEC_KEYS)).toEqual({ kind: "fragment", fragment: { stages: [5, 100] } });
@@ -81,7 +84,9 @@ describe("reading the README", () => {
   });
 
   it("picks the curl commands out of the prose, and nothing else", () => {
-    expect(extractInlineCurl(doc, "doc.md")).toEqual([{ file: "doc.md", line: 13, text: "curl -XPUT 127.0.0.1:9002/__demo/behavior -d '{\"latencyMs\":20}'", section: "Use" }]);
+    expect(extractInlineCurl(doc, "doc.md")).toEqual([
+      { file: "doc.md", line: 13, text: "curl -XPUT 127.0.0.1:9002/__demo/behavior -d '{\"latencyMs\":20}'", section: "Use" },
+    ]);
   });
 
   it("counts curl commands outside heredocs and comments, in pipelines and lists", () => {

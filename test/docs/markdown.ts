@@ -62,7 +62,9 @@ function markerAbove(lines: string[], fenceIndex: number, file: string): Marker 
   if (skip) return { kind: "skip", reason: skip[1] };
   const accept = /^accept:\s*(.+)$/.exec(m[1]);
   if (accept) return { kind: "accept", reason: accept[1] };
-  throw new Error(`${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>', 'accept: <why this spec is only created, not run>')`);
+  throw new Error(
+    `${file}:${j + 1}: unknown doc-test marker '${m[1]}' (known: 'skip: <why this block cannot run in CI>', 'accept: <why this spec is only created, not run>')`,
+  );
 }
 
 /** `curl ...` written as inline code in the prose (outside fenced blocks): each is a command a reader may paste. */
@@ -116,7 +118,10 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
     case "shell": {
       const others = commandWords(block.text).filter((w) => !RUNNABLE_COMMANDS.includes(w));
       if (others.length > 0) {
-        return { kind: "unrunnable", why: `runs ${[...new Set(others)].map((w) => `'${w}'`).join(", ")}, which the doc test does not run (it runs ${RUNNABLE_COMMANDS.join(", ")})` };
+        return {
+          kind: "unrunnable",
+          why: `runs ${[...new Set(others)].map((w) => `'${w}'`).join(", ")}, which the doc test does not run (it runs ${RUNNABLE_COMMANDS.join(", ")})`,
+        };
       }
       return { kind: "shell", script: block.text, curls: countCurls(block.text) };
     }
@@ -124,7 +129,8 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
       const commands = parseConsole(block.text);
       if (commands.length === 0) return { kind: "unrunnable", why: "a console block without a '$ ' command" };
       const others = commands.flatMap((c) => commandWords(c.command)).filter((w) => !RUNNABLE_COMMANDS.includes(w));
-      if (others.length > 0) return { kind: "unrunnable", why: `runs ${[...new Set(others)].map((w) => `'${w}'`).join(", ")}, which the doc test does not run` };
+      if (others.length > 0)
+        return { kind: "unrunnable", why: `runs ${[...new Set(others)].map((w) => `'${w}'`).join(", ")}, which the doc test does not run` };
       return { kind: "console", commands };
     }
     case "yaml":
@@ -144,10 +150,15 @@ export function classify(block: Block, specKeys: readonly string[]): Classified 
       const spec = value as Record<string, unknown>;
       if (!("name" in spec && "match" in spec)) return { kind: "fragment", fragment: spec };
       // `accept: why`: a whole spec that needs what CI has not (a judge, a receiver) is created, not run to its end.
-      return block.marker?.kind === "accept" ? { kind: "spec", spec, text: block.text, acceptOnly: block.marker.reason } : { kind: "spec", spec, text: block.text };
+      return block.marker?.kind === "accept"
+        ? { kind: "spec", spec, text: block.text, acceptOnly: block.marker.reason }
+        : { kind: "spec", spec, text: block.text };
     }
     default:
-      return { kind: "unrunnable", why: block.lang ? `a '${block.lang}' block the doc test has no runner for` : "a block without a language (output, a diagram, a format?)" };
+      return {
+        kind: "unrunnable",
+        why: block.lang ? `a '${block.lang}' block the doc test has no runner for` : "a block without a language (output, a diagram, a format?)",
+      };
   }
 }
 
@@ -171,7 +182,10 @@ export function commandWords(script: string): string[] {
     }
     if (!continued && line !== "") {
       for (const part of line.split(/&&|\|\||;|\|/)) {
-        const tokens = part.trim().split(/\s+/).filter((t) => !/^\w+=/.test(t));
+        const tokens = part
+          .trim()
+          .split(/\s+/)
+          .filter((t) => !/^\w+=/.test(t));
         if (tokens.length === 0 || tokens[0] === "") continue;
         words.push(tokens[0] === "npx" ? `npx ${tokens[1] ?? ""}`.trim() : tokens[0]);
       }
@@ -221,10 +235,15 @@ export function parseConsole(text: string): ConsoleCommand[] {
 
 /** A line with its numbers (counts, times, timestamps, percents) masked and its spacing collapsed. */
 export function masked(line: string): string {
-  return line.replace(/\d+(?:[.,:]\d+)*/g, "#").replace(/\s+/g, " ").trim();
+  return line
+    .replace(/\d+(?:[.,:]\d+)*/g, "#")
+    .replace(/\s+/g, " ")
+    .trim();
 }
 
 /** The README's addresses (the defaults npm start listens on), replaced by the test stack's. */
 export function substituteAddresses(text: string, ports: Record<number, number>): string {
-  return text.replace(/\b(?:127\.0\.0\.1|localhost):(\d+)\b/g, (whole, port: string) => (ports[Number(port)] !== undefined ? `127.0.0.1:${ports[Number(port)]}` : whole));
+  return text.replace(/\b(?:127\.0\.0\.1|localhost):(\d+)\b/g, (whole, port: string) =>
+    ports[Number(port)] !== undefined ? `127.0.0.1:${ports[Number(port)]}` : whole,
+  );
 }

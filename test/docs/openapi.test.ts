@@ -13,7 +13,10 @@ async function documentedBodies(): Promise<Array<[string, Schema]>> {
   const app = await testApp();
   const doc = (await app.inject({ url: "/openapi.json" })).json();
   const bodies: Array<[string, Schema]> = [];
-  for (const [path, method] of [["/v1/rollouts", "post"], ["/v1/rollouts/{name}", "put"]] as const) {
+  for (const [path, method] of [
+    ["/v1/rollouts", "post"],
+    ["/v1/rollouts/{name}", "put"],
+  ] as const) {
     for (const [type, media] of Object.entries(doc.paths[path][method].requestBody.content as Record<string, { schema: Schema }>)) {
       bodies.push([`${method.toUpperCase()} ${path} (${type})`, media.schema]);
     }
@@ -36,7 +39,10 @@ describe("the OpenAPI document's rollout spec", () => {
   it("spells out every release key of the spec in the create and apply bodies, JSON and YAML alike", async () => {
     const bodies = await documentedBodies();
     expect(bodies.map(([where]) => where)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^POST \/v1\/rollouts \(application\/json\)/), expect.stringMatching(/^PUT \/v1\/rollouts\/\{name\} \(application\/yaml\)/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^POST \/v1\/rollouts \(application\/json\)/),
+        expect.stringMatching(/^PUT \/v1\/rollouts\/\{name\} \(application\/yaml\)/),
+      ]),
     );
     for (const [where, body] of bodies) {
       for (const key of Object.keys(ENGINE_PROPERTIES)) {
@@ -54,8 +60,14 @@ describe("the OpenAPI document's rollout spec", () => {
       const stages = body.properties.stages;
       expect(stages.default, where).toEqual([...DEFAULT_STAGES]);
       const forms: Schema[] = stages.items.anyOf;
-      expect(forms.some((f) => f.type === "string" && (f.enum?.[0] === "shadow" || f.const === "shadow")), where).toBe(true);
-      expect(forms.some((f) => f.type === "number" && f.maximum === 100), where).toBe(true);
+      expect(
+        forms.some((f) => f.type === "string" && (f.enum?.[0] === "shadow" || f.const === "shadow")),
+        where,
+      ).toBe(true);
+      expect(
+        forms.some((f) => f.type === "number" && f.maximum === 100),
+        where,
+      ).toBe(true);
       const object = forms.find((f) => f.type === "object")!;
       expect(Object.keys(object.properties).sort(), where).toEqual(
         ["canaryPercent", "deadlineSeconds", "minDurationSeconds", "minRequests", "name", "onDeadline", "shadow", "shadowPercent"].sort(),
@@ -75,7 +87,15 @@ describe("the OpenAPI document's rollout spec", () => {
         expect(p.stageDefaults.properties[key].default, `${where}: stageDefaults.${key}`).toBe(STAGE_DEFAULTS[key]);
       }
       const gates = p.promotion_gates;
-      for (const gate of ["latency_p95_ms", "error_rate", "schema_validation_pass_rate", "human_review_score", "gpu_oom_events", "shadow_agreement_rate", "confidence_drift"]) {
+      for (const gate of [
+        "latency_p95_ms",
+        "error_rate",
+        "schema_validation_pass_rate",
+        "human_review_score",
+        "gpu_oom_events",
+        "shadow_agreement_rate",
+        "confidence_drift",
+      ]) {
         expect(gates.properties[gate], `${where}: ${gate}`).toBeDefined();
       }
       expect(gates.properties.latency_p95_ms.properties.tolerance_ms.default, where).toBe(2);
@@ -95,7 +115,10 @@ describe("the OpenAPI document's rollout spec", () => {
   it("leaves what the API accepts and says as it was: engine errors keep their pointers inside stages, and a re-applied spec keeps its revision", async () => {
     const app = await testApp();
     const bad = { ...managed, stages: ["shadow", { canaryPercent: 10, minDurationSecs: 5 }, 50, 25, 100] };
-    for (const [method, url] of [["POST", "/v1/rollouts"], ["PUT", "/v1/rollouts/fraud-model"]] as const) {
+    for (const [method, url] of [
+      ["POST", "/v1/rollouts"],
+      ["PUT", "/v1/rollouts/fraud-model"],
+    ] as const) {
       if (method === "PUT") expect((await app.inject({ method: "POST", url: "/v1/rollouts", payload: managed })).statusCode).toBe(201);
       const refused = await app.inject({ method, url, payload: bad });
       expect(refused.statusCode, method).toBe(400);

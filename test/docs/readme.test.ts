@@ -20,7 +20,14 @@ import { startDocStack, type DocStack } from "./stack.ts";
 import { startTraffic, type Traffic } from "./traffic.ts";
 
 const SPEC_KEYS = Object.keys(RolloutSpec.properties);
-const DOC_FILES = ["README.md", ...(existsSync(join(repoRoot, "docs")) ? readdirSync(join(repoRoot, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`) : [])];
+const DOC_FILES = [
+  "README.md",
+  ...(existsSync(join(repoRoot, "docs"))
+    ? readdirSync(join(repoRoot, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `docs/${f}`)
+    : []),
+];
 
 type Item =
   | { label: string; line: number; kind: "shell"; script: string; curls: number }
@@ -44,7 +51,12 @@ function collect(): Collected {
     const markdown = readFileSync(join(repoRoot, file), "utf8");
     const entries: Array<{ line: number; block?: Block; c: Classified; section: string; inline?: string }> = [
       ...extractBlocks(markdown, file).map((block) => ({ line: block.line, block, c: classify(block, SPEC_KEYS), section: block.section })),
-      ...extractInlineCurl(markdown, file).map((cmd) => ({ line: cmd.line, c: { kind: "shell", script: cmd.text, curls: 1 } as Classified, section: cmd.section, inline: cmd.text })),
+      ...extractInlineCurl(markdown, file).map((cmd) => ({
+        line: cmd.line,
+        c: { kind: "shell", script: cmd.text, curls: 1 } as Classified,
+        section: cmd.section,
+        inline: cmd.text,
+      })),
     ].sort((a, b) => a.line - b.line);
     let previous: Item | null = null;
     let previousSection = "";
@@ -70,7 +82,14 @@ function collect(): Collected {
           item = { label: `${label}: ${inline ? `inline \`${inline.slice(0, 50)}\`` : "shell block"}`, line, kind: "shell", script: c.script, curls: c.curls };
           break;
         case "spec":
-          item = { label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`, line, kind: "spec", spec: c.spec, text: c.text, ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}) };
+          item = {
+            label: `${label}: spec ${String(c.spec.name)}${c.acceptOnly ? " (created only)" : ""}`,
+            line,
+            kind: "spec",
+            spec: c.spec,
+            text: c.text,
+            ...(c.acceptOnly ? { acceptOnly: c.acceptOnly } : {}),
+          };
           break;
         case "fragment":
           item = { label: `${label}: spec part ${Object.keys(c.fragment).join(", ")}`, line, kind: "fragment", fragment: c.fragment };
@@ -105,7 +124,12 @@ describe("the README's examples", () => {
     let workDir: string;
     let bin: string;
     const envFor = (stack: DocStack): Record<string, string> => {
-      const env: Record<string, string> = { ...(process.env as Record<string, string>), PATH: `${bin}:${process.env.PATH}`, MODELROLL_SERVER: stack.controllerUrl, NO_COLOR: "1" };
+      const env: Record<string, string> = {
+        ...(process.env as Record<string, string>),
+        PATH: `${bin}:${process.env.PATH}`,
+        MODELROLL_SERVER: stack.controllerUrl,
+        NO_COLOR: "1",
+      };
       for (const key of Object.keys(env)) if (key.startsWith("MODELROLL_") && key !== "MODELROLL_SERVER") delete env[key];
       return env;
     };
@@ -121,10 +145,13 @@ describe("the README's examples", () => {
     afterAll(async () => {
       await Promise.all([main?.stop(), sessions?.stop()]);
       if (workDir) rmSync(workDir, { recursive: true, force: true });
-      const counts = collected.items.reduce<Record<string, number>>((acc, i) => ({ ...acc, [i.kind]: (acc[i.kind] ?? 0) + 1 }), {});
+      const counts: Record<string, number> = {};
+      for (const i of collected.items) counts[i.kind] = (counts[i.kind] ?? 0) + 1;
       console.log(
         [
-          `doc test: ran ${collected.items.length} items (${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", ")}), skipped ${collected.skipped.length}:`,
+          `doc test: ran ${collected.items.length} items (${Object.entries(counts)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(", ")}), skipped ${collected.skipped.length}:`,
           ...collected.skipped.map((s) => `  skipped ${s.where}: ${s.reason}`),
           ...collected.items.flatMap((i) => (i.kind === "spec" && i.acceptOnly ? [`  created only ${i.label}: ${i.acceptOnly}`] : [])),
           ...summary,
@@ -150,29 +177,42 @@ describe("the README's examples", () => {
       return turn;
     };
     for (const item of collected.items.filter(long)) {
-      it.concurrent(item.label, async ({ expect }) => {
-        if (item.kind === "console") {
-          return inTurn("sessions", async () => {
-            await sessions.reset();
-            return runSession(expect, item, sessions, envFor(sessions), workDir);
-          });
-        }
-        if (item.kind === "spec") {
-          return inTurn("main", async () => {
-            await main.reset();
-            return runSpec(expect, item, main);
-          });
-        }
-      }, 20 * 60_000);
+      it.concurrent(
+        item.label,
+        async ({ expect }) => {
+          if (item.kind === "console") {
+            return inTurn("sessions", async () => {
+              await sessions.reset();
+              return runSession(expect, item, sessions, envFor(sessions), workDir);
+            });
+          }
+          if (item.kind === "spec") {
+            return inTurn("main", async () => {
+              await main.reset();
+              return runSpec(expect, item, main);
+            });
+          }
+        },
+        20 * 60_000,
+      );
     }
   });
 });
 
-async function runShellItem(expect: ExpectStatic, item: Extract<Item, { kind: "shell" }>, stack: DocStack, env: Record<string, string>, cwd: string): Promise<void> {
+async function runShellItem(
+  expect: ExpectStatic,
+  item: Extract<Item, { kind: "shell" }>,
+  stack: DocStack,
+  env: Record<string, string>,
+  cwd: string,
+): Promise<void> {
   const ran = await runScript(substituteAddresses(item.script, stack.portMap), { cwd, env, timeoutMs: 60_000 });
   expect(ran.code, `exit status; output:\n${ran.output}`).toBe(0);
   expect(ran.statuses.length, `every curl command ran; output:\n${ran.output}`).toBe(item.curls);
-  expect(ran.statuses.filter((s) => s < 200 || s > 299), `HTTP statuses other than 2xx; output:\n${ran.output}`).toEqual([]);
+  expect(
+    ran.statuses.filter((s) => s < 200 || s > 299),
+    `HTTP statuses other than 2xx; output:\n${ran.output}`,
+  ).toEqual([]);
 }
 
 const isManaged = (spec: Record<string, unknown>) => ENGINE_SPEC_KEYS.some((k) => k in spec);
@@ -182,10 +222,19 @@ async function runFragment(expect: ExpectStatic, item: Extract<Item, { kind: "fr
   const name = `doc-line-${item.line}`;
   const base: Record<string, unknown> = { name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" } };
   if (isManaged(item.fragment)) {
-    Object.assign(base, { owner: "team-fraud", rollbackCondition: "canary error rate above 1%", stages: [10, 100], promotion_gates: { error_rate: { maximum: 0.01 } } });
+    Object.assign(base, {
+      owner: "team-fraud",
+      rollbackCondition: "canary error rate above 1%",
+      stages: [10, 100],
+      promotion_gates: { error_rate: { maximum: 0.01 } },
+    });
   }
   const spec = { ...base, ...item.fragment };
-  const res = await fetch(`${stack.controllerUrl}/v1/rollouts`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });
+  const res = await fetch(`${stack.controllerUrl}/v1/rollouts`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  });
   expect(res.status, `${JSON.stringify(spec)} -> ${await res.clone().text()}`).toBe(201);
 }
 
@@ -197,31 +246,44 @@ function runModelsFile(expect: ExpectStatic, item: Extract<Item, { kind: "models
 }
 
 async function runSpec(expect: ExpectStatic, item: Extract<Item, { kind: "spec" }>, stack: DocStack): Promise<void> {
-  const spec = item.spec as { name: string; match: { pathPrefix: string }; stickyKey: { header: string }; expectedTraffic?: { requestsPerSecond: number }; segments?: Array<{ header?: string; values?: string[] }> };
+  const spec = item.spec as {
+    name: string;
+    match: { pathPrefix: string };
+    stickyKey: { header: string };
+    expectedTraffic?: { requestsPerSecond: number };
+    segments?: Array<{ header?: string; values?: string[] }>;
+  };
   const managed = isManaged(spec) && !item.acceptOnly;
   const rps = spec.expectedTraffic?.requestsPerSecond;
   if (managed) expect(rps, "a managed example states the traffic it needs (expectedTraffic.requestsPerSecond)").toBeGreaterThan(0);
   const traffic = managed ? startTraffic(trafficFor(spec, stack, rps!)) : null;
   try {
-    const started = Date.now();
     const res = await fetch(`${stack.controllerUrl}/v1/rollouts`, { method: "POST", headers: { "content-type": "application/yaml" }, body: item.text });
     const created = await res.json();
     expect(res.status, JSON.stringify(created)).toBe(201);
     if (!managed) return;
     const view = await untilEnded(stack, spec.name, 15 * 60_000);
-    const seconds = (Date.now() - started) / 1000;
-    const history = (await (await fetch(`${stack.controllerUrl}/v1/rollouts/${spec.name}/history`)).json()) as { decisions: Array<{ at: number; kind: string; reason: string }> };
-    const steps = history.decisions.filter((d) => d.kind !== "held").map((d) => `    +${Math.round((d.at - started) / 1000)} s ${d.kind}: ${d.reason}`);
-    summary.push(`  ${item.label}: ${view.phase} after ${seconds.toFixed(0)} s at ${rps} requests/s (forecast at create: ${forecastOf(created)})`, ...steps);
+    const history = (await (await fetch(`${stack.controllerUrl}/v1/rollouts/${spec.name}/history`)).json()) as {
+      decisions: Array<{ at: number; kind: string; reason: string }>;
+    };
+    const steps = history.decisions.filter((d) => d.kind !== "held").map((d) => `    ${d.kind}: ${d.reason}`);
+    summary.push(`  ${item.label}: ${view.phase} at ${rps} requests/s (forecast at create: ${forecastOf(created)})`, ...steps);
     expect(view.phase, `the example ends Succeeded at its stated traffic; it ended ${view.phase}: ${history.decisions.at(-1)?.reason}`).toBe("Succeeded");
   } finally {
     await traffic?.stop();
   }
   // The stated traffic was answered: an example cannot pass on a data path that refused it.
-  expect([...traffic!.counts.keys()].filter((status) => status !== 200), `answers by status: ${JSON.stringify([...traffic!.counts])}`).toEqual([]);
+  expect(
+    [...traffic!.counts.keys()].filter((status) => status !== 200),
+    `answers by status: ${JSON.stringify([...traffic!.counts])}`,
+  ).toEqual([]);
 }
 
-function trafficFor(spec: { match: { pathPrefix: string }; stickyKey: { header: string }; segments?: Array<{ header?: string; values?: string[] }> }, stack: DocStack, rps: number) {
+function trafficFor(
+  spec: { match: { pathPrefix: string }; stickyKey: { header: string }; segments?: Array<{ header?: string; values?: string[] }> },
+  stack: DocStack,
+  rps: number,
+) {
   const headerSegments = (spec.segments ?? []).filter((s) => s.header && s.values && s.values.length > 0);
   return {
     url: `${stack.dataUrl}${spec.match.pathPrefix}`,
@@ -250,7 +312,13 @@ async function untilEnded(stack: DocStack, name: string, boundMs: number): Promi
 }
 
 /** A console session: `$ cat FILE` shows a file the session uses, so it is written first; then each command runs. */
-async function runSession(expect: ExpectStatic, item: Extract<Item, { kind: "console" }>, stack: DocStack, env: Record<string, string>, workDir: string): Promise<void> {
+async function runSession(
+  expect: ExpectStatic,
+  item: Extract<Item, { kind: "console" }>,
+  stack: DocStack,
+  env: Record<string, string>,
+  workDir: string,
+): Promise<void> {
   const cwd = mkdtempSync(join(workDir, "session-"));
   let traffic: Traffic | null = null;
   const live: Background[] = [];
@@ -270,13 +338,19 @@ async function runSession(expect: ExpectStatic, item: Extract<Item, { kind: "con
       if (/\s--watch\b/.test(command)) {
         const bg = startBackground(command, { cwd, env });
         live.push(bg);
-        await until(`'${c.command}' to show what the README shows`, () => missingLines(c, bg.output()).length === 0, 90_000, () =>
-          `missing:\n${missingLines(c, bg.output()).join("\n")}\nprinted:\n${bg.output().slice(-3000)}`);
+        await until(
+          `'${c.command}' to show what the README shows`,
+          () => missingLines(c, bg.output()).length === 0,
+          90_000,
+          () => `missing:\n${missingLines(c, bg.output()).join("\n")}\nprinted:\n${bg.output().slice(-3000)}`,
+        );
         continue;
       }
       const ran = await runScript(command, { cwd, env, timeoutMs: 15 * 60_000 });
       expect(ran.code, `'${c.command}' exit status; output:\n${ran.output}`).toBe(0);
-      expect(missingLines(c, ran.output), `'${c.command}': lines the README shows that it did not print (numbers masked); it printed:\n${ran.output}`).toEqual([]);
+      expect(missingLines(c, ran.output), `'${c.command}': lines the README shows that it did not print (numbers masked); it printed:\n${ran.output}`).toEqual(
+        [],
+      );
     }
   } finally {
     for (const bg of live) await bg.stop();

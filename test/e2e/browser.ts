@@ -29,7 +29,15 @@ export async function launchBrowser(): Promise<Browser> {
     executablePath: chromiumBinary(),
     headless: true,
     viewport: { width: 1400, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   return {
     context,
@@ -38,7 +46,8 @@ export async function launchBrowser(): Promise<Browser> {
       const page = (await context.newPage()) as Page & { problems: string[] };
       page.problems = [];
       page.on("console", (m) => {
-        if (m.type() === "error" && !/the server responded with a status of (400|401|403|404|409|412)/.test(m.text())) page.problems.push(`console: ${m.text()}`);
+        if (m.type() === "error" && !/the server responded with a status of (400|401|403|404|409|412)/.test(m.text()))
+          page.problems.push(`console: ${m.text()}`);
       });
       page.on("pageerror", (e) => page.problems.push(`page error: ${e.message}`));
       return page;

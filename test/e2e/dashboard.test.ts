@@ -51,7 +51,11 @@ const OUTPUT = {
     predictionField: "prediction",
     confidenceField: "confidence",
     labels: ["approve", "review", "decline"],
-    schema: { type: "object", required: ["prediction", "confidence"], properties: { prediction: { enum: ["approve", "review", "decline"] }, confidence: { type: "number", minimum: 0, maximum: 1 } } },
+    schema: {
+      type: "object",
+      required: ["prediction", "confidence"],
+      properties: { prediction: { enum: ["approve", "review", "decline"] }, confidence: { type: "number", minimum: 0, maximum: 1 } },
+    },
   },
   promotion_gates: { error_rate: { maximum: 0.01 }, latency_p95_ms: { maximum_regression_percent: 50 }, schema_validation_pass_rate: { minimum: 0.99 } },
 };
@@ -66,14 +70,26 @@ const TIERS = ["free", "pro", "enterprise", "other"];
 /** Real requests through Envoy to /{name}/predict, `rounds` batches of 40. */
 async function traffic(name: string, rounds: number, offset = 0): Promise<void> {
   for (let r = 0; r < rounds; r++) {
-    await sendMany(`${stack.dataUrl}/${name}/predict`, 40, (i) => ({ "x-user-id": `u${offset + r * 40 + i}`, "x-tenant-tier": TIERS[i % 4] }), 8, (i) => `{"n":${offset + r * 40 + i}}`);
+    await sendMany(
+      `${stack.dataUrl}/${name}/predict`,
+      40,
+      (i) => ({ "x-user-id": `u${offset + r * 40 + i}`, "x-tenant-tier": TIERS[i % 4] }),
+      8,
+      (i) => `{"n":${offset + r * 40 + i}}`,
+    );
   }
 }
 
 describe("the dashboard in Chromium", () => {
   it("shows a running rollout's stable and canary values as /stats has them, and the list", async () => {
     await createHolding("good", OUTPUT);
-    for (let i = 0; i < 3; i++) await api(ctl, "POST", "/v1/rollouts", { name: `manual-${i}`, match: { pathPrefix: `/manual-${i}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 * (i + 1) });
+    for (let i = 0; i < 3; i++)
+      await api(ctl, "POST", "/v1/rollouts", {
+        name: `manual-${i}`,
+        match: { pathPrefix: `/manual-${i}` },
+        stickyKey: { header: "x-user-id" },
+        canaryPercent: 5 * (i + 1),
+      });
     await traffic("good", 8);
     const page = await newPage();
     await page.goto(`${ctl}/rollouts/good`);
@@ -81,22 +97,32 @@ describe("the dashboard in Chromium", () => {
     await traffic("good", 2, 1000);
     // Traffic stopped: the page's numbers settle on exactly what /stats says (Envoy flushes histograms every second).
     let last = "";
-    await waitFor("the page to match /stats", async () => {
-      const stats = (await api(ctl, "GET", "/v1/rollouts/good/stats")).json;
-      const shown = await page.evaluate(() =>
-        Object.fromEntries([...document.querySelectorAll("[data-testid$='-requests'],[data-testid$='-error-rate'],[data-testid$='-p50'],[data-testid$='-p95']")].map((e) => [e.getAttribute("data-testid"), e.getAttribute("data-value")])),
-      );
-      const expected: Record<string, string> = {};
-      for (const v of ["stable", "canary"]) {
-        const s = stats.variants[v];
-        expected[`${v}-requests`] = String(s.requests);
-        expected[`${v}-error-rate`] = String(s.errorRate ?? "");
-        expected[`${v}-p50`] = String(s.latencyMs.p50 ?? "");
-        expected[`${v}-p95`] = String(s.latencyMs.p95 ?? "");
-      }
-      last = JSON.stringify({ shown, expected });
-      return Object.entries(expected).every(([k, v]) => shown[k] === v) && Number(expected["canary-requests"]) > 0 && Number(expected["stable-requests"]) > 0;
-    }, 20_000, 250).catch((error) => {
+    await waitFor(
+      "the page to match /stats",
+      async () => {
+        const stats = (await api(ctl, "GET", "/v1/rollouts/good/stats")).json;
+        const shown = await page.evaluate(() =>
+          Object.fromEntries(
+            [...document.querySelectorAll("[data-testid$='-requests'],[data-testid$='-error-rate'],[data-testid$='-p50'],[data-testid$='-p95']")].map((e) => [
+              e.getAttribute("data-testid"),
+              e.getAttribute("data-value"),
+            ]),
+          ),
+        );
+        const expected: Record<string, string> = {};
+        for (const v of ["stable", "canary"]) {
+          const s = stats.variants[v];
+          expected[`${v}-requests`] = String(s.requests);
+          expected[`${v}-error-rate`] = String(s.errorRate ?? "");
+          expected[`${v}-p50`] = String(s.latencyMs.p50 ?? "");
+          expected[`${v}-p95`] = String(s.latencyMs.p95 ?? "");
+        }
+        last = JSON.stringify({ shown, expected });
+        return Object.entries(expected).every(([k, v]) => shown[k] === v) && Number(expected["canary-requests"]) > 0 && Number(expected["stable-requests"]) > 0;
+      },
+      20_000,
+      250,
+    ).catch((error) => {
       throw new Error(`${(error as Error).message}: ${last}`);
     });
     // The header and the scorecard: phase, stage, set and observed weight, gates per slice.
@@ -114,7 +140,12 @@ describe("the dashboard in Chromium", () => {
     expect(await page.locator("[data-testid=rollout-row][data-name=good]").textContent()).toContain("Canary");
     // A change through the API reaches the open list without a reload.
     await api(ctl, "PUT", "/v1/rollouts/manual-0/weight", { canaryPercent: 42 });
-    await waitFor("the new weight on the list", async () => ((await page.locator("[data-testid=rollout-row][data-name=manual-0]").textContent()) ?? "").includes("42%"), 10_000, 50);
+    await waitFor(
+      "the new weight on the list",
+      async () => ((await page.locator("[data-testid=rollout-row][data-name=manual-0]").textContent()) ?? "").includes("42%"),
+      10_000,
+      50,
+    );
     expect(page.problems).toEqual([]);
     await page.close();
   });
@@ -128,16 +159,12 @@ describe("the dashboard in Chromium", () => {
     const set = await fetch(`${stack.canary.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0.6 }) });
     expect(set.status).toBe(200);
     try {
-      let rolledBackAt = 0;
       const sending = (async () => {
         for (let r = 0; r < 60 && (await api(ctl, "GET", "/v1/rollouts/bad")).json.phase === "Canary"; r++) await traffic("bad", 1, r * 40);
-        rolledBackAt = performance.now();
       })();
       await page.locator("[data-testid=phase][data-phase=RolledBack]").waitFor({ timeout: 30_000 });
       await sending;
-      const shownAfterMs = performance.now() - rolledBackAt;
       await page.locator("[data-testid=gate-row][data-gate=error_rate][data-verdict=Failed]").first().waitFor({ timeout: 10_000 });
-      console.log(`bad canary: the page showed RolledBack ${Math.max(0, shownAfterMs).toFixed(0)} ms after the API did (measured once)`);
       expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
       expect(await page.getByTestId("why").textContent()).toContain("error");
       expect(await page.locator(".timeline [data-kind=rolledBack]").count()).toBe(1);
@@ -162,7 +189,15 @@ describe("the dashboard in Chromium", () => {
     expect(await page.getByTestId("action-result").textContent()).toContain("Roll back done");
     const history = (await api(ctl, "GET", "/v1/rollouts/button/history")).json.decisions;
     expect(history.at(-1)).toMatchObject({ kind: "rolledBack", actor: "dashboard" });
-    await waitFor("every request on stable", async () => (await sendMany(`${stack.dataUrl}/button/predict`, 40, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"), 5000, 20);
+    await waitFor(
+      "every request on stable",
+      async () =>
+        (await sendMany(`${stack.dataUrl}/button/predict`, 40, (i) => ({ "x-user-id": `after-${i}` }), 8)).every(
+          (r) => r.variant === "stable" && r.modelVersion === "v1",
+        ),
+      5000,
+      20,
+    );
     expect(page.problems).toEqual([]);
     await page.close();
   });
@@ -235,8 +270,15 @@ describe("the dashboard in Chromium", () => {
     await error.waitFor();
     expect(await error.textContent()).toContain("/name");
     expect(await error.textContent()).toContain("/match/pathPrefix");
-    const spec = ["name: created", "match: { pathPrefix: /created }", "stickyKey: { header: x-user-id }", "owner: team-fraud", "rollbackCondition: canary error rate above 1%",
-      "stages: [{ canaryPercent: 20, minDurationSeconds: 3600, minRequests: 100000, deadlineSeconds: 7200 }, 100]", "promotion_gates: { error_rate: { maximum: 0.01 } }"].join("\n");
+    const spec = [
+      "name: created",
+      "match: { pathPrefix: /created }",
+      "stickyKey: { header: x-user-id }",
+      "owner: team-fraud",
+      "rollbackCondition: canary error rate above 1%",
+      "stages: [{ canaryPercent: 20, minDurationSeconds: 3600, minRequests: 100000, deadlineSeconds: 7200 }, 100]",
+      "promotion_gates: { error_rate: { maximum: 0.01 } }",
+    ].join("\n");
     await page.getByTestId("create-spec").fill(spec);
     await page.getByTestId("create-ok").click();
     await page.waitForURL(`${ctl}/rollouts/created`);
@@ -266,7 +308,12 @@ describe("the dashboard in Chromium", () => {
     await setVisibility("visible");
     await waitFor("the stream again", async () => (await streams()) === 1, 5000, 50);
     // What changed while hidden arrives on reconnect.
-    await waitFor("the change made while hidden", async () => ((await page.locator("[data-testid=rollout-row][data-name=manual-1]").textContent()) ?? "").includes("33%"), 5000, 50);
+    await waitFor(
+      "the change made while hidden",
+      async () => ((await page.locator("[data-testid=rollout-row][data-name=manual-1]").textContent()) ?? "").includes("33%"),
+      5000,
+      50,
+    );
     await page.getByTestId("attention-filter").check();
     await waitFor("only rollouts needing attention", async () => (await page.locator("[data-testid=rollout-row]").count()) === 3, 5000, 50);
     await page.getByTestId("attention-filter").uncheck();

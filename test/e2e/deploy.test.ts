@@ -30,16 +30,27 @@ describe("deploy/ configs validate in Envoy", () => {
   });
 
   it("renders with other ports and a custom variant header", () => {
-    const r = validateText("custom.yaml", renderBootstrap({
-      listen: { host: "0.0.0.0", port: 18000 }, admin: hp(19901), stable: hp(19001), canary: hp(19002), controller: hp(18080),
-      variantHeader: "x-model-variant", routeTimeout: "5s", pollWaitSeconds: 5,
-    }));
+    const r = validateText(
+      "custom.yaml",
+      renderBootstrap({
+        listen: { host: "0.0.0.0", port: 18000 },
+        admin: hp(19901),
+        stable: hp(19001),
+        canary: hp(19002),
+        controller: hp(18080),
+        variantHeader: "x-model-variant",
+        routeTimeout: "5s",
+        pollWaitSeconds: 5,
+      }),
+    );
     expect(r.ok).toBe(true);
   });
 
   it("a broken config is refused (the check can fail)", () => {
-    const broken = renderBootstrap({ listen: hp(10000), admin: hp(9901), stable: hp(9001), canary: hp(9002), controller: hp(8080) })
-      .replace("failure_policy: FAIL_OPEN", "failure_policy: FAIL_SOMETIMES");
+    const broken = renderBootstrap({ listen: hp(10000), admin: hp(9901), stable: hp(9001), canary: hp(9002), controller: hp(8080) }).replace(
+      "failure_policy: FAIL_OPEN",
+      "failure_policy: FAIL_SOMETIMES",
+    );
     const r = validateText("broken.yaml", broken);
     expect(r.ok).toBe(false);
   });

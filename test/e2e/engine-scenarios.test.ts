@@ -3,7 +3,19 @@
 // the filter's stats from Envoy's admin endpoint every 250 ms and decides on its own; each test asserts the
 // outcome (phase, the decision's gate, slice and values) and prints what it measured.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, createManaged, decisionsOf, managedSpec, phaseOf as rolloutPhase, sendMany, startStack, waitFor, type DecisionView, type Reply, type Stack } from "./harness.ts";
+import {
+  api,
+  createManaged,
+  decisionsOf,
+  managedSpec,
+  phaseOf as rolloutPhase,
+  sendMany,
+  startStack,
+  waitFor,
+  type DecisionView,
+  type Reply,
+  type Stack,
+} from "./harness.ts";
 
 let stack: Stack;
 beforeAll(async () => {
@@ -36,7 +48,6 @@ interface Drive {
   phase: string;
   sent: number;
   replies: Array<Reply & { headers: Record<string, string> }>;
-  seconds: number;
 }
 
 /**
@@ -54,14 +65,22 @@ async function drive(
   while (!opts.done(phase) && performance.now() - started < (opts.timeoutMs ?? 60_000)) {
     const offset = replies.length;
     const got = await sendMany(`${stack.dataUrl}/${name}/predict`, batch, (i) => opts.headersFor(offset + i), opts.concurrency ?? 16);
-    got.forEach((r, i) => replies.push({ ...r, headers: opts.headersFor(offset + i) }));
+    for (const [i, r] of got.entries()) replies.push({ ...r, headers: opts.headersFor(offset + i) });
     phase = await phaseOf(name);
   }
-  return { phase, sent: replies.length, replies, seconds: (performance.now() - started) / 1000 };
+  return { phase, sent: replies.length, replies };
 }
 
 async function allOnStable(name: string): Promise<void> {
-  await waitFor(`${name}: all traffic on stable`, async () => (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"), 5000, 20);
+  await waitFor(
+    `${name}: all traffic on stable`,
+    async () =>
+      (await sendMany(`${stack.dataUrl}/${name}/predict`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every(
+        (r) => r.variant === "stable" && r.modelVersion === "v1",
+      ),
+    5000,
+    20,
+  );
   expect((await api(ctl(), "GET", `/v1/rollouts/${name}`)).json.canaryPercent).toBe(0);
 }
 
@@ -103,7 +122,11 @@ describe("engine scenarios on real Envoy", () => {
       // Enterprise is 1 request in 50 (2%): its 30% errors are 0.6% of the canary's traffic, under the
       // 1% limit, so only the per-segment gate can see the defect.
       const tierOf = (i: number) => (i % 50 === 0 ? "enterprise" : i % 3 === 0 ? "pro" : "free");
-      const run = await drive(name, { done: (p) => p !== "Canary", headersFor: (i) => ({ "x-user-id": `sd-${i}`, "x-tenant-tier": tierOf(i) }), timeoutMs: 90_000 });
+      const run = await drive(name, {
+        done: (p) => p !== "Canary",
+        headersFor: (i) => ({ "x-user-id": `sd-${i}`, "x-tenant-tier": tierOf(i) }),
+        timeoutMs: 90_000,
+      });
 
       const canary = run.replies.filter((r) => r.variant === "canary");
       const failedOf = (rs: typeof canary) => rs.filter((r) => r.status >= 500).length;
@@ -116,7 +139,7 @@ describe("engine scenarios on real Envoy", () => {
       const overall = last.measurements.find((m) => m.gate === "error_rate" && m.segment === null);
       const seg = last.measurements.find((m) => m.gate === "error_rate" && m.segment?.value === "enterprise");
       console.log(
-        `segment defect: ${run.phase} after ${run.seconds.toFixed(1)} s, ${run.sent} requests sent (${canary.length} canary: ` +
+        `segment defect: ${run.phase} after ${run.sent} requests sent (${canary.length} canary: ` +
           `${enterprise.length} enterprise with ${failedOf(enterprise)} errors, ${others.length} other tiers with ${failedOf(others)} errors; ` +
           `stable errors ${stableErrors}); client-side canary error rate overall ${pct(failedOf(canary) / Math.max(1, canary.length))}, ` +
           `enterprise ${pct(failedOf(enterprise) / Math.max(1, enterprise.length))}\n` +
@@ -128,7 +151,9 @@ describe("engine scenarios on real Envoy", () => {
       expect(last.kind).toBe("rolledBack");
       expect(last.reason).toMatch(/^canary worse for tenant_tier=enterprise: error rate /);
       // Only the enterprise slice failed; every other slice, overall included, did not.
-      expect(failed.map((m) => `${m.gate} ${m.segment ? `${m.segment.dimension}=${m.segment.value}` : "overall"}`)).toEqual(["error_rate tenant_tier=enterprise"]);
+      expect(failed.map((m) => `${m.gate} ${m.segment ? `${m.segment.dimension}=${m.segment.value}` : "overall"}`)).toEqual([
+        "error_rate tenant_tier=enterprise",
+      ]);
       expect(seg!.candidateValue!).toBeGreaterThan(0.01);
       expect(seg!.intervals.candidate!.lower!).toBeGreaterThan(0.01);
       // The overall error rate alone would not have rolled it back: its interval still reaches below the 1%
@@ -170,7 +195,7 @@ describe("engine scenarios on real Envoy", () => {
       const ratio = latency?.intervals.comparison;
       const stats = (await api(ctl(), "GET", `/v1/rollouts/${name}/stats`)).json;
       console.log(
-        `p95 latency regression: ${run.phase} after ${run.seconds.toFixed(1)} s, ${run.sent} requests sent (${canaryN} canary); ` +
+        `p95 latency regression: ${run.phase} after ${run.sent} requests sent (${canaryN} canary); ` +
           `stats API since creation: p95 stable ${ms(stats.variants?.stable?.latencyMs?.p95)}, canary ${ms(stats.variants?.canary?.latencyMs?.p95)}; ` +
           `engine p95 stable ${ms(latency?.stableValue)}, canary ${ms(latency?.candidateValue)} ` +
           `(ratio ${latency?.candidateValue && latency.stableValue ? (latency.candidateValue / latency.stableValue).toFixed(3) : "n/a"}, ` +
@@ -220,15 +245,24 @@ describe("engine scenarios on real Envoy", () => {
       let heldOnReview: DecisionView | undefined;
       let sent = 0;
       // Traffic until the stage's minimum duration and traffic are met and only the review gate holds it.
-      await waitFor(`${name}: a hold on the review gate alone`, async () => {
-        heldOnReview = (await decisions(name)).find(
-          (d) => d.kind === "held" && d.reason.includes("human_review_score Inconclusive") && !d.reason.includes("minimum duration") && !d.reason.includes("traffic:"),
-        );
-        if (heldOnReview) return true;
-        await sendMany(`${stack.dataUrl}/${name}/predict`, 100, (i) => headersFor(sent + i), 16);
-        sent += 100;
-        return false;
-      }, 30_000, 50);
+      await waitFor(
+        `${name}: a hold on the review gate alone`,
+        async () => {
+          heldOnReview = (await decisions(name)).find(
+            (d) =>
+              d.kind === "held" &&
+              d.reason.includes("human_review_score Inconclusive") &&
+              !d.reason.includes("minimum duration") &&
+              !d.reason.includes("traffic:"),
+          );
+          if (heldOnReview) return true;
+          await sendMany(`${stack.dataUrl}/${name}/predict`, 100, (i) => headersFor(sent + i), 16);
+          sent += 100;
+          return false;
+        },
+        30_000,
+        50,
+      );
       expect(await phaseOf(name)).toBe("Canary");
       const holdScore = heldOnReview!.measurements.find((m) => m.gate === "human_review_score")!;
       console.log(`review gate, 200 scores each: held: ${heldOnReview!.reason}`);
@@ -243,7 +277,7 @@ describe("engine scenarios on real Envoy", () => {
       const advanced = history.find((d) => d.kind === "advanced" && d.from === "Canary" && d.to === "Baking");
       const m = advanced?.measurements.find((x) => x.gate === "human_review_score");
       console.log(
-        `review gate, 4000 scores each: ${run.phase} after ${run.seconds.toFixed(1)} s more (${run.sent} requests); ` +
+        `review gate, 4000 scores each: ${run.phase} after ${run.sent} more requests; ` +
           `score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
           `interval for canary - stable [${m?.intervals.comparison?.lower?.toFixed(4)}, ${m?.intervals.comparison?.upper?.toFixed(4)}]\n` +
           `  decisions: ${history.map((d) => `${d.kind}${d.stage ? `@${d.stage.name}` : ""}`).join(", ")}\n  advanced: ${advanced?.reason}`,
@@ -262,17 +296,15 @@ describe("engine scenarios on real Envoy", () => {
     it("rolls back a canary whose review scores are clearly worse, naming the gate and both scores", { timeout: 60_000 }, async () => {
       const name = "review-bad";
       await create(spec(name));
-      const started = performance.now();
       await postScores(name, "stable", scores(200, 0.8, 0.1, 5));
       await postScores(name, "canary", scores(200, 0.6, 0.1, 6));
       // The gate needs no traffic: the next tick judges the posted scores.
       await waitFor(`${name}: the engine's verdict`, async () => TERMINAL.includes(await phaseOf(name)), 10_000, 50);
-      const seconds = (performance.now() - started) / 1000;
       const history = await decisions(name);
       const last = history[history.length - 1];
       const m = last.measurements.find((x) => x.gate === "human_review_score")!;
       console.log(
-        `bad review scores: ${await phaseOf(name)} ${seconds.toFixed(2)} s after posting; score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
+        `bad review scores: ${await phaseOf(name)} after posting; score canary ${m?.candidateValue?.toFixed(4)} vs stable ${m?.stableValue?.toFixed(4)}, ` +
           `interval for canary - stable [${m?.intervals.comparison?.lower?.toFixed(4)}, ${m?.intervals.comparison?.upper?.toFixed(4)}]\n  decision: ${last.kind}: ${last.reason}`,
       );
       expect(await phaseOf(name)).toBe("RolledBack");

@@ -30,8 +30,12 @@ describe("the engine on real Envoy", () => {
 
       // Wait until the engine has started the canary stage and the filter routes 20% to the canary.
       await waitFor("the first canary stage", async () => (await api(ctl, "GET", "/v1/rollouts/auto")).json.phase === "Canary", 10_000, 50);
-      const stageStarted = performance.now();
-      await waitFor("canary traffic", async () => (await sendMany(`${stack.dataUrl}/auto/p`, 40, (i) => ({ "x-user-id": `w${i}-${Math.random()}` }), 8)).some((r) => r.variant === "canary"), 10_000, 20);
+      await waitFor(
+        "canary traffic",
+        async () => (await sendMany(`${stack.dataUrl}/auto/p`, 40, (i) => ({ "x-user-id": `w${i}-${Math.random()}` }), 8)).some((r) => r.variant === "canary"),
+        10_000,
+        20,
+      );
 
       // Real traffic, until the engine decides.
       let sent = 0;
@@ -46,15 +50,27 @@ describe("the engine on real Envoy", () => {
         canaryErrors += replies.filter((r) => r.variant === "canary" && r.status === 500).length;
         phase = (await api(ctl, "GET", "/v1/rollouts/auto")).json.phase;
       }
-      const elapsed = performance.now() - stageStarted;
       const history = (await api(ctl, "GET", "/v1/rollouts/auto/history")).json;
       const last = history.decisions[history.decisions.length - 1];
-      console.log(`5% canary errors: ${phase} after ${(elapsed / 1000).toFixed(1)} s; ${sent} requests sent (${canarySent} canary, ${canaryErrors} canary errors); decision: ${JSON.stringify(last.reason ?? last)}`.slice(0, 1200));
+      console.log(
+        `5% canary errors: ${phase} after ${sent} requests sent (${canarySent} canary, ${canaryErrors} canary errors); decision: ${JSON.stringify(last.reason ?? last)}`.slice(
+          0,
+          1200,
+        ),
+      );
       expect(phase).toBe("RolledBack");
       expect(JSON.stringify(last)).toContain("error_rate");
 
       // Traffic is back on stable, through the filter, at once.
-      await waitFor("all traffic on stable", async () => (await sendMany(`${stack.dataUrl}/auto/p`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every((r) => r.variant === "stable" && r.modelVersion === "v1"), 5000, 20);
+      await waitFor(
+        "all traffic on stable",
+        async () =>
+          (await sendMany(`${stack.dataUrl}/auto/p`, 32, (i) => ({ "x-user-id": `after-${i}` }), 8)).every(
+            (r) => r.variant === "stable" && r.modelVersion === "v1",
+          ),
+        5000,
+        20,
+      );
       const view = (await api(ctl, "GET", "/v1/rollouts/auto")).json;
       expect(view.canaryPercent).toBe(0);
     } finally {
@@ -97,12 +113,18 @@ describe("the engine on real Envoy", () => {
       const label = `${view.phase}${view.stage ? ` ${view.stage.name}` : ""}`;
       if (seen.at(-1) !== label) seen.push(label);
     }
-    const seconds = (performance.now() - started) / 1000;
     const kinds = (await decisionsOf(ctl, "good")).map((d) => d.kind).filter((k) => k !== "held");
-    console.log(`good model: ${seen.join(" -> ")} in ${seconds.toFixed(1)} s and ${sent} requests (${mirroredInShadowStage} mirrored to the shadow during its stage); decisions: ${kinds.join(", ")}`);
+    console.log(
+      `good model: ${seen.join(" -> ")} in ${sent} requests (${mirroredInShadowStage} mirrored to the shadow during its stage); decisions: ${kinds.join(", ")}`,
+    );
     expect(view.phase).toBe("Succeeded");
-    // Each stage lasts at least 1 s and a round of traffic takes a fraction of that, so every stage is seen.
-    expect(seen.filter((s) => s !== "Pending")).toEqual(["Shadowing shadow", "Canary 10%", "Canary 50%", "Baking 100%", "Succeeded 100%"]);
+    // Order, not timing: the phases seen between rounds of traffic come in the plan's order and end Succeeded
+    // (a round on a loaded machine may outlast a 1 s stage, so not every stage need be seen between rounds;
+    // the decisions below show each one was passed).
+    const plan = ["Shadowing shadow", "Canary 10%", "Canary 50%", "Baking 100%", "Succeeded 100%"];
+    const observed = seen.filter((s) => s !== "Pending");
+    expect(observed).toEqual(plan.filter((s) => observed.includes(s)));
+    expect(observed.at(-1)).toBe("Succeeded 100%");
     expect(kinds).toEqual(["started", "advanced", "advanced", "advanced", "succeeded"]);
     expect(mirroredInShadowStage).toBeGreaterThan(0);
     const r = await send(url, { "x-user-id": "anyone" });

@@ -42,10 +42,16 @@ async function outputCounters(rollout: string, variant: string): Promise<Record<
   const out: Record<string, number> = {};
   for (const s of parsePrometheusText(text).samples) {
     if (s.labels.modelroll_segment !== undefined || s.labels.le !== undefined) continue;
-    const label = s.labels.modelroll_schema !== undefined ? `{schema=${s.labels.modelroll_schema}}`
-      : s.labels.modelroll_unanalyzed !== undefined ? `{unanalyzed=${s.labels.modelroll_unanalyzed}}`
-      : s.labels.modelroll_label !== undefined ? `{label=${s.labels.modelroll_label}}`
-      : s.labels.modelroll_class !== undefined ? `{class=${s.labels.modelroll_class}}` : "";
+    const label =
+      s.labels.modelroll_schema !== undefined
+        ? `{schema=${s.labels.modelroll_schema}}`
+        : s.labels.modelroll_unanalyzed !== undefined
+          ? `{unanalyzed=${s.labels.modelroll_unanalyzed}}`
+          : s.labels.modelroll_label !== undefined
+            ? `{label=${s.labels.modelroll_label}}`
+            : s.labels.modelroll_class !== undefined
+              ? `{class=${s.labels.modelroll_class}}`
+              : "";
     out[`${s.name.replace(/^modelroll_/, "")}${label}`] = s.value;
   }
   return out;
@@ -58,20 +64,36 @@ function changed(after: Record<string, number>, before: Record<string, number>):
 }
 
 const sum = (counters: Record<string, number>, prefix: string) =>
-  Object.entries(counters).filter(([k]) => k.startsWith(prefix)).reduce((s, [, n]) => s + n, 0);
+  Object.entries(counters)
+    .filter(([k]) => k.startsWith(prefix))
+    .reduce((s, [, n]) => s + n, 0);
 
 describe("error answers are errors, not model outputs", () => {
   it("counts a 500, a 404 and Envoy's local 503 as error_status, validates only the 2xx answer", async () => {
     const name = "errs";
     const created = await api(ctl(), "POST", "/v1/rollouts", {
-      name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 0, output: { labels: ["approve", "review", "decline"], schema },
+      name,
+      match: { pathPrefix: `/${name}` },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 0,
+      output: { labels: ["approve", "review", "decline"], schema },
     });
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     await waitForRolloutActive(`${stack.dataUrl}/${name}`);
     const url = `${stack.dataUrl}/${name}/predict`;
     const cases: Array<{ what: string; status: number; set: () => Promise<unknown>; expect: string }> = [
-      { what: "a JSON-bodied 500", status: 500, set: () => behave(stack.stable, answering(500, { error: "model failed", model_version: "v1" })), expect: "outputs{unanalyzed=error_status}" },
-      { what: "a JSON-bodied 404", status: 404, set: () => behave(stack.stable, answering(404, { error: "no such model" })), expect: "outputs{unanalyzed=error_status}" },
+      {
+        what: "a JSON-bodied 500",
+        status: 500,
+        set: () => behave(stack.stable, answering(500, { error: "model failed", model_version: "v1" })),
+        expect: "outputs{unanalyzed=error_status}",
+      },
+      {
+        what: "a JSON-bodied 404",
+        status: 404,
+        set: () => behave(stack.stable, answering(404, { error: "no such model" })),
+        expect: "outputs{unanalyzed=error_status}",
+      },
       { what: "a valid 200", status: 200, set: () => behave(stack.stable, {}), expect: "outputs{schema=valid}" },
     ];
     try {
@@ -81,8 +103,11 @@ describe("error answers are errors, not model outputs", () => {
         const reply = await send(url, { "x-user-id": "e-1" });
         expect(reply.status, c.what).toBe(c.status);
         let d: Record<string, number> = {};
-        await waitFor(`${c.what} counted`, async () => ((d = changed(await outputCounters(name, "stable"), before))[c.expect] ?? 0) === 1, 5000, 50)
-          .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(d)}`); });
+        await waitFor(`${c.what} counted`, async () => ((d = changed(await outputCounters(name, "stable"), before))[c.expect] ?? 0) === 1, 5000, 50).catch(
+          (e) => {
+            throw new Error(`${e.message}: ${JSON.stringify(d)}`);
+          },
+        );
         console.log(`${c.what}: ${JSON.stringify(d)}`);
         // Counted once: one output counter moved, and for an error no schema verdict and no label.
         expect(sum(d, "outputs{"), c.what).toBe(1);
@@ -97,8 +122,14 @@ describe("error answers are errors, not model outputs", () => {
         const reply = await send(url, { "x-user-id": "e-1" });
         expect(reply.status).toBe(503);
         let d: Record<string, number> = {};
-        await waitFor("the local reply counted", async () => ((d = changed(await outputCounters(name, "stable"), before))["outputs{unanalyzed=error_status}"] ?? 0) === 1, 5000, 50)
-          .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(d)}`); });
+        await waitFor(
+          "the local reply counted",
+          async () => ((d = changed(await outputCounters(name, "stable"), before))["outputs{unanalyzed=error_status}"] ?? 0) === 1,
+          5000,
+          50,
+        ).catch((e) => {
+          throw new Error(`${e.message}: ${JSON.stringify(d)}`);
+        });
         console.log(`stable down (Envoy's 503): ${JSON.stringify(d)}`);
         expect(d["responses{class=local}"]).toBe(1);
         expect(sum(d, "outputs{")).toBe(1);
@@ -118,7 +149,11 @@ describe("error answers are errors, not model outputs", () => {
   it("the output guard leaves a canary's error answer alone: only 2xx answers are judged and replaced", async () => {
     const name = "guard-errs";
     const created = await api(ctl(), "POST", "/v1/rollouts", {
-      name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 100, output: { schema, guard: true },
+      name,
+      match: { pathPrefix: `/${name}` },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+      output: { schema, guard: true },
     });
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     await waitForRolloutActive(`${stack.dataUrl}/${name}`);
@@ -135,8 +170,14 @@ describe("error answers are errors, not model outputs", () => {
       }
       expect(stack.stable.served() - stableBefore).toBe(0);
       let d: Record<string, number> = {};
-      await waitFor("the error answers counted", async () => ((d = changed(await outputCounters(name, "canary"), before))["outputs{unanalyzed=error_status}"] ?? 0) === 10, 5000, 50)
-        .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(d)}`); });
+      await waitFor(
+        "the error answers counted",
+        async () => ((d = changed(await outputCounters(name, "canary"), before))["outputs{unanalyzed=error_status}"] ?? 0) === 10,
+        5000,
+        50,
+      ).catch((e) => {
+        throw new Error(`${e.message}: ${JSON.stringify(d)}`);
+      });
       console.log(`guarded canary answering 500s: ${JSON.stringify(d)}`);
       expect(d.guard_replaced ?? 0).toBe(0);
       expect(d.guard_skipped).toBe(10);
@@ -150,11 +191,16 @@ describe("error answers are errors, not model outputs", () => {
     const name = "err-canary";
     await behave(stack.canary, { errorRate: 0.05 });
     try {
-      const created = await api(ctl(), "POST", "/v1/rollouts", managedSpec(name, "canary error rate above 1% or schema pass rate below 99%", {
-        output: { schema },
-        stages: [{ canaryPercent: 50, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 100],
-        promotion_gates: { error_rate: { maximum: 0.01 }, schema_validation_pass_rate: { minimum: 0.99 } },
-      }));
+      const created = await api(
+        ctl(),
+        "POST",
+        "/v1/rollouts",
+        managedSpec(name, "canary error rate above 1% or schema pass rate below 99%", {
+          output: { schema },
+          stages: [{ canaryPercent: 50, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 100],
+          promotion_gates: { error_rate: { maximum: 0.01 }, schema_validation_pass_rate: { minimum: 0.99 } },
+        }),
+      );
       expect(created.status, JSON.stringify(created.json)).toBe(201);
       await waitFor(`${name}: the canary stage`, async () => (await phaseOf(ctl(), name)) === "Canary", 10_000, 50);
       let sent = 0;
@@ -171,7 +217,7 @@ describe("error answers are errors, not model outputs", () => {
       const last = history[history.length - 1];
       const schemaGate = last.measurements.find((m) => m.gate === "schema_validation_pass_rate" && m.segment === null);
       console.log(
-        `5% JSON 500s: ${phase} after ${((performance.now() - started) / 1000).toFixed(1)} s, ${sent} requests (${canary500} canary 500s)\n` +
+        `5% JSON 500s: ${phase} after ${sent} requests (${canary500} canary 500s)\n` +
           `  decision: ${last.kind}: ${last.reason}\n  schema gate: ${schemaGate?.status}: ${schemaGate?.reason}`,
       );
       expect(phase).toBe("RolledBack");
@@ -191,12 +237,17 @@ describe("error answers are errors, not model outputs", () => {
 
   it("a shadow that is down fails the shadow stage on status mismatches, with no schema failures", { timeout: 120_000 }, async () => {
     const name = "shadow-down";
-    const created = await api(ctl(), "POST", "/v1/rollouts", managedSpec(name, "shadow status match below 90% or schema pass rate below 99%", {
-      output: { schema },
-      shadow: { percent: 100 },
-      stages: [{ shadow: true, shadowPercent: 100, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 50, 100],
-      promotion_gates: { schema_validation_pass_rate: { minimum: 0.99 }, shadow_status_match_rate: { minimum: 0.9 } },
-    }));
+    const created = await api(
+      ctl(),
+      "POST",
+      "/v1/rollouts",
+      managedSpec(name, "shadow status match below 90% or schema pass rate below 99%", {
+        output: { schema },
+        shadow: { percent: 100 },
+        stages: [{ shadow: true, shadowPercent: 100, minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 120 }, 50, 100],
+        promotion_gates: { schema_validation_pass_rate: { minimum: 0.99 }, shadow_status_match_rate: { minimum: 0.9 } },
+      }),
+    );
     expect(created.status, JSON.stringify(created.json)).toBe(201);
     await waitFor(`${name}: the shadow stage`, async () => (await phaseOf(ctl(), name)) === "Shadowing", 10_000, 50);
     const port = stack.shadow.port;
@@ -217,7 +268,7 @@ describe("error answers are errors, not model outputs", () => {
       const schemaGate = last.measurements.find((m) => m.gate === "schema_validation_pass_rate" && m.segment === null);
       const counters = await outputCounters(name, "shadow");
       console.log(
-        `shadow down: ${phase} after ${((performance.now() - started) / 1000).toFixed(1)} s, ${sent} requests\n  decision: ${last.kind}: ${last.reason}\n` +
+        `shadow down: ${phase} after ${sent} requests\n  decision: ${last.kind}: ${last.reason}\n` +
           `  schema gate: ${schemaGate?.status}: ${schemaGate?.reason}\n  shadow counters: ${JSON.stringify(counters)}`,
       );
       expect(phase).toBe("RolledBack");

@@ -26,19 +26,30 @@ async function canaryAnswers(body: string | null): Promise<void> {
 }
 
 async function guardCounts(rollout: string): Promise<{ replaced: number; failed: number; skipped: number }> {
-  return (await api(stack.controller!.url, "GET", `/v1/rollouts/${rollout}/stats`)).json.variants.canary.output?.guard ?? { replaced: 0, failed: 0, skipped: 0 };
+  return (
+    (await api(stack.controller!.url, "GET", `/v1/rollouts/${rollout}/stats`)).json.variants.canary.output?.guard ?? { replaced: 0, failed: 0, skipped: 0 }
+  );
 }
 
 describe("canary output guard", () => {
   it("is refused without a schema to judge by", async () => {
-    const res = await api(stack.controller!.url, "POST", "/v1/rollouts", { name: "noschema", match: { pathPrefix: "/noschema" }, stickyKey: { header: "x-user-id" }, output: { guard: true } });
+    const res = await api(stack.controller!.url, "POST", "/v1/rollouts", {
+      name: "noschema",
+      match: { pathPrefix: "/noschema" },
+      stickyKey: { header: "x-user-id" },
+      output: { guard: true },
+    });
     expect(res.status).toBe(400);
     expect(res.json.details).toEqual([{ path: "/output/guard", reason: "the guard judges answers by the output schema: give output.schema" }]);
   });
 
   it("replaces a canary answer that fails the schema with stable's answer to the same request", async () => {
     await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "guarded", match: { pathPrefix: "/guarded" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100, output: { schema, guard: true },
+      name: "guarded",
+      match: { pathPrefix: "/guarded" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+      output: { schema, guard: true },
     });
     await waitForRolloutActive(`${stack.dataUrl}/guarded`);
     const before = await guardCounts("guarded");
@@ -46,7 +57,13 @@ describe("canary output guard", () => {
     await canaryAnswers(broken);
     try {
       const body = '{"features":[9,9,9]}';
-      const replies = await sendMany(`${stack.dataUrl}/guarded/predict`, 20, (i) => ({ "x-user-id": `g-${i}` }), 4, () => body);
+      const replies = await sendMany(
+        `${stack.dataUrl}/guarded/predict`,
+        20,
+        (i) => ({ "x-user-id": `g-${i}` }),
+        4,
+        () => body,
+      );
       for (const r of replies) {
         expect(r.status).toBe(200);
         expect(r.variant).toBe("canary");
@@ -72,7 +89,11 @@ describe("canary output guard", () => {
 
   it("lets the canary answer through, counted, when stable cannot answer", async () => {
     await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "noback", match: { pathPrefix: "/noback" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100, output: { schema, guard: true },
+      name: "noback",
+      match: { pathPrefix: "/noback" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+      output: { schema, guard: true },
     });
     await waitForRolloutActive(`${stack.dataUrl}/noback`);
     const before = await guardCounts("noback");
@@ -92,7 +113,11 @@ describe("canary output guard", () => {
 
   it("does nothing without guard: true", async () => {
     await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "unguarded", match: { pathPrefix: "/unguarded" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100, output: { schema },
+      name: "unguarded",
+      match: { pathPrefix: "/unguarded" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+      output: { schema },
     });
     await waitForRolloutActive(`${stack.dataUrl}/unguarded`);
     await canaryAnswers(broken);

@@ -28,17 +28,19 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: {
-  concurrency?: number;
-  pollWaitSeconds?: number;
-  canaryPort?: number;
-  shadowPort?: number;
-  logLevel?: string;
-  /** Extra controller options, e.g. a short engine tick. */
-  controller?: Partial<BuildAppOptions>;
-  /** The model versions the demo servers answer with (default v1, v2, v3). */
-  versions?: { stable?: string; canary?: string; shadow?: string };
-} = {}): Promise<Stack> {
+export async function startStack(
+  opts: {
+    concurrency?: number;
+    pollWaitSeconds?: number;
+    canaryPort?: number;
+    shadowPort?: number;
+    logLevel?: string;
+    /** Extra controller options, e.g. a short engine tick. */
+    controller?: Partial<BuildAppOptions>;
+    /** The model versions the demo servers answer with (default v1, v2, v3). */
+    versions?: { stable?: string; canary?: string; shadow?: string };
+  } = {},
+): Promise<Stack> {
   const stable = await startModelServer({ version: opts.versions?.stable ?? "v1" });
   const canary = await startModelServer({ version: opts.versions?.canary ?? "v2" });
   const shadow = await startModelServer({ version: opts.versions?.shadow ?? "v3" });
@@ -143,7 +145,13 @@ export async function sendMany(
   return replies;
 }
 
-export async function api(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+export async function api(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any }> {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: body === undefined ? headers : { "content-type": "application/json", ...headers },
@@ -165,10 +173,15 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 
 /** Waits until every Envoy worker has the rollout: `probes` consecutive keyed requests all carry a variant header. */
 export async function waitForRolloutActive(dataUrl: string, probes = 20): Promise<void> {
-  await waitFor("the filter to receive the rollout", async () => {
-    const replies = await sendMany(dataUrl, probes, (i) => ({ "x-user-id": `probe-${i}` }), 4);
-    return replies.every((r) => r.variant !== null);
-  }, 15_000, 20);
+  await waitFor(
+    "the filter to receive the rollout",
+    async () => {
+      const replies = await sendMany(dataUrl, probes, (i) => ({ "x-user-id": `probe-${i}` }), 4);
+      return replies.every((r) => r.variant !== null);
+    },
+    15_000,
+    20,
+  );
 }
 
 /** A decision as GET /v1/rollouts/{name}/history returns it (engine/state.ts Decision, as JSON). */

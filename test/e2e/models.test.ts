@@ -40,7 +40,12 @@ beforeAll(async () => {
   const models = parseModelsFile(yaml, "models.yaml");
   const [controllerPort, listen, admin] = [await freePort(), await freePort(), await freePort()];
   controller = await startController({ port: controllerPort, tickIntervalMs: 250, envoyAdminUrls: [`http://127.0.0.1:${admin}`] });
-  const bootstrapYaml = renderModelsBootstrap({ listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin }, controller: { host: "127.0.0.1", port: controllerPort }, models });
+  const bootstrapYaml = renderModelsBootstrap({
+    listen: { host: "127.0.0.1", port: listen },
+    admin: { host: "127.0.0.1", port: admin },
+    controller: { host: "127.0.0.1", port: controllerPort },
+    models,
+  });
   const dir = mkdtempSync(join(tmpdir(), "modelroll-models-"));
   writeFileSync(join(dir, "envoy.yaml"), bootstrapYaml);
   const validated = validateEnvoyConfig(join(dir, "envoy.yaml"));
@@ -60,7 +65,10 @@ const ctl = () => controller.url;
 function rolloutSpec(m: Model): Record<string, unknown> & { name: string } {
   return {
     ...managedSpec(m, "error rate above 5%", {
-      stages: [{ canaryPercent: 30, shadowPercent: 50, minDurationSeconds: 2, minRequests: 60, deadlineSeconds: 120 }, { canaryPercent: 100, minDurationSeconds: 1, minRequests: 30, deadlineSeconds: 120 }],
+      stages: [
+        { canaryPercent: 30, shadowPercent: 50, minDurationSeconds: 2, minRequests: 60, deadlineSeconds: 120 },
+        { canaryPercent: 100, minDurationSeconds: 1, minRequests: 30, deadlineSeconds: 120 },
+      ],
       promotion_gates: { error_rate: { maximum: 0.05 } },
     }),
     match: { pathPrefix: prefix(m) },
@@ -79,12 +87,25 @@ describe("two models behind one Envoy", () => {
   it("the bootstrap routes each model's prefix and variant to its own clusters", () => {
     // Rendered routes: canary header first, longest prefix first; three clusters per model plus the controller's.
     const yaml = renderModelsBootstrap({
-      listen: { host: "127.0.0.1", port: 1 }, admin: { host: "127.0.0.1", port: 2 }, controller: { host: "127.0.0.1", port: 3 },
-      models: [{ name: "a", pathPrefix: "/m/a", stable: { host: "127.0.0.1", port: 11 }, canary: { host: "127.0.0.1", port: 12 } }, { name: "a2", pathPrefix: "/m/a-2", stable: { host: "127.0.0.1", port: 21 }, canary: { host: "127.0.0.1", port: 22 } }],
+      listen: { host: "127.0.0.1", port: 1 },
+      admin: { host: "127.0.0.1", port: 2 },
+      controller: { host: "127.0.0.1", port: 3 },
+      models: [
+        { name: "a", pathPrefix: "/m/a", stable: { host: "127.0.0.1", port: 11 }, canary: { host: "127.0.0.1", port: 12 } },
+        { name: "a2", pathPrefix: "/m/a-2", stable: { host: "127.0.0.1", port: 21 }, canary: { host: "127.0.0.1", port: 22 } },
+      ],
     });
     const routes = [...yaml.matchAll(/cluster: (\S+)/g)].map((m) => m[1]);
     expect(routes.slice(0, 4)).toEqual(["a2-canary", "a2-stable", "a-canary", "a-stable"]);
-    expect([...yaml.matchAll(/- name: (\S+)\n\s+type: STATIC/g)].map((m) => m[1])).toEqual(["a-stable", "a-canary", "a-shadow", "a2-stable", "a2-canary", "a2-shadow", "modelroll_controller"]);
+    expect([...yaml.matchAll(/- name: (\S+)\n\s+type: STATIC/g)].map((m) => m[1])).toEqual([
+      "a-stable",
+      "a-canary",
+      "a-shadow",
+      "a2-stable",
+      "a2-canary",
+      "a2-shadow",
+      "modelroll_controller",
+    ]);
   });
 
   it("one rolled back while the other promotes; neither sees the other's canary", { timeout: 120_000 }, async () => {
@@ -95,11 +116,22 @@ describe("two models behind one Envoy", () => {
       expect(created.json.spec.shadow.cluster).toBe(`${m}-shadow`);
     }
     const filterConfig = (await api(ctl(), "GET", "/v1/filter-config")).json;
-    expect(filterConfig.rollouts.map((r: { name: string; shadow: { cluster: string }; output: { guardCluster: string } }) => [r.name, r.shadow.cluster, r.output.guardCluster])).toEqual([
+    expect(
+      filterConfig.rollouts.map((r: { name: string; shadow: { cluster: string }; output: { guardCluster: string } }) => [
+        r.name,
+        r.shadow.cluster,
+        r.output.guardCluster,
+      ]),
+    ).toEqual([
       ["churn-model", "churn-model-shadow", "churn-model-stable"],
       ["fraud-model", "fraud-model-shadow", "fraud-model-stable"],
     ]);
-    await waitFor("both rollouts in their first canary stage", async () => (await Promise.all(MODELS.map((m) => phaseOf(ctl(), m)))).every((p) => p === "Canary"), 15_000, 50);
+    await waitFor(
+      "both rollouts in their first canary stage",
+      async () => (await Promise.all(MODELS.map((m) => phaseOf(ctl(), m)))).every((p) => p === "Canary"),
+      15_000,
+      50,
+    );
     // fraud-model's canary now fails a quarter of its answers.
     await fetch(`${servers["fraud-model"].canary.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0.25 }) });
 
@@ -109,7 +141,12 @@ describe("two models behind one Envoy", () => {
     let sent = 0;
     const done = async () => (await phaseOf(ctl(), "fraud-model")) === "RolledBack" && ["Succeeded", "Baking"].includes(await phaseOf(ctl(), "churn-model"));
     while (!(await done()) && performance.now() - started < 60_000) {
-      const replies = await sendMany((i) => `${dataUrl}${prefix(MODELS[i % 2])}:predict`, 200, (i) => ({ "x-user-id": `user-${sent + i}` }), 16);
+      const replies = await sendMany(
+        (i) => `${dataUrl}${prefix(MODELS[i % 2])}:predict`,
+        200,
+        (i) => ({ "x-user-id": `user-${sent + i}` }),
+        16,
+      );
       replies.forEach((reply, i) => {
         const model = MODELS[i % 2];
         const by = answeredBy(reply);
@@ -123,7 +160,9 @@ describe("two models behind one Envoy", () => {
     const phases = Object.fromEntries(await Promise.all(MODELS.map(async (m) => [m, await phaseOf(ctl(), m)])));
     const mirrored = Object.fromEntries(MODELS.map((m) => [m, { shadow: servers[m].shadow.mirrored(), canaryServed: servers[m].canary.served() }]));
     const rollback = (await decisionsOf(ctl(), "fraud-model")).find((d) => d.kind === "rolledBack");
-    console.log(`two models, ${sent} requests in ${((performance.now() - started) / 1000).toFixed(1)} s: phases ${JSON.stringify(phases)}; answered by ${JSON.stringify(seen)}; mirrored ${JSON.stringify(mirrored)}; fraud rollback: ${rollback?.reason}`);
+    console.log(
+      `two models, ${sent} requests: phases ${JSON.stringify(phases)}; answered by ${JSON.stringify(seen)}; mirrored ${JSON.stringify(mirrored)}; fraud rollback: ${rollback?.reason}`,
+    );
     expect(wrong).toEqual([]);
     expect(phases["fraud-model"]).toBe("RolledBack");
     expect(["Succeeded", "Baking"]).toContain(phases["churn-model"]);
@@ -138,7 +177,12 @@ describe("two models behind one Envoy", () => {
     expect(rollback!.reason).toContain("error rate");
 
     // After the rollback: fraud-model all stable, churn-model still on its canary.
-    const after = await sendMany((i) => `${dataUrl}${prefix(MODELS[i % 2])}:predict`, 100, (i) => ({ "x-user-id": `after-${i}` }), 8);
+    const after = await sendMany(
+      (i) => `${dataUrl}${prefix(MODELS[i % 2])}:predict`,
+      100,
+      (i) => ({ "x-user-id": `after-${i}` }),
+      8,
+    );
     const fraudAfter = after.filter((_, i) => i % 2 === 0).map((r) => answeredBy(r));
     const churnAfter = after.filter((_, i) => i % 2 === 1).map((r) => answeredBy(r));
     expect(fraudAfter.every((b) => b?.model === "fraud-model" && b.variant === "stable")).toBe(true);

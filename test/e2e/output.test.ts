@@ -33,7 +33,11 @@ afterAll(async () => {
 
 /** The filter's series for one rollout and variant (overall slice), keyed "name{label=value}" without rollout/variant labels. */
 async function series(rollout: string, variant: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${stack.adminUrl}/stats/prometheus?usedonly&filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.${variant}\\.`)}`)).text();
+  const text = await (
+    await fetch(
+      `${stack.adminUrl}/stats/prometheus?usedonly&filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.${variant}\\.`)}`,
+    )
+  ).text();
   const out: Record<string, number> = {};
   for (const s of parsePrometheusText(text).samples) {
     if (s.labels.modelroll_segment_dimension !== undefined) continue;
@@ -54,7 +58,11 @@ function delta(after: Record<string, number>, before: Record<string, number>): R
   return out;
 }
 
-async function fixed(body: Buffer | string, headers: Record<string, string> = { "content-type": "application/json" }, extra: Record<string, unknown> = {}): Promise<void> {
+async function fixed(
+  body: Buffer | string,
+  headers: Record<string, string> = { "content-type": "application/json" },
+  extra: Record<string, unknown> = {},
+): Promise<void> {
   const res = await fetch(`${stack.stable.url}/__demo/behavior`, {
     method: "PUT",
     body: JSON.stringify({ fixedResponse: { headers, bodyBase64: Buffer.from(body).toString("base64"), ...extra } }),
@@ -62,17 +70,26 @@ async function fixed(body: Buffer | string, headers: Record<string, string> = { 
   expect(res.status).toBe(200);
 }
 
-async function settle(rollout: string, variant: string, check: (d: Record<string, number>) => boolean, before: Record<string, number>): Promise<Record<string, number>> {
+async function settle(
+  rollout: string,
+  variant: string,
+  check: (d: Record<string, number>) => boolean,
+  before: Record<string, number>,
+): Promise<Record<string, number>> {
   let d: Record<string, number> = {};
-  await waitFor(`${rollout} counters`, async () => check((d = delta(await series(rollout, variant), before))), 10_000, 100)
-    .catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(d)}`); });
+  await waitFor(`${rollout} counters`, async () => check((d = delta(await series(rollout, variant), before))), 10_000, 100).catch((e) => {
+    throw new Error(`${e.message}: ${JSON.stringify(d)}`);
+  });
   return d;
 }
 
 describe("output analysis", () => {
   it("counts the label distribution and confidence per variant", async () => {
     const created = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "labels", match: { pathPrefix: "/labels" }, stickyKey: { header: "x-user-id" }, canaryPercent: 50,
+      name: "labels",
+      match: { pathPrefix: "/labels" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 50,
       output: { labels: ["approve", "review"] },
     });
     expect(created.status).toBe(201);
@@ -80,7 +97,13 @@ describe("output analysis", () => {
     await new Promise((r) => setTimeout(r, 1200));
     const before = { stable: await series("labels", "stable"), canary: await series("labels", "canary") };
     const apiBefore = (await api(stack.controller!.url, "GET", "/v1/rollouts/labels/stats")).json;
-    const replies = await sendMany(`${stack.dataUrl}/labels/p`, 400, (i) => ({ "x-user-id": `l-${i}` }), 16, (i) => `{"x":${i}}`);
+    const replies = await sendMany(
+      `${stack.dataUrl}/labels/p`,
+      400,
+      (i) => ({ "x-user-id": `l-${i}` }),
+      16,
+      (i) => `{"x":${i}}`,
+    );
     const expected: Record<string, Record<string, number>> = { stable: {}, canary: {} };
     for (const r of replies) {
       const label = JSON.parse(r.body).prediction as string;
@@ -89,10 +112,10 @@ describe("output analysis", () => {
     }
     for (const variant of ["stable", "canary"] as const) {
       const n = replies.filter((r) => r.variant === variant).length;
-      const d = await settle("labels", variant, (x) => (x["modelroll_confidence_milli_count"] ?? 0) === n, before[variant]);
+      const d = await settle("labels", variant, (x) => (x.modelroll_confidence_milli_count ?? 0) === n, before[variant]);
       for (const [label, count] of Object.entries(expected[variant])) expect(d[`modelroll_predictions{label=${label}}`], `${variant} ${label}`).toBe(count);
       const confidenceSum = replies.filter((r) => r.variant === variant).reduce((s, r) => s + Math.round(JSON.parse(r.body).confidence * 1000), 0);
-      expectNear(d["modelroll_confidence_milli_sum"], confidenceSum, 0.02, `${variant} confidence sum`);
+      expectNear(d.modelroll_confidence_milli_sum, confidenceSum, 0.02, `${variant} confidence sum`);
       const atMostHalf = replies.filter((r) => r.variant === variant && JSON.parse(r.body).confidence <= 0.49).length;
       const aboveHalf = replies.filter((r) => r.variant === variant && JSON.parse(r.body).confidence >= 0.51).length;
       // Placement: everything below 0.49 is at or under the 0.5 bucket, everything above 0.51 is over it.
@@ -114,17 +137,24 @@ describe("output analysis", () => {
 
   it("reads OpenAI-style usage and the configured citation/abstained/fallback fields", async () => {
     await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "llm", match: { pathPrefix: "/llm" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0,
+      name: "llm",
+      match: { pathPrefix: "/llm" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 0,
       output: { llm: { citationField: "citations", abstainedField: "abstained", fallbackField: "meta.fallback_model" } },
     });
     await waitForRolloutActive(`${stack.dataUrl}/llm`);
     await new Promise((r) => setTimeout(r, 1200));
     const before = await series("llm", "stable");
-    const answer = (cited: boolean, abstained: boolean, fallback: string) => JSON.stringify({
-      id: "chatcmpl-1", choices: [{ message: { role: "assistant", content: "hi" } }],
-      usage: { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },
-      citations: cited ? ["doc-1"] : [], abstained, meta: { fallback_model: fallback },
-    });
+    const answer = (cited: boolean, abstained: boolean, fallback: string) =>
+      JSON.stringify({
+        id: "chatcmpl-1",
+        choices: [{ message: { role: "assistant", content: "hi" } }],
+        usage: { prompt_tokens: 120, completion_tokens: 30, total_tokens: 150 },
+        citations: cited ? ["doc-1"] : [],
+        abstained,
+        meta: { fallback_model: fallback },
+      });
     try {
       await fixed(answer(true, false, ""));
       await sendMany(`${stack.dataUrl}/llm/chat`, 6, (i) => ({ "x-user-id": `q-${i}` }), 2);
@@ -134,7 +164,7 @@ describe("output analysis", () => {
       await fixed("", {}, {});
       await fetch(`${stack.stable.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ fixedResponse: null }) });
     }
-    const d = await settle("llm", "stable", (x) => (x["modelroll_prompt_tokens_count"] ?? 0) >= 10, before);
+    const d = await settle("llm", "stable", (x) => (x.modelroll_prompt_tokens_count ?? 0) >= 10, before);
     console.log("llm counters:", JSON.stringify(d));
     expect(d.modelroll_llm_outputs).toBe(10);
     expect(d.modelroll_citation_present).toBe(6);
@@ -161,20 +191,37 @@ describe("answers that cannot be analyzed, and hostile bodies", () => {
   const tenMb = `{"prediction":"approve","blob":"${"a".repeat(10 * 1024 * 1024)}"}`;
   const cases: Array<{ name: string; body: Buffer | string; headers?: Record<string, string>; chunkBytes?: number; expect: string }> = [
     { name: "text/plain", body: "OK", headers: { "content-type": "text/plain" }, expect: "modelroll_outputs{unanalyzed=not_json_content_type}" },
-    { name: "gzip", body: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), headers: { "content-type": "application/json", "content-encoding": "gzip" }, expect: "modelroll_outputs{unanalyzed=compressed}" },
+    {
+      name: "gzip",
+      body: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]),
+      headers: { "content-type": "application/json", "content-encoding": "gzip" },
+      expect: "modelroll_outputs{unanalyzed=compressed}",
+    },
     { name: "over the limit", body: JSON.stringify({ prediction: "approve", pad: "x".repeat(40000) }), expect: "modelroll_outputs{unanalyzed=too_large}" },
     { name: "truncated JSON", body: '{"prediction":"appr', expect: "modelroll_predictions{label=missing}" },
     { name: "10,000-deep nesting", body: deep, expect: "modelroll_predictions{label=missing}" },
-    { name: "invalid UTF-8", body: Buffer.concat([Buffer.from('{"prediction":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), expect: "modelroll_predictions{label=missing}" },
-    { name: "a BOM", body: "\ufeff" + JSON.stringify({ prediction: "approve" }), expect: "modelroll_predictions{label=missing}" },
+    {
+      name: "invalid UTF-8",
+      body: Buffer.concat([Buffer.from('{"prediction":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+      expect: "modelroll_predictions{label=missing}",
+    },
+    { name: "a BOM", body: `\ufeff${JSON.stringify({ prediction: "approve" })}`, expect: "modelroll_predictions{label=missing}" },
     { name: "1e400 confidence", body: '{"prediction":"approve","confidence":1e400}', expect: "modelroll_predictions{label=approve}" },
     { name: "duplicate keys (last wins)", body: '{"prediction":"review","prediction":"approve"}', expect: "modelroll_predictions{label=approve}" },
-    { name: "many small chunks", body: JSON.stringify({ prediction: "approve", confidence: 0.5, pad: "y".repeat(500) }), chunkBytes: 7, expect: "modelroll_predictions{label=approve}" },
+    {
+      name: "many small chunks",
+      body: JSON.stringify({ prediction: "approve", confidence: 0.5, pad: "y".repeat(500) }),
+      chunkBytes: 7,
+      expect: "modelroll_predictions{label=approve}",
+    },
   ];
 
   it("passes every body through unchanged and counts why", async () => {
     await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "hostile", match: { pathPrefix: "/hostile" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0,
+      name: "hostile",
+      match: { pathPrefix: "/hostile" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 0,
       output: { labels: ["approve"], maxBodyBytes: 32768 },
     });
     await waitForRolloutActive(`${stack.dataUrl}/hostile`);
@@ -191,7 +238,10 @@ describe("answers that cannot be analyzed, and hostile bodies", () => {
       }
       // The 10 MB string, with a limit that lets the filter read it: Envoy still serves, the filter still answers.
       await api(stack.controller!.url, "POST", "/v1/rollouts", {
-        name: "huge", match: { pathPrefix: "/huge" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0,
+        name: "huge",
+        match: { pathPrefix: "/huge" },
+        stickyKey: { header: "x-user-id" },
+        canaryPercent: 0,
         output: { labels: ["approve"], maxBodyBytes: 16 * 1024 * 1024 },
       });
       await waitForRolloutActive(`${stack.dataUrl}/huge`);

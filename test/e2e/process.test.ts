@@ -72,13 +72,20 @@ function npm(args: string[], env: Record<string, string>): Tree {
   const child = spawn("npm", args, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   trees.push(child);
   let output = "";
-  child.stdout!.on("data", (c: Buffer) => { output += c.toString(); });
-  child.stderr!.on("data", (c: Buffer) => { output += c.toString(); });
-  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
-  const exited = () => Promise.race([
-    ended,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`npm ${args[0]} did not exit within 20 s:\n${output}`)), 20_000).unref()),
-  ]);
+  child.stdout!.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr!.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
+  const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const exited = () =>
+    Promise.race([
+      ended,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`npm ${args[0]} did not exit within 20 s:\n${output}`)), 20_000).unref()),
+    ]);
   return { npm: child, output: () => output, exited };
 }
 
@@ -90,7 +97,14 @@ function startEnv(ports: Ports, stateFile: string): Record<string, string> {
   };
 }
 
-const portFlags = (ports: Ports) => ["--listen", `127.0.0.1:${ports.listen}`, "--controller", `127.0.0.1:${ports.controller}`, "--admin", `127.0.0.1:${ports.admin}`];
+const portFlags = (ports: Ports) => [
+  "--listen",
+  `127.0.0.1:${ports.listen}`,
+  "--controller",
+  `127.0.0.1:${ports.controller}`,
+  "--admin",
+  `127.0.0.1:${ports.admin}`,
+];
 
 /** The real `npm start`, until it prints that it runs; the pids of its node process and its Envoy. */
 async function npmStart(ports: Ports, stateFile = join(dir, `state-${++files}.db`)): Promise<Tree & { node: number; envoy: number; stateFile: string }> {
@@ -120,7 +134,16 @@ describe("npm start as a process tree", () => {
     const ports = await freePorts();
     const run = await npmStart(ports);
     expect(groupMembers(run.npm.pid!)).toEqual(expect.arrayContaining([run.npm.pid, run.node, run.envoy]));
-    expect((await api(`http://127.0.0.1:${ports.controller}`, "POST", "/v1/rollouts", { name: "fraud-model", match: { pathPrefix: "/v1/predict" }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 })).status).toBe(201);
+    expect(
+      (
+        await api(`http://127.0.0.1:${ports.controller}`, "POST", "/v1/rollouts", {
+          name: "fraud-model",
+          match: { pathPrefix: "/v1/predict" },
+          stickyKey: { header: "x-user-id" },
+          canaryPercent: 5,
+        })
+      ).status,
+    ).toBe(201);
 
     const pid = target === "the npm process" ? run.npm.pid! : target === "the node process" ? run.node : run.envoy;
     process.kill(pid, signal);
@@ -179,14 +202,23 @@ describe("npm start as a process tree", () => {
     // An orphan as a crashed run without the parent-death signal would leave it: started by a shell that exits.
     const orphanDir = mkdtempSync(join(tmpdir(), "modelroll-envoy-"));
     const config = join(orphanDir, "envoy.yaml");
-    writeFileSync(config, renderBootstrap({
-      listen: { host: "127.0.0.1", port: ports.listen }, admin: { host: "127.0.0.1", port: ports.admin },
-      stable: { host: "127.0.0.1", port: ports.demoStable }, canary: { host: "127.0.0.1", port: ports.demoCanary },
-      controller: { host: "127.0.0.1", port: ports.controller },
-    }));
-    const shell = spawn("/bin/sh", ["-c", `'${envoyBinary()}' -c '${config}' --disable-hot-restart --log-level error >/dev/null 2>&1 & echo $!`], { stdio: ["ignore", "pipe", "inherit"] });
+    writeFileSync(
+      config,
+      renderBootstrap({
+        listen: { host: "127.0.0.1", port: ports.listen },
+        admin: { host: "127.0.0.1", port: ports.admin },
+        stable: { host: "127.0.0.1", port: ports.demoStable },
+        canary: { host: "127.0.0.1", port: ports.demoCanary },
+        controller: { host: "127.0.0.1", port: ports.controller },
+      }),
+    );
+    const shell = spawn("/bin/sh", ["-c", `'${envoyBinary()}' -c '${config}' --disable-hot-restart --log-level error >/dev/null 2>&1 & echo $!`], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     let pidText = "";
-    shell.stdout!.on("data", (c: Buffer) => { pidText += c.toString(); });
+    shell.stdout!.on("data", (c: Buffer) => {
+      pidText += c.toString();
+    });
     await new Promise((resolve) => shell.once("exit", resolve));
     const orphan = Number(pidText.trim());
     orphans.push(orphan);
@@ -212,7 +244,7 @@ describe("npm start as a process tree", () => {
     const second = npm(["run", "controller", "--", "--listen", `127.0.0.1:${await freePort()}`, "--state", run.stateFile], {});
     const { code } = await second.exited();
     expect(code).toBe(1);
-    expect(second.output()).toContain(`state file ${run.stateFile} in use by pid ${run.node} (node --import tsx controller/src/cli/start.ts`);
+    expect(second.output()).toContain(`state file ${run.stateFile} in use by pid ${run.node} (node --enable-source-maps controller/dist/cli/start.js`);
     expect(second.output()).not.toContain("listening on");
     await expectAllGone(second, { listen: 0 } as unknown as Ports);
 
@@ -221,7 +253,10 @@ describe("npm start as a process tree", () => {
     process.kill(run.node, "SIGKILL");
     await run.exited();
     await expectAllGone(run, ports, run.envoy);
-    const third = npm(["run", "controller", "--", "--listen", `127.0.0.1:${ports.controller}`, "--state", run.stateFile, "--envoy-admin", `http://127.0.0.1:${ports.admin}`], {});
+    const third = npm(
+      ["run", "controller", "--", "--listen", `127.0.0.1:${ports.controller}`, "--state", run.stateFile, "--envoy-admin", `http://127.0.0.1:${ports.admin}`],
+      {},
+    );
     await waitFor("the controller to take the state file", async () => third.output().includes("listening on") || third.npm.exitCode !== null, 30_000, 50);
     expect(third.output()).toContain(`state ${run.stateFile} (resumed: 0 rollouts`);
     process.kill(third.npm.pid!, "SIGTERM");

@@ -46,7 +46,12 @@ beforeAll(async () => {
   });
   second = await startEnvoy({ bootstrapYaml: secondYaml, adminPort: admin, concurrency: 2 });
   secondUrl = `http://127.0.0.1:${listen}`;
-  prometheus = await startPrometheus({ scrapeTargets: [new URL(stack.adminUrl).host, new URL(second.adminUrl).host], scrapeIntervalMs: SCRAPE_MS, waitForTargets: true, readyTimeoutMs: 30_000 });
+  prometheus = await startPrometheus({
+    scrapeTargets: [new URL(stack.adminUrl).host, new URL(second.adminUrl).host],
+    scrapeIntervalMs: SCRAPE_MS,
+    waitForTargets: true,
+    readyTimeoutMs: 30_000,
+  });
   client = new PrometheusClient({ baseUrl: prometheus.url, timeoutMs: 10_000 });
 });
 
@@ -75,10 +80,15 @@ const probes: Record<string, number> = {};
 
 /** Waits until every worker of the proxy has the rollout. */
 async function untilActive(proxy: string, rollout: string): Promise<void> {
-  await waitFor(`${rollout} on ${proxy}`, async () => {
-    probes[rollout] = (probes[rollout] ?? 0) + 8;
-    return (await sendMany(`${proxy}/${rollout}/probe`, 8, () => ({}), 4)).every((r) => r.variant !== null);
-  }, 15_000, 20);
+  await waitFor(
+    `${rollout} on ${proxy}`,
+    async () => {
+      probes[rollout] = (probes[rollout] ?? 0) + 8;
+      return (await sendMany(`${proxy}/${rollout}/probe`, 8, () => ({}), 4)).every((r) => r.variant !== null);
+    },
+    15_000,
+    20,
+  );
 }
 
 /** Creates a manual rollout and returns when it began (createdAt, ms) once every worker of `proxies` has it. */
@@ -91,17 +101,21 @@ async function createRollout(spec: Record<string, unknown> & { name: string }, p
 
 /** Waits until Prometheus holds a sample of the rollout taken after `afterMs` (so after the last stats flush). */
 async function prometheusCaughtUp(rollout: string, afterMs: number): Promise<void> {
-  await waitFor(`Prometheus samples of ${rollout} after ${new Date(afterMs).toISOString()}`, async () => {
-    const v = await client.vector(`max(timestamp(modelroll_requests{modelroll_rollout="${rollout}"}))`, Date.now());
-    return v.ok && v.samples.length === 1 && v.samples[0].value * 1000 >= afterMs;
-  }, 20_000, 50);
+  await waitFor(
+    `Prometheus samples of ${rollout} after ${new Date(afterMs).toISOString()}`,
+    async () => {
+      const v = await client.vector(`max(timestamp(modelroll_requests{modelroll_rollout="${rollout}"}))`, Date.now());
+      return v.ok && v.samples.length === 1 && v.samples[0].value * 1000 >= afterMs;
+    },
+    20_000,
+    50,
+  );
 }
 
-async function read(provider: MetricProvider, rollout: string, since: number, at: number): Promise<{ counts: RolloutCounts; ms: number }> {
-  const started = performance.now();
+async function read(provider: MetricProvider, rollout: string, since: number, at: number): Promise<{ counts: RolloutCounts }> {
   const reading = await provider.readRollout(rollout, { at, since });
   if (reading.status !== "measured") throw new Error(`${rollout}: ${reading.error}`);
-  return { counts: reading.value, ms: performance.now() - started };
+  return { counts: reading.value };
 }
 
 const measured = (counts: RolloutCounts): MetricReading<RolloutCounts> => ({ status: "measured", value: counts, sources: [] });
@@ -118,7 +132,10 @@ function judge(name: string, spec: EngineSpec, counts: RolloutCounts): { measure
 const key = (m: Measurement) => `${m.gate} ${m.segment ? `${m.segment.dimension}=${m.segment.value}` : "overall"}`;
 
 /** Verdicts and values of both sources side by side; returns the largest latency difference in buckets. */
-function compareVerdicts(admin: ReturnType<typeof judge>, prom: ReturnType<typeof judge>): { gates: number; worstLatencyBuckets: number; statuses: Record<string, string> } {
+function compareVerdicts(
+  admin: ReturnType<typeof judge>,
+  prom: ReturnType<typeof judge>,
+): { gates: number; worstLatencyBuckets: number; statuses: Record<string, string> } {
   expect(prom.measurements.map(key)).toEqual(admin.measurements.map(key));
   let worst = 0;
   const statuses: Record<string, string> = {};
@@ -174,7 +191,10 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
     const name = "pm-diff";
     const since = await createRollout(
       {
-        name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 50,
+        name,
+        match: { pathPrefix: `/${name}` },
+        stickyKey: { header: "x-user-id" },
+        canaryPercent: 50,
         segments: [{ name: "tier", header: "x-tier", values: ["free", "pro", "enterprise"] }],
         shadow: { percent: 100 },
         output: { labels: ["approve", "review", "decline"], schema: SCHEMA },
@@ -183,16 +203,33 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
     );
     const admin = new EnvoyAdminMetricProvider([stack.adminUrl, second.adminUrl]);
     const prom = new PrometheusMetricProvider(client);
-    const canarySpec = specFrom({
-      stages: [{ canaryPercent: 50, minDurationSeconds: 1, minRequests: 10 }, 100],
-      promotion_gates: { latency_p95_ms: { maximum_regression_percent: 10 }, latency_p50_ms: { maximum: 200 }, error_rate: { maximum: 0.02 }, schema_validation_pass_rate: { minimum: 0.95 }, confidence_drift: { maximum: 0.1 } },
-      trafficMix: { check: true },
-    }, { shadowPercent: 100 });
-    const shadowSpec = specFrom({
-      changeKind: "major",
-      stages: ["shadow", 50, 100],
-      promotion_gates: { shadow_agreement_rate: { minimum: 0.9 }, shadow_status_match_rate: { minimum: 0.95 }, error_rate: { maximum: 0.02 }, schema_validation_pass_rate: { minimum: 0.95 } },
-    }, { shadowPercent: 100 });
+    const canarySpec = specFrom(
+      {
+        stages: [{ canaryPercent: 50, minDurationSeconds: 1, minRequests: 10 }, 100],
+        promotion_gates: {
+          latency_p95_ms: { maximum_regression_percent: 10 },
+          latency_p50_ms: { maximum: 200 },
+          error_rate: { maximum: 0.02 },
+          schema_validation_pass_rate: { minimum: 0.95 },
+          confidence_drift: { maximum: 0.1 },
+        },
+        trafficMix: { check: true },
+      },
+      { shadowPercent: 100 },
+    );
+    const shadowSpec = specFrom(
+      {
+        changeKind: "major",
+        stages: ["shadow", 50, 100],
+        promotion_gates: {
+          shadow_agreement_rate: { minimum: 0.9 },
+          shadow_status_match_rate: { minimum: 0.95 },
+          error_rate: { maximum: 0.02 },
+          schema_validation_pass_rate: { minimum: 0.95 },
+        },
+      },
+      { shadowPercent: 100 },
+    );
 
     const phases: Array<{ phase: string; canary: Record<string, unknown>; shadow: Record<string, unknown> }> = [
       { phase: "healthy", canary: {}, shadow: {} },
@@ -203,7 +240,12 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
       for (const { phase, canary, shadow } of phases) {
         await behave(stack.canary, canary);
         await behave(stack.shadow, shadow);
-        const replies: Reply[] = await sendMany(`${stack.dataUrl}/${name}/predict`, 800, (i) => ({ "x-user-id": `u${sent + i}`, "x-tier": TIERS[(sent + i) % TIERS.length] }), 16);
+        const replies: Reply[] = await sendMany(
+          `${stack.dataUrl}/${name}/predict`,
+          800,
+          (i) => ({ "x-user-id": `u${sent + i}`, "x-tier": TIERS[(sent + i) % TIERS.length] }),
+          16,
+        );
         sent += replies.length;
         // Mirrored calls finish after their primaries; Envoy flushes histograms every second.
         await new Promise((r) => setTimeout(r, 1500));
@@ -214,10 +256,13 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
         expectSameCounts(toSnapshot(a.counts), toSnapshot(p.counts));
         const canaryVerdicts = compareVerdicts(judge(name, canarySpec, a.counts), judge(name, canarySpec, p.counts));
         const shadowVerdicts = compareVerdicts(judge(name, shadowSpec, a.counts), judge(name, shadowSpec, p.counts));
-        const failed = (v: typeof canaryVerdicts) => Object.entries(v.statuses).filter(([, s]) => s === "Failed").map(([k]) => k);
+        const failed = (v: typeof canaryVerdicts) =>
+          Object.entries(v.statuses)
+            .filter(([, s]) => s === "Failed")
+            .map(([k]) => k);
         console.log(
           `a. ${phase}: ${sent} requests (canary ${a.counts.canary.requests}, shadow ${a.counts.shadow?.requests ?? 0}); ` +
-            `read in ${a.ms.toFixed(0)} ms from admin, ${p.ms.toFixed(0)} ms from Prometheus; counters identical; ` +
+            "counters identical from admin and Prometheus; " +
             `${canaryVerdicts.gates + shadowVerdicts.gates} gate verdicts identical (largest latency difference ${canaryVerdicts.worstLatencyBuckets.toFixed(2)} of a bucket width); ` +
             `failed in both: ${[...failed(canaryVerdicts), ...failed(shadowVerdicts)].join(", ") || "none"}`,
         );
@@ -237,10 +282,16 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
 
   it("b. a sidecar that restarts: admin counts go down (a data-path restart to the engine), Prometheus' keep counting", { timeout: 120_000 }, async () => {
     const name = "pm-restart";
-    const since = await createRollout({ name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 50 }, [stack.dataUrl, secondUrl]);
+    const since = await createRollout({ name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent: 50 }, [
+      stack.dataUrl,
+      secondUrl,
+    ]);
     const admin = new EnvoyAdminMetricProvider([stack.adminUrl, second.adminUrl]);
     const prom = new PrometheusMetricProvider(client);
-    const byVariant = (replies: Reply[]) => ({ stable: replies.filter((r) => r.variant === "stable").length, canary: replies.filter((r) => r.variant === "canary").length });
+    const byVariant = (replies: Reply[]) => ({
+      stable: replies.filter((r) => r.variant === "stable").length,
+      canary: replies.filter((r) => r.variant === "canary").length,
+    });
     const through = (url: string, n: number, offset: number) => sendMany(`${url}/${name}/predict`, n, (i) => ({ "x-user-id": `r${offset + i}` }), 8);
 
     const before = [...(await through(stack.dataUrl, 200, 0)), ...(await through(secondUrl, 300, 1000))];
@@ -252,7 +303,6 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
 
     // The second sidecar restarts (same address, so the same series in Prometheus) and starts counting from 0.
     await second.stop();
-    const restartedAt = Date.now();
     second = await startEnvoy({ bootstrapYaml: secondYaml, adminPort: Number(new URL(second.adminUrl).port), concurrency: 2 });
     const probesBefore = probes[name];
     await untilActive(secondUrl, name);
@@ -266,9 +316,12 @@ describe("Prometheus as the built-in gates' metric source, against Envoy admin",
     const adminWindow = windowBetween(toSnapshot(a2.counts), toSnapshot(a1.counts));
     const promWindow = windowBetween(toSnapshot(p2.counts), toSnapshot(p1.counts));
     const sentAfter = byVariant(after);
-    const promAfter = { stable: promWindow.window.slices.overall.stable!.counters.requests, canary: promWindow.window.slices.overall.canary!.counters.requests };
+    const promAfter = {
+      stable: promWindow.window.slices.overall.stable!.counters.requests,
+      canary: promWindow.window.slices.overall.canary!.counters.requests,
+    };
     console.log(
-      `b. restart of one of two sidecars (${((Date.now() - restartedAt) / 1000).toFixed(1)} s ago): requests before ${before.length}, after ${after.length} ${JSON.stringify(sentAfter)} (+${restartProbes} probes); ` +
+      `b. restart of one of two sidecars: requests before ${before.length}, after ${after.length} ${JSON.stringify(sentAfter)} (+${restartProbes} probes); ` +
         `admin total ${requestsIn(a1.counts)} -> ${requestsIn(a2.counts)} (reset seen: ${adminWindow.reset}); ` +
         `Prometheus ${requestsIn(p1.counts)} -> ${requestsIn(p2.counts)} (reset seen: ${promWindow.reset}), window ${JSON.stringify(promAfter)}`,
     );

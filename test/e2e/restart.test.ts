@@ -29,18 +29,27 @@ async function startControllerProcess(): Promise<string> {
     process.execPath,
     [
       // tsx as a loader in this very process (its CLI would run the controller in a grandchild SIGKILL misses).
-      "--import", "tsx",
+      "--import",
+      "tsx",
       join(repoRoot, "controller", "src", "cli", "controller.ts"),
-      "--listen", `127.0.0.1:${stack.controllerPort}`,
-      "--state", stateFile,
-      "--envoy-admin", stack.adminUrl,
-      "--tick-ms", "250",
+      "--listen",
+      `127.0.0.1:${stack.controllerPort}`,
+      "--state",
+      stateFile,
+      "--envoy-admin",
+      stack.adminUrl,
+      "--tick-ms",
+      "250",
     ],
     { cwd: repoRoot, env: { ...process.env, MODELROLL_API_TOKEN: API_TOKEN, MODELROLL_FILTER_TOKEN: FILTER_TOKEN }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const started = child;
-  started.stdout!.on("data", (c: Buffer) => { output += c.toString(); });
-  started.stderr!.on("data", (c: Buffer) => { output += c.toString(); });
+  started.stdout!.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
+  started.stderr!.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
   await waitFor("the controller to listen", async () => output.includes("listening on") || started.exitCode !== null, 30_000, 50);
   if (!output.includes("listening on")) throw new Error(`controller did not start:\n${output}`);
   return `http://127.0.0.1:${stack.controllerPort}`;
@@ -75,13 +84,18 @@ afterAll(async () => {
 describe("the controller as its own process, with tokens and a state file", () => {
   it("filters poll with the read-only token; writes need the API token", async () => {
     const ctl = await startControllerProcess();
-    expect(output).toContain("state " + stateFile + " (new)");
+    expect(output).toContain(`state ${stateFile} (new)`);
     const rollout = { name: "tokens", match: { pathPrefix: "/tokens" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 };
     expect((await api(ctl, "POST", "/v1/rollouts", rollout)).status).toBe(401);
     expect((await api(ctl, "POST", "/v1/rollouts", rollout, { authorization: `Bearer ${FILTER_TOKEN}` })).status).toBe(403);
     expect((await api(ctl, "POST", "/v1/rollouts", rollout, auth)).status).toBe(201);
     // The filter got the config through its token: traffic moves.
-    await waitFor("canary traffic through the filter", async () => (await send(`${stack.dataUrl}/tokens/p`, { "x-user-id": "a" })).variant === "canary", 15_000, 50);
+    await waitFor(
+      "canary traffic through the filter",
+      async () => (await send(`${stack.dataUrl}/tokens/p`, { "x-user-id": "a" })).variant === "canary",
+      15_000,
+      50,
+    );
 
     // An Envoy whose filter has the wrong token gets nothing: it counts failed fetches and routes all to stable.
     const [listen, admin] = [await freePort(), await freePort()];
@@ -98,10 +112,15 @@ describe("the controller as its own process, with tokens and a state file", () =
       concurrency: 1,
     });
     try {
-      await waitFor("a refused config fetch", async () => {
-        const text = await (await fetch(`http://127.0.0.1:${admin}/stats?filter=modelroll.config.fetch_failures`)).text();
-        return Number(/: (\d+)/.exec(text)?.[1] ?? "0") > 0;
-      }, 15_000, 100);
+      await waitFor(
+        "a refused config fetch",
+        async () => {
+          const text = await (await fetch(`http://127.0.0.1:${admin}/stats?filter=modelroll.config.fetch_failures`)).text();
+          return Number(/: (\d+)/.exec(text)?.[1] ?? "0") > 0;
+        },
+        15_000,
+        100,
+      );
       const replies = await sendMany(`http://127.0.0.1:${listen}/tokens/p`, 50, (i) => ({ "x-user-id": `w${i}` }), 8);
       expect(replies.every((r) => r.status === 200 && r.modelVersion === "v1")).toBe(true);
       expect(wrong.log()).toContain("the controller refused the filter's token (status 401)");
@@ -138,10 +157,15 @@ describe("the controller as its own process, with tokens and a state file", () =
       sent += n;
       return replies;
     };
-    await waitFor("the 50% stage", async () => {
-      await traffic(100);
-      return (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json.stage?.name === "50%";
-    }, 60_000, 0);
+    await waitFor(
+      "the 50% stage",
+      async () => {
+        await traffic(100);
+        return (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json.stage?.name === "50%";
+      },
+      60_000,
+      0,
+    );
     await traffic(100);
     const before = (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json;
     const historyBefore = (await api(ctl, "GET", "/v1/rollouts/resume/history", undefined, auth)).json;
@@ -156,7 +180,6 @@ describe("the controller as its own process, with tokens and a state file", () =
     expect(canaryShare).toBeGreaterThan(0.35);
     expect(canaryShare).toBeLessThan(0.65);
 
-    const restartedAt = performance.now();
     await startControllerProcess();
     expect(output).toMatch(/resumed: 1 rollouts, config version \d+/);
     const after = (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json;
@@ -173,15 +196,21 @@ describe("the controller as its own process, with tokens and a state file", () =
     expect(await statValue("modelroll.config.updates")).toBe(updatesBefore);
 
     let phase = after.phase;
-    await waitFor("the rollout to finish", async () => {
-      await traffic(100);
-      phase = (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json.phase;
-      return phase === "Succeeded" || phase === "RolledBack" || phase === "Failed";
-    }, 90_000, 0);
-    const finished = (performance.now() - restartedAt) / 1000;
+    await waitFor(
+      "the rollout to finish",
+      async () => {
+        await traffic(100);
+        phase = (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json.phase;
+        return phase === "Succeeded" || phase === "RolledBack" || phase === "Failed";
+      },
+      90_000,
+      0,
+    );
     const history = (await api(ctl, "GET", "/v1/rollouts/resume/history", undefined, auth)).json;
     const kinds = history.decisions.map((d: { kind: string }) => d.kind).filter((k: string) => k !== "held");
-    console.log(`killed in stage 50% (canary share while down ${(canaryShare * 100).toFixed(1)}% of 400); resumed, then ${phase} ${finished.toFixed(1)} s after the restart; ${sent} requests; decisions: ${kinds.join(", ")}`);
+    console.log(
+      `killed in stage 50% (canary share while down ${(canaryShare * 100).toFixed(1)}% of 400); resumed, then ${phase}; ${sent} requests; decisions: ${kinds.join(", ")}`,
+    );
     expect(phase).toBe("Succeeded");
     expect(kinds.filter((k: string) => k === "started")).toHaveLength(1);
     expect(kinds).toEqual(["started", "advanced", "advanced", "succeeded"]);

@@ -31,7 +31,12 @@ afterAll(async () => {
 
 describe("weighted, sticky routing in real Envoy", () => {
   it("sends a 5% share within the 99.9% binomial interval over 10,000 distinct keys", async () => {
-    const created = await api(ctl, "POST", "/v1/rollouts", { name: "share", match: { pathPrefix: "/share" }, stickyKey: { header: "x-user-id" }, canaryPercent: 5 });
+    const created = await api(ctl, "POST", "/v1/rollouts", {
+      name: "share",
+      match: { pathPrefix: "/share" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 5,
+    });
     expect(created.status).toBe(201);
     await waitForRolloutActive(`${stack.dataUrl}/share`);
     const n = 10_000;
@@ -83,7 +88,7 @@ describe("weighted, sticky routing in real Envoy", () => {
     expect(outside.every((r) => r.status === 200 && r.modelVersion === "v1" && r.variant === null)).toBe(true);
   });
 
-  it("shows weight changes and rollback in traffic, and measures the propagation time", async () => {
+  it("shows weight changes and rollback in traffic", async () => {
     await api(ctl, "POST", "/v1/rollouts", { name: "flip", match: { pathPrefix: "/flip" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0 });
     await waitForRolloutActive(`${stack.dataUrl}/flip`);
     const url = `${stack.dataUrl}/flip/predict`;
@@ -92,23 +97,16 @@ describe("weighted, sticky routing in real Envoy", () => {
       const burst = await sendMany(url, 16, (i) => ({ "x-user-id": `p-${i}-${Math.random()}` }), 8);
       return burst.every((r) => r.variant === variant && r.modelVersion === (variant === "canary" ? "v2" : "v1"));
     };
-    const timings: { up: number[]; rollback: number[] } = { up: [], rollback: [] };
+    // Each change shows in traffic (the waits are deadlines, not speed assertions: how fast a rollback
+    // propagates is measured by bench/routing.ts, npm run bench).
     for (let round = 0; round < 5; round++) {
-      let t0 = performance.now();
       expect((await api(ctl, "PUT", "/v1/rollouts/flip/weight", { canaryPercent: 100 })).status).toBe(200);
-      await waitFor("100% canary", allAre("canary"), 5000, 0);
-      timings.up.push(performance.now() - t0);
-      t0 = performance.now();
+      await waitFor("100% canary", allAre("canary"), 10_000, 0);
       const rb = await api(ctl, "POST", "/v1/rollouts/flip/rollback");
       expect(rb.status).toBe(200);
       expect(rb.json.canaryPercent).toBe(0);
-      await waitFor("rollback to stable", allAre("stable"), 5000, 0);
-      timings.rollback.push(performance.now() - t0);
+      await waitFor("rollback to stable", allAre("stable"), 10_000, 0);
     }
-    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
-    console.log(`propagation ms (API call -> a 16-request burst all on the new variant): to 100%: ${fmt(timings.up)}; rollback: ${fmt(timings.rollback)}`);
-    // Well under a second is the product promise; the bench measures the distribution.
-    expect(Math.max(...timings.rollback)).toBeLessThan(1000);
   });
 
   it("counts in /v1/rollouts/{name}/stats exactly what was sent, per variant and class", async () => {
@@ -121,11 +119,17 @@ describe("weighted, sticky routing in real Envoy", () => {
     let stats: any;
     // Counters are live; histograms reach the admin endpoint at the next stats flush (1 s), so wait until
     // every counted request also has its latency sample.
-    await waitFor("stats to show every request", async () => {
-      stats = (await api(ctl, "GET", "/v1/rollouts/counted/stats")).json;
-      return (["stable", "canary"] as const).every((v) => stats.variants[v].requests - before.variants[v].requests === sent[v]
-        && stats.variants[v].latencyMs.count === stats.variants[v].requests);
-    }, 10_000, 200);
+    await waitFor(
+      "stats to show every request",
+      async () => {
+        stats = (await api(ctl, "GET", "/v1/rollouts/counted/stats")).json;
+        return (["stable", "canary"] as const).every(
+          (v) => stats.variants[v].requests - before.variants[v].requests === sent[v] && stats.variants[v].latencyMs.count === stats.variants[v].requests,
+        );
+      },
+      10_000,
+      200,
+    );
     console.log(`stats: sent stable=${sent.stable} canary=${sent.canary}; controller reports`, JSON.stringify(stats.variants));
     for (const v of ["stable", "canary"] as const) {
       expect(stats.variants[v].requests - before.variants[v].requests).toBe(sent[v]);
@@ -153,10 +157,15 @@ describe("weighted, sticky routing in real Envoy", () => {
     stack.canary = await startModelServer({ version: "v2", port: canaryPort });
 
     let stats: any;
-    await waitFor("5xx and local replies in stats", async () => {
-      stats = (await api(ctl, "GET", "/v1/rollouts/failing/stats")).json;
-      return stats.variants.canary.responses["5xx"] >= 100 && stats.variants.canary.responses.local >= 50;
-    }, 10_000, 200);
+    await waitFor(
+      "5xx and local replies in stats",
+      async () => {
+        stats = (await api(ctl, "GET", "/v1/rollouts/failing/stats")).json;
+        return stats.variants.canary.responses["5xx"] >= 100 && stats.variants.canary.responses.local >= 50;
+      },
+      10_000,
+      200,
+    );
     const c = stats.variants.canary;
     console.log(`failing canary: responses ${JSON.stringify(c.responses)}, error rate ${c.errorRate}`);
     expect(c.responses["5xx"]).toBe(100);
@@ -187,9 +196,13 @@ describe("fail static when the controller is away", () => {
 
     // And when the controller comes back (with no state file it starts empty; test/e2e/restart.test.ts covers resuming) the filter picks it up again.
     await stack.startController();
-    const again = await api(stack.controller!.url, "POST", "/v1/rollouts", { name: "static", match: { pathPrefix: "/static" }, stickyKey: { header: "x-user-id" }, canaryPercent: 100 });
+    const again = await api(stack.controller!.url, "POST", "/v1/rollouts", {
+      name: "static",
+      match: { pathPrefix: "/static" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 100,
+    });
     expect(again.status).toBe(201);
-    const ms = await waitFor("the restarted controller's config", async () => (await send(url, { "x-user-id": "s-1" })).variant === "canary", 15_000, 50);
-    console.log(`filter picked up the restarted controller's config after ${ms.toFixed(0)} ms`);
+    await waitFor("the restarted controller's config", async () => (await send(url, { "x-user-id": "s-1" })).variant === "canary", 15_000, 50);
   });
 });

@@ -45,7 +45,9 @@ const answers: Array<{ body: string; reason: string }> = [
 describe("output schema validation in Envoy", () => {
   it("refuses a schema outside the subset with the keyword's pointer", async () => {
     const res = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "bad-schema", match: { pathPrefix: "/bad" }, stickyKey: { header: "x-user-id" },
+      name: "bad-schema",
+      match: { pathPrefix: "/bad" },
+      stickyKey: { header: "x-user-id" },
       output: { schema: { type: "object", properties: { label: { type: "string", pattern: "^[a-z]+$" } }, oneOf: [] } },
     });
     expect(res.status).toBe(400);
@@ -55,7 +57,10 @@ describe("output schema validation in Envoy", () => {
 
   it("counts each answer's verdict with the reason ajv agrees with, per variant and segment", async () => {
     const created = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "validated", match: { pathPrefix: "/validated" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0,
+      name: "validated",
+      match: { pathPrefix: "/validated" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 0,
       segments: [{ name: "tier", header: "x-tier", values: ["pro"] }],
       output: { schema, labels: ["approve", "review", "decline"] },
     });
@@ -86,13 +91,18 @@ describe("output schema validation in Envoy", () => {
       await fetch(`${stack.stable.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ fixedResponse: null }) });
     }
     const beforeSchema = before.variants.stable.output?.schema;
-    const was = (reason: string) => (reason === "valid" ? beforeSchema?.valid ?? 0 : beforeSchema?.failures?.[reason] ?? 0);
+    const was = (reason: string) => (reason === "valid" ? (beforeSchema?.valid ?? 0) : (beforeSchema?.failures?.[reason] ?? 0));
     let stats: any;
-    await waitFor("verdicts in the stats API", async () => {
-      stats = (await api(stack.controller!.url, "GET", "/v1/rollouts/validated/stats")).json;
-      const s = stats.variants.stable.output?.schema;
-      return s && Object.entries(expected).every(([reason, n]) => (reason === "valid" ? s.valid : s.failures[reason] ?? 0) - was(reason) === n);
-    }, 10_000, 200).catch((e) => {
+    await waitFor(
+      "verdicts in the stats API",
+      async () => {
+        stats = (await api(stack.controller!.url, "GET", "/v1/rollouts/validated/stats")).json;
+        const s = stats.variants.stable.output?.schema;
+        return s && Object.entries(expected).every(([reason, n]) => (reason === "valid" ? s.valid : (s.failures[reason] ?? 0)) - was(reason) === n);
+      },
+      10_000,
+      200,
+    ).catch((e) => {
       throw new Error(`${e.message}: ${JSON.stringify(stats?.variants?.stable?.output?.schema)}`);
     });
     const s = stats.variants.stable.output.schema;
@@ -118,7 +128,11 @@ describe("generated documents through Envoy agree with ajv", () => {
     for (const [i, [generated]] of samples.entries()) {
       const name = `gen-${i}`;
       const created = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-        name, match: { pathPrefix: `/${name}/` }, stickyKey: { header: "x-user-id" }, canaryPercent: 0, output: { schema: generated },
+        name,
+        match: { pathPrefix: `/${name}/` },
+        stickyKey: { header: "x-user-id" },
+        canaryPercent: 0,
+        output: { schema: generated },
       });
       expect(created.status, JSON.stringify(created.json)).toBe(201);
       await waitForRolloutActive(`${stack.dataUrl}/${name}/`);
@@ -133,7 +147,9 @@ describe("generated documents through Envoy agree with ajv", () => {
           reference = false;
         }
         const counters = async () => {
-          const body = await (await fetch(`${stack.adminUrl}/stats?filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${name}\\.variant\\.stable\\.schema\\.`)}`)).text();
+          const body = await (
+            await fetch(`${stack.adminUrl}/stats?filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${name}\\.variant\\.stable\\.schema\\.`)}`)
+          ).text();
           let validCount = 0;
           let all = 0;
           for (const line of body.split("\n")) {

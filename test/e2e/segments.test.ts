@@ -24,7 +24,13 @@ describe("segments on real Envoy", () => {
       canaryPercent: 40,
       segments: [
         { name: "tenant_tier", header: "x-tenant-tier", values: ["free", "pro", "enterprise"] },
-        { name: "endpoint", endpoints: [{ value: "score", pathPrefix: "/seg/score" }, { value: "batch", pathPrefix: "/seg/score/batch" }] },
+        {
+          name: "endpoint",
+          endpoints: [
+            { value: "score", pathPrefix: "/seg/score" },
+            { value: "batch", pathPrefix: "/seg/score/batch" },
+          ],
+        },
         { name: "size", requestSizeBytes: [1024, 16384] },
       ],
     });
@@ -41,7 +47,10 @@ describe("segments on real Envoy", () => {
       n,
       (i) => ({ "x-user-id": `seg-${i}`, ...(tierOf(i) ? { "x-tenant-tier": tierOf(i) } : {}) }),
       16,
-      (i) => JSON.stringify({ pad: "x".repeat(sizeOf(i) - 10) }).slice(0, sizeOf(i)).padEnd(sizeOf(i), " "),
+      (i) =>
+        JSON.stringify({ pad: "x".repeat(sizeOf(i) - 10) })
+          .slice(0, sizeOf(i))
+          .padEnd(sizeOf(i), " "),
     );
     expect(replies.every((r) => r.status === 200 && r.variant !== null)).toBe(true);
 
@@ -63,11 +72,19 @@ describe("segments on real Envoy", () => {
     const delta = (stats: any, dim: string, value: string, variant: string) =>
       (stats.segments[dim]?.[value]?.[variant]?.requests ?? 0) - (before.segments[dim]?.[value]?.[variant]?.requests ?? 0);
     let stats: any;
-    await waitFor("segment counts", async () => {
-      stats = (await api(stack.controller!.url, "GET", "/v1/rollouts/segmented/stats")).json;
-      return Object.entries(expected).every(([dim, values]) =>
-        Object.entries(values).every(([value, byVariant]) => delta(stats, dim, value, "stable") === byVariant.stable && delta(stats, dim, value, "canary") === byVariant.canary));
-    }, 10_000, 200);
+    await waitFor(
+      "segment counts",
+      async () => {
+        stats = (await api(stack.controller!.url, "GET", "/v1/rollouts/segmented/stats")).json;
+        return Object.entries(expected).every(([dim, values]) =>
+          Object.entries(values).every(
+            ([value, byVariant]) => delta(stats, dim, value, "stable") === byVariant.stable && delta(stats, dim, value, "canary") === byVariant.canary,
+          ),
+        );
+      },
+      10_000,
+      200,
+    );
     console.log("expected per segment:", JSON.stringify(expected));
     for (const [dim, values] of Object.entries(expected)) {
       for (const [value, byVariant] of Object.entries(values)) {

@@ -13,13 +13,20 @@ afterAll(async () => {
 });
 
 async function behave(server: { url: string }, behavior: Record<string, unknown>): Promise<void> {
-  const res = await fetch(`${server.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...behavior }) });
+  const res = await fetch(`${server.url}/__demo/behavior`, {
+    method: "PUT",
+    body: JSON.stringify({ errorRate: 0, latencyMs: 0, labelShift: 0, garbage: false, ...behavior }),
+  });
   expect(res.status).toBe(200);
 }
 
 /** The filter's shadow counters for a rollout, straight from Envoy's admin (overall slice). */
 async function shadowStats(rollout: string): Promise<Record<string, number>> {
-  const text = await (await fetch(`${stack.adminUrl}/stats?filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.shadow\\.[a-z_]+$|^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.shadow\\.class\\.`)}`)).text();
+  const text = await (
+    await fetch(
+      `${stack.adminUrl}/stats?filter=${encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.shadow\\.[a-z_]+$|^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.shadow\\.class\\.`)}`,
+    )
+  ).text();
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
     const m = /\.variant\.shadow\.(.+): (\d+)$/.exec(line.trim());
@@ -36,7 +43,11 @@ function minus(after: Record<string, number>, before: Record<string, number>): R
 
 async function createShadowed(name: string, shadow: Record<string, unknown>, canaryPercent = 0): Promise<string> {
   const created = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-    name, match: { pathPrefix: `/${name}` }, stickyKey: { header: "x-user-id" }, canaryPercent, shadow,
+    name,
+    match: { pathPrefix: `/${name}` },
+    stickyKey: { header: "x-user-id" },
+    canaryPercent,
+    shadow,
   });
   expect(created.status, JSON.stringify(created.json)).toBe(201);
   await waitForRolloutActive(`${stack.dataUrl}/${name}`);
@@ -52,13 +63,24 @@ describe("shadow traffic", () => {
     const before = stack.shadow.mirrored();
     const base = await shadowStats("mirror");
     const n = 1000;
-    const replies = await sendMany(url, n, (i) => ({ "x-user-id": `m-${i}`, "x-tenant": "acme" }), 16, (i) => JSON.stringify({ features: [i] }));
+    const replies = await sendMany(
+      url,
+      n,
+      (i) => ({ "x-user-id": `m-${i}`, "x-tenant": "acme" }),
+      16,
+      (i) => JSON.stringify({ features: [i] }),
+    );
     expect(allOk(replies)).toBe(true);
     let stats: Record<string, number> = {};
-    await waitFor("every mirrored call compared", async () => {
-      stats = minus(await shadowStats("mirror"), base);
-      return stats.requests > 0 && stats.status_match + stats.status_mismatch === stats.requests;
-    }, 10_000, 100);
+    await waitFor(
+      "every mirrored call compared",
+      async () => {
+        stats = minus(await shadowStats("mirror"), base);
+        return stats.requests > 0 && stats.status_match + stats.status_mismatch === stats.requests;
+      },
+      10_000,
+      100,
+    );
     const mirrored = stack.shadow.mirrored() - before;
     console.log(`shadow 30%: mirrored ${mirrored} of ${n}; filter stats ${JSON.stringify(stats)}`);
     // Sticky sample: 30% of keys within the 99.9% binomial interval, and every mirrored call reached the shadow.
@@ -98,7 +120,13 @@ describe("shadow traffic", () => {
     const url = await createShadowed("large", { percent: 100, maxBodyBytes: 100 });
     await new Promise((r) => setTimeout(r, 300));
     const base = await shadowStats("large");
-    const replies = await sendMany(url, 20, (i) => ({ "x-user-id": `l-${i}` }), 4, (i) => JSON.stringify({ pad: "x".repeat(i % 2 === 0 ? 10 : 500) }));
+    const replies = await sendMany(
+      url,
+      20,
+      (i) => ({ "x-user-id": `l-${i}` }),
+      4,
+      (i) => JSON.stringify({ pad: "x".repeat(i % 2 === 0 ? 10 : 500) }),
+    );
     expect(allOk(replies)).toBe(true);
     let stats: Record<string, number> = {};
     await waitFor("small bodies mirrored", async () => ((stats = minus(await shadowStats("large"), base)).status_match ?? 0) >= 10, 5000, 50);
@@ -134,23 +162,23 @@ describe("shadow traffic", () => {
     }
   });
 
-  it("a shadow 10x slower than the primary delays nothing, and is compared after the client is gone", async () => {
-    const url = await createShadowed("slow", { percent: 100, timeoutMs: 2000 });
+  it("a slow shadow (2 s) delays nothing, and is compared after the client is gone", async () => {
+    const url = await createShadowed("slow", { percent: 100, timeoutMs: 5000 });
     const warm = await sendMany(url, 40, (i) => ({ "x-user-id": `w-${i}` }), 4);
     expect(allOk(warm)).toBe(true);
     await new Promise((r) => setTimeout(r, 300));
     const base = await shadowStats("slow");
-    await behave(stack.shadow, { latencyMs: 300 });
+    await behave(stack.shadow, { latencyMs: 2000 });
     try {
-      const t0 = performance.now();
       const replies = await sendMany(url, 40, (i) => ({ "x-user-id": `s-${i}` }), 4);
-      const elapsed = performance.now() - t0;
       expect(allOk(replies)).toBe(true);
-      // 40 requests, 4 at a time: 10 rounds. Waiting for a 300 ms shadow would take >= 3 s.
-      console.log(`40 requests with a 300 ms shadow took ${elapsed.toFixed(0)} ms`);
-      expect(elapsed).toBeLessThan(1500);
+      // Order, not a wall-clock threshold: when the client has all 40 answers, the shadow answers (2 s each)
+      // have not all been compared yet. Had the primary waited for its shadow, every comparison would come
+      // before its client's answer. What a slow shadow costs the primary is measured by npm run bench:shadow.
+      const whenClientDone = minus(await shadowStats("slow"), base);
+      expect(whenClientDone.status_match ?? 0).toBeLessThan(40);
       let stats: Record<string, number> = {};
-      await waitFor("late shadow answers compared", async () => ((stats = minus(await shadowStats("slow"), base)).status_match ?? 0) >= 40, 10_000, 100);
+      await waitFor("late shadow answers compared", async () => ((stats = minus(await shadowStats("slow"), base)).status_match ?? 0) >= 40, 15_000, 100);
       expect(stats.prediction_agree).toBe(40);
       expect(stats.requests).toBe(40);
       expect(stats.incomplete ?? 0).toBe(0);
@@ -161,7 +189,11 @@ describe("shadow traffic", () => {
 
   it("a shadow that is down changes nothing for the client and is counted", async () => {
     const created = await api(stack.controller!.url, "POST", "/v1/rollouts", {
-      name: "down", match: { pathPrefix: "/down" }, stickyKey: { header: "x-user-id" }, canaryPercent: 0, shadow: { percent: 100, cluster: "shadow" },
+      name: "down",
+      match: { pathPrefix: "/down" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 0,
+      shadow: { percent: 100, cluster: "shadow" },
     });
     expect(created.status).toBe(201);
     await waitForRolloutActive(`${stack.dataUrl}/down`);
@@ -173,9 +205,11 @@ describe("shadow traffic", () => {
       const replies = await sendMany(`${stack.dataUrl}/down/predict`, 100, (i) => ({ "x-user-id": `x-${i}` }), 8);
       expect(allOk(replies)).toBe(true);
       let stats: Record<string, number> = {};
-      await waitFor("failed shadow calls", async () => ((stats = minus(await shadowStats("down"), base)).status_mismatch ?? 0) >= 100, 10_000, 100).catch((e) => {
-        throw new Error(`${e.message}: ${JSON.stringify(stats)}`);
-      });
+      await waitFor("failed shadow calls", async () => ((stats = minus(await shadowStats("down"), base)).status_mismatch ?? 0) >= 100, 10_000, 100).catch(
+        (e) => {
+          throw new Error(`${e.message}: ${JSON.stringify(stats)}`);
+        },
+      );
       console.log(`shadow down: ${JSON.stringify(stats)}`);
       expect(stats.status_mismatch).toBe(100);
       expect(stats["class.2xx.responses"]).toBe(0);
@@ -195,10 +229,15 @@ describe("shadow traffic", () => {
       const replies = await sendMany(url, 64, (i) => ({ "x-user-id": `c-${i}` }), 16);
       expect(allOk(replies)).toBe(true);
       let stats: Record<string, number> = {};
-      await waitFor("capped calls answered", async () => {
-        stats = minus(await shadowStats("capped"), base);
-        return (stats.dropped ?? 0) > 0 && stats.status_match === stats.requests;
-      }, 10_000, 100);
+      await waitFor(
+        "capped calls answered",
+        async () => {
+          stats = minus(await shadowStats("capped"), base);
+          return (stats.dropped ?? 0) > 0 && stats.status_match === stats.requests;
+        },
+        10_000,
+        100,
+      );
       console.log(`cap 2 per worker, 64 requests: ${JSON.stringify(stats)}`);
       expect(stats.requests + stats.dropped).toBe(64);
       // 2 Envoy workers x 2 in flight: at most 4 calls at once while each takes 400 ms.
@@ -213,7 +252,12 @@ describe("shadow traffic", () => {
     const rb = await api(stack.controller!.url, "POST", "/v1/rollouts/stopme/rollback");
     expect(rb.json.shadowPercent).toBe(0);
     expect(rb.json.canaryPercent).toBe(0);
-    await waitFor("rollback applied", async () => (await sendMany(url, 8, (i) => ({ "x-user-id": `r-${i}` }), 4)).every((r) => r.variant === "stable"), 5000, 10);
+    await waitFor(
+      "rollback applied",
+      async () => (await sendMany(url, 8, (i) => ({ "x-user-id": `r-${i}` }), 4)).every((r) => r.variant === "stable"),
+      5000,
+      10,
+    );
     const before = stack.shadow.mirrored();
     expect(allOk(await sendMany(url, 50, (i) => ({ "x-user-id": `r-${i}` }), 8))).toBe(true);
     expect(stack.shadow.mirrored() - before).toBe(0);

@@ -33,10 +33,15 @@ describe("stats per rollout incarnation, on real Envoy", () => {
 
     expect((await api(ctl, "DELETE", "/v1/rollouts/again")).status).toBe(204);
     // Every worker has dropped the rollout once a keyed request carries no variant any more.
-    await waitFor("the rollout to leave every worker", async () => {
-      const replies = await sendMany(`${stack.dataUrl}/again/predict`, 20, (i) => ({ "x-user-id": `p-${i}` }), 4);
-      return replies.every((r) => r.variant === null);
-    }, 15_000, 20);
+    await waitFor(
+      "the rollout to leave every worker",
+      async () => {
+        const replies = await sendMany(`${stack.dataUrl}/again/predict`, 20, (i) => ({ "x-user-id": `p-${i}` }), 4);
+        return replies.every((r) => r.variant === null);
+      },
+      15_000,
+      20,
+    );
     const created = await api(ctl, "POST", "/v1/rollouts", rollout);
     expect(created.status).toBe(201);
 
@@ -54,7 +59,12 @@ describe("stats per rollout incarnation, on real Envoy", () => {
 
     // Envoy itself still counts the first rollout's 200 errors under the name.
     const raw = await (await fetch(`${stack.adminUrl}/stats/prometheus?filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.rollout\\.again\\.")}`)).text();
-    const envoy5xx = raw.split("\n").filter((l) => l.startsWith("modelroll_responses{") && !l.includes("segment") && l.includes('modelroll_class="5xx"') && l.includes('modelroll_variant="canary"'));
+    const envoy5xx = raw
+      .split("\n")
+      .filter(
+        (l) =>
+          l.startsWith("modelroll_responses{") && !l.includes("segment") && l.includes('modelroll_class="5xx"') && l.includes('modelroll_variant="canary"'),
+      );
     expect(envoy5xx.map((l) => Number(l.split(" ").at(-1))).reduce((a, b) => a + b, 0)).toBe(200);
   });
 });

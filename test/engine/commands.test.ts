@@ -177,7 +177,7 @@ describe("manual actions", () => {
     expect(result.state.phase, result.decisions.at(-1)?.reason).toBe(row.expectPhase);
     if (row.expectKinds) expect(result.decisions.filter((d) => d.kind !== "held").map((d) => d.kind)).toEqual(row.expectKinds);
     expect(result.refused.length).toBe(row.expectRefused?.length ?? 0);
-    row.expectRefused?.forEach((re, i) => expect(result.refused[i]).toMatch(re));
+    for (const [i, re] of (row.expectRefused ?? []).entries()) expect(result.refused[i]).toMatch(re);
     row.check?.(result);
   });
 });

@@ -93,8 +93,15 @@ export function drive(initial: EngineState, options: DriveOptions): DriveResult 
     options.sim.run(traffic.requests, state.weights, traffic.errorFactor);
     if (options.reviews && state.weights.canaryPercent > 0 && state.weights.canaryPercent >= (options.reviews.fromCanaryPercent ?? 0)) {
       const { perTick, stableMean, canaryMean } = options.reviews;
-      for (const [variant, mean] of [["stable", stableMean], ["canary", canaryMean]] as const) {
-        const result = applyCommand(state, { type: "recordExternal", metric: "human_review_score", variant, values: reviewScores(random, perTick, mean, 0.08) }, now);
+      for (const [variant, mean] of [
+        ["stable", stableMean],
+        ["canary", canaryMean],
+      ] as const) {
+        const result = applyCommand(
+          state,
+          { type: "recordExternal", metric: "human_review_score", variant, values: reviewScores(random, perTick, mean, 0.08) },
+          now,
+        );
         if (result.ok) state = result.state;
       }
     }

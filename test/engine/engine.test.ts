@@ -70,7 +70,9 @@ const scenarios: Scenario[] = [
       // The stage before 100% is where every gate must pass: the 50% advance shows them all Passed.
       const proof = advanced.find((d) => d.stage?.name === "50%")!;
       expect(proof.measurements.filter((m) => m.segment === null).every((m) => m.status === MeasurementStatus.Passed)).toBe(true);
-      expect(proof.reason).toMatch(/^stage 50% passed: gates passed: latency_p95_ms, error_rate, schema_validation_pass_rate, human_review_score, gpu_oom_events; after \d+ s; on to 100%$/);
+      expect(proof.reason).toMatch(
+        /^stage 50% passed: gates passed: latency_p95_ms, error_rate, schema_validation_pass_rate, human_review_score, gpu_oom_events; after \d+ s; on to 100%$/,
+      );
     },
   },
   {
@@ -100,7 +102,8 @@ const scenarios: Scenario[] = [
     behavior: newModel({ latencyMedianMs: GOOD.latencyMedianMs * 1.3 }),
     expectPhase: Phase.RolledBack,
     expectEndStage: "1%",
-    expectReason: /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% or 2 ms above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
+    expectReason:
+      /^canary worse (overall|for tenant_tier=\w+): p95 latency \d+(\.\d+)? ms vs \d+(\.\d+)? ms \(at most 10% or 2 ms above stable; 99\.\d+% interval for canary\/stable \[1\.\d+/,
   },
   {
     name: "a 30% p95 regression of the shadow is caught before any real traffic",
@@ -133,7 +136,8 @@ const scenarios: Scenario[] = [
     drive: { reading: (tick) => (tick >= 2 ? { status: "unmeasurable", error: "connect ECONNREFUSED 127.0.0.1:9901", sources: [] } : null) },
     expectPhase: Phase.Failed,
     expectEndStage: "1%",
-    expectReason: /^stage 1% passed its deadline \(600 s\) still waiting on: .*error_rate Error: error rate: could not read the data-path counts: connect ECONNREFUSED/,
+    expectReason:
+      /^stage 1% passed its deadline \(600 s\) still waiting on: .*error_rate Error: error rate: could not read the data-path counts: connect ECONNREFUSED/,
     check: (r) => {
       const failed = r.decisions.find((d) => d.kind === "failed")!;
       const started = r.decisions.find((d) => d.kind === "started")!;
@@ -158,7 +162,15 @@ const scenarios: Scenario[] = [
     drive: {
       reading: (tick, sim) => {
         const full = sim.reading() as Extract<MetricReading<RolloutCounts>, { status: "measured" }>;
-        return tick >= 2 ? { ...full, sources: [{ url: "http://a:9901", ok: true }, { url: "http://b:9901", ok: false, error: "timeout" }] } : null;
+        return tick >= 2
+          ? {
+              ...full,
+              sources: [
+                { url: "http://a:9901", ok: true },
+                { url: "http://b:9901", ok: false, error: "timeout" },
+              ],
+            }
+          : null;
       },
     },
     expectPhase: Phase.Failed,
@@ -184,7 +196,9 @@ const scenarios: Scenario[] = [
     expectPhase: Phase.Succeeded,
     check: (r) => {
       const warning = r.decisions.find((d) => d.kind === "trafficMixWarning")!;
-      expect(warning.reason).toMatch(/tenant_tier: canary mix \(free 90%, pro 5%, enterprise 5%, other 0%\) differs from stable's \(free 50%, pro 30%, enterprise 20%, other 0%\); 40% of traffic would have to move/);
+      expect(warning.reason).toMatch(
+        /tenant_tier: canary mix \(free 90%, pro 5%, enterprise 5%, other 0%\) differs from stable's \(free 50%, pro 30%, enterprise 20%, other 0%\); 40% of traffic would have to move/,
+      );
     },
   },
   {
@@ -270,7 +284,13 @@ describe("step", () => {
 
   it("keeps its state JSON-serializable (the store persists it as is)", () => {
     const sim = new PoissonTrafficSim({ seed: 3, segment: { dimension: "tenant_tier", shares: SHARES }, behavior: () => GOOD });
-    const r = drive(start(spec, TIERS), { sim, requestsPerTick: 5000, tickSeconds: 10, maxTicks: 20, reviews: { perTick: 50, stableMean: 0.8, canaryMean: 0.8 } });
+    const r = drive(start(spec, TIERS), {
+      sim,
+      requestsPerTick: 5000,
+      tickSeconds: 10,
+      maxTicks: 20,
+      reviews: { perTick: 50, stableMean: 0.8, canaryMean: 0.8 },
+    });
     const copy = JSON.parse(JSON.stringify(r.state));
     expect(copy).toEqual(r.state);
     // Decisions too (unbounded interval ends are null, not an Infinity JSON would lose).
@@ -285,8 +305,20 @@ describe("step", () => {
   it("advances past a rare segment value that is still inconclusive, and says so in the decision", () => {
     // Enterprise is 1% of traffic, under segmentTrafficShare (5%): it cannot hold the stage, and with a few
     // hundred canary requests per stage its error-rate slice stays undecided.
-    const sim = new PoissonTrafficSim({ seed: 11, segment: { dimension: "tenant_tier", shares: { free: 0.69, pro: 0.3, enterprise: 0.01 } }, behavior: () => GOOD });
-    const r = drive(start(spec, TIERS), { sim, requestsPerTick: 2000, tickSeconds: 10, maxTicks: 40, until: (s) => s.stageIndex >= 2, promql: () => OOM_ZERO, reviews: { perTick: 100, stableMean: 0.8, canaryMean: 0.8 } });
+    const sim = new PoissonTrafficSim({
+      seed: 11,
+      segment: { dimension: "tenant_tier", shares: { free: 0.69, pro: 0.3, enterprise: 0.01 } },
+      behavior: () => GOOD,
+    });
+    const r = drive(start(spec, TIERS), {
+      sim,
+      requestsPerTick: 2000,
+      tickSeconds: 10,
+      maxTicks: 40,
+      until: (s) => s.stageIndex >= 2,
+      promql: () => OOM_ZERO,
+      reviews: { perTick: 100, stableMean: 0.8, canaryMean: 0.8 },
+    });
     const advanced = r.decisions.filter((d) => d.kind === "advanced");
     expect(advanced.length).toBeGreaterThan(0);
     const withOpen = advanced.filter((d) => d.measurements.some((m) => m.segment?.value === "enterprise" && m.status !== MeasurementStatus.Passed));

@@ -35,7 +35,12 @@ export const FALSE_ALARM_SETUP = {
 export const ISSUE_SETUP = {
   stages: [5, 25, 50, 100],
   segment: { dimension: "tenant_tier", shares: { free: 0.6, pro: 0.3, enterprise: 0.1 } },
-  gates: { latency_p95_ms: SEED_GATES.latency_p95_ms, error_rate: SEED_GATES.error_rate, schema_validation_pass_rate: SEED_GATES.schema_validation_pass_rate, gpu_oom_events: SEED_GATES.gpu_oom_events },
+  gates: {
+    latency_p95_ms: SEED_GATES.latency_p95_ms,
+    error_rate: SEED_GATES.error_rate,
+    schema_validation_pass_rate: SEED_GATES.schema_validation_pass_rate,
+    gpu_oom_events: SEED_GATES.gpu_oom_events,
+  },
   requestsPerSecond: 100,
   tickSeconds: 5,
   maxTicks: 1440,
@@ -83,14 +88,24 @@ export function runFalseAlarm(first: number, count: number, setup: FalseAlarmSet
         stages: FALSE_ALARM_SETUP.stages,
         stageDefaults: FALSE_ALARM_SETUP.stageDefaults,
       });
-  const promotions = boundary
-    ? Object.fromEntries([1, 2, 3].map((k) => [k * BOUNDARY_PROMOTE_EVERY, [{ type: "promote" as const, actor: "operator" }]]))
-    : {};
+  const promotions = boundary ? Object.fromEntries([1, 2, 3].map((k) => [k * BOUNDARY_PROMOTE_EVERY, [{ type: "promote" as const, actor: "operator" }]])) : {};
   const segment = issue ? ISSUE_SETUP.segment : FALSE_ALARM_SETUP.segment;
   const segments = [{ dimension: segment.dimension, values: Object.keys(segment.shares) }];
   const tickSeconds = issue ? ISSUE_SETUP.tickSeconds : FALSE_ALARM_SETUP.tickSeconds;
   const perTick = issue ? ISSUE_SETUP.requestsPerSecond * ISSUE_SETUP.tickSeconds : FALSE_ALARM_SETUP.requestsPerTick;
-  const tally: FalseAlarmTally = { runs: 0, looks: 0, rolledBack: 0, failed: 0, succeeded: 0, unfinished: 0, rollbackGates: {}, reasons: [], alphaPerTest: 0, byCondition: {}, seconds: 0 };
+  const tally: FalseAlarmTally = {
+    runs: 0,
+    looks: 0,
+    rolledBack: 0,
+    failed: 0,
+    succeeded: 0,
+    unfinished: 0,
+    rollbackGates: {},
+    reasons: [],
+    alphaPerTest: 0,
+    byCondition: {},
+    seconds: 0,
+  };
   for (let run = first; run < first + count; run++) {
     const pattern = TRAFFIC_PATTERNS[run % TRAFFIC_PATTERNS.length];
     const heavy = run % 2 === 1;
@@ -130,7 +145,19 @@ export function runFalseAlarm(first: number, count: number, setup: FalseAlarmSet
 }
 
 export function mergeTallies(tallies: FalseAlarmTally[]): FalseAlarmTally {
-  const out: FalseAlarmTally = { runs: 0, looks: 0, rolledBack: 0, failed: 0, succeeded: 0, unfinished: 0, rollbackGates: {}, reasons: [], alphaPerTest: 0, byCondition: {}, seconds: 0 };
+  const out: FalseAlarmTally = {
+    runs: 0,
+    looks: 0,
+    rolledBack: 0,
+    failed: 0,
+    succeeded: 0,
+    unfinished: 0,
+    rollbackGates: {},
+    reasons: [],
+    alphaPerTest: 0,
+    byCondition: {},
+    seconds: 0,
+  };
   for (const t of tallies) {
     for (const key of ["runs", "looks", "rolledBack", "failed", "succeeded", "unfinished", "seconds"] as const) out[key] += t[key];
     for (const [k, v] of Object.entries(t.byCondition)) {

@@ -37,16 +37,16 @@ function runInChild(setup: FalseAlarmSetup, first: number, count: number): Promi
 async function runAll(setup: FalseAlarmSetup, runs: number): Promise<FalseAlarmTally> {
   const workers = Math.max(1, Math.min(2, availableParallelism()));
   const share = Math.ceil(runs / workers);
-  const tallies = await Promise.all(
-    Array.from({ length: workers }, (_, w) => runInChild(setup, w * share, Math.max(0, Math.min(share, runs - w * share)))),
-  );
+  const tallies = await Promise.all(Array.from({ length: workers }, (_, w) => runInChild(setup, w * share, Math.max(0, Math.min(share, runs - w * share)))));
   return mergeTallies(tallies);
 }
 
 describe("false alarms", () => {
   const bound = specFrom({ promotion_gates: SEED_GATES }).falseAlarmRate;
 
-  it(`identical stable and canary, limits at zero difference: fewer than falseAlarmRate of ${BOUNDARY_RUNS} rollouts roll back`, { timeout: TIMEOUT }, async () => {
+  it(`identical stable and canary, limits at zero difference: fewer than falseAlarmRate of ${BOUNDARY_RUNS} rollouts roll back`, {
+    timeout: TIMEOUT,
+  }, async () => {
     const t = await runAll("boundary", BOUNDARY_RUNS);
     const rate = t.rolledBack / t.runs;
     console.log(
@@ -81,7 +81,9 @@ describe("false alarms", () => {
     expect(t.looks / t.runs).toBeGreaterThanOrEqual(20);
   });
 
-  it(`identical stable and canary, issue 10's small service at the default settings: fewer than falseAlarmRate of ${RUNS} rollouts roll back`, { timeout: TIMEOUT }, async () => {
+  it(`identical stable and canary, issue 10's small service at the default settings: fewer than falseAlarmRate of ${RUNS} rollouts roll back`, {
+    timeout: TIMEOUT,
+  }, async () => {
     const t = await runAll("issue", RUNS);
     const rate = t.rolledBack / t.runs;
     const upper = t.rolledBack === 0 ? 1 - 0.05 ** (1 / t.runs) : null;

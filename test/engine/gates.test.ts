@@ -35,7 +35,11 @@ function input(gates: Record<string, unknown>, window: CountsSnapshot, extra: Pa
 describe("evaluateGates", () => {
   it("confidence_drift: passes when the mean confidence is shown within the limit, fails when shown beyond", () => {
     const gates = { confidence_drift: { maximum: 0.05 } };
-    const same = { slices: { overall: { stable: slice({}, { confidence_milli: confidence(200000, 900) }), canary: slice({}, { confidence_milli: confidence(20000, 900) }) } } };
+    const same = {
+      slices: {
+        overall: { stable: slice({}, { confidence_milli: confidence(200000, 900) }), canary: slice({}, { confidence_milli: confidence(20000, 900) }) },
+      },
+    };
     const [passed] = evaluateGates(input(gates, same));
     expect(passed).toMatchObject({ gate: "confidence_drift", status: MeasurementStatus.Passed, stableValue: 0.89, candidateValue: 0.89 });
     const drifted = { slices: { overall: { stable: same.slices.overall.stable, canary: slice({}, { confidence_milli: confidence(20000, 700) }) } } };
@@ -82,9 +86,15 @@ describe("evaluateGates", () => {
     const window = { slices: {} };
     const empty = { pod_restarts: { status: "measured" as const, value: null, sources: [] } };
     expect(evaluateGates(input(gates, window, { promql: empty }))[0]).toMatchObject({ status: MeasurementStatus.Passed, candidateValue: 0 });
-    expect(evaluateGates(input(gates, window))[0]).toMatchObject({ status: MeasurementStatus.Error, reason: expect.stringMatching(/no reading of the PromQL query was taken this tick/) });
+    expect(evaluateGates(input(gates, window))[0]).toMatchObject({
+      status: MeasurementStatus.Error,
+      reason: expect.stringMatching(/no reading of the PromQL query was taken this tick/),
+    });
     // A 0/0 ratio has nothing to judge yet: Inconclusive (holds, then the deadline policy), not Error.
     const nan = { pod_restarts: { status: "measured" as const, value: NaN, sources: [] } };
-    expect(evaluateGates(input(gates, window, { promql: nan }))[0]).toMatchObject({ status: MeasurementStatus.Inconclusive, reason: expect.stringMatching(/returned NaN \(a 0\/0 ratio/) });
+    expect(evaluateGates(input(gates, window, { promql: nan }))[0]).toMatchObject({
+      status: MeasurementStatus.Inconclusive,
+      reason: expect.stringMatching(/returned NaN \(a 0\/0 ratio/),
+    });
   });
 });

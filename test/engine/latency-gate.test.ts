@@ -62,7 +62,8 @@ describe("judgeLimits: a ratio limit with an absolute tolerance", () => {
 
 describe("latency gate specs: tolerance_ms", () => {
   const base = { owner: "team-fraud", rollbackCondition: "p95 up 10%", stages: ["shadow", 5, 100] };
-  const parse = (gate: Record<string, unknown>) => parseEngineSpec({ ...base, promotion_gates: { latency_p95_ms: gate } }, { hasOutputSchema: false, hasShadow: true });
+  const parse = (gate: Record<string, unknown>) =>
+    parseEngineSpec({ ...base, promotion_gates: { latency_p95_ms: gate } }, { hasOutputSchema: false, hasShadow: true });
   const latencyGate = (gate: Record<string, unknown>) => {
     const parsed = parse(gate);
     if (!parsed.ok) throw new Error(JSON.stringify(parsed.errors));
@@ -101,8 +102,16 @@ describe("the baseline of a latency gate", () => {
   function input(stage: "shadow" | "canary", window: GateEvaluationInput["window"]): GateEvaluationInput {
     const spec = specFrom({ stages: ["shadow", 5, 100], promotion_gates: gates }, { hasOutputSchema: false });
     return {
-      gates: spec.gates, stageKind: stage, candidate: stage === "shadow" ? "shadow" : "canary", budget: errorBudget(spec, []),
-      window, windowError: null, accumulated: null, slices: ["overall"], promql: undefined, external: {},
+      gates: spec.gates,
+      stageKind: stage,
+      candidate: stage === "shadow" ? "shadow" : "canary",
+      budget: errorBudget(spec, []),
+      window,
+      windowError: null,
+      accumulated: null,
+      slices: ["overall"],
+      promql: undefined,
+      external: {},
     };
   }
 
@@ -112,7 +121,11 @@ describe("the baseline of a latency gate", () => {
   const timedLikeTheCalls = latencies(20000, 900, 1100);
 
   it("in a shadow stage is the primary timed like the mirrored calls, from the shadow's own slice", () => {
-    const window = { slices: { overall: { stable: slice({ latency_us: stableOwn }), shadow: slice({ latency_us: timedLikeTheCalls, primary_latency_us: timedLikeTheCalls }) } } };
+    const window = {
+      slices: {
+        overall: { stable: slice({ latency_us: stableOwn }), shadow: slice({ latency_us: timedLikeTheCalls, primary_latency_us: timedLikeTheCalls }) },
+      },
+    };
     const [m] = evaluateGates(input("shadow", window));
     expect(m.status).toBe(Passed);
     expect(m.candidate).toBe("shadow");
@@ -133,7 +146,13 @@ describe("the baseline of a latency gate", () => {
 
   it("in a canary stage is stable's latency_us, whatever the shadow slice holds", () => {
     const window = {
-      slices: { overall: { stable: slice({ latency_us: timedLikeTheCalls }), canary: slice({ latency_us: timedLikeTheCalls }), shadow: slice({ primary_latency_us: stableOwn }) } },
+      slices: {
+        overall: {
+          stable: slice({ latency_us: timedLikeTheCalls }),
+          canary: slice({ latency_us: timedLikeTheCalls }),
+          shadow: slice({ primary_latency_us: stableOwn }),
+        },
+      },
     };
     const [m] = evaluateGates(input("canary", window));
     expect(m.status).toBe(Passed);

@@ -42,7 +42,7 @@ export class PoissonTrafficSim {
     );
     const segment = config.segment;
     this.shares = SIM_VARIANTS.map((variant) => {
-      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : segment?.shares ?? {};
+      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : (segment?.shares ?? {});
       return this.values.length === 0 ? Float64Array.of(1) : Float64Array.from(this.values.map((v) => shares[v] ?? 0));
     });
   }
@@ -53,7 +53,11 @@ export class PoissonTrafficSim {
    */
   run(meanRequests: number, weights: { canaryPercent: number; shadowPercent: number }, errorFactor = 1): void {
     this.errorFactor = errorFactor;
-    const rates = [meanRequests * (1 - weights.canaryPercent / 100), (meanRequests * weights.canaryPercent) / 100, (meanRequests * weights.shadowPercent) / 100];
+    const rates = [
+      meanRequests * (1 - weights.canaryPercent / 100),
+      (meanRequests * weights.canaryPercent) / 100,
+      (meanRequests * weights.shadowPercent) / 100,
+    ];
     for (let v = 0; v < 3; v++) {
       if (rates[v] <= 0) continue;
       if (v === 2) this.shadowSeen = true;
@@ -133,4 +137,3 @@ export class PoissonTrafficSim {
     return counts;
   }
 }
-

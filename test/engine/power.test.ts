@@ -53,7 +53,9 @@ describe("harm and needs", () => {
     // With less stable traffic per candidate sample (a later stage), the candidate needs more.
     const halfHalf = proportionNeeds({ limits: { maxDelta: 0.007 }, expected: 0.003, stable: 0.003, alpha: 0.005, harmMultiple: 4, stableRatio: 1 });
     expect(halfHalf.pass!).toBeGreaterThan(relative.pass!);
-    expect(proportionNeeds({ limits: { maximum: 0.01 }, expected: 0.003, stable: 0.003, alpha: 0.005, harmMultiple: 4, stableRatio: 19, detectOnly: true }).pass).toBeNull();
+    expect(
+      proportionNeeds({ limits: { maximum: 0.01 }, expected: 0.003, stable: 0.003, alpha: 0.005, harmMultiple: 4, stableRatio: 19, detectOnly: true }).pass,
+    ).toBeNull();
   });
 
   it("quantile needs: a 40% slower canary is detected long before an identical one can pass", () => {
@@ -62,7 +64,16 @@ describe("harm and needs", () => {
     const cdf = (x: number) => 0.5 * erfc(-Math.log(x / 40_000) / 0.25 / Math.SQRT2);
     const stable = { bounds: [...ENVOY_LATENCY_BOUNDS], cumulative: ENVOY_LATENCY_BOUNDS.map((b) => total * cdf(b)), total };
     const q95 = 40_000 * Math.exp(0.25 * 1.6448536);
-    const needs = quantileNeeds({ limits: { maxRatio: 1.1 }, q: 0.95, stable, stableQuantile: q95, observedRatio: 1, alpha: 0.005, harmMultiple: 4, stableRatio: 19 });
+    const needs = quantileNeeds({
+      limits: { maxRatio: 1.1 },
+      q: 0.95,
+      stable,
+      stableQuantile: q95,
+      observedRatio: 1,
+      alpha: 0.005,
+      harmMultiple: 4,
+      stableRatio: 19,
+    });
     expect(needs.harm).toBeCloseTo(1.4, 12);
     expect(needs.detect!).toBeGreaterThan(10);
     expect(needs.detect!).toBeLessThan(300);
@@ -158,7 +169,11 @@ function erfc(x: number): number {
     Math.exp(
       -z * z -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return x >= 0 ? r : 2 - r;
 }

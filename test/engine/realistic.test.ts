@@ -14,7 +14,8 @@ import { GOOD, PoissonTrafficSim, type Behavior } from "./sim.ts";
 
 const TIERS = [{ dimension: "tenant_tier", values: ["free", "pro", "enterprise"] }];
 const PER_TICK = ISSUE_SETUP.requestsPerSecond * ISSUE_SETUP.tickSeconds;
-const spec = (extra: Record<string, unknown> = {}) => specFrom({ promotion_gates: ISSUE_SETUP.gates, stages: ISSUE_SETUP.stages, ...extra }, { hasShadow: false });
+const spec = (extra: Record<string, unknown> = {}) =>
+  specFrom({ promotion_gates: ISSUE_SETUP.gates, stages: ISSUE_SETUP.stages, ...extra }, { hasShadow: false });
 
 function run(canary: Partial<Behavior>, options: { seed?: number; segment?: string; stages?: number[]; perTick?: number; maxTicks?: number } = {}) {
   const sim = new PoissonTrafficSim({
@@ -70,7 +71,9 @@ describe("a small service (100 requests/s, tenant tiers 60/30/10%) at the defaul
     const r = run({ errorRate: 0.4 }, { segment: "enterprise" });
     const last = r.decisions.at(-1)!;
     expect(last.stage?.name).toBe("5%");
-    expect(last.reason).toMatch(/^canary worse for tenant_tier=enterprise: error rate \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%; .*\); the rest of the traffic: \d+(\.\d+)?%/);
+    expect(last.reason).toMatch(
+      /^canary worse for tenant_tier=enterprise: error rate \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%; .*\); the rest of the traffic: \d+(\.\d+)?%/,
+    );
   });
 
   it("a healthy canary at 45 requests/s through 1, 5, 25, 50, 100% succeeds instead of failing at the 1% stage's deadline", () => {
@@ -84,7 +87,11 @@ describe("rollback reasons", () => {
   const dims = [{ dimension: "t", values: Object.keys(shares) }];
 
   function rollout(seed: number, canary: (value: string | null) => Behavior) {
-    const sim = new PoissonTrafficSim({ seed, segment: { dimension: "t", shares }, behavior: (variant, value) => (variant === "canary" ? canary(value) : GOOD) });
+    const sim = new PoissonTrafficSim({
+      seed,
+      segment: { dimension: "t", shares },
+      behavior: (variant, value) => (variant === "canary" ? canary(value) : GOOD),
+    });
     return drive(start(spec(), dims), { sim, requestsPerTick: PER_TICK, tickSeconds: ISSUE_SETUP.tickSeconds, maxTicks: 400 });
   }
 
@@ -95,7 +102,9 @@ describe("rollback reasons", () => {
       expect(last.reason).not.toMatch(/^canary worse for /);
       if (!last.measurements.some((m) => m.status === MeasurementStatus.Failed && m.segment === null)) {
         segmentFirst++;
-        expect(last.reason).toMatch(/^canary worse (overall \(first shown on t=\w; the rest of the traffic points the same way|on t=\w, not yet shown to be specific to it)/);
+        expect(last.reason).toMatch(
+          /^canary worse (overall \(first shown on t=\w; the rest of the traffic points the same way|on t=\w, not yet shown to be specific to it)/,
+        );
       } else {
         expect(last.reason).toMatch(/^canary worse overall: error rate/);
       }
@@ -151,7 +160,9 @@ describe("rollback reasons", () => {
     const result = compareWithRest(failedOn("x"), { gates, window, accumulated: null });
     expect(result.differs).toBe(differs);
     expect(result.rest).toBeCloseTo(canaryRest.counters["responses{class=5xx}"] / canaryRest.counters.requests, 9);
-    expect(rollbackReason([failedOn("x")], "canary", { gates, window, accumulated: null })).toMatch(differs ? /^canary worse for t=x: / : /^canary worse (overall \(first shown on t=x|on t=x, not yet shown)/);
+    expect(rollbackReason([failedOn("x")], "canary", { gates, window, accumulated: null })).toMatch(
+      differs ? /^canary worse for t=x: / : /^canary worse (overall \(first shown on t=x|on t=x, not yet shown)/,
+    );
   });
 });
 

@@ -108,7 +108,11 @@ export function normalCdf(z: number): number {
     Math.exp(
       -x * x -
         1.26551223 +
-        t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
     );
   return z >= 0 ? 1 - erfc / 2 : erfc / 2;
 }
@@ -186,7 +190,7 @@ export function poisson(random: () => number, mean: number): number {
 }
 
 function logFactorial(k: number): number {
-  let x = k + 1;
+  const x = k + 1;
   if (x < 10) {
     let f = 1;
     for (let i = 2; i <= k; i++) f *= i;

@@ -32,7 +32,7 @@ export class TrafficSim {
     );
     const segment = config.segment;
     this.shares = SIM_VARIANTS.map((variant) => {
-      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : segment?.shares ?? {};
+      const shares = variant === "canary" && segment?.canaryShares ? segment.canaryShares : (segment?.shares ?? {});
       return Float64Array.from(this.values.map((v) => shares[v] ?? 0));
     });
   }
@@ -53,7 +53,7 @@ export class TrafficSim {
       if (shadow > 0 && r() < shadow) {
         this.serve(2, value);
         // The filter times the primary of a mirrored request like the call; the simulation has no path difference.
-        const midUs = this.behaviors[variant][value < 0 ? 0 : value].midUs[primaryBucket];
+        const midUs = this.behaviors[variant][Math.max(value, 0)].midUs[primaryBucket];
         const row = this.tallies[2];
         for (const t of value >= 0 ? [row[0], row[1 + value]] : [row[0]]) {
           t.pairedBuckets[primaryBucket]++;
@@ -77,7 +77,7 @@ export class TrafficSim {
   /** Returns the latency bucket drawn. */
   private serve(variant: number, value: number): number {
     if (variant === 2) this.shadowSeen = true;
-    const slot = value < 0 ? 0 : value;
+    const slot = Math.max(value, 0);
     const b = this.behaviors[variant][slot];
     const skip = this.skips[variant][slot];
     // Geometric skips: requests left until the next error / invalid answer.
@@ -140,4 +140,3 @@ export class TrafficSim {
     return tallyCounts(this.tallies[variant][slot], this.config.allBuckets ?? false);
   }
 }
-

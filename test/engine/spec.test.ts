@@ -65,13 +65,27 @@ describe("defaults", () => {
       ["100%", "bake", 100, 0],
     ]);
     expect(spec.stages[0]).toMatchObject({ minDurationSeconds: 20, minRequests: 0, deadlineSeconds: 3600, onDeadline: "fail" });
-    expect(spec).toMatchObject({ changeKind: "minor", impact: "normal", falseAlarmRate: 0.05, harmMultiple: 4, expectedTraffic: null, endsInReview: false, segmentTrafficShare: 0.05 });
+    expect(spec).toMatchObject({
+      changeKind: "minor",
+      impact: "normal",
+      falseAlarmRate: 0.05,
+      harmMultiple: 4,
+      expectedTraffic: null,
+      endsInReview: false,
+      segmentTrafficShare: 0.05,
+    });
   });
 
   it("takes statistics.harmMultiple and expectedTraffic", () => {
-    const spec = specOf({ ...BASE, statistics: { harmMultiple: 3 }, expectedTraffic: { requestsPerSecond: 120, smallestSegmentShare: 0.1 } }, { hasOutputSchema: false });
+    const spec = specOf(
+      { ...BASE, statistics: { harmMultiple: 3 }, expectedTraffic: { requestsPerSecond: 120, smallestSegmentShare: 0.1 } },
+      { hasOutputSchema: false },
+    );
     expect(spec).toMatchObject({ harmMultiple: 3, expectedTraffic: { requestsPerSecond: 120, smallestSegmentShare: 0.1 } });
-    expect(specOf({ ...BASE, expectedTraffic: { requestsPerSecond: 5 } }, { hasOutputSchema: false }).expectedTraffic).toEqual({ requestsPerSecond: 5, smallestSegmentShare: null });
+    expect(specOf({ ...BASE, expectedTraffic: { requestsPerSecond: 5 } }, { hasOutputSchema: false }).expectedTraffic).toEqual({
+      requestsPerSecond: 5,
+      smallestSegmentShare: null,
+    });
   });
 
   it("leaves the shadow stage out when the rollout has no shadow target", () => {
@@ -101,37 +115,120 @@ describe("every bad field is reported with its pointer", () => {
   const cases: Array<[string, Record<string, unknown>, Array<[string, RegExp]>]> = [
     ["not an object", [] as unknown as Record<string, unknown>, [["", /must be an object/]]],
     ["unknown top-level field", { ...BASE, stagez: [] }, [["/stagez", /is not a known field \(known: owner, rollbackCondition/]]],
-    ["wrong enum", { ...BASE, changeKind: "huge", impact: 3 }, [["/changeKind", /must be one of "major", "minor"/], ["/impact", /must be one of "high", "normal"/]]],
+    [
+      "wrong enum",
+      { ...BASE, changeKind: "huge", impact: 3 },
+      [
+        ["/changeKind", /must be one of "major", "minor"/],
+        ["/impact", /must be one of "high", "normal"/],
+      ],
+    ],
     ["stage that is neither", { ...BASE, stages: [true, 100] }, [["/stages/0", /must be 'shadow', a canary percent/]]],
     ["percent out of range in shorthand", { ...BASE, stages: [1, 150] }, [["/stages/1", /must be at most 100/]]],
     ["three decimals", { ...BASE, stages: [1.005, 100] }, [["/stages/0", /at most two decimals/]]],
     ["weights must grow", { ...BASE, stages: [5, 1, 100] }, [["/stages/1", /must be above the previous stage's 5%/]]],
     ["last stage not 100", { ...BASE, stages: [1, 50] }, [["/stages/1", /the last stage must be at 100%/]]],
     ["canary stage without percent", { ...BASE, stages: [{ minDurationSeconds: 10 }, 100] }, [["/stages/0", /needs canaryPercent, or shadow: true/]]],
-    ["shadow stage with traffic", { ...BASE, stages: [{ shadow: true, canaryPercent: 5 }, 1, 100] }, [["/stages/0/canaryPercent", /a shadow stage sends no real traffic/]]],
+    [
+      "shadow stage with traffic",
+      { ...BASE, stages: [{ shadow: true, canaryPercent: 5 }, 1, 100] },
+      [["/stages/0/canaryPercent", /a shadow stage sends no real traffic/]],
+    ],
     ["shadow after canary", { ...BASE, stages: [1, "shadow", 100] }, [["/stages/1", /must come before the canary stages/]]],
-    ["deadline before minimum duration", { ...BASE, stages: [{ canaryPercent: 1, minDurationSeconds: 600, deadlineSeconds: 300 }, 100] }, [["/stages/0/deadlineSeconds", /the deadline \(300s\) must be after the minimum duration \(600s\)/]]],
+    [
+      "deadline before minimum duration",
+      { ...BASE, stages: [{ canaryPercent: 1, minDurationSeconds: 600, deadlineSeconds: 300 }, 100] },
+      [["/stages/0/deadlineSeconds", /the deadline \(300s\) must be after the minimum duration \(600s\)/]],
+    ],
     ["unknown stage field", { ...BASE, stages: [{ canaryPercent: 1, minDuration: 5 }, 100] }, [["/stages/0/minDuration", /is not a known field/]]],
-    ["duplicate stage names", { ...BASE, stages: [{ name: "a", canaryPercent: 1 }, { name: "a", canaryPercent: 100 }] }, [["/stages/1/name", /duplicate stage name 'a'/]]],
-    ["gate limit of the wrong type", { ...BASE, promotion_gates: { error_rate: { maximum: "1%" } } }, [["/promotion_gates/error_rate/maximum", /must be a number/]]],
-    ["gate with an unknown key", { ...BASE, promotion_gates: { error_rate: { max: 0.01 } } }, [["/promotion_gates/error_rate/max", /is not a known field \(known: maximum, maximum_increase, during\)/]]],
-    ["a rate of exactly 0", { ...BASE, promotion_gates: { error_rate: { maximum: 0 } } }, [["/promotion_gates/error_rate/maximum", /must be above 0: a rate of exactly 0 can never be shown/]]],
-    ["latency gate without a limit", { ...BASE, promotion_gates: { latency_p99_ms: {} } }, [["/promotion_gates/latency_p99_ms", /needs at least one limit: maximum_regression_percent, maximum/]]],
-    ["unknown gate", { ...BASE, promotion_gates: { gpu_temperature: { maximum: 80 } } }, [["/promotion_gates/gpu_temperature", /is not a known gate .* a custom gate needs one of query/]]],
-    ["custom gate with two sources", { ...BASE, promotion_gates: { restarts: { query: "x", mean: "prompt_tokens", maximum: 1 } } }, [["/promotion_gates/restarts", /needs exactly one of query, ratio, mean, external, webhook \(has query, mean\)/]]],
-    ["PromQL gate with a relative limit", { ...BASE, promotion_gates: { restarts: { query: "sum(x)", maximum_increase: 1 } } }, [["/promotion_gates/restarts/maximum_increase", /compares one number with maximum and\/or minimum/], ["/promotion_gates/restarts", /needs at least one limit: maximum, minimum/]]],
-    ["mean gate without range", { ...BASE, promotion_gates: { tokens: { mean: "prompt_tokens", maximum_increase: 50 } } }, [["/promotion_gates/tokens/range", /is required: the statistics need the lowest and highest value/]]],
-    ["ratio counter name", { ...BASE, promotion_gates: { abstain_rate: { ratio: { numerator: ["Abstained!"], denominator: ["llm_outputs"] }, maximum: 0.1 } } }, [["/promotion_gates/abstain_rate/ratio/numerator/0", /must be a counter as the metric provider names it/]]],
-    ["ratio limit outside [0, 1]", { ...BASE, promotion_gates: { abstain_rate: { ratio: { numerator: ["abstained"], denominator: ["llm_outputs"] }, maximum: 5 } } }, [["/promotion_gates/abstain_rate/maximum", /must be between 0 and 1/]]],
-    ["gate name not a label", { ...BASE, promotion_gates: { "Bad/Name": { query: "x", maximum: 1 } } }, [["/promotion_gates/Bad~1Name", /gate names are 1 to 64 of a-z/]]],
-    ["review delta bigger than the range", { ...BASE, promotion_gates: { human_review_score: { minimum_delta: -2 } } }, [["/promotion_gates/human_review_score/minimum_delta", /smaller in size than the score range/]]],
-    ["shadow-only gate without a shadow stage", { ...BASE, stages: [1, 100], promotion_gates: { shadow_agreement_rate: { minimum: 0.9 } } }, [["/promotion_gates/shadow_agreement_rate", /evaluated only in shadow stages, and this rollout has none/]]],
+    [
+      "duplicate stage names",
+      {
+        ...BASE,
+        stages: [
+          { name: "a", canaryPercent: 1 },
+          { name: "a", canaryPercent: 100 },
+        ],
+      },
+      [["/stages/1/name", /duplicate stage name 'a'/]],
+    ],
+    [
+      "gate limit of the wrong type",
+      { ...BASE, promotion_gates: { error_rate: { maximum: "1%" } } },
+      [["/promotion_gates/error_rate/maximum", /must be a number/]],
+    ],
+    [
+      "gate with an unknown key",
+      { ...BASE, promotion_gates: { error_rate: { max: 0.01 } } },
+      [["/promotion_gates/error_rate/max", /is not a known field \(known: maximum, maximum_increase, during\)/]],
+    ],
+    [
+      "a rate of exactly 0",
+      { ...BASE, promotion_gates: { error_rate: { maximum: 0 } } },
+      [["/promotion_gates/error_rate/maximum", /must be above 0: a rate of exactly 0 can never be shown/]],
+    ],
+    [
+      "latency gate without a limit",
+      { ...BASE, promotion_gates: { latency_p99_ms: {} } },
+      [["/promotion_gates/latency_p99_ms", /needs at least one limit: maximum_regression_percent, maximum/]],
+    ],
+    [
+      "unknown gate",
+      { ...BASE, promotion_gates: { gpu_temperature: { maximum: 80 } } },
+      [["/promotion_gates/gpu_temperature", /is not a known gate .* a custom gate needs one of query/]],
+    ],
+    [
+      "custom gate with two sources",
+      { ...BASE, promotion_gates: { restarts: { query: "x", mean: "prompt_tokens", maximum: 1 } } },
+      [["/promotion_gates/restarts", /needs exactly one of query, ratio, mean, external, webhook \(has query, mean\)/]],
+    ],
+    [
+      "PromQL gate with a relative limit",
+      { ...BASE, promotion_gates: { restarts: { query: "sum(x)", maximum_increase: 1 } } },
+      [
+        ["/promotion_gates/restarts/maximum_increase", /compares one number with maximum and\/or minimum/],
+        ["/promotion_gates/restarts", /needs at least one limit: maximum, minimum/],
+      ],
+    ],
+    [
+      "mean gate without range",
+      { ...BASE, promotion_gates: { tokens: { mean: "prompt_tokens", maximum_increase: 50 } } },
+      [["/promotion_gates/tokens/range", /is required: the statistics need the lowest and highest value/]],
+    ],
+    [
+      "ratio counter name",
+      { ...BASE, promotion_gates: { abstain_rate: { ratio: { numerator: ["Abstained!"], denominator: ["llm_outputs"] }, maximum: 0.1 } } },
+      [["/promotion_gates/abstain_rate/ratio/numerator/0", /must be a counter as the metric provider names it/]],
+    ],
+    [
+      "ratio limit outside [0, 1]",
+      { ...BASE, promotion_gates: { abstain_rate: { ratio: { numerator: ["abstained"], denominator: ["llm_outputs"] }, maximum: 5 } } },
+      [["/promotion_gates/abstain_rate/maximum", /must be between 0 and 1/]],
+    ],
+    [
+      "gate name not a label",
+      { ...BASE, promotion_gates: { "Bad/Name": { query: "x", maximum: 1 } } },
+      [["/promotion_gates/Bad~1Name", /gate names are 1 to 64 of a-z/]],
+    ],
+    [
+      "review delta bigger than the range",
+      { ...BASE, promotion_gates: { human_review_score: { minimum_delta: -2 } } },
+      [["/promotion_gates/human_review_score/minimum_delta", /smaller in size than the score range/]],
+    ],
+    [
+      "shadow-only gate without a shadow stage",
+      { ...BASE, stages: [1, 100], promotion_gates: { shadow_agreement_rate: { minimum: 0.9 } } },
+      [["/promotion_gates/shadow_agreement_rate", /evaluated only in shadow stages, and this rollout has none/]],
+    ],
     ["false-alarm rate out of range", { ...BASE, statistics: { falseAlarmRate: 0 } }, [["/statistics/falseAlarmRate", /must be above 0/]]],
     ["harm multiple too small", { ...BASE, statistics: { harmMultiple: 1 } }, [["/statistics/harmMultiple", /must be at least 1.5/]]],
     [
       "expected traffic without a rate",
       { ...BASE, expectedTraffic: { smallestSegmentShare: 2 } },
-      [["/expectedTraffic/requestsPerSecond", /is required/], ["/expectedTraffic/smallestSegmentShare", /must be at most 1/]],
+      [
+        ["/expectedTraffic/requestsPerSecond", /is required/],
+        ["/expectedTraffic/smallestSegmentShare", /must be at most 1/],
+      ],
     ],
   ];
 
@@ -167,11 +264,41 @@ describe("policy", () => {
     ["owner is required", { rollbackCondition: "x" }, {}, "/owner", /is required \(policy: every rollout names who answers for it\)/],
     ["rollback condition is required", { owner: "a" }, {}, "/rollbackCondition", /is required \(policy/],
     ["a blank owner is no owner", { ...BASE, owner: "   " }, {}, "/owner", /must not be blank/],
-    ["a major change is shadowed first", { ...BASE, changeKind: "major", stages: [1, 100] }, { hasOutputSchema: false }, "/stages", /needs a shadow stage \(policy: a major change/],
-    ["100% only after a canary stage", { ...BASE, stages: ["shadow", 100] }, { hasOutputSchema: false }, "/stages/1", /100% must come after a canary stage below 100% \(policy\)/],
-    ["an output schema requires the schema gate", { ...BASE }, { hasOutputSchema: true }, "/promotion_gates/schema_validation_pass_rate", /is required: the rollout has an output schema/],
-    ["a schema gate needs a schema", { ...BASE, promotion_gates: { schema_validation_pass_rate: { minimum: 0.99 } } }, { hasOutputSchema: false }, "/promotion_gates/schema_validation_pass_rate", /needs an output schema/],
-    ["a shadow stage needs a shadow target", { ...BASE, stages: ["shadow", 1, 100] }, { hasOutputSchema: false, hasShadow: false }, "/stages/0", /the rollout has no shadow target/],
+    [
+      "a major change is shadowed first",
+      { ...BASE, changeKind: "major", stages: [1, 100] },
+      { hasOutputSchema: false },
+      "/stages",
+      /needs a shadow stage \(policy: a major change/,
+    ],
+    [
+      "100% only after a canary stage",
+      { ...BASE, stages: ["shadow", 100] },
+      { hasOutputSchema: false },
+      "/stages/1",
+      /100% must come after a canary stage below 100% \(policy\)/,
+    ],
+    [
+      "an output schema requires the schema gate",
+      { ...BASE },
+      { hasOutputSchema: true },
+      "/promotion_gates/schema_validation_pass_rate",
+      /is required: the rollout has an output schema/,
+    ],
+    [
+      "a schema gate needs a schema",
+      { ...BASE, promotion_gates: { schema_validation_pass_rate: { minimum: 0.99 } } },
+      { hasOutputSchema: false },
+      "/promotion_gates/schema_validation_pass_rate",
+      /needs an output schema/,
+    ],
+    [
+      "a shadow stage needs a shadow target",
+      { ...BASE, stages: ["shadow", 1, 100] },
+      { hasOutputSchema: false, hasShadow: false },
+      "/stages/0",
+      /the rollout has no shadow target/,
+    ],
   ];
 
   it.each(cases)("%s", (_name, raw, context, path, reason) => {

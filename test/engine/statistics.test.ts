@@ -23,7 +23,7 @@ describe("special functions", () => {
     [5, Math.log(24)],
     [0.5, 0.5 * Math.log(Math.PI)],
     [10, Math.log(362880)],
-    [100, 359.13420536957540],
+    [100, 359.1342053695754],
     [12.5, 18.734347511936445],
   ])("logGamma(%f)", (x, expected) => {
     expect(logGamma(x)).toBeCloseTo(expected, 9);

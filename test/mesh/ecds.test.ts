@@ -51,7 +51,13 @@ function backgroundTraffic(url: () => string): { replies: Reply[]; stop(): Promi
       }
     }
   })();
-  return { replies, stop: async () => { running = false; await loop; } };
+  return {
+    replies,
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
 }
 
 beforeAll(async () => {
@@ -61,9 +67,18 @@ beforeAll(async () => {
   const target = new URL(controller.url);
   polls = new PollCounter({ host: target.hostname, port: Number(target.port) });
   await polls.start(await freePort());
-  const created = await api(controllerUrl, "POST", "/v1/rollouts", {
-    name: "fraud-model", match: { pathPrefix: "/v1/models/fraud-model" }, stickyKey: { header: "x-user-id" }, canaryPercent: 10,
-  }, auth);
+  const created = await api(
+    controllerUrl,
+    "POST",
+    "/v1/rollouts",
+    {
+      name: "fraud-model",
+      match: { pathPrefix: "/v1/models/fraud-model" },
+      stickyKey: { header: "x-user-id" },
+      canaryPercent: 10,
+    },
+    auth,
+  );
   expect(created.status).toBe(201);
   // Istio's name for the controller's cluster in the sidecar, as the manifest says, here pointing at the counter.
   stack = await startMeshStack({ manifest, clusters: { [ctl.cluster]: { host: "127.0.0.1", port: polls.port } }, concurrency: WORKERS });
@@ -77,7 +92,12 @@ afterAll(async () => {
 
 describe("controller mode: the WasmPlugin's pluginConfig over ECDS", () => {
   it("each worker's filter long-polls the controller with the manifest's token and routes by its rollouts", async () => {
-    await waitFor("the rollout on every worker", async () => (await sendMany(fraud(), 20, (i) => ({ "x-user-id": `p-${i}` }), 4)).every((r) => r.variant !== null), 15_000, 20);
+    await waitFor(
+      "the rollout on every worker",
+      async () => (await sendMany(fraud(), 20, (i) => ({ "x-user-id": `p-${i}` }), 4)).every((r) => r.variant !== null),
+      15_000,
+      20,
+    );
     await steadyOpenPolls(POLLERS, 20);
     const replies = await sendMany(fraud(), 300, (i) => ({ "x-user-id": `u-${i}` }));
     const canary = replies.filter((r) => r.variant === "canary");
@@ -115,7 +135,12 @@ describe("controller mode: the WasmPlugin's pluginConfig over ECDS", () => {
   it("after the updates a weight change still reaches every worker (the new roots are the ones polling)", async () => {
     const set = await api(controllerUrl, "PUT", "/v1/rollouts/fraud-model/weight", { canaryPercent: 100 }, auth);
     expect(set.status).toBe(200);
-    await waitFor("100% canary", async () => (await sendMany(fraud(), 40, (i) => ({ "x-user-id": `w-${i}` }), 8)).every((r) => r.variant === "canary"), 10_000, 10);
+    await waitFor(
+      "100% canary",
+      async () => (await sendMany(fraud(), 40, (i) => ({ "x-user-id": `w-${i}` }), 8)).every((r) => r.variant === "canary"),
+      10_000,
+      10,
+    );
     await steadyOpenPolls(POLLERS, 10);
   });
 });

@@ -95,18 +95,27 @@ export function ecdsBootstrap(opts: BootstrapOptions, ecds: EcdsFile, filterName
   bootstrap.node = { id: "sidecar~127.0.0.1~scoring-api-0.ml~ml.svc.cluster.local", cluster: "scoring-api.ml" };
   const hcm = bootstrap.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
   delete hcm.early_header_mutation_extensions;
-  hcm.http_filters = hcm.http_filters.map((f: { name: string }) => f.name !== "envoy.filters.http.wasm" ? f : {
-    name: filterName,
-    config_discovery: {
-      // Istio: block until the first version arrives (initial_fetch_timeout 0), Wasm or the agent's RBAC fallback.
-      config_source: { path_config_source: { path: ecds.path }, resource_api_version: "V3", initial_fetch_timeout: "0s" },
-      type_urls: [WASM_TYPE, RBAC_TYPE],
-    },
-  });
+  hcm.http_filters = hcm.http_filters.map((f: { name: string }) =>
+    f.name !== "envoy.filters.http.wasm"
+      ? f
+      : {
+          name: filterName,
+          config_discovery: {
+            // Istio: block until the first version arrives (initial_fetch_timeout 0), Wasm or the agent's RBAC fallback.
+            config_source: { path_config_source: { path: ecds.path }, resource_api_version: "V3", initial_fetch_timeout: "0s" },
+            type_urls: [WASM_TYPE, RBAC_TYPE],
+          },
+        },
+  );
   for (const [name, { host, port }] of Object.entries(clusters)) {
     bootstrap.static_resources.clusters.push({
-      name, type: "STATIC", connect_timeout: "1s",
-      load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }] },
+      name,
+      type: "STATIC",
+      connect_timeout: "1s",
+      load_assignment: {
+        cluster_name: name,
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: host, port_value: port } } } }] }],
+      },
     });
   }
   return stringify(bootstrap);
@@ -184,4 +193,3 @@ export class PollCounter {
     await new Promise((r) => this.server.close(r));
   }
 }
-

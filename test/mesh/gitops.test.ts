@@ -83,7 +83,12 @@ describe("GitOps mode: the WasmPlugin's static rollouts, changed by ECDS", () =>
       await waitFor("some traffic before the update", async () => during.length >= 20, 10_000, 5);
       await stack.update(weights(5000, 10_000));
       // Every worker's filter has the new config once churn-model (now 100%) answers canary every time.
-      await waitFor("churn-model at 100%", async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "canary"), 10_000, 10);
+      await waitFor(
+        "churn-model at 100%",
+        async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "canary"),
+        10_000,
+        10,
+      );
       const countAtUpdate = during.length;
       await waitFor("traffic after the update", async () => during.length >= countAtUpdate + 20, 10_000, 5);
     } finally {
@@ -126,7 +131,12 @@ describe("GitOps mode: the WasmPlugin's static rollouts, changed by ECDS", () =>
     // would show as steady growth; bench/ecds-memory.ts prints the curve.
     expect(samples[1].rssMiB - samples[0].rssMiB).toBeLessThan(16);
     // The last update (n = 100, even) set churn-model to 0%.
-    await waitFor("churn-model back at 0%", async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "stable"), 10_000, 10);
+    await waitFor(
+      "churn-model back at 0%",
+      async () => (await sendMany(churn(), 40, (i) => ({ "x-customer-id": `c-${i}` }), 8)).every((r) => r.variant === "stable"),
+      10_000,
+      10,
+    );
     expect((await requestSeries()).duplicates).toEqual([]);
   });
 });

@@ -21,7 +21,9 @@ export function schemaDir(): string {
   const dir = process.env.MESH_SCHEMAS_DIR ?? join(repoRoot, ".cache", "mesh");
   const missing = Object.keys(SCHEMA_FILES).filter((f) => !existsSync(join(dir, f)));
   if (missing.length > 0) {
-    throw new Error(`the mesh schemas are missing from ${dir} (${missing.join(", ")}): run 'npm install' (scripts/install-mesh.mjs fetches them from the Go module proxy with 'go mod download') or set MESH_SCHEMAS_DIR`);
+    throw new Error(
+      `the mesh schemas are missing from ${dir} (${missing.join(", ")}): run 'npm install' (scripts/install-mesh.mjs fetches them from the Go module proxy with 'go mod download') or set MESH_SCHEMAS_DIR`,
+    );
   }
   return dir;
 }
@@ -47,7 +49,11 @@ function closeObjects(node: unknown): void {
   }
 }
 
-export interface Gvk { group: string; version: string; kind: string }
+export interface Gvk {
+  group: string;
+  version: string;
+  kind: string;
+}
 
 const gvkKey = (g: Gvk) => `${g.group}/${g.version}/${g.kind}`;
 const K8S_ID = "https://schemas.modelroll.local/k8s";
@@ -90,9 +96,21 @@ export class ManifestValidator {
           const g: Gvk = { group: crd.spec.group, version: version.name, kind: crd.spec.names.kind };
           const body = structuredClone(version.schema.openAPIV3Schema) as Schema;
           closeObjects(body);
-          const properties = { ...(body.properties as Schema), apiVersion: { const: `${g.group}/${g.version}` }, kind: { const: g.kind }, metadata: { $ref: OBJECT_META } };
+          const properties = {
+            ...(body.properties as Schema),
+            apiVersion: { const: `${g.group}/${g.version}` },
+            kind: { const: g.kind },
+            metadata: { $ref: OBJECT_META },
+          };
           const id = `https://schemas.modelroll.local/crd/${gvkKey(g)}`;
-          this.ajv.addSchema({ ...body, $id: id, type: "object", properties, required: [...((body.required as string[]) ?? []), "apiVersion", "kind", "metadata"], additionalProperties: false });
+          this.ajv.addSchema({
+            ...body,
+            $id: id,
+            type: "object",
+            properties,
+            required: [...((body.required as string[]) ?? []), "apiVersion", "kind", "metadata"],
+            additionalProperties: false,
+          });
           this.refs.set(gvkKey(g), id);
           this.sources.set(gvkKey(g), `CRD ${crd.metadata.name} (${file})`);
         }
@@ -103,7 +121,9 @@ export class ManifestValidator {
   static gvkOf(object: Record<string, any>): Gvk {
     const apiVersion = String(object.apiVersion ?? "");
     const slash = apiVersion.indexOf("/");
-    return slash < 0 ? { group: "", version: apiVersion, kind: String(object.kind) } : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1), kind: String(object.kind) };
+    return slash < 0
+      ? { group: "", version: apiVersion, kind: String(object.kind) }
+      : { group: apiVersion.slice(0, slash), version: apiVersion.slice(slash + 1), kind: String(object.kind) };
   }
 
   knows(g: Gvk): boolean {
@@ -129,7 +149,12 @@ export class ManifestValidator {
 /** ajv's errors, without the echo of every failed oneOf/anyOf branch when a plainer error explains it. */
 function describe(errors: ErrorObject[]): string[] {
   const lines = errors.map((e) => {
-    const extra = e.keyword === "additionalProperties" ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'` : e.keyword === "enum" ? ` ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}` : "";
+    const extra =
+      e.keyword === "additionalProperties"
+        ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'`
+        : e.keyword === "enum"
+          ? ` ${JSON.stringify((e.params as { allowedValues: unknown[] }).allowedValues)}`
+          : "";
     return `${e.instancePath || "/"}: ${e.message}${extra}`;
   });
   return [...new Set(lines)];

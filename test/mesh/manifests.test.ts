@@ -42,7 +42,19 @@ describe(`deploy/istio against Kubernetes ${KUBERNETES.version} and Istio ${ISTI
     }
     expect(problems).toEqual([]);
     const kinds = new Set(docs.map((d) => d.object.kind));
-    for (const k of ["WasmPlugin", "TrafficExtension", "DestinationRule", "VirtualService", "ServiceAccount", "Deployment", "Service", "PersistentVolumeClaim", "PodMonitor", "ConfigMap", "Namespace"]) {
+    for (const k of [
+      "WasmPlugin",
+      "TrafficExtension",
+      "DestinationRule",
+      "VirtualService",
+      "ServiceAccount",
+      "Deployment",
+      "Service",
+      "PersistentVolumeClaim",
+      "PodMonitor",
+      "ConfigMap",
+      "Namespace",
+    ]) {
       expect(kinds, `no ${k} under deploy/istio`).toContain(k);
     }
   });
@@ -62,7 +74,9 @@ describe(`deploy/istio against Kubernetes ${KUBERNETES.version} and Istio ${ISTI
     const sc = deployment.spec.template.spec.containers[0].securityContext;
     sc.readOnlyRootFilesytem = true;
     delete sc.readOnlyRootFilesystem;
-    expect(validator.validate(deployment)).toContain("/spec/template/spec/containers/0/securityContext: must NOT have additional properties 'readOnlyRootFilesytem'");
+    expect(validator.validate(deployment)).toContain(
+      "/spec/template/spec/containers/0/securityContext: must NOT have additional properties 'readOnlyRootFilesytem'",
+    );
 
     const vs = find("VirtualService", "fraud-model");
     vs.spec.http[0].route[0].destination.subst = "canary";

@@ -69,11 +69,18 @@ export async function startMeshStack(opts: {
     cleanups.push(() => canary.close());
     const [listen, admin] = [await freePort(), await freePort()];
     const filterName = ecdsName(manifest);
-    const yaml = ecdsBootstrap({
-      listen: { host: "127.0.0.1", port: listen }, admin: { host: "127.0.0.1", port: admin },
-      stable: { host: "127.0.0.1", port: stable.port }, canary: { host: "127.0.0.1", port: canary.port },
-      controller: { host: "127.0.0.1", port: 1 },
-    }, ecds, filterName, opts.clusters ?? {});
+    const yaml = ecdsBootstrap(
+      {
+        listen: { host: "127.0.0.1", port: listen },
+        admin: { host: "127.0.0.1", port: admin },
+        stable: { host: "127.0.0.1", port: stable.port },
+        canary: { host: "127.0.0.1", port: canary.port },
+        controller: { host: "127.0.0.1", port: 1 },
+      },
+      ecds,
+      filterName,
+      opts.clusters ?? {},
+    );
     const envoy = await startEnvoy({ bootstrapYaml: yaml, adminPort: admin, concurrency: opts.concurrency ?? 2 });
     cleanups.push(() => envoy.stop());
     const adminUrl = `http://127.0.0.1:${admin}`;
@@ -81,7 +88,14 @@ export async function startMeshStack(opts: {
     const reloads = () => envoyStat(adminUrl, reloadStat);
     await waitFor("Envoy to apply the first ECDS version", async () => (await reloads()) >= 1, 15_000, 20);
     return {
-      manifest, envoy, dataUrl: `http://127.0.0.1:${listen}`, adminUrl, stable, canary, converted, reloads,
+      manifest,
+      envoy,
+      dataUrl: `http://127.0.0.1:${listen}`,
+      adminUrl,
+      stable,
+      canary,
+      converted,
+      reloads,
       async update(pluginConfig) {
         const before = await reloads();
         version++;

@@ -14,13 +14,15 @@ export { orasBinary };
 
 export function registryBinary(): string {
   const bin = process.env.REGISTRY_BIN ?? "/usr/bin/docker-registry";
-  if (!existsSync(bin)) throw new Error(`the OCI registry is not installed at ${bin}: run 'npm install' (it installs Debian's docker-registry package) or set REGISTRY_BIN`);
+  if (!existsSync(bin))
+    throw new Error(`the OCI registry is not installed at ${bin}: run 'npm install' (it installs Debian's docker-registry package) or set REGISTRY_BIN`);
   return bin;
 }
 
 export function istioWasmBinary(): string {
   const bin = process.env.ISTIO_WASM_BIN ?? join(repoRoot, ".tools", "istio-wasm");
-  if (!existsSync(bin)) throw new Error(`${bin} is missing: run 'npm install' (scripts/install-mesh.mjs builds tools/istio-wasm with Go) or set ISTIO_WASM_BIN`);
+  if (!existsSync(bin))
+    throw new Error(`${bin} is missing: run 'npm install' (scripts/install-mesh.mjs builds tools/istio-wasm with Go) or set ISTIO_WASM_BIN`);
   return bin;
 }
 
@@ -36,13 +38,16 @@ export async function startRegistry(): Promise<Registry> {
   const dir = mkdtempSync(join(tmpdir(), "modelroll-registry-"));
   const port = await freePort();
   const config = join(dir, "config.yml");
-  writeFileSync(config, [
-    "version: 0.1",
-    "log: { level: warn }",
-    `storage: { filesystem: { rootdirectory: ${JSON.stringify(join(dir, "data"))} } }`,
-    `http: { addr: "127.0.0.1:${port}" }`,
-    "",
-  ].join("\n"));
+  writeFileSync(
+    config,
+    [
+      "version: 0.1",
+      "log: { level: warn }",
+      `storage: { filesystem: { rootdirectory: ${JSON.stringify(join(dir, "data"))} } }`,
+      `http: { addr: "127.0.0.1:${port}" }`,
+      "",
+    ].join("\n"),
+  );
   const managed = spawnManaged(registryBinary(), ["serve", config], { workDir: dir, maxLogChars: 200_000 });
   const host = `127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;

@@ -20,8 +20,28 @@ async function receiver(): Promise<Receiver> {
 
 /** The payload's keys, as documented (README, Notifications). */
 const DOCUMENTED = [
-  "id", "type", "at", "summary", "rollout", "phase", "previousPhase", "stage", "weights", "actor", "decision", "reason", "owner",
-  "rollbackCondition", "models", "failingGate", "worstSegment", "gate", "pending", "evidence", "window", "links",
+  "id",
+  "type",
+  "at",
+  "summary",
+  "rollout",
+  "phase",
+  "previousPhase",
+  "stage",
+  "weights",
+  "actor",
+  "decision",
+  "reason",
+  "owner",
+  "rollbackCondition",
+  "models",
+  "failingGate",
+  "worstSegment",
+  "gate",
+  "pending",
+  "evidence",
+  "window",
+  "links",
 ];
 
 /** A round, the judges' answers in hand, then every due delivery made. */
@@ -34,7 +54,8 @@ async function round(h: Harness): Promise<void> {
 const post = (h: Harness, path: string, payload?: object) =>
   h.app.inject({ method: "POST", url: `/v1/rollouts/fraud-model/${path}`, headers: { "x-actor": "alice" }, ...(payload ? { payload } : {}) });
 
-const typesAt = (r: Receiver, prefix: string) => r.accepted.filter((x) => x.path.startsWith(prefix)).map((x) => String(x.headers["x-modelroll-event-type"]).replace("rollout.", ""));
+const typesAt = (r: Receiver, prefix: string) =>
+  r.accepted.filter((x) => x.path.startsWith(prefix)).map((x) => String(x.headers["x-modelroll-event-type"]).replace("rollout.", ""));
 const idsAt = (r: Receiver, prefix: string) => r.accepted.filter((x) => x.path.startsWith(prefix)).map((x) => String(x.headers["x-modelroll-event-id"]));
 
 describe("notifications of a release", () => {
@@ -46,7 +67,9 @@ describe("notifications of a release", () => {
       app: {
         publicUrl: "https://modelroll.example",
         // Controller-wide: a Teams channel that wants only the ends.
-        notifications: { targets: [{ name: "ops-teams", format: "teams", url: `${hooks.base}/teams/${TOKEN}`, events: ["rolled_back", "succeeded", "finalized"] }] },
+        notifications: {
+          targets: [{ name: "ops-teams", format: "teams", url: `${hooks.base}/teams/${TOKEN}`, events: ["rolled_back", "succeeded", "finalized"] }],
+        },
       },
     });
     await createRollout(
@@ -74,7 +97,18 @@ describe("notifications of a release", () => {
     expect((await post(h, "finalize", { verify: false })).statusCode).toBe(200);
     await h.app.modelroll.dispatcher.idle();
 
-    const expected = ["started", "gate_error", "paused", "resumed", "gate_recovered", "stage_advanced", "stage_advanced", "awaiting_review", "succeeded", "finalized"];
+    const expected = [
+      "started",
+      "gate_error",
+      "paused",
+      "resumed",
+      "gate_recovered",
+      "stage_advanced",
+      "stage_advanced",
+      "awaiting_review",
+      "succeeded",
+      "finalized",
+    ];
     expect(typesAt(hooks, "/webhook")).toEqual(expected);
     expect(typesAt(hooks, "/slack")).toEqual(expected);
     expect(typesAt(hooks, "/teams")).toEqual(["succeeded", "finalized"]);
@@ -91,15 +125,29 @@ describe("notifications of a release", () => {
       expect(e.links.report).toBe("https://modelroll.example/v1/rollouts/fraud-model/report");
     }
     const byType = Object.fromEntries(events.map((e) => [e.type.replace("rollout.", ""), e]));
-    expect(byType.started).toMatchObject({ phase: "Canary", previousPhase: "Pending", stage: { index: 0, name: "10%", of: 3 }, weights: { canaryPercent: 10 }, actor: "engine", decision: "started" });
+    expect(byType.started).toMatchObject({
+      phase: "Canary",
+      previousPhase: "Pending",
+      stage: { index: 0, name: "10%", of: 3 },
+      weights: { canaryPercent: 10 },
+      actor: "engine",
+      decision: "started",
+    });
     expect(byType.gate_error).toMatchObject({ decision: null, gate: { name: "llm_judge" }, stage: { name: "10%" } });
     expect(byType.gate_error.reason).toMatch(/^llm judge: the judge did not answer: the judge answered HTTP 503$/);
     expect(byType.gate_error.summary).toMatch(/^fraud-model: gate llm_judge cannot be measured \(Error for 2\d s\); the stage holds$/);
     expect(byType.paused).toMatchObject({ actor: "alice", phase: "Paused", reason: "paused by alice: judge is down" });
     expect(byType.gate_recovered.gate.name).toBe("llm_judge");
-    expect(events.filter((e) => e.type === "rollout.stage_advanced").map((e) => [e.stage.name, e.weights.canaryPercent])).toEqual([["50%", 50], ["100%", 100]]);
+    expect(events.filter((e) => e.type === "rollout.stage_advanced").map((e) => [e.stage.name, e.weights.canaryPercent])).toEqual([
+      ["50%", 50],
+      ["100%", 100],
+    ]);
     expect(byType.stage_advanced.evidence.map((m: { gate: string }) => m.gate)).toEqual(expect.arrayContaining(["error_rate", "llm_judge"]));
-    expect(byType.stage_advanced.window.slices[0]).toMatchObject({ segment: null, stable: { requests: expect.any(Number) }, candidate: { requests: expect.any(Number) } });
+    expect(byType.stage_advanced.window.slices[0]).toMatchObject({
+      segment: null,
+      stable: { requests: expect.any(Number) },
+      candidate: { requests: expect.any(Number) },
+    });
     expect(byType.awaiting_review.pending).toMatch(/^a review: POST \/v1\/rollouts\/fraud-model\/review/);
     expect(byType.succeeded).toMatchObject({ phase: "Succeeded", previousPhase: "AwaitingReview", actor: "alice", decision: "reviewed" });
     expect(byType.succeeded.pending).toMatch(/^finalize: /);
@@ -107,7 +155,9 @@ describe("notifications of a release", () => {
 
     const slack = hooks.accepted.find((r) => r.path.startsWith("/slack") && r.headers["x-modelroll-event-type"] === "rollout.succeeded")!.body;
     expect(slack.text).toMatch(/^✅ fraud-model succeeded by alice/);
-    expect(slack.blocks.find((b: { type: string }) => b.type === "actions").elements[0].url).toBe("https://modelroll.example/v1/rollouts/fraud-model/report?format=markdown");
+    expect(slack.blocks.find((b: { type: string }) => b.type === "actions").elements[0].url).toBe(
+      "https://modelroll.example/v1/rollouts/fraud-model/report?format=markdown",
+    );
     const teams = hooks.accepted.find((r) => r.path.startsWith("/teams"))!.body;
     expect(teams.attachments[0].content.type).toBe("AdaptiveCard");
 
@@ -119,7 +169,11 @@ describe("notifications of a release", () => {
     expect(metrics).not.toMatch(/modelroll_notifications_failed_total\{/);
     const listed = (await h.app.inject({ url: "/v1/notifications?rollout=fraud-model&state=sent&limit=1000" })).json().deliveries;
     expect(listed).toHaveLength(22);
-    expect(listed[0]).toMatchObject({ state: "sent", attempts: 1, target: { name: "ops-teams", format: "teams", url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/<redacted:[0-9a-f]{8}>$/) } });
+    expect(listed[0]).toMatchObject({
+      state: "sent",
+      attempts: 1,
+      target: { name: "ops-teams", format: "teams", url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/<redacted:[0-9a-f]{8}>$/) },
+    });
   });
 
   it("a rollback names the failing gate and the worst segment", async () => {
@@ -144,11 +198,25 @@ describe("notifications of a release", () => {
     expect(hooks.accepted.map((r) => r.body.type)).toEqual(["rollout.rolled_back"]);
     const e = hooks.accepted[0].body;
     const decision = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions.find((d: { kind: string }) => d.kind === "rolledBack");
-    expect(e).toMatchObject({ phase: "RolledBack", previousPhase: "Canary", weights: { canaryPercent: 0, shadowPercent: 0 }, decision: "rolledBack", reason: decision.reason });
+    expect(e).toMatchObject({
+      phase: "RolledBack",
+      previousPhase: "Canary",
+      weights: { canaryPercent: 0, shadowPercent: 0 },
+      decision: "rolledBack",
+      reason: decision.reason,
+    });
     expect(e.failingGate).toMatchObject({ gate: "error_rate", status: "Failed" });
-    expect(e.worstSegment).toMatchObject({ gate: "error_rate", dimension: "tenant_tier", segmentValue: "enterprise", slice: "tenant_tier=enterprise", status: "Failed" });
+    expect(e.worstSegment).toMatchObject({
+      gate: "error_rate",
+      dimension: "tenant_tier",
+      segmentValue: "enterprise",
+      slice: "tenant_tier=enterprise",
+      status: "Failed",
+    });
     expect(e.worstSegment.value).toBeGreaterThan(0.1);
-    expect(e.summary).toMatch(/^fraud-model rolled back at stage 10% \(1 of 3\): error_rate tenant_tier=enterprise \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%\); all traffic on stable$/);
+    expect(e.summary).toMatch(
+      /^fraud-model rolled back at stage 10% \(1 of 3\): error_rate tenant_tier=enterprise \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%\); all traffic on stable$/,
+    );
     expect(e.evidence.length).toBeGreaterThan(1);
     expect(e.evidence[0].slice).toBe("overall");
     // No public URL configured: links are paths on the controller.
@@ -170,6 +238,8 @@ describe("notifications of a release", () => {
     );
     for (let i = 0; i < 8; i++) await round(h);
     expect(hooks.accepted.map((r) => r.body.type)).toEqual(["rollout.started", "rollout.deadline_passed"]);
-    expect(hooks.accepted[1].body.reason).toMatch(/^stage 10% passed its deadline \(40 s\); holding for an operator as configured, waiting on: llm_judge Inconclusive: llm judge: the judge answered inconclusive: still evaluating/);
+    expect(hooks.accepted[1].body.reason).toMatch(
+      /^stage 10% passed its deadline \(40 s\); holding for an operator as configured, waiting on: llm_judge Inconclusive: llm judge: the judge answered inconclusive: still evaluating/,
+    );
   });
 });

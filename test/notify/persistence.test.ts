@@ -41,9 +41,27 @@ describe("the outbox and the decisions, one transaction", () => {
         controllerTargets: [{ name: "ops", format: "webhook", url: "http://127.0.0.1:9/hook", events: null, timeoutMs: 1000 }],
         onError: (e) => void errors.push(e),
       });
-      const decision = { at: 0, rollout: "r", kind: "started", from: Phase.Pending, to: Phase.Canary, stage: { index: 0, name: "1%" }, actor: "engine", reason: "", measurements: [], trafficMix: [], window: null } as Decision;
+      const decision = {
+        at: 0,
+        rollout: "r",
+        kind: "started",
+        from: Phase.Pending,
+        to: Phase.Canary,
+        stage: { index: 0, name: "1%" },
+        actor: "engine",
+        reason: "",
+        measurements: [],
+        trafficMix: [],
+        window: null,
+      } as Decision;
       // A rollout whose spec has no stages: building the event's payload throws.
-      const rollout = { spec: { name: "r" }, createdAt: new Date(0), canaryPercent: 1, shadowPercent: 0, engine: { state: { spec: {}, phase: Phase.Canary }, decisions: [decision], lastEvaluation: null } };
+      const rollout = {
+        spec: { name: "r" },
+        createdAt: new Date(0),
+        canaryPercent: 1,
+        shadowPercent: 0,
+        engine: { state: { spec: {}, phase: Phase.Canary }, decisions: [decision], lastEvaluation: null },
+      };
       persistence.write({ version: 2, rollout: rollout as never, newDecisions: [decision] });
       expect(writes).toHaveLength(1);
       expect(errors).toHaveLength(1);

@@ -28,15 +28,24 @@ async function startController(stateFile: string): Promise<string> {
   child = spawn(
     process.execPath,
     [
-      "--import", "tsx",
+      "--import",
+      "tsx",
       join(repoRoot, "controller", "src", "cli", "controller.ts"),
-      "--listen", `127.0.0.1:${port}`,
-      "--state", stateFile,
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--state",
+      stateFile,
       // Nothing listens there: the counts read as unmeasurable, which is fine for these events.
-      "--envoy-admin", `http://127.0.0.1:${deadAdmin}`,
-      "--tick-ms", "100",
+      "--envoy-admin",
+      `http://127.0.0.1:${deadAdmin}`,
+      "--tick-ms",
+      "100",
     ],
-    { cwd: repoRoot, env: { ...process.env, MODELROLL_NOTIFY_TARGETS: `webhook=${hooks.base}/hook?token=${TOKEN}`, MODELROLL_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
+    {
+      cwd: repoRoot,
+      env: { ...process.env, MODELROLL_NOTIFY_TARGETS: `webhook=${hooks.base}/hook?token=${TOKEN}`, MODELROLL_LOG_LEVEL: "warn" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
   );
   const started = child;
   started.stdout!.on("data", (c: Buffer) => (output += c.toString()));
@@ -72,7 +81,13 @@ const spec = (name: string) => ({
   promotion_gates: { error_rate: { maximum: 0.01 } },
 });
 
-const deliveries = async (base: string, name: string) => (await api(base, "GET", `/v1/notifications?rollout=${name}&limit=1000`)).deliveries.reverse() as Array<{ id: string; type: string; state: string; attempts: number }>;
+const deliveries = async (base: string, name: string) =>
+  (await api(base, "GET", `/v1/notifications?rollout=${name}&limit=1000`)).deliveries.reverse() as Array<{
+    id: string;
+    type: string;
+    state: string;
+    attempts: number;
+  }>;
 
 /** The rollout started, then paused, resumed and rolled back by an operator: four events. */
 async function fourEvents(base: string, name: string): Promise<void> {
@@ -123,7 +138,9 @@ describe("the outbox across a SIGKILL", () => {
     expect(after[0].attempts).toBe(triedBefore + 1);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toContain('modelroll_notifications_sent_total{format="webhook"} 4');
-    console.log(`a. ${triedBefore} attempts (503) before the kill; after the restart ${hooks.accepted.length} events accepted, in order, none twice; the first at its attempt ${after[0].attempts}`);
+    console.log(
+      `a. ${triedBefore} attempts (503) before the kill; after the restart ${hooks.accepted.length} events accepted, in order, none twice; the first at its attempt ${after[0].attempts}`,
+    );
     // The receiver's URL (its token) is not in the controller's output, however it failed.
     expect(output).not.toContain(TOKEN);
     await kill();
@@ -151,7 +168,9 @@ describe("the outbox across a SIGKILL", () => {
     expect(seen).toEqual([events[0].id, ...events.map((e) => e.id)]);
     const deduplicated = [...new Set(seen)];
     expect(deduplicated).toEqual(events.map((e) => e.id));
-    console.log(`b. killed with event 1 at the receiver unanswered: after the restart it came again with the same id (${events[0].id}), then events 2-4; ${seen.length} requests for ${deduplicated.length} events`);
+    console.log(
+      `b. killed with event 1 at the receiver unanswered: after the restart it came again with the same id (${events[0].id}), then events 2-4; ${seen.length} requests for ${deduplicated.length} events`,
+    );
     await kill();
   });
 });

@@ -29,9 +29,16 @@ describe("secrets", () => {
     // Every receiver fails at first, so every failure path logs; the finalize webhook always (the rollout stays Succeeded).
     let failing = true;
     hooks.answer = (path) =>
-      path.startsWith("/judge") ? { status: failing ? 503 : 200, body: { verdict: "pass", reason: "ok" } } : { status: failing || path.startsWith("/finalize") ? 503 : 200 };
+      path.startsWith("/judge")
+        ? { status: failing ? 503 : 200, body: { verdict: "pass", reason: "ok" } }
+        : { status: failing || path.startsWith("/finalize") ? 503 : 200 };
     const lines: string[] = [];
-    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const sink = new Writable({
+      write: (chunk, _enc, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    });
     const h: Harness = await harness({ app: { logger: { level: "debug", stream: sink }, notifications: { retryBaseMs: 20, retryMaxMs: 50 } } });
     const urls = {
       hook: `${hooks.base}/hook?token=${TOKENS.hook}`,
@@ -43,7 +50,12 @@ describe("secrets", () => {
       stages: [10, 100],
       promotion_gates: { error_rate: { maximum: 0.01 }, llm_judge: { webhook: { url: urls.judge, intervalSeconds: 1 } } },
       finalize: { webhook: { url: urls.finalize } },
-      notifications: { targets: [{ name: "hook", url: urls.hook }, { name: "slack", format: "slack", url: urls.slack }] },
+      notifications: {
+        targets: [
+          { name: "hook", url: urls.hook },
+          { name: "slack", format: "slack", url: urls.slack },
+        ],
+      },
     });
     await createRollout(h.app, spec);
     for (let i = 0; i < 4; i++) {
@@ -81,7 +93,13 @@ describe("secrets", () => {
       reader!.close();
     }
     const cli = cliFor(base);
-    for (const argv of [["get", "fraud-model", "-o", "yaml"], ["get", "fraud-model", "-o", "json"], ["get", "fraud-model"], ["history", "fraud-model", "-o", "json"], ["report", "fraud-model"]]) {
+    for (const argv of [
+      ["get", "fraud-model", "-o", "yaml"],
+      ["get", "fraud-model", "-o", "json"],
+      ["get", "fraud-model"],
+      ["history", "fraud-model", "-o", "json"],
+      ["report", "fraud-model"],
+    ]) {
       const out = await cli(argv);
       expect(out.code, `${argv.join(" ")}: ${out.stderr}`).toBe(0);
       texts[`modelroll ${argv.join(" ")}`] = out.stdout + out.stderr;
@@ -109,14 +127,24 @@ describe("secrets", () => {
     const same = await h.app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model", payload: readBack });
     expect(same.statusCode, same.body).toBe(200);
     expect(same.json().revision).toBe(revision);
-    const changed = await h.app.inject({ method: "PUT", url: "/v1/rollouts/fraud-model", payload: { ...readBack, owner: "team-risk" }, headers: { "x-actor": "bob" } });
+    const changed = await h.app.inject({
+      method: "PUT",
+      url: "/v1/rollouts/fraud-model",
+      payload: { ...readBack, owner: "team-risk" },
+      headers: { "x-actor": "bob" },
+    });
     expect(changed.statusCode, changed.body).toBe(200);
     const history = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions;
     expect(history.at(-1).reason).toBe("spec changed by bob: owner team-fraud -> team-risk");
     hooks.received.length = 0;
     expect((await h.app.inject({ method: "POST", url: "/v1/rollouts/fraud-model/rollback" })).statusCode).toBe(200);
     await eventually("the rollback announced", () => hooks.accepted.filter((r) => r.body?.type === "rollout.rolled_back" || r.body?.text).length === 2);
-    expect(hooks.accepted.map((r) => r.path).filter((p) => !p.startsWith("/judge")).sort()).toEqual([`/hook?token=${TOKENS.hook}`, `/slack/T0/B0/${TOKENS.slack}`]);
+    expect(
+      hooks.accepted
+        .map((r) => r.path)
+        .filter((p) => !p.startsWith("/judge"))
+        .sort(),
+    ).toEqual([`/hook?token=${TOKENS.hook}`, `/slack/T0/B0/${TOKENS.slack}`]);
 
     // A new rollout cannot be created with a redacted URL: there is nothing to restore it from.
     const refused = await h.app.inject({ method: "POST", url: "/v1/rollouts", payload: { ...readBack, name: "other", match: { pathPrefix: "/other" } } });

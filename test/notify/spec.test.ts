@@ -69,7 +69,13 @@ describe("notifications in a spec", () => {
     // Structure first: the semantic checks (duplicate names, redacted URLs) run on a spec of the right shape.
     const semantic = errorsOf({
       ...BASE,
-      notifications: { targets: [{ name: "a", url: "https://a.internal/1" }, { name: "a", url: "https://a.internal/2" }, { url: "https://hooks.slack.com/<redacted:0123abcd>" }] },
+      notifications: {
+        targets: [
+          { name: "a", url: "https://a.internal/1" },
+          { name: "a", url: "https://a.internal/2" },
+          { url: "https://hooks.slack.com/<redacted:0123abcd>" },
+        ],
+      },
     });
     expect(semantic).toEqual([
       { path: "/notifications/targets/1/name", reason: "duplicate target name 'a' (also target 0)" },
@@ -83,12 +89,18 @@ describe("webhook gates in a spec", () => {
   const gate = (g: Record<string, unknown>) => ({ ...BASE, promotion_gates: { llm_judge: g } });
 
   it("take a URL, a timeout and an interval; no limits", () => {
-    expect(validateRolloutSpec(gate({ webhook: { url: "http://judge.internal/eval", timeoutMs: 5000, intervalSeconds: 10 }, during: ["canary"] })).ok).toBe(true);
+    expect(validateRolloutSpec(gate({ webhook: { url: "http://judge.internal/eval", timeoutMs: 5000, intervalSeconds: 10 }, during: ["canary"] })).ok).toBe(
+      true,
+    );
     expect(errorsOf(gate({ webhook: { url: "http://judge.internal/eval" }, maximum: 1 }))).toEqual([
       { path: "/promotion_gates/llm_judge/maximum", reason: "a webhook gate has no limits: its judge answers pass, fail or inconclusive" },
     ]);
-    expect(errorsOf(gate({ webhook: { url: "judge.internal" } }))).toEqual([{ path: "/promotion_gates/llm_judge/webhook/url", reason: "must be an http:// or https:// URL" }]);
-    expect(errorsOf(gate({ webhook: { url: "http://j/e", timeoutMs: 50 } }))).toEqual([{ path: "/promotion_gates/llm_judge/webhook/timeoutMs", reason: "must be at least 100" }]);
+    expect(errorsOf(gate({ webhook: { url: "judge.internal" } }))).toEqual([
+      { path: "/promotion_gates/llm_judge/webhook/url", reason: "must be an http:// or https:// URL" },
+    ]);
+    expect(errorsOf(gate({ webhook: { url: "http://j/e", timeoutMs: 50 } }))).toEqual([
+      { path: "/promotion_gates/llm_judge/webhook/timeoutMs", reason: "must be at least 100" },
+    ]);
     expect(errorsOf(gate({ webhook: { url: "http://j/e" }, query: "up" }))).toEqual([
       { path: "/promotion_gates/llm_judge", reason: "needs exactly one of query, ratio, mean, external, webhook (has query, webhook)" },
     ]);
@@ -107,7 +119,11 @@ describe("redaction", () => {
   });
 
   it("redacts every url of a release part, and a redacted url sent back becomes the one with that fingerprint again", () => {
-    const release = { finalize: { webhook: { url: "http://cd.internal/h?k=1" } }, notifications: { targets: [{ url: SLACK }] }, promotion_gates: { j: { webhook: { url: "http://j.internal/e" } } } };
+    const release = {
+      finalize: { webhook: { url: "http://cd.internal/h?k=1" } },
+      notifications: { targets: [{ url: SLACK }] },
+      promotion_gates: { j: { webhook: { url: "http://j.internal/e" } } },
+    };
     const shown = redactUrls(release);
     expect(JSON.stringify(shown)).not.toMatch(/k=1|XXXX|\/e"/);
     expect(restoreRedacted(shown, release)).toEqual(release);
@@ -193,13 +209,30 @@ const payload: NotificationPayload = {
   owner: "team-fraud",
   rollbackCondition: "errors above 1%",
   models: null,
-  failingGate: { gate: "error_rate", slice: "overall", status: "Failed", candidate: "canary", value: 0.081, stableValue: 0.003, unit: "ratio", threshold: { kind: "maximum", value: 0.01 }, samples: { candidate: 74, stable: 247 }, reason: "x" },
+  failingGate: {
+    gate: "error_rate",
+    slice: "overall",
+    status: "Failed",
+    candidate: "canary",
+    value: 0.081,
+    stableValue: 0.003,
+    unit: "ratio",
+    threshold: { kind: "maximum", value: 0.01 },
+    samples: { candidate: 74, stable: 247 },
+    reason: "x",
+  },
   worstSegment: null,
   gate: null,
   pending: null,
   evidence: [],
   window: null,
-  links: { rollout: "https://modelroll.internal/v1/rollouts/fraud-model", report: "https://modelroll.internal/v1/rollouts/fraud-model/report", reportMarkdown: "https://modelroll.internal/v1/rollouts/fraud-model/report?format=markdown", history: "h", dashboard: "https://modelroll.internal/rollouts/fraud-model" },
+  links: {
+    rollout: "https://modelroll.internal/v1/rollouts/fraud-model",
+    report: "https://modelroll.internal/v1/rollouts/fraud-model/report",
+    reportMarkdown: "https://modelroll.internal/v1/rollouts/fraud-model/report?format=markdown",
+    history: "h",
+    dashboard: "https://modelroll.internal/rollouts/fraud-model",
+  },
 };
 
 describe("message formats", () => {
@@ -213,7 +246,9 @@ describe("message formats", () => {
     expect(m.blocks[3].elements.map((e: { url: string }) => e.url)).toEqual([payload.links.reportMarkdown, payload.links.dashboard]);
     expect(m.blocks[4].elements[0].text).toContain(payload.id);
     // Relative links (no public URL configured) give no buttons: Slack wants absolute ones.
-    const relative = slackMessage({ ...payload, links: { ...payload.links, report: "/v1/rollouts/fraud-model/report" } }) as { blocks: Array<{ type: string }> };
+    const relative = slackMessage({ ...payload, links: { ...payload.links, report: "/v1/rollouts/fraud-model/report" } }) as {
+      blocks: Array<{ type: string }>;
+    };
     expect(relative.blocks.map((b) => b.type)).not.toContain("actions");
   });
 

@@ -38,13 +38,7 @@ describe("engine-driven rollouts", () => {
       if (seen.at(-1) !== label) seen.push(label);
       if (view.phase === "Succeeded") break;
     }
-    expect(seen).toEqual([
-      "Shadowing shadow 0/10",
-      "Canary 10% 10/0",
-      "Canary 50% 50/0",
-      "Baking 100% 100/0",
-      "Succeeded 100% 100/0",
-    ]);
+    expect(seen).toEqual(["Shadowing shadow 0/10", "Canary 10% 10/0", "Canary 50% 50/0", "Baking 100% 100/0", "Succeeded 100% 100/0"]);
 
     const history = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json();
     expect(history.phase).toBe("Succeeded");
@@ -62,7 +56,11 @@ describe("engine-driven rollouts", () => {
       "50%: advanced",
       "100%: succeeded",
     ]);
-    for (const st of report.stages) expect(st.gates.every((g: { status: string }) => g.status === "Passed"), st.stage).toBe(true);
+    for (const st of report.stages)
+      expect(
+        st.gates.every((g: { status: string }) => g.status === "Passed"),
+        st.stage,
+      ).toBe(true);
     // Succeeded without a version source (no models): nothing to watch until finalize, the driver reads nothing.
     const reads = h.provider.reads.length;
     await h.round();
@@ -162,10 +160,18 @@ describe("engine-driven rollouts", () => {
     expect(slow.forecast.basis).toBe("expected traffic");
     expect(slow.forecast.stages.map((s: { stage: string }) => s.stage)).toEqual(["1%", "100%"]);
     expect(slow.forecast.stages[0].seconds).toBeGreaterThan(600);
-    expect(slow.forecast.warnings).toEqual([expect.stringMatching(/^stage 1% is projected to take about \d+ s at the expected traffic \(.+\), past its deadline of 600 s \(onDeadline: fail\)$/)]);
+    expect(slow.forecast.warnings).toEqual([
+      expect.stringMatching(/^stage 1% is projected to take about \d+ s at the expected traffic \(.+\), past its deadline of 600 s \(onDeadline: fail\)$/),
+    ]);
     const fast = await createRollout(
       app,
-      managedSpec({ name: "fast", match: { pathPrefix: "/v2" }, stages: [5, 100], stageDefaults: { deadlineSeconds: 3600 }, expectedTraffic: { requestsPerSecond: 1000 } }),
+      managedSpec({
+        name: "fast",
+        match: { pathPrefix: "/v2" },
+        stages: [5, 100],
+        stageDefaults: { deadlineSeconds: 3600 },
+        expectedTraffic: { requestsPerSecond: 1000 },
+      }),
     );
     expect(fast.forecast.warnings).toEqual([]);
     expect(fast.forecast.stages[0].seconds).toBeLessThan(600);
@@ -202,7 +208,9 @@ describe("engine-driven rollouts", () => {
     expect(report.timeline).toHaveLength(history.decisions.length);
     expect(report.why).toBe(history.decisions.at(-1).reason);
     expect(report.endedAt).not.toBeNull();
-    const failedGate = report.stages.flatMap((s: { gates: Array<{ gate: string; status: string; candidate: number }> }) => s.gates).find((g: { gate: string; status: string }) => g.gate === "error_rate" && g.status === "Failed");
+    const failedGate = report.stages
+      .flatMap((s: { gates: Array<{ gate: string; status: string; candidate: number }> }) => s.gates)
+      .find((g: { gate: string; status: string }) => g.gate === "error_rate" && g.status === "Failed");
     expect(failedGate.candidate).toBeGreaterThan(0.01);
     expect(report.segments.length).toBeGreaterThan(0);
 
@@ -248,7 +256,15 @@ describe("engine-driven rollouts", () => {
 
     const decisions = (await h.app.inject({ url: url("history") })).json().decisions as Array<{ kind: string; actor: string; reason: string }>;
     const manual = decisions.filter((d) => d.actor !== "engine").map((d) => `${d.kind} by ${d.actor}`);
-    expect(manual).toEqual(["promoted by alice", "promoted by api", "paused by bob", "resumed by api", "promoted by api", "promoted by api", "undone by carol"]);
+    expect(manual).toEqual([
+      "promoted by alice",
+      "promoted by api",
+      "paused by bob",
+      "resumed by api",
+      "promoted by api",
+      "promoted by api",
+      "undone by carol",
+    ]);
     expect(decisions.find((d) => d.kind === "undone")!.reason).toMatch(/latency complaints/);
   });
 
@@ -318,7 +334,13 @@ describe("engine-driven rollouts", () => {
     expect(bad.statusCode).toBe(400);
     const paths = bad.json().details.map((d: { path: string }) => d.path);
     expect(paths).toEqual(
-      expect.arrayContaining(["/stickyKey/header", "/canaryPercent", "/stages/1", "/promotion_gates/error_rate/maximum", "/promotion_gates/latency_p95_ms/typo"]),
+      expect.arrayContaining([
+        "/stickyKey/header",
+        "/canaryPercent",
+        "/stages/1",
+        "/promotion_gates/error_rate/maximum",
+        "/promotion_gates/latency_p95_ms/typo",
+      ]),
     );
     // A shadow stage needs a shadow target.
     const { shadow: _shadow, ...noShadow } = managedSpec();
@@ -432,8 +454,17 @@ describe("engine-driven rollouts: PromQL gates and shadow actions", () => {
     const engine = store.get("fraud-model").engine!;
     const version = store.version;
     const decision = {
-      at: 0, rollout: "fraud-model", kind: "advanced" as const, from: engine.state.phase, to: engine.state.phase, stage: null,
-      actor: "engine", reason: "test", measurements: [], trafficMix: [], window: null,
+      at: 0,
+      rollout: "fraud-model",
+      kind: "advanced" as const,
+      from: engine.state.phase,
+      to: engine.state.phase,
+      stage: null,
+      actor: "engine",
+      reason: "test",
+      measurements: [],
+      trafficMix: [],
+      window: null,
     };
     const after = store.applyEngine("fraud-model", {
       state: engine.state,

@@ -38,7 +38,9 @@ describe("finalize", () => {
     const { h, answers } = await succeeded();
     const before = await h.view();
     expect(before).toMatchObject({ phase: "Succeeded", canaryPercent: 100 });
-    expect(before.pending).toMatch(/^finalize: make stable serve v2, then POST \/v1\/rollouts\/fraud-model\/finalize: the controller then checks that stable answers v2 \(body field model_version\)/);
+    expect(before.pending).toMatch(
+      /^finalize: make stable serve v2, then POST \/v1\/rollouts\/fraud-model\/finalize: the controller then checks that stable answers v2 \(body field model_version\)/,
+    );
     expect(before.pending).toContain("To go back to the old stable (v1): POST /v1/rollouts/fraud-model/rollback");
 
     const asked = await post(h, "/v1/rollouts/fraud-model/finalize", { reason: "stable redeployed with v2" });
@@ -68,12 +70,12 @@ describe("finalize", () => {
     expect(archived[0].archived.reason).toMatch(/^finalized: stable answered v2 \d+ times in a row/);
     const report = (await h.app.inject({ url: "/v1/archive/1/report" })).json();
     expect(report).toMatchObject({ outcome: "finalized", models: { stable: "v1", canary: "v2" }, archived: { id: 1 } });
-    expect(report.timeline.map((t: { kind: string }) => t.kind).filter((k: string) => k !== "held").slice(-4)).toEqual([
-      "succeeded",
-      "finalizeRequested",
-      "finalizeWaiting",
-      "finalized",
-    ]);
+    expect(
+      report.timeline
+        .map((t: { kind: string }) => t.kind)
+        .filter((k: string) => k !== "held")
+        .slice(-4),
+    ).toEqual(["succeeded", "finalizeRequested", "finalizeWaiting", "finalized"]);
     const missing = (await h.app.inject({ url: "/v1/rollouts/fraud-model/report" })).json();
     expect(missing.error).toMatch(/^rollout fraud-model: not found; archived as 1 \(finalized: .*\): GET \/v1\/archive\/1\/report/);
 
@@ -140,7 +142,10 @@ describe("after Succeeded, before finalize", () => {
     expect(back.json()).toMatchObject({ phase: "RolledBack", canaryPercent: 0 });
     expect((await h.served()).canaryPercent).toBe(0);
     const verb = command === "rollback" ? "rolled back" : "undone";
-    expect(back.json().lastRollback).toMatchObject({ by: "alice", reason: `${verb} by alice after the release succeeded: back to the old stable (v1): support tickets` });
+    expect(back.json().lastRollback).toMatchObject({
+      by: "alice",
+      reason: `${verb} by alice after the release succeeded: back to the old stable (v1): support tickets`,
+    });
     const again = await post(h, "/v1/rollouts/fraud-model/rollback", { reason: "again" });
     expect(again.statusCode).toBe(200);
     expect(again.json().revision).toBe(back.json().revision);
@@ -161,7 +166,9 @@ describe("model identity", () => {
     expect(view).toMatchObject({ phase: "RolledBack", canaryPercent: 0 });
     const last = (await h.app.inject({ url: "/v1/rollouts/fraud-model/history" })).json().decisions.at(-1);
     expect(last.kind).toBe("rolledBack");
-    expect(last.reason).toMatch(/^the canary answered another model than the declared v2: \d+ answers stating a version that is neither \(body field model_version\)/);
+    expect(last.reason).toMatch(
+      /^the canary answered another model than the declared v2: \d+ answers stating a version that is neither \(body field model_version\)/,
+    );
   });
 
   it("after Succeeded, a canary upstream now serving another model gets no more traffic; finalize then verifies with all traffic on stable", async () => {
@@ -172,7 +179,9 @@ describe("model identity", () => {
     expect(view).toMatchObject({ phase: "Succeeded", canaryPercent: 0 });
     expect((await h.served()).canaryPercent).toBe(0);
     // At 100% canary stable answers nothing, so it cannot be seen serving v2 yet.
-    expect(view.pending).toMatch(/^canary traffic withdrawn: the canary answered another model than the declared v2: \d+ answers stating a version that is neither \(body field model_version\); .* all traffic back on stable\. If stable now serves v2, POST finalize; otherwise roll back\./);
+    expect(view.pending).toMatch(
+      /^canary traffic withdrawn: the canary answered another model than the declared v2: \d+ answers stating a version that is neither \(body field model_version\); .* all traffic back on stable\. If stable now serves v2, POST finalize; otherwise roll back\./,
+    );
     expect(await kinds(h)).toContain("canaryWithdrawn");
 
     const asked = await post(h, "/v1/rollouts/fraud-model/finalize");
@@ -195,9 +204,18 @@ describe("model identity", () => {
       { path: "/models/canary", reason: "must differ from models.stable (v1): answers could not tell the two models apart" },
       { path: "/models/versionHeader", reason: "give one version source: versionField (in the JSON answer) or versionHeader, not both" },
     ]);
-    const bad = await h.app.inject({ method: "POST", url: "/v1/rollouts", payload: managedSpec({ models: { stable: "v 1", canary: "v2", versionField: "a..b" } }) });
+    const bad = await h.app.inject({
+      method: "POST",
+      url: "/v1/rollouts",
+      payload: managedSpec({ models: { stable: "v 1", canary: "v2", versionField: "a..b" } }),
+    });
     expect(bad.statusCode).toBe(400);
-    expect(bad.json().details.map((d: { path: string }) => d.path).sort()).toEqual(["/models/stable", "/models/versionField"]);
+    expect(
+      bad
+        .json()
+        .details.map((d: { path: string }) => d.path)
+        .sort(),
+    ).toEqual(["/models/stable", "/models/versionField"]);
   });
 });
 
@@ -228,7 +246,9 @@ describe("the finalize webhook", () => {
     expect(first.finalizeHook).toMatchObject({ attempts: 1, lastError: "answered 503", deliveredAt: null });
     // The URL is a secret (it may carry a token): shown redacted, the host and a fingerprint.
     const shown = `http://127.0.0.1:${(server.address() as AddressInfo).port}/<redacted:${fingerprint(url)}>`;
-    expect(first.pending).toMatch(new RegExp(`^finalize: the webhook ${shown} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `));
+    expect(first.pending).toMatch(
+      new RegExp(`^finalize: the webhook ${shown} is asked to make stable serve v2 \\(attempt 1 failed: answered 503; next try at `),
+    );
     expect(first.pending).not.toContain("/hooks/promote");
     expect(first.spec.finalize.webhook.url).toBe(shown);
     // Rounds move the clock 10 s: the retries are due again (1 s, then 2 s later).
@@ -241,7 +261,12 @@ describe("the finalize webhook", () => {
     expect(delivered.phase).toBe("Finalizing");
     expect(delivered.finalizeHook).toMatchObject({ attempts: 3, lastError: null });
     expect(bodies).toHaveLength(3);
-    expect(bodies[0]).toMatchObject({ event: "rollout.succeeded", rollout: "fraud-model", models: { stable: "v1", canary: "v2" }, action: "make the stable deployment serve v2 (it serves v1)" });
+    expect(bodies[0]).toMatchObject({
+      event: "rollout.succeeded",
+      rollout: "fraud-model",
+      models: { stable: "v1", canary: "v2" },
+      action: "make the stable deployment serve v2 (it serves v1)",
+    });
     answers.serves.stable = "canary";
     await h.round();
     await h.round();

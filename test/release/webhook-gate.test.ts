@@ -18,10 +18,12 @@ beforeEach(() => {
   judge.answer = () => ({ status: 200, body: { verdict: "pass", reason: "all 120 golden prompts answered correctly" } });
 });
 
+// The judge is local and answers at once, but on a loaded machine "at once" can take longer than a short
+// timeout: 10 s is a bound a working judge never reaches. Only the timeout case sets a short one (it never answers).
 const spec = (gate: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
   managedSpec({
     stages: [10, 50, 100],
-    promotion_gates: { error_rate: { maximum: 0.01 }, llm_judge: { webhook: { url: `${judge.base}/judge?key=s3cret`, timeoutMs: 300, ...gate } } },
+    promotion_gates: { error_rate: { maximum: 0.01 }, llm_judge: { webhook: { url: `${judge.base}/judge?key=s3cret`, timeoutMs: 10_000, ...gate } } },
     ...extra,
   });
 
@@ -80,14 +82,19 @@ describe("webhook gates", () => {
   });
 
   it.each([
-    ["a timeout", () => "hang" as const, /^llm judge: the judge did not answer: no answer within 300 ms$/],
-    ["a 503", () => ({ status: 503, body: { error: "busy" } }), /^llm judge: the judge did not answer: the judge answered HTTP 503$/],
-    ["a body that is not JSON", () => ({ status: 200, body: undefined }), /the judge answered HTTP 200 with a body that is not JSON$/],
-    ["an unknown verdict", () => ({ status: 200, body: { verdict: "maybe" } }), /the judge answered verdict "maybe"; expected "pass", "fail" or "inconclusive"$/],
-  ])("%s is Error: the stage holds (no rollback) until the judge answers, then it advances", async (_what, answer, reason) => {
+    ["a timeout", () => "hang" as const, /^llm judge: the judge did not answer: no answer within 300 ms$/, { timeoutMs: 300 }],
+    ["a 503", () => ({ status: 503, body: { error: "busy" } }), /^llm judge: the judge did not answer: the judge answered HTTP 503$/, {}],
+    ["a body that is not JSON", () => ({ status: 200, body: undefined }), /the judge answered HTTP 200 with a body that is not JSON$/, {}],
+    [
+      "an unknown verdict",
+      () => ({ status: 200, body: { verdict: "maybe" } }),
+      /the judge answered verdict "maybe"; expected "pass", "fail" or "inconclusive"$/,
+      {},
+    ],
+  ])("%s is Error: the stage holds (no rollback) until the judge answers, then it advances", async (_what, answer, reason, short) => {
     const h = await harness();
     judge.answer = answer as () => never;
-    await createRollout(h.app, spec({ intervalSeconds: 1 }));
+    await createRollout(h.app, spec({ intervalSeconds: 1, ...short }));
     // 60 s minimum per stage: ten 10 s rounds are well past it.
     for (let i = 0; i < 10; i++) await round(h);
     const view = await h.view();

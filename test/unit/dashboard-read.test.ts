@@ -46,7 +46,13 @@ const summary = {
     measurements: [
       measurement("error_rate", "Inconclusive", null),
       measurement("error_rate", "Failed", { dimension: "tier", value: "pro" }),
-      measurement("latency_p95_ms", "Passed", null, { unit: "ms", stableValue: 40, candidateValue: 44, threshold: { kind: "maxRatio", value: 1.1 }, intervals: { comparison: { lower: 0.9, upper: null } } }),
+      measurement("latency_p95_ms", "Passed", null, {
+        unit: "ms",
+        stableValue: 40,
+        candidateValue: 44,
+        threshold: { kind: "maxRatio", value: 1.1 },
+        intervals: { comparison: { lower: 0.9, upper: null } },
+      }),
     ],
     blocking: ["minimum duration: 60 of 600 s"],
     trafficMix: [{ dimension: "tier", pValue: 0.2, totalVariation: 0.03, mismatch: false, reason: "same mix" }],
@@ -57,10 +63,24 @@ const summary = {
 describe("buildPicture", () => {
   it("reads today's stream summary: plan, stage progress, gates worst first, holds", () => {
     const p = buildPicture({ summary }, NOW);
-    expect(p).toMatchObject({ name: "fraud-model", phase: "Canary", revision: 4, owner: "team-fraud", canaryPercent: 10, observedCanaryPercent: 9.7, minDurationSeconds: 600, minRequests: 3000, stageRequests: 100 });
+    expect(p).toMatchObject({
+      name: "fraud-model",
+      phase: "Canary",
+      revision: 4,
+      owner: "team-fraud",
+      canaryPercent: 10,
+      observedCanaryPercent: 9.7,
+      minDurationSeconds: 600,
+      minRequests: 3000,
+      stageRequests: 100,
+    });
     expect(p.stages.map((s) => s.state)).toEqual(["done", "current", "pending"]);
     expect(p.stagesComplete).toBe(true);
-    expect(p.gates.map((g) => `${g.gate} ${g.slice} ${g.verdict}`)).toEqual(["error_rate tier=pro Failed", "error_rate overall Inconclusive", "latency_p95_ms overall Passed"]);
+    expect(p.gates.map((g) => `${g.gate} ${g.slice} ${g.verdict}`)).toEqual([
+      "error_rate tier=pro Failed",
+      "error_rate overall Inconclusive",
+      "latency_p95_ms overall Passed",
+    ]);
     expect(p.gatesSource).toBe("live evaluation");
     expect(p.holding).toEqual(["minimum duration: 60 of 600 s"]);
     expect(p.stageStartedAt).toBe(NOW - 90_000);
@@ -80,8 +100,34 @@ describe("buildPicture", () => {
         secondsToDecision: 420,
         holds: [{ text: "error_rate overall: 800 of 3400 samples", gate: "error_rate", slice: "overall", samples: 800, needed: 3400, seconds: 420 }],
         gates: [
-          { gate: "error_rate", slice: "overall", status: "Inconclusive", unit: "ratio", value: 0.002, stableValue: 0.001, interval: { lower: 0, upper: 0.02 }, comparison: null, samples: 800, stableSamples: 7000, needed: { pass: 3400, detect: 240 }, reason: "not enough data yet" },
-          { gate: "error_rate", slice: "tier=pro", status: "Failed", unit: "ratio", value: 0.07, stableValue: 0.001, interval: { lower: 0.03, upper: 0.12 }, comparison: null, samples: 100, stableSamples: 900, needed: null, reason: "worse" },
+          {
+            gate: "error_rate",
+            slice: "overall",
+            status: "Inconclusive",
+            unit: "ratio",
+            value: 0.002,
+            stableValue: 0.001,
+            interval: { lower: 0, upper: 0.02 },
+            comparison: null,
+            samples: 800,
+            stableSamples: 7000,
+            needed: { pass: 3400, detect: 240 },
+            reason: "not enough data yet",
+          },
+          {
+            gate: "error_rate",
+            slice: "tier=pro",
+            status: "Failed",
+            unit: "ratio",
+            value: 0.07,
+            stableValue: 0.001,
+            interval: { lower: 0.03, upper: 0.12 },
+            comparison: null,
+            samples: 100,
+            stableSamples: 900,
+            needed: null,
+            reason: "worse",
+          },
         ],
       },
     };
@@ -120,7 +166,20 @@ describe("buildPicture", () => {
 
   it("shows an ended rollout from its last decision, without holds or actions", () => {
     const history = { decisions: [{ at: NOW - 5000, kind: "rolledBack", measurements: [measurement("error_rate", "Failed", null)] }] };
-    const report = { why: "canary worse overall", timeline: [{ at: new Date(NOW - 5000).toISOString(), kind: "rolledBack", from: "Canary", to: "RolledBack", stage: "10%", actor: "engine", reason: "canary worse overall" }] };
+    const report = {
+      why: "canary worse overall",
+      timeline: [
+        {
+          at: new Date(NOW - 5000).toISOString(),
+          kind: "rolledBack",
+          from: "Canary",
+          to: "RolledBack",
+          stage: "10%",
+          actor: "engine",
+          reason: "canary worse overall",
+        },
+      ],
+    };
     const p = buildPicture({ summary: { ...summary, phase: "RolledBack" }, report, history }, NOW);
     expect(p.gatesSource).toBe("last decision");
     expect(p.gates[0].verdict).toBe("Failed");
@@ -132,7 +191,15 @@ describe("buildPicture", () => {
   });
 
   it("words a gate's limit, difference and interval in its unit", () => {
-    const latency = gateRow(measurement("latency_p95_ms", "Passed", null, { unit: "ms", stableValue: 40, candidateValue: 44, threshold: { kind: "maxRatio", value: 1.1 }, intervals: { comparison: { lower: 0.9, upper: null } } }));
+    const latency = gateRow(
+      measurement("latency_p95_ms", "Passed", null, {
+        unit: "ms",
+        stableValue: 40,
+        candidateValue: 44,
+        threshold: { kind: "maxRatio", value: 1.1 },
+        intervals: { comparison: { lower: 0.9, upper: null } },
+      }),
+    );
     expect(latency).toMatchObject({ comparison: "×1.1", limit: "ratio ≤ ×1.1", interval: "[×0.9, ∞]" });
     const errors = gateRow(measurement("error_rate", "Failed", null));
     expect(errors).toMatchObject({ limit: "≤ 1.00%", interval: "[1.90%, 18.0%]", comparison: "" });
@@ -164,7 +231,13 @@ describe("readStats and segmentRows", () => {
   const stats = {
     variants: {
       stable: { requests: 900, responses: { "2xx": 900 }, errorRate: 0, latencyMs: { p50: 3, p95: 7 } },
-      canary: { requests: 100, responses: { "2xx": 93, "5xx": 7 }, errorRate: 0.07, latencyMs: { p50: 3, p95: 8 }, output: { labels: { approve: 60, decline: 40 }, schema: { validated: 100, passRate: 0.99, failures: { wrong_type: 1 } } } },
+      canary: {
+        requests: 100,
+        responses: { "2xx": 93, "5xx": 7 },
+        errorRate: 0.07,
+        latencyMs: { p50: 3, p95: 8 },
+        output: { labels: { approve: 60, decline: 40 }, schema: { validated: 100, passRate: 0.99, failures: { wrong_type: 1 } } },
+      },
     },
     segments: { tier: { free: { stable: { requests: 600 }, canary: { requests: 50 } }, pro: { stable: { requests: 300 }, canary: { requests: 50 } } } },
   };
@@ -190,7 +263,12 @@ describe("readSeries", () => {
       stage: "10%",
       phase: "Canary",
     });
-    const s = readSeries({ stepSeconds: 5, from: new Date(NOW).toISOString(), to: new Date(NOW + 60_000).toISOString(), points: [point(NOW, 1), point(NOW + 5000, 2), point(NOW + 40_000, 3)] });
+    const s = readSeries({
+      stepSeconds: 5,
+      from: new Date(NOW).toISOString(),
+      to: new Date(NOW + 60_000).toISOString(),
+      points: [point(NOW, 1), point(NOW + 5000, 2), point(NOW + 40_000, 3)],
+    });
     expect(s.x).toEqual([NOW / 1000, NOW / 1000 + 5, NOW / 1000 + 22.5, NOW / 1000 + 40]);
     expect(s.columns.get("canary.rps")).toEqual([1, 2, null, 3]);
     expect(s.gates.get("review")!.candidate).toEqual([4.3, 4.3, null, 4.3]);

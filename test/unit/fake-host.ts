@@ -19,8 +19,17 @@ const OK = 0;
 const NOT_FOUND = 1;
 const BAD_ARGUMENT = 2;
 
-const enum MapType { RequestHeaders = 0, ResponseHeaders = 2, CallResponseHeaders = 6 }
-const enum BufferType { RequestBody = 0, ResponseBody = 1, CallResponseBody = 4, PluginConfiguration = 7 }
+enum MapType {
+  RequestHeaders = 0,
+  ResponseHeaders = 2,
+  CallResponseHeaders = 6,
+}
+enum BufferType {
+  RequestBody = 0,
+  ResponseBody = 1,
+  CallResponseBody = 4,
+  PluginConfiguration = 7,
+}
 
 export const HEADERS_CONTINUE = 0;
 export const HEADERS_STOP = 1;
@@ -29,7 +38,12 @@ export const DATA_STOP_AND_BUFFER = 1;
 
 type Pairs = Array<[string, string]>;
 
-export interface Metric { name: string; type: number; value: number; samples: number[] }
+export interface Metric {
+  name: string;
+  type: number;
+  value: number;
+  samples: number[];
+}
 
 export interface Call {
   token: number;
@@ -43,10 +57,17 @@ export interface Call {
   answered: boolean;
 }
 
-export interface CallAnswer { headers: Record<string, string>; body?: string }
+export interface CallAnswer {
+  headers: Record<string, string>;
+  body?: string;
+}
 
 /** What the client received of a response. */
-export interface ClientView { headers: Pairs | null; body: string; ended: boolean }
+export interface ClientView {
+  headers: Pairs | null;
+  body: string;
+  ended: boolean;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -68,7 +89,10 @@ export class FakeStream {
   private bufferingResponse = false;
   private responseEnded = false;
 
-  constructor(private host: FakeHost, public readonly id: number) {}
+  constructor(
+    private host: FakeHost,
+    public readonly id: number,
+  ) {}
 
   sendRequestHeaders(headers: Record<string, string> | Pairs, endOfStream = true): number {
     this.requestHeaders = toPairs(headers);
@@ -153,7 +177,10 @@ export class FakeHost {
   private pluginConfig: Uint8Array = new Uint8Array(0);
   private callResponse: { headers: Pairs; body: Uint8Array } | null = null;
 
-  static async start(pluginConfig: unknown, wasmPath = process.env.MODELROLL_FILTER_WASM ?? join(repoRoot, "build", "filter.wasm")): Promise<{ host: FakeHost; configured: boolean }> {
+  static async start(
+    pluginConfig: unknown,
+    wasmPath = process.env.MODELROLL_FILTER_WASM ?? join(repoRoot, "build", "filter.wasm"),
+  ): Promise<{ host: FakeHost; configured: boolean }> {
     const host = new FakeHost();
     const { instance } = await WebAssembly.instantiate(readFileSync(wasmPath), { env: host.imports() });
     host.exports = instance.exports;
@@ -363,7 +390,18 @@ export class FakeHost {
         if (value === undefined) return NOT_FOUND;
         return host.give(encoder.encode(value), outPtr, outSize);
       },
-      proxy_http_call(uPtr: number, uLen: number, hPtr: number, hLen: number, bPtr: number, bLen: number, _tPtr: number, _tLen: number, timeoutMs: number, outToken: number) {
+      proxy_http_call(
+        uPtr: number,
+        uLen: number,
+        hPtr: number,
+        hLen: number,
+        bPtr: number,
+        bLen: number,
+        _tPtr: number,
+        _tLen: number,
+        timeoutMs: number,
+        outToken: number,
+      ) {
         const cluster = host.text(uPtr, uLen);
         const headers = parsePairs(host.bytes(hPtr, hLen));
         for (const required of [":method", ":path", ":authority"]) if (!headers.some(([k]) => k === required)) return BAD_ARGUMENT;

@@ -29,7 +29,15 @@ async function start(rollout: Record<string, unknown>, extra: Record<string, unk
 
 function request(host: FakeHost, user: string, body: string | null = '{"features":[1,2]}'): FakeStream {
   const stream = host.newStream();
-  const headers = { ":method": "POST", ":path": "/v1/predict", ":authority": "models", "x-user-id": user, "x-rollout-variant": "canary", connection: "keep-alive", ...json };
+  const headers = {
+    ":method": "POST",
+    ":path": "/v1/predict",
+    ":authority": "models",
+    "x-user-id": user,
+    "x-rollout-variant": "canary",
+    connection: "keep-alive",
+    ...json,
+  };
   expect(stream.sendRequestHeaders(headers, body === null)).toBe(HEADERS_CONTINUE);
   if (body !== null) {
     const half = Math.floor(body.length / 2);
@@ -305,7 +313,9 @@ describe("schema verdicts and their counters: one list", () => {
     too_deep: "[".repeat(100) + "]".repeat(100),
   };
   const definedResults = (host: FakeHost) =>
-    host.metrics.map((m) => /^modelroll\.rollout\.fraud\.variant\.stable\.schema\.(\w+)\.outputs$/.exec(m.name)?.[1]).filter((x): x is string => x !== undefined);
+    host.metrics
+      .map((m) => /^modelroll\.rollout\.fraud\.variant\.stable\.schema\.(\w+)\.outputs$/.exec(m.name)?.[1])
+      .filter((x): x is string => x !== undefined);
 
   it("every verdict the validator gives is counted under its own name, and the stats define exactly those", async () => {
     const host = await start({ canaryBasisPoints: 0, output: { analyze: true, schema: verdictSchema } });

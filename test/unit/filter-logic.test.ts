@@ -17,8 +17,9 @@ const rollout = { name: "fraud-model", pathPrefix: "/v1/predict", stickyHeader: 
 describe("plugin config parser", () => {
   it("accepts defaults, a controller, and static rollouts", () => {
     expect(str("pluginConfigSummary", "")).toBe("ok x-rollout-variant - -");
-    expect(str("pluginConfigSummary", JSON.stringify({ controller: { cluster: "ctl", authority: "127.0.0.1:8080" } })))
-      .toBe("ok x-rollout-variant ctl@127.0.0.1:8080/v1/filter-config/20 -");
+    expect(str("pluginConfigSummary", JSON.stringify({ controller: { cluster: "ctl", authority: "127.0.0.1:8080" } }))).toBe(
+      "ok x-rollout-variant ctl@127.0.0.1:8080/v1/filter-config/20 -",
+    );
     expect(str("pluginConfigSummary", JSON.stringify({ variantHeader: "x-variant", rollouts: [rollout] }))).toBe("ok x-variant - 1");
   });
 
@@ -28,13 +29,29 @@ describe("plugin config parser", () => {
     ["a typo'd top-level field", JSON.stringify({ variantHeadr: "x" }), /^variantHeadr: unknown field$/],
     ["an uppercase header", JSON.stringify({ variantHeader: "X-Variant" }), /^variantHeader: must be a lowercase header name$/],
     ["a controller without cluster", JSON.stringify({ controller: { authority: "a:1" } }), /^controller\.cluster: is required$/],
-    ["a controller path with a query", JSON.stringify({ controller: { cluster: "c", authority: "a:1", path: "/x?y=1" } }), /^controller\.path: must start with '\/' and have no query$/],
-    ["a poll wait out of range", JSON.stringify({ controller: { cluster: "c", authority: "a:1", pollWaitSeconds: 0 } }), /^controller\.pollWaitSeconds: must be an integer 1\.\.60$/],
+    [
+      "a controller path with a query",
+      JSON.stringify({ controller: { cluster: "c", authority: "a:1", path: "/x?y=1" } }),
+      /^controller\.path: must start with '\/' and have no query$/,
+    ],
+    [
+      "a poll wait out of range",
+      JSON.stringify({ controller: { cluster: "c", authority: "a:1", pollWaitSeconds: 0 } }),
+      /^controller\.pollWaitSeconds: must be an integer 1\.\.60$/,
+    ],
     ["a non-boolean headersStopIteration", JSON.stringify({ headersStopIteration: "yes" }), /^headersStopIteration: must be a boolean$/],
-    ["a token with a space", JSON.stringify({ controller: { cluster: "c", authority: "a:1", token: "two words" } }), /^controller\.token: must be 1-256 printable ASCII characters without spaces$/],
+    [
+      "a token with a space",
+      JSON.stringify({ controller: { cluster: "c", authority: "a:1", token: "two words" } }),
+      /^controller\.token: must be 1-256 printable ASCII characters without spaces$/,
+    ],
     ["an empty token", JSON.stringify({ controller: { cluster: "c", authority: "a:1", token: "" } }), /^controller\.token: must be 1-256/],
     ["a typo inside the controller", JSON.stringify({ controller: { cluster: "c", authority: "a:1", timeout: 3 } }), /^controller\.timeout: unknown field$/],
-    ["a bad static rollout", JSON.stringify({ rollouts: [{ ...rollout, canaryBasisPoints: 10001 }] }), /^rollouts\[0\]\.canaryBasisPoints: must be an integer 0\.\.10000$/],
+    [
+      "a bad static rollout",
+      JSON.stringify({ rollouts: [{ ...rollout, canaryBasisPoints: 10001 }] }),
+      /^rollouts\[0\]\.canaryBasisPoints: must be an integer 0\.\.10000$/,
+    ],
   ])("refuses %s, naming the field", (_what, text, expected) => {
     expect(str("pluginConfigError", text)).toMatch(expected);
   });
@@ -42,8 +59,7 @@ describe("plugin config parser", () => {
 
 describe("controller rollout table parser", () => {
   it("parses rollouts and ignores fields it does not know (newer controller)", () => {
-    expect(str("rolloutTableSummary", table([{ ...rollout, shadow: { percent: 5 } }], { future: true })))
-      .toBe("v3 e fraud-model:/v1/predict:x-user-id:500");
+    expect(str("rolloutTableSummary", table([{ ...rollout, shadow: { percent: 5 } }], { future: true }))).toBe("v3 e fraud-model:/v1/predict:x-user-id:500");
   });
 
   it.each([
@@ -78,7 +94,7 @@ describe("sticky hashing", () => {
     expect(call("bucketFor", "fraud-model", "user-42") >>> 0).toBe(a);
     expect(a).toBeLessThan(10000);
     let differs = 0;
-    for (let i = 0; i < 50; i++) if ((call("bucketFor", "fraud-model", `u${i}`) >>> 0) !== (call("bucketFor", "other-model", `u${i}`) >>> 0)) differs++;
+    for (let i = 0; i < 50; i++) if (call("bucketFor", "fraud-model", `u${i}`) >>> 0 !== call("bucketFor", "other-model", `u${i}`) >>> 0) differs++;
     expect(differs).toBeGreaterThan(45);
   });
 
@@ -107,7 +123,9 @@ function readmeBucket(rollout: string, key: string): number {
   const M = (1n << 64n) - 1n;
   const prime = 0x100000001b3n;
   let h = 0xcbf29ce484222325n;
-  const round = (x: bigint) => { h = ((h ^ x) * prime) & M; };
+  const round = (x: bigint) => {
+    h = ((h ^ x) * prime) & M;
+  };
   for (let i = 0; i < rollout.length; i++) round(BigInt(rollout.charCodeAt(i)));
   round(0xffn);
   for (let i = 0; i < key.length; i++) {
@@ -115,8 +133,10 @@ function readmeBucket(rollout: string, key: string): number {
     round(BigInt(unit & 0xff));
     round(BigInt(unit >> 8));
   }
-  h ^= h >> 30n; h = (h * 0xbf58476d1ce4e5b9n) & M;
-  h ^= h >> 27n; h = (h * 0x94d049bb133111ebn) & M;
+  h ^= h >> 30n;
+  h = (h * 0xbf58476d1ce4e5b9n) & M;
+  h ^= h >> 27n;
+  h = (h * 0x94d049bb133111ebn) & M;
   h ^= h >> 31n;
   return Number(((h >> 32n) * 10000n) >> 32n);
 }
@@ -154,7 +174,7 @@ describe("JSON parser on hostile input", () => {
     ['"\\ud83d\\ude00"', "string"],
     ["1e400", "number"],
     ['{"a":1,"a":2}', "object"],
-    ["{\"a\":", "error: unexpected end of input"],
+    ['{"a":', "error: unexpected end of input"],
     ["\ufeff{}", "error: unexpected character"],
     ["[1,]", "error: unexpected character"],
     ["01", "error: trailing characters after the JSON value"],

@@ -35,4 +35,3 @@ export async function loadFilterTesting(): Promise<FilterTesting> {
   };
   return { exports: wasm, call, str: (name, ...args) => wasm.__getString(call(name, ...args)) };
 }
-

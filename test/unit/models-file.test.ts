@@ -25,11 +25,23 @@ describe("models file", () => {
 
   it.each([
     ["models: []", "models.yaml: /models: must NOT have fewer than 1 items"],
-    ["models:\n  - name: Fraud\n    pathPrefix: /a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2", "models.yaml: /models/0/name: must be a DNS label of at most 56 characters (lowercase letters, digits, '-')"],
-    ["models:\n  - name: a\n    pathPrefix: a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2", "models.yaml: /models/0/pathPrefix: must start with / and contain no whitespace"],
+    [
+      "models:\n  - name: Fraud\n    pathPrefix: /a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2",
+      "models.yaml: /models/0/name: must be a DNS label of at most 56 characters (lowercase letters, digits, '-')",
+    ],
+    [
+      "models:\n  - name: a\n    pathPrefix: a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2",
+      "models.yaml: /models/0/pathPrefix: must start with / and contain no whitespace",
+    ],
     ["models:\n  - name: a\n    pathPrefix: /a\n    stable: http://127.0.0.1:1", "models.yaml: /models/0: 'canary' is required"],
-    ["models:\n  - name: a\n    pathPrefix: /a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2\n    canery: x", "models.yaml: /models/0: unknown field 'canery'"],
-    ["models:\n  - name: a\n    pathPrefix: /a\n    stable: http://models.local:1\n    canary: http://127.0.0.1:2", "models.yaml: /models/0/stable: give an IP address (STATIC cluster), got 'models.local'"],
+    [
+      "models:\n  - name: a\n    pathPrefix: /a\n    stable: http://127.0.0.1:1\n    canary: http://127.0.0.1:2\n    canery: x",
+      "models.yaml: /models/0: unknown field 'canery'",
+    ],
+    [
+      "models:\n  - name: a\n    pathPrefix: /a\n    stable: http://models.local:1\n    canary: http://127.0.0.1:2",
+      "models.yaml: /models/0/stable: give an IP address (STATIC cluster), got 'models.local'",
+    ],
     [GOOD.replace("churn-model\n", "fraud-model\n"), "models.yaml: /models/1/name: fraud-model is listed twice"],
     [GOOD.replace("/v1/models/churn-model", "/v1/models/fraud-model"), "models.yaml: /models/1/pathPrefix: /v1/models/fraud-model is also fraud-model's"],
     ["models: [", "models.yaml: not YAML: "],

@@ -21,25 +21,81 @@ describe("compiler accepts the subset", () => {
     ["true", true, true],
     ["false", false, false],
     ["an empty schema (as true)", {}, true],
-    ["annotations only (dropped)", { $schema: "http://json-schema.org/draft-07/schema#", $id: "urn:x", title: "t", description: "d", examples: [1, { a: 1 }], default: { a: [1] }, $comment: "c" }, true],
+    [
+      "annotations only (dropped)",
+      {
+        $schema: "http://json-schema.org/draft-07/schema#",
+        $id: "urn:x",
+        title: "t",
+        description: "d",
+        examples: [1, { a: 1 }],
+        default: { a: [1] },
+        $comment: "c",
+      },
+      true,
+    ],
     ["one type", { type: "string" }, { t: 64 }],
     ["a type list", { type: ["integer", "null"] }, { t: 33 }],
     ["every type", { type: ["object", "array", "string", "number", "integer", "boolean", "null"] }, { t: 127 }],
-    ["the README example", {
-      type: "object", required: ["label"],
-      properties: { label: { enum: ["approve", "decline"] }, confidence: { type: "number", minimum: 0, maximum: 1 } },
-      additionalProperties: false,
-    }, { t: 4, r: ["label"], p: [["label", { e: ["approve", "decline"] }], ["confidence", { t: 16, ge: 0, le: 1 }]], a: false }],
-    ["bounds and lengths", { exclusiveMinimum: -1.5, exclusiveMaximum: 2, minLength: 0, maxLength: 3, minItems: 1, maxItems: 2 },
-      { gt: -1.5, lt: 2, lmin: 0, lmax: 3, imin: 1, imax: 2 }],
-    ["nested arrays and objects", { type: "array", minItems: 1, items: { type: "object", properties: { a: { const: 1 }, b: true } } },
-      { t: 8, imin: 1, i: { t: 4, p: [["a", { c: 1 }], ["b", true]] } }],
-    ["keyword names used as property names", { properties: { pattern: { type: "string" }, $ref: {}, required: false } },
-      { p: [["pattern", { t: 64 }], ["$ref", true], ["required", false]] }],
-    ["additionalProperties true (dropped) and a schema", { properties: { a: { additionalProperties: true } }, additionalProperties: { type: "number" } },
-      { p: [["a", true]], a: { t: 16 } }],
-    ["const null and structured enum values", { const: null, enum: [null, { a: 1, b: [2] }, { a: 2 }, "1", 1] },
-      { c: null, e: [null, { a: 1, b: [2] }, { a: 2 }, "1", 1] }],
+    [
+      "the README example",
+      {
+        type: "object",
+        required: ["label"],
+        properties: { label: { enum: ["approve", "decline"] }, confidence: { type: "number", minimum: 0, maximum: 1 } },
+        additionalProperties: false,
+      },
+      {
+        t: 4,
+        r: ["label"],
+        p: [
+          ["label", { e: ["approve", "decline"] }],
+          ["confidence", { t: 16, ge: 0, le: 1 }],
+        ],
+        a: false,
+      },
+    ],
+    [
+      "bounds and lengths",
+      { exclusiveMinimum: -1.5, exclusiveMaximum: 2, minLength: 0, maxLength: 3, minItems: 1, maxItems: 2 },
+      { gt: -1.5, lt: 2, lmin: 0, lmax: 3, imin: 1, imax: 2 },
+    ],
+    [
+      "nested arrays and objects",
+      { type: "array", minItems: 1, items: { type: "object", properties: { a: { const: 1 }, b: true } } },
+      {
+        t: 8,
+        imin: 1,
+        i: {
+          t: 4,
+          p: [
+            ["a", { c: 1 }],
+            ["b", true],
+          ],
+        },
+      },
+    ],
+    [
+      "keyword names used as property names",
+      { properties: { pattern: { type: "string" }, $ref: {}, required: false } },
+      {
+        p: [
+          ["pattern", { t: 64 }],
+          ["$ref", true],
+          ["required", false],
+        ],
+      },
+    ],
+    [
+      "additionalProperties true (dropped) and a schema",
+      { properties: { a: { additionalProperties: true } }, additionalProperties: { type: "number" } },
+      { p: [["a", true]], a: { t: 16 } },
+    ],
+    [
+      "const null and structured enum values",
+      { const: null, enum: [null, { a: 1, b: [2] }, { a: 2 }, "1", 1] },
+      { c: null, e: [null, { a: 1, b: [2] }, { a: 2 }, "1", 1] },
+    ],
     ["an empty required list (dropped)", { required: [] }, true],
   ])("%s", (_what, schema, compiledNode) => {
     expect(compileOutputSchema(schema)).toEqual({ ok: true, compiled: { v: 1, s: compiledNode } });
@@ -53,9 +109,31 @@ describe("compiler accepts the subset", () => {
 
 describe("compiler refuses what it does not implement, naming the place", () => {
   const unsupported = [
-    "pattern", "format", "oneOf", "anyOf", "allOf", "not", "$ref", "$defs", "definitions", "patternProperties",
-    "propertyNames", "uniqueItems", "multipleOf", "dependentRequired", "dependencies", "if", "then", "else",
-    "contains", "additionalItems", "prefixItems", "minProperties", "maxProperties", "unevaluatedProperties", "nullable",
+    "pattern",
+    "format",
+    "oneOf",
+    "anyOf",
+    "allOf",
+    "not",
+    "$ref",
+    "$defs",
+    "definitions",
+    "patternProperties",
+    "propertyNames",
+    "uniqueItems",
+    "multipleOf",
+    "dependentRequired",
+    "dependencies",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "additionalItems",
+    "prefixItems",
+    "minProperties",
+    "maxProperties",
+    "unevaluatedProperties",
+    "nullable",
   ];
   it.each(unsupported)("%s, at the root and nested under properties, items and additionalProperties", (keyword) => {
     const schema = {
@@ -94,7 +172,17 @@ describe("compiler refuses what it does not implement, naming the place", () => 
     ["an empty enum", { enum: [] }, "/enum", "must not be empty (nothing would be valid)"],
     ["enum as a string", { enum: "a" }, "/enum", "must be an array"],
     ["a duplicate enum value", { enum: [1, "1", 1] }, "/enum/2", "duplicate of /enum/0"],
-    ["enum values equal but for key order", { enum: [{ a: 1, b: 2 }, { b: 2, a: 1 }] }, "/enum/1", "duplicate of /enum/0"],
+    [
+      "enum values equal but for key order",
+      {
+        enum: [
+          { a: 1, b: 2 },
+          { b: 2, a: 1 },
+        ],
+      },
+      "/enum/1",
+      "duplicate of /enum/0",
+    ],
     ["enum values 0 and -0 (equal as JSON numbers)", { enum: [0, -0] }, "/enum/1", "duplicate of /enum/0"],
     ["a NaN const", { const: NaN }, "/const", "must be JSON data (NaN and infinities are not JSON numbers)"],
     ["an undefined const", { const: undefined }, "/const", "must be JSON data, not undefined"],
@@ -104,7 +192,12 @@ describe("compiler refuses what it does not implement, naming the place", () => 
     ["a number as the schema", 3, "", "must be a schema (an object or a boolean)"],
     ["null as the schema", null, "", "must be a schema (an object or a boolean)"],
     ["an array as the schema", [], "", "must be a schema (an object or a boolean)"],
-    ["'/' and '~' in a property name", { properties: { "a/b~c": { format: "x" } } }, "/properties/a~1b~0c/format", "keyword 'format' is not in the supported subset"],
+    [
+      "'/' and '~' in a property name",
+      { properties: { "a/b~c": { format: "x" } } },
+      "/properties/a~1b~0c/format",
+      "keyword 'format' is not in the supported subset",
+    ],
   ])("%s", (_what, schema, path, reason) => {
     expect(errorsOf(schema)).toEqual([{ path, reason }]);
   });
@@ -168,7 +261,10 @@ describe("$schema: the dialects whose meaning the subset implements", () => {
   });
 
   it("reports a refused dialect beside the schema's other problems, all at once", () => {
-    expect(errorsOf({ $schema: "http://json-schema.org/draft-04/schema#", exclusiveMinimum: true }).map((e) => e.path)).toEqual(["/$schema", "/exclusiveMinimum"]);
+    expect(errorsOf({ $schema: "http://json-schema.org/draft-04/schema#", exclusiveMinimum: true }).map((e) => e.path)).toEqual([
+      "/$schema",
+      "/exclusiveMinimum",
+    ]);
   });
 });
 
@@ -188,9 +284,7 @@ describe("compiler limits", () => {
   });
 
   it("refuses 33 levels of subschemas at the level that is too deep", () => {
-    expect(errorsOf(nestedProperties(33, { type: "string" }))).toEqual([
-      { path: "/properties/x".repeat(33), reason: "subschemas nest deeper than 32 levels" },
-    ]);
+    expect(errorsOf(nestedProperties(33, { type: "string" }))).toEqual([{ path: "/properties/x".repeat(33), reason: "subschemas nest deeper than 32 levels" }]);
   });
 
   it("refuses values nested deeper than 32 levels", () => {

@@ -8,11 +8,17 @@ import fc from "fast-check";
 type Schema = boolean | Record<string, unknown>;
 
 /** An object with its members in order, duplicates allowed. */
-export class Members { constructor(readonly entries: [string, Doc][]) {} }
+export class Members {
+  constructor(readonly entries: [string, Doc][]) {}
+}
 /** A number written exactly as given. */
-export class NumberText { constructor(readonly text: string) {} }
+export class NumberText {
+  constructor(readonly text: string) {}
+}
 /** A string written with every non-ASCII and control character as a \u escape. */
-export class Escaped { constructor(readonly value: string) {} }
+export class Escaped {
+  constructor(readonly value: string) {}
+}
 export type Doc = null | boolean | number | string | Doc[] | Members | NumberText | Escaped;
 
 export function render(doc: Doc): string {
@@ -43,10 +49,7 @@ const EXTRA_NAMES = ["extra", "__proto__", "constructor", "hasOwnProperty", "x/y
 const CHARS = ["a", "Z", " ", "é", "中", "😀", "𝄞", "\u0301", "\n", '"', "\\", "\u0000", "\ud800", "\udfff"];
 const INTERESTING_NUMBERS = [0, -0, 1, -1, 0.5, 0.1, 0.3, 0.30000000000000004, 1e-7, 100, 2 ** 53, 2 ** 53 + 2, 1e21, 1e308, 5e-324, -1e308];
 
-const jsonScalar = fc.oneof(
-  fc.constantFrom<Doc>(null, true, false, "", "approve", "😀", 0, 1, 1.5, -1),
-  fc.double({ noNaN: true, noDefaultInfinity: true }),
-);
+const jsonScalar = fc.oneof(fc.constantFrom<Doc>(null, true, false, "", "approve", "😀", 0, 1, 1.5, -1), fc.double({ noNaN: true, noDefaultInfinity: true }));
 const jsonValue: fc.Arbitrary<unknown> = fc.oneof(
   { arbitrary: jsonScalar, weight: 4 },
   { arbitrary: fc.array(jsonScalar, { maxLength: 3 }), weight: 1 },
@@ -58,33 +61,56 @@ function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
   if (value !== null && typeof value === "object") {
     const o = value as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`).join(",")}}`;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(",")}}`;
   }
   return JSON.stringify(value);
 }
 
-const boundNumber = fc.oneof(fc.constantFrom(...INTERESTING_NUMBERS.filter((n) => Math.abs(n) < 1e300)), fc.integer({ min: -50, max: 50 }),
-  fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }));
+const boundNumber = fc.oneof(
+  fc.constantFrom(...INTERESTING_NUMBERS.filter((n) => Math.abs(n) < 1e300)),
+  fc.integer({ min: -50, max: 50 }),
+  fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }),
+);
 const lengthBound = fc.nat(5);
 
 const scalarKeywordValues: Record<string, fc.Arbitrary<unknown>> = {
   type: fc.oneof(fc.constantFrom(...TYPES), fc.uniqueArray(fc.constantFrom(...TYPES), { minLength: 1, maxLength: 3 })),
   enum: fc.uniqueArray(jsonValue, { minLength: 1, maxLength: 4, selector: canonical }),
   const: jsonValue,
-  minimum: boundNumber, maximum: boundNumber, exclusiveMinimum: boundNumber, exclusiveMaximum: boundNumber,
-  minLength: lengthBound, maxLength: lengthBound, minItems: lengthBound, maxItems: lengthBound,
-  title: fc.constant("t"), description: fc.constant("d"), $comment: fc.constant("c"), default: jsonValue,
-  examples: fc.array(jsonValue, { maxLength: 2 }), $schema: fc.constant("http://json-schema.org/draft-07/schema#"),
+  minimum: boundNumber,
+  maximum: boundNumber,
+  exclusiveMinimum: boundNumber,
+  exclusiveMaximum: boundNumber,
+  minLength: lengthBound,
+  maxLength: lengthBound,
+  minItems: lengthBound,
+  maxItems: lengthBound,
+  title: fc.constant("t"),
+  description: fc.constant("d"),
+  $comment: fc.constant("c"),
+  default: jsonValue,
+  examples: fc.array(jsonValue, { maxLength: 2 }),
+  $schema: fc.constant("http://json-schema.org/draft-07/schema#"),
 };
 /** A few keywords per node (type is usually one of them), so documents near the schema can still pass. */
-const scalarKeywords = fc.tuple(fc.boolean(), fc.subarray(Object.keys(scalarKeywordValues), { maxLength: 3 }))
+const scalarKeywords = fc
+  .tuple(fc.boolean(), fc.subarray(Object.keys(scalarKeywordValues), { maxLength: 3 }))
   .chain(([typed, keys]) => fc.record(Object.fromEntries([...new Set(typed ? ["type", ...keys] : keys)].map((k) => [k, scalarKeywordValues[k]]))));
 
 /** Numbers with bounds, so documents at and one ulp past a bound come up often. */
-const numericKeywords = fc.record({
-  type: fc.constantFrom<unknown>("number", "integer", ["integer", "string"]),
-  minimum: boundNumber, maximum: boundNumber, exclusiveMinimum: boundNumber, exclusiveMaximum: boundNumber,
-}, { requiredKeys: ["type"] });
+const numericKeywords = fc.record(
+  {
+    type: fc.constantFrom<unknown>("number", "integer", ["integer", "string"]),
+    minimum: boundNumber,
+    maximum: boundNumber,
+    exclusiveMinimum: boundNumber,
+    exclusiveMaximum: boundNumber,
+  },
+  { requiredKeys: ["type"] },
+);
 
 export const schemaArbitrary: fc.Arbitrary<Schema> = fc.letrec<{ node: Schema }>((tie) => ({
   node: fc.oneof(
@@ -94,19 +120,31 @@ export const schemaArbitrary: fc.Arbitrary<Schema> = fc.letrec<{ node: Schema }>
     { arbitrary: fc.boolean(), weight: 1 },
     {
       weight: 3,
-      arbitrary: fc.record({
-        properties: fc.oneof(
-          fc.uniqueArray(fc.tuple(fc.constantFrom(...PROPERTY_NAMES), tie("node")), { maxLength: 4, selector: (p) => p[0] }),
-          fc.uniqueArray(fc.tuple(fc.constantFrom(...WIDE_NAMES), tie("node")), { minLength: 9, maxLength: 12, selector: (p) => p[0] }),
-        ).map((pairs) => Object.fromEntries(pairs)),
-        required: fc.uniqueArray(fc.constantFrom(...REQUIRED_NAMES), { maxLength: 3 }),
-        additionalProperties: fc.oneof({ arbitrary: fc.constant(false), weight: 2 }, { arbitrary: fc.constant(true), weight: 1 }, { arbitrary: tie("node"), weight: 1 }),
-        typeObject: fc.boolean(),
-      }, { requiredKeys: ["properties"] }).map(({ typeObject, ...rest }) => (typeObject ? { type: "object", ...rest } : rest)),
+      arbitrary: fc
+        .record(
+          {
+            properties: fc
+              .oneof(
+                fc.uniqueArray(fc.tuple(fc.constantFrom(...PROPERTY_NAMES), tie("node")), { maxLength: 4, selector: (p) => p[0] }),
+                fc.uniqueArray(fc.tuple(fc.constantFrom(...WIDE_NAMES), tie("node")), { minLength: 9, maxLength: 12, selector: (p) => p[0] }),
+              )
+              .map((pairs) => Object.fromEntries(pairs)),
+            required: fc.uniqueArray(fc.constantFrom(...REQUIRED_NAMES), { maxLength: 3 }),
+            additionalProperties: fc.oneof(
+              { arbitrary: fc.constant(false), weight: 2 },
+              { arbitrary: fc.constant(true), weight: 1 },
+              { arbitrary: tie("node"), weight: 1 },
+            ),
+            typeObject: fc.boolean(),
+          },
+          { requiredKeys: ["properties"] },
+        )
+        .map(({ typeObject, ...rest }) => (typeObject ? { type: "object", ...rest } : rest)),
     },
     {
       weight: 2,
-      arbitrary: fc.record({ items: tie("node"), minItems: lengthBound, maxItems: lengthBound, typeArray: fc.boolean() }, { requiredKeys: ["items"] })
+      arbitrary: fc
+        .record({ items: tie("node"), minItems: lengthBound, maxItems: lengthBound, typeArray: fc.boolean() }, { requiredKeys: ["items"] })
         .map(({ typeArray, ...rest }) => (typeArray ? { type: "array", ...rest } : rest)),
     },
   ),
@@ -119,7 +157,7 @@ const nextDown = (x: number) => nudge(x, -1);
 function nudge(x: number, direction: 1 | -1): number {
   if (x === 0) return direction * 5e-324;
   const bits = new BigInt64Array(new Float64Array([x]).buffer)[0];
-  const step = (x > 0) === (direction > 0) ? 1n : -1n;
+  const step = x > 0 === direction > 0 ? 1n : -1n;
   return new Float64Array(new BigInt64Array([bits + step]).buffer)[0];
 }
 
@@ -148,8 +186,7 @@ function numberSpellings(x: number): fc.Arbitrary<Doc> {
 }
 
 function numberArbitrary(schema: Record<string, unknown>, integer: boolean): fc.Arbitrary<Doc> {
-  const bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
-    .map((k) => schema[k]).filter((b): b is number => typeof b === "number");
+  const bounds = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"].map((k) => schema[k]).filter((b): b is number => typeof b === "number");
   const near = bounds.flatMap((b) => [b, nextUp(b), nextDown(b), b + 1, b - 1, Math.floor(b), Math.ceil(b)]);
   const candidates = [...near, ...INTERESTING_NUMBERS].filter((n) => !integer || Number.isInteger(n));
   return fc.oneof(
@@ -162,7 +199,8 @@ function numberArbitrary(schema: Record<string, unknown>, integer: boolean): fc.
 
 function stringArbitrary(schema: Record<string, unknown>): fc.Arbitrary<Doc> {
   const lengths = [schema.minLength, schema.maxLength].filter((n): n is number => typeof n === "number").flatMap((n) => [n - 1, n, n + 1]);
-  return fc.tuple(fc.constantFrom(...lengths.filter((n) => n >= 0), 0, 1, 3), fc.infiniteStream(fc.constantFrom(...CHARS)), fc.boolean())
+  return fc
+    .tuple(fc.constantFrom(...lengths.filter((n) => n >= 0), 0, 1, 3), fc.infiniteStream(fc.constantFrom(...CHARS)), fc.boolean())
     .map(([length, chars, escaped]) => {
       const s = [...chars.take(length)].join("");
       return escaped ? new Escaped(s) : s;
@@ -192,17 +230,23 @@ export function nearDocument(schema: unknown, depth = 0): fc.Arbitrary<Doc> {
 
 function typedDocument(type: string, s: Record<string, unknown>, depth: number): fc.Arbitrary<Doc> {
   switch (type) {
-    case "null": return fc.constant(null);
-    case "boolean": return fc.boolean();
-    case "integer": return numberArbitrary(s, true);
-    case "number": return numberArbitrary(s, false);
-    case "string": return stringArbitrary(s);
+    case "null":
+      return fc.constant(null);
+    case "boolean":
+      return fc.boolean();
+    case "integer":
+      return numberArbitrary(s, true);
+    case "number":
+      return numberArbitrary(s, false);
+    case "string":
+      return stringArbitrary(s);
     case "array": {
       const min = typeof s.minItems === "number" ? s.minItems : 0;
       const max = typeof s.maxItems === "number" ? s.maxItems : 3;
       return fc.array(nearDocument(s.items ?? true, depth + 1), { minLength: Math.max(0, min - 1), maxLength: Math.min(Math.max(min, max) + 1, 6) });
     }
-    default: return objectDocument(s, depth);
+    default:
+      return objectDocument(s, depth);
   }
 }
 
@@ -217,17 +261,19 @@ function objectDocument(s: Record<string, unknown>, depth: number): fc.Arbitrary
   };
   const extra = fc.tuple(fc.constantFrom(...EXTRA_NAMES), nearDocument(s.additionalProperties ?? true, depth + 1));
   const duplicate = fc.tuple(fc.constantFrom(...(names.length ? names : ["a"])), randomDocument);
-  return fc.tuple(
-    fc.tuple(...names.map(member)),
-    fc.oneof({ arbitrary: fc.constant([]), weight: 1 }, { arbitrary: fc.array(extra, { minLength: 1, maxLength: 2 }), weight: 1 }),
-    fc.oneof({ arbitrary: fc.constant([]), weight: 4 }, { arbitrary: fc.array(duplicate, { minLength: 1, maxLength: 2 }), weight: 1 }),
-    fc.boolean(),
-    fc.nat(),
-  ).map(([members, extras, duplicates, duplicatesFirst, rotation]) => {
-    const own = members.flat() as [string, Doc][];
-    const mixed = [...own, ...extras];
-    const r = mixed.length ? rotation % mixed.length : 0;
-    const ordered = [...mixed.slice(r), ...mixed.slice(0, r)];
-    return new Members(duplicatesFirst ? [...duplicates, ...ordered] : [...ordered, ...duplicates]);
-  });
+  return fc
+    .tuple(
+      fc.tuple(...names.map(member)),
+      fc.oneof({ arbitrary: fc.constant([]), weight: 1 }, { arbitrary: fc.array(extra, { minLength: 1, maxLength: 2 }), weight: 1 }),
+      fc.oneof({ arbitrary: fc.constant([]), weight: 4 }, { arbitrary: fc.array(duplicate, { minLength: 1, maxLength: 2 }), weight: 1 }),
+      fc.boolean(),
+      fc.nat(),
+    )
+    .map(([members, extras, duplicates, duplicatesFirst, rotation]) => {
+      const own = members.flat() as [string, Doc][];
+      const mixed = [...own, ...extras];
+      const r = mixed.length ? rotation % mixed.length : 0;
+      const ordered = [...mixed.slice(r), ...mixed.slice(0, r)];
+      return new Members(duplicatesFirst ? [...duplicates, ...ordered] : [...ordered, ...duplicates]);
+    });
 }

@@ -21,13 +21,6 @@ const compiled = compiledText(responseSchema);
 const bytes = (text: string) => new TextEncoder().encode(text);
 const verdictOf = (body: Uint8Array, schema = compiled, maxDepth = 64) => filter.str("validateDocumentBytes", schema, body, maxDepth);
 
-function timed<T>(what: string, run: () => T): T {
-  const started = performance.now();
-  const result = run();
-  console.log(`${what}: ${(performance.now() - started).toFixed(0)} ms`);
-  return result;
-}
-
 describe("hostile response bodies get a verdict", () => {
   it.each<[string, string, Uint8Array]>([
     ["an empty body", "not_json", bytes("")],
@@ -83,13 +76,12 @@ describe("hostile response bodies get a verdict", () => {
 
   it("a 10 MB string: bad_length, pass, and code points counted when units alone cannot tell", () => {
     const ascii = "a".repeat(10_000_000);
-    expect(timed("10 MB string vs maxLength 100", () => verdictOf(bytes(`{"label":"${ascii}"}`), compiledText({ properties: { label: { maxLength: 100 } } }))))
-      .toBe("fail bad_length /label");
-    expect(timed("10 MB string vs enum", () => verdictOf(bytes(`{"label":"${ascii}","confidence":0.5}`)))).toBe("fail not_allowed /label");
+    expect(verdictOf(bytes(`{"label":"${ascii}"}`), compiledText({ properties: { label: { maxLength: 100 } } }))).toBe("fail bad_length /label");
+    expect(verdictOf(bytes(`{"label":"${ascii}","confidence":0.5}`))).toBe("fail not_allowed /label");
     const astral = "😀".repeat(2_500_000); // 10 MB of UTF-8, 5M UTF-16 units, 2.5M code points
     const exactly = compiledText({ type: "string", minLength: 2_500_000, maxLength: 2_500_000 });
-    expect(timed("2.5M astral code points, counted", () => verdictOf(bytes(JSON.stringify(astral)), exactly))).toBe("pass");
-    expect(verdictOf(bytes(JSON.stringify(astral + "a")), exactly)).toBe("fail bad_length ");
+    expect(verdictOf(bytes(JSON.stringify(astral)), exactly)).toBe("pass");
+    expect(verdictOf(bytes(JSON.stringify(`${astral}a`)), exactly)).toBe("fail bad_length ");
     expect(ajv.validate({ type: "string", minLength: 2_500_000, maxLength: 2_500_000 }, astral)).toBe(true);
   });
 
@@ -128,13 +120,13 @@ describe("hostile response bodies get a verdict", () => {
 
   it("stays linear on big bodies: 200k keys, 100k array elements, 50k long-mantissa numbers", () => {
     const keys = `{${Array.from({ length: 200_000 }, (_, i) => `"k${i}":${i}`).join(",")},"label":"approve","confidence":0.5}`;
-    expect(timed("200k keys, additionalProperties false", () => verdictOf(bytes(keys)))).toBe("fail unexpected_field /k0");
+    expect(verdictOf(bytes(keys))).toBe("fail unexpected_field /k0");
     const open = compiledText({ required: ["label", "k199999"], properties: { k199999: { type: "integer" } } });
-    expect(timed("200k keys, required and properties", () => verdictOf(bytes(keys), open))).toBe("pass");
+    expect(verdictOf(bytes(keys), open)).toBe("pass");
     const elements = `[${Array.from({ length: 100_000 }, () => '{"label":"review","confidence":0.75}').join(",")}]`;
-    expect(timed("100k array elements", () => verdictOf(bytes(elements), compiledText({ items: responseSchema })))).toBe("pass");
+    expect(verdictOf(bytes(elements), compiledText({ items: responseSchema }))).toBe("pass");
     const numbers = `[${Array.from({ length: 50_000 }, (_, i) => `1.23456789012345678901234567${i}e-300`).join(",")}]`;
     const items = compiledText({ items: { type: "number", exclusiveMinimum: 0 } });
-    expect(timed("50k numbers on the exact (slow) path", () => verdictOf(bytes(numbers), items))).toBe("pass");
+    expect(verdictOf(bytes(numbers), items)).toBe("pass");
   });
 });

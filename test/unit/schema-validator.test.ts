@@ -143,7 +143,12 @@ describe("validator, keyword by keyword", () => {
   it("handles wide objects (hash lookups) like narrow ones", () => {
     const names = Array.from({ length: 12 }, (_, i) => `k${i}`);
     const schema = { properties: Object.fromEntries(names.map((n) => [n, { type: "integer" }])), required: ["k11"], additionalProperties: false };
-    const doc = (extra: Record<string, unknown>) => JSON.stringify({ ...Object.fromEntries(names.map((n, i) => [n, i])), ...extra, ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, i])) });
+    const doc = (extra: Record<string, unknown>) =>
+      JSON.stringify({
+        ...Object.fromEntries(names.map((n, i) => [n, i])),
+        ...extra,
+        ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`k${i}`, i])),
+      });
     check([schema, doc({}), "pass"]);
     check([schema, doc({ zz: 1 }), "fail unexpected_field /zz"]);
     check([schema, doc({ k11: "x" }), "fail wrong_type /k11"]);

@@ -20,7 +20,10 @@ describe("npm start argument plan", () => {
   });
 
   it("takes flags over env vars, in both --flag value and --flag=value forms", () => {
-    const r = planStart(["--stable", "http://127.0.0.1:7001", "--canary=http://127.0.0.1:7002", "--listen", "0.0.0.0:8000"], { MODELROLL_LISTEN: "127.0.0.1:1", MODELROLL_CONTROLLER: "127.0.0.1:18080" });
+    const r = planStart(["--stable", "http://127.0.0.1:7001", "--canary=http://127.0.0.1:7002", "--listen", "0.0.0.0:8000"], {
+      MODELROLL_LISTEN: "127.0.0.1:1",
+      MODELROLL_CONTROLLER: "127.0.0.1:18080",
+    });
     if (!("plan" in r)) throw new Error(JSON.stringify(r));
     expect(r.plan.listen).toEqual({ host: "0.0.0.0", port: 8000 });
     expect(r.plan.controller).toEqual({ host: "127.0.0.1", port: 18080 });
@@ -32,7 +35,9 @@ describe("npm start argument plan", () => {
   it("takes --fresh (no value) and --tick-ms, which also reads MODELROLL_TICK_MS", () => {
     expect(planStart(["--fresh", "--tick-ms", "250"], {})).toMatchObject({ plan: { controllerSettings: { fresh: true, tickIntervalMs: 250 } } });
     expect(planStart([], { MODELROLL_TICK_MS: "1000" })).toMatchObject({ plan: { controllerSettings: { fresh: false, tickIntervalMs: 1000 } } });
-    expect(planStart(["--tick-ms=750", "--state", "/tmp/x.db"], {})).toMatchObject({ plan: { controllerSettings: { stateFile: "/tmp/x.db", tickIntervalMs: 750 } } });
+    expect(planStart(["--tick-ms=750", "--state", "/tmp/x.db"], {})).toMatchObject({
+      plan: { controllerSettings: { stateFile: "/tmp/x.db", tickIntervalMs: 750 } },
+    });
   });
 
   it.each([
@@ -58,10 +63,27 @@ describe("npm start argument plan", () => {
 describe("npm run controller argument plan", () => {
   it("defaults, and reads tokens from the environment only", () => {
     expect(planController([], {})).toEqual({
-      plan: { listen: { host: "127.0.0.1", port: 8080 }, envoyAdminUrls: ["http://127.0.0.1:9901"], tickIntervalMs: 5000, stateFile: ".modelroll/state.db", fresh: false },
+      plan: {
+        listen: { host: "127.0.0.1", port: 8080 },
+        envoyAdminUrls: ["http://127.0.0.1:9901"],
+        tickIntervalMs: 5000,
+        stateFile: ".modelroll/state.db",
+        fresh: false,
+      },
     });
     const r = planController(
-      ["--listen=0.0.0.0:9000", "--fresh", "--state", "/var/lib/modelroll/state.db", "--envoy-admin", "http://127.0.0.1:1, http://127.0.0.1:2", "--tick-ms", "250", "--prometheus", "http://127.0.0.1:9090"],
+      [
+        "--listen=0.0.0.0:9000",
+        "--fresh",
+        "--state",
+        "/var/lib/modelroll/state.db",
+        "--envoy-admin",
+        "http://127.0.0.1:1, http://127.0.0.1:2",
+        "--tick-ms",
+        "250",
+        "--prometheus",
+        "http://127.0.0.1:9090",
+      ],
       { MODELROLL_API_TOKEN: "a".repeat(20), MODELROLL_FILTER_TOKEN: "f".repeat(20), MODELROLL_STATE: "/ignored" },
     );
     expect(r).toEqual({
@@ -91,22 +113,33 @@ describe("npm run controller argument plan", () => {
     const slack = "https://hooks.slack.com/services/T1/B2/SECRETSECRET";
     const r = planController(["--public-url", "https://modelroll.example"], { MODELROLL_NOTIFY_TARGETS: `slack=${slack}` });
     expect(r).toMatchObject({
-      plan: { publicUrl: "https://modelroll.example", notifications: { targets: [{ name: "slack-0", format: "slack", url: slack, events: null, timeoutMs: 5000 }] } },
+      plan: {
+        publicUrl: "https://modelroll.example",
+        notifications: { targets: [{ name: "slack-0", format: "slack", url: slack, events: null, timeoutMs: 5000 }] },
+      },
     });
-    expect(planController([], { MODELROLL_PUBLIC_URL: "http://10.0.0.5:8080/modelroll" })).toMatchObject({ plan: { publicUrl: "http://10.0.0.5:8080/modelroll" } });
+    expect(planController([], { MODELROLL_PUBLIC_URL: "http://10.0.0.5:8080/modelroll" })).toMatchObject({
+      plan: { publicUrl: "http://10.0.0.5:8080/modelroll" },
+    });
     // There is no flag for them: argv is visible to every user of the machine.
     expect(planController(["--notify-targets", slack], {})).toEqual({ error: "unknown argument '--notify-targets'" });
     const bad = planController([], { MODELROLL_NOTIFY_TARGETS: `pager=${slack}` });
     expect(bad).toEqual({ error: expect.stringMatching(/^MODELROLL_NOTIFY_TARGETS: \/0\/format /) });
     expect(JSON.stringify(bad)).not.toContain("SECRET");
-    expect(planController(["--public-url", "modelroll.example"], {})).toEqual({ error: "--public-url: expected an http:// or https:// base URL, got 'modelroll.example'" });
+    expect(planController(["--public-url", "modelroll.example"], {})).toEqual({
+      error: "--public-url: expected an http:// or https:// base URL, got 'modelroll.example'",
+    });
   });
 });
 
 describe("the metric source and the models file in both plans", () => {
   it("--metrics prometheus with --prometheus (or the environment), and its freshness bound", () => {
-    expect(planController(["--metrics", "prometheus", "--prometheus", "http://127.0.0.1:9090"], {})).toMatchObject({ plan: { metrics: "prometheus", prometheusUrl: "http://127.0.0.1:9090" } });
-    expect(planStart([], { MODELROLL_METRICS: "prometheus", MODELROLL_PROMETHEUS_URL: "http://127.0.0.1:9090", MODELROLL_PROMETHEUS_MAX_LAG_MS: "30000" })).toMatchObject({
+    expect(planController(["--metrics", "prometheus", "--prometheus", "http://127.0.0.1:9090"], {})).toMatchObject({
+      plan: { metrics: "prometheus", prometheusUrl: "http://127.0.0.1:9090" },
+    });
+    expect(
+      planStart([], { MODELROLL_METRICS: "prometheus", MODELROLL_PROMETHEUS_URL: "http://127.0.0.1:9090", MODELROLL_PROMETHEUS_MAX_LAG_MS: "30000" }),
+    ).toMatchObject({
       plan: { controllerSettings: { metrics: "prometheus", prometheusUrl: "http://127.0.0.1:9090", prometheusMaxLagMs: 30000 } },
     });
     expect(planController(["--metrics=admin"], {})).toMatchObject({ plan: { metrics: "admin" } });
@@ -121,8 +154,14 @@ describe("the metric source and the models file in both plans", () => {
     [["--metrics", "statsd"], "--metrics: expected admin or prometheus, got 'statsd'"],
     [["--metrics", "prometheus"], "--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)"],
     [["--prometheus-max-lag-ms", "5000"], "--prometheus-max-lag-ms: only applies with --metrics prometheus"],
-    [["--metrics", "prometheus", "--prometheus", "http://127.0.0.1:1", "--prometheus-max-lag-ms", "10"], "--prometheus-max-lag-ms: expected an integer 1000..3600000"],
-    [["--models", "m.yaml", "--stable", "http://127.0.0.1:1", "--canary", "http://127.0.0.1:2"], "--models: give the models in the file, or one pair with --stable/--canary, not both"],
+    [
+      ["--metrics", "prometheus", "--prometheus", "http://127.0.0.1:1", "--prometheus-max-lag-ms", "10"],
+      "--prometheus-max-lag-ms: expected an integer 1000..3600000",
+    ],
+    [
+      ["--models", "m.yaml", "--stable", "http://127.0.0.1:1", "--canary", "http://127.0.0.1:2"],
+      "--models: give the models in the file, or one pair with --stable/--canary, not both",
+    ],
   ])("refuses %j", (argv, error) => {
     expect(planStart(argv, {})).toEqual({ error });
   });

@@ -12,23 +12,26 @@ let full: Record<string, any>;
 beforeAll(async () => {
   filter = await loadFilterTesting();
   const app = await testApp();
-  await createRollout(app, spec({
-    name: "fraud-model",
-    canaryPercent: 5,
-    segments: [
-      { name: "tenant_tier", header: "x-tenant-tier", values: ["free", "pro"] },
-      { name: "endpoint", endpoints: [{ value: "score", pathPrefix: "/v1/predict/score" }] },
-      { name: "size", requestSizeBytes: [1024, 16384] },
-    ],
-    shadow: { percent: 10, cluster: "shadow", timeoutMs: 500, maxBodyBytes: 4096, maxInFlight: 8 },
-    output: {
-      labels: ["approve", "review", "decline"],
-      schema: { type: "object", required: ["prediction"], properties: { prediction: { enum: ["approve", "review", "decline"] } } },
-      guard: true,
-      llm: { citationField: "citations", abstainedField: "abstained", fallbackField: "meta.fallback_model" },
-    },
-    models: { stable: "v1", canary: "v2", versionField: "model_version" },
-  }));
+  await createRollout(
+    app,
+    spec({
+      name: "fraud-model",
+      canaryPercent: 5,
+      segments: [
+        { name: "tenant_tier", header: "x-tenant-tier", values: ["free", "pro"] },
+        { name: "endpoint", endpoints: [{ value: "score", pathPrefix: "/v1/predict/score" }] },
+        { name: "size", requestSizeBytes: [1024, 16384] },
+      ],
+      shadow: { percent: 10, cluster: "shadow", timeoutMs: 500, maxBodyBytes: 4096, maxInFlight: 8 },
+      output: {
+        labels: ["approve", "review", "decline"],
+        schema: { type: "object", required: ["prediction"], properties: { prediction: { enum: ["approve", "review", "decline"] } } },
+        guard: true,
+        llm: { citationField: "citations", abstainedField: "abstained", fallbackField: "meta.fallback_model" },
+      },
+      models: { stable: "v1", canary: "v2", versionField: "model_version" },
+    }),
+  );
   const table = (await app.inject({ url: "/v1/filter-config" })).json();
   await app.close();
   full = table.rollouts[0];
@@ -48,14 +51,22 @@ describe("static rollouts in the plugin config", () => {
     ["the rollout", (r: any) => ({ ...r, canaryBasisPoint: 500 }), "rollouts[0].canaryBasisPoint: unknown field"],
     ["shadow", (r: any) => ({ ...r, shadow: { ...r.shadow, percent: 10 } }), "rollouts[0].shadow.percent: unknown field"],
     ["output", (r: any) => ({ ...r, output: { ...r.output, gaurd: true } }), "rollouts[0].output.gaurd: unknown field"],
-    ["a segment", (r: any) => ({ ...r, segments: [r.segments[0], { ...r.segments[1], endpoints: [] }, r.segments[2]] }), "rollouts[0].segments[1].endpoints: unknown field"],
+    [
+      "a segment",
+      (r: any) => ({ ...r, segments: [r.segments[0], { ...r.segments[1], endpoints: [] }, r.segments[2]] }),
+      "rollouts[0].segments[1].endpoints: unknown field",
+    ],
     ["models", (r: any) => ({ ...r, models: { ...r.models, version_field: "x" } }), "rollouts[0].models.version_field: unknown field"],
   ])("refuse an unknown member of %s, naming it", (_where, typo, expected) => {
     expect(refusal([typo(full)])).toBe(expected);
   });
 
   it("while the controller's table still ignores members this filter does not know (a newer controller)", () => {
-    const table = { epoch: "e", version: 1, rollouts: [{ ...full, canaryBasisPoint: 1, shadow: { ...full.shadow, percent: 10 }, models: { ...full.models, future: 1 } }] };
+    const table = {
+      epoch: "e",
+      version: 1,
+      rollouts: [{ ...full, canaryBasisPoint: 1, shadow: { ...full.shadow, percent: 10 }, models: { ...full.models, future: 1 } }],
+    };
     expect(filter.str("rolloutTableSummary", JSON.stringify(table))).toBe("v1 e fraud-model:/v1/predict:x-user-id:500");
   });
 });

@@ -2,7 +2,7 @@
 import { parseHostPort, type HostPort } from "../envoy/bootstrap.ts";
 import { CONTROLLER_FLAGS, controllerSettings, DEFAULT_STATE_FILE, METRICS_USAGE, parseFlags, type ControllerSettings } from "./start-plan.ts";
 
-export interface ControllerPlan extends ControllerSettings {
+interface ControllerPlan extends ControllerSettings {
   listen: HostPort;
   /** Envoy admin base URLs whose stats the engine reads. */
   envoyAdminUrls: string[];
@@ -24,14 +24,17 @@ SIGINT, SIGTERM or SIGHUP stop it and print what the state file keeps.`;
 
 const FLAGS = new Set(["--listen", "--envoy-admin", ...CONTROLLER_FLAGS]);
 
-export type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
+type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
 
 export function planController(argv: string[], env: Record<string, string | undefined>): ControllerPlanResult {
   const flags = parseFlags(argv, FLAGS);
   if (!("given" in flags)) return flags;
   const given = flags.given;
   try {
-    const envoyAdminUrls = (given.get("--envoy-admin") ?? env.MODELROLL_ENVOY_ADMIN ?? "http://127.0.0.1:9901").split(",").map((u) => u.trim()).filter((u) => u !== "");
+    const envoyAdminUrls = (given.get("--envoy-admin") ?? env.MODELROLL_ENVOY_ADMIN ?? "http://127.0.0.1:9901")
+      .split(",")
+      .map((u) => u.trim())
+      .filter((u) => u !== "");
     for (const url of envoyAdminUrls) {
       if (!/^https?:\/\/[^/]+\/?$/.test(url)) return { error: `--envoy-admin: expected base URLs like http://127.0.0.1:9901, got '${url}'` };
     }

@@ -28,14 +28,24 @@ if (busy.length > 0) {
 }
 
 try {
-  const running = await startController({ ...options, freshState: fresh, host: listen.host, port: listen.port, logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" } });
+  const running = await startController({
+    ...options,
+    freshState: fresh,
+    host: listen.host,
+    port: listen.port,
+    logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" },
+  });
   controller = running;
   shutdown.onStop(() => running.close());
   const store = running.app.modelroll.store;
   const setAside = running.app.modelroll.state.freshStart;
   const how = setAside
     ? `fresh; the previous ${setAside.previousRollouts} rollouts are kept in ${setAside.keptIn}`
-    : store.resumed ? `resumed: ${store.size} rollouts, config version ${store.version}` : fresh ? "fresh" : "new";
+    : store.resumed
+      ? `resumed: ${store.size} rollouts, config version ${store.version}`
+      : fresh
+        ? "fresh"
+        : "new";
   console.log(
     `modelroll controller listening on ${running.url} (pid ${process.pid}); state ${options.stateFile} (${how}); ` +
       `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}`,

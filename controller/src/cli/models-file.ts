@@ -23,7 +23,11 @@ const MODEL_NAME_PATTERN = "^[a-z0-9]([-a-z0-9]{0,54}[a-z0-9])?$";
 const ModelEntry = Type.Object(
   {
     name: Type.String({ pattern: MODEL_NAME_PATTERN, description: "DNS label, at most 56 characters: the clusters are <name>-stable, -canary, -shadow." }),
-    pathPrefix: Type.String({ pattern: PATH_PREFIX_PATTERN, maxLength: 256, description: "Requests under this prefix go to this model; the longest matching prefix wins." }),
+    pathPrefix: Type.String({
+      pattern: PATH_PREFIX_PATTERN,
+      maxLength: 256,
+      description: "Requests under this prefix go to this model; the longest matching prefix wins.",
+    }),
     stable: Type.String({ description: "http://IP:PORT of the stable model server." }),
     canary: Type.String({ description: "http://IP:PORT of the canary model server." }),
     shadow: Type.Optional(Type.String({ description: "http://IP:PORT of the shadow model server; default: the canary." })),
@@ -82,7 +86,14 @@ export function parseModelsFile(text: string, source: string): ModelEntry[] {
     if (name) problems.push(`${at}/name: ${m.name} is listed twice`);
     const prefix = models.find((o) => o.pathPrefix === m.pathPrefix);
     if (prefix) problems.push(`${at}/pathPrefix: ${m.pathPrefix} is also ${prefix.name}'s`);
-    models.push({ name: m.name, pathPrefix: m.pathPrefix, stable, canary, ...(shadow ? { shadow } : {}), urls: { stable: m.stable, canary: m.canary, shadow: m.shadow ?? null } });
+    models.push({
+      name: m.name,
+      pathPrefix: m.pathPrefix,
+      stable,
+      canary,
+      ...(shadow ? { shadow } : {}),
+      urls: { stable: m.stable, canary: m.canary, shadow: m.shadow ?? null },
+    });
   });
   if (problems.length > 0) throw new Error(`${source}: ${problems.join("; ")}`);
   return models;

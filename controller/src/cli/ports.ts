@@ -59,7 +59,8 @@ function modelrollRole(pid: number): string {
   if (command.includes("modelroll-envoy-")) {
     const parent = processParentAndGroup(pid)?.ppid;
     const parentCommand = parent !== undefined && parent > 1 ? processCommand(parent) : null;
-    if (parentCommand !== null && isCli(parentCommand)) return `: the Envoy of a modelroll that is running (pid ${parent}); stop that one with 'kill ${parent}'`;
+    if (parentCommand !== null && isCli(parentCommand))
+      return `: the Envoy of a modelroll that is running (pid ${parent}); stop that one with 'kill ${parent}'`;
     if (parentCommand === null) return `: an Envoy left over from an earlier modelroll run (its parent is gone); stop it with 'kill ${pid}'`;
     return `: an Envoy started by pid ${parent}; stop it with 'kill ${pid}'`;
   }

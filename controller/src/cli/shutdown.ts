@@ -6,7 +6,7 @@
  */
 import type { RolloutStore } from "../rollouts/store.ts";
 
-export interface Shutdown {
+interface Shutdown {
   /** Registers a stop step; steps run last-registered first. */
   onStop(step: () => Promise<void>): void;
   /** Stops everything once, prints `farewell()`'s lines, and exits with `code`. */
@@ -14,7 +14,7 @@ export interface Shutdown {
   readonly stopping: boolean;
 }
 
-export interface ShutdownOptions {
+interface ShutdownOptions {
   /** Message prefix: "modelroll start". */
   name: string;
   /** Lines printed after everything stopped (what was saved); null prints nothing more. */
@@ -94,5 +94,9 @@ export function describeSaved(store: RolloutStore, stateFile: string): string {
     return `  ${r.spec.name}: canary ${r.canaryPercent}%${r.shadowPercent > 0 ? `, shadow ${r.shadowPercent}%` : ""}${phase}`;
   });
   const count = rollouts.length === 1 ? "1 rollout" : `${rollouts.length} rollouts`;
-  return [`state saved in ${stateFile}: ${count}, config version ${store.version}${rollouts.length > 0 ? ":" : ""}`, ...list, "the next start resumes it (--fresh starts empty)"].join("\n");
+  return [
+    `state saved in ${stateFile}: ${count}, config version ${store.version}${rollouts.length > 0 ? ":" : ""}`,
+    ...list,
+    "the next start resumes it (--fresh starts empty)",
+  ].join("\n");
 }

@@ -3,7 +3,7 @@ import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstr
 import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
 import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
 
-export interface StartPlan {
+interface StartPlan {
   listen: HostPort;
   controller: HostPort;
   admin: HostPort;
@@ -47,7 +47,8 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   const prometheusUrl = given.get("--prometheus") ?? env.MODELROLL_PROMETHEUS_URL;
   if (prometheusUrl !== undefined) parseUrlHostPort(prometheusUrl, "--prometheus");
   const publicUrl = given.get("--public-url") ?? env.MODELROLL_PUBLIC_URL;
-  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl)) throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
+  if (publicUrl !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(publicUrl))
+    throw new Error(`--public-url: expected an http:// or https:// base URL, got '${publicUrl}'`);
   let notifications: ControllerSettings["notifications"];
   if (env.MODELROLL_NOTIFY_TARGETS !== undefined && env.MODELROLL_NOTIFY_TARGETS.trim() !== "") {
     const parsed = parseTargetsEnv(env.MODELROLL_NOTIFY_TARGETS);
@@ -57,13 +58,16 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
   const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
-  if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics)) throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
-  if (metrics === "prometheus" && prometheusUrl === undefined) throw new Error("--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)");
+  if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics))
+    throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
+  if (metrics === "prometheus" && prometheusUrl === undefined)
+    throw new Error("--metrics prometheus: give Prometheus' URL with --prometheus (or MODELROLL_PROMETHEUS_URL)");
   const lag = given.get("--prometheus-max-lag-ms") ?? env.MODELROLL_PROMETHEUS_MAX_LAG_MS;
   const prometheusMaxLagMs = lag === undefined ? undefined : Number(lag);
   if (prometheusMaxLagMs !== undefined) {
     if (metrics !== "prometheus") throw new Error("--prometheus-max-lag-ms: only applies with --metrics prometheus");
-    if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000) throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
+    if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000)
+      throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
   }
   return {
     stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,
@@ -90,16 +94,21 @@ export const METRICS_USAGE = `  --metrics           where the built-in gates rea
                       gates read Error and hold (env MODELROLL_PROMETHEUS_MAX_LAG_MS, default 60000)`;
 
 /** Flags without a value, shared by both commands. */
-export const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
+const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);
 
 /**
  * `--flag value` or `--flag=value`, each flag at most once, and the `switches` (no value: present or not);
  * an error names the argument.
  */
-export function parseFlags(argv: string[], flags: ReadonlySet<string>, switches: ReadonlySet<string> = SWITCHES): { given: Map<string, string> } | { help: true } | { error: string } {
+export function parseFlags(
+  argv: string[],
+  flags: ReadonlySet<string>,
+  switches: ReadonlySet<string> = SWITCHES,
+): { given: Map<string, string> } | { help: true } | { error: string } {
   const given = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+  // One iterator: a flag's value is the argument after it, taken from the same sequence.
+  const args = argv.values();
+  for (const arg of args) {
     if (arg === "--help" || arg === "-h") return { help: true };
     const [flag, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     if (switches.has(flag)) {
@@ -108,7 +117,7 @@ export function parseFlags(argv: string[], flags: ReadonlySet<string>, switches:
       continue;
     }
     if (!flags.has(flag)) return { error: `unknown argument '${arg}'` };
-    const value = inline ?? argv[++i];
+    const value = inline ?? args.next().value;
     if (value === undefined || value.startsWith("--")) return { error: `${flag} needs a value` };
     given.set(flag, value);
   }
@@ -160,8 +169,14 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_LISTEN ?? "127.0.0.1:10000", "--listen"),
         controller: parseHostPort(given.get("--controller") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--controller"),
         admin: { host: "127.0.0.1", port: admin.port },
-        stable: stableUrl !== undefined ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") } : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
-        canary: canaryUrl !== undefined ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") } : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
+        stable:
+          stableUrl !== undefined
+            ? { url: stableUrl, hostPort: parseUrlHostPort(stableUrl, "--stable") }
+            : { demo: parseHostPort(env.MODELROLL_DEMO_STABLE ?? "127.0.0.1:9001", "MODELROLL_DEMO_STABLE") },
+        canary:
+          canaryUrl !== undefined
+            ? { url: canaryUrl, hostPort: parseUrlHostPort(canaryUrl, "--canary") }
+            : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
         ...(modelsFile !== undefined ? { modelsFile } : {}),

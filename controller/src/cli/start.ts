@@ -72,7 +72,12 @@ try {
   shutdown.onStop(() => running.close());
 
   const models: Record<"stable" | "canary", { host: string; port: number; label: string }> = {} as never;
-  for (const [variant, version] of manyModels ? [] : ([["stable", "v1"], ["canary", "v2"]] as const)) {
+  for (const [variant, version] of manyModels
+    ? []
+    : ([
+        ["stable", "v1"],
+        ["canary", "v2"],
+      ] as const)) {
     const target = plan[variant];
     if ("demo" in target) {
       const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
@@ -83,7 +88,12 @@ try {
     }
   }
   const adminUrl = `http://127.0.0.1:${plan.admin.port}`;
-  const common = { listen: plan.listen, admin: plan.admin, controller: plan.controller, ...(settings.filterToken ? { filterToken: settings.filterToken } : {}) };
+  const common = {
+    listen: plan.listen,
+    admin: plan.admin,
+    controller: plan.controller,
+    ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
+  };
   const envoy = await startEnvoy({
     bootstrapYaml: manyModels
       ? renderModelsBootstrap({ ...common, models: manyModels })
@@ -117,10 +127,12 @@ try {
     : `  stable model:        ${models.stable.label}
   canary model:        ${models.canary.label}
   shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}`;
-  const example = manyModels
-    ? `{"name":"${manyModels[0].name}","match":{"pathPrefix":"${manyModels[0].pathPrefix}"},"clusters":${JSON.stringify(modelClusters(manyModels[0].name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
+  // The first model of the file for the examples (the models file has at least one).
+  const exampleModel = manyModels?.[0] ?? null;
+  const example = exampleModel
+    ? `{"name":"${exampleModel.name}","match":{"pathPrefix":"${exampleModel.pathPrefix}"},"clusters":${JSON.stringify(modelClusters(exampleModel.name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
     : `{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
-  const examplePath = manyModels ? manyModels[0].pathPrefix : "/v1/predict";
+  const examplePath = exampleModel ? exampleModel.pathPrefix : "/v1/predict";
   console.log(`modelroll is running (pid ${process.pid}; Envoy pid ${envoy.child.pid})
   dashboard:           ${running.url}/${settings.apiToken ? " (asks for the API token, or the read-only one)" : ""}
   data plane (Envoy):  ${data}
@@ -136,7 +148,7 @@ Try:
   curl -s -XPOST ${running.url}/v1/rollouts -H 'content-type: application/json' \\
     -d '${example}'
   curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
-  curl -s ${running.url}/v1/rollouts/${manyModels ? manyModels[0].name : "fraud-model"}/stats
+  curl -s ${running.url}/v1/rollouts/${exampleModel ? exampleModel.name : "fraud-model"}/stats
 Ctrl-C (or SIGTERM to any of its processes) stops everything.`);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);

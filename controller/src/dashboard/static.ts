@@ -10,12 +10,13 @@ import { join } from "node:path";
 import type { FastifyPluginAsync, FastifyReply } from "fastify";
 import { repoRoot } from "../paths.ts";
 
-export const DASHBOARD_DIR = join(repoRoot, "build", "dashboard");
+const DASHBOARD_DIR = join(repoRoot, "build", "dashboard");
 
+const HTML_TYPE = "text/html; charset=utf-8";
 const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
-  ".html": "text/html; charset=utf-8",
+  ".html": HTML_TYPE,
   ".png": "image/png",
   ".svg": "image/svg+xml",
   ".map": "application/json; charset=utf-8",
@@ -26,7 +27,7 @@ interface Asset {
   type: string;
 }
 
-export interface DashboardStaticOptions {
+interface DashboardStaticOptions {
   /** Where the built files are; default build/dashboard. */
   dir?: string;
 }
@@ -39,10 +40,11 @@ export const dashboardStatic: FastifyPluginAsync<DashboardStaticOptions> = async
     if (assets) return assets;
     try {
       const files = new Map<string, Asset>();
-      files.set("index.html", { body: await readFile(join(dir, "index.html")), type: TYPES[".html"] });
+      files.set("index.html", { body: await readFile(join(dir, "index.html")), type: HTML_TYPE });
       for (const name of await readdir(join(dir, "assets"))) {
         const ext = name.slice(name.lastIndexOf("."));
-        if (TYPES[ext]) files.set(`assets/${name}`, { body: await readFile(join(dir, "assets", name)), type: TYPES[ext] });
+        const type = TYPES[ext];
+        if (type) files.set(`assets/${name}`, { body: await readFile(join(dir, "assets", name)), type });
       }
       assets = files;
       return files;
@@ -54,7 +56,10 @@ export const dashboardStatic: FastifyPluginAsync<DashboardStaticOptions> = async
   const send = async (reply: FastifyReply, key: string) => {
     const files = await load();
     if (!files) {
-      return reply.code(503).type("text/plain; charset=utf-8").send(`dashboard: not built (${dir} is missing); run 'npm install' or 'npm run build:dashboard'\n`);
+      return reply
+        .code(503)
+        .type("text/plain; charset=utf-8")
+        .send(`dashboard: not built (${dir} is missing); run 'npm install' or 'npm run build:dashboard'\n`);
     }
     const asset = files.get(key);
     if (!asset) return reply.code(404).send({ error: `dashboard: no file ${key}` });

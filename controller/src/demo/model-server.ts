@@ -20,7 +20,7 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface FixedResponse {
+interface FixedResponse {
   status?: number;
   headers?: Record<string, string>;
   bodyBase64: string;
@@ -28,7 +28,7 @@ export interface FixedResponse {
 }
 
 /** What one request gets: the defaults, or the defaults with a matching override's fields. */
-export interface BehaviorFields {
+interface BehaviorFields {
   /** Fraction of requests answered with HTTP 500. */
   errorRate: number;
   /** Added latency per request, in milliseconds. */
@@ -42,12 +42,12 @@ export interface BehaviorFields {
 }
 
 /** A request matches when its header `header` (lowercase name) has the value `equals` (case-insensitive). */
-export interface BehaviorCondition {
+interface BehaviorCondition {
   header: string;
   equals: string;
 }
 
-export interface BehaviorOverride extends Partial<BehaviorFields> {
+interface BehaviorOverride extends Partial<BehaviorFields> {
   when: BehaviorCondition;
 }
 
@@ -56,7 +56,7 @@ export interface ModelBehavior extends BehaviorFields {
   overrides: BehaviorOverride[];
 }
 
-export interface BehaviorProblem {
+interface BehaviorProblem {
   /** JSON pointer of the offending field in the PUT body. */
   path: string;
   reason: string;
@@ -76,7 +76,7 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-const LABELS = ["approve", "review", "decline"];
+const LABELS = ["approve", "review", "decline"] as const;
 
 function hash32(text: string): number {
   let h = 0x811c9dc5;
@@ -90,7 +90,8 @@ function hash32(text: string): number {
 export function prediction(version: string, body: string, labelShift = 0): { prediction: string; confidence: number; model_version: string } {
   const h = hash32(body);
   return {
-    prediction: LABELS[(((h + labelShift) % LABELS.length) + LABELS.length) % LABELS.length],
+    // The double modulo keeps the index in range for any shift; the fallback is never taken.
+    prediction: LABELS[(((h + labelShift) % LABELS.length) + LABELS.length) % LABELS.length] ?? LABELS[0],
     confidence: Math.round(((h >>> 8) % 1000) / 10) / 100,
     model_version: version,
   };
@@ -123,11 +124,13 @@ function parseFields(value: Record<string, unknown>, at: string, problems: Behav
   const out: Partial<BehaviorFields> = {};
   const v = value;
   if (v.errorRate !== undefined) {
-    if (typeof v.errorRate !== "number" || !(v.errorRate >= 0 && v.errorRate <= 1)) problems.push({ path: `${at}/errorRate`, reason: "must be a number from 0 to 1 (the fraction of requests answered 500)" });
+    if (typeof v.errorRate !== "number" || !(v.errorRate >= 0 && v.errorRate <= 1))
+      problems.push({ path: `${at}/errorRate`, reason: "must be a number from 0 to 1 (the fraction of requests answered 500)" });
     else out.errorRate = v.errorRate;
   }
   if (v.latencyMs !== undefined) {
-    if (typeof v.latencyMs !== "number" || !(v.latencyMs >= 0 && v.latencyMs <= MAX_LATENCY_MS)) problems.push({ path: `${at}/latencyMs`, reason: `must be a number of milliseconds from 0 to ${MAX_LATENCY_MS}` });
+    if (typeof v.latencyMs !== "number" || !(v.latencyMs >= 0 && v.latencyMs <= MAX_LATENCY_MS))
+      problems.push({ path: `${at}/latencyMs`, reason: `must be a number of milliseconds from 0 to ${MAX_LATENCY_MS}` });
     else out.latencyMs = v.latencyMs;
   }
   if (v.labelShift !== undefined) {
@@ -153,7 +156,8 @@ function parseFixedResponse(value: unknown, at: string, problems: BehaviorProble
   }
   const before = problems.length;
   unknownKeys(value, ["status", "headers", "bodyBase64", "chunkBytes"], at, problems);
-  if (typeof value.bodyBase64 !== "string") problems.push({ path: `${at}/bodyBase64`, reason: value.bodyBase64 === undefined ? "is required" : "must be a base64 string" });
+  if (typeof value.bodyBase64 !== "string")
+    problems.push({ path: `${at}/bodyBase64`, reason: value.bodyBase64 === undefined ? "is required" : "must be a base64 string" });
   if (value.status !== undefined && !(typeof value.status === "number" && Number.isInteger(value.status) && value.status >= 100 && value.status <= 599)) {
     problems.push({ path: `${at}/status`, reason: "must be an HTTP status from 100 to 599" });
   }
@@ -173,7 +177,7 @@ function parseFixedResponse(value: unknown, at: string, problems: BehaviorProble
 
 function parseOverrides(value: unknown, problems: BehaviorProblem[]): BehaviorOverride[] | undefined {
   if (!Array.isArray(value)) {
-    problems.push({ path: "/overrides", reason: 'must be a list of {when: {header, equals}, ...fields} (an empty list removes them)' });
+    problems.push({ path: "/overrides", reason: "must be a list of {when: {header, equals}, ...fields} (an empty list removes them)" });
     return undefined;
   }
   if (value.length > MAX_OVERRIDES) problems.push({ path: "/overrides", reason: `must have at most ${MAX_OVERRIDES} items` });
@@ -201,7 +205,10 @@ function parseOverrides(value: unknown, problems: BehaviorProblem[]): BehaviorOv
     }
     unknownKeys(when, ["header", "equals"], `${at}/when`, problems);
     if (typeof when.header !== "string" || !HEADER_NAME.test(when.header)) {
-      problems.push({ path: `${at}/when/header`, reason: when.header === undefined ? "is required" : "must be a lowercase HTTP header name, e.g. x-tenant-tier" });
+      problems.push({
+        path: `${at}/when/header`,
+        reason: when.header === undefined ? "is required" : "must be a lowercase HTTP header name, e.g. x-tenant-tier",
+      });
     }
     if (typeof when.equals !== "string") {
       problems.push({ path: `${at}/when/equals`, reason: when.equals === undefined ? "is required" : "must be a string (the header value to match)" });
@@ -217,7 +224,7 @@ function parseOverrides(value: unknown, problems: BehaviorProblem[]): BehaviorOv
  */
 export function parseBehaviorUpdate(body: unknown): { ok: true; update: Partial<ModelBehavior> } | { ok: false; problems: BehaviorProblem[] } {
   const problems: BehaviorProblem[] = [];
-  if (!isObject(body)) return { ok: false, problems: [{ path: "", reason: "must be a JSON object, e.g. {\"errorRate\": 0.05}" }] };
+  if (!isObject(body)) return { ok: false, problems: [{ path: "", reason: 'must be a JSON object, e.g. {"errorRate": 0.05}' }] };
   unknownKeys(body, [...FIELD_NAMES, "overrides"], "", problems);
   const update: Partial<ModelBehavior> = parseFields(body, "", problems);
   if (body.overrides !== undefined) {
@@ -328,9 +335,10 @@ export async function startModelServer(opts: { version: string; host?: string; p
     served: () => served,
     mirrored: () => mirrored,
     lastMirrored: () => lastMirrored,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -17,16 +17,16 @@ import { formatValue, segmentLabel, type Measurement } from "./measurement.ts";
 import { cdfAt } from "./power.ts";
 import { logGamma } from "./special.ts";
 
-export const ATTRIBUTION_ALPHA = 0.01;
+const ATTRIBUTION_ALPHA = 0.01;
 
-export interface AttributionContext {
+interface AttributionContext {
   gates: readonly GateSpec[];
   window: CountsSnapshot | null;
   /** Counters over the rollout so far (for measurements whose scope is the rollout). */
   accumulated: CountsSnapshot | null;
 }
 
-export interface RestComparison {
+interface RestComparison {
   differs: boolean;
   /** The candidate's value on the rest of the traffic (display units), when it could be computed. */
   rest: number | null;
@@ -52,6 +52,7 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
     }
   }
   const worst = sorted[0];
+  if (worst === undefined) return `${candidate}: rolled back without a failed measurement`;
   const overall = sorted.find((m) => m.segment === null && m.gate === worst.gate) ?? sorted.find((m) => m.segment === null);
   if (overall) return `${candidate} worse overall: ${overall.reason}${listed(overall)}`;
   // Only segment slices failed, none shown to differ from the rest.
@@ -70,7 +71,7 @@ export function rollbackReason(failed: Measurement[], candidate: "canary" | "sha
 export function compareWithRest(m: Measurement, ctx: AttributionContext): RestComparison {
   const gate = ctx.gates.find((g) => g.name === m.gate);
   const segment = m.segment;
-  const counts = m.scope === "rollout" ? ctx.accumulated ?? ctx.window : ctx.window;
+  const counts = m.scope === "rollout" ? (ctx.accumulated ?? ctx.window) : ctx.window;
   const none = { differs: false, rest: null, restPast: false };
   if (!gate || !segment || !counts) return none;
   const here = counts.slices[sliceKey(segment)];
@@ -100,7 +101,12 @@ export function compareWithRest(m: Measurement, ctx: AttributionContext): RestCo
 }
 
 /** Latency: observations above the limit's threshold (r x stable's quantile, or the maximum), here vs the rest. */
-function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceSnapshot>>, all: Partial<Record<string, SliceSnapshot>>, m: Measurement): RestComparison {
+function compareQuantile(
+  gate: QuantileGate,
+  here: Partial<Record<string, SliceSnapshot>>,
+  all: Partial<Record<string, SliceSnapshot>>,
+  m: Measurement,
+): RestComparison {
   const candidate = m.candidate;
   const h = (slice: SliceSnapshot | undefined) => slice?.histograms[gate.histogram];
   const stableAll = h(all.stable);
@@ -108,7 +114,7 @@ function compareQuantile(gate: QuantileGate, here: Partial<Record<string, SliceS
   const threshold = gate.limits.maxRatio !== undefined && q !== null ? gate.limits.maxRatio * q : gate.limits.maximum;
   if (threshold === undefined) return { differs: false, rest: null, restPast: false };
   const tally = (x: HistogramSnapshot | undefined) => ({ n: x?.total ?? 0, bad: x && x.total > 0 ? Math.round(x.total * (1 - cdfAt(x, threshold))) : 0 });
-  const restOf = (a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined) => (a && b ? histogramDelta(a, b) ?? undefined : a);
+  const restOf = (a: HistogramSnapshot | undefined, b: HistogramSnapshot | undefined) => (a && b ? (histogramDelta(a, b) ?? undefined) : a);
   const cRestH = restOf(h(all[candidate]), h(here[candidate]));
   const c = tally(h(here[candidate]));
   const cRest = tally(cRestH);
@@ -154,12 +160,12 @@ function differs(c: Tally, cRest: Tally, s: Tally, sRest: Tally): boolean {
   if (!(p < ATTRIBUTION_ALPHA)) return false;
   if (s.n === 0 || sRest.n === 0) return true;
   // Stable's odds of a bad outcome here vs elsewhere: the candidate's must be clearly larger.
-  const odds = (t: Tally, u: Tally) => ((t.bad + 0.5) / (t.n - t.bad + 0.5)) / ((u.bad + 0.5) / (u.n - u.bad + 0.5));
+  const odds = (t: Tally, u: Tally) => (t.bad + 0.5) / (t.n - t.bad + 0.5) / ((u.bad + 0.5) / (u.n - u.bad + 0.5));
   return odds(c, cRest) > 1.5 * odds(s, sRest);
 }
 
 /** P(X >= k) for X ~ Binomial(n, p). */
-export function binomialUpperTail(k: number, n: number, p: number): number {
+function binomialUpperTail(k: number, n: number, p: number): number {
   if (k <= 0) return 1;
   if (k > n) return 0;
   if (p <= 0) return 0;

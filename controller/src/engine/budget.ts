@@ -45,7 +45,7 @@ export interface ErrorBudget {
   retired?: number;
 }
 
-export const OVERALL_SHARE = 0.5;
+const OVERALL_SHARE = 0.5;
 
 export function errorBudget(spec: EngineSpec, segments: ReadonlyArray<{ values: readonly string[] }>): ErrorBudget {
   const segmentValues = segments.reduce((n, s) => n + s.values.length, 0);

@@ -33,7 +33,7 @@ export type Command =
   /** Values of an external metric (e.g. human_review_score) for one variant, in the order observed. */
   | { type: "recordExternal"; metric: string; variant: EngineVariant; values: number[]; actor?: string };
 
-export type CommandResult = ({ ok: true } & Transition) | { ok: false; error: string };
+type CommandResult = ({ ok: true } & Transition) | { ok: false; error: string };
 
 const ACTIVE: ReadonlySet<Phase> = new Set([Phase.Pending, Phase.Shadowing, Phase.Canary, Phase.Baking]);
 
@@ -65,8 +65,8 @@ export function applyCommand(state: EngineState, command: Command, now: number, 
       if (state.phase === Phase.AwaitingReview) return refuse("it is waiting for a review (post one)");
       const from = currentStage(state);
       const next = state.stageIndex + 1;
-      if (next < state.spec.stages.length) {
-        const to = state.spec.stages[next];
+      const to = state.spec.stages[next];
+      if (to !== undefined) {
         return ok(enterStage(state, next, now, null, "promoted", details(`promoted by ${actor} from ${from?.name ?? "Pending"} to ${to.name}${said}`)));
       }
       return ok(completeBake(state, now, "promoted", details(`promoted by ${actor} past the end of the bake period${said}`)));
@@ -112,15 +112,13 @@ export function applyCommand(state: EngineState, command: Command, now: number, 
   }
 }
 
-function recordExternal(
-  state: EngineState,
-  command: Extract<Command, { type: "recordExternal" }>,
-  refuse: (why: string) => CommandResult,
-): CommandResult {
+function recordExternal(state: EngineState, command: Extract<Command, { type: "recordExternal" }>, refuse: (why: string) => CommandResult): CommandResult {
   const gates = state.spec.gates.filter((g): g is ExternalGate => g.kind === "external" && g.metric === command.metric);
   if (gates.length === 0) {
     const known = state.spec.gates.filter((g) => g.kind === "external").map((g) => (g as ExternalGate).metric);
-    return refuse(`no gate uses the external metric '${command.metric}'${known.length ? ` (gated: ${known.join(", ")})` : " (the spec has no external gates)"}`);
+    return refuse(
+      `no gate uses the external metric '${command.metric}'${known.length ? ` (gated: ${known.join(", ")})` : " (the spec has no external gates)"}`,
+    );
   }
   if (command.values.length === 0) return refuse("no values given");
   const external = { ...state.external };
@@ -131,7 +129,10 @@ function recordExternal(
     const perVariant = { ...(external[gate.name] ?? {}) };
     // Each variant's sequence gets half of the test's budget: the gate compares two of them.
     const previous = perVariant[command.variant] ?? emptyEmpiricalBernstein(testAlpha(budgetOf(state), gate.name, false) / 2);
-    perVariant[command.variant] = addEmpiricalBernstein(previous, command.values.map((v) => (v - low) / (high - low)));
+    perVariant[command.variant] = addEmpiricalBernstein(
+      previous,
+      command.values.map((v) => (v - low) / (high - low)),
+    );
     external[gate.name] = perVariant;
   }
   return { ok: true, state: { ...state, external }, decisions: [], actions: [] };

@@ -67,7 +67,7 @@ const RESPONSE_KEYS = Object.fromEntries(RESPONSE_CLASSES.map((c) => [c, `respon
 
 function sliceSnapshot(counts: VariantCounts): SliceSnapshot {
   const counters: Record<string, number> = {};
-  for (const name in counts.counters) counters[name] = counts.counters[name];
+  Object.assign(counters, counts.counters);
   counters.requests = counts.requests;
   for (const responseClass of RESPONSE_CLASSES) counters[RESPONSE_KEYS[responseClass]] = counts.responses[responseClass] ?? 0;
   const histograms: Record<string, HistogramSnapshot> = {};
@@ -78,7 +78,14 @@ function sliceSnapshot(counts: VariantCounts): SliceSnapshot {
 
 function histogramSnapshot(buckets: readonly HistogramBucket[], count: number, sum: number): HistogramSnapshot {
   let ordered = true;
-  for (let i = 1; i < buckets.length && ordered; i++) ordered = buckets[i - 1].upperBound < buckets[i].upperBound;
+  let previous: number | null = null;
+  for (const { upperBound } of buckets) {
+    if (previous !== null && !(previous < upperBound)) {
+      ordered = false;
+      break;
+    }
+    previous = upperBound;
+  }
   const sorted = ordered ? buckets : [...buckets].filter((b) => !Number.isNaN(b.upperBound)).sort((a, b) => a.upperBound - b.upperBound);
   const bounds: number[] = [];
   const cumulative: number[] = [];
@@ -149,11 +156,11 @@ export function histogramDelta(now: HistogramSnapshot, before: HistogramSnapshot
   let nowCount = 0;
   let beforeCount = 0;
   while (i < now.bounds.length || j < before.bounds.length) {
-    const a = i < now.bounds.length ? now.bounds[i] : Infinity;
-    const b = j < before.bounds.length ? before.bounds[j] : Infinity;
+    const a = now.bounds[i] ?? Infinity;
+    const b = before.bounds[j] ?? Infinity;
     const bound = Math.min(a, b);
-    if (a === bound) nowCount = now.cumulative[i++];
-    if (b === bound) beforeCount = before.cumulative[j++];
+    if (a === bound) nowCount = now.cumulative[i++] ?? nowCount;
+    if (b === bound) beforeCount = before.cumulative[j++] ?? beforeCount;
     const delta = nowCount - beforeCount;
     if (delta < 0) return null;
     bounds.push(bound);
@@ -167,11 +174,11 @@ export function sumCounters(slice: SliceSnapshot | undefined, patterns: readonly
   if (!slice) return 0;
   let total = 0;
   if (!patterns.some((p) => p.includes("*"))) {
-    for (let i = 0; i < patterns.length; i++) if (patterns.indexOf(patterns[i]) === i) total += slice.counters[patterns[i]] ?? 0;
+    for (const pattern of new Set(patterns)) total += slice.counters[pattern] ?? 0;
     return total;
   }
   const matchers = patterns.map(wildcard);
-  for (const name in slice.counters) if (matchers.some((re) => re.test(name))) total += slice.counters[name];
+  for (const [name, value] of Object.entries(slice.counters)) if (matchers.some((re) => re.test(name))) total += value;
   return total;
 }
 
@@ -179,7 +186,12 @@ const compiled = new Map<string, RegExp>();
 function wildcard(pattern: string): RegExp {
   let re = compiled.get(pattern);
   if (!re) {
-    re = new RegExp(`^${pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.{}=]+")}$`);
+    re = new RegExp(
+      `^${pattern
+        .split("*")
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+        .join("[^.{}=]+")}$`,
+    );
     compiled.set(pattern, re);
   }
   return re;

@@ -5,10 +5,10 @@
  */
 import { OVERALL, requestsOf, sliceKey, type CountsSnapshot } from "./counts.ts";
 import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
-import { currentStage, type EngineState, type Hold, type StageEta } from "./state.ts";
+import { currentStage, runningStage, type EngineState, type Hold, type StageEta } from "./state.ts";
 import type { TrafficMixResult } from "./traffic-mix.ts";
 
-export interface HoldContext {
+interface HoldContext {
   state: EngineState;
   now: number;
   window: CountsSnapshot | null;
@@ -19,15 +19,20 @@ export interface HoldContext {
 
 export function stageHolds(ctx: HoldContext): Hold[] {
   const { state, now, window, candidate } = ctx;
-  const stage = currentStage(state)!;
+  const { stage, startedAt } = runningStage(state);
   const out: Hold[] = [];
-  const elapsed = (now - state.stageStartedAt! - state.pausedMsInStage) / 1000;
+  const elapsed = (now - startedAt - state.pausedMsInStage) / 1000;
   const windowSeconds = state.baselineAt !== null ? Math.max(0, (now - state.baselineAt) / 1000) : 0;
   const perSecond = (n: number) => (windowSeconds > 0 && n > 0 ? n / windowSeconds : 0);
   const timeFor = (more: number, rate: number) => (more <= 0 ? 0 : rate > 0 ? Math.ceil(more / rate) : null);
   const base = { gate: null, segment: null, samples: null, needed: null };
   if (elapsed < stage.minDurationSeconds) {
-    out.push({ ...base, key: "minDuration", text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s`, seconds: Math.ceil(stage.minDurationSeconds - elapsed) });
+    out.push({
+      ...base,
+      key: "minDuration",
+      text: `minimum duration: ${Math.floor(elapsed)} of ${stage.minDurationSeconds} s`,
+      seconds: Math.ceil(stage.minDurationSeconds - elapsed),
+    });
   }
   if (!window) {
     out.push({ ...base, key: "traffic", text: "traffic: the counts could not be read", seconds: null });
@@ -55,7 +60,13 @@ export function stageHolds(ctx: HoldContext): Hold[] {
         }
       }
     }
-    if (short.length > 0) out.push({ ...base, key: "segmentTraffic", text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}`, seconds: slowest });
+    if (short.length > 0)
+      out.push({
+        ...base,
+        key: "segmentTraffic",
+        text: `traffic: segment values short of ${stage.minRequests} requests: ${short.join(", ")}`,
+        seconds: slowest,
+      });
   }
   for (const m of ctx.measurements) {
     const hold = measurementHold(m, perSecond(m.stageSamples ?? 0), timeFor);

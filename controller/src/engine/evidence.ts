@@ -11,7 +11,7 @@
 import { ENGINE_VARIANTS, type CountsSnapshot, type EngineVariant } from "./counts.ts";
 
 /** Counters only, per slice and variant. JSON-safe. */
-export interface CounterSnapshot {
+interface CounterSnapshot {
   slices: Record<string, Partial<Record<EngineVariant, Record<string, number>>>>;
 }
 
@@ -21,8 +21,6 @@ export interface Evidence {
   /** The current stage's window counters as of the last readable tick. */
   stage: CounterSnapshot | null;
 }
-
-export const NO_EVIDENCE: Evidence = Object.freeze({ carried: null, stage: null });
 
 export function countersOf(window: CountsSnapshot): CounterSnapshot {
   const slices: CounterSnapshot["slices"] = {};
@@ -37,7 +35,7 @@ export function countersOf(window: CountsSnapshot): CounterSnapshot {
   return { slices };
 }
 
-export function addCounters(a: CounterSnapshot | null, b: CounterSnapshot | null): CounterSnapshot | null {
+function addCounters(a: CounterSnapshot | null, b: CounterSnapshot | null): CounterSnapshot | null {
   if (!a) return b;
   if (!b) return a;
   const slices: CounterSnapshot["slices"] = {};

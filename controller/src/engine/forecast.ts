@@ -15,7 +15,7 @@ import type { EngineSpec, StageSpec } from "./spec.ts";
 import type { EngineState } from "./state.ts";
 import { errorBudget, testAlpha } from "./budget.ts";
 
-export interface StageForecast {
+interface StageForecast {
   stage: string;
   /** Expected seconds in the stage (null: cannot tell). */
   seconds: number | null;
@@ -58,7 +58,8 @@ export function forecastFromEvaluation(
   if (current && windowSeconds > 0) {
     for (const m of measurements) {
       const gate = state.spec.gates.find((g) => g.name === m.gate);
-      if (!gate || !isStatistical(gate) || gate.kind === "external" || !m.needed) continue;
+      const needed = m.needed;
+      if (!gate || !isStatistical(gate) || gate.kind === "external" || !needed) continue;
       const rate = (m.stageSamples ?? 0) / windowSeconds;
       const pct = percentOf(current);
       items.push({
@@ -69,7 +70,7 @@ export function forecastFromEvaluation(
         samples: (m.scope === "rollout" ? m.sampleSizes.candidate : 0) + rate * Math.max(0, currentEtaSeconds ?? 0),
         ratePerPercent: pct > 0 ? rate / pct : 0,
         carries: m.segment === null || carries(m.segment),
-        needs: () => ({ pass: m.needed!.pass, detect: m.needed!.detect, harm: m.harm ?? null }),
+        needs: () => ({ pass: needed.pass, detect: needed.detect, harm: m.harm ?? null }),
       });
     }
   }
@@ -110,8 +111,8 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
   const stages: StageForecast[] = [];
   const warnings: string[] = [];
   let unknown = unknownStart;
-  for (let k = from; k < spec.stages.length; k++) {
-    const stage = spec.stages[k];
+  for (const stage of spec.stages.slice(from)) {
+    const k = stage.index;
     const variant = stage.kind === "shadow" ? "shadow" : "canary";
     const pct = percentOf(stage);
     let seconds = stage.minDurationSeconds;
@@ -141,7 +142,9 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
     const rounded = unknown ? null : Math.ceil(seconds);
     stages.push({ stage: stage.name, seconds: rounded, limitedBy, deadlineSeconds: stage.deadlineSeconds });
     if (rounded !== null && rounded > stage.deadlineSeconds) {
-      warnings.push(`stage ${stage.name} is projected to take about ${rounded} s at the ${basis} (${limitedBy}), past its deadline of ${stage.deadlineSeconds} s (onDeadline: ${stage.onDeadline})`);
+      warnings.push(
+        `stage ${stage.name} is projected to take about ${rounded} s at the ${basis} (${limitedBy}), past its deadline of ${stage.deadlineSeconds} s (onDeadline: ${stage.onDeadline})`,
+      );
     }
   }
   return { basis, stages, warnings };
@@ -159,20 +162,54 @@ function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, harmMult
   switch (gate.kind) {
     case "proportion": {
       const { maximum, minimum, maxDelta, minDelta } = gate.limits;
-      const expected = maximum !== undefined ? maximum / 4 : minimum !== undefined ? 1 - (1 - minimum) / 10 : minDelta !== undefined ? 0.99 : maxDelta !== undefined ? 0.01 : 0.5;
-      return proportionNeeds({ limits: gate.limits, expected, stable: gate.variant === "shadow" ? null : expected, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9) });
+      const expected =
+        maximum !== undefined
+          ? maximum / 4
+          : minimum !== undefined
+            ? 1 - (1 - minimum) / 10
+            : minDelta !== undefined
+              ? 0.99
+              : maxDelta !== undefined
+                ? 0.01
+                : 0.5;
+      return proportionNeeds({
+        limits: gate.limits,
+        expected,
+        stable: gate.variant === "shadow" ? null : expected,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+      });
     }
     case "quantile": {
       const h = planningHistogram();
       const median = gate.limits.maximum !== undefined ? gate.limits.maximum / 2 / Math.exp(PLANNING_SIGMA * 1.645) : PLANNING_MEDIAN_US;
       const scaled = { ...h, bounds: h.bounds.map((b) => (b * median) / PLANNING_MEDIAN_US) };
       const z = normalQuantile(gate.quantile);
-      return quantileNeeds({ limits: gate.limits, q: gate.quantile, stable: scaled, stableQuantile: median * Math.exp(PLANNING_SIGMA * z), observedRatio: 1, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9), tolerance: gate.tolerance });
+      return quantileNeeds({
+        limits: gate.limits,
+        q: gate.quantile,
+        stable: scaled,
+        stableQuantile: median * Math.exp(PLANNING_SIGMA * z),
+        observedRatio: 1,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+        tolerance: gate.tolerance,
+      });
     }
     case "mean": {
       const mid = (gate.range[0] + gate.range[1]) / 2 / gate.displayScale;
       const scaled = Object.fromEntries(Object.entries(gate.limits).map(([k, v]) => [k, k === "maxRatio" ? v : (v as number) / gate.displayScale]));
-      return meanNeeds({ limits: scaled, candidate: mid, stable: mid, width: (gate.range[1] - gate.range[0]) / gate.displayScale, alpha, harmMultiple, stableRatio: Math.max(stableRatio, 1e-9) });
+      return meanNeeds({
+        limits: scaled,
+        candidate: mid,
+        stable: mid,
+        width: (gate.range[1] - gate.range[0]) / gate.displayScale,
+        alpha,
+        harmMultiple,
+        stableRatio: Math.max(stableRatio, 1e-9),
+      });
     }
     default:
       return null;
@@ -198,7 +235,7 @@ function normalCdf(z: number): number {
   // Abramowitz-Stegun 7.1.26 on erf: enough for planning figures.
   const x = Math.abs(z) / Math.SQRT2;
   const t = 1 / (1 + 0.3275911 * x);
-  const erf = 1 - (((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t) * Math.exp(-x * x);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
   return z >= 0 ? (1 + erf) / 2 : (1 - erf) / 2;
 }
 

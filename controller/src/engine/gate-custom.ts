@@ -12,13 +12,7 @@ export const ALL_KINDS: StageKind[] = [...STAGE_KINDS];
 
 export type RawGate = Record<string, unknown>;
 
-export function customGate(
-  name: string,
-  path: string,
-  g: RawGate,
-  errors: ErrorDetail[],
-  during: (fallback: StageKind[]) => StageKind[],
-): GateSpec | null {
+export function customGate(name: string, path: string, g: RawGate, errors: ErrorDetail[], during: (fallback: StageKind[]) => StageKind[]): GateSpec | null {
   const sources = ["query", "ratio", "mean", "external", "webhook"].filter((k) => g[k] !== undefined);
   if (sources.length !== 1) {
     errors.push({
@@ -70,7 +64,8 @@ export function customGate(
   }
   const range = checkRange(g, path, errors, null);
   if (!range) {
-    if (g.range === undefined) errors.push({ path: `${path}/range`, reason: `is required: the statistics need the lowest and highest value one observation can take` });
+    if (g.range === undefined)
+      errors.push({ path: `${path}/range`, reason: `is required: the statistics need the lowest and highest value one observation can take` });
     return null;
   }
   const limits = limitsOf(g, path, errors, ["maximum", "minimum", "maximum_increase", "maximum_decrease", "minimum_delta"]);

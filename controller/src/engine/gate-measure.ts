@@ -45,7 +45,7 @@ export interface GateEvaluationInput {
   requirement?: (gate: GateSpec, segment: Segment | null) => Requirement;
 }
 
-export interface SliceNumbers {
+interface SliceNumbers {
   segment: Segment | null;
   candidate: "canary" | "shadow";
   candidateValue: number | null;
@@ -114,20 +114,31 @@ function withTolerance(threshold: Measurement["threshold"], tolerance: number | 
 }
 
 export function errorMeasurement(gate: GateSpec, segment: Segment | null, candidate: "canary" | "shadow", why: string): Measurement {
+  return unmeasured(gate, MeasurementStatus.Error, { segment, candidate }, firstLimit(gate.limits), `${gate.label}: ${why}`);
+}
+
+/** A measurement without values: the gate could not measure (Error) or has nothing to judge yet (Inconclusive). */
+export function unmeasured(
+  gate: GateSpec,
+  status: MeasurementStatus.Error | MeasurementStatus.Inconclusive,
+  at: { segment: Segment | null; candidate: "canary" | "shadow" },
+  threshold: Measurement["threshold"],
+  reason: string,
+): Measurement {
   return {
     gate: gate.name,
-    status: MeasurementStatus.Error,
-    segment,
-    candidate,
+    status,
+    segment: at.segment,
+    candidate: at.candidate,
     stableValue: null,
     candidateValue: null,
-    threshold: firstLimit(gate.limits),
+    threshold,
     unit: "",
     sampleSizes: { stable: 0, candidate: 0 },
     intervals: {},
     confidence: null,
     severity: 0,
-    reason: `${gate.label}: ${why}`,
+    reason,
   };
 }
 
@@ -147,7 +158,10 @@ export function relativeOnly(limits: Limits): Limits {
 /** Stat-unit limits -> display units; ratios are unitless. */
 export function scaleLimits(limits: Limits, scale: number): Limits {
   const out: Limits = { ...limits };
-  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) if (out[k] !== undefined) out[k] = out[k]! / scale;
+  for (const k of ["maximum", "minimum", "maxDelta", "minDelta"] as const) {
+    const limit = out[k];
+    if (limit !== undefined) out[k] = limit / scale;
+  }
   return out;
 }
 

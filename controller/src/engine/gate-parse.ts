@@ -12,7 +12,7 @@ import { GATE_NAME_PATTERN, LATENCY_GATE_PATTERN, type StageKind } from "./spec-
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];
 const ALL_RESPONSES = ["responses{class=*}"];
 
-export interface GateContext {
+interface GateContext {
   /** Stage kinds the rollout has, to refuse a gate that could never run. */
   stageKinds: ReadonlySet<StageKind>;
 }
@@ -71,7 +71,10 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     const maximumMs = num("maximum");
     const toleranceMs = num("tolerance_ms");
     if (toleranceMs !== undefined && regression === undefined) {
-      errors.push({ path: `${path}/tolerance_ms`, reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail" });
+      errors.push({
+        path: `${path}/tolerance_ms`,
+        reason: "only applies with maximum_regression_percent: it is how many milliseconds of regression vs stable never fail",
+      });
     }
     return {
       kind: "quantile",

@@ -20,7 +20,7 @@ export interface Limits {
   maxRatio?: number;
 }
 export type LimitKind = keyof Limits;
-export const ABSOLUTE_LIMITS: readonly LimitKind[] = ["maximum", "minimum"];
+const ABSOLUTE_LIMITS: readonly LimitKind[] = ["maximum", "minimum"];
 export const RELATIVE_LIMITS: readonly LimitKind[] = ["maxDelta", "minDelta", "maxRatio"];
 
 interface GateBase {

@@ -5,7 +5,7 @@
  */
 import { testAlpha } from "./budget.ts";
 import { RELATIVE_LIMITS, type ExternalGate, type Limits, type PromQLGate } from "./gate-spec.ts";
-import { errorMeasurement, finish, firstLimit, type GateEvaluationInput } from "./gate-measure.ts";
+import { errorMeasurement, finish, firstLimit, unmeasured, type GateEvaluationInput } from "./gate-measure.ts";
 import { judgeLimits, severityOf } from "./judge.ts";
 import { MeasurementStatus, type Measurement } from "./measurement.ts";
 import type { EmpiricalBernsteinState } from "./means.ts";
@@ -16,7 +16,12 @@ export function evaluateExternal(gate: ExternalGate, limits: Limits, input: Gate
   const toRange = (x: number) => gate.range[0] + x * width;
   const view = (state: EmpiricalBernsteinState | undefined) =>
     state && state.count > 0
-      ? { interval: { lower: toRange(state.lower), upper: toRange(state.upper) }, estimate: toRange(state.sum / state.count), count: state.count, alpha: state.alpha }
+      ? {
+          interval: { lower: toRange(state.lower), upper: toRange(state.upper) },
+          estimate: toRange(state.sum / state.count),
+          count: state.count,
+          alpha: state.alpha,
+        }
       : null;
   const c = view(states[input.candidate]);
   const s = view(states.stable);
@@ -33,7 +38,11 @@ export function evaluateExternal(gate: ExternalGate, limits: Limits, input: Gate
     // Each variant's sequence was built at half the test's budget (commands.ts).
     alpha: testAlpha(input.budget, gate.name, false),
     relative,
-    emptyReason: !c ? `no ${gate.metric} values posted for the ${input.candidate} yet` : relative && !s ? `no ${gate.metric} values posted for stable yet` : null,
+    emptyReason: !c
+      ? `no ${gate.metric} values posted for the ${input.candidate} yet`
+      : relative && !s
+        ? `no ${gate.metric} values posted for stable yet`
+        : null,
     scope: "rollout",
     stageSamples: 0,
     needs: null,
@@ -44,19 +53,7 @@ export function evaluateExternal(gate: ExternalGate, limits: Limits, input: Gate
 /** A PromQL gate with nothing to judge yet: no series, or NaN. */
 function inconclusivePromQL(gate: PromQLGate, limits: Limits, input: GateEvaluationInput, reason: string): Measurement {
   return {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: null,
-    candidate: input.candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: firstLimit(limits),
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason,
+    ...unmeasured(gate, MeasurementStatus.Inconclusive, { segment: null, candidate: input.candidate }, firstLimit(limits), reason),
     requirement: "pass",
   };
 }
@@ -72,7 +69,12 @@ export function evaluatePromQL(gate: PromQLGate, limits: Limits, input: GateEval
   }
   if (value === null) {
     if (gate.emptyResult === "inconclusive") {
-      return inconclusivePromQL(gate, limits, input, `${gate.label}: the query matched no series (set empty_result: zero if that means 0, or add "or vector(0)")`);
+      return inconclusivePromQL(
+        gate,
+        limits,
+        input,
+        `${gate.label}: the query matched no series (set empty_result: zero if that means 0, or add "or vector(0)")`,
+      );
     }
     value = 0;
   }

@@ -12,7 +12,7 @@
  * 1% stage says nothing about the 5% one.
  */
 import type { WebhookGate } from "./gate-spec.ts";
-import { errorMeasurement, type GateEvaluationInput } from "./gate-measure.ts";
+import { errorMeasurement, unmeasured, type GateEvaluationInput } from "./gate-measure.ts";
 import { MeasurementStatus, type Measurement } from "./measurement.ts";
 import type { JudgeQuestion, JudgeVerdict } from "./webhook-answer.ts";
 
@@ -26,11 +26,15 @@ export function evaluateWebhook(gate: WebhookGate, input: GateEvaluationInput): 
   const reading = input.judges?.[gate.name];
   if (!reading) return errorMeasurement(gate, null, input.candidate, "the judge was not asked this tick (no webhook reader)");
   const stage = input.stage;
-  const current = (q: JudgeQuestion | null) =>
-    q !== null && stage !== undefined && q.stageIndex === stage.index && q.candidate === input.candidate && (stage.startedAt === null || q.askedAt >= stage.startedAt);
-  const answer = current(reading.answer) ? reading.answer! : null;
+  const current = <Q extends JudgeQuestion>(q: Q | null): q is Q =>
+    q !== null &&
+    stage !== undefined &&
+    q.stageIndex === stage.index &&
+    q.candidate === input.candidate &&
+    (stage.startedAt === null || q.askedAt >= stage.startedAt);
+  const answer = current(reading.answer) ? reading.answer : null;
   if (answer === null) {
-    const asked = current(reading.pending) ? ` (asked at ${new Date(reading.pending!.askedAt).toISOString()})` : "";
+    const asked = current(reading.pending) ? ` (asked at ${new Date(reading.pending.askedAt).toISOString()})` : "";
     return waiting(gate, input, `${gate.label}: waiting for the judge's answer about this stage${asked}`);
   }
   if (answer.status === "error") return errorMeasurement(gate, null, input.candidate, `the judge did not answer: ${answer.error}`);
@@ -55,20 +59,5 @@ export function evaluateWebhook(gate: WebhookGate, input: GateEvaluationInput): 
 }
 
 function waiting(gate: WebhookGate, input: GateEvaluationInput, reason: string): Measurement {
-  return {
-    gate: gate.name,
-    status: MeasurementStatus.Inconclusive,
-    segment: null,
-    candidate: input.candidate,
-    stableValue: null,
-    candidateValue: null,
-    threshold: null,
-    unit: "",
-    sampleSizes: { stable: 0, candidate: 0 },
-    intervals: {},
-    confidence: null,
-    severity: 0,
-    reason,
-    requirement: "pass",
-  };
+  return { ...unmeasured(gate, MeasurementStatus.Inconclusive, { segment: null, candidate: input.candidate }, null, reason), requirement: "pass" };
 }

@@ -7,8 +7,18 @@
  */
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 import { testAlpha } from "./budget.ts";
-import { OVERALL, parseSliceKey, sumCounters, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
-import { RELATIVE_LIMITS, type ExternalGate, type GateSpec, type Limits, type MeanGate, type PromQLGate, type ProportionGate, type QuantileGate, type WebhookGate } from "./gate-spec.ts";
+import { OVERALL, parseSliceKey, sumCounters, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot } from "./counts.ts";
+import {
+  RELATIVE_LIMITS,
+  type ExternalGate,
+  type GateSpec,
+  type Limits,
+  type MeanGate,
+  type PromQLGate,
+  type ProportionGate,
+  type QuantileGate,
+  type WebhookGate,
+} from "./gate-spec.ts";
 import { absoluteOnly, errorMeasurement, finish, relativeOnly, scaleLimits, type GateEvaluationInput } from "./gate-measure.ts";
 import { evaluateExternal, evaluatePromQL } from "./gates-external.ts";
 import { evaluateWebhook } from "./gates-webhook.ts";
@@ -49,10 +59,11 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
     for (const key of input.slices) {
       const segment = parseSliceKey(key);
       if (!input.window) {
-        if (key === OVERALL) out.push(errorMeasurement(gate, segment, input.candidate, `could not read the data-path counts: ${input.windowError ?? "unknown error"}`));
+        if (key === OVERALL)
+          out.push(errorMeasurement(gate, segment, input.candidate, `could not read the data-path counts: ${input.windowError ?? "unknown error"}`));
         continue;
       }
-      const measured = measureSlice(gate, limits, key, segment, input);
+      const measured = measureSlice(gate, limits, key, segment, input, input.window);
       // A segment value without any traffic says nothing; leave it out rather than list empty rows.
       if (measured) out.push(measured);
     }
@@ -60,14 +71,21 @@ export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   return out;
 }
 
-function measureSlice(gate: Exclude<GateSpec, PromQLGate | ExternalGate | WebhookGate>, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput): Measurement | null {
-  const variants = input.window!.slices[key];
+function measureSlice(
+  gate: Exclude<GateSpec, PromQLGate | ExternalGate | WebhookGate>,
+  limits: Limits,
+  key: string,
+  segment: Segment | null,
+  input: GateEvaluationInput,
+  stageWindow: CountsSnapshot,
+): Measurement | null {
+  const variants = stageWindow.slices[key];
   const relative = RELATIVE_LIMITS.some((k) => limits[k] !== undefined);
   const testAlphaOf = testAlpha(input.budget, gate.name, segment !== null);
   const alpha = splitAlpha(testAlphaOf, relative, input);
   switch (gate.kind) {
     case "proportion":
-      return measureProportion(gate, limits, key, segment, input, testAlphaOf);
+      return measureProportion(gate, limits, key, segment, input, stageWindow, testAlphaOf);
     case "quantile":
       return measureQuantile(gate, limits, variants?.stable, variants?.[input.candidate], segment, input, alpha, relative, testAlphaOf);
     case "mean":
@@ -105,14 +123,25 @@ function expectedRate(successes: number, trials: number, stableSuccesses: number
  * come mostly late and stable's early, which a drifting base rate would turn into a difference). A gate with
  * both is judged on both; the measurement shows the part that decides.
  */
-function measureProportion(gate: ProportionGate, limits: Limits, key: string, segment: Segment | null, input: GateEvaluationInput, testAlphaOf: number): Measurement | null {
+function measureProportion(
+  gate: ProportionGate,
+  limits: Limits,
+  key: string,
+  segment: Segment | null,
+  input: GateEvaluationInput,
+  stageWindow: CountsSnapshot,
+  testAlphaOf: number,
+): Measurement | null {
   const candidate = gate.variant === "shadow" ? "shadow" : input.candidate;
-  const window = input.window!.slices[key];
-  const evidence = (input.accumulated ?? input.window)!.slices[key];
+  const window = stageWindow.slices[key];
+  const evidence = (input.accumulated ?? stageWindow).slices[key];
   const stageSamples = sumCounters(window?.[candidate], gate.denominator);
   const harmMultiple = input.harmMultiple ?? 4;
   const parts: Measurement[] = [];
-  for (const [part, partLimits] of [["rollout", absoluteOnly(limits)], ["stage", relativeOnly(limits)]] as const) {
+  for (const [part, partLimits] of [
+    ["rollout", absoluteOnly(limits)],
+    ["stage", relativeOnly(limits)],
+  ] as const) {
     if (Object.keys(partLimits).length === 0) continue;
     const relative = part === "stage";
     const variants = relative ? window : evidence;
@@ -127,7 +156,8 @@ function measureProportion(gate: ProportionGate, limits: Limits, key: string, se
     const c = proportionConfidenceSequence(successes, trials, alpha.candidate);
     // An absolute limit needs no interval for stable (its rate is shown for comparison only).
     const s = relative ? proportionConfidenceSequence(stableSuccesses, stableTrials, alpha.stable) : null;
-    const expected = gate.variant === "shadow" ? (trials > 0 ? (successes + 0.5) / (trials + 1) : null) : expectedRate(successes, trials, stableSuccesses, stableTrials);
+    const expected =
+      gate.variant === "shadow" ? (trials > 0 ? (successes + 0.5) / (trials + 1) : null) : expectedRate(successes, trials, stableSuccesses, stableTrials);
     const needs =
       expected === null
         ? null
@@ -160,8 +190,7 @@ function measureProportion(gate: ProportionGate, limits: Limits, key: string, se
       }),
     );
   }
-  if (parts.length <= 1) return parts[0] ?? null;
-  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0];
+  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0] ?? null;
 }
 
 function measureQuantile(

@@ -8,28 +8,26 @@
  */
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
-export type { EngineSpec, StageSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
+export type { EngineSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
 export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
 export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
-export type { GateSpec, Limits, WebhookGate } from "./gate-spec.ts";
+export type { Limits, WebhookGate } from "./gate-spec.ts";
 export { MeasurementStatus, formatValue, segmentLabel, type Measurement, type Segment } from "./measurement.ts";
-export { initialState, budgetOf, stageRef, candidateOf } from "./state.ts";
-export { errorBudget, testAlpha, type ErrorBudget } from "./budget.ts";
-export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, InitialStateParams, Hold, StageEta } from "./state.ts";
-export { step, type TickInput, type StepResult, type Evaluation } from "./step.ts";
-export { applyCommand, type Command, type CommandResult } from "./commands.ts";
+export { initialState, budgetOf, stageRef, stageAt, candidateOf } from "./state.ts";
+export { errorBudget, testAlpha } from "./budget.ts";
+export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, Hold } from "./state.ts";
+export { step, type StepResult, type Evaluation } from "./step.ts";
+export { applyCommand, type Command } from "./commands.ts";
 export { OVERALL, parseSliceKey, sumCounters, toSnapshot, windowBetween } from "./counts.ts";
-export type { CountsSnapshot, EngineVariant, HistogramSnapshot, SliceSnapshot, VariantSnapshots } from "./counts.ts";
+export type { CountsSnapshot, HistogramSnapshot, SliceSnapshot, VariantSnapshots } from "./counts.ts";
 export { finalizeOf, modelsOf, type ModelIdentity } from "./lifecycle-spec.ts";
 export { needsReadings } from "./lifecycle.ts";
 export { respec } from "./respec.ts";
 export { liveEvaluation, rolloutForecast } from "./view.ts";
 export { promqlQueries } from "./promql.ts";
-export { parseJudgeAnswer, JUDGE_VERDICTS, type JudgeAnswer, type JudgeReading, type JudgeQuestion, type JudgeVerdict } from "./webhook-answer.ts";
+export { parseJudgeAnswer, type JudgeAnswer, type JudgeReading, type JudgeQuestion } from "./webhook-answer.ts";
 export {
   NotificationsInput,
-  NOTIFICATION_EVENTS,
-  TARGET_FORMATS,
   NOTIFY_DEFAULTS,
   checkTargetList,
   parseTargetsEnv,

@@ -6,7 +6,7 @@ import type { LimitKind, Limits } from "./gate-spec.ts";
 import { MeasurementStatus, formatInterval, formatValue, type Measurement } from "./measurement.ts";
 import type { Interval } from "./sequences.ts";
 
-export interface LimitVerdict {
+interface LimitVerdict {
   status: MeasurementStatus.Passed | MeasurementStatus.Failed | MeasurementStatus.Inconclusive;
   decisive: { kind: LimitKind; value: number } | null;
   comparison?: Interval;

@@ -13,16 +13,21 @@ import { Phase } from "./phase.ts";
 import { ENGINE_ACTOR, type EngineState, type FinalizeProgress, type LifecycleState } from "./state.ts";
 import { decision, endWithRollback, type DecisionDetails, type Transition } from "./transitions.ts";
 
-export const MODEL_CLASSES = ["stable", "canary", "other", "missing"] as const;
+const MODEL_CLASSES = ["stable", "canary", "other", "missing"] as const;
 export type ModelClass = (typeof MODEL_CLASSES)[number];
-export type ModelAnswers = Record<ModelClass, number>;
+type ModelAnswers = Record<ModelClass, number>;
 
 /** The counter key of answers of one class, as the metric provider names it. */
-export const answersKey = (k: ModelClass): string => `answers{model=${k}}`;
+const answersKey = (k: ModelClass): string => `answers{model=${k}}`;
 
-export function answersOf(snapshot: CountsSnapshot, variant: "stable" | "canary"): ModelAnswers {
+function answersOf(snapshot: CountsSnapshot, variant: "stable" | "canary"): ModelAnswers {
   const counters = snapshot.slices[OVERALL]?.[variant]?.counters ?? {};
-  return { stable: counters[answersKey("stable")] ?? 0, canary: counters[answersKey("canary")] ?? 0, other: counters[answersKey("other")] ?? 0, missing: counters[answersKey("missing")] ?? 0 };
+  return {
+    stable: counters[answersKey("stable")] ?? 0,
+    canary: counters[answersKey("canary")] ?? 0,
+    other: counters[answersKey("other")] ?? 0,
+    missing: counters[answersKey("missing")] ?? 0,
+  };
 }
 
 function lifecycleOf(state: EngineState): LifecycleState {
@@ -41,20 +46,25 @@ const since = (now: number, before: number) => (now < before ? now : now - befor
  * moved to this reading. The first reading only sets the mark (counts of an earlier rollout of the same name
  * are not this one's). 0 when the spec gives no version source or the counts could not be read.
  */
-export function checkCanaryIdentity(state: EngineState, snapshot: CountsSnapshot | null): { state: EngineState; mismatched: number } {
+export function checkCanaryIdentity(
+  state: EngineState,
+  snapshot: CountsSnapshot | null,
+): { state: EngineState; mismatched: number; models: ModelIdentity | null } {
   const models = modelsOf(state.spec);
-  if (!models?.source || !snapshot) return { state, mismatched: 0 };
+  if (!models?.source || !snapshot) return { state, mismatched: 0, models: null };
   const a = answersOf(snapshot, "canary");
   const cumulative = a.stable + a.other;
   const mark = lifecycleOf(state).canaryMismatchMark;
   const mismatched = mark === null ? 0 : since(cumulative, mark);
-  return { state: mark === cumulative ? state : withLifecycle(state, { canaryMismatchMark: cumulative }), mismatched };
+  return { state: mark === cumulative ? state : withLifecycle(state, { canaryMismatchMark: cumulative }), mismatched, models };
 }
 
 /** "the canary answered another model than the declared v2: 3 answers stating v1 (stable's) or another version (header x-model-version)" */
 export function identityReason(models: ModelIdentity, mismatched: number, snapshot: CountsSnapshot | null): string {
   const a = snapshot ? answersOf(snapshot, "canary") : null;
-  const what = a ? [a.stable > 0 ? `${models.stable} (stable's version)` : null, a.other > 0 ? "a version that is neither" : null].filter(Boolean).join(" or ") : "another version";
+  const what = a
+    ? [a.stable > 0 ? `${models.stable} (stable's version)` : null, a.other > 0 ? "a version that is neither" : null].filter(Boolean).join(" or ")
+    : "another version";
   return `the canary answered another model than the declared ${models.canary}: ${mismatched} answer${mismatched === 1 ? "" : "s"} stating ${what || "another version"} (${models.source}); the filters stopped sending this rollout's traffic to the canary where they saw it`;
 }
 
@@ -67,12 +77,13 @@ export function stepAfterRelease(state: EngineState, snapshot: CountsSnapshot | 
   const out: Transition = { state, decisions: [], actions: [] };
   const identity = checkCanaryIdentity(state, snapshot);
   out.state = identity.state;
-  if (identity.mismatched > 0 && out.state.weights.canaryPercent > 0) {
-    const models = modelsOf(state.spec)!;
+  if (identity.models !== null && identity.mismatched > 0 && out.state.weights.canaryPercent > 0) {
+    const models = identity.models;
     const stableNow = snapshot ? answersOf(snapshot, "stable").canary : 0;
-    const next = stableNow > 0
-      ? `Stable answers ${models.canary} (${stableNow} answers): if it has been repointed to the new model, POST finalize to verify it and archive the rollout`
-      : `If stable now serves ${models.canary}, POST finalize; otherwise roll back`;
+    const next =
+      stableNow > 0
+        ? `Stable answers ${models.canary} (${stableNow} answers): if it has been repointed to the new model, POST finalize to verify it and archive the rollout`
+        : `If stable now serves ${models.canary}, POST finalize; otherwise roll back`;
     const reason = `${identityReason(models, identity.mismatched, snapshot)}; all traffic back on stable. ${next}`;
     const withdrawn = withLifecycle({ ...out.state, weights: { canaryPercent: 0, shadowPercent: 0 } }, { canaryWithdrawn: reason });
     out.decisions.push(decision(out.state, withdrawn, "canaryWithdrawn", now, { actor: ENGINE_ACTOR, reason }));
@@ -100,8 +111,15 @@ function verifyStable(state: EngineState, snapshot: CountsSnapshot | null, now: 
     p = { ...p, last: current, seen: { fresh: p.seen.fresh + delta.fresh, stale: p.seen.stale + delta.stale }, streak };
     if (streak >= spec.verifyAnswers) {
       const reason = `finalized: stable answered ${models.canary} ${streak} times in a row (${p.seen.fresh} with ${models.canary}, ${p.seen.stale} with another version since ${p.by} asked); all traffic to stable, the rollout is archived`;
-      const done: EngineState = withLifecycle({ ...state, phase: Phase.Finalized, weights: { canaryPercent: 0, shadowPercent: 0 } }, { finalize: p, finalizeNote: null });
-      return { state: done, decisions: [decision(state, done, "finalized", now, { actor: ENGINE_ACTOR, reason })], actions: [{ type: "setWeights", canaryPercent: 0, shadowPercent: 0, reason }] };
+      const done: EngineState = withLifecycle(
+        { ...state, phase: Phase.Finalized, weights: { canaryPercent: 0, shadowPercent: 0 } },
+        { finalize: p, finalizeNote: null },
+      );
+      return {
+        state: done,
+        decisions: [decision(state, done, "finalized", now, { actor: ENGINE_ACTOR, reason })],
+        actions: [{ type: "setWeights", canaryPercent: 0, shadowPercent: 0, reason }],
+      };
     }
     if (delta.stale > 0 && !p.waitingNoted) {
       p = { ...p, waitingNoted: true };
@@ -122,7 +140,7 @@ function verifyStable(state: EngineState, snapshot: CountsSnapshot | null, now: 
   return { state: withLifecycle(state, { finalize: p }), decisions, actions: [] };
 }
 
-export type LifecycleCommand =
+type LifecycleCommand =
   | { type: "finalize"; actor: string; reason?: string; verify?: boolean }
   | { type: "rollback" | "undo" | "fail" | "promote" | "pause" | "resume" | "review"; actor: string; reason?: string };
 
@@ -130,7 +148,12 @@ export type LifecycleCommand =
  * Commands on a Succeeded or Finalizing rollout: finalize; rollback and undo go back to the old stable.
  * Returns null for anything else (the caller's rules apply), or the refusal text.
  */
-export function lifecycleCommand(state: EngineState, command: LifecycleCommand, now: number, details: (reason: string) => DecisionDetails): Transition | string | null {
+export function lifecycleCommand(
+  state: EngineState,
+  command: LifecycleCommand,
+  now: number,
+  details: (reason: string) => DecisionDetails,
+): Transition | string | null {
   const afterSuccess = state.phase === Phase.Succeeded || state.phase === Phase.Finalizing;
   const said = command.reason ? `: ${command.reason}` : "";
   const models = modelsOf(state.spec);
@@ -146,7 +169,13 @@ export function lifecycleCommand(state: EngineState, command: LifecycleCommand, 
   if (command.type === "rollback" || command.type === "undo") {
     const verb = command.type === "rollback" ? "rolled back" : "undone";
     const old = models ? ` (${models.stable})` : "";
-    return endWithRollback(state, Phase.RolledBack, command.type === "rollback" ? "rolledBack" : "undone", now, details(`${verb} by ${command.actor} after the release succeeded: back to the old stable${old}${said}`));
+    return endWithRollback(
+      state,
+      Phase.RolledBack,
+      command.type === "rollback" ? "rolledBack" : "undone",
+      now,
+      details(`${verb} by ${command.actor} after the release succeeded: back to the old stable${old}${said}`),
+    );
   }
   return `it has Succeeded: finalize it (stable made to serve the new model), or roll it back / undo it to go back to the old stable`;
 }
@@ -158,8 +187,15 @@ function finalize(state: EngineState, actor: string, skip: boolean, said: string
   if (skip || !models?.source) {
     const why = skip ? `verification skipped by ${actor}` : "the spec's models give no versionField or versionHeader to check it by";
     const reason = `finalized by ${actor}: not verified (${why}); all traffic to stable, which is taken to serve ${models?.canary ?? "the new model"} now; the rollout is archived${said}`;
-    const done = withLifecycle({ ...state, phase: Phase.Finalized, weights: { canaryPercent: 0, shadowPercent: 0 } }, { finalize: lc.finalize, finalizeNote: null });
-    return { state: done, decisions: [decision(state, done, "finalized", now, details(reason))], actions: [{ type: "setWeights", canaryPercent: 0, shadowPercent: 0, reason }] };
+    const done = withLifecycle(
+      { ...state, phase: Phase.Finalized, weights: { canaryPercent: 0, shadowPercent: 0 } },
+      { finalize: lc.finalize, finalizeNote: null },
+    );
+    return {
+      state: done,
+      decisions: [decision(state, done, "finalized", now, details(reason))],
+      actions: [{ type: "setWeights", canaryPercent: 0, shadowPercent: 0, reason }],
+    };
   }
   const weights = { canaryPercent: lc.canaryWithdrawn ? 0 : Math.round((100 - spec.verifyPercent) * 100) / 100, shadowPercent: 0 };
   const progress: FinalizeProgress = { by: actor, askedAt: now, last: null, seen: { fresh: 0, stale: 0 }, streak: 0, waitingNoted: false };

@@ -43,14 +43,15 @@ export function histogramMeanConfidenceSequence(
   let previousBound = min;
   let previousCount = 0;
   const { bounds, cumulative } = histogram;
-  for (let i = 0; i < bounds.length; i++) {
-    const inBucket = cumulative[i] - previousCount;
+  for (const [i, bound] of bounds.entries()) {
+    const count = cumulative[i] ?? previousCount;
+    const inBucket = count - previousCount;
     if (inBucket > 0) {
       low += inBucket * Math.min(max, Math.max(min, previousBound));
-      high += inBucket * Math.min(max, Math.max(min, bounds[i]));
+      high += inBucket * Math.min(max, Math.max(min, bound));
     }
-    previousBound = bounds[i];
-    previousCount = cumulative[i];
+    previousBound = bound;
+    previousCount = count;
   }
   const above = n - previousCount;
   if (above > 0) {
@@ -97,8 +98,8 @@ export function emptyEmpiricalBernstein(alpha: number): EmpiricalBernsteinState 
 export function addEmpiricalBernstein(state: EmpiricalBernsteinState, observations: readonly number[]): EmpiricalBernsteinState {
   const logTerm = Math.log(2 / state.alpha);
   let { count, sum, squaredDeviations, lambdaSum, lambdaWeightedSum, penalty, lower, upper } = state;
-  for (let i = 0; i < observations.length; i++) {
-    const x = Math.min(1, Math.max(0, observations[i]));
+  for (const observation of observations) {
+    const x = Math.min(1, Math.max(0, observation));
     const t = count + 1;
     const previousMean = (0.5 + sum) / t; // mean_{t-1} with its 1/2 pseudo-observation
     const previousVariance = (0.25 + squaredDeviations) / t;
@@ -121,4 +122,3 @@ export function addEmpiricalBernstein(state: EmpiricalBernsteinState, observatio
   }
   return { alpha: state.alpha, count, sum, squaredDeviations, lambdaSum, lambdaWeightedSum, penalty, lower, upper };
 }
-

@@ -37,7 +37,7 @@ export interface Measurement {
    * (latency maxRatio only, display units): a regression up to it is within the limit whatever the ratio.
    */
   threshold: { kind: LimitKind; value: number; tolerance?: number } | null;
-  unit: "ratio" | "ms" | "" ;
+  unit: "ratio" | "ms" | "";
   /** Observations behind each value: requests, validated answers, reviews... */
   sampleSizes: { stable: number; candidate: number };
   /**

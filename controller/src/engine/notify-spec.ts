@@ -12,7 +12,7 @@ import { REASONS_KEYWORD, type ErrorDetail } from "../errors.ts";
 import { isRedacted } from "../secrets.ts";
 
 /** The events a target can ask for; the payload's `type` is `rollout.<event>`. */
-export const NOTIFICATION_EVENTS = [
+const NOTIFICATION_EVENTS = [
   "started",
   "stage_advanced",
   "paused",
@@ -29,12 +29,12 @@ export const NOTIFICATION_EVENTS = [
 ] as const;
 export type NotificationEvent = (typeof NOTIFICATION_EVENTS)[number];
 
-export const TARGET_FORMATS = ["webhook", "slack", "teams"] as const;
+const TARGET_FORMATS = ["webhook", "slack", "teams"] as const;
 export type TargetFormat = (typeof TARGET_FORMATS)[number];
 
 export const NOTIFY_DEFAULTS = Object.freeze({ timeoutMs: 5000, gateErrorAfterSeconds: 120, maxTargets: 10 });
 
-export const TARGET_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$";
+const TARGET_NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,62}$";
 
 export const NotificationTargetInput = Type.Object(
   {
@@ -46,10 +46,14 @@ export const NotificationTargetInput = Type.Object(
       }),
     ),
     format: Type.Optional(
-      Type.Union(TARGET_FORMATS.map((f) => Type.Literal(f)), {
-        default: "webhook",
-        description: "webhook: the documented JSON event; slack: a Slack incoming-webhook message; teams: a Microsoft Teams (Workflows or incoming webhook) Adaptive Card message.",
-      }),
+      Type.Union(
+        TARGET_FORMATS.map((f) => Type.Literal(f)),
+        {
+          default: "webhook",
+          description:
+            "webhook: the documented JSON event; slack: a Slack incoming-webhook message; teams: a Microsoft Teams (Workflows or incoming webhook) Adaptive Card message.",
+        },
+      ),
     ),
     url: Type.String({
       pattern: "^https?://[^\\s]+$",
@@ -64,7 +68,14 @@ export const NotificationTargetInput = Type.Object(
         description: "The events this target gets (default: all).",
       }),
     ),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60_000, default: NOTIFY_DEFAULTS.timeoutMs, description: "An answer later than this is a failed attempt (retried)." })),
+    timeoutMs: Type.Optional(
+      Type.Integer({
+        minimum: 100,
+        maximum: 60_000,
+        default: NOTIFY_DEFAULTS.timeoutMs,
+        description: "An answer later than this is a failed attempt (retried).",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -81,7 +92,8 @@ export const NotificationsInput = Type.Object(
         minimum: 0,
         maximum: 86_400,
         default: NOTIFY_DEFAULTS.gateErrorAfterSeconds,
-        description: "A gate that has read Error (could not be measured) on all traffic this long is announced (gate_error), once per spell; gate_recovered when it reads again.",
+        description:
+          "A gate that has read Error (could not be measured) on all traffic this long is announced (gate_error), once per spell; gate_recovered when it reads again.",
       }),
     ),
   },
@@ -105,7 +117,7 @@ export interface NotificationSpec {
 }
 
 /** Targets as given (already of the schema's shape) -> normalized, with every further problem at its pointer. */
-export function normalizeTargets(raw: readonly NotificationTargetInput[], errors: ErrorDetail[], at: string): NotificationTarget[] {
+function normalizeTargets(raw: readonly NotificationTargetInput[], errors: ErrorDetail[], at: string): NotificationTarget[] {
   const targets: NotificationTarget[] = [];
   const names = new Map<string, number>();
   raw.forEach((t, index) => {
@@ -113,7 +125,8 @@ export function normalizeTargets(raw: readonly NotificationTargetInput[], errors
     const format = t.format ?? "webhook";
     const name = t.name ?? `${format}-${index}`;
     const seen = names.get(name);
-    if (seen !== undefined) errors.push({ path: t.name !== undefined ? `${path}/name` : path, reason: `duplicate target name '${name}' (also target ${seen})` });
+    if (seen !== undefined)
+      errors.push({ path: t.name !== undefined ? `${path}/name` : path, reason: `duplicate target name '${name}' (also target ${seen})` });
     names.set(name, index);
     if (!checkUrl(t.url, `${path}/url`, errors)) return;
     targets.push({ name, format, url: t.url, events: t.events ? [...t.events] : null, timeoutMs: t.timeoutMs ?? NOTIFY_DEFAULTS.timeoutMs });

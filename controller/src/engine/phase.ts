@@ -29,8 +29,8 @@ export enum Phase {
   Failed = "Failed",
 }
 
-export const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([Phase.Succeeded, Phase.Finalizing, Phase.Finalized, Phase.RolledBack, Phase.Failed]);
-export const CLOSED_PHASES: ReadonlySet<Phase> = new Set([Phase.Finalized, Phase.RolledBack, Phase.Failed]);
+const TERMINAL_PHASES: ReadonlySet<Phase> = new Set([Phase.Succeeded, Phase.Finalizing, Phase.Finalized, Phase.RolledBack, Phase.Failed]);
+const CLOSED_PHASES: ReadonlySet<Phase> = new Set([Phase.Finalized, Phase.RolledBack, Phase.Failed]);
 
 /** The release has been decided: no more stages or gates (a Succeeded one still awaits finalize). */
 export function isTerminal(phase: Phase): boolean {

@@ -38,10 +38,11 @@ export function binomialSamplesNeeded(rate: number, p0: number, side: Side, alph
   if (side === "above" ? r <= p0 : r >= p0) return Infinity;
   const sign = side === "above" ? 1 : -1;
   let gmax = -Infinity;
-  for (let k = 0; k < TILTS.length; k++) {
-    const theta = sign * TILTS[k];
+  let k = 0;
+  for (const tilt of TILTS) {
+    const theta = sign * tilt;
     const g = theta * r - Math.log1p(p0 * Math.expm1(theta));
-    SLOPES[k] = g;
+    SLOPES[k++] = g;
     if (g > gmax) gmax = g;
   }
   if (!(gmax > 0)) return Infinity;
@@ -51,27 +52,27 @@ export function binomialSamplesNeeded(rate: number, p0: number, side: Side, alph
   for (let i = 0; i < 12; i++) {
     const excess = logMixtureAt(n, gmax) - threshold;
     if (excess <= 1e-9) break;
-    n -= excess / DERIVATIVE[0];
+    n -= excess / derivative;
   }
   const whole = Math.max(1, Math.ceil(n - 1e-9));
   return whole > 1 && logMixtureAt(whole - 1, gmax) >= threshold ? whole - 1 : whole;
 }
 
-/** ln sum_k e^(n g_k) - ln K over SLOPES; leaves the derivative (the softmax-weighted mean slope) in DERIVATIVE[0]. */
+/** ln sum_k e^(n g_k) - ln K over SLOPES; leaves the derivative (the softmax-weighted mean slope) in `derivative`. */
 function logMixtureAt(n: number, gmax: number): number {
   let sum = 0;
   let weighted = 0;
-  for (let k = 0; k < TILTS.length; k++) {
-    const e = Math.exp(n * (SLOPES[k] - gmax));
+  for (const slope of SLOPES) {
+    const e = Math.exp(n * (slope - gmax));
     sum += e;
-    weighted += e * SLOPES[k];
+    weighted += e * slope;
   }
-  DERIVATIVE[0] = weighted / sum;
+  derivative = weighted / sum;
   return n * gmax + Math.log(sum) - LOG_K;
 }
 
 const SLOPES = new Float64Array(TILTS.length);
-const DERIVATIVE = new Float64Array(1);
+let derivative = 0;
 
 /**
  * The harmful value a detect floor is about: `multiple` times past the allowance the limit leaves. For rates
@@ -112,7 +113,7 @@ function maxNeed(xs: Array<number | null>): number | null {
 // ---------------------------------------------------------------------------------------------------------
 // Proportions
 
-export interface ProportionNeedsInput {
+interface ProportionNeedsInput {
   limits: Limits;
   /** The candidate's expected rate (stable's, shrunk towards the candidate's own as it gathers samples). */
   expected: number;
@@ -189,19 +190,20 @@ export function cdfAt(h: CumulativeHistogram, x: number): number {
   if (!(h.total > 0)) return 0;
   let previousBound = 0;
   let previousCount = 0;
-  for (let i = 0; i < h.bounds.length; i++) {
-    if (x <= h.bounds[i]) {
-      const width = h.bounds[i] - previousBound;
+  for (const [i, bound] of h.bounds.entries()) {
+    const count = h.cumulative[i] ?? previousCount;
+    if (x <= bound) {
+      const width = bound - previousBound;
       const within = width > 0 ? (x - previousBound) / width : 1;
-      return (previousCount + within * (h.cumulative[i] - previousCount)) / h.total;
+      return (previousCount + within * (count - previousCount)) / h.total;
     }
-    previousBound = h.bounds[i];
-    previousCount = h.cumulative[i];
+    previousBound = bound;
+    previousCount = count;
   }
   return previousCount / h.total;
 }
 
-export interface QuantileNeedsInput {
+interface QuantileNeedsInput {
   limits: Limits;
   q: number;
   /** Stable's histogram in the window (the shape the candidate is modeled on) and its q-quantile (stat units). */
@@ -262,12 +264,12 @@ function ratioNeeds(H: CumulativeHistogram, Q: number, q: number, k: number, r: 
     let ns: number;
     if (passing) {
       // candidate's upper end under Q*a (F_c(Qa) = F(Qa/k) >= q shown), stable's lower end over Q*a/r.
-      const a = k * Math.pow(r / k, i / 6);
+      const a = k * (r / k) ** (i / 6);
       nc = binomialSamplesNeeded(cdfAt(H, (Q * a) / k), q, "above", alpha);
       ns = binomialSamplesNeeded(cdfAt(H, (Q * a) / r), q, "below", alpha);
     } else {
       // stable's upper end under Q*a, candidate's lower end over r*Q*a.
-      const a = Math.pow(k / r, i / 6);
+      const a = (k / r) ** (i / 6);
       ns = binomialSamplesNeeded(cdfAt(H, Q * a), q, "above", alpha);
       nc = binomialSamplesNeeded(cdfAt(H, (r * Q * a) / k), q, "below", alpha);
     }
@@ -279,7 +281,7 @@ function ratioNeeds(H: CumulativeHistogram, Q: number, q: number, k: number, r: 
 // ---------------------------------------------------------------------------------------------------------
 // Means of bounded observations
 
-export interface MeanNeedsInput {
+interface MeanNeedsInput {
   limits: Limits;
   /** Point estimates (display units) and the observation range's width (display units). */
   candidate: number;
@@ -315,7 +317,13 @@ export function meanNeeds(input: MeanNeedsInput): Needs {
     }
     const sign = kind === "maxDelta" ? 1 : -1;
     pass.push(relative(sign * limit, sign * (c - s)) ?? smallestN((n) => boundedMeanHalfWidth(n, width, alpha / 2) * 2 < Math.abs(c - s - limit)));
-    detect.push(smallestN((n) => boundedMeanHalfWidth(n, width, alpha / 2) + boundedMeanHalfWidth(Math.max(1, n * input.stableRatio), width, alpha / 2) < (input.harmMultiple - 1) * Math.abs(limit)));
+    detect.push(
+      smallestN(
+        (n) =>
+          boundedMeanHalfWidth(n, width, alpha / 2) + boundedMeanHalfWidth(Math.max(1, n * input.stableRatio), width, alpha / 2) <
+          (input.harmMultiple - 1) * Math.abs(limit),
+      ),
+    );
   }
   return { pass: maxNeed(pass), detect: maxNeed(detect), harm };
 }

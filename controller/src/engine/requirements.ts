@@ -22,7 +22,10 @@ export type Requirement = "pass" | "detect" | "none";
 export function proofStageOf(spec: EngineSpec, gate: GateSpec): number {
   const firstBake = spec.stages.findIndex((s) => s.kind === "bake");
   const end = firstBake < 0 ? spec.stages.length : firstBake;
-  for (let i = end - 1; i >= 0; i--) if (gate.during.includes(spec.stages[i].kind)) return i;
+  for (let i = end - 1; i >= 0; i--) {
+    const stage = spec.stages[i];
+    if (stage !== undefined && gate.during.includes(stage.kind)) return i;
+  }
   return firstBake;
 }
 
@@ -36,15 +39,4 @@ export function requirementAt(spec: EngineSpec, stageIndex: number, gate: GateSp
   }
   if (stageIndex === proof) return segment ? (sliceCarriesTraffic && gate.kind !== "external" ? "detect" : "none") : "pass";
   return segment ? "none" : "pass";
-}
-
-export function describeRequirement(requirement: Requirement): string {
-  switch (requirement) {
-    case "pass":
-      return "must pass";
-    case "detect":
-      return "must be able to detect harm";
-    case "none":
-      return "can fail, does not hold";
-  }
 }

@@ -14,7 +14,7 @@ import { budgetOf, candidateOf, type EngineState } from "./state.ts";
 import { hasAbsoluteLimit, hasRelativeLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
 import type { StageKind } from "./spec-schema.ts";
 
-export type RespecResult = { ok: true; state: EngineState; changes: string[] } | { ok: false; errors: ErrorDetail[] };
+type RespecResult = { ok: true; state: EngineState; changes: string[] } | { ok: false; errors: ErrorDetail[] };
 
 export function respec(state: EngineState, next: EngineSpec): RespecResult {
   const before = state.spec;
@@ -22,8 +22,13 @@ export function respec(state: EngineState, next: EngineSpec): RespecResult {
   if (isClosed(state.phase)) return { ok: false, errors: [{ path: "", reason: `the rollout has ended (${state.phase}): nothing in it can change` }] };
   // The plan it already has: nothing to re-budget (the budget's books only move when the spec does).
   if (JSON.stringify(next) === JSON.stringify(before)) return { ok: true, state, changes: [] };
-  if (next.changeKind !== before.changeKind) errors.push({ path: "/changeKind", reason: "cannot change mid-rollout: the policy's checks for it (a shadow stage for a major change) were made at create" });
-  if (next.impact !== before.impact) errors.push({ path: "/impact", reason: "cannot change mid-rollout: whether the release ends in a review was decided at create" });
+  if (next.changeKind !== before.changeKind)
+    errors.push({
+      path: "/changeKind",
+      reason: "cannot change mid-rollout: the policy's checks for it (a shadow stage for a major change) were made at create",
+    });
+  if (next.impact !== before.impact)
+    errors.push({ path: "/impact", reason: "cannot change mid-rollout: whether the release ends in a review was decided at create" });
   checkStages(state, before.stages, next.stages, errors);
   const budget = rebudget(state, next);
   if (typeof budget === "string") errors.push({ path: "/statistics/falseAlarmRate", reason: budget });
@@ -39,8 +44,12 @@ function checkStages(state: EngineState, before: StageSpec[], next: StageSpec[],
   for (let i = 0; i <= started; i++) {
     const old = before[i];
     const now = next[i];
+    if (old === undefined) break; // a state past the stages it has (not written by this engine): nothing to keep
     if (now === undefined) {
-      errors.push({ path: "/stages", reason: `must keep stage ${i} (${old.name}): it has already ${i < started || isTerminal(state.phase) ? "passed" : "started"}` });
+      errors.push({
+        path: "/stages",
+        reason: `must keep stage ${i} (${old.name}): it has already ${i < started || isTerminal(state.phase) ? "passed" : "started"}`,
+      });
       break;
     }
     if (stageShape(old) !== stageShape(now)) {
@@ -140,8 +149,9 @@ function describeChanges(before: EngineSpec, next: EngineSpec, oldAlpha: number,
   if (before.rollbackCondition !== next.rollbackCondition) out.push("rollbackCondition");
   const gates = (s: EngineSpec) => new Map(s.gates.map((g) => [g.name, JSON.stringify(g)]));
   const [a, b] = [gates(before), gates(next)];
-  for (const [name, text] of b) if (!a.has(name)) out.push(`gate ${name} added`);
-  else if (a.get(name) !== text) out.push(`gate ${name} changed`);
+  for (const [name, text] of b)
+    if (!a.has(name)) out.push(`gate ${name} added`);
+    else if (a.get(name) !== text) out.push(`gate ${name} changed`);
   for (const name of a.keys()) if (!b.has(name)) out.push(`gate ${name} removed`);
   const stages = (s: EngineSpec) => JSON.stringify(s.stages);
   if (stages(before) !== stages(next)) out.push("stages");

@@ -33,7 +33,7 @@ export interface Interval {
 }
 
 /** |theta| of the mixture's components: log odds ratios 0.1 ... 4.5, geometric (README, Gate statistics). */
-export const TILTS: readonly number[] = Array.from({ length: 8 }, (_, k) => 0.1 * Math.pow(45, k / 7));
+export const TILTS: readonly number[] = Array.from({ length: 8 }, (_, k) => 0.1 * 45 ** (k / 7));
 const LOG_WEIGHT = -Math.log(TILTS.length);
 
 export type Side = "above" | "below";
@@ -46,22 +46,22 @@ export type Side = "above" | "below";
 export function logTiltMixture(successes: number, trials: number, p0: number, side: Side): number {
   const sign = side === "above" ? 1 : -1;
   let max = -Infinity;
-  for (let k = 0; k < TILTS.length; k++) {
-    const theta = sign * TILTS[k];
-    const v = theta * successes - trials * Math.log1p(p0 * EXPM1[side === "above" ? k : k + TILTS.length]);
-    TERMS[k] = v;
+  let k = 0;
+  for (const tilt of TILT_TERMS) {
+    const v = sign * tilt.theta * successes - trials * Math.log1p(p0 * (side === "above" ? tilt.expm1Above : tilt.expm1Below));
+    TERMS[k++] = v;
     if (v > max) max = v;
   }
   let sum = 0;
-  for (let k = 0; k < TILTS.length; k++) sum += Math.exp(TERMS[k] - max);
+  for (const term of TERMS) sum += Math.exp(term - max);
   return max + Math.log(sum) + LOG_WEIGHT;
 }
 
-// Scratch space and e^theta - 1 for each tilt (above, then below): this runs thousands of times a tick.
+// Scratch space and e^theta - 1 for each tilt (above and below): this runs thousands of times a tick.
 const TERMS = new Float64Array(TILTS.length);
-const EXPM1 = Float64Array.from([...TILTS.map((t) => Math.expm1(t)), ...TILTS.map((t) => Math.expm1(-t))]);
+const TILT_TERMS = TILTS.map((theta) => ({ theta, expm1Above: Math.expm1(theta), expm1Below: Math.expm1(-theta) }));
 
-export interface ProportionSequence extends Interval {
+interface ProportionSequence extends Interval {
   estimate: number | null;
   successes: number;
   trials: number;
@@ -180,19 +180,20 @@ export interface QuantileInterval extends Interval {
 export function quantileConfidenceSequence(histogram: CumulativeHistogram, q: number, alphaLower: number, alphaUpper = alphaLower): QuantileInterval {
   const n = histogram.total;
   const { bounds, cumulative } = histogram;
-  const first = bounds.length > 0 ? bounds[0] : 0;
+  const first = bounds[0] ?? 0;
   if (!(n > 0)) return { lower: 0, upper: Infinity, bucketLower: first };
   const { below, above } = countThresholds(n, q, alphaLower, alphaUpper);
   let lower = 0;
   let bucketLower = first;
   let upper = Infinity;
-  for (let i = 0; i < bounds.length; i++) {
-    if (cumulative[i] <= below) {
-      lower = bounds[i];
-      bucketLower = i + 1 < bounds.length ? bounds[i + 1] : Infinity;
+  for (const [i, bound] of bounds.entries()) {
+    const count = cumulative[i] ?? Number.NaN; // a bound without a count moves neither end
+    if (count <= below) {
+      lower = bound;
+      bucketLower = bounds[i + 1] ?? Infinity;
     }
-    if (cumulative[i] >= above) {
-      upper = bounds[i];
+    if (count >= above) {
+      upper = bound;
       break;
     }
   }

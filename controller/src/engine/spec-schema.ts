@@ -19,7 +19,7 @@ const seconds = (description: string) => Type.Integer({ minimum: 0, maximum: 30 
 
 const rate = (description: string) => Type.Number({ minimum: 0, maximum: 1, description });
 
-export const OnDeadline = Type.Union([Type.Literal("fail"), Type.Literal("hold")], {
+const OnDeadline = Type.Union([Type.Literal("fail"), Type.Literal("hold")], {
   description: "What a stage does when its deadline passes with a gate still Inconclusive or Error: fail it (stable gets all traffic) or hold for an operator.",
 });
 
@@ -41,7 +41,11 @@ export const StageObject = Type.Object(
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "Defaults to 'shadow' or '<percent>%'." })),
     canaryPercent: Type.Optional(percent("Share of real traffic answered by the new model (sticky).")),
     shadow: Type.Optional(Type.Boolean({ description: "A shadow stage: the new model only receives a mirrored sample." })),
-    shadowPercent: Type.Optional(percent("Share of requests mirrored to the shadow during this stage (default in a shadow stage: the shadow section's percent when above 0, else 10; in a canary stage 0).")),
+    shadowPercent: Type.Optional(
+      percent(
+        "Share of requests mirrored to the shadow during this stage (default in a shadow stage: the shadow section's percent when above 0, else 10; in a canary stage 0).",
+      ),
+    ),
     ...stageTiming,
   },
   { additionalProperties: false },
@@ -49,7 +53,7 @@ export const StageObject = Type.Object(
 export type StageObject = Static<typeof StageObject>;
 
 /** A stage as written: "shadow", a canary percent, or the full object. */
-export const StageInput = Type.Union([Type.Literal("shadow"), percent("A canary stage at this percent."), StageObject]);
+const StageInput = Type.Union([Type.Literal("shadow"), percent("A canary stage at this percent."), StageObject]);
 
 export const StageDefaults = Type.Object(
   {
@@ -105,26 +109,23 @@ const rateLimits = {
   maximum_decrease: Type.Optional(rate("Stable rate minus candidate rate is at most this.")),
 };
 
-export const ErrorRateGate = gate(
-  { maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase },
-  "(5xx + local) / responses of the candidate.",
-);
+const ErrorRateGate = gate({ maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase }, "(5xx + local) / responses of the candidate.");
 
-export const SchemaPassRateGate = gate(
+const SchemaPassRateGate = gate(
   { minimum: rateLimits.minimum, maximum_decrease: rateLimits.maximum_decrease },
   "Answers valid against the rollout's output schema / answers validated.",
 );
 
-export const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
+const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
 
-export const ConfidenceDriftGate = gate(
+const ConfidenceDriftGate = gate(
   { maximum: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "|mean confidence of candidate - of stable| at most this." }) },
   "Shift of the model's mean confidence (0..1).",
 );
 
 const range = Type.Tuple([Type.Number(), Type.Number()], { description: "[lowest, highest] value an observation can take." });
 
-export const ReviewScoreGate = gate(
+const ReviewScoreGate = gate(
   {
     minimum_delta: Type.Number({ description: "Candidate mean score minus stable mean score is at least this (negative: a tolerated drop)." }),
     range: Type.Optional(range),
@@ -132,7 +133,7 @@ export const ReviewScoreGate = gate(
   "Human review scores posted per variant from outside.",
 );
 
-export const PromQLGateSchema = gate(
+const PromQLGateSchema = gate(
   {
     query: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "PromQL giving one number at evaluation time." })),
     maximum: Type.Optional(Type.Number()),
@@ -148,11 +149,13 @@ const STAT_PATTERN = "^[a-z0-9_]+(\\{[a-z0-9_]+=[a-z0-9_*-]+\\})?$";
 const statName = Type.String({
   pattern: STAT_PATTERN,
   maxLength: 128,
-  [REASONS_KEYWORD]: { pattern: "must be a counter as the metric provider names it, e.g. llm_outputs, responses{class=5xx}, outputs{schema=*} ('*' = any value)" },
+  [REASONS_KEYWORD]: {
+    pattern: "must be a counter as the metric provider names it, e.g. llm_outputs, responses{class=5xx}, outputs{schema=*} ('*' = any value)",
+  },
 });
 
 /** An outgoing-webhook gate: an external judge asked with the rollout's evidence (README, "Webhook gates"). */
-export const WebhookJudgeInput = Type.Object(
+const WebhookJudgeInput = Type.Object(
   {
     url: Type.String({
       pattern: "^https?://[^\\s]+$",
@@ -160,9 +163,16 @@ export const WebhookJudgeInput = Type.Object(
       description: "POSTed the rollout's evidence; answers {verdict: pass|fail|inconclusive, reason}. A secret: shown redacted.",
       [REASONS_KEYWORD]: { pattern: "must be an http:// or https:// URL" },
     }),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000, description: "No answer by then reads Error (the stage holds), never Failed." })),
+    timeoutMs: Type.Optional(
+      Type.Integer({ minimum: 100, maximum: 300_000, default: 10_000, description: "No answer by then reads Error (the stage holds), never Failed." }),
+    ),
     intervalSeconds: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 86_400, default: 30, description: "The judge is asked again this long after its last answer, and at once when a stage starts." }),
+      Type.Integer({
+        minimum: 1,
+        maximum: 86_400,
+        default: 30,
+        description: "The judge is asked again this long after its last answer, and at once when a stage starts.",
+      }),
     ),
   },
   { additionalProperties: false },
@@ -273,9 +283,16 @@ export const EngineSpecInput = Type.Object(
     expectedTraffic: Type.Optional(
       Type.Object(
         {
-          requestsPerSecond: Type.Number({ exclusiveMinimum: 0, description: "Requests per second the rollout's path carries in total (stable and new model together)." }),
+          requestsPerSecond: Type.Number({
+            exclusiveMinimum: 0,
+            description: "Requests per second the rollout's path carries in total (stable and new model together).",
+          }),
           smallestSegmentShare: Type.Optional(
-            Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "Share of the traffic carried by the smallest declared segment value (default: an equal split)." }),
+            Type.Number({
+              exclusiveMinimum: 0,
+              maximum: 1,
+              description: "Share of the traffic carried by the smallest declared segment value (default: an equal split).",
+            }),
           ),
         },
         {

@@ -9,15 +9,7 @@ import type { GateSpec } from "./gate-spec.ts";
 import { parseFinalize, type FinalizeSpec, type ModelIdentity } from "./lifecycle-spec.ts";
 import { parseNotifications, type NotificationSpec } from "./notify-spec.ts";
 import { schemaErrors } from "./spec-errors.ts";
-import {
-  CustomGate,
-  EngineSpecInput,
-  LATENCY_GATE_PATTERN,
-  LatencyGate,
-  NAMED_GATES,
-  StageObject,
-  type StageKind,
-} from "./spec-schema.ts";
+import { CustomGate, EngineSpecInput, LATENCY_GATE_PATTERN, LatencyGate, NAMED_GATES, StageObject, type StageKind } from "./spec-schema.ts";
 
 export interface StageSpec {
   index: number;
@@ -198,9 +190,7 @@ function gateSchema(name: string): TSchema {
 function parseStages(input: Record<string, unknown>, context: SpecContext, errors: ErrorDetail[]): StageSpec[] {
   const defaults = (typeof input.stageDefaults === "object" && input.stageDefaults !== null ? input.stageDefaults : {}) as Record<string, unknown>;
   const given = Array.isArray(input.stages);
-  const rawStages: unknown[] = given
-    ? (input.stages as unknown[])
-    : DEFAULT_STAGES.filter((s) => s !== "shadow" || context.hasShadow !== false);
+  const rawStages: unknown[] = given ? (input.stages as unknown[]) : DEFAULT_STAGES.filter((s) => s !== "shadow" || context.hasShadow !== false);
   const stages: StageSpec[] = [];
   const names = new Map<string, number>();
   let sawCanary = false;
@@ -223,7 +213,10 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     for (const key of ["canaryPercent", "shadowPercent"] as const) {
       const v = stage[key];
       if (typeof v === "number" && Math.abs(Math.round(v * 100) - v * 100) > 1e-6) {
-        errors.push({ path: typeof item === "number" ? at : `${at}/${key}`, reason: "must have at most two decimals (0.01% is one basis point, the smallest step)" });
+        errors.push({
+          path: typeof item === "number" ? at : `${at}/${key}`,
+          reason: "must have at most two decimals (0.01% is one basis point, the smallest step)",
+        });
       }
     }
     const isShadow = stage.shadow === true;
@@ -236,7 +229,10 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
       errors.push({ path: `${at}/canaryPercent`, reason: "a shadow stage sends no real traffic to the new model (leave canaryPercent out)" });
     }
     if (!isShadow && canaryPercent <= 0) {
-      errors.push({ path: typeof item === "number" ? at : `${at}/canaryPercent`, reason: "must be above 0 (a stage without real traffic is a shadow stage: shadow: true)" });
+      errors.push({
+        path: typeof item === "number" ? at : `${at}/canaryPercent`,
+        reason: "must be above 0 (a stage without real traffic is a shadow stage: shadow: true)",
+      });
     }
     if (isShadow && context.hasShadow === false) {
       errors.push({ path: at, reason: "is a shadow stage, but the rollout has no shadow target (spec.shadow)" });
@@ -251,7 +247,7 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     }
     if (!isShadow) sawCanary = true;
 
-    const shadowPercent = (stage.shadowPercent as number | undefined) ?? (isShadow ? context.shadowPercent ?? STAGE_DEFAULTS.shadowPercent : 0);
+    const shadowPercent = (stage.shadowPercent as number | undefined) ?? (isShadow ? (context.shadowPercent ?? STAGE_DEFAULTS.shadowPercent) : 0);
     if (isShadow && shadowPercent <= 0) errors.push({ path: `${at}/shadowPercent`, reason: "must be above 0 in a shadow stage" });
 
     const pick = <K extends "minDurationSeconds" | "minRequests" | "deadlineSeconds" | "onDeadline">(key: K) =>
@@ -259,13 +255,19 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     const minDurationSeconds = pick("minDurationSeconds");
     const deadlineSeconds = pick("deadlineSeconds");
     if (deadlineSeconds <= minDurationSeconds) {
-      const where = stage.deadlineSeconds !== undefined ? `${at}/deadlineSeconds` : defaults.deadlineSeconds !== undefined ? "/stageDefaults/deadlineSeconds" : `${at}/minDurationSeconds`;
+      const where =
+        stage.deadlineSeconds !== undefined
+          ? `${at}/deadlineSeconds`
+          : defaults.deadlineSeconds !== undefined
+            ? "/stageDefaults/deadlineSeconds"
+            : `${at}/minDurationSeconds`;
       errors.push({ path: where, reason: `the deadline (${deadlineSeconds}s) must be after the minimum duration (${minDurationSeconds}s)` });
     }
 
     const kind: StageKind = isShadow ? "shadow" : canaryPercent >= 100 ? "bake" : "canary";
     const name = (stage.name as string | undefined) ?? (isShadow ? "shadow" : `${canaryPercent}%`);
-    if (names.has(name)) errors.push({ path: stage.name !== undefined ? `${at}/name` : at, reason: `duplicate stage name '${name}' (also stage ${names.get(name)})` });
+    if (names.has(name))
+      errors.push({ path: stage.name !== undefined ? `${at}/name` : at, reason: `duplicate stage name '${name}' (also stage ${names.get(name)})` });
     names.set(name, index);
     stages.push({
       index,
@@ -280,8 +282,8 @@ function parseStages(input: Record<string, unknown>, context: SpecContext, error
     });
   });
 
-  const last = stages[stages.length - 1];
-  if (stages.length > 0 && stages.length === rawStages.length && last.canaryPercent !== 100) {
+  const last = stages.at(-1);
+  if (last !== undefined && stages.length === rawStages.length && last.canaryPercent !== 100) {
     errors.push({
       path: given ? `/stages/${rawStages.length - 1}` : "/stages",
       reason: "the last stage must be at 100% (a rollout ends with the new model answering all traffic)",
@@ -306,9 +308,10 @@ function checkPolicy(input: Record<string, unknown>, context: SpecContext, polic
   }
   if (policy.requireCanaryBeforeFull) {
     const full = stages.findIndex((s) => s.canaryPercent >= 100);
-    if (full >= 0 && !stages.slice(0, full).some((s) => s.kind === "canary")) {
+    const fullStage = stages[full];
+    if (fullStage !== undefined && !stages.slice(0, full).some((s) => s.kind === "canary")) {
       errors.push({
-        path: Array.isArray(input.stages) ? `/stages/${stages[full].index}` : "/stages",
+        path: Array.isArray(input.stages) ? `/stages/${fullStage.index}` : "/stages",
         reason: "100% must come after a canary stage below 100% (policy)",
       });
     }
@@ -334,6 +337,8 @@ function dedupe(errors: ErrorDetail[]): ErrorDetail[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
     const key = `${e.path}\u0000${e.reason}`;
-    return seen.has(key) ? false : (seen.add(key), true);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
   });
 }

@@ -4,9 +4,11 @@
  */
 
 const HALF_LOG_TWO_PI = 0.5 * Math.log(2 * Math.PI);
+// The Lanczos coefficients: c0, then c1..c8 (each over z + i).
+const LANCZOS_C0 = 0.99999999999980993;
 const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-  12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+  676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+  1.5056327351493116e-7,
 ];
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7): about 15 significant digits, enough for likelihood ratios. */
@@ -19,18 +21,14 @@ export function logGamma(x: number): number {
   }
   if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
   const z = x - 1;
-  let a = LANCZOS[0];
+  let a = LANCZOS_C0;
   const t = z + 7.5;
-  for (let i = 1; i < 9; i++) a += LANCZOS[i] / (z + i);
+  for (const [k, c] of LANCZOS.entries()) a += c / (z + k + 1);
   return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
-export function logBeta(a: number, b: number): number {
-  return logGamma(a) + logGamma(b) - logGamma(a + b);
-}
-
 /** Regularized upper incomplete gamma Q(s, x) = Γ(s, x) / Γ(s): the chi-square survival function at 2x, 2s. */
-export function upperRegularizedGamma(s: number, x: number): number {
+function upperRegularizedGamma(s: number, x: number): number {
   if (x <= 0) return 1;
   if (x < s + 1) {
     // Series for P(s, x), then Q = 1 - P.
@@ -71,7 +69,7 @@ export function chiSquareSurvival(statistic: number, degreesOfFreedom: number): 
 // ---------------------------------------------------------------------------------------------------------
 // Traffic mix
 
-export interface HomogeneityTest {
+interface HomogeneityTest {
   statistic: number;
   degreesOfFreedom: number;
   pValue: number;
@@ -85,7 +83,10 @@ export interface HomogeneityTest {
  */
 export function chiSquareHomogeneity(a: readonly number[], b: readonly number[]): HomogeneityTest | null {
   const columns: Array<[number, number]> = [];
-  for (let i = 0; i < a.length; i++) if (a[i] + b[i] > 0) columns.push([a[i], b[i]]);
+  for (const [i, x] of a.entries()) {
+    const y = b[i] ?? 0;
+    if (x + y > 0) columns.push([x, y]);
+  }
   const totalA = columns.reduce((s, [x]) => s + x, 0);
   const totalB = columns.reduce((s, [, y]) => s + y, 0);
   if (columns.length < 2 || totalA === 0 || totalB === 0) return null;

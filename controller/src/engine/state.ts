@@ -19,7 +19,7 @@ export interface Weights {
 }
 
 /** A segment dimension as the rollout declares it; "other" is added for values not listed. */
-export interface DeclaredSegment {
+interface DeclaredSegment {
   dimension: string;
   values: string[];
 }
@@ -178,7 +178,7 @@ export interface StageEta {
 
 export const ENGINE_ACTOR = "engine";
 
-export interface InitialStateParams {
+interface InitialStateParams {
   rollout: string;
   spec: EngineSpec;
   /** The rollout's segment dimensions and their listed values (gates are evaluated for these only). */
@@ -232,7 +232,26 @@ export function phaseOf(kind: StageKind): Phase {
 }
 
 export function currentStage(state: EngineState): StageSpec | null {
-  return state.stageIndex >= 0 ? state.spec.stages[state.stageIndex] : null;
+  return state.stageIndex >= 0 ? (state.spec.stages[state.stageIndex] ?? null) : null;
+}
+
+/** The spec's stage at `index`; an index outside the spec is a defect in the engine, named here. */
+export function stageAt(spec: EngineSpec, index: number): StageSpec {
+  const stage = spec.stages[index];
+  if (stage === undefined) throw new Error(`engine: no stage ${index} in a spec of ${spec.stages.length} stages`);
+  return stage;
+}
+
+/**
+ * The stage a running rollout is in and when it started. Every phase between Pending and the end has both (enterStage
+ * sets them together); a state without them is a defect in the engine, named here rather than met as undefined later.
+ */
+export function runningStage(state: EngineState): { stage: StageSpec; startedAt: number } {
+  const stage = currentStage(state);
+  if (stage === null || state.stageStartedAt === null) {
+    throw new Error(`engine: phase ${state.phase} without a current stage (stageIndex ${state.stageIndex}, stageStartedAt ${state.stageStartedAt})`);
+  }
+  return { stage, startedAt: state.stageStartedAt };
 }
 
 export function stageRef(state: EngineState): Decision["stage"] {

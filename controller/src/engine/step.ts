@@ -13,17 +13,16 @@ import { DEFAULT_HARM_MULTIPLE, evaluateGates } from "./gates.ts";
 import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { isTerminal, Phase } from "./phase.ts";
 import { requirementAt } from "./requirements.ts";
-import { budgetOf, candidateOf, currentStage, ENGINE_ACTOR, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
+import { budgetOf, candidateOf, ENGINE_ACTOR, runningStage, stageAt, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
 import type { JudgeReading } from "./webhook-answer.ts";
 import { checkCanaryIdentity, identityReason, markIdentity, stepAfterRelease } from "./lifecycle.ts";
-import { modelsOf } from "./lifecycle-spec.ts";
 import { completeBake, decision, endWithRollback, enterStage, summarizeWindow } from "./transitions.ts";
 
 /** A hold that does not change is recorded again this often, so the history shows it is still current. */
 export const HOLD_SNAPSHOT_SECONDS = 60;
 
-export interface TickInput {
+interface TickInput {
   /** The injected clock, ms since the epoch. */
   now: number;
   /** Cumulative counts of the rollout (all Envoy endpoints summed). */
@@ -63,8 +62,11 @@ export function step(state: EngineState, input: TickInput): StepResult {
   if (isTerminal(state.phase)) return { ...stepAfterRelease(state, reading.snapshot, now), evaluation: null };
 
   if (state.phase === Phase.Pending) {
-    const first = state.spec.stages[0];
-    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", { actor: ENGINE_ACTOR, reason: `rollout started with stage ${first.name}` });
+    const first = stageAt(state.spec, 0);
+    const t = enterStage(markIdentity(state, reading.snapshot), 0, now, reading.snapshot, "started", {
+      actor: ENGINE_ACTOR,
+      reason: `rollout started with stage ${first.name}`,
+    });
     return { ...t, evaluation: null };
   }
 
@@ -72,15 +74,17 @@ export function step(state: EngineState, input: TickInput): StepResult {
   let current: EngineState = state;
   let window: CountsSnapshot | null = null;
   if (reading.snapshot) {
-    if (!current.baseline) current = { ...current, baseline: reading.snapshot, baselineAt: now };
-    const between = windowBetween(reading.snapshot, current.baseline!);
+    const baseline = current.baseline ?? reading.snapshot;
+    if (!current.baseline) current = { ...current, baseline, baselineAt: now };
+    const between = windowBetween(reading.snapshot, baseline);
     if (between.reset) {
       // The counts before the restart are lost to the window, not to the evidence: fold what the last tick saw.
       const reset: EngineState = { ...current, baseline: reading.snapshot, baselineAt: now, evidence: foldStage(current.evidence) };
       decisions.push(
         decision(current, reset, "baselineReset", now, {
           actor: ENGINE_ACTOR,
-          reason: "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading; proportion gates keep the evidence gathered before it",
+          reason:
+            "a cumulative count went down (a data-path process restarted): the stage's window starts again from this reading; proportion gates keep the evidence gathered before it",
         }),
       );
       current = reset;
@@ -91,7 +95,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
     current = { ...current, evidence: { carried: current.evidence?.carried ?? null, stage: countersOf(window) } };
   }
 
-  const stage = currentStage(current)!;
+  const { stage } = runningStage(current);
   const stageKind = current.phase === Phase.AwaitingReview ? "bake" : stage.kind;
   const candidate = candidateOf(stageKind);
   const stageIndex = current.phase === Phase.AwaitingReview ? current.spec.stages.length - 1 : current.stageIndex;
@@ -113,7 +117,13 @@ export function step(state: EngineState, input: TickInput): StepResult {
     external: current.external,
     harmMultiple: current.spec.harmMultiple ?? DEFAULT_HARM_MULTIPLE,
     requirement: (gate, segment) =>
-      requirementAt(current.spec, stageIndex, gate, segment !== null, segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate)),
+      requirementAt(
+        current.spec,
+        stageIndex,
+        gate,
+        segment !== null,
+        segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate),
+      ),
   });
   const trafficMix =
     current.spec.trafficMix.check && window && current.segments.length > 0
@@ -141,9 +151,17 @@ export function step(state: EngineState, input: TickInput): StepResult {
   // The canary answering another model than declared is a defect whatever the gates say.
   const identity = checkCanaryIdentity(current, reading.snapshot);
   current = identity.state;
-  if (identity.mismatched > 0) {
-    const reason = identityReason(modelsOf(current.spec)!, identity.mismatched, reading.snapshot);
-    return done(endWithRollback(current, Phase.RolledBack, "rolledBack", now, { actor: ENGINE_ACTOR, reason, measurements, trafficMix, window: summarizeWindow(current, window, now) }));
+  if (identity.models !== null && identity.mismatched > 0) {
+    const reason = identityReason(identity.models, identity.mismatched, reading.snapshot);
+    return done(
+      endWithRollback(current, Phase.RolledBack, "rolledBack", now, {
+        actor: ENGINE_ACTOR,
+        reason,
+        measurements,
+        trafficMix,
+        window: summarizeWindow(current, window, now),
+      }),
+    );
   }
   // Only Failed rolls back, and at once, whatever else is going on (paused, awaiting review).
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
@@ -190,19 +208,18 @@ export function step(state: EngineState, input: TickInput): StepResult {
   evaluation.eta = eta;
   evaluation.forecast = forecast;
   evaluation.blocking = holds.map((b) => b.text);
-  const elapsedMs = now - current.stageStartedAt! - current.pausedMsInStage;
+  const elapsedMs = now - runningStage(current).startedAt - current.pausedMsInStage;
 
   if (holds.length === 0) {
+    const following = current.spec.stages[current.stageIndex + 1];
     const details = {
       actor: ENGINE_ACTOR,
-      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${
-        current.stageIndex < current.spec.stages.length - 1 ? `; on to ${current.spec.stages[current.stageIndex + 1].name}` : ""
-      }`,
+      reason: `stage ${stage.name} passed: ${passedSummary(measurements)}; after ${Math.round(elapsedMs / 1000)} s${following ? `; on to ${following.name}` : ""}`,
       measurements,
       trafficMix,
       window: summarizeWindow(current, window, now),
     };
-    if (current.stageIndex < current.spec.stages.length - 1) {
+    if (following) {
       return done(enterStage(current, current.stageIndex + 1, now, reading.snapshot, "advanced", details));
     }
     return done(completeBake(current, now, "advanced", details));
@@ -241,7 +258,8 @@ export function step(state: EngineState, input: TickInput): StepResult {
   const stale = current.holdRecordedAt === null || current.holdRecordedAt === undefined || now - current.holdRecordedAt >= HOLD_SNAPSHOT_SECONDS * 1000;
   if (signature !== current.holdSignature || stale) {
     const next = { ...current, holdSignature: signature, holdRecordedAt: now };
-    const expected = eta.secondsToDecision === null ? "no decision time can be given yet" : `a decision expected in about ${eta.secondsToDecision} s at the current traffic`;
+    const expected =
+      eta.secondsToDecision === null ? "no decision time can be given yet" : `a decision expected in about ${eta.secondsToDecision} s at the current traffic`;
     decisions.push({
       ...decision(current, next, "held", now, {
         actor: ENGINE_ACTOR,
@@ -263,8 +281,12 @@ export function step(state: EngineState, input: TickInput): StepResult {
  */
 function passedSummary(measurements: Measurement[]): string {
   const passed = measurements.filter((m) => m.status === MeasurementStatus.Passed && m.segment === null).map((m) => m.gate);
-  const detected = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect").map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
-  const open = measurements.filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none").map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
+  const detected = measurements
+    .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect")
+    .map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
+  const open = measurements
+    .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none")
+    .map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
   const parts: string[] = [];
   parts.push(passed.length > 0 ? `gates passed: ${unique(passed).join(", ")}` : "no gate passed yet");
   if (detected.length > 0) parts.push(`no harm seen, with enough samples to detect it: ${list(detected)}`);
@@ -287,7 +309,10 @@ function readable(reading: MetricReading<RolloutCounts>): { snapshot: CountsSnap
   // A partial reading (some endpoints down) would look like counts going down: treat it as unreadable.
   const down = reading.sources.filter((s) => !s.ok);
   if (down.length > 0) {
-    return { snapshot: null, error: `${down.length} of ${reading.sources.length} stat sources did not answer (${down.map((s) => `${s.url}: ${s.error ?? "error"}`).join("; ")})` };
+    return {
+      snapshot: null,
+      error: `${down.length} of ${reading.sources.length} stat sources did not answer (${down.map((s) => `${s.url}: ${s.error ?? "error"}`).join("; ")})`,
+    };
   }
   return { snapshot: toSnapshot(reading.value), error: null };
 }

@@ -22,7 +22,7 @@ export interface TrafficMixResult {
   reason: string;
 }
 
-export interface TrafficMixSettings {
+interface TrafficMixSettings {
   alpha: number;
   minDifference: number;
 }
@@ -38,13 +38,13 @@ export function evaluateTrafficMix(
     const cand = values.map((value) => requestsOf(window.slices[sliceKey({ dimension, value })]?.[candidate]));
     const shares = (counts: number[]) => {
       const total = counts.reduce((a, b) => a + b, 0);
-      return Object.fromEntries(values.map((v, i) => [v, total > 0 ? counts[i] / total : 0]));
+      return Object.fromEntries(values.map((v, i) => [v, total > 0 ? (counts[i] ?? 0) / total : 0]));
     };
     const test = chiSquareHomogeneity(stable, cand);
     const requests = { stable: stable.reduce((a, b) => a + b, 0), candidate: cand.reduce((a, b) => a + b, 0) };
     const mismatch = test !== null && test.pValue < settings.alpha && test.totalVariation >= settings.minDifference;
     const pct = (x: number) => `${Math.round(x * 100)}%`;
-    const describe = (s: Record<string, number>) => values.map((v) => `${v} ${pct(s[v])}`).join(", ");
+    const describe = (s: Record<string, number>) => values.map((v) => `${v} ${pct(s[v] ?? 0)}`).join(", ");
     const reason = !test
       ? `${dimension}: not enough traffic to compare mixes`
       : `${dimension}: ${candidate} mix (${describe(shares(cand))}) ${mismatch ? "differs from" : "matches"} stable's (${describe(shares(stable))}); ` +

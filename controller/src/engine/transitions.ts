@@ -11,6 +11,7 @@ import {
   candidateOf,
   currentStage,
   phaseOf,
+  stageAt,
   stageRef,
   type Action,
   type Decision,
@@ -63,7 +64,7 @@ export function enterStage(
   kind: DecisionKind,
   details: DecisionDetails,
 ): Transition {
-  const stage = state.spec.stages[index];
+  const stage = stageAt(state.spec, index);
   const next: EngineState = {
     ...state,
     phase: phaseOf(stage.kind),
@@ -93,7 +94,13 @@ export function enterStage(
 }
 
 /** RolledBack or Failed: stable takes all traffic at once. */
-export function endWithRollback(state: EngineState, phase: Phase.RolledBack | Phase.Failed, kind: DecisionKind, now: number, details: DecisionDetails): Transition {
+export function endWithRollback(
+  state: EngineState,
+  phase: Phase.RolledBack | Phase.Failed,
+  kind: DecisionKind,
+  now: number,
+  details: DecisionDetails,
+): Transition {
   const next: EngineState = {
     ...state,
     phase,
@@ -116,7 +123,12 @@ export function completeBake(state: EngineState, now: number, kind: DecisionKind
     const next: EngineState = { ...state, phase: Phase.AwaitingReview, pausedFrom: null, pausedAt: null };
     return {
       state: next,
-      decisions: [decision(state, next, kind === "advanced" ? "awaitingReview" : kind, now, { ...details, reason: `${details.reason}; high-impact rollout: waiting for a review` })],
+      decisions: [
+        decision(state, next, kind === "advanced" ? "awaitingReview" : kind, now, {
+          ...details,
+          reason: `${details.reason}; high-impact rollout: waiting for a review`,
+        }),
+      ],
       actions: [],
     };
   }

@@ -11,7 +11,7 @@ import type { Requirement } from "./requirements.ts";
 import type { EngineState } from "./state.ts";
 import type { Evaluation } from "./step.ts";
 
-export interface GateView {
+interface GateView {
   gate: string;
   slice: string;
   status: string;
@@ -34,7 +34,7 @@ export interface GateView {
   reason: string;
 }
 
-export interface HoldView {
+interface HoldView {
   text: string;
   gate: string | null;
   slice: string | null;
@@ -43,7 +43,7 @@ export interface HoldView {
   seconds: number | null;
 }
 
-export interface LiveEvaluation {
+interface LiveEvaluation {
   at: string;
   stage: { index: number; name: string } | null;
   windowStartedAt: string | null;
@@ -68,9 +68,16 @@ export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | 
     traffic: evaluation.traffic ?? null,
     observedCanaryPercent: observedCanaryPercent(evaluation),
     secondsToDecision: eta ? eta.secondsToDecision : null,
-    limitedBy: eta?.limitedBy ?? (evaluation.blocking[0] ?? null),
+    limitedBy: eta?.limitedBy ?? evaluation.blocking[0] ?? null,
     holds: eta
-      ? eta.holds.map((h) => ({ text: h.text, gate: h.gate, slice: h.gate === null ? null : segmentLabel(h.segment), samples: h.samples, needed: h.needed, seconds: h.seconds }))
+      ? eta.holds.map((h) => ({
+          text: h.text,
+          gate: h.gate,
+          slice: h.gate === null ? null : segmentLabel(h.segment),
+          samples: h.samples,
+          needed: h.needed,
+          seconds: h.seconds,
+        }))
       : evaluation.blocking.map((text) => ({ text, gate: null, slice: null, samples: null, needed: null, seconds: null })),
     warnings: eta?.warnings ?? [],
     gates: evaluation.measurements.map(gateView),

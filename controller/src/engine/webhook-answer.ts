@@ -2,7 +2,7 @@
  * What a webhook gate's judge was asked and what it answered (engine/gates-webhook.ts judges it), and the
  * documented answer body.
  */
-export const JUDGE_VERDICTS = ["pass", "fail", "inconclusive"] as const;
+const JUDGE_VERDICTS = ["pass", "fail", "inconclusive"] as const;
 export type JudgeVerdict = (typeof JUDGE_VERDICTS)[number];
 
 /** What the judge was asked about: the stage and candidate, and when (engine clock, ms). */

@@ -3,7 +3,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../paths.ts";
 
-export interface HostPort { host: string; port: number }
+export interface HostPort {
+  host: string;
+  port: number;
+}
 
 export interface BootstrapOptions {
   listen: HostPort;
@@ -22,13 +25,14 @@ export interface BootstrapOptions {
 }
 
 export const TEMPLATE_PATH = join(repoRoot, "deploy", "envoy", "envoy.template.yaml");
-export const DEFAULT_WASM_PATH = join(repoRoot, "build", "filter.wasm");
+const DEFAULT_WASM_PATH = join(repoRoot, "build", "filter.wasm");
 
 export function parseHostPort(text: string, what: string): HostPort {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text.trim());
+  const host = m?.[1];
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 0 || port > 65535) throw new Error(`${what}: expected host:port, got '${text}'`);
-  return { host: m[1].replace(/^\[|\]$/g, ""), port };
+  if (host === undefined || port < 0 || port > 65535) throw new Error(`${what}: expected host:port, got '${text}'`);
+  return { host: host.replace(/^\[|\]$/g, ""), port };
 }
 
 export function parseUrlHostPort(url: string, what: string): HostPort {
@@ -82,7 +86,8 @@ export function renderBootstrap(opts: BootstrapOptions): string {
   };
   const template = readFileSync(TEMPLATE_PATH, "utf8");
   return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
-    if (!(name in values)) throw new Error(`envoy template: unknown placeholder {{${name}}}`);
-    return values[name];
+    const value = values[name];
+    if (value === undefined) throw new Error(`envoy template: unknown placeholder {{${name}}}`);
+    return value;
   });
 }

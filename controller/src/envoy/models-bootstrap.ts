@@ -4,7 +4,7 @@
 // <name>-canary, the rest of its prefix to <name>-stable; mirrored requests go to <name>-shadow when a
 // rollout names it (clusters.shadow). A path under no model's prefix gets Envoy's 404.
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { renderBootstrap, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
+import { renderBootstrap, TEMPLATE_PATH, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
 
 export interface ModelRoute {
   name: string;
@@ -15,7 +15,7 @@ export interface ModelRoute {
   shadow?: HostPort;
 }
 
-export interface ModelsBootstrapOptions extends Omit<BootstrapOptions, "stable" | "canary" | "shadow"> {
+interface ModelsBootstrapOptions extends Omit<BootstrapOptions, "stable" | "canary" | "shadow"> {
   models: ModelRoute[];
 }
 
@@ -29,24 +29,30 @@ function staticCluster(name: string, endpoint: HostPort): Record<string, unknown
     name,
     type: "STATIC",
     connect_timeout: "1s",
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: endpoint.host, port_value: endpoint.port } } } }] }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: endpoint.host, port_value: endpoint.port } } } }] }],
+    },
   };
 }
 
 interface Bootstrap {
   static_resources: {
-    listeners: Array<{ filter_chains: Array<{ filters: Array<{ typed_config: { route_config: { virtual_hosts: Array<{ routes: Array<{ route: { timeout: string } }> }> } } }> }> }>;
+    listeners: Array<{
+      filter_chains: Array<{ filters: Array<{ typed_config: { route_config: { virtual_hosts: Array<{ routes: Array<{ route: { timeout: string } }> }> } } }> }>;
+    }>;
     clusters: Array<{ name: string }>;
   };
 }
 
 export function renderModelsBootstrap(opts: ModelsBootstrapOptions): string {
-  if (opts.models.length === 0) throw new Error("models bootstrap: no models");
   const first = opts.models[0];
+  if (first === undefined) throw new Error("models bootstrap: no models");
   const base = parseYaml(renderBootstrap({ ...opts, stable: first.stable, canary: first.canary })) as Bootstrap;
   const variantHeader = opts.variantHeader ?? "x-rollout-variant";
-  const host = base.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0];
-  const timeout = host.routes[0].route.timeout;
+  const host = base.static_resources.listeners[0]?.filter_chains[0]?.filters[0]?.typed_config.route_config.virtual_hosts[0];
+  const timeout = host?.routes[0]?.route.timeout;
+  if (host === undefined || timeout === undefined) throw new Error(`models bootstrap: ${TEMPLATE_PATH} has no listener route to copy the models' routes from`);
   // Envoy takes the first route that matches: longer prefixes first, so /v1/models/a-2 is not taken by /v1/models/a.
   const ordered = [...opts.models].sort((a, b) => b.pathPrefix.length - a.pathPrefix.length || (a.name < b.name ? -1 : 1));
   host.routes = ordered.flatMap((m) => {

@@ -17,7 +17,7 @@ export interface EnvoyProcess {
   diesWithParent: boolean;
 }
 
-export interface StartEnvoyOptions {
+interface StartEnvoyOptions {
   bootstrapYaml: string;
   adminPort: number;
   concurrency?: number;
@@ -46,13 +46,20 @@ export async function startEnvoy(opts: StartEnvoyOptions): Promise<EnvoyProcess>
   const dir = mkdtempSync(join(tmpdir(), "modelroll-envoy-"));
   const configPath = join(dir, "envoy.yaml");
   writeFileSync(configPath, opts.bootstrapYaml);
-  const managed = spawnManaged(envoyBinary(), [
-    "-c", configPath,
-    "--concurrency", String(opts.concurrency ?? 2),
-    "--log-level", opts.logLevel ?? "warn",
-    // Several Envoys may run side by side (tests, bench): no shared memory for hot restart.
-    "--disable-hot-restart",
-  ], { workDir: dir, maxLogChars: 2_000_000 });
+  const managed = spawnManaged(
+    envoyBinary(),
+    [
+      "-c",
+      configPath,
+      "--concurrency",
+      String(opts.concurrency ?? 2),
+      "--log-level",
+      opts.logLevel ?? "warn",
+      // Several Envoys may run side by side (tests, bench): no shared memory for hot restart.
+      "--disable-hot-restart",
+    ],
+    { workDir: dir, maxLogChars: 2_000_000 },
+  );
 
   const adminUrl = `http://127.0.0.1:${opts.adminPort}`;
   const proc: EnvoyProcess = { adminUrl, configPath, child: managed.child, log: managed.log, stop: managed.stop, diesWithParent: managed.diesWithParent };

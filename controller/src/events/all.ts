@@ -28,7 +28,7 @@ import type { RolloutStore } from "../rollouts/store.ts";
 import { sseComment, sseFrame, sseRetry } from "./sse.ts";
 import { summaryOf } from "./summary.ts";
 
-export interface AllEventsOptions {
+interface AllEventsOptions {
   store: RolloutStore;
   /** The canary's share in a rollout's latest telemetry snapshot (series/recorder.ts). */
   observed?: (name: string) => number | null;
@@ -99,7 +99,10 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       entries.delete(name);
       removed.push({ name, seq: ++seq });
     }
-    while (removed.length > TOMBSTONES) forgottenBelow = removed.shift()!.seq;
+    for (let forgotten = removed.length - TOMBSTONES; forgotten > 0; forgotten--) {
+      const oldest = removed.shift();
+      if (oldest) forgottenBelow = oldest.seq;
+    }
   };
 
   const idOf = () => `${boot}.${seq}`;

@@ -22,7 +22,7 @@ import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { rolloutEventId, sseComment, sseFrame, sseRetry } from "./sse.ts";
 
-export interface EventRoutesOptions {
+interface EventRoutesOptions {
   store: RolloutStore;
   /** A comment line on every open stream this often; default 15000 ms. */
   heartbeatMs?: number;
@@ -52,7 +52,7 @@ const EventHeaders = Type.Object({
 const STREAM_DESCRIPTION = [
   "text/event-stream. `event: rollout` with `data:` the rollout's view (as GET /v1/rollouts/{name}), sent on connect",
   "and whenever the view changes or the engine makes a new evaluation; `id:` names that state (opaque; a reconnect with",
-  "Last-Event-ID equal to the current id is not sent it again). `event: deleted` (data: {\"name\"}) ends the stream.",
+  'Last-Event-ID equal to the current id is not sent it again). `event: deleted` (data: {"name"}) ends the stream.',
   "Comment lines (`: heartbeat`) every 15 s; `retry:` suggests the reconnect delay.",
 ].join(" ");
 

@@ -6,7 +6,7 @@ export function sseFrame(event: { event?: string; id?: string; data: string }): 
   if (event.event !== undefined) frame += `event: ${oneLine(event.event)}\n`;
   if (event.id !== undefined) frame += `id: ${oneLine(event.id)}\n`;
   for (const line of event.data.split(/\r\n|\r|\n/)) frame += `data: ${line}\n`;
-  return frame + "\n";
+  return `${frame}\n`;
 }
 
 /** A comment line: ignored by clients, keeps proxies and idle timeouts from closing a quiet stream. */

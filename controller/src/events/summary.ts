@@ -7,7 +7,7 @@
 import { isTerminal, MeasurementStatus, Phase, type Evaluation } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface PlanStage {
+interface PlanStage {
   index: number;
   name: string;
   kind: string;
@@ -65,7 +65,7 @@ function observedFromEvaluation(evaluation: Evaluation | null): number | null {
   return (best.candidate / (best.stable + best.candidate)) * 100;
 }
 
-export function attentionOf(rollout: Rollout): string[] {
+function attentionOf(rollout: Rollout): string[] {
   const engine = rollout.engine;
   const out: string[] = [];
   if (engine === null) {
@@ -101,7 +101,8 @@ export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null
   }
   const last = engine?.decisions.at(-1);
   const stage = state && state.stageIndex >= 0 ? state.spec.stages[state.stageIndex] : null;
-  const inCanary = state !== null && (state.phase === Phase.Canary || state.phase === Phase.Baking || (state.phase === Phase.Paused && state.pausedFrom !== Phase.Shadowing));
+  const inCanary =
+    state !== null && (state.phase === Phase.Canary || state.phase === Phase.Baking || (state.phase === Phase.Paused && state.pausedFrom !== Phase.Shadowing));
   const summary: RolloutSummary = {
     name: rollout.spec.name,
     revision: rollout.revision,
@@ -111,7 +112,8 @@ export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null
     stageCount: state ? state.spec.stages.length : null,
     canaryPercent: rollout.canaryPercent,
     shadowPercent: rollout.shadowPercent,
-    observedCanaryPercent: (inCanary ? observedFromEvaluation(evaluation) : null) ?? (state && !inCanary && !isTerminal(state.phase) ? null : observedFromSnapshots),
+    observedCanaryPercent:
+      (inCanary ? observedFromEvaluation(evaluation) : null) ?? (state && !inCanary && !isTerminal(state.phase) ? null : observedFromSnapshots),
     owner: state?.spec.owner ?? null,
     rollbackCondition: state?.spec.rollbackCondition ?? null,
     createdAt: rollout.createdAt.toISOString(),

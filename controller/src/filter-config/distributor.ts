@@ -23,12 +23,12 @@ export interface ConfigDistributor {
 }
 
 /** The store as the distribution follows it. */
-export interface DistributedSource extends ConfigSource {
+interface DistributedSource extends ConfigSource {
   /** Calls `listener` after every commit that moved the config version; returns the unsubscribe. */
   onConfigChange(listener: (version: number) => void): () => void;
 }
 
-export interface DistributionOptions {
+interface DistributionOptions {
   /**
    * Told when a distributor threw. The change is committed (and the other distributors have it) by then, so a
    * failing distributor must not fail the write that made it: buildApp logs it. Without it, the first error is

@@ -6,7 +6,7 @@ import { toFilterOutput, type FilterOutput } from "../rollouts/output.ts";
 import { toFilterSegment, type FilterSegment } from "../rollouts/segments.ts";
 import { toFilterShadow, type FilterShadow } from "../rollouts/shadow.ts";
 
-export interface FilterRollout {
+interface FilterRollout {
   name: string;
   pathPrefix: string;
   stickyHeader: string;
@@ -31,7 +31,7 @@ export function filterConfigOf(source: ConfigSource): FilterConfig {
   return { epoch: source.epoch, version: source.version, rollouts: source.list().map(filterRollout) };
 }
 
-export function filterRollout(r: Rollout): FilterRollout {
+function filterRollout(r: Rollout): FilterRollout {
   const models = toFilterModels(r.spec.models);
   return {
     name: r.spec.name,

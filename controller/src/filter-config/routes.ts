@@ -6,8 +6,8 @@ import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
 import type { LongPollDistributor } from "./long-poll.ts";
 
-export const DEFAULT_WAIT_SECONDS = 20;
-export const MAX_WAIT_SECONDS = 60;
+const DEFAULT_WAIT_SECONDS = 20;
+const MAX_WAIT_SECONDS = 60;
 
 export const FilterConfigBody = Type.Object({
   epoch: Type.String(),
@@ -93,15 +93,12 @@ export function holdMilliseconds(wait: string | undefined): number {
   return Math.round(Math.min(MAX_WAIT_SECONDS, Math.max(0, seconds)) * 1000);
 }
 
-export interface FilterConfigRoutesOptions {
+interface FilterConfigRoutesOptions {
   longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
 }
 
-export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (
-  app,
-  { longPoll, telemetry },
-) => {
+export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (app, { longPoll, telemetry }) => {
   const push = (reply: FastifyReply) => {
     telemetry.configPushes.inc();
     return reply.code(200).header("cache-control", "no-store").send(longPoll.config);

@@ -37,7 +37,10 @@ function digest(text: string): Buffer {
 }
 
 export function checkTokens(options: AuthOptions): void {
-  for (const [name, token] of [["API token", options.apiToken], ["filter token", options.filterToken]] as const) {
+  for (const [name, token] of [
+    ["API token", options.apiToken],
+    ["filter token", options.filterToken],
+  ] as const) {
     if (token === undefined) continue;
     if (!/^[\x21-\x7e]{16,256}$/.test(token)) throw new Error(`controller: ${name}: must be 16-256 printable ASCII characters without spaces`);
   }
@@ -88,7 +91,7 @@ function bearerOf(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
   if (typeof header !== "string") return null;
   const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return match ? match[1] : null;
+  return match?.[1] ?? null;
 }
 
 /**

@@ -4,7 +4,7 @@ import { LineCounter, parseDocument } from "yaml";
 export const YAML_CONTENT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml"];
 
 /** A body that is not well-formed; the error handler adds the object the request was about. */
-export class BodySyntaxError extends Error {
+class BodySyntaxError extends Error {
   readonly statusCode = 400;
 }
 

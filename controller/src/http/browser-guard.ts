@@ -46,7 +46,7 @@ function isLoopbackName(hostname: string): boolean {
 
 /** The host part of a Host header ("127.0.0.1:8080" -> "127.0.0.1", "[::1]:8080" -> "[::1]"). */
 function hostnameOf(host: string): string {
-  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.split(":")[0];
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.slice(0, host.includes(":") ? host.indexOf(":") : undefined);
 }
 
 function refusal(request: FastifyRequest, why: string): AuthError {
@@ -61,11 +61,17 @@ export function installBrowserGuard(app: FastifyInstance, options: { openApi: bo
     if (!fromBrowser) return;
     const host = request.headers.host ?? "";
     if (options.openApi && !isLoopbackName(hostnameOf(host))) {
-      throw refusal(request, `a browser request for host '${host}': without an API token this controller answers browsers only at a loopback address (127.0.0.1, localhost)`);
+      throw refusal(
+        request,
+        `a browser request for host '${host}': without an API token this controller answers browsers only at a loopback address (127.0.0.1, localhost)`,
+      );
     }
     if (SAFE_METHODS.has(request.method)) return;
     if (site !== undefined && site !== "same-origin" && site !== "none") {
-      throw refusal(request, `a write from another site (Sec-Fetch-Site: ${site}); use the dashboard at this controller's own address, curl or the modelroll CLI`);
+      throw refusal(
+        request,
+        `a write from another site (Sec-Fetch-Site: ${site}); use the dashboard at this controller's own address, curl or the modelroll CLI`,
+      );
     }
     if (typeof origin === "string") {
       let originHost: string | null = null;
@@ -75,7 +81,10 @@ export function installBrowserGuard(app: FastifyInstance, options: { openApi: bo
         originHost = null;
       }
       if (originHost === null || originHost.toLowerCase() !== host.toLowerCase()) {
-        throw refusal(request, `a write from another origin (Origin: ${origin}); use the dashboard at this controller's own address, curl or the modelroll CLI`);
+        throw refusal(
+          request,
+          `a write from another origin (Origin: ${origin}); use the dashboard at this controller's own address, curl or the modelroll CLI`,
+        );
       }
     }
   });
@@ -84,9 +93,4 @@ export function installBrowserGuard(app: FastifyInstance, options: { openApi: bo
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(name)) void reply.header(name, value);
     return payload;
   });
-}
-
-/** Headers for responses written past Fastify's reply (hijacked event streams). */
-export function securityHeaders(): Record<string, string> {
-  return { ...SECURITY_HEADERS };
 }

@@ -26,7 +26,13 @@ export type NotificationView = Static<typeof NotificationView>;
 export function notificationView(spec: NotificationSpec): NotificationView {
   return {
     // In the input form, so the view can be sent back in a PUT.
-    targets: spec.targets.map((t) => ({ name: t.name, format: t.format, url: redactUrl(t.url), ...(t.events ? { events: t.events } : {}), timeoutMs: t.timeoutMs })),
+    targets: spec.targets.map((t) => ({
+      name: t.name,
+      format: t.format,
+      url: redactUrl(t.url),
+      ...(t.events ? { events: t.events } : {}),
+      timeoutMs: t.timeoutMs,
+    })),
     controllerTargets: spec.controllerTargets,
     gateErrorAfterSeconds: spec.gateErrorAfterSeconds,
   };

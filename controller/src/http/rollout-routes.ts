@@ -23,7 +23,7 @@ import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
 import { restoreRedacted } from "../secrets.ts";
 import { documentRolloutSpecBody } from "../rollouts/spec-doc.ts";
 
-export interface RolloutRoutesOptions {
+interface RolloutRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
   /** Reads what Envoy has counted under a name, right before a rollout of that name is created (stats/baseline.ts). */
@@ -65,7 +65,11 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         summary: "List rollouts, sorted by name; ?archived=true lists the archived ones (finalized or deleted), oldest first",
         querystring: Type.Object(
           {
-            archived: Type.Optional(Type.Union([Type.Literal("true"), Type.Literal("false")], { description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}" })),
+            archived: Type.Optional(
+              Type.Union([Type.Literal("true"), Type.Literal("false")], {
+                description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}",
+              }),
+            ),
             name: Type.Optional(Type.String({ maxLength: 63, description: "With archived=true: only the archived rollouts of this name." })),
           },
           { additionalProperties: false },
@@ -155,7 +159,8 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       // A spec read back from GET carries its webhook URLs redacted: those stand for the URLs the rollout has.
       const body = restoreRedacted(request.body, store.find(request.params.name)?.spec.release ?? null);
       const checked = validateRolloutSpec(body, store.policy);
-      if (!checked.ok) throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
+      if (!checked.ok)
+        throw new InvalidRequestError(`rollout ${request.params.name}: invalid request body: ${summarizeErrors(checked.errors)}`, checked.errors);
       const name = request.params.name;
       expectRevision(store, name, ifMatchOf(request));
       const now = (clock ? clock() : new Date()).getTime();
@@ -173,7 +178,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
       },
       schema: {
         tags,
-        summary: "Send all traffic back to stable and stop mirroring, at once; optional {\"reason\"}. Repeated with nothing changed since, a no-op",
+        summary: 'Send all traffic back to stable and stop mirroring, at once; optional {"reason"}. Repeated with nothing changed since, a no-op',
         params: RolloutNameParams,
         headers: IfMatchHeaders,
         body: CommandBody,

@@ -19,8 +19,14 @@ const LiveEvaluationView = Type.Object({
   stage: Nullable(Type.Object({ index: Type.Integer(), name: Type.String() })),
   windowStartedAt: Nullable(Type.String({ format: "date-time" })),
   traffic: Nullable(Type.Object({ requestsPerSecond: Type.Number(), candidatePerSecond: Type.Number() })),
-  observedCanaryPercent: Nullable(Type.Number({ description: "In a canary stage, the canary's real share of the path's requests over the stage's window, to set beside the set weight." })),
-  secondsToDecision: Nullable(Type.Number({ description: "Expected seconds until the stage decides at the current traffic; null when it cannot be told (no traffic, an error, a review)." })),
+  observedCanaryPercent: Nullable(
+    Type.Number({ description: "In a canary stage, the canary's real share of the path's requests over the stage's window, to set beside the set weight." }),
+  ),
+  secondsToDecision: Nullable(
+    Type.Number({
+      description: "Expected seconds until the stage decides at the current traffic; null when it cannot be told (no traffic, an error, a review).",
+    }),
+  ),
   limitedBy: Nullable(Type.String()),
   holds: Type.Array(
     Type.Object({
@@ -39,7 +45,9 @@ const LiveEvaluationView = Type.Object({
       gate: Type.String(),
       slice: Type.String({ description: "overall, or dimension=value" }),
       status: Type.String(),
-      requirement: Nullable(Type.String({ description: "What this stage asks of the slice: pass, detect (enough samples to detect clear harm), none (can fail, does not hold)." })),
+      requirement: Nullable(
+        Type.String({ description: "What this stage asks of the slice: pass, detect (enough samples to detect clear harm), none (can fail, does not hold)." }),
+      ),
       scope: Nullable(Type.String({ description: "rollout: evidence since the rollout began; stage: this stage's window." })),
       unit: Type.String(),
       value: Nullable(Type.Number()),
@@ -49,12 +57,20 @@ const LiveEvaluationView = Type.Object({
       confidence: Nullable(Type.Number()),
       samples: Type.Number(),
       stableSamples: Type.Number(),
-      needed: Nullable(Type.Object({ pass: Nullable(Type.Number()), detect: Nullable(Type.Number()) }, { description: "Candidate samples to reach a verdict, and to be able to detect clear harm." })),
+      needed: Nullable(
+        Type.Object(
+          { pass: Nullable(Type.Number()), detect: Nullable(Type.Number()) },
+          { description: "Candidate samples to reach a verdict, and to be able to detect clear harm." },
+        ),
+      ),
       harm: Nullable(Type.Number()),
       threshold: Nullable(
         Type.Object(
           { kind: Type.String(), value: Type.Number(), tolerance: Type.Optional(Type.Number()) },
-          { description: "The limit that decides (or the first not yet shown): maximum, minimum, maxDelta, minDelta or maxRatio, in the gate's display unit; tolerance: a latency gate's tolerance_ms." },
+          {
+            description:
+              "The limit that decides (or the first not yet shown): maximum, minimum, maxDelta, minDelta or maxRatio, in the gate's display unit; tolerance: a latency gate's tolerance_ms.",
+          },
         ),
       ),
       reason: Type.String(),
@@ -63,7 +79,9 @@ const LiveEvaluationView = Type.Object({
 });
 const ForecastView = Type.Object({
   basis: Type.String({ description: "observed traffic, or expected traffic (the spec's expectedTraffic, before any is seen)" }),
-  stages: Type.Array(Type.Object({ stage: Type.String(), seconds: Nullable(Type.Number()), limitedBy: Nullable(Type.String()), deadlineSeconds: Type.Number() })),
+  stages: Type.Array(
+    Type.Object({ stage: Type.String(), seconds: Nullable(Type.Number()), limitedBy: Nullable(Type.String()), deadlineSeconds: Type.Number() }),
+  ),
   warnings: Type.Array(Type.String()),
 });
 
@@ -76,7 +94,8 @@ export const RolloutView = Type.Object({
   configVersion: Type.Integer({ description: "Config version at which this rollout last changed." }),
   revision: Type.Integer({
     minimum: 1,
-    description: "Changes on every write and whenever the engine moves the phase, stage or weights; also the ETag. Send it back in If-Match to refuse a write made on a stale view (412).",
+    description:
+      "Changes on every write and whenever the engine moves the phase, stage or weights; also the ETag. Send it back in If-Match to refuse a write made on a stale view (412).",
   }),
   createdAt: Type.String({ format: "date-time" }),
   updatedAt: Type.String({ format: "date-time" }),
@@ -87,9 +106,13 @@ export const RolloutView = Type.Object({
     description: "The engine's current stage; null for a manual rollout or before the first stage.",
   }),
   pending: Type.Union([Type.String(), Type.Null()], {
-    description: "The next step, in words, when it is up to someone (finalize after Succeeded, a review, resume, deleting an ended rollout); null while the engine moves it.",
+    description:
+      "The next step, in words, when it is up to someone (finalize after Succeeded, a review, resume, deleting an ended rollout); null while the engine moves it.",
   }),
-  lastRollback: Type.Union([Type.Object({ at: Type.String({ format: "date-time" }), by: Type.String(), reason: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
+  lastRollback: Type.Union([
+    Type.Object({ at: Type.String({ format: "date-time" }), by: Type.String(), reason: Type.Union([Type.String(), Type.Null()]) }),
+    Type.Null(),
+  ]),
   finalizeHook: Type.Union(
     [
       Type.Object({
@@ -161,4 +184,3 @@ export function sendRollout(reply: FastifyReply, rollout: Rollout): RolloutView 
   void reply.header("etag", etagOf(rollout));
   return toView(rollout);
 }
-

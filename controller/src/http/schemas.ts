@@ -6,12 +6,15 @@ export const RolloutNameParams = Type.Object({ name: Type.String({ maxLength: 25
 
 /** Optional on every write to an existing rollout: the ETag (revision) it was read at. */
 export const IfMatchHeaders = Type.Object({
-  "if-match": Type.Optional(Type.String({ maxLength: 200, description: "ETag from a previous read (e.g. \"7\"), or *; a mismatch is a 412." })),
+  "if-match": Type.Optional(Type.String({ maxLength: 200, description: 'ETag from a previous read (e.g. "7"), or *; a mismatch is a 412.' })),
 });
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
 /** The optional body of a command (rollback, pause, fail, ...): a POST without a body is fine. */
-export const CommandBody = Type.Object({ reason: Type.Optional(Reason) }, { additionalProperties: false, description: "Optional: a POST without a body is fine." });
+export const CommandBody = Type.Object(
+  { reason: Type.Optional(Reason) },
+  { additionalProperties: false, description: "Optional: a POST without a body is fine." },
+);
 
 export const ErrorBody = Type.Object({
   error: Type.String(),

@@ -46,7 +46,12 @@ export const SpecView = Type.Object({
   trafficMix: Type.Optional(Type.Object({ check: Type.Boolean(), holdOnMismatch: Type.Boolean(), alpha: Type.Number(), minDifference: Type.Number() })),
   finalize: Type.Optional(
     Type.Object({
-      webhook: Type.Optional(Type.Object({ url: Type.String({ description: "Redacted (scheme, host, fingerprint): a PUT sending it back keeps the URL." }), timeoutMs: Type.Integer() })),
+      webhook: Type.Optional(
+        Type.Object({
+          url: Type.String({ description: "Redacted (scheme, host, fingerprint): a PUT sending it back keeps the URL." }),
+          timeoutMs: Type.Integer(),
+        }),
+      ),
       verifyPercent: Type.Number(),
       verifyAnswers: Type.Integer(),
       deadlineSeconds: Type.Integer(),

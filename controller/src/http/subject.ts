@@ -11,5 +11,5 @@ export function rolloutFromPath(request: FastifyRequest): string {
 export function rolloutFromBody(request: FastifyRequest): string {
   const name = (request.body as { name?: unknown } | undefined)?.name;
   if (typeof name !== "string" || name === "") return "rollout spec";
-  return `rollout ${name.length > 63 ? name.slice(0, 63) + "..." : name}`;
+  return `rollout ${name.length > 63 ? `${name.slice(0, 63)}...` : name}`;
 }

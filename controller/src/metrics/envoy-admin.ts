@@ -4,7 +4,7 @@ import type { Sample } from "./prometheus-text.ts";
 import type { MetricProvider, MetricReading, ReadWindow, RolloutCounts, SourceStatus } from "./provider.ts";
 import { RolloutCountsSum, rolloutSamplesFromText } from "./rollout-counts.ts";
 
-export interface EnvoyAdminOptions {
+interface EnvoyAdminOptions {
   /** Per endpoint; a hung Envoy must not hold a stats request or a gate evaluation. */
   timeoutMs?: number;
 }
@@ -60,7 +60,7 @@ export class EnvoyAdminMetricProvider implements MetricProvider {
       });
       const body = await response.text();
       if (!response.ok) {
-        return failed(url, `HTTP ${response.status}${body ? ": " + body.slice(0, 200).trim() : ""}`);
+        return failed(url, `HTTP ${response.status}${body ? `: ${body.slice(0, 200).trim()}` : ""}`);
       }
       return { status: { url, ok: true }, samples: rolloutSamplesFromText(body, rollout) };
     } catch (error) {

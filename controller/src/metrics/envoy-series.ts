@@ -3,9 +3,6 @@
  * `stats_config.stats_tags` turns parts of the names into these labels; if Envoy prints them
  * differently, this is the one place to change.
  */
-// Anchored on the stored name (wasmcustom.<name>) so Envoy's own stats about the modelroll_controller
-// cluster are not fetched along. Every rollout's stats, and the filter-wide ones (modelroll.config.*).
-export const ENVOY_STATS_PATH = `/stats/prometheus?usedonly&filter=${encodeURIComponent("^wasmcustom\\.modelroll\\.")}`;
 
 /**
  * One rollout's stats only: every stat the filter defines for a rollout is stored as

@@ -28,18 +28,20 @@ export function cumulativeQuantile(h: CumulativeHistogram, q: number): number | 
   const rank = q * h.total;
   let previousBound = 0;
   let previousCount = 0;
-  for (let i = 0; i < h.bounds.length; i++) {
+  for (const [i, bound] of h.bounds.entries()) {
     const count = h.cumulative[i];
+    if (count === undefined) throw new RangeError(`histogram: ${h.bounds.length} bounds but ${h.cumulative.length} cumulative counts`);
     if (count >= rank) {
-      if (i === 0 && h.bounds[0] <= 0) return h.bounds[0];
+      if (i === 0 && bound <= 0) return bound;
       const inBucket = count - previousCount;
-      if (inBucket === 0) return h.bounds[i];
-      return previousBound + (h.bounds[i] - previousBound) * ((rank - previousCount) / inBucket);
+      if (inBucket === 0) return bound;
+      return previousBound + (bound - previousBound) * ((rank - previousCount) / inBucket);
     }
-    previousBound = h.bounds[i];
+    previousBound = bound;
     previousCount = count;
   }
-  return h.bounds[h.bounds.length - 1];
+  // Every bucket below the rank: the highest finite bound (the loop ended on it).
+  return previousBound;
 }
 
 /**
@@ -50,12 +52,10 @@ export function cumulativeQuantile(h: CumulativeHistogram, q: number): number | 
 export function histogramQuantile(q: number, input: readonly HistogramBucket[]): number | null {
   if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile ${q}: must be between 0 and 1`);
   const buckets = monotonic(mergeDuplicateBounds(input));
-  if (buckets.length < 2 || buckets[buckets.length - 1].upperBound !== Infinity) return null;
+  const last = buckets.at(-1);
+  if (buckets.length < 2 || last === undefined || last.upperBound !== Infinity) return null;
   const finite = buckets.slice(0, -1);
-  return cumulativeQuantile(
-    { bounds: finite.map((b) => b.upperBound), cumulative: finite.map((b) => b.cumulativeCount), total: buckets[buckets.length - 1].cumulativeCount },
-    q,
-  );
+  return cumulativeQuantile({ bounds: finite.map((b) => b.upperBound), cumulative: finite.map((b) => b.cumulativeCount), total: last.cumulativeCount }, q);
 }
 
 function mergeDuplicateBounds(input: readonly HistogramBucket[]): HistogramBucket[] {
@@ -64,9 +64,7 @@ function mergeDuplicateBounds(input: readonly HistogramBucket[]): HistogramBucke
     if (Number.isNaN(upperBound) || !Number.isFinite(cumulativeCount)) continue;
     byBound.set(upperBound, (byBound.get(upperBound) ?? 0) + cumulativeCount);
   }
-  return [...byBound]
-    .map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }))
-    .sort((a, b) => a.upperBound - b.upperBound);
+  return [...byBound].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
 }
 
 // Counters scraped at slightly different moments can make a cumulative series dip; Prometheus

@@ -15,7 +15,7 @@ export interface PromQLSource {
   query(promql: string, at: number): Promise<MetricReading<number | null>>;
 }
 
-export interface PrometheusClientOptions {
+interface PrometheusClientOptions {
   /** e.g. http://127.0.0.1:9090 (a path prefix is kept: http://host/prometheus). */
   baseUrl: string;
   timeoutMs?: number;
@@ -32,7 +32,7 @@ export interface MatrixSeries {
   samples: Array<[number, number]>;
 }
 
-export type QueryAnswer = { ok: true; resultType: string; result: unknown } | { ok: false; error: string };
+type QueryAnswer = { ok: true; resultType: string; result: unknown } | { ok: false; error: string };
 
 // Beyond this the query goes in a form body: a URL that long may be cut by a proxy in between.
 const MAX_GET_URL = 4000;
@@ -156,7 +156,7 @@ export class PrometheusHttpSource implements PromQLSource {
  * NaN is passed on as NaN: a ratio of two empty windows (0/0) means nothing was counted yet, which the gate
  * reads as Inconclusive rather than as a failed measurement.
  */
-export function parseQueryResponse(body: unknown): { value: number | null } | { error: string } {
+function parseQueryResponse(body: unknown): { value: number | null } | { error: string } {
   const b = body as { status?: string; error?: string; data?: { resultType?: string; result?: unknown } };
   if (b?.status !== "success") return { error: `query failed: ${b?.error ?? "status is not success"}` };
   const { resultType, result } = b.data ?? {};
@@ -171,9 +171,9 @@ export function parseQueryResponse(body: unknown): { value: number | null } | { 
       return number(result);
     case "vector": {
       const series = Array.isArray(result) ? (result as Array<{ value?: unknown }>) : [];
-      if (series.length === 0) return { value: null };
       if (series.length > 1) return { error: `query returned ${series.length} series; a gate needs one number (aggregate with sum() or max())` };
-      return number(series[0].value);
+      const [only] = series;
+      return only === undefined ? { value: null } : number(only.value);
     }
     default:
       return { error: `query returned a ${resultType ?? "missing"} result; a gate needs a scalar or a one-series vector` };

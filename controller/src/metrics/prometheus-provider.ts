@@ -5,15 +5,15 @@
  * (prometheus-queries.ts says how). Prometheus unreachable, or its newest sample of the filter older than
  * `maxLagMs` at the tick, is unmeasurable: the gates read Error and the stage holds.
  */
-import { PrometheusClient, type VectorSample } from "./prometheus-http.ts";
+import type { PrometheusClient, VectorSample } from "./prometheus-http.ts";
 import { lifeEnds, mainQuery, restartedCounts, restartedSidecarQuery, restartSamplesQuery, samplesFrom, splitMainAnswer } from "./prometheus-queries.ts";
 import { emptyRolloutCounts, type MetricProvider, type MetricReading, type ReadWindow, type RolloutCounts } from "./provider.ts";
 import { RolloutCountsSum } from "./rollout-counts.ts";
 
 /** Default freshness bound: four scrapes at Istio's default 15 s interval. */
-export const DEFAULT_MAX_LAG_MS = 60_000;
+const DEFAULT_MAX_LAG_MS = 60_000;
 
-export interface PrometheusProviderOptions {
+interface PrometheusProviderOptions {
   /** The newest sample of the filter's series may be at most this much older than the tick; default 60 s. */
   maxLagMs?: number;
   /** Restarted sidecars asked about at once. */
@@ -45,7 +45,11 @@ export class PrometheusMetricProvider implements MetricProvider {
 
   async readRollout(rollout: string, window?: ReadWindow): Promise<MetricReading<RolloutCounts>> {
     const url = this.#client.baseUrl;
-    const fail = (error: string): MetricReading<RolloutCounts> => ({ status: "unmeasurable", error: `prometheus ${url}: ${error}`, sources: [{ url, ok: false, error }] });
+    const fail = (error: string): MetricReading<RolloutCounts> => ({
+      status: "unmeasurable",
+      error: `prometheus ${url}: ${error}`,
+      sources: [{ url, ok: false, error }],
+    });
     if (!window) return fail(`rollout ${rollout}: counts from Prometheus need the time the rollout began`);
     const { at, since } = window;
     // Nothing can have been counted yet (the reading at creation).
@@ -61,7 +65,9 @@ export class PrometheusMetricProvider implements MetricProvider {
     }
     const lag = at - answer.newest;
     if (lag > this.#maxLagMs) {
-      return fail(`its newest modelroll_* sample is ${(lag / 1000).toFixed(1)} s older than the tick (at most ${this.#maxLagMs / 1000} s): Prometheus is lagging or not scraping the proxies`);
+      return fail(
+        `its newest modelroll_* sample is ${(lag / 1000).toFixed(1)} s older than the tick (at most ${this.#maxLagMs / 1000} s): Prometheus is lagging or not scraping the proxies`,
+      );
     }
 
     const start = knownStart ?? answer.start;

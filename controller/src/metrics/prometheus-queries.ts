@@ -21,10 +21,10 @@ import type { MatrixSeries, VectorSample } from "./prometheus-http.ts";
 import type { Sample } from "./prometheus-text.ts";
 
 /** Tells apart the parts of one answer. */
-export const PART_LABEL = "modelroll_part";
+const PART_LABEL = "modelroll_part";
 
 /** The labels the filter's stats carry (stats_tags) and the histogram bound: the sums keep them apart. */
-export const FILTER_LABELS: readonly string[] = [
+const FILTER_LABELS: readonly string[] = [
   LABELS.rollout,
   LABELS.variant,
   LABELS.segmentDimension,
@@ -44,7 +44,7 @@ const SUM = `sum by (${["__name__", ...FILTER_LABELS].join(", ")})`;
 /** A PromQL string literal (Go escapes; JSON's are a subset Prometheus reads). */
 export const quote = (value: string): string => JSON.stringify(value);
 export const duration = (ms: number): string => `${Math.max(1, Math.round(ms))}ms`;
-export const atSeconds = (ms: number): string => (ms / 1000).toFixed(3);
+const atSeconds = (ms: number): string => (ms / 1000).toFixed(3);
 
 function matchers(rollout: string, sidecar: Record<string, string>): string {
   const out = [`${LABELS.rollout}=${quote(rollout)}`];
@@ -61,7 +61,7 @@ const tagged = (expr: string, part: string) => `label_replace(${expr}, "${PART_L
 const requests = (rollout: string, sidecar: Record<string, string> = {}) => `modelroll_requests{${matchers(rollout, sidecar)}}`;
 
 /** The sidecars (their labels) whose request counters went down between S and T: they restarted. */
-export function restartedSidecars(rollout: string, since: number, at: number): string {
+function restartedSidecars(rollout: string, since: number, at: number): string {
   return `(max without (${PER_SERIES.join(", ")}) (resets(${requests(rollout)}[${duration(at - since)}])) > 0)`;
 }
 
@@ -95,7 +95,11 @@ export function restartSamplesQuery(rollout: string, sidecar: Record<string, str
 export function lifeEnds(series: readonly MatrixSeries[]): number[] {
   const ends = new Set<number>();
   for (const s of series) {
-    for (let i = 1; i < s.samples.length; i++) if (s.samples[i][1] < s.samples[i - 1][1]) ends.add(s.samples[i - 1][0]);
+    let previous: (typeof s.samples)[number] | undefined;
+    for (const sample of s.samples) {
+      if (previous !== undefined && sample[1] < previous[1]) ends.add(previous[0]);
+      previous = sample;
+    }
   }
   return [...ends].sort((a, b) => a - b);
 }
@@ -118,7 +122,7 @@ export function restartedSidecarQuery(rollout: string, sidecar: Record<string, s
   return parts.join(" or ");
 }
 
-export interface MainAnswer {
+interface MainAnswer {
   /** Summed last values in [S, T], and values at S (empty when not asked). */
   now: VectorSample[];
   start: VectorSample[];

@@ -10,7 +10,7 @@ export interface Sample {
   value: number;
 }
 
-export interface ParseProblem {
+interface ParseProblem {
   line: number;
   reason: string;
 }
@@ -33,9 +33,13 @@ const CHAR_CLASS = new Uint8Array(128);
 for (let c = 0; c < 128; c++) {
   const ch = String.fromCharCode(c);
   CHAR_CLASS[c] =
-    (NAME_START.test(ch) ? 1 : 0) | (NAME_CHAR.test(ch) ? 2 : 0) | (LABEL_START.test(ch) ? 4 : 0) | (LABEL_CHAR.test(ch) ? 8 : 0) | (c >= 48 && c <= 57 ? 16 : 0);
+    (NAME_START.test(ch) ? 1 : 0) |
+    (NAME_CHAR.test(ch) ? 2 : 0) |
+    (LABEL_START.test(ch) ? 4 : 0) |
+    (LABEL_CHAR.test(ch) ? 8 : 0) |
+    (c >= 48 && c <= 57 ? 16 : 0);
 }
-const charClass = (c: number): number => (c < 128 ? CHAR_CLASS[c] : 0);
+const charClass = (c: number): number => (c < 128 ? (CHAR_CLASS[c] ?? 0) : 0);
 
 export function parsePrometheusText(text: string): Exposition {
   const exposition: Exposition = { samples: [], types: new Map(), problems: [] };
@@ -140,7 +144,7 @@ class FastLineReader {
     const labels: Record<string, string> = {};
     const labelNames = this.#labelNames;
     const labelValues = this.#labelValues;
-    let name: string;
+    let name = this.#name;
     let p: number;
     let c = -1;
     let index = 0;
@@ -149,12 +153,15 @@ class FastLineReader {
     const prefix = this.#prefix;
     const samePrefix = prefix.length > 0 && start + prefix.length <= end && text.slice(start, start + prefix.length) === prefix;
     if (samePrefix) {
-      name = this.#name;
-      for (; index < this.#prefixLabel; index++) labels[labelNames[index]] = labelValues[index];
+      for (; index < this.#prefixLabel; index++) {
+        const known = labelNames[index];
+        const value = labelValues[index];
+        if (known === undefined || value === undefined) return null; // the prefix was read with them; else the slow reader
+        labels[known] = value;
+      }
       p = start + prefix.length;
       inLabels = atValue = true;
     } else {
-      name = this.#name;
       if (
         name.length > 0 &&
         start + name.length <= end &&
@@ -180,7 +187,9 @@ class FastLineReader {
       for (; ; index++) {
         let label: string;
         if (atValue) {
-          label = labelNames[index];
+          const known = labelNames[index];
+          if (known === undefined) return null;
+          label = known;
           atValue = false;
         } else {
           if (p >= end) return null;
@@ -188,9 +197,10 @@ class FastLineReader {
           if (c === 125 /* } */) break; // {} or a trailing comma
           if ((charClass(c) & 4) === 0) return null;
           // The label name, then =" right after it.
-          label = labelNames[index];
-          if (label !== undefined && p + label.length + 1 < end && text.charCodeAt(p + label.length) === 61 && text.startsWith(label, p)) {
-            p += label.length;
+          const known = labelNames[index];
+          if (known !== undefined && p + known.length + 1 < end && text.charCodeAt(p + known.length) === 61 && text.startsWith(known, p)) {
+            label = known;
+            p += known.length;
           } else {
             const labelStart = p++;
             while (p < end && (charClass(text.charCodeAt(p)) & 8) !== 0) p++;
@@ -279,7 +289,8 @@ class FastLineReader {
 
 function readComment(line: string, types: Map<string, string>): void {
   const parts = line.slice(1).trim().split(/\s+/);
-  if (parts[0] === "TYPE" && parts.length >= 3) types.set(parts[1], parts[2].toLowerCase());
+  const [keyword, name, type] = parts;
+  if (keyword === "TYPE" && name !== undefined && type !== undefined) types.set(name, type.toLowerCase());
   // HELP and free comments carry nothing we use.
 }
 
@@ -307,13 +318,17 @@ class SampleLineReader {
     this.#skipSpaces();
     const labels = this.#peek() === "{" ? this.#readLabels() : {};
     this.#skipSpaces();
-    const rest = this.line.slice(this.#pos).trim().split(/[ \t]+/);
-    if (rest.length === 0 || rest[0] === "") throw new Error(`${name}: missing value`);
-    if (rest.length > 2) throw new Error(`${name}: unexpected text after value and timestamp`);
-    if (rest.length === 2 && !/^-?\d+$/.test(rest[1])) {
-      throw new Error(`${name}: bad timestamp ${JSON.stringify(rest[1])}`);
+    const rest = this.line
+      .slice(this.#pos)
+      .trim()
+      .split(/[ \t]+/);
+    const [value, timestamp, ...extra] = rest;
+    if (value === undefined || value === "") throw new Error(`${name}: missing value`);
+    if (extra.length > 0) throw new Error(`${name}: unexpected text after value and timestamp`);
+    if (timestamp !== undefined && !/^-?\d+$/.test(timestamp)) {
+      throw new Error(`${name}: bad timestamp ${JSON.stringify(timestamp)}`);
     }
-    return { name, labels, value: parseSampleValue(rest[0]) };
+    return { name, labels, value: parseSampleValue(value) };
   }
 
   #peek(): string {
@@ -378,7 +393,7 @@ class SampleLineReader {
       if (escaped === "") throw new Error("unterminated label value");
       this.#pos++;
       // The format defines \\, \" and \n; keep any other escaped character as written.
-      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : "\\" + escaped;
+      value += escaped === "n" ? "\n" : escaped === "\\" || escaped === '"' ? escaped : `\\${escaped}`;
     }
   }
 }

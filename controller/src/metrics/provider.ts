@@ -18,7 +18,7 @@ export interface HistogramBucket {
   cumulativeCount: number;
 }
 
-export interface LatencyHistogram {
+interface LatencyHistogram {
   /** Sorted by upperBound, ending with +Infinity when any observation exists. Microseconds. */
   bucketsUs: HistogramBucket[];
   sumUs: number;
@@ -50,7 +50,7 @@ export interface VariantCounts {
 export type SliceCounts = Record<Variant, VariantCounts> & { shadow?: VariantCounts };
 
 /** Per segment dimension, per value ("other" included), per variant. */
-export type SegmentCounts = Record<string, Record<string, SliceCounts>>;
+type SegmentCounts = Record<string, Record<string, SliceCounts>>;
 
 export interface RolloutCounts {
   stable: VariantCounts;
@@ -71,9 +71,7 @@ export interface SourceStatus {
  * The two must stay distinct: zero traffic makes a gate inconclusive, a failed reading is an error.
  * `sources` lists every endpoint asked, so a partial reading (some endpoints down) is visible.
  */
-export type MetricReading<T> =
-  | { status: "measured"; value: T; sources: SourceStatus[] }
-  | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
+export type MetricReading<T> = { status: "measured"; value: T; sources: SourceStatus[] } | { status: "unmeasurable"; error: string; sources: SourceStatus[] };
 
 /** What a reading is asked for: the tick's time, and when the rollout began (ms since the epoch). */
 export interface ReadWindow {

@@ -27,8 +27,7 @@ const LATENCY_COUNT = SERIES.latencyCount;
 type CountedVariant = "stable" | "canary" | "shadow";
 const COUNTED_VARIANTS: readonly CountedVariant[] = [...VARIANTS, "shadow"];
 const [COUNTED_0, COUNTED_1, COUNTED_2] = COUNTED_VARIANTS;
-const isCountedVariant = (value: string | undefined): value is CountedVariant =>
-  value === COUNTED_0 || value === COUNTED_1 || value === COUNTED_2;
+const isCountedVariant = (value: string | undefined): value is CountedVariant => value === COUNTED_0 || value === COUNTED_1 || value === COUNTED_2;
 
 /** "confidence_milli" for "modelroll_confidence_milli_bucket", with the part; null for other series. */
 function valueHistogramPart(name: string): { base: string; part: "bucket" | "sum" | "count" } | null {
@@ -40,8 +39,7 @@ function valueHistogramPart(name: string): { base: string; part: "bucket" | "sum
   }
   return null;
 }
-const isResponseClass = (value: string | undefined): value is ResponseClass =>
-  (RESPONSE_CLASSES as readonly string[]).includes(value ?? "");
+const isResponseClass = (value: string | undefined): value is ResponseClass => (RESPONSE_CLASSES as readonly string[]).includes(value ?? "");
 
 /** Which of the series add() knows a sample belongs to, worked out once per run of samples of one name. */
 type SeriesKind = 0 | 1 | 2 | 3 | 4 | 5;
@@ -136,9 +134,7 @@ class SliceAccumulator {
       h.buckets = [...m].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
     }
     const latency = this.counts.latency;
-    latency.bucketsUs = [...this.buckets]
-      .map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount }))
-      .sort((a, b) => a.upperBound - b.upperBound);
+    latency.bucketsUs = [...this.buckets].map(([upperBound, cumulativeCount]) => ({ upperBound, cumulativeCount })).sort((a, b) => a.upperBound - b.upperBound);
     const infBucket = latency.bucketsUs.find((b) => b.upperBound === Infinity);
     if (!this.hasCountSeries && infBucket) latency.count = infBucket.cumulativeCount;
     // Without a +Inf bucket no quantile can be placed; the _count series knows the total.

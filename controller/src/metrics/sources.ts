@@ -11,7 +11,7 @@ import type { MetricProvider } from "./provider.ts";
 export const METRIC_SOURCE_KINDS = ["admin", "prometheus"] as const;
 export type MetricSourceKind = (typeof METRIC_SOURCE_KINDS)[number];
 
-export interface MetricSourceOptions {
+interface MetricSourceOptions {
   /** Where the built-in gates' counts come from; default "admin". */
   metrics?: MetricSourceKind;
   /** Envoy admin base URLs (metrics "admin"). */
@@ -26,7 +26,7 @@ export interface MetricSourceOptions {
   prometheusMaxLagMs?: number;
 }
 
-export interface MetricSources {
+interface MetricSources {
   kind: MetricSourceKind;
   /** The built-in gates' counts. */
   counts: MetricProvider;
@@ -38,10 +38,12 @@ export function metricSources(options: MetricSourceOptions): MetricSources {
   const kind = options.metrics ?? "admin";
   if (!(METRIC_SOURCE_KINDS as readonly string[]).includes(kind)) throw new Error(`metrics: expected one of ${METRIC_SOURCE_KINDS.join(", ")}, got '${kind}'`);
   const client = options.prometheusUrl ? new PrometheusClient({ baseUrl: options.prometheusUrl, timeoutMs: options.prometheusTimeoutMs ?? 10_000 }) : null;
-  if (kind === "prometheus" && client === null) throw new Error("metrics prometheus: needs a Prometheus URL (--prometheus or MODELROLL_PROMETHEUS_URL)");
-  const counts =
-    kind === "prometheus"
-      ? new PrometheusMetricProvider(client!, { maxLagMs: options.prometheusMaxLagMs })
-      : new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  let counts: MetricProvider;
+  if (kind === "prometheus") {
+    if (client === null) throw new Error("metrics prometheus: needs a Prometheus URL (--prometheus or MODELROLL_PROMETHEUS_URL)");
+    counts = new PrometheusMetricProvider(client, { maxLagMs: options.prometheusMaxLagMs });
+  } else {
+    counts = new EnvoyAdminMetricProvider(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
+  }
   return { kind, counts, promql: client ? new PrometheusHttpSource(client) : null };
 }

@@ -2,14 +2,14 @@ import { histogramQuantile } from "./histogram.ts";
 import { LATENCY_UNITS_PER_MS } from "./envoy-series.ts";
 import type { ResponseClass, ValueHistogram, VariantCounts } from "./provider.ts";
 
-export interface DistributionSummary {
+interface DistributionSummary {
   p50: number | null;
   p95: number | null;
   count: number;
 }
 
 /** What the filter read from a variant's answers (present when the rollout analyzes output). */
-export interface OutputSummary {
+interface OutputSummary {
   /** Answers the filter parsed or tried to (every label count, "missing" included). */
   analyzed: number;
   labels: Record<string, number>;
@@ -33,7 +33,7 @@ export interface OutputSummary {
 }
 
 /** The shadow compared with the primary, over the mirrored requests. */
-export interface ShadowComparisonSummary {
+interface ShadowComparisonSummary {
   compared: number;
   statusMatchRate: number | null;
   /** agree / (agree + disagree): answers where either side had no prediction are left out, counted in predictionMissing. */
@@ -84,14 +84,18 @@ function byLabel(counters: Record<string, number>, name: string): Record<string,
   return out;
 }
 
-export function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
+function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
   const c = counts.counters;
   const labels = byLabel(c, "predictions");
   const schemaResults = Object.fromEntries(
-    Object.entries(c).filter(([k]) => k.startsWith("outputs{schema=")).map(([k, n]) => [k.slice("outputs{schema=".length, -1), n]),
+    Object.entries(c)
+      .filter(([k]) => k.startsWith("outputs{schema="))
+      .map(([k, n]) => [k.slice("outputs{schema=".length, -1), n]),
   );
   const unanalyzed = Object.fromEntries(
-    Object.entries(c).filter(([k]) => k.startsWith("outputs{unanalyzed=")).map(([k, n]) => [k.slice("outputs{unanalyzed=".length, -1), n]),
+    Object.entries(c)
+      .filter(([k]) => k.startsWith("outputs{unanalyzed="))
+      .map(([k, n]) => [k.slice("outputs{unanalyzed=".length, -1), n]),
   );
   const analyzed = Object.values(labels).reduce((s, n) => s + n, 0);
   if (analyzed === 0 && Object.keys(unanalyzed).length === 0 && Object.keys(schemaResults).length === 0) return undefined;
@@ -110,20 +114,21 @@ export function summarizeOutput(counts: VariantCounts): OutputSummary | undefine
       ...distribution(confidence, 1000),
       mean: confidence && confidence.count > 0 ? confidence.sum / confidence.count / 1000 : null,
     },
-    llm: llmOutputs > 0
-      ? {
-          outputs: llmOutputs,
-          promptTokens: distribution(counts.histograms.prompt_tokens, 1),
-          completionTokens: distribution(counts.histograms.completion_tokens, 1),
-          citationRate: ratio(c.citation_present ?? 0, llmOutputs),
-          abstainRate: ratio(c.abstained ?? 0, llmOutputs),
-          fallbackRate: ratio(c.fallback_used ?? 0, llmOutputs),
-        }
-      : null,
+    llm:
+      llmOutputs > 0
+        ? {
+            outputs: llmOutputs,
+            promptTokens: distribution(counts.histograms.prompt_tokens, 1),
+            completionTokens: distribution(counts.histograms.completion_tokens, 1),
+            citationRate: ratio(c.citation_present ?? 0, llmOutputs),
+            abstainRate: ratio(c.abstained ?? 0, llmOutputs),
+            fallbackRate: ratio(c.fallback_used ?? 0, llmOutputs),
+          }
+        : null,
   };
 }
 
-export function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
+function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
   const c = counts.counters;
   const match = c.status_match ?? 0;
   const mismatch = c.status_mismatch ?? 0;

@@ -24,7 +24,7 @@ import type { NotificationOutbox, OutboxRow } from "./outbox.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 import type { TargetFormat } from "../engine/index.ts";
 
-export interface DispatcherOptions {
+interface DispatcherOptions {
   clock?: () => number;
   log?: FastifyBaseLogger;
   registry?: Registry;
@@ -73,8 +73,18 @@ export class NotificationDispatcher {
     outbox.inFlight = (seq) => this.#inFlight.has(seq);
     const registers: Registry[] = [];
     this.metrics = {
-      enqueued: new Counter({ name: "modelroll_notifications_enqueued_total", help: "Notification events written to the outbox, per target, by event.", labelNames: ["event"], registers }),
-      sent: new Counter({ name: "modelroll_notifications_sent_total", help: "Notifications delivered (answered 2xx), by target format.", labelNames: ["format"], registers }),
+      enqueued: new Counter({
+        name: "modelroll_notifications_enqueued_total",
+        help: "Notification events written to the outbox, per target, by event.",
+        labelNames: ["event"],
+        registers,
+      }),
+      sent: new Counter({
+        name: "modelroll_notifications_sent_total",
+        help: "Notifications delivered (answered 2xx), by target format.",
+        labelNames: ["format"],
+        registers,
+      }),
       failed: new Counter({
         name: "modelroll_notifications_failed_total",
         help: "Failed delivery attempts (each retry counts), by target format and reason: timeout, network, status (408, 425, 429, 5xx; retried) or rejected (another status; not retried).",
@@ -219,7 +229,13 @@ export class NotificationDispatcher {
       else {
         const retry = status === 408 || status === 425 || status === 429 || status >= 500;
         const said = text.trim().slice(0, 200).replace(/\s+/g, " ");
-        outcome = { ok: false, retry, reason: retry ? "status" : "rejected", error: `answered HTTP ${status}${said ? `: ${said}` : ""}`, retryAfterMs: retryAfter(response.headers.get("retry-after"), this.#clock()) };
+        outcome = {
+          ok: false,
+          retry,
+          reason: retry ? "status" : "rejected",
+          error: `answered HTTP ${status}${said ? `: ${said}` : ""}`,
+          retryAfterMs: retryAfter(response.headers.get("retry-after"), this.#clock()),
+        };
       }
     } catch (error) {
       // Aborted by stop(): not an attempt; the row stays as it was, for the next start.

@@ -12,7 +12,7 @@
 import { isTerminal, MeasurementStatus, Phase, type Decision, type Evaluation } from "../engine/index.ts";
 import type { WindowSummary } from "../engine/index.ts";
 import { pendingOf } from "../rollouts/lifecycle-view.ts";
-import type { Rollout } from "../rollouts/model.ts";
+import type { ManagedState, Rollout } from "../rollouts/model.ts";
 import { clip, compactEvidence, describeItem, failingGate, linksOf, worstSegment, type EvidenceItem, type Links } from "./evidence.ts";
 import type { NotificationEvent } from "../engine/index.ts";
 
@@ -77,7 +77,7 @@ export function eventOf(d: Decision): NotificationEvent | null {
   return null;
 }
 
-export interface EventContext {
+interface EventContext {
   publicUrl: string | null;
 }
 
@@ -90,7 +90,7 @@ export function decisionEvents(rollout: Rollout, newDecisions: readonly Decision
   newDecisions.forEach((d, i) => {
     const type = eventOf(d);
     if (type === null) return;
-    out.push(payloadOf(rollout, d, type, `${idPrefix(rollout)}:${first + i}`, ctx));
+    out.push(payloadOf(rollout, engine, d, type, `${idPrefix(rollout)}:${first + i}`, ctx));
   });
   return out;
 }
@@ -99,8 +99,8 @@ function idPrefix(rollout: Rollout): string {
   return `${rollout.spec.name}:${rollout.createdAt.getTime()}`;
 }
 
-function payloadOf(rollout: Rollout, d: Decision, type: NotificationEvent, id: string, ctx: EventContext): NotificationPayload {
-  const spec = rollout.engine!.state.spec;
+function payloadOf(rollout: Rollout, engine: ManagedState, d: Decision, type: NotificationEvent, id: string, ctx: EventContext): NotificationPayload {
+  const spec = engine.state.spec;
   const stages = spec.stages;
   const entered = type === "stage_advanced" && d.stage ? stages[d.stage.index + 1] : null;
   const stage = entered ? { index: entered.index, name: entered.name } : d.stage;
@@ -178,7 +178,7 @@ export interface GateStreak {
   reason: string;
 }
 
-export interface StreakUpdate {
+interface StreakUpdate {
   next: Map<string, GateStreak>;
   events: NotificationPayload[];
   changed: boolean;
@@ -206,7 +206,7 @@ export function gateStreaks(rollout: Rollout, previous: ReadonlyMap<string, Gate
     if (!streak.notified && evaluation.at - streak.since >= afterMs) {
       streak.notified = true;
       changed = true;
-      events.push(gatePayload(rollout, evaluation, streak, "gate_error", ctx));
+      events.push(gatePayload(rollout, engine, evaluation, streak, "gate_error", ctx));
     }
     next.set(gate, streak);
   }
@@ -215,14 +215,30 @@ export function gateStreaks(rollout: Rollout, previous: ReadonlyMap<string, Gate
     changed = true;
     if (streak.notified) {
       const now = evaluation.measurements.find((m) => m.gate === gate && m.segment === null);
-      events.push(gatePayload(rollout, evaluation, { ...streak, reason: now ? now.reason : "the gate is no longer evaluated in this stage" }, "gate_recovered", ctx));
+      events.push(
+        gatePayload(
+          rollout,
+          engine,
+          evaluation,
+          { ...streak, reason: now ? now.reason : "the gate is no longer evaluated in this stage" },
+          "gate_recovered",
+          ctx,
+        ),
+      );
     }
   }
   return { next, events, changed };
 }
 
-function gatePayload(rollout: Rollout, evaluation: Evaluation, streak: GateStreak, type: "gate_error" | "gate_recovered", ctx: EventContext): NotificationPayload {
-  const state = rollout.engine!.state;
+function gatePayload(
+  rollout: Rollout,
+  engine: ManagedState,
+  evaluation: Evaluation,
+  streak: GateStreak,
+  type: "gate_error" | "gate_recovered",
+  ctx: EventContext,
+): NotificationPayload {
+  const state = engine.state;
   const spec = state.spec;
   const seconds = Math.round((evaluation.at - streak.since) / 1000);
   const summary =

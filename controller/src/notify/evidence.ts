@@ -6,7 +6,7 @@
 import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "../engine/index.ts";
 
 /** At most this many measurements go into one payload: overall slices first, then the failed, the worst first. */
-export const MAX_EVIDENCE = 24;
+const MAX_EVIDENCE = 24;
 const MAX_TEXT = 2000;
 
 export interface EvidenceItem {
@@ -37,7 +37,7 @@ export function clip(text: string, max = MAX_TEXT): string {
   return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
 }
 
-export function evidenceItem(m: Measurement): EvidenceItem {
+function evidenceItem(m: Measurement): EvidenceItem {
   return {
     gate: m.gate,
     slice: segmentLabel(m.segment),
@@ -63,18 +63,19 @@ export function compactEvidence(measurements: readonly Measurement[], exclude: s
 /** The Failed measurement that weighs most (highest severity; all traffic before a segment on a tie). */
 export function failingGate(measurements: readonly Measurement[]): EvidenceItem | null {
   const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed);
-  if (failed.length === 0) return null;
-  failed.sort((a, b) => b.severity - a.severity || (a.segment === null ? -1 : 0) - (b.segment === null ? -1 : 0));
-  return evidenceItem(failed[0]);
+  const [worst] = failed.sort((a, b) => b.severity - a.severity || (a.segment === null ? -1 : 0) - (b.segment === null ? -1 : 0));
+  return worst === undefined ? null : evidenceItem(worst);
 }
 
 /** The segment value that failed worst (highest severity), with its numbers; null when only all traffic failed. */
 export function worstSegment(measurements: readonly Measurement[]): (EvidenceItem & { dimension: string; segmentValue: string }) | null {
-  const failed = measurements.filter((m) => m.status === MeasurementStatus.Failed && m.segment !== null);
-  if (failed.length === 0) return null;
-  failed.sort((a, b) => b.severity - a.severity);
-  const m = failed[0];
-  return { ...evidenceItem(m), dimension: m.segment!.dimension, segmentValue: m.segment!.value };
+  let worst: (Measurement & { segment: NonNullable<Measurement["segment"]> }) | null = null;
+  for (const m of measurements) {
+    if (m.status !== MeasurementStatus.Failed || m.segment === null) continue;
+    if (worst === null || m.severity > worst.severity) worst = { ...m, segment: m.segment };
+  }
+  if (worst === null) return null;
+  return { ...evidenceItem(worst), dimension: worst.segment.dimension, segmentValue: worst.segment.value };
 }
 
 /** Links to the rollout's pages: absolute under the controller's public URL, else paths on the controller. */

@@ -56,7 +56,12 @@ export function slackMessage(p: NotificationPayload): Record<string, unknown> {
   const blocks: unknown[] = [
     { type: "header", text: { type: "plain_text", text: cut(title, 150), emoji: true } },
     { type: "section", text: { type: "mrkdwn", text: cut(escapeSlack(p.reason), 3000) } },
-    { type: "section", fields: facts(p).slice(0, 10).map(([k, v]) => ({ type: "mrkdwn", text: cut(`*${k}*\n${escapeSlack(v)}`, 2000) })) },
+    {
+      type: "section",
+      fields: facts(p)
+        .slice(0, 10)
+        .map(([k, v]) => ({ type: "mrkdwn", text: cut(`*${k}*\n${escapeSlack(v)}`, 2000) })),
+    },
   ];
   if (p.pending) blocks.push({ type: "section", text: { type: "mrkdwn", text: cut(`*Next:* ${escapeSlack(p.pending)}`, 3000) } });
   if (absolute(p.links.report)) {

@@ -48,8 +48,8 @@ const TABLES = `
   );
 `;
 
-export type DeliveryState = "pending" | "sent" | "dropped";
-export type DropReason = "queue_full" | "expired" | "rejected";
+type DeliveryState = "pending" | "sent" | "dropped";
+type DropReason = "queue_full" | "expired" | "rejected";
 
 export interface OutboxRow {
   seq: number;
@@ -161,7 +161,9 @@ export class NotificationOutbox {
     );
     this.#pendingOf = db.prepare("SELECT COUNT(*) AS n FROM notify_outbox WHERE state = 'pending' AND target = ?");
     this.#oldestPending = db.prepare("SELECT seq, format FROM notify_outbox WHERE state = 'pending' AND target = ? ORDER BY seq LIMIT 4");
-    this.#heads = db.prepare("SELECT * FROM notify_outbox WHERE seq IN (SELECT MIN(seq) FROM notify_outbox WHERE state = 'pending' GROUP BY target) ORDER BY seq");
+    this.#heads = db.prepare(
+      "SELECT * FROM notify_outbox WHERE seq IN (SELECT MIN(seq) FROM notify_outbox WHERE state = 'pending' GROUP BY target) ORDER BY seq",
+    );
     this.#update = db.prepare(
       `UPDATE notify_outbox SET state = @state, attempts = @attempts, next_attempt_at = @nextAttemptAt, last_error = @lastError, drop_reason = @dropReason, done_at = @doneAt
        WHERE seq = @seq AND state = 'pending'`,
@@ -186,7 +188,13 @@ export class NotificationOutbox {
       while (pending >= maxPending) {
         const victim = (this.#oldestPending.all(key) as Array<{ seq: number; format: TargetFormat }>).find((r) => !this.inFlight(r.seq));
         if (!victim) break;
-        this.#finish(victim.seq, { state: "dropped", attempts: null, lastError: `dropped: the queue for this target holds at most ${maxPending} events`, dropReason: "queue_full", doneAt: now });
+        this.#finish(victim.seq, {
+          state: "dropped",
+          attempts: null,
+          lastError: `dropped: the queue for this target holds at most ${maxPending} events`,
+          dropReason: "queue_full",
+          doneAt: now,
+        });
         out.dropped.push(victim.format);
         pending--;
       }
@@ -232,17 +240,32 @@ export class NotificationOutbox {
   #finish(seq: number, f: { state: DeliveryState; attempts: number | null; lastError: string | null; dropReason: DropReason | null; doneAt: number }): boolean {
     const row = this.get(seq);
     if (!row) return false;
-    return this.#update.run({ seq, state: f.state, attempts: f.attempts ?? row.attempts, nextAttemptAt: row.nextAttemptAt, lastError: f.lastError, dropReason: f.dropReason, doneAt: f.doneAt }).changes > 0;
+    return (
+      this.#update.run({
+        seq,
+        state: f.state,
+        attempts: f.attempts ?? row.attempts,
+        nextAttemptAt: row.nextAttemptAt,
+        lastError: f.lastError,
+        dropReason: f.dropReason,
+        doneAt: f.doneAt,
+      }).changes > 0
+    );
   }
 
   /** Pending rows created before `before` (not in flight): given up as expired. Returns their formats. */
   expire(before: number, now: number): TargetFormat[] {
-    const old = this.#db.prepare("SELECT seq, format FROM notify_outbox WHERE state = 'pending' AND created_at < ?").all(before) as Array<{ seq: number; format: TargetFormat }>;
+    const old = this.#db.prepare("SELECT seq, format FROM notify_outbox WHERE state = 'pending' AND created_at < ?").all(before) as Array<{
+      seq: number;
+      format: TargetFormat;
+    }>;
     const dropped: TargetFormat[] = [];
     for (const row of old) {
       if (this.inFlight(row.seq)) continue;
-      const current = this.get(row.seq)!;
-      if (this.drop(row.seq, current.attempts, "expired", `expired: not delivered within the retention (last error: ${current.lastError ?? "none"})`, now)) dropped.push(row.format);
+      const current = this.get(row.seq);
+      if (current === null) continue;
+      if (this.drop(row.seq, current.attempts, "expired", `expired: not delivered within the retention (last error: ${current.lastError ?? "none"})`, now))
+        dropped.push(row.format);
     }
     return dropped;
   }
@@ -261,8 +284,14 @@ export class NotificationOutbox {
   list(filter: { rollout?: string; state?: DeliveryState; limit: number }): DeliveryView[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (filter.rollout !== undefined) (where.push("rollout = ?"), args.push(filter.rollout));
-    if (filter.state !== undefined) (where.push("state = ?"), args.push(filter.state));
+    if (filter.rollout !== undefined) {
+      where.push("rollout = ?");
+      args.push(filter.rollout);
+    }
+    if (filter.state !== undefined) {
+      where.push("state = ?");
+      args.push(filter.state);
+    }
     const sql = `SELECT * FROM notify_outbox ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY seq DESC LIMIT ?`;
     const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
     return (this.#db.prepare(sql).all(...args, filter.limit) as RawRow[]).map(toRow).map((r) => ({
@@ -285,7 +314,13 @@ export class NotificationOutbox {
   /** Every rollout's followed gates (at start). */
   loadStreaks(): Map<string, Map<string, GateStreak>> {
     const out = new Map<string, Map<string, GateStreak>>();
-    const rows = this.#db.prepare("SELECT rollout, gate, since, notified, reason FROM notify_gate_streaks").all() as Array<{ rollout: string; gate: string; since: number; notified: number; reason: string }>;
+    const rows = this.#db.prepare("SELECT rollout, gate, since, notified, reason FROM notify_gate_streaks").all() as Array<{
+      rollout: string;
+      gate: string;
+      since: number;
+      notified: number;
+      reason: string;
+    }>;
     for (const r of rows) {
       let m = out.get(r.rollout);
       if (!m) out.set(r.rollout, (m = new Map()));

@@ -18,7 +18,7 @@ import { decisionEvents, gateStreaks, type GateStreak, type NotificationPayload 
 import { targetKey, type Enqueued, type NotificationOutbox } from "./outbox.ts";
 import { NOTIFY_DEFAULTS, wants, type NotificationTarget } from "../engine/index.ts";
 
-export interface NotifyingPersistenceOptions {
+interface NotifyingPersistenceOptions {
   /** Controller-wide targets: every managed rollout's events go there too (unless its spec opts out). */
   controllerTargets?: readonly NotificationTarget[];
   publicUrl?: string | null;
@@ -39,7 +39,7 @@ interface Plan {
   clear: string | null;
 }
 
-export const DEFAULT_MAX_PENDING_PER_TARGET = 1000;
+const DEFAULT_MAX_PENDING_PER_TARGET = 1000;
 
 export class NotifyingPersistence implements RolloutPersistence {
   readonly #inner: RolloutPersistence;
@@ -118,7 +118,9 @@ export class NotifyingPersistence implements RolloutPersistence {
     const seen = new Set<string>();
     return all.filter((t) => {
       const key = targetKey(t);
-      return seen.has(key) ? false : (seen.add(key), true);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
     });
   }
 
@@ -138,7 +140,8 @@ export class NotifyingPersistence implements RolloutPersistence {
     const events = decisionEvents(rollout, change.newDecisions ?? [], ctx);
     const afterMs = (rollout.engine.state.spec.notifications?.gateErrorAfterSeconds ?? NOTIFY_DEFAULTS.gateErrorAfterSeconds) * 1000;
     // A rollout leaving the live set has no gates to follow; its streaks go with it.
-    const streaks = change.deleted === name ? { next: new Map<string, GateStreak>(), events: [], changed: previous.size > 0 } : gateStreaks(rollout, previous, afterMs, ctx);
+    const streaks =
+      change.deleted === name ? { next: new Map<string, GateStreak>(), events: [], changed: previous.size > 0 } : gateStreaks(rollout, previous, afterMs, ctx);
     if (streaks.changed) plan.streaks = { rollout: name, next: streaks.next };
     if (change.deleted === name) plan.clear = null;
     // Gate spells before the decisions of the same write: the error was seen first, the rollback (say) after.

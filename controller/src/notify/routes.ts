@@ -26,13 +26,20 @@ export const DeliveryView = Type.Object({
   event: Type.Object({}, { additionalProperties: true, description: "The payload a webhook target receives (README, Notifications)." }),
 });
 
-const Query = Type.Object({
-  rollout: Type.Optional(Type.String({ maxLength: 63 })),
-  state: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("sent"), Type.Literal("dropped")])),
-  limit: Type.Optional(
-    Type.String({ pattern: "^(1000|[1-9][0-9]{0,2})$", description: "At most this many (1 to 1000, default 100).", [REASONS_KEYWORD]: { pattern: "must be a whole number from 1 to 1000" } }),
-  ),
-}, { additionalProperties: false });
+const Query = Type.Object(
+  {
+    rollout: Type.Optional(Type.String({ maxLength: 63 })),
+    state: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("sent"), Type.Literal("dropped")])),
+    limit: Type.Optional(
+      Type.String({
+        pattern: "^(1000|[1-9][0-9]{0,2})$",
+        description: "At most this many (1 to 1000, default 100).",
+        [REASONS_KEYWORD]: { pattern: "must be a whole number from 1 to 1000" },
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 export const notificationRoutes: FastifyPluginAsyncTypebox<{ outbox: NotificationOutbox }> = async (app, { outbox }) => {
   app.get(
@@ -45,6 +52,8 @@ export const notificationRoutes: FastifyPluginAsyncTypebox<{ outbox: Notificatio
         response: { 200: Type.Object({ deliveries: Type.Array(DeliveryView) }), 400: ErrorBody },
       },
     },
-    async (request) => ({ deliveries: outbox.list({ rollout: request.query.rollout, state: request.query.state, limit: Number(request.query.limit ?? "100") }) }),
+    async (request) => ({
+      deliveries: outbox.list({ rollout: request.query.rollout, state: request.query.state, limit: Number(request.query.limit ?? "100") }),
+    }),
   );
 };

@@ -1,6 +1,6 @@
 // Starting and stopping a real Prometheus server (Debian's `prometheus` package, 2.42 in Debian 12) that
 // scrapes given targets, for tests and demos of PromQL gates. Its config and TSDB live in a fresh temp dir.
-import { type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,14 +8,16 @@ import { spawnManaged } from "../child-process.ts";
 import { freePort } from "../net.ts";
 
 /** Where the Debian package puts the server. */
-export const DEFAULT_PROMETHEUS_BIN = "/usr/bin/prometheus";
+const DEFAULT_PROMETHEUS_BIN = "/usr/bin/prometheus";
 
 /** The Prometheus binary: PROMETHEUS_BIN if set, else the Debian package's (the install step puts it there). */
-export function prometheusBinary(): string {
+function prometheusBinary(): string {
   const fromEnv = process.env.PROMETHEUS_BIN;
   if (fromEnv) return fromEnv;
   if (!existsSync(DEFAULT_PROMETHEUS_BIN)) {
-    throw new Error(`Prometheus is not installed: run 'npm install' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}) or set PROMETHEUS_BIN`);
+    throw new Error(
+      `Prometheus is not installed: run 'npm install' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}) or set PROMETHEUS_BIN`,
+    );
   }
   return DEFAULT_PROMETHEUS_BIN;
 }
@@ -30,7 +32,7 @@ export interface PrometheusProcess {
   stop(): Promise<void>;
 }
 
-export interface StartPrometheusOptions {
+interface StartPrometheusOptions {
   /** host:port of every endpoint to scrape (one job, "targets"). */
   scrapeTargets: string[];
   /** Default /stats/prometheus: Envoy's admin endpoint. */
@@ -50,9 +52,8 @@ export interface StartPrometheusOptions {
   readyTimeoutMs?: number;
 }
 
-
 /** prometheus.yml for one scrape job. JSON is YAML, and quoting every string keeps odd paths intact. */
-export function renderPrometheusConfig(opts: Pick<StartPrometheusOptions, "scrapeTargets" | "metricsPath" | "scrapeIntervalMs">): string {
+function renderPrometheusConfig(opts: Pick<StartPrometheusOptions, "scrapeTargets" | "metricsPath" | "scrapeIntervalMs">): string {
   const intervalMs = Math.round(opts.scrapeIntervalMs ?? 1000);
   if (!(intervalMs >= 1)) throw new Error(`startPrometheus: scrapeIntervalMs must be at least 1, got ${opts.scrapeIntervalMs}`);
   const interval = `${intervalMs}ms`;
@@ -80,12 +81,16 @@ export async function startPrometheus(opts: StartPrometheusOptions): Promise<Pro
   const dir = mkdtempSync(join(tmpdir(), "modelroll-prometheus-"));
   const configPath = join(dir, "prometheus.yml");
   writeFileSync(configPath, config);
-  const managed = spawnManaged(bin, [
-    `--config.file=${configPath}`,
-    `--storage.tsdb.path=${join(dir, "data")}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    `--log.level=${opts.logLevel ?? "info"}`,
-  ], { workDir: dir, maxLogChars: 1_000_000 });
+  const managed = spawnManaged(
+    bin,
+    [
+      `--config.file=${configPath}`,
+      `--storage.tsdb.path=${join(dir, "data")}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      `--log.level=${opts.logLevel ?? "info"}`,
+    ],
+    { workDir: dir, maxLogChars: 1_000_000 },
+  );
 
   const url = `http://127.0.0.1:${port}`;
   const proc: PrometheusProcess = { url, port, child: managed.child, log: managed.log, stop: managed.stop };

@@ -12,7 +12,11 @@ import type { RolloutStore } from "../rollouts/store.ts";
 import { History, historyOf, ReportQuery, sendReport } from "./routes.ts";
 
 const ArchiveParams = Type.Object({
-  id: Type.String({ pattern: "^[1-9][0-9]{0,14}$", description: "The archive id (archived.id in the listing).", [REASONS_KEYWORD]: { pattern: "must be an archive id (a positive integer)" } }),
+  id: Type.String({
+    pattern: "^[1-9][0-9]{0,14}$",
+    description: "The archive id (archived.id in the listing).",
+    [REASONS_KEYWORD]: { pattern: "must be an archive id (a positive integer)" },
+  }),
 });
 const tags = ["rollouts"];
 
@@ -21,7 +25,10 @@ export const archiveRoutes: FastifyPluginAsyncTypebox<{ store: RolloutStore }> =
 
   app.get(
     "/v1/archive/:id",
-    { config: { subject }, schema: { tags, summary: "One archived rollout, as it was when archived", params: ArchiveParams, response: { 200: RolloutView, 404: ErrorBody } } },
+    {
+      config: { subject },
+      schema: { tags, summary: "One archived rollout, as it was when archived", params: ArchiveParams, response: { 200: RolloutView, 404: ErrorBody } },
+    },
     async (request) => archivedView(store.archive.get(Number(request.params.id))),
   );
 

@@ -9,10 +9,10 @@ import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-h
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
-import { WebhookJudges } from "./webhook-judge.ts";
+import type { WebhookJudges } from "./webhook-judge.ts";
 import { readPromQLGates } from "./promql-gates.ts";
 
-export interface RolloutDriverOptions {
+interface RolloutDriverOptions {
   store: RolloutStore;
   metricProvider: MetricProvider;
   clock?: () => Date;
@@ -29,7 +29,7 @@ export interface RolloutDriverOptions {
   judges?: WebhookJudges;
 }
 
-export interface TickReport {
+interface TickReport {
   at: number;
   /** Rollouts stepped, and those whose step threw (logged, retried next tick). */
   stepped: string[];

@@ -12,7 +12,7 @@ import type { HookStatus, Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 
-export interface FinalizeHookOptions {
+interface FinalizeHookOptions {
   store: RolloutStore;
   clock?: () => Date;
   log?: FastifyBaseLogger;
@@ -21,7 +21,7 @@ export interface FinalizeHookOptions {
   retryMaxMs?: number;
 }
 
-export const HOOK_ACTOR = "finalize-webhook";
+const HOOK_ACTOR = "finalize-webhook";
 
 export class FinalizeHooks {
   readonly #store: RolloutStore;
@@ -61,7 +61,9 @@ export class FinalizeHooks {
 
   async #deliver(rollout: Rollout): Promise<void> {
     const name = rollout.spec.name;
-    const hook = finalizeOf(rollout.engine!.state.spec).webhook!;
+    // isDue chose it: a managed rollout with a webhook; re-read here so a change since is not a crash.
+    const hook = rollout.engine ? finalizeOf(rollout.engine.state.spec).webhook : undefined;
+    if (!hook) return;
     const previous = rollout.finalizeHook ?? { attempts: 0, lastAttemptAt: null, lastError: null, nextAttemptAt: null, deliveredAt: null };
     const attemptAt = this.#clock();
     let error: string | null = null;
@@ -76,7 +78,7 @@ export class FinalizeHooks {
       if (response.status < 200 || response.status > 299) error = `answered ${response.status}`;
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      error = (e as Error).name === "TimeoutError" ? `no answer within ${hook.timeoutMs} ms` : cause?.code ?? cause?.message ?? (e as Error).message;
+      error = (e as Error).name === "TimeoutError" ? `no answer within ${hook.timeoutMs} ms` : (cause?.code ?? cause?.message ?? (e as Error).message);
     }
     const current = this.#store.find(name);
     // Deleted meanwhile, or another rollout of the same name: nothing to record.
@@ -84,16 +86,33 @@ export class FinalizeHooks {
     const attempts = previous.attempts + 1;
     if (error !== null) {
       const delay = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** (attempts - 1));
-      const status: HookStatus = { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: scrubUrl(error, hook.url), nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(), deliveredAt: null };
+      const status: HookStatus = {
+        attempts,
+        lastAttemptAt: attemptAt.toISOString(),
+        lastError: scrubUrl(error, hook.url),
+        nextAttemptAt: new Date(attemptAt.getTime() + delay).toISOString(),
+        deliveredAt: null,
+      };
       this.#log?.warn({ rollout: name, url: redactUrl(hook.url), attempts, error: scrubUrl(error, hook.url) }, "finalize webhook failed; retrying");
       this.#store.recordHook(name, status);
       return;
     }
-    this.#store.recordHook(name, { attempts, lastAttemptAt: attemptAt.toISOString(), lastError: null, nextAttemptAt: null, deliveredAt: this.#clock().toISOString() });
-    const engine = this.#store.get(name).engine!;
+    this.#store.recordHook(name, {
+      attempts,
+      lastAttemptAt: attemptAt.toISOString(),
+      lastError: null,
+      nextAttemptAt: null,
+      deliveredAt: this.#clock().toISOString(),
+    });
+    const engine = this.#store.get(name).engine;
     // An operator may have finalized or rolled back meanwhile: then the delivery is only recorded.
-    if (engine.state.phase !== Phase.Succeeded) return;
-    const result = applyCommand(engine.state, { type: "finalize", actor: HOOK_ACTOR, reason: `${redactUrl(hook.url)} answered 2xx` }, this.#clock().getTime(), engine.lastEvaluation);
+    if (engine === null || engine.state.phase !== Phase.Succeeded) return;
+    const result = applyCommand(
+      engine.state,
+      { type: "finalize", actor: HOOK_ACTOR, reason: `${redactUrl(hook.url)} answered 2xx` },
+      this.#clock().getTime(),
+      engine.lastEvaluation,
+    );
     if (result.ok) this.#store.applyEngine(name, result, { command: true });
   }
 }

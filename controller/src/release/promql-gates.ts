@@ -7,14 +7,14 @@ import type { MetricReading } from "../metrics/provider.ts";
 export async function readPromQLGates(spec: EngineSpec, source: PromQLSource, at: number): Promise<Record<string, MetricReading<number | null>>> {
   const queries = promqlQueries(spec);
   const readings = await Promise.all(
-    queries.map(async ({ query }): Promise<MetricReading<number | null>> => {
+    queries.map(async ({ gate, query }): Promise<[string, MetricReading<number | null>]> => {
       try {
-        return await source.query(query, at);
+        return [gate, await source.query(query, at)];
       } catch (error) {
         // A source must not throw, but one that does only makes this gate unmeasurable.
-        return { status: "unmeasurable", error: (error as Error).message, sources: [] };
+        return [gate, { status: "unmeasurable", error: (error as Error).message, sources: [] }];
       }
     }),
   );
-  return Object.fromEntries(queries.map(({ gate }, i) => [gate, readings[i]]));
+  return Object.fromEntries(readings);
 }

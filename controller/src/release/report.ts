@@ -4,7 +4,7 @@
 import { isTerminal, Phase, segmentLabel, type Decision, type Measurement } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface GateLine {
+interface GateLine {
   gate: string;
   segment: string;
   status: string;
@@ -39,7 +39,11 @@ export interface RolloutReport {
   segments: Array<{ segment: string; stable: SliceLine; candidate: SliceLine }>;
 }
 
-interface SliceLine { requests: number; errorRate: number | null; p95Ms: number | null }
+interface SliceLine {
+  requests: number;
+  errorRate: number | null;
+  p95Ms: number | null;
+}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -98,7 +102,8 @@ export function buildReport(rollout: Rollout, archived?: { id: number; at: Date;
   };
 }
 
-const cell = (v: unknown): string => (v === null || v === undefined ? "-" : typeof v === "number" ? String(Number(v.toPrecision(4))) : String(v).replace(/\|/g, "\\|"));
+const cell = (v: unknown): string =>
+  v === null || v === undefined ? "-" : typeof v === "number" ? String(Number(v.toPrecision(4))) : String(v).replace(/\|/g, "\\|");
 const pct = (v: number | null): string => (v === null ? "-" : `${(v * 100).toFixed(2)}%`);
 
 export function reportMarkdown(r: RolloutReport): string {
@@ -121,16 +126,32 @@ export function reportMarkdown(r: RolloutReport): string {
     ...r.timeline.map((t) => `| ${t.at} | ${t.kind} | ${t.from} -> ${t.to} | ${cell(t.stage)} | ${cell(t.actor)} | ${cell(t.reason)} |`),
   ];
   for (const s of r.stages) {
-    lines.push("", `## Stage ${s.stage} (${s.decision} at ${s.decidedAt})`, "", "| gate | segment | result | stable | candidate | limit | n stable / candidate |", "|---|---|---|---|---|---|---|");
+    lines.push(
+      "",
+      `## Stage ${s.stage} (${s.decision} at ${s.decidedAt})`,
+      "",
+      "| gate | segment | result | stable | candidate | limit | n stable / candidate |",
+      "|---|---|---|---|---|---|---|",
+    );
     for (const g of s.gates) {
-      lines.push(`| ${g.gate} | ${g.segment} | ${g.status} | ${cell(g.stable)} | ${cell(g.candidate)} | ${cell(g.threshold)} | ${g.samples.stable} / ${g.samples.candidate} |`);
+      lines.push(
+        `| ${g.gate} | ${g.segment} | ${g.status} | ${cell(g.stable)} | ${cell(g.candidate)} | ${cell(g.threshold)} | ${g.samples.stable} / ${g.samples.candidate} |`,
+      );
     }
   }
   if (r.segments.length > 0) {
-    lines.push("", "## Segments (last evaluated window)", "", "| segment | stable requests | stable errors | stable p95 ms | candidate requests | candidate errors | candidate p95 ms |", "|---|---|---|---|---|---|---|");
+    lines.push(
+      "",
+      "## Segments (last evaluated window)",
+      "",
+      "| segment | stable requests | stable errors | stable p95 ms | candidate requests | candidate errors | candidate p95 ms |",
+      "|---|---|---|---|---|---|---|",
+    );
     for (const s of r.segments) {
-      lines.push(`| ${s.segment} | ${s.stable.requests} | ${pct(s.stable.errorRate)} | ${cell(s.stable.p95Ms)} | ${s.candidate.requests} | ${pct(s.candidate.errorRate)} | ${cell(s.candidate.p95Ms)} |`);
+      lines.push(
+        `| ${s.segment} | ${s.stable.requests} | ${pct(s.stable.errorRate)} | ${cell(s.stable.p95Ms)} | ${s.candidate.requests} | ${pct(s.candidate.errorRate)} | ${cell(s.candidate.p95Ms)} |`,
+      );
     }
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }

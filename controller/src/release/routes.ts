@@ -17,11 +17,10 @@ import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
-export interface ReleaseRoutesOptions {
+interface ReleaseRoutesOptions {
   store: RolloutStore;
   clock?: () => Date;
 }
-
 
 const Reason = Type.String({ minLength: 1, maxLength: 2000, description: "Why, for the record." });
 const ReviewBody = Type.Object({ approved: Type.Boolean(), reason: Type.Optional(Reason) }, { additionalProperties: false });
@@ -44,19 +43,20 @@ export const History = Type.Object({
 
 const tags = ["rollouts"];
 
-
 export function managed(rollout: Rollout): NonNullable<Rollout["engine"]> {
-  if (rollout.engine === null) {
-    throw new ConflictError(`rollout ${rollout.spec.name}: not managed by the engine (no stages/promotion_gates/owner)`);
-  }
+  if (rollout.engine === null) throw notManaged(rollout);
   return rollout.engine;
+}
+
+function notManaged(rollout: Rollout): ConflictError {
+  return new ConflictError(`rollout ${rollout.spec.name}: not managed by the engine (no stages/promotion_gates/owner)`);
 }
 
 /**
  * Runs an engine command on a managed rollout and applies it; a refusal is a 409, a stale If-Match a 412.
  * Check, run and apply happen in one synchronous turn, so no other write can land in between.
  */
-export function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
+function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
   expectRevision(store, name, ifMatch);
   const engine = managed(store.get(name));
   const result = applyCommand(engine.state, command, now, engine.lastEvaluation);
@@ -208,7 +208,10 @@ export const releaseRoutes: FastifyPluginAsyncTypebox<ReleaseRoutesOptions> = as
   );
 };
 
-export const ReportQuery = Type.Object({ format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) }, { additionalProperties: false });
+export const ReportQuery = Type.Object(
+  { format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("markdown")])) },
+  { additionalProperties: false },
+);
 
 /** A live rollout; when there is none by that name but archived ones, the 404 says where they are. */
 function live(store: RolloutStore, name: string): Rollout {
@@ -216,7 +219,9 @@ function live(store: RolloutStore, name: string): Rollout {
   if (found) return found;
   const archived = store.archive.list(name).at(-1);
   if (!archived) return store.get(name);
-  throw new NotFoundError(`rollout ${name}: not found; archived as ${archived.id} (${archived.reason.slice(0, 120)}): GET /v1/archive/${archived.id}/report, /v1/archive/${archived.id}/history`);
+  throw new NotFoundError(
+    `rollout ${name}: not found; archived as ${archived.id} (${archived.reason.slice(0, 120)}): GET /v1/archive/${archived.id}/report, /v1/archive/${archived.id}/history`,
+  );
 }
 
 export function historyOf(rollout: Rollout): Static<typeof History> {
@@ -225,8 +230,8 @@ export function historyOf(rollout: Rollout): Static<typeof History> {
 }
 
 export function sendReport(request: FastifyRequest, reply: FastifyReply, rollout: Rollout, archived?: { id: number; at: Date; reason: string }): FastifyReply {
-  managed(rollout);
-  const report = buildReport(rollout, archived)!;
+  const report = buildReport(rollout, archived);
+  if (report === null) throw notManaged(rollout);
   const format = (request.query as { format?: string }).format;
   const wantsMarkdown = format === "markdown" || (format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
   if (wantsMarkdown) return reply.type("text/markdown; charset=utf-8").send(reportMarkdown(report));

@@ -11,13 +11,23 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import { Counter, type Registry } from "prom-client";
-import { candidateOf, isTerminal, Phase, parseJudgeAnswer, type JudgeAnswer, type JudgeQuestion, type JudgeReading, type WebhookGate } from "../engine/index.ts";
+import {
+  candidateOf,
+  isTerminal,
+  Phase,
+  parseJudgeAnswer,
+  stageAt,
+  type JudgeAnswer,
+  type JudgeQuestion,
+  type JudgeReading,
+  type WebhookGate,
+} from "../engine/index.ts";
 import { describeFetchError } from "../net.ts";
 import { compactEvidence, linksOf } from "../notify/evidence.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
 import type { Rollout } from "../rollouts/model.ts";
 
-export interface WebhookJudgesOptions {
+interface WebhookJudgesOptions {
   clock?: () => Date;
   log?: FastifyBaseLogger;
   /** The controller's public base URL, for the links in the question. */
@@ -62,8 +72,7 @@ export class WebhookJudges {
     if (gates.length === 0) return undefined;
     const awaiting = state.phase === Phase.AwaitingReview;
     const stageIndex = awaiting ? state.spec.stages.length - 1 : state.stageIndex;
-    const stage = state.spec.stages[stageIndex];
-    const kind = awaiting ? "bake" : stage.kind;
+    const kind = awaiting ? "bake" : stageAt(state.spec, stageIndex).kind;
     const candidate = candidateOf(kind);
     const incarnation = rollout.createdAt.getTime();
     const out: Record<string, JudgeReading> = {};
@@ -106,7 +115,10 @@ export class WebhookJudges {
         entry.answer = answer;
         this.#answers?.inc({ gate: gate.name, result: answer.status === "answered" ? answer.verdict : "error" });
         if (answer.status === "error") {
-          this.#log?.warn({ rollout: rollout.spec.name, gate: gate.name, judge: redactUrl(gate.url), error: answer.error }, "webhook gate: the judge did not answer");
+          this.#log?.warn(
+            { rollout: rollout.spec.name, gate: gate.name, judge: redactUrl(gate.url), error: answer.error },
+            "webhook gate: the judge did not answer",
+          );
         }
       })
       .finally(() => {
@@ -146,10 +158,11 @@ export class WebhookJudges {
  * What the judge is asked (documented in the README, "Webhook gates"): the question (stage, candidate, time),
  * the rollout and its owner, and the evidence of the latest evaluation (every other gate's measurements).
  */
-export function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: JudgeQuestion, publicUrl: string | null): Record<string, unknown> {
-  const engine = rollout.engine!;
+function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: JudgeQuestion, publicUrl: string | null): Record<string, unknown> {
+  const engine = rollout.engine;
+  if (engine === null) throw new Error(`rollout ${rollout.spec.name}: webhook gate ${gate.name} asked about a rollout the engine does not manage`);
   const state = engine.state;
-  const stage = state.spec.stages[question.stageIndex];
+  const stage = stageAt(state.spec, question.stageIndex);
   const models = state.spec.models;
   const evaluation = engine.lastEvaluation;
   return {
@@ -157,7 +170,13 @@ export function judgeQuestion(gate: WebhookGate, rollout: Rollout, question: Jud
     rollout: rollout.spec.name,
     askedAt: new Date(question.askedAt).toISOString(),
     phase: state.phase,
-    stage: { index: stage.index, name: stage.name, kind: stage.kind, of: state.spec.stages.length, startedAt: state.stageStartedAt === null ? null : new Date(state.stageStartedAt).toISOString() },
+    stage: {
+      index: stage.index,
+      name: stage.name,
+      kind: stage.kind,
+      of: state.spec.stages.length,
+      startedAt: state.stageStartedAt === null ? null : new Date(state.stageStartedAt).toISOString(),
+    },
     candidate: question.candidate,
     weights: { canaryPercent: rollout.canaryPercent, shadowPercent: rollout.shadowPercent },
     owner: state.spec.owner,

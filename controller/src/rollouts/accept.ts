@@ -13,7 +13,7 @@ import { checkSegments } from "./segments.ts";
 import { normalizeShadow } from "./shadow.ts";
 import { checkClusters, normalizeClusters } from "./clusters.ts";
 
-export interface AcceptedSpec {
+interface AcceptedSpec {
   normalized: NormalizedSpec;
   /** The engine part parsed (null: a manual rollout). */
   engine: ParseResult | null;
@@ -74,7 +74,13 @@ export function acceptSpec(spec: RolloutSpec, policy: Partial<Policy> | undefine
     release: enginePart(raw),
   };
   const engine = parseRolloutEngine(raw, policy);
-  const problems = [...checkSegments(normalized.segments), ...outputCheck.errors, ...checkModels(spec.models), ...checkClusters(spec), ...engineErrorsOf(raw, engine)];
+  const problems = [
+    ...checkSegments(normalized.segments),
+    ...outputCheck.errors,
+    ...checkModels(spec.models),
+    ...checkClusters(spec),
+    ...engineErrorsOf(raw, engine),
+  ];
   if (problems.length > 0) {
     const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
     throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);

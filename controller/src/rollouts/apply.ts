@@ -26,8 +26,16 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
   const fixed = (path: string, changed: boolean, reason: string) => {
     if (changed) refused.push({ path, reason: `cannot change mid-rollout: ${reason}` });
   };
-  fixed("/match/pathPrefix", was.match.pathPrefix !== normalized.match.pathPrefix, "the path's traffic and counts belong to this rollout; a new path is a new rollout");
-  fixed("/stickyKey/header", was.stickyKey.header !== normalized.stickyKey.header, "users would move between stable and the canary (stickiness hashes this header)");
+  fixed(
+    "/match/pathPrefix",
+    was.match.pathPrefix !== normalized.match.pathPrefix,
+    "the path's traffic and counts belong to this rollout; a new path is a new rollout",
+  );
+  fixed(
+    "/stickyKey/header",
+    was.stickyKey.header !== normalized.stickyKey.header,
+    "users would move between stable and the canary (stickiness hashes this header)",
+  );
   fixed("/segments", !same(was.segments, normalized.segments), "the per-segment gates and their share of the error budget were laid out for these segments");
   fixed("/models", !same(was.models, normalized.models), "the rollout is about these two models (a new model is a new rollout)");
   fixed("/clusters", !same(was.clusters ?? null, normalized.clusters ?? null), "the stable and canary its counts and gates are about would change");
@@ -37,13 +45,18 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
     fixed("/shadow/cluster", was.shadow.cluster !== normalized.shadow.cluster, "the shadow's counts would mix two models");
     fixed("/shadow/percent", was.shadow.percent !== normalized.shadow.percent, "the shadow stage's share is set by its stage (and the engine)");
   }
-  fixed("/canaryPercent", was.canaryPercent !== normalized.canaryPercent, `it is the starting weight; set the current weight with PUT /v1/rollouts/${name}/weight`);
+  fixed(
+    "/canaryPercent",
+    was.canaryPercent !== normalized.canaryPercent,
+    `it is the starting weight; set the current weight with PUT /v1/rollouts/${name}/weight`,
+  );
   if ((current.engine === null) !== (engine === null)) {
     refused.push({
       path: "",
-      reason: current.engine === null
-        ? "a manual rollout cannot take release fields (owner, stages, promotion_gates, ...) mid-way: create a managed rollout"
-        : "a managed rollout keeps its release fields (owner, rollbackCondition, stages, ...)",
+      reason:
+        current.engine === null
+          ? "a manual rollout cannot take release fields (owner, stages, promotion_gates, ...) mid-way: create a managed rollout"
+          : "a managed rollout keeps its release fields (owner, rollbackCondition, stages, ...)",
     });
   }
   let decisions: Decision[] = [];
@@ -54,7 +67,21 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
     else if (result.changes.length > 0 || !same(result.state, current.engine.state)) {
       const state = result.state;
       const reason = `spec changed by ${actor}: ${result.changes.join("; ") || "no effect on the release"}`;
-      decisions = [{ at: now, rollout: name, kind: "specChanged", from: state.phase, to: state.phase, stage: stageRef(state), actor, reason, measurements: [], trafficMix: [], window: null }];
+      decisions = [
+        {
+          at: now,
+          rollout: name,
+          kind: "specChanged",
+          from: state.phase,
+          to: state.phase,
+          stage: stageRef(state),
+          actor,
+          reason,
+          measurements: [],
+          trafficMix: [],
+          window: null,
+        },
+      ];
       nextEngine = { ...current.engine, state };
     }
   }

@@ -1,6 +1,6 @@
 // What a person needs to read about where a rollout stands in its lifecycle: the next step in words
 // (`pending` in the rollout view), and why a path is taken when a new rollout asks for it.
-import { finalizeOf, isClosed, modelsOf, Phase } from "../engine/index.ts";
+import { finalizeOf, isClosed, modelsOf, Phase, stageRef } from "../engine/index.ts";
 import type { Rollout } from "./model.ts";
 import { redactUrl } from "../secrets.ts";
 
@@ -10,18 +10,20 @@ const route = (name: string, action: string) => `POST /v1/rollouts/${name}/${act
 export function pathHeldMessage(name: string, prefix: string, holder: Rollout): string {
   const other = holder.spec.name;
   const head = `rollout ${name}: pathPrefix ${prefix} is held by rollout ${other}`;
-  const phase = holder.engine?.state.phase ?? null;
+  const engine = holder.engine;
+  const phase = engine?.state.phase ?? null;
+  if (engine === null || phase === null || isClosed(phase)) {
+    return `${head} (${phase ?? "manual"}, canary ${holder.canaryPercent}%): DELETE /v1/rollouts/${other} frees it (its report and history stay readable in the archive)`;
+  }
   if (phase === Phase.Succeeded || phase === Phase.Finalizing) {
-    const models = modelsOf(holder.engine!.state.spec);
+    const models = modelsOf(engine.state.spec);
     const canary = models ? `its canary ${models.canary}` : "its canary";
     return `${head}, which succeeded but is not finalized (${canary} answers ${holder.canaryPercent}% of the traffic; phase ${phase}): finalize it (${route(other, "finalize")}) once stable serves ${
       models?.canary ?? "the new model"
     }, or roll it back (${route(other, "rollback")}) and delete it; then create this one, which starts from 0%`;
   }
-  if (phase === null || isClosed(phase)) {
-    return `${head} (${phase ?? "manual"}, canary ${holder.canaryPercent}%): DELETE /v1/rollouts/${other} frees it (its report and history stay readable in the archive)`;
-  }
-  const stage = holder.engine!.state.stageIndex >= 0 ? `, stage ${holder.engine!.state.spec.stages[holder.engine!.state.stageIndex].name}` : "";
+  const current = stageRef(engine.state);
+  const stage = current ? `, stage ${current.name}` : "";
   return `${head}, still releasing (${phase}${stage}): one release per path at a time; wait for it to end, or roll it back and delete it`;
 }
 
@@ -47,14 +49,17 @@ export function pendingOf(rollout: Rollout): string | null {
       const status = rollout.finalizeHook;
       if (hook && !status?.deliveredAt) {
         const tried = status && status.attempts > 0 ? ` (attempt ${status.attempts} failed: ${status.lastError}; next try at ${status.nextAttemptAt})` : "";
-        parts.push(`finalize: the webhook ${redactUrl(hook.url)} is asked to make stable serve ${newModel}${tried}; or do it yourself and ${route(name, "finalize")}.`);
+        parts.push(
+          `finalize: the webhook ${redactUrl(hook.url)} is asked to make stable serve ${newModel}${tried}; or do it yourself and ${route(name, "finalize")}.`,
+        );
       } else {
         const check = models?.source
           ? `the controller then checks that stable answers ${newModel} (${models.source}) and routes all traffic to it`
           : "no version source is declared (models.versionField or versionHeader), so it is taken on your word and all traffic goes to stable";
         parts.push(`finalize: make stable serve ${newModel}, then ${route(name, "finalize")}: ${check}.`);
       }
-      const share = rollout.canaryPercent > 0 ? `Until then the canary answers ${rollout.canaryPercent}% of the traffic.` : "Until then all traffic is on stable.";
+      const share =
+        rollout.canaryPercent > 0 ? `Until then the canary answers ${rollout.canaryPercent}% of the traffic.` : "Until then all traffic is on stable.";
       parts.push(`${share} To go back to the old stable${models ? ` (${models.stable})` : ""}: ${route(name, "rollback")}.`);
       return parts.join(" ");
     }

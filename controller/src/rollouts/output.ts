@@ -34,9 +34,7 @@ export const OutputSpec = Type.Object(
     maxBodyBytes: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: 65536, description: "Answers larger than this are not analyzed (counted as too_large)." }),
     ),
-    schema: Type.Optional(
-      Type.Unknown({ description: "JSON Schema (the subset in README 'Output schema subset') every answer is validated against." }),
-    ),
+    schema: Type.Optional(Type.Unknown({ description: "JSON Schema (the subset in README 'Output schema subset') every answer is validated against." })),
     guard: Type.Optional(
       Type.Boolean({ default: false, description: "Canary output guard: a canary answer failing the schema is replaced by the stable model's answer." }),
     ),

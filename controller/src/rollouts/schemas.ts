@@ -19,10 +19,16 @@ export const ENGINE_PROPERTIES = {
   stages: engineKey("Release stages: 'shadow', a canary percent, or a stage object. Default shadow, 1, 5, 25, 50, 100."),
   stageDefaults: engineKey("minDurationSeconds, minRequests, deadlineSeconds, onDeadline, segmentTrafficShare for every stage."),
   promotion_gates: engineKey("Gate name -> limits, in the seed's format."),
-  statistics: engineKey("{ falseAlarmRate, harmMultiple }: bound on wrongly rolling back a good candidate; how clear a harm early stages must be able to detect."),
-  expectedTraffic: engineKey("{ requestsPerSecond, smallestSegmentShare }: the traffic expected, for per-stage duration estimates and deadline warnings before any traffic is seen."),
+  statistics: engineKey(
+    "{ falseAlarmRate, harmMultiple }: bound on wrongly rolling back a good candidate; how clear a harm early stages must be able to detect.",
+  ),
+  expectedTraffic: engineKey(
+    "{ requestsPerSecond, smallestSegmentShare }: the traffic expected, for per-stage duration estimates and deadline warnings before any traffic is seen.",
+  ),
   trafficMix: engineKey("{ check, holdOnMismatch, alpha, minDifference }: canary vs stable segment mix."),
-  finalize: engineKey("{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified."),
+  finalize: engineKey(
+    "{ webhook: { url, timeoutMs }, verifyPercent, verifyAnswers, deadlineSeconds }: after Succeeded, how stable comes to serve the new model and how that is verified.",
+  ),
   notifications: engineKey(
     "{ targets: [{ name, format: webhook|slack|teams, url, events, timeoutMs }], controllerTargets, gateErrorAfterSeconds }: who is told about the rollout's events; schema NotificationsInput under components.",
   ),
@@ -30,14 +36,13 @@ export const ENGINE_PROPERTIES = {
 
 export { HEADER_NAME_PATTERN, PATH_PREFIX_PATTERN, ROLLOUT_NAME_PATTERN };
 
-export const RolloutName = Type.String({
+const RolloutName = Type.String({
   pattern: ROLLOUT_NAME_PATTERN,
   maxLength: 63,
   description: "DNS label: lowercase letters, digits and '-', 1 to 63 characters.",
   examples: ["fraud-model"],
   [REASONS_KEYWORD]: {
-    pattern:
-      "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit (no dots)",
+    pattern: "must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit (no dots)",
   },
 });
 
@@ -83,9 +88,7 @@ export const RolloutSpec = Type.Object(
       { additionalProperties: false },
     ),
     canaryPercent: Type.Optional(canaryPercent({ default: 0 })),
-    segments: Type.Optional(
-      Type.Array(SegmentSpec, { maxItems: MAX_SEGMENTS, description: "Dimensions to count and gate per value, e.g. tenant tier." }),
-    ),
+    segments: Type.Optional(Type.Array(SegmentSpec, { maxItems: MAX_SEGMENTS, description: "Dimensions to count and gate per value, e.g. tenant tier." })),
     shadow: Type.Optional(ShadowSpec),
     output: Type.Optional(OutputSpec),
     models: Type.Optional(ModelsSpec),
@@ -105,8 +108,5 @@ export function enginePart(spec: Record<string, unknown>): Record<string, unknow
   return Object.keys(part).length > 0 ? part : null;
 }
 
-export const WeightChange = Type.Object(
-  { canaryPercent: canaryPercent() },
-  { additionalProperties: false },
-);
+export const WeightChange = Type.Object({ canaryPercent: canaryPercent() }, { additionalProperties: false });
 export type WeightChange = Static<typeof WeightChange>;

@@ -30,7 +30,11 @@ export const SegmentSpec = Type.Object(
         Type.Object(
           {
             value: SegmentValue,
-            pathPrefix: Type.String({ pattern: PATH_PREFIX_PATTERN, maxLength: 256, [REASONS_KEYWORD]: { pattern: "must start with / and contain no whitespace" } }),
+            pathPrefix: Type.String({
+              pattern: PATH_PREFIX_PATTERN,
+              maxLength: 256,
+              [REASONS_KEYWORD]: { pattern: "must start with / and contain no whitespace" },
+            }),
           },
           { additionalProperties: false },
         ),
@@ -82,15 +86,16 @@ export function checkSegments(segments: SegmentSpec[], basePath = "/segments"): 
       endpointValues.add(e.value);
     }
     const bounds = seg.requestSizeBytes ?? [];
-    for (let j = 1; j < bounds.length; j++) {
-      if (bounds[j] <= bounds[j - 1]) details.push({ path: `${at}/requestSizeBytes/${j}`, reason: "must be greater than the previous bound" });
+    for (const [j, bound] of bounds.entries()) {
+      const previous = bounds[j - 1];
+      if (previous !== undefined && bound <= previous) details.push({ path: `${at}/requestSizeBytes/${j}`, reason: "must be greater than the previous bound" });
     }
   });
   if (segments.length > MAX_SEGMENTS) details.push({ path: basePath, reason: `at most ${MAX_SEGMENTS} dimensions` });
   return details;
 }
 
-export function sizeValues(bounds: number[]): string[] {
+function sizeValues(bounds: number[]): string[] {
   return [...bounds.map((b) => `le_${b}`), `gt_${bounds[bounds.length - 1]}`];
 }
 

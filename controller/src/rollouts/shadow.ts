@@ -19,7 +19,12 @@ export const ShadowSpec = Type.Object(
     cluster: Type.Optional(clusterName("Envoy cluster of the shadow model; default clusters.shadow, else shadow.")),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 1000, description: "Per mirrored call." })),
     maxBodyBytes: Type.Optional(
-      Type.Integer({ minimum: 0, maximum: 16 * 1024 * 1024, default: 65536, description: "Larger request bodies are not mirrored; larger answers are not compared." }),
+      Type.Integer({
+        minimum: 0,
+        maximum: 16 * 1024 * 1024,
+        default: 65536,
+        description: "Larger request bodies are not mirrored; larger answers are not compared.",
+      }),
     ),
     maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: "Mirrored calls in flight per Envoy worker." })),
   },
@@ -60,8 +65,5 @@ export function toFilterShadow(shadow: NormalizedShadow, currentPercent: number)
   };
 }
 
-export const ShadowChange = Type.Object(
-  { percent: percent("Share of requests mirrored to the shadow; 0 stops mirroring.") },
-  { additionalProperties: false },
-);
+export const ShadowChange = Type.Object({ percent: percent("Share of requests mirrored to the shadow; 0 stops mirroring.") }, { additionalProperties: false });
 export type ShadowChange = Static<typeof ShadowChange>;

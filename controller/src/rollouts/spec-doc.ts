@@ -39,12 +39,12 @@ function annotate<T extends TObject>(schema: T, notes: Notes, extra: Record<stri
   return { ...schema, properties, ...extra } as T;
 }
 
-const timing: Notes = {
+const timing = {
   minDurationSeconds: { default: STAGE_DEFAULTS.minDurationSeconds, note: "Four ticks of the default 5 s engine tick." },
   minRequests: { default: STAGE_DEFAULTS.minRequests },
   deadlineSeconds: { default: STAGE_DEFAULTS.deadlineSeconds },
   onDeadline: { default: STAGE_DEFAULTS.onDeadline },
-};
+} satisfies Notes;
 
 const StageDefaultsDoc = annotate(
   StageDefaults,
@@ -69,8 +69,12 @@ const StageObjectDoc = annotate(
     onDeadline: fromDefaults("onDeadline"),
   },
   {
-    description: "A stage with its own settings: a canary stage ({canaryPercent: 25, minDurationSeconds: 60}) or a shadow stage ({shadow: true, shadowPercent: 20}).",
-    examples: [{ canaryPercent: 25, minDurationSeconds: 60, deadlineSeconds: 1800, onDeadline: "hold" }, { shadow: true, shadowPercent: 20 }],
+    description:
+      "A stage with its own settings: a canary stage ({canaryPercent: 25, minDurationSeconds: 60}) or a shadow stage ({shadow: true, shadowPercent: 20}).",
+    examples: [
+      { canaryPercent: 25, minDurationSeconds: 60, deadlineSeconds: 1800, onDeadline: "hold" },
+      { shadow: true, shadowPercent: 20 },
+    ],
   },
 );
 
@@ -82,7 +86,8 @@ const StageInputDoc = Type.Union(
     Type.Number({
       exclusiveMinimum: 0,
       maximum: 100,
-      description: "A canary stage: this percent of users (sticky by stickyKey) are answered by the new model; at most two decimals. Same as {canaryPercent: N}.",
+      description:
+        "A canary stage: this percent of users (sticky by stickyKey) are answered by the new model; at most two decimals. Same as {canaryPercent: N}.",
     }),
     StageObjectDoc,
   ],
@@ -116,7 +121,7 @@ const ReleaseProperties = {
 };
 
 /** The documented body of POST /v1/rollouts and PUT /v1/rollouts/{name}. */
-export const RolloutSpecDoc = Type.Object(
+const RolloutSpecDoc = Type.Object(
   {
     ...Object.fromEntries(Object.entries(RolloutSpec.properties).filter(([key]) => !(key in ENGINE_PROPERTIES))),
     ...ReleaseProperties,

@@ -63,13 +63,17 @@ const TABLES = `
 
 /** Another process (or another store in this one) has the state file open. */
 export class StateFileInUseError extends Error {
-  constructor(readonly path: string, readonly holders: number[]) {
-    const who = holders.length > 0 ? holders.map((pid) => (pid === process.pid ? `pid ${pid} (this process)` : describePid(pid))).join(", ") : "another process";
+  constructor(
+    readonly path: string,
+    readonly holders: number[],
+  ) {
+    const who =
+      holders.length > 0 ? holders.map((pid) => (pid === process.pid ? `pid ${pid} (this process)` : describePid(pid))).join(", ") : "another process";
     super(`state file ${path} in use by ${who}: one controller per state file; stop that one, or give this one another state file`);
   }
 }
 
-export interface SqliteStateOptions {
+interface SqliteStateOptions {
   /**
    * Start empty: after taking the lock, the file's rollouts, history and epoch are removed (a copy of what was
    * there is kept next to it first, see `freshStart`).
@@ -131,7 +135,9 @@ export class SqliteRolloutState implements RolloutPersistence {
     const insertDecision = this.#db.prepare("INSERT INTO decisions (rollout, seq, at, kind, record) VALUES (?, ?, ?, ?, ?)");
     const deleteRows = ["rollouts WHERE name", "decisions WHERE rollout"].map((t) => this.#db.prepare(`DELETE FROM ${t} = ?`));
     const insertArchive = this.#db.prepare("INSERT INTO archive (id, name, archived_at, reason, record) VALUES (?, ?, ?, ?, ?)");
-    const archiveDecisions = this.#db.prepare("INSERT INTO archived_decisions (archive_id, seq, record) SELECT ?, seq, record FROM decisions WHERE rollout = ?");
+    const archiveDecisions = this.#db.prepare(
+      "INSERT INTO archived_decisions (archive_id, seq, record) SELECT ?, seq, record FROM decisions WHERE rollout = ?",
+    );
 
     this.#write = this.#db.transaction((change: StateChange) => {
       setMeta.run("version", String(change.version));
@@ -167,15 +173,23 @@ export class SqliteRolloutState implements RolloutPersistence {
         throw new Error(`state file ${this.path}: rollout ${row.name}: unreadable record: ${(error as Error).message}`, { cause: error });
       }
     });
-    const archived = (this.#db.prepare("SELECT id, name, archived_at, reason, record FROM archive ORDER BY id").all() as Array<{
-      id: number;
-      name: string;
-      archived_at: number;
-      reason: string;
-      record: string;
-    }>).map((row) => {
+    const archived = (
+      this.#db.prepare("SELECT id, name, archived_at, reason, record FROM archive ORDER BY id").all() as Array<{
+        id: number;
+        name: string;
+        archived_at: number;
+        reason: string;
+        record: string;
+      }>
+    ).map((row) => {
       try {
-        return { id: row.id, name: row.name, archivedAt: new Date(row.archived_at), reason: row.reason, rollout: fromStored(JSON.parse(row.record) as StoredRollout, []) };
+        return {
+          id: row.id,
+          name: row.name,
+          archivedAt: new Date(row.archived_at),
+          reason: row.reason,
+          rollout: fromStored(JSON.parse(row.record) as StoredRollout, []),
+        };
       } catch (error) {
         throw new Error(`state file ${this.path}: archived rollout ${row.id} (${row.name}): unreadable record: ${(error as Error).message}`, { cause: error });
       }

@@ -20,7 +20,7 @@ import { canaryClusterHolder } from "./clusters.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { segmentValueNames } from "./segments.ts";
 
-export interface RolloutStoreOptions {
+interface RolloutStoreOptions {
   /** Fixed epoch for tests; a random one otherwise. */
   epoch?: string;
   clock?: () => Date;
@@ -33,7 +33,15 @@ export interface RolloutStoreOptions {
   state: RolloutPersistence;
 }
 
-export function newEpoch(): string {
+/** One change to commit: the config version it makes, the engine decisions to record, what to tell, and an archive reason. */
+interface Change {
+  version: number;
+  decisions?: readonly Decision[];
+  events: RolloutEvent[];
+  archive?: string;
+}
+
+function newEpoch(): string {
   return randomBytes(8).toString("hex");
 }
 
@@ -124,7 +132,10 @@ export class RolloutStore {
     const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
     if (rival) throw new ConflictError(pathHeldMessage(normalized.name, normalized.match.pathPrefix, rival));
     const canaryHolder = canaryClusterHolder(normalized, this.list());
-    if (canaryHolder) throw new ConflictError(`rollout ${normalized.name}: canary cluster ${normalized.clusters!.canary} is the canary of rollout ${canaryHolder.spec.name}: each model behind the proxy has its own`);
+    if (canaryHolder)
+      throw new ConflictError(
+        `rollout ${normalized.name}: canary cluster ${canaryHolder.cluster} is the canary of rollout ${canaryHolder.holder.spec.name}: each model behind the proxy has its own`,
+      );
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
@@ -132,7 +143,7 @@ export class RolloutStore {
       spec: normalized,
       // A managed rollout starts Pending: no traffic on the new model until the engine's first stage.
       canaryPercent: engine ? 0 : normalized.canaryPercent,
-      shadowPercent: engine ? 0 : normalized.shadow?.percent ?? 0,
+      shadowPercent: engine ? 0 : (normalized.shadow?.percent ?? 0),
       configVersion: version,
       revision: 1,
       createdAt: at,
@@ -319,7 +330,7 @@ export class RolloutStore {
   delete(name: string, note: RollbackNote = { by: "api", reason: null }): ArchiveEntry {
     const current = this.get(name);
     const reason = `deleted by ${note.by}${note.reason ? `: ${note.reason}` : ""}`;
-    return this.#commit(current, { version: this.#version + 1, events: [], archive: reason })!;
+    return this.#commit(current, { version: this.#version + 1, events: [], archive: reason });
   }
 
   /** Records a finalize webhook delivery or failure; informational, so the revision stays. */
@@ -338,7 +349,13 @@ export class RolloutStore {
     const filterChanged = dataPathOf(current) !== dataPathOf(next);
     const version = filterChanged ? this.#version + 1 : this.#version;
     const engine = next.engine && decisions.length > 0 ? { ...next.engine, decisions: [...next.engine.decisions, ...decisions] } : next.engine;
-    const replaced: Rollout = { ...next, engine, configVersion: filterChanged ? version : current.configVersion, revision: current.revision + 1, updatedAt: this.#clock() };
+    const replaced: Rollout = {
+      ...next,
+      engine,
+      configVersion: filterChanged ? version : current.configVersion,
+      revision: current.revision + 1,
+      updatedAt: this.#clock(),
+    };
     this.#commit(replaced, { version, decisions, events: [] });
     return replaced;
   }
@@ -349,7 +366,9 @@ export class RolloutStore {
    * rollout leaves the live set for the archive in the same write (its path goes to stable); the entry is
    * returned.
    */
-  #commit(next: Rollout, change: { version: number; decisions?: readonly Decision[]; events: RolloutEvent[]; archive?: string }): ArchiveEntry | null {
+  #commit(next: Rollout, change: Change & { archive: string }): ArchiveEntry;
+  #commit(next: Rollout, change: Change): ArchiveEntry | null;
+  #commit(next: Rollout, change: Change): ArchiveEntry | null {
     const name = next.spec.name;
     const entry: ArchiveEntry | null =
       change.archive === undefined ? null : { id: this.archive.nextId(), name, archivedAt: this.#clock(), reason: change.archive, rollout: next };
@@ -359,7 +378,10 @@ export class RolloutStore {
       this.#rollouts.delete(name);
       this.archive.add(entry);
       const at = entry.archivedAt;
-      events.push({ type: "archived", rollout: name, version: change.version, at, id: entry.id }, { type: "deleted", rollout: name, version: change.version, at });
+      events.push(
+        { type: "archived", rollout: name, version: change.version, at, id: entry.id },
+        { type: "deleted", rollout: name, version: change.version, at },
+      );
     } else {
       this.#rollouts.set(name, next);
     }

@@ -29,7 +29,7 @@ export const AJV_OPTIONS = {
   keywords: [REASONS_KEYWORD],
 } satisfies AjvOptions;
 
-export type SpecValidation = { ok: true; spec: RolloutSpec } | { ok: false; errors: ErrorDetail[] };
+type SpecValidation = { ok: true; spec: RolloutSpec } | { ok: false; errors: ErrorDetail[] };
 
 let compiled: ValidateFunction | null = null;
 

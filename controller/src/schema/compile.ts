@@ -37,7 +37,7 @@ import {
 
 export * from "./compiled-format.ts";
 
-export type CompileResult = { ok: true; compiled: CompiledSchema } | { ok: false; errors: ErrorDetail[] };
+type CompileResult = { ok: true; compiled: CompiledSchema } | { ok: false; errors: ErrorDetail[] };
 
 const ANNOTATION_KEYWORDS = new Set(["$id", "$comment", "title", "description", "examples", "default"]);
 
@@ -77,7 +77,7 @@ export function compileOutputSchema(schema: unknown): CompileResult {
 }
 
 /** RFC 6901 escaping of one reference token. */
-export function pointerToken(name: string): string {
+function pointerToken(name: string): string {
   return name.replace(/~/g, "~0").replace(/\//g, "~1");
 }
 
@@ -114,7 +114,10 @@ function compileNode(schema: unknown, path: string, depth: number, errors: Error
         break;
       }
       case "properties": {
-        if (!isPlainObject(value)) { fail("must be an object of schemas"); break; }
+        if (!isPlainObject(value)) {
+          fail("must be an object of schemas");
+          break;
+        }
         const pairs: [string, CompiledNode][] = [];
         for (const name of Object.keys(value)) {
           const sub = compileNode(value[name], `${at}/${pointerToken(name)}`, depth + 1, errors);
@@ -129,7 +132,10 @@ function compileNode(schema: unknown, path: string, depth: number, errors: Error
         break;
       }
       case "items": {
-        if (Array.isArray(value)) { fail("must be a single schema (the array form, tuple validation, is not in the supported subset)"); break; }
+        if (Array.isArray(value)) {
+          fail("must be a single schema (the array form, tuple validation, is not in the supported subset)");
+          break;
+        }
         const sub = compileNode(value, at, depth + 1, errors);
         if (sub !== undefined && sub !== true) out.i = sub;
         break;
@@ -143,14 +149,20 @@ function compileNode(schema: unknown, path: string, depth: number, errors: Error
         if (checkJsonData(value, at, 0, errors)) out.c = value as JsonData;
         break;
       }
-      case "minimum": case "maximum": case "exclusiveMinimum": case "exclusiveMaximum": {
+      case "minimum":
+      case "maximum":
+      case "exclusiveMinimum":
+      case "exclusiveMaximum": {
         if (typeof value !== "number") {
           fail(typeof value === "boolean" ? "must be a number (the draft-04 boolean form is not supported)" : "must be a number");
         } else if (!Number.isFinite(value)) fail("must be a finite number");
         else out[NUMBER_KEYWORDS[keyword]] = value;
         break;
       }
-      case "minLength": case "maxLength": case "minItems": case "maxItems": {
+      case "minLength":
+      case "maxLength":
+      case "minItems":
+      case "maxItems": {
         if (typeof value !== "number" || !Number.isInteger(value) || value < 0) fail("must be a non-negative integer");
         else out[COUNT_KEYWORDS[keyword]] = value;
         break;
@@ -229,7 +241,10 @@ function compileEnum(value: unknown, at: string, errors: ErrorDetail[]): JsonDat
   const firstIndexByCanonical = new Map<string, number>();
   let valid = true;
   value.forEach((item, i) => {
-    if (!checkJsonData(item, `${at}/${i}`, 0, errors)) { valid = false; return; }
+    if (!checkJsonData(item, `${at}/${i}`, 0, errors)) {
+      valid = false;
+      return;
+    }
     const canonical = canonicalJson(item as JsonData);
     const first = firstIndexByCanonical.get(canonical);
     if (first !== undefined) {
@@ -247,8 +262,9 @@ function checkDialect(value: unknown, at: string, errors: ErrorDetail[]): void {
     return;
   }
   const uri = /^https?:\/\/([^?#]*)#?$/.exec(value);
-  if (uri && DIALECTS.has(uri[1])) return;
-  const early = uri && /^json-schema\.org\/draft-0([0-5])\/schema$/.exec(uri[1]);
+  const dialect = uri?.[1];
+  if (dialect !== undefined && DIALECTS.has(dialect)) return;
+  const early = dialect !== undefined && /^json-schema\.org\/draft-0([0-5])\/schema$/.exec(dialect);
   errors.push({
     path: at,
     reason: early
@@ -287,7 +303,9 @@ function checkJsonData(value: unknown, at: string, depth: number, errors: ErrorD
   }
   let ok = true;
   if (Array.isArray(value)) {
-    value.forEach((item, i) => { ok = checkJsonData(item, `${at}/${i}`, depth + 1, errors) && ok; });
+    value.forEach((item, i) => {
+      ok = checkJsonData(item, `${at}/${i}`, depth + 1, errors) && ok;
+    });
   } else {
     for (const key of Object.keys(value)) ok = checkJsonData(value[key], `${at}/${pointerToken(key)}`, depth + 1, errors) && ok;
   }
@@ -298,8 +316,8 @@ function checkJsonData(value: unknown, at: string, depth: number, errors: ErrorD
 function canonicalJson(value: JsonData): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
   }
   return JSON.stringify(value);
 }

@@ -14,7 +14,7 @@ import { OVERALL, sumCounters, type CountsSnapshot, type HistogramSnapshot, type
 import { cumulativeQuantile } from "../metrics/histogram.ts";
 
 export const SERIES_VARIANTS = ["stable", "canary", "shadow"] as const;
-export type SeriesVariant = (typeof SERIES_VARIANTS)[number];
+type SeriesVariant = (typeof SERIES_VARIANTS)[number];
 
 /** Positions in a stored variant's number array. */
 export const FIELD = {
@@ -57,7 +57,7 @@ const FIELD_COUNT = 33;
 const QUANTILES = [FIELD.p50Us, FIELD.p95Us, FIELD.p99Us] as const;
 
 /** Confidence in ten bins of 0.1 (the bootstrap's confidence_milli buckets are 0.02 wide, so the bins are exact). */
-export const CONFIDENCE_BINS = 10;
+const CONFIDENCE_BINS = 10;
 
 export interface StoredCell {
   /** FIELD-indexed numbers, trailing zeros cut. */
@@ -71,7 +71,7 @@ export interface StoredCell {
 }
 
 /** Slice key ("overall", "tier=free") -> variant -> cell. */
-export type StoredSlices = Record<string, Partial<Record<SeriesVariant, StoredCell>>>;
+type StoredSlices = Record<string, Partial<Record<SeriesVariant, StoredCell>>>;
 
 /** Gate -> [stable value, candidate value, verdict]: the engine's overall measurement at this snapshot. */
 export type StoredGates = Record<string, [number | null, number | null, string]>;
@@ -79,6 +79,11 @@ export type StoredGates = Record<string, [number | null, number | null, string]>
 export interface StoredSnapshot {
   s: StoredSlices;
   g?: StoredGates;
+}
+
+/** row[i] += v, for a row whose unset fields count as 0. */
+function add(row: number[], i: number, v: number): void {
+  row[i] = (row[i] ?? 0) + v;
 }
 
 const labelOf = (key: string, prefix: string): string | null => (key.startsWith(prefix) && key.endsWith("}") ? key.slice(prefix.length, -1) : null);
@@ -96,22 +101,26 @@ function cellOf(slice: SliceSnapshot, histogram: boolean): StoredCell | null {
   const latency = slice.histograms.latency_us;
   if (latency && latency.total > 0) {
     n[FIELD.latencyCount] = latency.total;
-    for (const [i, q] of [[FIELD.p50Us, 0.5], [FIELD.p95Us, 0.95], [FIELD.p99Us, 0.99]] as const) n[i] = Math.round(cumulativeQuantile(latency, q) ?? 0);
+    for (const [i, q] of [
+      [FIELD.p50Us, 0.5],
+      [FIELD.p95Us, 0.95],
+      [FIELD.p99Us, 0.99],
+    ] as const)
+      n[i] = Math.round(cumulativeQuantile(latency, q) ?? 0);
   }
   const labels: Record<string, number> = {};
   const failures: Record<string, number> = {};
-  for (const key in c) {
-    const value = c[key];
+  for (const [key, value] of Object.entries(c)) {
     if (!(value > 0)) continue;
     const label = labelOf(key, "predictions{label=");
     if (label !== null) labels[label] = value;
     const schema = labelOf(key, "outputs{schema=");
     if (schema !== null) {
-      n[FIELD.schemaValidated] += value;
-      if (schema === "valid") n[FIELD.schemaValid] += value;
+      add(n, FIELD.schemaValidated, value);
+      if (schema === "valid") add(n, FIELD.schemaValid, value);
       else failures[schema] = value;
     }
-    if (labelOf(key, "outputs{unanalyzed=") !== null) n[FIELD.unanalyzed] += value;
+    if (labelOf(key, "outputs{unanalyzed=") !== null) add(n, FIELD.unanalyzed, value);
   }
   const sums = (h: HistogramSnapshot | undefined, count: number, sum: number) => {
     if (h && h.total > 0) {
@@ -151,7 +160,10 @@ function confidenceBins(h: HistogramSnapshot | undefined): number[] | null {
   if (!h || h.total <= 0) return null;
   const at = (milli: number) => {
     let count = 0;
-    for (let i = 0; i < h.bounds.length && h.bounds[i] <= milli; i++) count = h.cumulative[i];
+    for (const [i, bound] of h.bounds.entries()) {
+      if (bound > milli) break;
+      count = h.cumulative[i] ?? count;
+    }
     return count;
   };
   const bins: number[] = [];
@@ -201,17 +213,19 @@ export function mergeCells(cells: readonly StoredCell[]): MergedCell {
     const weight = cell.n[FIELD.latencyCount] ?? 0;
     for (let i = 0; i < cell.n.length; i++) {
       const q = (QUANTILES as readonly number[]).indexOf(i);
-      if (q >= 0) weighted[q] += (cell.n[i] ?? 0) * weight;
-      else n[i] += cell.n[i] ?? 0;
+      if (q >= 0) add(weighted, q, (cell.n[i] ?? 0) * weight);
+      else add(n, i, cell.n[i] ?? 0);
     }
     addMaps(labels, cell.l);
     addMaps(failures, cell.f);
     if (cell.c) {
       confidence ??= new Array<number>(CONFIDENCE_BINS).fill(0);
-      for (let i = 0; i < CONFIDENCE_BINS; i++) confidence[i] += cell.c[i] ?? 0;
+      for (let i = 0; i < CONFIDENCE_BINS; i++) add(confidence, i, cell.c[i] ?? 0);
     }
   }
-  const count = n[FIELD.latencyCount];
-  QUANTILES.forEach((i, q) => (n[i] = count > 0 ? weighted[q] / count : 0));
+  const count = n[FIELD.latencyCount] ?? 0;
+  QUANTILES.forEach((i, q) => {
+    n[i] = count > 0 ? (weighted[q] ?? 0) / count : 0;
+  });
   return { n, labels, failures, confidence };
 }

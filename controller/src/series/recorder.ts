@@ -8,7 +8,7 @@
  * restarted) starts a new window too. A window without any traffic, and without new gate values, is not
  * written: an idle rollout costs nothing.
  */
-import { OVERALL, toSnapshot, windowBetween, type CountsSnapshot, type Evaluation } from "../engine/index.ts";
+import { OVERALL, stageRef, toSnapshot, windowBetween, type CountsSnapshot, type Evaluation } from "../engine/index.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
@@ -16,7 +16,7 @@ import { snapshotOf, type StoredGates } from "./point.ts";
 import type { SeriesStore } from "./store.ts";
 
 /** After a managed rollout ends, its traffic is still recorded this long. */
-export const RECORD_AFTER_END_MS = 15 * 60_000;
+const RECORD_AFTER_END_MS = 15 * 60_000;
 
 interface Previous {
   incarnation: number;
@@ -27,7 +27,7 @@ interface Previous {
   lastRequests: { stable: number; canary: number } | null;
 }
 
-export interface SeriesRecorderOptions {
+interface SeriesRecorderOptions {
   store: RolloutStore;
   series: SeriesStore;
   metricProvider: MetricProvider;
@@ -63,7 +63,13 @@ export class SeriesRecorder {
     const previous = this.#previous.get(name);
     const gates = evaluation ? gatesOf(evaluation) : undefined;
     const gatesKey = gates ? JSON.stringify(gates) : null;
-    const next: Previous = { incarnation, at: now, counts, gates: previous?.gates ?? null, lastRequests: previous?.incarnation === incarnation ? previous.lastRequests : null };
+    const next: Previous = {
+      incarnation,
+      at: now,
+      counts,
+      gates: previous?.gates ?? null,
+      lastRequests: previous?.incarnation === incarnation ? previous.lastRequests : null,
+    };
     this.#previous.set(name, next);
     if (!previous || previous.incarnation !== incarnation || now <= previous.at) return;
     const { window, reset } = windowBetween(counts, previous.counts);
@@ -81,7 +87,7 @@ export class SeriesRecorder {
         at: now,
         intervalMs: now - previous.at,
         phase: rollout.engine?.state.phase ?? null,
-        stage: rollout.engine && rollout.engine.state.stageIndex >= 0 ? rollout.engine.state.spec.stages[rollout.engine.state.stageIndex].name : null,
+        stage: rollout.engine ? (stageRef(rollout.engine.state)?.name ?? null) : null,
         canaryPercent: rollout.canaryPercent,
         shadowPercent: rollout.shadowPercent,
         snapshot,

@@ -10,7 +10,7 @@ import type { SeriesStore } from "./store.ts";
 import { SeriesBody } from "./view.ts";
 
 /** At most this many steps per answer; a smaller step asked for a longer range is widened. */
-export const MAX_POINTS = 1000;
+const MAX_POINTS = 1000;
 const DEFAULT_POINTS = 240;
 
 const Time = Type.String({
@@ -40,7 +40,7 @@ const SeriesQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export interface SeriesRoutesOptions {
+interface SeriesRoutesOptions {
   store: RolloutStore;
   series: SeriesStore;
   recorder: SeriesRecorder;
@@ -90,10 +90,21 @@ export const seriesRoutes: FastifyPluginAsyncTypebox<SeriesRoutesOptions> = asyn
       }
       const intervalMs = Math.max(1000, recorder.intervalMs);
       const fewest = Math.ceil((to - from) / MAX_POINTS);
-      const asked = request.query.step !== undefined ? Math.max(1000, Number(request.query.step) * 1000) : Math.max(intervalMs, Math.ceil((to - from) / DEFAULT_POINTS / 1000) * 1000);
+      const asked =
+        request.query.step !== undefined
+          ? Math.max(1000, Number(request.query.step) * 1000)
+          : Math.max(intervalMs, Math.ceil((to - from) / DEFAULT_POINTS / 1000) * 1000);
       const stepMs = Math.max(asked, fewest);
       const slicesParam = request.query.slices ?? "overall";
-      const slices = slicesParam === "all" ? null : new Set(slicesParam.split(",").map((s) => s.trim()).filter((s) => s !== ""));
+      const slices =
+        slicesParam === "all"
+          ? null
+          : new Set(
+              slicesParam
+                .split(",")
+                .map((s) => s.trim())
+                .filter((s) => s !== ""),
+            );
       return {
         rollout: name,
         from: new Date(from).toISOString(),

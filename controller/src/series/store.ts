@@ -16,7 +16,7 @@ import type Database from "better-sqlite3";
 import { mergeCells, SERIES_VARIANTS, type StoredCell, type StoredGates, type StoredSnapshot } from "./point.ts";
 import { variantPoint, type SeriesPoint } from "./view.ts";
 
-export const DEFAULT_RETENTION_HOURS = 7 * 24;
+const DEFAULT_RETENTION_HOURS = 7 * 24;
 const PRUNE_EVERY_MS = 60_000;
 
 // A rowid table: snapshots are 0.5-2 KB, and a WITHOUT ROWID table moves rows that large to overflow pages
@@ -36,7 +36,7 @@ const TABLE = `
   CREATE INDEX IF NOT EXISTS series_by_time ON series (at);
 `;
 
-export interface SeriesRow {
+interface SeriesRow {
   rollout: string;
   /** End of the window, ms. */
   at: number;
@@ -77,7 +77,9 @@ export class SeriesStore {
        VALUES (@rollout, @at, @intervalMs, @phase, @stage, @canaryPercent, @shadowPercent, @data)
        ON CONFLICT(rollout, at) DO UPDATE SET data = excluded.data`,
     );
-    this.#range = db.prepare("SELECT at, interval_ms, phase, stage, canary_percent, shadow_percent, data FROM series WHERE rollout = ? AND at > ? AND at <= ? ORDER BY at");
+    this.#range = db.prepare(
+      "SELECT at, interval_ms, phase, stage, canary_percent, shadow_percent, data FROM series WHERE rollout = ? AND at > ? AND at <= ? ORDER BY at",
+    );
     this.#prune = db.prepare("DELETE FROM series WHERE at < ?");
   }
 
@@ -106,7 +108,10 @@ export class SeriesStore {
 
   /** Rows and bytes of stored data (the `data` column) of one rollout, for tests and the size figure. */
   size(rollout: string): { rows: number; dataBytes: number } {
-    const row = this.#db.prepare("SELECT COUNT(*) AS rows, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM series WHERE rollout = ?").get(rollout) as { rows: number; bytes: number };
+    const row = this.#db.prepare("SELECT COUNT(*) AS rows, COALESCE(SUM(LENGTH(data)), 0) AS bytes FROM series WHERE rollout = ?").get(rollout) as {
+      rows: number;
+      bytes: number;
+    };
     return { rows: row.rows, dataBytes: row.bytes };
   }
 
@@ -126,7 +131,8 @@ export class SeriesStore {
     let bucket: typeof rows = [];
     let bucketStart = -1;
     const flush = () => {
-      if (bucket.length > 0) points.push(mergeStep(bucketStart, bucket, q.slices));
+      const point = mergeStep(bucketStart, bucket, q.slices);
+      if (point !== null) points.push(point);
       bucket = [];
     };
     for (const row of rows) {
@@ -146,7 +152,9 @@ function mergeStep(
   start: number,
   rows: ReadonlyArray<{ interval_ms: number; phase: string | null; stage: string | null; canary_percent: number; shadow_percent: number; data: Buffer }>,
   wanted: ReadonlySet<string> | null,
-): SeriesPoint {
+): SeriesPoint | null {
+  const last = rows.at(-1);
+  if (last === undefined) return null;
   const cells = new Map<string, Map<string, StoredCell[]>>();
   let gates: StoredGates = {};
   let seconds = 0;
@@ -172,7 +180,6 @@ function mergeStep(
     }
     if (snapshot.g) gates = snapshot.g;
   }
-  const last = rows[rows.length - 1];
   const slices: SeriesPoint["slices"] = {};
   for (const [slice, variants] of cells) {
     const out: SeriesPoint["slices"][string] = {};

@@ -8,7 +8,7 @@ import { FIELD, type MergedCell } from "./point.ts";
 const N = Type.Union([Type.Number(), Type.Null()]);
 const Counts = Type.Record(Type.String(), Type.Number());
 
-export const VariantPoint = Type.Object({
+const VariantPoint = Type.Object({
   requests: Type.Number(),
   requestsPerSecond: Type.Number(),
   responses: Type.Object({ "2xx": Type.Number(), "3xx": Type.Number(), "4xx": Type.Number(), "5xx": Type.Number(), local: Type.Number() }),
@@ -46,7 +46,7 @@ export const VariantPoint = Type.Object({
     { description: "The shadow against the primary (shadow variant only)" },
   ),
 });
-export type VariantPoint = Static<typeof VariantPoint>;
+type VariantPoint = Static<typeof VariantPoint>;
 
 const SlicePoint = Type.Object({ stable: Type.Optional(VariantPoint), canary: Type.Optional(VariantPoint), shadow: Type.Optional(VariantPoint) });
 
@@ -60,11 +60,9 @@ export const SeriesPoint = Type.Object({
   canaryPercent: Type.Number(),
   shadowPercent: Type.Number(),
   slices: Type.Record(Type.String({ description: "overall, or dimension=value" }), SlicePoint),
-  gates: Type.Record(
-    Type.String({ description: "gate name" }),
-    Type.Object({ stable: N, candidate: N, status: Type.String() }),
-    { description: "The engine's overall measurement of each gate at the step's last snapshot (engine-managed rollouts)" },
-  ),
+  gates: Type.Record(Type.String({ description: "gate name" }), Type.Object({ stable: N, candidate: N, status: Type.String() }), {
+    description: "The engine's overall measurement of each gate at the step's last snapshot (engine-managed rollouts)",
+  }),
 });
 export type SeriesPoint = Static<typeof SeriesPoint>;
 
@@ -83,47 +81,51 @@ const rate = (num: number, den: number): number | null => (den > 0 ? num / den :
 const ms = (us: number, count: number): number | null => (count > 0 ? Math.round(us) / 1000 : null);
 
 export function variantPoint(cell: MergedCell, seconds: number, variant: string): VariantPoint {
-  const n = cell.n;
-  const responses = n[FIELD.r2xx] + n[FIELD.r3xx] + n[FIELD.r4xx] + n[FIELD.r5xx] + n[FIELD.local];
-  const count = n[FIELD.latencyCount];
-  const compared = n[FIELD.statusMatch] + n[FIELD.statusMismatch];
+  // Stored rows cut trailing zeros: a field past the end is 0.
+  const n = (field: number) => cell.n[field] ?? 0;
+  const responses = n(FIELD.r2xx) + n(FIELD.r3xx) + n(FIELD.r4xx) + n(FIELD.r5xx) + n(FIELD.local);
+  const count = n(FIELD.latencyCount);
+  const compared = n(FIELD.statusMatch) + n(FIELD.statusMismatch);
   const shadow = variant === "shadow";
   return {
-    requests: n[FIELD.requests],
-    requestsPerSecond: seconds > 0 ? n[FIELD.requests] / seconds : 0,
-    responses: { "2xx": n[FIELD.r2xx], "3xx": n[FIELD.r3xx], "4xx": n[FIELD.r4xx], "5xx": n[FIELD.r5xx], local: n[FIELD.local] },
-    errorRate: rate(n[FIELD.r5xx] + n[FIELD.local], responses),
-    timeoutRate: rate(n[FIELD.local], responses),
-    latencyMs: { p50: ms(n[FIELD.p50Us], count), p95: ms(n[FIELD.p95Us], count), p99: ms(n[FIELD.p99Us], count), count },
-    schema: n[FIELD.schemaValidated] > 0 ? { validated: n[FIELD.schemaValidated], passRate: rate(n[FIELD.schemaValid], n[FIELD.schemaValidated]), failures: cell.failures } : null,
+    requests: n(FIELD.requests),
+    requestsPerSecond: seconds > 0 ? n(FIELD.requests) / seconds : 0,
+    responses: { "2xx": n(FIELD.r2xx), "3xx": n(FIELD.r3xx), "4xx": n(FIELD.r4xx), "5xx": n(FIELD.r5xx), local: n(FIELD.local) },
+    errorRate: rate(n(FIELD.r5xx) + n(FIELD.local), responses),
+    timeoutRate: rate(n(FIELD.local), responses),
+    latencyMs: { p50: ms(n(FIELD.p50Us), count), p95: ms(n(FIELD.p95Us), count), p99: ms(n(FIELD.p99Us), count), count },
+    schema:
+      n(FIELD.schemaValidated) > 0
+        ? { validated: n(FIELD.schemaValidated), passRate: rate(n(FIELD.schemaValid), n(FIELD.schemaValidated)), failures: cell.failures }
+        : null,
     labels: cell.labels,
-    unanalyzed: n[FIELD.unanalyzed],
+    unanalyzed: n(FIELD.unanalyzed),
     confidence:
-      n[FIELD.confidenceCount] > 0
-        ? { mean: n[FIELD.confidenceSumMilli] / n[FIELD.confidenceCount] / 1000, count: n[FIELD.confidenceCount], histogram: cell.confidence ?? [] }
+      n(FIELD.confidenceCount) > 0
+        ? { mean: n(FIELD.confidenceSumMilli) / n(FIELD.confidenceCount) / 1000, count: n(FIELD.confidenceCount), histogram: cell.confidence ?? [] }
         : null,
     llm:
-      n[FIELD.llmOutputs] > 0
+      n(FIELD.llmOutputs) > 0
         ? {
-            outputs: n[FIELD.llmOutputs],
-            promptTokensMean: rate(n[FIELD.promptSum], n[FIELD.promptCount]),
-            completionTokensMean: rate(n[FIELD.completionSum], n[FIELD.completionCount]),
-            citationRate: rate(n[FIELD.citation], n[FIELD.llmOutputs]),
-            abstainRate: rate(n[FIELD.abstained], n[FIELD.llmOutputs]),
-            fallbackRate: rate(n[FIELD.fallback], n[FIELD.llmOutputs]),
+            outputs: n(FIELD.llmOutputs),
+            promptTokensMean: rate(n(FIELD.promptSum), n(FIELD.promptCount)),
+            completionTokensMean: rate(n(FIELD.completionSum), n(FIELD.completionCount)),
+            citationRate: rate(n(FIELD.citation), n(FIELD.llmOutputs)),
+            abstainRate: rate(n(FIELD.abstained), n(FIELD.llmOutputs)),
+            fallbackRate: rate(n(FIELD.fallback), n(FIELD.llmOutputs)),
           }
         : null,
     comparison:
-      shadow && (compared > 0 || n[FIELD.dropped] + n[FIELD.skippedLargeBody] + n[FIELD.incomplete] > 0)
+      shadow && (compared > 0 || n(FIELD.dropped) + n(FIELD.skippedLargeBody) + n(FIELD.incomplete) > 0)
         ? {
             compared,
-            statusMatchRate: rate(n[FIELD.statusMatch], compared),
-            agreementRate: rate(n[FIELD.agree], n[FIELD.agree] + n[FIELD.disagree]),
-            predictionMissing: n[FIELD.predictionMissing],
-            confidenceDeltaMean: n[FIELD.confidenceDeltaCount] > 0 ? n[FIELD.confidenceDeltaSumMilli] / n[FIELD.confidenceDeltaCount] / 1000 : null,
-            dropped: n[FIELD.dropped],
-            skippedLargeBody: n[FIELD.skippedLargeBody],
-            incomplete: n[FIELD.incomplete],
+            statusMatchRate: rate(n(FIELD.statusMatch), compared),
+            agreementRate: rate(n(FIELD.agree), n(FIELD.agree) + n(FIELD.disagree)),
+            predictionMissing: n(FIELD.predictionMissing),
+            confidenceDeltaMean: n(FIELD.confidenceDeltaCount) > 0 ? n(FIELD.confidenceDeltaSumMilli) / n(FIELD.confidenceDeltaCount) / 1000 : null,
+            dropped: n(FIELD.dropped),
+            skippedLargeBody: n(FIELD.skippedLargeBody),
+            incomplete: n(FIELD.incomplete),
           }
         : null,
   };

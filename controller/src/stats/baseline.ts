@@ -11,7 +11,7 @@ import type { StatsBaseline } from "../rollouts/model.ts";
 
 /** Reads the baseline for a rollout about to be created under `name`. Never throws: a create must not fail on it. */
 export async function readStatsBaseline(provider: MetricProvider, name: string, at: Date): Promise<StatsBaseline> {
-  let reading;
+  let reading: Awaited<ReturnType<MetricProvider["readRollout"]>>;
   try {
     // Counts since `at` (a source that counts from the rollout's start has nothing yet); Envoy admin: since Envoy started.
     reading = await provider.readRollout(name, { at: at.getTime(), since: at.getTime() });

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { stageRef, toSnapshot } from "../engine/index.ts";
+import { stageRef, toSnapshot, type EngineState } from "../engine/index.ts";
 import { InvalidRequestError, UnavailableError } from "../errors.ts";
 import type { MetricProvider } from "../metrics/provider.ts";
 import { summarizeShadow, summarizeVariant, type VariantSummary } from "../metrics/summary.ts";
@@ -20,10 +20,7 @@ const Counts = Type.Record(Type.String(), Type.Number());
 const OutputStats = Type.Object({
   analyzed: Type.Number(),
   labels: Counts,
-  schema: Type.Union([
-    Type.Object({ validated: Type.Number(), valid: Type.Number(), passRate: NullableNumber, failures: Counts }),
-    Type.Null(),
-  ]),
+  schema: Type.Union([Type.Object({ validated: Type.Number(), valid: Type.Number(), passRate: NullableNumber, failures: Counts }), Type.Null()]),
   unanalyzed: Counts,
   guard: Type.Object({ replaced: Type.Number(), failed: Type.Number(), skipped: Type.Number() }),
   confidence: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number(), mean: NullableNumber }),
@@ -48,7 +45,10 @@ const ShadowComparison = Type.Object({
   confidenceDelta: Distribution,
   primaryLatencyMs: Type.Object(
     { p50: NullableNumber, p95: NullableNumber, count: Type.Number() },
-    { description: "The primary's answers to the mirrored requests, timed like the mirrored calls (request complete -> whole answer): what the shadow's latencyMs is compared with." },
+    {
+      description:
+        "The primary's answers to the mirrored requests, timed like the mirrored calls (request complete -> whole answer): what the shadow's latencyMs is compared with.",
+    },
   ),
   dropped: Type.Number(),
   skippedLargeBody: Type.Number(),
@@ -72,7 +72,7 @@ const VariantStats = Type.Object({
 
 const SliceStats = Type.Object({ stable: VariantStats, canary: VariantStats, shadow: Type.Optional(VariantStats) });
 
-export const StatsQuery = Type.Object({
+const StatsQuery = Type.Object({
   window: Type.Optional(
     Type.Unsafe<"rollout" | "stage">({
       type: "string",
@@ -95,21 +95,17 @@ const StatsWindow = Type.Object({
   note: Type.Union([Type.String(), Type.Null()]),
 });
 
-export const RolloutStatsBody = Type.Object({
+const RolloutStatsBody = Type.Object({
   rollout: Type.String(),
   window: StatsWindow,
-  sources: Type.Array(
-    Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
-  ),
+  sources: Type.Array(Type.Object({ url: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) })),
   variants: SliceStats,
-  segments: Type.Record(
-    Type.String({ description: "segment dimension" }),
-    Type.Record(Type.String({ description: "segment value" }), SliceStats),
-    { description: "The same stats per segment value, for every dimension the rollout declares." },
-  ),
+  segments: Type.Record(Type.String({ description: "segment dimension" }), Type.Record(Type.String({ description: "segment value" }), SliceStats), {
+    description: "The same stats per segment value, for every dimension the rollout declares.",
+  }),
 });
 
-export interface StatsRoutesOptions {
+interface StatsRoutesOptions {
   store: RolloutStore;
   metricProvider: MetricProvider;
   clock?: () => Date;
@@ -147,7 +143,14 @@ export const statsRoutes: FastifyPluginAsyncTypebox<StatsRoutesOptions> = async 
       }
       // Fresh after the await: the rollout may have moved to another stage, or been deleted and created again.
       const current = store.get(name);
-      const window = kind === "stage" ? stageWindow(current, toSnapshot(reading.value)) : rolloutWindow(store, current, toSnapshot(reading.value), clock());
+      let window: Window;
+      if (kind === "stage") {
+        // Deleted and created again as a manual rollout during the read: no stage window any more.
+        if (current.engine === null) throw noStageWindow(name);
+        window = stageWindow(current.engine.state, toSnapshot(reading.value));
+      } else {
+        window = rolloutWindow(store, current, toSnapshot(reading.value), clock());
+      }
       const counts = countsFromSnapshot(window.counted.counts);
       return {
         rollout: name,
@@ -179,12 +182,19 @@ function rolloutWindow(store: RolloutStore, rollout: Rollout, current: ReturnTyp
   const baseline = rollout.statsBaseline;
   const since = rollout.createdAt.toISOString();
   if (baseline === undefined) {
-    return { counted: countsSince(current, null), describe: { kind: "rollout", since, note: "created before per-rollout counting: counts since the Envoys started" } };
+    return {
+      counted: countsSince(current, null),
+      describe: { kind: "rollout", since, note: "created before per-rollout counting: counts since the Envoys started" },
+    };
   }
   if (baseline.kind === "unknown") {
     return {
       counted: countsSince(current, null),
-      describe: { kind: "rollout", since, note: `Envoy's counts could not be read when the rollout was created (${baseline.error}): an earlier rollout of the same name may be included` },
+      describe: {
+        kind: "rollout",
+        since,
+        note: `Envoy's counts could not be read when the rollout was created (${baseline.error}): an earlier rollout of the same name may be included`,
+      },
     };
   }
   const counted = countsSince(current, baseline.kind === "counts" ? baseline.counts : null);
@@ -196,12 +206,17 @@ function rolloutWindow(store: RolloutStore, rollout: Rollout, current: ReturnTyp
     }
     return { counted, describe: { kind: "rollout", since, note: "an Envoy restarted since the rollout was created: counts since its restart" } };
   }
-  return { counted, describe: { kind: "rollout", since, note: baseline.kind === "zero" ? baseline.note ?? null : null } };
+  return { counted, describe: { kind: "rollout", since, note: baseline.kind === "zero" ? (baseline.note ?? null) : null } };
 }
 
 /** The engine's current stage window: current minus the stage's baseline. */
-function stageWindow(rollout: Rollout, current: ReturnType<typeof toSnapshot>): Window {
-  const state = rollout.engine!.state;
+function noStageWindow(name: string): InvalidRequestError {
+  return new InvalidRequestError(`rollout ${name}: no stage window: the rollout is not managed by the engine (use window=rollout)`, [
+    { path: "/window", reason: "stage windows exist for engine-managed rollouts only" },
+  ]);
+}
+
+function stageWindow(state: EngineState, current: ReturnType<typeof toSnapshot>): Window {
   const stage = stageRef(state);
   if (state.baseline === null) {
     const note = state.stageIndex < 0 ? "no stage started yet" : "the stage's window starts at the engine's next reading";
@@ -209,7 +224,9 @@ function stageWindow(rollout: Rollout, current: ReturnType<typeof toSnapshot>): 
   }
   const counted = countsSince(current, state.baseline);
   const since = state.baselineAt === null ? null : new Date(state.baselineAt).toISOString();
-  const note = counted.envoyRestarted ? "an Envoy restarted since the stage's window started: counts since its restart (the engine starts a new window at its next tick)" : null;
+  const note = counted.envoyRestarted
+    ? "an Envoy restarted since the stage's window started: counts since its restart (the engine starts a new window at its next tick)"
+    : null;
   return { counted, describe: { kind: "stage", since, stage, note } };
 }
 

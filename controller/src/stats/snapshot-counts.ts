@@ -3,30 +3,28 @@
  * window (current minus baseline) is summarized by the same code as cumulative counts.
  */
 import { parseSliceKey, type CountsSnapshot, type HistogramSnapshot, type SliceSnapshot, type VariantSnapshots } from "../engine/index.ts";
-import {
-  emptyVariantCounts,
-  RESPONSE_CLASSES,
-  type HistogramBucket,
-  type RolloutCounts,
-  type SliceCounts,
-  type VariantCounts,
-} from "../metrics/provider.ts";
+import { emptyVariantCounts, RESPONSE_CLASSES, type HistogramBucket, type RolloutCounts, type SliceCounts, type VariantCounts } from "../metrics/provider.ts";
 
 const RESPONSE_KEY = /^responses\{class=(.+)\}$/;
 
 function buckets(h: HistogramSnapshot): HistogramBucket[] {
-  const out = h.bounds.map((upperBound, i) => ({ upperBound, cumulativeCount: h.cumulative[i] }));
+  const out = h.bounds.map((upperBound, i) => {
+    const cumulativeCount = h.cumulative[i];
+    if (cumulativeCount === undefined) throw new RangeError(`counts snapshot: ${h.bounds.length} bounds but ${h.cumulative.length} cumulative counts`);
+    return { upperBound, cumulativeCount };
+  });
   if (h.total > 0) out.push({ upperBound: Infinity, cumulativeCount: h.total });
   return out;
 }
 
-export function variantFromSnapshot(slice: SliceSnapshot | undefined): VariantCounts {
+function variantFromSnapshot(slice: SliceSnapshot | undefined): VariantCounts {
   const counts = emptyVariantCounts();
   if (!slice) return counts;
   for (const [name, n] of Object.entries(slice.counters)) {
-    const response = RESPONSE_KEY.exec(name);
+    const responseClass = RESPONSE_KEY.exec(name)?.[1];
     if (name === "requests") counts.requests = n;
-    else if (response && (RESPONSE_CLASSES as readonly string[]).includes(response[1])) counts.responses[response[1] as keyof VariantCounts["responses"]] = n;
+    else if (responseClass !== undefined && (RESPONSE_CLASSES as readonly string[]).includes(responseClass))
+      counts.responses[responseClass as keyof VariantCounts["responses"]] = n;
     else counts.counters[name] = n;
   }
   for (const [name, h] of Object.entries(slice.histograms)) {

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { ControllerTelemetry } from "../telemetry.ts";
 
-export interface SystemRoutesOptions {
+interface SystemRoutesOptions {
   telemetry: ControllerTelemetry;
 }
 

@@ -33,7 +33,13 @@ const Row = memo(function Row(props: { item: Item; minute: number }) {
   return (
     <tr data-testid="rollout-row" data-name={name} class={attention.length > 0 ? "needs" : ""}>
       <td>
-        <a href={href} onClick={(e) => (e.preventDefault(), navigate(href))}>
+        <a
+          href={href}
+          onClick={(e) => {
+            e.preventDefault();
+            navigate(href);
+          }}
+        >
           {name}
         </a>
       </td>
@@ -92,7 +98,15 @@ export function ListPage(props: { canWrite: boolean }) {
   const rows = useMemo(() => {
     const needle = search.trim().toLowerCase();
     const all = [...items.current.values()].sort((a, b) => String(a.name).localeCompare(String(b.name)));
-    return all.filter((item) => (!attentionOnly || arr(item.attention).length > 0) && (needle === "" || String(item.name).includes(needle) || String(item.owner ?? "").toLowerCase().includes(needle)));
+    return all.filter(
+      (item) =>
+        (!attentionOnly || arr(item.attention).length > 0) &&
+        (needle === "" ||
+          String(item.name).includes(needle) ||
+          String(item.owner ?? "")
+            .toLowerCase()
+            .includes(needle)),
+    );
   }, [version, attentionOnly, search]);
   const needing = useMemo(() => [...items.current.values()].filter((i) => arr(i.attention).length > 0).length, [version]);
 
@@ -105,7 +119,13 @@ export function ListPage(props: { canWrite: boolean }) {
         </span>
         <span class="spacer" />
         <label class="check">
-          <input type="checkbox" checked={attentionOnly} onChange={(e) => setAttentionOnly((e.target as HTMLInputElement).checked)} data-testid="attention-filter" /> needs attention
+          <input
+            type="checkbox"
+            checked={attentionOnly}
+            onChange={(e) => setAttentionOnly((e.target as HTMLInputElement).checked)}
+            data-testid="attention-filter"
+          />{" "}
+          needs attention
         </label>
         <input type="search" placeholder="filter by name or owner" value={search} onInput={(e) => setSearch((e.target as HTMLInputElement).value)} />
         <LiveBadge state={stream.state} detail={stream.detail} />

@@ -42,7 +42,11 @@ export function RolloutPage(props: { name: string; canWrite: boolean }) {
     }
     const run = async () => {
       const managed = managedRef.current;
-      const settle = <T,>(p: Promise<T>) => p.then((value) => ({ value, error: null as string | null }), (e: Error) => ({ value: null, error: e.message }));
+      const settle = <T,>(p: Promise<T>) =>
+        p.then(
+          (value) => ({ value, error: null as string | null }),
+          (e: Error) => ({ value: null, error: e.message }),
+        );
       const [stats, report, history, series] = await Promise.all([
         settle(getJson(`${base}/stats`)),
         managed ? settle(getJson(`${base}/report`)) : Promise.resolve({ value: null, error: null }),
@@ -87,14 +91,21 @@ export function RolloutPage(props: { name: string; canWrite: boolean }) {
     return stop;
   }, [props.name]);
 
-  const picture = useMemo(() => buildPicture({ summary, view, report: loaded.report, history: loaded.history }, Date.now()), [summary, view, loaded.report, loaded.history]);
+  const picture = useMemo(
+    () => buildPicture({ summary, view, report: loaded.report, history: loaded.history }, Date.now()),
+    [summary, view, loaded.report, loaded.history],
+  );
   const stats = useMemo(() => (loaded.stats ? readStats(loaded.stats) : null), [loaded.stats]);
   const series = useMemo(() => readSeries(loaded.series), [loaded.series]);
   const segments = useMemo(() => segmentRows(loaded.stats, picture.gates), [loaded.stats, picture.gates]);
   const gateUnits = useMemo(() => Object.fromEntries(picture.gates.map((g) => [g.gate, g.unit])), [picture.gates]);
 
   if (stream.state === "refused" && summary === null) {
-    return <p class="error" data-testid="not-found">{stream.detail}</p>;
+    return (
+      <p class="error" data-testid="not-found">
+        {stream.detail}
+      </p>
+    );
   }
   if (summary === null) return <p class="muted">Loading {props.name}…</p>;
   return (
@@ -103,7 +114,11 @@ export function RolloutPage(props: { name: string; canWrite: boolean }) {
         <span class="spacer" />
         <LiveBadge state={stream.state} detail={stream.detail} />
       </div>
-      {deleted && <p class="error" data-testid="deleted">This rollout was deleted.</p>}
+      {deleted && (
+        <p class="error" data-testid="deleted">
+          This rollout was deleted.
+        </p>
+      )}
       <Header p={picture} />
       <Actions p={picture} canWrite={props.canWrite && !deleted} />
       <Traffic stats={stats} error={loaded.statsError} />

@@ -66,7 +66,10 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
   if (!props.canWrite || (p.actions.length === 0 && result === null)) return null;
 
   const open = (action: ActionName) => {
-    setPending({ action, shown: { revision: p.revision, phase: p.phase, stage: p.stage?.name ?? null, canaryPercent: p.canaryPercent, shadowPercent: p.shadowPercent } });
+    setPending({
+      action,
+      shown: { revision: p.revision, phase: p.phase, stage: p.stage?.name ?? null, canaryPercent: p.canaryPercent, shadowPercent: p.shadowPercent },
+    });
     setReason("");
     setResult(null);
     dialog.current?.showModal();
@@ -76,7 +79,14 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
     if (!pending) return;
     setBusy(true);
     const base = `/v1/rollouts/${encodeURIComponent(p.name)}`;
-    const body = pending.action === "rollback" ? undefined : pending.action === "approve" || pending.action === "reject" ? { approved: pending.action === "approve", ...(reason ? { reason } : {}) } : reason ? { reason } : {};
+    const body =
+      pending.action === "rollback"
+        ? undefined
+        : pending.action === "approve" || pending.action === "reject"
+          ? { approved: pending.action === "approve", ...(reason ? { reason } : {}) }
+          : reason
+            ? { reason }
+            : {};
     const path = pending.action === "approve" || pending.action === "reject" ? `${base}/review` : `${base}/${pending.action}`;
     storeActor(actor);
     try {
@@ -110,7 +120,7 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
     <section class="panel actions" data-testid="actions">
       <div class="buttons">
         {p.actions.map((a) => (
-          <button key={a} class={DANGER.has(a) ? "danger" : ""} onClick={() => open(a)} data-testid={`action-${a}`}>
+          <button type="button" key={a} class={DANGER.has(a) ? "danger" : ""} onClick={() => open(a)} data-testid={`action-${a}`}>
             {LABELS[a]}
           </button>
         ))}
@@ -122,15 +132,21 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
       )}
       <dialog ref={dialog} class="confirm" data-testid="confirm-dialog" onClose={() => setPending(null)}>
         {pending && (
-          <form method="dialog" onSubmit={(e) => (e.preventDefault(), void confirm())}>
+          <form
+            method="dialog"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void confirm();
+            }}
+          >
             <h3>
               {LABELS[pending.action]} {p.name}?
             </h3>
             <p>{EXPLAIN[pending.action]}</p>
             <p class="muted small">
               As shown: revision {pending.shown.revision ?? "–"}, {pending.shown.phase ?? "manual"}
-              {pending.shown.stage ? `, stage ${pending.shown.stage}` : ""}, canary {pct(pending.shown.canaryPercent)}. If the rollout changes before you confirm, the
-              controller refuses this (412) rather than act on a state you did not see.
+              {pending.shown.stage ? `, stage ${pending.shown.stage}` : ""}, canary {pct(pending.shown.canaryPercent)}. If the rollout changes before you
+              confirm, the controller refuses this (412) rather than act on a state you did not see.
             </p>
             {pending.action !== "rollback" && (
               <label>

@@ -77,9 +77,25 @@ export function Chart(props: ChartProps) {
       height: 180,
       legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) } },
-      axes: [{ stroke: "#64748b", grid: { stroke: "#e2e8f0" } }, { stroke: "#64748b", grid: { stroke: "#e2e8f0" }, size: 64, values: (_u, ticks) => ticks.map((t) => props.format(t)) }],
-      series: [{}, ...props.lines.map((l) => ({ label: l.label, stroke: l.color, width: 1.5, dash: l.dash, spanGaps: false, value: (_u: uPlot, v: number | null) => props.format(v) }))],
+      scales: {
+        x: { time: true },
+        y: { range: (_u, min, max) => (props.minTop !== undefined ? [0, Math.max(max, props.minTop) * 1.1] : [Math.min(0, min), max > 0 ? max * 1.1 : 1]) },
+      },
+      axes: [
+        { stroke: "#64748b", grid: { stroke: "#e2e8f0" } },
+        { stroke: "#64748b", grid: { stroke: "#e2e8f0" }, size: 64, values: (_u, ticks) => ticks.map((t) => props.format(t)) },
+      ],
+      series: [
+        {},
+        ...props.lines.map((l) => ({
+          label: l.label,
+          stroke: l.color,
+          width: 1.5,
+          dash: l.dash,
+          spanGaps: false,
+          value: (_u: uPlot, v: number | null) => props.format(v),
+        })),
+      ],
       plugins: [markerPlugin(() => markers.current)],
     };
     const u = new uPlot(options, [props.x, ...props.lines.map((l) => l.values)] as uPlot.AlignedData, el);

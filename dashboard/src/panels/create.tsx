@@ -33,7 +33,8 @@ export function CreateRollout() {
       dialog.current?.close();
       if (name) navigate(`/rollouts/${encodeURIComponent(name)}`);
     } catch (e) {
-      const details = e instanceof ApiError ? arr(field(e.body, "details")).map((d) => ({ path: str(field(d, "path")) ?? "", reason: str(field(d, "reason")) ?? "" })) : [];
+      const details =
+        e instanceof ApiError ? arr(field(e.body, "details")).map((d) => ({ path: str(field(d, "path")) ?? "", reason: str(field(d, "reason")) ?? "" })) : [];
       setError({ message: (e as Error).message, details });
     } finally {
       setBusy(false);
@@ -42,7 +43,7 @@ export function CreateRollout() {
 
   return (
     <>
-      <button class="primary" onClick={() => dialog.current?.showModal()} data-testid="new-rollout">
+      <button type="button" class="primary" onClick={() => dialog.current?.showModal()} data-testid="new-rollout">
         New rollout
       </button>
       <dialog ref={dialog} class="confirm create" data-testid="create-dialog">

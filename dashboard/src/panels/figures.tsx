@@ -8,7 +8,10 @@ import { COLORS } from "./chart.tsx";
 const SHOWN: VariantName[] = ["stable", "canary", "shadow"];
 
 function present(s: StatsPicture): Array<[VariantName, VariantFigures]> {
-  return SHOWN.filter((v) => s.variants[v] && (v !== "shadow" || s.hasShadow)).map((v) => [v, s.variants[v]!]);
+  return SHOWN.flatMap((v): Array<[VariantName, VariantFigures]> => {
+    const figures = s.variants[v];
+    return figures && (v !== "shadow" || s.hasShadow) ? [[v, figures]] : [];
+  });
 }
 
 export function Traffic(props: { stats: StatsPicture | null; error: string | null }) {
@@ -18,7 +21,7 @@ export function Traffic(props: { stats: StatsPicture | null; error: string | nul
       <h2>Stable vs canary since the rollout was created</h2>
       {props.error && <p class="error">{props.error}</p>}
       {s && s.sourcesDown.length > 0 && <p class="error">Envoy endpoints not answering: {s.sourcesDown.join("; ")}</p>}
-      {s && s.windowNote && <p class="muted small">{s.windowNote}</p>}
+      {s?.windowNote && <p class="muted small">{s.windowNote}</p>}
       {s && (
         <table class="grid traffic" data-testid="traffic">
           <thead>
@@ -105,7 +108,12 @@ export function Output(props: { stats: StatsPicture; series: SeriesColumns }) {
       <div class="two">
         {labels.length > 0 && <Bars title="Label distribution" testId="labels" byVariant={variants.map(([n, v]) => [n, v.labels])} keys={labels} />}
         {bins.length > 0 && (
-          <Bars title="Confidence (recorded history)" testId="confidence" byVariant={bins.map(([n, b]) => [n, Object.fromEntries(b.map((c, i) => [binLabels[i], c]))])} keys={binLabels} />
+          <Bars
+            title="Confidence (recorded history)"
+            testId="confidence"
+            byVariant={bins.map(([n, b]) => [n, Object.fromEntries(b.map((c, i) => [binLabels[i], c]))])}
+            keys={binLabels}
+          />
         )}
       </div>
       <table class="grid" data-testid="schema">
@@ -143,7 +151,7 @@ export function Output(props: { stats: StatsPicture; series: SeriesColumns }) {
 }
 
 export function Llm(props: { stats: StatsPicture; children?: preact.ComponentChildren }) {
-  const variants = present(props.stats).filter(([, v]) => v.llm !== null);
+  const variants = present(props.stats).flatMap(([name, v]) => (v.llm !== null ? [[name, v.llm] as const] : []));
   if (variants.length === 0) return null;
   return (
     <section class="panel">
@@ -161,15 +169,15 @@ export function Llm(props: { stats: StatsPicture; children?: preact.ComponentChi
           </tr>
         </thead>
         <tbody>
-          {variants.map(([name, v]) => (
+          {variants.map(([name, llm]) => (
             <tr key={name}>
               <td>{name}</td>
-              <td class="num">{count(v.llm!.outputs)}</td>
-              <td class="num">{num(v.llm!.promptP50)}</td>
-              <td class="num">{num(v.llm!.completionP50)}</td>
-              <td class="num">{percent(v.llm!.citationRate)}</td>
-              <td class="num">{percent(v.llm!.abstainRate)}</td>
-              <td class="num">{percent(v.llm!.fallbackRate)}</td>
+              <td class="num">{count(llm.outputs)}</td>
+              <td class="num">{num(llm.promptP50)}</td>
+              <td class="num">{num(llm.completionP50)}</td>
+              <td class="num">{percent(llm.citationRate)}</td>
+              <td class="num">{percent(llm.abstainRate)}</td>
+              <td class="num">{percent(llm.fallbackRate)}</td>
             </tr>
           ))}
         </tbody>

@@ -36,7 +36,8 @@ export function Header(props: { p: Picture }) {
         </dd>
         <dt>weight</dt>
         <dd data-testid="weights">
-          canary <strong>{pct(p.canaryPercent)}</strong> set, <strong data-testid="observed">{pct(p.observedCanaryPercent)}</strong> observed · shadow {pct(p.shadowPercent)}
+          canary <strong>{pct(p.canaryPercent)}</strong> set, <strong data-testid="observed">{pct(p.observedCanaryPercent)}</strong> observed · shadow{" "}
+          {pct(p.shadowPercent)}
         </dd>
       </dl>
       {p.managed && p.stages.length > 0 && (

@@ -8,7 +8,9 @@ export function Scorecard(props: { p: Picture }) {
     <section class="panel">
       <h2>Gates</h2>
       <p class="muted small">
-        {gatesSource === null ? "No evaluation yet." : `${gatesSource === "live evaluation" ? "The engine's latest evaluation" : "From the last decision with measurements"}${gatesAt ? ` at ${time(gatesAt)}` : ""}; intervals are confidence sequences (valid at every look).`}
+        {gatesSource === null
+          ? "No evaluation yet."
+          : `${gatesSource === "live evaluation" ? "The engine's latest evaluation" : "From the last decision with measurements"}${gatesAt ? ` at ${time(gatesAt)}` : ""}; intervals are confidence sequences (valid at every look).`}
       </p>
       {gates.length > 0 && (
         <table class="grid" data-testid="scorecard">
@@ -28,7 +30,14 @@ export function Scorecard(props: { p: Picture }) {
           </thead>
           <tbody>
             {gates.map((g) => (
-              <tr key={`${g.gate}|${g.slice}`} class={`verdict-${g.verdict}`} data-testid="gate-row" data-gate={g.gate} data-slice={g.slice} data-verdict={g.verdict}>
+              <tr
+                key={`${g.gate}|${g.slice}`}
+                class={`verdict-${g.verdict}`}
+                data-testid="gate-row"
+                data-gate={g.gate}
+                data-slice={g.slice}
+                data-verdict={g.verdict}
+              >
                 <td class={`verdict nowrap v-${g.verdict}`}>
                   {verdictIcon(g.verdict)} {g.verdict}
                 </td>

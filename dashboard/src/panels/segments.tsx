@@ -25,7 +25,13 @@ export function Segments(props: { rows: SegmentRow[]; mix: MixRow[] }) {
           </thead>
           <tbody>
             {props.rows.map((r) => (
-              <tr key={`${r.dimension}=${r.value}`} class={`verdict-${r.worst}`} data-testid="segment-row" data-slice={`${r.dimension}=${r.value}`} data-worst={r.worst}>
+              <tr
+                key={`${r.dimension}=${r.value}`}
+                class={`verdict-${r.worst}`}
+                data-testid="segment-row"
+                data-slice={`${r.dimension}=${r.value}`}
+                data-worst={r.worst}
+              >
                 <td>{r.dimension}</td>
                 <td>{r.value}</td>
                 <td class="num">{percent(r.stableShare, 1)}</td>
@@ -73,4 +79,3 @@ export function Segments(props: { rows: SegmentRow[]; mix: MixRow[] }) {
     </section>
   );
 }
-

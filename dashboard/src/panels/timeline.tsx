@@ -36,7 +36,7 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
         <label class="check">
           <input type="checkbox" checked={showHeld} onChange={(e) => setShowHeld((e.target as HTMLInputElement).checked)} /> show holds
         </label>
-        <button onClick={openReport} data-testid="open-report">
+        <button type="button" onClick={openReport} data-testid="open-report">
           Postmortem report
         </button>
       </div>
@@ -44,8 +44,10 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
       {report !== null && (
         <div class="report" data-testid="report">
           <div class="toolbar">
-            <button onClick={download}>Download .md</button>
-            <button class="link" onClick={() => setReport(null)}>
+            <button type="button" onClick={download}>
+              Download .md
+            </button>
+            <button type="button" class="link" onClick={() => setReport(null)}>
               close
             </button>
           </div>
@@ -56,7 +58,8 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
         {entries.map((e, i) => (
           <li key={`${e.at}-${i}`} class={`decision kind-${e.kind}`} data-kind={e.kind}>
             <div>
-              <span class="when">{time(e.at)}</span> <strong>{e.kind}</strong> {e.from && e.to && e.from !== e.to ? `${e.from} → ${e.to}` : ""} {e.stage ? `· stage ${e.stage}` : ""} · by {e.actor ?? "?"}
+              <span class="when">{time(e.at)}</span> <strong>{e.kind}</strong> {e.from && e.to && e.from !== e.to ? `${e.from} → ${e.to}` : ""}{" "}
+              {e.stage ? `· stage ${e.stage}` : ""} · by {e.actor ?? "?"}
             </div>
             <div class="reason">{e.reason}</div>
             {e.evidence.length > 0 && (
@@ -65,7 +68,8 @@ export function Timeline(props: { name: string; entries: TimelineEntry[]; manage
                 <ul class="evidence">
                   {e.evidence.map((g, j) => (
                     <li key={j} class={`v-${g.verdict}`}>
-                      {verdictIcon(g.verdict)} {g.gate} {g.slice}: {inUnit(g.candidate, g.unit)} vs {inUnit(g.stable, g.unit)} ({g.limit}; {g.interval}) {g.reason}
+                      {verdictIcon(g.verdict)} {g.gate} {g.slice}: {inUnit(g.candidate, g.unit)} vs {inUnit(g.stable, g.unit)} ({g.limit}; {g.interval}){" "}
+                      {g.reason}
                     </li>
                   ))}
                 </ul>

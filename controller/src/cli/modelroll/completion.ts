@@ -89,7 +89,11 @@ function zshScript(tree: CompletionTree): string {
       if (c.fileFlags.includes(flag)) return `'${flag}[]:file:_files'`;
       return `'${flag}[]'`;
     });
-    const positional = c.takesRollout ? ["'1:rollout:_modelroll_rollouts'"] : c.positionalChoices.length > 0 ? [`'1:shell:(${words(c.positionalChoices)})'`] : [];
+    const positional = c.takesRollout
+      ? ["'1:rollout:_modelroll_rollouts'"]
+      : c.positionalChoices.length > 0
+        ? [`'1:shell:(${words(c.positionalChoices)})'`]
+        : [];
     return `      (${[c.name, ...c.aliases].join("|")}) _arguments -s ${[...specs, ...positional, "'*::arg:_default'"].join(" ")} ;;`;
   });
   return `#compdef ${tree.program}

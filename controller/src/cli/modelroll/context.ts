@@ -40,9 +40,8 @@ export function contextOf(plan: Plan, io: CliIO): Context {
 export async function fetchReport(name: string, ctx: Context): Promise<unknown> {
   try {
     const answer = await call(ctx.http, { method: "GET", path: rolloutPath(name, "/report?format=json") });
-    return answer.status === 200 ? answer.json ?? null : null;
+    return answer.status === 200 ? (answer.json ?? null) : null;
   } catch {
     return null;
   }
 }
-

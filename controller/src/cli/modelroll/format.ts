@@ -28,25 +28,28 @@ export function paint(enabled: boolean): Paint {
 }
 
 // eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ESC is the character this matches (SGR colour codes).
 const ANSI = /\x1b\[[0-9;]*m/g;
-export const visibleLength = (text: string) => [...text.replace(ANSI, "")].length;
+const visibleLength = (text: string) => [...text.replace(ANSI, "")].length;
 
 /** Columns padded to the widest cell (color codes not counted); the last column is not padded. */
 export function table(header: string[], rows: string[][], p: Paint): string {
   const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ""))));
   const line = (cells: string[]) =>
     cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell + " ".repeat(widths[i] - visibleLength(cell))))
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell + " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(cell)))))
       .join("   ")
       .trimEnd();
-  return [p.bold(line(header)), ...rows.map(line)].join("\n") + "\n";
+  return `${[p.bold(line(header)), ...rows.map(line)].join("\n")}\n`;
 }
 
 /** A data document in the asked format; null when the caller renders a table itself. */
 export function document(value: unknown, output: Output): string | null {
-  if (output === "json") return JSON.stringify(value, null, 2) + "\n";
-  if (output === "yaml") return toYaml(value, { lineWidth: 0 });
-  return null;
+  return output === "json" || output === "yaml" ? serialize(value, output) : null;
+}
+
+export function serialize(value: unknown, format: "json" | "yaml"): string {
+  return format === "json" ? `${JSON.stringify(value, null, 2)}\n` : toYaml(value, { lineWidth: 0 });
 }
 
 export function percent(value: unknown): string {
@@ -85,7 +88,7 @@ export function count(value: unknown): string {
 }
 
 export function clip(text: string, max: number): string {
-  return [...text].length <= max ? text : [...text].slice(0, max - 1).join("") + "…";
+  return [...text].length <= max ? text : `${[...text].slice(0, max - 1).join("")}…`;
 }
 
 /** A field of an object of unknown shape, or undefined. */

@@ -29,7 +29,7 @@ export interface GateSlice {
   etaSeconds: number | null;
 }
 
-export interface StageLine {
+interface StageLine {
   name: string;
   state: "done" | "current" | "ended" | "pending";
 }
@@ -71,14 +71,19 @@ export interface Picture {
 const TERMINAL = new Set(["Succeeded", "Finalizing", "Finalized", "RolledBack", "Failed"]);
 const SUCCEEDED = new Set(["Succeeded", "Finalizing", "Finalized"]);
 export const isSuccessPhase = (phase: string | null | undefined) => typeof phase === "string" && SUCCEEDED.has(phase);
-export const isTerminalPhase = (phase: string | null | undefined) => phase !== null && phase !== undefined && TERMINAL.has(phase);
+export const isTerminalPhase = (phase: string | null | undefined): phase is string => phase !== null && phase !== undefined && TERMINAL.has(phase);
 export const isActivePhase = (phase: string | null | undefined) => typeof phase === "string" && !TERMINAL.has(phase);
 
 const VERDICT_RANK: Record<Verdict, number> = { Failed: 0, Error: 1, Inconclusive: 2, Unknown: 3, Passed: 4 };
 
 /** Worst first: Failed, Error, Inconclusive, Passed; then the larger severity; then overall before segments. */
 export function worstFirst(a: GateSlice, b: GateSlice): number {
-  return VERDICT_RANK[a.verdict] - VERDICT_RANK[b.verdict] || b.severity - a.severity || Number(a.slice !== "overall") - Number(b.slice !== "overall") || a.slice.localeCompare(b.slice);
+  return (
+    VERDICT_RANK[a.verdict] - VERDICT_RANK[b.verdict] ||
+    b.severity - a.severity ||
+    Number(a.slice !== "overall") - Number(b.slice !== "overall") ||
+    a.slice.localeCompare(b.slice)
+  );
 }
 
 function verdictOf(value: unknown): Verdict {
@@ -180,11 +185,20 @@ function planOf(view: unknown): unknown[] | null {
 function textOf(value: unknown): string | null {
   if (typeof value === "string") return value || null;
   if (typeof value !== "object" || value === null) return null;
-  return str(field(value, "description")) ?? str(field(value, "message")) ?? str(field(value, "reason")) ?? str(field(value, "step")) ?? str(field(value, "action")) ?? str(field(value, "next")) ?? JSON.stringify(value);
+  return (
+    str(field(value, "description")) ??
+    str(field(value, "message")) ??
+    str(field(value, "reason")) ??
+    str(field(value, "step")) ??
+    str(field(value, "action")) ??
+    str(field(value, "next")) ??
+    JSON.stringify(value)
+  );
 }
 
 function archivedOf(view: unknown): string | null {
-  const at = str(field(view, "archived", "at")) ?? str(field(view, "archivedAt")) ?? str(field(view, "archive", "at")) ?? str(field(view, "archive", "archivedAt"));
+  const at =
+    str(field(view, "archived", "at")) ?? str(field(view, "archivedAt")) ?? str(field(view, "archive", "at")) ?? str(field(view, "archive", "archivedAt"));
   if (at) return at;
   if (field(view, "archived") === true || (typeof field(view, "archive") === "object" && field(view, "archive") !== null)) return "yes";
   return null;
@@ -212,16 +226,25 @@ export function buildPicture(view: unknown, report: unknown, now: number): Pictu
     if (gates.length > 0) gatesSource = "last decision";
   }
 
-  const holds = arr(field(evaluation, "holds")).map((h) => str(field(h, "text"))).filter((t): t is string => t !== null);
-  const holding = holds.length > 0 ? holds : arr(field(evaluation, "blocking") ?? field(evaluation, "holding")).filter((b): b is string => typeof b === "string");
+  const holds = arr(field(evaluation, "holds"))
+    .map((h) => str(field(h, "text")))
+    .filter((t): t is string => t !== null);
+  const holding =
+    holds.length > 0 ? holds : arr(field(evaluation, "blocking") ?? field(evaluation, "holding")).filter((b): b is string => typeof b === "string");
   if (holding.length === 0 && isActivePhase(phase) && stage) {
     const lastInStage = [...timeline].reverse().find((t) => field(t, "stage") === stage.name);
     const kind = str(field(lastInStage, "kind"));
     if (kind === "held" || kind === "deadlinePassed" || kind === "trafficMixWarning") holding.push(str(field(lastInStage, "reason")) ?? kind);
   }
   const eta =
-    secondsOf(field(evaluation, "secondsToDecision") ?? field(evaluation, "etaSeconds") ?? field(evaluation, "eta") ?? field(evaluation, "expectedDecisionAt") ?? field(evaluation, "expectedDecisionSeconds"), now) ??
-    (gates.some((g) => g.etaSeconds !== null) ? Math.max(...gates.map((g) => g.etaSeconds ?? 0)) : null);
+    secondsOf(
+      field(evaluation, "secondsToDecision") ??
+        field(evaluation, "etaSeconds") ??
+        field(evaluation, "eta") ??
+        field(evaluation, "expectedDecisionAt") ??
+        field(evaluation, "expectedDecisionSeconds"),
+      now,
+    ) ?? (gates.some((g) => g.etaSeconds !== null) ? Math.max(...gates.map((g) => g.etaSeconds ?? 0)) : null);
 
   return {
     name: str(field(view, "name")) ?? str(field(report, "rollout")) ?? "?",
@@ -277,7 +300,11 @@ function seenStages(timeline: unknown[], stage: Picture["stage"]): string[] {
  * sample sizes (requests per variant in the stage's window) in a canary stage.
  */
 function observedOf(view: unknown, evaluation: unknown, gates: GateSlice[], phase: string | null): number | null {
-  const reported = num(field(view, "observedCanaryPercent")) ?? num(field(view, "observed", "canaryPercent")) ?? num(field(evaluation, "observedCanaryPercent")) ?? num(field(evaluation, "observed", "canaryPercent"));
+  const reported =
+    num(field(view, "observedCanaryPercent")) ??
+    num(field(view, "observed", "canaryPercent")) ??
+    num(field(evaluation, "observedCanaryPercent")) ??
+    num(field(evaluation, "observed", "canaryPercent"));
   if (reported !== null) return reported;
   if (phase !== "Canary" && phase !== "Baking") return null;
   let best: { stable: number; candidate: number } | null = null;

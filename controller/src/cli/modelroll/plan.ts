@@ -1,7 +1,7 @@
 // What one `modelroll` invocation will do, as data: the parsed command and the HTTP requests it makes.
 // Pure: program.ts builds a Plan from argv and the environment; run.ts carries it out.
 
-export const OUTPUTS = ["table", "json", "yaml"] as const;
+const OUTPUTS = ["table", "json", "yaml"] as const;
 export type Output = (typeof OUTPUTS)[number] | "name";
 
 export const DEFAULT_SERVER = "http://127.0.0.1:8080";
@@ -72,7 +72,11 @@ export function ifMatch(revision: number | null): Record<string, string> {
 }
 
 /** The request behind each one-request command; reasons go in the body where the API takes one. */
-export function actionRequest(action: ActionName, name: string, options: { percent?: number; reason?: string | null; approved?: boolean; ifRevision: number | null }): ApiRequest {
+export function actionRequest(
+  action: ActionName,
+  name: string,
+  options: { percent?: number; reason?: string | null; approved?: boolean; ifRevision: number | null },
+): ApiRequest {
   const headers = ifMatch(options.ifRevision);
   const reasonBody = options.reason ? { reason: options.reason } : undefined;
   switch (action) {
@@ -97,7 +101,7 @@ export function parseDuration(text: string): number | null {
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
   const match = /^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(trimmed);
   if (!match || trimmed === "") return null;
-  const [h, m, s, ms] = match.slice(1).map((v) => Number(v ?? 0));
+  const [h = 0, m = 0, s = 0, ms = 0] = match.slice(1).map((v) => Number(v ?? 0));
   return ((h * 60 + m) * 60 + s) * 1000 + ms;
 }
 

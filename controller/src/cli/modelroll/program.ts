@@ -17,7 +17,7 @@ import {
   type PlanResult,
 } from "./plan.ts";
 
-export interface PlanInputs {
+interface PlanInputs {
   env: Record<string, string | undefined>;
   /** stdout is a terminal (colors only then). */
   isTTY: boolean;
@@ -106,10 +106,16 @@ function buildProgram(inputs: PlanInputs, sink: { out: string; err: string }, do
     .description("check a spec offline with the controller's own validation; every error with its JSON pointer")
     .requiredOption("-f, --filename <file>", "spec file, or - for stdin")
     .addOption(output())
-    .addHelpText("after", "\nChecks against the default release policy; a controller started with policy overrides may accept more.\nExit 0: valid; 1: errors; 3: the file cannot be read or parsed.")
+    .addHelpText(
+      "after",
+      "\nChecks against the default release policy; a controller started with policy overrides may accept more.\nExit 0: valid; 1: errors; 3: the file cannot be read or parsed.",
+    )
     .action((_o, cmd: Commander) => done({ kind: "lint", file: opts(cmd).filename as string }, out(cmd)));
 
-  for (const [verb, what] of [["weight", "set the canary's share of traffic (manual rollouts)"], ["shadow", "set the share mirrored to the shadow (manual rollouts)"]] as const) {
+  for (const [verb, what] of [
+    ["weight", "set the canary's share of traffic (manual rollouts)"],
+    ["shadow", "set the share mirrored to the shadow (manual rollouts)"],
+  ] as const) {
     name(program.command(verb))
       .argument("<percent>", "0 to 100, at most two decimals")
       .description(what)
@@ -183,7 +189,10 @@ function buildProgram(inputs: PlanInputs, sink: { out: string; err: string }, do
     .description("wait until the rollout ends, one line per phase change: a CI gate")
     .option("--timeout <duration>", "give up after this long: 30m, 90s, 1h30m", "30m")
     .addOption(output())
-    .addHelpText("after", `\nExit ${EXIT.ok}: Succeeded; ${EXIT.failed}: RolledBack, Failed or deleted; ${EXIT.timeout}: still running at --timeout; ${EXIT.usage}: usage or connection error.`)
+    .addHelpText(
+      "after",
+      `\nExit ${EXIT.ok}: Succeeded; ${EXIT.failed}: RolledBack, Failed or deleted; ${EXIT.timeout}: still running at --timeout; ${EXIT.usage}: usage or connection error.`,
+    )
     .action((rollout: string, _o, cmd: Commander) => {
       const timeoutMs = parseDuration(opts(cmd).timeout as string);
       if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`--timeout: expected a duration like 30m, 90s or 1h30m, got '${opts(cmd).timeout}'`);
@@ -227,7 +236,12 @@ function buildProgram(inputs: PlanInputs, sink: { out: string; err: string }, do
 /** The command tree as the completion scripts need it. */
 function completionTree(program: Commander): CompletionTree {
   const flagsOf = (cmd: Commander) => cmd.options.flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined));
-  const choicesOf = (cmd: Commander) => Object.fromEntries(cmd.options.filter((o) => o.argChoices).flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined).map((f) => [f, o.argChoices as string[]])));
+  const choicesOf = (cmd: Commander) =>
+    Object.fromEntries(
+      cmd.options
+        .filter((o) => o.argChoices)
+        .flatMap((o) => [o.long, o.short].filter((f): f is string => f !== undefined).map((f) => [f, o.argChoices as string[]])),
+    );
   return {
     program: program.name(),
     globalFlags: [...flagsOf(program), "--help"],
@@ -258,7 +272,14 @@ export function planCommand(argv: readonly string[], inputs: PlanInputs): PlanRe
       if (error.code === "commander.help") return { usage: `no command given\n${sink.err.trimEnd()}` };
       const text = (sink.err || error.message).trim();
       // One line: commander puts its suggestion and the help hint on lines of their own.
-      return { usage: text.replace(/^error: /, "").split("\n").map((l) => l.trim()).filter(Boolean).join(" ") };
+      return {
+        usage: text
+          .replace(/^error: /, "")
+          .split("\n")
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .join(" "),
+      };
     }
     throw error;
   }

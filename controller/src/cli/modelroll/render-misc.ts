@@ -60,7 +60,7 @@ export function renderStats(stats: unknown, p: Paint): string {
   const header = ["SLICE", "VARIANT", "REQUESTS", "2XX", "4XX", "5XX", "LOCAL", "ERRORS", "P50", "P95"];
   const sources = arr(field(stats, "sources"))
     .filter((s) => field(s, "ok") === false)
-    .map((s) => p.yellow(`source ${str(field(s, "url")) ?? "?"} not read: ${str(field(s, "error")) ?? "unknown error"}`) + "\n");
+    .map((s) => `${p.yellow(`source ${str(field(s, "url")) ?? "?"} not read: ${str(field(s, "error")) ?? "unknown error"}`)}\n`);
   return table(header, rows, p) + sources.join("");
 }
 
@@ -77,7 +77,7 @@ export function renderLint(result: LintResult, p: Paint): string {
   if (result.ok) return `${result.file}: ${p.green("valid")} (${result.managed ? "engine-managed" : "manual"} rollout ${result.rollout ?? "?"})\n`;
   const lines = result.errors.map((e) => `${result.file}: ${p.red(e.path || "(root)")} ${e.reason}`);
   lines.push(`${result.file}: ${p.red(`${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`)}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 export function renderMeasured(body: unknown): string {
@@ -94,7 +94,7 @@ export function statusLine(view: unknown, at: number, p: Paint): string {
   const parts = [time(at), `rollout ${str(field(view, "name")) ?? "?"}`, phaseText(str(field(view, "phase")) ?? "Pending", p)];
   if (stage) parts.push(`stage ${stage}`);
   parts.push(`canary ${percent(field(view, "canaryPercent"))}`);
-  return parts.join("  ") + "\n";
+  return `${parts.join("  ")}\n`;
 }
 
 /** The stable identity of a status line: a new line is printed when it changes. */

@@ -34,7 +34,7 @@ function verdictIcon(verdict: Verdict, p: Paint): string {
 }
 
 /** "2/4 (5%)", "2 (5%)" without the plan, "-" before the first stage. */
-export function stageText(picture: Pick<Picture, "stage" | "stageCount">): string {
+function stageText(picture: Pick<Picture, "stage" | "stageCount">): string {
   if (!picture.stage) return "-";
   const position = picture.stageCount !== null ? `${picture.stage.index + 1}/${picture.stageCount}` : `${picture.stage.index + 1}`;
   return `${position} (${picture.stage.name})`;
@@ -47,7 +47,7 @@ function weightText(picture: Picture): string {
 
 /** `modelroll get`: everything the picture knows, nothing it does not. */
 export function renderRollout(picture: Picture, p: Paint): string {
-  const title = [p.bold(picture.name), phaseText(picture.managed ? picture.phase ?? "Pending" : null, p)];
+  const title = [p.bold(picture.name), phaseText(picture.managed ? (picture.phase ?? "Pending") : null, p)];
   if (picture.managed) title.push(`stage ${stageText(picture)}`);
   if (picture.revision !== null) title.push(p.dim(`revision ${picture.revision}`));
   const lines = [title.join("  ")];
@@ -67,7 +67,7 @@ export function renderRollout(picture: Picture, p: Paint): string {
   if (picture.managed && (isTerminalPhase(picture.phase) || picture.holding.length === 0)) row(isTerminalPhase(picture.phase) ? "why" : "last", picture.why);
   row("pending", picture.pending);
   row("archived", picture.archived);
-  if (!picture.managed) return lines.join("\n") + "\n";
+  if (!picture.managed) return `${lines.join("\n")}\n`;
 
   lines.push("", p.bold("stages"));
   if (picture.stages.length === 0) lines.push(p.dim("  (not started yet)"));
@@ -76,14 +76,22 @@ export function renderRollout(picture: Picture, p: Paint): string {
     const last = i === picture.stages.length - 1 && !more;
     const branch = last ? "└─ " : "├─ ";
     const icon =
-      stage.state === "done" ? p.green("✔") : stage.state === "current" ? p.blue("▶") : stage.state === "ended" ? (isSuccessPhase(picture.phase) ? p.green("✔") : p.red("■")) : p.dim("○");
+      stage.state === "done"
+        ? p.green("✔")
+        : stage.state === "current"
+          ? p.blue("▶")
+          : stage.state === "ended"
+            ? isSuccessPhase(picture.phase)
+              ? p.green("✔")
+              : p.red("■")
+            : p.dim("○");
     const isHere = stage.state === "current" || stage.state === "ended";
     const note = isHere && picture.gatesSource ? p.dim(`  gates: ${picture.gatesSource}`) : "";
     lines.push(`${branch}${icon} ${stage.name}${note}`);
     if (isHere) for (const line of gateTree(picture.gates, p)) lines.push(`${last ? "   " : "│  "}${line}`);
   });
   if (more) lines.push(p.dim("└─ … later stages (this controller does not return the plan)"));
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** Gates ordered by their worst slice; under each gate its slices, worst first; passed segments summed up. */
@@ -96,17 +104,23 @@ function gateTree(gates: GateSlice[], p: Paint): string[] {
     const passedSegments = slices.filter((s) => s.verdict === "Passed" && s.slice !== "overall");
     const keep = slices.filter((s) => !passedSegments.includes(s));
     shown.push(...keep);
-    if (passedSegments.length > 0) hidden.set(keep[keep.length - 1] ?? passedSegments[0], passedSegments.length);
-    if (keep.length === 0) shown.push(passedSegments[0]);
+    const firstPassed = passedSegments[0];
+    if (firstPassed === undefined) continue;
+    hidden.set(keep.at(-1) ?? firstPassed, passedSegments.length);
+    if (keep.length === 0) shown.push(firstPassed);
   }
   const cells = shown.map((g) => [
     `${verdictIcon(g.verdict, p)} ${g.gate}`,
     g.slice,
     `canary ${g.candidate} vs stable ${g.stable}`,
     `n ${count(g.samples.candidate)} / ${count(g.samples.stable)}${neededText(g.needed)}`,
-    [g.limit ?? "", g.etaSeconds !== null && g.verdict !== "Passed" && g.verdict !== "Failed" ? `ETA ${duration(g.etaSeconds * 1000)}` : ""].filter(Boolean).join(", "),
+    [g.limit ?? "", g.etaSeconds !== null && g.verdict !== "Passed" && g.verdict !== "Failed" ? `ETA ${duration(g.etaSeconds * 1000)}` : ""]
+      .filter(Boolean)
+      .join(", "),
   ]);
-  const rows = table(["", "", "", "", ""], cells, { ...p, bold: (t) => t }).split("\n").slice(1, -1);
+  const rows = table(["", "", "", "", ""], cells, { ...p, bold: (t) => t })
+    .split("\n")
+    .slice(1, -1);
   const out: string[] = [];
   shown.forEach((g, i) => {
     out.push(`${i === shown.length - 1 ? "└─" : "├─"} ${rows[i]}`);

@@ -1,7 +1,7 @@
 // Carries out a Plan: the requests, then the text. Every effect goes through the CliIO the entry point gives
 // (so tests can run the CLI in-process against a real controller); returns the exit code.
 import { call, callOk, CliError, isMissingRoute, ok } from "./client.ts";
-import { arr, document, field, str } from "./format.ts";
+import { arr, document, field, serialize, str } from "./format.ts";
 import { buildPicture, isActivePhase, type Picture } from "./picture.ts";
 import { ifMatch, EXIT, rolloutPath, type Command } from "./plan.ts";
 import { planCommand } from "./program.ts";
@@ -80,9 +80,13 @@ async function execute(command: Command, ctx: Context): Promise<number> {
     }
     case "report": {
       const markdown = command.format === "markdown";
-      const answer = await callOk(ctx.http, { method: "GET", path: rolloutPath(command.name, `/report?format=${command.format}`) }, markdown ? "text/markdown" : "application/json");
-      if (markdown) io.stdout(answer.text.endsWith("\n") ? answer.text : answer.text + "\n");
-      else io.stdout(document(answer.json, globals.output === "yaml" ? "yaml" : "json")!);
+      const answer = await callOk(
+        ctx.http,
+        { method: "GET", path: rolloutPath(command.name, `/report?format=${command.format}`) },
+        markdown ? "text/markdown" : "application/json",
+      );
+      if (markdown) io.stdout(answer.text.endsWith("\n") ? answer.text : `${answer.text}\n`);
+      else io.stdout(serialize(answer.json, globals.output === "yaml" ? "yaml" : "json"));
       return EXIT.ok;
     }
     case "stats": {
@@ -98,7 +102,7 @@ function picture(view: unknown, ctx: Context): Picture {
 }
 
 /** The spec in a file (or stdin for "-"); unreadable or unparsable is a usage error (exit 3). */
-export async function readSpec(file: string, ctx: Context): Promise<unknown> {
+async function readSpec(file: string, ctx: Context): Promise<unknown> {
   const label = file === "-" ? "stdin" : file;
   let text: string;
   try {
@@ -125,7 +129,9 @@ async function lint(file: string, ctx: Context): Promise<number> {
     managed: checked.ok && enginePart(spec as Record<string, unknown>) !== null,
     errors: checked.ok ? [] : checked.errors,
   };
-  ctx.io.stdout(document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint));
+  ctx.io.stdout(
+    document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint),
+  );
   return result.ok ? EXIT.ok : EXIT.failed;
 }
 
@@ -147,18 +153,22 @@ async function list(ctx: Context): Promise<number> {
     return fetchReport(str(field(view, "name")) ?? "", ctx);
   });
   const now = ctx.io.now();
-  ctx.io.stdout(renderList(views.map((v, i) => buildPicture(v, reports[i], now)), ctx.paint, now));
+  ctx.io.stdout(
+    renderList(
+      views.map((v, i) => buildPicture(v, reports[i], now)),
+      ctx.paint,
+      now,
+    ),
+  );
   return EXIT.ok;
 }
 
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
-  let next = 0;
+  // One iterator shared by the workers: each next() hands out the next item exactly once.
+  const queue = items.entries();
   const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
+    for (const [i, item] of queue) out[i] = await fn(item);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
@@ -169,17 +179,16 @@ async function apply(file: string, ifRevision: number | null, ctx: Context): Pro
   const name = specName(spec);
   const existing = name === null ? null : await call(ctx.http, { method: "GET", path: rolloutPath(name) });
   if (existing !== null && existing.status !== 404) ok(ctx.http, existing);
-  const print = (verb: string, view: unknown) =>
-    ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
-  if (existing === null || existing.status === 404) {
+  const print = (verb: string, view: unknown) => ctx.io.stdout(document(view, ctx.globals.output) ?? summaryLine(picture(view, ctx), ctx.paint, verb));
+  if (name === null || existing === null || existing.status === 404) {
     const created = await callOk(ctx.http, { method: "POST", path: "/v1/rollouts", body: spec });
     print("created", created.json);
     return EXIT.ok;
   }
-  const updated = await call(ctx.http, { method: "PUT", path: rolloutPath(name!), body: spec, headers: ifMatch(ifRevision) });
+  const updated = await call(ctx.http, { method: "PUT", path: rolloutPath(name), body: spec, headers: ifMatch(ifRevision) });
   if (isMissingRoute(updated)) {
     throw new CliError(
-      `rollout ${name}: exists, and this controller does not support updates (PUT ${rolloutPath(name!)} answered ${updated.status}); delete and create it, or change it with weight/promote/pause/abort`,
+      `rollout ${name}: exists, and this controller does not support updates (PUT ${rolloutPath(name)} answered ${updated.status}); delete and create it, or change it with weight/promote/pause/abort`,
       EXIT.failed,
     );
   }
@@ -200,6 +209,7 @@ async function promoteFull(name: string, reason: string | null, ifRevision: numb
     const phase = str(field(answer.json, "phase"));
     if (!isActivePhase(phase) || phase === "AwaitingReview" || phase === "Paused") break;
   }
-  if (ctx.globals.output !== "table") ctx.io.stdout(document(views, ctx.globals.output)!);
+  const listed = document(views, ctx.globals.output);
+  if (listed !== null) ctx.io.stdout(listed);
   return EXIT.ok;
 }

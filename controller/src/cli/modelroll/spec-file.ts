@@ -2,7 +2,7 @@
 // Pure: the text comes from the caller.
 import { parseAllDocuments } from "yaml";
 
-export type SpecFile = { ok: true; spec: unknown } | { ok: false; error: string };
+type SpecFile = { ok: true; spec: unknown } | { ok: false; error: string };
 
 export function parseSpecFile(label: string, text: string): SpecFile {
   if (text.trim() === "") return { ok: false, error: `${label}: empty; expected a rollout spec in YAML or JSON` };
@@ -11,10 +11,12 @@ export function parseSpecFile(label: string, text: string): SpecFile {
   const used = documents.filter((d) => d.contents !== null || d.errors.length > 0);
   if (used.length > 1) return { ok: false, error: `${label}: ${used.length} documents; give one rollout spec per file` };
   const doc = used[0] ?? documents[0];
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0];
+  if (doc === undefined) return { ok: false, error: `${label}: not a YAML or JSON document` };
+  const [first] = doc.errors;
+  if (first !== undefined) {
     const where = first.linePos?.[0] ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}` : "";
-    return { ok: false, error: `${label}: YAML/JSON syntax error${where}: ${first.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}` };
+    const headline = first.message.split("\n", 1)[0] ?? "";
+    return { ok: false, error: `${label}: YAML/JSON syntax error${where}: ${headline.replace(/ at line \d+, column \d+:?$/, "")}` };
   }
   return { ok: true, spec: doc.toJS({ maxAliasCount: 100 }) };
 }

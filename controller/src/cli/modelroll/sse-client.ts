@@ -3,7 +3,7 @@
 import { CliError, connectionReason, describeFailure, headersFor, isMissingRoute, type Http } from "./client.ts";
 import { EXIT } from "./plan.ts";
 
-export interface SseMessage {
+interface SseMessage {
   event: string;
   id: string | null;
   data: string;
@@ -46,11 +46,11 @@ export class SseParser {
   }
 }
 
-export interface FollowOptions {
+interface FollowOptions {
   http: Http;
   path: string;
   /** Return "stop" to end the follow. Awaited: events are handled one at a time, in order. */
-  onEvent(message: SseMessage): Promise<"stop" | void> | "stop" | void;
+  onEvent(message: SseMessage): Promise<"stop" | undefined> | "stop" | undefined;
   /** Told when the stream dropped and a reconnect is coming (for a note on stderr). */
   onReconnect?(reason: string): void;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
@@ -96,7 +96,9 @@ export async function followStream(options: FollowOptions): Promise<"stopped" | 
         throw describeFailure(response.status, json, text, { server: http.server, hadToken: http.token !== null });
       }
       failures = 0;
-      const reader = response.body!.getReader();
+      // A 200 answer to GET has a body; one without is a dropped stream, retried like any other.
+      if (response.body === null) throw new Error("the event stream answered without a body");
+      const reader = response.body.getReader();
       const decoder = new TextDecoder();
       for (;;) {
         const { done, value } = await reader.read();

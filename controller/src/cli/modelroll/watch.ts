@@ -12,13 +12,19 @@ import { followStream } from "./sse-client.ts";
 const POLL_MS = 2000;
 const CLEAR_SCREEN = "\x1b[H\x1b[2J";
 
-type Seen = "stop" | void;
+type Seen = "stop" | undefined;
 
 /**
  * Calls onView with each new state of the rollout until it returns "stop", the signal aborts, or the rollout
  * is deleted (onDeleted). Returns how it ended.
  */
-async function follow(name: string, ctx: Context, signal: AbortSignal, onView: (view: unknown) => Promise<Seen> | Seen, onDeleted: () => void): Promise<"stopped" | "aborted"> {
+async function follow(
+  name: string,
+  ctx: Context,
+  signal: AbortSignal,
+  onView: (view: unknown) => Promise<Seen> | Seen,
+  onDeleted: () => void,
+): Promise<"stopped" | "aborted"> {
   const http = { ...ctx.http, signal };
   const result = await followStream({
     http,
@@ -71,10 +77,10 @@ export async function runGet(name: string, watch: boolean, ctx: Context): Promis
     return EXIT.ok;
   }
   let last = "";
-  const show = async (view: unknown) => {
+  const show = async (view: unknown): Promise<Seen> => {
     // Structured output while watching: one document per change (JSON lines, or YAML documents).
     const text =
-      globals.output === "json" ? JSON.stringify(view) + "\n" : globals.output === "yaml" ? "---\n" + document(view, "yaml") : await rolloutText(view, ctx);
+      globals.output === "json" ? `${JSON.stringify(view)}\n` : globals.output === "yaml" ? `---\n${document(view, "yaml")}` : await rolloutText(view, ctx);
     if (text === last) return;
     const separator = last === "" || globals.output !== "table" ? "" : io.isTTY ? CLEAR_SCREEN : "\n";
     last = text;
@@ -109,7 +115,7 @@ export async function runStatus(name: string, timeoutMs: number, ctx: Context): 
     if (k !== key) {
       key = k;
       const at = io.now();
-      io.stdout(json ? JSON.stringify(statusRecord(view, at)) + "\n" : statusLine(view, at, ctx.paint));
+      io.stdout(json ? `${JSON.stringify(statusRecord(view, at))}\n` : statusLine(view, at, ctx.paint));
     }
     return isTerminalPhase(str(field(view, "phase"))) ? "stop" : undefined;
   };
@@ -127,7 +133,7 @@ export async function runStatus(name: string, timeoutMs: number, ctx: Context): 
   const phase = str(field(current, "phase"));
   const stage = str(field(current, "stage", "name"));
   const end = (result: string, code: number, text: string) => {
-    io.stdout(json ? JSON.stringify({ rollout: name, result, exitCode: code }) + "\n" : `${text}\n`);
+    io.stdout(json ? `${JSON.stringify({ rollout: name, result, exitCode: code })}\n` : `${text}\n`);
     return code;
   };
   if (deleted) return end("deleted", EXIT.failed, `rollout ${name}: deleted before it ended`);
@@ -136,7 +142,7 @@ export async function runStatus(name: string, timeoutMs: number, ctx: Context): 
     const why = str(field(report, "why"));
     const pending = buildPicture(current, report, io.now()).pending;
     const detail = [why ? `: ${why}` : "", pending ? ` (pending: ${pending})` : ""].join("");
-    return end(phase!, isSuccessPhase(phase) ? EXIT.ok : EXIT.failed, `rollout ${name}: ${phase}${detail}`);
+    return end(phase, isSuccessPhase(phase) ? EXIT.ok : EXIT.failed, `rollout ${name}: ${phase}${detail}`);
   }
   if (io.signal.aborted) return end("interrupted", 130, `rollout ${name}: interrupted while ${phase}`);
   return end("timeout", EXIT.timeout, `rollout ${name}: still ${phase}${stage ? ` at stage ${stage}` : ""} after ${duration(timeoutMs)}: timed out`);

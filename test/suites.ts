@@ -1,0 +1,34 @@
+// Which test files need the real outside programs and which need none. `npm run test:unit` runs UNIT (no Envoy,
+// no Prometheus, no Chromium, no registry: Node, the compiled filter's wasm and loopback servers the test starts
+// itself), `npm run test:e2e` runs E2E, `npm test` runs both. An entry ending in "/" is a whole folder.
+// test/unit/suites.test.ts fails when a test file is in neither list or in both.
+
+export const E2E = [
+  "test/e2e/",
+  "test/mesh/ecds.test.ts",
+  "test/mesh/gitops.test.ts",
+  "test/mesh/image.test.ts",
+  "test/cli/commands.test.ts",
+  "test/cli/watch-status.test.ts",
+  "test/docs/readme.test.ts",
+] as const;
+
+export const UNIT = [
+  "test/unit/",
+  "test/engine/",
+  "test/controller/",
+  "test/notify/",
+  "test/release/",
+  "test/mesh/manifests.test.ts",
+  "test/cli/errors.test.ts",
+  "test/cli/lint.test.ts",
+  "test/cli/pure.test.ts",
+  "test/docs/markdown.test.ts",
+  "test/docs/openapi.test.ts",
+] as const;
+
+/** The entries as vitest include globs. */
+export const globs = (entries: readonly string[]): string[] => entries.map((e) => (e.endsWith("/") ? `${e}**/*.test.ts` : e));
+
+/** Whether a repository-relative path (forward slashes) is one of the entries. */
+export const listed = (entries: readonly string[], file: string): boolean => entries.some((e) => (e.endsWith("/") ? file.startsWith(e) : file === e));

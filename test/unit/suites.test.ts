@@ -1,0 +1,40 @@
+// Every test file runs in exactly one of `npm run test:unit` and `npm run test:e2e` (test/suites.ts), and the
+// unit list really needs none of the outside programs: a file that starts one is listed under E2E.
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative, sep } from "node:path";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "../../controller/src/paths.ts";
+import { E2E, listed, UNIT } from "../suites.ts";
+
+const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encoding: "utf8" })
+  .filter((f) => f.endsWith(".test.ts"))
+  .map((f) =>
+    relative(repoRoot, join(repoRoot, "test", f))
+      .split(sep)
+      .join("/"),
+  )
+  .sort();
+
+// Calls that start Envoy (also `envoy --mode validate`), Prometheus, Chromium, an OCI registry, or a whole stack.
+const STARTS_OUTSIDE_PROGRAM =
+  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack)\b|cli\/start\.ts|"cli", "start\.ts"/;
+
+describe("test suites", () => {
+  it("lists every test file in exactly one of unit and e2e", () => {
+    expect(testFiles.length).toBeGreaterThan(50);
+    const neither = testFiles.filter((f) => !listed(UNIT, f) && !listed(E2E, f));
+    const both = testFiles.filter((f) => listed(UNIT, f) && listed(E2E, f));
+    expect(neither, "test files in neither list of test/suites.ts").toEqual([]);
+    expect(both, "test files in both lists of test/suites.ts").toEqual([]);
+  });
+
+  it("keeps files that start Envoy, Prometheus, Chromium or a registry out of the unit list", () => {
+    const unitButStarts = testFiles.filter(
+      (f) => listed(UNIT, f) && f !== "test/unit/suites.test.ts" && STARTS_OUTSIDE_PROGRAM.test(readFileSync(join(repoRoot, f), "utf8")),
+    );
+    expect(unitButStarts).toEqual([]);
+    // And the e2e list is not a place to park slow unit tests: each of its files starts one of them.
+    const e2eButStartsNothing = testFiles.filter((f) => listed(E2E, f) && !STARTS_OUTSIDE_PROGRAM.test(readFileSync(join(repoRoot, f), "utf8")));
+    expect(e2eButStartsNothing).toEqual([]);
+  });
+});
