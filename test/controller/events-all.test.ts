@@ -1,5 +1,6 @@
 // GET /v1/events: the dashboard's stream of every rollout (batched), and of one rollout with its evaluation.
 import { describe, expect, it } from "vitest";
+import { CONTENT_SECURITY_POLICY } from "../../controller/src/http/browser-guard.ts";
 import { harness, managedSpec } from "../release/harness.ts";
 import { createRollout, metricValue, spec, testApp } from "./helpers.ts";
 import { listen, openStream } from "./sse-reader.ts";
@@ -11,8 +12,11 @@ describe("GET /v1/events", () => {
     const app = await testApp({ tickIntervalMs: 0 });
     for (let i = 0; i < 3; i++) await createRollout(app, named(`m${i}`, `/m${i}`));
     const base = await listen(app);
-    const { status, reader } = await openStream(base, "/v1/events");
+    const { status, headers, reader } = await openStream(base, "/v1/events");
     expect(status).toBe(200);
+    // Hijacked, so it writes its own head: with the browser headers every other answer carries.
+    expect(headers["content-security-policy"]).toBe(CONTENT_SECURITY_POLICY);
+    expect(headers["x-frame-options"]).toBe("DENY");
     await reader!.waitFor("the full event", () => reader!.events.length >= 1);
     const first = reader!.json(0);
     expect(first.full).toBe(true);

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { eventRoutes } from "../../controller/src/events/routes.ts";
 import { sseFrame } from "../../controller/src/events/sse.ts";
 import { installErrorHandling } from "../../controller/src/http/error-handler.ts";
+import { CONTENT_SECURITY_POLICY } from "../../controller/src/http/browser-guard.ts";
 import { SqliteRolloutState } from "../../controller/src/rollouts/sqlite-state.ts";
 import { RolloutStore } from "../../controller/src/rollouts/store.ts";
 import { harness, managedSpec } from "../release/harness.ts";
@@ -114,6 +115,9 @@ describe("GET /v1/rollouts/{name}/events", () => {
     const { status, headers, reader } = await open(base, "/v1/rollouts/fraud-model/events");
     expect(status).toBe(200);
     expect(headers["content-type"]).toContain("text/event-stream");
+    // The stream writes its own head (hijacked): the browser headers every other answer carries are on it too.
+    expect(headers["content-security-policy"]).toBe(CONTENT_SECURITY_POLICY);
+    expect(headers["x-content-type-options"]).toBe("nosniff");
     await reader!.waitFor("the first event", () => reader!.events.length >= 1);
     const first = reader!.events[0];
     expect(first.event).toBe("rollout");

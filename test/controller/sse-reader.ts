@@ -1,5 +1,5 @@
 // An event stream read off a real socket, for the stream tests.
-import { request, type IncomingMessage } from "node:http";
+import { request, type IncomingHttpHeaders, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach } from "vitest";
 
@@ -61,19 +61,19 @@ export function openStream(
   base: string,
   path: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; reader: StreamReader | null; body: string }> {
+): Promise<{ status: number; headers: IncomingHttpHeaders; reader: StreamReader | null; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(`${base}${path}`, { headers: { accept: "text/event-stream", ...headers } }, (res) => {
       if (res.statusCode !== 200) {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (c) => (body += c));
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, reader: null, body }));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, reader: null, body }));
         return;
       }
       const reader = new StreamReader(res);
       readers.push(reader);
-      resolve({ status: 200, reader, body: "" });
+      resolve({ status: 200, headers: res.headers, reader, body: "" });
     });
     req.on("error", reject);
     req.end();

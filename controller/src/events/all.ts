@@ -21,6 +21,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { Gauge, type Registry } from "prom-client";
 import { UnavailableError } from "../errors.ts";
+import { SECURITY_HEADERS } from "../http/browser-guard.ts";
 import { RolloutView, toView } from "../http/rollout-view.ts";
 import { ErrorBody } from "../http/schemas.ts";
 import type { Rollout } from "../rollouts/model.ts";
@@ -187,7 +188,9 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       refresh();
       reply.hijack();
       const raw = reply.raw;
+      // A hijacked reply skips the onSend hook that adds these to every other answer.
       raw.writeHead(200, {
+        ...SECURITY_HEADERS,
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache, no-store",
         connection: "keep-alive",

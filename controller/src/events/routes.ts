@@ -15,6 +15,7 @@ import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { UnavailableError } from "../errors.ts";
+import { SECURITY_HEADERS } from "../http/browser-guard.ts";
 import { RolloutView, toView } from "../http/rollout-view.ts";
 import { ErrorBody, RolloutNameParams } from "../http/schemas.ts";
 import { rolloutFromPath } from "../http/subject.ts";
@@ -147,7 +148,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       if (streams.size >= maxStreams) throw new UnavailableError(`rollout ${rollout.spec.name}: too many open event streams (${maxStreams}); try again later`);
       reply.hijack();
       const raw = reply.raw;
+      // A hijacked reply skips the onSend hook that adds these to every other answer.
       raw.writeHead(200, {
+        ...SECURITY_HEADERS,
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache, no-store",
         connection: "keep-alive",
