@@ -3,11 +3,8 @@
 // x-model-version header; three rollouts on the same answers: `plain` only routes, `hdr` checks the version in
 // the header, `fld` reads it from the JSON body (model_version), which parses every answer.
 //   npm run bench:identity   (needs wrk)
-import { renderBootstrap } from "../controller/src/envoy/bootstrap.ts";
-import { startEnvoy } from "../controller/src/envoy/process.ts";
-import { startController } from "../controller/src/server.ts";
-import { api, freePort, sendMany, waitFor } from "../test/e2e/harness.ts";
-import { envoyVersion, fixedUpstreamYaml, keysScript, median, requireWrk, wrk } from "./lib.ts";
+import { envoyVersion, keysScript, median, requireWrk, wrk } from "./lib.ts";
+import { startFixedAnswerStack } from "./fixed-stack.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
@@ -27,64 +24,24 @@ const MODES = {
 const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
 
 requireWrk();
-const stops: Array<() => Promise<void>> = [];
-try {
-  const [upAdmin, upPort] = [await freePort(), await freePort()];
-  const routes = Object.keys(MODES).flatMap((mode) =>
+const stack = await startFixedAnswerStack({
+  routes: Object.keys(MODES).flatMap((mode) =>
     [
       ["s", SMALL],
       ["l", LARGE],
     ].map(([size, body]) => ({ prefix: `/${mode}-${size}/`, body, headers: { "x-model-version": "v1" } })),
-  );
-  const upstream = await startEnvoy({
-    bootstrapYaml: fixedUpstreamYaml(upAdmin, [{ name: "models", port: upPort, routes }]),
-    adminPort: upAdmin,
-    concurrency: 1,
-  });
-  stops.push(() => upstream.stop());
-  const [ctlPort, admin, listen] = [await freePort(), await freePort(), await freePort()];
-  const controller = await startController({ host: "127.0.0.1", port: ctlPort, envoyAdminUrls: [`http://127.0.0.1:${admin}`] });
-  stops.push(() => controller.close());
-  const envoy = await startEnvoy({
-    bootstrapYaml: renderBootstrap({
-      listen: { host: "127.0.0.1", port: listen },
-      admin: { host: "127.0.0.1", port: admin },
-      stable: { host: "127.0.0.1", port: upPort },
-      canary: { host: "127.0.0.1", port: upPort },
-      controller: { host: "127.0.0.1", port: ctlPort },
-    }),
-    adminPort: admin,
-    concurrency: 1,
-  });
-  stops.push(() => envoy.stop());
-  for (const [mode, models] of Object.entries(MODES)) {
-    for (const size of ["s", "l"]) {
-      const name = `${mode}-${size}`;
-      const r = await api(controller.url, "POST", "/v1/rollouts", {
-        name,
-        match: { pathPrefix: `/${name}/` },
-        stickyKey: { header: "x-user-id" },
-        ...(models ? { models } : {}),
-      });
-      if (r.status !== 201) throw new Error(JSON.stringify(r.json));
-    }
-  }
-  const base = `http://127.0.0.1:${listen}`;
-  const names = Object.keys(MODES).flatMap((m) => [`${m}-s`, `${m}-l`]);
-  await waitFor(
-    "rollouts active",
-    async () =>
-      (
-        await sendMany(
-          (i) => `${base}/${names[i]}/p`,
-          names.length,
-          () => ({ "x-user-id": "w" }),
-          1,
-        )
-      ).every((x) => x.variant !== null),
-    15_000,
-    50,
-  );
+  ),
+  rollouts: Object.entries(MODES).flatMap(([mode, models]) =>
+    ["s", "l"].map((size) => ({
+      name: `${mode}-${size}`,
+      match: { pathPrefix: `/${mode}-${size}/` },
+      stickyKey: { header: "x-user-id" },
+      ...(models ? { models } : {}),
+    })),
+  ),
+});
+try {
+  const base = stack.base;
   const script = keysScript();
   console.log(`\nmodelroll identity bench (${REPEATS} x ${SECONDS}s per point, medians; ${envoyVersion()}, 1 worker)`);
   for (const [size, bytes] of [
@@ -104,7 +61,7 @@ try {
       `${mode}: p50 ${signed(median(p50[mode]) - median(p50.plain))} us, throughput ${(median(rps[mode]) / median(rps.plain)).toFixed(3)} of plain (${median(rps[mode]).toFixed(0)} rps)`;
     console.log(`${bytes} B answers: plain p50 ${median(p50.plain).toFixed(0)} us, ${median(rps.plain).toFixed(0)} rps; ${line("hdr")}; ${line("fld")}`);
   }
-  const text = await (await fetch(`http://127.0.0.1:${admin}/stats?filter=model\\.`)).text();
+  const text = await (await fetch(`${stack.adminUrl}/stats?filter=model\\.`)).text();
   console.log(
     `check: ${text
       .split("\n")
@@ -112,6 +69,6 @@ try {
       .join("; ")}`,
   );
 } finally {
-  for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  await stack.stop();
 }
 process.exit(0);

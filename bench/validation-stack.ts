@@ -1,11 +1,8 @@
 // The setup both validation benches measure on: one Envoy (1 worker) with the filter in front of a fixed
 // upstream, and for 1, 16 and 256 KB answers two rollouts on the same bodies: `plainN` only routes, `valN`
 // adds output analysis and an output schema.
-import { renderBootstrap } from "../controller/src/envoy/bootstrap.ts";
-import { startEnvoy, type EnvoyProcess } from "../controller/src/envoy/process.ts";
-import { startController } from "../controller/src/server.ts";
-import { api, freePort, sendMany, waitFor } from "../test/e2e/harness.ts";
-import { fixedUpstreamYaml } from "./lib.ts";
+import type { EnvoyProcess } from "../controller/src/envoy/process.ts";
+import { startFixedAnswerStack } from "./fixed-stack.ts";
 
 export const SIZES_KB = [1, 16, 256];
 
@@ -44,77 +41,18 @@ export interface ValidationStack {
 
 /** `wasmPath`: another build of the filter (default build/filter.wasm), e.g. to measure a baseline in the same run. */
 export async function startValidationStack(wasmPath?: string): Promise<ValidationStack> {
-  const stops: Array<() => Promise<void>> = [];
-  const stop = async () => {
-    for (const s of stops.reverse()) await s().catch(() => undefined);
-  };
-  try {
-    const [upAdmin, upPort] = [await freePort(), await freePort()];
-    const bodies: Record<number, string> = Object.fromEntries(SIZES_KB.map((kb) => [kb, answer(kb)]));
-    const upstream = await startEnvoy({
-      bootstrapYaml: fixedUpstreamYaml(upAdmin, [
-        {
-          name: "models",
-          port: upPort,
-          routes: SIZES_KB.flatMap((kb) => [
-            { prefix: `/plain${kb}/`, body: bodies[kb] },
-            { prefix: `/val${kb}/`, body: bodies[kb] },
-          ]),
-        },
-      ]),
-      adminPort: upAdmin,
-      concurrency: 1,
-    });
-    stops.push(() => upstream.stop());
-    const [ctlPort, admin, listen] = [await freePort(), await freePort(), await freePort()];
-    const controller = await startController({ host: "127.0.0.1", port: ctlPort, envoyAdminUrls: [`http://127.0.0.1:${admin}`] });
-    stops.push(() => controller.close());
-    const envoy = await startEnvoy({
-      bootstrapYaml: renderBootstrap({
-        listen: { host: "127.0.0.1", port: listen },
-        admin: { host: "127.0.0.1", port: admin },
-        stable: { host: "127.0.0.1", port: upPort },
-        canary: { host: "127.0.0.1", port: upPort },
-        controller: { host: "127.0.0.1", port: ctlPort },
-        ...(wasmPath ? { wasmPath } : {}),
-      }),
-      adminPort: admin,
-      concurrency: 1,
-    });
-    stops.push(() => envoy.stop());
-    for (const kb of SIZES_KB) {
-      for (const [name, output] of [
-        [`plain${kb}`, undefined],
-        [`val${kb}`, { schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1024 * 1024 }],
-      ] as const) {
-        const r = await api(controller.url, "POST", "/v1/rollouts", {
-          name,
-          match: { pathPrefix: `/${name}/` },
-          stickyKey: { header: "x-user-id" },
-          ...(output ? { output } : {}),
-        });
-        if (r.status !== 201) throw new Error(JSON.stringify(r.json));
-      }
-    }
-    const base = `http://127.0.0.1:${listen}`;
-    const probeUrls = SIZES_KB.flatMap((kb) => [`${base}/plain${kb}/p`, `${base}/val${kb}/p`]);
-    await waitFor(
-      "rollouts active",
-      async () =>
-        (
-          await sendMany(
-            (i) => probeUrls[i],
-            probeUrls.length,
-            () => ({ "x-user-id": "w" }),
-            1,
-          )
-        ).every((x) => x.variant !== null),
-      15_000,
-      50,
-    );
-    return { base, controllerUrl: controller.url, envoy, bodies, stop };
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const bodies: Record<number, string> = Object.fromEntries(SIZES_KB.map((kb) => [kb, answer(kb)]));
+  const output = { schema, labels: ["approve", "review", "decline"], maxBodyBytes: 1024 * 1024 };
+  const stack = await startFixedAnswerStack({
+    routes: SIZES_KB.flatMap((kb) => [
+      { prefix: `/plain${kb}/`, body: bodies[kb] },
+      { prefix: `/val${kb}/`, body: bodies[kb] },
+    ]),
+    rollouts: SIZES_KB.flatMap((kb) => [
+      { name: `plain${kb}`, match: { pathPrefix: `/plain${kb}/` }, stickyKey: { header: "x-user-id" } },
+      { name: `val${kb}`, match: { pathPrefix: `/val${kb}/` }, stickyKey: { header: "x-user-id" }, output },
+    ]),
+    ...(wasmPath ? { wasmPath } : {}),
+  });
+  return { base: stack.base, controllerUrl: stack.controllerUrl, envoy: stack.envoy, bodies, stop: stack.stop };
 }
