@@ -12,7 +12,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { EnvoyAdminMetricProvider } from "../controller/src/metrics/envoy-admin.ts";
 import { parsePrometheusText } from "../controller/src/metrics/prometheus-text.ts";
-import type { RolloutCounts, VariantCounts } from "../controller/src/metrics/provider.ts";
+import type { RolloutCounts } from "../controller/src/metrics/provider.ts";
 import { rolloutCountsFromSamples } from "../controller/src/metrics/rollout-counts.ts";
 import { parseEngineSpec } from "../controller/src/engine/spec.ts";
 import { initialState, type EngineState } from "../controller/src/engine/state.ts";
@@ -21,6 +21,7 @@ import { SqliteRolloutState } from "../controller/src/rollouts/sqlite-state.ts";
 import type { Rollout } from "../controller/src/rollouts/model.ts";
 import { referenceParse, referenceRolloutCounts } from "../test/controller/prometheus-reference.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
+import { renderRolloutStats } from "./stats-text.ts";
 
 const ENDPOINTS = Number(process.env.BENCH_ENDPOINTS ?? 100);
 const TICKS = Number(process.env.BENCH_TICKS ?? 20);
@@ -31,28 +32,8 @@ const ROLLOUT = "fraud-model";
 const VALUES = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8"]; // + "other" = 10 segment values
 const SHARES = Object.fromEntries([...VALUES, "other"].map((v) => [v, 0.1]));
 
-/** One variant's series in Envoy's /stats/prometheus form. */
-function renderVariant(lines: string[], variant: string, counts: VariantCounts, segment: string | null): void {
-  const labels = `modelroll_rollout="${ROLLOUT}",modelroll_variant="${variant}"${segment === null ? "" : `,modelroll_segment_dimension="tenant",modelroll_segment="${segment}"`}`;
-  lines.push(`modelroll_requests{${labels}} ${counts.requests}`);
-  for (const [cls, n] of Object.entries(counts.responses)) if (n > 0) lines.push(`modelroll_responses{${labels},modelroll_class="${cls}"} ${n}`);
-  for (const [key, n] of Object.entries(counts.counters)) {
-    const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
-    if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
-  }
-  for (const b of counts.latency.bucketsUs)
-    lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
-  lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
-  lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
-}
-
 function render(counts: RolloutCounts): string {
-  const lines: string[] = [];
-  for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, counts[variant], null);
-  for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
-    for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
-  }
-  return `${lines.join("\n")}\n`;
+  return renderRolloutStats(ROLLOUT, counts, { omitZeroResponses: true });
 }
 
 function quantile(sorted: number[], q: number): number {

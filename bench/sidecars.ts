@@ -4,9 +4,10 @@
 // Messages: "advance" -> { bytes } (the stats one read of every sidecar returns now); started: { urls, series, bytes }.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RolloutCounts, VariantCounts } from "../controller/src/metrics/provider.ts";
+import type { RolloutCounts } from "../controller/src/metrics/provider.ts";
 import { GOOD, TrafficSim } from "../test/engine/sim.ts";
 import { present } from "./lib.ts";
+import { renderRolloutStats } from "./stats-text.ts";
 
 const SIDECARS = Number(process.env.BENCH_SIDECARS ?? 1000);
 const SEGMENT_VALUES = Number(process.env.BENCH_SEGMENT_VALUES ?? 0);
@@ -14,27 +15,8 @@ const REQUESTS_PER_TICK = 300;
 export const ROLLOUT = "fraud-model";
 const VALUES = Array.from({ length: SEGMENT_VALUES }, (_, i) => `t${i}`);
 
-function renderVariant(lines: string[], variant: string, counts: VariantCounts, segment: string | null): void {
-  const labels = `modelroll_rollout="${ROLLOUT}",modelroll_variant="${variant}"${segment === null ? "" : `,modelroll_segment_dimension="tenant",modelroll_segment="${segment}"`}`;
-  lines.push(`modelroll_requests{${labels}} ${counts.requests}`);
-  for (const [cls, n] of Object.entries(counts.responses)) lines.push(`modelroll_responses{${labels},modelroll_class="${cls}"} ${n}`);
-  for (const [key, n] of Object.entries(counts.counters)) {
-    const schema = /^outputs\{schema=(\w+)\}$/.exec(key);
-    if (schema) lines.push(`modelroll_outputs{${labels},modelroll_schema="${schema[1]}"} ${n}`);
-  }
-  for (const b of counts.latency.bucketsUs)
-    lines.push(`modelroll_latency_us_bucket{${labels},le="${b.upperBound === Infinity ? "+Inf" : b.upperBound}"} ${b.cumulativeCount}`);
-  lines.push(`modelroll_latency_us_sum{${labels}} ${counts.latency.sumUs}`);
-  lines.push(`modelroll_latency_us_count{${labels}} ${counts.latency.count}`);
-}
-
 function render(counts: RolloutCounts): string {
-  const lines = ["modelroll_config_updates{} 1"];
-  for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, counts[variant], null);
-  for (const [value, slice] of Object.entries(counts.segments.tenant ?? {})) {
-    for (const variant of ["stable", "canary"] as const) renderVariant(lines, variant, slice[variant], value);
-  }
-  return `${lines.join("\n")}\n`;
+  return renderRolloutStats(ROLLOUT, counts, { omitZeroResponses: false, before: ["modelroll_config_updates{} 1"] });
 }
 
 async function main(): Promise<void> {
