@@ -93,19 +93,7 @@ export function runFalseAlarm(first: number, count: number, setup: FalseAlarmSet
   const segments = [{ dimension: segment.dimension, values: Object.keys(segment.shares) }];
   const tickSeconds = issue ? ISSUE_SETUP.tickSeconds : FALSE_ALARM_SETUP.tickSeconds;
   const perTick = issue ? ISSUE_SETUP.requestsPerSecond * ISSUE_SETUP.tickSeconds : FALSE_ALARM_SETUP.requestsPerTick;
-  const tally: FalseAlarmTally = {
-    runs: 0,
-    looks: 0,
-    rolledBack: 0,
-    failed: 0,
-    succeeded: 0,
-    unfinished: 0,
-    rollbackGates: {},
-    reasons: [],
-    alphaPerTest: 0,
-    byCondition: {},
-    seconds: 0,
-  };
+  const tally = emptyTally();
   for (let run = first; run < first + count; run++) {
     const pattern = TRAFFIC_PATTERNS[run % TRAFFIC_PATTERNS.length];
     const heavy = run % 2 === 1;
@@ -144,8 +132,8 @@ export function runFalseAlarm(first: number, count: number, setup: FalseAlarmSet
   return tally;
 }
 
-export function mergeTallies(tallies: FalseAlarmTally[]): FalseAlarmTally {
-  const out: FalseAlarmTally = {
+function emptyTally(): FalseAlarmTally {
+  return {
     runs: 0,
     looks: 0,
     rolledBack: 0,
@@ -158,6 +146,10 @@ export function mergeTallies(tallies: FalseAlarmTally[]): FalseAlarmTally {
     byCondition: {},
     seconds: 0,
   };
+}
+
+export function mergeTallies(tallies: FalseAlarmTally[]): FalseAlarmTally {
+  const out = emptyTally();
   for (const t of tallies) {
     for (const key of ["runs", "looks", "rolledBack", "failed", "succeeded", "unfinished", "seconds"] as const) out[key] += t[key];
     for (const [k, v] of Object.entries(t.byCondition)) {
