@@ -18,6 +18,7 @@ import { registerBodyParsers } from "./http/body-parsers.ts";
 import { installSerializerCache } from "./http/serializer-cache.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
+import { EnvoyUpstreams } from "./metrics/envoy-upstreams.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
@@ -81,6 +82,8 @@ export interface BuildAppOptions {
   publicUrl?: string;
   /** Controller-wide notification targets and delivery settings (README, Notifications). */
   notifications?: NotificationOptions;
+  /** How often the Envoys are asked which hosts each cluster reaches (the views' `variants`); default 10 000 ms, 0: only at start. */
+  upstreamsIntervalMs?: number;
 }
 
 interface ModelrollContext {
@@ -97,6 +100,8 @@ interface ModelrollContext {
   /** The notification outbox (state file tables) and its delivery. */
   outbox: NotificationOutbox;
   dispatcher: NotificationDispatcher;
+  /** What each Envoy cluster reaches, as the admin endpoints said last (metrics/envoy-upstreams.ts). */
+  upstreams: EnvoyUpstreams;
 }
 
 declare module "fastify" {
@@ -118,11 +123,18 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Opened (and locked) here and handed to the store, which never opens one itself: the context keeps it, so
   // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
+  const upstreams = new EnvoyUpstreams(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
   let store: RolloutStore;
   let notifications: ReturnType<typeof setupNotifications>;
   try {
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
-    notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, log: app.log });
+    notifications = setupNotifications(state, {
+      ...options.notifications,
+      fresh: options.freshState,
+      publicUrl: options.publicUrl,
+      upstreams: upstreams.lookup,
+      log: app.log,
+    });
     // The store writes through the notifying persistence: each decision's events in the decision's transaction.
     store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
   } catch (error) {
@@ -155,7 +167,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
+  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher, upstreams });
+  app.decorate("upstreamLookup", upstreams.lookup);
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -164,6 +177,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
+    await upstreams.stop();
     await driver.stop();
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
@@ -210,6 +224,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(notificationRoutes, { outbox });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
+  // Read at start (before the first view is asked for, as far as it answers in time), then refreshed.
+  app.addHook("onReady", async () => {
+    await upstreams.refresh();
+    const every = options.upstreamsIntervalMs ?? 10_000;
+    if (every > 0) upstreams.start(every);
+  });
   // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
   app.addHook("onReady", async () => dispatcher.start());
   const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;

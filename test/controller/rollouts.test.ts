@@ -30,6 +30,11 @@ describe("rollout CRUD", () => {
         },
         models: null,
       },
+      variants: {
+        stable: { model: null, cluster: "stable", upstreams: null },
+        canary: { model: null, cluster: "canary", upstreams: null },
+        text: "stable cluster stable (upstream unknown) · canary cluster canary (upstream unknown)",
+      },
       shadowPercent: 0,
       canaryPercent: 0,
       canaryBasisPoints: 0,

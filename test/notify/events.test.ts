@@ -35,6 +35,7 @@ const DOCUMENTED = [
   "owner",
   "rollbackCondition",
   "models",
+  "variants",
   "failingGate",
   "worstSegment",
   "gate",
@@ -123,6 +124,8 @@ describe("notifications of a release", () => {
       expect(e.id).toBe(ids[i]);
       expect(e).toMatchObject({ rollout: "fraud-model", owner: "team-fraud", rollbackCondition: "errors above 1% or p95 up 10%" });
       expect(e.links.report).toBe("https://modelroll.example/v1/rollouts/fraud-model/report");
+      // No Envoy admin in this harness: the clusters are named, their hosts unknown.
+      expect(e.variants.text).toBe("stable cluster stable (upstream unknown) · canary cluster canary (upstream unknown)");
     }
     const byType = Object.fromEntries(events.map((e) => [e.type.replace("rollout.", ""), e]));
     expect(byType.started).toMatchObject({

@@ -209,6 +209,11 @@ const payload: NotificationPayload = {
   owner: "team-fraud",
   rollbackCondition: "errors above 1%",
   models: null,
+  variants: {
+    stable: { model: null, cluster: "stable", upstreams: ["10.0.0.1:8080"] },
+    canary: { model: null, cluster: "canary", upstreams: ["10.0.0.2:8080"] },
+    text: "stable 10.0.0.1:8080 · canary 10.0.0.2:8080",
+  },
   failingGate: {
     gate: "error_rate",
     slice: "overall",
@@ -241,8 +246,16 @@ describe("message formats", () => {
     expect(m.text).toMatch(/^🚨 fraud-model rolled back at stage 10%/);
     expect(m.blocks.map((b) => b.type)).toEqual(["header", "section", "section", "actions", "context"]);
     expect(m.blocks[1].text.text).toContain("&lt;b&gt;");
-    expect(m.blocks[2].fields.map((f: { text: string }) => f.text.split("\n")[0])).toEqual(["*Phase*", "*Stage*", "*Canary*", "*Owner*", "*Failing gate*"]);
-    expect(m.blocks[2].fields[4].text).toBe("*Failing gate*\nerror_rate 8.1% vs 0.3% (maximum 1%)");
+    expect(m.blocks[2].fields.map((f: { text: string }) => f.text.split("\n")[0])).toEqual([
+      "*Phase*",
+      "*Stage*",
+      "*Canary*",
+      "*Models*",
+      "*Owner*",
+      "*Failing gate*",
+    ]);
+    expect(m.blocks[2].fields[3].text).toBe("*Models*\nstable 10.0.0.1:8080 · canary 10.0.0.2:8080");
+    expect(m.blocks[2].fields[5].text).toBe("*Failing gate*\nerror_rate 8.1% vs 0.3% (maximum 1%)");
     expect(m.blocks[3].elements.map((e: { url: string }) => e.url)).toEqual([payload.links.reportMarkdown, payload.links.dashboard]);
     expect(m.blocks[4].elements[0].text).toContain(payload.id);
     // Relative links (no public URL configured) give no buttons: Slack wants absolute ones.
@@ -261,6 +274,7 @@ describe("message formats", () => {
     expect(card).toMatchObject({ type: "AdaptiveCard", version: "1.4" });
     expect(card.body[0]).toMatchObject({ type: "TextBlock", color: "Attention", text: expect.stringMatching(/^🚨 fraud-model rolled back/) });
     expect(card.body[2].facts).toContainEqual({ title: "Failing gate", value: "error_rate 8.1% vs 0.3% (maximum 1%)" });
+    expect(card.body[2].facts).toContainEqual({ title: "Models", value: "stable 10.0.0.1:8080 · canary 10.0.0.2:8080" });
     expect(card.actions.map((a: { type: string }) => a.type)).toEqual(["Action.OpenUrl", "Action.OpenUrl"]);
   });
 });

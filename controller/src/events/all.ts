@@ -118,7 +118,7 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       if (entry.seq <= since) continue;
       const detail = stream.only !== null;
       items.push(JSON.stringify(summaryOf(entry.rollout, entry.observed, detail)));
-      if (detail) views.push(`${JSON.stringify(name)}:${stream.serializeView(toView(entry.rollout))}`);
+      if (detail) views.push(`${JSON.stringify(name)}:${stream.serializeView(toView(entry.rollout, app.upstreamLookup))}`);
     }
     const gone = full ? [] : removed.filter((r) => r.seq > since && (stream.only === null || r.name === stream.only)).map((r) => r.name);
     if (!full && items.length === 0 && gone.length === 0) {

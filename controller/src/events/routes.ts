@@ -83,7 +83,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     // A client that does not read: skip, and look again at the next sample (only the latest state matters).
     if (stream.raw.writableNeedDrain) return;
     stream.seen = rollout;
-    const view = stream.serialize(toView(rollout));
+    const view = stream.serialize(toView(rollout, app.upstreamLookup));
     const evaluation = rollout.engine?.lastEvaluation ?? null;
     if (view === stream.sentView && evaluation === stream.sentEvaluation) return;
     stream.raw.write(sseFrame({ event: "rollout", id: idOf(rollout), data: view }));
@@ -163,7 +163,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       if (request.headers["last-event-id"] === idOf(rollout)) {
         // The client has this state: only what comes next.
         stream.seen = rollout;
-        stream.sentView = serialize(toView(rollout));
+        stream.sentView = serialize(toView(rollout, app.upstreamLookup));
         stream.sentEvaluation = rollout.engine?.lastEvaluation ?? null;
       }
       streams.add(stream);

@@ -79,7 +79,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
     },
     async (request) => {
       if (request.query.archived === "true") return { rollouts: store.archive.list(request.query.name).map(archivedView) };
-      return { rollouts: store.list().map(toView) };
+      return { rollouts: store.list().map((r) => toView(r, app.upstreamLookup)) };
     },
   );
 

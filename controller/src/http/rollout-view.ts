@@ -11,6 +11,15 @@ import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import { toBasisPoints, type Rollout } from "../rollouts/model.ts";
 import { etagOf } from "./etag.ts";
 import { SpecView, specView } from "./spec-view.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
+import { VariantsView, variantsOf } from "./variants-view.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** What each Envoy cluster reaches, for the views' `variants` (buildApp decorates it; absent: unknown). */
+    upstreamLookup?: UpstreamLookup;
+  }
+}
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const IntervalView = Type.Object({ lower: Nullable(Type.Number()), upper: Nullable(Type.Number()) });
@@ -88,6 +97,7 @@ const ForecastView = Type.Object({
 export const RolloutView = Type.Object({
   name: Type.String(),
   spec: SpecView,
+  variants: VariantsView,
   shadowPercent: Type.Number({ description: "Current share mirrored to the shadow (0 without a shadow, or after a rollback)." }),
   canaryPercent: Type.Number(),
   canaryBasisPoints: Type.Integer({ minimum: 0, maximum: 10000 }),
@@ -143,10 +153,12 @@ export type RolloutView = Static<typeof RolloutView>;
 
 export const RolloutList = Type.Object({ rollouts: Type.Array(RolloutView) });
 
-export function toView(rollout: Rollout): RolloutView {
+/** `upstreams`: what the Envoys say each cluster reaches (app.upstreamLookup); without it the view says "unknown". */
+export function toView(rollout: Rollout, upstreams?: UpstreamLookup): RolloutView {
   return {
     name: rollout.spec.name,
     spec: specView(rollout),
+    variants: variantsOf(rollout, upstreams),
     canaryPercent: rollout.canaryPercent,
     canaryBasisPoints: toBasisPoints(rollout.canaryPercent),
     shadowPercent: rollout.shadowPercent,
@@ -176,11 +188,12 @@ function lifecycleFields(rollout: Rollout): Pick<RolloutView, "pending" | "lastR
 
 /** An archived rollout as listed: its view as it was, and where and why it was archived. */
 export function archivedView(entry: ArchiveEntry): RolloutView {
+  // Archived: where its clusters point now says nothing about what it ran against.
   return { ...toView(entry.rollout), pending: null, archived: { id: entry.id, at: entry.archivedAt.toISOString(), reason: entry.reason } };
 }
 
 /** The view of one rollout, with its revision as the ETag a later If-Match can send back. */
 export function sendRollout(reply: FastifyReply, rollout: Rollout): RolloutView {
   void reply.header("etag", etagOf(rollout));
-  return toView(rollout);
+  return toView(rollout, reply.server.upstreamLookup);
 }

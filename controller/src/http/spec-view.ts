@@ -43,6 +43,12 @@ export const SpecView = Type.Object({
   stageDefaults: Type.Optional(Loose("As given, with the effective segmentTrafficShare.")),
   promotion_gates: Type.Optional(Loose("As accepted; a webhook gate's url redacted.")),
   statistics: Type.Optional(Type.Object({ falseAlarmRate: Type.Number() })),
+  expectedTraffic: Type.Optional(
+    Type.Object(
+      { requestsPerSecond: Type.Number(), smallestSegmentShare: Type.Optional(Type.Number()) },
+      { description: "As given: the traffic the forecast assumes before any is seen." },
+    ),
+  ),
   trafficMix: Type.Optional(Type.Object({ check: Type.Boolean(), holdOnMismatch: Type.Boolean(), alpha: Type.Number(), minDifference: Type.Number() })),
   finalize: Type.Optional(
     Type.Object({
@@ -89,6 +95,14 @@ export function specView(rollout: Rollout): SpecView {
     // Webhook gates' URLs are secrets (tokens): redacted, as everywhere else they are shown.
     promotion_gates: redactUrls(given.promotion_gates ?? {}),
     statistics: { falseAlarmRate: spec.falseAlarmRate },
+    ...(spec.expectedTraffic
+      ? {
+          expectedTraffic: {
+            requestsPerSecond: spec.expectedTraffic.requestsPerSecond,
+            ...(spec.expectedTraffic.smallestSegmentShare !== null ? { smallestSegmentShare: spec.expectedTraffic.smallestSegmentShare } : {}),
+          },
+        }
+      : {}),
     trafficMix: spec.trafficMix,
     finalize: {
       ...(finalize.webhook ? { webhook: redactUrls(finalize.webhook) } : {}),

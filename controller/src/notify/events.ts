@@ -15,6 +15,8 @@ import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import type { ManagedState, Rollout } from "../rollouts/model.ts";
 import { clip, compactEvidence, describeItem, failingGate, linksOf, worstSegment, type EvidenceItem, type Links } from "./evidence.ts";
 import type { NotificationEvent } from "../engine/index.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
+import { variantsOf, type VariantsView } from "../http/variants-view.ts";
 
 export interface NotificationPayload {
   /** Stable across retries and restarts: deduplicate on it. */
@@ -38,6 +40,8 @@ export interface NotificationPayload {
   owner: string | null;
   rollbackCondition: string | null;
   models: { stable: string; canary: string } | null;
+  /** Which model is which: declared versions, else the upstream each variant reaches, and in words (`text`). */
+  variants: VariantsView;
   /** rolled_back: the failed gate that weighs most; null when nothing failed (a deadline, an operator). */
   failingGate: EvidenceItem | null;
   /** rolled_back: the segment value that failed worst; null when none did. */
@@ -79,6 +83,8 @@ export function eventOf(d: Decision): NotificationEvent | null {
 
 interface EventContext {
   publicUrl: string | null;
+  /** What each Envoy cluster reaches (for `variants`); absent: unknown. */
+  upstreams?: UpstreamLookup;
 }
 
 /** The events of the decisions a write appends; `rollout` is the rollout as written (history included). */
@@ -121,6 +127,7 @@ function payloadOf(rollout: Rollout, engine: ManagedState, d: Decision, type: No
     owner: spec.owner,
     rollbackCondition: spec.rollbackCondition,
     models: spec.models ? { stable: spec.models.stable, canary: spec.models.canary } : null,
+    variants: variantsOf(rollout, ctx.upstreams),
     failingGate: ended ? failingGate(d.measurements) : null,
     worstSegment: ended ? worstSegment(d.measurements) : null,
     gate: null,
@@ -261,6 +268,7 @@ function gatePayload(
     owner: spec.owner,
     rollbackCondition: spec.rollbackCondition,
     models: spec.models ? { stable: spec.models.stable, canary: spec.models.canary } : null,
+    variants: variantsOf(rollout, ctx.upstreams),
     failingGate: null,
     worstSegment: null,
     gate: { name: streak.gate, errorSince: new Date(streak.since).toISOString(), reason: clip(streak.reason, 600) },

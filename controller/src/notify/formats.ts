@@ -39,6 +39,7 @@ function facts(p: NotificationPayload): Array<[string, string]> {
   const out: Array<[string, string]> = [["Phase", p.previousPhase === p.phase ? p.phase : `${p.previousPhase} → ${p.phase}`]];
   if (p.stage) out.push(["Stage", `${p.stage.name} (${p.stage.index + 1} of ${p.stage.of})`]);
   out.push(["Canary", `${p.weights.canaryPercent}%${p.weights.shadowPercent > 0 ? ` (shadow ${p.weights.shadowPercent}%)` : ""}`]);
+  if (p.variants) out.push(["Models", p.variants.text]);
   if (p.owner) out.push(["Owner", p.owner]);
   if (p.failingGate) out.push(["Failing gate", describeItem(p.failingGate)]);
   if (p.worstSegment) out.push(["Worst segment", `${p.worstSegment.slice}: ${describeItem(p.worstSegment)}`]);

@@ -14,6 +14,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Decision } from "../engine/index.ts";
 import type { RolloutPersistence, SavedState, StateChange } from "../rollouts/persistence.ts";
 import type { Rollout } from "../rollouts/model.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
 import { decisionEvents, gateStreaks, type GateStreak, type NotificationPayload } from "./events.ts";
 import { targetKey, type Enqueued, type NotificationOutbox } from "./outbox.ts";
 import { NOTIFY_DEFAULTS, wants, type NotificationTarget } from "../engine/index.ts";
@@ -22,6 +23,8 @@ interface NotifyingPersistenceOptions {
   /** Controller-wide targets: every managed rollout's events go there too (unless its spec opts out). */
   controllerTargets?: readonly NotificationTarget[];
   publicUrl?: string | null;
+  /** What each Envoy cluster reaches, for the events' `variants`. */
+  upstreams?: UpstreamLookup;
   /** Pending events per destination at most; beyond it the oldest are dropped (counted). Default 1000. */
   maxPendingPerTarget?: number;
   clock?: () => number;
@@ -46,6 +49,7 @@ export class NotifyingPersistence implements RolloutPersistence {
   readonly #outbox: NotificationOutbox;
   readonly #controllerTargets: readonly NotificationTarget[];
   readonly #publicUrl: string | null;
+  readonly #upstreams: UpstreamLookup | undefined;
   readonly #maxPending: number;
   readonly #clock: () => number;
   readonly #log: FastifyBaseLogger | undefined;
@@ -59,6 +63,7 @@ export class NotifyingPersistence implements RolloutPersistence {
     this.#outbox = outbox;
     this.#controllerTargets = options.controllerTargets ?? [];
     this.#publicUrl = options.publicUrl ?? null;
+    this.#upstreams = options.upstreams;
     this.#maxPending = options.maxPendingPerTarget ?? DEFAULT_MAX_PENDING_PER_TARGET;
     this.#clock = options.clock ?? Date.now;
     this.#log = options.log;
@@ -136,7 +141,7 @@ export class NotifyingPersistence implements RolloutPersistence {
       if (previous.size > 0) plan.streaks = { rollout: name, next: new Map() };
       return plan;
     }
-    const ctx = { publicUrl: this.#publicUrl };
+    const ctx = { publicUrl: this.#publicUrl, ...(this.#upstreams ? { upstreams: this.#upstreams } : {}) };
     const events = decisionEvents(rollout, change.newDecisions ?? [], ctx);
     const afterMs = (rollout.engine.state.spec.notifications?.gateErrorAfterSeconds ?? NOTIFY_DEFAULTS.gateErrorAfterSeconds) * 1000;
     // A rollout leaving the live set has no gates to follow; its streaks go with it.

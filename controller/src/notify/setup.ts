@@ -5,6 +5,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { SqliteRolloutState } from "../rollouts/sqlite-state.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
 import { NotificationDispatcher } from "./dispatcher.ts";
 import { NotificationOutbox } from "./outbox.ts";
 import { NotifyingPersistence } from "./persistence.ts";
@@ -33,7 +34,7 @@ export interface Notifications {
 /** Throws on invalid controller-wide targets (naming the item, never the URL). */
 export function setupNotifications(
   state: SqliteRolloutState,
-  options: NotificationOptions & { fresh?: boolean; publicUrl?: string | null; clock?: () => number; log: FastifyBaseLogger },
+  options: NotificationOptions & { fresh?: boolean; publicUrl?: string | null; upstreams?: UpstreamLookup; clock?: () => number; log: FastifyBaseLogger },
 ): Notifications {
   // Normalized targets (events: null for all) are accepted back in the input form.
   const inputs = (options.targets ?? []).map((t) => Object.fromEntries(Object.entries(t).filter(([, v]) => v !== null && v !== undefined)));
@@ -53,6 +54,7 @@ export function setupNotifications(
   const persistence = new NotifyingPersistence(state, state.database, outbox, {
     controllerTargets: checked.targets,
     publicUrl: options.publicUrl,
+    ...(options.upstreams ? { upstreams: options.upstreams } : {}),
     maxPendingPerTarget: options.maxPendingPerTarget,
     clock: options.clock,
     log: options.log,

@@ -3,6 +3,8 @@
 // last evaluated window, and why it ended the way it did. Pure; the route picks JSON or Markdown.
 import { isTerminal, Phase, segmentLabel, type Decision, type Measurement } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
+import { variantsOf, type VariantsView } from "../http/variants-view.ts";
 
 interface GateLine {
   gate: string;
@@ -25,6 +27,8 @@ export interface RolloutReport {
   outcome: "succeeded" | "finalized" | "rolled back" | "failed" | "in progress";
   /** The two models (spec models), when declared. */
   models: { stable: string; canary: string } | null;
+  /** Which model is which: the declared versions, else the upstream each variant reaches (an archived rollout: unknown). */
+  variants: VariantsView;
   /** Set for an archived rollout: its archive id, when and why it left the live set. */
   archived: { id: number; at: string; reason: string } | null;
   /** The decision that ended the rollout, or the latest one while it runs. */
@@ -43,6 +47,15 @@ interface SliceLine {
   requests: number;
   errorRate: number | null;
   p95Ms: number | null;
+}
+
+/**
+ * A variant with no request in the window has no error rate or p95 of its own: Envoy flushes latency histograms
+ * every few seconds while counting requests at once, so answers to requests of the stage before can land in a
+ * window with none (stable in a 100% stage). Shown as "-" rather than a p95 beside "0 requests".
+ */
+function sliceLine(line: SliceLine): SliceLine {
+  return line.requests > 0 ? line : { requests: 0, errorRate: null, p95Ms: null };
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -68,7 +81,7 @@ function gateLine(m: Measurement): GateLine {
   };
 }
 
-export function buildReport(rollout: Rollout, archived?: { id: number; at: Date; reason: string }): RolloutReport | null {
+export function buildReport(rollout: Rollout, archived?: { id: number; at: Date; reason: string }, upstreams?: UpstreamLookup): RolloutReport | null {
   const engine = rollout.engine;
   if (engine === null) return null;
   const { state, decisions } = engine;
@@ -86,6 +99,8 @@ export function buildReport(rollout: Rollout, archived?: { id: number; at: Date;
     phase: state.phase,
     outcome: outcomeOf(state.phase),
     models: rollout.spec.models ? { stable: rollout.spec.models.stable, canary: rollout.spec.models.canary } : null,
+    // Archived: where its clusters point now says nothing about what it ran against.
+    variants: variantsOf(rollout, archived ? undefined : upstreams),
     archived: archived ? { id: archived.id, at: archived.at.toISOString(), reason: archived.reason } : null,
     why: last ? last.reason : "not started yet",
     weights: { canaryPercent: rollout.canaryPercent, shadowPercent: rollout.shadowPercent },
@@ -98,7 +113,7 @@ export function buildReport(rollout: Rollout, archived?: { id: number; at: Date;
       decision: d.kind,
       gates: [...d.measurements].sort((a, b) => Number(a.segment !== null) - Number(b.segment !== null)).map(gateLine),
     })),
-    segments: (lastWindow?.slices ?? []).map((s) => ({ segment: segmentLabel(s.segment), stable: s.stable, candidate: s.candidate })),
+    segments: (lastWindow?.slices ?? []).map((s) => ({ segment: segmentLabel(s.segment), stable: sliceLine(s.stable), candidate: sliceLine(s.candidate) })),
   };
 }
 
@@ -114,7 +129,7 @@ export function reportMarkdown(r: RolloutReport): string {
     `- rollback condition: ${cell(r.rollbackCondition)}`,
     `- phase: ${r.phase}; weights now: canary ${r.weights.canaryPercent}%, shadow ${r.weights.shadowPercent}%`,
     `- created ${r.createdAt}${r.endedAt ? `, ended ${r.endedAt}` : ""}`,
-    ...(r.models ? [`- models: stable ${r.models.stable}, canary ${r.models.canary}`] : []),
+    `- models: ${r.variants.text}`,
     ...(r.archived ? [`- archived ${r.archived.at} as ${r.archived.id}: ${r.archived.reason}`] : []),
     "",
     `**Why:** ${r.why}`,

@@ -230,7 +230,7 @@ export function historyOf(rollout: Rollout): Static<typeof History> {
 }
 
 export function sendReport(request: FastifyRequest, reply: FastifyReply, rollout: Rollout, archived?: { id: number; at: Date; reason: string }): FastifyReply {
-  const report = buildReport(rollout, archived);
+  const report = buildReport(rollout, archived, reply.server.upstreamLookup);
   if (report === null) throw notManaged(rollout);
   const format = (request.query as { format?: string }).format;
   const wantsMarkdown = format === "markdown" || (format === undefined && (request.headers.accept ?? "").includes("text/markdown"));
