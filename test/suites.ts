@@ -10,6 +10,7 @@ export const E2E = [
   "test/mesh/image.test.ts",
   "test/cli/commands.test.ts",
   "test/cli/watch-status.test.ts",
+  "test/cli/release.test.ts",
   "test/docs/readme.test.ts",
 ] as const;
 
@@ -23,6 +24,7 @@ export const UNIT = [
   "test/cli/errors.test.ts",
   "test/cli/lint.test.ts",
   "test/cli/pure.test.ts",
+  "test/cli/visibility.test.ts",
   "test/docs/markdown.test.ts",
   "test/docs/openapi.test.ts",
 ] as const;

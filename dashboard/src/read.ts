@@ -7,18 +7,11 @@
  * page say less, never break. Every guess about those shapes is in this file. Pure.
  */
 import { inUnit, num as fmtNum, percent } from "./format.ts";
+import { modelsOf, observedWindowOf, type ObservedWindow } from "./read-models.ts";
 
-export const field = (value: unknown, ...path: string[]): unknown => {
-  let at: unknown = value;
-  for (const key of path) {
-    if (typeof at !== "object" || at === null || Array.isArray(at)) return undefined;
-    at = (at as Record<string, unknown>)[key];
-  }
-  return at;
-};
-export const str = (value: unknown): string | null => (typeof value === "string" && value !== "" ? value : null);
-export const num = (value: unknown): number | null => (typeof value === "number" && Number.isFinite(value) ? value : null);
-export const arr = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+import { arr, field, num, str } from "./fields.ts";
+
+export { arr, field, num, str };
 const obj = (value: unknown): Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
 
@@ -93,6 +86,11 @@ export interface Picture {
   canaryPercent: number | null;
   shadowPercent: number | null;
   observedCanaryPercent: number | null;
+  /** Over which window the observed share was measured (read-models.ts). */
+  observedWindow: ObservedWindow | null;
+  /** Which model is which, in the controller's words, and short ("v1 → v2"). */
+  models: string | null;
+  modelsShort: string | null;
   stage: { index: number; name: string } | null;
   stages: StageCell[];
   stagesComplete: boolean;
@@ -352,6 +350,8 @@ export function buildPicture(sources: Sources, now: number): Picture {
     shadowPercent,
     observedCanaryPercent:
       num(field(view, "observedCanaryPercent")) ?? num(field(evaluation, "observedCanaryPercent")) ?? num(field(summary, "observedCanaryPercent")),
+    observedWindow: observedWindowOf(evaluation, phase),
+    ...modelsOf(view, summary),
     stage,
     stages: stageCells(plan, timeline, stage, phase),
     stagesComplete: plan !== null,

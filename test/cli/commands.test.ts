@@ -13,9 +13,11 @@ let dir: string;
 let ctl: string;
 let run: ReturnType<typeof cliFor>;
 beforeAll(async () => {
-  stack = await startStack({ controller: { tickIntervalMs: 250 } });
+  stack = await startStack({ controller: { tickIntervalMs: 250, upstreamsIntervalMs: 300 } });
   ctl = stack.controller!.url;
   run = cliFor(ctl);
+  // The controller starts before Envoy: the views name the upstreams once it has read Envoy's clusters.
+  await waitFor("Envoy's clusters read", async () => stack.controller !== null && (await stackUpstreamsKnown()), 10_000, 100);
   dir = await mkdtemp(join(tmpdir(), "modelroll-cli-"));
 });
 afterAll(async () => {
@@ -24,6 +26,14 @@ afterAll(async () => {
 });
 
 const json = (text: string) => JSON.parse(text);
+const stackUpstreamsKnown = async () => {
+  await api(ctl, "POST", "/v1/rollouts", { name: "probe", match: { pathPrefix: "/probe" }, stickyKey: { header: "x-user-id" } });
+  const known = (await api(ctl, "GET", "/v1/rollouts/probe")).json.variants.canary.upstreams !== null;
+  if (known) await api(ctl, "DELETE", "/v1/rollouts/probe");
+  return known;
+};
+/** What the views say the stack's clusters reach. */
+const upstreamsText = () => `stable 127.0.0.1:${new URL(stack.stable.url).port} · canary 127.0.0.1:${new URL(stack.canary.url).port}`;
 const get = async (name: string) => (await api(ctl, "GET", `/v1/rollouts/${name}`)).json;
 
 /** A managed rollout that holds its first stage (10%) for an hour unless told otherwise; high impact: ends in review. */
@@ -59,17 +69,23 @@ describe("manual rollouts", () => {
     const list = await run(["list"]);
     expect(list.code).toBe(0);
     const [header, ...rows] = list.stdout.trimEnd().split("\n");
-    expect(header.split(/\s{2,}/)).toEqual(["NAME", "PHASE", "STAGE", "SET / OBSERVED", "OWNER", "AGE"]);
-    expect(rows.map((r) => r.split(/\s{2,}/).slice(0, 5))).toEqual([
-      ["manual", "● manual", "-", "5% / -", "-"],
-      ["second", "● manual", "-", "0% / -", "-"],
+    expect(header.split(/\s{2,}/)).toEqual(["NAME", "PHASE", "STAGE", "SET / OBSERVED", "MODELS (STABLE → CANARY)", "OWNER", "AGE"]);
+    const arrow = `127.0.0.1:${new URL(stack.stable.url).port} → 127.0.0.1:${new URL(stack.canary.url).port}`;
+    expect(rows.map((r) => r.split(/\s{2,}/).slice(0, 6))).toEqual([
+      ["manual", "● manual", "-", "5% / -", arrow, "-"],
+      ["second", "● manual", "-", "0% / -", arrow, "-"],
     ]);
     expect(json((await run(["list", "-o", "json"])).stdout)).toEqual((await api(ctl, "GET", "/v1/rollouts")).json);
     expect((await run(["list", "-o", "name"])).stdout).toBe("manual\nsecond\n");
     expect((await run(["list", "-o", "yaml"])).stdout).toBe(stringify((await api(ctl, "GET", "/v1/rollouts")).json, { lineWidth: 0 }));
 
     const shown = await run(["get", "manual"]);
-    expect(shown.stdout).toBe("manual  ● manual  revision 1\n" + "  weight     canary 5% set · shadow 10%\n" + "  match      /manual, sticky on x-user-id\n");
+    expect(shown.stdout).toBe(
+      "manual  ● manual  revision 1\n" +
+        `  models     ${upstreamsText()}\n` +
+        "  weight     canary 5% set · shadow 10%\n" +
+        "  match      /manual, sticky on x-user-id\n",
+    );
     expect(json((await run(["get", "manual", "-o", "json"])).stdout)).toEqual(await get("manual"));
 
     expect((await run(["weight", "manual", "25"])).stdout).toBe("rollout manual: manual, canary 25%, shadow 10%, revision 2\n");
@@ -150,7 +166,9 @@ describe("managed rollouts", () => {
     expect(code).toBe(0);
     const lines = stdout.split("\n");
     expect(lines[0]).toMatch(/^tree {2}◑ Canary {2}stage 1\/2 \(10%\) {2}revision \d+$/);
-    expect(lines[1]).toMatch(/^ {2}weight {5}canary 10% set, observed \d+(\.\d+)?% · shadow 0%$/);
+    expect(lines[1]).toBe(`  models     ${upstreamsText()}`);
+    // The observed share and the window it was measured over.
+    expect(lines[2]).toMatch(/^ {2}weight {5}canary 10% set, observed \d+(\.\d+)?% over stage 10%'s window \((\d+s|\d+m(\d+s)?)\) · shadow 0%$/);
     expect(lines).toContain("  owner      team-fraud");
     expect(lines).toContain("  rollback   canary error rate above 1%");
     // What holds the stage and the gates come from the engine's live evaluation, with the samples each needs.

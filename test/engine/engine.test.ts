@@ -80,7 +80,7 @@ const scenarios: Scenario[] = [
     behavior: newModel({ errorRate: 0.05 }),
     expectPhase: Phase.RolledBack,
     expectEndStage: "1%",
-    expectReason: /^canary worse overall: error rate \d(\.\d)?% vs 0\.[23]\d?% \(maximum 1%; 99\.\d+% interval for the canary \[/,
+    expectReason: /^canary worse overall: error rate \d(\.\d\d?)?% vs 0\.[23]\d{0,2}% \(maximum 1%; 99\.\d+% interval for the canary \[\d+\.\d\d?%, /,
     check: (r) => {
       const entered = r.decisions.find((d) => d.kind === "advanced" && d.to === Phase.Canary)!;
       const rolledBack = r.decisions.find((d) => d.kind === "rolledBack")!;
@@ -95,7 +95,7 @@ const scenarios: Scenario[] = [
     name: "a defect in one segment only rolls back naming that segment",
     behavior: newModel({ errorRate: 0.08 }, { segment: "enterprise" }),
     expectPhase: Phase.RolledBack,
-    expectReason: /^canary worse for tenant_tier=enterprise: error rate \d+(\.\d)?% vs 0\.\d+%/,
+    expectReason: /^canary worse for tenant_tier=enterprise: error rate \d+(\.\d\d?)?% vs 0\.\d+%/,
   },
   {
     name: "a 30% p95 regression rolls back",

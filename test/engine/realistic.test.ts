@@ -72,7 +72,7 @@ describe("a small service (100 requests/s, tenant tiers 60/30/10%) at the defaul
     const last = r.decisions.at(-1)!;
     expect(last.stage?.name).toBe("5%");
     expect(last.reason).toMatch(
-      /^canary worse for tenant_tier=enterprise: error rate \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%; .*\); the rest of the traffic: \d+(\.\d+)?%/,
+      /^canary worse for tenant_tier=enterprise: error rate \d+(\.\d\d?)?% vs \d+(\.\d+)?% \(maximum 1%; .*\); the rest of the traffic: \d+(\.\d+)?%/,
     );
   });
 

@@ -218,7 +218,7 @@ describe("notifications of a release", () => {
     });
     expect(e.worstSegment.value).toBeGreaterThan(0.1);
     expect(e.summary).toMatch(
-      /^fraud-model rolled back at stage 10% \(1 of 3\): error_rate tenant_tier=enterprise \d+(\.\d)?% vs \d+(\.\d+)?% \(maximum 1%\); all traffic on stable$/,
+      /^fraud-model rolled back at stage 10% \(1 of 3\): error_rate tenant_tier=enterprise \d+(\.\d\d?)?% vs \d+(\.\d+)?% \(maximum 1%\); all traffic on stable$/,
     );
     expect(e.evidence.length).toBeGreaterThan(1);
     expect(e.evidence[0].slice).toBe("overall");

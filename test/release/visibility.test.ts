@@ -146,7 +146,7 @@ describe("the report's segment rows", () => {
     for (let i = 0; i < 10; i++) await h.round();
     const rollout = h.app.modelroll.store.get("fraud-model");
     const decisions = rollout.engine!.decisions;
-    const withWindow = decisions.findLastIndex((d) => d.window !== null);
+    const withWindow = decisions.map((d) => d.window !== null).lastIndexOf(true);
     expect(withWindow, "a decision with a window").toBeGreaterThanOrEqual(0);
     // As a 100% stage records it: stable got no request, yet late-flushed answers of the stage before give it a p95.
     const late = { requests: 0, errorRate: 0, p95Ms: 41.5 };

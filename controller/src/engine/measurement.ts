@@ -89,7 +89,8 @@ export function formatValue(value: number | null | undefined, unit: Measurement[
   if (unit === "ratio") {
     const percent = value * 100;
     const abs = Math.abs(percent);
-    const digits = percent === 0 ? 0 : abs >= 1 ? 1 : abs >= 0.1 ? 2 : 3;
+    // Three significant digits, as the dashboard shows them: 24.3%, 1.04% (not 1%, which reads as on a 1% limit), 0.512%.
+    const digits = percent === 0 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
     return `${roundTo(percent, digits)}%`;
   }
   const text = String(significant(value, 3));

@@ -117,7 +117,7 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       if (stream.only !== null && name !== stream.only) continue;
       if (entry.seq <= since) continue;
       const detail = stream.only !== null;
-      items.push(JSON.stringify(summaryOf(entry.rollout, entry.observed, detail)));
+      items.push(JSON.stringify(summaryOf(entry.rollout, entry.observed, detail, app.upstreamLookup)));
       if (detail) views.push(`${JSON.stringify(name)}:${stream.serializeView(toView(entry.rollout, app.upstreamLookup))}`);
     }
     const gone = full ? [] : removed.filter((r) => r.seq > since && (stream.only === null || r.name === stream.only)).map((r) => r.name);

@@ -6,6 +6,8 @@
  */
 import { isTerminal, MeasurementStatus, Phase, type Evaluation } from "../engine/index.ts";
 import type { Rollout } from "../rollouts/model.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
+import { variantsOf, type VariantsView } from "../http/variants-view.ts";
 
 interface PlanStage {
   index: number;
@@ -38,6 +40,8 @@ export interface RolloutSummary {
   /** Time paused in the current stage (not counted towards its minimum duration). */
   pausedSecondsInStage: number;
   pathPrefix: string;
+  /** Which model is which (http/variants-view.ts). */
+  variants: VariantsView;
   /** Verdicts of the latest evaluation, all slices. */
   gates: { passed: number; failed: number; inconclusive: number; error: number };
   /** Why a person should look: rolled back, failed, awaiting review, paused, gates in Error, traffic mix. */
@@ -86,7 +90,7 @@ function attentionOf(rollout: Rollout): string[] {
   return out;
 }
 
-export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null, detail: boolean): RolloutSummary {
+export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null, detail: boolean, upstreams?: UpstreamLookup): RolloutSummary {
   const engine = rollout.engine;
   const state = engine?.state ?? null;
   const evaluation = engine?.lastEvaluation ?? null;
@@ -121,6 +125,7 @@ export function summaryOf(rollout: Rollout, observedFromSnapshots: number | null
     stageStartedAt: iso(state?.stageStartedAt),
     pausedSecondsInStage: Math.round((state?.pausedMsInStage ?? 0) / 1000),
     pathPrefix: rollout.spec.match.pathPrefix,
+    variants: variantsOf(rollout, upstreams),
     gates,
     attention: attentionOf(rollout),
     lastDecision: last ? { at: new Date(last.at).toISOString(), kind: last.kind, actor: last.actor, reason: last.reason } : null,

@@ -6,6 +6,7 @@ import { navigate } from "../app.tsx";
 import { age, pct, phaseIcon, phaseTone } from "../format.ts";
 import { LiveBadge } from "../live.tsx";
 import { arr, field, num, str } from "../read.ts";
+import { modelsOf } from "../read-models.ts";
 import { follow, type StreamState } from "../stream.ts";
 import { CreateRollout } from "../panels/create.tsx";
 
@@ -52,6 +53,9 @@ const Row = memo(function Row(props: { item: Item; minute: number }) {
         {(num(item.shadowPercent) ?? 0) > 0 ? ` · shadow ${pct(num(item.shadowPercent))}` : ""}
       </td>
       <td class="num">{pct(num(item.observedCanaryPercent))}</td>
+      <td class="models" data-testid="row-models" title={modelsOf(item).models ?? ""}>
+        {modelsOf(item).modelsShort ?? "–"}
+      </td>
       <td>{str(item.owner) ?? "–"}</td>
       <td class="num">{age(str(item.createdAt), props.minute)}</td>
       <td class="latest" title={str(field(item, "lastDecision", "reason")) ?? ""}>
@@ -150,6 +154,7 @@ export function ListPage(props: { canWrite: boolean }) {
               <th>stage</th>
               <th class="num">set</th>
               <th class="num">observed</th>
+              <th title="stable → canary: the declared versions, else the upstream each reaches">models</th>
               <th>owner</th>
               <th class="num">age</th>
               <th>latest decision</th>

@@ -80,13 +80,11 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
     setBusy(true);
     const base = `/v1/rollouts/${encodeURIComponent(p.name)}`;
     const body =
-      pending.action === "rollback"
-        ? undefined
-        : pending.action === "approve" || pending.action === "reject"
-          ? { approved: pending.action === "approve", ...(reason ? { reason } : {}) }
-          : reason
-            ? { reason }
-            : {};
+      pending.action === "approve" || pending.action === "reject"
+        ? { approved: pending.action === "approve", ...(reason ? { reason } : {}) }
+        : reason
+          ? { reason }
+          : {};
     const path = pending.action === "approve" || pending.action === "reject" ? `${base}/review` : `${base}/${pending.action}`;
     storeActor(actor);
     try {
@@ -148,12 +146,10 @@ export function Actions(props: { p: Picture; canWrite: boolean }) {
               {pending.shown.stage ? `, stage ${pending.shown.stage}` : ""}, canary {pct(pending.shown.canaryPercent)}. If the rollout changes before you
               confirm, the controller refuses this (412) rather than act on a state you did not see.
             </p>
-            {pending.action !== "rollback" && (
-              <label>
-                Reason (for the record){" "}
-                <input value={reason} maxLength={2000} onInput={(e) => setReason((e.target as HTMLInputElement).value)} data-testid="confirm-reason" />
-              </label>
-            )}
+            <label>
+              Reason (for the record){" "}
+              <input value={reason} maxLength={2000} onInput={(e) => setReason((e.target as HTMLInputElement).value)} data-testid="confirm-reason" />
+            </label>
             <label>
               Acting as <input value={actor} maxLength={200} onInput={(e) => setActor((e.target as HTMLInputElement).value)} />
             </label>

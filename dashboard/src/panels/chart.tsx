@@ -2,6 +2,7 @@
 // and stage changes drawn as vertical lines. Created once, fed new data on every update.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
+import { labelRows } from "../label-rows.ts";
 
 export const COLORS: Record<string, string> = { stable: "#2563eb", canary: "#ea580c", shadow: "#7c3aed" };
 
@@ -33,27 +34,44 @@ export interface ChartProps {
 
 const MARKER_COLORS = { bad: "#dc2626", good: "#16a34a", info: "#64748b" };
 
+/** Label rows above the plot before a label is left out (its line is still drawn; the timeline has every decision). */
+const LABEL_ROWS = 4;
+
 function markerPlugin(markers: () => Marker[]): uPlot.Plugin {
   return {
     hooks: {
       draw: (u) => {
         const ctx = u.ctx;
         const { top, height } = u.bbox;
+        const dpr = devicePixelRatio;
         ctx.save();
-        ctx.font = `${Math.round(10 * devicePixelRatio)}px sans-serif`;
-        for (const m of markers()) {
-          const x = Math.round(u.valToPos(m.t, "x", true));
-          if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+        ctx.font = `${Math.round(10 * dpr)}px sans-serif`;
+        const shown = markers()
+          .map((m) => ({ m, x: Math.round(u.valToPos(m.t, "x", true)) }))
+          .filter(({ x }) => x >= u.bbox.left && x <= u.bbox.left + u.bbox.width);
+        const rows = labelRows(
+          shown.map(({ m, x }) => ({ x: x + 3 * dpr, width: ctx.measureText(m.label).width })),
+          LABEL_ROWS,
+          6 * dpr,
+        );
+        shown.forEach(({ m, x }, i) => {
           ctx.strokeStyle = MARKER_COLORS[m.tone];
-          ctx.fillStyle = MARKER_COLORS[m.tone];
-          ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
-          ctx.lineWidth = devicePixelRatio;
+          ctx.setLineDash([4 * dpr, 3 * dpr]);
+          ctx.lineWidth = dpr;
           ctx.beginPath();
           ctx.moveTo(x, top);
           ctx.lineTo(x, top + height);
           ctx.stroke();
-          ctx.fillText(m.label, x + 3 * devicePixelRatio, top + 11 * devicePixelRatio);
-        }
+          const row = rows[i];
+          if (row === null || row === undefined) return;
+          const y = top + (11 + row * 12) * dpr;
+          const width = ctx.measureText(m.label).width;
+          // A light backing so a label stays readable over the lines it crosses.
+          ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+          ctx.fillRect(x + 2 * dpr, y - 9 * dpr, width + 2 * dpr, 11 * dpr);
+          ctx.fillStyle = MARKER_COLORS[m.tone];
+          ctx.fillText(m.label, x + 3 * dpr, y);
+        });
         ctx.restore();
       },
     },

@@ -3,6 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { duration, pct, phaseIcon, phaseTone } from "../format.ts";
 import { timeInStage, type Picture } from "../read.ts";
+import { observedWindowText } from "../read-models.ts";
 
 export function Header(props: { p: Picture }) {
   const p = props.p;
@@ -25,6 +26,8 @@ export function Header(props: { p: Picture }) {
         </span>
       </div>
       <dl class="facts">
+        <dt>models</dt>
+        <dd data-testid="models">{p.models ?? "–"}</dd>
         <dt>owner</dt>
         <dd>{p.owner ?? "–"}</dd>
         <dt>rollback condition</dt>
@@ -36,8 +39,14 @@ export function Header(props: { p: Picture }) {
         </dd>
         <dt>weight</dt>
         <dd data-testid="weights">
-          canary <strong>{pct(p.canaryPercent)}</strong> set, <strong data-testid="observed">{pct(p.observedCanaryPercent)}</strong> observed · shadow{" "}
-          {pct(p.shadowPercent)}
+          canary <strong>{pct(p.canaryPercent)}</strong> set, <strong data-testid="observed">{pct(p.observedCanaryPercent)}</strong> observed
+          {p.observedCanaryPercent !== null && p.observedWindow && (
+            <span class="muted" data-testid="observed-window">
+              {" "}
+              {observedWindowText(p.observedWindow)}
+            </span>
+          )}{" "}
+          · shadow {pct(p.shadowPercent)}
         </dd>
       </dl>
       {p.managed && p.stages.length > 0 && (
@@ -58,9 +67,9 @@ export function Header(props: { p: Picture }) {
           </span>
           <span>
             requests <strong>{p.stageRequests ?? "–"}</strong>
-            {p.minRequests !== null ? ` of ${p.minRequests} minimum` : ""}
+            {p.minRequests !== null && p.minRequests > 0 ? ` of ${p.minRequests} minimum` : ""}
           </span>
-          {p.etaSeconds !== null && (
+          {p.etaSeconds !== null && p.phase !== "Paused" && (
             <span>
               decision expected in <strong>{duration(p.etaSeconds)}</strong>
             </span>

@@ -55,7 +55,7 @@ export function Scorecard(props: { p: Picture }) {
                   {count(g.samples.stable)} / {count(g.samples.candidate)}
                   {g.needed ? ` (needs ${g.needed.stable !== null ? `${count(g.needed.stable)} / ` : ""}${count(g.needed.candidate)})` : ""}
                 </td>
-                <td class="reason clip" title={g.reason}>
+                <td class="reason" data-testid="gate-reason">
                   {g.reason}
                 </td>
               </tr>

@@ -45,6 +45,12 @@ export interface Picture {
   canaryPercent: number | null;
   shadowPercent: number | null;
   observedCanaryPercent: number | null;
+  /** Over which window the observed share was measured: the stage's window, its length, and whether it is over. */
+  observedWindow: { stage: string | null; seconds: number | null; state: "live" | "ended" } | null;
+  /** Which model is which, in the controller's words ("stable v1 at 127.0.0.1:9001 · canary v2 at ..."). */
+  models: string | null;
+  /** The same, short, for the list: "v1 → v2", or the upstreams. */
+  modelsShort: string | null;
   owner: string | null;
   rollbackCondition: string | null;
   match: string | null;
@@ -256,6 +262,8 @@ export function buildPicture(view: unknown, report: unknown, now: number): Pictu
     canaryPercent: num(field(view, "canaryPercent")),
     shadowPercent: num(field(view, "shadowPercent")),
     observedCanaryPercent: observedOf(view, evaluation, gates, phase),
+    observedWindow: observedWindowOf(evaluation, phase),
+    ...modelsOf(view, report),
     owner: str(field(view, "spec", "owner")) ?? str(field(view, "owner")) ?? str(field(report, "owner")),
     rollbackCondition: str(field(view, "spec", "rollbackCondition")) ?? str(field(view, "rollbackCondition")) ?? str(field(report, "rollbackCondition")),
     match: str(field(view, "spec", "match", "pathPrefix")),
@@ -314,4 +322,37 @@ function observedOf(view: unknown, evaluation: unknown, gates: GateSlice[], phas
   }
   if (!best || best.stable + best.candidate === 0) return null;
   return (best.candidate / (best.stable + best.candidate)) * 100;
+}
+
+/** The stage window the evaluation's observed share covers: from windowStartedAt to the evaluation's time. */
+function observedWindowOf(evaluation: unknown, phase: string | null): Picture["observedWindow"] {
+  if (num(field(evaluation, "observedCanaryPercent")) === null) return null;
+  const from = Date.parse(str(field(evaluation, "windowStartedAt")) ?? "");
+  const to = Date.parse(str(field(evaluation, "at")) ?? "");
+  return {
+    stage: str(field(evaluation, "stage", "name")),
+    seconds: Number.isFinite(from) && Number.isFinite(to) ? Math.max(0, (to - from) / 1000) : null,
+    // A paused rollout is still evaluated (a failed gate still rolls it back); an ended one is not.
+    state: isTerminalPhase(phase) ? "ended" : "live",
+  };
+}
+
+/** One variant, short: its declared version, else its hosts, else "?". */
+function variantShort(v: unknown): string {
+  const model = str(field(v, "model"));
+  if (model) return model;
+  const hosts = arr(field(v, "upstreams")).filter((h): h is string => typeof h === "string");
+  if (hosts.length > 0) return hosts.length === 1 ? (hosts[0] ?? "?") : `${hosts[0]} +${hosts.length - 1}`;
+  return "?";
+}
+
+function modelsOf(view: unknown, report: unknown): Pick<Picture, "models" | "modelsShort"> {
+  const variants = field(view, "variants") ?? field(report, "variants");
+  const text = str(field(variants, "text"));
+  if (text) return { models: text, modelsShort: `${variantShort(field(variants, "stable"))} → ${variantShort(field(variants, "canary"))}` };
+  // Older controllers: the spec's declared versions only.
+  const stable = str(field(view, "spec", "models", "stable")) ?? str(field(report, "models", "stable"));
+  const canary = str(field(view, "spec", "models", "canary")) ?? str(field(report, "models", "canary"));
+  if (stable && canary) return { models: `stable ${stable} · canary ${canary}`, modelsShort: `${stable} → ${canary}` };
+  return { models: null, modelsShort: null };
 }

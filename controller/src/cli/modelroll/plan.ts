@@ -32,8 +32,29 @@ export interface ApiRequest {
   headers?: Record<string, string>;
 }
 
+/** What `modelroll traffic` sends (traffic.ts sends it). */
+export interface TrafficOptions {
+  /** The data plane's base URL (Envoy's listener), e.g. http://127.0.0.1:10000. */
+  url: string;
+  path: string;
+  /** Requests per second. */
+  rate: number;
+  /** Distinct values of the user header. */
+  users: number;
+  /** How long; null: until the signal aborts. */
+  durationMs: number | null;
+  method: "POST" | "GET";
+  body: string;
+  userHeader: string;
+  variantHeader: string;
+  headers: Record<string, string>;
+  maxInFlight: number;
+  /** Per request. */
+  timeoutMs: number;
+}
+
 /** Commands that are one request whose answer is the rollout's view (or nothing, for delete). */
-export type ActionName = "weight" | "shadow" | "promote" | "pause" | "resume" | "abort" | "undo" | "fail" | "review" | "delete";
+export type ActionName = "weight" | "shadow" | "promote" | "pause" | "resume" | "abort" | "undo" | "fail" | "review" | "delete" | "finalize";
 
 export type Command =
   | { kind: "list" }
@@ -48,7 +69,11 @@ export type Command =
   | { kind: "history"; name: string }
   | { kind: "report"; name: string; format: "markdown" | "json" }
   | { kind: "stats"; name: string }
-  | { kind: "completion"; shell: "bash" | "zsh"; script: string };
+  | { kind: "completion"; shell: "bash" | "zsh"; script: string }
+  /** POST finalize; with `wait`, then follow Finalizing until Finalized (archived) or back to Succeeded. */
+  | { kind: "finalize"; name: string; request: ApiRequest; wait: boolean; timeoutMs: number }
+  /** Requests through the data plane; the body from `bodyFile` when given (read by run.ts). */
+  | { kind: "traffic"; options: TrafficOptions; bodyFile: string | null };
 
 export interface Plan {
   globals: Globals;
@@ -75,7 +100,7 @@ export function ifMatch(revision: number | null): Record<string, string> {
 export function actionRequest(
   action: ActionName,
   name: string,
-  options: { percent?: number; reason?: string | null; approved?: boolean; ifRevision: number | null },
+  options: { percent?: number; reason?: string | null; approved?: boolean; verify?: boolean; ifRevision: number | null },
 ): ApiRequest {
   const headers = ifMatch(options.ifRevision);
   const reasonBody = options.reason ? { reason: options.reason } : undefined;
@@ -90,6 +115,13 @@ export function actionRequest(
       return { method: "POST", path: rolloutPath(name, "/review"), body: { approved: options.approved, ...(reasonBody ?? {}) }, headers };
     case "delete":
       return { method: "DELETE", path: rolloutPath(name), headers };
+    case "finalize":
+      return {
+        method: "POST",
+        path: rolloutPath(name, "/finalize"),
+        body: { ...(reasonBody ?? {}), ...(options.verify === false ? { verify: false } : {}) },
+        headers,
+      };
     default:
       return { method: "POST", path: rolloutPath(name, `/${action}`), body: reasonBody, headers };
   }

@@ -2,6 +2,8 @@
 // usage error) out. Pure: commander writes into strings here and never exits; env is read from the argument.
 import { Command as Commander, CommanderError, Option } from "commander";
 import { completionScript, type CompletionTree } from "./completion.ts";
+import { TRAFFIC_DEFAULTS, TRAFFIC_LIMITS } from "./traffic.ts";
+import { trafficPlan } from "./traffic-plan.ts";
 import {
   actionRequest,
   DEFAULT_SERVER,
@@ -167,6 +169,55 @@ function buildProgram(inputs: PlanInputs, sink: { out: string; err: string }, do
       const { approve, reject } = opts(cmd);
       if (approve === reject) throw new UsageError("review: give exactly one of --approve and --reject");
       action("review", rollout, cmd, { approved: approve === true, reason: reason(cmd) });
+    });
+
+  name(program.command("finalize"))
+    .description("after Succeeded, once stable serves the new model: verify that, route all traffic to stable, archive the rollout")
+    .option("--no-verify", "finalize at once, without checking what stable answers (the record says it was not verified)")
+    .option("--wait", "follow the verification: exit 0 once Finalized, 1 if it went back to Succeeded")
+    .option("--timeout <duration>", "with --wait: give up after this long", "10m")
+    .addOption(reasonOption())
+    .addOption(ifRevisionOption())
+    .addOption(output())
+    .addHelpText(
+      "after",
+      `\nWith models.versionField or versionHeader the rollout goes Finalizing until stable has answered the canary's version
+finalize.verifyAnswers times in a row (then Finalized and archived), or finalize.deadlineSeconds pass (back to Succeeded).
+Exit ${EXIT.ok}: finalized (or, without --wait, accepted); ${EXIT.failed}: refused, or (--wait) not verified; ${EXIT.timeout}: (--wait) still Finalizing at --timeout; ${EXIT.usage}: usage or connection error.`,
+    )
+    .action((rollout: string, _o, cmd: Commander) => {
+      const o = opts(cmd);
+      const timeoutMs = parseDuration(o.timeout as string);
+      if (timeoutMs === null || timeoutMs <= 0) throw new UsageError(`--timeout: expected a duration like 10m, 90s or 1h30m, got '${o.timeout}'`);
+      const request = actionRequest("finalize", rollout, { reason: reason(cmd), verify: o.verify !== false, ifRevision: revision(cmd) });
+      done({ kind: "finalize", name: rollout, request, wait: o.wait === true, timeoutMs }, out(cmd));
+    });
+
+  program
+    .command("traffic")
+    .description("send steady requests through the data plane from many users; print what each variant answered")
+    .option("--data-url <url>", `the data plane (Envoy's listener) (env MODELROLL_DATA_URL, default ${TRAFFIC_DEFAULTS.url})`)
+    .option("--path <path>", "request path", TRAFFIC_DEFAULTS.path)
+    .option("--rate <n>", `requests per second, 1 to ${TRAFFIC_LIMITS.maxRate}`, String(TRAFFIC_DEFAULTS.rate))
+    .option("--users <n>", "distinct users (values of the user header)", String(TRAFFIC_DEFAULTS.users))
+    .option("--duration <duration>", "how long: 30s, 5m, 1h (at most 24h)", "60s")
+    .option("--until-stopped", "run until Ctrl-C instead of --duration (still at --rate)")
+    .option("--body <json>", "request body (POST), or @FILE", TRAFFIC_DEFAULTS.body)
+    .option("--get", "send GET requests without a body")
+    .option("-H, --header <name:value...>", "more request headers, e.g. -H 'x-tenant-tier: pro'")
+    .option("--user-header <name>", "the header carrying the user", TRAFFIC_DEFAULTS.userHeader)
+    .option("--variant-header <name>", "the answer's header naming the variant", TRAFFIC_DEFAULTS.variantHeader)
+    .addOption(output())
+    .addHelpText(
+      "after",
+      `\nRequests start on schedule (open loop), at most ${TRAFFIC_DEFAULTS.maxInFlight} open at once; a request beyond that is counted as not sent.
+Users come from a fixed pseudo-random sequence, so two runs send the same users in the same order.
+Exit ${EXIT.ok}: ran to the end (or Ctrl-C) and got answers; ${EXIT.failed}: no request was answered; ${EXIT.usage}: usage error.`,
+    )
+    .action((_o, cmd: Commander) => {
+      const planned = trafficPlan(opts(cmd), inputs.env);
+      if ("error" in planned) throw new UsageError(planned.error);
+      done({ kind: "traffic", ...planned }, out(cmd));
     });
 
   name(program.command("measure"))

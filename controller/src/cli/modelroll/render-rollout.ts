@@ -40,9 +40,22 @@ function stageText(picture: Pick<Picture, "stage" | "stageCount">): string {
   return `${position} (${picture.stage.name})`;
 }
 
+/**
+ * ", observed 5.21% over stage 10%'s window (2m10s) before it ended; not measured since": the share the last
+ * evaluation measured, and over which window, so an ended rollout's last share does not read as traffic now.
+ */
+export function observedText(picture: Pick<Picture, "observedCanaryPercent" | "observedWindow">): string {
+  if (picture.observedCanaryPercent === null) return "";
+  const observed = `, observed ${percent(picture.observedCanaryPercent)}`;
+  const w = picture.observedWindow;
+  if (w === null) return observed;
+  const window = `over ${w.stage ? `stage ${w.stage}'s` : "the stage's"} window${w.seconds !== null ? ` (${duration(w.seconds * 1000)})` : ""}`;
+  if (w.state === "ended") return `${observed} ${window} before it ended; not measured since`;
+  return `${observed} ${window}`;
+}
+
 function weightText(picture: Picture): string {
-  const observed = picture.observedCanaryPercent !== null ? `, observed ${percent(picture.observedCanaryPercent)}` : "";
-  return `canary ${percent(picture.canaryPercent)} set${observed} · shadow ${percent(picture.shadowPercent)}`;
+  return `canary ${percent(picture.canaryPercent)} set${observedText(picture)} · shadow ${percent(picture.shadowPercent)}`;
 }
 
 /** `modelroll get`: everything the picture knows, nothing it does not. */
@@ -54,14 +67,15 @@ export function renderRollout(picture: Picture, p: Paint): string {
   const row = (label: string, text: string | null) => {
     if (text !== null) lines.push(`  ${p.dim(label.padEnd(10))} ${text}`);
   };
+  row("models", picture.models);
   row("weight", weightText(picture));
   if (picture.match) row("match", `${picture.match}${picture.stickyHeader ? `, sticky on ${picture.stickyHeader}` : ""}`);
   row("owner", picture.owner);
   row("rollback", picture.rollbackCondition);
   if (picture.holding.length > 0) {
-    const eta = picture.etaSeconds !== null ? p.dim(` (decision expected in ${duration(picture.etaSeconds * 1000)})`) : "";
+    const eta = picture.etaSeconds !== null && picture.phase !== "Paused" ? p.dim(` (decision expected in ${duration(picture.etaSeconds * 1000)})`) : "";
     row("holds", clip(picture.holding.join("; "), 240) + eta);
-  } else if (picture.etaSeconds !== null && !isTerminalPhase(picture.phase)) {
+  } else if (picture.etaSeconds !== null && !isTerminalPhase(picture.phase) && picture.phase !== "Paused") {
     row("decision", `expected in ${duration(picture.etaSeconds * 1000)}`);
   }
   if (picture.managed && (isTerminalPhase(picture.phase) || picture.holding.length === 0)) row(isTerminalPhase(picture.phase) ? "why" : "last", picture.why);
@@ -148,10 +162,11 @@ export function renderList(pictures: Picture[], p: Paint, now: number): string {
     r.managed ? phaseText(r.phase, p) : phaseText(null, p),
     r.managed ? stageText(r) : "-",
     `${percent(r.canaryPercent)} / ${r.observedCanaryPercent !== null ? percent(r.observedCanaryPercent) : "-"}`,
+    r.modelsShort ?? "-",
     r.owner ?? "-",
     age(r.createdAt, now),
   ]);
-  return table(["NAME", "PHASE", "STAGE", "SET / OBSERVED", "OWNER", "AGE"], rows, p);
+  return table(["NAME", "PHASE", "STAGE", "SET / OBSERVED", "MODELS (STABLE → CANARY)", "OWNER", "AGE"], rows, p);
 }
 
 /** " (496 needed)" for the candidate alone, " of 496 / 900 needed" when stable's need is given too. */

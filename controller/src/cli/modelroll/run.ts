@@ -9,6 +9,8 @@ import { renderDeleted, renderHistory, renderLint, renderMeasured, renderStats, 
 import { renderList, summaryLine } from "./render-rollout.ts";
 import { parseSpecFile, specName } from "./spec-file.ts";
 import { runGet, runStatus } from "./watch.ts";
+import { runFinalize } from "./finalize.ts";
+import { progressLine, renderTraffic, runTraffic } from "./traffic.ts";
 import { contextOf, fetchReport, type CliIO, type Context } from "./context.ts";
 
 export type { CliIO };
@@ -89,12 +91,42 @@ async function execute(command: Command, ctx: Context): Promise<number> {
       else io.stdout(serialize(answer.json, globals.output === "yaml" ? "yaml" : "json"));
       return EXIT.ok;
     }
+    case "finalize":
+      return runFinalize(command, ctx);
+    case "traffic":
+      return traffic(command, ctx);
     case "stats": {
       const answer = await callOk(ctx.http, { method: "GET", path: rolloutPath(command.name, "/stats") });
       print(answer.json, () => renderStats(answer.json, ctx.paint));
       return EXIT.ok;
     }
   }
+}
+
+/** `modelroll traffic`: progress lines while it runs (table output), what each variant answered at the end. */
+async function traffic(command: Extract<Command, { kind: "traffic" }>, ctx: Context): Promise<number> {
+  let options = command.options;
+  if (command.bodyFile !== null) {
+    try {
+      options = { ...options, body: await ctx.io.readFile(command.bodyFile) };
+    } catch (error) {
+      throw new CliError(`--body @${command.bodyFile}: cannot read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, EXIT.usage);
+    }
+  }
+  const table = ctx.globals.output === "table";
+  if (table) {
+    const how = options.durationMs === null ? "until Ctrl-C" : `for ${Math.round(options.durationMs / 1000)} s`;
+    ctx.io.stdout(`sending ${options.rate} requests/s to ${options.url}${options.path} from ${options.users} users (${options.userHeader}) ${how}\n`);
+  }
+  const summary = await runTraffic(options, {
+    fetch: ctx.io.fetch,
+    now: ctx.io.now,
+    sleep: ctx.io.sleep,
+    signal: ctx.io.signal,
+    ...(table ? { onProgress: (s) => ctx.io.stdout(progressLine(s)) } : {}),
+  });
+  ctx.io.stdout(document(summary, ctx.globals.output) ?? renderTraffic(summary, options, ctx.paint));
+  return summary.answered > 0 ? EXIT.ok : EXIT.failed;
 }
 
 function picture(view: unknown, ctx: Context): Picture {
