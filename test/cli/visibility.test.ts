@@ -7,6 +7,7 @@ import { planCommand } from "../../controller/src/cli/modelroll/program.ts";
 import { renderList, renderRollout } from "../../controller/src/cli/modelroll/render-rollout.ts";
 import { renderTraffic, runTraffic, TRAFFIC_DEFAULTS, type TrafficOptions } from "../../controller/src/cli/modelroll/traffic.ts";
 import { formatValue } from "../../controller/src/engine/measurement.ts";
+import { planStart } from "../../controller/src/cli/start-plan.ts";
 
 const plan = (argv: string[], env: Record<string, string> = {}) => planCommand(argv, { env, isTTY: false, version: "1.2.3" });
 const noColor = paint(false);
@@ -215,5 +216,15 @@ describe("values in reasons and gate rows", () => {
       "1%",
       "0%",
     ]);
+  });
+});
+
+describe("npm start -- --demo-traffic RATE", () => {
+  it("takes a bounded rate, and refuses anything else naming the flag", () => {
+    expect(planStart(["--demo-traffic", "80"], {})).toMatchObject({ plan: { demoTraffic: 80 } });
+    expect(planStart([], {})).not.toHaveProperty("plan.demoTraffic");
+    for (const bad of ["0", "-5", "501", "lots"])
+      expect(planStart(["--demo-traffic", bad], {})).toEqual({ error: `--demo-traffic: expected requests per second above 0 and at most 500, got '${bad}'` });
+    expect(planStart(["--demo-traffic"], {})).toEqual({ error: "--demo-traffic needs a value" });
   });
 });

@@ -13,6 +13,8 @@ interface StartPlan {
   /** The Envoy cluster "shadow": a given model server, or null to point it at the canary. */
   shadow: { url: string; hostPort: HostPort } | null;
   concurrency: number;
+  /** --demo-traffic RATE: requests per second sent through the data plane until stopped (modelroll traffic's generator). */
+  demoTraffic?: number;
   /** --models FILE: many models behind the one Envoy (cli/models-file.ts reads it); absent: one stable/canary pair. */
   modelsFile?: string;
   /** The controller's own settings: state file, tokens, Prometheus. */
@@ -124,7 +126,10 @@ export function parseFlags(
   return { given };
 }
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
+/** The demo traffic's bound: it runs until stopped, so its rate is capped. */
+const MAX_DEMO_TRAFFIC = 500;
+
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--demo-traffic RATE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
@@ -138,12 +143,24 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --m
   --tick-ms           engine tick period                 (env MODELROLL_TICK_MS, default 5000)
 ${METRICS_USAGE}
   --public-url        the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  --demo-traffic      RATE requests/s (at most ${MAX_DEMO_TRAFFIC}) from 1000 users (x-user-id) to the first path, until stopped
   env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets, slack=URL,teams=URL,webhook=URL or a JSON list.
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.
 SIGINT, SIGTERM or SIGHUP stop everything and print what the state file keeps.`;
 
-const FLAGS = new Set(["--stable", "--canary", "--shadow", "--models", "--listen", "--controller", "--admin", "--concurrency", ...CONTROLLER_FLAGS]);
+const FLAGS = new Set([
+  "--demo-traffic",
+  "--stable",
+  "--canary",
+  "--shadow",
+  "--models",
+  "--listen",
+  "--controller",
+  "--admin",
+  "--concurrency",
+  ...CONTROLLER_FLAGS,
+]);
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 
@@ -164,6 +181,9 @@ export function planStart(argv: string[], env: Record<string, string | undefined
     if (admin.host !== "127.0.0.1" && admin.host !== "localhost") return { error: `--admin: Envoy's admin listens on 127.0.0.1 only, got ${admin.host}` };
     const concurrency = Number(given.get("--concurrency") ?? env.MODELROLL_CONCURRENCY ?? "2");
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) return { error: "--concurrency: expected an integer 1..64" };
+    const demoTraffic = given.has("--demo-traffic") ? Number(given.get("--demo-traffic")) : undefined;
+    if (demoTraffic !== undefined && !(demoTraffic > 0 && demoTraffic <= MAX_DEMO_TRAFFIC))
+      return { error: `--demo-traffic: expected requests per second above 0 and at most ${MAX_DEMO_TRAFFIC}, got '${given.get("--demo-traffic")}'` };
     return {
       plan: {
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_LISTEN ?? "127.0.0.1:10000", "--listen"),
@@ -180,6 +200,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
         ...(modelsFile !== undefined ? { modelsFile } : {}),
+        ...(demoTraffic !== undefined ? { demoTraffic } : {}),
         controllerSettings: controllerSettings(given, env),
       },
     };

@@ -9,6 +9,7 @@ import { startController, type RunningController } from "../server.ts";
 import { BUSY_PORT_ADVICE, busyPorts, type Listener } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { planStart, START_USAGE } from "./start-plan.ts";
+import { startDemoTraffic } from "./demo-traffic.ts";
 
 const result = planStart(process.argv.slice(2), process.env);
 if ("help" in result) {
@@ -150,6 +151,7 @@ Try:
   curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
   curl -s ${running.url}/v1/rollouts/${exampleModel ? exampleModel.name : "fraud-model"}/stats
 Ctrl-C (or SIGTERM to any of its processes) stops everything.`);
+  if (plan.demoTraffic !== undefined) startDemoTraffic(plan.demoTraffic, data, examplePath, shutdown);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);
   await shutdown.stop(1, "start-up failed");
