@@ -156,6 +156,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
   const driver = new RolloutDriver({
     store,
+    upstreams: upstreams.lookup,
     metricProvider,
     clock: options.clock,
     judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),

@@ -4,6 +4,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import type { BuildAppOptions } from "../../controller/src/app.ts";
 import { createRollout } from "../controller/helpers.ts";
 import { fingerprint } from "../../controller/src/secrets.ts";
 import { Answers } from "./answers.ts";
@@ -25,8 +26,8 @@ async function until(h: Harness, phase: string, maxRounds = 200): Promise<Record
 const kinds = async (h: Harness, url = "/v1/rollouts/fraud-model/history") =>
   ((await h.app.inject({ url })).json().decisions as Array<{ kind: string }>).map((d) => d.kind).filter((k) => k !== "held");
 
-async function succeeded(extra: Record<string, unknown> = {}): Promise<{ h: Harness; answers: Answers }> {
-  const h = await harness();
+async function succeeded(extra: Record<string, unknown> = {}, app: Partial<BuildAppOptions> = {}): Promise<{ h: Harness; answers: Answers }> {
+  const h = await harness({ app });
   const answers = new Answers().attach(h);
   await createRollout(h.app, managedSpec({ models: MODELS, finalize: { verifyAnswers: 50, deadlineSeconds: 120 }, ...extra }));
   await until(h, "Succeeded");
@@ -230,6 +231,12 @@ describe("the finalize webhook", () => {
     const bodies: Array<Record<string, unknown>> = [];
     let failures = 2;
     server = createServer((req, res) => {
+      // Also the Envoy admin endpoint the controller asks which hosts each cluster reaches.
+      if (req.url === "/clusters?format=json") {
+        const cluster = (name: string, address: string) => ({ name, host_statuses: [{ address: { socket_address: { address, port_value: 8080 } } }] });
+        res.writeHead(200).end(JSON.stringify({ cluster_statuses: [cluster("stable", "10.1.0.1"), cluster("canary", "10.1.0.2")] }));
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
@@ -238,8 +245,9 @@ describe("the finalize webhook", () => {
       });
     });
     await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/promote`;
-    const { h, answers } = await succeeded({ finalize: { webhook: { url }, verifyAnswers: 50 } });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const url = `${base}/hooks/promote`;
+    const { h, answers } = await succeeded({ finalize: { webhook: { url }, verifyAnswers: 50 } }, { envoyAdminUrls: [base], upstreamsIntervalMs: 0 });
     await h.app.modelroll.driver.hooks.settle();
     const first = await h.view();
     expect(first.phase).toBe("Succeeded");
@@ -267,6 +275,8 @@ describe("the finalize webhook", () => {
       models: { stable: "v1", canary: "v2" },
       action: "make the stable deployment serve v2 (it serves v1)",
     });
+    // Which model is which, in the view the CD system gets.
+    expect((bodies[0]!.view as { variants: { text: string } }).variants.text).toBe("stable v1 at 10.1.0.1:8080 · canary v2 at 10.1.0.2:8080");
     answers.serves.stable = "canary";
     await h.round();
     await h.round();

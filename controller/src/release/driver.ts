@@ -9,11 +9,14 @@ import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-h
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { FinalizeHooks } from "./finalize-hook.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
 import type { WebhookJudges } from "./webhook-judge.ts";
 import { readPromQLGates } from "./promql-gates.ts";
 
 interface RolloutDriverOptions {
   store: RolloutStore;
+  /** What each Envoy cluster reaches, for the finalize webhook's view. */
+  upstreams?: UpstreamLookup;
   metricProvider: MetricProvider;
   clock?: () => Date;
   /** Prometheus base URL for PromQL gates; without it (and without `promql`) those gates read as Error. */
@@ -59,7 +62,13 @@ export class RolloutDriver {
     this.#log = options.log;
     this.#onStep = options.onStep;
     this.judges = options.judges ?? null;
-    this.hooks = new FinalizeHooks({ store: options.store, clock: options.clock, log: options.log, retryBaseMs: options.hookRetryMs });
+    this.hooks = new FinalizeHooks({
+      store: options.store,
+      clock: options.clock,
+      log: options.log,
+      retryBaseMs: options.hookRetryMs,
+      ...(options.upstreams ? { upstreams: options.upstreams } : {}),
+    });
   }
 
   /** One step for every managed rollout that has not ended. A tick asked for while one runs joins it (no overlap). */

@@ -8,6 +8,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { applyCommand, finalizeOf, Phase } from "../engine/index.ts";
 import { toView } from "../http/rollout-view.ts";
+import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
 import type { HookStatus, Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { redactUrl, scrubUrl } from "../secrets.ts";
@@ -19,11 +20,14 @@ interface FinalizeHookOptions {
   /** First retry delay; doubles per failure up to retryMaxMs. */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /** What each Envoy cluster reaches, for the view's `variants`. */
+  upstreams?: UpstreamLookup;
 }
 
 const HOOK_ACTOR = "finalize-webhook";
 
 export class FinalizeHooks {
+  readonly #upstreams: UpstreamLookup | undefined;
   readonly #store: RolloutStore;
   readonly #clock: () => Date;
   readonly #log: FastifyBaseLogger | undefined;
@@ -37,6 +41,7 @@ export class FinalizeHooks {
     this.#log = options.log;
     this.#retryBaseMs = options.retryBaseMs ?? 1000;
     this.#retryMaxMs = options.retryMaxMs ?? 60_000;
+    this.#upstreams = options.upstreams;
   }
 
   /** Starts every delivery that is due; returns them (the driver does not wait for them). */
@@ -71,7 +76,7 @@ export class FinalizeHooks {
       const response = await fetch(hook.url, {
         method: "POST",
         headers: { "content-type": "application/json", "user-agent": "modelroll-controller" },
-        body: JSON.stringify(payload(rollout)),
+        body: JSON.stringify(payload(rollout, this.#upstreams)),
         signal: AbortSignal.timeout(hook.timeoutMs),
       });
       await response.arrayBuffer().catch(() => undefined);
@@ -126,7 +131,7 @@ function isDue(rollout: Rollout, now: number): boolean {
 }
 
 /** What the CD system gets: which rollout, which model stable must now serve, and where to read more. */
-function payload(rollout: Rollout): Record<string, unknown> {
+function payload(rollout: Rollout, upstreams?: UpstreamLookup): Record<string, unknown> {
   const models = rollout.spec.models;
   return {
     event: "rollout.succeeded",
@@ -135,6 +140,6 @@ function payload(rollout: Rollout): Record<string, unknown> {
     action: models ? `make the stable deployment serve ${models.canary} (it serves ${models.stable})` : "make the stable deployment serve the canary's model",
     models: models ? { stable: models.stable, canary: models.canary } : null,
     finalize: { path: `/v1/rollouts/${rollout.spec.name}/finalize`, verifiedBy: models?.versionField ?? models?.versionHeader ?? null },
-    view: toView(rollout),
+    view: toView(rollout, upstreams),
   };
 }
