@@ -25,6 +25,7 @@ export const UNIT = [
   "test/cli/pure.test.ts",
   "test/docs/markdown.test.ts",
   "test/docs/openapi.test.ts",
+  "test/docs/links.test.ts",
 ] as const;
 
 /** The entries as vitest include globs. */
