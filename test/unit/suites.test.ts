@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../../controller/src/paths.ts";
+import { TOOLS } from "../../scripts/test-tools.mjs";
 import { E2E, listed, NEEDS, UNIT } from "../suites.ts";
 
 const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encoding: "utf8" })
@@ -50,6 +51,7 @@ describe("test suites", () => {
       "istio-wasm": /\b(istioWasmBinary|agentConvert|startMeshStack)\b/,
     };
     expect(Object.keys(uses).sort()).toEqual(Object.keys(NEEDS).sort());
+    expect(Object.keys(TOOLS).sort(), "every tool in NEEDS is one scripts/test-tools.mjs can install").toEqual(Object.keys(NEEDS).sort());
     const unlisted = Object.entries(uses).flatMap(([tool, pattern]) =>
       testFiles
         .filter((f) => f !== "test/unit/suites.test.ts" && pattern.test(readFileSync(join(repoRoot, f), "utf8")) && !listed(NEEDS[tool], f))
