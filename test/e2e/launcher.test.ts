@@ -40,9 +40,9 @@ function writeEntry(file: string, build: number | "broken"): void {
   );
 }
 
-async function start(env: Record<string, string> = {}): Promise<Started & { ctl: string; data: string }> {
+async function start(env: Record<string, string> = {}, args: string[] = []): Promise<Started & { ctl: string; data: string }> {
   const ports = await freePorts();
-  const run = await npmStart(ports, join(dir, `state-${++files}.db`), env);
+  const run = await npmStart(ports, join(dir, `state-${++files}.db`), env, args);
   runs.push(run);
   return { ...run, ctl: `http://127.0.0.1:${ports.controller}`, data: `http://127.0.0.1:${ports.listen}` };
 }
@@ -105,6 +105,8 @@ describe("npm start's launcher", () => {
     const decisionsBefore = await decisionsOf(run.ctl, "fraud-model");
     expect(before).toMatchObject({ phase: "Canary", stage: { name: "50%" }, canaryPercent: 50 });
 
+    const adminUrl = /Envoy admin:\s+(\S+)/.exec(run.output())?.[1] ?? "";
+    const fetchFailuresBefore = await stat(adminUrl, "modelroll.config.fetch_failures");
     const killedAt = performance.now();
     process.kill(run.controller, "SIGKILL");
     const sentAtKill = traffic.sent;
@@ -147,6 +149,8 @@ describe("npm start's launcher", () => {
         expect(m.sampleSizes.candidate, `${d.kind}: ${m.gate}`).toBeGreaterThan(0);
       }
     }
+    // The filter saw the controller gone (its long-poll failed) and kept serving on the config it had.
+    expect(await stat(adminUrl, "modelroll.config.fetch_failures")).toBeGreaterThan(fetchFailuresBefore);
     // One Envoy all along; the launcher said what happened; the new controller is a sibling of Envoy.
     const out = run.output();
     expect(processAlive(run.envoy)).toBe(true);
@@ -155,10 +159,11 @@ describe("npm start's launcher", () => {
     expect(groupMembers(run.npm.pid!).sort()).toEqual([run.npm.pid!, run.launcher, latestController(run), run.envoy].sort());
   });
 
-  it("a clean restart and an upgrade (SIGUSR2, the second with a new build at the entry) fail no request under 100 requests/s", async () => {
+  it("a clean restart and an upgrade (SIGUSR2, the second with a new build at the entry) fail no request under 100 requests/s and keep the rollout", async () => {
     const entry = join(dir, "entry.mjs");
     writeEntry(entry, 1);
-    const run = await start({ MODELROLL_CONTROLLER_ENTRY: entry });
+    // --fresh empties the state file at the first start only: the restarts resume the rollout made below.
+    const run = await start({ MODELROLL_CONTROLLER_ENTRY: entry }, ["--fresh"]);
     expect(Number(readFileSync(join(dir, "build-1.pid"), "utf8"))).toBe(run.controller);
     const created = await api(run.ctl, "POST", "/v1/rollouts", {
       name: "fraud-model",
@@ -167,7 +172,7 @@ describe("npm start's launcher", () => {
       canaryPercent: 50,
     });
     expect(created.status).toBe(201);
-    const adminUrl = /Envoy admin:\s+(\S+)/.exec(run.output())![1]!;
+    const adminUrl = /Envoy admin:\s+(\S+)/.exec(run.output())?.[1] ?? "";
     await waitFor(
       "the filter to apply the rollout",
       async () => (await sendMany(`${run.data}/v1/predict`, 20, (i) => ({ "x-user-id": `p${i}` }), 4)).some((r) => r.variant === "canary"),

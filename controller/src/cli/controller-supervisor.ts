@@ -29,8 +29,8 @@ interface SupervisorOptions {
   entry: () => string;
   /** Node's own flags for the controller process (--enable-source-maps, a loader). */
   execArgv: string[];
-  /** `npm start`'s arguments, passed on unchanged. */
-  args: string[];
+  /** The arguments of the controller process's `start`th start (1 = the first). */
+  args: (start: number) => string[];
   policy: RestartPolicy;
   events: SupervisorEvents;
   /** After SIGTERM, SIGKILL once this has passed. */
@@ -80,7 +80,7 @@ export class ControllerSupervisor {
     if (this.#stopping || this.#current) return;
     const start = ++this.#starts;
     const wrapper = setprivForParentDeath();
-    const command = [process.execPath, ...this.#options.execArgv, this.#options.entry(), ...this.#options.args];
+    const command = [process.execPath, ...this.#options.execArgv, this.#options.entry(), ...this.#options.args(start)];
     const env = { ...process.env, [LAUNCHER_PID_ENV]: String(process.pid), [LAUNCHER_START_ENV]: String(start) };
     const stdio: ["ignore", "inherit", "inherit", "ipc"] = ["ignore", "inherit", "inherit", "ipc"];
     const child = wrapper

@@ -61,7 +61,9 @@ const defaultEntry = ownFile.replace(/launcher(\.[jt]s)$/, `start${extname(ownFi
 const supervisor = new ControllerSupervisor({
   entry: () => process.env[ENTRY_ENV] || defaultEntry,
   execArgv: process.execArgv,
-  args: argv,
+  // `npm start`'s arguments, unchanged; but --fresh empties the state file at the first start only: a restarted
+  // controller resumes what this run did.
+  args: (start) => (start === 1 ? argv : argv.filter((arg) => arg !== "--fresh")),
   policy,
   events: {
     request: (message, reply) => dataPlane.handle(message, reply),
