@@ -61,9 +61,12 @@ async function finish(traffic: Traffic): Promise<{ sent: number; ok: number; fai
   return { sent: traffic.sent, ok: traffic.counts.get(200) ?? 0, failed };
 }
 
+/** A filter counter from Envoy's admin (Envoy names it wasmcustom.<name>); an absent counter is an error. */
 async function stat(adminUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/stats?filter=^${name.replace(/\./g, "\\.")}$`)).text();
-  return Number(/: (\d+)/.exec(text)?.[1] ?? "0");
+  const text = await (await fetch(`${adminUrl}/stats?filter=^wasmcustom\\.${name.replace(/\./g, "\\.")}$`)).text();
+  const value = /: (\d+)/.exec(text)?.[1];
+  if (value === undefined) throw new Error(`Envoy at ${adminUrl} has no counter ${name}: ${text}`);
+  return Number(value);
 }
 
 /** Until the API answers again; the milliseconds it took from `since`. */
@@ -180,6 +183,7 @@ describe("npm start's launcher", () => {
       50,
     );
     const updatesBefore = await stat(adminUrl, "modelroll.config.updates");
+    expect(updatesBefore).toBeGreaterThan(0);
 
     const measured: string[] = [];
     for (const [what, count] of [
