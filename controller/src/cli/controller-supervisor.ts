@@ -67,6 +67,11 @@ export class ControllerSupervisor {
     return this.#current?.child.pid ?? null;
   }
 
+  /** True while a controller process runs and has said it is running. */
+  get running(): boolean {
+    return (this.#current?.runningSince ?? null) !== null;
+  }
+
   get starts(): number {
     return this.#starts;
   }

@@ -42,7 +42,7 @@ export interface Launcher {
 export interface DataPlane {
   modelServer(request: ModelServerRequest): Promise<{ url: string }>;
   envoy(request: EnvoyRequest): Promise<EnvoyHandle>;
-  /** Tells the owner the controller is up and has said so (the launcher counts a start as done from here). */
+  /** Tells the owner the controller is up, before it says so (the launcher counts a start as done from here). */
   running(): void;
 }
 

@@ -18,15 +18,18 @@ import { planStart, START_USAGE } from "./start-plan.ts";
 /** The environment variable naming another controller entry than start.js beside this file (read at every start). */
 const ENTRY_ENV = "MODELROLL_CONTROLLER_ENTRY";
 const NAME = "modelroll start";
+/** What the launcher adds to the usage: the signal it takes beside the stopping ones, and its bound. */
+const LAUNCHER_USAGE = `SIGUSR2 restarts the controller alone from the build on disk (npm run build first to upgrade); Envoy keeps serving.
+  env MODELROLL_CONTROLLER_RESTARTS: crashes in a row after which a crashed controller is not started again (default 10).`;
 
 const argv = process.argv.slice(2);
 const result = planStart(argv, process.env);
 if ("help" in result) {
-  console.log(START_USAGE);
+  console.log(`${START_USAGE}\n${LAUNCHER_USAGE}`);
   process.exit(0);
 }
 if ("error" in result) {
-  console.error(`${NAME}: ${result.error}\n${START_USAGE}`);
+  console.error(`${NAME}: ${result.error}\n${START_USAGE}\n${LAUNCHER_USAGE}`);
   process.exit(2);
 }
 let manyModels = false;

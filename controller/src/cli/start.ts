@@ -120,6 +120,8 @@ try {
     ? `{"name":"${exampleModel.name}","match":{"pathPrefix":"${exampleModel.pathPrefix}"},"clusters":${JSON.stringify(modelClusters(exampleModel.name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
     : `{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
   const examplePath = exampleModel ? exampleModel.pathPrefix : "/v1/predict";
+  // The launcher first (a start counts as done from here), then the people reading the output.
+  dataPlane.running();
   if (launcher && launcher.start > 1) {
     // A restart under the launcher: Envoy and the model servers kept serving; one line instead of the banner.
     console.log(
@@ -143,7 +145,6 @@ Try:
   curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
   curl -s ${running.url}/v1/rollouts/${exampleModel ? exampleModel.name : "fraud-model"}/stats
 Ctrl-C (or SIGTERM to any of its processes) stops everything.${launcher ? `\n\`kill -USR2 ${launcher.pid}\` restarts the controller alone (from the current build: run npm run build first to upgrade); Envoy keeps serving.` : ""}`);
-  dataPlane.running();
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);
   await shutdown.stop(1, "start-up failed");
