@@ -152,6 +152,13 @@ describe("npm start's launcher", () => {
         expect(m.sampleSizes.candidate, `${d.kind}: ${m.gate}`).toBeGreaterThan(0);
       }
     }
+    // The filter polled the new controller: its promotion to 100% reached Envoy.
+    await waitFor(
+      "every request on the canary",
+      async () => (await sendMany(`${run.data}/v1/predict`, 20, (i) => ({ "x-user-id": `after-${i}` }), 4)).every((r) => r.variant === "canary"),
+      15_000,
+      50,
+    );
     // The filter saw the controller gone (its long-poll failed) and kept serving on the config it had.
     expect(await stat(adminUrl, "modelroll.config.fetch_failures")).toBeGreaterThan(fetchFailuresBefore);
     // One Envoy all along; the launcher said what happened; the new controller is a sibling of Envoy.
