@@ -249,4 +249,16 @@ describe("npm start's launcher", () => {
     expect((await run.exited()).code).toBe(0);
     await waitFor("the tree to end", async () => groupMembers(run.npm.pid!).length === 0, 15_000, 50);
   });
+
+  it("with MODELROLL_CONTROLLER_RESTARTS=0 a crash is not restarted; SIGTERM to the launcher then still ends everything", async () => {
+    const run = await start({ MODELROLL_CONTROLLER_RESTARTS: "0" });
+    process.kill(run.controller, "SIGKILL");
+    await waitFor("the launcher to give up", async () => run.output().includes("so it is not started again"), 30_000, 50);
+    expect(run.output()).toContain(`the controller (pid ${run.controller}) crashed (signal SIGKILL): once, so it is not started again`);
+    expect(groupMembers(run.npm.pid!).sort()).toEqual([run.npm.pid!, run.launcher, run.envoy].sort());
+    process.kill(run.launcher, "SIGTERM");
+    expect((await run.exited()).code).toBe(0);
+    await waitFor("the tree to end", async () => groupMembers(run.npm.pid!).length === 0, 15_000, 50);
+    expect(processAlive(run.envoy)).toBe(false);
+  });
 });

@@ -177,7 +177,7 @@ export class ControllerSupervisor {
     if ("giveUp" in next) {
       this.gaveUp = true;
       events.log(
-        `${what}: ${next.crashesInARow} times in a row, so it is not started again. Envoy keeps serving on the last config it got. ` +
+        `${what}: ${next.crashesInARow === 1 ? "once" : `${next.crashesInARow} times in a row`}, so it is not started again. Envoy keeps serving on the last config it got. ` +
           `Fix the cause, then 'kill -USR2 ${process.pid}' starts it again; Ctrl-C or 'kill ${process.pid}' stops everything.`,
       );
       return;
