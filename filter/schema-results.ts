@@ -1,7 +1,7 @@
 // The one list of schema verdicts. The validator returns an index into it and the stats define one counter per
 // entry (`...schema.<name>.outputs`), so a verdict the validator can give always has its counter.
-// Names are Envoy stat parts (lowercase words); the README's stats contract lists them, and a test checks that
-// the README, the defined counters and the validator agree.
+// Names are Envoy stat parts (lowercase words); the stats contract (docs/reference/stats-contract.md) lists them,
+// and a test checks that it, the defined counters and the validator agree.
 
 export const SCHEMA_VALID: i32 = 0;
 /** A required member is absent; the pointer names the member. */

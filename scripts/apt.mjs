@@ -1,4 +1,4 @@
-// Installing a Debian package from the install step without starting its service.
+// Installing a Debian package a test needs (scripts/test-tools.mjs) without starting its service.
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 
@@ -30,7 +30,7 @@ export function aptInstall(pkg, cwd) {
   let policyProblem = "";
   if (ownPolicy) {
     try {
-      writeFileSync(POLICY_RC_D, "#!/bin/sh\n# modelroll install: no service starts during this apt-get run\nexit 101\n", { mode: 0o755 });
+      writeFileSync(POLICY_RC_D, "#!/bin/sh\n# modelroll test tools: no service starts during this apt-get run\nexit 101\n", { mode: 0o755 });
       servicesHeld = true;
     } catch (error) {
       policyProblem = `could not write ${POLICY_RC_D} (${error.message}); the package may start its own service`;
@@ -48,7 +48,7 @@ export function aptInstall(pkg, cwd) {
       !result.error &&
       /Unable to locate package|no installation candidate|404\s+Not Found|Failed to fetch|apt-get update/i.test(result.output)
     ) {
-      console.log(`modelroll install: apt-get could not find or fetch ${pkg}; running apt-get update and trying again`);
+      console.log(`modelroll test tools: apt-get could not find or fetch ${pkg}; running apt-get update and trying again`);
       const update = aptGet(["update"], cwd);
       if (update.status !== 0) problem = `'apt-get update' failed (exit ${update.status ?? update.error?.message}):\n${tail(update.output)}`;
       else {

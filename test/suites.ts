@@ -27,6 +27,7 @@ export const UNIT = [
   "test/cli/visibility.test.ts",
   "test/docs/markdown.test.ts",
   "test/docs/openapi.test.ts",
+  "test/docs/links.test.ts",
 ] as const;
 
 /** The entries as vitest include globs. */
@@ -34,3 +35,21 @@ export const globs = (entries: readonly string[]): string[] => entries.map((e) =
 
 /** Whether a repository-relative path (forward slashes) is one of the entries. */
 export const listed = (entries: readonly string[], file: string): boolean => entries.some((e) => (e.endsWith("/") ? file.startsWith(e) : file === e));
+
+/**
+ * The tools only tests need (scripts/test-tools.mjs, TOOLS) and the files that use each: test/tools.setup.ts
+ * installs, before a run, the tools of the files about to run, so `npm install` never installs them.
+ * test/unit/suites.test.ts fails when a file uses a tool it is not listed under here.
+ */
+export const NEEDS: Record<string, readonly string[]> = {
+  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
+  "mesh-schemas": ["test/mesh/"],
+  prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts"],
+  chromium: ["test/e2e/dashboard.test.ts"],
+  registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
+  oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
+  "istio-wasm": ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
+};
+
+/** The tools the given test files (repository-relative, forward slashes) need, by NEEDS. */
+export const toolsFor = (files: readonly string[]): string[] => Object.keys(NEEDS).filter((tool) => files.some((f) => listed(NEEDS[tool], f)));

@@ -32,7 +32,7 @@ let setpriv: string | null | undefined;
  * parent dies, however it dies. The signal is tied to the thread that spawned the child: Node spawns from its
  * main thread, which lives as long as the process.
  */
-function setprivForParentDeath(): string | null {
+export function setprivForParentDeath(): string | null {
   if (setpriv !== undefined) return setpriv;
   setpriv = null;
   for (const candidate of SETPRIV_CANDIDATES) {

@@ -1,12 +1,12 @@
-// The README is executable truth: every command and spec block in README.md (and docs/*.md) runs against the
-// real `npm start` (demo models, controller, Envoy with the filter) on free ports, the README's addresses
-// mapped to them. Shell blocks and inline curl commands must exit 0 with a 2xx for every call; spec blocks must
+// The docs are executable truth: every command and spec block in README.md and docs/**/*.md (docs/notes/ aside,
+// test/docs/doc-files.ts) runs against the real `npm start` (demo models, controller, Envoy with the filter) on free
+// ports, the addresses the pages use mapped to them. Shell blocks and inline curl commands must exit 0 with a 2xx for every call; spec blocks must
 // be accepted (a part of a spec, inside a minimal spec around it); a managed example must state its traffic
 // (expectedTraffic), is sent exactly that through Envoy, and must reach Succeeded; console sessions run command
 // by command and must print what the README shows (numbers aside). A block this test cannot run must say why
 // with `<!-- doc-test: skip: why -->` right above it, or the first test fails: no example slips in untested.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from "vitest";
@@ -15,19 +15,13 @@ import { parseModelsFile } from "../../controller/src/cli/models-file.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { RolloutSpec } from "../../controller/src/rollouts/schemas.ts";
 import { curlShim, missingLines, runScript, startBackground, type Background } from "./commands.ts";
+import { docFiles } from "./doc-files.ts";
 import { classify, extractBlocks, extractInlineCurl, substituteAddresses, type Block, type Classified, type ConsoleCommand } from "./markdown.ts";
 import { startDocStack, type DocStack } from "./stack.ts";
 import { startTraffic, type Traffic } from "./traffic.ts";
 
 const SPEC_KEYS = Object.keys(RolloutSpec.properties);
-const DOC_FILES = [
-  "README.md",
-  ...(existsSync(join(repoRoot, "docs"))
-    ? readdirSync(join(repoRoot, "docs"))
-        .filter((f) => f.endsWith(".md"))
-        .map((f) => `docs/${f}`)
-    : []),
-];
+const DOC_FILES = docFiles(repoRoot);
 
 type Item =
   | { label: string; line: number; kind: "shell"; script: string; curls: number }

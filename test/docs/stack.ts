@@ -8,7 +8,7 @@ import { freePort } from "../../controller/src/net.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { allPids, processAlive, processParentAndGroup } from "../../controller/src/proc.ts";
 
-/** The addresses the README uses: npm start's defaults (README, Run it). */
+/** The addresses the docs use: npm start's defaults (docs/guides/running.md). */
 export const README_PORTS = { listen: 10000, controller: 8080, admin: 9901, demoStable: 9001, demoCanary: 9002 } as const;
 type Role = keyof typeof README_PORTS;
 

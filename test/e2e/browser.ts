@@ -11,7 +11,8 @@ export const ARTIFACTS = join(repoRoot, ".artifacts", "dashboard");
 
 export function chromiumBinary(): string {
   const bin = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-  if (!existsSync(bin)) throw new Error(`Chromium not found at ${bin}: run 'npm install' (it installs Debian's chromium) or set CHROMIUM_BIN`);
+  if (!existsSync(bin))
+    throw new Error(`Chromium not found at ${bin}: run 'node scripts/test-tools.mjs chromium' (it installs Debian's chromium) or set CHROMIUM_BIN`);
   return bin;
 }
 

@@ -8,7 +8,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { api, freePort, waitFor } from "./harness.ts";
 
-const START = join(repoRoot, "controller", "src", "cli", "start.ts");
+// npm start's entry, the launcher, which runs cli/start.ts (and with it the demo traffic) as its controller process.
+const START = join(repoRoot, "controller", "src", "cli", "launcher.ts");
 const stateDir = mkdtempSync(join(tmpdir(), "modelroll-demo-traffic-"));
 let child: ChildProcess | null = null;
 afterAll(() => {

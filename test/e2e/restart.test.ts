@@ -64,9 +64,12 @@ async function kill(): Promise<void> {
   child = null;
 }
 
+/** A filter counter from Envoy's admin (Envoy names it wasmcustom.<name>); an absent counter is an error, not 0. */
 async function statValue(name: string): Promise<number> {
-  const text = await (await fetch(`${stack.adminUrl}/stats?filter=^${name.replace(/\./g, "\\.")}$`)).text();
-  return Number(/: (\d+)/.exec(text)?.[1] ?? "0");
+  const text = await (await fetch(`${stack.adminUrl}/stats?filter=^wasmcustom\\.${name.replace(/\./g, "\\.")}$`)).text();
+  const value = /: (\d+)/.exec(text)?.[1];
+  if (value === undefined) throw new Error(`Envoy at ${stack.adminUrl} has no counter ${name}: ${text}`);
+  return Number(value);
 }
 
 beforeAll(async () => {

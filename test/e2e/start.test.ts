@@ -8,8 +8,9 @@ import { startModelServer, type ModelServer } from "../../controller/src/demo/mo
 import { repoRoot } from "../../controller/src/paths.ts";
 import { api, freePort, send, waitFor } from "./harness.ts";
 
-// tsx as a loader in the child itself: its CLI would run start.ts in a grandchild that a SIGKILL misses.
-const START = join(repoRoot, "controller", "src", "cli", "start.ts");
+// npm start's entry, the launcher (it runs cli/start.ts as its controller process with the same loader). tsx as a
+// loader in the child itself: its CLI would run the launcher in a grandchild that a SIGKILL misses.
+const START = join(repoRoot, "controller", "src", "cli", "launcher.ts");
 let child: ChildProcess | null = null;
 const servers: ModelServer[] = [];
 

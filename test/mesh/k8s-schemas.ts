@@ -1,4 +1,4 @@
-// Validation of Kubernetes manifests against the published schemas the install step copied into .cache/mesh
+// Validation of Kubernetes manifests against the published schemas the test set-up copied into .cache/mesh
 // (scripts/install-mesh.mjs): Kubernetes' own OpenAPI v3 for the core kinds, Istio's CRDs (istio.io/api), the
 // Prometheus Operator's PodMonitor CRD. Validated with ajv, as the API server would with kubectl's default
 // strict field validation:
@@ -22,7 +22,7 @@ export function schemaDir(): string {
   const missing = Object.keys(SCHEMA_FILES).filter((f) => !existsSync(join(dir, f)));
   if (missing.length > 0) {
     throw new Error(
-      `the mesh schemas are missing from ${dir} (${missing.join(", ")}): run 'npm install' (scripts/install-mesh.mjs fetches them from the Go module proxy with 'go mod download') or set MESH_SCHEMAS_DIR`,
+      `the mesh schemas are missing from ${dir} (${missing.join(", ")}): run 'node scripts/test-tools.mjs mesh-schemas' (the test set-up does it for the files that need them: 'go mod download' from the Go module proxy) or set MESH_SCHEMAS_DIR`,
     );
   }
   return dir;

@@ -1,5 +1,5 @@
 // The real programs the mesh tests drive: a Docker Distribution registry (Debian's docker-registry), oras, and
-// tools/istio-wasm (istio-agent's Wasm code). Each is installed by `npm install` (scripts/install-mesh.mjs);
+// tools/istio-wasm (istio-agent's Wasm code). Each is installed by the test set-up on first need (scripts/test-tools.mjs);
 // a missing one fails the test with how to install it.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -15,14 +15,16 @@ export { orasBinary };
 export function registryBinary(): string {
   const bin = process.env.REGISTRY_BIN ?? "/usr/bin/docker-registry";
   if (!existsSync(bin))
-    throw new Error(`the OCI registry is not installed at ${bin}: run 'npm install' (it installs Debian's docker-registry package) or set REGISTRY_BIN`);
+    throw new Error(
+      `the OCI registry is not installed at ${bin}: run 'node scripts/test-tools.mjs registry' (it installs Debian's docker-registry package) or set REGISTRY_BIN`,
+    );
   return bin;
 }
 
 export function istioWasmBinary(): string {
   const bin = process.env.ISTIO_WASM_BIN ?? join(repoRoot, ".tools", "istio-wasm");
   if (!existsSync(bin))
-    throw new Error(`${bin} is missing: run 'npm install' (scripts/install-mesh.mjs builds tools/istio-wasm with Go) or set ISTIO_WASM_BIN`);
+    throw new Error(`${bin} is missing: run 'node scripts/test-tools.mjs istio-wasm' (it builds tools/istio-wasm with Go) or set ISTIO_WASM_BIN`);
   return bin;
 }
 

@@ -4,7 +4,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import { repoRoot } from "../../controller/src/paths.ts";
-import { E2E, listed, UNIT } from "../suites.ts";
+import { TOOLS } from "../../scripts/test-tools.mjs";
+import { E2E, listed, NEEDS, UNIT } from "../suites.ts";
 
 const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encoding: "utf8" })
   .filter((f) => f.endsWith(".test.ts"))
@@ -17,7 +18,7 @@ const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encodin
 
 // Calls that start Envoy (also `envoy --mode validate`), Prometheus, Chromium, an OCI registry, or a whole stack.
 const STARTS_OUTSIDE_PROGRAM =
-  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack)\b|cli\/start\.ts|"cli", "start\.ts"/;
+  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack|npmStart)\b|cli\/(start|launcher)\.ts|"cli", "(start|launcher)\.ts"/;
 
 describe("test suites", () => {
   it("lists every test file in exactly one of unit and e2e", () => {
@@ -36,5 +37,27 @@ describe("test suites", () => {
     // And the e2e list is not a place to park slow unit tests: each of its files starts one of them.
     const e2eButStartsNothing = testFiles.filter((f) => listed(E2E, f) && !STARTS_OUTSIDE_PROGRAM.test(readFileSync(join(repoRoot, f), "utf8")));
     expect(e2eButStartsNothing).toEqual([]);
+  });
+
+  it("lists every file that uses a tool only tests need under that tool, so the set-up installs it first", () => {
+    // What a test file calls when it uses each tool (directly, or through a stack that starts it).
+    const uses: Record<string, RegExp> = {
+      "filter-testing": /\b(loadFilterTesting|schema-harness|filter-testing\.ts)\b/,
+      "mesh-schemas": /\b(loadManifests|ManifestValidator|startMeshStack)\b/,
+      prometheus: /\bstartPrometheus\b/,
+      chromium: /\blaunchBrowser\b/,
+      registry: /\b(startRegistry|startMeshStack)\b/,
+      oras: /\b(buildImage|pushImage|orasBinary|startMeshStack)\b/,
+      "istio-wasm": /\b(istioWasmBinary|agentConvert|startMeshStack)\b/,
+    };
+    expect(Object.keys(uses).sort()).toEqual(Object.keys(NEEDS).sort());
+    expect(Object.keys(TOOLS).sort(), "every tool in NEEDS is one scripts/test-tools.mjs can install").toEqual(Object.keys(NEEDS).sort());
+    const unlisted = Object.entries(uses).flatMap(([tool, pattern]) =>
+      testFiles
+        .filter((f) => f !== "test/unit/suites.test.ts" && pattern.test(readFileSync(join(repoRoot, f), "utf8")) && !listed(NEEDS[tool], f))
+        .map((f) => `${f} uses ${tool}`),
+    );
+    expect(unlisted, "add these to NEEDS in test/suites.ts").toEqual([]);
+    expect(testFiles.filter((f) => listed(NEEDS.prometheus, f)).length, "the check sees the Prometheus tests").toBe(3);
   });
 });

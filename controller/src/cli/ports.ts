@@ -7,6 +7,7 @@
 import { createServer } from "node:net";
 import type { HostPort } from "../envoy/bootstrap.ts";
 import { describePid, portListeners, processCommand, processParentAndGroup } from "../proc.ts";
+import type { PlanResult } from "./start-plan.ts";
 
 export interface Listener extends HostPort {
   /** What listens there, for the message: "Envoy admin (--admin)". */
@@ -20,6 +21,17 @@ export function tryBind(host: string, port: number): Promise<string | null> {
     server.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(null)));
   });
+}
+
+/** Every address `npm start` listens on (with --models, no demo models start). */
+export function startListeners(plan: Extract<PlanResult, { plan: unknown }>["plan"], manyModels: boolean): Listener[] {
+  return [
+    { ...plan.listen, what: "data plane (--listen)" },
+    { ...plan.controller, what: "controller API (--controller)" },
+    { ...plan.admin, what: "Envoy admin (--admin)" },
+    ...(!manyModels && "demo" in plan.stable ? [{ ...plan.stable.demo, what: "demo stable model (MODELROLL_DEMO_STABLE)" }] : []),
+    ...(!manyModels && "demo" in plan.canary ? [{ ...plan.canary.demo, what: "demo canary model (MODELROLL_DEMO_CANARY)" }] : []),
+  ];
 }
 
 /** One line per address that cannot be bound, saying who holds it where /proc tells, and what to do. */
@@ -55,7 +67,7 @@ function holderHint(port: number): string {
 /** What one of our own processes holding a port is, and how to stop it; "" for anything else. */
 function modelrollRole(pid: number): string {
   const command = processCommand(pid) ?? "";
-  const isCli = (text: string) => /cli\/(start|controller)\.ts/.test(text);
+  const isCli = (text: string) => /cli\/(start|controller|launcher)\.[jt]s/.test(text);
   if (command.includes("modelroll-envoy-")) {
     const parent = processParentAndGroup(pid)?.ppid;
     const parentCommand = parent !== undefined && parent > 1 ? processCommand(parent) : null;

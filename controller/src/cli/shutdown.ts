@@ -5,6 +5,7 @@
  * the process at once (its Envoy still gets the parent-death signal).
  */
 import type { RolloutStore } from "../rollouts/store.ts";
+import { LAUNCHER_PID_ENV } from "./data-plane.ts";
 
 interface Shutdown {
   /** Registers a stop step; steps run last-registered first. */
@@ -68,15 +69,16 @@ export function installShutdown(options: ShutdownOptions): Shutdown {
  * Run by npm (`npm start`, `npm run controller`), this process is npm's child (the scripts `exec` node, so no
  * shell sits between them). npm forwards SIGINT and SIGTERM; if npm itself is killed (SIGKILL) or a shell
  * that npm's config put in between dies, this process is re-parented: that ends it too, as its user expects
- * of a command they started with npm. Started any other way (nohup, a service manager) nothing is watched.
+ * of a command they started with npm. The controller process of `npm start`'s launcher watches the launcher the
+ * same way (besides its parent-death signal). Started any other way (nohup, a service manager) nothing is watched.
  */
 function watchNpmParent(shutdown: Shutdown, everyMs: number): void {
-  if (process.env.npm_lifecycle_event === undefined) return;
+  if (process.env.npm_lifecycle_event === undefined && process.env[LAUNCHER_PID_ENV] === undefined) return;
   const parent = process.ppid;
   const timer = setInterval(() => {
     if (process.ppid !== parent) {
       clearInterval(timer);
-      void shutdown.stop(0, `its parent process ${parent} (npm) is gone`);
+      void shutdown.stop(0, `its parent process ${parent} (${process.env[LAUNCHER_PID_ENV] === String(parent) ? "the launcher" : "npm"}) is gone`);
     }
   }, everyMs);
   timer.unref();

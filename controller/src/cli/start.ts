@@ -1,12 +1,13 @@
 // `npm start`: demo or given model servers, the controller, and Envoy with the filter, until a signal.
-// The only place that prints or exits; what to do is decided by planStart (pure).
+// The only place that prints or exits; what to do is decided by planStart (pure). Under `npm start` this is the
+// controller process of the launcher (cli/launcher.ts), which owns the model servers and Envoy and keeps them
+// serving across this process's restarts; run on its own, this process owns them (cli/data-plane.ts).
 import { renderBootstrap } from "../envoy/bootstrap.ts";
 import { modelClusters, renderModelsBootstrap } from "../envoy/models-bootstrap.ts";
 import { readModelsFile, type ModelEntry } from "./models-file.ts";
-import { startEnvoy } from "../envoy/process.ts";
-import { startModelServer, type ModelServer } from "../demo/model-server.ts";
 import { startController, type RunningController } from "../server.ts";
-import { BUSY_PORT_ADVICE, busyPorts, type Listener } from "./ports.ts";
+import { launcherDataPlane, launcherOf, localDataPlane } from "./data-plane.ts";
+import { BUSY_PORT_ADVICE, busyPorts, startListeners } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { planStart, START_USAGE } from "./start-plan.ts";
 import { startDemoTraffic } from "./demo-traffic.ts";
@@ -32,20 +33,16 @@ if (plan.modelsFile !== undefined) {
   }
 }
 let controller: RunningController | null = null;
+const launcher = launcherOf();
 const shutdown = installShutdown({
-  name: "modelroll start",
+  name: launcher ? "modelroll start (controller)" : "modelroll start",
   farewell: () => (controller ? describeSaved(controller.app.modelroll.store, settings.stateFile) : null),
 });
+const dataPlane = launcher ? launcherDataPlane() : localDataPlane(shutdown, "modelroll start");
 
-// Every address this command listens on, checked before anything starts.
-const listeners: Listener[] = [
-  { ...plan.listen, what: "data plane (--listen)" },
-  { ...plan.controller, what: "controller API (--controller)" },
-  { ...plan.admin, what: "Envoy admin (--admin)" },
-  ...(!manyModels && "demo" in plan.stable ? [{ ...plan.stable.demo, what: "demo stable model (MODELROLL_DEMO_STABLE)" }] : []),
-  ...(!manyModels && "demo" in plan.canary ? [{ ...plan.canary.demo, what: "demo canary model (MODELROLL_DEMO_CANARY)" }] : []),
-];
-const busy = await busyPorts(listeners);
+// Every address this command listens on, checked before anything starts (by the launcher, when there is one:
+// its Envoy and model servers hold theirs across controller restarts).
+const busy = launcher ? [] : await busyPorts(startListeners(plan, manyModels !== null));
 if (busy.length > 0) {
   console.error(`modelroll start: cannot start:\n${busy.map((b) => `  ${b}`).join("\n")}\n${BUSY_PORT_ADVICE}`);
   process.exit(1);
@@ -81,8 +78,7 @@ try {
       ] as const)) {
     const target = plan[variant];
     if ("demo" in target) {
-      const server: ModelServer = await startModelServer({ version, host: target.demo.host, port: target.demo.port });
-      shutdown.onStop(() => server.close());
+      const server = await dataPlane.modelServer({ version, host: target.demo.host, port: target.demo.port });
       models[variant] = { ...target.demo, label: `${server.url} (demo model ${version})` };
     } else {
       models[variant] = { ...target.hostPort, label: target.url };
@@ -95,21 +91,12 @@ try {
     controller: plan.controller,
     ...(settings.filterToken ? { filterToken: settings.filterToken } : {}),
   };
-  const envoy = await startEnvoy({
+  const envoy = await dataPlane.envoy({
     bootstrapYaml: manyModels
       ? renderModelsBootstrap({ ...common, models: manyModels })
       : renderBootstrap({ ...common, stable: models.stable, canary: models.canary, ...(plan.shadow ? { shadow: plan.shadow.hostPort } : {}) }),
     adminPort: plan.admin.port,
     concurrency: plan.concurrency,
-  });
-  shutdown.onStop(() => envoy.stop());
-  envoy.child.on("exit", (code, signal) => {
-    if (shutdown.stopping) return;
-    // Stopped on purpose (someone sent Envoy SIGTERM or SIGINT, or /quitquitquit; Envoy then exits with 0): a
-    // clean stop of the rest. Anything else is a crash.
-    const onPurpose = code === 0 || signal === "SIGTERM" || signal === "SIGINT";
-    if (!onPurpose) console.error(`modelroll start: Envoy exited (${signal ?? `code ${code}`}); last log lines:\n${envoy.log().slice(-3000)}`);
-    void shutdown.stop(onPurpose ? 0 : 1, `Envoy (pid ${envoy.child.pid}) exited: ${signal ?? `code ${code}`}`);
   });
   const state = running.app.modelroll.state;
   const store = running.app.modelroll.store;
@@ -134,7 +121,15 @@ try {
     ? `{"name":"${exampleModel.name}","match":{"pathPrefix":"${exampleModel.pathPrefix}"},"clusters":${JSON.stringify(modelClusters(exampleModel.name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
     : `{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
   const examplePath = exampleModel ? exampleModel.pathPrefix : "/v1/predict";
-  console.log(`modelroll is running (pid ${process.pid}; Envoy pid ${envoy.child.pid})
+  // The launcher first (a start counts as done from here), then the people reading the output.
+  dataPlane.running();
+  if (launcher && launcher.start > 1) {
+    // A restart under the launcher: Envoy and the model servers kept serving; one line instead of the banner.
+    console.log(
+      `modelroll start: controller restarted (pid ${process.pid}, start ${launcher.start}): ${running.url}, state file ${stateLine}; Envoy pid ${envoy.pid} kept serving${envoy.bootstrapDiffers ? ` (warning: its bootstrap differs from what this build would start; it applies at the next full start)` : ""}`,
+    );
+  } else
+    console.log(`modelroll is running (pid ${launcher?.pid ?? process.pid}; Envoy pid ${envoy.pid}${launcher ? `; controller pid ${process.pid}` : ""})
   dashboard:           ${running.url}/${settings.apiToken ? " (asks for the API token, or the read-only one)" : ""}
   data plane (Envoy):  ${data}
   controller (API):    ${running.url}
@@ -150,7 +145,7 @@ Try:
     -d '${example}'
   curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
   curl -s ${running.url}/v1/rollouts/${exampleModel ? exampleModel.name : "fraud-model"}/stats
-Ctrl-C (or SIGTERM to any of its processes) stops everything.`);
+Ctrl-C (or SIGTERM to any of its processes) stops everything.${launcher ? `\n\`kill -USR2 ${launcher.pid}\` restarts the controller alone (from the current build: run npm run build first to upgrade); Envoy keeps serving.` : ""}`);
   if (plan.demoTraffic !== undefined) startDemoTraffic(plan.demoTraffic, data, examplePath, shutdown);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);

@@ -16,7 +16,7 @@ function prometheusBinary(): string {
   if (fromEnv) return fromEnv;
   if (!existsSync(DEFAULT_PROMETHEUS_BIN)) {
     throw new Error(
-      `Prometheus is not installed: run 'npm install' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}) or set PROMETHEUS_BIN`,
+      `Prometheus is not installed: run 'npm run test:tools -- prometheus' (it installs Debian's prometheus package at ${DEFAULT_PROMETHEUS_BIN}; the tests that need it do so themselves) or set PROMETHEUS_BIN`,
     );
   }
   return DEFAULT_PROMETHEUS_BIN;

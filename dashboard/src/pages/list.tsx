@@ -141,8 +141,8 @@ export function ListPage(props: { canWrite: boolean }) {
         <div class="card empty">
           <h2>No rollouts yet</h2>
           <p>
-            Create one with "New rollout" above, <code>npx modelroll create -f rollout.yaml</code> or <code>curl -XPOST /v1/rollouts</code> (see the README,
-            "Use it"); it appears here at once.
+            Create one with "New rollout" above, <code>npx modelroll create -f rollout.yaml</code> or <code>curl -XPOST /v1/rollouts</code> (see the README's
+            quick start); it appears here at once.
           </p>
         </div>
       ) : (

@@ -49,7 +49,9 @@ export function CreateRollout() {
       <dialog ref={dialog} class="confirm create" data-testid="create-dialog">
         <form method="dialog" onSubmit={submit}>
           <h3>New rollout</h3>
-          <p class="muted small">The spec in YAML or JSON, as for POST /v1/rollouts (README, "Use it" and "Engine-managed rollouts").</p>
+          <p class="muted small">
+            The spec in YAML or JSON, as for POST /v1/rollouts (every field: docs/reference/spec.md; every gate: docs/reference/gates.md).
+          </p>
           <textarea rows={16} spellcheck={false} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} data-testid="create-spec" />
           {error && (
             <div class="error" role="alert" data-testid="create-error">
