@@ -11,6 +11,7 @@ import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import { toBasisPoints, type Rollout } from "../rollouts/model.ts";
 import { etagOf } from "./etag.ts";
 import { SpecView, specView } from "./spec-view.ts";
+import { UpstreamsView, upstreamsView } from "./upstreams-view.ts";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const IntervalView = Type.Object({ lower: Nullable(Type.Number()), upper: Nullable(Type.Number()) });
@@ -135,6 +136,7 @@ export const RolloutView = Type.Object({
   evaluation: Type.Union([LiveEvaluationView, Type.Null()], {
     description: "The engine's latest evaluation, refreshed every tick; null for a manual rollout or before the first tick.",
   }),
+  upstreams: UpstreamsView,
   forecast: Type.Union([ForecastView, Type.Null()], {
     description: "Expected duration of the stages left (from the observed traffic, or before any from the spec's expectedTraffic); null when ended or unknown.",
   }),
@@ -160,6 +162,7 @@ export function toView(rollout: Rollout): RolloutView {
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
     ...lifecycleFields(rollout),
     evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
+    upstreams: upstreamsView(rollout),
     forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
 }
@@ -168,7 +171,8 @@ export function toView(rollout: Rollout): RolloutView {
 function lifecycleFields(rollout: Rollout): Pick<RolloutView, "pending" | "lastRollback" | "finalizeHook"> {
   const note = rollout.lastRollbackNote;
   return {
-    pending: pendingOf(rollout),
+    // A hold for changed upstreams is the next step before anything else (rollouts/upstreams.ts).
+    pending: rollout.upstreams?.hold?.reason ?? pendingOf(rollout),
     lastRollback: rollout.lastRollbackAt ? { at: rollout.lastRollbackAt.toISOString(), by: note?.by ?? "api", reason: note?.reason ?? null } : null,
     finalizeHook: rollout.finalizeHook,
   };
