@@ -35,6 +35,9 @@ describe("planCommand", () => {
         command: { request: { method: "POST", path: "/v1/rollouts/fraud/rollback", body: { reason: "p95 up" }, headers: { "if-match": '"7"' } } },
       },
     });
+    expect(plan(["accept-upstreams", "fraud", "--reason", "new build"])).toMatchObject({
+      plan: { command: { request: { method: "POST", path: "/v1/rollouts/fraud/accept-upstreams", body: { reason: "new build" } } } },
+    });
     expect(plan(["review", "fraud", "--reject", "--reason", "bad answers"])).toMatchObject({
       plan: { command: { request: { path: "/v1/rollouts/fraud/review", body: { approved: false, reason: "bad answers" } } } },
     });

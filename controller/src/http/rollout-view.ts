@@ -5,7 +5,7 @@
  */
 import type { FastifyReply } from "fastify";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { liveEvaluation, rolloutForecast, stageRef } from "../engine/index.ts";
+import { liveEvaluation, rolloutForecast, specWarnings, stageRef } from "../engine/index.ts";
 import type { ArchiveEntry } from "../rollouts/archive.ts";
 import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import { toBasisPoints, type Rollout } from "../rollouts/model.ts";
@@ -137,6 +137,9 @@ export const RolloutView = Type.Object({
     description: "The engine's latest evaluation, refreshed every tick; null for a manual rollout or before the first tick.",
   }),
   upstreams: UpstreamsView,
+  warnings: Type.Array(Type.Object({ path: Type.String(), reason: Type.String() }), {
+    description: "What the accepted spec leaves unprotected (no gates, stages no gate runs in); also in the create and apply answers, and from modelroll lint.",
+  }),
   forecast: Type.Union([ForecastView, Type.Null()], {
     description: "Expected duration of the stages left (from the observed traffic, or before any from the spec's expectedTraffic); null when ended or unknown.",
   }),
@@ -163,6 +166,7 @@ export function toView(rollout: Rollout): RolloutView {
     ...lifecycleFields(rollout),
     evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
     upstreams: upstreamsView(rollout),
+    warnings: rollout.engine ? specWarnings(rollout.engine.state.spec) : [],
     forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
 }

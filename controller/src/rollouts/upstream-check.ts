@@ -195,6 +195,7 @@ export function upstreamLine(rollout: Rollout): string {
   const phase = rollout.engine?.state.phase ?? "manual";
   const head = `rollout ${rollout.spec.name} (${phase}, canary ${rollout.canaryPercent}%)`;
   if (u?.hold) return `${head}: ${u.hold.reason}`;
+  if (rollout.engine && isClosed(rollout.engine.state.phase)) return `${head}: ended, all traffic on stable`;
   const tested = u?.tested
     ? `tested against stable ${describeUpstream(u.tested.stable)}, canary ${describeUpstream(u.tested.canary)}`
     : "upstreams not recorded yet";
