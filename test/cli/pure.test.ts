@@ -249,6 +249,9 @@ describe("the rollout picture", () => {
     expect(text).toContain("│     not enough data yet\n");
     expect(text.trimEnd().endsWith("└─ ○ full")).toBe(true);
     expect(text).not.toContain("later stages");
+    // What the spec leaves unprotected is printed after pending, one warning per line.
+    const warned = renderRollout(buildPicture({ ...richer, warnings: [{ path: "/promotion_gates", reason: "no gates: ..." }] }, null, NOW), noColor);
+    expect(warned).toContain("  pending    make stable serve v2, then finalize\n  warning    /promotion_gates no gates: ...\n  archived");
   });
 
   it("never throws on any JSON, and says less when fields are missing", () => {
