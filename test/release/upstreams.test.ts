@@ -93,7 +93,7 @@ describe("tested upstreams", () => {
     expect(view).toMatchObject({ phase: "Canary", stage: { name: "10%" }, canaryPercent: 10 });
   });
 
-  it("a rollout that has not begun takes the new upstreams and says so; a rollback ends a held release", async () => {
+  it("a rollout that has not begun takes the new upstreams and says so", async () => {
     const file = stateFile();
     const first = await testApp({ stateFile: file, upstreams: upstreams("http://127.0.0.1:9002"), tickIntervalMs: 0 });
     await createRollout(first, managedSpec({ name: "pending-one", match: { pathPrefix: "/p" } }));
@@ -106,6 +106,52 @@ describe("tested upstreams", () => {
         held: null,
         tested: { canary: { endpoint: "127.0.0.1:9005" } },
         note: "upstreams changed before the first stage (canary (cluster canary) was 127.0.0.1:9002, now 127.0.0.1:9005): the stages test what the clusters reach now",
+      },
+    });
+  });
+
+  it("after Succeeded: stable repointed is a note (the canary keeps its 100%); a release never recorded is held", async () => {
+    // No upstreams known while it ran (as with a state file from before they were recorded).
+    const file = stateFile();
+    const h = await harness({ stateFile: file });
+    await createRollout(h.app, managedSpec());
+    let view = await h.view();
+    for (let i = 0; i < 200 && view.phase !== "Succeeded"; i++) {
+      await h.round();
+      view = await h.view();
+    }
+    expect(view).toMatchObject({ phase: "Succeeded", canaryPercent: 100, upstreams: null });
+    const now = h.now();
+    await h.app.close();
+
+    const unrecorded = await harness({ stateFile: file, resume: { now, sim: h.sim }, app: { upstreams: upstreams("http://127.0.0.1:9002") } });
+    view = await unrecorded.view();
+    expect(view).toMatchObject({ phase: "Succeeded", canaryPercent: 0, upstreams: { tested: null, held: { withdrawn: { canaryPercent: 100 } } } });
+    expect(view.pending).toMatch(/^held: the upstreams this rollout was tested against were not recorded .* cannot be shown to be the one its stages tested/);
+    await unrecorded.app.close();
+
+    // Recorded from the start this time; then stable alone is repointed (how finalize begins).
+    const file2 = stateFile();
+    const r = await harness({ stateFile: file2, app: { upstreams: upstreams("http://127.0.0.1:9002") } });
+    await createRollout(r.app, managedSpec());
+    view = await r.view();
+    for (let i = 0; i < 200 && view.phase !== "Succeeded"; i++) {
+      await r.round();
+      view = await r.view();
+    }
+    const then = r.now();
+    await r.app.close();
+    const repointed = await harness({
+      stateFile: file2,
+      resume: { now: then, sim: r.sim },
+      app: { upstreams: { stable: "http://127.0.0.1:9002", canary: "http://127.0.0.1:9002", shadow: "http://127.0.0.1:9002" } },
+    });
+    expect(await repointed.view()).toMatchObject({
+      phase: "Succeeded",
+      canaryPercent: 100,
+      upstreams: {
+        held: null,
+        note: "stable changed since the release: stable (cluster stable) was 127.0.0.1:9001, now 127.0.0.1:9002; no traffic reaches stable until finalize, which checks it",
       },
     });
   });
