@@ -253,19 +253,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Read upstreams (no launcher declared them): the first reading before the server listens, then every tick.
   if (readings.reads)
     app.addHook("onReady", async () => {
-      const before = new Set(
-        store
-          .list()
-          .filter((r) => r.upstreams?.hold)
-          .map((r) => r.spec.name),
-      );
-      await guard.refresh();
-      heldAtStart.push(
-        ...store
-          .list()
-          .filter((r) => r.upstreams?.hold && !before.has(r.spec.name))
-          .map((r) => r.spec.name),
-      );
+      heldAtStart.push(...(await guard.refresh()));
       guard.start(tickIntervalMs);
     });
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));

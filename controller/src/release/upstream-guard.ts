@@ -80,7 +80,7 @@ export class UpstreamGuard {
   readonly #clock: () => Date;
   readonly #log: FastifyBaseLogger | undefined;
   #timer: NodeJS.Timeout | null = null;
-  #running: Promise<void> | null = null;
+  #running: Promise<string[]> | null = null;
   #stopped = false;
 
   constructor(options: { store: RolloutStore; readings: UpstreamReadings; clock?: () => Date; log?: FastifyBaseLogger }) {
@@ -110,13 +110,22 @@ export class UpstreamGuard {
     return held;
   }
 
-  /** A new reading (admins only), then a check. */
-  refresh(): Promise<void> {
+  /** A new reading (admins only), then a check; the rollouts it held. */
+  refresh(): Promise<string[]> {
     this.#running ??= (async () => {
       const read = await this.readings.refresh();
-      if (this.#stopped) return;
-      if (read) this.check();
-      else this.#log?.debug({ error: this.readings.lastError }, "upstreams: Envoy admin not readable");
+      if (this.#stopped) return [];
+      if (read) {
+        try {
+          return this.check();
+        } catch (error) {
+          // A failed write changes nothing (the store's rule); the next reading tries again.
+          this.#log?.error({ err: error }, "upstreams: check failed");
+          return [];
+        }
+      }
+      this.#log?.debug({ error: this.readings.lastError }, "upstreams: Envoy admin not readable");
+      return [];
     })().finally(() => {
       this.#running = null;
     });

@@ -144,6 +144,7 @@ export class RolloutStore {
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
+    const upstreams = this.#upstreamsAt?.(normalized, at) ?? null;
     const rollout: Rollout = {
       spec: normalized,
       // A managed rollout starts Pending: no traffic on the new model until the engine's first stage.
@@ -158,9 +159,8 @@ export class RolloutStore {
       finalizeHook: null,
       engine,
       ...(options.statsBaseline ? { statsBaseline: options.statsBaseline } : {}),
+      ...(upstreams ? { upstreams } : {}),
     };
-    const upstreams = this.#upstreamsAt?.(normalized, at);
-    if (upstreams) Object.assign(rollout, { upstreams });
     this.#commit(rollout, { version, events: [{ type: "created", rollout: normalized.name, version, at }] });
     return rollout;
   }
