@@ -20,6 +20,8 @@ import type { MetricProvider } from "./metrics/provider.ts";
 import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
+import { UpstreamGuard, UpstreamReadings, type DeclaredUpstreams } from "./release/upstream-guard.ts";
+import { upstreamRoutes } from "./release/upstream-routes.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./http/rollout-routes.ts";
@@ -81,6 +83,12 @@ export interface BuildAppOptions {
   publicUrl?: string;
   /** Controller-wide notification targets and delivery settings (README, Notifications). */
   notifications?: NotificationOptions;
+  /**
+   * What each Envoy cluster reaches, as the launcher configured it (`npm start`: cluster name -> URL). Each
+   * rollout is kept on the upstreams it was tested against (release/upstream-guard.ts); without this the
+   * controller reads them from the Envoy admins' /clusters.
+   */
+  upstreams?: DeclaredUpstreams;
 }
 
 interface ModelrollContext {
@@ -97,6 +105,8 @@ interface ModelrollContext {
   /** The notification outbox (state file tables) and its delivery. */
   outbox: NotificationOutbox;
   dispatcher: NotificationDispatcher;
+  /** Keeps rollouts on the upstreams they were tested against; `held` lists those it held when the app was built. */
+  upstreams: { guard: UpstreamGuard; heldAtStart: string[] };
 }
 
 declare module "fastify" {
@@ -119,17 +129,34 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   let store: RolloutStore;
+  // Before the store: a rollout created is recorded against what its clusters reach (a bad declared URL is a startup error).
+  let readings: UpstreamReadings;
+  try {
+    readings = new UpstreamReadings({ declared: options.upstreams, adminUrls: options.envoyAdminUrls, timeoutMs: options.envoyAdminTimeoutMs });
+  } catch (error) {
+    state.close();
+    throw error;
+  }
   let notifications: ReturnType<typeof setupNotifications>;
   try {
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
     notifications = setupNotifications(state, { ...options.notifications, fresh: options.freshState, publicUrl: options.publicUrl, log: app.log });
     // The store writes through the notifying persistence: each decision's events in the decision's transaction.
-    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
+    store = new RolloutStore({
+      epoch: options.epoch,
+      clock: options.clock,
+      policy: options.policy,
+      state: notifications.persistence,
+      upstreamsAt: (spec, at) => readings.upstreamsOf(spec, at),
+    });
   } catch (error) {
     state.close();
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
+  // Declared upstreams are compared now, before any filter can fetch a config; read ones when the app is ready.
+  const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
+  const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
   const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
@@ -155,7 +182,19 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher });
+  app.decorate("modelroll", {
+    store,
+    state,
+    longPoll,
+    telemetry,
+    metricProvider,
+    driver,
+    series,
+    recorder,
+    outbox,
+    dispatcher,
+    upstreams: { guard, heldAtStart },
+  });
 
   installSerializerCache(app);
   installErrorHandling(app);
@@ -164,6 +203,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
+    await guard.stop();
     await driver.stop();
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
@@ -199,6 +239,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(systemRoutes, { telemetry });
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
+  await app.register(upstreamRoutes, { guard });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { longPoll, telemetry });
@@ -209,6 +250,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(dashboardStatic, { dir: options.dashboardDir });
   await app.register(notificationRoutes, { outbox });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
+  // Read upstreams (no launcher declared them): the first reading before the server listens, then every tick.
+  if (readings.reads)
+    app.addHook("onReady", async () => {
+      heldAtStart.push(...(await guard.refresh()));
+      guard.start(tickIntervalMs);
+    });
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
   // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
   app.addHook("onReady", async () => dispatcher.start());

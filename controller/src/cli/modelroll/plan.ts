@@ -33,7 +33,7 @@ export interface ApiRequest {
 }
 
 /** Commands that are one request whose answer is the rollout's view (or nothing, for delete). */
-export type ActionName = "weight" | "shadow" | "promote" | "pause" | "resume" | "abort" | "undo" | "fail" | "review" | "delete";
+export type ActionName = "weight" | "shadow" | "promote" | "pause" | "resume" | "abort" | "undo" | "fail" | "review" | "delete" | "accept-upstreams";
 
 export type Command =
   | { kind: "list" }
