@@ -21,6 +21,8 @@ import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
 import { EnvoyUpstreams } from "./metrics/envoy-upstreams.ts";
 import type { Policy } from "./engine/index.ts";
 import { RolloutDriver } from "./release/driver.ts";
+import { UpstreamGuard, UpstreamReadings, type DeclaredUpstreams } from "./release/upstream-guard.ts";
+import { upstreamRoutes } from "./release/upstream-routes.ts";
 import { archiveRoutes } from "./release/archive-routes.ts";
 import { releaseRoutes } from "./release/routes.ts";
 import { rolloutRoutes } from "./http/rollout-routes.ts";
@@ -84,6 +86,12 @@ export interface BuildAppOptions {
   notifications?: NotificationOptions;
   /** How often the Envoys are asked which hosts each cluster reaches (the views' `variants`); default 10 000 ms, 0: only at start. */
   upstreamsIntervalMs?: number;
+  /**
+   * What each Envoy cluster reaches, as the launcher configured it (`npm start`: cluster name -> URL). Each
+   * rollout is kept on the upstreams it was tested against (release/upstream-guard.ts); without this the
+   * controller reads them from the Envoy admins' /clusters.
+   */
+  upstreams?: DeclaredUpstreams;
 }
 
 interface ModelrollContext {
@@ -100,8 +108,10 @@ interface ModelrollContext {
   /** The notification outbox (state file tables) and its delivery. */
   outbox: NotificationOutbox;
   dispatcher: NotificationDispatcher;
-  /** What each Envoy cluster reaches, as the admin endpoints said last (metrics/envoy-upstreams.ts). */
-  upstreams: EnvoyUpstreams;
+  /** Keeps rollouts on the upstreams they were tested against; `held` lists those it held when the app was built. */
+  upstreams: { guard: UpstreamGuard; heldAtStart: string[] };
+  /** What each Envoy cluster reaches, as the admin endpoints said last, for the views' `variants` (metrics/envoy-upstreams.ts). */
+  envoyUpstreams: EnvoyUpstreams;
 }
 
 declare module "fastify" {
@@ -125,6 +135,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
   const upstreams = new EnvoyUpstreams(options.envoyAdminUrls ?? [], { timeoutMs: options.envoyAdminTimeoutMs });
   let store: RolloutStore;
+  // Before the store: a rollout created is recorded against what its clusters reach (a bad declared URL is a startup error).
+  let readings: UpstreamReadings;
+  try {
+    readings = new UpstreamReadings({ declared: options.upstreams, adminUrls: options.envoyAdminUrls, timeoutMs: options.envoyAdminTimeoutMs });
+  } catch (error) {
+    state.close();
+    throw error;
+  }
   let notifications: ReturnType<typeof setupNotifications>;
   try {
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
@@ -136,12 +154,21 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       log: app.log,
     });
     // The store writes through the notifying persistence: each decision's events in the decision's transaction.
-    store = new RolloutStore({ epoch: options.epoch, clock: options.clock, policy: options.policy, state: notifications.persistence });
+    store = new RolloutStore({
+      epoch: options.epoch,
+      clock: options.clock,
+      policy: options.policy,
+      state: notifications.persistence,
+      upstreamsAt: (spec, at) => readings.upstreamsOf(spec, at),
+    });
   } catch (error) {
     state.close();
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
+  // Declared upstreams are compared now, before any filter can fetch a config; read ones when the app is ready.
+  const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
+  const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
   const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
@@ -168,7 +195,20 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  app.decorate("modelroll", { store, state, longPoll, telemetry, metricProvider, driver, series, recorder, outbox, dispatcher, upstreams });
+  app.decorate("modelroll", {
+    store,
+    state,
+    longPoll,
+    telemetry,
+    metricProvider,
+    driver,
+    series,
+    recorder,
+    outbox,
+    dispatcher,
+    upstreams: { guard, heldAtStart },
+    envoyUpstreams: upstreams,
+  });
   app.decorate("upstreamLookup", upstreams.lookup);
 
   installSerializerCache(app);
@@ -179,6 +219,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
     await upstreams.stop();
+    await guard.stop();
     await driver.stop();
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
@@ -214,6 +255,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(systemRoutes, { telemetry });
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
+  await app.register(upstreamRoutes, { guard });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { longPoll, telemetry });
@@ -224,6 +266,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(dashboardStatic, { dir: options.dashboardDir });
   await app.register(notificationRoutes, { outbox });
   const tickIntervalMs = options.tickIntervalMs ?? 5000;
+  // Read upstreams (no launcher declared them): the first reading before the server listens, then every tick.
+  if (readings.reads)
+    app.addHook("onReady", async () => {
+      heldAtStart.push(...(await guard.refresh()));
+      guard.start(tickIntervalMs);
+    });
   if (tickIntervalMs > 0) app.addHook("onReady", async () => driver.start(tickIntervalMs));
   // Read at start (before the first view is asked for, as far as it answers in time), then refreshed.
   app.addHook("onReady", async () => {

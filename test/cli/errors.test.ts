@@ -102,6 +102,7 @@ describe("modelroll errors", () => {
       "abort",
       "undo",
       "fail",
+      "accept-upstreams",
       "review",
       "measure",
       "status",

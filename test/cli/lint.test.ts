@@ -1,6 +1,6 @@
 // `modelroll lint` runs the controller's own validation offline: for the same spec, its error list is the
 // API's 400 details, pointer for pointer and reason for reason (one function, validateRolloutSpec, behind both).
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -64,6 +64,12 @@ stages: [5, 100]
   "output-schema.yaml": `${managed}output:
   schema: { type: object, properties: { label: { type: string, pattern: "^a" } } }
 `,
+  // A 100% limit (maximum: 1 meant as 1%) can never fail: refused, with why.
+  "limits.yaml": `${base}owner: team-fraud
+rollbackCondition: errors above 1%
+stages: [5, 100]
+promotion_gates: { error_rate: { maximum: 1, maximum_increase: 0.02 } }
+`,
   "not-an-object.yaml": `- just
 - a list
 `,
@@ -86,7 +92,25 @@ describe("modelroll lint", () => {
     expect(manual).toEqual({ code: 0, stdout: `${join(dir, "manual.yaml")}: valid (manual rollout fraud-model)\n`, stderr: "" });
     const json = await cli(["lint", "-f", join(dir, "managed.json"), "-o", "json"]);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.stdout)).toEqual({ file: join(dir, "managed.json"), valid: true, rollout: "m", errors: [] });
+    // Valid, but it has no gates: a warning, in lint and in the API's answer alike.
+    const noGates = {
+      path: "/promotion_gates",
+      reason:
+        "no gates: every stage promotes on its minimum duration and requests alone, and nothing rolls the rollout back on its own; add one, e.g. error_rate: { maximum: 0.01 } (1%)",
+    };
+    expect(JSON.parse(json.stdout)).toEqual({ file: join(dir, "managed.json"), valid: true, rollout: "m", errors: [], warnings: [noGates] });
+    const text = await cli(["lint", "-f", join(dir, "managed.json")]);
+    expect(text.stdout).toBe(
+      `${join(dir, "managed.json")}: warning /promotion_gates ${noGates.reason}\n${join(dir, "managed.json")}: valid (engine-managed rollout m)\n`,
+    );
+    const created = await fetch(`${controller.url}/v1/rollouts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: await readFile(join(dir, "managed.json")),
+    });
+    expect(created.status).toBe(201);
+    expect((await created.json()).warnings).toEqual([noGates]);
+    expect((await fetch(`${controller.url}/v1/rollouts/m`, { method: "DELETE" })).status).toBe(204);
     // The API takes both as they are.
     expect((await apiErrors(`${base}canaryPercent: 5\n`)).status).toBe(201);
   });
@@ -103,6 +127,12 @@ describe("modelroll lint", () => {
       expect(listed.errors, file).toEqual(api.details);
       expect((api.details as unknown[]).length, file).toBeGreaterThan(0);
     }
+    expect((await apiErrors(BROKEN["limits.yaml"] ?? "")).details).toEqual([
+      {
+        path: "/promotion_gates/error_rate/maximum",
+        reason: "must be below 1: rates are fractions (0.01 is 1%), and maximum 1 (100%) can never fail, so the gate would protect nothing",
+      },
+    ]);
   });
 
   it("prints every error as FILE: POINTER REASON in the table form", async () => {

@@ -35,6 +35,9 @@ describe("planCommand", () => {
         command: { request: { method: "POST", path: "/v1/rollouts/fraud/rollback", body: { reason: "p95 up" }, headers: { "if-match": '"7"' } } },
       },
     });
+    expect(plan(["accept-upstreams", "fraud", "--reason", "new build"])).toMatchObject({
+      plan: { command: { request: { method: "POST", path: "/v1/rollouts/fraud/accept-upstreams", body: { reason: "new build" } } } },
+    });
     expect(plan(["review", "fraud", "--reject", "--reason", "bad answers"])).toMatchObject({
       plan: { command: { request: { path: "/v1/rollouts/fraud/review", body: { approved: false, reason: "bad answers" } } } },
     });
@@ -246,6 +249,9 @@ describe("the rollout picture", () => {
     expect(text).toContain("│     not enough data yet\n");
     expect(text.trimEnd().endsWith("└─ ○ full")).toBe(true);
     expect(text).not.toContain("later stages");
+    // What the spec leaves unprotected is printed after pending, one warning per line.
+    const warned = renderRollout(buildPicture({ ...richer, warnings: [{ path: "/promotion_gates", reason: "no gates: ..." }] }, null, NOW), noColor);
+    expect(warned).toContain("  pending    make stable serve v2, then finalize\n  warning    /promotion_gates no gates: ...\n  archived");
   });
 
   it("never throws on any JSON, and says less when fields are missing", () => {

@@ -50,6 +50,8 @@ describe("rollout CRUD", () => {
       lastRollback: null,
       finalizeHook: null,
       evaluation: null,
+      upstreams: null,
+      warnings: [],
       forecast: null,
     });
   });

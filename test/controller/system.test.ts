@@ -45,6 +45,7 @@ describe("system routes", () => {
         "GET /healthz",
         "GET /v1/rollouts",
         "POST /v1/rollouts",
+        "POST /v1/rollouts/{name}/accept-upstreams",
         "GET /v1/rollouts/{name}",
         "DELETE /v1/rollouts/{name}",
         "PUT /v1/rollouts/{name}/weight",

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { renderBootstrap, TEMPLATE_PATH } from "../../controller/src/envoy/bootstrap.ts";
+import { renderModelsBootstrap } from "../../controller/src/envoy/models-bootstrap.ts";
 import { validateEnvoyConfig } from "../../controller/src/envoy/process.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 
@@ -44,6 +45,22 @@ describe("deploy/ configs validate in Envoy", () => {
       }),
     );
     expect(r.ok).toBe(true);
+  });
+
+  it("host names become STRICT_DNS clusters (IPv4 preferred), IP addresses stay STATIC, in both bootstraps", () => {
+    const yaml = renderBootstrap({ listen: hp(10000), admin: hp(9901), stable: { host: "localhost", port: 9001 }, canary: hp(9002), controller: hp(8080) });
+    expect(yaml).toMatch(/- name: stable\n {4}type: STRICT_DNS\n {4}dns_lookup_family: V4_PREFERRED\n/);
+    expect(yaml).toMatch(/- name: canary\n {4}type: STATIC\n/);
+    expect(validateText("dns.yaml", yaml).ok).toBe(true);
+    const models = renderModelsBootstrap({
+      listen: hp(10000),
+      admin: hp(9901),
+      controller: hp(8080),
+      models: [{ name: "a", pathPrefix: "/a", stable: { host: "models.internal", port: 1 }, canary: hp(2) }],
+    });
+    expect(models).toMatch(/- name: a-stable\n\s+type: STRICT_DNS\n\s+dns_lookup_family: V4_PREFERRED\n/);
+    expect(models).toMatch(/- name: a-canary\n\s+type: STATIC\n/);
+    expect(validateText("models-dns.yaml", models).ok).toBe(true);
   });
 
   it("a broken config is refused (the check can fail)", () => {

@@ -165,7 +165,7 @@ describe("npm start's launcher", () => {
     const out = run.output();
     expect(processAlive(run.envoy)).toBe(true);
     expect(out).toContain(`the controller (pid ${run.controller}) crashed (signal SIGKILL)`);
-    expect(out).toMatch(new RegExp(`controller restarted \\(pid \\d+, start 2\\): .*resumed: 1 rollouts.*Envoy pid ${run.envoy} kept serving`));
+    expect(out).toMatch(new RegExp(`controller restarted \\(pid \\d+, start 2\\): .*resumed: 1 rollout\\).*Envoy pid ${run.envoy} kept serving`));
     expect(groupMembers(run.npm.pid!).sort()).toEqual([run.npm.pid!, run.launcher, latestController(run), run.envoy].sort());
   });
 

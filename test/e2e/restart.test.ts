@@ -184,7 +184,7 @@ describe("the controller as its own process, with tokens and a state file", () =
     expect(canaryShare).toBeLessThan(0.65);
 
     await startControllerProcess();
-    expect(output).toMatch(/resumed: 1 rollouts, config version \d+/);
+    expect(output).toMatch(/resumed: 1 rollout, config version \d+/);
     const after = (await api(ctl, "GET", "/v1/rollouts/resume", undefined, auth)).json;
     const historyAfter = (await api(ctl, "GET", "/v1/rollouts/resume/history", undefined, auth)).json;
     expect(after.phase).toBe("Canary");

@@ -125,7 +125,7 @@ describe("the outbox across a SIGKILL", () => {
     const triedBefore = hooks.received.length;
     hooks.answer = () => ({ status: 200 });
     base = await startController(stateFile);
-    expect(output).toMatch(/resumed: 1 rollouts/);
+    expect(output).toMatch(/resumed: 1 rollout,/);
     await eventually("every event delivered", () => hooks.accepted.length === 4, 30_000);
     // Nothing more comes: each event was sent once after the restart.
     await new Promise((r) => setTimeout(r, 1500));

@@ -63,8 +63,8 @@ describe("the view's variants", () => {
     const before = asked;
     const app = await testApp({ envoyAdminUrls: [adminUrl], upstreamsIntervalMs: 0, tickIntervalMs: 0 });
     await app.ready();
-    // Read once at start, before any view is asked for.
-    expect(asked).toBe(before + 1);
+    // Read at start, before any view is asked for (the upstream guard reads it too).
+    expect(asked).toBeGreaterThan(before);
     const created = await createRollout(app, spec({ models: { stable: "v1", canary: "v2" } }));
     expect(created.variants).toEqual({
       stable: { model: "v1", cluster: "stable", upstreams: ["127.0.0.1:9001"] },
@@ -84,7 +84,7 @@ describe("the view's variants", () => {
         { name: "canary", host_statuses: [] },
       ],
     };
-    await app.modelroll.upstreams.refresh();
+    await app.modelroll.envoyUpstreams.refresh();
     const after = (await app.inject({ url: "/v1/rollouts/fraud-model" })).json();
     expect(after.variants.text).toBe("stable v1 at 127.0.0.1:9001 · canary v2 at no hosts");
   });
@@ -99,7 +99,7 @@ describe("the view's variants", () => {
     await app.ready();
     expect((await createRollout(app, spec())).variants.canary.upstreams).toEqual(["127.0.0.1:9002"]);
     clusters = { nonsense: true };
-    await app.modelroll.upstreams.refresh();
+    await app.modelroll.envoyUpstreams.refresh();
     // An answer without clusters is an answer (nothing known now); a refused connection is not.
     expect((await app.inject({ url: "/v1/rollouts/fraud-model" })).json().variants.canary.upstreams).toBeNull();
   });

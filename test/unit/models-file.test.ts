@@ -39,8 +39,8 @@ describe("models file", () => {
       "models.yaml: /models/0: unknown field 'canery'",
     ],
     [
-      "models:\n  - name: a\n    pathPrefix: /a\n    stable: http://models.local:1\n    canary: http://127.0.0.1:2",
-      "models.yaml: /models/0/stable: give an IP address (STATIC cluster), got 'models.local'",
+      "models:\n  - name: a\n    pathPrefix: /a\n    stable: ftp://models.local:1\n    canary: http://127.0.0.1:2",
+      "models.yaml: /models/0/stable: only http:// upstreams are supported, got 'ftp://models.local:1'",
     ],
     [GOOD.replace("churn-model\n", "fraud-model\n"), "models.yaml: /models/1/name: fraud-model is listed twice"],
     [GOOD.replace("/v1/models/churn-model", "/v1/models/fraud-model"), "models.yaml: /models/1/pathPrefix: /v1/models/fraud-model is also fraud-model's"],

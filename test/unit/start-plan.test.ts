@@ -14,6 +14,7 @@ describe("npm start argument plan", () => {
         canary: { demo: { host: "127.0.0.1", port: 9002 } },
         shadow: null,
         concurrency: 2,
+        probe: true,
         controllerSettings: { stateFile: ".modelroll/state.db", fresh: false, tickIntervalMs: 5000 },
       },
     });
@@ -32,6 +33,13 @@ describe("npm start argument plan", () => {
     expect(planStart(["--shadow", "http://127.0.0.1:7003"], {})).toMatchObject({ plan: { shadow: { hostPort: { host: "127.0.0.1", port: 7003 } } } });
   });
 
+  it("takes host names for the model servers (Envoy resolves them: STRICT_DNS clusters)", () => {
+    const r = planStart(["--stable", "http://localhost:9101", "--canary", "http://models.internal:9102"], {});
+    expect(r).toMatchObject({
+      plan: { stable: { hostPort: { host: "localhost", port: 9101 } }, canary: { hostPort: { host: "models.internal", port: 9102 } } },
+    });
+  });
+
   it("takes --fresh (no value) and --tick-ms, which also reads MODELROLL_TICK_MS", () => {
     expect(planStart(["--fresh", "--tick-ms", "250"], {})).toMatchObject({ plan: { controllerSettings: { fresh: true, tickIntervalMs: 250 } } });
     expect(planStart([], { MODELROLL_TICK_MS: "1000" })).toMatchObject({ plan: { controllerSettings: { fresh: false, tickIntervalMs: 1000 } } });
@@ -47,7 +55,10 @@ describe("npm start argument plan", () => {
     [["--listen", "nope"], "--listen: expected host:port, got 'nope'"],
     [["--admin", "10.0.0.1:9901"], "--admin: Envoy's admin listens on 127.0.0.1 only, got 10.0.0.1"],
     [["--stable", "https://127.0.0.1:1", "--canary", "http://127.0.0.1:2"], "--stable: only http:// upstreams are supported, got 'https://127.0.0.1:1'"],
-    [["--stable", "http://models.local:1", "--canary", "http://127.0.0.1:2"], "--stable: give an IP address (STATIC cluster), got 'models.local'"],
+    [
+      ["--stable", "http://127.0.0.1:1/v1", "--canary", "http://127.0.0.1:2"],
+      "--stable: give the server's base URL without a path, got 'http://127.0.0.1:1/v1'",
+    ],
     [["--concurrency", "0"], "--concurrency: expected an integer 1..64"],
     [["--tick-ms", "10"], "--tick-ms: expected an integer 50..3600000"],
     [["--fresh=yes"], "--fresh takes no value"],

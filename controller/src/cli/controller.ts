@@ -4,6 +4,15 @@ import { startController, type RunningController } from "../server.ts";
 import { CONTROLLER_USAGE, planController } from "./controller-plan.ts";
 import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
+import { resumedLines } from "./start-upstreams.ts";
+import type { UpstreamReadings } from "../release/upstream-guard.ts";
+
+/** Where the upstreams the resumed rollouts were compared with came from, or why they could not be. */
+function upstreamSource(readings: UpstreamReadings): string {
+  return readings.lastError === null
+    ? "    (upstreams compared with what the Envoy admins' /clusters report, again every tick)\n"
+    : `    (upstreams not compared yet: ${readings.lastError}; compared every tick once an Envoy admin answers)\n`;
+}
 
 const result = planController(process.argv.slice(2), process.env);
 if ("help" in result) {
@@ -42,13 +51,14 @@ try {
   const how = setAside
     ? `fresh; the previous ${setAside.previousRollouts} rollouts are kept in ${setAside.keptIn}`
     : store.resumed
-      ? `resumed: ${store.size} rollouts, config version ${store.version}`
+      ? `resumed: ${store.size} rollout${store.size === 1 ? "" : "s"}, config version ${store.version}`
       : fresh
         ? "fresh"
         : "new";
   console.log(
     `modelroll controller listening on ${running.url} (pid ${process.pid}); state ${options.stateFile} (${how}); ` +
-      `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}`,
+      `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}` +
+      (store.resumed ? `\n${resumedLines(store.list())}${upstreamSource(running.app.modelroll.upstreams.guard.readings)}` : ""),
   );
 } catch (err) {
   console.error(`modelroll controller: ${(err as Error).message}`);

@@ -28,9 +28,9 @@ const ModelEntry = Type.Object(
       maxLength: 256,
       description: "Requests under this prefix go to this model; the longest matching prefix wins.",
     }),
-    stable: Type.String({ description: "http://IP:PORT of the stable model server." }),
-    canary: Type.String({ description: "http://IP:PORT of the canary model server." }),
-    shadow: Type.Optional(Type.String({ description: "http://IP:PORT of the shadow model server; default: the canary." })),
+    stable: Type.String({ description: "http://HOST:PORT (an IP address or a host name) of the stable model server." }),
+    canary: Type.String({ description: "http://HOST:PORT (an IP address or a host name) of the canary model server." }),
+    shadow: Type.Optional(Type.String({ description: "http://HOST:PORT (an IP address or a host name) of the shadow model server; default: the canary." })),
   },
   { additionalProperties: false },
 );

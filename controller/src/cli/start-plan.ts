@@ -15,6 +15,8 @@ interface StartPlan {
   concurrency: number;
   /** --demo-traffic RATE: requests per second sent through the data plane until stopped (modelroll traffic's generator). */
   demoTraffic?: number;
+  /** Probe the given model servers before starting, and refuse to start when one does not answer (--no-probe: false). */
+  probe: boolean;
   /** --models FILE: many models behind the one Envoy (cli/models-file.ts reads it); absent: one stable/canary pair. */
   modelsFile?: string;
   /** The controller's own settings: state file, tokens, Prometheus. */
@@ -129,9 +131,10 @@ export function parseFlags(
 /** The demo traffic's bound: it runs until stopped, so its rate is capped. */
 const MAX_DEMO_TRAFFIC = 500;
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--demo-traffic RATE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
-  --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--no-probe] [--demo-traffic RATE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
+  --stable, --canary  model servers (http://HOST:PORT; a host name is resolved by Envoy, IPv4 first); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
+  --no-probe          start even when a given model server does not answer HTTP (by default npm start refuses, naming it)
   --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
                       each with its own clusters <name>-stable, -canary, -shadow (README "Many models behind one proxy")
   --listen            data plane, Envoy's listener       (env MODELROLL_LISTEN, default 127.0.0.1:10000)
@@ -164,8 +167,10 @@ const FLAGS = new Set([
 
 export type PlanResult = { plan: StartPlan } | { help: true } | { error: string };
 
+const START_SWITCHES: ReadonlySet<string> = new Set(["--fresh", "--no-probe"]);
+
 export function planStart(argv: string[], env: Record<string, string | undefined>): PlanResult {
-  const flags = parseFlags(argv, FLAGS);
+  const flags = parseFlags(argv, FLAGS, START_SWITCHES);
   if (!("given" in flags)) return flags;
   const given = flags.given;
   try {
@@ -199,6 +204,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
             : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
+        probe: !given.has("--no-probe"),
         ...(modelsFile !== undefined ? { modelsFile } : {}),
         ...(demoTraffic !== undefined ? { demoTraffic } : {}),
         controllerSettings: controllerSettings(given, env),

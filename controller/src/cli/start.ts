@@ -10,6 +10,7 @@ import { launcherDataPlane, launcherOf, localDataPlane } from "./data-plane.ts";
 import { BUSY_PORT_ADVICE, busyPorts, startListeners } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { planStart, START_USAGE } from "./start-plan.ts";
+import { declaredUpstreams, givenUpstreams, PROBE_ADVICE, resumedLines, unreachableUpstreams } from "./start-upstreams.ts";
 import { startDemoTraffic } from "./demo-traffic.ts";
 
 const result = planStart(process.argv.slice(2), process.env);
@@ -47,6 +48,14 @@ if (busy.length > 0) {
   console.error(`modelroll start: cannot start:\n${busy.map((b) => `  ${b}`).join("\n")}\n${BUSY_PORT_ADVICE}`);
   process.exit(1);
 }
+// Found here rather than by the users routed to it: a model server that does not answer (a wrong port). Only at
+// the first start: a controller the launcher restarts must come back even while a model server is briefly away.
+const firstStart = !launcher || launcher.start === 1;
+const silent = plan.probe && firstStart ? await unreachableUpstreams(givenUpstreams(plan, manyModels, plan.modelsFile)) : [];
+if (silent.length > 0) {
+  console.error(`modelroll start: cannot start: a model server does not answer:\n${silent.map((b) => `  ${b}`).join("\n")}\n${PROBE_ADVICE}`);
+  process.exit(1);
+}
 
 try {
   // The controller first: it takes the state file's lock, the one thing a second run must not share.
@@ -64,6 +73,8 @@ try {
     host: plan.controller.host,
     port: plan.controller.port,
     envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],
+    // What each cluster reaches: a resumed rollout whose upstream changed is held before Envoy starts.
+    upstreams: declaredUpstreams(plan, manyModels),
     logger: false,
   });
   controller = running;
@@ -102,7 +113,7 @@ try {
   const store = running.app.modelroll.store;
   const stateLine = state.freshStart
     ? `${settings.stateFile} (fresh; the previous ${state.freshStart.previousRollouts} rollouts are kept in ${state.freshStart.keptIn})`
-    : `${settings.stateFile}${store.resumed ? ` (resumed: ${store.size} rollouts)` : settings.fresh ? " (fresh)" : " (new)"}`;
+    : `${settings.stateFile}${store.resumed ? ` (resumed: ${store.size} rollout${store.size === 1 ? "" : "s"})` : settings.fresh ? " (fresh)" : " (new)"}`;
   const data = `http://${plan.listen.host}:${plan.listen.port}`;
   const modelLines = manyModels
     ? manyModels
@@ -137,7 +148,7 @@ try {
 ${modelLines}
   gates read from:     ${settings.metrics === "prometheus" ? `Prometheus ${settings.prometheusUrl}` : "Envoy admin"}
   state file:          ${stateLine}
-  API auth:            ${settings.apiToken ? "bearer token (MODELROLL_API_TOKEN)" : "off: open on loopback (set MODELROLL_API_TOKEN)"}
+${store.resumed ? resumedLines(store.list()) : ""}  API auth:            ${settings.apiToken ? "bearer token (MODELROLL_API_TOKEN)" : "off: open on loopback (set MODELROLL_API_TOKEN)"}
   engine tick:         ${settings.tickIntervalMs} ms
 ${envoy.diesWithParent ? "" : "  warning: util-linux setpriv was not found: if this process is killed with SIGKILL, Envoy keeps running\n"}
 Try:

@@ -59,6 +59,16 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     const v = num(key);
     if (v !== undefined && v >= 1) errors.push({ path: `${path}/${key}`, reason: `must be below 1: ${why}` });
   };
+  // A limit no rate can cross: most often a percent written as a fraction's whole (maximum: 1 meant as 1%).
+  const neverFails = (key: string, bound: 0 | 1) => {
+    const v = num(key);
+    if (v === undefined || (bound === 1 ? v < 1 : v > 0)) return;
+    const limit = bound === 1 ? `${key} ${v} (100%)` : `${key} 0`;
+    errors.push({
+      path: `${path}/${key}`,
+      reason: `must be ${bound === 1 ? "below 1" : "above 0"}: rates are fractions (0.01 is 1%), and ${limit} can never fail, so the gate would protect nothing`,
+    });
+  };
   const NEVER_PASS = "a rate of exactly 0 can never be shown from a finite sample, so the gate could never pass";
   const NEVER_PASS_1 = "a rate of exactly 1 can never be shown from a finite sample, so the gate could never pass";
 
@@ -99,6 +109,8 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       needOne(["maximum", "maximum_increase"]);
       rateAbove0("maximum", NEVER_PASS);
       rateAbove0("maximum_increase", "an increase of exactly 0 can never be shown from a finite sample");
+      neverFails("maximum", 1);
+      neverFails("maximum_increase", 1);
       return {
         kind: "proportion",
         name,
@@ -114,6 +126,8 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       needOne(["minimum", "maximum_decrease"]);
       rateBelow1("minimum", NEVER_PASS_1);
       rateAbove0("maximum_decrease", "a decrease of exactly 0 can never be shown from a finite sample");
+      neverFails("minimum", 0);
+      neverFails("maximum_decrease", 1);
       const decrease = num("maximum_decrease");
       return {
         kind: "proportion",
@@ -131,6 +145,7 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     case "shadow_status_match_rate": {
       needOne(["minimum"]);
       rateBelow1("minimum", NEVER_PASS_1);
+      neverFails("minimum", 0);
       const agreement = name === "shadow_agreement_rate";
       return {
         kind: "proportion",
@@ -145,6 +160,7 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       };
     }
     case "confidence_drift": {
+      neverFails("maximum", 1);
       const maximum = num("maximum") ?? 0;
       return {
         kind: "mean",

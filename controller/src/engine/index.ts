@@ -9,6 +9,7 @@
 export { Phase, isTerminal, isClosed } from "./phase.ts";
 export { parseEngineSpec, describeSpecErrors, DEFAULT_POLICY, DEFAULT_STAGES, STAGE_DEFAULTS } from "./spec.ts";
 export type { EngineSpec, Policy, SpecContext, ParseResult } from "./spec.ts";
+export { specWarnings } from "./spec-warnings.ts";
 export { CustomGate, EngineSpecInput, ENGINE_SPEC_KEYS, LatencyGate, PromotionGates, StageDefaults, StageObject } from "./spec-schema.ts";
 export { DEFAULT_LATENCY_TOLERANCE_MS } from "./gate-spec.ts";
 export type { Limits, WebhookGate } from "./gate-spec.ts";

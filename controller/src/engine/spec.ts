@@ -49,7 +49,7 @@ export interface EngineSpec {
   notifications?: NotificationSpec;
 }
 
-/** The seed's default release policy; every rule is on unless the controller's configuration turns it off. */
+/** The seed's default release policy; every rule but requireGates is on unless the controller's configuration changes it. */
 export interface Policy {
   /** changeKind major -> the stages start with a shadow stage. */
   requireShadowForMajor: boolean;
@@ -61,7 +61,13 @@ export interface Policy {
   requireOwnerAndRollbackCondition: boolean;
   /** impact high -> the rollout ends in AwaitingReview until a review is posted. */
   requireReviewForHighImpact: boolean;
+  /** No promotion_gates -> refused; off by default: accepted with a warning (spec-warnings.ts). */
+  requireGates: boolean;
 }
+
+/** Why a release without gates protects nothing: the warning, or the refusal under Policy.requireGates. */
+export const NO_GATES =
+  "no gates: every stage promotes on its minimum duration and requests alone, and nothing rolls the rollout back on its own; add one, e.g. error_rate: { maximum: 0.01 } (1%)";
 
 export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   requireShadowForMajor: true,
@@ -69,6 +75,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   requireCanaryBeforeFull: true,
   requireOwnerAndRollbackCondition: true,
   requireReviewForHighImpact: true,
+  requireGates: false,
 });
 
 export interface SpecContext {
@@ -317,6 +324,9 @@ function checkPolicy(input: Record<string, unknown>, context: SpecContext, polic
     }
   }
   const gates = input.promotion_gates as Record<string, unknown> | undefined;
+  if (policy.requireGates && (gates === undefined || (typeof gates === "object" && gates !== null && Object.keys(gates).length === 0))) {
+    errors.push({ path: "/promotion_gates", reason: `is required (policy): ${NO_GATES}` });
+  }
   const hasSchemaGate = gates !== undefined && typeof gates === "object" && gates !== null && "schema_validation_pass_rate" in gates;
   if (policy.requireSchemaGate && context.hasOutputSchema && !hasSchemaGate) {
     errors.push({

@@ -119,7 +119,11 @@ export type DecisionKind =
   | "finalizeNotVerified"
   | "finalizeWaiting"
   | "canaryWithdrawn"
-  | "specChanged";
+  | "specChanged"
+  /** The controller saw the rollout's stable or canary upstream change and held it (rollouts/upstreams.ts). */
+  | "upstreamsChanged"
+  /** An operator accepted the changed upstreams: the release starts again from its first stage. */
+  | "upstreamsAccepted";
 
 /** Requests, error rate and p95 of each variant over a stage's window: the per-stage telemetry on record. */
 export interface WindowSummary {

@@ -45,8 +45,27 @@ export function parseUrlHostPort(url: string, what: string): HostPort {
   if (u.protocol !== "http:") throw new Error(`${what}: only http:// upstreams are supported, got '${url}'`);
   if (u.pathname !== "/" && u.pathname !== "") throw new Error(`${what}: give the server's base URL without a path, got '${url}'`);
   const host = u.hostname.replace(/^\[|\]$/g, "");
-  if (!/^[0-9.]+$|:/.test(host)) throw new Error(`${what}: give an IP address (STATIC cluster), got '${host}'`);
   return { host, port: u.port ? Number(u.port) : 80 };
+}
+
+/** An IPv4 or IPv6 literal: Envoy reaches it as given (STATIC); anything else is a DNS name. */
+export function isIpAddress(host: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.includes(":");
+}
+
+/**
+ * How Envoy finds an upstream's endpoints: an IP address as given (STATIC), a host name by DNS (STRICT_DNS:
+ * every address the name resolves to is an endpoint, re-resolved every dns_refresh_rate, 5 s by default). IPv4
+ * is preferred, so `localhost` reaches a server listening on 127.0.0.1 only.
+ */
+export function clusterDiscovery(endpoint: HostPort): { type: "STATIC" | "STRICT_DNS"; dns_lookup_family?: "V4_PREFERRED" } {
+  return isIpAddress(endpoint.host) ? { type: "STATIC" } : { type: "STRICT_DNS", dns_lookup_family: "V4_PREFERRED" };
+}
+
+/** The template's cluster discovery lines for an endpoint (type, and the DNS lookup family of a DNS name). */
+function discoveryYaml(endpoint: HostPort): string {
+  const d = clusterDiscovery(endpoint);
+  return d.dns_lookup_family ? `${d.type}\n    dns_lookup_family: ${d.dns_lookup_family}` : d.type;
 }
 
 /** The plugin configuration JSON the filter parses (filter/config.ts). */
@@ -74,6 +93,9 @@ export function renderBootstrap(opts: BootstrapOptions): string {
     STABLE_PORT: String(opts.stable.port),
     CANARY_HOST: opts.canary.host,
     CANARY_PORT: String(opts.canary.port),
+    STABLE_DISCOVERY: discoveryYaml(opts.stable),
+    CANARY_DISCOVERY: discoveryYaml(opts.canary),
+    SHADOW_DISCOVERY: discoveryYaml(opts.shadow ?? opts.canary),
     SHADOW_HOST: (opts.shadow ?? opts.canary).host,
     SHADOW_PORT: String((opts.shadow ?? opts.canary).port),
     CONTROLLER_HOST: opts.controller.host,

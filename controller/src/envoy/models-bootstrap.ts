@@ -4,7 +4,7 @@
 // <name>-canary, the rest of its prefix to <name>-stable; mirrored requests go to <name>-shadow when a
 // rollout names it (clusters.shadow). A path under no model's prefix gets Envoy's 404.
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
-import { renderBootstrap, TEMPLATE_PATH, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
+import { clusterDiscovery, renderBootstrap, TEMPLATE_PATH, type BootstrapOptions, type HostPort } from "./bootstrap.ts";
 
 export interface ModelRoute {
   name: string;
@@ -27,7 +27,7 @@ export function modelClusters(name: string): { stable: string; canary: string; s
 function staticCluster(name: string, endpoint: HostPort): Record<string, unknown> {
   return {
     name,
-    type: "STATIC",
+    ...clusterDiscovery(endpoint),
     connect_timeout: "1s",
     load_assignment: {
       cluster_name: name,

@@ -5,12 +5,13 @@
  */
 import type { FastifyReply } from "fastify";
 import { Type, type Static, type TSchema } from "@sinclair/typebox";
-import { liveEvaluation, rolloutForecast, stageRef } from "../engine/index.ts";
+import { liveEvaluation, rolloutForecast, specWarnings, stageRef } from "../engine/index.ts";
 import type { ArchiveEntry } from "../rollouts/archive.ts";
 import { pendingOf } from "../rollouts/lifecycle-view.ts";
 import { toBasisPoints, type Rollout } from "../rollouts/model.ts";
 import { etagOf } from "./etag.ts";
 import { SpecView, specView } from "./spec-view.ts";
+import { UpstreamsView, upstreamsView } from "./upstreams-view.ts";
 import type { UpstreamLookup } from "../metrics/envoy-upstreams.ts";
 import { VariantsView, variantsOf } from "./variants-view.ts";
 
@@ -145,6 +146,10 @@ export const RolloutView = Type.Object({
   evaluation: Type.Union([LiveEvaluationView, Type.Null()], {
     description: "The engine's latest evaluation, refreshed every tick; null for a manual rollout or before the first tick.",
   }),
+  upstreams: UpstreamsView,
+  warnings: Type.Array(Type.Object({ path: Type.String(), reason: Type.String() }), {
+    description: "What the accepted spec leaves unprotected (no gates, stages no gate runs in); also in the create and apply answers, and from modelroll lint.",
+  }),
   forecast: Type.Union([ForecastView, Type.Null()], {
     description: "Expected duration of the stages left (from the observed traffic, or before any from the spec's expectedTraffic); null when ended or unknown.",
   }),
@@ -172,6 +177,8 @@ export function toView(rollout: Rollout, upstreams?: UpstreamLookup): RolloutVie
     stage: rollout.engine ? stageRef(rollout.engine.state) : null,
     ...lifecycleFields(rollout),
     evaluation: rollout.engine ? liveEvaluation(rollout.engine.lastEvaluation) : null,
+    upstreams: upstreamsView(rollout),
+    warnings: rollout.engine ? specWarnings(rollout.engine.state.spec) : [],
     forecast: rollout.engine ? rolloutForecast(rollout.engine.state, rollout.engine.lastEvaluation) : null,
   };
 }
@@ -180,7 +187,8 @@ export function toView(rollout: Rollout, upstreams?: UpstreamLookup): RolloutVie
 function lifecycleFields(rollout: Rollout): Pick<RolloutView, "pending" | "lastRollback" | "finalizeHook"> {
   const note = rollout.lastRollbackNote;
   return {
-    pending: pendingOf(rollout),
+    // A hold for changed upstreams is the next step before anything else (rollouts/upstreams.ts).
+    pending: rollout.upstreams?.hold?.reason ?? pendingOf(rollout),
     lastRollback: rollout.lastRollbackAt ? { at: rollout.lastRollbackAt.toISOString(), by: note?.by ?? "api", reason: note?.reason ?? null } : null,
     finalizeHook: rollout.finalizeHook,
   };

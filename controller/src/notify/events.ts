@@ -69,6 +69,7 @@ export function eventOf(d: Decision): NotificationEvent | null {
     case "deadlinePassed":
       return "deadline_passed";
     case "canaryWithdrawn":
+    case "upstreamsChanged":
       return "canary_withdrawn";
     case "finalizeNotVerified":
       return "finalize_not_verified";

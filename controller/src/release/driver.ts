@@ -105,6 +105,8 @@ export class RolloutDriver {
     const started = performance.now();
     const before = this.#store.find(name);
     if (!before?.engine || !needsReadings(before.engine.state)) return false;
+    // Held for changed upstreams (rollouts/upstreams.ts): no stage moves until accepted; an ended release still finalizes.
+    if (before.upstreams?.hold && !isTerminal(before.engine.state.phase)) return false;
     const spec = before.engine.state.spec;
     const countsPromise = this.#metrics.readRollout(name, { at: now, since: before.createdAt.getTime() });
     let promql: Record<string, MetricReading<number | null>> | undefined;

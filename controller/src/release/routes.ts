@@ -15,6 +15,7 @@ import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "../ht
 import { rolloutFromPath } from "../http/subject.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
+import { refusedWhileHeld } from "../rollouts/upstream-check.ts";
 import { buildReport, reportMarkdown } from "./report.ts";
 
 interface ReleaseRoutesOptions {
@@ -58,6 +59,8 @@ function notManaged(rollout: Rollout): ConflictError {
  */
 function runCommand(store: RolloutStore, name: string, command: Command, now: number, ifMatch?: string): Rollout {
   expectRevision(store, name, ifMatch);
+  const held = refusedWhileHeld(store.get(name), command.type);
+  if (held) throw new ConflictError(held);
   const engine = managed(store.get(name));
   const result = applyCommand(engine.state, command, now, engine.lastEvaluation);
   if (!result.ok) throw new ConflictError(result.error);

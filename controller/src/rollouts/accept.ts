@@ -23,7 +23,7 @@ interface AcceptedSpec {
  * The engine part of a rollout spec, parsed in the context the rest of the spec gives it (output schema,
  * shadow, models); null for a manual rollout (no engine key).
  */
-function parseRolloutEngine(spec: Record<string, unknown>, policy: Partial<Policy> | undefined): ParseResult | null {
+export function parseRolloutEngine(spec: Record<string, unknown>, policy: Partial<Policy> | undefined): ParseResult | null {
   const part = enginePart(spec);
   if (part === null) return null;
   const output = spec.output as { schema?: unknown } | undefined;

@@ -9,6 +9,7 @@ import type { NormalizedModels } from "./models.ts";
 import type { NormalizedOutput } from "./output.ts";
 import type { ENGINE_PROPERTIES, RolloutSpec } from "./schemas.ts";
 import type { NormalizedShadow } from "./shadow.ts";
+import type { RolloutUpstreams } from "./upstreams.ts";
 
 /** A spec as accepted (rollouts/accept.ts): defaults filled in, the output schema compiled. */
 export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | "clusters" | keyof typeof ENGINE_PROPERTIES>> & {
@@ -44,6 +45,8 @@ export interface Rollout {
   readonly engine: ManagedState | null;
   /** What Envoy had counted under this name when the rollout was created (absent: created before it was kept). */
   readonly statsBaseline?: StatsBaseline;
+  /** The upstreams it was tested against, and a hold when they changed (rollouts/upstreams.ts); absent: not known. */
+  readonly upstreams?: RolloutUpstreams;
 }
 
 /** Who asked for a rollback or a delete, and why. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ConflictError, InvalidRequestError, NotFoundError } from "../errors.ts";
-import { initialState, isClosed, Phase, type Decision, type ParseResult, type Policy } from "../engine/index.ts";
+import { initialState, isClosed, Phase, type Decision, type EngineState, type ParseResult, type Policy, type Weights } from "../engine/index.ts";
 import { acceptSpec } from "./accept.ts";
 import { RolloutArchive, type ArchiveEntry } from "./archive.ts";
 import { pathHeldMessage } from "./lifecycle-view.ts";
@@ -19,6 +19,7 @@ import type { RolloutPersistence } from "./persistence.ts";
 import { canaryClusterHolder } from "./clusters.ts";
 import type { RolloutSpec } from "./schemas.ts";
 import { segmentValueNames } from "./segments.ts";
+import type { RolloutUpstreams } from "./upstreams.ts";
 
 interface RolloutStoreOptions {
   /** Fixed epoch for tests; a random one otherwise. */
@@ -31,6 +32,8 @@ interface RolloutStoreOptions {
    * state is resumed: its epoch, version and rollouts win.
    */
   state: RolloutPersistence;
+  /** The upstreams a new rollout starts on, when known (release/upstream-guard.ts): recorded as it is created. */
+  upstreamsAt?: (spec: NormalizedSpec, at: Date) => RolloutUpstreams | null;
 }
 
 /** One change to commit: the config version it makes, the engine decisions to record, what to tell, and an archive reason. */
@@ -59,6 +62,7 @@ export class RolloutStore {
   readonly #clock: () => Date;
   readonly policy: Partial<Policy> | undefined;
   readonly #state: RolloutPersistence;
+  readonly #upstreamsAt: RolloutStoreOptions["upstreamsAt"];
   readonly archive: RolloutArchive;
   #version = 1;
   #resumed = false;
@@ -67,6 +71,7 @@ export class RolloutStore {
     this.#clock = options.clock ?? (() => new Date());
     this.policy = options.policy;
     this.#state = options.state;
+    this.#upstreamsAt = options.upstreamsAt;
     const saved = this.#state.load();
     if (saved) {
       // Resume: the same epoch and version, so filters already holding them keep waiting instead of refetching.
@@ -139,6 +144,7 @@ export class RolloutStore {
     const at = this.#clock();
     const engine = this.#initialEngine(engineParse, normalized, at);
     const version = this.#version + 1;
+    const upstreams = this.#upstreamsAt?.(normalized, at) ?? null;
     const rollout: Rollout = {
       spec: normalized,
       // A managed rollout starts Pending: no traffic on the new model until the engine's first stage.
@@ -153,6 +159,7 @@ export class RolloutStore {
       finalizeHook: null,
       engine,
       ...(options.statsBaseline ? { statsBaseline: options.statsBaseline } : {}),
+      ...(upstreams ? { upstreams } : {}),
     };
     this.#commit(rollout, { version, events: [{ type: "created", rollout: normalized.name, version, at }] });
     return rollout;
@@ -211,6 +218,9 @@ export class RolloutStore {
       }
       // finalize: recorded in the decisions only (the old stable may be released by its owner).
     }
+    // Held for changed upstreams (rollouts/upstreams.ts): nothing reaches the canary until it ends or is accepted.
+    const held = current.upstreams?.hold ? !isClosed(outcome.state.phase) : false;
+    if (held) weights = { canaryPercent: 0, shadowPercent: 0 };
     const pushed = this.#weightEvents(current, weights, at, events);
     if (lastRollbackAt !== current.lastRollbackAt) {
       // As for a manual rollback: one rolled-back event stands for the weight changes.
@@ -227,6 +237,7 @@ export class RolloutStore {
       updatedAt: pushed.changed || lastRollbackAt !== current.lastRollbackAt ? at : current.updatedAt,
       lastRollbackAt,
       lastRollbackNote,
+      ...(current.upstreams?.hold && !held ? { upstreams: { ...current.upstreams, hold: null } } : {}),
       engine: {
         state: outcome.state,
         decisions: [...current.engine.decisions, ...decisions],
@@ -276,6 +287,7 @@ export class RolloutStore {
   }
 
   #setWeights(current: Rollout, weights: { canaryPercent: number; shadowPercent: number }): Rollout {
+    if (current.upstreams?.hold) throw new ConflictError(`rollout ${current.spec.name}: weights refused while ${current.upstreams.hold.reason}`);
     const at = this.#clock();
     const events: RolloutEvent[] = [];
     const pushed = this.#weightEvents(current, weights, at, events);
@@ -331,6 +343,37 @@ export class RolloutStore {
     const current = this.get(name);
     const reason = `deleted by ${note.by}${note.reason ? `: ${note.reason}` : ""}`;
     return this.#commit(current, { version: this.#version + 1, events: [], archive: reason });
+  }
+
+  /**
+   * What the rollout was tested against, and a hold or accept of changed upstreams (rollouts/upstream-check.ts):
+   * informational (same revision) unless it brings weights for the filters or a decision for the history; with
+   * `engineState` a managed rollout's release starts again.
+   */
+  setUpstreams(name: string, change: { upstreams: RolloutUpstreams; weights?: Weights; decision?: Decision | null; engineState?: EngineState }): Rollout {
+    const current = this.get(name);
+    const at = this.#clock();
+    const events: RolloutEvent[] = [];
+    const weights = change.weights ?? { canaryPercent: current.canaryPercent, shadowPercent: current.shadowPercent };
+    const pushed = this.#weightEvents(current, weights, at, events);
+    const decisions = change.decision ? [change.decision] : [];
+    const engine = current.engine && {
+      state: change.engineState ?? current.engine.state,
+      decisions: [...current.engine.decisions, ...decisions],
+      lastEvaluation: change.engineState ? null : current.engine.lastEvaluation,
+    };
+    const revised = pushed.changed || decisions.length > 0 || change.engineState !== undefined;
+    const next: Rollout = {
+      ...current,
+      ...weights,
+      upstreams: change.upstreams,
+      engine,
+      configVersion: pushed.changed ? pushed.version : current.configVersion,
+      revision: revised ? current.revision + 1 : current.revision,
+      updatedAt: revised ? at : current.updatedAt,
+    };
+    this.#commit(next, { version: pushed.version, decisions, events });
+    return next;
   }
 
   /** Records a finalize webhook delivery or failure; informational, so the revision stays. */

@@ -67,6 +67,8 @@ export interface Picture {
   /** The latest decision's reason (why it ended, for an ended rollout). */
   why: string | null;
   pending: string | null;
+  /** What the spec leaves unprotected (the view's warnings), as "POINTER reason". */
+  warnings: string[];
   /** When it was archived ("yes" when the controller does not say when), or null. */
   archived: string | null;
   createdAt: string | null;
@@ -276,6 +278,7 @@ export function buildPicture(view: unknown, report: unknown, now: number): Pictu
     etaSeconds: eta,
     why: str(field(report, "why")) ?? str(field(timeline.at(-1), "reason")),
     pending: textOf(field(view, "pending")),
+    warnings: arr(field(view, "warnings")).map((w) => `${str(field(w, "path")) ?? ""} ${str(field(w, "reason")) ?? ""}`.trim()),
     archived: archivedOf(view),
     createdAt: str(field(view, "createdAt")),
     updatedAt: str(field(view, "updatedAt")),

@@ -54,7 +54,19 @@ export interface TrafficOptions {
 }
 
 /** Commands that are one request whose answer is the rollout's view (or nothing, for delete). */
-export type ActionName = "weight" | "shadow" | "promote" | "pause" | "resume" | "abort" | "undo" | "fail" | "review" | "delete" | "finalize";
+export type ActionName =
+  | "weight"
+  | "shadow"
+  | "promote"
+  | "pause"
+  | "resume"
+  | "abort"
+  | "undo"
+  | "fail"
+  | "review"
+  | "delete"
+  | "accept-upstreams"
+  | "finalize";
 
 export type Command =
   | { kind: "list" }

@@ -147,6 +147,7 @@ function buildProgram(inputs: PlanInputs, sink: { out: string; err: string }, do
     ["abort", "roll back: all traffic to stable and mirroring off, at once", ["rollback"]],
     ["undo", "at 100% (bake or review): go back to the old stable, still warm", []],
     ["fail", "give up on the rollout: all traffic to stable", []],
+    ["accept-upstreams", "a rollout held because its stable or canary upstream changed: take the new ones (a running release starts again)", []],
   ];
   for (const [verb, what, aliases] of simple) {
     name(program.command(verb))

@@ -71,10 +71,13 @@ export interface LintResult {
   rollout: string | null;
   managed: boolean;
   errors: ErrorDetail[];
+  /** What a valid spec leaves unprotected (engine specWarnings): printed, the exit code stays 0. */
+  warnings: ErrorDetail[];
 }
 
 export function renderLint(result: LintResult, p: Paint): string {
-  if (result.ok) return `${result.file}: ${p.green("valid")} (${result.managed ? "engine-managed" : "manual"} rollout ${result.rollout ?? "?"})\n`;
+  const warned = result.warnings.map((w) => `${result.file}: ${p.yellow(`warning ${w.path || "(root)"}`)} ${w.reason}\n`).join("");
+  if (result.ok) return `${warned}${result.file}: ${p.green("valid")} (${result.managed ? "engine-managed" : "manual"} rollout ${result.rollout ?? "?"})\n`;
   const lines = result.errors.map((e) => `${result.file}: ${p.red(e.path || "(root)")} ${e.reason}`);
   lines.push(`${result.file}: ${p.red(`${result.errors.length} error${result.errors.length === 1 ? "" : "s"}`)}`);
   return `${lines.join("\n")}\n`;

@@ -80,6 +80,7 @@ export function renderRollout(picture: Picture, p: Paint): string {
   }
   if (picture.managed && (isTerminalPhase(picture.phase) || picture.holding.length === 0)) row(isTerminalPhase(picture.phase) ? "why" : "last", picture.why);
   row("pending", picture.pending);
+  for (const warning of picture.warnings) row("warning", p.yellow(warning));
   row("archived", picture.archived);
   if (!picture.managed) return `${lines.join("\n")}\n`;
 

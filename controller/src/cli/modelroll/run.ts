@@ -152,7 +152,10 @@ async function lint(file: string, ctx: Context): Promise<number> {
   // Loaded here, not at start: the controller's validation (store, engine, ajv) is only needed by lint.
   const { validateRolloutSpec } = await import("../../rollouts/validate.ts");
   const { enginePart } = await import("../../rollouts/schemas.ts");
+  const { parseRolloutEngine } = await import("../../rollouts/accept.ts");
+  const { specWarnings } = await import("../../engine/index.ts");
   const checked = validateRolloutSpec(spec);
+  const parsed = checked.ok ? parseRolloutEngine(spec as Record<string, unknown>, undefined) : null;
   const result: LintResult = {
     file: file === "-" ? "stdin" : file,
     ok: checked.ok,
@@ -160,9 +163,11 @@ async function lint(file: string, ctx: Context): Promise<number> {
     // Any engine key makes a rollout managed, as the controller decides it.
     managed: checked.ok && enginePart(spec as Record<string, unknown>) !== null,
     errors: checked.ok ? [] : checked.errors,
+    warnings: parsed?.ok ? specWarnings(parsed.spec) : [],
   };
   ctx.io.stdout(
-    document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors }, ctx.globals.output) ?? renderLint(result, ctx.paint),
+    document({ file: result.file, valid: result.ok, rollout: result.rollout, errors: result.errors, warnings: result.warnings }, ctx.globals.output) ??
+      renderLint(result, ctx.paint),
   );
   return result.ok ? EXIT.ok : EXIT.failed;
 }
