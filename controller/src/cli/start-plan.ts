@@ -39,6 +39,8 @@ export interface ControllerSettings {
   metrics?: MetricSourceKind;
   /** With metrics prometheus: the freshness bound of its samples. */
   prometheusMaxLagMs?: number;
+  /** Open event streams at most (--max-event-streams); an eighth are kept for the API token. */
+  maxEventStreams?: number;
 }
 
 export const DEFAULT_STATE_FILE = ".modelroll/state.db";
@@ -57,6 +59,10 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   }
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
+  const streams = given.get("--max-event-streams") ?? env.MODELROLL_MAX_EVENT_STREAMS;
+  const maxEventStreams = streams === undefined ? undefined : /^\d{1,6}$/.test(streams) ? Number(streams) : Number.NaN;
+  if (maxEventStreams !== undefined && !(maxEventStreams >= 1 && maxEventStreams <= 100_000))
+    throw new Error("--max-event-streams: expected an integer 1..100000");
   const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
   if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics))
     throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
@@ -80,11 +86,12 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
     ...(notifications ? { notifications } : {}),
     ...(metrics !== undefined ? { metrics: metrics as MetricSourceKind } : {}),
     ...(prometheusMaxLagMs !== undefined ? { prometheusMaxLagMs } : {}),
+    ...(maxEventStreams !== undefined ? { maxEventStreams } : {}),
   };
 }
 
 /** Flags every command with a controller takes (controllerSettings reads them). */
-export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url"] as const;
+export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url", "--max-event-streams"] as const;
 
 /** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
 export const METRICS_USAGE = `  --metrics           where the built-in gates read the filter's counts: admin (every Envoy's admin endpoint, default)
@@ -124,7 +131,7 @@ export function parseFlags(
   return { given };
 }
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL] [--max-event-streams N]
   --stable, --canary  model servers (http://IP:PORT); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
@@ -138,6 +145,7 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --m
   --tick-ms           engine tick period                 (env MODELROLL_TICK_MS, default 5000)
 ${METRICS_USAGE}
   --public-url        the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  --max-event-streams open dashboard/CLI event streams at most, an eighth kept for the API token (env MODELROLL_MAX_EVENT_STREAMS, default 256)
   env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets, slack=URL,teams=URL,webhook=URL or a JSON list.
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.
