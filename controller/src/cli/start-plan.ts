@@ -91,7 +91,15 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
 }
 
 /** Flags every command with a controller takes (controllerSettings reads them). */
-export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url", "--max-event-streams"] as const;
+export const CONTROLLER_FLAGS = [
+  "--state",
+  "--prometheus",
+  "--tick-ms",
+  "--metrics",
+  "--prometheus-max-lag-ms",
+  "--public-url",
+  "--max-event-streams",
+] as const;
 
 /** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
 export const METRICS_USAGE = `  --metrics           where the built-in gates read the filter's counts: admin (every Envoy's admin endpoint, default)
