@@ -55,6 +55,29 @@ describe("GET /v1/rollouts", () => {
     expect(after.body.rollouts.find((r) => r.name === "model-07")).toEqual(single);
   });
 
+  it("the whole list has an ETag: If-None-Match with it is a 304 until a write, then a 200 with a new ETag", async () => {
+    const first = await fetch(`${controller.url}/v1/rollouts`);
+    const etag = first.headers.get("etag");
+    expect(etag).toMatch(/^"list-[A-Za-z0-9_-]+-\d+"$/);
+    await first.arrayBuffer();
+    const same = await fetch(`${controller.url}/v1/rollouts`, { headers: { "if-none-match": etag as string } });
+    expect(same.status).toBe(304);
+    expect(await same.text()).toBe("");
+    const other = await fetch(`${controller.url}/v1/rollouts`, { headers: { "if-none-match": '"list-x-1"' } });
+    expect(other.status).toBe(200);
+    await other.arrayBuffer();
+    const changed = await fetch(`${controller.url}/v1/rollouts/model-08/weight`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: '{"canaryPercent":8}',
+    });
+    expect(changed.status).toBe(200);
+    const after = await fetch(`${controller.url}/v1/rollouts`, { headers: { "if-none-match": etag as string } });
+    expect(after.status).toBe(200);
+    expect(after.headers.get("etag")).not.toBe(etag);
+    expect(((await after.json()) as Page).rollouts.find((r) => r.name === "model-08")?.canaryPercent).toBe(8);
+  });
+
   it("pages of 10 cover every rollout once in order; a rollout created mid-way after the cursor shows up, one before it does not repeat", async () => {
     const seen: string[] = [];
     let token: string | undefined;

@@ -4,7 +4,9 @@
  * store change. 200 clients reading a list of 200 rollouts used to keep the one event loop busy serializing
  * the same 163 KB over and over, and single GETs waited behind it. Pages (?limit, ?continue) as kubectl pages:
  * the token is where the previous page stopped (the last name), so a page is stable under concurrent writes.
+ * The whole list carries an ETag: a poller sending it back in If-None-Match gets a 304 until the list changes.
  */
+import { randomBytes } from "node:crypto";
 import type { FastifyReply } from "fastify";
 import { InvalidRequestError } from "../errors.ts";
 import type { Rollout } from "../rollouts/model.ts";
@@ -16,9 +18,16 @@ export const MAX_PAGE = 1000;
 
 type Serialize = (view: RolloutView) => string;
 
-export function cachedList(store: RolloutStore): (reply: FastifyReply, limit: number | undefined, token: string | undefined) => string {
+/** A page of the list as sent: the whole list as bytes with its ETag, a page as text. */
+type ListAnswer = { body: Buffer; etag: string } | { body: string; etag: null };
+
+export function cachedList(store: RolloutStore): (reply: FastifyReply, limit: number | undefined, token: string | undefined) => ListAnswer {
   const views = new WeakMap<Rollout, string>();
-  let whole: { list: readonly Rollout[]; body: string } | null = null;
+  // Bytes, not text: sending the same string again would encode it to UTF-8 again.
+  let whole: { list: readonly Rollout[]; body: Buffer; etag: string } | null = null;
+  // The ETag names this process's list state: a restart (or another controller) never answers 304 to an old one.
+  const boot = randomBytes(6).toString("base64url");
+  let changes = 0;
   let serialize: Serialize | null = null;
   const viewOf = (rollout: Rollout) => {
     let text = views.get(rollout);
@@ -32,15 +41,16 @@ export function cachedList(store: RolloutStore): (reply: FastifyReply, limit: nu
     serialize ??= reply.compileSerializationSchema(RolloutView, "200") as unknown as Serialize;
     const list = store.list();
     if (limit === undefined && token === undefined) {
-      if (whole?.list !== list) whole = { list, body: `{"rollouts":[${list.map(viewOf).join(",")}]}` };
-      return whole.body;
+      if (whole?.list !== list)
+        whole = { list, body: Buffer.from(`{"rollouts":[${list.map(viewOf).join(",")}]}`, "utf8"), etag: `"list-${boot}-${++changes}"` };
+      return { body: whole.body, etag: whole.etag };
     }
     const start = token === undefined ? 0 : firstAfter(list, nameOf(token));
     const end = Math.min(list.length, start + (limit ?? MAX_PAGE));
     const page = list.slice(start, end).map(viewOf).join(",");
     const last = list[end - 1];
     const next = end < list.length && last ? `,"continue":${JSON.stringify(tokenOf(last.spec.name))}` : "";
-    return `{"rollouts":[${page}]${next}}`;
+    return { body: `{"rollouts":[${page}]${next}}`, etag: null };
   };
 }
 

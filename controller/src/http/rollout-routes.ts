@@ -86,7 +86,7 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
           },
           { additionalProperties: false },
         ),
-        response: { 200: RolloutList },
+        response: { 200: RolloutList, 304: Type.Null({ description: "If-None-Match named the list's current ETag: nothing changed." }) },
       },
     },
     async (request, reply) => {
@@ -96,8 +96,13 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
           throw new InvalidRequestError("rollout list: limit and continue page the live rollouts, not the archive");
         return { rollouts: store.archive.list(name).map(archivedView) };
       }
-      // Text already serialized by the view's own schema (rollout-list.ts); Fastify sends a JSON string as it is.
-      const body = listBody(reply, limit === undefined ? undefined : Number(limit), request.query.continue);
+      // Already serialized by the view's own schema (rollout-list.ts); Fastify sends JSON text or bytes as they are.
+      const { body, etag } = listBody(reply, limit === undefined ? undefined : Number(limit), request.query.continue);
+      if (etag !== null) {
+        void reply.header("etag", etag);
+        // No body at all: `null` would go out as content-length 4, which keep-alive clients then wait for.
+        if (request.headers["if-none-match"] === etag) return reply.code(304).send(undefined as unknown as null);
+      }
       return reply.type("application/json; charset=utf-8").send(body as unknown as Static<typeof RolloutList>);
     },
   );
