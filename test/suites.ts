@@ -23,6 +23,7 @@ export const UNIT = [
   "test/mesh/manifests.test.ts",
   "test/cli/errors.test.ts",
   "test/cli/lint.test.ts",
+  "test/cli/hostile-files.test.ts",
   "test/cli/pure.test.ts",
   "test/cli/visibility.test.ts",
   "test/docs/markdown.test.ts",

@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { allEventRoutes } from "./events/all.ts";
 import { eventRoutes } from "./events/routes.ts";
+import { DEFAULT_MAX_EVENT_STREAMS, StreamSlots } from "./events/slots.ts";
 import { sessionRoutes } from "./dashboard/session.ts";
 import { dashboardStatic } from "./dashboard/static.ts";
 import { installBrowserGuard } from "./http/browser-guard.ts";
@@ -52,6 +53,8 @@ export interface BuildAppOptions {
   /** Fixed config epoch (tests); random 16 hex characters otherwise. */
   epoch?: string;
   clock?: () => Date;
+  /** Open event streams at most (both stream routes); an eighth are kept for the API token. Default 256. */
+  maxEventStreams?: number;
   /** Engine tick period for managed rollouts; default 5000 ms. 0: no timer (tests call modelroll.driver.tick()). */
   tickIntervalMs?: number;
   /** Prometheus base URL for PromQL gates (and the counts with metrics "prometheus"), e.g. http://127.0.0.1:9090. */
@@ -259,8 +262,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
   await app.register(filterConfigRoutes, { longPoll, telemetry });
-  await app.register(eventRoutes, { store });
-  await app.register(allEventRoutes, { store, observed: (name) => recorder.observedCanaryPercent(name), registry: telemetry.registry });
+  // One budget of open streams for both stream routes, with slots kept for the API token (events/slots.ts).
+  const slots = new StreamSlots(options.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS);
+  await app.register(eventRoutes, { store, slots });
+  await app.register(allEventRoutes, { store, observed: (name) => recorder.observedCanaryPercent(name), registry: telemetry.registry, slots });
   await app.register(seriesRoutes, { store, series, recorder, clock });
   await app.register(sessionRoutes, { apiToken: options.apiToken, filterToken: options.filterToken });
   await app.register(dashboardStatic, { dir: options.dashboardDir });

@@ -38,6 +38,34 @@ export function toDetail(error: SchemaError): ErrorDetail {
   }
 }
 
+/** Errors one answer lists at most: a body with 96,000 bad keys gets 20 of them and the count of the rest. */
+export const MAX_LISTED_ERRORS = 20;
+
+/**
+ * The first MAX_LISTED_ERRORS details, then one that says how many more there are; `total` when the list
+ * given was already cut short by its producer (which stopped collecting).
+ */
+export function capDetails(details: readonly ErrorDetail[], total = details.length): ErrorDetail[] {
+  if (total <= MAX_LISTED_ERRORS) return [...details];
+  // Already capped (by the producer, before an error was made of it).
+  if (details.length === MAX_LISTED_ERRORS + 1 && total === details.length && isMore(details[MAX_LISTED_ERRORS])) return [...details];
+  const listed = details.slice(0, MAX_LISTED_ERRORS);
+  return [...listed, { path: "", reason: `and ${total - listed.length} more errors, not listed` }];
+}
+
+const isMore = (d: ErrorDetail | undefined) => d !== undefined && d.path === "" && /^and \d+ more errors, not listed$/.test(d.reason);
+
+/** Details as a 400's message sums them up: "/path reason; /path reason" (the count of the rest last). */
+export function summarizeDetails(details: readonly ErrorDetail[]): string {
+  return details.map((d) => (isMore(d) ? d.reason : `${d.path || "(root)"} ${d.reason}`)).join("; ");
+}
+
+/** ajv's errors as details, converting only the ones an answer lists (each may list a schema's known fields). */
+export function schemaErrorDetails(errors: readonly SchemaError[], extra: readonly ErrorDetail[] = []): ErrorDetail[] {
+  const converted = errors.slice(0, MAX_LISTED_ERRORS + 1).map(toDetail);
+  return capDetails([...converted, ...extra.slice(0, MAX_LISTED_ERRORS + 1)], errors.length + extra.length);
+}
+
 function escapePointer(token: string): string {
   return token.replace(/~/g, "~0").replace(/\//g, "~1");
 }
@@ -54,7 +82,8 @@ export class ModelrollError extends Error {
     super(message);
     this.name = new.target.name;
     this.statusCode = statusCode;
-    this.details = details;
+    // However many problems a request has, its answer lists a bounded number.
+    this.details = details && capDetails(details);
   }
 }
 

@@ -16,6 +16,7 @@ export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:POR
   --tick-ms      engine tick period                    (env MODELROLL_TICK_MS, default 5000)
 ${METRICS_USAGE}
   --public-url   the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  --max-event-streams  open dashboard/CLI event streams at most, an eighth kept for the API token (env MODELROLL_MAX_EVENT_STREAMS, default 256)
   env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets (every managed rollout's events), as
     slack=URL,teams=URL,webhook=URL or a JSON list of targets; from the environment only (the URLs are secrets).
   env MODELROLL_API_TOKEN: bearer token for writes (required to listen on a non-loopback address);

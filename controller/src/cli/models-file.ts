@@ -12,7 +12,8 @@
 import { readFileSync } from "node:fs";
 import { Type, type Static } from "@sinclair/typebox";
 import { Ajv, type ErrorObject } from "ajv";
-import { parse as parseYaml } from "yaml";
+import { MAX_LISTED_ERRORS } from "../errors.ts";
+import { checkValueShape, decodeUtf8, parseYamlBounded, YamlSyntaxError } from "../structured-text.ts";
 import { parseUrlHostPort } from "../envoy/bootstrap.ts";
 import type { ModelRoute } from "../envoy/models-bootstrap.ts";
 import { PATH_PREFIX_PATTERN } from "../rollouts/patterns.ts";
@@ -61,12 +62,17 @@ let validate: ReturnType<Ajv["compile"]> | null = null;
 export function parseModelsFile(text: string, source: string): ModelEntry[] {
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = parseYamlBounded(text);
+    checkValueShape(raw);
   } catch (error) {
-    throw new Error(`${source}: not YAML: ${(error as Error).message}`);
+    throw new Error(`${source}: ${error instanceof YamlSyntaxError ? "not YAML: " : ""}${(error as Error).message}`);
   }
   validate ??= new Ajv({ allErrors: true }).compile(ModelsFileSchema);
-  if (!validate(raw)) throw new Error(`${source}: ${(validate.errors ?? []).map(describe).join("; ")}`);
+  if (!validate(raw)) {
+    const errors = validate.errors ?? [];
+    const more = errors.length > MAX_LISTED_ERRORS ? `; and ${errors.length - MAX_LISTED_ERRORS} more errors, not listed` : "";
+    throw new Error(`${source}: ${errors.slice(0, MAX_LISTED_ERRORS).map(describe).join("; ")}${more}`);
+  }
   const problems: string[] = [];
   const models: ModelEntry[] = [];
   (raw as ModelsFileInput).models.forEach((m, i) => {
@@ -102,7 +108,7 @@ export function parseModelsFile(text: string, source: string): ModelEntry[] {
 export function readModelsFile(path: string): ModelEntry[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = decodeUtf8(readFileSync(path));
   } catch (error) {
     throw new Error(`--models: cannot read ${path}: ${(error as Error).message}`);
   }

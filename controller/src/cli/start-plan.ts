@@ -43,6 +43,8 @@ export interface ControllerSettings {
   metrics?: MetricSourceKind;
   /** With metrics prometheus: the freshness bound of its samples. */
   prometheusMaxLagMs?: number;
+  /** Open event streams at most (--max-event-streams); an eighth are kept for the API token. */
+  maxEventStreams?: number;
 }
 
 export const DEFAULT_STATE_FILE = ".modelroll/state.db";
@@ -61,6 +63,10 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   }
   const tickIntervalMs = Number(given.get("--tick-ms") ?? env.MODELROLL_TICK_MS ?? "5000");
   if (!Number.isInteger(tickIntervalMs) || tickIntervalMs < 50 || tickIntervalMs > 3_600_000) throw new Error("--tick-ms: expected an integer 50..3600000");
+  const streams = given.get("--max-event-streams") ?? env.MODELROLL_MAX_EVENT_STREAMS;
+  const maxEventStreams = streams === undefined ? undefined : /^\d{1,6}$/.test(streams) ? Number(streams) : Number.NaN;
+  if (maxEventStreams !== undefined && !(maxEventStreams >= 1 && maxEventStreams <= 100_000))
+    throw new Error("--max-event-streams: expected an integer 1..100000");
   const metrics = given.get("--metrics") ?? env.MODELROLL_METRICS;
   if (metrics !== undefined && !(METRIC_SOURCE_KINDS as readonly string[]).includes(metrics))
     throw new Error(`--metrics: expected ${METRIC_SOURCE_KINDS.join(" or ")}, got '${metrics}'`);
@@ -84,11 +90,20 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
     ...(notifications ? { notifications } : {}),
     ...(metrics !== undefined ? { metrics: metrics as MetricSourceKind } : {}),
     ...(prometheusMaxLagMs !== undefined ? { prometheusMaxLagMs } : {}),
+    ...(maxEventStreams !== undefined ? { maxEventStreams } : {}),
   };
 }
 
 /** Flags every command with a controller takes (controllerSettings reads them). */
-export const CONTROLLER_FLAGS = ["--state", "--prometheus", "--tick-ms", "--metrics", "--prometheus-max-lag-ms", "--public-url"] as const;
+export const CONTROLLER_FLAGS = [
+  "--state",
+  "--prometheus",
+  "--tick-ms",
+  "--metrics",
+  "--prometheus-max-lag-ms",
+  "--public-url",
+  "--max-event-streams",
+] as const;
 
 /** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
 export const METRICS_USAGE = `  --metrics           where the built-in gates read the filter's counts: admin (every Envoy's admin endpoint, default)
@@ -131,7 +146,7 @@ export function parseFlags(
 /** The demo traffic's bound: it runs until stopped, so its rate is capped. */
 const MAX_DEMO_TRAFFIC = 500;
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--no-probe] [--demo-traffic RATE] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--no-probe] [--demo-traffic RATE] [--max-event-streams N] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
   --stable, --canary  model servers (http://HOST:PORT; a host name is resolved by Envoy, IPv4 first); without them two demo models start on 127.0.0.1:9001 and :9002
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --no-probe          start even when a given model server does not answer HTTP (by default npm start refuses, naming it)
@@ -147,6 +162,7 @@ export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --m
 ${METRICS_USAGE}
   --public-url        the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
   --demo-traffic      RATE requests/s (at most ${MAX_DEMO_TRAFFIC}) from 1000 users (x-user-id) to the first path, until stopped
+  --max-event-streams open dashboard/CLI event streams at most, an eighth kept for the API token (env MODELROLL_MAX_EVENT_STREAMS, default 256)
   env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets, slack=URL,teams=URL,webhook=URL or a JSON list.
   env MODELROLL_API_TOKEN / MODELROLL_FILTER_TOKEN: bearer tokens for writes / for the filters (and reads).
   env MODELROLL_DEMO_STABLE / MODELROLL_DEMO_CANARY (HOST:PORT) move the demo models.

@@ -70,6 +70,7 @@ try {
     ...(settings.notifications ? { notifications: settings.notifications } : {}),
     ...(settings.metrics ? { metrics: settings.metrics } : {}),
     ...(settings.prometheusMaxLagMs ? { prometheusMaxLagMs: settings.prometheusMaxLagMs } : {}),
+    ...(settings.maxEventStreams ? { maxEventStreams: settings.maxEventStreams } : {}),
     host: plan.controller.host,
     port: plan.controller.port,
     envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],

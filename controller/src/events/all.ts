@@ -20,13 +20,13 @@ import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import { Gauge, type Registry } from "prom-client";
-import { UnavailableError } from "../errors.ts";
 import { SECURITY_HEADERS } from "../http/browser-guard.ts";
 import { RolloutView, toView } from "../http/rollout-view.ts";
 import { ErrorBody } from "../http/schemas.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
 import { sseComment, sseFrame, sseRetry } from "./sse.ts";
+import { StreamSlots } from "./slots.ts";
 import { summaryOf } from "./summary.ts";
 
 interface AllEventsOptions {
@@ -36,7 +36,8 @@ interface AllEventsOptions {
   /** At most one event per stream this often; default 500 ms. */
   batchMs?: number;
   heartbeatMs?: number;
-  maxStreams?: number;
+  /** The open-stream budget shared with the per-rollout streams (slots.ts); default: 256 of its own. */
+  slots?: StreamSlots;
   retryMs?: number;
   /** Where the open-stream gauge goes (the controller's /metrics). */
   registry?: Registry;
@@ -54,6 +55,8 @@ interface Stream {
   only: string | null;
   sentSeq: number;
   serializeView: (view: RolloutView) => string;
+  /** Gives the stream's slot back. */
+  release: () => void;
 }
 
 const STREAM_DESCRIPTION = [
@@ -71,7 +74,7 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
   const observed = options.observed ?? (() => null);
   const batchMs = options.batchMs ?? 500;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
-  const maxStreams = options.maxStreams ?? 256;
+  const slots = options.slots ?? new StreamSlots();
   const retryMs = options.retryMs ?? 2000;
   const boot = randomBytes(4).toString("hex");
   const entries = new Map<string, Entry>();
@@ -131,6 +134,7 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
   };
 
   const close = (stream: Stream) => {
+    stream.release();
     streams.delete(stream);
     if (!stream.raw.writableEnded) stream.raw.end();
     if (streams.size === 0) stopTimers();
@@ -184,8 +188,8 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
     async (request, reply) => {
       const only = request.query.rollout ?? null;
       if (only !== null) store.get(only);
-      if (streams.size >= maxStreams) throw new UnavailableError(`event stream: too many open streams (${maxStreams}); try again later`);
       refresh();
+      const release = slots.take(request.tokenAccess ?? "write", "event stream");
       reply.hijack();
       const raw = reply.raw;
       // A hijacked reply skips the onSend hook that adds these to every other answer.
@@ -198,7 +202,7 @@ export const allEventRoutes: FastifyPluginAsyncTypebox<AllEventsOptions> = async
       });
       raw.write(sseRetry(retryMs));
       const serializeView = reply.compileSerializationSchema(RolloutView) as (view: RolloutView) => string;
-      const stream: Stream = { raw, only, sentSeq: -1, serializeView };
+      const stream: Stream = { raw, only, sentSeq: -1, serializeView, release };
       streams.add(stream);
       raw.on("close", () => close(stream));
       raw.on("error", () => close(stream));

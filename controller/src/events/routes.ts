@@ -14,13 +14,13 @@
 import type { ServerResponse } from "node:http";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
-import { UnavailableError } from "../errors.ts";
 import { SECURITY_HEADERS } from "../http/browser-guard.ts";
 import { RolloutView, toView } from "../http/rollout-view.ts";
 import { ErrorBody, RolloutNameParams } from "../http/schemas.ts";
 import { rolloutFromPath } from "../http/subject.ts";
 import type { Rollout } from "../rollouts/model.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
+import { StreamSlots } from "./slots.ts";
 import { rolloutEventId, sseComment, sseFrame, sseRetry } from "./sse.ts";
 
 interface EventRoutesOptions {
@@ -29,8 +29,8 @@ interface EventRoutesOptions {
   heartbeatMs?: number;
   /** How often open streams look at the store for changes its listeners do not announce; default 250 ms. */
   sampleMs?: number;
-  /** Open streams at most; more is a 503. Default 256. */
-  maxStreams?: number;
+  /** The open-stream budget shared with GET /v1/events (slots.ts); default: 256 of its own. */
+  slots?: StreamSlots;
   /** Reconnect delay suggested to clients; default 2000 ms. */
   retryMs?: number;
 }
@@ -44,6 +44,8 @@ interface Stream {
   seen: Rollout | null;
   sentView: string | null;
   sentEvaluation: unknown;
+  /** Gives the stream's slot back. */
+  release: () => void;
 }
 
 const EventHeaders = Type.Object({
@@ -61,13 +63,14 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   const { store } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
   const sampleMs = options.sampleMs ?? 250;
-  const maxStreams = options.maxStreams ?? 256;
+  const slots = options.slots ?? new StreamSlots();
   const retryMs = options.retryMs ?? 2000;
   const streams = new Set<Stream>();
   let sampler: NodeJS.Timeout | null = null;
   let heartbeat: NodeJS.Timeout | null = null;
 
   const close = (stream: Stream) => {
+    stream.release();
     streams.delete(stream);
     if (!stream.raw.writableEnded) stream.raw.end();
     if (streams.size === 0) stopTimers();
@@ -145,7 +148,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     },
     async (request, reply) => {
       const rollout = store.get(request.params.name);
-      if (streams.size >= maxStreams) throw new UnavailableError(`rollout ${rollout.spec.name}: too many open event streams (${maxStreams}); try again later`);
+      const release = slots.take(request.tokenAccess ?? "write", `rollout ${rollout.spec.name}`);
       reply.hijack();
       const raw = reply.raw;
       // A hijacked reply skips the onSend hook that adds these to every other answer.
@@ -159,7 +162,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       });
       raw.write(sseRetry(retryMs));
       const serialize = reply.compileSerializationSchema(RolloutView) as (view: RolloutView) => string;
-      const stream: Stream = { name: rollout.spec.name, raw, serialize, seen: null, sentView: null, sentEvaluation: undefined };
+      const stream: Stream = { name: rollout.spec.name, raw, serialize, seen: null, sentView: null, sentEvaluation: undefined, release };
       if (request.headers["last-event-id"] === idOf(rollout)) {
         // The client has this state: only what comes next.
         stream.seen = rollout;

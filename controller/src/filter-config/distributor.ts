@@ -7,7 +7,7 @@
  * (Istio ECDS, a static pluginConfig written out) is one more class implementing ConfigDistributor, added to the
  * list buildApp gives startDistribution().
  */
-import { filterConfigOf, type ConfigSource, type FilterConfig } from "./projection.ts";
+import { incrementalProjection, type ConfigSource, type FilterConfig } from "./projection.ts";
 
 export interface ConfigDistributor {
   /** For logs and telemetry: "long-poll", "ecds", ... */
@@ -43,8 +43,9 @@ interface DistributionOptions {
  * distributors).
  */
 export function startDistribution(source: DistributedSource, distributors: readonly ConfigDistributor[], options: DistributionOptions = {}): () => void {
+  const project = incrementalProjection();
   const publish = () => {
-    const config = filterConfigOf(source);
+    const config = project(source);
     let failure: { error: unknown } | null = null;
     for (const distributor of distributors) {
       try {

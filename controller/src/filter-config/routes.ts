@@ -5,6 +5,7 @@ import { REASONS_KEYWORD } from "../errors.ts";
 import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
 import type { LongPollDistributor } from "./long-poll.ts";
+import type { FilterConfig } from "./projection.ts";
 
 const DEFAULT_WAIT_SECONDS = 20;
 const MAX_WAIT_SECONDS = 60;
@@ -99,9 +100,17 @@ interface FilterConfigRoutesOptions {
 }
 
 export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (app, { longPoll, telemetry }) => {
+  // Serialized once per published config, however many filters fetch it: with thousands of rollouts the
+  // config is megabytes, and every held poll is answered on each change.
+  let serialized: { config: FilterConfig; body: string } | null = null;
   const push = (reply: FastifyReply) => {
     telemetry.configPushes.inc();
-    return reply.code(200).header("cache-control", "no-store").send(longPoll.config);
+    const config = longPoll.config;
+    if (serialized?.config !== config) {
+      const serialize = reply.compileSerializationSchema(FilterConfigBody, "200") as unknown as (value: FilterConfig) => string;
+      serialized = { config, body: serialize(config) };
+    }
+    return reply.code(200).header("cache-control", "no-store").type("application/json; charset=utf-8").send(serialized.body);
   };
 
   app.get(

@@ -22,6 +22,10 @@ declare module "fastify" {
   interface FastifyContextConfig {
     access?: Access;
   }
+  interface FastifyRequest {
+    /** What the request's token may do: "write" (the API token, or any request while the API is open) or "read" (the filter token). */
+    tokenAccess: "read" | "write";
+  }
 }
 
 export interface AuthOptions {
@@ -54,6 +58,7 @@ export function checkTokens(options: AuthOptions): void {
 
 export function installAuth(app: FastifyInstance, options: AuthOptions): void {
   checkTokens(options);
+  app.decorateRequest("tokenAccess", "write");
   if (options.apiToken === undefined) return;
   const api = digest(options.apiToken);
   const filter = options.filterToken === undefined ? null : digest(options.filterToken);
@@ -68,6 +73,7 @@ export function installAuth(app: FastifyInstance, options: AuthOptions): void {
     const given = digest(presented);
     if (timingSafeEqual(given, api)) return;
     if (filter !== null && timingSafeEqual(given, filter)) {
+      request.tokenAccess = "read";
       if (access === "read") return;
       throw new AuthError(403, `${request.method} ${request.url.split("?")[0]}: the filter token may only read; writes need the API token`);
     }

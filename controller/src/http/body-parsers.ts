@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { LineCounter, parseDocument } from "yaml";
+import { checkJsonText, checkValueShape, decodeUtf8, parseYamlBounded, TextShapeError } from "../structured-text.ts";
 
 export const YAML_CONTENT_TYPES = ["application/yaml", "application/x-yaml", "text/yaml"];
 
@@ -31,33 +31,49 @@ export function registerBodyParsers(app: FastifyInstance): void {
 
   // An empty JSON body means "no body": a rollback sent as `POST` with a JSON content type and nothing
   // else must not fail on a formality. Anything else goes to Fastify's parser (which guards __proto__).
+  // Bodies are read as bytes: text that is not UTF-8 is refused (naming the field), not silently replaced.
+  // Nesting, entries and values are bounded before and after parsing (structured-text.ts says why).
   const parseJson = app.getDefaultJsonParser("error", "error");
   app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-    const text = body.toString();
-    if (text.trim() === "") return done(null, undefined);
-    return parseJson(request, text, done);
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    let text: string;
+    try {
+      text = decodeUtf8(body as Buffer);
+      if (text.trim() === "") return done(null, undefined);
+      checkJsonText(text);
+    } catch (error) {
+      return done(bodyError(error, "JSON"), undefined);
+    }
+    return parseJson(request, text, (error, value) => {
+      if (error) return done(error, undefined);
+      try {
+        checkValueShape(value);
+      } catch (shape) {
+        return done(bodyError(shape, "JSON"), undefined);
+      }
+      done(null, value);
+    });
   });
 
   // Specs are written by hand, so YAML is accepted wherever JSON is.
-  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "string" }, (_request, body, done) => {
+  app.addContentTypeParser(YAML_CONTENT_TYPES, { parseAs: "buffer" }, (_request, body, done) => {
     try {
-      done(null, parseYaml(body.toString()));
+      done(null, parseYaml(decodeUtf8(body as Buffer)));
     } catch (error) {
-      done(error as Error, undefined);
+      done(bodyError(error, "YAML"), undefined);
     }
   });
 }
 
-export function parseYaml(text: string): unknown {
-  const lineCounter = new LineCounter();
-  // Duplicate keys are an error: with "last one wins" a pasted block could silently change a weight.
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  const [first] = document.errors;
-  if (first) {
-    const { line, col } = lineCounter.linePos(first.pos[0]);
-    const message = first.message.split("\n")[0];
-    throw new BodySyntaxError(`YAML syntax error at line ${Math.max(line, 1)}, column ${col}: ${message}`);
-  }
-  return document.toJS({ maxAliasCount: 100 });
+/** A bound crossed or a syntax error as a 400 with the reason; anything else stays what it was. */
+function bodyError(error: unknown, format: "JSON" | "YAML"): Error {
+  if (error instanceof TextShapeError) return new BodySyntaxError(`${format} ${error.message.startsWith("syntax error") ? "" : "body: "}${error.message}`);
+  return error as Error;
+}
+
+/** A YAML body's value. Duplicate keys are an error: with "last one wins" a pasted block could silently change a weight. */
+function parseYaml(text: string): unknown {
+  const value = parseYamlBounded(text);
+  checkValueShape(value);
+  return value;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
-import { InvalidRequestError, ModelrollError, toDetail, type ErrorDetail, type SchemaError } from "../errors.ts";
+import { InvalidRequestError, ModelrollError, schemaErrorDetails, summarizeDetails, type ErrorDetail, type SchemaError } from "../errors.ts";
 import { ACCEPTED_BODY_TYPES, UnsupportedBodyTypeError } from "./body-parsers.ts";
 
 declare module "fastify" {
@@ -61,10 +61,9 @@ export function installErrorHandling(app: FastifyInstance): void {
  * express) joined; for routes with attachValidation that add their own checks.
  */
 export function validationFailure(request: FastifyRequest, error: FastifyError, extra: ErrorDetail[] = []): InvalidRequestError {
-  const details = [...((error.validation ?? []) as SchemaError[]).map(toDetail), ...extra];
+  const details = schemaErrorDetails((error.validation ?? []) as SchemaError[], extra);
   const part = PART_NAMES[error.validationContext ?? "body"] ?? "request";
-  const summary = details.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
-  return new InvalidRequestError(`${subjectOf(request)}: invalid ${part}: ${summary}`, details);
+  return new InvalidRequestError(`${subjectOf(request)}: invalid ${part}: ${summarizeDetails(details)}`, details);
 }
 
 function formatBytes(n: number): string {

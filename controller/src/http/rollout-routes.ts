@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { Type } from "@sinclair/typebox";
 import type { FastifyError } from "fastify";
 import { applyCommand, isClosed } from "../engine/index.ts";
-import { ConflictError, InvalidRequestError } from "../errors.ts";
+import { ConflictError, InvalidRequestError, REASONS_KEYWORD } from "../errors.ts";
 import { applySpec } from "../rollouts/apply.ts";
 import type { StatsBaseline } from "../rollouts/model.ts";
 import { RolloutSpec, WeightChange } from "../rollouts/schemas.ts";
@@ -17,7 +17,9 @@ import { actorOf } from "./actor.ts";
 import { YAML_CONTENT_TYPES } from "./body-parsers.ts";
 import { expectRevision, ifMatchOf } from "./etag.ts";
 import { validationFailure } from "./error-handler.ts";
-import { archivedView, RolloutList, RolloutView, sendRollout, toView } from "./rollout-view.ts";
+import { archivedView, RolloutList, RolloutView, sendRollout } from "./rollout-view.ts";
+import type { Static } from "@sinclair/typebox";
+import { cachedList, MAX_PAGE } from "./rollout-list.ts";
 import { CommandBody, ErrorBody, IfMatchHeaders, RolloutNameParams } from "./schemas.ts";
 import { rolloutFromBody, rolloutFromPath } from "./subject.ts";
 import { restoreRedacted } from "../secrets.ts";
@@ -33,6 +35,8 @@ interface RolloutRoutesOptions {
 const tags = ["rollouts"];
 
 export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = async (app, { store, clock, statsBaseline }) => {
+  const listBody = cachedList(store, app.modelroll.envoyUpstreams);
+
   app.post(
     "/v1/rollouts",
     {
@@ -65,6 +69,14 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
         summary: "List rollouts, sorted by name; ?archived=true lists the archived ones (finalized or deleted), oldest first",
         querystring: Type.Object(
           {
+            limit: Type.Optional(
+              Type.String({
+                pattern: "^([1-9][0-9]{0,2}|1000)$",
+                description: `At most this many rollouts (1..${MAX_PAGE}); the answer's continue token fetches the next page.`,
+                [REASONS_KEYWORD]: { pattern: `must be an integer 1..${MAX_PAGE}` },
+              }),
+            ),
+            continue: Type.Optional(Type.String({ maxLength: 400, description: "The continue token of the previous page." })),
             archived: Type.Optional(
               Type.Union([Type.Literal("true"), Type.Literal("false")], {
                 description: "true: the archive instead of the live rollouts; each carries archived.id for /v1/archive/{id}",
@@ -74,12 +86,24 @@ export const rolloutRoutes: FastifyPluginAsyncTypebox<RolloutRoutesOptions> = as
           },
           { additionalProperties: false },
         ),
-        response: { 200: RolloutList },
+        response: { 200: RolloutList, 304: Type.Null({ description: "If-None-Match named the list's current ETag: nothing changed." }) },
       },
     },
-    async (request) => {
-      if (request.query.archived === "true") return { rollouts: store.archive.list(request.query.name).map(archivedView) };
-      return { rollouts: store.list().map((r) => toView(r, app.upstreamLookup)) };
+    async (request, reply) => {
+      const { limit, archived, name } = request.query;
+      if (archived === "true") {
+        if (limit !== undefined || request.query.continue !== undefined)
+          throw new InvalidRequestError("rollout list: limit and continue page the live rollouts, not the archive");
+        return { rollouts: store.archive.list(name).map(archivedView) };
+      }
+      // Already serialized by the view's own schema (rollout-list.ts); Fastify sends JSON text or bytes as they are.
+      const { body, etag } = listBody(reply, limit === undefined ? undefined : Number(limit), request.query.continue);
+      if (etag !== null) {
+        void reply.header("etag", etag);
+        // No body at all: `null` would go out as content-length 4, which keep-alive clients then wait for.
+        if (request.headers["if-none-match"] === etag) return reply.code(304).send(undefined as unknown as null);
+      }
+      return reply.type("application/json; charset=utf-8").send(body as unknown as Static<typeof RolloutList>);
     },
   );
 

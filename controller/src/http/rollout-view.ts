@@ -156,7 +156,10 @@ export const RolloutView = Type.Object({
 });
 export type RolloutView = Static<typeof RolloutView>;
 
-export const RolloutList = Type.Object({ rollouts: Type.Array(RolloutView) });
+export const RolloutList = Type.Object({
+  rollouts: Type.Array(RolloutView),
+  continue: Type.Optional(Type.String({ description: "Present when ?limit left rollouts out: send it back as ?continue= for the next page." })),
+});
 
 /** `upstreams`: what the Envoys say each cluster reaches (app.upstreamLookup); without it the view says "unknown". */
 export function toView(rollout: Rollout, upstreams?: UpstreamLookup): RolloutView {

@@ -48,6 +48,9 @@ export class EnvoyUpstreams {
   #refreshing: Promise<void> | null = null;
   /** Why the last read failed on every endpoint (null: it worked, or none was tried). */
   lastError: string | null = null;
+  /** Moves when what the clusters reach changes: text cached from the views (the rollout list) is stale then. */
+  version = 0;
+  #knownText = "";
 
   constructor(adminUrls: readonly string[], options: EnvoyUpstreamsOptions = {}) {
     this.#adminUrls = adminUrls.map((url) => url.replace(/\/+$/, ""));
@@ -76,6 +79,9 @@ export class EnvoyUpstreams {
     this.lastError = null;
     const merged = new Map<string, string[]>();
     for (const clusters of read) for (const [name, hosts] of clusters) merged.set(name, [...new Set([...(merged.get(name) ?? []), ...hosts])].sort());
+    const text = JSON.stringify([...merged]);
+    if (text !== this.#knownText) this.version++;
+    this.#knownText = text;
     this.#known = merged;
   }
 

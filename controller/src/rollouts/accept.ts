@@ -4,7 +4,7 @@
  * Create (POST) and apply (PUT) accept a spec the same way.
  */
 import { parseEngineSpec, type ParseResult, type Policy } from "../engine/index.ts";
-import { InvalidRequestError, type ErrorDetail } from "../errors.ts";
+import { capDetails, InvalidRequestError, summarizeDetails, type ErrorDetail } from "../errors.ts";
 import type { NormalizedSpec } from "./model.ts";
 import { checkModels, modelIdentity, normalizeModels, type ModelsSpec } from "./models.ts";
 import { checkOutput, normalizeOutput } from "./output.ts";
@@ -82,8 +82,7 @@ export function acceptSpec(spec: RolloutSpec, policy: Partial<Policy> | undefine
     ...engineErrorsOf(raw, engine),
   ];
   if (problems.length > 0) {
-    const summary = problems.map((d) => `${d.path} ${d.reason}`).join("; ");
-    throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summary}`, problems);
+    throw new InvalidRequestError(`rollout ${normalized.name}: invalid request body: ${summarizeDetails(capDetails(problems))}`, problems);
   }
   return { normalized, engine };
 }

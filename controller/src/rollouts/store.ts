@@ -66,6 +66,8 @@ export class RolloutStore {
   readonly archive: RolloutArchive;
   #version = 1;
   #resumed = false;
+  /** list()'s answer, kept up to date by #commit (null: not built yet). */
+  #sorted: Rollout[] | null = null;
 
   constructor(options: RolloutStoreOptions) {
     this.#clock = options.clock ?? (() => new Date());
@@ -113,8 +115,34 @@ export class RolloutStore {
     return () => this.#configListeners.delete(listener);
   }
 
-  list(): Rollout[] {
-    return [...this.#rollouts.values()].sort((a, b) => compareNames(a.spec.name, b.spec.name));
+  /**
+   * The rollouts sorted by name. Kept sorted across commits (one rollout placed, not all sorted again: at 3,000
+   * rollouts sorting on every read was a quarter of a write's time); a new array after every change, so a
+   * caller holding the old one keeps what it read.
+   */
+  list(): readonly Rollout[] {
+    this.#sorted ??= [...this.#rollouts.values()].sort((a, b) => compareNames(a.spec.name, b.spec.name));
+    return this.#sorted;
+  }
+
+  /** The sorted list after `name` changed to `next` (null: left the live set); O(log n) to find, one copy. */
+  #placeSorted(name: string, next: Rollout | null): void {
+    const sorted = this.#sorted;
+    if (sorted === null) return;
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareNames((sorted[mid] as Rollout).spec.name, name) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const present = sorted[lo]?.spec.name === name;
+    const copy = sorted.slice();
+    if (next === null) {
+      if (present) copy.splice(lo, 1);
+    } else if (present) copy[lo] = next;
+    else copy.splice(lo, 0, next);
+    this.#sorted = copy;
   }
 
   get(name: string): Rollout {
@@ -417,6 +445,7 @@ export class RolloutStore {
       change.archive === undefined ? null : { id: this.archive.nextId(), name, archivedAt: this.#clock(), reason: change.archive, rollout: next };
     this.#state.write({ version: change.version, rollout: next, newDecisions: change.decisions, ...(entry ? { archive: entry, deleted: name } : {}) });
     const events = [...change.events];
+    this.#placeSorted(name, entry ? null : next);
     if (entry) {
       this.#rollouts.delete(name);
       this.archive.add(entry);

@@ -3,9 +3,9 @@
  * POST /v1/rollouts and `modelroll lint` (which runs it offline), so the two cannot disagree.
  * Pure apart from compiling the schema once; no store, no server.
  */
-import { Ajv, type ErrorObject, type Options as AjvOptions, type ValidateFunction } from "ajv";
+import { Ajv, type Options as AjvOptions, type ValidateFunction } from "ajv";
 import type { Policy } from "../engine/index.ts";
-import { REASONS_KEYWORD, toDetail, type ErrorDetail } from "../errors.ts";
+import { capDetails, REASONS_KEYWORD, schemaErrorDetails, summarizeDetails, type ErrorDetail } from "../errors.ts";
 import { checkOutput } from "./output.ts";
 import { RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
@@ -49,9 +49,9 @@ export function validateRolloutSpec(spec: unknown, policy?: Partial<Policy>): Sp
   const validate = schemaCheck();
   const isObject = typeof spec === "object" && spec !== null && !Array.isArray(spec);
   if (!validate(spec)) {
-    const schemaErrors = (validate.errors ?? []).map((e: ErrorObject) => toDetail(e as Parameters<typeof toDetail>[0]));
     const engineErrors = isObject ? engineSpecErrors(spec as Record<string, unknown>, policy) : [];
-    return { ok: false, errors: [...schemaErrors, ...engineErrors] };
+    // The first errors converted and listed, with the count of the rest (structured-text.ts bounds how many there can be).
+    return { ok: false, errors: schemaErrorDetails((validate.errors ?? []) as Parameters<typeof schemaErrorDetails>[0], engineErrors) };
   }
   const valid = spec as RolloutSpec;
   const errors = [
@@ -61,10 +61,10 @@ export function validateRolloutSpec(spec: unknown, policy?: Partial<Policy>): Sp
     ...checkClusters(valid),
     ...engineSpecErrors(valid as Record<string, unknown>, policy),
   ];
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, spec: valid };
+  return errors.length > 0 ? { ok: false, errors: capDetails(errors) } : { ok: true, spec: valid };
 }
 
-/** The details as the API's 400 message sums them up: "/path reason; /path reason". */
+/** The details as the API's 400 message sums them up: "/path reason; /path reason" (the count of the rest last). */
 export function summarizeErrors(errors: readonly ErrorDetail[]): string {
-  return errors.map((d) => `${d.path || "(root)"} ${d.reason}`).join("; ");
+  return summarizeDetails(errors);
 }

@@ -2,6 +2,7 @@
 // Ctrl-C and the exit code. What to do is planned by program.ts (pure) and carried out by run.ts.
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
+import { decodeUtf8 } from "../../structured-text.ts";
 import { runCli } from "./run.ts";
 
 const version = JSON.parse(await readFile(new URL("../../../../package.json", import.meta.url), "utf8")).version as string;
@@ -17,13 +18,14 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return decodeUtf8(Buffer.concat(chunks));
 }
 
 const code = await runCli(process.argv.slice(2), {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),
-  readFile: (path) => readFile(path, "utf8"),
+  // Bytes that are not UTF-8 are refused (the API would refuse them), not replaced.
+  readFile: async (path) => decodeUtf8(await readFile(path)),
   readStdin,
   fetch: globalThis.fetch,
   now: () => Date.now(),
