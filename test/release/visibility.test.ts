@@ -73,7 +73,8 @@ describe("the view's variants", () => {
     });
     // No versions declared, clusters of another model: the hosts are the identity.
     await createRollout(app, spec({ name: "other", match: { pathPrefix: "/other" }, clusters: { stable: "stable", canary: "fraud-canary" } }));
-    const list = (await app.inject({ url: "/v1/rollouts" })).json();
+    const listAnswer = await app.inject({ url: "/v1/rollouts" });
+    const list = listAnswer.json();
     const other = list.rollouts.find((r: { name: string }) => r.name === "other");
     expect(other.variants.text).toBe("stable 127.0.0.1:9001 · canary fraud-v2.internal:80 (10.0.0.7), fraud-v2.internal:80 (10.0.0.8)");
 
@@ -87,6 +88,11 @@ describe("the view's variants", () => {
     await app.modelroll.envoyUpstreams.refresh();
     const after = (await app.inject({ url: "/v1/rollouts/fraud-model" })).json();
     expect(after.variants.text).toBe("stable v1 at 127.0.0.1:9001 · canary v2 at no hosts");
+    // The list is cached as text per rollout and per reading of the clusters: it says the same, with a new ETag
+    // (no rollout changed, so a cache keyed on the rollouts alone would still answer the old hosts, and a 304).
+    const listed = await app.inject({ url: "/v1/rollouts", headers: { "if-none-match": String(listAnswer.headers.etag) } });
+    expect(listed.statusCode).toBe(200);
+    expect(listed.json().rollouts.find((r: { name: string }) => r.name === "fraud-model").variants.text).toBe(after.variants.text);
   });
 
   it("says unknown when no Envoy is asked or none names the cluster; an endpoint that refuses hides nothing", async () => {
