@@ -4,7 +4,9 @@
  * so far. A stage decides when its slowest hold clears (or, for a gate expected past its limit, when it fails).
  */
 import { OVERALL, requestsOf, sliceKey, type CountsSnapshot } from "./counts.ts";
-import { formatValue, MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
+import { describeLimit } from "./judge.ts";
+import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
+import { describeBoundHarm, describeEstimate } from "./stage-bound.ts";
 import { currentStage, runningStage, type EngineState, type Hold, type StageEta } from "./state.ts";
 import type { TrafficMixResult } from "./traffic-mix.ts";
 
@@ -90,19 +92,50 @@ export function carriesTraffic(state: EngineState, window: CountsSnapshot | null
 
 function measurementHold(m: Measurement, rate: number, timeFor: (more: number, rate: number) => number | null): Hold | null {
   const requirement = m.requirement ?? (m.segment === null ? "pass" : "none");
-  if (requirement === "none" || m.status === MeasurementStatus.Passed) return null;
+  if (m.status === MeasurementStatus.Passed) return null;
+  // Values posted from outside (reviews) are never asked to detect harm before the proof stage, but an
+  // average already past its limit still holds the exposure where it is.
+  const held = requirement !== "none" || (m.segment === null && m.beyondLimit);
+  if (!held) return null;
   const where = m.segment === null ? "" : ` ${segmentLabel(m.segment)}`;
-  const key = `gate:${m.gate}:${segmentLabel(m.segment)}:${requirement}:${m.status}`;
   const samples = m.sampleSizes.candidate;
-  const base = { key, gate: m.gate, segment: m.segment, samples: null, needed: null, seconds: null };
+  const keyOf = (what: string) => `gate:${m.gate}:${segmentLabel(m.segment)}:${requirement}:${what}`;
+  const base = { key: keyOf(m.status), gate: m.gate, segment: m.segment, samples: null, needed: null, seconds: null };
   if (m.status === MeasurementStatus.Error) return { ...base, text: `${m.gate}${where} ${m.status}: ${m.reason}` };
-  if (requirement === "detect") {
-    const needed = m.needed?.detect ?? null;
-    if (needed !== null && samples >= needed) return null;
-    const harm = m.harm === null || m.harm === undefined ? "" : ` (${describeHarm(m)})`;
-    const count = needed === null ? "not enough data yet to size" : `${samples} of ${needed} ${m.candidate} samples`;
+  const limit = m.threshold ? describeLimit(m.threshold.kind, m.threshold.value, m.unit, m.threshold.tolerance) : "its limit";
+  if (m.beyondLimit && m.threshold) {
+    // The estimate is past the declared limit: no stage bound lets it through. It decides when the interval
+    // shows the violation (expected after `needed.pass` samples at the estimate) or the estimate moves back.
+    const declared = describeLimit(m.beyondLimit.kind, m.beyondLimit.value, m.unit, m.threshold.tolerance);
+    const measured = describeEstimate(m.beyondLimit.kind, m.candidateValue, m.stableValue, m.unit);
+    const ruled = m.bound?.reached ? `no ${describeBoundHarm(m.bound.kind, m.bound.value, m.unit, m.bound.tolerance)}; ` : "";
+    const needed = m.needed?.pass ?? null;
     const seconds = needed === null ? null : timeFor(needed - samples, rate);
-    return { ...base, text: `${m.gate}${where}: ${count} needed to detect harm${harm}${eta(seconds)}`, samples, needed, seconds };
+    const verdict = needed === null ? "" : ` [about ${needed} samples to a verdict, has ${samples}${eta(seconds)}]`;
+    return {
+      ...base,
+      key: keyOf("beyondLimit"),
+      text: `${m.gate}${where}: ${ruled}${measured} measured, limit ${declared}: holding until the interval shows it past the limit (rollback) or the estimate comes back within it (${m.reason})${verdict}`,
+      samples,
+      needed,
+      seconds,
+    };
+  }
+  if (requirement === "detect" || requirement === "none") {
+    if (!m.bound || m.bound.reached) return null;
+    const needed = m.needed?.detect ?? null;
+    const harm = describeBoundHarm(m.bound.kind, m.bound.value, m.unit, m.bound.tolerance);
+    const measured = describeEstimate(m.bound.kind, m.candidateValue, m.stableValue, m.unit);
+    const count = needed === null ? "not enough data yet to size" : `${samples} of about ${needed} ${m.candidate} samples`;
+    const seconds = needed === null ? null : timeFor(needed - samples, rate);
+    return {
+      ...base,
+      key: keyOf("bound"),
+      text: `${m.gate}${where}: ${harm} not yet ruled out before the next stage (${measured} measured, limit ${limit}; ${count}${eta(seconds)})`,
+      samples,
+      needed,
+      seconds,
+    };
   }
   // Must pass: the time to a verdict at the expected value (a failure when the candidate is expected past its limit).
   const needed = m.needed?.pass ?? null;
@@ -113,12 +146,6 @@ function measurementHold(m: Measurement, rate: number, timeFor: (more: number, r
 
 function eta(seconds: number | null): string {
   return seconds === null ? "" : `, ~${seconds} s at the current traffic`;
-}
-
-function describeHarm(m: Measurement): string {
-  const kind = m.threshold?.kind;
-  if (kind === "maxRatio") return `${Number((((m.harm ?? 1) - 1) * 100).toFixed(1))}% above stable`;
-  return formatValue(m.harm, m.unit);
 }
 
 export function stageEta(holds: readonly Hold[], state: EngineState, now: number): StageEta {
