@@ -21,7 +21,7 @@ const BEFORE = process.env.BENCH_BEFORE ?? "b67b83d";
 const LEVELS = (process.env.BENCH_LEVELS ?? "20,100,1000").split(",").map(Number);
 
 /** Issue 10's targets at about 100 requests/s (seconds); at 1000 requests/s each a third of it. */
-const TARGETS: Record<Defect, number | null> = { good: 600, errors5: 30, "p95+25%": 60, "p95+15%": null, segment40: 45, schema2: 30 };
+const TARGETS: Record<Defect, number | null> = { good: 600, errors5: 30, "p95+25%": 60, "p95+15%": null, segment40: 45, segmentSlow: null, schema2: 30 };
 /** The canaries breaking a gate by at least twice its tolerance (issue 19): they must never leave the first stage. */
 const TWICE: readonly Defect[] = ["errors5", "p95+25%", "schema2"];
 
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
     for (const rps of LEVELS) {
       for (const mix of Object.keys(MIXES)) {
         for (const defect of DEFECTS) {
-          if (defect === "segment40" && MIXES[mix] === null) continue;
+          if ((defect === "segment40" || defect === "segmentSlow") && MIXES[mix] === null) continue;
           const goal = TARGETS[defect];
           const target = goal === null ? null : rps >= 1000 ? goal / 3 : rps === 100 ? goal : null;
           const b = timing(before.engine, rps, mix, defect);
@@ -111,13 +111,13 @@ async function main(): Promise<void> {
     console.log(rows.join("\n"));
 
     console.log(
-      `\n## Exposure of bad canaries: ${EXPOSURE_RUNS} rollouts per case at 100 requests/s, segments 60/30/10 (target for the first three, which break a gate by at least twice its tolerance: never past the first stage)\n`,
+      `\n## Exposure of bad canaries: ${EXPOSURE_RUNS} rollouts per case at 100 requests/s, segments 60/30/10 (target for the first three, which break a gate by at least twice its tolerance: never past the first stage; the 25%-slower tier is the 30% one)\n`,
     );
     const ex: string[] = [
       "| case | engine | left the first stage | time to rollback, median (p90) | canary requests before the rollback, median (p90, max) |",
       "|---|---|---|---|---|",
     ];
-    for (const defect of [...TWICE, "p95+15%" as const]) {
+    for (const defect of [...TWICE, "p95+15%" as const, "segmentSlow" as const]) {
       for (const [label, engine] of [
         ["before", before.engine],
         ["after", after],

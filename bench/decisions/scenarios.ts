@@ -25,14 +25,15 @@ export const MIXES: Record<string, Record<string, number> | null> = {
   none: null,
 };
 
-export type Defect = "good" | "errors5" | "p95+25%" | "p95+15%" | "segment40" | "schema2";
-export const DEFECTS: readonly Defect[] = ["good", "errors5", "p95+25%", "p95+15%", "segment40", "schema2"];
+export type Defect = "good" | "errors5" | "p95+25%" | "p95+15%" | "segment40" | "segmentSlow" | "schema2";
+export const DEFECTS: readonly Defect[] = ["good", "errors5", "p95+25%", "p95+15%", "segment40", "segmentSlow", "schema2"];
 export const DEFECT_LABELS: Record<Defect, string> = {
   good: "good canary: time to Succeeded",
   errors5: "5% errors: time to rollback",
   "p95+25%": "every answer 25% slower (issue 19): time to rollback",
   "p95+15%": "every answer 15% slower: time to rollback",
   segment40: "40% errors in the smallest segment value: time to rollback",
+  segmentSlow: "every answer 25% slower in the middle segment value only: time to rollback",
   schema2: "2% of answers fail the schema: time to rollback",
 };
 
@@ -57,7 +58,7 @@ export interface Outcome {
   canaryRequests: number;
 }
 
-function behaviorOf(defect: Defect, smallest: string | null, heavyTail: boolean): SimConfig["behavior"] {
+function behaviorOf(defect: Defect, smallest: string | null, middle: string | null, heavyTail: boolean): SimConfig["behavior"] {
   const base = heavyTail ? HEAVY_TAILED : GOOD;
   return (variant, value) => {
     if (variant === "stable") return base;
@@ -73,6 +74,8 @@ function behaviorOf(defect: Defect, smallest: string | null, heavyTail: boolean)
         return worse({ latencyMedianMs: GOOD.latencyMedianMs * 1.15 });
       case "segment40":
         return value !== null && value === smallest ? worse({ errorRate: 0.4 }) : base;
+      case "segmentSlow":
+        return value !== null && value === middle ? worse({ latencyMedianMs: GOOD.latencyMedianMs * 1.25 }) : base;
       case "schema2":
         return worse({ schemaPassRate: GOOD.schemaPassRate - 0.02 });
     }
@@ -89,12 +92,13 @@ export function runRollout(engine: Engine, scenario: Scenario, maxSeconds: numbe
   const shares = MIXES[scenario.mix];
   const values = shares ? Object.keys(shares) : [];
   const smallest = shares ? values.reduce((a, b) => (shares[a] <= shares[b] ? a : b)) : null;
+  const middle = shares ? ([...values].sort((a, b) => shares[b] - shares[a])[1] ?? null) : null;
   const parsed = engine.parseEngineSpec(specInput(), { hasOutputSchema: true, hasShadow: false });
   if (!parsed.ok) throw new Error(`bench spec invalid: ${JSON.stringify(parsed.errors)}`);
   const sim = new PoissonTrafficSim({
     seed: scenario.seed,
     segment: shares ? { dimension: "tenant_tier", shares } : undefined,
-    behavior: behaviorOf(scenario.defect, smallest, scenario.heavyTail ?? false),
+    behavior: behaviorOf(scenario.defect, smallest, middle, scenario.heavyTail ?? false),
   });
   const traffic = trafficPattern(scenario.pattern, scenario.rps * TICK_SECONDS, TICK_SECONDS, scenario.seed);
   let now = Date.UTC(2026, 0, 1);

@@ -82,6 +82,24 @@ describe("a canary past its limit never leaves its first stage", () => {
     expect(held).toBeGreaterThan(0);
   });
 
+  it("the forecast says the stage holds until the interval decides, instead of projecting the later stages as the plan", () => {
+    const r = run({ latencyMedianMs: GOOD.latencyMedianMs * 1.25 }, 2);
+    const holding = r.evaluations.filter((e) => e.measurements.some((m) => m.gate === "latency_p95_ms" && m.segment === null && m.beyondLimit));
+    expect(holding.length).toBeGreaterThan(0);
+    for (const e of holding) {
+      const latency = e.measurements.find((m) => m.gate === "latency_p95_ms" && m.segment === null)!;
+      if (latency.status !== MeasurementStatus.Inconclusive) continue;
+      expect(e.forecast!.warnings).toContainEqual(
+        expect.stringMatching(
+          /^latency_p95_ms overall is past its limit at the estimate: the stage holds until its interval decides .*a rollback if the estimate stays/,
+        ),
+      );
+      // The hold's time is the time to the interval's verdict at the estimate, not to a sample floor.
+      const hold = e.eta!.holds.find((h) => h.gate === "latency_p95_ms")!;
+      expect(hold.needed).toBe(latency.needed!.pass);
+    }
+  });
+
   it("an error rate past its maximum but not yet shown past it holds the first stage instead of advancing", () => {
     // 1.5% errors against a 1% maximum: a third of the way to the 3.25% bound, so without the estimate rule the
     // 5% stage would pass once 3.25% was ruled out. With it, the rollout stays at 5% until the interval decides.
@@ -95,6 +113,24 @@ describe("a canary past its limit never leaves its first stage", () => {
         expect(error.beyondLimit).toEqual({ kind: "maximum", value: 0.01 });
         expect(last.blocking.join("; ")).toMatch(/error_rate: (no 3\.3% or more; )?[\d.]+% measured, limit maximum 1%: holding until/);
       }
+    }
+  });
+
+  it("every answer 25% slower for one tier (30% of the traffic): its estimate holds the first stage once it has a few dozen requests", () => {
+    for (const seed of [21, 22, 23, 24, 25]) {
+      const sim = new PoissonTrafficSim({
+        seed,
+        segment: ISSUE_SETUP.segment,
+        behavior: (variant, value) => (variant === "canary" && value === "pro" ? { ...GOOD, latencyMedianMs: GOOD.latencyMedianMs * 1.25 } : GOOD),
+      });
+      const r = drive(start(spec(), TIERS), { sim, requestsPerTick: PER_TICK, tickSeconds: ISSUE_SETUP.tickSeconds, maxTicks: 720 });
+      expect(
+        r.decisions.filter((d) => d.kind === "advanced").map((d) => d.reason),
+        `seed ${seed}`,
+      ).toEqual([]);
+      expect(r.state.phase).toBe(Phase.RolledBack);
+      const segmentHolds = r.decisions.filter((d) => d.kind === "held" && /latency_p95_ms tenant_tier=pro: [\d.]+% above stable measured/.test(d.reason));
+      expect(segmentHolds.length, `seed ${seed}`).toBeGreaterThan(0);
     }
   });
 
