@@ -22,7 +22,7 @@ interface HoldContext {
 /**
  * Candidate samples after which a segment value's estimate past its limit holds a stage that does not ask the
  * value to detect harm (before the gate's proof stage). Chosen by measurement (issue 19, 30 seeded rollouts
- * at 100 requests/s, tiers 60/30/10%): with 50, a canary 25% slower on the 30% tier only never left 5% (13
+ * at 100 requests/s, tiers 60/30/10%): with 50, a canary 25% slower on the 30% tier only never left 5% (17
  * of 30 did without the rule, 15 with 200), and a good canary's median time to Succeeded stayed at 235 s
  * (245 s with no minimum: the noise of the first few requests held the stage).
  */

@@ -71,7 +71,8 @@ interface SliceNumbers {
   tolerance?: number;
   /** The stage bound (display units) and the candidate samples to be within it at the expected value (stage-bound.ts). */
   bound?: BoundLimits | null;
-  boundNeed?: number | null;
+  /** Called only while the bound is not reached (power calculations are most of a tick's cost). */
+  boundNeed?: () => number | null;
 }
 
 export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
@@ -95,7 +96,7 @@ export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measure
     scope: n.scope,
     requirement: n.input.requirement?.(gate, n.segment) ?? "pass",
     // With a stage bound, "detect" is the samples to be within it at the expected value, `harm` the bound.
-    needed: { pass: n.needs?.pass ?? null, detect: n.bound ? (n.boundNeed ?? null) : null },
+    needed: { pass: n.needs?.pass ?? null, detect: null },
     harm: n.bound ? (firstLimit(n.bound.limits)?.value ?? null) : null,
     stageSamples: n.stageSamples,
   };
@@ -105,14 +106,20 @@ export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measure
   if (n.bound && boundLimit) {
     measurement.bound = { ...boundLimit, ...(n.bound.tolerance ? { tolerance: n.bound.tolerance } : {}), multiple: n.bound.multiple, reached: false };
   }
+  const sizeBound = () => {
+    // A bound already reached needs no more samples than it has.
+    if (measurement.needed && n.bound) measurement.needed.detect = measurement.bound?.reached ? n.sampleSizes.candidate : (n.boundNeed?.() ?? null);
+  };
   if (n.emptyReason || !n.candidateInterval || (n.relative && !n.stableInterval)) {
     measurement.reason = `${label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
+    sizeBound();
     return measurement;
   }
   measurement.beyondLimit = estimateBeyond(limits, n.candidateValue, n.relative ? n.stableValue : null, n.tolerance);
   if (measurement.bound && n.bound) {
     measurement.bound.reached = judgeLimits(n.bound.limits, n.candidateInterval, n.stableInterval, n.bound.tolerance).status === MeasurementStatus.Passed;
   }
+  sizeBound();
   const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval, n.tolerance);
   if (verdict.comparison) intervals.comparison = recordInterval(verdict.comparison);
   measurement.status = verdict.status;

@@ -173,8 +173,9 @@ function measureProportion(
     const s = relative ? proportionConfidenceSequence(stableSuccesses, stableTrials, alpha.stable) : null;
     const expected =
       gate.variant === "shadow" ? (trials > 0 ? (successes + 0.5) / (trials + 1) : null) : expectedRate(successes, trials, stableSuccesses, stableTrials);
+    // Segment values are never asked to pass before 100%: they need only their bound's samples (boundNeed).
     const needs =
-      expected === null
+      expected === null || segment !== null
         ? null
         : proportionNeeds({
             limits: partLimits,
@@ -183,10 +184,9 @@ function measureProportion(
             alpha: testAlphaOf,
             harmMultiple,
             stableRatio: trials > 0 ? stableTrials / trials : 1,
-            detectOnly: segment !== null,
           });
     const bound = boundOf(gate, segment, input, partLimits, null, "ratio");
-    const boundNeed =
+    const boundNeed = () =>
       bound && expected !== null
         ? proportionNeeds({
             limits: bound.limits,
@@ -264,7 +264,7 @@ function measureQuantile(
   const shape = sh && ns >= 50 ? { histogram: sh, quantile: sq } : { histogram: ch, quantile: cq };
   const observedRatio = nc >= 200 && cq !== null && sq !== null && sq > 0 && shape.histogram === sh ? cq / sq : 1;
   const needs =
-    shape.histogram && shape.quantile !== null
+    shape.histogram && shape.quantile !== null && segment === null
       ? quantileNeeds({
           limits,
           q: gate.quantile,
@@ -274,12 +274,11 @@ function measureQuantile(
           alpha: testAlphaOf,
           harmMultiple: input.harmMultiple ?? 4,
           stableRatio: nc > 0 ? ns / nc : 1,
-          detectOnly: segment !== null,
           tolerance: gate.tolerance,
         })
       : null;
   const bound = boundOf(gate, segment, input, limits, sq, "ms", gate.tolerance);
-  const boundNeed =
+  const boundNeed = () =>
     bound && shape.histogram && shape.quantile !== null
       ? quantileNeeds({
           limits: bound.limits,
@@ -364,7 +363,7 @@ function measureMean(
       : null;
   return finish(gate, display, {
     bound,
-    boundNeed: bound ? (meanInput(bound.limits)?.pass ?? null) : null,
+    boundNeed: () => (bound ? (meanInput(bound.limits)?.pass ?? null) : null),
     segment,
     candidate: input.candidate,
     candidateValue: c?.estimate ?? null,
