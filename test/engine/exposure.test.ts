@@ -116,7 +116,7 @@ describe("a canary past its limit never leaves its first stage", () => {
     }
   });
 
-  it("every answer 25% slower for one tier (30% of the traffic): its estimate holds the first stage once it has a few dozen requests", () => {
+  it("every answer 25% slower for one tier (30% of the traffic): its estimate holds the first stage once it has 100 requests", () => {
     for (const seed of [21, 22, 23, 24, 25]) {
       const sim = new PoissonTrafficSim({
         seed,

@@ -21,12 +21,13 @@ interface HoldContext {
 
 /**
  * Candidate samples after which a segment value's estimate past its limit holds a stage that does not ask the
- * value to detect harm (before the gate's proof stage). Chosen by measurement (issue 19, 30 seeded rollouts
- * at 100 requests/s, tiers 60/30/10%): with 50, a canary 25% slower on the 30% tier only never left 5% (17
- * of 30 did without the rule, 15 with 200), and a good canary's median time to Succeeded stayed at 235 s
- * (245 s with no minimum: the noise of the first few requests held the stage).
+ * value to detect harm (before the gate's proof stage): fewer, and the noise of a small tier's first requests
+ * holds good canaries. Chosen by measurement (issue 19, 20 seeded rollouts at 100 requests/s, bench/decisions'
+ * scenarios): with 100, a canary 25% slower on the 30% tier only of 60/30/10% never left 5% (18 of 20 did
+ * without the rule), a good canary took 220 s (p90 350 s) and 225 s (p90 430 s) with 80/15/5%; with 50 the
+ * good canary's p90 was 515 and 615 s, with 200 the slow tier left 5% in 10 of 20.
  */
-const SEGMENT_ESTIMATE_SAMPLES = 50;
+const SEGMENT_ESTIMATE_SAMPLES = 100;
 
 export function stageHolds(ctx: HoldContext): Hold[] {
   const { state, now, window, candidate } = ctx;
