@@ -1,5 +1,5 @@
 /**
- * The two engines the decision bench compares: this checkout's, and the one before issue 10 (commit a6cca0d),
+ * The engines the decision bench compares: this checkout's, and an earlier one (by default before issue 10, commit a6cca0d),
  * extracted from git at bench time (git archive into a temporary directory, node_modules linked in, then a
  * dynamic import), so no frozen copy of the old code lives in the repository.
  */
@@ -43,11 +43,11 @@ export function currentEngine(): Promise<Engine> {
   return load(REPO, "after");
 }
 
-/** The engine at BEFORE_COMMIT, and a function removing its temporary copy. */
-export async function engineBefore(): Promise<{ engine: Engine; cleanup: () => void }> {
-  const { dir, cleanup } = checkoutBefore();
+/** The engine at `commit` (default BEFORE_COMMIT), and a function removing its temporary copy. */
+export async function engineBefore(commit = BEFORE_COMMIT): Promise<{ engine: Engine; cleanup: () => void }> {
+  const { dir, cleanup } = checkoutBefore(commit);
   try {
-    return { engine: await load(dir, "before"), cleanup };
+    return { engine: await load(dir, `before (${commit})`), cleanup };
   } catch (error) {
     cleanup();
     throw error;
@@ -65,7 +65,7 @@ export async function engineModuleBefore<T>(file: string): Promise<{ module: T; 
   }
 }
 
-function checkoutBefore(): { dir: string; cleanup: () => void } {
+function checkoutBefore(commit = BEFORE_COMMIT): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), "modelroll-engine-before-"));
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
@@ -73,17 +73,15 @@ function checkoutBefore(): { dir: string; cleanup: () => void } {
       "-C",
       REPO,
       "archive",
-      BEFORE_COMMIT,
-      "controller/src/engine",
-      "controller/src/metrics",
-      "controller/src/errors.ts",
-      "controller/src/net.ts",
+      commit,
+      // The whole controller source: later engines import a few top-level files (secrets.ts, errors.ts, net.ts).
+      "controller/src",
     ]);
     execFileSync("tar", ["-x", "-C", dir], { input: archive });
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"), "dir");
     return { dir, cleanup };
   } catch (error) {
     cleanup();
-    throw new Error(`bench: cannot extract the engine at ${BEFORE_COMMIT} from git (a clone with that commit is needed): ${(error as Error).message}`);
+    throw new Error(`bench: cannot extract the engine at ${commit} from git (a clone with that commit is needed): ${(error as Error).message}`);
   }
 }

@@ -225,6 +225,68 @@ describe("engine scenarios on real Envoy", () => {
     }
   });
 
+  it("never lets a canary 25% slower than stable past its first stage, and rolls it back there (issue 19)", { timeout: 420_000 }, async () => {
+    const name = "slow-exposure";
+    // Every answer 25% slower as the models see it (120 vs 150 ms). The filter's p95s also hold the shared path
+    // (tens of ms on this loaded 2-core machine, added to both), which pulls the measured ratio toward 1: with
+    // 40 vs 50 ms it measured 80.7 vs 94.3 ms (1.17), with these base latencies it stays above 1.2, twice the
+    // 10% limit, the issue's case (27.2 vs 34 ms).
+    await behave(stack.stable, { latencyMs: 120 });
+    await behave(stack.canary, { latencyMs: 150 });
+    try {
+      await create(
+        managed(name, {
+          stages: [5, 25, 50, 100],
+          // A deadline long enough for the interval to decide at the measured ratio (1.19 took 147 s under load).
+          stageDefaults: { minDurationSeconds: 1, minRequests: 100, deadlineSeconds: 600 },
+          promotion_gates: { latency_p95_ms: { maximum_regression_percent: 10 }, error_rate: { maximum: 0.01 } },
+        }),
+      );
+      // Between rounds of traffic: the phase and the canary's share the API reports, in the order seen.
+      const seen: string[] = [];
+      const headersFor = (i: number) => ({ "x-user-id": `se-${i}` });
+      let sent = 0;
+      await waitFor(
+        `${name}: an end`,
+        async () => {
+          const view = (await api(ctl(), "GET", `/v1/rollouts/${name}`)).json;
+          const now = `${view.phase} ${view.canaryPercent}%`;
+          if (seen.at(-1) !== now) seen.push(now);
+          if (TERMINAL.includes(view.phase)) return true;
+          await sendMany(`${stack.dataUrl}/${name}/predict`, 256, (i) => headersFor(sent + i), 32);
+          sent += 256;
+          return false;
+        },
+        380_000,
+        0,
+      );
+      const history = await decisions(name);
+      const last = history[history.length - 1];
+      const latency = last.measurements.find((m) => m.gate === "latency_p95_ms" && m.segment === null);
+      const holds = history.filter((d) => d.kind === "held" && /latency_p95_ms: [\d.]+% above stable measured/.test(d.reason));
+      console.log(
+        `25% slower canary over 5/25/50/100: ${seen.join(" -> ")} after ${sent} requests sent; ` +
+          `engine p95 stable ${ms(latency?.stableValue)}, canary ${ms(latency?.candidateValue)}, interval for canary/stable ` +
+          `[${latency?.intervals.comparison?.lower?.toFixed(3)}, ${latency?.intervals.comparison?.upper?.toFixed(3)}]\n` +
+          `  decisions: ${history.map((d) => `${d.kind}@${d.stage?.name}`).join(", ")}\n` +
+          `  ${holds.length} holds on the estimate past the limit${holds[0] ? `, e.g.: ${holds[0].reason}` : ""}\n  decision: ${last.kind}: ${last.reason}`,
+      );
+      // Never above the first stage, in what the API showed and in what the engine decided.
+      expect(seen.filter((x) => x !== "Canary 5%")).toEqual(["RolledBack 0%"]);
+      expect(history.filter((d) => d.kind === "advanced")).toEqual([]);
+      expect(history.every((d) => d.stage?.name === "5%")).toBe(true);
+      expect(last.kind).toBe("rolledBack");
+      expect(last.reason).toMatch(/^canary worse overall: p95 latency [\d.]+ ms vs [\d.]+ ms \(at most 10% or 2 ms above stable;/);
+      expect(latency!.status).toBe("Failed");
+      expect(latency!.intervals.comparison!.lower!).toBeGreaterThan(1.1);
+      // A hold on the latency gate, if one was recorded, named the estimate and the limit, not "not enough data".
+      for (const d of holds) expect(d.reason).toMatch(/limit at most 10% or 2 ms above stable: holding until the interval shows it past the limit/);
+      await allOnStable(name);
+    } finally {
+      await restore();
+    }
+  });
+
   describe("a human review score gate fed through the measurements endpoint", () => {
     const spec = (name: string) =>
       managed(name, {

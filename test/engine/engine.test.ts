@@ -52,7 +52,8 @@ const scenarios: Scenario[] = [
         "finalize",
       ]);
       // Each advance is on record with its measurements and the stage's telemetry. On all traffic every gate
-      // Passed, or (before the stage where it must pass) had the samples to detect clear harm.
+      // Passed, or (before the stage where it must pass) had its estimate within the limit and its interval
+      // within the stage bound (stage-bound.ts), which tightens as the next stage's share grows.
       const advanced = r.decisions.filter((d) => d.kind === "advanced");
       for (const d of advanced) {
         for (const m of d.measurements.filter((x) => x.segment === null)) {
@@ -63,7 +64,9 @@ const scenarios: Scenario[] = [
             continue;
           }
           expect(m.requirement, `${d.stage?.name} ${m.gate}`).toBe("detect");
-          expect(m.sampleSizes.candidate).toBeGreaterThanOrEqual(m.needed!.detect!);
+          expect(m.beyondLimit ?? null, `${d.stage?.name} ${m.gate}`).toBeNull();
+          expect(m.bound?.reached, `${d.stage?.name} ${m.gate}`).toBe(true);
+          expect(m.bound!.multiple).toBeGreaterThan(1);
         }
         expect(d.window?.slices[0].candidate.requests).toBeGreaterThanOrEqual(300);
       }

@@ -6,14 +6,16 @@
  * accumulates (proportion gates' absolute limits) carries over.
  */
 import { OVERALL, sliceKey } from "./counts.ts";
-import { hasAbsoluteLimit, isStatistical, type GateSpec } from "./gate-spec.ts";
-import { segmentLabel, type Measurement } from "./measurement.ts";
+import { firstLimit } from "./gate-measure.ts";
+import { hasAbsoluteLimit, isStatistical, type GateSpec, type Limits } from "./gate-spec.ts";
+import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { proportionNeeds, quantileNeeds, meanNeeds, type Needs } from "./power.ts";
 import { requirementAt, type Requirement } from "./requirements.ts";
 import type { CumulativeHistogram } from "./sequences.ts";
 import type { EngineSpec, StageSpec } from "./spec.ts";
 import type { EngineState } from "./state.ts";
 import { errorBudget, testAlpha } from "./budget.ts";
+import { boundMultiple, widenLimits } from "./stage-bound.ts";
 
 interface StageForecast {
   stage: string;
@@ -38,9 +40,11 @@ interface Item {
   /** Samples already gathered (rollout scope) and samples per second per percent of traffic on the candidate. */
   samples: number;
   ratePerPercent: number;
-  /** A segment value carrying at least segmentTrafficShare of the traffic (it must detect harm at the proof stage). */
+  /** A segment value carrying at least segmentTrafficShare of the traffic (it must be within its bound at the proof stage). */
   carries: boolean;
   needs: (stage: StageSpec) => Needs | null;
+  /** The stage-bound multiple the observed `detect` need was computed for (null: needs(stage) is per stage already). */
+  measuredAt: number | null;
 }
 
 const percentOf = (stage: StageSpec) => (stage.kind === "shadow" ? stage.shadowPercent : stage.canaryPercent);
@@ -71,10 +75,23 @@ export function forecastFromEvaluation(
         ratePerPercent: pct > 0 ? rate / pct : 0,
         carries: m.segment === null || carries(m.segment),
         needs: () => ({ pass: needed.pass, detect: needed.detect, harm: m.harm ?? null }),
+        measuredAt: m.bound?.multiple ?? null,
       });
     }
   }
-  return project(state.spec, items, state.stageIndex + 1, "observed traffic", currentEtaSeconds === null);
+  const forecast = project(state.spec, items, state.stageIndex + 1, "observed traffic", currentEtaSeconds === null);
+  // An estimate past its limit holds the stage until the interval decides, most likely with a rollback: say so
+  // rather than let the projection of the stages after it read as the plan.
+  for (const m of measurements) {
+    if (!m.beyondLimit || m.status !== MeasurementStatus.Inconclusive) continue;
+    const verdict = m.needed?.pass ?? null;
+    forecast.warnings.push(
+      `${m.gate} ${segmentLabel(m.segment)} is past its limit at the estimate: the stage holds until its interval decides${
+        verdict === null ? "" : ` (about ${verdict} ${m.candidate} samples at the estimate, has ${m.sampleSizes.candidate})`
+      }, a rollback if the estimate stays where it is; the later stages are projected as if it came back within the limit`,
+    );
+  }
+  return forecast;
 }
 
 /** Before any traffic: every stage, from the spec's expectedTraffic and planning base rates (null without it). */
@@ -99,7 +116,8 @@ export function forecastFromExpectedTraffic(state: EngineState): Forecast | null
           samples: 0,
           ratePerPercent: (expected.requestsPerSecond * share) / 100,
           carries: share >= state.spec.segmentTrafficShare,
-          needs: (stage) => planningNeeds(gate, stage, alpha, state.spec.harmMultiple ?? 4),
+          needs: (stage) => planningNeeds(gate, stage, alpha, boundMultiple(state.spec, stage.index, slice !== OVERALL)),
+          measuredAt: null,
         });
       }
     }
@@ -124,7 +142,12 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
       const requirement: Requirement = requirementAt(spec, k, item.gate, item.segment !== null, item.carries);
       if (requirement === "none") continue;
       const needs = item.needs(stage);
-      const need = requirement === "pass" ? needs?.pass : needs?.detect;
+      // A later stage's bound is tighter: samples to be within it grow about as the square of the distance
+      // from the estimate shrinks (the distance scales with the multiple when the estimate is near stable's).
+      const later = boundMultiple(spec, k, item.segment !== null);
+      const scale = item.measuredAt !== null && later < item.measuredAt ? (item.measuredAt / later) ** 2 : 1;
+      const detect = needs?.detect === null || needs?.detect === undefined ? needs?.detect : Math.ceil(needs.detect * scale);
+      const need = requirement === "pass" ? needs?.pass : detect;
       const rate = item.ratePerPercent * pct;
       const start = item.scope === "rollout" ? item.samples : 0;
       if (need === null || need === undefined || (rate <= 0 && need > start)) {
@@ -135,7 +158,7 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
       const t = Math.max(0, need - start) / rate;
       if (t > seconds) {
         seconds = t;
-        limitedBy = `${item.gate.name} ${item.segment ?? "overall"} ${requirement === "pass" ? "must pass" : "must detect harm"}: about ${need} ${variant} samples`;
+        limitedBy = `${item.gate.name} ${item.segment ?? "overall"} ${requirement === "pass" ? "must pass" : "must rule out harm past its stage bound"}: about ${need} ${variant} samples`;
       }
     }
     for (const item of items) if (item.scope === "rollout" && item.candidate === variant) item.samples += item.ratePerPercent * pct * seconds;
@@ -156,9 +179,14 @@ function project(spec: EngineSpec, items: Item[], from: number, basis: Forecast[
 const PLANNING_SIGMA = 0.3;
 const PLANNING_MEDIAN_US = 50_000;
 
-function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, harmMultiple: number): Needs | null {
+function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, multiple: number): Needs | null {
   const pct = stage.kind === "shadow" ? stage.shadowPercent : stage.canaryPercent;
   const stableRatio = pct >= 100 ? 0 : (100 - pct) / Math.max(pct, 1e-9);
+  // "pass" against the declared limits, "detect" against the stage bound (stage-bound.ts) at the same base rates.
+  const both = (needsFor: (limits: Limits, tolerance?: number) => Needs, base: number | null, unit: Measurement["unit"], tolerance?: number): Needs => {
+    const bound = widenLimits(gate.limits, multiple, base, unit, tolerance);
+    return { pass: needsFor(gate.limits, tolerance).pass, detect: needsFor(bound.limits, bound.tolerance).pass, harm: firstLimit(bound.limits)?.value ?? null };
+  };
   switch (gate.kind) {
     case "proportion": {
       const { maximum, minimum, maxDelta, minDelta } = gate.limits;
@@ -172,44 +200,59 @@ function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, harmMult
               : maxDelta !== undefined
                 ? 0.01
                 : 0.5;
-      return proportionNeeds({
-        limits: gate.limits,
-        expected,
-        stable: gate.variant === "shadow" ? null : expected,
-        alpha,
-        harmMultiple,
-        stableRatio: Math.max(stableRatio, 1e-9),
-      });
+      return both(
+        (limits) =>
+          proportionNeeds({
+            limits,
+            expected,
+            stable: gate.variant === "shadow" ? null : expected,
+            alpha,
+            harmMultiple: multiple,
+            stableRatio: Math.max(stableRatio, 1e-9),
+          }),
+        null,
+        "ratio",
+      );
     }
     case "quantile": {
       const h = planningHistogram();
       const median = gate.limits.maximum !== undefined ? gate.limits.maximum / 2 / Math.exp(PLANNING_SIGMA * 1.645) : PLANNING_MEDIAN_US;
       const scaled = { ...h, bounds: h.bounds.map((b) => (b * median) / PLANNING_MEDIAN_US) };
       const z = normalQuantile(gate.quantile);
-      return quantileNeeds({
-        limits: gate.limits,
-        q: gate.quantile,
-        stable: scaled,
-        stableQuantile: median * Math.exp(PLANNING_SIGMA * z),
-        observedRatio: 1,
-        alpha,
-        harmMultiple,
-        stableRatio: Math.max(stableRatio, 1e-9),
-        tolerance: gate.tolerance,
-      });
+      const stableQuantile = median * Math.exp(PLANNING_SIGMA * z);
+      return both(
+        (limits, tolerance) =>
+          quantileNeeds({
+            limits,
+            q: gate.quantile,
+            stable: scaled,
+            stableQuantile,
+            observedRatio: 1,
+            alpha,
+            harmMultiple: multiple,
+            stableRatio: Math.max(stableRatio, 1e-9),
+            tolerance,
+          }),
+        stableQuantile,
+        "ms",
+        gate.tolerance,
+      );
     }
     case "mean": {
       const mid = (gate.range[0] + gate.range[1]) / 2 / gate.displayScale;
       const scaled = Object.fromEntries(Object.entries(gate.limits).map(([k, v]) => [k, k === "maxRatio" ? v : (v as number) / gate.displayScale]));
-      return meanNeeds({
-        limits: scaled,
-        candidate: mid,
-        stable: mid,
-        width: (gate.range[1] - gate.range[0]) / gate.displayScale,
-        alpha,
-        harmMultiple,
-        stableRatio: Math.max(stableRatio, 1e-9),
-      });
+      const bound = widenLimits(scaled, multiple, mid, "");
+      const needsFor = (limits: Limits) =>
+        meanNeeds({
+          limits,
+          candidate: mid,
+          stable: mid,
+          width: (gate.range[1] - gate.range[0]) / gate.displayScale,
+          alpha,
+          harmMultiple: multiple,
+          stableRatio: Math.max(stableRatio, 1e-9),
+        });
+      return { pass: needsFor(scaled).pass, detect: needsFor(bound.limits).pass, harm: firstLimit(bound.limits)?.value ?? null };
     }
     default:
       return null;

@@ -12,6 +12,7 @@ import type { EmpiricalBernsteinState } from "./means.ts";
 import type { Needs } from "./power.ts";
 import type { Requirement } from "./requirements.ts";
 import type { Interval } from "./sequences.ts";
+import { estimateBeyond, type BoundLimits } from "./stage-bound.ts";
 import type { StageKind } from "./spec-schema.ts";
 import type { JudgeReading } from "./webhook-answer.ts";
 
@@ -43,6 +44,8 @@ export interface GateEvaluationInput {
   harmMultiple?: number;
   /** What the stage asks of a gate on a slice (requirements.ts); default: must pass. */
   requirement?: (gate: GateSpec, segment: Segment | null) => Requirement;
+  /** The stage bound's multiple of a gate's allowance on a slice (stage-bound.ts); absent: no bound is judged. */
+  boundMultiple?: (gate: GateSpec, segment: Segment | null) => number;
 }
 
 interface SliceNumbers {
@@ -66,6 +69,10 @@ interface SliceNumbers {
   label?: string;
   /** Latency: a regression up to this (display units) is within a maxRatio limit (judge.ts). */
   tolerance?: number;
+  /** The stage bound (display units) and the candidate samples to be within it at the expected value (stage-bound.ts). */
+  bound?: BoundLimits | null;
+  /** Called only while the bound is not reached (power calculations are most of a tick's cost). */
+  boundNeed?: () => number | null;
 }
 
 export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measurement {
@@ -88,16 +95,31 @@ export function finish(gate: GateSpec, limits: Limits, n: SliceNumbers): Measure
     reason: "",
     scope: n.scope,
     requirement: n.input.requirement?.(gate, n.segment) ?? "pass",
-    needed: n.needs ? { pass: n.needs.pass, detect: n.needs.detect } : { pass: null, detect: null },
-    harm: n.needs?.harm ?? null,
+    // With a stage bound, "detect" is the samples to be within it at the expected value, `harm` the bound.
+    needed: { pass: n.needs?.pass ?? null, detect: null },
+    harm: n.bound ? (firstLimit(n.bound.limits)?.value ?? null) : null,
     stageSamples: n.stageSamples,
   };
   const label = n.label ?? gate.label;
   measurement.threshold = withTolerance(measurement.threshold, n.tolerance);
+  const boundLimit = n.bound ? firstLimit(n.bound.limits) : null;
+  if (n.bound && boundLimit) {
+    measurement.bound = { ...boundLimit, ...(n.bound.tolerance ? { tolerance: n.bound.tolerance } : {}), multiple: n.bound.multiple, reached: false };
+  }
+  const sizeBound = () => {
+    // A bound already reached needs no more samples than it has.
+    if (measurement.needed && n.bound) measurement.needed.detect = measurement.bound?.reached ? n.sampleSizes.candidate : (n.boundNeed?.() ?? null);
+  };
   if (n.emptyReason || !n.candidateInterval || (n.relative && !n.stableInterval)) {
     measurement.reason = `${label}: ${n.emptyReason ?? `no ${gate.label} observations for stable in this window yet`}`;
+    sizeBound();
     return measurement;
   }
+  measurement.beyondLimit = estimateBeyond(limits, n.candidateValue, n.relative ? n.stableValue : null, n.tolerance);
+  if (measurement.bound && n.bound) {
+    measurement.bound.reached = judgeLimits(n.bound.limits, n.candidateInterval, n.stableInterval, n.bound.tolerance).status === MeasurementStatus.Passed;
+  }
+  sizeBound();
   const verdict = judgeLimits(limits, n.candidateInterval, n.stableInterval, n.tolerance);
   if (verdict.comparison) intervals.comparison = recordInterval(verdict.comparison);
   measurement.status = verdict.status;

@@ -25,6 +25,7 @@ import { evaluateWebhook } from "./gates-webhook.ts";
 import { MeasurementStatus, type Measurement, type Segment } from "./measurement.ts";
 import { histogramMeanConfidenceSequence } from "./means.ts";
 import { meanNeeds, proportionNeeds, quantileNeeds } from "./power.ts";
+import { widenLimits, type BoundLimits } from "./stage-bound.ts";
 import { proportionConfidenceSequence, quantileConfidenceSequence, type Interval, type QuantileInterval } from "./sequences.ts";
 
 export type { ExternalStates, GateEvaluationInput } from "./gate-measure.ts";
@@ -34,6 +35,20 @@ const LATENCY_HISTOGRAM = "latency_us";
 const PAIRED_PRIMARY_HISTOGRAM = "primary_latency_us";
 
 export const DEFAULT_HARM_MULTIPLE = 4;
+
+/** The stage bound of a slice the stage does not ask to pass (stage-bound.ts), in `limits`' units; null otherwise. */
+function boundOf(
+  gate: GateSpec,
+  segment: Segment | null,
+  input: GateEvaluationInput,
+  limits: Limits,
+  base: number | null,
+  unit: Measurement["unit"],
+  tolerance?: number,
+): BoundLimits | null {
+  if (!input.boundMultiple || (input.requirement?.(gate, segment) ?? "pass") === "pass") return null;
+  return widenLimits(limits, input.boundMultiple(gate, segment), base, unit, tolerance);
+}
 
 export function evaluateGates(input: GateEvaluationInput): Measurement[] {
   const out: Measurement[] = [];
@@ -158,8 +173,9 @@ function measureProportion(
     const s = relative ? proportionConfidenceSequence(stableSuccesses, stableTrials, alpha.stable) : null;
     const expected =
       gate.variant === "shadow" ? (trials > 0 ? (successes + 0.5) / (trials + 1) : null) : expectedRate(successes, trials, stableSuccesses, stableTrials);
+    // Segment values are never asked to pass before 100%: they need only their bound's samples (boundNeed).
     const needs =
-      expected === null
+      expected === null || segment !== null
         ? null
         : proportionNeeds({
             limits: partLimits,
@@ -168,8 +184,19 @@ function measureProportion(
             alpha: testAlphaOf,
             harmMultiple,
             stableRatio: trials > 0 ? stableTrials / trials : 1,
-            detectOnly: segment !== null,
           });
+    const bound = boundOf(gate, segment, input, partLimits, null, "ratio");
+    const boundNeed = () =>
+      bound && expected !== null
+        ? proportionNeeds({
+            limits: bound.limits,
+            expected,
+            stable: stableTrials > 0 ? stableSuccesses / stableTrials : null,
+            alpha: testAlphaOf,
+            harmMultiple,
+            stableRatio: trials > 0 ? stableTrials / trials : 1,
+          }).pass
+        : null;
     parts.push(
       finish(gate, partLimits, {
         segment,
@@ -187,10 +214,20 @@ function measureProportion(
         stageSamples,
         needs,
         input,
+        bound,
+        boundNeed,
       }),
     );
   }
-  return parts.find((m) => m.status === MeasurementStatus.Failed) ?? parts.find((m) => m.status !== MeasurementStatus.Passed) ?? parts[0] ?? null;
+  // The part that holds longest shows: a failure, an estimate past its limit, a bound not yet reached, then any open part.
+  return (
+    parts.find((m) => m.status === MeasurementStatus.Failed) ??
+    parts.find((m) => m.beyondLimit) ??
+    parts.find((m) => m.bound && !m.bound.reached) ??
+    parts.find((m) => m.status !== MeasurementStatus.Passed) ??
+    parts[0] ??
+    null
+  );
 }
 
 function measureQuantile(
@@ -227,7 +264,7 @@ function measureQuantile(
   const shape = sh && ns >= 50 ? { histogram: sh, quantile: sq } : { histogram: ch, quantile: cq };
   const observedRatio = nc >= 200 && cq !== null && sq !== null && sq > 0 && shape.histogram === sh ? cq / sq : 1;
   const needs =
-    shape.histogram && shape.quantile !== null
+    shape.histogram && shape.quantile !== null && segment === null
       ? quantileNeeds({
           limits,
           q: gate.quantile,
@@ -237,13 +274,33 @@ function measureQuantile(
           alpha: testAlphaOf,
           harmMultiple: input.harmMultiple ?? 4,
           stableRatio: nc > 0 ? ns / nc : 1,
-          detectOnly: segment !== null,
           tolerance: gate.tolerance,
         })
+      : null;
+  const bound = boundOf(gate, segment, input, limits, sq, "ms", gate.tolerance);
+  const boundNeed = () =>
+    bound && shape.histogram && shape.quantile !== null
+      ? quantileNeeds({
+          limits: bound.limits,
+          q: gate.quantile,
+          stable: shape.histogram,
+          stableQuantile: shape.quantile,
+          observedRatio,
+          alpha: testAlphaOf,
+          harmMultiple: input.harmMultiple ?? 4,
+          stableRatio: nc > 0 ? ns / nc : 1,
+          tolerance: bound.tolerance,
+        }).pass
       : null;
   return finish(gate, scaleLimits(limits, gate.displayScale), {
     segment,
     candidate: input.candidate,
+    bound: bound && {
+      ...bound,
+      limits: scaleLimits(bound.limits, gate.displayScale),
+      tolerance: bound.tolerance === undefined ? undefined : bound.tolerance / gate.displayScale,
+    },
+    boundNeed,
     candidateValue: cq === null ? null : cq / gate.displayScale,
     stableValue: sq === null ? null : sq / gate.displayScale,
     candidateInterval: ch && nc > 0 ? scale(quantileConfidenceSequence(ch, gate.quantile, alpha.candidate)) : null,
@@ -260,7 +317,7 @@ function measureQuantile(
           : null,
     scope: "stage",
     stageSamples: nc,
-    needs: needs && needs.harm !== null && limits.maxRatio === undefined ? { ...needs, harm: needs.harm / gate.displayScale } : needs,
+    needs,
     input,
     label: paired ? `${gate.label} of the mirrored requests` : undefined,
     tolerance: gate.tolerance / gate.displayScale,
@@ -291,7 +348,22 @@ function measureMean(
   const c = interval(ch, alpha.candidate);
   const s = interval(sh, alpha.stable);
   const display = scaleLimits(limits, gate.displayScale);
+  const bound = boundOf(gate, segment, input, display, s?.estimate ?? null, "");
+  const meanInput = (l: Limits) =>
+    c
+      ? meanNeeds({
+          limits: l,
+          candidate: c.estimate,
+          stable: s?.estimate ?? null,
+          width: (gate.range[1] - gate.range[0]) / gate.displayScale,
+          alpha: testAlphaOf,
+          harmMultiple: input.harmMultiple ?? 4,
+          stableRatio: nc > 0 ? ns / nc : 1,
+        })
+      : null;
   return finish(gate, display, {
+    bound,
+    boundNeed: () => (bound ? (meanInput(bound.limits)?.pass ?? null) : null),
     segment,
     candidate: input.candidate,
     candidateValue: c?.estimate ?? null,
@@ -305,17 +377,7 @@ function measureMean(
     emptyReason: nc === 0 ? `no ${gate.histogram} observations for the ${input.candidate} in this window yet` : null,
     scope: "stage",
     stageSamples: nc,
-    needs: c
-      ? meanNeeds({
-          limits: display,
-          candidate: c.estimate,
-          stable: s?.estimate ?? null,
-          width: (gate.range[1] - gate.range[0]) / gate.displayScale,
-          alpha: testAlphaOf,
-          harmMultiple: input.harmMultiple ?? 4,
-          stableRatio: nc > 0 ? ns / nc : 1,
-        })
-      : null,
+    needs: meanInput(display),
     input,
   });
 }

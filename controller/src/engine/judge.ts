@@ -143,6 +143,9 @@ export function describeMeasurement(m: Omit<Measurement, "reason" | "severity">,
     case MeasurementStatus.Passed:
       return `${values}: within ${limit} (${interval}; ${samples})`;
     default:
-      return `${values}: not enough data yet for ${limit} (${interval}; ${samples})`;
+      // An estimate past the limit is not "not enough data": the data point the wrong way, not yet conclusively.
+      return m.beyondLimit
+        ? `${values}: beyond ${limit}, not yet shown (${interval}; ${samples})`
+        : `${values}: not enough data yet for ${limit} (${interval}; ${samples})`;
   }
 }

@@ -65,6 +65,14 @@ export interface Measurement {
   harm?: number | null;
   /** Candidate samples in this stage's window: with the window's length, the rate the ETA uses. */
   stageSamples?: number;
+  // Added with issue 19 (stage-bound.ts); decisions recorded before lack them.
+  /** The declared limit the point estimates are on the wrong side of (null: within every limit). */
+  beyondLimit?: { kind: LimitKind; value: number } | null;
+  /**
+   * The stage bound a slice asked to detect harm must be within before the stage advances: its limit (display
+   * units; a ratio for maxRatio), the multiple of the allowance, and whether the interval is within it.
+   */
+  bound?: { kind: LimitKind; value: number; tolerance?: number; multiple: number; reached: boolean } | null;
 }
 
 export interface RecordedInterval {

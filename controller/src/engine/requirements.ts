@@ -3,15 +3,16 @@
  * a Failed gate on any slice rolls back at any stage. What holds a stage differs:
  *   pass    the gate must be Passed. All traffic, at the gate's proof stage (the last stage before 100% in
  *           which the gate is judged) and at 100% (absolute limits); PromQL gates at every stage.
- *   detect  the gate must be Passed, or have enough samples that a candidate harmMultiple times past its
- *           allowance would be expected to have failed by now (power.ts). All traffic before the proof
- *           stage; every segment value carrying at least segmentTrafficShare of the traffic at the proof
- *           stage, on the evidence accumulated so far.
+ *   detect  the gate must be Passed, or have its estimate within the declared limit and its always-valid
+ *           interval within the stage bound: the limit widened to a multiple of its allowance that
+ *           tightens toward the limit as the next stage's share grows (stage-bound.ts). All traffic before
+ *           the proof stage; every segment value carrying at least segmentTrafficShare of the traffic at
+ *           the proof stage (held to harmMultiple times the allowance), on the evidence accumulated so far.
  *   none    the slice can fail the rollout but never holds it: segment values before the proof stage, rare
  *           values, segment values at 100%.
  * Proof of "not worse" takes thousands of samples per slice (3 000-4 000 to show a 0.3% error rate under a 1%
- * limit); a canary at 5% of a small service cannot gather that in minutes, so early stages only make sure that
- * clear harm would have shown before the exposure grows.
+ * limit); a canary at 5% of a small service cannot gather that in minutes, so early stages only rule out the
+ * harm the next stage's exposure cannot afford, and never let an estimate past the limit through.
  */
 import { isStatistical, type GateSpec } from "./gate-spec.ts";
 import type { EngineSpec } from "./spec.ts";

@@ -10,9 +10,11 @@ import { accumulated, countersOf, foldStage } from "./evidence.ts";
 import { carriesTraffic, stageEta, stageHolds } from "./eta.ts";
 import { forecastFromEvaluation, type Forecast } from "./forecast.ts";
 import { DEFAULT_HARM_MULTIPLE, evaluateGates } from "./gates.ts";
+import { describeLimit } from "./judge.ts";
 import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { isTerminal, Phase } from "./phase.ts";
 import { requirementAt } from "./requirements.ts";
+import { boundMultiple, ruledOutText } from "./stage-bound.ts";
 import { budgetOf, candidateOf, ENGINE_ACTOR, runningStage, stageAt, type Action, type Decision, type EngineState, type StageEta } from "./state.ts";
 import { evaluateTrafficMix, type TrafficMixResult } from "./traffic-mix.ts";
 import type { JudgeReading } from "./webhook-answer.ts";
@@ -124,6 +126,7 @@ export function step(state: EngineState, input: TickInput): StepResult {
         segment !== null,
         segment === null || carriesTraffic(current, window, segment.dimension, segment.value, candidate),
       ),
+    boundMultiple: (_gate, segment) => boundMultiple(current.spec, stageIndex, segment !== null),
   });
   const trafficMix =
     current.spec.trafficMix.check && window && current.segments.length > 0
@@ -275,21 +278,25 @@ export function step(state: EngineState, input: TickInput): StepResult {
 }
 
 /**
- * What an advance showed, in words: the gates that passed, and what the others showed instead (a detect
- * floor reached, or a segment value that can only fail). Keeps the record honest about what was and was
- * not shown.
+ * What an advance showed, in words: the gates that passed, and for the others what the stage asked instead
+ * (the harm its bound ruled out, with the estimate and the declared limit; or a segment value that can only
+ * fail). Keeps the record honest about what was and was not shown: "no harm" is never said of harm smaller
+ * than the bound that was ruled out.
  */
 function passedSummary(measurements: Measurement[]): string {
   const passed = measurements.filter((m) => m.status === MeasurementStatus.Passed && m.segment === null).map((m) => m.gate);
-  const detected = measurements
+  const bounded = measurements
     .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "detect")
-    .map((m) => `${m.gate} ${segmentLabel(m.segment)}`);
+    .map((m) => {
+      const ruled = m.bound && m.threshold ? ` (${ruledOutText(m, describeLimit(m.threshold.kind, m.threshold.value, m.unit, m.threshold.tolerance))})` : "";
+      return `${m.gate} ${segmentLabel(m.segment)}${ruled}`;
+    });
   const open = measurements
     .filter((m) => m.status !== MeasurementStatus.Passed && m.requirement === "none")
     .map((m) => `${m.gate} ${segmentLabel(m.segment)} ${m.status}`);
   const parts: string[] = [];
   parts.push(passed.length > 0 ? `gates passed: ${unique(passed).join(", ")}` : "no gate passed yet");
-  if (detected.length > 0) parts.push(`no harm seen, with enough samples to detect it: ${list(detected)}`);
+  if (bounded.length > 0) parts.push(`within the limits at the estimate, and larger harm ruled out: ${list(bounded)}`);
   if (open.length > 0) parts.push(`segment slices not yet conclusive: ${list(open)} (a slice not required here can still fail the rollout later)`);
   return parts.join("; ");
 }

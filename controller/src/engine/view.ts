@@ -26,8 +26,9 @@ interface GateView {
   confidence: number | null;
   samples: number;
   stableSamples: number;
-  /** Candidate samples needed to reach a verdict (pass) and to be able to detect harm (detect). */
+  /** Candidate samples needed to reach a verdict (pass) and to be within the stage bound at the expected value (detect). */
   needed: { pass: number | null; detect: number | null } | null;
+  /** The stage bound (display units; a ratio for a maxRatio limit): the harm ruled out before the next stage. */
   harm: number | null;
   /** The limit that decides (or the first not yet shown), as the measurement states it. */
   threshold: Measurement["threshold"];
