@@ -56,7 +56,10 @@ const LiveEvaluationView = Type.Object({
       slice: Type.String({ description: "overall, or dimension=value" }),
       status: Type.String(),
       requirement: Nullable(
-        Type.String({ description: "What this stage asks of the slice: pass, detect (enough samples to detect clear harm), none (can fail, does not hold)." }),
+        Type.String({
+          description:
+            "What this stage asks of the slice: pass, detect (the estimate within the limit and the interval within the stage bound), none (can fail, does not hold).",
+        }),
       ),
       scope: Nullable(Type.String({ description: "rollout: evidence since the rollout began; stage: this stage's window." })),
       unit: Type.String(),
@@ -70,10 +73,12 @@ const LiveEvaluationView = Type.Object({
       needed: Nullable(
         Type.Object(
           { pass: Nullable(Type.Number()), detect: Nullable(Type.Number()) },
-          { description: "Candidate samples to reach a verdict, and to be able to detect clear harm." },
+          { description: "Candidate samples to reach a verdict (pass), and for the interval to be within the stage bound at the expected value (detect)." },
         ),
       ),
-      harm: Nullable(Type.Number()),
+      harm: Nullable(
+        Type.Number({ description: "The stage bound a detect slice must rule out before a bigger stage (display units; a ratio for a ratio limit)." }),
+      ),
       threshold: Nullable(
         Type.Object(
           { kind: Type.String(), value: Type.Number(), tolerance: Type.Optional(Type.Number()) },
