@@ -111,7 +111,7 @@ describe("a canary past its limit never leaves its first stage", () => {
       const error = last.measurements.find((m) => m.gate === "error_rate" && m.segment === null)!;
       if (r.state.phase !== Phase.RolledBack) {
         expect(error.beyondLimit).toEqual({ kind: "maximum", value: 0.01 });
-        expect(last.blocking.join("; ")).toMatch(/error_rate: (no 3\.3% or more; )?[\d.]+% measured, limit maximum 1%: holding until/);
+        expect(last.blocking.join("; ")).toMatch(/error_rate: (no 3\.25% or more; )?[\d.]+% measured, limit maximum 1%: holding until/);
       }
     }
   });

@@ -98,7 +98,7 @@ export function estimateBeyond(limits: Limits, candidate: number | null, stable:
   return null;
 }
 
-/** The harm a bound rules out, in words: "3.3% or more", "98.4% or less", "a regression of more than 32.5% and 6.5 ms". */
+/** The harm a bound rules out, in words: "3.25% or more", "98.4% or less", "a regression of more than 32.5% and 6.5 ms". */
 export function describeBoundHarm(kind: LimitKind, value: number, unit: Measurement["unit"], tolerance?: number): string {
   switch (kind) {
     case "maximum":
