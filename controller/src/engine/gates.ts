@@ -263,10 +263,11 @@ function measureQuantile(
   // once it has a few hundred samples.
   const shape = sh && ns >= 50 ? { histogram: sh, quantile: sq } : { histogram: ch, quantile: cq };
   const observedRatio = nc >= 200 && cq !== null && sq !== null && sq > 0 && shape.histogram === sh ? cq / sq : 1;
-  const needs =
-    shape.histogram && shape.quantile !== null && segment === null
+  // The samples this gate needs against some limits: the declared ones (pass and detect), or a stage bound's.
+  const needsAgainst = (against: typeof limits, tolerance: number | undefined) =>
+    shape.histogram && shape.quantile !== null
       ? quantileNeeds({
-          limits,
+          limits: against,
           q: gate.quantile,
           stable: shape.histogram,
           stableQuantile: shape.quantile,
@@ -274,24 +275,12 @@ function measureQuantile(
           alpha: testAlphaOf,
           harmMultiple: input.harmMultiple ?? 4,
           stableRatio: nc > 0 ? ns / nc : 1,
-          tolerance: gate.tolerance,
+          tolerance,
         })
       : null;
+  const needs = segment === null ? needsAgainst(limits, gate.tolerance) : null;
   const bound = boundOf(gate, segment, input, limits, sq, "ms", gate.tolerance);
-  const boundNeed = () =>
-    bound && shape.histogram && shape.quantile !== null
-      ? quantileNeeds({
-          limits: bound.limits,
-          q: gate.quantile,
-          stable: shape.histogram,
-          stableQuantile: shape.quantile,
-          observedRatio,
-          alpha: testAlphaOf,
-          harmMultiple: input.harmMultiple ?? 4,
-          stableRatio: nc > 0 ? ns / nc : 1,
-          tolerance: bound.tolerance,
-        }).pass
-      : null;
+  const boundNeed = () => (bound ? (needsAgainst(bound.limits, bound.tolerance)?.pass ?? null) : null);
   return finish(gate, scaleLimits(limits, gate.displayScale), {
     segment,
     candidate: input.candidate,
