@@ -16,8 +16,8 @@ import { Composer, CST, isMap, isPair, isScalar, isSeq, Lexer, Parser, type Docu
 export const TEXT_LIMITS = {
   /** Collections inside collections; a rollout spec needs about 10, a deep output schema 30. */
   maxDepth: 64,
-  /** Keys of one mapping, items of one sequence. */
-  maxEntries: 1000,
+  /** Keys of one mapping, items of one sequence: as many as the largest array a route takes (10,000 measurements). */
+  maxEntries: 10_000,
   /** Values (scalars and collections) in one text. */
   maxValues: 20_000,
   /** A YAML text's size in bytes (JSON: the API's body limit, 1 MiB). The YAML parser reads about 1 MiB/s. */

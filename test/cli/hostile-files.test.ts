@@ -74,7 +74,7 @@ describe("--models files", () => {
     expect(() => readModelsFile(utf8)).toThrow("invalid UTF-8 in /models/0/name");
     const dup = file("models-dup.yaml", "models: []\nmodels: []\n");
     expect(() => readModelsFile(dup)).toThrow("not YAML: syntax error at line 2, column 1: Map keys must be unique");
-    const many = file("models-many.yaml", `models:\n${Array.from({ length: 1500 }, (_, i) => `  - name: m${i}`).join("\n")}\n`);
-    expect(() => readModelsFile(many)).toThrow(`a collection of 1500 entries (at most ${TEXT_LIMITS.maxEntries})`);
+    const many = file("models-many.yaml", `models: [${Array.from({ length: TEXT_LIMITS.maxEntries + 500 }, (_, i) => i).join(", ")}]\n`);
+    expect(() => readModelsFile(many)).toThrow(`a collection of ${TEXT_LIMITS.maxEntries + 500} entries (at most ${TEXT_LIMITS.maxEntries})`);
   });
 });
