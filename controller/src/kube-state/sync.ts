@@ -16,7 +16,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { Decision } from "../engine/index.ts";
-import { ConflictError, UnavailableError } from "../errors.ts";
 import { KubeError, type KubeClient, type ResourceRef, type WatchEvent } from "../kube/client.ts";
 import type { ArchiveEntry } from "../rollouts/archive.ts";
 import type { Rollout } from "../rollouts/model.ts";
@@ -26,6 +25,7 @@ import { DECISIONS_PLURAL, GROUP, ROLLOUT_PLURAL, VERSION } from "./crd.ts";
 import { chunksFor, DecisionWriter, historyFromChunks, ROLLOUT_LABEL, type DecisionChunk } from "./decisions.ts";
 import { ANNOTATIONS, FINALIZER, type ModelRolloutObject, newObject, type RolloutStatus, rolloutOfObject, specOfRollout, statusOf } from "./objects.ts";
 import type { ChangeSink } from "./persistence.ts";
+import { answerFor, essentialOf, ignoreNotFound, isArchived, rvNumber, sameDecisionsAt, sleep, sortKeys } from "./sync-util.ts";
 
 export interface KubeSyncOptions {
   client: KubeClient;
@@ -45,17 +45,6 @@ export interface WriteCounts {
   refused: number;
   deferred: number;
 }
-
-const rvNumber = (object: { metadata: { resourceVersion?: string } } | undefined) => Number(object?.metadata.resourceVersion ?? 0);
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const stop = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    signal.addEventListener("abort", stop, { once: true });
-  });
 
 export class KubeSync implements ChangeSink {
   readonly client: KubeClient;
@@ -439,48 +428,4 @@ export class KubeSync implements ChangeSink {
     for (const name of [...this.#dirty]) if (!this.isWriting(name)) void this.#repair(name).catch(() => {});
     for (const name of [...this.#deferred]) if (!this.isWriting(name)) void this.writeStatusNow(name).catch(() => {});
   }
-}
-
-function isArchived(object: ModelRolloutObject): boolean {
-  return object.status?.phase === "Finalized";
-}
-
-/** The status without what changes every tick (the evaluation), to tell a change worth a write at once. */
-function essentialOf(status: Partial<RolloutStatus>): string {
-  const { lastEvaluation: _e, conditions, state, ...rest } = status;
-  const stateEngine = state?.engine ? { ...state.engine, lastEvaluation: null } : null;
-  return JSON.stringify({
-    ...rest,
-    conditions: conditions?.map((c) => [c.type, c.status, c.reason, c.message]),
-    state: state ? { ...state, engine: stateEngine } : null,
-  });
-}
-
-function sameDecisionsAt(local: readonly Decision[], count: number): boolean {
-  return count === 0 || local.length >= count;
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-  );
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof KubeError && error.isNotFound)) throw error;
-}
-
-/** The REST answer for a write the API server refused. */
-function answerFor(name: string, error: unknown): Error {
-  if (error instanceof KubeError && error.isConflict) {
-    return new ConflictError(
-      `rollout ${name}: changed meanwhile by another writer (the Kubernetes API server refused this change as stale); read it again and retry`,
-    );
-  }
-  const why = error instanceof Error ? error.message : String(error);
-  return new UnavailableError(`rollout ${name}: the Kubernetes API server did not take the change (${why}); nothing changed`);
 }
