@@ -21,13 +21,8 @@ export function isArchived(object: ModelRolloutObject): boolean {
 
 /** The status without what changes every tick (the evaluation), to tell a change worth a write at once. */
 export function essentialOf(status: Partial<RolloutStatus>): string {
-  const { lastEvaluation: _e, conditions, state, ...rest } = status;
-  const stateEngine = state?.engine ? { ...state.engine, lastEvaluation: null } : null;
-  return JSON.stringify({
-    ...rest,
-    conditions: conditions?.map((c) => [c.type, c.status, c.reason, c.message]),
-    state: state ? { ...state, engine: stateEngine } : null,
-  });
+  const { lastEvaluation: _e, evaluation: _t, conditions, ...rest } = status;
+  return JSON.stringify({ ...rest, conditions: conditions?.map((c) => [c.type, c.status, c.reason, c.message]) });
 }
 
 export function sameDecisionsAt(local: readonly Decision[], count: number): boolean {

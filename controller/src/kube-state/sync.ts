@@ -58,6 +58,8 @@ export class KubeSync implements ChangeSink {
   readonly objects = new Map<string, ModelRolloutObject>();
   /** The spec generation refused last, per rollout, with its Invalid condition and field errors (kept in every status write for it). */
   readonly refusals = new Map<string, Pick<RolloutStatus, "observedGeneration" | "fieldErrors"> & { condition: RolloutStatus["conditions"][number] }>();
+  /** The spec generation acted on last (accepted or refused), per rollout: status.observedGeneration. */
+  readonly observed = new Map<string, number>();
   /** Command annotation tokens acted on, per rollout (also in status.commands). */
   readonly commands = new Map<string, Record<string, string>>();
   readonly #decisions: DecisionWriter;
@@ -181,11 +183,13 @@ export class KubeSync implements ChangeSink {
       object = await this.client.create(this.rollouts, newObject(name, this.namespace, spec ?? specOfRollout(local), "rest"));
       this.counts.objects += 1;
       this.#take(object);
+      this.observed.set(name, object.metadata.generation ?? 1);
     } else if (spec && object.metadata.annotations?.[ANNOTATIONS.origin] === "rest") {
       if (JSON.stringify(sortKeys(spec)) !== JSON.stringify(sortKeys(object.spec))) {
         object = await this.client.replace(this.rollouts, { ...object, spec });
         this.counts.specs += 1;
         this.#take(object);
+        this.observed.set(name, object.metadata.generation ?? 1);
       }
     }
     const decisions = local.engine?.decisions ?? [];
@@ -196,13 +200,13 @@ export class KubeSync implements ChangeSink {
       this.counts.chunks += this.#decisions.writes - before;
     }
     const status = statusOf(local, {
-      generation: object.metadata.generation ?? 1,
+      generation: this.observedOf(object),
       previous: object.status,
       decisionChunks: chunksFor(decisions.length),
       commands: this.commands.get(name) ?? object.status?.commands,
       now: this.clock(),
     });
-    this.#keepRefusal(name, status, object.metadata.generation ?? 1);
+    this.#keepRefusal(name, status, this.observedOf(object));
     const essential = essentialOf(status);
     const now = this.clock().getTime();
     if (!force && essential === written.essential) {
@@ -219,6 +223,11 @@ export class KubeSync implements ChangeSink {
     this.counts.statuses += 1;
     this.#take(updated);
     this.#written.set(name, { decisions: decisions.length, essential, at: now });
+  }
+
+  /** The generation the status may claim: the one acted on (kept across restarts in status.observedGeneration). */
+  observedOf(object: ModelRolloutObject): number {
+    return this.observed.get(object.metadata.name) ?? object.status?.observedGeneration ?? object.metadata.generation ?? 1;
   }
 
   /** A refused generation stays refused in the status until a newer one is accepted. */
@@ -266,7 +275,7 @@ export class KubeSync implements ChangeSink {
     const written = this.#written.get(name)?.decisions ?? 0;
     if (decisions.length > written) await this.#decisions.write(name, object.metadata.uid, decisions, written, object);
     const status = statusOf(rollout, {
-      generation: object.metadata.generation ?? 1,
+      generation: this.observedOf(object),
       previous: object.status,
       decisionChunks: chunksFor(decisions.length),
       commands: this.commands.get(name),
@@ -314,6 +323,7 @@ export class KubeSync implements ChangeSink {
     }
     const rollout = rolloutOfObject(object, decisions);
     this.store.adopt(name, rollout);
+    if (object.status.observedGeneration !== undefined) this.observed.set(name, object.status.observedGeneration);
     const status = object.status as RolloutStatus;
     this.#written.set(name, { decisions: count, essential: essentialOf(status), at: this.clock().getTime() });
   }
@@ -331,7 +341,8 @@ export class KubeSync implements ChangeSink {
 
   /** Waits for the writes of `name` under way (refusals included: the store has the server's version after). */
   async settledFor(name: string): Promise<void> {
-    for (let job = this.#queues.get(name); job !== undefined; job = this.#queues.get(name)) await job.catch(() => {});
+    // The queue's tail covers every write before it; later ones (the next tick's) are not waited for.
+    await this.#queues.get(name)?.catch(() => {});
   }
 
   /** Lets a deleted object go: the rollout was archived already (or never accepted). */
