@@ -29,6 +29,8 @@ export interface LlmServer {
   cutOff(): number;
   /** Tool calls sent with broken arguments so far (brokenToolCallRate). */
   brokenToolCalls(): number;
+  /** The body bytes sent for a completion id, for the last 32 answers (tests compare them with what a client got). */
+  sentBytes(id: string): Buffer | undefined;
   close(): Promise<void>;
 }
 
@@ -105,8 +107,10 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 const sleep = (ms: number) => (ms > 0 ? new Promise<void>((r) => setTimeout(r, ms)) : Promise.resolve());
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): string {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", ...headers }).end(text);
+  return text;
 }
 
 /** OpenAI's error shape: {"error": {"message", "type", "code"}}. */
@@ -126,6 +130,16 @@ export async function startLlmServer(opts: {
   let broken = 0;
   let nextId = 0;
   const sockets = new Set<import("node:net").Socket>();
+  const sent = new Map<string, Buffer[]>();
+  const record = (id: string, text: string) => {
+    let parts = sent.get(id);
+    if (!parts) {
+      parts = [];
+      sent.set(id, parts);
+      if (sent.size > 32) sent.delete(sent.keys().next().value as string);
+    }
+    parts.push(Buffer.from(text));
+  };
 
   const chat = async (res: ServerResponse, body: string) => {
     let request: ChatRequest;
@@ -164,7 +178,7 @@ export async function startLlmServer(opts: {
         call === null
           ? { role: "assistant", content: tokens.join(""), refusal: null }
           : { role: "assistant", content: null, tool_calls: [call], refusal: null };
-      sendJson(
+      const text = sendJson(
         res,
         200,
         {
@@ -178,6 +192,7 @@ export async function startLlmServer(opts: {
         },
         headers,
       );
+      record(id, text);
       return;
     }
 
@@ -188,7 +203,11 @@ export async function startLlmServer(opts: {
       ...headers,
     });
     res.flushHeaders();
-    const send = (chunk: unknown) => res.write(ndjson ? `${JSON.stringify(chunk)}\n` : `data: ${JSON.stringify(chunk)}\n\n`);
+    const write = (text: string) => {
+      record(id, text);
+      res.write(text);
+    };
+    const send = (chunk: unknown) => write(ndjson ? `${JSON.stringify(chunk)}\n` : `data: ${JSON.stringify(chunk)}\n\n`);
     const chunkOf = (delta: Record<string, unknown>, finishReason: string | null = null) => ({
       id,
       object: "chat.completion.chunk",
@@ -223,7 +242,7 @@ export async function startLlmServer(opts: {
     send(chunkOf({}, finish));
     if (request.stream_options?.include_usage === true)
       send({ id, object: "chat.completion.chunk", created, model, system_fingerprint: `fp_${opts.version}`, choices: [], usage });
-    if (!ndjson) res.write("data: [DONE]\n\n");
+    if (!ndjson) write("data: [DONE]\n\n");
     res.end();
   };
 
@@ -287,6 +306,10 @@ export async function startLlmServer(opts: {
     served: () => served,
     cutOff: () => cutOff,
     brokenToolCalls: () => broken,
+    sentBytes: (id) => {
+      const parts = sent.get(id);
+      return parts ? Buffer.concat(parts) : undefined;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
