@@ -18,7 +18,7 @@ export interface LlmStack {
   stop(): Promise<void>;
 }
 
-export async function startLlmStack(opts: { controller?: Partial<BuildAppOptions>; firstTokenMs?: number } = {}): Promise<LlmStack> {
+export async function startStack(opts: { controller?: Partial<BuildAppOptions>; firstTokenMs?: number } = {}): Promise<LlmStack> {
   const behavior = { firstTokenMs: opts.firstTokenMs ?? 20, tokenMs: 2 };
   const stable = await startLlmServer({ version: "v1", behavior });
   const canary = await startLlmServer({ version: "v2", behavior });

@@ -4,11 +4,11 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, waitFor } from "./harness.ts";
-import { llmSeries, type LlmStack, startLlmStack } from "./llm-harness.ts";
+import { llmSeries, type LlmStack, startStack } from "./llm-harness.ts";
 
 let stack: LlmStack;
 beforeAll(async () => {
-  stack = await startLlmStack();
+  stack = await startStack();
 });
 afterAll(async () => {
   await stack?.stop();
