@@ -9,6 +9,7 @@ export const E2E = [
   "test/mesh/ecds.test.ts",
   "test/mesh/gitops.test.ts",
   "test/mesh/image.test.ts",
+  "test/mesh/controller-image.test.ts",
   "test/cli/commands.test.ts",
   "test/cli/watch-status.test.ts",
   "test/cli/release.test.ts",
