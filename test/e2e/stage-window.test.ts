@@ -5,7 +5,7 @@
 // stage that an even split of the same rollout shape passes.
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
+import { pluginConfig, renderBootstrap } from "../../controller/src/envoy/bootstrap.ts";
 import { startEnvoy, type EnvoyProcess } from "../../controller/src/envoy/process.ts";
 import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
 import { decodeVersions, EnvoyAdminConfigVersions } from "../../controller/src/metrics/config-versions.ts";
@@ -225,4 +225,29 @@ describe("the stage window on real Envoy", () => {
     expect(history.at(-1)?.kind).toBe("held");
     expect(history.at(-1)?.reason).toMatch(/sample ratio mismatch/);
   }, 90_000);
+
+  it("a filter given its rollouts in the plugin config (istiod's delivery) reports the configVersion written beside them, from every worker", async () => {
+    const [listen, admin] = [await freePort(), await freePort()];
+    const opts = {
+      listen: { host: "127.0.0.1", port: listen },
+      admin: { host: "127.0.0.1", port: admin },
+      stable: { host: "127.0.0.1", port: stable.port },
+      canary: { host: "127.0.0.1", port: canary.port },
+      controller: { host: "127.0.0.1", port: 1 },
+    };
+    const yaml = renderBootstrap(opts);
+    const config = JSON.stringify({ configVersion: 42, rollouts: [{ name: "s", pathPrefix: "/s", stickyHeader: "x-user-id", canaryBasisPoints: 5000 }] });
+    const own = await startEnvoy({ bootstrapYaml: yaml.replace(pluginConfig(opts).replace(/'/g, "''"), config), adminPort: admin, concurrency: 3 });
+    try {
+      const [proxy] = await new EnvoyAdminConfigVersions([`http://127.0.0.1:${admin}`]).read();
+      expect(proxy).toBeDefined();
+      const decoded = decodeVersions(proxy!, 42);
+      // Every root context Envoy configured holds the table at once (3 workers and the main thread's, at least).
+      expect(decoded).toMatchObject({ oldest: 42, note: null, versions: [{ version: 42, contexts: decoded.contexts }] });
+      expect(decoded.contexts).toBeGreaterThanOrEqual(4);
+      console.log(`static plugin config, --concurrency 3: ${decoded.contexts} root contexts report version 42`);
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
 });
