@@ -5,6 +5,7 @@
 
 export const E2E = [
   "test/e2e/",
+  "test/kube/",
   "test/mesh/ecds.test.ts",
   "test/mesh/gitops.test.ts",
   "test/mesh/image.test.ts",
@@ -44,7 +45,7 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
  */
 export const NEEDS: Record<string, readonly string[]> = {
   "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
-  "mesh-schemas": ["test/mesh/"],
+  "mesh-schemas": ["test/mesh/", "test/kube/"],
   prometheus: [
     "test/e2e/promql.test.ts",
     "test/e2e/prometheus-driver.test.ts",
@@ -55,6 +56,8 @@ export const NEEDS: Record<string, readonly string[]> = {
   registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   "istio-wasm": ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
+  kube: ["test/kube/"],
+  istiod: ["test/kube/istiod.test.ts"],
 };
 
 /** The tools the given test files (repository-relative, forward slashes) need, by NEEDS. */
