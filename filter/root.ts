@@ -6,6 +6,7 @@ import { findStream, RootContextBase, StreamContextBase } from "./sdk/dispatch";
 import { RolloutTable } from "./config-model";
 import { parsePluginConfig } from "./config";
 import { ActiveSet, filterMetricsOfVm } from "./active";
+import { VersionReport } from "./stats";
 import { ConfigPoll } from "./poll";
 import { RandomBuckets } from "./routing";
 import { RootState } from "./root-state";
@@ -19,6 +20,8 @@ export class ModelrollRoot extends RootContextBase {
   table: RolloutTable | null = null;
   /** Present when the plugin config names a controller. */
   poll: ConfigPoll | null = null;
+  /** This context's part of the config-version gauges (stats.ts): what the controller reads back. */
+  versions: VersionReport | null = null;
 
   constructor(id: u32) {
     super(id);
@@ -45,9 +48,18 @@ export class ModelrollRoot extends RootContextBase {
     state.plugin = plugin;
     state.random = new RandomBuckets(nowNanos() ^ ((<u64>this.id) << 32));
     const metrics = filterMetricsOfVm();
+    let versions = this.versions;
+    if (versions === null) {
+      versions = new VersionReport(metrics);
+      this.versions = versions;
+    }
     const staticTable = plugin.staticRollouts;
     if (staticTable !== null) this.apply(staticTable);
     const ctl = plugin.controller;
+    // Counted in the version gauges: a context that polls from its first tick (Envoy also configures a root on
+    // a VM that never ticks nor serves: counting it would show a laggard that never catches up); one that only
+    // has its plugin config's table (no controller, e.g. istiod's ECDS) at once.
+    if (ctl === null) versions.join();
     if (ctl !== null) {
       const poll = new ConfigPoll(ctl, metrics);
       this.poll = poll;
@@ -61,9 +73,18 @@ export class ModelrollRoot extends RootContextBase {
   apply(table: RolloutTable): void {
     this.state.active = ActiveSet.of(table, this.state.active);
     this.table = table;
+    const versions = this.versions;
+    if (versions !== null) versions.runs(table.version);
+  }
+
+  onDelete(): void {
+    const versions = this.versions;
+    if (versions !== null) versions.leave();
   }
 
   onTick(): void {
+    const versions = this.versions;
+    if (versions !== null) versions.join();
     const poll = this.poll;
     if (poll !== null) poll.tick(this.table);
   }

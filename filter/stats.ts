@@ -3,10 +3,11 @@
 //   modelroll.rollout.<rollout>.variant.<variant>[.seg.<dimension>.<value>].class.<2xx|3xx|4xx|5xx|local>.responses
 //   modelroll.rollout.<rollout>.variant.<variant>[.seg.<dimension>.<value>].latency_us   (histogram, microseconds)
 //   modelroll.config.<updates|fetch_failures|rejected>                 (filter-wide)
+//   modelroll.config.contexts, modelroll.config.version_sum, modelroll.config.slot.<k>.contexts   (gauges, below)
 // Without the seg part a stat covers all of the variant's traffic; with it, one value of one dimension.
 // Envoy stores them as wasmcustom.<name>; /stats/prometheus prints e.g.
 //   modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"} 42
-import { defineMetric, incrementMetric, MetricType } from "./sdk/host";
+import { addToGauge, defineMetric, incrementMetric, MetricType } from "./sdk/host";
 import { OutputConfig, SegmentConfig } from "./config-model";
 import { UNANALYZED_NAMES } from "./output";
 import { IdentityMetrics } from "./identity";
@@ -224,10 +225,75 @@ export class RolloutMetrics {
   }
 }
 
+/** Ring size of the version slots (metrics/envoy-series.ts CONFIG_VERSION_SLOTS must say the same). */
+export const CONFIG_VERSION_SLOTS: i64 = 16;
+
+/**
+ * The config version each root context runs, so the controller can tell "every worker of this Envoy runs
+ * version >= V". Envoy keeps ONE gauge per name for all the worker VMs of a plugin: a set() would be the last
+ * writer's value and hide a lagging worker, so every VM only adds and subtracts its own part:
+ *   modelroll.config.contexts              root contexts alive (+1 when it joins: at its first tick when it
+ *                                          polls the controller, else when configured; -1 when deleted)
+ *   modelroll.config.slot.<v mod 16>.contexts   root contexts running version v (moved on each new table)
+ *   modelroll.config.version_sum           the sum of those versions
+ * The controller knows the newest version C; a slot k then means the newest v <= C with v mod 16 = k, and the
+ * sum proves it: it equals the decoded sum only when no context is 16 or more versions behind
+ * (metrics/config-versions.ts). Contexts without a table yet are the contexts not in any slot. Bounded: 18
+ * gauges per Envoy whatever the number of versions (a gauge per version would grow without end).
+ */
 export class FilterMetrics {
   configUpdates: u32 = defineMetric(MetricType.Counter, "modelroll.config.updates");
   configFetchFailures: u32 = defineMetric(MetricType.Counter, "modelroll.config.fetch_failures");
   configRejected: u32 = defineMetric(MetricType.Counter, "modelroll.config.rejected");
+  configContexts: u32 = defineMetric(MetricType.Gauge, "modelroll.config.contexts");
+  configVersionSum: u32 = defineMetric(MetricType.Gauge, "modelroll.config.version_sum");
+  configSlots: Array<u32> = defineSlots();
+}
+
+function defineSlots(): Array<u32> {
+  const out = new Array<u32>();
+  for (let k: i64 = 0; k < CONFIG_VERSION_SLOTS; k++) out.push(defineMetric(MetricType.Gauge, "modelroll.config.slot." + k.toString() + ".contexts"));
+  return out;
+}
+
+/**
+ * One root context's part of the version gauges: counted once it joins (stats.ts FilterMetrics says when),
+ * moved with each table it applies, removed when Envoy deletes it. A table applied before joining is
+ * remembered and counted at the join.
+ */
+export class VersionReport {
+  /** The version of the table in force; -1: none yet. */
+  private version: i64 = -1;
+  private joined: bool = false;
+  constructor(private metrics: FilterMetrics) {}
+
+  join(): void {
+    if (this.joined) return;
+    this.joined = true;
+    addToGauge(this.metrics.configContexts, 1);
+    this.add(this.version, 1);
+  }
+
+  runs(version: i64): void {
+    if (version == this.version || version < 0) return;
+    if (this.joined) this.add(this.version, -1);
+    this.version = version;
+    if (this.joined) this.add(version, 1);
+  }
+
+  leave(): void {
+    if (!this.joined) return;
+    this.joined = false;
+    this.add(this.version, -1);
+    addToGauge(this.metrics.configContexts, -1);
+  }
+
+  /** sign +1: count the context at version v; -1: take it away. Nothing for "no table". */
+  private add(v: i64, sign: i64): void {
+    if (v < 0) return;
+    addToGauge(this.metrics.configSlots[<i32>(v % CONFIG_VERSION_SLOTS)], sign);
+    addToGauge(this.metrics.configVersionSum, sign * v);
+  }
 }
 
 /**

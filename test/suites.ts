@@ -47,7 +47,13 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
 export const NEEDS: Record<string, readonly string[]> = {
   "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
   "mesh-schemas": ["test/mesh/", "test/kube/"],
-  prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts", "test/e2e/resource-usage.test.ts"],
+  prometheus: [
+    "test/e2e/promql.test.ts",
+    "test/e2e/prometheus-driver.test.ts",
+    "test/e2e/prometheus-counts.test.ts",
+    "test/e2e/stage-window-prometheus.test.ts",
+    "test/e2e/resource-usage.test.ts",
+  ],
   chromium: ["test/e2e/dashboard.test.ts", "test/e2e/dashboard-visibility.test.ts"],
   registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],

@@ -20,7 +20,8 @@ import { installSerializerCache } from "./http/serializer-cache.ts";
 import type { MetricProvider } from "./metrics/provider.ts";
 import { metricSources, type MetricSourceKind } from "./metrics/sources.ts";
 import { EnvoyUpstreams } from "./metrics/envoy-upstreams.ts";
-import type { Policy } from "./engine/index.ts";
+import type { Policy, PropagationPolicy, SampleRatioPolicy } from "./engine/index.ts";
+import type { ConfigVersionSource } from "./metrics/config-versions.ts";
 import { RolloutDriver } from "./release/driver.ts";
 import { UpstreamGuard, UpstreamReadings, type DeclaredUpstreams } from "./release/upstream-guard.ts";
 import { upstreamRoutes } from "./release/upstream-routes.ts";
@@ -51,6 +52,15 @@ export interface BuildAppOptions {
   metrics?: MetricSourceKind;
   /** Replaces the counts source chosen by `metrics` (tests). */
   metricProvider?: MetricProvider;
+  /**
+   * Where the stage window's wait reads the proxies' config versions (engine/propagation.ts). Default: from the
+   * counts' source; none (no wait) with a `metricProvider` given, whose counts come from where no proxy can be asked.
+   */
+  configVersions?: ConfigVersionSource | null;
+  /** The stage window's wait: every proxy, else `share` of them after `waitSeconds` (default 0.95 after 30 s). */
+  propagation?: PropagationPolicy;
+  /** The sample-ratio check (default p < 0.001 over at least 200 requests; p 0: off). */
+  sampleRatio?: SampleRatioPolicy;
   /** Fixed config epoch (tests); random 16 hex characters otherwise. */
   epoch?: string;
   clock?: () => Date;
@@ -200,6 +210,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     store,
     upstreams: upstreams.lookup,
     metricProvider,
+    configVersions: options.configVersions !== undefined ? options.configVersions : options.metricProvider ? null : sources.versions,
+    ...(options.propagation ? { propagation: options.propagation } : {}),
+    ...(options.sampleRatio ? { sampleRatio: options.sampleRatio } : {}),
     clock: options.clock,
     judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
     ...(sources.promql ? { promql: sources.promql } : {}),

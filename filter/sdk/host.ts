@@ -161,6 +161,15 @@ export function incrementMetric(id: u32, by: i64 = 1): void {
   abi.proxy_increment_metric(id, by);
 }
 
+/**
+ * Adds `delta` (either sign) to a gauge. Envoy keeps one gauge per name for all the VMs of a plugin (one per
+ * worker), so an add/sub from each VM sums across workers where a set would be the last writer's value.
+ */
+export function addToGauge(id: u32, delta: i64): void {
+  if (id == NO_METRIC || delta == 0) return;
+  abi.proxy_increment_metric(id, delta);
+}
+
 /** Histogram observation or gauge value. */
 export function recordMetric(id: u32, value: u64): void {
   if (id == NO_METRIC) return;

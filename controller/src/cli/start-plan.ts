@@ -1,6 +1,13 @@
 // What `npm start` will do, decided from argv and the environment without side effects.
 import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
-import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
+import {
+  DEFAULT_PROPAGATION,
+  DEFAULT_SAMPLE_RATIO,
+  parseTargetsEnv,
+  type NotificationTarget,
+  type PropagationPolicy,
+  type SampleRatioPolicy,
+} from "../engine/index.ts";
 import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
 import { DEMO_KINDS, type DemoKind } from "../demo/start-demo.ts";
 
@@ -48,6 +55,10 @@ export interface ControllerSettings {
   prometheusMaxLagMs?: number;
   /** Open event streams at most (--max-event-streams); an eighth are kept for the API token. */
   maxEventStreams?: number;
+  /** The stage window's wait for the proxies (--propagation-wait, --propagation-share). */
+  propagation?: PropagationPolicy;
+  /** The sample-ratio check (--srm-p, --srm-min-requests). */
+  sampleRatio?: SampleRatioPolicy;
 }
 
 export const DEFAULT_STATE_FILE = ".modelroll/state.db";
@@ -82,7 +93,9 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
     if (!Number.isInteger(prometheusMaxLagMs) || prometheusMaxLagMs < 1000 || prometheusMaxLagMs > 3_600_000)
       throw new Error("--prometheus-max-lag-ms: expected an integer 1000..3600000");
   }
+  const propagation = windowSettings(given, env);
   return {
+    ...propagation,
     stateFile: given.get("--state") ?? env.MODELROLL_STATE ?? DEFAULT_STATE_FILE,
     fresh: given.has("--fresh"),
     tickIntervalMs,
@@ -97,6 +110,29 @@ export function controllerSettings(given: Map<string, string>, env: Record<strin
   };
 }
 
+/** The stage window's flags: absent ones keep the engine's defaults. */
+function windowSettings(given: Map<string, string>, env: Record<string, string | undefined>): Pick<ControllerSettings, "propagation" | "sampleRatio"> {
+  const number = (flag: string, envName: string, min: number, max: number): number | undefined => {
+    const text = given.get(flag) ?? env[envName];
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isFinite(n) || n < min || n > max) throw new Error(`${flag}: expected a number ${min}..${max}, got '${text}'`);
+    return n;
+  };
+  const wait = number("--propagation-wait", "MODELROLL_PROPAGATION_WAIT", 0, 3600);
+  const share = number("--propagation-share", "MODELROLL_PROPAGATION_SHARE", 0, 1);
+  const p = number("--srm-p", "MODELROLL_SRM_P", 0, 0.5);
+  const min = number("--srm-min-requests", "MODELROLL_SRM_MIN_REQUESTS", 10, 1e9);
+  return {
+    ...(wait !== undefined || share !== undefined
+      ? { propagation: { waitSeconds: wait ?? DEFAULT_PROPAGATION.waitSeconds, share: share ?? DEFAULT_PROPAGATION.share } }
+      : {}),
+    ...(p !== undefined || min !== undefined
+      ? { sampleRatio: { p: p ?? DEFAULT_SAMPLE_RATIO.p, minRequests: Math.round(min ?? DEFAULT_SAMPLE_RATIO.minRequests) } }
+      : {}),
+  };
+}
+
 /** Flags every command with a controller takes (controllerSettings reads them). */
 export const CONTROLLER_FLAGS = [
   "--state",
@@ -106,6 +142,10 @@ export const CONTROLLER_FLAGS = [
   "--prometheus-max-lag-ms",
   "--public-url",
   "--max-event-streams",
+  "--propagation-wait",
+  "--propagation-share",
+  "--srm-p",
+  "--srm-min-requests",
 ] as const;
 
 /** The usage lines of CONTROLLER_FLAGS' metric part, shared by both commands. */
@@ -113,7 +153,13 @@ export const METRICS_USAGE = `  --metrics           where the built-in gates rea
                       or prometheus (--prometheus; for meshes)  (env MODELROLL_METRICS)
   --prometheus        Prometheus for PromQL gates, and the counts with --metrics prometheus (env MODELROLL_PROMETHEUS_URL)
   --prometheus-max-lag-ms  with --metrics prometheus: its newest sample may be at most this old at a tick, else the
-                      gates read Error and hold (env MODELROLL_PROMETHEUS_MAX_LAG_MS, default 60000)`;
+                      gates read Error and hold (env MODELROLL_PROMETHEUS_MAX_LAG_MS, default 60000)
+  --propagation-wait, --propagation-share  a stage's window starts when every proxy runs its weights, or this share
+                      of them (0..1, default 0.95) after this many seconds (default 30); 1: always every proxy
+                      (env MODELROLL_PROPAGATION_WAIT, MODELROLL_PROPAGATION_SHARE)
+  --srm-p, --srm-min-requests  the sample-ratio check holds a canary stage whose split differs from the weight at
+                      p below this (default 0.001; 0: off) once the window has this many requests (default 200)
+                      (env MODELROLL_SRM_P, MODELROLL_SRM_MIN_REQUESTS)`;
 
 /** Flags without a value, shared by both commands. */
 const SWITCHES: ReadonlySet<string> = new Set(["--fresh"]);

@@ -71,6 +71,8 @@ try {
     ...(settings.metrics ? { metrics: settings.metrics } : {}),
     ...(settings.prometheusMaxLagMs ? { prometheusMaxLagMs: settings.prometheusMaxLagMs } : {}),
     ...(settings.maxEventStreams ? { maxEventStreams: settings.maxEventStreams } : {}),
+    ...(settings.propagation ? { propagation: settings.propagation } : {}),
+    ...(settings.sampleRatio ? { sampleRatio: settings.sampleRatio } : {}),
     host: plan.controller.host,
     port: plan.controller.port,
     envoyAdminUrls: [`http://127.0.0.1:${plan.admin.port}`],

@@ -18,6 +18,9 @@ export { initialState, budgetOf, stageRef, stageAt, candidateOf } from "./state.
 export { errorBudget, testAlpha } from "./budget.ts";
 export type { EngineState, Action, Decision, DecisionKind, Weights, WindowSummary, Hold } from "./state.ts";
 export { step, type StepResult, type Evaluation } from "./step.ts";
+export { DEFAULT_PROPAGATION, type PropagationInput } from "./propagation.ts";
+export type { PropagationPolicy, PropagationView } from "./propagation-view.ts";
+export { DEFAULT_SAMPLE_RATIO, type SampleRatioPolicy } from "./sample-ratio.ts";
 export { applyCommand, type Command } from "./commands.ts";
 export { OVERALL, parseSliceKey, sumCounters, toSnapshot, windowBetween } from "./counts.ts";
 export type { CountsSnapshot, HistogramSnapshot, SliceSnapshot, VariantSnapshots } from "./counts.ts";

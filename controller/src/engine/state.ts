@@ -9,6 +9,7 @@ import type { Evidence } from "./evidence.ts";
 import type { ExternalStates } from "./gate-measure.ts";
 import type { Measurement, Segment } from "./measurement.ts";
 import { Phase } from "./phase.ts";
+import type { PropagationState } from "./propagation-view.ts";
 import type { StageKind } from "./spec-schema.ts";
 import type { EngineSpec, StageSpec } from "./spec.ts";
 import type { TrafficMixResult } from "./traffic-mix.ts";
@@ -53,6 +54,11 @@ export interface EngineState {
    * evidence accumulated across stages: it then starts from the current stage.
    */
   evidence?: Evidence;
+  /**
+   * Set when a stage's weights are decided: the window waits until the data plane runs them (propagation.ts).
+   * Missing or null: no wait (states saved before it, or a controller without a version source).
+   */
+  propagation?: PropagationState | null;
   /** Signatures of the last recorded hold / traffic-mix warning, so a change is recorded at once. */
   holdSignature: string | null;
   /** When the last hold was recorded: a steady hold is recorded again every HOLD_SNAPSHOT_SECONDS. */

@@ -11,6 +11,9 @@ import { carriesTraffic, stageEta, stageHolds } from "./eta.ts";
 import { forecastFromEvaluation, type Forecast } from "./forecast.ts";
 import { DEFAULT_HARM_MULTIPLE, evaluateGates } from "./gates.ts";
 import { describeLimit } from "./judge.ts";
+import { propagationStep, type PropagationInput } from "./propagation.ts";
+import type { PropagationView } from "./propagation-view.ts";
+import { checkSampleRatio, sampleRatioHold, type SampleRatioPolicy, type SampleRatioResult } from "./sample-ratio.ts";
 import { MeasurementStatus, segmentLabel, type Measurement } from "./measurement.ts";
 import { isTerminal, Phase } from "./phase.ts";
 import { requirementAt } from "./requirements.ts";
@@ -33,6 +36,10 @@ interface TickInput {
   promql?: Record<string, MetricReading<number | null>>;
   /** Each webhook gate's latest judge answer, by gate name (release/webhook-judge.ts asks the judges). */
   judges?: Record<string, JudgeReading>;
+  /** What the proxies run, against the version that carried the weights (propagation.ts); absent: no wait. */
+  propagation?: PropagationInput;
+  /** The sample-ratio check's policy (sample-ratio.ts); absent: not checked. */
+  sampleRatio?: SampleRatioPolicy;
 }
 
 export interface Evaluation {
@@ -49,6 +56,10 @@ export interface Evaluation {
   forecast?: Forecast | null;
   /** Requests per second over the stage's window: all of the path's traffic, and the candidate's. */
   traffic?: { requestsPerSecond: number; candidatePerSecond: number } | null;
+  /** Whether the data plane runs the stage's weights, and since when (absent without a version source). */
+  propagation?: PropagationView | null;
+  /** The observed split against the set weight (absent when not checked). */
+  sampleRatio?: SampleRatioResult | null;
 }
 
 export interface StepResult {
@@ -73,7 +84,9 @@ export function step(state: EngineState, input: TickInput): StepResult {
   }
 
   const decisions: Decision[] = [];
-  let current: EngineState = state;
+  // Until the proxies run the stage's weights, the baseline follows the readings (propagation.ts).
+  const waited = propagationStep(state, input.propagation, reading.snapshot, now);
+  let current: EngineState = waited.state;
   let window: CountsSnapshot | null = null;
   if (reading.snapshot) {
     const baseline = current.baseline ?? reading.snapshot;
@@ -133,10 +146,14 @@ export function step(state: EngineState, input: TickInput): StepResult {
       ? evaluateTrafficMix(window, current.segments, candidate, current.spec.trafficMix)
       : [];
   const windowSeconds = current.baselineAt !== null ? (now - current.baselineAt) / 1000 : 0;
+  const sampleRatio =
+    input.sampleRatio && candidate === "canary" && waited.hold === null ? checkSampleRatio(window, current.weights.canaryPercent, input.sampleRatio) : null;
   const evaluation: Evaluation = {
     at: now,
     stage: { index: stage.index, name: stage.name },
-    windowStartedAt: current.baselineAt,
+    windowStartedAt: waited.hold === null ? current.baselineAt : null,
+    propagation: waited.view,
+    sampleRatio,
     measurements,
     trafficMix,
     blocking: [],
@@ -202,7 +219,10 @@ export function step(state: EngineState, input: TickInput): StepResult {
     return done({ state: current, decisions: [], actions: [] });
   }
 
-  const holds = stageHolds({ state: current, now, window, measurements, mismatched, candidate });
+  const holds = [
+    ...[waited.hold, sampleRatioHold(sampleRatio)].filter((h) => h !== null),
+    ...stageHolds({ state: current, now, window, measurements, mismatched, candidate }),
+  ];
   const eta = stageEta(holds, current, now);
   const forecast = forecastFromEvaluation(current, measurements, windowSeconds, eta.secondsToDecision, (segment) =>
     carriesTraffic(current, window, segment.dimension, segment.value, candidate),

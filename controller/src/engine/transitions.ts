@@ -75,6 +75,8 @@ export function enterStage(
     pausedMsInStage: 0,
     baseline,
     baselineAt: baseline ? now : null,
+    // The window waits for the data plane to run these weights (propagation.ts); a rollback never waits.
+    propagation: { since: now, confirmed: null },
     weights: { canaryPercent: stage.canaryPercent, shadowPercent: stage.shadowPercent },
     // The stage left keeps its counters as evidence for the gates that accumulate (evidence.ts).
     evidence: foldStage(state.evidence),

@@ -7,7 +7,9 @@
 import { forecastFromExpectedTraffic, type Forecast } from "./forecast.ts";
 import { segmentLabel, type Measurement, type RecordedInterval } from "./measurement.ts";
 import { isTerminal } from "./phase.ts";
+import type { PropagationView } from "./propagation-view.ts";
 import type { Requirement } from "./requirements.ts";
+import type { SampleRatioResult } from "./sample-ratio.ts";
 import type { EngineState } from "./state.ts";
 import type { Evaluation } from "./step.ts";
 
@@ -57,6 +59,10 @@ interface LiveEvaluation {
   holds: HoldView[];
   warnings: string[];
   gates: GateView[];
+  /** Whether the proxies run the stage's weights (the window waits for them); null without a version source. */
+  propagation: PropagationView | null;
+  /** The observed split against the set weight; also a "sample_ratio" row in `gates`. */
+  sampleRatio: SampleRatioResult | null;
 }
 
 export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | null {
@@ -81,7 +87,9 @@ export function liveEvaluation(evaluation: Evaluation | null): LiveEvaluation | 
         }))
       : evaluation.blocking.map((text) => ({ text, gate: null, slice: null, samples: null, needed: null, seconds: null })),
     warnings: eta?.warnings ?? [],
-    gates: evaluation.measurements.map(gateView),
+    gates: [...evaluation.measurements.map(gateView), ...sampleRatioRow(evaluation.sampleRatio ?? null)],
+    propagation: evaluation.propagation ?? null,
+    sampleRatio: evaluation.sampleRatio ?? null,
   };
 }
 
@@ -112,6 +120,33 @@ function gateView(m: Measurement): GateView {
     threshold: m.threshold,
     reason: m.reason,
   };
+}
+
+/** The sample-ratio check as a gate-like row, so every client shows it with the gates: a mismatch reads Error (cannot compare). */
+function sampleRatioRow(r: SampleRatioResult | null): GateView[] {
+  if (!r) return [];
+  const status = r.status === "passed" ? "Passed" : r.status === "mismatch" ? "Error" : "Inconclusive";
+  return [
+    {
+      gate: "sample_ratio",
+      slice: "overall",
+      status,
+      requirement: "pass",
+      scope: "stage",
+      unit: "%",
+      value: r.observedCanaryPercent,
+      stableValue: null,
+      interval: null,
+      comparison: null,
+      confidence: null,
+      samples: r.observed.canary,
+      stableSamples: r.observed.stable,
+      needed: r.status === "notEnoughData" ? { pass: r.policy.minRequests, detect: null } : null,
+      harm: null,
+      threshold: null,
+      reason: r.text,
+    },
+  ];
 }
 
 /** The stages left: from the latest evaluation once traffic flows, before that from the spec's expectedTraffic. */

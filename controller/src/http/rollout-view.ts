@@ -24,6 +24,34 @@ declare module "fastify" {
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const IntervalView = Type.Object({ lower: Nullable(Type.Number()), upper: Nullable(Type.Number()) });
+const PropagationView = Type.Object(
+  {
+    required: Type.Integer({ description: "The config version that carried the stage's weights." }),
+    since: Type.Number({ description: "When the weights were decided (ms since the epoch)." }),
+    confirmedAt: Nullable(Type.Number({ description: "When the window started: the first reading in which the proxies ran the version." })),
+    rule: Nullable(Type.String({ description: "all, share (enough proxies after the wait), unknown (none reported after the wait); null while waiting." })),
+    ready: Type.Integer(),
+    total: Type.Integer(),
+    laggards: Type.Array(Type.Object({ proxy: Type.String(), oldest: Nullable(Type.Number()), note: Nullable(Type.String()) })),
+    policy: Type.Object({ share: Type.Number(), waitSeconds: Type.Number() }),
+    error: Nullable(Type.String()),
+  },
+  { description: "Whether the data plane runs the stage's weights; the stage's window waits for it (docs: the stage window)." },
+);
+const SampleRatioView = Type.Object(
+  {
+    status: Type.String({ description: "passed, mismatch (holds the stage), notEnoughData" }),
+    observed: Type.Object({ stable: Type.Number(), canary: Type.Number() }),
+    expected: Type.Object({ stable: Type.Number(), canary: Type.Number() }),
+    setCanaryPercent: Type.Number(),
+    observedCanaryPercent: Nullable(Type.Number()),
+    statistic: Nullable(Type.Number()),
+    pValue: Nullable(Type.Number()),
+    policy: Type.Object({ p: Type.Number(), minRequests: Type.Number() }),
+    text: Type.String(),
+  },
+  { description: "The window's requests per variant against the set weight (chi-square goodness of fit)." },
+);
 const LiveEvaluationView = Type.Object({
   at: Type.String({ format: "date-time" }),
   stage: Nullable(Type.Object({ index: Type.Integer(), name: Type.String() })),
@@ -91,6 +119,8 @@ const LiveEvaluationView = Type.Object({
       reason: Type.String(),
     }),
   ),
+  propagation: Nullable(PropagationView),
+  sampleRatio: Nullable(SampleRatioView),
 });
 const ForecastView = Type.Object({
   basis: Type.String({ description: "observed traffic, or expected traffic (the spec's expectedTraffic, before any is seen)" }),

@@ -60,3 +60,14 @@ export const VALUE_HISTOGRAMS = [
 
 /** Labels that tell apart counters of one name; they become part of the counter's key. */
 export const DISTINGUISHING_LABELS = [LABELS.schemaResult, LABELS.unanalyzedReason, LABELS.label, LABELS.model] as const;
+
+/**
+ * The filter's config-version gauges (filter/stats.ts FilterMetrics), filter-wide, no labels: read by
+ * metrics/config-versions.ts to tell which version every worker of a proxy runs.
+ */
+export const CONFIG_SERIES = {
+  contexts: "modelroll_config_contexts",
+  versionSum: "modelroll_config_version_sum",
+  slot: /^modelroll_config_slot_(\d+)_contexts$/,
+  promRegex: "modelroll_config_(contexts|version_sum|slot_[0-9]+_contexts)",
+} as const;

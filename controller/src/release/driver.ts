@@ -4,7 +4,19 @@
  * synchronous turn, so a manual command landing during a read is never overwritten.
  */
 import type { FastifyBaseLogger } from "fastify";
-import { isClosed, isTerminal, needsReadings, step, type StepResult } from "../engine/index.ts";
+import {
+  DEFAULT_PROPAGATION,
+  DEFAULT_SAMPLE_RATIO,
+  isClosed,
+  isTerminal,
+  needsReadings,
+  step,
+  type PropagationInput,
+  type PropagationPolicy,
+  type SampleRatioPolicy,
+  type StepResult,
+} from "../engine/index.ts";
+import { decodeVersions, type ConfigVersionSource, type ProxyVersion } from "../metrics/config-versions.ts";
 import { PrometheusHttpSource, type PromQLSource } from "../metrics/prometheus-http.ts";
 import type { MetricProvider, MetricReading, RolloutCounts } from "../metrics/provider.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
@@ -30,7 +42,14 @@ interface RolloutDriverOptions {
   hookRetryMs?: number;
   /** Asks the judges of webhook gates; without it those gates read Error. */
   judges?: WebhookJudges;
+  /** The proxies' config versions: a stage's window waits until they run its weights; absent: no wait. */
+  configVersions?: ConfigVersionSource | null;
+  propagation?: PropagationPolicy;
+  sampleRatio?: SampleRatioPolicy;
 }
+
+/** The proxies' versions as one tick read them (before any count), decoded against the newest version. */
+type VersionsRead = { proxies: ProxyVersion[]; error: null } | { proxies: null; error: string };
 
 interface TickReport {
   at: number;
@@ -50,6 +69,9 @@ export class RolloutDriver {
   readonly hooks: FinalizeHooks;
   /** Judges of webhook gates: asked beside the ticks, their latest answers read by each step. */
   readonly judges: WebhookJudges | null;
+  readonly #versions: ConfigVersionSource | null;
+  readonly #propagation: PropagationPolicy;
+  readonly #sampleRatio: SampleRatioPolicy;
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -62,6 +84,9 @@ export class RolloutDriver {
     this.#log = options.log;
     this.#onStep = options.onStep;
     this.judges = options.judges ?? null;
+    this.#versions = options.configVersions ?? null;
+    this.#propagation = options.propagation ?? DEFAULT_PROPAGATION;
+    this.#sampleRatio = options.sampleRatio ?? DEFAULT_SAMPLE_RATIO;
     this.hooks = new FinalizeHooks({
       store: options.store,
       clock: options.clock,
@@ -84,11 +109,14 @@ export class RolloutDriver {
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
     const names = this.#store.activeManaged().map((r) => r.spec.name);
+    // The versions first, then the counts: a reading that shows the new version is followed by counts taken
+    // after every proxy switched, so the window they start holds nothing served under the previous weights.
+    const versions = names.length > 0 ? await this.#readVersions(now) : null;
     // Rollouts are independent: read them concurrently, apply each as its readings arrive.
     await Promise.all(
       names.map(async (name) => {
         try {
-          if (await this.#stepOne(name, now)) report.stepped.push(name);
+          if (await this.#stepOne(name, now, versions)) report.stepped.push(name);
         } catch (error) {
           const message = (error as Error).message;
           report.failed.push({ rollout: name, error: message });
@@ -101,7 +129,20 @@ export class RolloutDriver {
     return report;
   }
 
-  async #stepOne(name: string, now: number): Promise<boolean> {
+  async #readVersions(now: number): Promise<VersionsRead | null> {
+    if (!this.#versions) return null;
+    try {
+      const read = await this.#versions.read(now);
+      if ("error" in read) return { proxies: null, error: read.error };
+      // Read after the gauges: no proxy can run a version newer than this.
+      const newest = this.#store.version;
+      return { proxies: read.map((p) => decodeVersions(p, newest)), error: null };
+    } catch (error) {
+      return { proxies: null, error: (error as Error).message };
+    }
+  }
+
+  async #stepOne(name: string, now: number, versions: VersionsRead | null): Promise<boolean> {
     const started = performance.now();
     const before = this.#store.find(name);
     if (!before?.engine || !needsReadings(before.engine.state)) return false;
@@ -119,7 +160,10 @@ export class RolloutDriver {
     if (!current?.engine || isClosed(current.engine.state.phase)) return false;
     // Never waits: it starts the questions due and returns the answers in hand.
     const judges = this.judges?.readings(current, now);
-    const result = step(current.engine.state, { now, counts, promql, judges });
+    const propagation: PropagationInput | undefined = versions
+      ? { required: current.configVersion, proxies: versions.proxies, error: versions.error, policy: this.#propagation }
+      : undefined;
+    const result = step(current.engine.state, { now, counts, promql, judges, propagation, sampleRatio: this.#sampleRatio });
     this.#store.applyEngine(name, result);
     this.#onStep?.(name, result, (performance.now() - started) / 1000, counts, now);
     return true;
