@@ -118,6 +118,16 @@ const SchemaPassRateGate = gate(
 
 const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
 
+const ToolCallRateGate = gate(
+  { minimum: rateLimits.minimum, maximum_decrease: rateLimits.maximum_decrease },
+  "Tool calls whose arguments are JSON matching their tool's schema (output.tools) / tool calls.",
+);
+
+const ShadowExcessGate = gate(
+  { maximum: rate("The shadow's disagreement rate with the primary minus stable's disagreement rate with itself (shadow.noisePercent) is at most this.") },
+  "The shadow's disagreement beyond the noise of stable disagreeing with itself (needs shadow.noisePercent).",
+);
+
 const ConfidenceDriftGate = gate(
   { maximum: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "|mean confidence of candidate - of stable| at most this." }) },
   "Shift of the model's mean confidence (0..1).",
@@ -223,6 +233,8 @@ export const NAMED_GATES: Record<string, TSchema> = {
   shadow_agreement_rate: ShadowRateGate,
   shadow_status_match_rate: ShadowRateGate,
   confidence_drift: ConfidenceDriftGate,
+  tool_call_valid_rate: ToolCallRateGate,
+  shadow_disagreement_excess: ShadowExcessGate,
 };
 /** latency_p50_ms, latency_p99_ms, ...: any two-digit percentile. */
 export const LATENCY_GATE_PATTERN = /^latency_p(\d{2})_ms$/;
@@ -238,6 +250,8 @@ export const PromotionGates = Type.Object(
     shadow_agreement_rate: Type.Optional(ShadowRateGate),
     shadow_status_match_rate: Type.Optional(ShadowRateGate),
     confidence_drift: Type.Optional(ConfidenceDriftGate),
+    tool_call_valid_rate: Type.Optional(ToolCallRateGate),
+    shadow_disagreement_excess: Type.Optional(ShadowExcessGate),
   },
   {
     additionalProperties: Type.Union([LatencyGate, CustomGate]),
