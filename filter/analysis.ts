@@ -3,7 +3,7 @@
 import { getHeader, HeaderMap, incrementMetric, recordMetric } from "./sdk/host";
 import { noteGarbage } from "./sdk/dispatch";
 import { OutputConfig } from "./config-model";
-import { JsonParseResult, JsonValue, parseJsonBytes } from "./json";
+import { JsonKind, JsonParseResult, JsonValue, parseJsonBytes } from "./json";
 import {
   confidenceMilli,
   flagAt,
@@ -18,6 +18,8 @@ import {
   UNANALYZED_TOO_LARGE,
 } from "./output";
 import { validate } from "./schema-validate";
+import { StreamReader } from "./llm-stream";
+import { finishIndex } from "./llm-message";
 import { REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-results";
 import { parseContentLength } from "./segments";
 import { VariantMetrics } from "./stats";
@@ -63,6 +65,40 @@ export function schemaVerdict(output: OutputConfig, parsed: JsonParseResult): i3
   return validate(schema, doc).result;
 }
 
+/** The schema verdict of a document the filter assembled (a streamed answer's message), or NO_SCHEMA. */
+export function docVerdict(output: OutputConfig, doc: JsonValue): i32 {
+  const schema = output.schema;
+  return schema === null ? NO_SCHEMA : validate(schema, doc).result;
+}
+
+/** A streamed answer's own counts: chunks, cut off, malformed, TTFT from `startNs`, TPOT, finish reason. */
+export function recordStream(slices: Array<VariantMetrics>, reader: StreamReader, startNs: u64): void {
+  const ttft = reader.ttftUs(startNs);
+  const tpot = reader.tpotUs();
+  const finish = finishIndex(reader.message.finishReason);
+  const cutOff = reader.cutOff;
+  for (let i = 0; i < slices.length; i++) {
+    const o = slices[i].output;
+    if (o === null) continue;
+    const m = o.stream;
+    incrementMetric(m.streams);
+    if (reader.chunks > 0) incrementMetric(m.chunks, reader.chunks);
+    if (cutOff) incrementMetric(m.cutOff);
+    if (reader.malformed > 0) incrementMetric(m.malformed);
+    if (ttft >= 0) recordMetric(m.ttftUs, <u64>ttft);
+    if (tpot >= 0) recordMetric(m.tpotUs, <u64>tpot);
+    if (finish >= 0) incrementMetric(m.finish[finish]);
+  }
+}
+
+/** A plain (not streamed) answer's finish reason, from choices[0].finish_reason when it has one; -1 otherwise. */
+function plainFinish(doc: JsonValue): i32 {
+  const choices = doc.get("choices");
+  if (choices === null || choices.kind != JsonKind.Array || choices.items.length == 0) return -1;
+  const finish = choices.items[0].get("finish_reason");
+  return finish !== null && finish.kind == JsonKind.String ? finishIndex(finish.str) : -1;
+}
+
 /** Counted in every slice that has output metrics (all of a rollout's slices do when it analyzes answers, none otherwise). */
 export function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): void {
   for (let i = 0; i < slices.length; i++) {
@@ -72,7 +108,7 @@ export function countUnanalyzed(slices: Array<VariantMetrics>, reason: i32): voi
 }
 
 /** Schema verdict, label, confidence and LLM fields of one parsed answer (doc null: not JSON), counted in every slice. */
-export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, verdict: i32): void {
+export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConfig, doc: JsonValue | null, verdict: i32, streamed: bool = false): void {
   const label = labelIndex(doc, output);
   let confidence: i64 = -1;
   let promptTokens: f64 = NaN;
@@ -88,6 +124,8 @@ export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConf
     abstained = flagAt(doc, output.abstainedField);
     fallback = flagAt(doc, output.fallbackField);
   }
+  // A stream's finish reason is counted with the stream (recordStream).
+  const finish = doc !== null && !streamed ? plainFinish(doc) : -1;
   const isLlm = !isNaN(promptTokens) || !isNaN(completionTokens);
   for (let i = 0; i < slices.length; i++) {
     const m = slices[i].output;
@@ -101,6 +139,7 @@ export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConf
     if (citation) incrementMetric(m.citationPresent);
     if (abstained) incrementMetric(m.abstained);
     if (fallback) incrementMetric(m.fallbackUsed);
+    if (finish >= 0) incrementMetric(m.stream.finish[finish]);
   }
   if (doc !== null && output.tools.length > 0) countToolCalls(toolCallsOf(doc), output.tools, toolMetricsOf(slices));
 }

@@ -4,7 +4,12 @@ import { ActiveRollout } from "./active";
 import { OutputConfig } from "./config-model";
 import { BodyCopy } from "./body-copy";
 import { summarizeAnswer } from "./comparison";
-import { countUnanalyzed, parseAnswer, recordAnalysis, schemaVerdict } from "./analysis";
+import { countUnanalyzed, docVerdict, parseAnswer, recordAnalysis, recordStream, schemaVerdict } from "./analysis";
+import { StreamReader } from "./llm-stream";
+import { JsonValue } from "./json";
+import { UNANALYZED_TOO_LARGE } from "./output";
+import { REASON_NOT_JSON } from "./schema-results";
+import { noteGarbage } from "./sdk/dispatch";
 import { ShadowExchange } from "./exchange";
 import { versionInDoc } from "./identity";
 import { VariantMetrics } from "./stats";
@@ -12,6 +17,8 @@ import { VariantMetrics } from "./stats";
 export class PrimaryAnswer {
   /** The body, copied as it passes (never held), when the answer is read at its end. */
   copy: BodyCopy | null = null;
+  /** A streamed answer (SSE or NDJSON), read as it passes; its message is assembled, never its bytes kept. */
+  stream: StreamReader | null = null;
   /** The version is to be read from the body (identity.ts) and has not been counted yet. */
   private versionPending: bool;
 
@@ -58,6 +65,40 @@ export class PrimaryAnswer {
     if (exchange !== null) summarizeAnswer(doc, output, exchange.primary);
     this.ended();
     return verdict;
+  }
+
+  /** One chunk of a streamed answer, received at `nowNs`. */
+  feedStream(reader: StreamReader, chunk: ArrayBuffer, nowNs: u64): void {
+    reader.feed(chunk, nowNs);
+    // About what the chunks' parse trees weigh; they are garbage once read.
+    noteGarbage(<usize>chunk.byteLength * 16);
+  }
+
+  /**
+   * The stream ended (`gone`: the stream went away before its end, a cut-off): its own counts, then the
+   * assembled message read like a plain answer: identity (its `model`), schema, analysis, the comparison.
+   * A stream with a malformed chunk has the schema verdict not_json; one whose text passed the limit is
+   * counted too_large and not analyzed.
+   */
+  endStream(reader: StreamReader, startNs: u64, nowNs: u64, gone: bool): void {
+    this.stream = null;
+    if (!gone) reader.end(nowNs);
+    const output = this.output;
+    if (output.analyze) recordStream(this.slices, reader, startNs);
+    const message = reader.message;
+    const doc: JsonValue | null = message.overflowed ? null : message.toDoc();
+    if (this.versionPending) {
+      this.versionPending = false;
+      const models = this.rollout.config.models;
+      if (models !== null) this.rollout.identity.note(this.variant, message.model.length > 0 ? versionInDoc(doc, models) : null);
+    }
+    if (output.analyze) {
+      if (doc === null) countUnanalyzed(this.slices, UNANALYZED_TOO_LARGE);
+      else recordAnalysis(this.slices, output, doc, reader.malformed > 0 && output.schema !== null ? REASON_NOT_JSON : docVerdict(output, doc), true);
+    }
+    const exchange = this.exchange;
+    if (exchange !== null) summarizeAnswer(doc, output, exchange.primary);
+    this.ended();
   }
 
   /** The answer's last byte passed (read or not): the exchange's primary is timed to this moment. */

@@ -414,7 +414,15 @@ function utf8SequenceLength(base: usize, pos: i32, len: i32): i32 {
 }
 
 export function parseJsonBytes(bytes: ArrayBuffer, maxDepth: i32 = 64): JsonParseResult {
-  const p = new Parser(changetype<usize>(bytes), bytes.byteLength, maxDepth);
+  return parseJsonRange(changetype<usize>(bytes), bytes.byteLength, maxDepth);
+}
+
+/**
+ * Parses `len` bytes at `base` (inside a buffer the caller keeps alive for the call), so a line of a streamed
+ * answer is read where it lies instead of copied out first.
+ */
+export function parseJsonRange(base: usize, len: i32, maxDepth: i32 = 64): JsonParseResult {
+  const p = new Parser(base, len, maxDepth);
   const value = p.parseValue(0);
   if (value === null) {
     const failed = new JsonParseResult(null, p.error, p.pos);

@@ -14,6 +14,7 @@ import { SCHEMA_RESULT_NAMES } from "./schema-results";
 import { ToolMetrics } from "./tool-calls";
 import { ModelRouteMetrics } from "./model-route";
 import { NoiseMetrics } from "./noise";
+import { FINISH_NAMES } from "./llm-message";
 
 export const VARIANT_STABLE: i32 = 0;
 export const VARIANT_CANARY: i32 = 1;
@@ -58,6 +59,8 @@ export class VariantMetrics {
  *   label.<label|other|missing>.predictions, confidence_milli (histogram, thousandths)
  *   prompt_tokens, completion_tokens (histograms), llm_outputs, citation_present, abstained, fallback_used
  *   guard_replaced, guard_failed, guard_skipped, guard_unreadable, guard_release_failed   (canary output guard)
+ *   streamed answers (StreamMetrics): streams, stream_chunks, stream_cut_off, stream_malformed, ttft_latency_us,
+ *   tpot_latency_us (histograms, microseconds), finish_<stop|length|tool_calls|content_filter|other>
  */
 export class OutputMetrics {
   schema: Array<u32> = [];
@@ -80,8 +83,10 @@ export class OutputMetrics {
   guardReleaseFailed: u32;
   /** Present when the rollout declares tools (tool-calls.ts). */
   tools: ToolMetrics | null = null;
+  stream: StreamMetrics;
   constructor(base: string, labels: Array<string>, withSchema: bool, withTools: bool = false) {
     if (withTools) this.tools = new ToolMetrics(base);
+    this.stream = new StreamMetrics(base);
     if (withSchema) {
       for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++)
         this.schema.push(defineMetric(MetricType.Counter, base + "schema." + SCHEMA_RESULT_NAMES[i] + ".outputs"));
@@ -103,6 +108,37 @@ export class OutputMetrics {
     this.guardSkipped = defineMetric(MetricType.Counter, base + "guard_skipped");
     this.guardUnreadable = defineMetric(MetricType.Counter, base + "guard_unreadable");
     this.guardReleaseFailed = defineMetric(MetricType.Counter, base + "guard_release_failed");
+  }
+}
+
+/**
+ * LLM answers (llm-stream.ts reads the streamed ones as they pass):
+ *   streams            streamed answers read (SSE or NDJSON)
+ *   stream_chunks      their chunks
+ *   stream_cut_off     streams that ended without a finish reason, without [DONE] (SSE), or went away before the end
+ *   stream_malformed   streams with a chunk that was not JSON of a chunk shape
+ *   ttft_latency_us    request -> first chunk with content or a tool-call piece (histogram, microseconds; the
+ *                      name ends in latency_us for the latency buckets)
+ *   tpot_latency_us    per stream: first to last token over the tokens after the first (usage's
+ *                      completion_tokens when given, else the chunks with tokens)
+ *   finish_<reason>    answers by finish reason (streamed, and plain ones with choices[0].finish_reason)
+ */
+export class StreamMetrics {
+  streams: u32;
+  chunks: u32;
+  cutOff: u32;
+  malformed: u32;
+  ttftUs: u32;
+  tpotUs: u32;
+  finish: Array<u32> = [];
+  constructor(base: string) {
+    this.streams = defineMetric(MetricType.Counter, base + "streams");
+    this.chunks = defineMetric(MetricType.Counter, base + "stream_chunks");
+    this.cutOff = defineMetric(MetricType.Counter, base + "stream_cut_off");
+    this.malformed = defineMetric(MetricType.Counter, base + "stream_malformed");
+    this.ttftUs = defineMetric(MetricType.Histogram, base + "ttft_latency_us");
+    this.tpotUs = defineMetric(MetricType.Histogram, base + "tpot_latency_us");
+    for (let i = 0; i < FINISH_NAMES.length; i++) this.finish.push(defineMetric(MetricType.Counter, base + "finish_" + FINISH_NAMES[i]));
   }
 }
 

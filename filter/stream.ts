@@ -24,8 +24,9 @@ import { RootState } from "./root-state";
 import { isCanary, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import { BodyCopy } from "./body-copy";
-import { UNANALYZED_TOO_LARGE } from "./output";
 import { READABLE, unreadableReason } from "./analysis";
+import { STREAM_NONE, streamKindOf, StreamReader } from "./llm-stream";
+import { isAnalyzableStatus, UNANALYZED_COMPRESSED, UNANALYZED_TOO_LARGE } from "./output";
 import { PrimaryAnswer } from "./answer";
 import { dispatchShadow, sampleShadow, ShadowExchange, ShadowPending } from "./exchange";
 import { GuardPhase, GuardState } from "./guard";
@@ -43,6 +44,8 @@ const enum BodyPath {
   Hold,
   /** Not read, but the shadow exchange times the primary up to its last chunk. */
   AwaitEnd,
+  /** A streamed LLM answer, read line by line as it passes (llm-stream.ts). */
+  Stream,
 }
 
 function requests(m: VariantMetrics): u32 {
@@ -218,9 +221,23 @@ export class ModelrollStream extends StreamContextBase {
     const output = rollout.config.output;
     if (!output.analyze && exchange === null && !versionInBody) return HeadersStatus.Continue;
     const answer = new PrimaryAnswer(rollout, routed.variant, routed.slices, versionInBody, exchange);
+    const guard = this.guard;
+    // A streamed answer (SSE, NDJSON) is read as it passes, never held: the guard does not apply to it.
+    const streamKind = isAnalyzableStatus(status) && !endOfStream ? streamKindOf(getHeader(HeaderMap.ResponseHeaders, "content-type")) : STREAM_NONE;
+    if (streamKind != STREAM_NONE) {
+      if (guard !== null) guard.skip();
+      if (getHeader(HeaderMap.ResponseHeaders, "content-encoding") !== null) {
+        answer.notRead(UNANALYZED_COMPRESSED);
+        this.notReadUntilEnd(answer, endOfStream);
+        return HeadersStatus.Continue;
+      }
+      answer.stream = new StreamReader(streamKind, <i32>output.maxBodyBytes);
+      this.answer = answer;
+      this.bodyPath = BodyPath.Stream;
+      return HeadersStatus.Continue;
+    }
     // Decided from the headers: whether the answer can be read (its body is then copied as it passes).
     const reason = unreadableReason(status, !endOfStream, HeaderMap.ResponseHeaders, -1, output.maxBodyBytes);
-    const guard = this.guard;
     if (reason != READABLE) {
       answer.notRead(reason);
       if (guard !== null) guard.skip();
@@ -242,6 +259,7 @@ export class ModelrollStream extends StreamContextBase {
     if (answer === null) return DataStatus.Continue;
     const bodyPath = this.bodyPath;
     if (bodyPath == BodyPath.Hold) return this.heldBody(answer, bodySize, endOfStream);
+    if (bodyPath == BodyPath.Stream) return this.streamBody(answer, bodySize, endOfStream);
     if (bodyPath == BodyPath.AwaitEnd) {
       if (endOfStream) {
         this.release();
@@ -275,6 +293,14 @@ export class ModelrollStream extends StreamContextBase {
   }
 
   onDelete(): void {
+    // A stream that went away before its end (a reset, the client gone) is counted, as cut off.
+    const answer = this.answer;
+    const routed = this.routed;
+    if (answer !== null && routed !== null && this.bodyPath == BodyPath.Stream) {
+      const reader = answer.stream;
+      this.release();
+      if (reader !== null) answer.endStream(reader, routed.startNs, nowNanos(), true);
+    }
     const exchange = this.exchange;
     if (exchange !== null && !exchange.primary.done) exchange.primaryAbandoned();
     // A guard call still out has nothing left to replace: the root forgets it.
@@ -319,6 +345,23 @@ export class ModelrollStream extends StreamContextBase {
     }
     this.shadowPending = null;
     this.copy = null;
+  }
+
+  /** A chunk of a streamed answer: read as it passes (fail-open: a chunk the host will not hand over is skipped). */
+  private streamBody(answer: PrimaryAnswer, bodySize: u32, endOfStream: bool): DataStatus {
+    const reader = answer.stream;
+    const routed = this.routed;
+    if (reader === null || routed === null) return DataStatus.Continue;
+    const now = nowNanos();
+    if (bodySize > 0) {
+      const chunk = getBuffer(Buffer.HttpResponseBody, 0, bodySize);
+      if (chunk !== null) answer.feedStream(reader, chunk, now);
+    }
+    if (endOfStream) {
+      this.release();
+      answer.endStream(reader, routed.startNs, now, false);
+    }
+    return DataStatus.Continue;
   }
 
   /** A chunk of the answer the guard holds (while buffering, the buffer holds the whole answer so far). */

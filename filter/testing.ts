@@ -11,7 +11,9 @@ import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, ver
 import { isCanary, matchRollout, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
 import { parseCompiledSchemaText } from "./schema";
-import { validateBody } from "./schema-validate";
+import { validate, validateBody } from "./schema-validate";
+import { streamKindOf, StreamReader } from "./llm-stream";
+import { finishIndex } from "./llm-message";
 import { REASON_NOT_JSON, REASON_TOO_DEEP, SCHEMA_RESULT_NAMES } from "./schema-results";
 
 /** "" when the plugin config is accepted, else the error naming the field. */
@@ -208,4 +210,94 @@ export function predictionAt(path: string, answer: string): string {
   output.predictionField = path.split(".");
   const p = predictionText(doc, output);
   return p === null ? "none" : p;
+}
+
+/**
+ * A streamed answer read by llm-stream.ts: `body` split before each byte offset in `splits` ("12,40"; "" = one
+ * chunk), chunk i arriving (i + 1) ms after the request, kept text bounded by `limit`; with a compiled schema
+ * ("" = none) the assembled message's verdict. Returns a JSON object text (test/unit/llm-stream.test.ts reads it).
+ */
+export function llmStream(kind: i32, body: ArrayBuffer, splits: string, limit: i32, compiledSchemaJson: string): string {
+  const reader = new StreamReader(kind, limit);
+  const offsets = new Array<i32>();
+  if (splits.length > 0) {
+    const parts = splits.split(",");
+    for (let i = 0; i < parts.length; i++) offsets.push(I32.parseInt(parts[i]));
+  }
+  offsets.push(body.byteLength);
+  const startNs: u64 = 1_000_000;
+  let from = 0;
+  for (let i = 0; i < offsets.length; i++) {
+    const to = offsets[i];
+    reader.feed(body.slice(from, to), startNs + <u64>(i + 1) * 1_000_000);
+    from = to;
+  }
+  reader.end(startNs + <u64>(offsets.length + 1) * 1_000_000);
+  const m = reader.message;
+  const tools = new Array<string>();
+  for (let i = 0; i < m.toolCalls.length; i++) {
+    const c = m.toolCalls[i];
+    tools.push('{"index":' + c.index.toString() + ',"id":' + quote(c.id) + ',"name":' + quote(c.name) + ',"arguments":' + quote(c.arguments()) + "}");
+  }
+  let verdict = "";
+  if (compiledSchemaJson.length > 0) {
+    const schema = parseCompiledSchemaText(compiledSchemaJson).schema;
+    if (schema === null) verdict = "schema_error";
+    else if (reader.malformed > 0) verdict = SCHEMA_RESULT_NAMES[REASON_NOT_JSON];
+    else if (m.overflowed) verdict = "too_large";
+    else verdict = SCHEMA_RESULT_NAMES[validate(schema, m.toDoc()).result];
+  }
+  return (
+    '{"chunks":' +
+    reader.chunks.toString() +
+    ',"malformed":' +
+    reader.malformed.toString() +
+    ',"done":' +
+    (reader.done ? "true" : "false") +
+    ',"tokenChunks":' +
+    reader.tokenChunks.toString() +
+    ',"cutOff":' +
+    (reader.cutOff ? "true" : "false") +
+    ',"finish":' +
+    quote(m.finishReason) +
+    ',"finishIndex":' +
+    finishIndex(m.finishReason).toString() +
+    ',"ttftUs":' +
+    reader.ttftUs(startNs).toString() +
+    ',"tpotUs":' +
+    reader.tpotUs().toString() +
+    ',"model":' +
+    quote(m.model) +
+    ',"content":' +
+    quote(m.content()) +
+    ',"tools":[' +
+    tools.join(",") +
+    "]" +
+    ',"promptTokens":' +
+    (isNaN(m.promptTokens) ? "null" : m.promptTokens.toString()) +
+    ',"completionTokens":' +
+    (isNaN(m.completionTokens) ? "null" : m.completionTokens.toString()) +
+    ',"overflowed":' +
+    (m.overflowed ? "true" : "false") +
+    ',"verdict":' +
+    quote(verdict) +
+    "}"
+  );
+}
+
+/** The stream kind a content-type names: 0 none, 1 SSE, 2 NDJSON. */
+export function llmStreamKind(contentType: string): i32 {
+  return streamKindOf(contentType);
+}
+
+function quote(s: string): string {
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 0x22) out += '\\"';
+    else if (c == 0x5c) out += "\\\\";
+    else if (c < 0x20) out += "\\u" + c.toString(16).padStart(4, "0");
+    else out += String.fromCharCode(c);
+  }
+  return out + '"';
 }

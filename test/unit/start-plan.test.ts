@@ -14,9 +14,19 @@ describe("npm start argument plan", () => {
         canary: { demo: { host: "127.0.0.1", port: 9002 } },
         shadow: null,
         concurrency: 2,
+        demoKind: "classifier",
         probe: true,
         controllerSettings: { stateFile: ".modelroll/state.db", fresh: false, tickIntervalMs: 5000 },
       },
+    });
+  });
+
+  it("starts the LLM demo with --demo llm (or MODELROLL_DEMO), and refuses it beside given models", () => {
+    expect(planStart(["--demo", "llm"], {})).toMatchObject({ plan: { demoKind: "llm", stable: { demo: { port: 9001 } } } });
+    expect(planStart([], { MODELROLL_DEMO: "llm" })).toMatchObject({ plan: { demoKind: "llm" } });
+    expect(planStart(["--demo", "gpt"], {})).toEqual({ error: "--demo: expected classifier or llm, got 'gpt'" });
+    expect(planStart(["--demo", "llm", "--stable", "http://127.0.0.1:1", "--canary", "http://127.0.0.1:2"], {})).toEqual({
+      error: "--demo: the demo models start only without --stable/--canary and --models",
     });
   });
 

@@ -5,7 +5,7 @@
  * controller is handed the Envoy that is already running instead of starting one. Run on its own
  * (`node controller/dist/cli/start.js`), this process starts and owns them, as before the launcher.
  */
-import { startModelServer } from "../demo/model-server.ts";
+import { type DemoKind, startDemoModel } from "../demo/start-demo.ts";
 import { startEnvoy } from "../envoy/process.ts";
 
 /** What start.ts asks for: a demo model server on host:port answering as `version`. */
@@ -13,6 +13,8 @@ export interface ModelServerRequest {
   version: string;
   host: string;
   port: number;
+  /** Which demo model (npm start --demo); absent: the classifier. */
+  kind?: DemoKind;
 }
 
 /** What start.ts asks for: Envoy with this bootstrap, its admin on 127.0.0.1:adminPort. */
@@ -116,7 +118,7 @@ interface LocalOwner {
 export function localDataPlane(owner: LocalOwner, name: string): DataPlane {
   return {
     async modelServer(request) {
-      const server = await startModelServer(request);
+      const server = await startDemoModel(request);
       owner.onStop(() => server.close());
       return { url: server.url };
     },

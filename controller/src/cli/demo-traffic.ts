@@ -3,13 +3,24 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { progressLine, runTraffic, TRAFFIC_DEFAULTS } from "./modelroll/traffic.ts";
 
-export function startDemoTraffic(rate: number, dataUrl: string, path: string, shutdown: { onStop(step: () => Promise<void>): void }): void {
+/** The LLM demo's request: a streamed chat completion with usage in its last chunk. */
+export const DEMO_CHAT_BODY =
+  '{"model":"demo-llm","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Is this payment fraud?"}]}';
+
+export function startDemoTraffic(
+  rate: number,
+  dataUrl: string,
+  path: string,
+  shutdown: { onStop(step: () => Promise<void>): void },
+  /** The request body (default: the classifier's). */
+  body?: string,
+): void {
   const stop = new AbortController();
   console.log(
     `demo traffic: ${rate} requests/s to ${dataUrl}${path} from ${TRAFFIC_DEFAULTS.users} users (${TRAFFIC_DEFAULTS.userHeader}); every 30 s, what each variant answered since start`,
   );
   const done = runTraffic(
-    { ...TRAFFIC_DEFAULTS, url: dataUrl, path, rate, durationMs: null },
+    { ...TRAFFIC_DEFAULTS, url: dataUrl, path, rate, durationMs: null, ...(body !== undefined ? { body } : {}) },
     {
       fetch: globalThis.fetch,
       now: Date.now,

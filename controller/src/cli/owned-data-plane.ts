@@ -3,7 +3,7 @@
  * child, with the parent-death signal tied to the launcher), started on the first controller's request and handed
  * to every later controller process as they are. Their lives hang on the launcher's, not on a controller's.
  */
-import { startModelServer, type ModelServer } from "../demo/model-server.ts";
+import { type RunningDemoModel, startDemoModel } from "../demo/start-demo.ts";
 import { type EnvoyProcess, startEnvoy } from "../envoy/process.ts";
 import type { EnvoyHandle, EnvoyRequest, FromLauncher, ModelServerRequest, ToLauncher } from "./data-plane.ts";
 
@@ -13,7 +13,7 @@ interface OwnedEnvoy {
 }
 
 export class OwnedDataPlane {
-  readonly #models = new Map<string, Promise<ModelServer>>();
+  readonly #models = new Map<string, Promise<RunningDemoModel>>();
   #envoy: Promise<OwnedEnvoy> | null = null;
   readonly #onEnvoyExit: (code: number | null, signal: NodeJS.Signals | null, log: string) => void;
 
@@ -43,7 +43,7 @@ export class OwnedDataPlane {
     const key = `${request.host}:${request.port}`;
     let server = this.#models.get(key);
     if (!server) {
-      server = startModelServer(request);
+      server = startDemoModel(request);
       this.#models.set(key, server);
       // A failed start is not kept: the next controller may try again.
       server.catch(() => this.#models.delete(key));

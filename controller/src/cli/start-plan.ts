@@ -2,6 +2,7 @@
 import { parseHostPort, parseUrlHostPort, type HostPort } from "../envoy/bootstrap.ts";
 import { parseTargetsEnv, type NotificationTarget } from "../engine/index.ts";
 import { METRIC_SOURCE_KINDS, type MetricSourceKind } from "../metrics/sources.ts";
+import { DEMO_KINDS, type DemoKind } from "../demo/start-demo.ts";
 
 interface StartPlan {
   listen: HostPort;
@@ -13,6 +14,8 @@ interface StartPlan {
   /** The Envoy cluster "shadow": a given model server, or null to point it at the canary. */
   shadow: { url: string; hostPort: HostPort } | null;
   concurrency: number;
+  /** --demo KIND: which demo models start (without --stable/--canary): the classifier, or the OpenAI-style LLM. */
+  demoKind: DemoKind;
   /** --demo-traffic RATE: requests per second sent through the data plane until stopped (modelroll traffic's generator). */
   demoTraffic?: number;
   /** Probe the given model servers before starting, and refuse to start when one does not answer (--no-probe: false). */
@@ -146,8 +149,10 @@ export function parseFlags(
 /** The demo traffic's bound: it runs until stopped, so its rate is capped. */
 const MAX_DEMO_TRAFFIC = 500;
 
-export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--no-probe] [--demo-traffic RATE] [--max-event-streams N] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
+export const START_USAGE = `usage: npm start -- [--stable URL --canary URL | --models FILE] [--no-probe] [--demo classifier|llm] [--demo-traffic RATE] [--max-event-streams N] [--listen HOST:PORT] [--controller HOST:PORT] [--admin HOST:PORT] [--concurrency N] [--state FILE] [--fresh] [--tick-ms N] [--metrics admin|prometheus] [--public-url URL]
   --stable, --canary  model servers (http://HOST:PORT; a host name is resolved by Envoy, IPv4 first); without them two demo models start on 127.0.0.1:9001 and :9002
+  --demo              which demo models start without --stable/--canary: classifier (default; POST /v1/predict) or
+                      llm (OpenAI chat completions, streamed or not: POST /v1/chat/completions)  (env MODELROLL_DEMO)
   --shadow            model server behind the "shadow" cluster (env MODELROLL_SHADOW_URL, default: the canary)
   --no-probe          start even when a given model server does not answer HTTP (by default npm start refuses, naming it)
   --models            a YAML file of models (name, pathPrefix, stable, canary, shadow URLs) behind the one Envoy,
@@ -169,6 +174,7 @@ ${METRICS_USAGE}
 SIGINT, SIGTERM or SIGHUP stop everything and print what the state file keeps.`;
 
 const FLAGS = new Set([
+  "--demo",
   "--demo-traffic",
   "--stable",
   "--canary",
@@ -202,6 +208,10 @@ export function planStart(argv: string[], env: Record<string, string | undefined
     if (admin.host !== "127.0.0.1" && admin.host !== "localhost") return { error: `--admin: Envoy's admin listens on 127.0.0.1 only, got ${admin.host}` };
     const concurrency = Number(given.get("--concurrency") ?? env.MODELROLL_CONCURRENCY ?? "2");
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) return { error: "--concurrency: expected an integer 1..64" };
+    const demoKind = given.get("--demo") ?? env.MODELROLL_DEMO ?? "classifier";
+    if (!(DEMO_KINDS as readonly string[]).includes(demoKind)) return { error: `--demo: expected ${DEMO_KINDS.join(" or ")}, got '${demoKind}'` };
+    if (given.has("--demo") && (stableUrl !== undefined || modelsFile !== undefined))
+      return { error: "--demo: the demo models start only without --stable/--canary and --models" };
     const demoTraffic = given.has("--demo-traffic") ? Number(given.get("--demo-traffic")) : undefined;
     if (demoTraffic !== undefined && !(demoTraffic > 0 && demoTraffic <= MAX_DEMO_TRAFFIC))
       return { error: `--demo-traffic: expected requests per second above 0 and at most ${MAX_DEMO_TRAFFIC}, got '${given.get("--demo-traffic")}'` };
@@ -220,6 +230,7 @@ export function planStart(argv: string[], env: Record<string, string | undefined
             : { demo: parseHostPort(env.MODELROLL_DEMO_CANARY ?? "127.0.0.1:9002", "MODELROLL_DEMO_CANARY") },
         shadow: shadowUrl !== undefined ? { url: shadowUrl, hostPort: parseUrlHostPort(shadowUrl, "--shadow") } : null,
         concurrency,
+        demoKind: demoKind as DemoKind,
         probe: !given.has("--no-probe"),
         ...(modelsFile !== undefined ? { modelsFile } : {}),
         ...(demoTraffic !== undefined ? { demoTraffic } : {}),

@@ -11,7 +11,7 @@ import { BUSY_PORT_ADVICE, busyPorts, startListeners } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { planStart, START_USAGE } from "./start-plan.ts";
 import { declaredUpstreams, givenUpstreams, PROBE_ADVICE, resumedLines, unreachableUpstreams } from "./start-upstreams.ts";
-import { startDemoTraffic } from "./demo-traffic.ts";
+import { DEMO_CHAT_BODY, startDemoTraffic } from "./demo-traffic.ts";
 
 const result = planStart(process.argv.slice(2), process.env);
 if ("help" in result) {
@@ -90,8 +90,8 @@ try {
       ] as const)) {
     const target = plan[variant];
     if ("demo" in target) {
-      const server = await dataPlane.modelServer({ version, host: target.demo.host, port: target.demo.port });
-      models[variant] = { ...target.demo, label: `${server.url} (demo model ${version})` };
+      const server = await dataPlane.modelServer({ version, host: target.demo.host, port: target.demo.port, kind: plan.demoKind });
+      models[variant] = { ...target.demo, label: `${server.url} (demo ${plan.demoKind === "llm" ? "LLM" : "model"} ${version})` };
     } else {
       models[variant] = { ...target.hostPort, label: target.url };
     }
@@ -129,10 +129,13 @@ try {
   shadow cluster:      ${plan.shadow ? plan.shadow.url : "the canary model"}`;
   // The first model of the file for the examples (the models file has at least one).
   const exampleModel = manyModels?.[0] ?? null;
+  const llm = !exampleModel && plan.demoKind === "llm";
+  const exampleName = exampleModel ? exampleModel.name : llm ? "chat-llm" : "fraud-model";
   const example = exampleModel
     ? `{"name":"${exampleModel.name}","match":{"pathPrefix":"${exampleModel.pathPrefix}"},"clusters":${JSON.stringify(modelClusters(exampleModel.name))},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`
-    : `{"name":"fraud-model","match":{"pathPrefix":"/v1/predict"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
-  const examplePath = exampleModel ? exampleModel.pathPrefix : "/v1/predict";
+    : `{"name":"${exampleName}","match":{"pathPrefix":"${llm ? "/v1/chat/completions" : "/v1/predict"}"},"stickyKey":{"header":"x-user-id"},"canaryPercent":5}`;
+  const examplePath = exampleModel ? exampleModel.pathPrefix : llm ? "/v1/chat/completions" : "/v1/predict";
+  const exampleBody = llm ? DEMO_CHAT_BODY : "{}";
   // The launcher first (a start counts as done from here), then the people reading the output.
   dataPlane.running();
   if (launcher && launcher.start > 1) {
@@ -155,10 +158,10 @@ ${envoy.diesWithParent ? "" : "  warning: util-linux setpriv was not found: if t
 Try:
   curl -s -XPOST ${running.url}/v1/rollouts -H 'content-type: application/json' \\
     -d '${example}'
-  curl -s -XPOST ${data}${examplePath} -H 'x-user-id: alice' -d '{}' -i
-  curl -s ${running.url}/v1/rollouts/${exampleModel ? exampleModel.name : "fraud-model"}/stats
+  curl -s${llm ? "N" : ""} -XPOST ${data}${examplePath} -H 'x-user-id: alice' -H 'content-type: application/json' -d '${exampleBody}' -i
+  curl -s ${running.url}/v1/rollouts/${exampleName}/stats
 Ctrl-C (or SIGTERM to any of its processes) stops everything.${launcher ? `\n\`kill -USR2 ${launcher.pid}\` restarts the controller alone (from the current build: run npm run build first to upgrade); Envoy keeps serving.` : ""}`);
-  if (plan.demoTraffic !== undefined) startDemoTraffic(plan.demoTraffic, data, examplePath, shutdown);
+  if (plan.demoTraffic !== undefined) startDemoTraffic(plan.demoTraffic, data, examplePath, shutdown, llm ? DEMO_CHAT_BODY : undefined);
 } catch (err) {
   console.error(`modelroll start: ${(err as Error).message}`);
   await shutdown.stop(1, "start-up failed");

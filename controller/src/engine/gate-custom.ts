@@ -19,7 +19,7 @@ export function customGate(name: string, path: string, g: RawGate, errors: Error
       path,
       reason:
         sources.length === 0
-          ? "is not a known gate (known: error_rate, latency_p<NN>_ms, schema_validation_pass_rate, human_review_score, gpu_oom_events, shadow_agreement_rate, shadow_status_match_rate, confidence_drift); a custom gate needs one of query (PromQL), ratio (filter counters), mean (filter histogram), external (posted KPI), webhook (an external judge)"
+          ? "is not a known gate (known: error_rate, latency_p<NN>_ms, schema_validation_pass_rate, human_review_score, gpu_oom_events, shadow_agreement_rate, shadow_status_match_rate, confidence_drift, ttft_p<NN>_ms, tpot_p<NN>_ms, stream_cut_off_rate, output_tokens_per_answer); a custom gate needs one of query (PromQL), ratio (filter counters), mean (filter histogram), external (posted KPI), webhook (an external judge)"
           : `needs exactly one of query, ratio, mean, external, webhook (has ${sources.join(", ")})`,
     });
     return null;

@@ -5,9 +5,9 @@
  */
 import type { ErrorDetail } from "../errors.ts";
 import { ALL_KINDS, checkRange, customGate, promqlGate, type RawGate } from "./gate-custom.ts";
-import { DEFAULT_LATENCY_TOLERANCE_MS, type GateSpec, type Limits } from "./gate-spec.ts";
+import { DEFAULT_LATENCY_TOLERANCE_MS, DEFAULT_TPOT_TOLERANCE_MS, DEFAULT_TTFT_TOLERANCE_MS, type GateSpec, type Limits } from "./gate-spec.ts";
 import { llmGate } from "./gate-llm.ts";
-import { GATE_NAME_PATTERN, LATENCY_GATE_PATTERN, type StageKind } from "./spec-schema.ts";
+import { GATE_NAME_PATTERN, LATENCY_GATE_PATTERN, TOKEN_LATENCY_GATE_PATTERN, type StageKind } from "./spec-schema.ts";
 
 // Counter keys as the metric provider names them (metrics/provider.ts).
 const ERROR_NUMERATOR = ["responses{class=5xx}", "responses{class=local}"];
@@ -73,8 +73,14 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
   const NEVER_PASS = "a rate of exactly 0 can never be shown from a finite sample, so the gate could never pass";
   const NEVER_PASS_1 = "a rate of exactly 1 can never be shown from a finite sample, so the gate could never pass";
 
-  const latency = LATENCY_GATE_PATTERN.exec(name);
+  // Streamed LLM answers are read on the primary path only: a shadow's streams are not timed.
+  const PRIMARY_KINDS = ALL_KINDS.filter((k) => k !== "shadow");
+  const tokenLatency = TOKEN_LATENCY_GATE_PATTERN.exec(name);
+  const latency = LATENCY_GATE_PATTERN.exec(name) ?? (tokenLatency ? [tokenLatency[0], tokenLatency[2]] : null);
   if (latency) {
+    if (tokenLatency) shadowNotTimed(g, path, errors);
+    const ttft = tokenLatency?.[1] === "ttft";
+    const tpot = tokenLatency?.[1] === "tpot";
     const percentile = Number(latency[1]);
     if (percentile < 1) errors.push({ path, reason: "the percentile must be between p01 and p99" });
     needOne(["maximum_regression_percent", "maximum"]);
@@ -91,13 +97,13 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
       kind: "quantile",
       name,
       path,
-      label: `p${latency[1]} latency`,
-      histogram: "latency_us",
+      label: ttft ? `p${latency[1]} time to first token` : tpot ? `p${latency[1]} time per output token` : `p${latency[1]} latency`,
+      histogram: ttft ? "ttft_latency_us" : tpot ? "tpot_latency_us" : "latency_us",
       quantile: percentile / 100,
-      tolerance: (toleranceMs ?? DEFAULT_LATENCY_TOLERANCE_MS) * 1000,
+      tolerance: (toleranceMs ?? (ttft ? DEFAULT_TTFT_TOLERANCE_MS : tpot ? DEFAULT_TPOT_TOLERANCE_MS : DEFAULT_LATENCY_TOLERANCE_MS)) * 1000,
       displayScale: 1000,
       displayUnit: "ms",
-      during: during(ALL_KINDS),
+      during: during(tokenLatency ? PRIMARY_KINDS : ALL_KINDS),
       limits: {
         ...(regression !== undefined ? { maxRatio: 1 + regression / 100 } : {}),
         ...(maximumMs !== undefined ? { maximum: maximumMs * 1000 } : {}),
@@ -123,6 +129,45 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
         during: during(ALL_KINDS),
         limits: { maximum: num("maximum"), maxDelta: num("maximum_increase") },
       };
+    case "stream_cut_off_rate":
+      shadowNotTimed(g, path, errors);
+      needOne(["maximum", "maximum_increase"]);
+      rateAbove0("maximum", NEVER_PASS);
+      rateAbove0("maximum_increase", "an increase of exactly 0 can never be shown from a finite sample");
+      neverFails("maximum", 1);
+      neverFails("maximum_increase", 1);
+      return {
+        kind: "proportion",
+        name,
+        path,
+        label: "cut-off stream rate",
+        numerator: ["stream_cut_off"],
+        denominator: ["streams"],
+        variant: "candidate",
+        during: during(PRIMARY_KINDS),
+        limits: { maximum: num("maximum"), maxDelta: num("maximum_increase") },
+      };
+    case "output_tokens_per_answer": {
+      needOne(["maximum", "maximum_increase"]);
+      const maxTokens = num("max_tokens") ?? 1024;
+      for (const key of ["maximum", "maximum_increase"]) {
+        const v = num(key);
+        if (v !== undefined && v >= maxTokens)
+          errors.push({ path: `${path}/${key}`, reason: `must be below max_tokens (${maxTokens}): no answer is longer, so the gate would protect nothing` });
+      }
+      return {
+        kind: "mean",
+        name,
+        path,
+        label: "output tokens per answer",
+        histogram: "completion_tokens",
+        range: [0, maxTokens],
+        displayScale: 1,
+        displayUnit: "tokens",
+        during: during(PRIMARY_KINDS),
+        limits: { maximum: num("maximum"), maxDelta: num("maximum_increase") },
+      };
+    }
     case "schema_validation_pass_rate": {
       needOne(["minimum", "maximum_decrease"]);
       rateBelow1("minimum", NEVER_PASS_1);
@@ -199,6 +244,12 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
   const llm = llmGate(name, path, g, errors, during);
   if (llm !== undefined) return llm;
   return customGate(name, path, g, errors, during);
+}
+
+/** Streams are read on the primary path only: a gate on them in a shadow stage would never see data. */
+function shadowNotTimed(g: RawGate, path: string, errors: ErrorDetail[]): void {
+  if (Array.isArray(g.during) && g.during.includes("shadow"))
+    errors.push({ path: `${path}/during`, reason: "streamed answers are read on the primary path only: a shadow stage has none to judge" });
 }
 
 export function escapePointer(token: string): string {

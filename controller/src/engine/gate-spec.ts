@@ -120,3 +120,11 @@ export function hasRelativeLimit(gate: GateSpec): boolean {
  * failing at any speed; a 10% limit is unaffected above 20 ms.
  */
 export const DEFAULT_LATENCY_TOLERANCE_MS = 2;
+
+/** Default `tolerance_ms` of a ttft gate: the latency gate's (the first token is a response-time figure). */
+export const DEFAULT_TTFT_TOLERANCE_MS = DEFAULT_LATENCY_TOLERANCE_MS;
+/**
+ * Default `tolerance_ms` of a tpot gate. A token takes milliseconds, so the latency gate's 2 ms would hide a
+ * doubling; 0.5 ms is about the scheduling jitter of one chunk on a loaded host (the demo's identical models).
+ */
+export const DEFAULT_TPOT_TOLERANCE_MS = 0.5;

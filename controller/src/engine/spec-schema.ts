@@ -102,6 +102,23 @@ export const LatencyGate = gate(
   "A latency quantile (latency_p<NN>_ms), from the filter's histograms.",
 );
 
+/** ttft_p<NN>_ms, tpot_p<NN>_ms: quantiles of streamed answers, limits as a latency gate's. */
+const TokenLatencyGate = gate(
+  {
+    maximum_regression_percent: LatencyGate.properties.maximum_regression_percent,
+    tolerance_ms: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 60_000,
+        description:
+          "With maximum_regression_percent: a regression of at most this many milliseconds above stable's quantile never fails and is enough to pass (default 2 for ttft, 0.5 for tpot; 0 turns it off).",
+      }),
+    ),
+    maximum: LatencyGate.properties.maximum,
+  },
+  "A quantile of streamed LLM answers' time to first token (ttft_p<NN>_ms) or time per output token (tpot_p<NN>_ms), from the filter's histograms.",
+);
+
 const rateLimits = {
   maximum: Type.Optional(rate("The candidate's rate is at most this.")),
   minimum: Type.Optional(rate("The candidate's rate is at least this.")),
@@ -110,6 +127,27 @@ const rateLimits = {
 };
 
 const ErrorRateGate = gate({ maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase }, "(5xx + local) / responses of the candidate.");
+
+const CutOffRateGate = gate(
+  { maximum: rateLimits.maximum, maximum_increase: rateLimits.maximum_increase },
+  "Streams cut off (no finish reason, no [DONE], or gone before their end) / streamed answers of the candidate.",
+);
+
+const OutputTokensGate = gate(
+  {
+    maximum_increase: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Candidate mean minus stable mean, in tokens, at most this." })),
+    maximum: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: "Candidate mean at most this many tokens." })),
+    max_tokens: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        default: 1024,
+        description: "The most tokens one answer can have (the max_tokens your deployment allows): the statistics' range; a tighter one decides sooner.",
+      }),
+    ),
+  },
+  "Mean completion tokens per answer (usage.completion_tokens; streams need stream_options.include_usage).",
+);
 
 const SchemaPassRateGate = gate(
   { minimum: rateLimits.minimum, maximum_decrease: rateLimits.maximum_decrease },
@@ -235,9 +273,15 @@ export const NAMED_GATES: Record<string, TSchema> = {
   confidence_drift: ConfidenceDriftGate,
   tool_call_valid_rate: ToolCallRateGate,
   shadow_disagreement_excess: ShadowExcessGate,
+  ttft_p95_ms: TokenLatencyGate,
+  tpot_p95_ms: TokenLatencyGate,
+  stream_cut_off_rate: CutOffRateGate,
+  output_tokens_per_answer: OutputTokensGate,
 };
 /** latency_p50_ms, latency_p99_ms, ...: any two-digit percentile. */
 export const LATENCY_GATE_PATTERN = /^latency_p(\d{2})_ms$/;
+/** ttft_p95_ms, tpot_p99_ms, ...: streamed answers' time to first token / per output token, any two-digit percentile. */
+export const TOKEN_LATENCY_GATE_PATTERN = /^(ttft|tpot)_p(\d{2})_ms$/;
 export const GATE_NAME_PATTERN = /^[a-z][a-z0-9_]{0,63}$/;
 
 export const PromotionGates = Type.Object(
@@ -252,6 +296,10 @@ export const PromotionGates = Type.Object(
     confidence_drift: Type.Optional(ConfidenceDriftGate),
     tool_call_valid_rate: Type.Optional(ToolCallRateGate),
     shadow_disagreement_excess: Type.Optional(ShadowExcessGate),
+    ttft_p95_ms: Type.Optional(TokenLatencyGate),
+    tpot_p95_ms: Type.Optional(TokenLatencyGate),
+    stream_cut_off_rate: Type.Optional(CutOffRateGate),
+    output_tokens_per_answer: Type.Optional(OutputTokensGate),
   },
   {
     additionalProperties: Type.Union([LatencyGate, CustomGate]),

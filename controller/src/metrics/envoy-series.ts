@@ -47,7 +47,16 @@ export const SERIES_PREFIX = "modelroll_";
  * Histograms besides latency, by base name (the filter records integers in these units). primary_latency_us
  * (shadow slices only, microseconds): the primary's answers to the mirrored requests, timed like the calls.
  */
-export const VALUE_HISTOGRAMS = ["confidence_milli", "prompt_tokens", "completion_tokens", "confidence_delta_milli", "primary_latency_us"] as const;
+export const VALUE_HISTOGRAMS = [
+  "confidence_milli",
+  "prompt_tokens",
+  "completion_tokens",
+  "confidence_delta_milli",
+  "primary_latency_us",
+  // Streamed LLM answers (filter/llm-stream.ts), microseconds: time to first token, time per output token.
+  "ttft_latency_us",
+  "tpot_latency_us",
+] as const;
 
 /** Labels that tell apart counters of one name; they become part of the counter's key. */
 export const DISTINGUISHING_LABELS = [LABELS.schemaResult, LABELS.unanalyzedReason, LABELS.label, LABELS.model] as const;
