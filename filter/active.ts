@@ -5,7 +5,7 @@ import { RolloutConfig, RolloutTable } from "./config-model";
 import { matchRollout } from "./routing";
 import { IdentityFailsafe } from "./identity-failsafe";
 import { FilterMetrics, RolloutMetrics } from "./stats";
-import { ModelRouteMetrics } from "./model-route";
+import { MODEL_ROUTE_TOO_LARGE, ModelRouteMetrics } from "./model-route";
 
 export class ActiveRollout {
   identity: IdentityFailsafe;
@@ -14,6 +14,15 @@ export class ActiveRollout {
     public metrics: RolloutMetrics,
   ) {
     this.identity = new IdentityFailsafe(config, metrics.identity);
+  }
+
+  /** Whether a request body of this size is within the rollout's model limit; counted as too large when not. */
+  fitsModelBody(size: u32): bool {
+    const model = this.config.model;
+    if (model === null || size <= model.maxBodyBytes) return true;
+    const m = this.metrics.modelRoute;
+    if (m !== null) incrementMetric(m.failOpen[MODEL_ROUTE_TOO_LARGE]);
+    return false;
   }
 }
 

@@ -179,6 +179,8 @@ export class ModelrollStream extends StreamContextBase {
     let rollout: ActiveRollout | null = null;
     if (held !== null) rollout = group.forModel(held.span.name);
     else group.failOpen(tooLarge ? MODEL_ROUTE_TOO_LARGE : MODEL_ROUTE_UNREADABLE);
+    // The path holds up to its largest limit; a rollout with a smaller one leaves a body over it to stable.
+    if (rollout !== null && !rollout.fitsModelBody(bodySize)) rollout = group.fallback;
     if (rollout === null) rollout = group.fallback;
     this.route(rollout, this.path, false, held);
     const copy = this.copy;

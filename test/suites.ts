@@ -43,7 +43,7 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
  * test/unit/suites.test.ts fails when a file uses a tool it is not listed under here.
  */
 export const NEEDS: Record<string, readonly string[]> = {
-  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
+  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts", "test/e2e/llm-route.test.ts"],
   "mesh-schemas": ["test/mesh/"],
   prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts"],
   chromium: ["test/e2e/dashboard.test.ts", "test/e2e/dashboard-visibility.test.ts"],
