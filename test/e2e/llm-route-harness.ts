@@ -74,11 +74,14 @@ export async function counters(stack: RouteStack, rollout: string, variant: stri
 export interface SamplingServer extends Upstream {
   /** Chat completions answered, by requested model. */
   served: Map<string, number>;
+  /** The chance of "approve" from now on. */
+  pApprove: number;
 }
 
 /** A chat-completions server answering "approve" with probability pApprove, else "deny" (non-streamed). */
 export async function startSamplingServer(pApprove: number): Promise<SamplingServer> {
   const served = new Map<string, number>();
+  const state = { pApprove };
   let n = 0;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -93,7 +96,7 @@ export async function startSamplingServer(pApprove: number): Promise<SamplingSer
         return;
       }
       served.set(model, (served.get(model) ?? 0) + 1);
-      const label = Math.random() < pApprove ? "approve" : "deny";
+      const label = Math.random() < state.pApprove ? "approve" : "deny";
       const answer = {
         id: `chatcmpl-s${n++}`,
         object: "chat.completion",
@@ -111,6 +114,12 @@ export async function startSamplingServer(pApprove: number): Promise<SamplingSer
     url: `http://127.0.0.1:${port}`,
     port,
     served,
+    get pApprove() {
+      return state.pApprove;
+    },
+    set pApprove(p: number) {
+      state.pApprove = p;
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
