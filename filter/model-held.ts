@@ -2,8 +2,8 @@
 // model rewritten in the buffered body before it goes upstream (content-length follows), and the body a shadow
 // call sends (the canary's model name, since the shadow of an adapter rollout is the adapter).
 import { Buffer, getHeader, HeaderMap, incrementMetric, replaceHeader, setBuffer } from "./sdk/host";
-import { ActiveRollout } from "./active";
-import { MODEL_ROUTE_REWRITE_FAILED, ModelSpan, rewriteModel } from "./model-route";
+import { ActiveRollout, PathGroup } from "./active";
+import { findModel, MODEL_ROUTE_REWRITE_FAILED, MODEL_ROUTE_TOO_LARGE, MODEL_ROUTE_UNREADABLE, ModelSpan, rewriteModel } from "./model-route";
 import { VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE } from "./stats";
 
 export class HeldBody {
@@ -37,6 +37,33 @@ export class HeldBody {
     if (m === null || m.canaryModel.length == 0 || m.canaryModel == this.span.name) return null;
     return rewriteModel(this.body, this.span, m.canaryModel);
   }
+}
+
+/** The rollout a held body chose (null: none, not ours), and the body with its model when one was read. */
+export class ModelChoice {
+  constructor(
+    public rollout: ActiveRollout | null,
+    public held: HeldBody | null,
+  ) {}
+}
+
+/**
+ * The rollout for a held body (null when unreadable, or over the path's limit): the one matching its model, else the
+ * path's rollout without a model, else none; a body it cannot judge is counted on the path's model rollouts.
+ */
+export function chooseByModel(group: PathGroup, body: ArrayBuffer | null, bodySize: u32, tooLarge: bool): ModelChoice {
+  let held: HeldBody | null = null;
+  if (!tooLarge && body !== null) {
+    const span = findModel(body);
+    if (span !== null) held = new HeldBody(body, span);
+  }
+  let rollout: ActiveRollout | null = null;
+  if (held !== null) rollout = group.forModel(held.span.name);
+  else group.failOpen(tooLarge ? MODEL_ROUTE_TOO_LARGE : MODEL_ROUTE_UNREADABLE);
+  // The path holds up to its largest limit; a rollout with a smaller one leaves a body over it to stable.
+  if (rollout !== null && !rollout.fitsModelBody(bodySize)) rollout = null;
+  if (rollout === null) rollout = group.fallback;
+  return new ModelChoice(rollout, held);
 }
 
 /**

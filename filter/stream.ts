@@ -18,8 +18,8 @@ import {
 import { DataStatus, HeadersStatus, StreamContextBase, RootContextBase } from "./sdk/dispatch";
 import { RolloutConfig, SEGMENT_HEADER, SEGMENT_SIZE } from "./config-model";
 import { ActiveRollout, PathGroup } from "./active";
-import { findModel, MODEL_ROUTE_NOT_HELD, MODEL_ROUTE_TOO_LARGE, MODEL_ROUTE_UNREADABLE } from "./model-route";
-import { HeldBody, routeName } from "./model-held";
+import { MODEL_ROUTE_NOT_HELD, MODEL_ROUTE_UNREADABLE } from "./model-route";
+import { chooseByModel, HeldBody, routeName } from "./model-held";
 import { RootState } from "./root-state";
 import { isCanary, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
@@ -171,18 +171,8 @@ export class ModelrollStream extends StreamContextBase {
     this.modelWait = null;
     // The buffer holds the whole body so far.
     const body = getBuffer(Buffer.HttpRequestBody, 0, bodySize);
-    let held: HeldBody | null = null;
-    if (!tooLarge && body !== null) {
-      const span = findModel(body);
-      if (span !== null) held = new HeldBody(body, span);
-    }
-    let rollout: ActiveRollout | null = null;
-    if (held !== null) rollout = group.forModel(held.span.name);
-    else group.failOpen(tooLarge ? MODEL_ROUTE_TOO_LARGE : MODEL_ROUTE_UNREADABLE);
-    // The path holds up to its largest limit; a rollout with a smaller one leaves a body over it to stable.
-    if (rollout !== null && !rollout.fitsModelBody(bodySize)) rollout = group.fallback;
-    if (rollout === null) rollout = group.fallback;
-    this.route(rollout, this.path, false, held);
+    const choice = chooseByModel(group, body, bodySize, tooLarge);
+    this.route(choice.rollout, this.path, false, choice.held);
     const copy = this.copy;
     // The copy gets the body as the client sent it (the guard asks stable with it), then what follows, if anything.
     if (copy !== null) this.copyChunk(copy, body, endOfStream);
