@@ -106,9 +106,9 @@ export function fixedUpstreamYaml(
                   (r) => `
               - match: { prefix: ${yamlString(r.prefix)} }
                 direct_response: { status: 200, body: { inline_string: ${yamlString(r.body)} } }
-                response_headers_to_add: [{ header: { key: content-type, value: application/json } }${Object.entries(r.headers ?? {})
-                  .map(([key, value]) => `, { header: { key: ${yamlString(key)}, value: ${yamlString(value)} } }`)
-                  .join("")}]`,
+                response_headers_to_add: [${Object.entries({ "content-type": "application/json", ...(r.headers ?? {}) })
+                  .map(([key, value]) => `{ header: { key: ${yamlString(key)}, value: ${yamlString(value)} } }`)
+                  .join(", ")}]`,
                 )
                 .join("")}
           http_filters:

@@ -29,6 +29,16 @@ export interface VariantFigures {
     abstainRate: number | null;
     fallbackRate: number | null;
   } | null;
+  /** Streamed LLM answers (times in ms), or null without any. */
+  streams: {
+    count: number;
+    ttftP50: number | null;
+    ttftP95: number | null;
+    tpotP50: number | null;
+    tpotP95: number | null;
+    cutOffRate: number | null;
+    outputTokensMean: number | null;
+  } | null;
   comparison: {
     compared: number | null;
     statusMatchRate: number | null;
@@ -52,6 +62,7 @@ export function variantFigures(v: unknown): VariantFigures | null {
   if (typeof v !== "object" || v === null) return null;
   const llm = field(v, "output", "llm");
   const comparison = field(v, "comparison");
+  const streams = field(v, "output", "streams");
   return {
     requests: num(field(v, "requests")),
     responses: numbers(field(v, "responses")),
@@ -73,6 +84,18 @@ export function variantFigures(v: unknown): VariantFigures | null {
             citationRate: num(field(llm, "citationRate")),
             abstainRate: num(field(llm, "abstainRate")),
             fallbackRate: num(field(llm, "fallbackRate")),
+          }
+        : null,
+    streams:
+      typeof streams === "object" && streams !== null
+        ? {
+            count: num(field(streams, "count")) ?? 0,
+            ttftP50: num(field(streams, "ttftMs", "p50")),
+            ttftP95: num(field(streams, "ttftMs", "p95")),
+            tpotP50: num(field(streams, "tpotMs", "p50")),
+            tpotP95: num(field(streams, "tpotMs", "p95")),
+            cutOffRate: num(field(streams, "cutOffRate")),
+            outputTokensMean: num(field(streams, "outputTokensMean")),
           }
         : null,
     comparison:

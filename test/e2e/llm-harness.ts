@@ -7,10 +7,46 @@ import { parsePrometheusText } from "../../controller/src/metrics/prometheus-tex
 import { startController, type RunningController } from "../../controller/src/server.ts";
 import type { BuildAppOptions } from "../../controller/src/app.ts";
 import { freePort } from "../../controller/src/net.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnManaged } from "../../controller/src/child-process.ts";
+import { repoRoot } from "../../controller/src/paths.ts";
+import { within } from "../bounded.ts";
 
-export interface LlmStack {
-  stable: LlmServer;
-  canary: LlmServer;
+/** What a test reaches of a model server: its address and a stop. */
+export interface LlmEndpoint {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** A demo LLM server in a child process (llm-server-process.ts), stopped with close(). */
+export async function startLlmProcess(version: string, behavior: Record<string, unknown>): Promise<LlmEndpoint> {
+  const workDir = mkdtempSync(join(tmpdir(), "modelroll-llm-"));
+  const proc = spawnManaged(process.execPath, ["--import", "tsx", join(repoRoot, "test", "e2e", "llm-server-process.ts"), version, JSON.stringify(behavior)], {
+    workDir,
+    maxLogChars: 20_000,
+  });
+  const port = await within(
+    30_000,
+    `the demo LLM server ${version} to listen`,
+    new Promise<number>((resolve, reject) => {
+      let seen = "";
+      proc.child.stdout?.on("data", (c: Buffer) => {
+        seen += c.toString();
+        const m = /\{"port":(\d+)\}/.exec(seen);
+        if (m) resolve(Number(m[1]));
+      });
+      proc.child.on("exit", () => reject(new Error(`the demo LLM server ${version} exited: ${proc.log()}`)));
+    }),
+  );
+  return { url: `http://127.0.0.1:${port}`, port, close: () => proc.stop() };
+}
+
+export interface LlmStack<S extends LlmEndpoint = LlmServer> {
+  stable: S;
+  canary: S;
   controller: RunningController;
   envoy: EnvoyProcess;
   dataUrl: string;
@@ -18,10 +54,24 @@ export interface LlmStack {
   stop(): Promise<void>;
 }
 
-export async function startStack(opts: { controller?: Partial<BuildAppOptions>; firstTokenMs?: number } = {}): Promise<LlmStack> {
+/**
+ * The stack around two demo LLM servers: in this process (default, first token after `firstTokenMs`), or the
+ * `servers` the caller started (e.g. in their own processes, startLlmProcess).
+ */
+export async function startStack(opts?: { controller?: Partial<BuildAppOptions>; firstTokenMs?: number }): Promise<LlmStack>;
+export async function startStack<S extends LlmEndpoint>(opts: {
+  controller?: Partial<BuildAppOptions>;
+  servers: { stable: S; canary: S };
+}): Promise<LlmStack<S>>;
+export async function startStack(
+  opts: { controller?: Partial<BuildAppOptions>; firstTokenMs?: number; servers?: { stable: LlmEndpoint; canary: LlmEndpoint } } = {},
+): Promise<LlmStack<LlmEndpoint>> {
+  if (opts.servers) return startStackWith(opts.servers.stable, opts.servers.canary, opts);
   const behavior = { firstTokenMs: opts.firstTokenMs ?? 20, tokenMs: 2 };
-  const stable = await startLlmServer({ version: "v1", behavior });
-  const canary = await startLlmServer({ version: "v2", behavior });
+  return startStackWith(await startLlmServer({ version: "v1", behavior }), await startLlmServer({ version: "v2", behavior }), opts);
+}
+
+async function startStackWith<S extends LlmEndpoint>(stable: S, canary: S, opts: { controller?: Partial<BuildAppOptions> } = {}): Promise<LlmStack<S>> {
   const [controllerPort, listenPort, adminPort] = [await freePort(), await freePort(), await freePort()];
   const controller = await startController({
     ...opts.controller,
@@ -56,7 +106,7 @@ export async function startStack(opts: { controller?: Partial<BuildAppOptions>; 
 }
 
 /** The filter's series for one rollout and variant (overall slice): "name" or "name{label=value}" -> value; buckets left out. */
-export async function llmSeries(stack: LlmStack, rollout: string, variant: string): Promise<Record<string, number>> {
+export async function llmSeries(stack: LlmStack<LlmEndpoint>, rollout: string, variant: string): Promise<Record<string, number>> {
   const filter = encodeURIComponent(`^wasmcustom\\.modelroll\\.rollout\\.${rollout}\\.variant\\.${variant}\\.`);
   const text = await (await fetch(`${stack.adminUrl}/stats/prometheus?usedonly&filter=${filter}`)).text();
   const out: Record<string, number> = {};

@@ -21,10 +21,11 @@ const gatesOf = (gates: Record<string, unknown>) => {
 
 describe("LLM gate specs", () => {
   it("reads ttft and tpot quantile gates like latency gates, on their own histograms and tolerances, outside shadow stages", () => {
-    const [ttft, tpot, p99] = gatesOf({
+    const [ttft, tpot, p99, tpot50] = gatesOf({
       ttft_p95_ms: { maximum_regression_percent: 10 },
       tpot_p95_ms: { maximum_regression_percent: 20, maximum: 50 },
       ttft_p99_ms: { maximum: 2000, during: ["canary"] },
+      tpot_p50_ms: { maximum_regression_percent: 15, tolerance_ms: 0 },
     }) as QuantileGate[];
     expect(ttft).toMatchObject({
       kind: "quantile",
@@ -42,6 +43,7 @@ describe("LLM gate specs", () => {
       label: "p95 time per output token",
     });
     expect(p99).toMatchObject({ histogram: "ttft_latency_us", quantile: 0.99, limits: { maximum: 2_000_000 }, during: ["canary"] });
+    expect(tpot50).toMatchObject({ histogram: "tpot_latency_us", quantile: 0.5, tolerance: 0, limits: { maxRatio: 1.15 } });
   });
 
   it("reads the cut-off rate as a proportion of streams and output tokens as a mean over [0, max_tokens]", () => {

@@ -103,7 +103,7 @@ export const LatencyGate = gate(
 );
 
 /** ttft_p<NN>_ms, tpot_p<NN>_ms: quantiles of streamed answers, limits as a latency gate's. */
-const TokenLatencyGate = gate(
+export const TokenLatencyGate = gate(
   {
     maximum_regression_percent: LatencyGate.properties.maximum_regression_percent,
     tolerance_ms: Type.Optional(

@@ -9,7 +9,17 @@ import type { GateSpec } from "./gate-spec.ts";
 import { parseFinalize, type FinalizeSpec, type ModelIdentity } from "./lifecycle-spec.ts";
 import { parseNotifications, type NotificationSpec } from "./notify-spec.ts";
 import { schemaErrors } from "./spec-errors.ts";
-import { CustomGate, EngineSpecInput, LATENCY_GATE_PATTERN, LatencyGate, NAMED_GATES, StageObject, type StageKind } from "./spec-schema.ts";
+import {
+  CustomGate,
+  EngineSpecInput,
+  LATENCY_GATE_PATTERN,
+  LatencyGate,
+  NAMED_GATES,
+  StageObject,
+  TOKEN_LATENCY_GATE_PATTERN,
+  TokenLatencyGate,
+  type StageKind,
+} from "./spec-schema.ts";
 
 export interface StageSpec {
   index: number;
@@ -191,6 +201,7 @@ export function describeSpecErrors(rollout: string, errors: readonly ErrorDetail
 function gateSchema(name: string): TSchema {
   if (NAMED_GATES[name]) return NAMED_GATES[name];
   if (LATENCY_GATE_PATTERN.test(name)) return LatencyGate;
+  if (TOKEN_LATENCY_GATE_PATTERN.test(name)) return TokenLatencyGate;
   return CustomGate;
 }
 

@@ -21,6 +21,8 @@ interface OutputSummary {
   confidence: DistributionSummary & { mean: number | null };
   /** Canary output guard: answers replaced by stable's, replacements that failed (canary's went out), answers it could not hold. */
   guard: { replaced: number; failed: number; skipped: number };
+  /** Streamed answers (SSE, NDJSON): null when there were none. Times in ms; rates per stream. */
+  streams: StreamSummary | null;
   /** null when no answer carried token counts. Rates are per LLM answer. */
   llm: {
     outputs: number;
@@ -30,6 +32,24 @@ interface OutputSummary {
     abstainRate: number | null;
     fallbackRate: number | null;
   } | null;
+}
+
+/** What the filter measured of streamed LLM answers (filter/llm-stream.ts). */
+interface StreamSummary {
+  count: number;
+  chunks: number;
+  /** Request -> first chunk with content or a tool-call piece. */
+  ttftMs: DistributionSummary;
+  /** Per stream: first to last token over the tokens after the first. */
+  tpotMs: DistributionSummary;
+  /** Streams without a finish reason, without [DONE] (SSE), or gone before their end. */
+  cutOffRate: number | null;
+  /** Streams with a chunk that was not JSON of a chunk shape. */
+  malformedRate: number | null;
+  /** Answers by finish reason (plain answers with choices[0].finish_reason included). */
+  finish: Record<string, number>;
+  /** Mean completion tokens per answer that reported usage (what output_tokens_per_answer gates). */
+  outputTokensMean: number | null;
 }
 
 /** The shadow compared with the primary, over the mirrored requests. */
@@ -104,6 +124,13 @@ function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
   const failures = Object.fromEntries(Object.entries(schemaResults).filter(([k, n]) => k !== "valid" && n > 0));
   const confidence = counts.histograms.confidence_milli;
   const llmOutputs = c.llm_outputs ?? 0;
+  const streams = c.streams ?? 0;
+  const finish = Object.fromEntries(
+    Object.entries(c)
+      .filter(([k, n]) => k.startsWith("finish_") && n > 0)
+      .map(([k, n]) => [k.slice("finish_".length), n]),
+  );
+  const completion = counts.histograms.completion_tokens;
   return {
     analyzed,
     labels,
@@ -114,6 +141,19 @@ function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
       ...distribution(confidence, 1000),
       mean: confidence && confidence.count > 0 ? confidence.sum / confidence.count / 1000 : null,
     },
+    streams:
+      streams > 0 || Object.keys(finish).length > 0
+        ? {
+            count: streams,
+            chunks: c.stream_chunks ?? 0,
+            ttftMs: distribution(counts.histograms.ttft_latency_us, LATENCY_UNITS_PER_MS),
+            tpotMs: distribution(counts.histograms.tpot_latency_us, LATENCY_UNITS_PER_MS),
+            cutOffRate: ratio(c.stream_cut_off ?? 0, streams),
+            malformedRate: ratio(c.stream_malformed ?? 0, streams),
+            finish,
+            outputTokensMean: completion && completion.count > 0 ? completion.sum / completion.count : null,
+          }
+        : null,
     llm:
       llmOutputs > 0
         ? {

@@ -24,6 +24,22 @@ const OutputStats = Type.Object({
   unanalyzed: Counts,
   guard: Type.Object({ replaced: Type.Number(), failed: Type.Number(), skipped: Type.Number() }),
   confidence: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number(), mean: NullableNumber }),
+  streams: Type.Union([
+    Type.Object(
+      {
+        count: Type.Number(),
+        chunks: Type.Number(),
+        ttftMs: Distribution,
+        tpotMs: Distribution,
+        cutOffRate: NullableNumber,
+        malformedRate: NullableNumber,
+        finish: Counts,
+        outputTokensMean: NullableNumber,
+      },
+      { description: "Streamed LLM answers (SSE, NDJSON): time to first token, time per output token (ms), cut-off and malformed rates, finish reasons." },
+    ),
+    Type.Null(),
+  ]),
   llm: Type.Union([
     Type.Object({
       outputs: Type.Number(),

@@ -10,7 +10,7 @@ import { readStats, segmentRows } from "../read-stats.ts";
 import { follow, type StreamState } from "../stream.ts";
 import { Actions } from "../panels/actions.tsx";
 import { Charts, LlmCharts, ShadowCharts } from "../panels/charts.tsx";
-import { Llm, Output, Shadow, Traffic } from "../panels/figures.tsx";
+import { Llm, Output, Shadow, Streams, Traffic } from "../panels/figures.tsx";
 import { Header } from "../panels/header.tsx";
 import { Scorecard } from "../panels/scorecard.tsx";
 import { Segments } from "../panels/segments.tsx";
@@ -131,6 +131,7 @@ export function RolloutPage(props: { name: string; canWrite: boolean }) {
           <LlmCharts series={series} timeline={picture.timeline} />
         </Llm>
       )}
+      {stats && <Streams stats={stats} />}
       {stats && (
         <Shadow stats={stats}>
           <ShadowCharts series={series} timeline={picture.timeline} />

@@ -187,6 +187,45 @@ export function Llm(props: { stats: StatsPicture; children?: preact.ComponentChi
   );
 }
 
+/** Streamed LLM answers per variant: what ttft_p95_ms, tpot_p95_ms, stream_cut_off_rate and output_tokens_per_answer judge. */
+export function Streams(props: { stats: StatsPicture }) {
+  const variants = present(props.stats).flatMap(([name, v]) => (v.streams !== null ? [[name, v.streams] as const] : []));
+  if (variants.length === 0) return null;
+  return (
+    <section class="panel">
+      <h2>Streamed answers</h2>
+      <table class="grid" data-testid="streams">
+        <thead>
+          <tr>
+            <th>variant</th>
+            <th class="num">streams</th>
+            <th class="num">first token p50</th>
+            <th class="num">first token p95</th>
+            <th class="num">per token p50</th>
+            <th class="num">per token p95</th>
+            <th class="num">cut off</th>
+            <th class="num">tokens per answer</th>
+          </tr>
+        </thead>
+        <tbody>
+          {variants.map(([name, s]) => (
+            <tr key={name}>
+              <td>{name}</td>
+              <td class="num">{count(s.count)}</td>
+              <td class="num">{ms(s.ttftP50)}</td>
+              <td class="num">{ms(s.ttftP95)}</td>
+              <td class="num">{ms(s.tpotP50)}</td>
+              <td class="num">{ms(s.tpotP95)}</td>
+              <td class="num">{percent(s.cutOffRate)}</td>
+              <td class="num">{num(s.outputTokensMean)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 export function Shadow(props: { stats: StatsPicture; children?: preact.ComponentChildren }) {
   const shadow = props.stats.variants.shadow;
   if (!props.stats.hasShadow || !shadow) return null;

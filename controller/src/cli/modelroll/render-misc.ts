@@ -41,13 +41,35 @@ function variantRow(slice: string, variant: string, v: unknown): string[] {
 const ms = (value: unknown) => (num(value) === null ? "-" : `${Math.round((value as number) * 100) / 100} ms`);
 const VARIANTS = ["stable", "canary", "shadow"];
 
-/** GET /v1/rollouts/{name}/stats: per variant overall, then per segment value. */
+/** A variant's streamed LLM answers, or null without any. */
+function streamRow(slice: string, variant: string, v: unknown): string[] | null {
+  const s = field(v, "output", "streams");
+  if (typeof s !== "object" || s === null) return null;
+  const tokens = num(field(s, "outputTokensMean"));
+  return [
+    slice,
+    variant,
+    count(field(s, "count")),
+    ms(field(s, "ttftMs", "p50")),
+    ms(field(s, "ttftMs", "p95")),
+    ms(field(s, "tpotMs", "p50")),
+    ms(field(s, "tpotMs", "p95")),
+    ratio(field(s, "cutOffRate")),
+    tokens === null ? "-" : String(Math.round(tokens * 10) / 10),
+  ];
+}
+
+/** GET /v1/rollouts/{name}/stats: per variant overall, then per segment value; streamed LLM answers in a second table. */
 export function renderStats(stats: unknown, p: Paint): string {
   const rows: string[][] = [];
+  const streamRows: string[][] = [];
   const slice = (label: string, variants: unknown) => {
     for (const variant of VARIANTS) {
       const v = field(variants, variant);
-      if (v !== undefined) rows.push(variantRow(label, variant, v));
+      if (v === undefined) continue;
+      rows.push(variantRow(label, variant, v));
+      const streamed = streamRow(label, variant, v);
+      if (streamed) streamRows.push(streamed);
     }
   };
   slice("overall", field(stats, "variants"));
@@ -61,7 +83,11 @@ export function renderStats(stats: unknown, p: Paint): string {
   const sources = arr(field(stats, "sources"))
     .filter((s) => field(s, "ok") === false)
     .map((s) => `${p.yellow(`source ${str(field(s, "url")) ?? "?"} not read: ${str(field(s, "error")) ?? "unknown error"}`)}\n`);
-  return table(header, rows, p) + sources.join("");
+  const streamTable =
+    streamRows.length > 0
+      ? `\n${table(["SLICE", "VARIANT", "STREAMS", "TTFT P50", "TTFT P95", "TPOT P50", "TPOT P95", "CUT OFF", "TOKENS/ANSWER"], streamRows, p)}`
+      : "";
+  return table(header, rows, p) + streamTable + sources.join("");
 }
 
 export interface LintResult {
