@@ -3,6 +3,8 @@
 // and what the filters are sent (GET /v1/filter-config).
 import { describe, expect, it } from "vitest";
 import { createRollout, spec, testApp } from "./helpers.ts";
+import { renderStats } from "../../controller/src/cli/modelroll/render-misc.ts";
+import { paint } from "../../controller/src/cli/modelroll/format.ts";
 
 const chat = (name: string, model: string, extra: Record<string, unknown> = {}) =>
   spec({ name, match: { pathPrefix: "/v1/chat/completions", model }, ...extra });
@@ -136,5 +138,21 @@ describe("tools, noise and the LLM gates", () => {
       }),
     );
     expect(created.name).toBe("fraud-llm");
+  });
+});
+
+describe("modelroll stats", () => {
+  it("prints tool calls stable vs canary in a table of their own", () => {
+    const variant = (valid: number, invalidJson: number) => ({
+      requests: valid + invalidJson,
+      responses: { "2xx": valid + invalidJson, "3xx": 0, "4xx": 0, "5xx": 0, local: 0 },
+      output: { toolCalls: { count: valid + invalidJson, valid, invalidJson, schemaFailed: 0, unknownTool: 0, validRate: valid / (valid + invalidJson) } },
+    });
+    const text = renderStats({ variants: { stable: variant(200, 0), canary: variant(95, 5) }, segments: [] }, paint(false));
+    const lines = text.split("\n");
+    const header = lines.findIndex((l) => l.includes("TOOL CALLS"));
+    expect(header).toBeGreaterThan(0);
+    expect(lines[header + 1]).toMatch(/overall\s+stable\s+200\s+200\s+0\s+0\s+0\s+100/);
+    expect(lines[header + 2]).toMatch(/overall\s+canary\s+100\s+95\s+5\s+0\s+0\s+95/);
   });
 });

@@ -85,6 +85,10 @@ describe("shadow comparison that knows the model samples", () => {
     expect(raw).toBeLessThan(0.97);
     expect(c.noise_requests).toBeGreaterThan(0);
     expect(c.noise_missing ?? 0).toBe(0);
+    // Both numbers in /stats: the shadow's agreement and stable's with itself.
+    const comparison = (await api(stack.controller.url, "GET", "/v1/rollouts/same/stats")).json.variants.shadow.comparison;
+    expect(comparison.predictionAgreementRate).toBeCloseTo(raw, 1);
+    expect(comparison.noise.agreementRate).toBeCloseTo(noise, 1);
   });
 
   it("a shadow of another model disagrees beyond the noise and is rolled back naming the gate", async () => {

@@ -192,5 +192,10 @@ describe("tool calls", () => {
     expect(s.tool_calls_invalid_json ?? 0).toBe(0);
     expect(s.tool_calls).toBe(s.tool_calls_valid);
     expect((c.tool_calls_schema_failed ?? 0) + (c.tool_calls_unknown_tool ?? 0)).toBe(0);
+    // The same, stable vs canary, as /stats shows it (modelroll stats and the API).
+    const stats = (await api(ctl, "GET", "/v1/rollouts/tools-llm/stats")).json.variants;
+    expect(stats.canary.output.toolCalls).toMatchObject({ invalidJson: expect.any(Number), schemaFailed: 0, unknownTool: 0 });
+    expect(stats.canary.output.toolCalls.validRate).toBeLessThan(1);
+    expect(stats.stable.output.toolCalls).toMatchObject({ invalidJson: 0, validRate: 1 });
   });
 });
