@@ -71,7 +71,10 @@ try {
     const runs = points.map(() => [] as number[]);
     for (let round = 0; round < REPEATS; round++) {
       const order = round % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
-      for (const k of order) runs[k]?.push(await p50us(points[k]!.path, points[k]!.body));
+      for (const k of order) {
+        const point = points[k];
+        if (point) runs[k]?.push(await p50us(point.path, point.body));
+      }
     }
     const p50s = runs.map(median);
     const [plain = 0, model = 0, rewrite = 0] = p50s;

@@ -102,6 +102,9 @@ export class ModelrollStream extends StreamContextBase {
       group.failOpen(endOfStream ? MODEL_ROUTE_UNREADABLE : MODEL_ROUTE_NOT_HELD);
       return this.route(group.fallback, path, endOfStream, null);
     }
+    // A held request that never gets to its routing (trailers end it, not a body callback) goes on as stable: no
+    // client-sent variant header may pick the canary route meanwhile.
+    removeHeader(HeaderMap.RequestHeaders, this.state.plugin.variantHeader);
     this.modelWait = group;
     this.path = path;
     return HeadersStatus.StopIteration;
