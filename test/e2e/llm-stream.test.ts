@@ -185,4 +185,38 @@ describe("streamed LLM answers through the filter, with the openai client", () =
     });
     expect(d.modelroll_stream_cut_off).toBe(2);
   });
+
+  it("reads NDJSON streams the same way: one chunk a line, cut off only without a finish reason", async () => {
+    await createRollout("lines", 0);
+    const before = await llmSeries(stack, "lines", "stable");
+    await fetch(`${stack.stable.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ ndjson: true }) });
+    let text = "";
+    try {
+      const res = await fetch(`${stack.dataUrl}/lines/v1/chat/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-user-id": "carol" },
+        body: JSON.stringify({ model: "demo-llm", messages: messages(9), stream: true, stream_options: { include_usage: true } }),
+      });
+      expect(res.headers.get("content-type")).toBe("application/x-ndjson");
+      text = await res.text();
+    } finally {
+      await fetch(`${stack.stable.url}/__demo/behavior`, { method: "PUT", body: JSON.stringify({ ndjson: false }) });
+    }
+    const lines = text.trim().split("\n");
+    let d: Record<string, number> = {};
+    await waitFor(
+      "the NDJSON stream's counters",
+      async () => {
+        const now = await llmSeries(stack, "lines", "stable");
+        d = Object.fromEntries(Object.entries(now).map(([k, x]) => [k, x - (before[k] ?? 0)]));
+        return (d.modelroll_streams ?? 0) === 1 && (d.modelroll_ttft_latency_us_count ?? 0) === 1;
+      },
+      15_000,
+      100,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(d)}`);
+    });
+    expect(d).toMatchObject({ modelroll_stream_chunks: lines.length, modelroll_finish_stop: 1, "modelroll_outputs{schema=valid}": 1 });
+    expect(d.modelroll_stream_cut_off ?? 0).toBe(0);
+  });
 });
