@@ -23,6 +23,7 @@ import { finishIndex } from "./llm-message";
 import { REASON_NOT_JSON, REASON_TOO_DEEP } from "./schema-results";
 import { parseContentLength } from "./segments";
 import { VariantMetrics } from "./stats";
+import { countToolCalls, ToolMetrics, toolCallsOf } from "./tool-calls";
 
 /** unreadableReason: the answer can be read. */
 export const READABLE: i32 = -1;
@@ -140,4 +141,15 @@ export function recordAnalysis(slices: Array<VariantMetrics>, output: OutputConf
     if (fallback) incrementMetric(m.fallbackUsed);
     if (finish >= 0) incrementMetric(m.stream.finish[finish]);
   }
+  if (doc !== null && output.tools.length > 0) countToolCalls(toolCallsOf(doc), output.tools, toolMetricsOf(slices));
+}
+
+/** The tool metrics of the slices (null where a slice has none). */
+export function toolMetricsOf(slices: Array<VariantMetrics>): Array<ToolMetrics | null> {
+  const out = new Array<ToolMetrics | null>(slices.length);
+  for (let i = 0; i < slices.length; i++) {
+    const m = slices[i].output;
+    out[i] = m !== null ? m.tools : null;
+  }
+  return out;
 }

@@ -2,6 +2,8 @@
 // data path reads. Defaults here are the ones a config that leaves a field out gets.
 import { SchemaNode } from "./schema";
 import { ModelsConfig } from "./identity";
+import { ModelRouteConfig } from "./model-route";
+import { ToolConfig } from "./tool-calls";
 
 export const SEGMENT_HEADER: i32 = 0;
 export const SEGMENT_PATH: i32 = 1;
@@ -34,6 +36,13 @@ export class ShadowConfig {
   maxBodyBytes: u32 = 65536;
   /** Mirrored calls in flight per Envoy worker; beyond it requests are not mirrored (counted). */
   maxInFlight: u32 = 64;
+  /**
+   * Share of the mirrored requests answered by stable that are also sent to stable a second time, in basis points
+   * (noise.ts): how often stable disagrees with itself, against which the shadow's disagreement is judged.
+   */
+  noiseBasisPoints: u32 = 0;
+  /** Where the second stable call goes. */
+  noiseCluster: string = "stable";
 }
 
 /**
@@ -60,6 +69,8 @@ export class OutputConfig {
   /** Where the guard fetches the stable answer from. */
   guardCluster: string = "stable";
   guardTimeoutMs: u32 = 2000;
+  /** Declared tools: each tool call's arguments are checked against its tool's schema (tool-calls.ts). */
+  tools: Array<ToolConfig> = [];
 }
 
 export class RolloutConfig {
@@ -72,6 +83,8 @@ export class RolloutConfig {
   output: OutputConfig = new OutputConfig();
   /** The declared models and where answers state their version (identity.ts); null: not checked. */
   models: ModelsConfig | null = null;
+  /** Matched by the request body's model, and the canary's model rewrite (model-route.ts); null: by path only. */
+  model: ModelRouteConfig | null = null;
 }
 
 export class RolloutTable {

@@ -5,6 +5,8 @@
 import { JsonKind, JsonValue } from "./json";
 import { parseCompiledSchemaText } from "./schema";
 import { parseModels } from "./identity";
+import { parseModelRoute } from "./model-route";
+import { parseTools } from "./tool-calls";
 import { isLowerToken, isRolloutName, isStatToken, objectAt, ObjectReader, Problems, stringListAt } from "./config-fields";
 import { OutputConfig, RolloutConfig, SEGMENT_HEADER, SEGMENT_PATH, SEGMENT_SIZE, SegmentConfig, ShadowConfig } from "./config-model";
 
@@ -66,6 +68,8 @@ function parseRollout(v: JsonValue, path: string, problems: Problems): RolloutCo
   }
   const models = reader.get("models");
   if (models !== null) r.models = parseModels(models, reader.path + "models.", problems);
+  const model = reader.get("model");
+  if (model !== null) r.model = parseModelRoute(model, reader.path + "model.", problems);
   reader.finish();
   return problems.count == before ? r : null;
 }
@@ -108,6 +112,8 @@ function parseOutput(v: JsonValue, path: string, problems: Problems): OutputConf
     else reader.problem("schema", compiled.error);
   }
   if (o.guard && o.schema === null) reader.problem("guard", "needs a schema to judge answers by");
+  const tools = reader.get("tools");
+  if (tools !== null) o.tools = parseTools(tools, reader.path + "tools.", problems);
   reader.finish();
   return o;
 }
@@ -130,6 +136,13 @@ function parseShadow(v: JsonValue, path: string, problems: Problems): ShadowConf
   if (!isNaN(maxBody)) s.maxBodyBytes = <u32>maxBody;
   const maxInFlight = reader.integer("maxInFlight", 1, 10000);
   if (!isNaN(maxInFlight)) s.maxInFlight = <u32>maxInFlight;
+  const noise = reader.integer("noiseBasisPoints", 0, 10000);
+  if (!isNaN(noise)) s.noiseBasisPoints = <u32>noise;
+  const noiseCluster = reader.string("noiseCluster", false);
+  if (noiseCluster !== null) {
+    if (noiseCluster.length > 0) s.noiseCluster = noiseCluster;
+    else reader.problem("noiseCluster", "must not be empty");
+  }
   reader.finish();
   return s;
 }

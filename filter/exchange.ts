@@ -11,6 +11,7 @@ import { AnswerSummary, confidenceDeltaMilli, predictionOutcome, summarizeAnswer
 import { UNANALYZED_ERROR_STATUS } from "./output";
 import { countUnanalyzed, parseAnswer, READABLE, recordAnalysis, schemaVerdict, unreadableReason } from "./analysis";
 import { RequestCopy } from "./request-copy";
+import { NoiseCall, NoiseMetrics } from "./noise";
 import { CLASS_LOCAL, countEach, ShadowMetrics, statusClass, VariantMetrics } from "./stats";
 
 function dropped(m: ShadowMetrics): u32 {
@@ -85,8 +86,8 @@ export function dispatchShadow(pending: ShadowPending, copy: RequestCopy, calls:
     return null;
   }
   const names = copy.callHeaderNames("x-modelroll-shadow");
-  const values = copy.callHeaderValues(pending.rollout.config.name);
-  const body = copy.callBody();
+  const body = copy.shadowCallBody();
+  const values = copy.callHeaderValues(pending.rollout.config.name, body === null ? 0 : body.byteLength);
   // The call must belong to the root context so that it outlives this stream. A call made as the stream would be
   // cancelled with it and its answer would never be compared: not sent at all, counted.
   if (!setEffectiveContext(rootId)) {
@@ -114,6 +115,8 @@ export class ShadowExchange {
   shadow: AnswerSummary = new AnswerSummary();
   /** The client left before the primary's answer was complete. */
   abandoned: bool = false;
+  /** The second stable call of this request, when sampled for the noise (noise.ts). */
+  noise: NoiseCall | null = null;
   constructor(
     public config: ShadowConfig,
     public output: OutputConfig,
@@ -128,6 +131,26 @@ export class ShadowExchange {
     p.completeNs = nowNanos();
     p.latencyUs = p.completeNs > this.startNs ? (p.completeNs - this.startNs) / 1000 : 0;
     if (this.shadow.done) this.compare();
+    const noise = this.noise;
+    if (noise !== null) noise.compare(p);
+  }
+
+  /** Runs in the root context: the answer of one of this exchange's calls (the shadow's, or the noise's). */
+  answered(token: u32, headerCount: u32, bodySize: u32): void {
+    const noise = this.noise;
+    if (noise !== null && noise.token == token) {
+      noise.answered(this.output, headerCount, bodySize);
+      noise.compare(this.primary);
+      return;
+    }
+    this.shadowAnswered(headerCount, bodySize);
+  }
+
+  /** The noise metrics of the slices (null where a slice has none), for a noise call. */
+  noiseMetrics(): Array<NoiseMetrics | null> {
+    const out = new Array<NoiseMetrics | null>(this.slices.length);
+    for (let i = 0; i < this.slices.length; i++) out[i] = this.slices[i].noise;
+    return out;
   }
 
   primaryAbandoned(): void {

@@ -18,10 +18,22 @@ export function isAnalyzableStatus(status: i32): bool {
   return status >= 200 && status < 300;
 }
 
+/** A dotted path's value; a part of digits indexes an array (choices.0.message.content). */
 export function lookup(doc: JsonValue, path: Array<string>): JsonValue | null {
   let cur: JsonValue | null = doc;
-  for (let i = 0; i < path.length && cur !== null; i++) cur = cur.get(path[i]);
+  for (let i = 0; i < path.length && cur !== null; i++) cur = cur.kind == JsonKind.Array ? itemAt(cur, path[i]) : cur.get(path[i]);
   return cur;
+}
+
+function itemAt(array: JsonValue, part: string): JsonValue | null {
+  if (part.length == 0 || part.length > 9) return null;
+  let index = 0;
+  for (let i = 0; i < part.length; i++) {
+    const c = part.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return null;
+    index = index * 10 + (c - 0x30);
+  }
+  return index < array.items.length ? array.items[index] : null;
 }
 
 /** The prediction as kind-tagged text, so "1" (string) and 1 (number) differ; null when absent or not a scalar. */

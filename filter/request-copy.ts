@@ -11,6 +11,8 @@ export class RequestCopy {
   body: BodyCopy;
   /** The whole request is in (its end of stream was seen, within the body limit). */
   complete: bool = false;
+  /** What the shadow gets instead of the body, when the rollout rewrites the model for its canary (model-route.ts). */
+  shadowBody: ArrayBuffer | null = null;
 
   /** Pseudo-headers, the variant header and hop-by-hop headers are not copied as headers. */
   constructor(
@@ -39,10 +41,17 @@ export class RequestCopy {
     return names;
   }
 
-  callHeaderValues(markerValue: string): Array<string> {
+  /** `bodyLength` >= 0: a copied content-length says that (the body sent may be a rewritten one). */
+  callHeaderValues(markerValue: string, bodyLength: i32 = -1): Array<string> {
     const values = [this.method, this.path, this.authority, markerValue];
-    for (let i = 0; i < this.values.length; i++) values.push(this.values[i]);
+    for (let i = 0; i < this.values.length; i++) values.push(bodyLength >= 0 && this.names[i] == "content-length" ? bodyLength.toString() : this.values[i]);
     return values;
+  }
+
+  /** The body the shadow call sends: the canary's rewritten one, else the request's. */
+  shadowCallBody(): ArrayBuffer | null {
+    const b = this.shadowBody;
+    return b !== null ? b : this.callBody();
   }
 
   /** The body to send, or null for none. */

@@ -94,7 +94,7 @@ export class ModelrollRoot extends RootContextBase {
     if (state.shadowCalls.has(token)) {
       const exchange = state.shadowCalls.get(token);
       state.shadowCalls.delete(token);
-      exchange.shadowAnswered(headerCount, bodySize);
+      exchange.answered(token, headerCount, bodySize);
       return;
     }
     if (state.guardCalls.has(token)) {

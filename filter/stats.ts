@@ -8,10 +8,13 @@
 // Envoy stores them as wasmcustom.<name>; /stats/prometheus prints e.g.
 //   modelroll_requests{modelroll_rollout="fraud-model",modelroll_variant="canary"} 42
 import { addToGauge, defineMetric, incrementMetric, MetricType } from "./sdk/host";
-import { OutputConfig, SegmentConfig } from "./config-model";
+import { OutputConfig, SegmentConfig, ShadowConfig } from "./config-model";
 import { UNANALYZED_NAMES } from "./output";
 import { IdentityMetrics } from "./identity";
 import { SCHEMA_RESULT_NAMES } from "./schema-results";
+import { ToolMetrics } from "./tool-calls";
+import { ModelRouteMetrics } from "./model-route";
+import { NoiseMetrics } from "./noise";
 import { FINISH_NAMES } from "./llm-message";
 
 export const VARIANT_STABLE: i32 = 0;
@@ -41,7 +44,7 @@ export class VariantMetrics {
   /** Defined only for rollouts that analyze answers. */
   output: OutputMetrics | null = null;
   constructor(base: string, output: OutputConfig | null = null) {
-    if (output !== null && output.analyze) this.output = new OutputMetrics(base, output.labels, output.schema !== null);
+    if (output !== null && output.analyze) this.output = new OutputMetrics(base, output.labels, output.schema !== null, output.tools.length > 0);
     this.requests = defineMetric(MetricType.Counter, base + "requests");
     for (let c = 0; c < CLASS_NAMES.length; c++) {
       this.responses[c] = defineMetric(MetricType.Counter, base + "class." + CLASS_NAMES[c] + ".responses");
@@ -79,8 +82,11 @@ export class OutputMetrics {
   guardUnreadable: u32;
   /** Stable's answer came back but the host refused to act for the held answer's stream (in Envoy: it was gone). */
   guardReleaseFailed: u32;
+  /** Present when the rollout declares tools (tool-calls.ts). */
+  tools: ToolMetrics | null = null;
   stream: StreamMetrics;
-  constructor(base: string, labels: Array<string>, withSchema: bool) {
+  constructor(base: string, labels: Array<string>, withSchema: bool, withTools: bool = false) {
+    if (withTools) this.tools = new ToolMetrics(base);
     this.stream = new StreamMetrics(base);
     if (withSchema) {
       for (let i = 0; i < SCHEMA_RESULT_NAMES.length; i++)
@@ -162,7 +168,10 @@ export class ShadowMetrics {
   confidenceDeltaMilli: u32;
   incomplete: u32;
   primaryLatencyUs: u32;
-  constructor(base: string, output: OutputConfig) {
+  /** Present when some mirrored requests are also sent to stable again (noise.ts). */
+  noise: NoiseMetrics | null = null;
+  constructor(base: string, output: OutputConfig, withNoise: bool = false) {
+    if (withNoise) this.noise = new NoiseMetrics(base);
     this.calls = new VariantMetrics(base, output);
     this.primaryLatencyUs = defineMetric(MetricType.Histogram, base + "primary_latency_us");
     this.dropped = defineMetric(MetricType.Counter, base + "dropped");
@@ -190,7 +199,9 @@ export class RolloutMetrics {
   shadowSegments: Array<Array<ShadowMetrics>> = [];
   /** Present when the rollout declares models with a version source (identity.ts). */
   identity: IdentityMetrics | null = null;
-  constructor(rollout: string, segments: Array<SegmentConfig>, withShadow: bool, output: OutputConfig, withIdentity: bool = false) {
+  /** Present when the rollout is matched by the request's model (model-route.ts). */
+  modelRoute: ModelRouteMetrics | null = null;
+  constructor(rollout: string, segments: Array<SegmentConfig>, shadow: ShadowConfig | null, output: OutputConfig, withIdentity: bool = false) {
     if (withIdentity) this.identity = new IdentityMetrics(rollout);
     for (let v = 0; v < 2; v++) {
       this.variants[v] = new VariantMetrics("modelroll.rollout." + rollout + ".variant." + VARIANT_NAMES[v] + ".", output);
@@ -208,17 +219,17 @@ export class RolloutMetrics {
       }
       this.segments.push(perValue);
     }
-    if (withShadow) this.defineShadow(rollout, segments, output);
+    if (shadow !== null) this.defineShadow(rollout, segments, output, shadow.noiseBasisPoints > 0);
   }
 
-  private defineShadow(rollout: string, segments: Array<SegmentConfig>, output: OutputConfig): void {
-    this.shadow.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.", output));
+  private defineShadow(rollout: string, segments: Array<SegmentConfig>, output: OutputConfig, noise: bool): void {
+    this.shadow.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.", output, noise));
     for (let d = 0; d < segments.length; d++) {
       const seg = segments[d];
       const perValue = new Array<ShadowMetrics>();
       for (let k = 0; k <= seg.values.length; k++) {
         const value = k < seg.values.length ? seg.values[k] : "other";
-        perValue.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.seg." + seg.name + "." + value + ".", output));
+        perValue.push(new ShadowMetrics("modelroll.rollout." + rollout + ".variant.shadow.seg." + seg.name + "." + value + ".", output, noise));
       }
       this.shadowSegments.push(perValue);
     }

@@ -17,7 +17,9 @@ import {
 } from "./sdk/host";
 import { DataStatus, HeadersStatus, StreamContextBase, RootContextBase } from "./sdk/dispatch";
 import { RolloutConfig, SEGMENT_HEADER, SEGMENT_SIZE } from "./config-model";
-import { ActiveRollout } from "./active";
+import { ActiveRollout, PathGroup } from "./active";
+import { MODEL_ROUTE_NOT_HELD, MODEL_ROUTE_UNREADABLE } from "./model-route";
+import { chooseByModel, HeldBody, routeName } from "./model-held";
 import { RootState } from "./root-state";
 import { isCanary, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
@@ -29,6 +31,7 @@ import { PrimaryAnswer } from "./answer";
 import { dispatchShadow, sampleShadow, ShadowExchange, ShadowPending } from "./exchange";
 import { GuardPhase, GuardState } from "./guard";
 import { RequestCopy } from "./request-copy";
+import { dispatchNoise, sampleNoise } from "./noise";
 import { CLASS_LOCAL, countEach, outputMetricsOf, statusClass, VARIANT_CANARY, VARIANT_NAMES, VARIANT_STABLE, VariantMetrics } from "./stats";
 
 /** What the response body callbacks do for this stream. */
@@ -76,6 +79,10 @@ export class ModelrollStream extends StreamContextBase {
   bodyPath: BodyPath = BodyPath.Pass;
   /** The answer's headers were counted (once per stream). */
   responseCounted: bool = false;
+  /** The path's model rollouts, while the headers wait for the body's model (model-route.ts). */
+  modelWait: PathGroup | null = null;
+  /** The request's path, kept while its headers wait. */
+  path: string = "";
 
   constructor(
     id: u32,
@@ -86,11 +93,28 @@ export class ModelrollStream extends StreamContextBase {
   }
 
   onRequestHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
+    const path = getHeader(HeaderMap.RequestHeaders, ":path");
+    const group = path !== null ? this.state.active.group(path) : null;
+    if (path === null || group === null) return this.route(null, "", endOfStream, null);
+    if (group.byModel.length == 0) return this.route(group.fallback, path, endOfStream, null);
+    // Rollouts chosen by the body's model: the headers wait for the body (model-route.ts), within its limit.
+    if (endOfStream || !this.state.plugin.headersStopIteration) {
+      group.failOpen(endOfStream ? MODEL_ROUTE_UNREADABLE : MODEL_ROUTE_NOT_HELD);
+      return this.route(group.fallback, path, endOfStream, null);
+    }
+    // A held request that never gets to its routing (trailers end it, not a body callback) goes on as stable: no
+    // client-sent variant header may pick the canary route meanwhile.
+    removeHeader(HeaderMap.RequestHeaders, this.state.plugin.variantHeader);
+    this.modelWait = group;
+    this.path = path;
+    return HeadersStatus.StopIteration;
+  }
+
+  /** Routes to `rollout` (null: not ours), with the held body when the body's model chose it. */
+  private route(rollout: ActiveRollout | null, path: string, endOfStream: bool, held: HeldBody | null): HeadersStatus {
     const state = this.state;
     const variantHeader = state.plugin.variantHeader;
-    const path = getHeader(HeaderMap.RequestHeaders, ":path");
-    const rollout = path !== null ? state.active.find(path) : null;
-    if (path === null || rollout === null) {
+    if (rollout === null) {
       // Not ours: a client-sent variant header must not pick the canary route.
       removeHeader(HeaderMap.RequestHeaders, variantHeader);
       return HeadersStatus.Continue;
@@ -98,8 +122,9 @@ export class ModelrollStream extends StreamContextBase {
     const key = getHeader(HeaderMap.RequestHeaders, rollout.config.stickyHeader);
     const bucket = key === null || key.length == 0 ? state.random.next() : stickyBucket(rollout.config.name, key);
     let variant = rollout.identity.route(isCanary(bucket, rollout.config.canaryBasisPoints) ? VARIANT_CANARY : VARIANT_STABLE);
+    if (variant == VARIANT_CANARY && held !== null && !held.rewriteForCanary(rollout)) variant = VARIANT_STABLE;
     // Changing a request header makes Envoy re-pick the route (ABI 0.2.1), so this decides the cluster.
-    if (!replaceHeader(HeaderMap.RequestHeaders, variantHeader, VARIANT_NAMES[variant])) {
+    if (!replaceHeader(HeaderMap.RequestHeaders, variantHeader, routeName(rollout, variant))) {
       // Fail-safe: if we cannot set our header, make sure no client value remains and count it as stable.
       removeHeader(HeaderMap.RequestHeaders, variantHeader);
       variant = VARIANT_STABLE;
@@ -125,31 +150,52 @@ export class ModelrollStream extends StreamContextBase {
     let limit: u32 = guard !== null ? rollout.config.output.maxBodyBytes : 0;
     if (pending !== null && pending.config.maxBodyBytes > limit) limit = pending.config.maxBodyBytes;
     const copy = new RequestCopy(pairs, variantHeader, path, <i32>limit);
+    if (held !== null) copy.shadowBody = held.forShadow(rollout);
     this.copy = copy;
     if (endOfStream) this.requestComplete(copy);
     return HeadersStatus.Continue;
   }
 
   onRequestBody(bodySize: u32, endOfStream: bool): DataStatus {
+    const group = this.modelWait;
+    if (group !== null) return this.modelBody(group, bodySize, endOfStream);
     const copy = this.copy;
     if (copy === null || copy.complete) return DataStatus.Continue;
     // The request is never held: each chunk is copied as it passes.
-    if (bodySize > 0) {
-      const chunk = getBuffer(Buffer.HttpRequestBody, 0, bodySize);
-      if (chunk === null) {
-        // Fail-open: no complete copy, so no shadow call (counted) and no guard (skipped at the answer).
-        this.dropCopy(false);
-        return DataStatus.Continue;
-      }
-      copy.body.add(chunk);
+    if (bodySize > 0) this.copyChunk(copy, getBuffer(Buffer.HttpRequestBody, 0, bodySize), endOfStream);
+    else if (endOfStream) this.requestComplete(copy);
+    return DataStatus.Continue;
+  }
+
+  /** The body of a request waiting for its model: buffered to its end (or the limit), then routed and released. */
+  private modelBody(group: PathGroup, bodySize: u32, endOfStream: bool): DataStatus {
+    const tooLarge = bodySize > group.maxBodyBytes;
+    if (!tooLarge && !endOfStream) return DataStatus.StopIterationAndBuffer;
+    this.modelWait = null;
+    // The buffer holds the whole body so far.
+    const body = getBuffer(Buffer.HttpRequestBody, 0, bodySize);
+    const choice = chooseByModel(group, body, bodySize, tooLarge);
+    this.route(choice.rollout, this.path, false, choice.held);
+    const copy = this.copy;
+    // The copy gets the body as the client sent it (the guard asks stable with it), then what follows, if anything.
+    if (copy !== null) this.copyChunk(copy, body, endOfStream);
+    return DataStatus.Continue;
+  }
+
+  /** Adds a chunk of the request to its copy; on a failed read or past the limit the copy is dropped (counted). */
+  private copyChunk(copy: RequestCopy, chunk: ArrayBuffer | null, endOfStream: bool): void {
+    if (chunk === null) {
+      // Fail-open: no complete copy, so no shadow call (counted) and no guard (skipped at the answer).
+      this.dropCopy(false);
+      return;
     }
+    copy.body.add(chunk);
     if (copy.body.overflowed) {
       // Too large to mirror (counted); the guard cannot send it again either.
       this.dropCopy(true);
-      return DataStatus.Continue;
+      return;
     }
     if (endOfStream) this.requestComplete(copy);
-    return DataStatus.Continue;
   }
 
   onResponseHeaders(headerCount: u32, endOfStream: bool): HeadersStatus {
@@ -273,7 +319,16 @@ export class ModelrollStream extends StreamContextBase {
     const pending = this.shadowPending;
     if (pending === null) return;
     this.shadowPending = null;
-    this.exchange = dispatchShadow(pending, copy, this.state.shadowCalls, this.state.rootId, this.id);
+    const exchange = dispatchShadow(pending, copy, this.state.shadowCalls, this.state.rootId, this.id);
+    this.exchange = exchange;
+    const routed = this.routed;
+    if (exchange !== null && routed !== null && sampleNoise(pending.config, routed.variant == VARIANT_STABLE, this.state.random)) {
+      const noise = dispatchNoise(pending.config, pending.rollout.config.name, copy, exchange.noiseMetrics(), this.state.rootId, this.id);
+      if (noise !== null) {
+        exchange.noise = noise;
+        this.state.shadowCalls.set(noise.token, exchange);
+      }
+    }
     if (this.guard === null) this.copy = null;
   }
 

@@ -2,6 +2,11 @@
 // Nothing here touches the host; Envoy runs build/filter.wasm (filter/main.ts).
 import { parsePluginConfig, parseRolloutTable } from "./config";
 import { parseJson, JsonKind } from "./json";
+import { findModel, rewriteModel } from "./model-route";
+import { judgeToolCall, parseTools, toolCallsOf } from "./tool-calls";
+import { Problems } from "./config-fields";
+import { OutputConfig } from "./config-model";
+import { predictionText } from "./output";
 import { classifyVersion, isCanaryMismatch, MODEL_NAMES, sameIdentityConfig, versionInDoc } from "./identity";
 import { isCanary, matchRollout, stickyBucket } from "./routing";
 import { parseContentLength, segmentValueIndex } from "./segments";
@@ -165,6 +170,46 @@ export function identityTripCarries(a: string, b: string): bool {
   const x = ra.rollouts[0];
   const y = rb.rollouts[0];
   return sameIdentityConfig(x.models, y.models, x.canaryBasisPoints, y.canaryBasisPoints);
+}
+
+/** "<name>@<start>-<end>" of the body's top-level model string, or "none". */
+export function modelOf(body: string): string {
+  const span = findModel(String.UTF8.encode(body));
+  return span === null ? "none" : span.name + "@" + span.start.toString() + "-" + span.end.toString();
+}
+
+/** The body with its model rewritten to `name`, or "none" when it has no model string. */
+export function modelRewritten(body: string, name: string): string {
+  const bytes = String.UTF8.encode(body);
+  const span = findModel(bytes);
+  return span === null ? "none" : String.UTF8.decode(rewriteModel(bytes, span, name));
+}
+
+/** Per tool call of an answer: "valid", "invalid_json", "schema_failed" or "unknown_tool", comma-separated; "error: ..." for bad tools. */
+export function toolCallVerdicts(toolsJson: string, answer: string): string {
+  const parsedTools = parseJson(toolsJson);
+  const toolsDoc = parsedTools.value;
+  if (toolsDoc === null) return "error: tools not JSON";
+  const problems = new Problems(true);
+  const tools = parseTools(toolsDoc, "tools.", problems);
+  if (problems.count > 0) return "error: " + problems.join();
+  const doc = parseJson(answer).value;
+  if (doc === null) return "error: answer not JSON";
+  const calls = toolCallsOf(doc);
+  const names = ["valid", "invalid_json", "schema_failed", "unknown_tool"];
+  const out = new Array<string>();
+  for (let i = 0; i < calls.length; i++) out.push(names[judgeToolCall(calls[i], tools)]);
+  return out.join(",");
+}
+
+/** The scalar at a dotted path (array parts by index), as predictionText tags it, or "none". */
+export function predictionAt(path: string, answer: string): string {
+  const doc = parseJson(answer).value;
+  if (doc === null) return "none";
+  const output = new OutputConfig();
+  output.predictionField = path.split(".");
+  const p = predictionText(doc, output);
+  return p === null ? "none" : p;
 }
 
 /**

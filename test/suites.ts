@@ -45,7 +45,7 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
  * test/unit/suites.test.ts fails when a file uses a tool it is not listed under here.
  */
 export const NEEDS: Record<string, readonly string[]> = {
-  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
+  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts", "test/e2e/llm-route.test.ts"],
   "mesh-schemas": ["test/mesh/", "test/kube/"],
   prometheus: [
     "test/e2e/promql.test.ts",

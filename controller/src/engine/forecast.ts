@@ -205,7 +205,7 @@ function planningNeeds(gate: GateSpec, stage: StageSpec, alpha: number, multiple
           proportionNeeds({
             limits,
             expected,
-            stable: gate.variant === "shadow" ? null : expected,
+            stable: gate.variant === "shadow" && !gate.baseline ? null : expected,
             alpha,
             harmMultiple: multiple,
             stableRatio: Math.max(stableRatio, 1e-9),

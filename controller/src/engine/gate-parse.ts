@@ -6,6 +6,7 @@
 import type { ErrorDetail } from "../errors.ts";
 import { ALL_KINDS, checkRange, customGate, promqlGate, type RawGate } from "./gate-custom.ts";
 import { DEFAULT_LATENCY_TOLERANCE_MS, DEFAULT_TPOT_TOLERANCE_MS, DEFAULT_TTFT_TOLERANCE_MS, type GateSpec, type Limits } from "./gate-spec.ts";
+import { llmGate } from "./gate-llm.ts";
 import { GATE_NAME_PATTERN, LATENCY_GATE_PATTERN, TOKEN_LATENCY_GATE_PATTERN, type StageKind } from "./spec-schema.ts";
 
 // Counter keys as the metric provider names them (metrics/provider.ts).
@@ -240,6 +241,8 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     case "gpu_oom_events":
       return promqlGate(name, path, g, errors, during(ALL_KINDS), "GPU OOM events");
   }
+  const llm = llmGate(name, path, g, errors, during);
+  if (llm !== undefined) return llm;
   return customGate(name, path, g, errors, during);
 }
 

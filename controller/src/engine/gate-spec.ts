@@ -53,6 +53,11 @@ export interface ProportionGate extends GateBase {
   denominator: string[];
   /** candidate: the stage's candidate vs stable; shadow: the shadow's own comparison counters (absolute only). */
   variant: "candidate" | "shadow";
+  /**
+   * What relative limits compare against instead of stable's rate: other counters of the candidate's own slice
+   * (shadow_disagreement_excess: stable's agreement with itself, gate-llm.ts).
+   */
+  baseline?: { numerator: string[]; denominator: string[] };
 }
 
 /** Mean of a filter histogram from its sum and count; observations lie in `range` (stat units). */

@@ -164,8 +164,10 @@ function measureProportion(
     const ss = variants?.stable;
     const trials = sumCounters(cs, gate.denominator);
     const successes = sumCounters(cs, gate.numerator);
-    const stableTrials = sumCounters(ss, gate.denominator);
-    const stableSuccesses = sumCounters(ss, gate.numerator);
+    // A baseline is read from the candidate's own slice (gate-llm.ts); otherwise stable's rate is the baseline.
+    const base = gate.baseline;
+    const stableTrials = base ? sumCounters(cs, base.denominator) : sumCounters(ss, gate.denominator);
+    const stableSuccesses = base ? sumCounters(cs, base.numerator) : sumCounters(ss, gate.numerator);
     if (trials === 0 && stableTrials === 0 && segment !== null && stageSamples === 0) continue;
     const alpha = splitAlpha(testAlphaOf, relative, input);
     const c = proportionConfidenceSequence(successes, trials, alpha.candidate);

@@ -156,6 +156,16 @@ const SchemaPassRateGate = gate(
 
 const ShadowRateGate = gate({ minimum: rateLimits.minimum }, "A shadow comparison rate (shadow vs primary answer for the same request).");
 
+const ToolCallRateGate = gate(
+  { minimum: rateLimits.minimum, maximum_decrease: rateLimits.maximum_decrease },
+  "Tool calls whose arguments are JSON matching their tool's schema (output.tools) / tool calls.",
+);
+
+const ShadowExcessGate = gate(
+  { maximum: rate("The shadow's disagreement rate with the primary minus stable's disagreement rate with itself (shadow.noisePercent) is at most this.") },
+  "The shadow's disagreement beyond the noise of stable disagreeing with itself (needs shadow.noisePercent).",
+);
+
 const ConfidenceDriftGate = gate(
   { maximum: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "|mean confidence of candidate - of stable| at most this." }) },
   "Shift of the model's mean confidence (0..1).",
@@ -261,6 +271,8 @@ export const NAMED_GATES: Record<string, TSchema> = {
   shadow_agreement_rate: ShadowRateGate,
   shadow_status_match_rate: ShadowRateGate,
   confidence_drift: ConfidenceDriftGate,
+  tool_call_valid_rate: ToolCallRateGate,
+  shadow_disagreement_excess: ShadowExcessGate,
   ttft_p95_ms: TokenLatencyGate,
   tpot_p95_ms: TokenLatencyGate,
   stream_cut_off_rate: CutOffRateGate,
@@ -282,6 +294,8 @@ export const PromotionGates = Type.Object(
     shadow_agreement_rate: Type.Optional(ShadowRateGate),
     shadow_status_match_rate: Type.Optional(ShadowRateGate),
     confidence_drift: Type.Optional(ConfidenceDriftGate),
+    tool_call_valid_rate: Type.Optional(ToolCallRateGate),
+    shadow_disagreement_excess: Type.Optional(ShadowExcessGate),
     ttft_p95_ms: Type.Optional(TokenLatencyGate),
     tpot_p95_ms: Type.Optional(TokenLatencyGate),
     stream_cut_off_rate: Type.Optional(CutOffRateGate),

@@ -5,6 +5,7 @@ import { toFilterModels, type FilterModels } from "../rollouts/models.ts";
 import { toFilterOutput, type FilterOutput } from "../rollouts/output.ts";
 import { toFilterSegment, type FilterSegment } from "../rollouts/segments.ts";
 import { toFilterShadow, type FilterShadow } from "../rollouts/shadow.ts";
+import { toFilterModelRoute, type FilterModelRoute } from "../rollouts/model-route.ts";
 
 interface FilterRollout {
   name: string;
@@ -16,6 +17,8 @@ interface FilterRollout {
   output: FilterOutput;
   /** Present when answers state their version: the filter checks it per answer (filter/identity.ts). */
   models?: FilterModels;
+  /** Present when the rollout is chosen by the request's model (filter/model-route.ts). */
+  model?: FilterModelRoute;
 }
 
 export interface FilterConfig {
@@ -62,6 +65,7 @@ export function incrementalProjection(): (source: ConfigSource) => FilterConfig 
 
 function filterRollout(r: Rollout): FilterRollout {
   const models = toFilterModels(r.spec.models);
+  const model = toFilterModelRoute(r.spec.match, r.spec.modelRewrite);
   return {
     name: r.spec.name,
     pathPrefix: r.spec.match.pathPrefix,
@@ -71,5 +75,6 @@ function filterRollout(r: Rollout): FilterRollout {
     ...(r.spec.shadow ? { shadow: toFilterShadow(r.spec.shadow, r.shadowPercent) } : {}),
     output: toFilterOutput(r.spec.output),
     ...(models ? { models } : {}),
+    ...(model ? { model } : {}),
   };
 }

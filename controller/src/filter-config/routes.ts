@@ -6,6 +6,7 @@ import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
 import type { LongPollDistributor } from "./long-poll.ts";
 import type { FilterConfig } from "./projection.ts";
+import { FilterModelRouteBody } from "../rollouts/model-route.ts";
 
 const DEFAULT_WAIT_SECONDS = 20;
 const MAX_WAIT_SECONDS = 60;
@@ -35,6 +36,8 @@ export const FilterConfigBody = Type.Object({
           timeoutMs: Type.Integer(),
           maxBodyBytes: Type.Integer(),
           maxInFlight: Type.Integer(),
+          noiseBasisPoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 10000 })),
+          noiseCluster: Type.Optional(Type.String()),
         }),
       ),
       output: Type.Object({
@@ -52,6 +55,7 @@ export const FilterConfigBody = Type.Object({
         guard: Type.Boolean(),
         guardCluster: Type.String(),
         guardTimeoutMs: Type.Integer(),
+        tools: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "Tool name -> compiled arguments schema (JSON text)." })),
       }),
       models: Type.Optional(
         Type.Object(
@@ -64,6 +68,7 @@ export const FilterConfigBody = Type.Object({
           { description: "The declared versions and where answers state theirs: the filter checks every answer (filter/identity.ts)." },
         ),
       ),
+      model: Type.Optional(FilterModelRouteBody),
     }),
   ),
 });

@@ -27,7 +27,10 @@ const Loose = (description: string) => Type.Object({}, { additionalProperties: t
 
 export const SpecView = Type.Object({
   name: Type.String(),
-  match: Type.Object({ pathPrefix: Type.String() }),
+  match: Type.Object({ pathPrefix: Type.String(), model: Type.Optional(Type.String()), maxBodyBytes: Type.Optional(Type.Integer()) }),
+  modelRewrite: Type.Optional(
+    Type.Object({ canary: Type.String(), canaryCluster: Type.Boolean() }, { description: "Only when the spec rewrites the canary's model." }),
+  ),
   stickyKey: Type.Object({ header: Type.String() }),
   canaryPercent: Type.Number(),
   segments: Type.Array(SegmentSpec),

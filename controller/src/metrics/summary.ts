@@ -21,6 +21,8 @@ interface OutputSummary {
   confidence: DistributionSummary & { mean: number | null };
   /** Canary output guard: answers replaced by stable's, replacements that failed (canary's went out), answers it could not hold. */
   guard: { replaced: number; failed: number; skipped: number };
+  /** Tool calls judged against the declared tools (filter/tool-calls.ts); absent when there were none. */
+  toolCalls?: { count: number; valid: number; invalidJson: number; schemaFailed: number; unknownTool: number; validRate: number | null };
   /** Streamed answers (SSE, NDJSON): null when there were none. Times in ms; rates per stream. */
   streams: StreamSummary | null;
   /** null when no answer carried token counts. Rates are per LLM answer. */
@@ -59,6 +61,11 @@ interface ShadowComparisonSummary {
   /** agree / (agree + disagree): answers where either side had no prediction are left out, counted in predictionMissing. */
   predictionAgreementRate: number | null;
   predictionMissing: number;
+  /**
+   * Stable asked a second time on a sample of the mirrored requests (filter/noise.ts): how often its two answers
+   * agree, the noise the shadow's agreement is judged against; absent when none was sent.
+   */
+  noise?: { requests: number; compared: number; agreementRate: number | null };
   /** |primary - shadow| confidence, 0..1. */
   confidenceDelta: DistributionSummary;
   /**
@@ -131,7 +138,20 @@ function summarizeOutput(counts: VariantCounts): OutputSummary | undefined {
       .map(([k, n]) => [k.slice("finish_".length), n]),
   );
   const completion = counts.histograms.completion_tokens;
+  const toolCalls = c.tool_calls ?? 0;
   return {
+    ...(toolCalls > 0
+      ? {
+          toolCalls: {
+            count: toolCalls,
+            valid: c.tool_calls_valid ?? 0,
+            invalidJson: c.tool_calls_invalid_json ?? 0,
+            schemaFailed: c.tool_calls_schema_failed ?? 0,
+            unknownTool: c.tool_calls_unknown_tool ?? 0,
+            validRate: ratio(c.tool_calls_valid ?? 0, toolCalls),
+          },
+        }
+      : {}),
     analyzed,
     labels,
     schema: Object.keys(schemaResults).length > 0 ? { validated, valid, passRate: ratio(valid, validated), failures } : null,
@@ -174,7 +194,12 @@ function summarizeComparison(counts: VariantCounts): ShadowComparisonSummary {
   const mismatch = c.status_mismatch ?? 0;
   const agree = c.prediction_agree ?? 0;
   const disagree = c.prediction_disagree ?? 0;
+  const noiseAgree = c.noise_agree ?? 0;
+  const noiseDisagree = c.noise_disagree ?? 0;
   return {
+    ...((c.noise_requests ?? 0) > 0
+      ? { noise: { requests: c.noise_requests ?? 0, compared: noiseAgree + noiseDisagree, agreementRate: ratio(noiseAgree, noiseAgree + noiseDisagree) } }
+      : {}),
     compared: match + mismatch,
     statusMatchRate: ratio(match, match + mismatch),
     predictionAgreementRate: ratio(agree, agree + disagree),

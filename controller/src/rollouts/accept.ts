@@ -12,6 +12,8 @@ import { enginePart, type RolloutSpec } from "./schemas.ts";
 import { checkSegments } from "./segments.ts";
 import { normalizeShadow } from "./shadow.ts";
 import { checkClusters, normalizeClusters } from "./clusters.ts";
+import { checkLlmGateSources } from "./tools.ts";
+import { checkModelRoute, modelsOfRewrite, normalizeMatch, normalizeModelRewrite, type ModelRewriteSpec } from "./model-route.ts";
 
 interface AcceptedSpec {
   normalized: NormalizedSpec;
@@ -30,12 +32,19 @@ export function parseRolloutEngine(spec: Record<string, unknown>, policy: Partia
   const shadow = spec.shadow as { percent?: unknown } | undefined;
   const models = spec.models as ModelsSpec | undefined;
   const wellFormed = typeof models === "object" && models !== null && typeof models.stable === "string" && typeof models.canary === "string";
+  // A model rewrite declares the two models when `models` does not (model-route.ts).
+  const match = spec.match as { pathPrefix: string; model?: unknown } | undefined;
+  const rewrite = spec.modelRewrite as ModelRewriteSpec | undefined;
+  const rewritten =
+    !wellFormed && typeof match?.model === "string" && typeof rewrite?.canary === "string"
+      ? modelsOfRewrite({ pathPrefix: match.pathPrefix, model: match.model }, rewrite)
+      : null;
   return parseEngineSpec(part, {
     hasOutputSchema: output?.schema !== undefined,
     hasShadow: shadow !== undefined,
     shadowPercent: typeof shadow?.percent === "number" && shadow.percent > 0 ? shadow.percent : undefined,
     policy,
-    models: wellFormed ? modelIdentity(normalizeModels(models)) : null,
+    models: wellFormed ? modelIdentity(normalizeModels(models)) : modelIdentity(rewritten),
   });
 }
 
@@ -61,16 +70,18 @@ export function acceptSpec(spec: RolloutSpec, policy: Partial<Policy> | undefine
   const outputCheck = checkOutput(spec.output);
   const raw = spec as Record<string, unknown>;
   const clusters = normalizeClusters(spec.clusters);
+  const modelRewrite = normalizeModelRewrite(spec.modelRewrite);
   const normalized: NormalizedSpec = {
     name: spec.name,
-    match: { pathPrefix: spec.match.pathPrefix },
+    match: normalizeMatch(spec.match),
     stickyKey: { header: spec.stickyKey.header },
     canaryPercent: spec.canaryPercent ?? 0,
     segments: spec.segments ?? [],
     ...(clusters ? { clusters } : {}),
-    shadow: normalizeShadow(spec.shadow, clusters?.shadow),
+    shadow: normalizeShadow(spec.shadow, clusters?.shadow, clusters?.stable),
     output: normalizeOutput(spec.output, outputCheck.compiled, clusters?.stable),
-    models: normalizeModels(spec.models),
+    models: normalizeModels(spec.models) ?? modelsOfRewrite(spec.match, spec.modelRewrite),
+    ...(modelRewrite ? { modelRewrite } : {}),
     release: enginePart(raw),
   };
   const engine = parseRolloutEngine(raw, policy);
@@ -79,6 +90,8 @@ export function acceptSpec(spec: RolloutSpec, policy: Partial<Policy> | undefine
     ...outputCheck.errors,
     ...checkModels(spec.models),
     ...checkClusters(spec),
+    ...checkModelRoute(spec),
+    ...checkLlmGateSources(spec),
     ...engineErrorsOf(raw, engine),
   ];
   if (problems.length > 0) {

@@ -32,6 +32,12 @@ export function applySpec(store: RolloutStore, name: string, body: RolloutSpec, 
     "the path's traffic and counts belong to this rollout; a new path is a new rollout",
   );
   fixed(
+    "/match/model",
+    (was.match.model ?? null) !== (normalized.match.model ?? null),
+    "the model's traffic and counts belong to this rollout; a new model is a new rollout",
+  );
+  fixed("/modelRewrite", !same(was.modelRewrite ?? null, normalized.modelRewrite ?? null), "the canary is this model name (a new one is a new rollout)");
+  fixed(
     "/stickyKey/header",
     was.stickyKey.header !== normalized.stickyKey.header,
     "users would move between stable and the canary (stickiness hashes this header)",

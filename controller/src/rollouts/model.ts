@@ -9,10 +9,13 @@ import type { NormalizedModels } from "./models.ts";
 import type { NormalizedOutput } from "./output.ts";
 import type { ENGINE_PROPERTIES, RolloutSpec } from "./schemas.ts";
 import type { NormalizedShadow } from "./shadow.ts";
+import type { NormalizedModelRewrite } from "./model-route.ts";
 import type { RolloutUpstreams } from "./upstreams.ts";
 
 /** A spec as accepted (rollouts/accept.ts): defaults filled in, the output schema compiled. */
-export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | "clusters" | keyof typeof ENGINE_PROPERTIES>> & {
+export type NormalizedSpec = Required<Omit<RolloutSpec, "shadow" | "output" | "models" | "clusters" | "modelRewrite" | keyof typeof ENGINE_PROPERTIES>> & {
+  /** Only when the spec rewrites the canary's model (absent otherwise, so rollouts without it read as before). */
+  modelRewrite?: NormalizedModelRewrite;
   /** Only when the spec names clusters (absent otherwise, so rollouts without them read as before). */
   clusters?: NormalizedClusters;
   shadow: NormalizedShadow | null;

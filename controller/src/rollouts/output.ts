@@ -7,6 +7,7 @@ import { SEGMENT_TOKEN_PATTERN } from "./segments.ts";
 import { clusterName } from "./clusters.ts";
 import { compileOutputSchema, type CompiledSchema } from "../schema/compile.ts";
 import type { ErrorDetail } from "../errors.ts";
+import { compileTools, toFilterTools, ToolsSpec } from "./tools.ts";
 
 const FIELD_PATH = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
 const fieldPath = (description: string, defaultValue?: string) =>
@@ -40,6 +41,7 @@ export const OutputSpec = Type.Object(
     ),
     guardCluster: Type.Optional(clusterName("Envoy cluster the guard fetches the stable answer from; default clusters.stable, else stable.")),
     guardTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 60000, default: 2000 })),
+    tools: Type.Optional(ToolsSpec),
     llm: Type.Optional(
       Type.Object(
         {
@@ -69,10 +71,19 @@ export interface NormalizedOutput {
   schema: unknown;
   compiledSchema: CompiledSchema | null;
   guard: { enabled: boolean; cluster: string; timeoutMs: number };
+  /** Tool name -> its arguments' schema as given, and compiled (rollouts/tools.ts); absent without tools. */
+  tools?: Record<string, unknown>;
+  compiledTools?: Record<string, CompiledSchema>;
 }
 
 /** Compiles the output schema; problems are reported under /output/schema with the keyword's pointer. */
 export function checkOutput(output: OutputSpec | undefined): { compiled: CompiledSchema | null; errors: ErrorDetail[] } {
+  const tools = compileTools(output?.tools).errors;
+  const result = checkOutputSchema(output);
+  return tools.length === 0 ? result : { compiled: result.compiled, errors: [...result.errors, ...tools] };
+}
+
+function checkOutputSchema(output: OutputSpec | undefined): { compiled: CompiledSchema | null; errors: ErrorDetail[] } {
   if (output?.schema === undefined) {
     const errors = output?.guard ? [{ path: "/output/guard", reason: "the guard judges answers by the output schema: give output.schema" }] : [];
     return { compiled: null, errors };
@@ -84,7 +95,10 @@ export function checkOutput(output: OutputSpec | undefined): { compiled: Compile
 
 /** `stableCluster`: the rollout's stable cluster when the spec names clusters (clusters.ts). */
 export function normalizeOutput(output: OutputSpec | undefined, compiledSchema: CompiledSchema | null, stableCluster = "stable"): NormalizedOutput {
+  // Only with tools, so a spec without them compares equal to one saved before tools existed.
+  const tools = output?.tools && Object.keys(output.tools).length > 0 ? { tools: output.tools, compiledTools: compileTools(output.tools).compiled } : {};
   return {
+    ...tools,
     schema: output?.schema ?? null,
     compiledSchema,
     guard: { enabled: output?.guard ?? false, cluster: output?.guardCluster ?? stableCluster, timeoutMs: output?.guardTimeoutMs ?? 2000 },
@@ -120,10 +134,14 @@ export interface FilterOutput {
   guard: boolean;
   guardCluster: string;
   guardTimeoutMs: number;
+  /** Tool name -> compiled arguments schema as JSON text. */
+  tools?: Record<string, string>;
 }
 
 export function toFilterOutput(output: NormalizedOutput): FilterOutput {
+  const tools = toFilterTools(output.compiledTools ?? {});
   return {
+    ...(tools ? { tools } : {}),
     ...(output.compiledSchema ? { schema: JSON.stringify(output.compiledSchema) } : {}),
     guard: output.guard.enabled,
     guardCluster: output.guard.cluster,
@@ -153,4 +171,5 @@ export const NormalizedOutputView = Type.Object({
   }),
   schema: Type.Unknown({ description: "The output schema as given, or null." }),
   guard: Type.Object({ enabled: Type.Boolean(), cluster: Type.String(), timeoutMs: Type.Integer() }),
+  tools: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: "Tool name -> its arguments' JSON Schema, as given." })),
 });

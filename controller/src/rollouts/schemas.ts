@@ -7,6 +7,7 @@ import { OutputSpec } from "./output.ts";
 import { ShadowSpec } from "./shadow.ts";
 import { ModelsSpec } from "./models.ts";
 import { ClustersSpec } from "./clusters.ts";
+import { MatchModelProperties, ModelRewriteSpec } from "./model-route.ts";
 import { ENGINE_SPEC_KEYS } from "../engine/index.ts";
 
 const engineKey = (description: string) => Type.Optional(Type.Unknown({ description }));
@@ -72,6 +73,7 @@ export const RolloutSpec = Type.Object(
           examples: ["/v1/predict"],
           [REASONS_KEYWORD]: { pattern: "must start with / and contain no whitespace" },
         }),
+        ...MatchModelProperties,
       },
       { additionalProperties: false },
     ),
@@ -93,6 +95,7 @@ export const RolloutSpec = Type.Object(
     output: Type.Optional(OutputSpec),
     models: Type.Optional(ModelsSpec),
     clusters: Type.Optional(ClustersSpec),
+    modelRewrite: Type.Optional(ModelRewriteSpec),
     // The release process (engine/spec-schema.ts): checked by parseEngineSpec, whose errors point inside
     // them and join the 400's details. Any of these keys makes the rollout managed by the engine.
     ...ENGINE_PROPERTIES,

@@ -27,17 +27,26 @@ export const ShadowSpec = Type.Object(
       }),
     ),
     maxInFlight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, default: 64, description: "Mirrored calls in flight per Envoy worker." })),
+    noisePercent: Type.Optional(
+      percent(
+        "Share of the mirrored requests answered by stable that also go to stable a second time (Diffy's noise): how often stable disagrees with itself, what the gate shadow_disagreement_excess judges the shadow's disagreement against. Default 0 (off).",
+      ),
+    ),
+    noiseCluster: Type.Optional(clusterName("Cluster the second stable call goes to; default clusters.stable, else stable.")),
   },
   { additionalProperties: false },
 );
 export type ShadowSpec = Static<typeof ShadowSpec>;
 
-export type NormalizedShadow = Required<ShadowSpec>;
+/** noisePercent and noiseCluster only when noise is on, so a spec without it reads as one saved before it existed. */
+export type NormalizedShadow = Required<Omit<ShadowSpec, "noisePercent" | "noiseCluster">> & { noisePercent?: number; noiseCluster?: string };
 
-/** `cluster`: the rollout's shadow cluster when the spec names clusters (clusters.ts). */
-export function normalizeShadow(shadow: ShadowSpec | undefined, cluster = "shadow"): NormalizedShadow | null {
+/** `cluster`: the rollout's shadow cluster when the spec names clusters (clusters.ts); `stableCluster` likewise. */
+export function normalizeShadow(shadow: ShadowSpec | undefined, cluster = "shadow", stableCluster = "stable"): NormalizedShadow | null {
   if (shadow === undefined) return null;
+  const noise = shadow.noisePercent ?? 0;
   return {
+    ...(noise > 0 ? { noisePercent: noise, noiseCluster: shadow.noiseCluster ?? stableCluster } : {}),
     percent: shadow.percent,
     cluster: shadow.cluster ?? cluster,
     timeoutMs: shadow.timeoutMs ?? 1000,
@@ -53,10 +62,13 @@ export interface FilterShadow {
   timeoutMs: number;
   maxBodyBytes: number;
   maxInFlight: number;
+  noiseBasisPoints?: number;
+  noiseCluster?: string;
 }
 
 export function toFilterShadow(shadow: NormalizedShadow, currentPercent: number): FilterShadow {
   return {
+    ...(shadow.noisePercent ? { noiseBasisPoints: Math.round(shadow.noisePercent * 100), noiseCluster: shadow.noiseCluster ?? "stable" } : {}),
     basisPoints: Math.min(10_000, Math.max(0, Math.round(currentPercent * 100))),
     cluster: shadow.cluster,
     timeoutMs: shadow.timeoutMs,

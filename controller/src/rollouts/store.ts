@@ -4,6 +4,7 @@ import { initialState, isClosed, Phase, type Decision, type EngineState, type Pa
 import { acceptSpec } from "./accept.ts";
 import { RolloutArchive, type ArchiveEntry } from "./archive.ts";
 import { pathHeldMessage } from "./lifecycle-view.ts";
+import { sameRequests } from "./model-route.ts";
 import {
   toBasisPoints,
   type EngineOutcome,
@@ -161,9 +162,11 @@ export class RolloutStore {
     if (this.#rollouts.has(normalized.name)) {
       throw new ConflictError(`rollout ${normalized.name}: already exists`);
     }
-    // Two rollouts on one prefix would make the filter's choice depend on config order.
-    const rival = this.list().find((r) => r.spec.match.pathPrefix === normalized.match.pathPrefix);
-    if (rival) throw new ConflictError(pathHeldMessage(normalized.name, normalized.match.pathPrefix, rival));
+    // Two rollouts on one prefix (and model) would make the filter's choice depend on config order.
+    const rival = this.list().find((r) => sameRequests(r.spec.match, normalized.match));
+    const model = normalized.match.model;
+    if (rival)
+      throw new ConflictError(pathHeldMessage(normalized.name, model ? `${normalized.match.pathPrefix} (model ${model})` : normalized.match.pathPrefix, rival));
     const canaryHolder = canaryClusterHolder(normalized, this.list());
     if (canaryHolder)
       throw new ConflictError(

@@ -12,6 +12,8 @@ import { checkSegments } from "./segments.ts";
 import { engineSpecErrors } from "./accept.ts";
 import { checkModels } from "./models.ts";
 import { checkClusters } from "./clusters.ts";
+import { checkModelRoute } from "./model-route.ts";
+import { checkLlmGateSources } from "./tools.ts";
 
 /** The app's ajv settings (buildApp passes them to Fastify), so every schema is judged alike. */
 export const AJV_OPTIONS = {
@@ -59,6 +61,8 @@ export function validateRolloutSpec(spec: unknown, policy?: Partial<Policy>): Sp
     ...checkOutput(valid.output).errors,
     ...checkModels(valid.models),
     ...checkClusters(valid),
+    ...checkModelRoute(valid),
+    ...checkLlmGateSources(valid),
     ...engineSpecErrors(valid as Record<string, unknown>, policy),
   ];
   return errors.length > 0 ? { ok: false, errors: capDetails(errors) } : { ok: true, spec: valid };

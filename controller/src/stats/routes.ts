@@ -24,6 +24,19 @@ const OutputStats = Type.Object({
   unanalyzed: Counts,
   guard: Type.Object({ replaced: Type.Number(), failed: Type.Number(), skipped: Type.Number() }),
   confidence: Type.Object({ p50: NullableNumber, p95: NullableNumber, count: Type.Number(), mean: NullableNumber }),
+  toolCalls: Type.Optional(
+    Type.Object(
+      {
+        count: Type.Number(),
+        valid: Type.Number(),
+        invalidJson: Type.Number(),
+        schemaFailed: Type.Number(),
+        unknownTool: Type.Number(),
+        validRate: NullableNumber,
+      },
+      { description: "Tool calls judged against output.tools: arguments JSON and valid against the tool's schema, or why not." },
+    ),
+  ),
   streams: Type.Union([
     Type.Object(
       {
@@ -58,6 +71,12 @@ const ShadowComparison = Type.Object({
   statusMatchRate: NullableNumber,
   predictionAgreementRate: NullableNumber,
   predictionMissing: Type.Number(),
+  noise: Type.Optional(
+    Type.Object(
+      { requests: Type.Number(), compared: Type.Number(), agreementRate: NullableNumber },
+      { description: "Stable asked again on a sample of the mirrored requests (shadow.noisePercent): how often it agrees with itself." },
+    ),
+  ),
   confidenceDelta: Distribution,
   primaryLatencyMs: Type.Object(
     { p50: NullableNumber, p95: NullableNumber, count: Type.Number() },

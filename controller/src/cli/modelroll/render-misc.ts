@@ -59,10 +59,19 @@ function streamRow(slice: string, variant: string, v: unknown): string[] | null 
   ];
 }
 
+/** A variant's tool calls, or null without any. */
+function toolRow(slice: string, variant: string, v: unknown): string[] | null {
+  const t = field(v, "output", "toolCalls");
+  if (typeof t !== "object" || t === null) return null;
+  const cells = ["count", "valid", "invalidJson", "schemaFailed", "unknownTool"].map((k) => count(field(t, k)));
+  return [slice, variant, ...cells, ratio(field(t, "validRate"))];
+}
+
 /** GET /v1/rollouts/{name}/stats: per variant overall, then per segment value; streamed LLM answers in a second table. */
 export function renderStats(stats: unknown, p: Paint): string {
   const rows: string[][] = [];
   const streamRows: string[][] = [];
+  const toolRows: string[][] = [];
   const slice = (label: string, variants: unknown) => {
     for (const variant of VARIANTS) {
       const v = field(variants, variant);
@@ -70,6 +79,8 @@ export function renderStats(stats: unknown, p: Paint): string {
       rows.push(variantRow(label, variant, v));
       const streamed = streamRow(label, variant, v);
       if (streamed) streamRows.push(streamed);
+      const tools = toolRow(label, variant, v);
+      if (tools) toolRows.push(tools);
     }
   };
   slice("overall", field(stats, "variants"));
@@ -87,7 +98,11 @@ export function renderStats(stats: unknown, p: Paint): string {
     streamRows.length > 0
       ? `\n${table(["SLICE", "VARIANT", "STREAMS", "TTFT P50", "TTFT P95", "TPOT P50", "TPOT P95", "CUT OFF", "TOKENS/ANSWER"], streamRows, p)}`
       : "";
-  return table(header, rows, p) + streamTable + sources.join("");
+  const toolTable =
+    toolRows.length > 0
+      ? `\n${table(["SLICE", "VARIANT", "TOOL CALLS", "VALID", "INVALID JSON", "SCHEMA FAILED", "UNKNOWN TOOL", "VALID RATE"], toolRows, p)}`
+      : "";
+  return table(header, rows, p) + streamTable + toolTable + sources.join("");
 }
 
 export interface LintResult {
