@@ -1,14 +1,17 @@
 // What `npm run controller` will do, decided from argv and the environment without side effects.
 import { parseHostPort, type HostPort } from "../envoy/bootstrap.ts";
+import { parseConfigDelivery, parseWasmPluginRef, writesWasmPlugin, type ConfigDeliveryMode } from "../filter-config/delivery.ts";
 import { CONTROLLER_FLAGS, controllerSettings, DEFAULT_STATE_FILE, METRICS_USAGE, parseFlags, type ControllerSettings } from "./start-plan.ts";
 
 interface ControllerPlan extends ControllerSettings {
   listen: HostPort;
   /** Envoy admin base URLs whose stats the engine reads. */
   envoyAdminUrls: string[];
+  /** --config-delivery and what istiod delivery needs: the WasmPlugin and where the Kubernetes API is. */
+  delivery: { mode: ConfigDeliveryMode; wasmPlugin?: { namespace: string; name: string }; kubeconfig?: string };
 }
 
-export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--metrics admin|prometheus] [--tick-ms N] [--public-url URL]
+export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--metrics admin|prometheus] [--tick-ms N] [--public-url URL] [--config-delivery long-poll|istiod|both --wasmplugin NS/NAME [--kubeconfig FILE]]
   --listen       REST API                              (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --state        state file (SQLite), resumed on start (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
   --fresh        start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
@@ -16,6 +19,10 @@ export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:POR
   --tick-ms      engine tick period                    (env MODELROLL_TICK_MS, default 5000)
 ${METRICS_USAGE}
   --public-url   the controller as people reach it, for links in notifications (env MODELROLL_PUBLIC_URL)
+  --config-delivery  how the rollouts reach the filters: long-poll (default; the filters poll this controller),
+                 istiod (written into the WasmPlugin's pluginConfig, istiod pushes it), or both (env MODELROLL_CONFIG_DELIVERY)
+  --wasmplugin   NAMESPACE/NAME of the WasmPlugin written with istiod or both (env MODELROLL_WASMPLUGIN)
+  --kubeconfig   the Kubernetes API for the WasmPlugin (env KUBECONFIG; default: the pod's service account)
   --max-event-streams  open dashboard/CLI event streams at most, an eighth kept for the API token (env MODELROLL_MAX_EVENT_STREAMS, default 256)
   env MODELROLL_NOTIFY_TARGETS: controller-wide notification targets (every managed rollout's events), as
     slack=URL,teams=URL,webhook=URL or a JSON list of targets; from the environment only (the URLs are secrets).
@@ -23,7 +30,7 @@ ${METRICS_USAGE}
   env MODELROLL_FILTER_TOKEN: read-only token the filters send for their config.
 SIGINT, SIGTERM or SIGHUP stop it and print what the state file keeps.`;
 
-const FLAGS = new Set(["--listen", "--envoy-admin", ...CONTROLLER_FLAGS]);
+const FLAGS = new Set(["--listen", "--envoy-admin", "--config-delivery", "--wasmplugin", "--kubeconfig", ...CONTROLLER_FLAGS]);
 
 type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
 
@@ -43,10 +50,23 @@ export function planController(argv: string[], env: Record<string, string | unde
       plan: {
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--listen"),
         envoyAdminUrls,
+        delivery: deliveryOf(given, env),
         ...controllerSettings(given, env),
       },
     };
   } catch (err) {
     return { error: (err as Error).message };
   }
+}
+
+function deliveryOf(given: Map<string, string>, env: Record<string, string | undefined>): ControllerPlan["delivery"] {
+  const mode = parseConfigDelivery(given.get("--config-delivery") ?? env.MODELROLL_CONFIG_DELIVERY ?? "long-poll");
+  const plugin = given.get("--wasmplugin") ?? env.MODELROLL_WASMPLUGIN;
+  const kubeconfig = given.get("--kubeconfig") ?? env.KUBECONFIG;
+  if (!writesWasmPlugin(mode)) {
+    if (given.has("--wasmplugin")) throw new Error("--wasmplugin: only with --config-delivery istiod or both");
+    return { mode };
+  }
+  if (plugin === undefined) throw new Error(`--config-delivery ${mode}: name the WasmPlugin to write with --wasmplugin NAMESPACE/NAME`);
+  return { mode, wasmPlugin: parseWasmPluginRef(plugin), ...(kubeconfig ? { kubeconfig } : {}) };
 }

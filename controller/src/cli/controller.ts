@@ -6,6 +6,7 @@ import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { resumedLines } from "./start-upstreams.ts";
 import type { UpstreamReadings } from "../release/upstream-guard.ts";
+import { configDelivery } from "./config-delivery.ts";
 
 /** Where the upstreams the resumed rollouts were compared with came from, or why they could not be. */
 function upstreamSource(readings: UpstreamReadings): string {
@@ -23,7 +24,7 @@ if ("error" in result) {
   console.error(`modelroll controller: ${result.error}\n${CONTROLLER_USAGE}`);
   process.exit(2);
 }
-const { listen, fresh, ...options } = result.plan;
+const { listen, fresh, delivery, ...options } = result.plan;
 let controller: RunningController | null = null;
 const shutdown = installShutdown({
   name: "modelroll controller",
@@ -39,6 +40,7 @@ if (busy.length > 0) {
 try {
   const running = await startController({
     ...options,
+    configDelivery: configDelivery(delivery),
     freshState: fresh,
     host: listen.host,
     port: listen.port,
