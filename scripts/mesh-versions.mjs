@@ -15,5 +15,8 @@ export const SCHEMA_FILES = {
   "istio-crds.yaml": [ISTIO_API, "kubernetes/customresourcedefinitions.gen.yaml"],
   "k8s-api-v1.json": [KUBERNETES, "api/openapi-spec/v3/api__v1_openapi.json"],
   "k8s-apps-v1.json": [KUBERNETES, "api/openapi-spec/v3/apis__apps__v1_openapi.json"],
+  "k8s-rbac-v1.json": [KUBERNETES, "api/openapi-spec/v3/apis__rbac.authorization.k8s.io__v1_openapi.json"],
+  "k8s-policy-v1.json": [KUBERNETES, "api/openapi-spec/v3/apis__policy__v1_openapi.json"],
+  "k8s-apiextensions-v1.json": [KUBERNETES, "api/openapi-spec/v3/apis__apiextensions.k8s.io__v1_openapi.json"],
   "podmonitors.yaml": [PROMETHEUS_OPERATOR, "example/prometheus-operator-crd/monitoring.coreos.com_podmonitors.yaml"],
 };

@@ -42,6 +42,7 @@ import { setupNotifications, type NotificationOptions } from "./notify/setup.ts"
 import type { NotificationDispatcher } from "./notify/dispatcher.ts";
 import type { NotificationOutbox } from "./notify/outbox.ts";
 import { NotificationsInput } from "./engine/index.ts";
+import { openKubeState, type KubeState, type KubeStateOptions } from "./kube-state/index.ts";
 
 export interface BuildAppOptions {
   /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
@@ -99,6 +100,11 @@ export interface BuildAppOptions {
    * controller reads them from the Envoy admins' /clusters.
    */
   upstreams?: DeclaredUpstreams;
+  /**
+   * Kubernetes mode (`--state kube`): ModelRollouts in this namespace are the state; the store is their
+   * watch-fed cache (kube-state/). The state file is then only the notification outbox and the series (":memory:").
+   */
+  kube?: KubeStateOptions;
 }
 
 interface ModelrollContext {
@@ -122,6 +128,8 @@ interface ModelrollContext {
   upstreams: { guard: UpstreamGuard; heldAtStart: string[] };
   /** What each Envoy cluster reaches, as the admin endpoints said last, for the views' `variants` (metrics/envoy-upstreams.ts). */
   envoyUpstreams: EnvoyUpstreams;
+  /** Kubernetes mode's sync with the API server; null with a state file. */
+  kube: KubeState | null;
 }
 
 declare module "fastify" {
@@ -157,7 +165,10 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     throw error;
   }
   let notifications: ReturnType<typeof setupNotifications>;
+  let kube: KubeState | null = null;
   try {
+    // Kubernetes mode: what the API server holds, listed before the store is built from it.
+    if (options.kube) kube = await openKubeState({ ...options.kube, log: options.kube.log ?? app.log, clock: options.clock });
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
     notifications = setupNotifications(state, {
       ...options.notifications,
@@ -171,11 +182,12 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       epoch: options.epoch,
       clock: options.clock,
       policy: options.policy,
-      state: notifications.persistence,
+      state: kube ? kube.persistence(notifications.persistence) : notifications.persistence,
       upstreamsAt: (spec, at) => readings.upstreamsOf(spec, at),
     });
   } catch (error) {
     state.close();
+    kube?.close();
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
@@ -210,6 +222,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
+  if (kube) kube.attach(app, store, { statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   app.decorate("modelroll", {
     store,
     state,
@@ -225,6 +238,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     dispatcher,
     upstreams: { guard, heldAtStart },
     envoyUpstreams: upstreams,
+    kube,
   });
   app.decorate("upstreamLookup", upstreams.lookup);
 
@@ -241,6 +255,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
     await dispatcher.stop();
+    // After the engine stopped: the last decisions' writes reach the API server before the connections close.
+    await kube?.stop();
     stopDistribution();
     state.close();
   });

@@ -1,13 +1,13 @@
 // Validation of Kubernetes manifests against the published schemas the test set-up copied into .cache/mesh
 // (scripts/install-mesh.mjs): Kubernetes' own OpenAPI v3 for the core kinds, Istio's CRDs (istio.io/api), the
-// Prometheus Operator's PodMonitor CRD. Validated with ajv, as the API server would with kubectl's default
-// strict field validation:
+// Prometheus Operator's PodMonitor CRD, and the project's own CRDs (deploy/istio/modelrollouts.crd.yaml).
+// Validated with ajv, as the API server would with kubectl's default strict field validation:
 //  - an unknown field is an error: every object schema with `properties` is closed, unless it says
 //    x-kubernetes-preserve-unknown-fields (Istio's pluginConfig, status) or is a map (additionalProperties);
 //  - a CRD object's apiVersion, kind and metadata (Kubernetes' ObjectMeta) are checked too;
 //  - not evaluated: CEL rules (x-kubernetes-validations) and formats (int32, date-time, ...).
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import AjvModule, { type ErrorObject, type ValidateFunction } from "ajv";
 import { parseAllDocuments } from "yaml";
 import { repoRoot } from "../../controller/src/paths.ts";
@@ -74,7 +74,7 @@ export class ManifestValidator {
 
   constructor(dir = schemaDir()) {
     const components: Record<string, Schema> = {};
-    for (const file of ["k8s-api-v1.json", "k8s-apps-v1.json"]) {
+    for (const file of ["k8s-api-v1.json", "k8s-apps-v1.json", "k8s-rbac-v1.json", "k8s-policy-v1.json", "k8s-apiextensions-v1.json"]) {
       const doc = JSON.parse(readFileSync(join(dir, file), "utf8")) as { components: { schemas: Record<string, Schema> } };
       for (const [name, schema] of Object.entries(doc.components.schemas)) {
         components[name] = schema;
@@ -87,8 +87,11 @@ export class ManifestValidator {
     closeObjects(components);
     this.ajv.addSchema({ $id: K8S_ID, components: { schemas: components } });
 
-    for (const file of ["istio-crds.yaml", "podmonitors.yaml"]) {
-      for (const doc of parseAllDocuments(readFileSync(join(dir, file), "utf8"))) {
+    // The published CRDs, and the project's own (a ModelRollout in deploy/ is checked like any other object).
+    const crdFiles = [join(dir, "istio-crds.yaml"), join(dir, "podmonitors.yaml"), join(repoRoot, "deploy", "istio", "modelrollouts.crd.yaml")];
+    for (const path of crdFiles) {
+      const file = basename(path);
+      for (const doc of parseAllDocuments(readFileSync(path, "utf8"))) {
         const crd = doc.toJS() as any;
         if (crd?.kind !== "CustomResourceDefinition") continue;
         for (const version of crd.spec.versions) {
