@@ -57,7 +57,7 @@ async function istiodApp(client: RecordingClient, mode: "istiod" | "both" = "ist
 }
 
 describe("WasmPlugin distributor", () => {
-  it("applies only pluginConfig.rollouts and the version annotation, server-side under its field manager", async () => {
+  it("applies only pluginConfig's rollouts and configVersion and the version annotation, server-side under its field manager", async () => {
     const client = new RecordingClient();
     client.auto = "ok";
     const app = await istiodApp(client);
@@ -72,7 +72,8 @@ describe("WasmPlugin distributor", () => {
     expect(last.body.metadata).toEqual({ name: "modelroll-filter", namespace: "ml", annotations: { "modelroll.io/config-version": "2" } });
     // Nothing of the module: url, sha256, imagePullPolicy stay with the WasmPlugin's owner.
     expect(Object.keys(last.body.spec)).toEqual(["pluginConfig"]);
-    expect(Object.keys(last.body.spec.pluginConfig)).toEqual(["rollouts"]);
+    expect(Object.keys(last.body.spec.pluginConfig)).toEqual(["configVersion", "rollouts"]);
+    expect(last.body.spec.pluginConfig.configVersion).toBe(2);
     // The same rollout table the long-poll serves.
     const served = (await app.inject({ url: "/v1/filter-config" })).json();
     expect(last.body.spec.pluginConfig.rollouts).toEqual(served.rollouts);

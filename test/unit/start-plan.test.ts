@@ -113,14 +113,14 @@ describe("npm run controller argument plan", () => {
     });
   });
 
-  it("takes the config delivery: the WasmPlugin with istiod or both, the kubeconfig from the flag or KUBECONFIG", () => {
+  it("takes the config delivery: the WasmPlugin with istiod or both, the kubeconfig from the flag or MODELROLL_KUBECONFIG", () => {
     expect(planController(["--config-delivery", "istiod", "--wasmplugin", "ml/modelroll-filter"], {})).toMatchObject({
       plan: { delivery: { mode: "istiod", wasmPlugin: { namespace: "ml", name: "modelroll-filter" } } },
     });
-    expect(planController(["--config-delivery=both", "--wasmplugin=ml/f", "--kubeconfig", "/k"], { KUBECONFIG: "/ignored" })).toMatchObject({
+    expect(planController(["--config-delivery=both", "--wasmplugin=ml/f", "--kubeconfig", "/k"], { MODELROLL_KUBECONFIG: "/ignored" })).toMatchObject({
       plan: { delivery: { mode: "both", wasmPlugin: { namespace: "ml", name: "f" }, kubeconfig: "/k" } },
     });
-    expect(planController([], { MODELROLL_CONFIG_DELIVERY: "istiod", MODELROLL_WASMPLUGIN: "ml/f", KUBECONFIG: "/home/k" })).toMatchObject({
+    expect(planController([], { MODELROLL_CONFIG_DELIVERY: "istiod", MODELROLL_WASMPLUGIN: "ml/f", MODELROLL_KUBECONFIG: "/home/k" })).toMatchObject({
       plan: { delivery: { mode: "istiod", wasmPlugin: { namespace: "ml", name: "f" }, kubeconfig: "/home/k" } },
     });
   });
@@ -133,6 +133,7 @@ describe("npm run controller argument plan", () => {
       "--wasmplugin: expected NAMESPACE/NAME (lowercase DNS names), e.g. ml/modelroll-filter; got 'modelroll-filter'",
     ],
     [["--wasmplugin", "ml/f"], "--wasmplugin: only with --config-delivery istiod or both"],
+    [["--kubeconfig", "/k"], "--kubeconfig needs --state kube or --config-delivery istiod|both"],
   ])("refuses the delivery %j", (argv, error) => {
     expect(planController(argv, {})).toEqual({ error });
   });

@@ -56,8 +56,7 @@ export function planController(argv: string[], env: Record<string, string | unde
     const kubeMode = settings.stateFile === "kube";
     const delivery = deliveryOf(given, env, kubeconfig);
     if (!kubeMode && given.has("--namespace")) return { error: "--namespace needs --state kube" };
-    if (!kubeMode && !delivery.wasmPlugin && given.has("--kubeconfig"))
-      return { error: "--kubeconfig needs --state kube or --config-delivery istiod|both" };
+    if (!kubeMode && !delivery.wasmPlugin && given.has("--kubeconfig")) return { error: "--kubeconfig needs --state kube or --config-delivery istiod|both" };
     if (kubeMode && given.has("--fresh"))
       return { error: "--fresh: not with --state kube (the API server's ModelRollouts are the state; delete them with kubectl)" };
     if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))

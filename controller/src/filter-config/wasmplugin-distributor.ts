@@ -3,7 +3,7 @@
  * filter's static `rollouts`, filter/config.ts), written through the Kubernetes API by server-side apply under
  * the controller's own field manager; istiod then pushes the new pluginConfig to every sidecar (ECDS).
  *
- * - Only `spec.pluginConfig.rollouts` (and one annotation saying which config version it is) are in the applied
+ * - Only `spec.pluginConfig.rollouts` and `.configVersion` (and an annotation with the version) are in the applied
  *   object, so the field manager owns nothing else: the module (`url`, `sha256`), the selector, the phase and
  *   the rest of pluginConfig stay with whoever created the WasmPlugin, and a weight change never makes a sidecar
  *   fetch the module again.
@@ -53,9 +53,12 @@ export interface WasmPluginDistributorOptions {
   maxBackoffMs?: number;
 }
 
-/** The pluginConfig the controller owns: the filter's static rollout table (filter/config.ts parses it). */
-export function pluginConfigOf(config: FilterConfig): { rollouts: FilterConfig["rollouts"] } {
-  return { rollouts: config.rollouts };
+/**
+ * The pluginConfig the controller owns: the filter's static rollout table (filter/config.ts parses it) and the
+ * config version it is, which the filter reports like a polled one (the stage window waits for it).
+ */
+export function pluginConfigOf(config: FilterConfig): { configVersion: number; rollouts: FilterConfig["rollouts"] } {
+  return { configVersion: config.version, rollouts: config.rollouts };
 }
 
 /** The object applied: nothing but what the field manager should own. */
