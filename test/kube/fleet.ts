@@ -6,6 +6,7 @@ import { stringify } from "yaml";
 import { startModelServer, type ModelServer } from "../../controller/src/demo/model-server.ts";
 import { repoRoot } from "../../controller/src/paths.ts";
 import { loadManifests } from "../mesh/k8s-schemas.ts";
+import { envoyStat } from "../mesh/ecds.ts";
 import { loadFilterTesting } from "../unit/filter-testing.ts";
 import type { KubeCluster } from "./cluster.ts";
 import { startSidecar, variantAt, wasmPluginResourceName, type Sidecar } from "./sidecar.ts";
@@ -142,4 +143,22 @@ export async function untilEvery(
     }),
   );
   return { all: Math.max(...each), each };
+}
+
+/** How many filter configs each sidecar applied from istiod so far (Envoy's ECDS reload counter). */
+export async function ecdsReloads(sidecars: readonly Sidecar[]): Promise<number[]> {
+  const stat = `extension_config_discovery.http_filter.${wasmPluginResourceName(NAMESPACE, PLUGIN)}.config_reload`;
+  return Promise.all(sidecars.map((s) => envoyStat(s.adminUrl, stat)));
+}
+
+/** Waits until every sidecar applied a filter config from istiod after `before` (ecdsReloads' answer). */
+export async function untilReloaded(sidecars: readonly Sidecar[], before: readonly number[], timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const now = await ecdsReloads(sidecars);
+    const behind = sidecars.filter((_, i) => (now[i] as number) <= (before[i] as number));
+    if (behind.length === 0) return;
+    if (performance.now() > deadline) throw new Error(`no new config from istiod after ${timeoutMs} ms on ${behind.map((s) => s.id).join(", ")}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
