@@ -9,6 +9,7 @@ export const E2E = [
   "test/mesh/ecds.test.ts",
   "test/mesh/gitops.test.ts",
   "test/mesh/image.test.ts",
+  "test/mesh/controller-image.test.ts",
   "test/cli/commands.test.ts",
   "test/cli/watch-status.test.ts",
   "test/cli/release.test.ts",
@@ -46,7 +47,7 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
 export const NEEDS: Record<string, readonly string[]> = {
   "filter-testing": ["test/unit/", "test/e2e/schema.test.ts", "test/kube/istiod-delivery.test.ts"],
   "mesh-schemas": ["test/mesh/", "test/kube/"],
-  prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts"],
+  prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts", "test/e2e/resource-usage.test.ts"],
   chromium: ["test/e2e/dashboard.test.ts", "test/e2e/dashboard-visibility.test.ts"],
   registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],

@@ -222,7 +222,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
-  if (kube) kube.attach(app, store, { statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
+  if (kube) kube.attach(app, store, { statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()), registry: telemetry.registry });
   app.decorate("modelroll", {
     store,
     state,

@@ -96,11 +96,10 @@ export function statusSchema(): Json {
         additionalProperties: { type: "string" },
       },
       conditions: { type: "array", items: Condition, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] },
-      state: {
-        type: "object",
-        description: "The controller's own record of the rollout (accepted spec, engine state, weights), from which any replica resumes. Not an interface.",
-        "x-kubernetes-preserve-unknown-fields": true,
-      },
+      state: str(
+        "The controller's own record of the rollout (accepted spec, engine state, weights) as JSON text, from which any replica resumes. Not an interface.",
+      ),
+      evaluation: str("The latest evaluation in full, as JSON text (the controller's; GET /v1/rollouts/{name} shows it)."),
     },
   };
 }

@@ -5,7 +5,7 @@
  * the server's version again.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { ConflictError, PreconditionFailedError } from "../errors.ts";
+import { ConflictError, ModelrollError, PreconditionFailedError } from "../errors.ts";
 import { ANNOTATIONS } from "./objects.ts";
 import { type RequestWrites, requestWrites } from "./persistence.ts";
 import type { KubeSync } from "./sync.ts";
@@ -39,15 +39,18 @@ export function installKubeWriteHooks(app: FastifyInstance, sync: KubeSync): voi
     }
   });
 
-  app.addHook("onSend", async (request, _reply, payload) => {
+  app.addHook("onSend", async (request, reply, payload) => {
     const context = contexts.get(request);
     if (!context || context.writes.length === 0) return payload;
     const results = await Promise.allSettled(context.writes);
     const refused = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
     if (refused === undefined) return payload;
-    const error = refused.reason as Error;
-    if (error instanceof ConflictError && context.ifMatch) throw new PreconditionFailedError(error.message);
-    throw error;
+    let error = refused.reason as Error;
+    if (error instanceof ConflictError && context.ifMatch) error = new PreconditionFailedError(error.message);
+    // The answer is being sent already: replaced here with the error answer every route gives ({error}).
+    const status = error instanceof ModelrollError ? error.statusCode : 503;
+    reply.code(status).header("content-type", "application/json; charset=utf-8").removeHeader("etag").removeHeader("location");
+    return JSON.stringify({ error: error.message });
   });
 }
 

@@ -3,6 +3,7 @@
  * writes through, then attach (the REST hooks, and on ready the watch and a first reconcile of everything).
  */
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import { Gauge, type Registry } from "prom-client";
 import type { KubeClient } from "../kube/client.ts";
 import type { RolloutPersistence } from "../rollouts/persistence.ts";
 import type { RolloutStore } from "../rollouts/store.ts";
@@ -25,7 +26,7 @@ export interface KubeState {
   sync: KubeSync;
   reconciler: Reconciler | null;
   persistence(inner: RolloutPersistence): RolloutPersistence;
-  attach(app: FastifyInstance, store: RolloutStore, options?: Pick<ReconcileOptions, "statsBaseline">): void;
+  attach(app: FastifyInstance, store: RolloutStore, options?: Pick<ReconcileOptions, "statsBaseline"> & { registry?: Registry }): void;
   stop(): Promise<void>;
   close(): void;
 }
@@ -55,10 +56,31 @@ export async function openKubeState(options: KubeStateOptions & { log: FastifyBa
     persistence: (inner) => new KubePersistence(inner, initial, sync),
     attach(app, store, reconcile = {}) {
       sync.attach(store);
-      const reconciler = new Reconciler(sync, { ...reconcile, acting: options.acting });
+      const reconciler = new Reconciler(sync, { statsBaseline: reconcile.statsBaseline, acting: options.acting });
       state.reconciler = reconciler;
       sync.onObject = (object) => void reconciler.reconcile(object.metadata.name);
       installKubeWriteHooks(app, sync);
+      if (reconcile.registry) {
+        // What reached the API server, by kind: objects created, specs, statuses, decision chunks; refused; status refreshes deferred.
+        new Gauge({
+          name: "modelroll_kube_writes",
+          help: "Writes to the Kubernetes API since start, by kind (object, spec, status, chunk), refused writes, and evaluation-only status refreshes deferred.",
+          labelNames: ["kind"],
+          registers: [reconcile.registry],
+          collect() {
+            const c = sync.counts;
+            for (const [kind, value] of Object.entries({
+              object: c.objects,
+              spec: c.specs,
+              status: c.statuses,
+              chunk: c.chunks,
+              refused: c.refused,
+              deferred: c.deferred,
+            }))
+              this.set({ kind }, value);
+          },
+        });
+      }
       app.addHook("onReady", async () => {
         sync.start();
         await reconciler.all();

@@ -48,8 +48,14 @@ export interface RolloutStatus {
   conditions: Condition[];
   /** The command annotations' tokens already acted on (annotation name -> token). */
   commands?: Record<string, string>;
-  /** toStored(rollout): null while the spec was never accepted. */
-  state: StoredRollout | null;
+  /**
+   * toStored(rollout) as JSON text without the latest evaluation (null while the spec was never accepted): text,
+   * so the record reads back exactly as written (the API server would sort an object's keys, and the engine
+   * compares records as JSON text).
+   */
+  state: string | null;
+  /** The latest evaluation as JSON text (apart: it changes every tick, the rest seldom). */
+  evaluation?: string;
 }
 
 export interface ModelRolloutObject extends KubeObject {
@@ -97,8 +103,14 @@ export function statusOf(
     pending: rollout.upstreams?.hold?.reason ?? pendingOf(rollout) ?? "",
     decisions: { count: engine?.decisions.length ?? 0, chunks: context.decisionChunks },
     conditions: [],
-    state: toStored(rollout),
+    state: null,
   };
+  const stored = toStored(rollout);
+  if (stored.engine) {
+    status.evaluation = JSON.stringify(stored.engine.lastEvaluation);
+    stored.engine = { ...stored.engine, lastEvaluation: null };
+  }
+  status.state = JSON.stringify(stored);
   if (rollout.spec.models) status.modelVersions = { stable: rollout.spec.models.stable, canary: rollout.spec.models.canary };
   if (evaluation) {
     const gates = new Map<string, string>();
@@ -174,7 +186,9 @@ function conditionsOf(rollout: Rollout, phase: string, generation: number, previ
 
 /** The rollout an object's status records, with its decisions (null: the controller never accepted its spec). */
 export function rolloutOfObject(object: ModelRolloutObject, decisions: readonly Decision[]): Rollout | null {
-  const state = object.status?.state;
-  if (!state) return null;
-  return fromStored(state, [...decisions]);
+  const text = object.status?.state;
+  if (!text) return null;
+  const stored = JSON.parse(text) as StoredRollout;
+  if (stored.engine && object.status?.evaluation) stored.engine = { ...stored.engine, lastEvaluation: JSON.parse(object.status.evaluation) };
+  return fromStored(stored, [...decisions]);
 }

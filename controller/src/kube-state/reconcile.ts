@@ -84,7 +84,7 @@ export class Reconciler {
     }
     if (!object.metadata.finalizers?.includes(FINALIZER)) await this.#sync.holdFinalizer(name);
     const generation = object.metadata.generation ?? 1;
-    const observed = object.status?.observedGeneration ?? 0;
+    const observed = this.#sync.observed.get(name) ?? object.status?.observedGeneration ?? 0;
     const fromRest = object.metadata.annotations?.[ANNOTATIONS.origin] === "rest";
     if (!local) {
       // A REST create on another replica writes its status right after the object: not ours to start.
@@ -105,6 +105,7 @@ export class Reconciler {
       return;
     }
     const statsBaseline = this.#statsBaseline ? await this.#statsBaseline(name) : undefined;
+    this.#sync.observed.set(name, object.metadata.generation ?? 1);
     try {
       this.#sync.store.create(checked.spec, statsBaseline ? { statsBaseline } : {});
     } catch (error) {
@@ -119,6 +120,7 @@ export class Reconciler {
     const name = object.metadata.name;
     const store = this.#sync.store;
     const current = store.get(name);
+    this.#sync.observed.set(name, object.metadata.generation ?? 1);
     // A spec read back from a REST-made object carries webhook URLs redacted: they stand for the rollout's.
     const body = restoreRedacted(restSpecOf(object), current.spec.release ?? null);
     const checked = validateRolloutSpec(body, store.policy);
@@ -169,6 +171,7 @@ export class Reconciler {
   async #refuse(object: ModelRolloutObject, message: string, errors: Parameters<typeof refusedStatus>[3]): Promise<void> {
     const detail = errors.map((e) => `${e.path || "(spec)"} ${e.reason}`).join("; ");
     const generation = object.metadata.generation ?? 1;
+    this.#sync.observed.set(object.metadata.name, generation);
     const status = refusedStatus(object.status, generation, detail ? `${message}: ${detail}` : message, errors, this.#sync.clock());
     const condition = status.conditions?.find((c) => c.type === "Invalid");
     if (condition) this.#sync.refusals.set(object.metadata.name, { observedGeneration: generation, fieldErrors: status.fieldErrors, condition });

@@ -16,7 +16,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyBaseLogger } from "fastify";
 import type { Decision } from "../engine/index.ts";
-import { ConflictError, UnavailableError } from "../errors.ts";
 import { KubeError, type KubeClient, type ResourceRef, type WatchEvent } from "../kube/client.ts";
 import type { ArchiveEntry } from "../rollouts/archive.ts";
 import type { Rollout } from "../rollouts/model.ts";
@@ -26,6 +25,7 @@ import { DECISIONS_PLURAL, GROUP, ROLLOUT_PLURAL, VERSION } from "./crd.ts";
 import { chunksFor, DecisionWriter, historyFromChunks, ROLLOUT_LABEL, type DecisionChunk } from "./decisions.ts";
 import { ANNOTATIONS, FINALIZER, type ModelRolloutObject, newObject, type RolloutStatus, rolloutOfObject, specOfRollout, statusOf } from "./objects.ts";
 import type { ChangeSink } from "./persistence.ts";
+import { answerFor, essentialOf, ignoreNotFound, isArchived, rvNumber, sameDecisionsAt, sleep, sortKeys } from "./sync-util.ts";
 
 export interface KubeSyncOptions {
   client: KubeClient;
@@ -46,17 +46,6 @@ export interface WriteCounts {
   deferred: number;
 }
 
-const rvNumber = (object: { metadata: { resourceVersion?: string } } | undefined) => Number(object?.metadata.resourceVersion ?? 0);
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    const stop = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    signal.addEventListener("abort", stop, { once: true });
-  });
-
 export class KubeSync implements ChangeSink {
   readonly client: KubeClient;
   readonly namespace: string;
@@ -69,6 +58,8 @@ export class KubeSync implements ChangeSink {
   readonly objects = new Map<string, ModelRolloutObject>();
   /** The spec generation refused last, per rollout, with its Invalid condition and field errors (kept in every status write for it). */
   readonly refusals = new Map<string, Pick<RolloutStatus, "observedGeneration" | "fieldErrors"> & { condition: RolloutStatus["conditions"][number] }>();
+  /** The spec generation acted on last (accepted or refused), per rollout: status.observedGeneration. */
+  readonly observed = new Map<string, number>();
   /** Command annotation tokens acted on, per rollout (also in status.commands). */
   readonly commands = new Map<string, Record<string, string>>();
   readonly #decisions: DecisionWriter;
@@ -192,11 +183,13 @@ export class KubeSync implements ChangeSink {
       object = await this.client.create(this.rollouts, newObject(name, this.namespace, spec ?? specOfRollout(local), "rest"));
       this.counts.objects += 1;
       this.#take(object);
+      this.observed.set(name, object.metadata.generation ?? 1);
     } else if (spec && object.metadata.annotations?.[ANNOTATIONS.origin] === "rest") {
       if (JSON.stringify(sortKeys(spec)) !== JSON.stringify(sortKeys(object.spec))) {
         object = await this.client.replace(this.rollouts, { ...object, spec });
         this.counts.specs += 1;
         this.#take(object);
+        this.observed.set(name, object.metadata.generation ?? 1);
       }
     }
     const decisions = local.engine?.decisions ?? [];
@@ -207,13 +200,13 @@ export class KubeSync implements ChangeSink {
       this.counts.chunks += this.#decisions.writes - before;
     }
     const status = statusOf(local, {
-      generation: object.metadata.generation ?? 1,
+      generation: this.observedOf(object),
       previous: object.status,
       decisionChunks: chunksFor(decisions.length),
       commands: this.commands.get(name) ?? object.status?.commands,
       now: this.clock(),
     });
-    this.#keepRefusal(name, status, object.metadata.generation ?? 1);
+    this.#keepRefusal(name, status, this.observedOf(object));
     const essential = essentialOf(status);
     const now = this.clock().getTime();
     if (!force && essential === written.essential) {
@@ -230,6 +223,11 @@ export class KubeSync implements ChangeSink {
     this.counts.statuses += 1;
     this.#take(updated);
     this.#written.set(name, { decisions: decisions.length, essential, at: now });
+  }
+
+  /** The generation the status may claim: the one acted on (kept across restarts in status.observedGeneration). */
+  observedOf(object: ModelRolloutObject): number {
+    return this.observed.get(object.metadata.name) ?? object.status?.observedGeneration ?? object.metadata.generation ?? 1;
   }
 
   /** A refused generation stays refused in the status until a newer one is accepted. */
@@ -277,7 +275,7 @@ export class KubeSync implements ChangeSink {
     const written = this.#written.get(name)?.decisions ?? 0;
     if (decisions.length > written) await this.#decisions.write(name, object.metadata.uid, decisions, written, object);
     const status = statusOf(rollout, {
-      generation: object.metadata.generation ?? 1,
+      generation: this.observedOf(object),
       previous: object.status,
       decisionChunks: chunksFor(decisions.length),
       commands: this.commands.get(name),
@@ -325,6 +323,7 @@ export class KubeSync implements ChangeSink {
     }
     const rollout = rolloutOfObject(object, decisions);
     this.store.adopt(name, rollout);
+    if (object.status.observedGeneration !== undefined) this.observed.set(name, object.status.observedGeneration);
     const status = object.status as RolloutStatus;
     this.#written.set(name, { decisions: count, essential: essentialOf(status), at: this.clock().getTime() });
   }
@@ -342,7 +341,8 @@ export class KubeSync implements ChangeSink {
 
   /** Waits for the writes of `name` under way (refusals included: the store has the server's version after). */
   async settledFor(name: string): Promise<void> {
-    for (let job = this.#queues.get(name); job !== undefined; job = this.#queues.get(name)) await job.catch(() => {});
+    // The queue's tail covers every write before it; later ones (the next tick's) are not waited for.
+    await this.#queues.get(name)?.catch(() => {});
   }
 
   /** Lets a deleted object go: the rollout was archived already (or never accepted). */
@@ -439,48 +439,4 @@ export class KubeSync implements ChangeSink {
     for (const name of [...this.#dirty]) if (!this.isWriting(name)) void this.#repair(name).catch(() => {});
     for (const name of [...this.#deferred]) if (!this.isWriting(name)) void this.writeStatusNow(name).catch(() => {});
   }
-}
-
-function isArchived(object: ModelRolloutObject): boolean {
-  return object.status?.phase === "Finalized";
-}
-
-/** The status without what changes every tick (the evaluation), to tell a change worth a write at once. */
-function essentialOf(status: Partial<RolloutStatus>): string {
-  const { lastEvaluation: _e, conditions, state, ...rest } = status;
-  const stateEngine = state?.engine ? { ...state.engine, lastEvaluation: null } : null;
-  return JSON.stringify({
-    ...rest,
-    conditions: conditions?.map((c) => [c.type, c.status, c.reason, c.message]),
-    state: state ? { ...state, engine: stateEngine } : null,
-  });
-}
-
-function sameDecisionsAt(local: readonly Decision[], count: number): boolean {
-  return count === 0 || local.length >= count;
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.keys(value)
-      .sort()
-      .map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]),
-  );
-}
-
-function ignoreNotFound(error: unknown): void {
-  if (!(error instanceof KubeError && error.isNotFound)) throw error;
-}
-
-/** The REST answer for a write the API server refused. */
-function answerFor(name: string, error: unknown): Error {
-  if (error instanceof KubeError && error.isConflict) {
-    return new ConflictError(
-      `rollout ${name}: changed meanwhile by another writer (the Kubernetes API server refused this change as stale); read it again and retry`,
-    );
-  }
-  const why = error instanceof Error ? error.message : String(error);
-  return new UnavailableError(`rollout ${name}: the Kubernetes API server did not take the change (${why}); nothing changed`);
 }
