@@ -65,7 +65,13 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
     table.epoch = "static";
     if (!isNaN(configVersion)) table.version = <i64>configVersion;
     table.rollouts = parseRolloutList(reader.get("rollouts"), "rollouts", problems);
+    // The controller's config version, when it writes the rollouts here (--config-delivery istiod): the filter
+    // reports it like a polled one, so the controller sees which proxies run which weights.
+    const version = reader.integer("configVersion", 0, 9007199254740991);
+    if (!isNaN(version)) table.version = <i64>version;
     config.staticRollouts = table;
+  } else if (reader.has("configVersion")) {
+    reader.problem("configVersion", "only with rollouts");
   }
   reader.finish();
   if (problems.count > 0) return new ParseResult<PluginConfig>(null, problems.join());

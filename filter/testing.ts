@@ -39,6 +39,15 @@ export function pluginConfigSummary(text: string): string {
   );
 }
 
+/** The static rollout table's version ("v<N>"), "-" without static rollouts, or "error: ...". */
+export function staticTableVersion(text: string): string {
+  const r = parsePluginConfig(text);
+  const c = r.value;
+  if (c == null) return "error: " + r.error;
+  const st = c.staticRollouts;
+  return st === null ? "-" : "v" + st.version.toString();
+}
+
 /** "v<version> <name>:<prefix>:<header>:<bp>,..." or "error: ...". */
 export function rolloutTableSummary(text: string): string {
   const r = parseRolloutTable(text);

@@ -45,7 +45,7 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
  * test/unit/suites.test.ts fails when a file uses a tool it is not listed under here.
  */
 export const NEEDS: Record<string, readonly string[]> = {
-  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts", "test/e2e/llm-route.test.ts"],
+  "filter-testing": ["test/unit/", "test/e2e/schema.test.ts", "test/e2e/llm-route.test.ts", "test/kube/istiod-delivery.test.ts"],
   "mesh-schemas": ["test/mesh/", "test/kube/"],
   prometheus: [
     "test/e2e/promql.test.ts",
@@ -59,7 +59,7 @@ export const NEEDS: Record<string, readonly string[]> = {
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   "istio-wasm": ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   kube: ["test/kube/"],
-  istiod: ["test/kube/istiod.test.ts"],
+  istiod: ["test/kube/istiod.test.ts", "test/kube/istiod-delivery.test.ts"],
 };
 
 /** The tools the given test files (repository-relative, forward slashes) need, by NEEDS. */

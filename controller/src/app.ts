@@ -11,7 +11,9 @@ import { SeriesRecorder } from "./series/recorder.ts";
 import { seriesRoutes } from "./series/routes.ts";
 import { SeriesStore } from "./series/store.ts";
 import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
+import { longPollServed, wasmPluginDistributor, type ConfigDeliveryMode, type ConfigDeliveryOptions } from "./filter-config/delivery.ts";
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
+import type { WasmPluginDistributor } from "./filter-config/wasmplugin-distributor.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -87,6 +89,8 @@ export interface BuildAppOptions {
   filterToken?: string;
   /** More ways the filter config reaches the proxies, beside the long-poll (filter-config/distributor.ts). */
   configDistributors?: ConfigDistributor[];
+  /** How the config reaches the proxies: the long-poll (default), istiod (the WasmPlugin), or both (filter-config/delivery.ts). */
+  configDelivery?: ConfigDeliveryOptions;
   logger?: FastifyServerOptions["logger"];
   /** Telemetry history kept this long (default 14 days). */
   seriesRetentionHours?: number;
@@ -119,6 +123,9 @@ interface ModelrollContext {
   state: SqliteRolloutState;
   /** The filters' config long-poll (GET /v1/filter-config), the first of the config distributors. */
   longPoll: LongPollDistributor;
+  /** `--config-delivery`, and the WasmPlugin writer it asks for (null with long-poll). */
+  configDelivery: ConfigDeliveryMode;
+  wasmPlugin: WasmPluginDistributor | null;
   telemetry: ControllerTelemetry;
   metricProvider: MetricProvider;
   driver: RolloutDriver;
@@ -145,12 +152,15 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Before anything is opened (the state file): a bad token or metric source is a startup error, not a leak.
   checkTokens({ apiToken: options.apiToken, filterToken: options.filterToken });
   const sources = metricSources(options);
+  const delivery = options.configDelivery ?? { mode: "long-poll" };
   const app = Fastify({
     logger: options.logger ?? false,
     // One set of ajv options for every route and for validateRolloutSpec (also run offline by `modelroll lint`).
     ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Also before the state file: istiod delivery without a WasmPlugin named is a startup error.
+  const wasmPlugin = wasmPluginDistributor(delivery, app.log);
   // Opened (and locked) here and handed to the store, which never opens one itself: the context keeps it, so
   // the caller can read what a fresh start set aside, and the close hooks below close it.
   const state = new SqliteRolloutState(options.stateFile ?? ":memory:", { fresh: options.freshState });
@@ -195,7 +205,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
   const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
-  const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
+  const distributors = [longPoll, ...(wasmPlugin ? [wasmPlugin] : []), ...(options.configDistributors ?? [])];
+  const stopDistribution = startDistribution(store, distributors, {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
@@ -203,6 +214,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const clockMs = options.clock ? () => clock().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
+  wasmPlugin?.registerMetrics(telemetry.registry);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
@@ -228,6 +240,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     store,
     state,
     longPoll,
+    configDelivery: delivery.mode,
+    wasmPlugin,
     telemetry,
     metricProvider,
     driver,
@@ -290,7 +304,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   await app.register(upstreamRoutes, { guard });
   await app.register(archiveRoutes, { store });
   await app.register(statsRoutes, { store, metricProvider, clock });
-  await app.register(filterConfigRoutes, { longPoll, telemetry });
+  await app.register(filterConfigRoutes, { longPoll, telemetry, served: longPollServed(delivery.mode) });
   // One budget of open streams for both stream routes, with slots kept for the API token (events/slots.ts).
   const slots = new StreamSlots(options.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS);
   await app.register(eventRoutes, { store, slots });

@@ -27,10 +27,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the controller and waits (bounded) for its "listening on" line. */
-export async function startRealController(args: string[] = [], env: Record<string, string> = {}): Promise<RealController> {
+/** Starts the controller and waits (bounded) for its "listening on" line; on `options.port` if given, else a free one. */
+export async function startRealController(args: string[] = [], env: Record<string, string> = {}, options: { port?: number } = {}): Promise<RealController> {
   const dir = mkdtempSync(join(tmpdir(), "modelroll-real-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const child = spawn(
     process.execPath,
     [ENTRY, "--listen", `127.0.0.1:${port}`, "--state", join(dir, "state.db"), "--envoy-admin", "http://127.0.0.1:1", ...args],

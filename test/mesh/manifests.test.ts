@@ -183,8 +183,8 @@ describe(`deploy/istio against Kubernetes ${KUBERNETES.version} and Istio ${ISTI
 
   it("the filter resources select the filtered callers, fail open, and name the controller's cluster as Istio does", () => {
     const plugins = docs.filter((d) => d.object.kind === "WasmPlugin" || d.object.kind === "TrafficExtension");
-    expect(plugins).toHaveLength(3);
-    for (const { object } of plugins) {
+    expect(plugins).toHaveLength(4);
+    for (const { object, file } of plugins) {
       const spec = object.spec;
       const wasm = object.kind === "WasmPlugin" ? spec : spec.wasm;
       // CEL rule of both CRDs (not evaluated by the schema validator): selector or targetRefs, not both.
@@ -194,7 +194,10 @@ describe(`deploy/istio against Kubernetes ${KUBERNETES.version} and Istio ${ISTI
       expect(wasm.failStrategy).toBe("FAIL_OPEN");
       expect(wasm.url).toMatch(/^oci:\/\//);
       const ctl = wasm.pluginConfig.controller;
-      if (ctl) {
+      if (file.endsWith("filter.istiod.wasmplugin.yaml")) {
+        // --config-delivery istiod: the controller writes the rollouts (its field manager owns them); no polling.
+        expect(Object.keys(wasm.pluginConfig).sort()).toEqual(["responseVariantHeader", "variantHeader"]);
+      } else if (ctl) {
         expect(ctl.cluster).toBe("outbound|8080||modelroll-controller.modelroll.svc.cluster.local");
         expect(ctl.authority).toBe("modelroll-controller.modelroll.svc.cluster.local:8080");
       } else {

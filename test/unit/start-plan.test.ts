@@ -90,6 +90,7 @@ describe("npm run controller argument plan", () => {
         tickIntervalMs: 5000,
         stateFile: ".modelroll/state.db",
         fresh: false,
+        delivery: { mode: "long-poll" },
       },
     });
     const r = planController(
@@ -117,8 +118,34 @@ describe("npm run controller argument plan", () => {
         apiToken: "a".repeat(20),
         filterToken: "f".repeat(20),
         prometheusUrl: "http://127.0.0.1:9090",
+        delivery: { mode: "long-poll" },
       },
     });
+  });
+
+  it("takes the config delivery: the WasmPlugin with istiod or both, the kubeconfig from the flag or MODELROLL_KUBECONFIG", () => {
+    expect(planController(["--config-delivery", "istiod", "--wasmplugin", "ml/modelroll-filter"], {})).toMatchObject({
+      plan: { delivery: { mode: "istiod", wasmPlugin: { namespace: "ml", name: "modelroll-filter" } } },
+    });
+    expect(planController(["--config-delivery=both", "--wasmplugin=ml/f", "--kubeconfig", "/k"], { MODELROLL_KUBECONFIG: "/ignored" })).toMatchObject({
+      plan: { delivery: { mode: "both", wasmPlugin: { namespace: "ml", name: "f" }, kubeconfig: "/k" } },
+    });
+    expect(planController([], { MODELROLL_CONFIG_DELIVERY: "istiod", MODELROLL_WASMPLUGIN: "ml/f", MODELROLL_KUBECONFIG: "/home/k" })).toMatchObject({
+      plan: { delivery: { mode: "istiod", wasmPlugin: { namespace: "ml", name: "f" }, kubeconfig: "/home/k" } },
+    });
+  });
+
+  it.each([
+    [["--config-delivery", "ecds"], "--config-delivery: expected long-poll, istiod, both; got 'ecds'"],
+    [["--config-delivery", "istiod"], "--config-delivery istiod: name the WasmPlugin to write with --wasmplugin NAMESPACE/NAME"],
+    [
+      ["--config-delivery", "both", "--wasmplugin", "modelroll-filter"],
+      "--wasmplugin: expected NAMESPACE/NAME (lowercase DNS names), e.g. ml/modelroll-filter; got 'modelroll-filter'",
+    ],
+    [["--wasmplugin", "ml/f"], "--wasmplugin: only with --config-delivery istiod or both"],
+    [["--kubeconfig", "/k"], "--kubeconfig needs --state kube or --config-delivery istiod|both"],
+  ])("refuses the delivery %j", (argv, error) => {
+    expect(planController(argv, {})).toEqual({ error });
   });
 
   it.each([

@@ -4,6 +4,7 @@
 // filter reads every member the controller sends.
 import { beforeAll, describe, expect, it } from "vitest";
 import { createRollout, spec, testApp } from "../controller/helpers.ts";
+import { pluginConfigOf } from "../../controller/src/filter-config/wasmplugin-distributor.ts";
 import { loadFilterTesting, type FilterTesting } from "./filter-testing.ts";
 
 let filter: FilterTesting;
@@ -59,6 +60,20 @@ describe("static rollouts in the plugin config", () => {
     ["models", (r: any) => ({ ...r, models: { ...r.models, version_field: "x" } }), "rollouts[0].models.version_field: unknown field"],
   ])("refuse an unknown member of %s, naming it", (_where, typo, expected) => {
     expect(refusal([typo(full)])).toBe(expected);
+  });
+
+  it("take the controller's config version beside them (istiod delivery), which only goes with rollouts", () => {
+    expect(filter.str("staticTableVersion", JSON.stringify({ configVersion: 42, rollouts: [full] }))).toBe("v42");
+    expect(filter.str("staticTableVersion", JSON.stringify({ rollouts: [full] }))).toBe("v0");
+    expect(filter.str("staticTableVersion", JSON.stringify({ variantHeader: "x-v" }))).toBe("-");
+    expect(filter.str("staticTableVersion", JSON.stringify({ configVersion: -1, rollouts: [] }))).toBe(
+      "error: configVersion: must be an integer 0..9007199254740991",
+    );
+    expect(filter.str("staticTableVersion", JSON.stringify({ configVersion: 3 }))).toBe("error: configVersion: only with rollouts");
+    // What the WasmPlugin distributor writes is accepted as it is.
+    const written = pluginConfigOf({ epoch: "e", version: 7, rollouts: [full as never] });
+    expect(filter.str("pluginConfigError", JSON.stringify(written))).toBe("");
+    expect(filter.str("staticTableVersion", JSON.stringify(written))).toBe("v7");
   });
 
   it("while the controller's table still ignores members this filter does not know (a newer controller)", () => {

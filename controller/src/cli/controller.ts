@@ -7,6 +7,7 @@ import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
 import { describeSaved, installShutdown } from "./shutdown.ts";
 import { resumedLines } from "./start-upstreams.ts";
 import type { UpstreamReadings } from "../release/upstream-guard.ts";
+import { configDelivery } from "./config-delivery.ts";
 
 /** Where the upstreams the resumed rollouts were compared with came from, or why they could not be. */
 function upstreamSource(readings: UpstreamReadings): string {
@@ -24,16 +25,19 @@ if ("error" in result) {
   console.error(`modelroll controller: ${result.error}\n${CONTROLLER_USAGE}`);
   process.exit(2);
 }
-const { listen, fresh, kube: kubeFlags, ...options } = result.plan;
+const { listen, fresh, kube: kubeFlags, delivery, ...options } = result.plan;
 let kube: { client: KubeClient; namespace: string } | undefined;
-if (kubeFlags) {
-  try {
+let delivered: ReturnType<typeof configDelivery>;
+try {
+  if (kubeFlags) {
     const client = kubeFlags.kubeconfig ? KubeClient.fromKubeconfig(kubeFlags.kubeconfig) : KubeClient.inCluster();
     kube = { client, namespace: kubeFlags.namespace ?? client.namespace };
-  } catch (err) {
-    console.error(`modelroll controller: ${(err as Error).message}`);
-    process.exit(2);
   }
+  // The WasmPlugin is written with the same client as the state when there is one (same kubeconfig).
+  delivered = configDelivery(delivery, kube?.client);
+} catch (err) {
+  console.error(`modelroll controller: ${(err as Error).message}`);
+  process.exit(2);
 }
 let controller: RunningController | null = null;
 const shutdown = installShutdown({
@@ -50,6 +54,7 @@ if (busy.length > 0) {
 try {
   const running = await startController({
     ...options,
+    configDelivery: delivered,
     freshState: fresh,
     ...(kube ? { kube, stateFile: ":memory:" } : {}),
     host: listen.host,

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyReply } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { REASONS_KEYWORD } from "../errors.ts";
+import { ConflictError, REASONS_KEYWORD } from "../errors.ts";
 import { ErrorBody } from "../http/schemas.ts";
 import type { ControllerTelemetry } from "../telemetry.ts";
 import type { LongPollDistributor } from "./long-poll.ts";
@@ -102,9 +102,15 @@ export function holdMilliseconds(wait: string | undefined): number {
 interface FilterConfigRoutesOptions {
   longPoll: LongPollDistributor;
   telemetry: ControllerTelemetry;
+  /**
+   * False with `--config-delivery istiod`: a poll (a request with `wait`) is refused with 409, so filters whose
+   * WasmPlugin still names the controller keep their pluginConfig (and back off) instead of holding connections.
+   * A read without `wait` still answers the config.
+   */
+  served?: boolean;
 }
 
-export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (app, { longPoll, telemetry }) => {
+export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOptions> = async (app, { longPoll, telemetry, served = true }) => {
   // Serialized once per published config, however many filters fetch it: with thousands of rollouts the
   // config is megabytes, and every held poll is answered on each change.
   let serialized: { config: FilterConfig; body: string } | null = null;
@@ -127,17 +133,24 @@ export const filterConfigRoutes: FastifyPluginAsyncTypebox<FilterConfigRoutesOpt
         summary: "Config for the Wasm filter (long-poll)",
         description:
           "Answers 200 at once when the caller's epoch or version differs from the controller's; otherwise holds " +
-          "the request until the version changes (200) or `wait` seconds pass (304, empty body).",
+          "the request until the version changes (200) or `wait` seconds pass (304, empty body). With `--config-delivery istiod` " +
+          "a request with `wait` is refused (409): the config reaches the filters through the WasmPlugin.",
         querystring: FilterConfigQuery,
         response: {
           200: FilterConfigBody,
           304: Type.Null({ description: "Nothing changed within `wait` seconds; empty body." }),
           400: ErrorBody,
+          409: ErrorBody,
         },
       },
     },
     async (request, reply) => {
       const { version, epoch, wait } = request.query;
+      if (!served && wait !== undefined) {
+        throw new ConflictError(
+          "filter config: the long-poll is off (--config-delivery istiod): the filters get their rollouts from the WasmPlugin's pluginConfig through istiod; remove pluginConfig.controller from the WasmPlugin, or run the controller with --config-delivery both",
+        );
+      }
       // A different epoch means another controller run: its version numbers say nothing about ours.
       const current = longPoll.config;
       if (version === undefined || epoch !== current.epoch || Number(version) !== current.version) {
