@@ -86,7 +86,9 @@ describe("the filter image through a real registry", () => {
   });
 
   it("deploy/istio's filter resources carry this build's image digest (else: npm run build:image, and commit)", () => {
-    const files = ["filter.wasmplugin.yaml", "filter.trafficextension.yaml", "filter.gitops.wasmplugin.yaml", "filter.istiod.wasmplugin.yaml"].map((f) => join(repoRoot, "deploy", "istio", f));
+    const files = ["filter.wasmplugin.yaml", "filter.trafficextension.yaml", "filter.gitops.wasmplugin.yaml", "filter.istiod.wasmplugin.yaml"].map((f) =>
+      join(repoRoot, "deploy", "istio", f),
+    );
     for (const { file, object } of loadManifests(files)) {
       const sha = object.kind === "WasmPlugin" ? object.spec.sha256 : object.spec.wasm.sha256;
       expect(sha, `${file}: sha256 is not the image built from build/filter.wasm; run 'npm run build:image' (it updates deploy/istio) and commit`).toBe(
