@@ -43,7 +43,7 @@ describe("ModelRollout CRD", () => {
     expect(spec.required).toEqual(doc.required.filter((k) => k !== "name"));
     const root = ((modelRolloutCrd().spec as Json).versions as Json[])[0] as { schema: { openAPIV3Schema: Json } };
     expect(structuralProblems(root.schema.openAPIV3Schema, "")).toEqual([]);
-    // Open only where the REST API's own schema is open or mixes types: a stage ("shadow" | 5 | {...}) and the output schema.
+    // Open only where the REST API's own schema is open or mixes types: a stage ("shadow" | 5 | {...}), the output schema and each tool's argument schema (JSON Schema documents the controller checks).
     const open: string[] = [];
     const walk = (node: Json, path: string) => {
       if (node["x-kubernetes-preserve-unknown-fields"]) open.push(path);
@@ -52,7 +52,7 @@ describe("ModelRollout CRD", () => {
       if (typeof node.additionalProperties === "object") walk(node.additionalProperties as Json, `${path}{}`);
     };
     walk(spec, "spec");
-    expect(open).toEqual(["spec.output.schema", "spec.stages[]"]);
+    expect(open).toEqual(["spec.output.schema", "spec.output.tools", "spec.stages[]"]);
   });
 
   it("turns the schema forms TypeBox writes into structural ones", () => {
