@@ -12,6 +12,9 @@ import { seriesRoutes } from "./series/routes.ts";
 import { SeriesStore } from "./series/store.ts";
 import { startDistribution, type ConfigDistributor } from "./filter-config/distributor.ts";
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
+import { LeaderOnlyDistributor } from "./filter-config/leader-only.ts";
+import { SOLE_LEADER, type Leadership } from "./kube/leadership.ts";
+import { replicaStatus } from "./system/replica.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -95,6 +98,14 @@ export interface BuildAppOptions {
    * controller reads them from the Envoy admins' /clusters.
    */
   upstreams?: DeclaredUpstreams;
+  /**
+   * Who decides among several replicas (kube/lease.ts): only the leader steps rollouts, delivers notifications
+   * and drives the `configDistributors`; every replica serves the API, the dashboard, the streams and the
+   * long-poll. Default: one controller, always the leader.
+   */
+  leadership?: Leadership;
+  /** More reasons this replica cannot serve, for /readyz (Kubernetes mode: a lost watch); none by default. */
+  notReady?: () => string[];
 }
 
 interface ModelrollContext {
@@ -115,6 +126,7 @@ interface ModelrollContext {
   upstreams: { guard: UpstreamGuard; heldAtStart: string[] };
   /** What each Envoy cluster reaches, as the admin endpoints said last, for the views' `variants` (metrics/envoy-upstreams.ts). */
   envoyUpstreams: EnvoyUpstreams;
+  leadership: Leadership;
 }
 
 declare module "fastify" {
@@ -173,7 +185,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
   const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
-  const stopDistribution = startDistribution(store, [longPoll, ...(options.configDistributors ?? [])], {
+  const leadership = options.leadership ?? SOLE_LEADER;
+  const pushers = (options.configDistributors ?? []).map((d) => (leadership === SOLE_LEADER ? d : new LeaderOnlyDistributor(d, leadership)));
+  const stopDistribution = startDistribution(store, [longPoll, ...pushers], {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
@@ -181,6 +195,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const clockMs = options.clock ? () => clock().getTime() : Date.now;
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
+  dispatcher.deliverWhile(() => leadership.isLeader());
+  telemetry.watchLeadership(leadership);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
@@ -192,6 +208,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
     ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
+    leading: () => leadership.isLeader(),
     onStep: (rollout, result, seconds, counts, now) => {
       recorder.record(rollout, counts, now, result.evaluation);
       telemetry.evaluationSeconds.observe(seconds);
@@ -211,6 +228,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     dispatcher,
     upstreams: { guard, heldAtStart },
     envoyUpstreams: upstreams,
+    leadership,
   });
   app.decorate("upstreamLookup", upstreams.lookup);
 
@@ -255,7 +273,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Not referenced by a route (release keys are checked by the engine's parser, which points inside them):
   // listed under components so the OpenAPI document still says what a spec's `notifications` may hold.
   app.addSchema({ $id: "NotificationsInput", ...NotificationsInput });
-  await app.register(systemRoutes, { telemetry });
+  await app.register(systemRoutes, { telemetry, replica: () => replicaStatus(leadership, options.notReady?.() ?? []) });
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(upstreamRoutes, { guard });

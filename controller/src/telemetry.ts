@@ -77,4 +77,24 @@ export class ControllerTelemetry {
       if (event.type === "rolled-back") this.rollbacks.inc();
     });
   }
+
+  /** This replica's role (kube/leadership.ts), read at scrape time: 1 while it leads, and the term it acts in or last saw. */
+  watchLeadership(leadership: { isLeader(): boolean; readonly observedTerm: { term: number } | null }): void {
+    new Gauge({
+      name: "modelroll_leader",
+      help: "1 while this replica is the leader (steps rollouts, sends notifications, pushes filter config), 0 on a follower.",
+      registers: [this.registry],
+      collect() {
+        this.set(leadership.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "modelroll_leader_term",
+      help: "The newest leadership term this replica has seen in the Lease (-1 without election).",
+      registers: [this.registry],
+      collect() {
+        this.set(leadership.observedTerm?.term ?? -1);
+      },
+    });
+  }
 }

@@ -30,6 +30,12 @@ interface RolloutDriverOptions {
   hookRetryMs?: number;
   /** Asks the judges of webhook gates; without it those gates read Error. */
   judges?: WebhookJudges;
+  /**
+   * Whether this replica leads (kube/lease.ts): only the leader steps rollouts. Asked when a tick starts and
+   * again right before each decision is applied, after the reads (a leader may have lost its Lease while it
+   * waited for them). Default: always (one controller, no election).
+   */
+  leading?: () => boolean;
 }
 
 interface TickReport {
@@ -50,6 +56,7 @@ export class RolloutDriver {
   readonly hooks: FinalizeHooks;
   /** Judges of webhook gates: asked beside the ticks, their latest answers read by each step. */
   readonly judges: WebhookJudges | null;
+  readonly #leading: () => boolean;
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -62,6 +69,7 @@ export class RolloutDriver {
     this.#log = options.log;
     this.#onStep = options.onStep;
     this.judges = options.judges ?? null;
+    this.#leading = options.leading ?? (() => true);
     this.hooks = new FinalizeHooks({
       store: options.store,
       clock: options.clock,
@@ -83,6 +91,7 @@ export class RolloutDriver {
 
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
+    if (!this.#leading()) return report;
     const names = this.#store.activeManaged().map((r) => r.spec.name);
     // Rollouts are independent: read them concurrently, apply each as its readings arrive.
     await Promise.all(
@@ -97,7 +106,7 @@ export class RolloutDriver {
       }),
     );
     // After the steps, so a rollout that has just succeeded gets its finalize webhook at once.
-    this.hooks.run(now);
+    if (this.#leading()) this.hooks.run(now);
     return report;
   }
 
@@ -117,6 +126,8 @@ export class RolloutDriver {
     // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
     const current = this.#store.find(name);
     if (!current?.engine || isClosed(current.engine.state.phase)) return false;
+    // Deposed while reading: a follower decides nothing (the decision is the new leader's to make).
+    if (!this.#leading()) return false;
     // Never waits: it starts the questions due and returns the answers in hand.
     const judges = this.judges?.readings(current, now);
     const result = step(current.engine.state, { now, counts, promql, judges });
