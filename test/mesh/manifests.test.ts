@@ -37,6 +37,8 @@ describe(`deploy/istio against Kubernetes ${KUBERNETES.version} and Istio ${ISTI
   it("every document is a kind with a published schema, and valid against it", () => {
     const problems: string[] = [];
     for (const d of docs) {
+      // modelroll's own CRDs are generated and applied to a real kube-apiserver (test/kube/kubestate.test.ts).
+      if (d.object.kind === "CustomResourceDefinition" && d.object.spec?.group === "modelroll.io") continue;
       const where = `${d.file.slice(repoRoot.length + 1)} #${d.index} ${d.object.kind} ${d.object.metadata?.name}`;
       for (const p of validator.validate(d.object)) problems.push(`${where}: ${p}`);
     }

@@ -62,7 +62,7 @@ describe("import cycles", () => {
       ["rollouts/"],
       ["http/", "telemetry.ts"],
       ["notify/"],
-      ["release/", "stats/", "events/", "series/", "filter-config/", "dashboard/", "system/"],
+      ["release/", "stats/", "events/", "series/", "filter-config/", "dashboard/", "system/", "kube-state/"],
       ["app.ts"],
       ["server.ts"],
       ["cli/"],

@@ -121,7 +121,7 @@ const ReleaseProperties = {
 };
 
 /** The documented body of POST /v1/rollouts and PUT /v1/rollouts/{name}. */
-const RolloutSpecDoc = Type.Object(
+export const RolloutSpecDoc = Type.Object(
   {
     ...Object.fromEntries(Object.entries(RolloutSpec.properties).filter(([key]) => !(key in ENGINE_PROPERTIES))),
     ...ReleaseProperties,
