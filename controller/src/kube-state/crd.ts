@@ -50,6 +50,22 @@ const Condition: Json = {
   },
 };
 
+/**
+ * Fencing: the leadership term (the Lease's leaseTransitions when that leader took it, and its holder) in which
+ * the status was written. The API server refuses a status whose term is lower than the stored one, so a deposed
+ * leader still reconciling beside the new one (argo-rollouts#2117) has every write refused.
+ */
+const LeaderTermSchema: Json = {
+  type: "object",
+  description: "The leadership term this status was written in (fencing: a status of a lower term than the stored one is refused).",
+  required: ["term", "holder"],
+  properties: {
+    term: int("The Lease's leaseTransitions when the writing leader took it."),
+    holder: str("That leader's identity."),
+  },
+  "x-kubernetes-validations": [{ rule: "self.term >= oldSelf.term", message: "written by a deposed leader: its term is older than the stored one" }],
+};
+
 export function statusSchema(): Json {
   return {
     type: "object",
@@ -96,7 +112,12 @@ export function statusSchema(): Json {
         description: "The controller's own record of the rollout (accepted spec, engine state, weights), from which any replica resumes. Not an interface.",
         "x-kubernetes-preserve-unknown-fields": true,
       },
+      leader: LeaderTermSchema,
     },
+    // Fencing (kube/lease.ts): once a status carries a term, every later one must carry one too.
+    "x-kubernetes-validations": [
+      { rule: "!has(oldSelf.leader) || has(self.leader)", message: "a status must carry the leader term (status.leader) once it has one" },
+    ],
   };
 }
 
