@@ -209,6 +209,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
     leading: () => leadership.isLeader(),
+    onTick: (_report, seconds) => telemetry.tickSeconds.observe(seconds),
     onStep: (rollout, result, seconds, counts, now) => {
       recorder.record(rollout, counts, now, result.evaluation);
       telemetry.evaluationSeconds.observe(seconds);

@@ -13,6 +13,8 @@ export class ControllerTelemetry {
   readonly gateEvaluations: Counter<"gate" | "result">;
   /** Wall time of one rollout's engine step, metric reads included. */
   readonly evaluationSeconds: Histogram;
+  /** Wall time of one whole tick (every managed rollout stepped), on the leader. */
+  readonly tickSeconds: Histogram;
 
   /** `heldPolls`: how many filter config long-polls are waiting now (filter-config/long-poll.ts). */
   constructor(store: RolloutStore, heldPolls: () => number) {
@@ -71,6 +73,12 @@ export class ControllerTelemetry {
       name: "modelroll_engine_evaluation_seconds",
       help: "Time of one rollout's engine step, reading its metrics included.",
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10],
+      registers: [this.registry],
+    });
+    this.tickSeconds = new Histogram({
+      name: "modelroll_engine_tick_seconds",
+      help: "Time of one engine tick (every managed rollout stepped, reads included); ticks run on the leader only.",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [this.registry],
     });
     store.subscribe((event) => {

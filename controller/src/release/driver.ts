@@ -36,9 +36,11 @@ interface RolloutDriverOptions {
    * waited for them). Default: always (one controller, no election).
    */
   leading?: () => boolean;
+  /** Told after every tick this replica ran as leader: how many rollouts it stepped and how long it took. */
+  onTick?: (report: TickReport, seconds: number) => void;
 }
 
-interface TickReport {
+export interface TickReport {
   at: number;
   /** Rollouts stepped, and those whose step threw (logged, retried next tick). */
   stepped: string[];
@@ -57,6 +59,7 @@ export class RolloutDriver {
   /** Judges of webhook gates: asked beside the ticks, their latest answers read by each step. */
   readonly judges: WebhookJudges | null;
   readonly #leading: () => boolean;
+  readonly #onTick: RolloutDriverOptions["onTick"];
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -70,6 +73,7 @@ export class RolloutDriver {
     this.#onStep = options.onStep;
     this.judges = options.judges ?? null;
     this.#leading = options.leading ?? (() => true);
+    this.#onTick = options.onTick;
     this.hooks = new FinalizeHooks({
       store: options.store,
       clock: options.clock,
@@ -92,6 +96,7 @@ export class RolloutDriver {
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
     if (!this.#leading()) return report;
+    const started = performance.now();
     const names = this.#store.activeManaged().map((r) => r.spec.name);
     // Rollouts are independent: read them concurrently, apply each as its readings arrive.
     await Promise.all(
@@ -107,6 +112,7 @@ export class RolloutDriver {
     );
     // After the steps, so a rollout that has just succeeded gets its finalize webhook at once.
     if (this.#leading()) this.hooks.run(now);
+    this.#onTick?.(report, (performance.now() - started) / 1000);
     return report;
   }
 
