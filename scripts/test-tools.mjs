@@ -10,12 +10,13 @@
 //   node scripts/test-tools.mjs prometheus ...  only those (npm's prebench:* and prebuild:image scripts do this)
 //
 // Overrides that install nothing: PROMETHEUS_BIN, CHROMIUM_BIN, REGISTRY_BIN, ORAS_BIN, ISTIO_WASM_BIN,
-// MESH_SCHEMAS_DIR (see each tool's module). Needs, when a tool is missing: apt-get as root (Debian packages), Go
+// MESH_SCHEMAS_DIR, KUBE_BIN_DIR, ISTIOD_BIN (see each tool's module). Needs, when a tool is missing: apt-get as root (Debian packages), Go
 // (the Go tools and the schemas, everything from the Go module proxy).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureIstiod, ensureKube } from "./install-kube.mjs";
 import { ensureIstioWasm, ensureOras, ensureRegistry, ensureSchemas } from "./install-mesh.mjs";
 import { ensureChromium, ensurePrometheus } from "./tools-debian.mjs";
 
@@ -40,6 +41,8 @@ export const TOOLS = {
   registry: { what: "an OCI registry (Debian's docker-registry)", ensure: ensureRegistry },
   oras: { what: "oras, the OCI client (go install)", ensure: ensureOras },
   "istio-wasm": { what: "istio-agent's Wasm fetcher (go build tools/istio-wasm)", ensure: ensureIstioWasm },
+  kube: { what: "etcd, kube-apiserver and kubectl (go build tools/kube, tools/etcd)", ensure: ensureKube },
+  istiod: { what: "istiod's pilot-discovery (go build tools/istiod)", ensure: ensureIstiod },
 };
 
 export class ToolError extends Error {}

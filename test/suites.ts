@@ -5,6 +5,7 @@
 
 export const E2E = [
   "test/e2e/",
+  "test/kube/",
   "test/mesh/ecds.test.ts",
   "test/mesh/gitops.test.ts",
   "test/mesh/image.test.ts",
@@ -44,12 +45,14 @@ export const listed = (entries: readonly string[], file: string): boolean => ent
  */
 export const NEEDS: Record<string, readonly string[]> = {
   "filter-testing": ["test/unit/", "test/e2e/schema.test.ts"],
-  "mesh-schemas": ["test/mesh/"],
+  "mesh-schemas": ["test/mesh/", "test/kube/"],
   prometheus: ["test/e2e/promql.test.ts", "test/e2e/prometheus-driver.test.ts", "test/e2e/prometheus-counts.test.ts"],
   chromium: ["test/e2e/dashboard.test.ts", "test/e2e/dashboard-visibility.test.ts"],
   registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   "istio-wasm": ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
+  kube: ["test/kube/"],
+  istiod: ["test/kube/istiod.test.ts"],
 };
 
 /** The tools the given test files (repository-relative, forward slashes) need, by NEEDS. */

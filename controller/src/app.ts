@@ -14,6 +14,12 @@ import { startDistribution, type ConfigDistributor } from "./filter-config/distr
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import { LeaderOnlyDistributor } from "./filter-config/leader-only.ts";
 import { SOLE_LEADER, type Leadership } from "./kube/leadership.ts";
+import { LeaderElector } from "./kube/lease.ts";
+import { kubeLeaseApi } from "./kube/lease-api.ts";
+import type { LeaseTiming } from "./kube/lease-timing.ts";
+import { fencedClient } from "./kube/fencing.ts";
+import type { KubeClient } from "./kube/client.ts";
+import { ROLLOUT_PLURAL } from "./kube-state/crd.ts";
 import { replicaStatus } from "./system/replica.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
@@ -43,6 +49,7 @@ import { setupNotifications, type NotificationOptions } from "./notify/setup.ts"
 import type { NotificationDispatcher } from "./notify/dispatcher.ts";
 import type { NotificationOutbox } from "./notify/outbox.ts";
 import { NotificationsInput } from "./engine/index.ts";
+import { openKubeState, type KubeState, type KubeStateOptions } from "./kube-state/index.ts";
 
 export interface BuildAppOptions {
   /** Envoy admin base URLs to read stats from, e.g. ["http://127.0.0.1:9901"]. */
@@ -106,6 +113,22 @@ export interface BuildAppOptions {
   leadership?: Leadership;
   /** More reasons this replica cannot serve, for /readyz (Kubernetes mode: a lost watch); none by default. */
   notReady?: () => string[];
+  /**
+   * Kubernetes mode: elect the leader among replicas with this Lease in the `kube` namespace (kube/lease.ts).
+   * Absent (or `leadership` given): no election, this replica always leads (one replica only).
+   */
+  leaderElection?: {
+    leaseName: string;
+    timing?: Partial<LeaseTiming>;
+    identity?: string;
+    /** A client for the Lease alone, with a timeout shorter than the renew deadline (closed with the app); default the kube client. */
+    leaseClient?: KubeClient;
+  };
+  /**
+   * Kubernetes mode (`--state kube`): ModelRollouts in this namespace are the state; the store is their
+   * watch-fed cache (kube-state/). The state file is then only the notification outbox and the series (":memory:").
+   */
+  kube?: KubeStateOptions;
 }
 
 interface ModelrollContext {
@@ -127,6 +150,8 @@ interface ModelrollContext {
   /** What each Envoy cluster reaches, as the admin endpoints said last, for the views' `variants` (metrics/envoy-upstreams.ts). */
   envoyUpstreams: EnvoyUpstreams;
   leadership: Leadership;
+  /** Kubernetes mode's sync with the API server; null with a state file. */
+  kube: KubeState | null;
 }
 
 declare module "fastify" {
@@ -159,7 +184,30 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     throw error;
   }
   let notifications: ReturnType<typeof setupNotifications>;
+  let kube: KubeState | null = null;
+  // Who decides: the Lease's holder among replicas (Kubernetes mode with election), else this one alone.
+  let elector: LeaderElector | null = null;
+  if (!options.leadership && options.kube && options.leaderElection) {
+    const election = options.leaderElection;
+    elector = new LeaderElector({
+      api: kubeLeaseApi(election.leaseClient ?? options.kube.client, options.kube.namespace, election.leaseName),
+      identity: election.identity,
+      timing: election.timing,
+      log: app.log,
+    });
+  }
+  const leadership: Leadership = options.leadership ?? elector ?? SOLE_LEADER;
   try {
+    // Kubernetes mode: what the API server holds, listed before the store is built from it. Its status writes
+    // carry the leader term (fencing); only the leader acts on kubectl's changes.
+    if (options.kube)
+      kube = await openKubeState({
+        ...options.kube,
+        client: fencedClient(options.kube.client, ROLLOUT_PLURAL, leadership),
+        acting: () => leadership.isLeader() && (options.kube?.acting?.() ?? true),
+        log: options.kube.log ?? app.log,
+        clock: options.clock,
+      });
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
     notifications = setupNotifications(state, {
       ...options.notifications,
@@ -173,11 +221,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       epoch: options.epoch,
       clock: options.clock,
       policy: options.policy,
-      state: notifications.persistence,
+      state: kube ? kube.persistence(notifications.persistence) : notifications.persistence,
       upstreamsAt: (spec, at) => readings.upstreamsOf(spec, at),
     });
   } catch (error) {
     state.close();
+    kube?.close();
+    options.leaderElection?.leaseClient?.close();
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
@@ -185,7 +235,6 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
   const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
-  const leadership = options.leadership ?? SOLE_LEADER;
   const pushers = (options.configDistributors ?? []).map((d) => (leadership === SOLE_LEADER ? d : new LeaderOnlyDistributor(d, leadership)));
   const stopDistribution = startDistribution(store, [longPoll, ...pushers], {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
@@ -216,6 +265,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       for (const m of result.evaluation?.measurements ?? []) telemetry.gateEvaluations.inc({ gate: m.gate, result: m.status });
     },
   });
+  if (kube) kube.attach(app, store, { statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()), registry: telemetry.registry });
   app.decorate("modelroll", {
     store,
     state,
@@ -230,6 +280,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     upstreams: { guard, heldAtStart },
     envoyUpstreams: upstreams,
     leadership,
+    kube,
   });
   app.decorate("upstreamLookup", upstreams.lookup);
 
@@ -240,12 +291,17 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
+    // First: stop deciding and release the Lease, so a follower takes over at its next look (a rolling update).
+    await elector?.stop();
+    options.leaderElection?.leaseClient?.close();
     await upstreams.stop();
     await guard.stop();
     await driver.stop();
     await recorder.stop();
     // Before the state file closes: deliveries under way are recorded (or left pending for the next start).
     await dispatcher.stop();
+    // After the engine stopped: the last decisions' writes reach the API server before the connections close.
+    await kube?.stop();
     stopDistribution();
     state.close();
   });
@@ -303,6 +359,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     const every = options.upstreamsIntervalMs ?? 10_000;
     if (every > 0) upstreams.start(every);
   });
+  if (elector) {
+    const running = elector;
+    // After the watch started (kube.attach's hook came first): a new leader acts on what kubectl changed while it followed.
+    running.onChange((role) => {
+      if (role === "leader") void kube?.reconciler?.all().catch((error) => app.log.warn({ err: error }, "reconciling on becoming leader failed"));
+    });
+    app.addHook("onReady", async () => running.start());
+  }
   // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
   app.addHook("onReady", async () => dispatcher.start());
   const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;

@@ -16,9 +16,10 @@ const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encodin
   )
   .sort();
 
-// Calls that start Envoy (also `envoy --mode validate`), Prometheus, Chromium, an OCI registry, or a whole stack.
+// Calls that start Envoy (also `envoy --mode validate`), Prometheus, Chromium, an OCI registry, a Kubernetes API
+// server or istiod, or a whole stack.
 const STARTS_OUTSIDE_PROGRAM =
-  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack|npmStart)\b|cli\/(start|launcher)\.ts|"cli", "(start|launcher)\.ts"|spawn\("npm", \["start"/;
+  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack|startKubeCluster|startIstiod|npmStart)\b|cli\/(start|launcher)\.ts|"cli", "(start|launcher)\.ts"|spawn\("npm", \["start"/;
 
 describe("test suites", () => {
   it("lists every test file in exactly one of unit and e2e", () => {
@@ -43,12 +44,14 @@ describe("test suites", () => {
     // What a test file calls when it uses each tool (directly, or through a stack that starts it).
     const uses: Record<string, RegExp> = {
       "filter-testing": /\b(loadFilterTesting|schema-harness|filter-testing\.ts)\b/,
-      "mesh-schemas": /\b(loadManifests|ManifestValidator|startMeshStack)\b/,
+      "mesh-schemas": /\b(loadManifests|ManifestValidator|startMeshStack|startIstiod|applyIstioCrds)\b/,
       prometheus: /\bstartPrometheus\b/,
       chromium: /\blaunchBrowser\b/,
       registry: /\b(startRegistry|startMeshStack)\b/,
       oras: /\b(buildImage|pushImage|orasBinary|startMeshStack)\b/,
       "istio-wasm": /\b(istioWasmBinary|agentConvert|startMeshStack)\b/,
+      kube: /\b(startKubeCluster|kubeBinary)\b/,
+      istiod: /\b(startIstiod|istiodBinary)\b/,
     };
     expect(Object.keys(uses).sort()).toEqual(Object.keys(NEEDS).sort());
     expect(Object.keys(TOOLS).sort(), "every tool in NEEDS is one scripts/test-tools.mjs can install").toEqual(Object.keys(NEEDS).sort());

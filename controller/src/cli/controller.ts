@@ -1,5 +1,6 @@
 // `npm run controller`: the controller alone (REST API, engine, state file), for Envoys started elsewhere.
 // The only place that prints or exits; what to do is decided by planController (pure).
+import { KubeClient } from "../kube/client.ts";
 import { startController, type RunningController } from "../server.ts";
 import { CONTROLLER_USAGE, planController } from "./controller-plan.ts";
 import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
@@ -23,11 +24,21 @@ if ("error" in result) {
   console.error(`modelroll controller: ${result.error}\n${CONTROLLER_USAGE}`);
   process.exit(2);
 }
-const { listen, fresh, ...options } = result.plan;
+const { listen, fresh, kube: kubeFlags, ...options } = result.plan;
+let kube: { client: KubeClient; namespace: string } | undefined;
+if (kubeFlags) {
+  try {
+    const client = kubeFlags.kubeconfig ? KubeClient.fromKubeconfig(kubeFlags.kubeconfig) : KubeClient.inCluster();
+    kube = { client, namespace: kubeFlags.namespace ?? client.namespace };
+  } catch (err) {
+    console.error(`modelroll controller: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
 let controller: RunningController | null = null;
 const shutdown = installShutdown({
   name: "modelroll controller",
-  farewell: () => (controller ? describeSaved(controller.app.modelroll.store, options.stateFile) : null),
+  farewell: () => (controller && !kube ? describeSaved(controller.app.modelroll.store, options.stateFile) : null),
 });
 
 const busy = await busyPorts([{ ...listen, what: "controller API (--listen)" }]);
@@ -40,6 +51,7 @@ try {
   const running = await startController({
     ...options,
     freshState: fresh,
+    ...(kube ? { kube, stateFile: ":memory:" } : {}),
     host: listen.host,
     port: listen.port,
     logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" },
@@ -55,10 +67,13 @@ try {
       : fresh
         ? "fresh"
         : "new";
+  const where = kube
+    ? `state in the Kubernetes API ${kube.client.server.host}, namespace ${kube.namespace} (${store.size} rollout${store.size === 1 ? "" : "s"} resumed)`
+    : `state ${options.stateFile} (${how})`;
   console.log(
-    `modelroll controller listening on ${running.url} (pid ${process.pid}); state ${options.stateFile} (${how}); ` +
+    `modelroll controller listening on ${running.url} (pid ${process.pid}); ${where}; ` +
       `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}` +
-      (store.resumed ? `\n${resumedLines(store.list())}${upstreamSource(running.app.modelroll.upstreams.guard.readings)}` : ""),
+      (store.resumed && store.size > 0 ? `\n${resumedLines(store.list())}${upstreamSource(running.app.modelroll.upstreams.guard.readings)}` : ""),
   );
 } catch (err) {
   console.error(`modelroll controller: ${(err as Error).message}`);

@@ -106,6 +106,11 @@ export function statusSchema(): Json {
         description: "Where the decision history is: ModelRolloutDecisions objects labelled modelroll.io/rollout=<name>.",
         properties: { count: int("Decisions recorded."), chunks: int("Objects holding them.") },
       },
+      commands: {
+        type: "object",
+        description: "The command annotations acted on: annotation (promote, pause, ...) -> the token last acted on.",
+        additionalProperties: { type: "string" },
+      },
       conditions: { type: "array", items: Condition, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] },
       state: {
         type: "object",

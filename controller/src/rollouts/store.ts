@@ -432,6 +432,29 @@ export class RolloutStore {
   }
 
   /**
+   * A rollout as another writer left it (Kubernetes mode: another replica, or the API server's answer to a
+   * refused write): memory and listeners only, nothing written back; null takes it out of the live set.
+   */
+  adopt(name: string, next: Rollout | null): void {
+    const current = this.#rollouts.get(name) ?? null;
+    if (current === next || (current === null && next === null)) return;
+    const at = this.#clock();
+    const moved = current === null || next === null || dataPathOf(current) !== dataPathOf(next);
+    const version = moved ? this.#version + 1 : this.#version;
+    // Config versions are this process's own count: the adopted rollout takes the one its change makes here.
+    const rollout = next && { ...next, configVersion: moved ? version : (current?.configVersion ?? version) };
+    const events: RolloutEvent[] = [];
+    if (rollout === null) events.push({ type: "deleted", rollout: name, version, at });
+    else if (current === null) events.push({ type: "created", rollout: name, version, at });
+    else this.#weightEvents(current, rollout, at, events);
+    this.#placeSorted(name, rollout);
+    if (rollout === null) this.#rollouts.delete(name);
+    else this.#rollouts.set(name, rollout);
+    this.#version = version;
+    this.#publish(moved, events);
+  }
+
+  /**
    * The one way state changes: written to the state file first (a failed write changes nothing, not even
    * memory), then memory, then the config distributors and the listeners. With `archive` (the reason) the
    * rollout leaves the live set for the archive in the same write (its path goes to stable); the entry is
