@@ -19,7 +19,7 @@ import { kubeLeaseApi } from "./kube/lease-api.ts";
 import type { LeaseTiming } from "./kube/lease-timing.ts";
 import { fencedClient } from "./kube/fencing.ts";
 import type { KubeClient } from "./kube/client.ts";
-import { ROLLOUT_PLURAL } from "./kube-state/crd.ts";
+import { DECISIONS_PLURAL, ROLLOUT_PLURAL } from "./kube-state/crd.ts";
 import { replicaStatus } from "./system/replica.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
@@ -203,7 +203,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     if (options.kube)
       kube = await openKubeState({
         ...options.kube,
-        client: fencedClient(options.kube.client, ROLLOUT_PLURAL, leadership),
+        client: fencedClient(options.kube.client, ROLLOUT_PLURAL, leadership, DECISIONS_PLURAL),
         acting: () => leadership.isLeader() && (options.kube?.acting?.() ?? true),
         log: options.kube.log ?? app.log,
         clock: options.clock,

@@ -210,6 +210,10 @@ export function decisionsCrd(): Json {
               type: "object",
               description: "Written by the controller: decisions first..first+count-1 of one rollout (oldest first).",
               required: ["rollout", "first", "count", "decisions"],
+              // Fencing, as for the status: a chunk that had a term keeps one, never a lower one.
+              "x-kubernetes-validations": [
+                { rule: "!has(oldSelf.leader) || has(self.leader)", message: "decisions must carry the leader term (leader) once they have one" },
+              ],
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
@@ -217,6 +221,7 @@ export function decisionsCrd(): Json {
                 rollout: str("The ModelRollout's name."),
                 rolloutUid: str("The ModelRollout's uid: a rollout deleted and created again under the same name starts a new history."),
                 archived: int("The archive id, once the rollout was archived; absent while it is live."),
+                leader: LeaderTermSchema,
                 first: int("Index of the first decision here in the rollout's history (0-based)."),
                 count: int("Decisions here."),
                 decisions: {

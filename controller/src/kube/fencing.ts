@@ -20,7 +20,7 @@ export const TERM_FIELD = "status.leader";
 /** Whether an API error is the fencing rule's refusal (422 on status.leader). */
 export function isFenced(error: unknown): boolean {
   const e = error as { status?: number; causes?: Array<{ field?: string }>; message?: string };
-  return e?.status === 422 && (e.causes?.some((c) => c.field === TERM_FIELD) ?? false);
+  return e?.status === 422 && (e.causes?.some((c) => c.field === TERM_FIELD || c.field === "leader") ?? false);
 }
 
 /** The term a status write of this replica carries. */
@@ -34,9 +34,15 @@ type StatusObject = KubeObject & { status?: { leader?: LeaderTerm; [key: string]
 
 /**
  * The same client, with status writes of `plural` (replaceStatus; merge patches of the status) carrying the
- * term. Everything else passes through unchanged.
+ * term, and whole writes (create, replace) of `recordsPlural` (objects holding decisions beside the status, with
+ * a top-level `leader` under the same rule) carrying it too. Everything else passes through unchanged.
+ *
+ * A records object is written whole from the writer's history. A leader's replace refused as stale (409: the
+ * object was written since this replica last saw it, e.g. by a leader it succeeded) is retried once on the
+ * current version, since the term rule refuses it if a newer leader wrote meanwhile; a follower's is not (its
+ * status write, conditional on the version, decides).
  */
-export function fencedClient(client: KubeClient, plural: string, leadership: Leadership): KubeClient {
+export function fencedClient(client: KubeClient, plural: string, leadership: Leadership, recordsPlural?: string): KubeClient {
   const refused = (error: unknown) => {
     if (isFenced(error)) leadership.deposed(`the API server refused a status of term ${leadership.term?.term ?? "?"}: ${(error as Error).message}`);
     return error;
@@ -65,10 +71,39 @@ export function fencedClient(client: KubeClient, plural: string, leadership: Lea
       throw refused(error);
     }
   };
+  const stamped = <T extends KubeObject>(object: T): T => {
+    const term = termToWrite(leadership, (object as { leader?: LeaderTerm }).leader);
+    return term ? ({ ...object, leader: { term: term.term, holder: term.holder } } as T) : object;
+  };
+  const create = async <T extends KubeObject>(ref: ResourceRef, object: T, options?: { fieldManager?: string }): Promise<T> => {
+    if (ref.plural !== recordsPlural) return client.create(ref, object, options);
+    try {
+      return await client.create(ref, stamped(object), options);
+    } catch (error) {
+      throw refused(error);
+    }
+  };
+  const replace = async <T extends KubeObject>(ref: ResourceRef, object: T, options?: { fieldManager?: string }): Promise<T> => {
+    if (ref.plural !== recordsPlural) return client.replace(ref, object, options);
+    const leading = leadership.term !== null;
+    try {
+      return await client.replace(ref, stamped(object), options);
+    } catch (error) {
+      if (!leading || (error as { status?: number }).status !== 409) throw refused(error);
+      try {
+        const current = await client.get<T>(ref, object.metadata.name);
+        return await client.replace(ref, stamped({ ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } }), options);
+      } catch (again) {
+        throw refused(again);
+      }
+    }
+  };
   return new Proxy(client, {
     get(target, property) {
       if (property === "replaceStatus") return replaceStatus;
       if (property === "patchStatus") return patchStatus;
+      if (property === "create") return create;
+      if (property === "replace") return replace;
       const value = Reflect.get(target, property, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
