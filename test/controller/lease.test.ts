@@ -2,7 +2,9 @@
 // in-memory Lease that keeps the API server's one rule that matters here: a write names the resourceVersion it
 // read, or it is refused with 409. The same dance against the real API server: test/kube/lease.test.ts.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { LeaderElector, type LeaseApi, type LeaseObject } from "../../controller/src/kube/lease.ts";
+import { LeaderElector, type LeaderTerm, type LeaseApi, type LeaseObject } from "../../controller/src/kube/lease.ts";
+import { isFenced, termToWrite } from "../../controller/src/kube/fencing.ts";
+import { SOLE_LEADER, type Leadership } from "../../controller/src/kube/leadership.ts";
 import {
   DEFAULT_LEASE_TIMING,
   mayAcquire,
@@ -192,5 +194,24 @@ describe("LeaderElector on an in-memory Lease", () => {
     expect(lease.object?.spec?.holderIdentity).toBe("");
     expect(await b.tryAcquireOrRenew()).toBe(true);
     expect(b.term).toEqual({ term: 1, holder: "b" });
+  });
+});
+
+describe("fencing terms (kube/fencing.ts)", () => {
+  const leadership = (term: LeaderTerm | null, observed: LeaderTerm | null): Leadership => ({ ...SOLE_LEADER, identity: "me", term, observedTerm: observed });
+
+  it("the leader writes its own term; any other replica the stored one, else the newest it saw", () => {
+    expect(termToWrite(leadership({ term: 5, holder: "me" }, { term: 5, holder: "me" }), { term: 4, holder: "old" })).toEqual({ term: 5, holder: "me" });
+    expect(termToWrite(leadership(null, { term: 6, holder: "b" }), { term: 5, holder: "me" })).toEqual({ term: 5, holder: "me" });
+    expect(termToWrite(leadership(null, { term: 6, holder: "b" }), undefined)).toEqual({ term: 6, holder: "b" });
+    expect(termToWrite(SOLE_LEADER, undefined)).toBeUndefined();
+  });
+
+  it("tells the fencing rule's refusal from other refusals", () => {
+    expect(isFenced({ status: 422, causes: [{ field: "status.leader", message: "written by a deposed leader" }] })).toBe(true);
+    expect(isFenced({ status: 422, causes: [{ field: "leader" }] })).toBe(true);
+    expect(isFenced({ status: 422, causes: [{ field: "spec.stages[0]" }] })).toBe(false);
+    expect(isFenced({ status: 409, causes: [] })).toBe(false);
+    expect(isFenced(new Error("ECONNRESET"))).toBe(false);
   });
 });

@@ -173,19 +173,19 @@ describe("failover with three replicas under traffic", () => {
   }, 300_000);
 });
 
-/** Withdraws the rollout on the path (one at a time on /v1/predict) and starts `name` there, into its second stage. */
+/**
+ * Starts `name` on a path of its own (/v1/predict/<name>, the traffic moved there), into its second stage: each
+ * scenario stands on its own, whatever the ones before left behind.
+ */
 async function next(name: string): Promise<void> {
-  const list = (await (await fetch(`${stack.replicas.serviceUrl}/v1/rollouts`)).json()) as { rollouts: Array<{ name: string }> };
-  for (const r of list.rollouts) {
-    const deleted = await fetch(`${stack.replicas.serviceUrl}/v1/rollouts/${r.name}`, { method: "DELETE" });
-    expect(deleted.status, `deleting ${r.name}`).toBe(204);
-  }
+  await traffic.stop();
+  traffic = startTraffic({ url: `${stack.dataUrl}/v1/predict/${name}`, requestsPerSecond: 40, stickyHeader: "x-user-id", users: 400 });
   let answer = "";
   const created = await until(`creating ${name}`, 30_000, async () => {
     const response = await fetch(`${stack.replicas.serviceUrl}/v1/rollouts`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(slowRollout(name, 10)),
+      body: JSON.stringify(slowRollout(name, 10, `/v1/predict/${name}`)),
     });
     answer = `${response.status} ${await response.clone().text()}`;
     return response.status === 201 ? response : null;

@@ -84,10 +84,10 @@ export async function startKubeStack(options: Partial<ReplicaOptions> & { count:
 }
 
 /** A rollout whose stages last at least `seconds` each: slow enough to kill a leader in the middle of one. */
-export function slowRollout(name: string, seconds: number): Record<string, unknown> {
+export function slowRollout(name: string, seconds: number, pathPrefix = "/v1/predict"): Record<string, unknown> {
   return {
     name,
-    match: { pathPrefix: "/v1/predict" },
+    match: { pathPrefix },
     stickyKey: { header: "x-user-id" },
     owner: "team-fraud",
     rollbackCondition: "errors above 5%",
