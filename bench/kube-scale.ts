@@ -60,7 +60,8 @@ try {
     env: { MODELROLL_LOG_LEVEL: "warn" },
   });
   const replica = await replicas.start(0);
-  const pid = replica.child.pid!;
+  const pid = replica.child.pid;
+  if (pid === undefined) throw new Error("bench: the controller has no pid");
   await sleep(3 * TICK_MS);
   const idleRss = rssMiB(pid);
 
