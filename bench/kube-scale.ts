@@ -57,6 +57,8 @@ try {
     kubeconfig: () => cluster.kubeconfig,
     envoyAdminUrls: [adminUrl],
     tickMs: TICK_MS,
+    // BENCH_LEASE_ARGS, e.g. "--lease-duration 6s --renew-deadline 4s --retry-period 1s" (default: the defaults).
+    args: (process.env.BENCH_LEASE_ARGS ?? "").split(" ").filter((a) => a !== ""),
     env: { MODELROLL_LOG_LEVEL: "warn" },
   });
   const replica = await replicas.start(0);
@@ -97,14 +99,19 @@ try {
     await sleep(2000);
   }
   const acceptMs = performance.now() - createdAt;
-  await sleep(2 * TICK_MS);
+  // Past the first decisions (each rollout's "started" written once): the steady state is measured.
+  const ticksAt = async () => controllerMetric(replica.url, "modelroll_engine_tick_seconds_count");
+  const settledFrom = await ticksAt();
+  while ((await ticksAt()) < settledFrom + 3) await sleep(500);
 
-  const ticksBefore = await controllerMetric(replica.url, "modelroll_engine_tick_seconds_count");
+  const ticksBefore = await ticksAt();
   const secondsBefore = await controllerMetric(replica.url, "modelroll_engine_tick_seconds_sum");
   const writesBefore = await apiWrites();
-  await sleep(TICKS * TICK_MS);
+  const windowStart = performance.now();
+  while ((await ticksAt()) < ticksBefore + TICKS && performance.now() - windowStart < 20 * TICKS * TICK_MS) await sleep(250);
+  const windowSeconds = (performance.now() - windowStart) / 1000;
   const writesAfter = await apiWrites();
-  const ticks = (await controllerMetric(replica.url, "modelroll_engine_tick_seconds_count")) - ticksBefore;
+  const ticks = (await ticksAt()) - ticksBefore;
   const tickSeconds = ((await controllerMetric(replica.url, "modelroll_engine_tick_seconds_sum")) - secondsBefore) / Math.max(1, ticks);
   const rss = rssMiB(pid);
   const perTick = [...writesAfter].map(([k, v]) => `${k} ${((v - (writesBefore.get(k) ?? 0)) / Math.max(1, ticks)).toFixed(1)}`);
@@ -133,7 +140,9 @@ try {
     `  controller RSS: ${idleRss.toFixed(0)} MiB with none, ${rss.toFixed(0)} MiB with ${N} (ratio ${(rss / idleRss).toFixed(2)}; ${(((rss - idleRss) * 1024) / N).toFixed(0)} KiB per rollout)`,
   );
   console.log(`  tick: ${ticks} ticks, ${(tickSeconds * 1000).toFixed(0)} ms each on average (all ${N} stepped)`);
-  console.log(`  API writes per tick: ${totalPerTick.toFixed(1)} (${perTick.join(", ")})`);
+  console.log(`  API writes per tick: ${totalPerTick.toFixed(1)} (${perTick.join(", ")}) over ${ticks} ticks in ${windowSeconds.toFixed(0)} s`);
+  const stepDowns = replica.output().split("\n").filter((l) => l.includes("stopped leading")).length;
+  console.log(`  leadership: ${stepDowns} step-downs during the run (${stepDowns === 0 ? "the Lease was renewed throughout" : "renews were late"})`);
   console.log(`  REST pause -> API server (kubectl get): ${reach.join(", ")} ms; kubectl get shows ${shown}`);
 } finally {
   await replicas?.stop();
