@@ -141,7 +141,10 @@ try {
   );
   console.log(`  tick: ${ticks} ticks, ${(tickSeconds * 1000).toFixed(0)} ms each on average (all ${N} stepped)`);
   console.log(`  API writes per tick: ${totalPerTick.toFixed(1)} (${perTick.join(", ")}) over ${ticks} ticks in ${windowSeconds.toFixed(0)} s`);
-  const stepDowns = replica.output().split("\n").filter((l) => l.includes("stopped leading")).length;
+  const stepDowns = replica
+    .output()
+    .split("\n")
+    .filter((l) => l.includes("stopped leading")).length;
   console.log(`  leadership: ${stepDowns} step-downs during the run (${stepDowns === 0 ? "the Lease was renewed throughout" : "renews were late"})`);
   console.log(`  REST pause -> API server (kubectl get): ${reach.join(", ")} ms; kubectl get shows ${shown}`);
 } finally {
