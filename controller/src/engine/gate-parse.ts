@@ -111,13 +111,19 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
     };
   }
 
+  // A rate of bad answers: a maximum and/or a maximum increase over stable, each a rate above 0 that can fail.
+  const rateLimits = () => {
+    needOne(["maximum", "maximum_increase"]);
+    rateAbove0("maximum", NEVER_PASS);
+    rateAbove0("maximum_increase", "an increase of exactly 0 can never be shown from a finite sample");
+    neverFails("maximum", 1);
+    neverFails("maximum_increase", 1);
+    return { maximum: num("maximum"), maxDelta: num("maximum_increase") };
+  };
+
   switch (name) {
-    case "error_rate":
-      needOne(["maximum", "maximum_increase"]);
-      rateAbove0("maximum", NEVER_PASS);
-      rateAbove0("maximum_increase", "an increase of exactly 0 can never be shown from a finite sample");
-      neverFails("maximum", 1);
-      neverFails("maximum_increase", 1);
+    case "error_rate": {
+      const limits = rateLimits();
       return {
         kind: "proportion",
         name,
@@ -127,15 +133,12 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
         denominator: ALL_RESPONSES,
         variant: "candidate",
         during: during(ALL_KINDS),
-        limits: { maximum: num("maximum"), maxDelta: num("maximum_increase") },
+        limits,
       };
-    case "stream_cut_off_rate":
+    }
+    case "stream_cut_off_rate": {
       shadowNotTimed(g, path, errors);
-      needOne(["maximum", "maximum_increase"]);
-      rateAbove0("maximum", NEVER_PASS);
-      rateAbove0("maximum_increase", "an increase of exactly 0 can never be shown from a finite sample");
-      neverFails("maximum", 1);
-      neverFails("maximum_increase", 1);
+      const limits = rateLimits();
       return {
         kind: "proportion",
         name,
@@ -145,8 +148,9 @@ function normalizeOne(name: string, path: string, g: RawGate, errors: ErrorDetai
         denominator: ["streams"],
         variant: "candidate",
         during: during(PRIMARY_KINDS),
-        limits: { maximum: num("maximum"), maxDelta: num("maximum_increase") },
+        limits,
       };
+    }
     case "output_tokens_per_answer": {
       needOne(["maximum", "maximum_increase"]);
       const maxTokens = num("max_tokens") ?? 1024;
