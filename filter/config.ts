@@ -57,16 +57,12 @@ export function parsePluginConfig(text: string): ParseResult<PluginConfig> {
     if (ctl.kind != JsonKind.Object) problems.add("controller: must be an object");
     else config.controller = parseController(new ObjectReader(ctl, "controller.", problems));
   }
-  // The controller's config version these rollouts are, when it writes them (istiod's WasmPlugin delivery): the
-  // filter reports it (stats.ts VersionReport), so the controller can tell when every proxy runs them.
-  const configVersion = reader.integer("configVersion", 0, 9007199254740991);
   if (reader.has("rollouts")) {
     const table = new RolloutTable();
     table.epoch = "static";
-    if (!isNaN(configVersion)) table.version = <i64>configVersion;
     table.rollouts = parseRolloutList(reader.get("rollouts"), "rollouts", problems);
     // The controller's config version, when it writes the rollouts here (--config-delivery istiod): the filter
-    // reports it like a polled one, so the controller sees which proxies run which weights.
+    // reports it like a polled one (stats.ts VersionReport), so the controller sees which proxies run which weights.
     const version = reader.integer("configVersion", 0, 9007199254740991);
     if (!isNaN(version)) table.version = <i64>version;
     config.staticRollouts = table;

@@ -6,6 +6,7 @@
 export const E2E = [
   "test/e2e/",
   "test/kube/",
+  "test/leader/",
   "test/mesh/ecds.test.ts",
   "test/mesh/gitops.test.ts",
   "test/mesh/image.test.ts",
@@ -58,7 +59,7 @@ export const NEEDS: Record<string, readonly string[]> = {
   registry: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   oras: ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
   "istio-wasm": ["test/mesh/ecds.test.ts", "test/mesh/gitops.test.ts", "test/mesh/image.test.ts"],
-  kube: ["test/kube/"],
+  kube: ["test/kube/", "test/leader/"],
   istiod: ["test/kube/istiod.test.ts", "test/kube/istiod-delivery.test.ts"],
 };
 

@@ -14,6 +14,15 @@ import { startDistribution, type ConfigDistributor } from "./filter-config/distr
 import { longPollServed, wasmPluginDistributor, type ConfigDeliveryMode, type ConfigDeliveryOptions } from "./filter-config/delivery.ts";
 import { LongPollDistributor } from "./filter-config/long-poll.ts";
 import type { WasmPluginDistributor } from "./filter-config/wasmplugin-distributor.ts";
+import { LeaderOnlyDistributor } from "./filter-config/leader-only.ts";
+import { SOLE_LEADER, type Leadership } from "./kube/leadership.ts";
+import { LeaderElector } from "./kube/lease.ts";
+import { kubeLeaseApi } from "./kube/lease-api.ts";
+import type { LeaseTiming } from "./kube/lease-timing.ts";
+import { fencedClient } from "./kube/fencing.ts";
+import type { KubeClient } from "./kube/client.ts";
+import { DECISIONS_PLURAL, ROLLOUT_PLURAL } from "./kube-state/crd.ts";
+import { replicaStatus } from "./system/replica.ts";
 import { filterConfigRoutes } from "./filter-config/routes.ts";
 import { checkTokens, installAuth } from "./http/auth.ts";
 import { installErrorHandling } from "./http/error-handler.ts";
@@ -111,6 +120,25 @@ export interface BuildAppOptions {
    */
   upstreams?: DeclaredUpstreams;
   /**
+   * Who decides among several replicas (kube/lease.ts): only the leader steps rollouts, delivers notifications
+   * and drives the `configDistributors`; every replica serves the API, the dashboard, the streams and the
+   * long-poll. Default: one controller, always the leader.
+   */
+  leadership?: Leadership;
+  /** More reasons this replica cannot serve, for /readyz (Kubernetes mode: a lost watch); none by default. */
+  notReady?: () => string[];
+  /**
+   * Kubernetes mode: elect the leader among replicas with this Lease in the `kube` namespace (kube/lease.ts).
+   * Absent (or `leadership` given): no election, this replica always leads (one replica only).
+   */
+  leaderElection?: {
+    leaseName: string;
+    timing?: Partial<LeaseTiming>;
+    identity?: string;
+    /** A client for the Lease alone, with a timeout shorter than the renew deadline (closed with the app); default the kube client. */
+    leaseClient?: KubeClient;
+  };
+  /**
    * Kubernetes mode (`--state kube`): ModelRollouts in this namespace are the state; the store is their
    * watch-fed cache (kube-state/). The state file is then only the notification outbox and the series (":memory:").
    */
@@ -138,6 +166,7 @@ interface ModelrollContext {
   upstreams: { guard: UpstreamGuard; heldAtStart: string[] };
   /** What each Envoy cluster reaches, as the admin endpoints said last, for the views' `variants` (metrics/envoy-upstreams.ts). */
   envoyUpstreams: EnvoyUpstreams;
+  leadership: Leadership;
   /** Kubernetes mode's sync with the API server; null with a state file. */
   kube: KubeState | null;
 }
@@ -176,9 +205,29 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   }
   let notifications: ReturnType<typeof setupNotifications>;
   let kube: KubeState | null = null;
+  // Who decides: the Lease's holder among replicas (Kubernetes mode with election), else this one alone.
+  let elector: LeaderElector | null = null;
+  if (!options.leadership && options.kube && options.leaderElection) {
+    const election = options.leaderElection;
+    elector = new LeaderElector({
+      api: kubeLeaseApi(election.leaseClient ?? options.kube.client, options.kube.namespace, election.leaseName),
+      identity: election.identity,
+      timing: election.timing,
+      log: app.log,
+    });
+  }
+  const leadership: Leadership = options.leadership ?? elector ?? SOLE_LEADER;
   try {
-    // Kubernetes mode: what the API server holds, listed before the store is built from it.
-    if (options.kube) kube = await openKubeState({ ...options.kube, log: options.kube.log ?? app.log, clock: options.clock });
+    // Kubernetes mode: what the API server holds, listed before the store is built from it. Its status writes
+    // carry the leader term (fencing); only the leader acts on kubectl's changes.
+    if (options.kube)
+      kube = await openKubeState({
+        ...options.kube,
+        client: fencedClient(options.kube.client, ROLLOUT_PLURAL, leadership, DECISIONS_PLURAL),
+        acting: () => leadership.isLeader() && (options.kube?.acting?.() ?? true),
+        log: options.kube.log ?? app.log,
+        clock: options.clock,
+      });
     // Deliveries run on real time (retries, expiry), whatever clock the engine is given.
     notifications = setupNotifications(state, {
       ...options.notifications,
@@ -198,6 +247,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   } catch (error) {
     state.close();
     kube?.close();
+    options.leaderElection?.leaseClient?.close();
     throw error;
   }
   if (store.resumed) app.log.info({ stateFile: options.stateFile, rollouts: store.size, version: store.version }, "resumed from the state file");
@@ -205,8 +255,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const guard = new UpstreamGuard({ store, readings, clock: options.clock, log: app.log });
   const heldAtStart = guard.check();
   const longPoll = new LongPollDistributor();
-  const distributors = [longPoll, ...(wasmPlugin ? [wasmPlugin] : []), ...(options.configDistributors ?? [])];
-  const stopDistribution = startDistribution(store, distributors, {
+  // Pushing distributors (the WasmPlugin, any given) push only while this replica leads; the long-poll is served by
+  // every replica from the same committed ModelRollouts.
+  const pushing = [...(wasmPlugin ? [wasmPlugin] : []), ...(options.configDistributors ?? [])];
+  const pushers = pushing.map((d) => (leadership === SOLE_LEADER ? d : new LeaderOnlyDistributor(d, leadership)));
+  const stopDistribution = startDistribution(store, [longPoll, ...pushers], {
     onError: (distributor, error) => app.log.error({ err: error, distributor: distributor.kind }, "filter config distributor failed"),
   });
   const telemetry = new ControllerTelemetry(store, () => longPoll.held);
@@ -215,6 +268,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   const { outbox, dispatcher } = notifications;
   dispatcher.registerMetrics(telemetry.registry);
   wasmPlugin?.registerMetrics(telemetry.registry);
+  dispatcher.deliverWhile(() => leadership.isLeader());
+  telemetry.watchLeadership(leadership);
   const series = new SeriesStore(state.database, { retentionHours: options.seriesRetentionHours, fresh: options.freshState, clock: clockMs });
   const metricProvider = options.metricProvider ?? sources.counts;
   const recorder = new SeriesRecorder({ store, series, metricProvider, clock: clockMs, log: app.log });
@@ -229,6 +284,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     judges: new WebhookJudges({ clock: options.clock, log: app.log, publicUrl: options.publicUrl, registry: telemetry.registry }),
     ...(sources.promql ? { promql: sources.promql } : {}),
     log: app.log,
+    leading: () => leadership.isLeader(),
+    onTick: (_report, seconds) => telemetry.tickSeconds.observe(seconds),
     onStep: (rollout, result, seconds, counts, now) => {
       recorder.record(rollout, counts, now, result.evaluation);
       telemetry.evaluationSeconds.observe(seconds);
@@ -251,6 +308,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     dispatcher,
     upstreams: { guard, heldAtStart },
     envoyUpstreams: upstreams,
+    leadership,
     kube,
   });
   app.decorate("upstreamLookup", upstreams.lookup);
@@ -262,6 +320,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   registerBodyParsers(app);
   // Held long-polls would keep server.close() waiting for their full timeout; release them first.
   app.addHook("preClose", async () => {
+    // First: stop deciding and release the Lease, so a follower takes over at its next look (a rolling update).
+    await elector?.stop();
+    options.leaderElection?.leaseClient?.close();
     await upstreams.stop();
     await guard.stop();
     await driver.stop();
@@ -298,7 +359,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   // Not referenced by a route (release keys are checked by the engine's parser, which points inside them):
   // listed under components so the OpenAPI document still says what a spec's `notifications` may hold.
   app.addSchema({ $id: "NotificationsInput", ...NotificationsInput });
-  await app.register(systemRoutes, { telemetry });
+  await app.register(systemRoutes, { telemetry, replica: () => replicaStatus(leadership, options.notReady?.() ?? []) });
   await app.register(rolloutRoutes, { store, clock: options.clock, statsBaseline: (name) => readStatsBaseline(metricProvider, name, clock()) });
   await app.register(releaseRoutes, { store, clock: options.clock });
   await app.register(upstreamRoutes, { guard });
@@ -327,6 +388,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     const every = options.upstreamsIntervalMs ?? 10_000;
     if (every > 0) upstreams.start(every);
   });
+  if (elector) {
+    const running = elector;
+    // After the watch started (kube.attach's hook came first): a new leader acts on what kubectl changed while it followed.
+    running.onChange((role) => {
+      if (role === "leader") void kube?.reconciler?.all().catch((error) => app.log.warn({ err: error }, "reconciling on becoming leader failed"));
+    });
+    app.addHook("onReady", async () => running.start());
+  }
   // Deliveries start with the app, also without an engine timer (a restart sends what the outbox holds).
   app.addHook("onReady", async () => dispatcher.start());
   const seriesIntervalMs = options.seriesIntervalMs ?? tickIntervalMs;

@@ -13,6 +13,8 @@ export class ControllerTelemetry {
   readonly gateEvaluations: Counter<"gate" | "result">;
   /** Wall time of one rollout's engine step, metric reads included. */
   readonly evaluationSeconds: Histogram;
+  /** Wall time of one whole tick (every managed rollout stepped), on the leader. */
+  readonly tickSeconds: Histogram;
 
   /** `heldPolls`: how many filter config long-polls are waiting now (filter-config/long-poll.ts). */
   constructor(store: RolloutStore, heldPolls: () => number) {
@@ -73,8 +75,34 @@ export class ControllerTelemetry {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10],
       registers: [this.registry],
     });
+    this.tickSeconds = new Histogram({
+      name: "modelroll_engine_tick_seconds",
+      help: "Time of one engine tick (every managed rollout stepped, reads included); ticks run on the leader only.",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [this.registry],
+    });
     store.subscribe((event) => {
       if (event.type === "rolled-back") this.rollbacks.inc();
+    });
+  }
+
+  /** This replica's role (kube/leadership.ts), read at scrape time: 1 while it leads, and the term it acts in or last saw. */
+  watchLeadership(leadership: { isLeader(): boolean; readonly observedTerm: { term: number } | null }): void {
+    new Gauge({
+      name: "modelroll_leader",
+      help: "1 while this replica is the leader (steps rollouts, sends notifications, pushes filter config), 0 on a follower.",
+      registers: [this.registry],
+      collect() {
+        this.set(leadership.isLeader() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "modelroll_leader_term",
+      help: "The newest leadership term this replica has seen in the Lease (-1 without election).",
+      registers: [this.registry],
+      collect() {
+        this.set(leadership.observedTerm?.term ?? -1);
+      },
     });
   }
 }

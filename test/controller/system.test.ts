@@ -9,6 +9,14 @@ describe("system routes", () => {
     expect(response.json()).toEqual({ status: "ok" });
   });
 
+  it("answers /readyz: one controller without election is the leader and ready", async () => {
+    const app = await testApp();
+    const response = await app.inject({ url: "/readyz" });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ ready: true, role: "leader", identity: null, leader: null, term: null, reasons: [] });
+    expect((await app.inject({ url: "/metrics" })).body).toMatch(/^modelroll_leader 1$/m);
+  });
+
   it("serves Prometheus text with counters that move, per app", async () => {
     const app = await testApp();
     const other = await testApp();
@@ -43,6 +51,7 @@ describe("system routes", () => {
     expect(operations.sort()).toEqual(
       [
         "GET /healthz",
+        "GET /readyz",
         "GET /v1/rollouts",
         "POST /v1/rollouts",
         "POST /v1/rollouts/{name}/accept-upstreams",

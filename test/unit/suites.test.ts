@@ -19,7 +19,7 @@ const testFiles = readdirSync(join(repoRoot, "test"), { recursive: true, encodin
 // Calls that start Envoy (also `envoy --mode validate`), Prometheus, Chromium, an OCI registry, a Kubernetes API
 // server or istiod, or a whole stack; or build an image's file layout with the toolchain (runDockerfile).
 const STARTS_OUTSIDE_PROGRAM =
-  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack|startKubeCluster|startIstiod|runDockerfile|npmStart)\b|cli\/(start|launcher)\.ts|"cli", "(start|launcher)\.ts"|spawn\("npm", \["start"/;
+  /\b(startStack|startEnvoy|validateEnvoyConfig|envoyBinary|startPrometheus|launchBrowser|startRegistry|startDocStack|startMeshStack|startKubeStack|startKubeCluster|startIstiod|runDockerfile|npmStart)\b|cli\/(start|launcher)\.ts|"cli", "(start|launcher)\.ts"|spawn\("npm", \["start"/;
 
 describe("test suites", () => {
   it("lists every test file in exactly one of unit and e2e", () => {

@@ -1,6 +1,7 @@
 // What `npm run controller` will do, decided from argv and the environment without side effects.
 import { parseHostPort, type HostPort } from "../envoy/bootstrap.ts";
 import { parseConfigDelivery, parseWasmPluginRef, writesWasmPlugin, type ConfigDeliveryMode } from "../filter-config/delivery.ts";
+import { LEASE_FLAGS, LEASE_USAGE, leaseSettings, type LeaseSettings } from "./lease-flags.ts";
 import { CONTROLLER_FLAGS, controllerSettings, DEFAULT_STATE_FILE, METRICS_USAGE, parseFlags, type ControllerSettings } from "./start-plan.ts";
 
 interface ControllerPlan extends ControllerSettings {
@@ -8,17 +9,18 @@ interface ControllerPlan extends ControllerSettings {
   /** Envoy admin base URLs whose stats the engine reads. */
   envoyAdminUrls: string[];
   /** `--state kube`: the state lives in the Kubernetes API (kubeconfig absent: the pod's service account). */
-  kube?: { kubeconfig?: string; namespace?: string };
+  kube?: { kubeconfig?: string; namespace?: string; election: LeaseSettings };
   /** --config-delivery and what istiod delivery needs: the WasmPlugin and where the Kubernetes API is. */
   delivery: { mode: ConfigDeliveryMode; wasmPlugin?: { namespace: string; name: string }; kubeconfig?: string };
 }
 
-export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE|kube [--kubeconfig PATH] [--namespace NS]] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--metrics admin|prometheus] [--tick-ms N] [--public-url URL] [--config-delivery long-poll|istiod|both [--wasmplugin NS/NAME]]
+export const CONTROLLER_USAGE = `usage: npm run controller -- [--listen HOST:PORT] [--state FILE|kube [--kubeconfig PATH] [--namespace NS] [--leader-elect=true|false] [--lease-name NAME] [--lease-duration 3s] [--renew-deadline 2s] [--retry-period 500ms]] [--fresh] [--envoy-admin URL[,URL...]] [--prometheus URL] [--metrics admin|prometheus] [--tick-ms N] [--public-url URL] [--config-delivery long-poll|istiod|both [--wasmplugin NS/NAME]]
   --listen       REST API                              (env MODELROLL_CONTROLLER, default 127.0.0.1:8080)
   --state        state file (SQLite), resumed on start (env MODELROLL_STATE, default ${DEFAULT_STATE_FILE})
                  kube: ModelRollouts in the Kubernetes API server are the state (docs: Kubernetes mode)
   --kubeconfig   with --state kube or --config-delivery istiod|both: the kubeconfig to use (env MODELROLL_KUBECONFIG; absent: the pod's service account)
   --namespace    with --state kube: the namespace of the ModelRollouts (env MODELROLL_NAMESPACE; default: the kubeconfig context's or the pod's)
+${LEASE_USAGE}
   --fresh        start with an empty state file (what it held is copied to FILE.before-fresh-TIME)
   --envoy-admin  Envoy admin URLs to read stats from   (env MODELROLL_ENVOY_ADMIN, default http://127.0.0.1:9901)
   --tick-ms      engine tick period                    (env MODELROLL_TICK_MS, default 5000)
@@ -34,7 +36,7 @@ ${METRICS_USAGE}
   env MODELROLL_FILTER_TOKEN: read-only token the filters send for their config.
 SIGINT, SIGTERM or SIGHUP stop it and print what the state file keeps.`;
 
-const FLAGS = new Set(["--listen", "--envoy-admin", "--kubeconfig", "--namespace", "--config-delivery", "--wasmplugin", ...CONTROLLER_FLAGS]);
+const FLAGS = new Set(["--listen", "--envoy-admin", "--kubeconfig", "--namespace", "--config-delivery", "--wasmplugin", ...LEASE_FLAGS, ...CONTROLLER_FLAGS]);
 
 type ControllerPlanResult = { plan: ControllerPlan } | { help: true } | { error: string };
 
@@ -57,6 +59,8 @@ export function planController(argv: string[], env: Record<string, string | unde
     const delivery = deliveryOf(given, env, kubeconfig);
     if (!kubeMode && given.has("--namespace")) return { error: "--namespace needs --state kube" };
     if (!kubeMode && !delivery.wasmPlugin && given.has("--kubeconfig")) return { error: "--kubeconfig needs --state kube or --config-delivery istiod|both" };
+    const leaseFlag = LEASE_FLAGS.find((f) => given.has(f));
+    if (!kubeMode && leaseFlag) return { error: `${leaseFlag}: leader election is for --state kube (a state file allows one controller)` };
     if (kubeMode && given.has("--fresh"))
       return { error: "--fresh: not with --state kube (the API server's ModelRollouts are the state; delete them with kubectl)" };
     if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace))
@@ -66,7 +70,7 @@ export function planController(argv: string[], env: Record<string, string | unde
         listen: parseHostPort(given.get("--listen") ?? env.MODELROLL_CONTROLLER ?? "127.0.0.1:8080", "--listen"),
         envoyAdminUrls,
         ...settings,
-        ...(kubeMode ? { kube: { ...(kubeconfig ? { kubeconfig } : {}), ...(namespace ? { namespace } : {}) } } : {}),
+        ...(kubeMode ? { kube: { ...(kubeconfig ? { kubeconfig } : {}), ...(namespace ? { namespace } : {}), election: leaseSettings(given, env) } } : {}),
         delivery,
       },
     };

@@ -1,6 +1,7 @@
 // `npm run controller`: the controller alone (REST API, engine, state file), for Envoys started elsewhere.
 // The only place that prints or exits; what to do is decided by planController (pure).
 import { KubeClient } from "../kube/client.ts";
+import type { LeaseTiming } from "../kube/lease-timing.ts";
 import { startController, type RunningController } from "../server.ts";
 import { CONTROLLER_USAGE, planController } from "./controller-plan.ts";
 import { BUSY_PORT_ADVICE, busyPorts } from "./ports.ts";
@@ -27,11 +28,23 @@ if ("error" in result) {
 }
 const { listen, fresh, kube: kubeFlags, delivery, ...options } = result.plan;
 let kube: { client: KubeClient; namespace: string } | undefined;
+let leaderElection: { leaseName: string; timing: LeaseTiming; leaseClient: KubeClient } | undefined;
 let delivered: ReturnType<typeof configDelivery>;
 try {
   if (kubeFlags) {
-    const client = kubeFlags.kubeconfig ? KubeClient.fromKubeconfig(kubeFlags.kubeconfig) : KubeClient.inCluster();
+    const connect = (timeoutMs?: number) =>
+      kubeFlags.kubeconfig ? KubeClient.fromKubeconfig(kubeFlags.kubeconfig, { timeoutMs }) : KubeClient.inCluster({ timeoutMs });
+    const client = connect();
     kube = { client, namespace: kubeFlags.namespace ?? client.namespace };
+    const { election } = kubeFlags;
+    // The Lease's own connection, whose requests give up well before the renew deadline (a hung one must not
+    // hold the loop past it); the state's requests keep the client's longer timeout.
+    if (election.leaderElect)
+      leaderElection = {
+        leaseName: election.leaseName,
+        timing: election.timing,
+        leaseClient: connect(Math.max(250, Math.floor(election.timing.renewDeadlineMs / 2))),
+      };
   }
   // The WasmPlugin is written with the same client as the state when there is one (same kubeconfig).
   delivered = configDelivery(delivery, kube?.client);
@@ -57,6 +70,7 @@ try {
     configDelivery: delivered,
     freshState: fresh,
     ...(kube ? { kube, stateFile: ":memory:" } : {}),
+    ...(leaderElection ? { leaderElection } : {}),
     host: listen.host,
     port: listen.port,
     logger: { level: process.env.MODELROLL_LOG_LEVEL ?? "warn" },
@@ -75,8 +89,15 @@ try {
   const where = kube
     ? `state in the Kubernetes API ${kube.client.server.host}, namespace ${kube.namespace} (${store.size} rollout${store.size === 1 ? "" : "s"} resumed)`
     : `state ${options.stateFile} (${how})`;
+  const identity = running.app.modelroll.leadership.identity;
+  const election =
+    kube && leaderElection && identity !== null
+      ? `; leader election: Lease ${kube.namespace}/${leaderElection.leaseName} as ${identity}`
+      : kube
+        ? "; no leader election (one replica only)"
+        : "";
   console.log(
-    `modelroll controller listening on ${running.url} (pid ${process.pid}); ${where}; ` +
+    `modelroll controller listening on ${running.url} (pid ${process.pid}); ${where}${election}; ` +
       `auth ${options.apiToken ? (options.filterToken ? "API and filter tokens" : "API token") : "off (loopback only)"}` +
       (store.resumed && store.size > 0 ? `\n${resumedLines(store.list())}${upstreamSource(running.app.modelroll.upstreams.guard.readings)}` : ""),
   );

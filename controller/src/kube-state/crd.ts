@@ -50,6 +50,22 @@ const Condition: Json = {
   },
 };
 
+/**
+ * Fencing: the leadership term (the Lease's leaseTransitions when that leader took it, and its holder) in which
+ * the status was written. The API server refuses a status whose term is lower than the stored one, so a deposed
+ * leader still reconciling beside the new one (argo-rollouts#2117) has every write refused.
+ */
+const LeaderTermSchema: Json = {
+  type: "object",
+  description: "The leadership term this status was written in (fencing: a status of a lower term than the stored one is refused).",
+  required: ["term", "holder"],
+  properties: {
+    term: int("The Lease's leaseTransitions when the writing leader took it."),
+    holder: str("That leader's identity."),
+  },
+  "x-kubernetes-validations": [{ rule: "self.term >= oldSelf.term", message: "written by a deposed leader: its term is older than the stored one" }],
+};
+
 export function statusSchema(): Json {
   return {
     type: "object",
@@ -100,7 +116,12 @@ export function statusSchema(): Json {
         "The controller's own record of the rollout (accepted spec, engine state, weights) as JSON text, from which any replica resumes. Not an interface.",
       ),
       evaluation: str("The latest evaluation in full, as JSON text (the controller's; GET /v1/rollouts/{name} shows it)."),
+      leader: LeaderTermSchema,
     },
+    // Fencing (kube/lease.ts): once a status carries a term, every later one must carry one too.
+    "x-kubernetes-validations": [
+      { rule: "!has(oldSelf.leader) || has(self.leader)", message: "a status must carry the leader term (status.leader) once it has one" },
+    ],
   };
 }
 
@@ -188,6 +209,10 @@ export function decisionsCrd(): Json {
               type: "object",
               description: "Written by the controller: decisions first..first+count-1 of one rollout (oldest first).",
               required: ["rollout", "first", "count", "decisions"],
+              // Fencing, as for the status: a chunk that had a term keeps one, never a lower one.
+              "x-kubernetes-validations": [
+                { rule: "!has(oldSelf.leader) || has(self.leader)", message: "decisions must carry the leader term (leader) once they have one" },
+              ],
               properties: {
                 apiVersion: { type: "string" },
                 kind: { type: "string" },
@@ -195,6 +220,7 @@ export function decisionsCrd(): Json {
                 rollout: str("The ModelRollout's name."),
                 rolloutUid: str("The ModelRollout's uid: a rollout deleted and created again under the same name starts a new history."),
                 archived: int("The archive id, once the rollout was archived; absent while it is live."),
+                leader: LeaderTermSchema,
                 first: int("Index of the first decision here in the rollout's history (0-based)."),
                 count: int("Decisions here."),
                 decisions: {

@@ -59,6 +59,7 @@ export class NotificationDispatcher {
   #nudged = false;
   #prunedAt = 0;
   #stopped = false;
+  #active: () => boolean = () => true;
 
   constructor(outbox: NotificationOutbox, options: DispatcherOptions = {}) {
     this.#outbox = outbox;
@@ -145,9 +146,17 @@ export class NotificationDispatcher {
     });
   }
 
+  /**
+   * Delivers only while `active` says so: of several replicas, only the leader sends (kube/lease.ts); the others
+   * leave the outbox to it. Always, by default.
+   */
+  deliverWhile(active: () => boolean): void {
+    this.#active = active;
+  }
+
   /** Starts the deliveries that are due; returns how many were started. */
   pump(): number {
-    if (this.#stopped) return 0;
+    if (this.#stopped || !this.#active()) return 0;
     const now = this.#clock();
     let started = 0;
     try {

@@ -46,12 +46,20 @@ interface RolloutDriverOptions {
   configVersions?: ConfigVersionSource | null;
   propagation?: PropagationPolicy;
   sampleRatio?: SampleRatioPolicy;
+  /**
+   * Whether this replica leads (kube/lease.ts): only the leader steps rollouts. Asked when a tick starts and
+   * again right before each decision is applied, after the reads (a leader may have lost its Lease while it
+   * waited for them). Default: always (one controller, no election).
+   */
+  leading?: () => boolean;
+  /** Told after every tick this replica ran as leader: how many rollouts it stepped and how long it took. */
+  onTick?: (report: TickReport, seconds: number) => void;
 }
 
 /** The proxies' versions as one tick read them (before any count), decoded against the newest version. */
 type VersionsRead = { proxies: ProxyVersion[]; error: null } | { proxies: null; error: string };
 
-interface TickReport {
+export interface TickReport {
   at: number;
   /** Rollouts stepped, and those whose step threw (logged, retried next tick). */
   stepped: string[];
@@ -72,6 +80,8 @@ export class RolloutDriver {
   readonly #versions: ConfigVersionSource | null;
   readonly #propagation: PropagationPolicy;
   readonly #sampleRatio: SampleRatioPolicy;
+  readonly #leading: () => boolean;
+  readonly #onTick: RolloutDriverOptions["onTick"];
   #running: Promise<TickReport> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
@@ -87,6 +97,8 @@ export class RolloutDriver {
     this.#versions = options.configVersions ?? null;
     this.#propagation = options.propagation ?? DEFAULT_PROPAGATION;
     this.#sampleRatio = options.sampleRatio ?? DEFAULT_SAMPLE_RATIO;
+    this.#leading = options.leading ?? (() => true);
+    this.#onTick = options.onTick;
     this.hooks = new FinalizeHooks({
       store: options.store,
       clock: options.clock,
@@ -108,6 +120,8 @@ export class RolloutDriver {
 
   async #tick(now: number): Promise<TickReport> {
     const report: TickReport = { at: now, stepped: [], failed: [] };
+    if (!this.#leading()) return report;
+    const started = performance.now();
     const names = this.#store.activeManaged().map((r) => r.spec.name);
     // The versions first, then the counts: a reading that shows the new version is followed by counts taken
     // after every proxy switched, so the window they start holds nothing served under the previous weights.
@@ -125,7 +139,8 @@ export class RolloutDriver {
       }),
     );
     // After the steps, so a rollout that has just succeeded gets its finalize webhook at once.
-    this.hooks.run(now);
+    if (this.#leading()) this.hooks.run(now);
+    this.#onTick?.(report, (performance.now() - started) / 1000);
     return report;
   }
 
@@ -158,6 +173,8 @@ export class RolloutDriver {
     // Fresh state after the awaits: deleted, ended or changed by a command meanwhile.
     const current = this.#store.find(name);
     if (!current?.engine || isClosed(current.engine.state.phase)) return false;
+    // Deposed while reading: a follower decides nothing (the decision is the new leader's to make).
+    if (!this.#leading()) return false;
     // Never waits: it starts the questions due and returns the answers in hand.
     const judges = this.judges?.readings(current, now);
     const propagation: PropagationInput | undefined = versions
