@@ -56,10 +56,10 @@ export class ModelrollRoot extends RootContextBase {
     const staticTable = plugin.staticRollouts;
     if (staticTable !== null) this.apply(staticTable);
     const ctl = plugin.controller;
-    // Counted in the version gauges: a context that polls from its first tick (Envoy also configures a root on
-    // a VM that never ticks nor serves: counting it would show a laggard that never catches up); one that only
-    // has its plugin config's table (no controller, e.g. istiod's ECDS) at once.
-    if (ctl === null) versions.join();
+    // Counted in the version gauges: a context that polls from its first tick, one that only has its plugin
+    // config's table (no controller, e.g. istiod's ECDS) from its first request. Envoy also configures roots that
+    // never tick nor serve (on the main thread; after an ECDS push the previous config's main-thread root stays
+    // alive, one per push): counting those would show a laggard that never catches up.
     if (ctl !== null) {
       const poll = new ConfigPoll(ctl, metrics);
       this.poll = poll;
@@ -117,6 +117,8 @@ export class ModelrollRoot extends RootContextBase {
   }
 
   createStream(id: u32): StreamContextBase {
+    const versions = this.versions;
+    if (versions !== null && this.poll === null) versions.join();
     return new ModelrollStream(id, this, this.state);
   }
 }

@@ -11,6 +11,7 @@ import { applyWasmPlugin, controllerRbac, istiodManifests, NAMESPACE, PATH, PLUG
 import { startIstiod, type Istiod } from "./istiod.ts";
 import { envoyStat } from "../mesh/ecds.ts";
 import { variantAt, wasmPluginResourceName } from "./sidecar.ts";
+import { decodeVersions, EnvoyAdminConfigVersions, type ProxyVersion } from "../../controller/src/metrics/config-versions.ts";
 
 const TOKEN = "istiod-delivery-api-token-0123";
 const SA = serviceAccountUser("modelroll", "modelroll-controller");
@@ -96,6 +97,21 @@ describe("--config-delivery istiod: the WasmPlugin, istiod, every Envoy", () => 
     expect(plugin.spec.pluginConfig.rollouts[0].canaryBasisPoints).toBe(0);
     expect(plugin.metadata.annotations["modelroll.io/config-version"]).toBe(String((await api("GET", "/v1/filter-config")).body.version));
     expect(await metric("modelroll_wasmplugin_write_pending")).toBe(0);
+  });
+
+  it("after the pushes every Envoy reports the controller's config version from all its root contexts (no context of an older push lingers, so the stage window can confirm through istiod)", async () => {
+    const version = (await api("GET", "/v1/filter-config")).body.version as number;
+    const source = new EnvoyAdminConfigVersions(fleet.sidecars.map((s) => s.adminUrl));
+    const decoded = async () => (await source.read()).map((p) => decodeVersions(p, version));
+    let last: ProxyVersion[] = [];
+    const deadline = performance.now() + 20_000;
+    for (;;) {
+      last = await decoded();
+      if (last.every((p) => p.note === null && p.oldest === version && p.versions.length === 1)) break;
+      if (performance.now() > deadline) throw new Error(`Envoys not all at version ${version} after 20 s: ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, WAIT.intervalMs));
+    }
+    for (const p of last) expect(p.contexts, p.proxy).toBeGreaterThan(0);
   });
 
   it("istiod's config for a sidecar carries the controller's weights and the module as a local file; each Envoy applied it under the ECDS name", async () => {
