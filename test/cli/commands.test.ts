@@ -160,6 +160,13 @@ describe("manual rollouts", () => {
 describe("managed rollouts", () => {
   it("get shows the header and the stage tree with the current stage's gates; -o json is the API's view", async () => {
     await createHolding("tree");
+    // The stage's window starts once Envoy reports the stage's config version; requests before it count for no stage.
+    await waitFor(
+      "tree's stage window to start",
+      async () => (await api(ctl, "GET", "/v1/rollouts/tree")).json.evaluation?.propagation?.confirmedAt != null,
+      20_000,
+      50,
+    );
     await sendMany(`${stack.dataUrl}/tree/p`, 300, (i) => ({ "x-user-id": `t${i}` }), 8);
     await waitFor("a recorded evaluation of the stage", async () => (await api(ctl, "GET", "/v1/rollouts/tree/report")).json.stages.length > 0, 10_000, 100);
     const { code, stdout } = await run(["get", "tree"]);

@@ -44,7 +44,7 @@ async function series(rollout: string, variant: string): Promise<Record<string, 
     const extra = Object.entries(s.labels).filter(([k]) => k !== "modelroll_rollout" && k !== "modelroll_variant" && k !== "le");
     if (s.labels.le !== undefined) {
       // Keep a few cumulative buckets, for placement checks.
-      if (["100", "200", "500", "1000"].includes(s.labels.le)) out[`${s.name}{le=${s.labels.le}}`] = s.value;
+      if (["100", "116", "122", "200", "500", "1000"].includes(s.labels.le)) out[`${s.name}{le=${s.labels.le}}`] = s.value;
       continue;
     }
     out[`${s.name}${extra.length ? `{${extra.map(([k, v]) => `${k.replace("modelroll_", "")}=${v}`).join(",")}}` : ""}`] = s.value;
@@ -171,8 +171,9 @@ describe("output analysis", () => {
     expect(d.modelroll_abstained).toBe(4);
     expect(d.modelroll_fallback_used).toBe(4);
     expect(d.modelroll_prompt_tokens_count).toBe(10);
-    expect(d["modelroll_prompt_tokens_bucket{le=100}"] ?? 0).toBe(0);
-    expect(d["modelroll_prompt_tokens_bucket{le=200}"]).toBe(10);
+    // 120 prompt tokens each: between the _tokens buckets 116 and 122 (deploy/envoy/envoy.template.yaml).
+    expect(d["modelroll_prompt_tokens_bucket{le=116}"] ?? 0).toBe(0);
+    expect(d["modelroll_prompt_tokens_bucket{le=122}"]).toBe(10);
     expectNear(d.modelroll_prompt_tokens_sum, 1200, 0.05, "prompt tokens sum");
     expectNear(d.modelroll_completion_tokens_sum, 300, 0.05, "completion tokens sum");
     const llm = (await api(stack.controller!.url, "GET", "/v1/rollouts/llm/stats")).json.variants.stable.output.llm;
