@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../../controller/src/net.ts";
+import type { ReplicaStatus } from "../../controller/src/system/routes.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 
 const ENTRY = fileURLToPath(new URL("../../controller/dist/cli/controller.js", import.meta.url));
@@ -15,15 +16,6 @@ export interface Replica {
   child: ChildProcess;
   alive(): boolean;
   output(): string;
-}
-
-export interface ReplicaStatus {
-  ready: boolean;
-  role: "leader" | "follower";
-  identity: string | null;
-  leader: string | null;
-  term: number | null;
-  reasons: string[];
 }
 
 export interface Replicas {
