@@ -169,6 +169,13 @@ describe("managed rollouts", () => {
     );
     await sendMany(`${stack.dataUrl}/tree/p`, 300, (i) => ({ "x-user-id": `t${i}` }), 8);
     await waitFor("a recorded evaluation of the stage", async () => (await api(ctl, "GET", "/v1/rollouts/tree/report")).json.stages.length > 0, 10_000, 100);
+    // And an evaluation whose window holds the traffic (the one recorded first may predate the window's counts).
+    await waitFor(
+      "an evaluation with the observed share",
+      async () => (await api(ctl, "GET", "/v1/rollouts/tree")).json.evaluation?.observedCanaryPercent != null,
+      20_000,
+      100,
+    );
     const { code, stdout } = await run(["get", "tree"]);
     expect(code).toBe(0);
     const lines = stdout.split("\n");
